@@ -1,0 +1,266 @@
+//! The catalog: communes, sites, devices, series, tokens and dead letters. Held in memory for the
+//! hot path (series resolution, token checks) and persisted in SQL.
+
+mod sqlite;
+
+use std::fmt::Debug;
+
+use agora_model::{
+    DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, ValueKind,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteCatalog;
+
+use crate::Result;
+
+/// A municipality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commune {
+    /// INSEE code, e.g. `13001`.
+    pub insee: InseeCode,
+    /// Name, e.g. `Aix-en-Provence`.
+    pub name: String,
+    /// Optional boundary as a GeoJSON geometry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<serde_json::Value>,
+}
+
+/// A place: a public square or street section equipped with sensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// Identifier, e.g. `hotel-de-ville`.
+    pub id: SiteId,
+    /// The commune it belongs to.
+    pub commune: InseeCode,
+    /// Name for people.
+    pub name: String,
+    /// Latitude of its centre (WGS 84).
+    pub lat: Option<f64>,
+    /// Longitude of its centre (WGS 84).
+    pub lon: Option<f64>,
+    /// Optional outline as a GeoJSON geometry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<serde_json::Value>,
+}
+
+/// A connected object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Identifier.
+    pub id: DeviceId,
+    /// Kind (`air_quality`, `noise`, `streetlight`, …).
+    pub kind: DeviceKind,
+    /// Name for people.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The site it stands on.
+    #[serde(default)]
+    pub site: Option<SiteId>,
+    /// The commune it stands in.
+    #[serde(default)]
+    pub commune: Option<InseeCode>,
+    /// Latitude (WGS 84).
+    #[serde(default)]
+    pub lat: Option<f64>,
+    /// Longitude (WGS 84).
+    #[serde(default)]
+    pub lon: Option<f64>,
+    /// Free metadata (model, vendor, expected period…).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last sent data.
+    #[serde(default)]
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A series: one property measured by one device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesInfo {
+    /// Engine handle.
+    pub id: SeriesId,
+    /// The device.
+    pub device: DeviceId,
+    /// The property.
+    pub property: PropertyName,
+    /// Value kind.
+    pub kind: ValueKind,
+    /// Canonical unit of stored values.
+    pub unit: String,
+    /// The unit the source sent, when it differed and was converted.
+    pub source_unit: Option<String>,
+}
+
+/// What a token may do. `Admin` may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Write data (optionally only for one device).
+    Ingest,
+    /// Read data.
+    Read,
+    /// Everything, including managing tokens.
+    Admin,
+}
+
+impl Scope {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
+    /// Inverse of [`Scope::as_str`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "ingest" => Self::Ingest,
+            "read" => Self::Read,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+    /// Whether a token of this scope may do what `needed` requires.
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Scope::Admin || self == needed
+    }
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenInfo {
+    /// Identifier (public).
+    pub id: String,
+    /// Name for people.
+    pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// The one device an ingest token is bound to.
+    pub device: Option<DeviceId>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Input rejected by a parser or validator, kept so nothing received is silently lost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reject {
+    /// Identifier (increasing).
+    pub id: i64,
+    /// When it arrived.
+    pub received_at: Timestamp,
+    /// Where it came from (`http /write`, `http /api/v1/senml`, …).
+    pub source: String,
+    /// Line or record number in the payload, 1-based.
+    pub line: Option<u32>,
+    /// Why it was refused.
+    pub reason: String,
+    /// The offending input (truncated to 4 KiB).
+    pub raw: String,
+}
+
+/// A reject to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReject {
+    /// Where it came from.
+    pub source: String,
+    /// Line or record number, 1-based.
+    pub line: Option<u32>,
+    /// Why it was refused.
+    pub reason: String,
+    /// The offending input.
+    pub raw: String,
+}
+
+/// Which devices to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    /// Only this commune.
+    pub commune: Option<InseeCode>,
+    /// Only this site.
+    pub site: Option<SiteId>,
+    /// Only this kind.
+    pub kind: Option<DeviceKind>,
+    /// Only inside `[min_lon, min_lat, max_lon, max_lat]`.
+    pub bbox: Option<[f64; 4]>,
+}
+
+impl DeviceFilter {
+    /// Whether a device passes the filter.
+    pub fn matches(&self, d: &Device) -> bool {
+        self.commune.as_ref().is_none_or(|c| d.commune.as_ref() == Some(c))
+            && self.site.as_ref().is_none_or(|s| d.site.as_ref() == Some(s))
+            && self.kind.as_ref().is_none_or(|k| &d.kind == k)
+            && self.bbox.is_none_or(|[x0, y0, x1, y1]| match (d.lon, d.lat) {
+                (Some(x), Some(y)) => x >= x0 && x <= x1 && y >= y0 && y <= y1,
+                _ => false,
+            })
+    }
+}
+
+/// The catalog seam. Reads are synchronous (served from memory); writes are persisted first.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug {
+    /// Create or update a commune.
+    async fn upsert_commune(&self, c: Commune) -> Result<()>;
+    /// All communes.
+    fn communes(&self) -> Vec<Commune>;
+    /// Create or update a site (its commune must exist).
+    async fn upsert_site(&self, s: Site) -> Result<()>;
+    /// All sites.
+    fn sites(&self) -> Vec<Site>;
+    /// Create or update a device (its site and commune must exist).
+    async fn upsert_device(&self, d: Device) -> Result<()>;
+    /// One device.
+    fn device(&self, id: &str) -> Option<Device>;
+    /// Devices passing a filter, sorted by id.
+    fn devices(&self, f: &DeviceFilter) -> Vec<Device>;
+    /// Series ids of `(device, property)` pairs, looked up under one lock.
+    fn lookup_series(&self, keys: &[(&str, &str)]) -> Vec<Option<SeriesId>>;
+    /// Create a series (or return the existing one).
+    async fn create_series(
+        &self,
+        device: &DeviceId,
+        property: &PropertyName,
+        kind: ValueKind,
+        unit: &str,
+        source_unit: Option<&str>,
+    ) -> Result<SeriesInfo>;
+    /// One series.
+    fn series_info(&self, id: SeriesId) -> Option<SeriesInfo>;
+    /// All series of a device.
+    fn device_series(&self, device: &str) -> Vec<SeriesInfo>;
+    /// All series, sorted by id.
+    fn all_series(&self) -> Vec<SeriesInfo>;
+    /// Record that devices sent data (kept in memory; persisted by [`Catalog::persist`]).
+    fn touch(&self, seen: &[(DeviceId, Timestamp)]);
+    /// Persist in-memory state (last-seen times).
+    async fn persist(&self) -> Result<()>;
+    /// Create a token; returns its description and, once, its secret.
+    async fn create_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        device: Option<DeviceId>,
+    ) -> Result<(TokenInfo, String)>;
+    /// Create a token with a given secret (the first admin token from `AGORA_ADMIN_TOKEN`).
+    async fn create_token_with_secret(
+        &self,
+        name: &str,
+        scope: Scope,
+        secret: &str,
+    ) -> Result<TokenInfo>;
+    /// The token a secret belongs to, unless unknown or revoked.
+    fn authenticate(&self, secret: &str) -> Option<TokenInfo>;
+    /// Live tokens.
+    fn tokens(&self) -> Vec<TokenInfo>;
+    /// Revoke a token.
+    async fn revoke_token(&self, id: &str) -> Result<()>;
+    /// Keep rejected input (bounded: the oldest are dropped beyond the limit).
+    async fn add_rejects(&self, r: Vec<NewReject>) -> Result<()>;
+    /// The most recent rejects, newest first.
+    async fn rejects(&self, limit: u32) -> Result<Vec<Reject>>;
+}

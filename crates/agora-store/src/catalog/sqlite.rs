@@ -1,0 +1,632 @@
+//! The catalog on SQLite (embedded default), through `sqlx` with embedded migrations. The SQL is
+//! portable so that a PostgreSQL pool can run it for the scaled-out deployment.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use agora_model::{
+    DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, ValueKind,
+};
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::{
+    Catalog, Commune, Device, DeviceFilter, NewReject, Reject, Scope, SeriesInfo, Site, TokenInfo,
+};
+use crate::error::{Error, Result};
+
+/// Dead letters kept at most; older ones are dropped first.
+const MAX_REJECTS: i64 = 10_000;
+/// Bytes of an offending input kept in a dead letter.
+const MAX_REJECT_RAW: usize = 4096;
+
+fn migrator() -> Migrator {
+    let m = |v, d: &'static str, sql: &'static str| {
+        Migration::new(v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![m(
+            1,
+            "catalog",
+            include_str!("../../migrations/0001_catalog.sql"),
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    communes: BTreeMap<String, Commune>,
+    sites: BTreeMap<String, Site>,
+    devices: HashMap<String, Device>,
+    /// device → property → series.
+    device_series: HashMap<String, HashMap<String, SeriesId>>,
+    series: HashMap<u32, SeriesInfo>,
+    next_series: u32,
+    /// SHA-256 of the secret → token.
+    tokens: HashMap<String, TokenInfo>,
+    dirty_seen: HashSet<String>,
+}
+
+/// The SQLite catalog.
+#[derive(Debug)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+    state: RwLock<State>,
+    /// Serializes catalog writes so that concurrent auto-registrations create each row once.
+    write: tokio::sync::Mutex<()>,
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the operating system provides randomness");
+    hex::encode(b)
+}
+
+fn now() -> Timestamp {
+    agora_model::Clock::now(&agora_model::SystemClock)
+}
+
+fn bad(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("catalog holds an invalid {what}: {e}"))
+}
+
+fn json_opt(s: Option<String>) -> Option<serde_json::Value> {
+    s.and_then(|s| serde_json::from_str(&s).ok())
+}
+
+impl SqliteCatalog {
+    /// Open (or create) `catalog.db` in `dir`, run migrations, load everything into memory.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.join("catalog.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        migrator().run(&pool).await?;
+        let cat =
+            Self { pool, state: RwLock::new(State::default()), write: tokio::sync::Mutex::new(()) };
+        cat.load().await?;
+        Ok(cat)
+    }
+
+    async fn load(&self) -> Result<()> {
+        let mut st = State::default();
+        for r in
+            sqlx::query("SELECT insee, name, boundary FROM communes").fetch_all(&self.pool).await?
+        {
+            let insee: String = r.try_get("insee")?;
+            let c = Commune {
+                insee: InseeCode::parse(&insee).map_err(|e| bad("commune", e))?,
+                name: r.try_get("name")?,
+                boundary: json_opt(r.try_get("boundary")?),
+            };
+            st.communes.insert(insee, c);
+        }
+        for r in sqlx::query("SELECT id, commune, name, lat, lon, geometry FROM sites")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let id: String = r.try_get("id")?;
+            let commune: String = r.try_get("commune")?;
+            let s = Site {
+                id: SiteId::parse(&id).map_err(|e| bad("site", e))?,
+                commune: InseeCode::parse(&commune).map_err(|e| bad("site", e))?,
+                name: r.try_get("name")?,
+                lat: r.try_get("lat")?,
+                lon: r.try_get("lon")?,
+                geometry: json_opt(r.try_get("geometry")?),
+            };
+            st.sites.insert(id, s);
+        }
+        let rows = sqlx::query("SELECT id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen FROM devices")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let site: Option<String> = r.try_get("site")?;
+            let commune: Option<String> = r.try_get("commune")?;
+            let meta: String = r.try_get("metadata")?;
+            let d = Device {
+                id: DeviceId::parse(&id).map_err(|e| bad("device", e))?,
+                kind: DeviceKind::parse(&r.try_get::<String, _>("kind")?)
+                    .map_err(|e| bad("device", e))?,
+                name: r.try_get("name")?,
+                site: site.map(|s| SiteId::parse(&s)).transpose().map_err(|e| bad("device", e))?,
+                commune: commune
+                    .map(|s| InseeCode::parse(&s))
+                    .transpose()
+                    .map_err(|e| bad("device", e))?,
+                lat: r.try_get("lat")?,
+                lon: r.try_get("lon")?,
+                metadata: serde_json::from_str(&meta).unwrap_or_default(),
+                created_at: Timestamp::from_nanos(r.try_get("created_at")?),
+                last_seen: r.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp::from_nanos),
+            };
+            st.devices.insert(id, d);
+        }
+        let rows =
+            sqlx::query("SELECT id, device, property, value_kind, unit, source_unit FROM series")
+                .fetch_all(&self.pool)
+                .await?;
+        for r in rows {
+            let id = SeriesId(r.try_get::<i64, _>("id")? as u32);
+            let device: String = r.try_get("device")?;
+            let property: String = r.try_get("property")?;
+            let kind: String = r.try_get("value_kind")?;
+            let info = SeriesInfo {
+                id,
+                device: DeviceId::parse(&device).map_err(|e| bad("series", e))?,
+                property: PropertyName::parse(&property).map_err(|e| bad("series", e))?,
+                kind: ValueKind::from_name(&kind).ok_or_else(|| bad("series", &kind))?,
+                unit: r.try_get("unit")?,
+                source_unit: r.try_get("source_unit")?,
+            };
+            st.next_series = st.next_series.max(id.0 + 1);
+            st.device_series.entry(device).or_default().insert(property, id);
+            st.series.insert(id.0, info);
+        }
+        st.next_series = st.next_series.max(1);
+        let rows = sqlx::query(
+            "SELECT id, name, hash, scope, device, created_at FROM tokens WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let scope: String = r.try_get("scope")?;
+            let device: Option<String> = r.try_get("device")?;
+            let t = TokenInfo {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                scope: Scope::from_name(&scope).ok_or_else(|| bad("token", &scope))?,
+                device: device
+                    .map(|d| DeviceId::parse(&d))
+                    .transpose()
+                    .map_err(|e| bad("token", e))?,
+                created_at: Timestamp::from_nanos(r.try_get("created_at")?),
+            };
+            st.tokens.insert(r.try_get("hash")?, t);
+        }
+        *self.state.write() = st;
+        Ok(())
+    }
+
+    async fn insert_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        device: Option<DeviceId>,
+        secret: &str,
+    ) -> Result<TokenInfo> {
+        let _w = self.write.lock().await;
+        let h = hash(secret);
+        if self.state.read().tokens.contains_key(&h) {
+            return Err(Error::Conflict("a token with this secret already exists".into()));
+        }
+        let t = TokenInfo {
+            id: random_hex(8),
+            name: name.to_owned(),
+            scope,
+            device,
+            created_at: now(),
+        };
+        sqlx::query("INSERT INTO tokens (id, name, hash, scope, device, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&h)
+            .bind(scope.as_str())
+            .bind(t.device.as_ref().map(|d| d.as_str()))
+            .bind(t.created_at.as_nanos())
+            .execute(&self.pool)
+            .await?;
+        self.state.write().tokens.insert(h, t.clone());
+        Ok(t)
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn upsert_commune(&self, c: Commune) -> Result<()> {
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO communes (insee, name, boundary) VALUES (?, ?, ?) \
+             ON CONFLICT (insee) DO UPDATE SET name = excluded.name, boundary = excluded.boundary",
+        )
+        .bind(c.insee.as_str())
+        .bind(&c.name)
+        .bind(c.boundary.as_ref().map(|b| b.to_string()))
+        .execute(&self.pool)
+        .await?;
+        self.state.write().communes.insert(c.insee.to_string(), c);
+        Ok(())
+    }
+
+    fn communes(&self) -> Vec<Commune> {
+        self.state.read().communes.values().cloned().collect()
+    }
+
+    async fn upsert_site(&self, s: Site) -> Result<()> {
+        let _w = self.write.lock().await;
+        if !self.state.read().communes.contains_key(s.commune.as_str()) {
+            return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
+        }
+        sqlx::query(
+            "INSERT INTO sites (id, commune, name, lat, lon, geometry) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET commune = excluded.commune, name = excluded.name, \
+             lat = excluded.lat, lon = excluded.lon, geometry = excluded.geometry",
+        )
+        .bind(s.id.as_str())
+        .bind(s.commune.as_str())
+        .bind(&s.name)
+        .bind(s.lat)
+        .bind(s.lon)
+        .bind(s.geometry.as_ref().map(|g| g.to_string()))
+        .execute(&self.pool)
+        .await?;
+        self.state.write().sites.insert(s.id.to_string(), s);
+        Ok(())
+    }
+
+    fn sites(&self) -> Vec<Site> {
+        self.state.read().sites.values().cloned().collect()
+    }
+
+    async fn upsert_device(&self, d: Device) -> Result<()> {
+        let _w = self.write.lock().await;
+        {
+            let st = self.state.read();
+            if let Some(s) = &d.site
+                && !st.sites.contains_key(s.as_str())
+            {
+                return Err(Error::NotFound { what: "site", id: s.to_string() });
+            }
+            if let Some(c) = &d.commune
+                && !st.communes.contains_key(c.as_str())
+            {
+                return Err(Error::NotFound { what: "commune", id: c.to_string() });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO devices (id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, site = excluded.site, \
+             commune = excluded.commune, lat = excluded.lat, lon = excluded.lon, metadata = excluded.metadata",
+        )
+        .bind(d.id.as_str())
+        .bind(d.kind.as_str())
+        .bind(&d.name)
+        .bind(d.site.as_ref().map(|s| s.as_str()))
+        .bind(d.commune.as_ref().map(|c| c.as_str()))
+        .bind(d.lat)
+        .bind(d.lon)
+        .bind(d.metadata.to_string())
+        .bind(d.created_at.as_nanos())
+        .bind(d.last_seen.map(Timestamp::as_nanos))
+        .execute(&self.pool)
+        .await?;
+        let mut st = self.state.write();
+        let created_at = st.devices.get(d.id.as_str()).map(|x| x.created_at);
+        let last_seen = st.devices.get(d.id.as_str()).and_then(|x| x.last_seen);
+        let mut d = d;
+        d.created_at = created_at.unwrap_or(d.created_at);
+        d.last_seen = d.last_seen.max(last_seen);
+        st.devices.insert(d.id.to_string(), d);
+        Ok(())
+    }
+
+    fn device(&self, id: &str) -> Option<Device> {
+        self.state.read().devices.get(id).cloned()
+    }
+
+    fn devices(&self, f: &DeviceFilter) -> Vec<Device> {
+        let mut v: Vec<Device> =
+            self.state.read().devices.values().filter(|d| f.matches(d)).cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    fn lookup_series(&self, keys: &[(&str, &str)]) -> Vec<Option<SeriesId>> {
+        let st = self.state.read();
+        keys.iter()
+            .map(|(d, p)| st.device_series.get(*d).and_then(|m| m.get(*p)).copied())
+            .collect()
+    }
+
+    async fn create_series(
+        &self,
+        device: &DeviceId,
+        property: &PropertyName,
+        kind: ValueKind,
+        unit: &str,
+        source_unit: Option<&str>,
+    ) -> Result<SeriesInfo> {
+        let _w = self.write.lock().await;
+        let id = {
+            let st = self.state.read();
+            if let Some(id) =
+                st.device_series.get(device.as_str()).and_then(|m| m.get(property.as_str()))
+            {
+                return Ok(st.series[&id.0].clone());
+            }
+            if !st.devices.contains_key(device.as_str()) {
+                return Err(Error::NotFound { what: "device", id: device.to_string() });
+            }
+            SeriesId(st.next_series)
+        };
+        sqlx::query(
+            "INSERT INTO series (id, device, property, value_kind, unit, source_unit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i64::from(id.0))
+        .bind(device.as_str())
+        .bind(property.as_str())
+        .bind(kind.as_str())
+        .bind(unit)
+        .bind(source_unit)
+        .bind(now().as_nanos())
+        .execute(&self.pool)
+        .await?;
+        let info = SeriesInfo {
+            id,
+            device: device.clone(),
+            property: property.clone(),
+            kind,
+            unit: unit.to_owned(),
+            source_unit: source_unit.map(str::to_owned),
+        };
+        let mut st = self.state.write();
+        st.next_series = id.0 + 1;
+        st.device_series.entry(device.to_string()).or_default().insert(property.to_string(), id);
+        st.series.insert(id.0, info.clone());
+        Ok(info)
+    }
+
+    fn series_info(&self, id: SeriesId) -> Option<SeriesInfo> {
+        self.state.read().series.get(&id.0).cloned()
+    }
+
+    fn device_series(&self, device: &str) -> Vec<SeriesInfo> {
+        let st = self.state.read();
+        let mut v: Vec<SeriesInfo> = st
+            .device_series
+            .get(device)
+            .map(|m| m.values().filter_map(|id| st.series.get(&id.0).cloned()).collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.property.cmp(&b.property));
+        v
+    }
+
+    fn all_series(&self) -> Vec<SeriesInfo> {
+        let mut v: Vec<SeriesInfo> = self.state.read().series.values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    fn touch(&self, seen: &[(DeviceId, Timestamp)]) {
+        let mut st = self.state.write();
+        for (d, t) in seen {
+            if let Some(dev) = st.devices.get_mut(d.as_str())
+                && dev.last_seen.is_none_or(|l| *t > l)
+            {
+                dev.last_seen = Some(*t);
+                st.dirty_seen.insert(d.to_string());
+            }
+        }
+    }
+
+    async fn persist(&self) -> Result<()> {
+        let _w = self.write.lock().await;
+        let dirty: Vec<(String, i64)> = {
+            let mut st = self.state.write();
+            let ids: Vec<String> = st.dirty_seen.drain().collect();
+            ids.into_iter()
+                .filter_map(|id| {
+                    st.devices.get(&id).and_then(|d| d.last_seen).map(|t| (id, t.as_nanos()))
+                })
+                .collect()
+        };
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (id, t) in dirty {
+            sqlx::query("UPDATE devices SET last_seen = ? WHERE id = ?")
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        scope: Scope,
+        device: Option<DeviceId>,
+    ) -> Result<(TokenInfo, String)> {
+        let secret = format!("agora_{}", random_hex(24));
+        let t = self.insert_token(name, scope, device, &secret).await?;
+        Ok((t, secret))
+    }
+
+    async fn create_token_with_secret(
+        &self,
+        name: &str,
+        scope: Scope,
+        secret: &str,
+    ) -> Result<TokenInfo> {
+        if secret.len() < 16 {
+            return Err(Error::Invalid(
+                "a token secret must be at least 16 characters long".into(),
+            ));
+        }
+        if let Some(t) = self.authenticate(secret) {
+            return Ok(t);
+        }
+        self.insert_token(name, scope, None, secret).await
+    }
+
+    fn authenticate(&self, secret: &str) -> Option<TokenInfo> {
+        self.state.read().tokens.get(&hash(secret)).cloned()
+    }
+
+    fn tokens(&self) -> Vec<TokenInfo> {
+        let mut v: Vec<TokenInfo> = self.state.read().tokens.values().cloned().collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<()> {
+        let _w = self.write.lock().await;
+        let r = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now().as_nanos())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound { what: "token", id: id.to_owned() });
+        }
+        self.state.write().tokens.retain(|_, t| t.id != id);
+        Ok(())
+    }
+
+    async fn add_rejects(&self, rejects: Vec<NewReject>) -> Result<()> {
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        let t = now().as_nanos();
+        let mut tx = self.pool.begin().await?;
+        for r in rejects {
+            let mut raw = r.raw;
+            if raw.len() > MAX_REJECT_RAW {
+                let mut end = MAX_REJECT_RAW;
+                while !raw.is_char_boundary(end) {
+                    end -= 1;
+                }
+                raw.truncate(end);
+            }
+            sqlx::query("INSERT INTO rejects (received_at, source, line, reason, raw) VALUES (?, ?, ?, ?, ?)")
+                .bind(t)
+                .bind(&r.source)
+                .bind(r.line.map(i64::from))
+                .bind(&r.reason)
+                .bind(raw)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?")
+            .bind(MAX_REJECTS)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rejects(&self, limit: u32) -> Result<Vec<Reject>> {
+        let rows = sqlx::query("SELECT id, received_at, source, line, reason, raw FROM rejects ORDER BY id DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Reject {
+                    id: r.try_get("id")?,
+                    received_at: Timestamp::from_nanos(r.try_get("received_at")?),
+                    source: r.try_get("source")?,
+                    line: r.try_get::<Option<i64>, _>("line")?.map(|l| l as u32),
+                    reason: r.try_get("reason")?,
+                    raw: r.try_get("raw")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Scope::from_name(s).ok_or_else(|| format!("unknown scope {s:?}: use ingest, read or admin"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn catalog_persists_devices_series_and_hashed_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, sid) = {
+            let c = SqliteCatalog::open(dir.path()).await.unwrap();
+            c.upsert_commune(Commune {
+                insee: "13001".parse().unwrap(),
+                name: "Aix-en-Provence".into(),
+                boundary: None,
+            })
+            .await
+            .unwrap();
+            let d = Device {
+                id: "aq-1".parse().unwrap(),
+                kind: "air_quality".parse().unwrap(),
+                name: None,
+                site: None,
+                commune: Some("13001".parse().unwrap()),
+                lat: Some(43.53),
+                lon: Some(5.447),
+                metadata: serde_json::json!({}),
+                created_at: now(),
+                last_seen: None,
+            };
+            c.upsert_device(d).await.unwrap();
+            let s = c
+                .create_series(
+                    &"aq-1".parse().unwrap(),
+                    &"no2".parse().unwrap(),
+                    ValueKind::Float,
+                    "ug/m3",
+                    Some("ppb"),
+                )
+                .await
+                .unwrap();
+            let again = c
+                .create_series(
+                    &"aq-1".parse().unwrap(),
+                    &"no2".parse().unwrap(),
+                    ValueKind::Float,
+                    "ug/m3",
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(s.id, again.id);
+            let (t, secret) = c.create_token("gateway", Scope::Ingest, None).await.unwrap();
+            assert_eq!(c.authenticate(&secret).unwrap().id, t.id);
+            (secret, s.id)
+        };
+        let c = SqliteCatalog::open(dir.path()).await.unwrap();
+        assert_eq!(c.lookup_series(&[("aq-1", "no2"), ("aq-1", "o3")]), vec![Some(sid), None]);
+        assert_eq!(c.series_info(sid).unwrap().source_unit.as_deref(), Some("ppb"));
+        let t = c.authenticate(&secret).unwrap();
+        assert!(c.authenticate("agora_wrong").is_none());
+        c.revoke_token(&t.id).await.unwrap();
+        assert!(c.authenticate(&secret).is_none());
+        // The secret is never stored in clear.
+        let raw = std::fs::read(dir.path().join("catalog.db")).unwrap();
+        assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}

@@ -1,0 +1,825 @@
+//! The embedded time-series engine.
+//!
+//! Data path: a batch is appended to the WAL (group commit, fsync) and applied to the in-memory
+//! head; the head is frozen and flushed into an immutable segment of compressed chunks (one per
+//! series and UTC day, with hourly rollups); compaction merges segments, keeps one chunk per
+//! series-day, and applies retention (raw points dropped, rollups kept). Queries merge segments,
+//! frozen heads and the head, newest last, so a second value at the same timestamp replaces the
+//! first wherever the two live.
+//!
+//! Data directory layout:
+//! ```text
+//! MANIFEST.json          live segments, their order, the WAL checkpoint
+//! wal/{seq}.wal          write-ahead log files; files below the checkpoint are deleted
+//! segments/{id}.seg      immutable segments (chunks + index)
+//! ```
+
+mod agg;
+mod chunk;
+mod column;
+mod segment;
+mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use agora_model::{Clock, SeriesId, Value};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+pub use agg::{Agg, AggFn};
+use chunk::Hourly;
+use column::Points;
+use segment::{IndexEntry, Segment, SegmentWriter};
+pub(crate) use wal::WalPoint;
+
+use crate::error::{Error, Result};
+
+/// One hour in nanoseconds.
+pub const HOUR_NS: i64 = 3_600 * 1_000_000_000;
+/// The time window of one chunk: a UTC day.
+pub const WINDOW_NS: i64 = 24 * HOUR_NS;
+
+/// The window (UTC day start) holding `t`.
+pub(crate) fn window_of(t: i64) -> i64 {
+    t.saturating_sub(t.rem_euclid(WINDOW_NS))
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The engine's directory (inside the data directory).
+    pub dir: PathBuf,
+    /// fsync the WAL before acknowledging writes. Only benchmarks of the non-durable path turn it off.
+    pub fsync: bool,
+    /// Flush the head once it holds this many points.
+    pub flush_points: usize,
+    /// Flush the head at least this often when it holds anything.
+    pub flush_interval: Duration,
+    /// Compact once this many segments exist.
+    pub compact_segments: usize,
+    /// Default retention of raw points (`None`: forever). Rollups outlive it.
+    pub raw_retention: Option<Duration>,
+    /// Retention of hourly rollups (`None`: forever).
+    pub rollup_retention: Option<Duration>,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            fsync: true,
+            flush_points: 2_000_000,
+            flush_interval: Duration::from_secs(600),
+            compact_segments: 6,
+            raw_retention: None,
+            rollup_retention: None,
+        }
+    }
+}
+
+/// What the engine holds, for `/api/v1/stats` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineStats {
+    /// Series with at least one point.
+    pub series: usize,
+    /// Points stored (in segments after compaction, plus the head).
+    pub points: u64,
+    /// Points in memory not yet flushed.
+    pub head_points: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Chunks in segments.
+    pub chunks: usize,
+    /// Bytes of segment files.
+    pub segment_bytes: u64,
+    /// Bytes of WAL files.
+    pub wal_bytes: u64,
+    /// Bytes on disk (segments, WAL, manifest).
+    pub bytes_on_disk: u64,
+    /// Flushes since start.
+    pub flushes: u64,
+    /// Compactions since start.
+    pub compactions: u64,
+}
+
+#[derive(Debug)]
+struct SeriesBuf {
+    pts: Points,
+    /// Index in `pts` of the point with the greatest timestamp (the latest write wins on ties).
+    latest: usize,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+#[derive(Debug, Default)]
+struct Head {
+    series: HashMap<u32, SeriesBuf>,
+    points: usize,
+}
+
+impl Head {
+    fn push(&mut self, s: SeriesId, t: i64, v: Value) {
+        let buf = self.series.entry(s.0).or_insert_with(|| SeriesBuf {
+            pts: Points::new(v.kind()),
+            latest: 0,
+            min_ts: t,
+            max_ts: t,
+        });
+        if !buf.pts.col.push(v) {
+            // The pipeline checks kinds against the catalog, so this cannot happen for stored data.
+            tracing::warn!(series = s.0, "value of the wrong kind dropped by the engine");
+            return;
+        }
+        buf.pts.ts.push(t);
+        if t >= buf.max_ts {
+            buf.max_ts = t;
+            buf.latest = buf.pts.len() - 1;
+        }
+        buf.min_ts = buf.min_ts.min(t);
+        self.points += 1;
+    }
+
+    fn range(&self, s: u32, from: i64, to: i64) -> Option<Points> {
+        let b = self.series.get(&s)?;
+        if b.max_ts < from || b.min_ts >= to {
+            return None;
+        }
+        Some(b.pts.filter_range(from, to))
+    }
+
+    fn latest(&self, s: u32) -> Option<(i64, Value)> {
+        let b = self.series.get(&s)?;
+        Some((b.max_ts, b.pts.col.get(b.latest)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChunkRef {
+    seq: u64,
+    entry: IndexEntry,
+}
+
+/// The chunks of one series-window, with their segments: (series, window, chunks).
+type Group = (u32, i64, Vec<(Arc<Segment>, ChunkRef)>);
+
+#[derive(Debug, Default)]
+struct SegSet {
+    segments: BTreeMap<u64, Arc<Segment>>,
+    /// series → window → chunks, oldest segment first.
+    index: HashMap<u32, BTreeMap<i64, Vec<ChunkRef>>>,
+    /// Latest point of each series held in segments.
+    latest: HashMap<u32, (i64, Value)>,
+}
+
+impl SegSet {
+    fn add(&mut self, seg: Arc<Segment>, entries: &[IndexEntry]) {
+        for e in entries {
+            let refs = self.index.entry(e.series).or_default().entry(e.window).or_default();
+            let r = ChunkRef { seq: seg.seq, entry: *e };
+            let pos = refs.partition_point(|x| x.seq <= seg.seq);
+            refs.insert(pos, r);
+        }
+        self.segments.insert(seg.seq, seg);
+    }
+
+    fn remove(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            self.segments.remove(s);
+        }
+        for windows in self.index.values_mut() {
+            windows.retain(|_, refs| {
+                refs.retain(|r| !seqs.contains(&r.seq));
+                !refs.is_empty()
+            });
+        }
+        self.index.retain(|_, w| !w.is_empty());
+    }
+
+    fn refs(&self, s: u32, from: i64, to: i64) -> Vec<(Arc<Segment>, ChunkRef)> {
+        let Some(windows) = self.index.get(&s) else { return Vec::new() };
+        windows
+            .range(window_of(from)..to)
+            .flat_map(|(_, refs)| refs.iter())
+            .filter(|r| r.entry.meta.max_ts >= from && r.entry.meta.min_ts < to)
+            .filter_map(|r| self.segments.get(&r.seq).map(|s| (s.clone(), *r)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    next_id: u64,
+    next_seq: u64,
+    /// WAL files with a lower sequence number are fully contained in segments.
+    wal_checkpoint: u64,
+    /// (id, seq) of live segments.
+    segments: Vec<(u64, u64)>,
+}
+
+impl Manifest {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("MANIFEST.json")
+    }
+    fn load(dir: &Path) -> Result<Self> {
+        let p = Self::path(dir);
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt {
+                what: "manifest",
+                path: p,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
+                version: 1,
+                next_id: 1,
+                next_seq: 1,
+                wal_checkpoint: 1,
+                segments: vec![],
+            }),
+            Err(e) => Err(Error::Io { path: p, source: e }),
+        }
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        let p = Self::path(dir);
+        let tmp = p.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        (|| {
+            let mut f = fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &p)
+        })()
+        .map_err(Error::io(&p))?;
+        wal::sync_dir(dir)
+    }
+}
+
+/// The storage engine. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    seg_dir: PathBuf,
+    wal_dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    wal: Mutex<wal::Wal>,
+    head: Mutex<Head>,
+    frozen: RwLock<Vec<Arc<Head>>>,
+    segs: RwLock<SegSet>,
+    /// Serializes flushes and compactions and owns the manifest.
+    maint: Mutex<Manifest>,
+    raw_retention: RwLock<HashMap<u32, Option<Duration>>>,
+    flushes: AtomicU64,
+    compactions: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Engine {
+    /// Open (or create) the engine in `cfg.dir`: load segments, replay the WAL.
+    pub fn open(cfg: EngineConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let seg_dir = cfg.dir.join("segments");
+        let wal_dir = cfg.dir.join("wal");
+        for d in [&cfg.dir, &seg_dir, &wal_dir] {
+            fs::create_dir_all(d).map_err(Error::io(d))?;
+        }
+        let manifest = Manifest::load(&cfg.dir)?;
+        // Files a crash left behind (unfinished or superseded segments) are not in the manifest.
+        let live: Vec<u64> = manifest.segments.iter().map(|s| s.0).collect();
+        for e in fs::read_dir(&seg_dir).map_err(Error::io(&seg_dir))? {
+            let e = e.map_err(Error::io(&seg_dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok());
+            if id.is_none_or(|id| !live.contains(&id)) {
+                tracing::info!(file = %name, "removing a segment file not in the manifest");
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        let mut segs = SegSet::default();
+        for &(id, seq) in &manifest.segments {
+            let (seg, entries) = Segment::open(&seg_dir, id, seq)?;
+            segs.add(Arc::new(seg), &entries);
+        }
+        compute_latest(&mut segs)?;
+
+        let mut head = Head::default();
+        let wal_files = wal::list(&wal_dir)?;
+        let mut next_wal = manifest.wal_checkpoint;
+        let mut replayed = 0usize;
+        let last = wal_files.last().map(|f| f.0);
+        for (seq, path) in &wal_files {
+            if *seq < manifest.wal_checkpoint {
+                let _ = fs::remove_file(path);
+                continue;
+            }
+            let r = wal::read(path)?;
+            if let Some(at) = r.torn_at {
+                if Some(*seq) == last {
+                    tracing::warn!(file = %path.display(), offset = at, "torn WAL tail ignored (never acknowledged)");
+                } else {
+                    tracing::error!(file = %path.display(), offset = at, "corrupt WAL record; the rest of this file is skipped");
+                }
+            }
+            for b in r.batches {
+                replayed += b.len();
+                for (s, t, v) in b {
+                    head.push(s, t, v);
+                }
+            }
+            next_wal = next_wal.max(seq + 1);
+        }
+        if replayed > 0 {
+            tracing::info!(points = replayed, "replayed the write-ahead log");
+        }
+        let wal = wal::Wal::start(wal_dir.clone(), next_wal, cfg.fsync)?;
+        Ok(Self {
+            cfg,
+            seg_dir,
+            wal_dir,
+            clock,
+            wal: Mutex::new(wal),
+            head: Mutex::new(head),
+            frozen: RwLock::new(Vec::new()),
+            segs: RwLock::new(segs),
+            maint: Mutex::new(manifest),
+            raw_retention: RwLock::new(HashMap::new()),
+            flushes: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            closed: false.into(),
+        })
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Write points; returns once they are durable in the WAL.
+    pub async fn write(&self, points: Vec<WalPoint>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let record = wal::encode(&points);
+        let ack = {
+            // The head lock defines the order of writes: the WAL receives records in that same
+            // order, so replay reproduces which of two values for one timestamp came last.
+            let mut head = self.head.lock();
+            let ack = self.wal.lock().append(record)?;
+            for (s, t, v) in points {
+                head.push(s, t, v);
+            }
+            ack
+        };
+        ack.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Whether the head should be flushed now.
+    pub fn needs_flush(&self) -> bool {
+        self.head.lock().points >= self.cfg.flush_points
+    }
+
+    /// Points in the head.
+    pub fn head_points(&self) -> usize {
+        self.head.lock().points
+    }
+
+    /// Set the raw-point retention of one series (`None`: the engine default).
+    pub fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>) {
+        self.raw_retention.write().insert(s.0, keep);
+    }
+
+    fn retention_of(&self, s: u32) -> Option<Duration> {
+        self.raw_retention.read().get(&s).copied().flatten().or(self.cfg.raw_retention)
+    }
+
+    /// Raw points of a series with `from <= t < to`, oldest first, at most `limit`.
+    pub fn read(&self, s: SeriesId, from: i64, to: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
+        let Some(p) = self.merged(s.0, from, to)? else { return Ok(Vec::new()) };
+        Ok(p.ts.iter().take(limit).enumerate().map(|(i, &t)| (t, p.col.get(i))).collect())
+    }
+
+    /// Points of all sources in range, merged.
+    fn merged(&self, s: u32, from: i64, to: i64) -> Result<Option<Points>> {
+        let refs = self.segs.read().refs(s, from, to);
+        let mut sources = Vec::with_capacity(refs.len() + 2);
+        for (seg, r) in &refs {
+            let c = decode_ref(seg, r, true)?;
+            if let Some(raw) = c.raw {
+                sources.push(raw.filter_range(from, to));
+            }
+        }
+        sources.extend(self.head_sources(s, from, to));
+        Ok(Points::merge(sources))
+    }
+
+    fn head_sources(&self, s: u32, from: i64, to: i64) -> Vec<Points> {
+        let mut out: Vec<Points> =
+            self.frozen.read().iter().filter_map(|h| h.range(s, from, to)).collect();
+        out.extend(self.head.lock().range(s, from, to));
+        out
+    }
+
+    /// Summaries of a series in buckets of `every` nanoseconds aligned on the epoch (UTC), over
+    /// `from <= t < to`. Buckets that are whole hours are answered from the hourly rollups.
+    pub fn aggregate(
+        &self,
+        s: SeriesId,
+        from: i64,
+        to: i64,
+        every: i64,
+    ) -> Result<Vec<(i64, Agg)>> {
+        if every <= 0 || from >= to {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<(i64, Agg)> = Vec::new();
+        let mut add = |t: i64, a: &Agg| {
+            let b = t.div_euclid(every) * every;
+            match out.last_mut() {
+                Some((bb, acc)) if *bb == b => acc.merge(a),
+                _ => out.push((b, *a)),
+            }
+        };
+        if every % HOUR_NS == 0 {
+            for (h, a) in self.hourly(s.0, from, to)? {
+                add(h, &a);
+            }
+        } else if let Some(p) = self.merged(s.0, from, to)? {
+            for (i, &t) in p.ts.iter().enumerate() {
+                let v = p.col.num(i);
+                add(t, &Agg::one(t, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hourly summaries over `from <= t < to`, from rollups where a window is held by exactly one
+    /// chunk and nothing newer, from raw points elsewhere.
+    fn hourly(&self, s: u32, from: i64, to: i64) -> Result<Hourly> {
+        let refs = self.segs.read().refs(s, from, to);
+        let heads = Points::merge(self.head_sources(s, from, to));
+        let mut by_window: BTreeMap<i64, Vec<(Arc<Segment>, ChunkRef)>> = BTreeMap::new();
+        for (seg, r) in refs {
+            by_window.entry(r.entry.window).or_default().push((seg, r));
+        }
+        if let Some(h) = &heads {
+            for &t in &h.ts {
+                by_window.entry(window_of(t)).or_default();
+            }
+        }
+        let mut out = Hourly::new();
+        for (w, refs) in by_window {
+            let head_part =
+                heads.as_ref().map(|h| h.filter_range(w, w + WINDOW_NS)).filter(|p| p.len() > 0);
+            let whole_hours =
+                (from <= w || from % HOUR_NS == 0) && (to >= w + WINDOW_NS || to % HOUR_NS == 0);
+            if refs.len() == 1 && head_part.is_none() && whole_hours {
+                let c = decode_ref(&refs[0].0, &refs[0].1, false)?;
+                out.extend(c.hourly.into_iter().filter(|(h, _)| *h >= from && h + HOUR_NS <= to));
+                continue;
+            }
+            // Several sources (or a partial hour): merge raw points and summarize them; add the
+            // rollups of windows whose raw points retention has already dropped.
+            let mut raw_sources = Vec::new();
+            let mut rollup_only: Hourly = Vec::new();
+            for (seg, r) in &refs {
+                let c = decode_ref(seg, r, true)?;
+                match c.raw {
+                    Some(p) => raw_sources.push(p),
+                    None => rollup_only.extend(c.hourly),
+                }
+            }
+            raw_sources.extend(head_part);
+            let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
+            if let Some(p) = Points::merge(raw_sources) {
+                let p = p.filter_range(from, to);
+                if p.len() > 0 {
+                    for (h, a) in chunk::hourly_of(&p, w) {
+                        hours.insert(h, a);
+                    }
+                }
+            }
+            for (h, a) in rollup_only {
+                if h >= from && h + HOUR_NS <= to {
+                    hours.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+                }
+            }
+            out.extend(hours);
+        }
+        Ok(out)
+    }
+
+    /// The latest point of each series (`None` for a series with no data).
+    pub fn latest(&self, series: &[SeriesId]) -> Vec<Option<(i64, Value)>> {
+        let segs = self.segs.read();
+        let frozen = self.frozen.read();
+        let head = self.head.lock();
+        series
+            .iter()
+            .map(|s| {
+                let mut best = segs.latest.get(&s.0).cloned();
+                for h in frozen.iter().map(|f| f.latest(s.0)).chain([head.latest(s.0)]) {
+                    if let Some((t, v)) = h
+                        && best.as_ref().is_none_or(|b| t >= b.0)
+                    {
+                        best = Some((t, v));
+                    }
+                }
+                best
+            })
+            .collect()
+    }
+
+    /// What the engine holds.
+    pub fn stats(&self) -> EngineStats {
+        let segs = self.segs.read();
+        let mut st = EngineStats::default();
+        let mut series: std::collections::HashSet<u32> = segs.index.keys().copied().collect();
+        for windows in segs.index.values() {
+            for refs in windows.values() {
+                st.chunks += refs.len();
+                st.points += refs
+                    .iter()
+                    .filter(|r| r.entry.meta.has_raw)
+                    .map(|r| u64::from(r.entry.meta.count))
+                    .sum::<u64>();
+            }
+        }
+        st.segments = segs.segments.len();
+        st.segment_bytes = segs.segments.values().map(|s| s.size).sum();
+        drop(segs);
+        for f in self.frozen.read().iter() {
+            series.extend(f.series.keys());
+            st.head_points += f.points as u64;
+        }
+        let head = self.head.lock();
+        series.extend(head.series.keys());
+        st.head_points += head.points as u64;
+        drop(head);
+        st.points += st.head_points;
+        st.series = series.len();
+        st.wal_bytes = wal::list(&self.wal_dir)
+            .map(|v| v.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        let manifest = fs::metadata(Manifest::path(&self.cfg.dir)).map(|m| m.len()).unwrap_or(0);
+        st.bytes_on_disk = st.segment_bytes + st.wal_bytes + manifest;
+        st.flushes = self.flushes.load(Ordering::Relaxed);
+        st.compactions = self.compactions.load(Ordering::Relaxed);
+        st
+    }
+
+    /// Write the head to a new segment and drop the WAL files it covers. Blocking.
+    pub fn flush(&self) -> Result<()> {
+        let mut manifest = self.maint.lock();
+        let (frozen, rotated) = {
+            let mut head = self.head.lock();
+            if head.points == 0 {
+                return Ok(());
+            }
+            let rotated = self.wal.lock().rotate()?;
+            let h = Arc::new(std::mem::take(&mut *head));
+            self.frozen.write().push(h.clone());
+            (h, rotated)
+        };
+        let checkpoint = rotated.blocking_recv().map_err(|_| Error::Closed)??;
+        let id = manifest.next_id;
+        let seq = manifest.next_seq;
+        let mut w = SegmentWriter::create(&self.seg_dir, id)?;
+        let mut ids: Vec<u32> = frozen.series.keys().copied().collect();
+        ids.sort_unstable();
+        for sid in ids {
+            let buf = &frozen.series[&sid];
+            let Some(p) = Points::merge(vec![buf.pts.clone()]) else { continue };
+            write_windows(&mut w, sid, &p)?;
+        }
+        let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
+        manifest.next_id += 1;
+        manifest.next_seq += 1;
+        if !entries.is_empty() {
+            manifest.segments.push((id, seq));
+        }
+        manifest.wal_checkpoint = checkpoint;
+        manifest.save(&self.cfg.dir)?;
+        {
+            let mut segs = self.segs.write();
+            if !entries.is_empty() {
+                let (seg, _) = Segment::open(&self.seg_dir, id, seq)?;
+                segs.add(Arc::new(seg), &entries);
+            }
+            for (&sid, _) in frozen.series.iter() {
+                if let Some((t, v)) = frozen.latest(sid)
+                    && segs.latest.get(&sid).is_none_or(|b| t >= b.0)
+                {
+                    segs.latest.insert(sid, (t, v));
+                }
+            }
+            self.frozen.write().retain(|f| !Arc::ptr_eq(f, &frozen));
+        }
+        for (s, path) in wal::list(&self.wal_dir)? {
+            if s < checkpoint {
+                let _ = fs::remove_file(path);
+            }
+        }
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(points = frozen.points, segment = id, "flushed the head");
+        Ok(())
+    }
+
+    /// Whether enough segments have piled up to compact.
+    pub fn needs_compaction(&self) -> bool {
+        self.segs.read().segments.len() >= self.cfg.compact_segments.max(2)
+    }
+
+    /// Merge all segments into one: one chunk per series-day, retention applied. Blocking.
+    /// Chunks that are alone in their window and keep their raw points are copied as they are.
+    pub fn compact(&self) -> Result<()> {
+        let mut manifest = self.maint.lock();
+        let (inputs, groups) = {
+            let segs = self.segs.read();
+            let inputs: Vec<u64> = segs.segments.keys().copied().collect();
+            let mut groups: Vec<Group> = Vec::new();
+            let mut ids: Vec<u32> = segs.index.keys().copied().collect();
+            ids.sort_unstable();
+            for s in ids {
+                for (w, refs) in &segs.index[&s] {
+                    let rs = refs.iter().map(|r| (segs.segments[&r.seq].clone(), *r)).collect();
+                    groups.push((s, *w, rs));
+                }
+            }
+            (inputs, groups)
+        };
+        if inputs.len() < 2 && !self.anything_expires(&groups) {
+            return Ok(());
+        }
+        let now = self.clock.now().as_nanos();
+        let rollup_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
+        let id = manifest.next_id;
+        let seq = *inputs.iter().max().unwrap_or(&manifest.next_seq);
+        let mut w = SegmentWriter::create(&self.seg_dir, id)?;
+        for (s, win, refs) in &groups {
+            let end = win + WINDOW_NS;
+            if rollup_cut.is_some_and(|c| end <= c) {
+                continue;
+            }
+            let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
+            let expire_raw = raw_cut.is_some_and(|c| end <= c);
+            if refs.len() == 1 && !(expire_raw && refs[0].1.entry.meta.has_raw) {
+                let (seg, r) = &refs[0];
+                w.add(*s, *win, &seg.read(&r.entry)?, r.entry.meta)?;
+                continue;
+            }
+            let mut raw_sources = Vec::new();
+            let mut rollup_only: BTreeMap<i64, Agg> = BTreeMap::new();
+            let mut kind = None;
+            for (seg, r) in refs {
+                let c = decode_ref(seg, r, true)?;
+                kind = Some(c.kind);
+                match c.raw {
+                    Some(p) => raw_sources.push(p),
+                    None => {
+                        for (h, a) in c.hourly {
+                            rollup_only.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+                        }
+                    }
+                }
+            }
+            let merged = Points::merge(raw_sources);
+            let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
+            if let Some(p) = &merged {
+                hours.extend(chunk::hourly_of(p, *win));
+            }
+            for (h, a) in rollup_only {
+                hours.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+            }
+            let hourly: Hourly = hours.into_iter().collect();
+            let kind = merged
+                .as_ref()
+                .map(|p| p.col.kind())
+                .or(kind)
+                .unwrap_or(agora_model::ValueKind::Float);
+            if hourly.is_empty() {
+                continue;
+            }
+            let raw = if expire_raw { None } else { merged.as_ref() };
+            let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw)?;
+            w.add(*s, *win, &bytes, meta)?;
+        }
+        let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
+        manifest.next_id += 1;
+        manifest.segments.retain(|(_, sq)| !inputs.contains(sq));
+        if !entries.is_empty() {
+            manifest.segments.push((id, seq));
+        }
+        manifest.save(&self.cfg.dir)?;
+        let old: Vec<PathBuf> = {
+            let mut segs = self.segs.write();
+            let old = inputs
+                .iter()
+                .filter_map(|q| segs.segments.get(q))
+                .map(|s| s.path.clone())
+                .collect();
+            segs.remove(&inputs);
+            if !entries.is_empty() {
+                let (seg, _) = Segment::open(&self.seg_dir, id, seq)?;
+                segs.add(Arc::new(seg), &entries);
+            }
+            old
+        };
+        // Readers holding an old segment keep their open file; unlinking is safe.
+        for p in old {
+            let _ = fs::remove_file(p);
+        }
+        self.compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(inputs = inputs.len(), segment = id, "compacted segments");
+        Ok(())
+    }
+
+    fn anything_expires(&self, groups: &[Group]) -> bool {
+        let now = self.clock.now().as_nanos();
+        groups.iter().any(|(s, w, refs)| {
+            let end = w + WINDOW_NS;
+            let raw = self.retention_of(*s).is_some_and(|d| end <= now - d.as_nanos() as i64)
+                && refs.iter().any(|r| r.1.entry.meta.has_raw);
+            let roll = self.cfg.rollup_retention.is_some_and(|d| end <= now - d.as_nanos() as i64);
+            raw || roll
+        })
+    }
+
+    /// Flush everything and stop the WAL writer: a clean shutdown leaves no WAL to replay.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.flush()?;
+        self.wal.lock().close();
+        for (_, p) in wal::list(&self.wal_dir)? {
+            if fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(false) {
+                let _ = fs::remove_file(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_ref(seg: &Segment, r: &ChunkRef, want_raw: bool) -> Result<chunk::Chunk> {
+    let bytes = seg.read(&r.entry)?;
+    chunk::decode(&bytes, r.entry.window, want_raw).map_err(|e| Error::Corrupt {
+        what: "chunk",
+        path: seg.path.clone(),
+        reason: format!("series {} window {}: {e}", r.entry.series, r.entry.window),
+    })
+}
+
+/// Split sorted points into windows and add one chunk per window.
+fn write_windows(w: &mut SegmentWriter, sid: u32, p: &Points) -> Result<()> {
+    let mut start = 0;
+    while start < p.len() {
+        let win = window_of(p.ts[start]);
+        let end = start + p.ts[start..].partition_point(|&t| t < win + WINDOW_NS);
+        let part = Points {
+            ts: p.ts[start..end].to_vec(),
+            col: {
+                let mut c = p.col.with_capacity_like(end - start);
+                for i in start..end {
+                    c.push_from(&p.col, i);
+                }
+                c
+            },
+        };
+        let hourly = chunk::hourly_of(&part, win);
+        let (bytes, meta) = chunk::encode(part.col.kind(), win, &hourly, Some(&part))?;
+        w.add(sid, win, &bytes, meta)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Find each series' latest stored point (at start-up).
+fn compute_latest(segs: &mut SegSet) -> Result<()> {
+    let mut latest = HashMap::new();
+    for (&s, windows) in &segs.index {
+        let Some(r) =
+            windows.values().flat_map(|v| v.iter()).max_by_key(|r| (r.entry.meta.max_ts, r.seq))
+        else {
+            continue;
+        };
+        let Some(seg) = segs.segments.get(&r.seq) else { continue };
+        let c = decode_ref(seg, r, true)?;
+        let v = match &c.raw {
+            Some(p) => p.col.get(p.len() - 1),
+            None => match c.hourly.last() {
+                Some((_, a)) if c.kind.is_numeric() => Value::F64(a.last),
+                _ => continue,
+            },
+        };
+        latest.insert(s, (r.entry.meta.max_ts, v));
+    }
+    segs.latest = latest;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

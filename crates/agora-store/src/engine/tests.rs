@@ -1,0 +1,186 @@
+//! Engine tests: last write wins everywhere, flush/compaction/reopen keep every point, rollups
+//! agree with raw points, retention keeps rollups.
+
+use std::sync::Arc;
+
+use agora_model::{MockClock, SeriesId, Timestamp, Value};
+
+use super::*;
+
+const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
+const MIN: i64 = 60_000_000_000;
+
+fn engine(dir: &Path, clock: Arc<MockClock>) -> Engine {
+    let mut cfg = EngineConfig::new(dir);
+    cfg.fsync = false;
+    Engine::open(cfg, clock).unwrap()
+}
+
+fn clock() -> Arc<MockClock> {
+    MockClock::new(Timestamp::from_nanos(T0 + 40 * WINDOW_NS))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+fn f(v: &[(i64, Value)]) -> Vec<(i64, f64)> {
+    v.iter().map(|(t, v)| (*t, v.as_f64().unwrap())).collect()
+}
+
+#[test]
+fn last_write_wins_across_head_segments_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let s = SeriesId(7);
+    let rt = rt();
+    rt.block_on(e.write((0..10).map(|i| (s, T0 + i * MIN, Value::F64(i as f64))).collect()))
+        .unwrap();
+    e.flush().unwrap();
+    // Replace minute 3 (now in a segment), add a late point before everything, replace twice in the head.
+    rt.block_on(
+        e.write(vec![(s, T0 + 3 * MIN, Value::F64(30.0)), (s, T0 - MIN, Value::F64(-1.0))]),
+    )
+    .unwrap();
+    rt.block_on(
+        e.write(vec![(s, T0 + 5 * MIN, Value::F64(50.0)), (s, T0 + 5 * MIN, Value::F64(55.0))]),
+    )
+    .unwrap();
+    let want: Vec<(i64, f64)> = [
+        (-1, -1.0),
+        (0, 0.0),
+        (1, 1.0),
+        (2, 2.0),
+        (3, 30.0),
+        (4, 4.0),
+        (5, 55.0),
+        (6, 6.0),
+        (7, 7.0),
+        (8, 8.0),
+        (9, 9.0),
+    ]
+    .iter()
+    .map(|&(m, v)| (T0 + m * MIN, v))
+    .collect();
+    assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
+    e.flush().unwrap();
+    assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
+    e.compact().unwrap();
+    assert_eq!(e.stats().segments, 1);
+    assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
+    assert_eq!(e.latest(&[s])[0], Some((T0 + 9 * MIN, Value::F64(9.0))));
+    e.close().unwrap();
+    drop(e);
+    let e = engine(dir.path(), clock());
+    assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
+    assert_eq!(e.latest(&[s])[0], Some((T0 + 9 * MIN, Value::F64(9.0))));
+    assert_eq!(e.stats().wal_bytes, 0, "a clean shutdown leaves no WAL to replay");
+}
+
+#[test]
+fn unflushed_writes_are_replayed_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    {
+        let e = engine(dir.path(), clock());
+        rt.block_on(e.write(vec![
+            (SeriesId(1), T0, Value::F64(1.5)),
+            (SeriesId(2), T0, Value::Str("defectiveLamp".into())),
+        ]))
+        .unwrap();
+        e.flush().unwrap();
+        rt.block_on(e.write(vec![
+            (SeriesId(1), T0 + MIN, Value::F64(2.5)),
+            (SeriesId(3), T0, Value::Bool(true)),
+        ]))
+        .unwrap();
+        // Dropped without close: the head is lost, only the WAL remains.
+    }
+    let e = engine(dir.path(), clock());
+    assert_eq!(
+        f(&e.read(SeriesId(1), i64::MIN, i64::MAX, 100).unwrap()),
+        vec![(T0, 1.5), (T0 + MIN, 2.5)]
+    );
+    assert_eq!(
+        e.read(SeriesId(2), i64::MIN, i64::MAX, 100).unwrap(),
+        vec![(T0, Value::Str("defectiveLamp".into()))]
+    );
+    assert_eq!(
+        e.read(SeriesId(3), i64::MIN, i64::MAX, 100).unwrap(),
+        vec![(T0, Value::Bool(true))]
+    );
+}
+
+#[test]
+fn rollups_agree_with_raw_points_and_survive_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let e = engine(dir.path(), c.clone());
+    let s = SeriesId(3);
+    let rt = rt();
+    // Three days of 1-minute data, written in two halves to create overlapping segments.
+    let pts: Vec<WalPoint> = (0..3 * 1440)
+        .map(|i| (s, T0 + i * MIN, Value::F64(((i * 37) % 101) as f64 / 10.0)))
+        .collect();
+    let (a, b) = pts.split_at(2000);
+    rt.block_on(e.write(b.to_vec())).unwrap();
+    e.flush().unwrap();
+    rt.block_on(e.write(a.to_vec())).unwrap();
+    let raw_path = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, 20 * MIN).unwrap();
+    let from_raw = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
+    e.flush().unwrap();
+    e.compact().unwrap();
+    let from_rollups = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
+    assert_eq!(from_raw.len(), 72);
+    assert_eq!(from_raw, from_rollups);
+    // 20-minute buckets combine into the same hours.
+    let mut hours: Vec<(i64, Agg)> = Vec::new();
+    for (t, a) in raw_path {
+        let h = t / HOUR_NS * HOUR_NS;
+        match hours.last_mut() {
+            Some((hh, x)) if *hh == h => x.merge(&a),
+            _ => hours.push((h, a)),
+        }
+    }
+    assert_eq!(hours.len(), 72);
+    for ((h1, a1), (h2, a2)) in hours.iter().zip(&from_rollups) {
+        assert_eq!(h1, h2);
+        assert_eq!(a1.count, a2.count);
+        assert!((a1.sum - a2.sum).abs() < 1e-9);
+        assert_eq!((a1.min, a1.max, a1.first, a1.last), (a2.min, a2.max, a2.first, a2.last));
+    }
+    let daily = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, WINDOW_NS).unwrap();
+    assert_eq!(daily.iter().map(|d| d.1.count).collect::<Vec<_>>(), vec![1440, 1440, 1440]);
+
+    // Keep raw points for 38 days: at T0 + 39.5 days, the first day expires, its rollups stay.
+    e.set_raw_retention(s, Some(Duration::from_secs(38 * 86_400)));
+    c.set(Timestamp::from_nanos(T0 + 39 * WINDOW_NS + WINDOW_NS / 2));
+    e.compact().unwrap();
+    assert!(e.read(s, T0, T0 + WINDOW_NS, usize::MAX).unwrap().is_empty());
+    assert_eq!(e.read(s, T0 + WINDOW_NS, T0 + 3 * WINDOW_NS, usize::MAX).unwrap().len(), 2880);
+    let after = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
+    assert_eq!(after, from_rollups);
+}
+
+#[test]
+fn a_year_of_hourly_data_answers_from_rollups_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let s = SeriesId(1);
+    {
+        let e = engine(dir.path(), clock());
+        let pts =
+            (0..365 * 24).map(|i| (s, T0 + i * HOUR_NS + 17 * MIN, Value::F64(i as f64))).collect();
+        rt.block_on(e.write(pts)).unwrap();
+        e.close().unwrap();
+    }
+    let e = engine(dir.path(), clock());
+    let h = e.aggregate(s, T0, T0 + 365 * WINDOW_NS, HOUR_NS).unwrap();
+    assert_eq!(h.len(), 365 * 24);
+    assert_eq!(h[100].1.value(AggFn::Mean), 100.0);
+    assert_eq!(h[100].0, T0 + 100 * HOUR_NS);
+    assert_eq!(
+        e.latest(&[s])[0],
+        Some((T0 + (365 * 24 - 1) * HOUR_NS + 17 * MIN, Value::F64((365 * 24 - 1) as f64)))
+    );
+}

@@ -1,0 +1,62 @@
+//! The error type of the store crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine or the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file operation failed.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file on disk is not what the engine wrote (bad magic, checksum, truncated).
+    #[error("corrupt {what} in {path}: {reason}")]
+    Corrupt {
+        /// Which structure.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The numeric codec failed.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The catalog database failed.
+    #[error("catalog error: {0}")]
+    Catalog(#[from] sqlx::Error),
+    /// A catalog migration failed.
+    #[error("catalog migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Something referenced does not exist.
+    #[error("{what} {id:?} not found")]
+    NotFound {
+        /// Kind of thing.
+        what: &'static str,
+        /// Its identifier.
+        id: String,
+    },
+    /// A request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value or argument is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The engine is shutting down or its WAL writer stopped.
+    #[error("the storage engine is closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

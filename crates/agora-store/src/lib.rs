@@ -1,0 +1,123 @@
+//! Storage for agora: the embedded time-series engine and the catalog, each behind a trait so that
+//! a PostgreSQL deployment can swap them without touching the API layer.
+
+pub mod catalog;
+pub mod engine;
+mod error;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use agora_model::{SeriesId, Timestamp, Value};
+use async_trait::async_trait;
+
+pub use catalog::{Catalog, SqliteCatalog};
+pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineStats};
+pub use error::{Error, Result};
+
+/// Where points live. The embedded [`Engine`] implements it; a PostgreSQL store can later.
+#[async_trait]
+pub trait SeriesStore: Send + Sync + Debug {
+    /// Write points; returns once they are durable.
+    async fn write(&self, points: Vec<(SeriesId, Timestamp, Value)>) -> Result<()>;
+    /// Raw points with `from <= t < to`, oldest first, at most `limit`.
+    async fn read(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, Value)>>;
+    /// Summaries in buckets of `every` aligned on the epoch, over `from <= t < to`.
+    async fn aggregate(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        every: Duration,
+    ) -> Result<Vec<(Timestamp, Agg)>>;
+    /// The latest point of each series.
+    fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
+    /// What the store holds.
+    fn stats(&self) -> EngineStats;
+    /// Set a series' raw-point retention (`None`: default).
+    fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>);
+    /// Persist everything in memory.
+    async fn flush(&self) -> Result<()>;
+    /// Run background upkeep if due (flush, compaction, retention).
+    async fn maintain(&self) -> Result<()>;
+    /// Flush and stop accepting writes.
+    async fn close(&self) -> Result<()>;
+}
+
+#[async_trait]
+impl SeriesStore for std::sync::Arc<Engine> {
+    async fn write(&self, points: Vec<(SeriesId, Timestamp, Value)>) -> Result<()> {
+        let pts = points.into_iter().map(|(s, t, v)| (s, t.as_nanos(), v)).collect();
+        Engine::write(self, pts).await
+    }
+    async fn read(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, Value)>> {
+        let e = self.clone();
+        let (f, t) = (from.as_nanos(), to.as_nanos());
+        let v = blocking(move || Engine::read(&e, s, f, t, limit)).await?;
+        Ok(v.into_iter().map(|(t, v)| (Timestamp::from_nanos(t), v)).collect())
+    }
+    async fn aggregate(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        every: Duration,
+    ) -> Result<Vec<(Timestamp, Agg)>> {
+        let e = self.clone();
+        let (f, t) = (from.as_nanos(), to.as_nanos());
+        let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
+        let v = blocking(move || Engine::aggregate(&e, s, f, t, every)).await?;
+        Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
+    }
+    fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>> {
+        Engine::latest(self, series)
+            .into_iter()
+            .map(|o| o.map(|(t, v)| (Timestamp::from_nanos(t), v)))
+            .collect()
+    }
+    fn stats(&self) -> EngineStats {
+        Engine::stats(self)
+    }
+    fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>) {
+        Engine::set_raw_retention(self, s, keep);
+    }
+    async fn flush(&self) -> Result<()> {
+        let e = self.clone();
+        blocking(move || Engine::flush(&e)).await
+    }
+    async fn maintain(&self) -> Result<()> {
+        let e = self.clone();
+        blocking(move || {
+            if e.needs_flush() {
+                Engine::flush(&e)?;
+            }
+            if e.needs_compaction() {
+                e.compact()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn close(&self) -> Result<()> {
+        let e = self.clone();
+        blocking(move || Engine::close(&e)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Invalid(format!("storage task failed: {e}")))?
+}
