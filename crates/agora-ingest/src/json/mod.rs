@@ -1,0 +1,139 @@
+//! agora's native JSON batch (`POST /api/v1/observations`). The body is an array, or an object
+//! with an `observations` array, of items of either shape:
+//!
+//! ```json
+//! {"device": "aq-1", "property": "no2", "value": 21.5, "unit": "ppb", "time": "2026-01-01T00:00:00Z"}
+//! {"device": "aq-1", "time": 1767225600000, "values": {"no2": 21.5, "o3": 80}}
+//! ```
+//!
+//! `time` is RFC 3339 or an epoch number (s, ms, µs or ns, guessed from its magnitude) and defaults
+//! to now; `kind`, `site` and `commune` place a device registered on its first write.
+
+use std::borrow::Cow;
+
+use agora_model::{Timestamp, Value};
+use serde_json::Value as Json;
+
+use crate::record::{Decoded, Field, LineError, Record};
+
+/// Decode a batch; one bad item never spoils the others.
+pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
+    let doc: Json = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let items = match doc {
+        Json::Array(a) => a,
+        Json::Object(mut o) => match o.remove("observations") {
+            Some(Json::Array(a)) => a,
+            _ => return Err("expected an array of observations, or an object with an \"observations\" array".into()),
+        },
+        _ => return Err("expected an array of observations".into()),
+    };
+    let mut out = Decoded::default();
+    for (i, item) in items.iter().enumerate() {
+        let line = (i + 1) as u32;
+        match decode_item(item, line) {
+            Ok(r) => out.records.push(r),
+            Err(reason) => out.errors.push(LineError { line, reason, raw: item.to_string() }),
+        }
+    }
+    Ok(out)
+}
+
+/// Convert a JSON scalar to a value (numbers that are whole and written without a fraction are integers).
+pub fn json_value(v: &Json) -> Result<Value, String> {
+    Ok(match v {
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::I64(i),
+            None => Value::F64(n.as_f64().ok_or_else(|| format!("number {n} is out of range"))?),
+        },
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) => Value::Str(s.clone()),
+        other => return Err(format!("value must be a number, boolean or string, got {other}")),
+    })
+}
+
+/// Parse a JSON time: RFC 3339 string or epoch number.
+pub fn json_time(v: &Json) -> Result<Timestamp, String> {
+    match v {
+        Json::String(s) => s.parse().map_err(|e: agora_model::Error| e.to_string()),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Ok(Timestamp::from_epoch_guess(i)),
+            None => n
+                .as_f64()
+                .and_then(Timestamp::from_secs_f64)
+                .ok_or_else(|| format!("time {n} is out of range")),
+        },
+        other => Err(format!("time must be RFC 3339 or an epoch number, got {other}")),
+    }
+}
+
+fn opt_str(o: &serde_json::Map<String, Json>, k: &str) -> Result<Option<Cow<'static, str>>, String> {
+    match o.get(k) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
+        Some(other) => Err(format!("{k} must be a string, got {other}")),
+    }
+}
+
+fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, String> {
+    let Json::Object(o) = item else {
+        return Err("an observation must be a JSON object".into());
+    };
+    let device = opt_str(o, "device")?.ok_or("missing \"device\"")?;
+    let time = o.get("time").filter(|t| !t.is_null()).map(json_time).transpose()?;
+    let unit = opt_str(o, "unit")?;
+    let mut fields = Vec::new();
+    match (o.get("property"), o.get("values")) {
+        (Some(Json::String(p)), None) => {
+            let v = o.get("value").ok_or("missing \"value\"")?;
+            fields.push(Field { name: Cow::Owned(p.clone()), value: json_value(v)?, unit });
+        }
+        (None, Some(Json::Object(vals))) => {
+            if vals.is_empty() {
+                return Err("\"values\" is empty".into());
+            }
+            for (k, v) in vals {
+                let value = json_value(v).map_err(|e| format!("{k}: {e}"))?;
+                fields.push(Field { name: Cow::Owned(k.clone()), value, unit: None });
+            }
+        }
+        (Some(_), Some(_)) => return Err("give either \"property\" and \"value\", or \"values\", not both".into()),
+        (Some(p), None) => return Err(format!("property must be a string, got {p}")),
+        (None, Some(v)) => return Err(format!("values must be an object, got {v}")),
+        (None, None) => return Err("missing \"property\" and \"value\" (or \"values\")".into()),
+    }
+    Ok(Record {
+        line,
+        device,
+        kind: opt_str(o, "kind")?,
+        site: opt_str(o, "site")?,
+        commune: opt_str(o, "commune")?,
+        time,
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_shapes_and_bad_items() {
+        let body = br#"{"observations":[
+            {"device":"aq-1","property":"no2","value":21.5,"unit":"ppb","time":"2026-01-01T01:00:00+01:00"},
+            {"device":"aq-1","time":1767225600000,"values":{"o3":80,"pm10":12.5}},
+            {"device":"aq-1","property":"no2"},
+            {"property":"no2","value":1},
+            42
+        ]}"#;
+        let d = decode(body).unwrap();
+        assert_eq!(d.records.len(), 2);
+        assert_eq!(d.records[0].time, d.records[1].time);
+        assert_eq!(d.records[1].fields.len(), 2);
+        let errs: Vec<_> = d.errors.iter().map(|e| (e.line, e.reason.clone())).collect();
+        assert_eq!(errs, vec![
+            (3, "missing \"value\"".to_owned()),
+            (4, "missing \"device\"".to_owned()),
+            (5, "an observation must be a JSON object".to_owned()),
+        ]);
+    }
+}

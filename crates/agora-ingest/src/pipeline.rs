@@ -1,0 +1,361 @@
+//! The ingest pipeline: harmonize decoded records (aliases, units, kinds, ranges, timestamps),
+//! register new devices and series, write to the store, keep rejects as dead letters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use agora_model::{Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId, SiteId, Timestamp, Value};
+use agora_store::catalog::{Device, NewReject, TokenInfo};
+use agora_store::{Catalog, SeriesStore};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::record::{Decoded, LineError};
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Register unknown devices on their first write.
+    pub auto_register_devices: bool,
+    /// Register unknown property names on their first write (otherwise they are refused).
+    pub auto_register_properties: bool,
+    /// Refuse timestamps further than this in the future (clock skew allowance).
+    pub max_future: Duration,
+    /// Longest accepted string value, in bytes.
+    pub max_string_len: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            auto_register_devices: true,
+            auto_register_properties: false,
+            max_future: Duration::from_secs(3600),
+            max_string_len: 256,
+        }
+    }
+}
+
+/// Where a batch comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Source<'a> {
+    /// Named in dead letters and logs, e.g. `http /write`.
+    pub name: &'a str,
+    /// The token that sent it (an ingest token may be bound to one device).
+    pub token: Option<&'a TokenInfo>,
+    /// Device kind for auto-registration when records carry none.
+    pub default_kind: Option<&'a str>,
+    /// Site for auto-registration when records carry none.
+    pub default_site: Option<&'a str>,
+    /// Commune for auto-registration when records carry none.
+    pub default_commune: Option<&'a str>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// Points stored.
+    pub accepted: usize,
+    /// Lines, records or fields refused.
+    pub rejected: Vec<LineError>,
+    /// Devices registered by this batch.
+    pub devices_created: usize,
+    /// Series created by this batch.
+    pub series_created: usize,
+}
+
+/// Counters shared with `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Points stored.
+    pub points_accepted: AtomicU64,
+    /// Lines, records or fields refused.
+    pub points_rejected: AtomicU64,
+    /// Batches handled.
+    pub batches: AtomicU64,
+}
+
+/// The pipeline. One per process, shared by every source.
+#[derive(Debug)]
+pub struct Pipeline {
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn SeriesStore>,
+    registry: RwLock<PropertyRegistry>,
+    clock: Arc<dyn Clock>,
+    cfg: PipelineConfig,
+    /// Counters for `/metrics`.
+    pub counters: IngestCounters,
+}
+
+/// A point that passed validation, waiting for its series id.
+struct Pending {
+    line: u32,
+    device: usize,
+    property: PropertyName,
+    time: Timestamp,
+    value: Value,
+    unit: String,
+    source_unit: Option<String>,
+}
+
+/// A device of the batch, with what its records said about where it stands.
+struct BatchDevice {
+    id: DeviceId,
+    kind: Option<String>,
+    site: Option<String>,
+    commune: Option<String>,
+    line: u32,
+    last: Timestamp,
+}
+
+impl Pipeline {
+    /// A pipeline writing to `store` and registering in `catalog`.
+    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn SeriesStore>, clock: Arc<dyn Clock>, cfg: PipelineConfig) -> Self {
+        Self { catalog, store, registry: RwLock::new(PropertyRegistry::builtin()), clock, cfg, counters: IngestCounters::default() }
+    }
+
+    /// The property registry (for the properties endpoint).
+    pub fn properties(&self) -> Vec<PropertyDef> {
+        self.registry.read().all().into_iter().cloned().collect()
+    }
+
+    /// Harmonize, register and store a decoded batch. Rejected parts are reported and kept as
+    /// dead letters; an error means the store failed and nothing of the batch was acknowledged.
+    pub async fn ingest(&self, src: &Source<'_>, decoded: Decoded<'_>) -> agora_store::Result<IngestReport> {
+        let now = self.clock.now();
+        let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
+        let mut report = IngestReport { rejected: decoded.errors, ..Default::default() };
+        let mut devices: Vec<BatchDevice> = Vec::new();
+        let mut device_idx: HashMap<String, usize> = HashMap::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut unknown: Vec<(usize, u32, Timestamp, String, Value, Option<String>)> = Vec::new();
+        {
+            let reg = self.registry.read();
+            for rec in decoded.records {
+                let line = rec.line;
+                let reject = |reason: String, raw: String| LineError { line, reason, raw };
+                let di = match device_idx.get(rec.device.as_ref()) {
+                    Some(&i) => i,
+                    None => {
+                        let id = match DeviceId::parse(&rec.device) {
+                            Ok(id) => id,
+                            Err(e) => {
+                                report.rejected.push(reject(e.to_string(), rec.device.into_owned()));
+                                continue;
+                            }
+                        };
+                        devices.push(BatchDevice {
+                            id,
+                            kind: rec.kind.as_deref().map(str::to_owned),
+                            site: rec.site.as_deref().map(str::to_owned),
+                            commune: rec.commune.as_deref().map(str::to_owned),
+                            line,
+                            last: Timestamp::EPOCH,
+                        });
+                        device_idx.insert(rec.device.to_string(), devices.len() - 1);
+                        devices.len() - 1
+                    }
+                };
+                if let Some(t) = src.token
+                    && let Some(bound) = &t.device
+                    && bound != &devices[di].id
+                {
+                    report.rejected.push(reject(
+                        format!("this token may only write for device {bound}, not {}", devices[di].id),
+                        rec.device.into_owned(),
+                    ));
+                    continue;
+                }
+                let time = rec.time.unwrap_or(now);
+                if time > max_time {
+                    report.rejected.push(reject(
+                        format!("timestamp {time} is in the future (more than {}s ahead of the server clock)", self.cfg.max_future.as_secs()),
+                        format!("{} @ {}", rec.device, time.as_nanos()),
+                    ));
+                    continue;
+                }
+                devices[di].last = devices[di].last.max(time);
+                for f in rec.fields {
+                    let raw = || format!("{} {}={}", rec.device, f.name, f.value);
+                    if let Value::Str(s) = &f.value
+                        && s.len() > self.cfg.max_string_len
+                    {
+                        report.rejected.push(reject(format!("field {:?}: string longer than {} bytes", f.name, self.cfg.max_string_len), raw()));
+                        continue;
+                    }
+                    let Some(def) = reg.resolve(&f.name) else {
+                        if self.cfg.auto_register_properties {
+                            unknown.push((di, line, time, f.name.to_string(), f.value, f.unit.map(|u| u.into_owned())));
+                        } else {
+                            report.rejected.push(reject(
+                                format!("unknown property {:?} (automatic registration of properties is off)", f.name),
+                                raw(),
+                            ));
+                        }
+                        continue;
+                    };
+                    match reg.normalize(def, f.value.clone(), f.unit.as_deref()) {
+                        Ok(value) => pending.push(Pending {
+                            line,
+                            device: di,
+                            property: def.name.clone(),
+                            time,
+                            value,
+                            unit: def.unit.clone(),
+                            source_unit: f.unit.filter(|u| *u != def.unit).map(|u| u.into_owned()),
+                        }),
+                        Err(e) => report.rejected.push(reject(format!("field {:?}: {e}", f.name), raw())),
+                    }
+                }
+            }
+        }
+        for (di, line, time, name, value, unit) in unknown {
+            match self.register_property(&name, &value, unit.as_deref()) {
+                Ok(def) => match self.registry.read().normalize(&def, value, None) {
+                    Ok(value) => pending.push(Pending { line, device: di, property: def.name.clone(), time, value, unit: def.unit.clone(), source_unit: None }),
+                    Err(e) => report.rejected.push(LineError { line, reason: format!("field {name:?}: {e}"), raw: name }),
+                },
+                Err(reason) => report.rejected.push(LineError { line, reason, raw: name }),
+            }
+        }
+
+        // Resolve series under one catalog lock; register what is missing.
+        let keys: Vec<(&str, &str)> = pending.iter().map(|p| (devices[p.device].id.as_str(), p.property.as_str())).collect();
+        let mut ids = self.catalog.lookup_series(&keys);
+        drop(keys);
+        let mut dead_devices: HashMap<usize, String> = HashMap::new();
+        let mut created: HashMap<(usize, String), SeriesId> = HashMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            if ids[i].is_some() {
+                continue;
+            }
+            if let Some(reason) = dead_devices.get(&p.device) {
+                report.rejected.push(LineError { line: p.line, reason: reason.clone(), raw: devices[p.device].id.to_string() });
+                continue;
+            }
+            if let Some(id) = created.get(&(p.device, p.property.to_string())) {
+                ids[i] = Some(*id);
+                continue;
+            }
+            let dev = &devices[p.device];
+            if self.catalog.device(dev.id.as_str()).is_none() {
+                match self.register_device(src, dev).await {
+                    Ok(()) => report.devices_created += 1,
+                    Err(reason) => {
+                        report.rejected.push(LineError { line: p.line, reason: reason.clone(), raw: dev.id.to_string() });
+                        dead_devices.insert(p.device, reason);
+                        continue;
+                    }
+                }
+            }
+            let info = self.catalog.create_series(&dev.id, &p.property, p.value.kind(), &p.unit, p.source_unit.as_deref()).await?;
+            report.series_created += 1;
+            created.insert((p.device, p.property.to_string()), info.id);
+            ids[i] = Some(info.id);
+        }
+        let points: Vec<(SeriesId, Timestamp, Value)> =
+            pending.into_iter().zip(ids).filter_map(|(p, id)| id.map(|id| (id, p.time, p.value))).collect();
+        report.accepted = points.len();
+        if !points.is_empty() {
+            self.store.write(points).await?;
+        }
+        let seen: Vec<(DeviceId, Timestamp)> =
+            devices.into_iter().filter(|d| d.last > Timestamp::EPOCH).map(|d| (d.id, d.last)).collect();
+        self.catalog.touch(&seen);
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.points_accepted.fetch_add(report.accepted as u64, Ordering::Relaxed);
+        self.counters.points_rejected.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
+        if !report.rejected.is_empty() {
+            report.rejected.sort_by_key(|e| e.line);
+            tracing::debug!(source = src.name, rejected = report.rejected.len(), "batch had rejected input");
+            let dead = report
+                .rejected
+                .iter()
+                .map(|e| NewReject { source: src.name.to_owned(), line: Some(e.line), reason: e.reason.clone(), raw: e.raw.clone() })
+                .collect();
+            if let Err(e) = self.catalog.add_rejects(dead).await {
+                tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Keep input refused before decoding (a body that is not JSON at all, say) as a dead letter.
+    pub async fn reject_whole(&self, src: &Source<'_>, reason: &str, raw: &[u8]) {
+        self.counters.points_rejected.fetch_add(1, Ordering::Relaxed);
+        let r = NewReject { source: src.name.to_owned(), line: None, reason: reason.to_owned(), raw: String::from_utf8_lossy(raw).into_owned() };
+        if let Err(e) = self.catalog.add_rejects(vec![r]).await {
+            tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+        }
+    }
+
+    fn register_property(&self, name: &str, value: &Value, unit: Option<&str>) -> Result<PropertyDef, String> {
+        let pname = PropertyName::parse(name).map_err(|e| format!("cannot register property: {e}"))?;
+        let mut reg = self.registry.write();
+        if let Some(d) = reg.resolve(name) {
+            return Ok(d.clone());
+        }
+        let def = PropertyDef {
+            name: pname,
+            unit: unit.unwrap_or("1").to_owned(),
+            kind: value.kind(),
+            min: None,
+            max: None,
+            aliases: vec![],
+            description: "registered automatically on first write".into(),
+            auto_registered: true,
+        };
+        reg.insert(def.clone());
+        tracing::info!(property = name, "registered a new property");
+        Ok(def)
+    }
+
+    async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), String> {
+        if !self.cfg.auto_register_devices {
+            return Err(format!("unknown device {} (automatic registration of devices is off)", d.id));
+        }
+        let kind_s = d.kind.as_deref().or(src.default_kind).unwrap_or("sensor");
+        let kind = DeviceKind::parse(kind_s).map_err(|e| e.to_string())?;
+        let site = match d.site.as_deref().or(src.default_site) {
+            Some(s) => {
+                let id = SiteId::parse(s).map_err(|e| e.to_string())?;
+                if !self.catalog.sites().iter().any(|x| x.id == id) {
+                    return Err(format!("unknown site {s:?} for new device {}: create the site first", d.id));
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let commune = match d.commune.as_deref().or(src.default_commune) {
+            Some(c) => {
+                let code = InseeCode::parse(c).map_err(|e| e.to_string())?;
+                if !self.catalog.communes().iter().any(|x| x.insee == code) {
+                    return Err(format!("unknown commune {c:?} for new device {}: create the commune first", d.id));
+                }
+                Some(code)
+            }
+            None => site.as_ref().and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s)).map(|s| s.commune),
+        };
+        let (lat, lon) = site
+            .as_ref()
+            .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
+            .map_or((None, None), |s| (s.lat, s.lon));
+        let dev = Device {
+            id: d.id.clone(),
+            kind,
+            name: None,
+            site,
+            commune,
+            lat,
+            lon,
+            metadata: serde_json::json!({"registered_by": src.name, "first_line": d.line}),
+            created_at: self.clock.now(),
+            last_seen: None,
+        };
+        self.catalog.upsert_device(dev).await.map_err(|e| e.to_string())?;
+        tracing::info!(device = %d.id, "registered a new device");
+        Ok(())
+    }
+}
