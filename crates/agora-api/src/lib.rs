@@ -1,1 +1,91 @@
-//! placeholder
+//! The HTTP API of agora (axum). Only this crate knows HTTP: handlers hold `Arc<dyn Catalog>` and
+//! `Arc<dyn SeriesStore>` and never name the concrete engine.
+
+mod admin;
+mod auth;
+mod error;
+mod ingest;
+mod metrics;
+mod query;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use agora_ingest::Pipeline;
+use agora_model::Clock;
+use agora_store::{Catalog, SeriesStore};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+
+pub use error::{ApiError, ApiResult};
+pub use metrics::Metrics;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest accepted request body (after decompression), in bytes.
+    pub max_body_bytes: usize,
+    /// Whether read endpoints are open without a token (open-data deployments).
+    pub public_read: bool,
+    /// Most points one raw query returns.
+    pub max_points: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 << 20, public_read: false, max_points: 100_000 }
+    }
+}
+
+/// What every handler can reach. Built once by the binary's `serve`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// The series store.
+    pub store: Arc<dyn SeriesStore>,
+    /// The ingest pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// HTTP settings.
+    pub config: ApiConfig,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Set once start-up (WAL replay) is over.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/api/v1/openapi.json", get(admin::openapi))
+        // Ingest.
+        .route("/write", post(ingest::write_v1))
+        .route("/api/v2/write", post(ingest::write_v2))
+        .route("/api/v1/observations", post(ingest::observations).get(query::observations))
+        .route("/api/v1/senml", post(ingest::senml))
+        // Catalog and queries.
+        .route("/api/v1/communes", get(query::communes).post(admin::create_commune))
+        .route("/api/v1/sites", get(query::sites).post(admin::create_site))
+        .route("/api/v1/devices", get(query::devices).post(admin::create_device))
+        .route("/api/v1/devices/{id}", get(query::device))
+        .route("/api/v1/series", get(query::series))
+        .route("/api/v1/properties", get(query::properties))
+        .route("/api/v1/aggregate", get(query::aggregate))
+        .route("/api/v1/latest", get(query::latest))
+        .route("/api/v1/stats", get(query::stats))
+        // Administration.
+        .route("/api/v1/rejects", get(admin::rejects))
+        .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
+        .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .fallback(admin::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

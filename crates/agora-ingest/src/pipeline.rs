@@ -121,6 +121,11 @@ impl Pipeline {
         self.registry.read().all().into_iter().cloned().collect()
     }
 
+    /// The canonical name of a property or alias, if known.
+    pub fn canonical_property(&self, name: &str) -> Option<String> {
+        self.registry.read().resolve(name).map(|d| d.name.to_string())
+    }
+
     /// Harmonize, register and store a decoded batch. Rejected parts are reported and kept as
     /// dead letters; an error means the store failed and nothing of the batch was acknowledged.
     pub async fn ingest(&self, src: &Source<'_>, decoded: Decoded<'_>) -> agora_store::Result<IngestReport> {

@@ -1,0 +1,118 @@
+//! The one HTTP error type: RFC 9457 problem+json with a stable snake_case `code`. The cause
+//! chain is logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use agora_ingest::LineError;
+
+/// Everything an endpoint can answer with instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or unknown token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token lacks the scope.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A query parameter or body is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Some lines or records were refused; the others were stored.
+    #[error("{accepted} points written, {} rejected", rejected.len())]
+    PartialWrite {
+        /// Points stored.
+        accepted: usize,
+        /// What was refused.
+        rejected: Vec<LineError>,
+    },
+    /// Nothing referenced exists.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the catalog.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is over the size limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body's content encoding is not supported.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Storage failed; nothing of the request was acknowledged.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] agora_store::Error),
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] agora_store::Error),
+}
+
+impl ApiError {
+    /// The stable code and HTTP status of each error.
+    pub fn code(&self) -> (&'static str, StatusCode) {
+        match self {
+            Self::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
+            Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            Self::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
+            Self::PartialWrite { .. } => ("partial_write", StatusCode::BAD_REQUEST),
+            Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            Self::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::UnsupportedMediaType(_) => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            Self::Unavailable(_) => ("storage_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl From<agora_store::Error> for ApiError {
+    fn from(e: agora_store::Error) -> Self {
+        use agora_store::Error as E;
+        match e {
+            E::NotFound { .. } => Self::NotFound(e.to_string()),
+            E::Conflict(m) => Self::Conflict(m),
+            E::Invalid(m) => Self::BadRequest(m),
+            E::Io { .. } | E::Closed => Self::Unavailable(e),
+            other => Self::Internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code();
+        if status.is_server_error() {
+            let mut msg = self.to_string();
+            let mut src = std::error::Error::source(&self);
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            tracing::error!(code, error = %msg, "request failed");
+        }
+        let detail = self.to_string();
+        let mut body = json!({
+            "type": format!("urn:agora:problem:{code}"),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "code": code,
+            "detail": detail,
+            // InfluxDB clients read `error`.
+            "error": detail,
+        });
+        if let Self::PartialWrite { accepted, rejected } = &self {
+            body["accepted"] = json!(accepted);
+            body["rejected"] = json!(rejected);
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"agora\""));
+        }
+        resp
+    }
+}
+
+/// Result alias of the HTTP layer.
+pub type ApiResult<T> = Result<T, ApiError>;

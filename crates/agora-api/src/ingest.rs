@@ -1,0 +1,163 @@
+//! Ingest endpoints: InfluxDB v1 and v2 writes, native JSON, SenML.
+
+use std::io::Read;
+
+use agora_ingest::{Decoded, IngestReport, Source, json, line_protocol, senml};
+use agora_model::Precision;
+use agora_store::catalog::Scope;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::require;
+use crate::error::{ApiError, ApiResult};
+
+/// Query of `POST /write` (InfluxDB v1).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1Params {
+    #[allow(dead_code)]
+    db: Option<String>,
+    precision: Option<String>,
+    p: Option<String>,
+}
+
+/// Query of `POST /api/v2/write` (InfluxDB v2).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2Params {
+    #[allow(dead_code)]
+    org: Option<String>,
+    #[allow(dead_code)]
+    bucket: Option<String>,
+    precision: Option<String>,
+}
+
+/// Defaults for auto-registration, on JSON and SenML endpoints.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Placement {
+    kind: Option<String>,
+    site: Option<String>,
+    commune: Option<String>,
+}
+
+/// The request body, decompressed when gzip-encoded, within the size limit.
+fn body_bytes(state: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    let limit = state.config.max_body_bytes;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {r}"))
+        }
+    })?;
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim) {
+        None | Some("") | Some("identity") => Ok(body),
+        Some(enc) if enc.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::new();
+            // Read one byte past the limit to tell "exactly at the limit" from "over it".
+            flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::BadRequest(format!("body is not valid gzip: {e}")))?;
+            if out.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            Ok(out.into())
+        }
+        Some(enc) => Err(ApiError::UnsupportedMediaType(format!("unsupported Content-Encoding {enc:?}: use gzip or none"))),
+    }
+}
+
+fn precision(p: Option<&str>) -> ApiResult<Precision> {
+    p.map_or(Ok(Precision::Nanoseconds), |p| p.parse().map_err(|e: agora_model::Error| ApiError::BadRequest(e.to_string())))
+}
+
+/// 204 when everything was stored, problem+json naming each refused line otherwise.
+fn answer(report: IngestReport) -> ApiResult<Response> {
+    if report.rejected.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Err(ApiError::PartialWrite { accepted: report.accepted, rejected: report.rejected })
+}
+
+async fn run(state: &AppState, src: Source<'_>, decoded: Decoded<'_>) -> ApiResult<Response> {
+    let report = state.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;
+    answer(report)
+}
+
+pub(crate) async fn write_v1(
+    State(state): State<AppState>,
+    Query(q): Query<V1Params>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, q.p.as_deref(), Scope::Ingest)?;
+    let body = body_bytes(&state, &headers, body)?;
+    let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
+    run(&state, Source { name: "http /write", token: Some(&token), ..Default::default() }, decoded).await
+}
+
+pub(crate) async fn write_v2(
+    State(state): State<AppState>,
+    Query(q): Query<V2Params>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, None, Scope::Ingest)?;
+    let body = body_bytes(&state, &headers, body)?;
+    let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
+    run(&state, Source { name: "http /api/v2/write", token: Some(&token), ..Default::default() }, decoded).await
+}
+
+pub(crate) async fn observations(
+    State(state): State<AppState>,
+    Query(p): Query<Placement>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, None, Scope::Ingest)?;
+    let body = body_bytes(&state, &headers, body)?;
+    let src = Source {
+        name: "http /api/v1/observations",
+        token: Some(&token),
+        default_kind: p.kind.as_deref(),
+        default_site: p.site.as_deref(),
+        default_commune: p.commune.as_deref(),
+    };
+    let decoded = match json::decode(&body) {
+        Ok(d) => d,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, &body).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+    };
+    run(&state, src, decoded).await
+}
+
+pub(crate) async fn senml(
+    State(state): State<AppState>,
+    Query(p): Query<Placement>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, None, Scope::Ingest)?;
+    let body = body_bytes(&state, &headers, body)?;
+    let src = Source {
+        name: "http /api/v1/senml",
+        token: Some(&token),
+        default_kind: p.kind.as_deref(),
+        default_site: p.site.as_deref(),
+        default_commune: p.commune.as_deref(),
+    };
+    let decoded = match senml::decode(&body, state.clock.now()) {
+        Ok(d) => d,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, &body).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+    };
+    run(&state, src, decoded).await
+}
