@@ -1,1 +1,7 @@
-//! placeholder
+//! The agora binary as a library: configuration, the wiring of all components (`serve`), the demo
+//! city and the benchmark. `main.rs` only parses the command line.
+
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod serve;

@@ -1,1 +1,131 @@
-fn main() {}
+//! `agora`: serve a city's data, run the demo city, or measure the engine.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agora::config::Config;
+use agora::serve::{ServeOptions, Server};
+use agora_model::SystemClock;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// agora, an open urban data platform.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform (production entry point).
+    Serve(Common),
+    /// Run the platform with a simulated city: Aix-en-Provence, four connected places, ~1,500 devices.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        /// Days of history to backfill.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Backfill only; do not keep streaming live data.
+        #[arg(long)]
+        no_live: bool,
+    },
+    /// Measure ingest, compression, query latency and memory over loopback.
+    Bench(agora::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Configuration file (see agora.example.toml).
+    #[arg(long, env = "AGORA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "AGORA_DATA")]
+    data: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "AGORA_HTTP")]
+    http: Option<SocketAddr>,
+}
+
+impl Common {
+    fn options(&self) -> anyhow::Result<ServeOptions> {
+        let mut config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        config.apply_env()?;
+        if let Some(d) = &self.data {
+            config.data_dir = d.clone();
+        }
+        if let Some(h) = self.http {
+            config.http = h;
+        }
+        let admin_token = std::env::var("AGORA_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+        Ok(ServeOptions { config, admin_token, clock: Arc::new(SystemClock) })
+    }
+}
+
+fn announce(server: &Server) {
+    println!("agora listening on http://{}", server.addr);
+    if let Some(t) = &server.generated_admin_token {
+        println!("admin token (shown once, keep it): {t}");
+    }
+}
+
+async fn until_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(common) => {
+            let server = agora::serve::start(common.options()?).await?;
+            announce(&server);
+            until_signal().await;
+            server.shutdown().await
+        }
+        Command::Demo { common, days, no_live } => {
+            let opts = common.options()?;
+            let server = agora::serve::start(opts).await?;
+            announce(&server);
+            let demo = agora::demo::Demo::new(agora::demo::DemoOptions { days, seed: 13001 });
+            let state = server.state.clone();
+            let report = demo.seed_and_backfill(&state).await.context("demo backfill failed")?;
+            println!(
+                "demo city ready: {} devices, {} points of history in {:.1} s ({:.0} points/s)",
+                report.devices,
+                report.points,
+                report.elapsed.as_secs_f64(),
+                report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
+            );
+            println!("open http://{}/api/v1/latest?site=hotel-de-ville with the admin token", server.addr);
+            if no_live {
+                return server.shutdown().await;
+            }
+            let live = tokio::spawn(async move { demo.stream_live(state).await });
+            until_signal().await;
+            live.abort();
+            server.shutdown().await
+        }
+        Command::Bench(args) => agora::bench::run(args).await,
+    }
+}

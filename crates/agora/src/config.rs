@@ -1,0 +1,139 @@
+//! `agora.toml`: every setting with its default; `AGORA_*` environment variables and command-line
+//! flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (engine, catalog).
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http: SocketAddr,
+    /// Access rules.
+    pub auth: AuthConfig,
+    /// Ingest rules.
+    pub ingest: IngestConfig,
+    /// Storage engine settings.
+    pub storage: StorageConfig,
+}
+
+/// Access rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Open the read endpoints to everyone (open data).
+    pub public_read: bool,
+}
+
+/// Ingest rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Register unknown devices on first write.
+    pub auto_register_devices: bool,
+    /// Register unknown property names on first write.
+    pub auto_register_properties: bool,
+    /// Refuse points further in the future than this many seconds.
+    pub max_future_secs: u64,
+    /// Largest request body, in MiB.
+    pub max_body_mib: usize,
+}
+
+/// Storage engine settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// fsync the WAL before acknowledging (leave on).
+    pub fsync: bool,
+    /// Flush the in-memory head at this many points.
+    pub flush_points: usize,
+    /// Flush the head at least this often (seconds).
+    pub flush_interval_secs: u64,
+    /// Compact when this many segments exist.
+    pub compact_segments: usize,
+    /// Keep raw points this many days (absent: forever); hourly rollups outlive them.
+    pub raw_retention_days: Option<u64>,
+    /// Keep hourly rollups this many days (absent: forever).
+    pub rollup_retention_days: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("agora-data"),
+            http: "127.0.0.1:8080".parse().expect("valid address"),
+            auth: AuthConfig::default(),
+            ingest: IngestConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { auto_register_devices: true, auto_register_properties: false, max_future_secs: 3600, max_body_mib: 16 }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            flush_points: 2_000_000,
+            flush_interval_secs: 600,
+            compact_segments: 6,
+            raw_retention_days: None,
+            rollup_retention_days: None,
+        }
+    }
+}
+
+impl Config {
+    /// Read a TOML file; unknown keys are an error, so typos do not pass silently.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Apply `AGORA_*` environment overrides not covered by command-line flags.
+    pub fn apply_env(&mut self) -> anyhow::Result<()> {
+        if let Ok(v) = std::env::var("AGORA_PUBLIC_READ") {
+            self.auth.public_read = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Ok(v) = std::env::var("AGORA_RAW_RETENTION_DAYS") {
+            self.storage.raw_retention_days = Some(v.parse().context("AGORA_RAW_RETENTION_DAYS must be a number of days")?);
+        }
+        Ok(())
+    }
+
+    /// The engine's settings.
+    pub fn engine(&self) -> agora_store::EngineConfig {
+        let mut e = agora_store::EngineConfig::new(self.data_dir.join("engine"));
+        e.fsync = self.storage.fsync;
+        e.flush_points = self.storage.flush_points;
+        e.flush_interval = Duration::from_secs(self.storage.flush_interval_secs);
+        e.compact_segments = self.storage.compact_segments;
+        e.raw_retention = self.storage.raw_retention_days.map(|d| Duration::from_secs(d * 86_400));
+        e.rollup_retention = self.storage.rollup_retention_days.map(|d| Duration::from_secs(d * 86_400));
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_typos_are_refused() {
+        let c: Config = toml::from_str(include_str!("../../../agora.example.toml")).unwrap();
+        assert_eq!(c.http.port(), 8080);
+        assert!(toml::from_str::<Config>("[storage]\nflush_pionts = 3").is_err());
+    }
+}

@@ -1,0 +1,623 @@
+//! The demo city: Aix-en-Provence (INSEE 13001), its four connected places, ~1,500 simulated
+//! devices with realistic daily and weekly cycles and a few faults. Simulated data goes through the
+//! same ingest pipeline as real data.
+//!
+//! Every value is a pure function of (seed, device, time), so a backfill and the live stream agree
+//! and a run can be reproduced. Slow processes (weather regimes, pollution episodes) are smooth
+//! noise over days; bins and soil moisture are computed from the last collection or irrigation.
+
+use std::borrow::Cow;
+use std::f64::consts::PI;
+use std::time::{Duration, Instant};
+
+use agora_api::AppState;
+use agora_ingest::{Decoded, Field, Record, Source};
+use agora_model::{DeviceId, DeviceKind, InseeCode, SiteId, Timestamp, Value};
+use agora_store::catalog::{Commune, Device, Site};
+use anyhow::Context;
+use chrono::{Datelike, NaiveDate, Weekday};
+
+const S: i64 = 1_000_000_000;
+const COMMUNE: &str = "13001";
+
+/// Demo settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoOptions {
+    /// Days of history to backfill.
+    pub days: u32,
+    /// Seed of every random draw.
+    pub seed: u64,
+}
+
+/// What the backfill did.
+#[derive(Debug, Clone, Copy)]
+pub struct BackfillReport {
+    /// Devices in the fleet.
+    pub devices: usize,
+    /// Points written.
+    pub points: usize,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// A connected place of the pilot.
+struct Place {
+    id: &'static str,
+    short: &'static str,
+    name: &'static str,
+    lat: f64,
+    lon: f64,
+    /// Traffic exposure (NO2, noise) relative to the city average.
+    traffic: f64,
+    /// Urban heat island: night-time temperature excess in °C.
+    heat: f64,
+    /// Pedestrian attraction.
+    footfall: f64,
+}
+
+const PLACES: [Place; 4] = [
+    Place { id: "hotel-de-ville", short: "hdv", name: "Hôtel de Ville — place de la Mairie, forum des Cardeurs", lat: 43.52990, lon: 5.44740, traffic: 0.8, heat: 1.8, footfall: 1.6 },
+    Place { id: "vallee-de-la-torse", short: "torse", name: "Vallée de la Torse", lat: 43.52330, lon: 5.46150, traffic: 0.5, heat: -0.8, footfall: 0.6 },
+    Place { id: "la-rotonde", short: "rotonde", name: "La Rotonde", lat: 43.52630, lon: 5.44460, traffic: 1.6, heat: 1.4, footfall: 1.3 },
+    Place { id: "pole-culturel", short: "pole", name: "Pôle Culturel", lat: 43.52380, lon: 5.44050, traffic: 1.0, heat: 0.9, footfall: 0.9 },
+];
+
+/// Device kinds of the fleet, with how many per place and their reporting period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Air,
+    Noise,
+    Weather,
+    Pedestrian,
+    Streetlight,
+    Bin,
+    Soil,
+}
+
+impl Kind {
+    const ALL: [Kind; 7] = [Kind::Air, Kind::Noise, Kind::Weather, Kind::Pedestrian, Kind::Streetlight, Kind::Bin, Kind::Soil];
+    fn per_place(self) -> usize {
+        match self {
+            Kind::Air => 6,
+            Kind::Noise => 12,
+            Kind::Weather => 3,
+            Kind::Pedestrian => 10,
+            Kind::Streetlight => 250,
+            Kind::Bin => 75,
+            Kind::Soil => 19,
+        }
+    }
+    fn period_s(self) -> i64 {
+        match self {
+            Kind::Air | Kind::Noise => 60,
+            Kind::Weather => 600,
+            Kind::Pedestrian | Kind::Streetlight => 900,
+            Kind::Bin => 3600,
+            Kind::Soil => 1800,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Air => "air_quality",
+            Kind::Noise => "noise",
+            Kind::Weather => "weather",
+            Kind::Pedestrian => "pedestrian_counter",
+            Kind::Streetlight => "streetlight",
+            Kind::Bin => "waste_container",
+            Kind::Soil => "soil_moisture",
+        }
+    }
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Air => "aq",
+            Kind::Noise => "noise",
+            Kind::Weather => "wx",
+            Kind::Pedestrian => "ped",
+            Kind::Streetlight => "lamp",
+            Kind::Bin => "bin",
+            Kind::Soil => "soil",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// The PM10 channel repeats one reading from this time on.
+    Stuck(i64),
+    /// The device stops reporting at this time.
+    Silent(i64),
+    /// The lamp fails at this time.
+    LampFails(i64),
+    /// The bin is no longer collected from this time on.
+    Overflow(i64),
+}
+
+#[derive(Debug, Clone)]
+struct SimDevice {
+    id: String,
+    kind: Kind,
+    place: usize,
+    idx: u64,
+    lat: f64,
+    lon: f64,
+    phase_s: i64,
+    /// Per-device multiplicative bias (sensor spread, bin usage, lamp power).
+    bias: f64,
+    fault: Option<Fault>,
+}
+
+/// The demo city.
+#[derive(Debug)]
+pub struct Demo {
+    opts: DemoOptions,
+    fleet: Vec<SimDevice>,
+    /// Data is generated up to (excluding) this time.
+    cursor: tokio::sync::Mutex<i64>,
+}
+
+fn mix(mut z: u64) -> u64 {
+    // SplitMix64 finalizer: a fast, well-distributed hash for deterministic noise.
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Uniform in [0, 1) from a key.
+fn unit(key: u64) -> f64 {
+    (mix(key) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Approximately normal (mean 0, sd 1) from a key.
+fn gauss(key: u64) -> f64 {
+    (0..4).map(|i| unit(key.wrapping_add(i * 0x1000_0001))).sum::<f64>() * 3f64.sqrt() - 2.0 * 3f64.sqrt()
+}
+
+/// Smooth noise in [-1, 1] varying over `scale` seconds.
+fn smooth(key: u64, t_s: f64, scale: f64) -> f64 {
+    let x = t_s / scale;
+    let i = x.floor();
+    let f = x - i;
+    let a = unit(key ^ mix(i as i64 as u64)) * 2.0 - 1.0;
+    let b = unit(key ^ mix((i as i64 + 1) as u64)) * 2.0 - 1.0;
+    let w = (1.0 - (f * PI).cos()) / 2.0;
+    a * (1.0 - w) + b * w
+}
+
+/// Round to a sensor's resolution, giving the shortest decimal (23.4, not 23.400000000000002).
+fn round(v: f64, res: f64) -> f64 {
+    if res < 1.0 {
+        let k = (1.0 / res).round();
+        (v * k).round() / k
+    } else {
+        (v / res).round() * res
+    }
+}
+
+fn gaussian_bump(h: f64, centre: f64, width: f64) -> f64 {
+    (-((h - centre) / width).powi(2)).exp()
+}
+
+/// Calendar facts at one instant, in Europe/Paris local time.
+struct When {
+    t_s: f64,
+    /// Local hour of day, fractional.
+    hour: f64,
+    weekday: Weekday,
+    day_of_year: f64,
+    /// Local day number since the epoch.
+    day: i64,
+    sun_elevation_deg: f64,
+}
+
+/// Central European time with EU summer time (last Sunday of March to last Sunday of October, 01:00 UTC).
+fn paris_offset_s(t_s: i64) -> i64 {
+    let date = chrono::DateTime::from_timestamp(t_s, 0).map(|d| d.date_naive()).unwrap_or_default();
+    let y = date.year();
+    let last_sunday = |m: u32| {
+        let mut d = NaiveDate::from_ymd_opt(y, m, 31).expect("valid date");
+        while d.weekday() != Weekday::Sun {
+            d = d.pred_opt().expect("valid date");
+        }
+        d.and_hms_opt(1, 0, 0).expect("valid time").and_utc().timestamp()
+    };
+    if t_s >= last_sunday(3) && t_s < last_sunday(10) { 7200 } else { 3600 }
+}
+
+fn when(t_ns: i64) -> When {
+    let t = t_ns.div_euclid(S);
+    let local = t + paris_offset_s(t);
+    let day = local.div_euclid(86_400);
+    let hour = local.rem_euclid(86_400) as f64 / 3600.0;
+    let weekday = match day.rem_euclid(7) {
+        0 => Weekday::Thu,
+        1 => Weekday::Fri,
+        2 => Weekday::Sat,
+        3 => Weekday::Sun,
+        4 => Weekday::Mon,
+        5 => Weekday::Tue,
+        _ => Weekday::Wed,
+    };
+    let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.date_naive()).unwrap_or_default();
+    let doy = date.ordinal() as f64;
+    // Solar elevation at Aix (43.53 N, 5.45 E).
+    let decl = (23.44f64).to_radians() * (2.0 * PI * (284.0 + doy) / 365.0).sin();
+    let utc_h = t.rem_euclid(86_400) as f64 / 3600.0;
+    let solar_h = utc_h + 5.45 / 15.0;
+    let ha = (solar_h - 12.0) * 15f64.to_radians();
+    let lat = 43.53f64.to_radians();
+    let elev = (lat.sin() * decl.sin() + lat.cos() * decl.cos() * ha.cos()).asin().to_degrees();
+    When { t_s: t as f64, hour, weekday, day_of_year: doy, day, sun_elevation_deg: elev }
+}
+
+impl When {
+    fn weekend(&self) -> bool {
+        matches!(self.weekday, Weekday::Sat | Weekday::Sun)
+    }
+    fn market_morning(&self) -> bool {
+        // Aix's big markets: Tuesday, Thursday and Saturday mornings.
+        matches!(self.weekday, Weekday::Tue | Weekday::Thu | Weekday::Sat) && (7.5..13.5).contains(&self.hour)
+    }
+    /// Seasonal mean temperature in Aix (°C): about 6 in January, 24 in July.
+    fn seasonal_temp(&self) -> f64 {
+        15.0 - 9.0 * (2.0 * PI * (self.day_of_year - 15.0) / 365.0).cos()
+    }
+}
+
+impl Demo {
+    /// The fleet, laid out deterministically from the seed. Fault times are set relative to now.
+    pub fn new(opts: DemoOptions) -> Self {
+        let now = agora_model::Clock::now(&agora_model::SystemClock).as_nanos();
+        Self::at(opts, now)
+    }
+
+    /// The fleet as it is at `now` (ns): the backfill ends there.
+    pub fn at(opts: DemoOptions, now: i64) -> Self {
+        let end = now - now.rem_euclid(60 * S);
+        let mut fleet = Vec::new();
+        let mut idx = 0u64;
+        for (p, place) in PLACES.iter().enumerate() {
+            for kind in Kind::ALL {
+                for n in 1..=kind.per_place() {
+                    idx += 1;
+                    let k = opts.seed ^ idx.wrapping_mul(0x51_7CC1_B727_220A);
+                    let digits = if kind.per_place() >= 100 { 3 } else { 2 };
+                    let id = format!("{}-{}-{:0digits$}", kind.prefix(), place.short, n);
+                    let fault = match (kind, place.short, n) {
+                        (Kind::Air, "rotonde", 3) => Some(Fault::Stuck(end - 3 * 86_400 * S)),
+                        (Kind::Noise, "torse", 5) => Some(Fault::Silent(end - 2 * 86_400 * S)),
+                        (Kind::Streetlight, "hdv", 17) => Some(Fault::LampFails(end - 5 * 86_400 * S)),
+                        (Kind::Bin, "rotonde", 12) => Some(Fault::Overflow(end - 6 * 86_400 * S)),
+                        _ => None,
+                    };
+                    fleet.push(SimDevice {
+                        id,
+                        kind,
+                        place: p,
+                        idx,
+                        lat: place.lat + (unit(k) - 0.5) * 0.006,
+                        lon: place.lon + (unit(k ^ 1) - 0.5) * 0.008,
+                        phase_s: (unit(k ^ 2) * kind.period_s() as f64) as i64,
+                        bias: 0.85 + 0.3 * unit(k ^ 3),
+                        fault,
+                    });
+                }
+            }
+        }
+        let start = end - i64::from(opts.days) * 86_400 * S;
+        Self { opts, fleet, cursor: tokio::sync::Mutex::new(start) }
+    }
+
+    /// Devices in the fleet.
+    pub fn device_count(&self) -> usize {
+        self.fleet.len()
+    }
+
+    /// Register the commune, places and devices, then write the history up to now.
+    pub async fn seed_and_backfill(&self, state: &AppState) -> anyhow::Result<BackfillReport> {
+        self.seed(state).await?;
+        let started = Instant::now();
+        let end = {
+            let c = *self.cursor.lock().await;
+            c + i64::from(self.opts.days) * 86_400 * S
+        };
+        let points = self.generate_until(state, end).await?;
+        state.store.flush().await?;
+        Ok(BackfillReport { devices: self.fleet.len(), points, elapsed: started.elapsed() })
+    }
+
+    /// Register the commune, its places and the fleet in the catalog.
+    pub async fn seed(&self, state: &AppState) -> anyhow::Result<()> {
+        let insee = InseeCode::parse(COMMUNE)?;
+        state.catalog.upsert_commune(Commune { insee: insee.clone(), name: "Aix-en-Provence".into(), boundary: None }).await?;
+        for p in &PLACES {
+            state
+                .catalog
+                .upsert_site(Site { id: SiteId::parse(p.id)?, commune: insee.clone(), name: p.name.into(), lat: Some(p.lat), lon: Some(p.lon), geometry: None })
+                .await?;
+        }
+        let now = state.clock.now();
+        for d in &self.fleet {
+            let place = &PLACES[d.place];
+            let dev = Device {
+                id: DeviceId::parse(&d.id)?,
+                kind: DeviceKind::parse(d.kind.name())?,
+                name: Some(format!("{} {}", d.kind.name().replace('_', " "), d.id)),
+                site: Some(SiteId::parse(place.id)?),
+                commune: Some(insee.clone()),
+                lat: Some(round(d.lat, 1e-6)),
+                lon: Some(round(d.lon, 1e-6)),
+                metadata: serde_json::json!({"simulated": true, "period_s": d.kind.period_s()}),
+                created_at: now,
+                last_seen: None,
+            };
+            state.catalog.upsert_device(dev).await?;
+        }
+        Ok(())
+    }
+
+    /// Generate and ingest every report due before `end` (ns), in one-hour slices.
+    async fn generate_until(&self, state: &AppState, end: i64) -> anyhow::Result<usize> {
+        let mut cursor = self.cursor.lock().await;
+        let mut total = 0;
+        while *cursor < end {
+            let to = (*cursor + 3600 * S).min(end);
+            let records = self.records(*cursor, to);
+            let decoded = Decoded { records, errors: Vec::new() };
+            let report = state
+                .pipeline
+                .ingest(&Source { name: "demo simulator", ..Default::default() }, decoded)
+                .await
+                .context("writing simulated data")?;
+            if let Some(e) = report.rejected.first() {
+                tracing::warn!(line = e.line, reason = %e.reason, "simulated point rejected");
+            }
+            total += report.accepted;
+            *cursor = to;
+        }
+        Ok(total)
+    }
+
+    /// Keep generating as time passes (every 5 seconds), like a real fleet reporting.
+    pub async fn stream_live(&self, state: AppState) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let now = state.clock.now().as_nanos();
+            if let Err(e) = self.generate_until(&state, now).await {
+                tracing::error!(error = %e, "live simulation failed");
+            }
+        }
+    }
+
+    /// Records of all reports with `from <= t < to`.
+    fn records(&self, from: i64, to: i64) -> Vec<Record<'static>> {
+        let mut out = Vec::new();
+        for d in &self.fleet {
+            let period = d.kind.period_s() * S;
+            let phase = d.phase_s * S;
+            // First report time >= from on this device's grid.
+            let mut t = from + (phase - from).rem_euclid(period);
+            while t < to {
+                if let Some(fields) = self.fields(d, t) {
+                    out.push(Record {
+                        line: out.len() as u32 + 1,
+                        device: Cow::Owned(d.id.clone()),
+                        kind: None,
+                        site: None,
+                        commune: None,
+                        time: Some(Timestamp::from_nanos(t)),
+                        fields,
+                    });
+                }
+                t += period;
+            }
+        }
+        out
+    }
+
+    /// What device `d` reports at `t`, or `None` when it is silent.
+    fn fields(&self, d: &SimDevice, t: i64) -> Option<Vec<Field<'static>>> {
+        if let Some(Fault::Silent(from)) = d.fault
+            && t >= from
+        {
+            return None;
+        }
+        let w = when(t);
+        let place = &PLACES[d.place];
+        let seed = self.opts.seed;
+        let key = |salt: u64| seed ^ mix(d.idx.wrapping_mul(1_000_003) ^ salt) ^ (t as u64);
+        let f = |name: &'static str, v: f64| Field { name: Cow::Borrowed(name), value: Value::F64(v), unit: None };
+        // City-wide weather: temperature anomaly over days, pollution episodes, mistral.
+        let anomaly = 3.0 * smooth(seed ^ 11, w.t_s, 3.0 * 86_400.0);
+        let episode = (smooth(seed ^ 12, w.t_s, 2.0 * 86_400.0) + 0.3).max(0.0);
+        let mistral = (smooth(seed ^ 13, w.t_s, 1.5 * 86_400.0) - 0.4).max(0.0) * 2.5;
+        let diurnal = -((w.hour - 15.0) / 24.0 * 2.0 * PI).cos();
+        let island = place.heat * (1.0 - (diurnal + 1.0) / 2.0);
+        let temp = w.seasonal_temp() + anomaly + 5.5 * diurnal + island - 1.5 * mistral;
+        let rh = (65.0 - 2.2 * (temp - w.seasonal_temp()) - 8.0 * mistral).clamp(15.0, 98.0);
+        let rush = if w.weekend() { 0.4 } else { 1.0 } * (gaussian_bump(w.hour, 8.3, 1.3) + 0.9 * gaussian_bump(w.hour, 18.0, 1.6));
+        Some(match d.kind {
+            Kind::Air => {
+                let no2 = (12.0 + 38.0 * rush * place.traffic + 10.0 * episode) * d.bias * (1.0 - 0.3 * mistral.min(1.0)) + 2.0 * gauss(key(1));
+                let sun = (w.sun_elevation_deg / 60.0).clamp(0.0, 1.0);
+                let season = 0.6 + 0.4 * ((w.day_of_year - 80.0) / 365.0 * 2.0 * PI).sin().max(0.0);
+                let o3 = (35.0 + 75.0 * sun * season * gaussian_bump(w.hour, 15.5, 3.5) - 0.25 * no2 + 10.0 * episode) * d.bias + 3.0 * gauss(key(2));
+                let heating = if w.seasonal_temp() < 14.0 { gaussian_bump(w.hour, 20.5, 2.0) } else { 0.0 };
+                let mut pm10 = (14.0 + 25.0 * episode + 10.0 * rush * place.traffic + 12.0 * heating) * d.bias + 2.5 * gauss(key(3));
+                let pm25 = 0.62 * pm10 + 1.2 * gauss(key(4));
+                if let Some(Fault::Stuck(from)) = d.fault
+                    && t >= from
+                {
+                    pm10 = 23.4;
+                }
+                vec![
+                    f("pm2_5", round(pm25.max(0.5), 0.1)),
+                    f("pm10", round(pm10.max(1.0), 0.1)),
+                    f("no2", round(no2.max(1.0), 0.1)),
+                    f("o3", round(o3.max(2.0), 0.1)),
+                    f("temperature", round(temp + 0.3 * gauss(key(5)), 0.1)),
+                    f("relative_humidity", round(rh + gauss(key(6)), 0.1)),
+                ]
+            }
+            Kind::Noise => {
+                let nightlife = if matches!(w.weekday, Weekday::Fri | Weekday::Sat) && (w.hour >= 21.0 || w.hour < 2.0) { 6.0 * place.footfall } else { 0.0 };
+                let activity = if (6.0..22.0).contains(&w.hour) { 1.0 } else { 0.0 };
+                let laeq = 47.0 + 12.0 * activity + 7.0 * rush * place.traffic + nightlife + 1.5 * gauss(key(1)) + 2.0 * (d.bias - 1.0) * 5.0;
+                let lamax = laeq + 8.0 + 6.0 * unit(key(2));
+                vec![f("laeq", round(laeq, 0.1)), f("lamax", round(lamax, 0.1))]
+            }
+            Kind::Weather => {
+                let pressure = 1015.0 + 8.0 * smooth(seed ^ 14, w.t_s, 4.0 * 86_400.0) + 0.3 * gauss(key(1));
+                let wind = (1.5 + 3.0 * diurnal.max(0.0) + 9.0 * mistral + 0.8 * gauss(key(2))).max(0.0);
+                let clouds = (smooth(seed ^ 15, w.t_s, 86_400.0) + 1.0) / 2.0;
+                let lux = (w.sun_elevation_deg.to_radians().sin().max(0.0) * 110_000.0 * (1.0 - 0.7 * clouds)).max(0.0);
+                vec![
+                    f("temperature", round(temp + 0.15 * gauss(key(3)), 0.01)),
+                    f("relative_humidity", round(rh + 0.5 * gauss(key(4)), 0.1)),
+                    f("pressure", round(pressure, 0.1)),
+                    f("wind_speed", round(wind, 0.1)),
+                    f("illuminance", round(lux, 1.0)),
+                ]
+            }
+            Kind::Pedestrian => {
+                let base = 2.0 + 90.0 * gaussian_bump(w.hour, 12.0, 2.2) + 110.0 * gaussian_bump(w.hour, 17.8, 2.0) + 25.0 * gaussian_bump(w.hour, 21.0, 1.5);
+                let day = match w.weekday {
+                    Weekday::Sat => 1.5,
+                    Weekday::Sun => if place.short == "torse" { 1.6 } else { 0.7 },
+                    _ => 1.0,
+                };
+                let market = if w.market_morning() && place.short != "torse" { 1.7 } else { 1.0 };
+                let mean = base * day * market * place.footfall * d.bias * (1.0 - 0.5 * mistral.min(1.0));
+                let people_in = (mean * (1.0 + 0.15 * gauss(key(1)))).max(0.0).round();
+                let people_out = (mean * (1.0 + 0.15 * gauss(key(2)))).max(0.0).round();
+                vec![
+                    Field { name: Cow::Borrowed("people_in"), value: Value::I64(people_in as i64), unit: None },
+                    Field { name: Cow::Borrowed("people_out"), value: Value::I64(people_out as i64), unit: None },
+                ]
+            }
+            Kind::Streetlight => {
+                let dark = w.sun_elevation_deg < -4.0;
+                let failed = matches!(d.fault, Some(Fault::LampFails(from)) if t >= from);
+                let dimmed = dark && (w.hour >= 23.0 || w.hour < 5.0);
+                let nominal = 40.0 + 30.0 * (d.bias - 0.85) / 0.3;
+                let (on, power, dim) = if !dark {
+                    (false, 0.4, 0.0)
+                } else if failed {
+                    (false, 0.4, 100.0)
+                } else if dimmed {
+                    (true, nominal * 0.5 + 0.8 * gauss(key(1)), 50.0)
+                } else {
+                    (true, nominal + 0.8 * gauss(key(1)), 100.0)
+                };
+                let mut v = vec![
+                    f("power_w", round(power.max(0.0), 0.1)),
+                    Field { name: Cow::Borrowed("lamp_on"), value: Value::Bool(on), unit: None },
+                    f("dimming_level", dim),
+                ];
+                // A status report every six hours.
+                if t.rem_euclid(6 * 3600 * S) < 900 * S {
+                    let status = if failed { "defectiveLamp" } else { "ok" };
+                    v.push(Field { name: Cow::Borrowed("lamp_status"), value: Value::Str(status.into()), unit: None });
+                }
+                v
+            }
+            Kind::Bin => {
+                // Collected at 06:00 local: daily but Sunday in the centre, Monday and Thursday elsewhere.
+                let central = place.short != "torse";
+                let collected = |day: i64| {
+                    let wd = when(day * 86_400 * S + 6 * 3600 * S).weekday;
+                    if central { wd != Weekday::Sun } else { matches!(wd, Weekday::Mon | Weekday::Thu) }
+                };
+                let hour_now = w.day as f64 * 24.0 + w.hour;
+                let mut day = w.day - if w.hour < 6.0 { 1 } else { 0 };
+                let stop = if let Some(Fault::Overflow(from)) = d.fault { Some(when(from).day) } else { None };
+                while !collected(day) || stop.is_some_and(|s| day >= s) {
+                    day -= 1;
+                    if w.day - day > 14 {
+                        break;
+                    }
+                }
+                let hours = hour_now - (day as f64 * 24.0 + 6.0);
+                let rate = if central { 3.2 } else { 1.1 } * d.bias * place.footfall.max(0.6);
+                let fill = (2.0 + rate * hours + 2.0 * gauss(key(1))).clamp(0.0, 100.0);
+                let battery = (100.0 - 12.0 * ((w.t_s / 86_400.0).rem_euclid(365.0) / 365.0) - 3.0 * (d.bias - 0.85)).clamp(5.0, 100.0);
+                vec![f("fill_level", round(fill, 1.0)), f("battery", round(battery, 1.0))]
+            }
+            Kind::Soil => {
+                // Irrigated every other night at 05:00; dries faster in the warm afternoon.
+                let day_irr = w.day - (w.day - (d.idx as i64 % 2)).rem_euclid(2);
+                let since = (w.day as f64 * 24.0 + w.hour) - (day_irr as f64 * 24.0 + 5.0);
+                let since = if since < 0.0 { since + 48.0 } else { since };
+                let dry = 0.35 * (w.seasonal_temp() / 15.0) * d.bias;
+                let moisture = (38.0 - dry * since + 0.4 * gauss(key(1))).clamp(8.0, 45.0);
+                let soil_t = w.seasonal_temp() + anomaly * 0.5 + 2.0 * diurnal * 0.5;
+                vec![f("soil_moisture", round(moisture, 0.1)), f("soil_temperature", round(soil_t, 0.1))]
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_763_769_600 * S; // 2025-11-22T00:00:00Z
+
+    fn demo() -> Demo {
+        Demo::at(DemoOptions { days: 30, seed: 13001 }, NOW)
+    }
+
+    fn value(d: &Demo, id: &str, prop: &str, t: i64) -> Option<Value> {
+        let dev = d.fleet.iter().find(|x| x.id == id).unwrap();
+        d.fields(dev, t)?.into_iter().find(|f| f.name == prop).map(|f| f.value)
+    }
+
+    fn num(d: &Demo, id: &str, prop: &str, t: i64) -> f64 {
+        value(d, id, prop, t).and_then(|v| v.as_f64()).unwrap()
+    }
+
+    #[test]
+    fn fleet_is_about_1500_devices_on_four_places() {
+        let d = demo();
+        assert_eq!(d.device_count(), 1500);
+        assert!(d.fleet.iter().all(|x| (43.51..43.54).contains(&x.lat) && (5.43..5.47).contains(&x.lon)));
+    }
+
+    #[test]
+    fn no2_peaks_at_rush_hour_and_lights_only_at_night() {
+        let d = demo();
+        // Tuesday 2025-11-18, local time = UTC+1.
+        let day = NOW - 4 * 86_400 * S;
+        let at = |h: i64| day + (h - 1) * 3600 * S;
+        let mean = |prop: &str, h: i64| (0..20).map(|m| num(&d, "aq-rotonde-01", prop, at(h) + m * 60 * S)).sum::<f64>() / 20.0;
+        assert!(mean("no2", 8) > 1.8 * mean("no2", 3), "{} vs {}", mean("no2", 8), mean("no2", 3));
+        assert!(mean("o3", 15) > mean("o3", 7));
+        assert_eq!(value(&d, "lamp-hdv-001", "lamp_on", at(2)), Some(Value::Bool(true)));
+        assert_eq!(value(&d, "lamp-hdv-001", "lamp_on", at(13)), Some(Value::Bool(false)));
+        assert!(num(&d, "noise-hdv-01", "laeq", at(11)) > num(&d, "noise-hdv-01", "laeq", at(3)) + 5.0);
+    }
+
+    #[test]
+    fn faults_show() {
+        let d = demo();
+        let late = NOW - 3600 * S;
+        assert!(value(&d, "noise-torse-05", "laeq", late).is_none(), "silent device");
+        assert!(value(&d, "noise-torse-04", "laeq", late).is_some());
+        assert_eq!(num(&d, "aq-rotonde-03", "pm10", late), 23.4);
+        assert_eq!(num(&d, "aq-rotonde-03", "pm10", late - 600 * S), 23.4);
+        assert_eq!(num(&d, "bin-rotonde-012", "fill_level", late), 100.0);
+        let night = NOW - 2 * 3600 * S;
+        assert_eq!(value(&d, "lamp-hdv-017", "lamp_on", night), Some(Value::Bool(false)));
+        assert_eq!(value(&d, "lamp-hdv-016", "lamp_on", night), Some(Value::Bool(true)));
+    }
+
+    #[test]
+    fn pedestrians_busier_on_market_mornings() {
+        let d = demo();
+        // Tuesday (market) vs Wednesday at 10:00 local.
+        let tue = NOW - 4 * 86_400 * S + 9 * 3600 * S;
+        let wed = tue + 86_400 * S;
+        let sum = |t0: i64| (0..10).map(|i| num(&d, &format!("ped-hdv-{:02}", i + 1), "people_in", t0)).sum::<f64>();
+        assert!(sum(tue) > 1.3 * sum(wed), "{} vs {}", sum(tue), sum(wed));
+    }
+}

@@ -1,0 +1,147 @@
+//! The one place where concrete components are built and connected: catalog, engine, pipeline,
+//! HTTP API, background upkeep.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use agora_api::{ApiConfig, AppState, Metrics};
+use agora_ingest::{Pipeline, PipelineConfig};
+use agora_model::Clock;
+use agora_store::catalog::Scope;
+use agora_store::{Catalog, Engine, SeriesStore, SqliteCatalog};
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The configuration.
+    pub config: Config,
+    /// The first admin token's secret (`AGORA_ADMIN_TOKEN`); generated when absent.
+    pub admin_token: Option<String>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The admin token generated at first start, shown once.
+    pub generated_admin_token: Option<String>,
+    /// Shared state (the demo feeds the pipeline directly).
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    upkeep: JoinHandle<()>,
+}
+
+/// Build everything and start listening.
+pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
+    let cfg = &opts.config;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let started = Instant::now();
+    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?);
+    let engine_cfg = cfg.engine();
+    let clock = opts.clock.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_cfg, clock)).await?.context("cannot open the storage engine")?;
+    let store: Arc<dyn SeriesStore> = Arc::new(Arc::new(engine));
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
+
+    let generated_admin_token = bootstrap_admin(catalog.as_ref(), opts.admin_token.as_deref()).await?;
+    let pipeline = Arc::new(Pipeline::new(
+        catalog.clone(),
+        store.clone(),
+        opts.clock.clone(),
+        PipelineConfig {
+            auto_register_devices: cfg.ingest.auto_register_devices,
+            auto_register_properties: cfg.ingest.auto_register_properties,
+            max_future: Duration::from_secs(cfg.ingest.max_future_secs),
+            ..PipelineConfig::default()
+        },
+    ));
+    let state = AppState {
+        catalog,
+        store,
+        pipeline,
+        clock: opts.clock.clone(),
+        config: ApiConfig { max_body_bytes: cfg.ingest.max_body_mib << 20, public_read: cfg.auth.public_read, ..ApiConfig::default() },
+        metrics: Arc::new(Metrics::default()),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("cannot listen on {}", cfg.http))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let app = agora_api::router(state.clone());
+    let mut s1 = stopped.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = s1.wait_for(|v| *v).await;
+            })
+            .await
+    });
+    let upkeep = tokio::spawn(upkeep(state.clone(), Duration::from_secs(cfg.storage.flush_interval_secs), stopped));
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
+    Ok(Server { addr, generated_admin_token, state, stop, http, upkeep })
+}
+
+impl Server {
+    /// Stop accepting requests, finish the ones in flight, flush storage, persist the catalog.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.http.await??;
+        self.upkeep.await?;
+        self.state.store.close().await.context("flushing storage")?;
+        self.state.catalog.persist().await.context("saving the catalog")?;
+        tracing::info!("agora stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Make sure an admin token exists. Returns a generated secret to show once.
+async fn bootstrap_admin(catalog: &dyn Catalog, given: Option<&str>) -> anyhow::Result<Option<String>> {
+    if let Some(secret) = given {
+        catalog.create_token_with_secret("admin (AGORA_ADMIN_TOKEN)", Scope::Admin, secret).await?;
+        return Ok(None);
+    }
+    if catalog.tokens().iter().any(|t| t.scope == Scope::Admin) {
+        return Ok(None);
+    }
+    let (_, secret) = catalog.create_token("admin", Scope::Admin, None).await?;
+    Ok(Some(secret))
+}
+
+/// Background upkeep: flush and compact when due, save last-seen times.
+async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut last_flush = Instant::now();
+    let mut last_persist = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stopped.wait_for(|v| *v) => return,
+        }
+        let r = if last_flush.elapsed() >= flush_every {
+            last_flush = Instant::now();
+            state.store.flush().await
+        } else {
+            state.store.maintain().await
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, "storage upkeep failed");
+        }
+        if last_persist.elapsed() >= Duration::from_secs(10) {
+            last_persist = Instant::now();
+            if let Err(e) = state.catalog.persist().await {
+                tracing::error!(error = %e, "saving the catalog failed");
+            }
+        }
+    }
+}
