@@ -605,7 +605,7 @@ mod tests {
         assert!(value(&d, "noise-torse-04", "laeq", late).is_some());
         assert_eq!(num(&d, "aq-rotonde-03", "pm10", late), 23.4);
         assert_eq!(num(&d, "aq-rotonde-03", "pm10", late - 600 * S), 23.4);
-        assert_eq!(num(&d, "bin-rotonde-012", "fill_level", late), 100.0);
+        assert_eq!(num(&d, "bin-rotonde-12", "fill_level", late), 100.0);
         let night = NOW - 2 * 3600 * S;
         assert_eq!(value(&d, "lamp-hdv-017", "lamp_on", night), Some(Value::Bool(false)));
         assert_eq!(value(&d, "lamp-hdv-016", "lamp_on", night), Some(Value::Bool(true)));
