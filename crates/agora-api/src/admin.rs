@@ -40,14 +40,22 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     b.map(|Json(v)| v).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-pub(crate) async fn create_commune(State(s): State<AppState>, h: HeaderMap, b: Result<Json<Commune>, JsonRejection>) -> ApiResult<Response> {
+pub(crate) async fn create_commune(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    b: Result<Json<Commune>, JsonRejection>,
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let c = body(b)?;
     s.catalog.upsert_commune(c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
-pub(crate) async fn create_site(State(s): State<AppState>, h: HeaderMap, b: Result<Json<Site>, JsonRejection>) -> ApiResult<Response> {
+pub(crate) async fn create_site(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    b: Result<Json<Site>, JsonRejection>,
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let site = body(b)?;
     s.catalog.upsert_site(site.clone()).await?;
@@ -68,7 +76,11 @@ pub(crate) struct NewDevice {
     metadata: JsonValue,
 }
 
-pub(crate) async fn create_device(State(s): State<AppState>, h: HeaderMap, b: Result<Json<NewDevice>, JsonRejection>) -> ApiResult<Response> {
+pub(crate) async fn create_device(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    b: Result<Json<NewDevice>, JsonRejection>,
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let d = body(b)?;
     let site = d.site.as_ref().and_then(|id| s.catalog.sites().into_iter().find(|x| &x.id == id));
@@ -94,7 +106,11 @@ pub(crate) struct Limit {
     limit: Option<u32>,
 }
 
-pub(crate) async fn rejects(State(s): State<AppState>, h: HeaderMap, Query(q): Query<Limit>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn rejects(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<JsonValue>> {
     require(&s, &h, None, Scope::Admin)?;
     let r = s.catalog.rejects(q.limit.unwrap_or(100).min(10_000)).await?;
     Ok(Json(json!({"count": r.len(), "rejects": r})))
@@ -108,7 +124,11 @@ pub(crate) struct NewToken {
     device: Option<DeviceId>,
 }
 
-pub(crate) async fn create_token(State(s): State<AppState>, h: HeaderMap, b: Result<Json<NewToken>, JsonRejection>) -> ApiResult<Response> {
+pub(crate) async fn create_token(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    b: Result<Json<NewToken>, JsonRejection>,
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let t = body(b)?;
     if t.name.trim().is_empty() {
@@ -121,12 +141,19 @@ pub(crate) async fn create_token(State(s): State<AppState>, h: HeaderMap, b: Res
     Ok((StatusCode::CREATED, Json(json!({"token": secret, "info": info}))).into_response())
 }
 
-pub(crate) async fn list_tokens(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn list_tokens(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> ApiResult<Json<JsonValue>> {
     require(&s, &h, None, Scope::Admin)?;
     Ok(Json(json!({"tokens": s.catalog.tokens()})))
 }
 
-pub(crate) async fn revoke_token(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn revoke_token(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     require(&s, &h, None, Scope::Admin)?;
     s.catalog.revoke_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,9 +2,9 @@
 //! <token>`, HTTP Basic (the password is the token, as InfluxDB v1 clients send it) and the v1
 //! query parameter `p`.
 
+use agora_store::catalog::{Scope, TokenInfo};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use agora_store::catalog::{Scope, TokenInfo};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -30,10 +30,19 @@ pub(crate) fn secret_from(headers: &HeaderMap, query_p: Option<&str>) -> Option<
 }
 
 /// Check that the request carries a live token allowing `scope`.
-pub(crate) fn require(state: &AppState, headers: &HeaderMap, query_p: Option<&str>, scope: Scope) -> Result<TokenInfo, ApiError> {
-    let secret = secret_from(headers, query_p)
-        .ok_or_else(|| ApiError::Unauthorized("missing token: send Authorization: Bearer <token>".into()))?;
-    let t = state.catalog.authenticate(&secret).ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
+pub(crate) fn require(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_p: Option<&str>,
+    scope: Scope,
+) -> Result<TokenInfo, ApiError> {
+    let secret = secret_from(headers, query_p).ok_or_else(|| {
+        ApiError::Unauthorized("missing token: send Authorization: Bearer <token>".into())
+    })?;
+    let t = state
+        .catalog
+        .authenticate(&secret)
+        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
     if !t.scope.allows(scope) {
         return Err(ApiError::Forbidden(format!(
             "token {:?} has scope {}, this needs {}",

@@ -44,7 +44,11 @@ pub(crate) struct Placement {
 }
 
 /// The request body, decompressed when gzip-encoded, within the size limit.
-fn body_bytes(state: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+fn body_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Bytes> {
     let limit = state.config.max_body_bytes;
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -67,12 +71,16 @@ fn body_bytes(state: &AppState, headers: &HeaderMap, body: Result<Bytes, BytesRe
             }
             Ok(out.into())
         }
-        Some(enc) => Err(ApiError::UnsupportedMediaType(format!("unsupported Content-Encoding {enc:?}: use gzip or none"))),
+        Some(enc) => Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding {enc:?}: use gzip or none"
+        ))),
     }
 }
 
 fn precision(p: Option<&str>) -> ApiResult<Precision> {
-    p.map_or(Ok(Precision::Nanoseconds), |p| p.parse().map_err(|e: agora_model::Error| ApiError::BadRequest(e.to_string())))
+    p.map_or(Ok(Precision::Nanoseconds), |p| {
+        p.parse().map_err(|e: agora_model::Error| ApiError::BadRequest(e.to_string()))
+    })
 }
 
 /// 204 when everything was stored, problem+json naming each refused line otherwise.
@@ -97,7 +105,8 @@ pub(crate) async fn write_v1(
     let token = require(&state, &headers, q.p.as_deref(), Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
     let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
-    run(&state, Source { name: "http /write", token: Some(&token), ..Default::default() }, decoded).await
+    run(&state, Source { name: "http /write", token: Some(&token), ..Default::default() }, decoded)
+        .await
 }
 
 pub(crate) async fn write_v2(
@@ -109,7 +118,12 @@ pub(crate) async fn write_v2(
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
     let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
-    run(&state, Source { name: "http /api/v2/write", token: Some(&token), ..Default::default() }, decoded).await
+    run(
+        &state,
+        Source { name: "http /api/v2/write", token: Some(&token), ..Default::default() },
+        decoded,
+    )
+    .await
 }
 
 pub(crate) async fn observations(

@@ -42,15 +42,26 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("agora");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 3.0, 12)));
-        registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 3.0, 12))
+        });
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
         Self { registry, requests, latency }
     }
 }
 
 pub(crate) async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let route =
+        req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     let method = req.method().to_string();
     let start = Instant::now();
     let span = tracing::info_span!("http", %method, %route);
@@ -66,20 +77,43 @@ pub(crate) async fn render(State(s): State<AppState>) -> Response {
     let c = &s.pipeline.counters;
     let st = s.store.stats();
     let mut line = |name: &str, kind: &str, help: &str, v: f64| {
-        out.push_str(&format!("# HELP agora_{name} {help}\n# TYPE agora_{name} {kind}\nagora_{name} {v}\n"));
+        out.push_str(&format!(
+            "# HELP agora_{name} {help}\n# TYPE agora_{name} {kind}\nagora_{name} {v}\n"
+        ));
     };
-    line("ingest_points_accepted_total", "counter", "Points stored by the ingest pipeline", c.points_accepted.load(Ordering::Relaxed) as f64);
-    line("ingest_points_rejected_total", "counter", "Lines, records or fields refused by the ingest pipeline", c.points_rejected.load(Ordering::Relaxed) as f64);
-    line("ingest_batches_total", "counter", "Batches handled by the ingest pipeline", c.batches.load(Ordering::Relaxed) as f64);
+    line(
+        "ingest_points_accepted_total",
+        "counter",
+        "Points stored by the ingest pipeline",
+        c.points_accepted.load(Ordering::Relaxed) as f64,
+    );
+    line(
+        "ingest_points_rejected_total",
+        "counter",
+        "Lines, records or fields refused by the ingest pipeline",
+        c.points_rejected.load(Ordering::Relaxed) as f64,
+    );
+    line(
+        "ingest_batches_total",
+        "counter",
+        "Batches handled by the ingest pipeline",
+        c.batches.load(Ordering::Relaxed) as f64,
+    );
     line("storage_series", "gauge", "Series holding data", st.series as f64);
     line("storage_points", "gauge", "Points stored", st.points as f64);
     line("storage_head_points", "gauge", "Points in memory not yet flushed", st.head_points as f64);
     line("storage_segments", "gauge", "Segment files", st.segments as f64);
-    line("storage_bytes_on_disk", "gauge", "Bytes of segments, WAL and manifest", st.bytes_on_disk as f64);
+    line(
+        "storage_bytes_on_disk",
+        "gauge",
+        "Bytes of segments, WAL and manifest",
+        st.bytes_on_disk as f64,
+    );
     line("storage_flushes_total", "counter", "Head flushes since start", st.flushes as f64);
     line("storage_compactions_total", "counter", "Compactions since start", st.compactions as f64);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry) {
         tracing::error!(error = %e, "could not encode metrics");
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
+        .into_response()
 }

@@ -19,7 +19,11 @@ use crate::error::{ApiError, ApiResult};
 
 /// Parse a duration such as `30s`, `15m`, `1h`, `1d`, `1w`.
 pub(crate) fn parse_duration(s: &str) -> ApiResult<Duration> {
-    let bad = || ApiError::BadRequest(format!("bad duration {s:?}: use a number followed by s, m, h, d or w (e.g. 15m, 1h, 1d)"));
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "bad duration {s:?}: use a number followed by s, m, h, d or w (e.g. 15m, 1h, 1d)"
+        ))
+    };
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let n: u64 = s[..split].parse().map_err(|_| bad())?;
@@ -47,13 +51,25 @@ pub(crate) fn parse_time(s: &str, now: Timestamp) -> ApiResult<Timestamp> {
         let d = parse_duration(rel)?;
         return Ok(now.saturating_add_nanos(-(d.as_nanos() as i64)));
     }
-    s.parse::<Timestamp>().map_err(|e| ApiError::BadRequest(format!("bad time: {e} (use RFC 3339, an epoch number, now or now-24h)")))
+    s.parse::<Timestamp>().map_err(|e| {
+        ApiError::BadRequest(format!(
+            "bad time: {e} (use RFC 3339, an epoch number, now or now-24h)"
+        ))
+    })
 }
 
-fn range(state: &AppState, from: Option<&str>, to: Option<&str>, default_span: Duration) -> ApiResult<(Timestamp, Timestamp)> {
+fn range(
+    state: &AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+    default_span: Duration,
+) -> ApiResult<(Timestamp, Timestamp)> {
     let now = state.clock.now();
     let to = to.map(|t| parse_time(t, now)).transpose()?.unwrap_or(now.saturating_add_nanos(1));
-    let from = from.map(|t| parse_time(t, now)).transpose()?.unwrap_or(to.saturating_add_nanos(-(default_span.as_nanos() as i64)));
+    let from = from
+        .map(|t| parse_time(t, now))
+        .transpose()?
+        .unwrap_or(to.saturating_add_nanos(-(default_span.as_nanos() as i64)));
     if from >= to {
         return Err(ApiError::BadRequest(format!("from ({from}) must be before to ({to})")));
     }
@@ -73,7 +89,10 @@ fn series_of(state: &AppState, device: &str, property: &str) -> ApiResult<Series
             ApiError::NotFound(format!("device {device:?} has no series {p:?}"))
         }
     })?;
-    state.catalog.series_info(id).ok_or_else(|| ApiError::NotFound(format!("series {id} not found")))
+    state
+        .catalog
+        .series_info(id)
+        .ok_or_else(|| ApiError::NotFound(format!("series {id} not found")))
 }
 
 fn num(v: f64) -> JsonValue {
@@ -95,9 +114,14 @@ fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
     let bbox = match &p.bbox {
         None => None,
         Some(b) => {
-            let v: Vec<f64> = b.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| {
-                ApiError::BadRequest(format!("bad bbox {b:?}: use min_lon,min_lat,max_lon,max_lat"))
-            })?;
+            let v: Vec<f64> =
+                b.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(
+                    |_| {
+                        ApiError::BadRequest(format!(
+                            "bad bbox {b:?}: use min_lon,min_lat,max_lon,max_lat"
+                        ))
+                    },
+                )?;
             let [a, b2, c, d] = v[..] else {
                 return Err(ApiError::BadRequest(format!("bad bbox {b:?}: four numbers expected")));
             };
@@ -112,26 +136,49 @@ fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
     })
 }
 
-pub(crate) async fn communes(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn communes(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     Ok(Json(json!({ "communes": s.catalog.communes() })))
 }
 
-pub(crate) async fn sites(State(s): State<AppState>, h: HeaderMap, Query(p): Query<CatalogParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn sites(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<CatalogParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let sites: Vec<_> = s.catalog.sites().into_iter().filter(|x| p.commune.as_deref().is_none_or(|c| x.commune.as_str() == c)).collect();
+    let sites: Vec<_> = s
+        .catalog
+        .sites()
+        .into_iter()
+        .filter(|x| p.commune.as_deref().is_none_or(|c| x.commune.as_str() == c))
+        .collect();
     Ok(Json(json!({ "sites": sites })))
 }
 
-pub(crate) async fn devices(State(s): State<AppState>, h: HeaderMap, Query(p): Query<CatalogParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn devices(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<CatalogParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     let devices = s.catalog.devices(&filter(&p)?);
     Ok(Json(json!({ "count": devices.len(), "devices": devices })))
 }
 
-pub(crate) async fn device(State(s): State<AppState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn device(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let d = s.catalog.device(&id).ok_or_else(|| ApiError::NotFound(format!("device {id:?} not found")))?;
+    let d = s
+        .catalog
+        .device(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("device {id:?} not found")))?;
     let series = s.catalog.device_series(&id);
     let ids: Vec<SeriesId> = series.iter().map(|x| x.id).collect();
     let latest = s.store.latest(&ids);
@@ -148,7 +195,11 @@ pub(crate) async fn device(State(s): State<AppState>, h: HeaderMap, Path(id): Pa
     Ok(Json(json!({ "device": d, "series": series })))
 }
 
-pub(crate) async fn series(State(s): State<AppState>, h: HeaderMap, Query(p): Query<CatalogParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn series(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<CatalogParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let list: Vec<SeriesInfo> = match &p.device {
@@ -161,7 +212,10 @@ pub(crate) async fn series(State(s): State<AppState>, h: HeaderMap, Query(p): Qu
     Ok(Json(json!({ "count": list.len(), "series": list })))
 }
 
-pub(crate) async fn properties(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn properties(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     Ok(Json(json!({ "properties": s.pipeline.properties() })))
 }
@@ -175,16 +229,27 @@ pub(crate) struct ObsParams {
     limit: Option<usize>,
 }
 
-pub(crate) async fn observations(State(s): State<AppState>, h: HeaderMap, Query(p): Query<ObsParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn observations(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<ObsParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let device = p.device.as_deref().ok_or_else(|| ApiError::BadRequest("missing parameter device".into()))?;
-    let property = p.property.as_deref().ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
+    let device = p
+        .device
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("missing parameter device".into()))?;
+    let property = p
+        .property
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
     let info = series_of(&s, device, property)?;
     let (from, to) = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let limit = p.limit.unwrap_or(s.config.max_points).min(s.config.max_points);
     let pts = s.store.read(info.id, from, to, limit + 1).await?;
     let truncated = pts.len() > limit;
-    let points: Vec<JsonValue> = pts.iter().take(limit).map(|(t, v)| json!({"time": t, "value": v})).collect();
+    let points: Vec<JsonValue> =
+        pts.iter().take(limit).map(|(t, v)| json!({"time": t, "value": v})).collect();
     Ok(Json(json!({
         "device": info.device, "property": info.property, "unit": info.unit,
         "from": from, "to": to, "count": points.len(), "truncated": truncated, "points": points,
@@ -217,16 +282,25 @@ fn buckets(aggs: &[(Timestamp, Agg)], f: AggFn) -> Vec<Bucket> {
     aggs.iter().map(|(t, a)| Bucket { time: *t, value: num(a.value(f)), count: a.count }).collect()
 }
 
-pub(crate) async fn aggregate(State(s): State<AppState>, h: HeaderMap, Query(p): Query<AggParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn aggregate(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<AggParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let property = p.property.as_deref().ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
+    let property = p
+        .property
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
     let property = canonical(&s, property);
     let every = parse_duration(p.every.as_deref().unwrap_or("1h"))?;
     let f: AggFn = p.func.as_deref().unwrap_or("mean").parse().map_err(ApiError::BadRequest)?;
     let (from, to) = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let n_buckets = (to.as_nanos() - from.as_nanos()) as u128 / every.as_nanos().max(1);
     if n_buckets > 100_000 {
-        return Err(ApiError::BadRequest(format!("{n_buckets} buckets requested: at most 100000, use a larger every")));
+        return Err(ApiError::BadRequest(format!(
+            "{n_buckets} buckets requested: at most 100000, use a larger every"
+        )));
     }
     let head = json!({"property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"), "from": from, "to": to});
     match (&p.device, &p.group_by) {
@@ -239,7 +313,14 @@ pub(crate) async fn aggregate(State(s): State<AppState>, h: HeaderMap, Query(p):
             Ok(Json(out))
         }
         (None, Some(g)) => {
-            let fil = filter(&CatalogParams { commune: p.commune.clone(), site: p.site.clone(), kind: p.kind.clone(), bbox: None, device: None, property: None })?;
+            let fil = filter(&CatalogParams {
+                commune: p.commune.clone(),
+                site: p.site.clone(),
+                kind: p.kind.clone(),
+                bbox: None,
+                device: None,
+                property: None,
+            })?;
             let key = |d: &Device| -> Option<String> {
                 match g.as_str() {
                     "site" => d.site.as_ref().map(|x| x.to_string()),
@@ -249,10 +330,13 @@ pub(crate) async fn aggregate(State(s): State<AppState>, h: HeaderMap, Query(p):
                 }
             };
             if !matches!(g.as_str(), "site" | "commune" | "kind") {
-                return Err(ApiError::BadRequest(format!("bad group_by {g:?}: use site, commune or kind")));
+                return Err(ApiError::BadRequest(format!(
+                    "bad group_by {g:?}: use site, commune or kind"
+                )));
             }
             let devices = s.catalog.devices(&fil);
-            let keys: Vec<(&str, &str)> = devices.iter().map(|d| (d.id.as_str(), property.as_str())).collect();
+            let keys: Vec<(&str, &str)> =
+                devices.iter().map(|d| (d.id.as_str(), property.as_str())).collect();
             let ids = s.catalog.lookup_series(&keys);
             let mut groups: BTreeMap<String, (usize, BTreeMap<Timestamp, Agg>)> = BTreeMap::new();
             let mut unit = None;
@@ -281,12 +365,20 @@ pub(crate) async fn aggregate(State(s): State<AppState>, h: HeaderMap, Query(p):
             out["series"] = json!(series);
             Ok(Json(out))
         }
-        (Some(_), Some(_)) => Err(ApiError::BadRequest("give either device or group_by, not both".into())),
-        (None, None) => Err(ApiError::BadRequest("missing parameter device (or group_by=site|commune|kind)".into())),
+        (Some(_), Some(_)) => {
+            Err(ApiError::BadRequest("give either device or group_by, not both".into()))
+        }
+        (None, None) => Err(ApiError::BadRequest(
+            "missing parameter device (or group_by=site|commune|kind)".into(),
+        )),
     }
 }
 
-pub(crate) async fn latest(State(s): State<AppState>, h: HeaderMap, Query(p): Query<CatalogParams>) -> ApiResult<Json<JsonValue>> {
+pub(crate) async fn latest(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(p): Query<CatalogParams>,
+) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let devices: Vec<Device> = match &p.device {
@@ -320,7 +412,11 @@ pub(crate) async fn latest(State(s): State<AppState>, h: HeaderMap, Query(p): Qu
 pub(crate) async fn stats(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
     let st = s.store.stats();
-    let bytes_per_point = if st.points > 0 { st.segment_bytes as f64 / (st.points - st.head_points).max(1) as f64 } else { 0.0 };
+    let bytes_per_point = if st.points > 0 {
+        st.segment_bytes as f64 / (st.points - st.head_points).max(1) as f64
+    } else {
+        0.0
+    };
     Ok(Json(json!({
         "series": st.series,
         "points": st.points,
@@ -348,7 +444,10 @@ mod tests {
         assert!(parse_duration("0h").is_err());
         assert!(parse_duration("h").is_err());
         let now = Timestamp::from_secs(1_767_225_600).unwrap();
-        assert_eq!(parse_time("now-1h", now).unwrap().as_nanos(), now.as_nanos() - 3_600_000_000_000);
+        assert_eq!(
+            parse_time("now-1h", now).unwrap().as_nanos(),
+            now.as_nanos() - 3_600_000_000_000
+        );
         assert_eq!(parse_time("-1h", now).unwrap(), parse_time("now-1h", now).unwrap());
         assert_eq!(parse_time("2026-01-01T00:00:00Z", now).unwrap(), now);
         assert!(parse_time("tomorrow", now).is_err());

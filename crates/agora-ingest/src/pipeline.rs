@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agora_model::{Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId, SiteId, Timestamp, Value};
+use agora_model::{
+    Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId,
+    SiteId, Timestamp, Value,
+};
 use agora_store::catalog::{Device, NewReject, TokenInfo};
 use agora_store::{Catalog, SeriesStore};
 use parking_lot::RwLock;
@@ -112,8 +115,20 @@ struct BatchDevice {
 
 impl Pipeline {
     /// A pipeline writing to `store` and registering in `catalog`.
-    pub fn new(catalog: Arc<dyn Catalog>, store: Arc<dyn SeriesStore>, clock: Arc<dyn Clock>, cfg: PipelineConfig) -> Self {
-        Self { catalog, store, registry: RwLock::new(PropertyRegistry::builtin()), clock, cfg, counters: IngestCounters::default() }
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        store: Arc<dyn SeriesStore>,
+        clock: Arc<dyn Clock>,
+        cfg: PipelineConfig,
+    ) -> Self {
+        Self {
+            catalog,
+            store,
+            registry: RwLock::new(PropertyRegistry::builtin()),
+            clock,
+            cfg,
+            counters: IngestCounters::default(),
+        }
     }
 
     /// The property registry (for the properties endpoint).
@@ -128,7 +143,11 @@ impl Pipeline {
 
     /// Harmonize, register and store a decoded batch. Rejected parts are reported and kept as
     /// dead letters; an error means the store failed and nothing of the batch was acknowledged.
-    pub async fn ingest(&self, src: &Source<'_>, decoded: Decoded<'_>) -> agora_store::Result<IngestReport> {
+    pub async fn ingest(
+        &self,
+        src: &Source<'_>,
+        decoded: Decoded<'_>,
+    ) -> agora_store::Result<IngestReport> {
         let now = self.clock.now();
         let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
         let mut report = IngestReport { rejected: decoded.errors, ..Default::default() };
@@ -147,7 +166,9 @@ impl Pipeline {
                         let id = match DeviceId::parse(&rec.device) {
                             Ok(id) => id,
                             Err(e) => {
-                                report.rejected.push(reject(e.to_string(), rec.device.into_owned()));
+                                report
+                                    .rejected
+                                    .push(reject(e.to_string(), rec.device.into_owned()));
                                 continue;
                             }
                         };
@@ -168,7 +189,10 @@ impl Pipeline {
                     && bound != &devices[di].id
                 {
                     report.rejected.push(reject(
-                        format!("this token may only write for device {bound}, not {}", devices[di].id),
+                        format!(
+                            "this token may only write for device {bound}, not {}",
+                            devices[di].id
+                        ),
                         rec.device.into_owned(),
                     ));
                     continue;
@@ -187,12 +211,25 @@ impl Pipeline {
                     if let Value::Str(s) = &f.value
                         && s.len() > self.cfg.max_string_len
                     {
-                        report.rejected.push(reject(format!("field {:?}: string longer than {} bytes", f.name, self.cfg.max_string_len), raw()));
+                        report.rejected.push(reject(
+                            format!(
+                                "field {:?}: string longer than {} bytes",
+                                f.name, self.cfg.max_string_len
+                            ),
+                            raw(),
+                        ));
                         continue;
                     }
                     let Some(def) = reg.resolve(&f.name) else {
                         if self.cfg.auto_register_properties {
-                            unknown.push((di, line, time, f.name.to_string(), f.value, f.unit.map(|u| u.into_owned())));
+                            unknown.push((
+                                di,
+                                line,
+                                time,
+                                f.name.to_string(),
+                                f.value,
+                                f.unit.map(|u| u.into_owned()),
+                            ));
                         } else {
                             report.rejected.push(reject(
                                 format!("unknown property {:?} (automatic registration of properties is off)", f.name),
@@ -211,7 +248,9 @@ impl Pipeline {
                             unit: def.unit.clone(),
                             source_unit: f.unit.filter(|u| *u != def.unit).map(|u| u.into_owned()),
                         }),
-                        Err(e) => report.rejected.push(reject(format!("field {:?}: {e}", f.name), raw())),
+                        Err(e) => {
+                            report.rejected.push(reject(format!("field {:?}: {e}", f.name), raw()))
+                        }
                     }
                 }
             }
@@ -219,15 +258,28 @@ impl Pipeline {
         for (di, line, time, name, value, unit) in unknown {
             match self.register_property(&name, &value, unit.as_deref()) {
                 Ok(def) => match self.registry.read().normalize(&def, value, None) {
-                    Ok(value) => pending.push(Pending { line, device: di, property: def.name.clone(), time, value, unit: def.unit.clone(), source_unit: None }),
-                    Err(e) => report.rejected.push(LineError { line, reason: format!("field {name:?}: {e}"), raw: name }),
+                    Ok(value) => pending.push(Pending {
+                        line,
+                        device: di,
+                        property: def.name.clone(),
+                        time,
+                        value,
+                        unit: def.unit.clone(),
+                        source_unit: None,
+                    }),
+                    Err(e) => report.rejected.push(LineError {
+                        line,
+                        reason: format!("field {name:?}: {e}"),
+                        raw: name,
+                    }),
                 },
                 Err(reason) => report.rejected.push(LineError { line, reason, raw: name }),
             }
         }
 
         // Resolve series under one catalog lock; register what is missing.
-        let keys: Vec<(&str, &str)> = pending.iter().map(|p| (devices[p.device].id.as_str(), p.property.as_str())).collect();
+        let keys: Vec<(&str, &str)> =
+            pending.iter().map(|p| (devices[p.device].id.as_str(), p.property.as_str())).collect();
         let mut ids = self.catalog.lookup_series(&keys);
         drop(keys);
         let mut dead_devices: HashMap<usize, String> = HashMap::new();
@@ -237,7 +289,11 @@ impl Pipeline {
                 continue;
             }
             if let Some(reason) = dead_devices.get(&p.device) {
-                report.rejected.push(LineError { line: p.line, reason: reason.clone(), raw: devices[p.device].id.to_string() });
+                report.rejected.push(LineError {
+                    line: p.line,
+                    reason: reason.clone(),
+                    raw: devices[p.device].id.to_string(),
+                });
                 continue;
             }
             if let Some(id) = created.get(&(p.device, p.property.to_string())) {
@@ -249,36 +305,64 @@ impl Pipeline {
                 match self.register_device(src, dev).await {
                     Ok(()) => report.devices_created += 1,
                     Err(reason) => {
-                        report.rejected.push(LineError { line: p.line, reason: reason.clone(), raw: dev.id.to_string() });
+                        report.rejected.push(LineError {
+                            line: p.line,
+                            reason: reason.clone(),
+                            raw: dev.id.to_string(),
+                        });
                         dead_devices.insert(p.device, reason);
                         continue;
                     }
                 }
             }
-            let info = self.catalog.create_series(&dev.id, &p.property, p.value.kind(), &p.unit, p.source_unit.as_deref()).await?;
+            let info = self
+                .catalog
+                .create_series(
+                    &dev.id,
+                    &p.property,
+                    p.value.kind(),
+                    &p.unit,
+                    p.source_unit.as_deref(),
+                )
+                .await?;
             report.series_created += 1;
             created.insert((p.device, p.property.to_string()), info.id);
             ids[i] = Some(info.id);
         }
-        let points: Vec<(SeriesId, Timestamp, Value)> =
-            pending.into_iter().zip(ids).filter_map(|(p, id)| id.map(|id| (id, p.time, p.value))).collect();
+        let points: Vec<(SeriesId, Timestamp, Value)> = pending
+            .into_iter()
+            .zip(ids)
+            .filter_map(|(p, id)| id.map(|id| (id, p.time, p.value)))
+            .collect();
         report.accepted = points.len();
         if !points.is_empty() {
             self.store.write(points).await?;
         }
-        let seen: Vec<(DeviceId, Timestamp)> =
-            devices.into_iter().filter(|d| d.last > Timestamp::EPOCH).map(|d| (d.id, d.last)).collect();
+        let seen: Vec<(DeviceId, Timestamp)> = devices
+            .into_iter()
+            .filter(|d| d.last > Timestamp::EPOCH)
+            .map(|d| (d.id, d.last))
+            .collect();
         self.catalog.touch(&seen);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.points_accepted.fetch_add(report.accepted as u64, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
         if !report.rejected.is_empty() {
             report.rejected.sort_by_key(|e| e.line);
-            tracing::debug!(source = src.name, rejected = report.rejected.len(), "batch had rejected input");
+            tracing::debug!(
+                source = src.name,
+                rejected = report.rejected.len(),
+                "batch had rejected input"
+            );
             let dead = report
                 .rejected
                 .iter()
-                .map(|e| NewReject { source: src.name.to_owned(), line: Some(e.line), reason: e.reason.clone(), raw: e.raw.clone() })
+                .map(|e| NewReject {
+                    source: src.name.to_owned(),
+                    line: Some(e.line),
+                    reason: e.reason.clone(),
+                    raw: e.raw.clone(),
+                })
                 .collect();
             if let Err(e) = self.catalog.add_rejects(dead).await {
                 tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
@@ -290,14 +374,25 @@ impl Pipeline {
     /// Keep input refused before decoding (a body that is not JSON at all, say) as a dead letter.
     pub async fn reject_whole(&self, src: &Source<'_>, reason: &str, raw: &[u8]) {
         self.counters.points_rejected.fetch_add(1, Ordering::Relaxed);
-        let r = NewReject { source: src.name.to_owned(), line: None, reason: reason.to_owned(), raw: String::from_utf8_lossy(raw).into_owned() };
+        let r = NewReject {
+            source: src.name.to_owned(),
+            line: None,
+            reason: reason.to_owned(),
+            raw: String::from_utf8_lossy(raw).into_owned(),
+        };
         if let Err(e) = self.catalog.add_rejects(vec![r]).await {
             tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
         }
     }
 
-    fn register_property(&self, name: &str, value: &Value, unit: Option<&str>) -> Result<PropertyDef, String> {
-        let pname = PropertyName::parse(name).map_err(|e| format!("cannot register property: {e}"))?;
+    fn register_property(
+        &self,
+        name: &str,
+        value: &Value,
+        unit: Option<&str>,
+    ) -> Result<PropertyDef, String> {
+        let pname =
+            PropertyName::parse(name).map_err(|e| format!("cannot register property: {e}"))?;
         let mut reg = self.registry.write();
         if let Some(d) = reg.resolve(name) {
             return Ok(d.clone());
@@ -319,7 +414,10 @@ impl Pipeline {
 
     async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), String> {
         if !self.cfg.auto_register_devices {
-            return Err(format!("unknown device {} (automatic registration of devices is off)", d.id));
+            return Err(format!(
+                "unknown device {} (automatic registration of devices is off)",
+                d.id
+            ));
         }
         let kind_s = d.kind.as_deref().or(src.default_kind).unwrap_or("sensor");
         let kind = DeviceKind::parse(kind_s).map_err(|e| e.to_string())?;
@@ -327,7 +425,10 @@ impl Pipeline {
             Some(s) => {
                 let id = SiteId::parse(s).map_err(|e| e.to_string())?;
                 if !self.catalog.sites().iter().any(|x| x.id == id) {
-                    return Err(format!("unknown site {s:?} for new device {}: create the site first", d.id));
+                    return Err(format!(
+                        "unknown site {s:?} for new device {}: create the site first",
+                        d.id
+                    ));
                 }
                 Some(id)
             }
@@ -337,11 +438,17 @@ impl Pipeline {
             Some(c) => {
                 let code = InseeCode::parse(c).map_err(|e| e.to_string())?;
                 if !self.catalog.communes().iter().any(|x| x.insee == code) {
-                    return Err(format!("unknown commune {c:?} for new device {}: create the commune first", d.id));
+                    return Err(format!(
+                        "unknown commune {c:?} for new device {}: create the commune first",
+                        d.id
+                    ));
                 }
                 Some(code)
             }
-            None => site.as_ref().and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s)).map(|s| s.commune),
+            None => site
+                .as_ref()
+                .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
+                .map(|s| s.commune),
         };
         let (lat, lon) = site
             .as_ref()

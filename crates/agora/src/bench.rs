@@ -40,7 +40,11 @@ pub struct BenchArgs {
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -61,9 +65,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("|{:-<54}|{:-<18}|{:-<16}|", "", "", "");
 
     // 1. Ingest: line protocol over loopback HTTP, durable writes, concurrent writers.
-    let mut config = Config { data_dir: dir.join("ingest"), http: "127.0.0.1:0".parse()?, ..Config::default() };
+    let mut config =
+        Config { data_dir: dir.join("ingest"), http: "127.0.0.1:0".parse()?, ..Config::default() };
     config.storage.fsync = true;
-    let server = serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) }).await?;
+    let server =
+        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
+            .await?;
     let (_, token) = server.state.catalog.create_token("bench", Scope::Ingest, None).await?;
     let url = format!("http://{}/api/v2/write?precision=s", server.addr);
     let client = reqwest::Client::new();
@@ -91,12 +98,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let points_per_batch = args.batch_lines * 5;
     let total_points = args.writers * args.batches * points_per_batch;
     // Warm up: register the devices and series.
-    client.post(&url).bearer_auth(&token).body(bodies[0][0].clone()).send().await?.error_for_status()?;
+    client
+        .post(&url)
+        .bearer_auth(&token)
+        .body(bodies[0][0].clone())
+        .send()
+        .await?
+        .error_for_status()?;
     let peak_rss = Arc::new(parking_rss());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in bodies {
-        let (client, url, token, peak) = (client.clone(), url.clone(), token.clone(), peak_rss.clone());
+        let (client, url, token, peak) =
+            (client.clone(), url.clone(), token.clone(), peak_rss.clone());
         tasks.push(tokio::spawn(async move {
             for body in w {
                 let r = client.post(&url).bearer_auth(&token).body(body).send().await?;
@@ -111,16 +125,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     row(
-        &format!("ingest, line protocol, {} writers × {}-line batches", args.writers, args.batch_lines),
+        &format!(
+            "ingest, line protocol, {} writers × {}-line batches",
+            args.writers, args.batch_lines
+        ),
         format!("{:.0} points/s", total_points as f64 / secs),
         "≥ 2,000,000",
     );
-    row(&format!("RSS while ingesting, {} series", args.devices * 5), format!("{:.0} MiB", peak_rss.peak()), "≤ 300 MB");
+    row(
+        &format!("RSS while ingesting, {} series", args.devices * 5),
+        format!("{:.0} MiB", peak_rss.peak()),
+        "≤ 300 MB",
+    );
 
     // 2. Latest values of 10,000 series, server-side.
-    let ids: Vec<SeriesId> = server.state.catalog.all_series().iter().map(|s| s.id).take(10_000).collect();
+    let ids: Vec<SeriesId> =
+        server.state.catalog.all_series().iter().map(|s| s.id).take(10_000).collect();
     let lat = median((0..21).map(|_| timed(|| server.state.store.latest(&ids)).1).collect());
-    row(&format!("latest values of {} series (server-side)", ids.len()), format!("{:.2} ms", ms(lat)), "≤ 10 ms");
+    row(
+        &format!("latest values of {} series (server-side)", ids.len()),
+        format!("{:.2} ms", ms(lat)),
+        "≤ 10 ms",
+    );
 
     // 3. One series: a year of 1-minute points; 24 h raw and a year of hourly means.
     let one = ids[0];
@@ -128,7 +154,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(60 * 24 * 366);
     for i in 0..60 * 24 * 366i64 {
         let v = 15.0 + 8.0 * ((i as f64) / 1440.0 * std::f64::consts::TAU).sin();
-        batch.push((one, Timestamp::from_secs(year_start + i * 60).expect("in range"), agora_model::Value::F64((v * 10.0).round() / 10.0)));
+        batch.push((
+            one,
+            Timestamp::from_secs(year_start + i * 60).expect("in range"),
+            agora_model::Value::F64((v * 10.0).round() / 10.0),
+        ));
     }
     for part in batch.chunks(100_000) {
         server.state.store.write(part.to_vec()).await?;
@@ -144,19 +174,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         raw.push(s.elapsed());
         anyhow::ensure!(pts.len() == 1440, "expected 1440 points, got {}", pts.len());
     }
-    row("24 h of raw points, one series (server-side)", format!("{:.2} ms", ms(median(raw))), "≤ 2 ms");
+    row(
+        "24 h of raw points, one series (server-side)",
+        format!("{:.2} ms", ms(median(raw))),
+        "≤ 2 ms",
+    );
     let mut hourly = Vec::new();
     for _ in 0..11 {
         let s = Instant::now();
         let b = server
             .state
             .store
-            .aggregate(one, Timestamp::from_secs(year_start).expect("in range"), Timestamp::from_secs(year_start + 365 * 86_400).expect("in range"), Duration::from_secs(3600))
+            .aggregate(
+                one,
+                Timestamp::from_secs(year_start).expect("in range"),
+                Timestamp::from_secs(year_start + 365 * 86_400).expect("in range"),
+                Duration::from_secs(3600),
+            )
             .await?;
         hourly.push(s.elapsed());
         anyhow::ensure!(b.len() == 365 * 24, "expected 8760 hours, got {}", b.len());
     }
-    row("one year of hourly means, one series (server-side)", format!("{:.2} ms", ms(median(hourly))), "≤ 20 ms");
+    row(
+        "one year of hourly means, one series (server-side)",
+        format!("{:.2} ms", ms(median(hourly))),
+        "≤ 20 ms",
+    );
     let http_year = format!(
         "http://{}/api/v1/aggregate?device={}&property={}&from={}&to={}&every=1h",
         server.addr,
@@ -169,16 +212,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut http = Vec::new();
     for _ in 0..5 {
         let s = Instant::now();
-        client.get(&http_year).bearer_auth(&admin).send().await?.error_for_status()?.bytes().await?;
+        client
+            .get(&http_year)
+            .bearer_auth(&admin)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
         http.push(s.elapsed());
     }
-    row("one year of hourly means over HTTP (JSON, round trip)", format!("{:.2} ms", ms(median(http))), "—");
+    row(
+        "one year of hourly means over HTTP (JSON, round trip)",
+        format!("{:.2} ms", ms(median(http))),
+        "—",
+    );
     server.shutdown().await?;
 
     // 4. Demo city: backfill speed, bytes per point after compaction, start-up time.
-    let mut config = Config { data_dir: dir.join("demo"), http: "127.0.0.1:0".parse()?, ..Config::default() };
+    let mut config =
+        Config { data_dir: dir.join("demo"), http: "127.0.0.1:0".parse()?, ..Config::default() };
     config.storage.compact_segments = 2;
-    let opts = ServeOptions { config: config.clone(), admin_token: None, clock: Arc::new(SystemClock) };
+    let opts =
+        ServeOptions { config: config.clone(), admin_token: None, clock: Arc::new(SystemClock) };
     let server = serve::start(opts.clone()).await?;
     let demo = Demo::new(DemoOptions { days: args.demo_days, seed: 13001 });
     let report = demo.seed_and_backfill(&server.state).await?;
@@ -197,7 +253,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     server.shutdown().await?;
     let s = Instant::now();
     let server = serve::start(opts).await?;
-    row(&format!("start-up with {} days of demo data", args.demo_days), format!("{:.0} ms", ms(s.elapsed())), "≤ 2 s (1 year)");
+    row(
+        &format!("start-up with {} days of demo data", args.demo_days),
+        format!("{:.0} ms", ms(s.elapsed())),
+        "≤ 2 s (1 year)",
+    );
     server.shutdown().await?;
     if args.keep {
         println!("data kept in {}", dir.display());

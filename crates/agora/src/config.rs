@@ -78,7 +78,12 @@ impl Default for Config {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { auto_register_devices: true, auto_register_properties: false, max_future_secs: 3600, max_body_mib: 16 }
+        Self {
+            auto_register_devices: true,
+            auto_register_properties: false,
+            max_future_secs: 3600,
+            max_body_mib: 16,
+        }
     }
 }
 
@@ -98,8 +103,10 @@ impl Default for StorageConfig {
 impl Config {
     /// Read a TOML file; unknown keys are an error, so typos do not pass silently.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
     /// Apply `AGORA_*` environment overrides not covered by command-line flags.
@@ -108,7 +115,8 @@ impl Config {
             self.auth.public_read = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Ok(v) = std::env::var("AGORA_RAW_RETENTION_DAYS") {
-            self.storage.raw_retention_days = Some(v.parse().context("AGORA_RAW_RETENTION_DAYS must be a number of days")?);
+            self.storage.raw_retention_days =
+                Some(v.parse().context("AGORA_RAW_RETENTION_DAYS must be a number of days")?);
         }
         Ok(())
     }
@@ -121,7 +129,8 @@ impl Config {
         e.flush_interval = Duration::from_secs(self.storage.flush_interval_secs);
         e.compact_segments = self.storage.compact_segments;
         e.raw_retention = self.storage.raw_retention_days.map(|d| Duration::from_secs(d * 86_400));
-        e.rollup_retention = self.storage.rollup_retention_days.map(|d| Duration::from_secs(d * 86_400));
+        e.rollup_retention =
+            self.storage.rollup_retention_days.map(|d| Duration::from_secs(d * 86_400));
         e
     }
 }

@@ -56,10 +56,46 @@ struct Place {
 }
 
 const PLACES: [Place; 4] = [
-    Place { id: "hotel-de-ville", short: "hdv", name: "Hôtel de Ville — place de la Mairie, forum des Cardeurs", lat: 43.52990, lon: 5.44740, traffic: 0.8, heat: 1.8, footfall: 1.6 },
-    Place { id: "vallee-de-la-torse", short: "torse", name: "Vallée de la Torse", lat: 43.52330, lon: 5.46150, traffic: 0.5, heat: -0.8, footfall: 0.6 },
-    Place { id: "la-rotonde", short: "rotonde", name: "La Rotonde", lat: 43.52630, lon: 5.44460, traffic: 1.6, heat: 1.4, footfall: 1.3 },
-    Place { id: "pole-culturel", short: "pole", name: "Pôle Culturel", lat: 43.52380, lon: 5.44050, traffic: 1.0, heat: 0.9, footfall: 0.9 },
+    Place {
+        id: "hotel-de-ville",
+        short: "hdv",
+        name: "Hôtel de Ville — place de la Mairie, forum des Cardeurs",
+        lat: 43.52990,
+        lon: 5.44740,
+        traffic: 0.8,
+        heat: 1.8,
+        footfall: 1.6,
+    },
+    Place {
+        id: "vallee-de-la-torse",
+        short: "torse",
+        name: "Vallée de la Torse",
+        lat: 43.52330,
+        lon: 5.46150,
+        traffic: 0.5,
+        heat: -0.8,
+        footfall: 0.6,
+    },
+    Place {
+        id: "la-rotonde",
+        short: "rotonde",
+        name: "La Rotonde",
+        lat: 43.52630,
+        lon: 5.44460,
+        traffic: 1.6,
+        heat: 1.4,
+        footfall: 1.3,
+    },
+    Place {
+        id: "pole-culturel",
+        short: "pole",
+        name: "Pôle Culturel",
+        lat: 43.52380,
+        lon: 5.44050,
+        traffic: 1.0,
+        heat: 0.9,
+        footfall: 0.9,
+    },
 ];
 
 /// Device kinds of the fleet, with how many per place and their reporting period.
@@ -75,7 +111,15 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [Kind::Air, Kind::Noise, Kind::Weather, Kind::Pedestrian, Kind::Streetlight, Kind::Bin, Kind::Soil];
+    const ALL: [Kind; 7] = [
+        Kind::Air,
+        Kind::Noise,
+        Kind::Weather,
+        Kind::Pedestrian,
+        Kind::Streetlight,
+        Kind::Bin,
+        Kind::Soil,
+    ];
     fn per_place(self) -> usize {
         match self {
             Kind::Air => 6,
@@ -170,7 +214,8 @@ fn unit(key: u64) -> f64 {
 
 /// Approximately normal (mean 0, sd 1) from a key.
 fn gauss(key: u64) -> f64 {
-    (0..4).map(|i| unit(key.wrapping_add(i * 0x1000_0001))).sum::<f64>() * 3f64.sqrt() - 2.0 * 3f64.sqrt()
+    (0..4).map(|i| unit(key.wrapping_add(i * 0x1000_0001))).sum::<f64>() * 3f64.sqrt()
+        - 2.0 * 3f64.sqrt()
 }
 
 /// Smooth noise in [-1, 1] varying over `scale` seconds.
@@ -256,7 +301,8 @@ impl When {
     }
     fn market_morning(&self) -> bool {
         // Aix's big markets: Tuesday, Thursday and Saturday mornings.
-        matches!(self.weekday, Weekday::Tue | Weekday::Thu | Weekday::Sat) && (7.5..13.5).contains(&self.hour)
+        matches!(self.weekday, Weekday::Tue | Weekday::Thu | Weekday::Sat)
+            && (7.5..13.5).contains(&self.hour)
     }
     /// Seasonal mean temperature in Aix (°C): about 6 in January, 24 in July.
     fn seasonal_temp(&self) -> f64 {
@@ -286,7 +332,9 @@ impl Demo {
                     let fault = match (kind, place.short, n) {
                         (Kind::Air, "rotonde", 3) => Some(Fault::Stuck(end - 3 * 86_400 * S)),
                         (Kind::Noise, "torse", 5) => Some(Fault::Silent(end - 2 * 86_400 * S)),
-                        (Kind::Streetlight, "hdv", 17) => Some(Fault::LampFails(end - 5 * 86_400 * S)),
+                        (Kind::Streetlight, "hdv", 17) => {
+                            Some(Fault::LampFails(end - 5 * 86_400 * S))
+                        }
                         (Kind::Bin, "rotonde", 12) => Some(Fault::Overflow(end - 6 * 86_400 * S)),
                         _ => None,
                     };
@@ -329,11 +377,25 @@ impl Demo {
     /// Register the commune, its places and the fleet in the catalog.
     pub async fn seed(&self, state: &AppState) -> anyhow::Result<()> {
         let insee = InseeCode::parse(COMMUNE)?;
-        state.catalog.upsert_commune(Commune { insee: insee.clone(), name: "Aix-en-Provence".into(), boundary: None }).await?;
+        state
+            .catalog
+            .upsert_commune(Commune {
+                insee: insee.clone(),
+                name: "Aix-en-Provence".into(),
+                boundary: None,
+            })
+            .await?;
         for p in &PLACES {
             state
                 .catalog
-                .upsert_site(Site { id: SiteId::parse(p.id)?, commune: insee.clone(), name: p.name.into(), lat: Some(p.lat), lon: Some(p.lon), geometry: None })
+                .upsert_site(Site {
+                    id: SiteId::parse(p.id)?,
+                    commune: insee.clone(),
+                    name: p.name.into(),
+                    lat: Some(p.lat),
+                    lon: Some(p.lon),
+                    geometry: None,
+                })
                 .await?;
         }
         let now = state.clock.now();
@@ -426,7 +488,11 @@ impl Demo {
         let place = &PLACES[d.place];
         let seed = self.opts.seed;
         let key = |salt: u64| seed ^ mix(d.idx.wrapping_mul(1_000_003) ^ salt) ^ (t as u64);
-        let f = |name: &'static str, v: f64| Field { name: Cow::Borrowed(name), value: Value::F64(v), unit: None };
+        let f = |name: &'static str, v: f64| Field {
+            name: Cow::Borrowed(name),
+            value: Value::F64(v),
+            unit: None,
+        };
         // City-wide weather: temperature anomaly over days, pollution episodes, mistral.
         let anomaly = 3.0 * smooth(seed ^ 11, w.t_s, 3.0 * 86_400.0);
         let episode = (smooth(seed ^ 12, w.t_s, 2.0 * 86_400.0) + 0.3).max(0.0);
@@ -435,15 +501,26 @@ impl Demo {
         let island = place.heat * (1.0 - (diurnal + 1.0) / 2.0);
         let temp = w.seasonal_temp() + anomaly + 5.5 * diurnal + island - 1.5 * mistral;
         let rh = (65.0 - 2.2 * (temp - w.seasonal_temp()) - 8.0 * mistral).clamp(15.0, 98.0);
-        let rush = if w.weekend() { 0.4 } else { 1.0 } * (gaussian_bump(w.hour, 8.3, 1.3) + 0.9 * gaussian_bump(w.hour, 18.0, 1.6));
+        let rush = if w.weekend() { 0.4 } else { 1.0 }
+            * (gaussian_bump(w.hour, 8.3, 1.3) + 0.9 * gaussian_bump(w.hour, 18.0, 1.6));
         Some(match d.kind {
             Kind::Air => {
-                let no2 = (12.0 + 38.0 * rush * place.traffic + 10.0 * episode) * d.bias * (1.0 - 0.3 * mistral.min(1.0)) + 2.0 * gauss(key(1));
+                let no2 = (12.0 + 38.0 * rush * place.traffic + 10.0 * episode)
+                    * d.bias
+                    * (1.0 - 0.3 * mistral.min(1.0))
+                    + 2.0 * gauss(key(1));
                 let sun = (w.sun_elevation_deg / 60.0).clamp(0.0, 1.0);
                 let season = 0.6 + 0.4 * ((w.day_of_year - 80.0) / 365.0 * 2.0 * PI).sin().max(0.0);
-                let o3 = (35.0 + 75.0 * sun * season * gaussian_bump(w.hour, 15.5, 3.5) - 0.25 * no2 + 10.0 * episode) * d.bias + 3.0 * gauss(key(2));
-                let heating = if w.seasonal_temp() < 14.0 { gaussian_bump(w.hour, 20.5, 2.0) } else { 0.0 };
-                let mut pm10 = (14.0 + 25.0 * episode + 10.0 * rush * place.traffic + 12.0 * heating) * d.bias + 2.5 * gauss(key(3));
+                let o3 = (35.0 + 75.0 * sun * season * gaussian_bump(w.hour, 15.5, 3.5)
+                    - 0.25 * no2
+                    + 10.0 * episode)
+                    * d.bias
+                    + 3.0 * gauss(key(2));
+                let heating =
+                    if w.seasonal_temp() < 14.0 { gaussian_bump(w.hour, 20.5, 2.0) } else { 0.0 };
+                let mut pm10 =
+                    (14.0 + 25.0 * episode + 10.0 * rush * place.traffic + 12.0 * heating) * d.bias
+                        + 2.5 * gauss(key(3));
                 let pm25 = 0.62 * pm10 + 1.2 * gauss(key(4));
                 if let Some(Fault::Stuck(from)) = d.fault
                     && t >= from
@@ -460,17 +537,33 @@ impl Demo {
                 ]
             }
             Kind::Noise => {
-                let nightlife = if matches!(w.weekday, Weekday::Fri | Weekday::Sat) && (w.hour >= 21.0 || w.hour < 2.0) { 6.0 * place.footfall } else { 0.0 };
+                let nightlife = if matches!(w.weekday, Weekday::Fri | Weekday::Sat)
+                    && (w.hour >= 21.0 || w.hour < 2.0)
+                {
+                    6.0 * place.footfall
+                } else {
+                    0.0
+                };
                 let activity = if (6.0..22.0).contains(&w.hour) { 1.0 } else { 0.0 };
-                let laeq = 47.0 + 12.0 * activity + 7.0 * rush * place.traffic + nightlife + 1.5 * gauss(key(1)) + 2.0 * (d.bias - 1.0) * 5.0;
+                let laeq = 47.0
+                    + 12.0 * activity
+                    + 7.0 * rush * place.traffic
+                    + nightlife
+                    + 1.5 * gauss(key(1))
+                    + 2.0 * (d.bias - 1.0) * 5.0;
                 let lamax = laeq + 8.0 + 6.0 * unit(key(2));
                 vec![f("laeq", round(laeq, 0.1)), f("lamax", round(lamax, 0.1))]
             }
             Kind::Weather => {
-                let pressure = 1015.0 + 8.0 * smooth(seed ^ 14, w.t_s, 4.0 * 86_400.0) + 0.3 * gauss(key(1));
-                let wind = (1.5 + 3.0 * diurnal.max(0.0) + 9.0 * mistral + 0.8 * gauss(key(2))).max(0.0);
+                let pressure =
+                    1015.0 + 8.0 * smooth(seed ^ 14, w.t_s, 4.0 * 86_400.0) + 0.3 * gauss(key(1));
+                let wind =
+                    (1.5 + 3.0 * diurnal.max(0.0) + 9.0 * mistral + 0.8 * gauss(key(2))).max(0.0);
                 let clouds = (smooth(seed ^ 15, w.t_s, 86_400.0) + 1.0) / 2.0;
-                let lux = (w.sun_elevation_deg.to_radians().sin().max(0.0) * 110_000.0 * (1.0 - 0.7 * clouds)).max(0.0);
+                let lux = (w.sun_elevation_deg.to_radians().sin().max(0.0)
+                    * 110_000.0
+                    * (1.0 - 0.7 * clouds))
+                    .max(0.0);
                 vec![
                     f("temperature", round(temp + 0.15 * gauss(key(3)), 0.01)),
                     f("relative_humidity", round(rh + 0.5 * gauss(key(4)), 0.1)),
@@ -480,19 +573,37 @@ impl Demo {
                 ]
             }
             Kind::Pedestrian => {
-                let base = 2.0 + 90.0 * gaussian_bump(w.hour, 12.0, 2.2) + 110.0 * gaussian_bump(w.hour, 17.8, 2.0) + 25.0 * gaussian_bump(w.hour, 21.0, 1.5);
+                let base = 2.0
+                    + 90.0 * gaussian_bump(w.hour, 12.0, 2.2)
+                    + 110.0 * gaussian_bump(w.hour, 17.8, 2.0)
+                    + 25.0 * gaussian_bump(w.hour, 21.0, 1.5);
                 let day = match w.weekday {
                     Weekday::Sat => 1.5,
-                    Weekday::Sun => if place.short == "torse" { 1.6 } else { 0.7 },
+                    Weekday::Sun => {
+                        if place.short == "torse" {
+                            1.6
+                        } else {
+                            0.7
+                        }
+                    }
                     _ => 1.0,
                 };
                 let market = if w.market_morning() && place.short != "torse" { 1.7 } else { 1.0 };
-                let mean = base * day * market * place.footfall * d.bias * (1.0 - 0.5 * mistral.min(1.0));
+                let mean =
+                    base * day * market * place.footfall * d.bias * (1.0 - 0.5 * mistral.min(1.0));
                 let people_in = (mean * (1.0 + 0.15 * gauss(key(1)))).max(0.0).round();
                 let people_out = (mean * (1.0 + 0.15 * gauss(key(2)))).max(0.0).round();
                 vec![
-                    Field { name: Cow::Borrowed("people_in"), value: Value::I64(people_in as i64), unit: None },
-                    Field { name: Cow::Borrowed("people_out"), value: Value::I64(people_out as i64), unit: None },
+                    Field {
+                        name: Cow::Borrowed("people_in"),
+                        value: Value::I64(people_in as i64),
+                        unit: None,
+                    },
+                    Field {
+                        name: Cow::Borrowed("people_out"),
+                        value: Value::I64(people_out as i64),
+                        unit: None,
+                    },
                 ]
             }
             Kind::Streetlight => {
@@ -517,7 +628,11 @@ impl Demo {
                 // A status report every six hours.
                 if t.rem_euclid(6 * 3600 * S) < 900 * S {
                     let status = if failed { "defectiveLamp" } else { "ok" };
-                    v.push(Field { name: Cow::Borrowed("lamp_status"), value: Value::Str(status.into()), unit: None });
+                    v.push(Field {
+                        name: Cow::Borrowed("lamp_status"),
+                        value: Value::Str(status.into()),
+                        unit: None,
+                    });
                 }
                 v
             }
@@ -526,11 +641,19 @@ impl Demo {
                 let central = place.short != "torse";
                 let collected = |day: i64| {
                     let wd = when(day * 86_400 * S + 6 * 3600 * S).weekday;
-                    if central { wd != Weekday::Sun } else { matches!(wd, Weekday::Mon | Weekday::Thu) }
+                    if central {
+                        wd != Weekday::Sun
+                    } else {
+                        matches!(wd, Weekday::Mon | Weekday::Thu)
+                    }
                 };
                 let hour_now = w.day as f64 * 24.0 + w.hour;
                 let mut day = w.day - if w.hour < 6.0 { 1 } else { 0 };
-                let stop = if let Some(Fault::Overflow(from)) = d.fault { Some(when(from).day) } else { None };
+                let stop = if let Some(Fault::Overflow(from)) = d.fault {
+                    Some(when(from).day)
+                } else {
+                    None
+                };
                 while !collected(day) || stop.is_some_and(|s| day >= s) {
                     day -= 1;
                     if w.day - day > 14 {
@@ -540,7 +663,10 @@ impl Demo {
                 let hours = hour_now - (day as f64 * 24.0 + 6.0);
                 let rate = if central { 3.2 } else { 1.1 } * d.bias * place.footfall.max(0.6);
                 let fill = (2.0 + rate * hours + 2.0 * gauss(key(1))).clamp(0.0, 100.0);
-                let battery = (100.0 - 12.0 * ((w.t_s / 86_400.0).rem_euclid(365.0) / 365.0) - 3.0 * (d.bias - 0.85)).clamp(5.0, 100.0);
+                let battery = (100.0
+                    - 12.0 * ((w.t_s / 86_400.0).rem_euclid(365.0) / 365.0)
+                    - 3.0 * (d.bias - 0.85))
+                    .clamp(5.0, 100.0);
                 vec![f("fill_level", round(fill, 1.0)), f("battery", round(battery, 1.0))]
             }
             Kind::Soil => {
@@ -551,7 +677,10 @@ impl Demo {
                 let dry = 0.35 * (w.seasonal_temp() / 15.0) * d.bias;
                 let moisture = (38.0 - dry * since + 0.4 * gauss(key(1))).clamp(8.0, 45.0);
                 let soil_t = w.seasonal_temp() + anomaly * 0.5 + 2.0 * diurnal * 0.5;
-                vec![f("soil_moisture", round(moisture, 0.1)), f("soil_temperature", round(soil_t, 0.1))]
+                vec![
+                    f("soil_moisture", round(moisture, 0.1)),
+                    f("soil_temperature", round(soil_t, 0.1)),
+                ]
             }
         })
     }
@@ -580,7 +709,11 @@ mod tests {
     fn fleet_is_about_1500_devices_on_four_places() {
         let d = demo();
         assert_eq!(d.device_count(), 1500);
-        assert!(d.fleet.iter().all(|x| (43.51..43.54).contains(&x.lat) && (5.43..5.47).contains(&x.lon)));
+        assert!(
+            d.fleet
+                .iter()
+                .all(|x| (43.51..43.54).contains(&x.lat) && (5.43..5.47).contains(&x.lon))
+        );
     }
 
     #[test]
@@ -589,12 +722,16 @@ mod tests {
         // Tuesday 2025-11-18, local time = UTC+1.
         let day = NOW - 4 * 86_400 * S;
         let at = |h: i64| day + (h - 1) * 3600 * S;
-        let mean = |prop: &str, h: i64| (0..20).map(|m| num(&d, "aq-rotonde-01", prop, at(h) + m * 60 * S)).sum::<f64>() / 20.0;
+        let mean = |prop: &str, h: i64| {
+            (0..20).map(|m| num(&d, "aq-rotonde-01", prop, at(h) + m * 60 * S)).sum::<f64>() / 20.0
+        };
         assert!(mean("no2", 8) > 1.8 * mean("no2", 3), "{} vs {}", mean("no2", 8), mean("no2", 3));
         assert!(mean("o3", 15) > mean("o3", 7));
         assert_eq!(value(&d, "lamp-hdv-001", "lamp_on", at(2)), Some(Value::Bool(true)));
         assert_eq!(value(&d, "lamp-hdv-001", "lamp_on", at(13)), Some(Value::Bool(false)));
-        assert!(num(&d, "noise-hdv-01", "laeq", at(11)) > num(&d, "noise-hdv-01", "laeq", at(3)) + 5.0);
+        assert!(
+            num(&d, "noise-hdv-01", "laeq", at(11)) > num(&d, "noise-hdv-01", "laeq", at(3)) + 5.0
+        );
     }
 
     #[test]
@@ -617,7 +754,9 @@ mod tests {
         // Tuesday (market) vs Wednesday at 10:00 local.
         let tue = NOW - 4 * 86_400 * S + 9 * 3600 * S;
         let wed = tue + 86_400 * S;
-        let sum = |t0: i64| (0..10).map(|i| num(&d, &format!("ped-hdv-{:02}", i + 1), "people_in", t0)).sum::<f64>();
+        let sum = |t0: i64| {
+            (0..10).map(|i| num(&d, &format!("ped-hdv-{:02}", i + 1), "people_in", t0)).sum::<f64>()
+        };
         assert!(sum(tue) > 1.3 * sum(wed), "{} vs {}", sum(tue), sum(wed));
     }
 }

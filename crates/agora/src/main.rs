@@ -80,7 +80,8 @@ async fn until_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -93,7 +94,10 @@ async fn until_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
@@ -117,7 +121,10 @@ async fn main() -> anyhow::Result<()> {
                 report.elapsed.as_secs_f64(),
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
-            println!("open http://{}/api/v1/latest?site=hotel-de-ville with the admin token", server.addr);
+            println!(
+                "open http://{}/api/v1/latest?site=hotel-de-ville with the admin token",
+                server.addr
+            );
             if no_live {
                 return server.shutdown().await;
             }

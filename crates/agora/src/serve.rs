@@ -45,16 +45,21 @@ pub struct Server {
 /// Build everything and start listening.
 pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let cfg = &opts.config;
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let started = Instant::now();
-    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?);
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_cfg, clock)).await?.context("cannot open the storage engine")?;
+    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_cfg, clock))
+        .await?
+        .context("cannot open the storage engine")?;
     let store: Arc<dyn SeriesStore> = Arc::new(Arc::new(engine));
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
 
-    let generated_admin_token = bootstrap_admin(catalog.as_ref(), opts.admin_token.as_deref()).await?;
+    let generated_admin_token =
+        bootstrap_admin(catalog.as_ref(), opts.admin_token.as_deref()).await?;
     let pipeline = Arc::new(Pipeline::new(
         catalog.clone(),
         store.clone(),
@@ -71,11 +76,17 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         store,
         pipeline,
         clock: opts.clock.clone(),
-        config: ApiConfig { max_body_bytes: cfg.ingest.max_body_mib << 20, public_read: cfg.auth.public_read, ..ApiConfig::default() },
+        config: ApiConfig {
+            max_body_bytes: cfg.ingest.max_body_mib << 20,
+            public_read: cfg.auth.public_read,
+            ..ApiConfig::default()
+        },
         metrics: Arc::new(Metrics::default()),
         ready: Arc::new(AtomicBool::new(false)),
     };
-    let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("cannot listen on {}", cfg.http))?;
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.http))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let app = agora_api::router(state.clone());
@@ -87,7 +98,11 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             })
             .await
     });
-    let upkeep = tokio::spawn(upkeep(state.clone(), Duration::from_secs(cfg.storage.flush_interval_secs), stopped));
+    let upkeep = tokio::spawn(upkeep(
+        state.clone(),
+        Duration::from_secs(cfg.storage.flush_interval_secs),
+        stopped,
+    ));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
     Ok(Server { addr, generated_admin_token, state, stop, http, upkeep })
@@ -107,7 +122,10 @@ impl Server {
 }
 
 /// Make sure an admin token exists. Returns a generated secret to show once.
-async fn bootstrap_admin(catalog: &dyn Catalog, given: Option<&str>) -> anyhow::Result<Option<String>> {
+async fn bootstrap_admin(
+    catalog: &dyn Catalog,
+    given: Option<&str>,
+) -> anyhow::Result<Option<String>> {
     if let Some(secret) = given {
         catalog.create_token_with_secret("admin (AGORA_ADMIN_TOKEN)", Scope::Admin, secret).await?;
         return Ok(None);

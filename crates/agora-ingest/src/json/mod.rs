@@ -18,12 +18,16 @@ use crate::record::{Decoded, Field, LineError, Record};
 
 /// Decode a batch; one bad item never spoils the others.
 pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
-    let doc: Json = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let doc: Json =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let items = match doc {
         Json::Array(a) => a,
         Json::Object(mut o) => match o.remove("observations") {
             Some(Json::Array(a)) => a,
-            _ => return Err("expected an array of observations, or an object with an \"observations\" array".into()),
+            _ => return Err(
+                "expected an array of observations, or an object with an \"observations\" array"
+                    .into(),
+            ),
         },
         _ => return Err("expected an array of observations".into()),
     };
@@ -66,7 +70,10 @@ pub fn json_time(v: &Json) -> Result<Timestamp, String> {
     }
 }
 
-fn opt_str(o: &serde_json::Map<String, Json>, k: &str) -> Result<Option<Cow<'static, str>>, String> {
+fn opt_str(
+    o: &serde_json::Map<String, Json>,
+    k: &str,
+) -> Result<Option<Cow<'static, str>>, String> {
     match o.get(k) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
@@ -96,7 +103,9 @@ fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, String> {
                 fields.push(Field { name: Cow::Owned(k.clone()), value, unit: None });
             }
         }
-        (Some(_), Some(_)) => return Err("give either \"property\" and \"value\", or \"values\", not both".into()),
+        (Some(_), Some(_)) => {
+            return Err("give either \"property\" and \"value\", or \"values\", not both".into());
+        }
         (Some(p), None) => return Err(format!("property must be a string, got {p}")),
         (None, Some(v)) => return Err(format!("values must be an object, got {v}")),
         (None, None) => return Err("missing \"property\" and \"value\" (or \"values\")".into()),
@@ -130,10 +139,13 @@ mod tests {
         assert_eq!(d.records[0].time, d.records[1].time);
         assert_eq!(d.records[1].fields.len(), 2);
         let errs: Vec<_> = d.errors.iter().map(|e| (e.line, e.reason.clone())).collect();
-        assert_eq!(errs, vec![
-            (3, "missing \"value\"".to_owned()),
-            (4, "missing \"device\"".to_owned()),
-            (5, "an observation must be a JSON object".to_owned()),
-        ]);
+        assert_eq!(
+            errs,
+            vec![
+                (3, "missing \"value\"".to_owned()),
+                (4, "missing \"device\"".to_owned()),
+                (5, "an observation must be a JSON object".to_owned()),
+            ]
+        );
     }
 }

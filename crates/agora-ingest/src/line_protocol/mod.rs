@@ -29,7 +29,11 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let n = (i + 1) as u32;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let err = |reason: String| LineError { line: n, reason, raw: String::from_utf8_lossy(raw).into_owned() };
+        let err = |reason: String| LineError {
+            line: n,
+            reason,
+            raw: String::from_utf8_lossy(raw).into_owned(),
+        };
         let Ok(text) = std::str::from_utf8(raw) else {
             out.errors.push(err("line is not valid UTF-8".into()));
             continue;
@@ -59,13 +63,13 @@ fn to_record(l: Line<'_>, line: u32, precision: Precision) -> Result<Record<'_>,
         }
     }
     let device = device.ok_or("missing tag \"device\" (the device id)")?;
-    let time = match l.timestamp {
-        Some(n) => Some(
-            Timestamp::from_epoch(n, precision)
-                .ok_or_else(|| format!("timestamp {n} is out of range for precision {precision:?}"))?,
-        ),
-        None => None,
-    };
+    let time =
+        match l.timestamp {
+            Some(n) => Some(Timestamp::from_epoch(n, precision).ok_or_else(|| {
+                format!("timestamp {n} is out of range for precision {precision:?}")
+            })?),
+            None => None,
+        };
     Ok(Record {
         line,
         device,
@@ -73,7 +77,11 @@ fn to_record(l: Line<'_>, line: u32, precision: Precision) -> Result<Record<'_>,
         site,
         commune,
         time,
-        fields: l.fields.into_iter().map(|(name, value)| Field { name, value, unit: None }).collect(),
+        fields: l
+            .fields
+            .into_iter()
+            .map(|(name, value)| Field { name, value, unit: None })
+            .collect(),
     })
 }
 
@@ -178,7 +186,10 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, String> {
     let timestamp = if rest.is_empty() {
         None
     } else {
-        Some(rest.parse::<i64>().map_err(|_| format!("bad timestamp {rest:?}: expected an integer"))?)
+        Some(
+            rest.parse::<i64>()
+                .map_err(|_| format!("bad timestamp {rest:?}: expected an integer"))?,
+        )
     };
     Ok(Line { measurement, tags, fields, timestamp })
 }
@@ -197,11 +208,18 @@ fn parse_field_value(v: &str) -> Result<Value, String> {
     }
     if let Some(u) = v.strip_suffix('u') {
         let n = u.parse::<u64>().map_err(|_| format!("bad unsigned integer {v:?}"))?;
-        return i64::try_from(n).map(Value::I64).map_err(|_| format!("unsigned integer {v:?} is too large"));
+        return i64::try_from(n)
+            .map(Value::I64)
+            .map_err(|_| format!("unsigned integer {v:?} is too large"));
+    }
+    if matches!(v.to_ascii_lowercase().trim_start_matches(['+', '-']), "nan" | "inf" | "infinity") {
+        return Err(format!("value {v} is not finite: NaN and infinity cannot be stored"));
     }
     let first = v.as_bytes()[0];
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return Err(format!("bad value {v:?}: expected a number, 123i, true/false or a \"string\""));
+        return Err(format!(
+            "bad value {v:?}: expected a number, 123i, true/false or a \"string\""
+        ));
     }
     v.parse::<f64>().map(Value::F64).map_err(|_| format!("bad number {v:?}"))
 }
@@ -217,7 +235,13 @@ mod tests {
         assert_eq!(l.tags[1], (Cow::Borrowed("site"), Cow::Owned::<str>("place,mairie".into())));
         assert_eq!(
             l.fields.iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
-            vec![Value::F64(21.5), Value::I64(3), Value::I64(7), Value::Bool(true), Value::Str("a \"b\" c".into())]
+            vec![
+                Value::F64(21.5),
+                Value::I64(3),
+                Value::I64(7),
+                Value::Bool(true),
+                Value::Str("a \"b\" c".into())
+            ]
         );
         assert_eq!(l.timestamp, Some(1767225600));
     }
@@ -239,7 +263,21 @@ mod tests {
 
     #[test]
     fn refuses_garbage_without_panicking() {
-        for s in ["=", ",", "m,", "m,a", "m,a=", "m a", "m a=", "m a=\"x", "m,a=b", "m a=1,", "m a=1 1 2", "m a=99999999999999999999i", "\\"] {
+        for s in [
+            "=",
+            ",",
+            "m,",
+            "m,a",
+            "m,a=",
+            "m a",
+            "m a=",
+            "m a=\"x",
+            "m,a=b",
+            "m a=1,",
+            "m a=1 1 2",
+            "m a=99999999999999999999i",
+            "\\",
+        ] {
             assert!(parse_line(s).is_err(), "{s:?} should fail");
         }
     }

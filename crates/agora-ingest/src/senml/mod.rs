@@ -13,7 +13,8 @@ use crate::record::{Decoded, Field, LineError, Record};
 
 /// Decode a SenML pack. `now` resolves relative times.
 pub fn decode(body: &[u8], now: Timestamp) -> Result<Decoded<'static>, String> {
-    let pack: Json = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let pack: Json =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let Json::Array(records) = pack else {
         return Err("a SenML pack must be a JSON array of records".into());
     };

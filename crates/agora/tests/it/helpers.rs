@@ -1,0 +1,187 @@
+//! Test fixtures: an in-process server (`TestApp`) and a server in its own process (`TestProcess`)
+//! that a test can kill.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use agora::config::Config;
+use agora::serve::{self, ServeOptions, Server};
+use agora_model::SystemClock;
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+pub(crate) const ADMIN: &str = "agora_test_admin_token_0123456789";
+
+/// A server in this process.
+pub(crate) struct TestApp {
+    pub(crate) server: Option<Server>,
+    pub(crate) addr: SocketAddr,
+    pub(crate) client: Client,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub(crate) async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub(crate) async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Self::start(dir.path(), tweak).await;
+        let addr = server.addr;
+        let app = Self { server: Some(server), addr, client: Client::new(), dir };
+        app.seed().await;
+        app
+    }
+
+    async fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Server {
+        let mut config = Config {
+            data_dir: dir.to_path_buf(),
+            http: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        serve::start(ServeOptions {
+            config,
+            admin_token: Some(ADMIN.into()),
+            clock: Arc::new(SystemClock),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Stop cleanly and start again on the same data directory.
+    pub(crate) async fn restart(&mut self) {
+        self.server.take().unwrap().shutdown().await.unwrap();
+        let server = Self::start(self.dir.path(), |_| {}).await;
+        self.addr = server.addr;
+        self.server = Some(server);
+    }
+
+    /// The commune of Aix and one place, so that devices can be placed.
+    async fn seed(&self) {
+        let r = self
+            .post("/api/v1/communes")
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"insee": "13001", "name": "Aix-en-Provence"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let site = serde_json::json!({"id": "hotel-de-ville", "commune": "13001", "name": "Hôtel de Ville", "lat": 43.5299, "lon": 5.4474});
+        let r = self.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+    pub(crate) fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+    pub(crate) fn post(&self, path: &str) -> RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    /// GET with the admin token, expecting 200, as JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path).bearer_auth(ADMIN).send().await.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// A token of a scope.
+    pub(crate) async fn token(&self, scope: &str, device: Option<&str>) -> String {
+        let r = self
+            .post("/api/v1/tokens")
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"name": format!("{scope} test"), "scope": scope, "device": device}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Write line protocol (v2, seconds) with the admin token, expecting 204.
+    pub(crate) async fn write(&self, body: &str) {
+        let r = self
+            .post("/api/v2/write?precision=s")
+            .header("Authorization", format!("Token {ADMIN}"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    }
+
+    /// Raw values of a series between two epoch seconds.
+    pub(crate) async fn values(
+        &self,
+        device: &str,
+        property: &str,
+        from: i64,
+        to: i64,
+    ) -> Vec<(String, Value)> {
+        let b = self
+            .get_json(&format!(
+                "/api/v1/observations?device={device}&property={property}&from={from}&to={to}"
+            ))
+            .await;
+        b["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["time"].as_str().unwrap().to_owned(), p["value"].clone()))
+            .collect()
+    }
+}
+
+/// A problem+json answer: check the status and code, return the body.
+pub(crate) async fn problem(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], code, "{b}");
+    assert_eq!(b["status"], status);
+    assert!(b["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    b
+}
+
+/// The real binary in its own process, so a test can `kill -9` it.
+pub(crate) struct TestProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl TestProcess {
+    pub(crate) fn spawn(dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["serve", "--http", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .env("AGORA_ADMIN_TOKEN", ADMIN)
+            .env("AGORA_LOG", "warn")
+            .env_remove("AGORA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(a) = line.strip_prefix("agora listening on http://") {
+                break a.parse().unwrap();
+            }
+        };
+        Self { child, addr }
+    }
+
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}

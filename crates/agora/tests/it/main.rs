@@ -1,0 +1,8 @@
+//! Integration tests of agora: the real server on port 0 with a temporary data directory, driven
+//! over HTTP like any client would.
+
+mod helpers;
+mod ingest;
+mod query;
+mod recovery;
+mod tokens;

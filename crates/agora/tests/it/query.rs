@@ -1,0 +1,202 @@
+//! Queries: catalog, raw points, aggregates per device and grouped, latest values, stats, OpenAPI.
+
+use serde_json::json;
+
+use crate::helpers::{ADMIN, TestApp, problem};
+
+const T: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z, a Thursday
+
+/// Two days of 1-minute NO2 for two devices on one site, one on another.
+async fn city() -> TestApp {
+    let app = TestApp::spawn().await;
+    let site = json!({"id": "la-rotonde", "commune": "13001", "name": "La Rotonde", "lat": 43.5263, "lon": 5.4446});
+    assert_eq!(
+        app.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap().status(),
+        201
+    );
+    let mut body = String::new();
+    for m in 0..2 * 1440i64 {
+        let t = T + m * 60;
+        body.push_str(&format!("air_quality,device=aq-a,site=hotel-de-ville no2={} {t}\n", m % 60));
+        body.push_str(&format!(
+            "air_quality,device=aq-b,site=hotel-de-ville no2={} {t}\n",
+            100 + m % 60
+        ));
+        body.push_str(&format!("air_quality,device=aq-c,site=la-rotonde no2=7 {t}\n"));
+    }
+    app.write(&body).await;
+    app
+}
+
+#[tokio::test]
+async fn catalog_endpoints_and_filters() {
+    let app = city().await;
+    assert_eq!(app.get_json("/api/v1/communes").await["communes"][0]["name"], "Aix-en-Provence");
+    assert_eq!(
+        app.get_json("/api/v1/sites?commune=13001").await["sites"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(app.get_json("/api/v1/devices?site=la-rotonde").await["count"], 1);
+    assert_eq!(app.get_json("/api/v1/devices?kind=air_quality").await["count"], 3);
+    assert_eq!(app.get_json("/api/v1/devices?bbox=5.446,43.529,5.448,43.531").await["count"], 2);
+    assert_eq!(app.get_json("/api/v1/series?property=no2").await["count"], 3);
+    let props = app.get_json("/api/v1/properties").await;
+    let pm25 = props["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "pm2_5")
+        .unwrap()
+        .clone();
+    assert_eq!(pm25["unit"], "ug/m3");
+    assert!(pm25["aliases"].as_array().unwrap().contains(&json!("p2")));
+    let r = app.get("/api/v1/devices?bbox=1,2,3").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+    let r = app.get("/api/v1/devices/nope").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 404, "not_found").await;
+    let r = app.get("/api/v1/nothing-here").send().await.unwrap();
+    problem(r, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn raw_points_with_range_and_limit() {
+    let app = city().await;
+    let b = app
+        .get_json(&format!(
+            "/api/v1/observations?device=aq-a&property=no2&from=2026-01-01T01:00:00Z&to={}&limit=5",
+            T + 7200
+        ))
+        .await;
+    assert_eq!(b["count"], 5);
+    assert_eq!(b["truncated"], true);
+    assert_eq!(b["points"][0], json!({"time": "2026-01-01T01:00:00Z", "value": 0.0}));
+    assert_eq!(b["unit"], "ug/m3");
+    let r = app.get("/api/v1/observations?device=aq-a&property=no2&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+    let r = app
+        .get("/api/v1/observations?device=aq-a&property=o3")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let b = problem(r, 404, "not_found").await;
+    assert!(b["detail"].as_str().unwrap().contains("o3"));
+}
+
+#[tokio::test]
+async fn aggregates_per_device_grouped_and_after_restart() {
+    let mut app = city().await;
+    let q = format!(
+        "/api/v1/aggregate?device=aq-a&property=no2&from={T}&to={}&every=1h&fn=mean",
+        T + 2 * 86_400
+    );
+    let before = app.get_json(&q).await;
+    let pts = before["series"][0]["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 48);
+    assert_eq!(pts[0], json!({"time": "2026-01-01T00:00:00Z", "value": 29.5, "count": 60}));
+    let max = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=aq-a&property=no2&from={T}&to={}&every=1d&fn=max",
+            T + 2 * 86_400
+        ))
+        .await;
+    assert_eq!(max["series"][0]["points"][1]["value"], 59.0);
+    let q15 = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=aq-a&property=no2&from={T}&to={}&every=15m&fn=count",
+            T + 3600
+        ))
+        .await;
+    assert_eq!(
+        q15["series"][0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["value"].as_f64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![15.0; 4]
+    );
+    // Grouped by site: the mean of the site's devices, bucket by bucket.
+    let g = app
+        .get_json(&format!(
+            "/api/v1/aggregate?group_by=site&property=no2&from={T}&to={}&every=1d",
+            T + 86_400
+        ))
+        .await;
+    let groups: Vec<(String, f64, u64)> = g["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["group"].as_str().unwrap().to_owned(),
+                s["points"][0]["value"].as_f64().unwrap(),
+                s["devices"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(groups, vec![("hotel-de-ville".into(), 79.5, 2), ("la-rotonde".into(), 7.0, 1)]);
+    // After a restart (flush to segments, rollups) the answers are the same.
+    app.restart().await;
+    assert_eq!(app.get_json(&q).await, before);
+    let r = app
+        .get("/api/v1/aggregate?property=no2&fn=median&device=aq-a")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+    let r = app
+        .get("/api/v1/aggregate?property=no2&every=1s&from=2020-01-01T00:00:00Z&device=aq-a")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+    let r = app
+        .get("/api/v1/aggregate?property=no2&group_by=planet")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+}
+
+#[tokio::test]
+async fn latest_values_and_stats() {
+    let app = city().await;
+    let l = app.get_json("/api/v1/latest?site=hotel-de-ville&property=no2").await;
+    assert_eq!(l["count"], 2);
+    let a = l["values"].as_array().unwrap().iter().find(|v| v["device"] == "aq-a").unwrap().clone();
+    assert_eq!(a["time"], "2026-01-02T23:59:00Z");
+    assert_eq!(a["value"], 59.0);
+    assert_eq!(a["commune"], "13001");
+    let s = app.get_json("/api/v1/stats").await;
+    assert_eq!(s["series"], 3);
+    assert_eq!(s["points"], 3 * 2 * 1440);
+    assert!(s["bytes_on_disk"].as_u64().unwrap() > 0);
+    assert_eq!(s["catalog"]["devices"], 3);
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi_cover_every_route() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+    let m = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("agora_http_requests_total"), "{m}");
+    assert!(m.contains("agora_storage_series"));
+    let doc: serde_json::Value =
+        app.get("/api/v1/openapi.json").send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let source = include_str!("../../../agora-api/src/lib.rs");
+    let routes: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .map(|l| l.split('"').next().unwrap())
+        .collect();
+    assert!(routes.len() >= 18);
+    for r in routes {
+        assert!(paths.contains_key(r), "route {r} is missing from openapi.json");
+    }
+}
