@@ -40,6 +40,8 @@ pub trait SeriesStore: Send + Sync + Debug {
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
     /// What the store holds.
     fn stats(&self) -> EngineStats;
+    /// Bytes on disk and points of some series, in persisted storage.
+    fn usage(&self, series: &[SeriesId]) -> (u64, u64);
     /// Set a series' raw-point retention (`None`: default).
     fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>);
     /// Persist everything in memory.
@@ -89,6 +91,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
     }
     fn stats(&self) -> EngineStats {
         Engine::stats(self)
+    }
+    fn usage(&self, series: &[SeriesId]) -> (u64, u64) {
+        Engine::usage(self, series)
     }
     fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>) {
         Engine::set_raw_retention(self, s, keep);

@@ -488,6 +488,11 @@ impl Demo {
         let place = &PLACES[d.place];
         let seed = self.opts.seed;
         let key = |salt: u64| seed ^ mix(d.idx.wrapping_mul(1_000_003) ^ salt) ^ (t as u64);
+        // Sensor readings wander over minutes (local plumes, traffic) with a little white noise on
+        // top, as real 1-minute series do: `wander` is smooth in time, `key` draws are independent.
+        let wander = |salt: u64, scale_s: f64| {
+            smooth(seed ^ mix(d.idx.wrapping_mul(7_919) ^ salt), w.t_s, scale_s)
+        };
         let f = |name: &'static str, v: f64| Field {
             name: Cow::Borrowed(name),
             value: Value::F64(v),
@@ -508,20 +513,23 @@ impl Demo {
                 let no2 = (12.0 + 38.0 * rush * place.traffic + 10.0 * episode)
                     * d.bias
                     * (1.0 - 0.3 * mistral.min(1.0))
-                    + 2.0 * gauss(key(1));
+                    + 3.0 * wander(1, 900.0)
+                    + 0.4 * gauss(key(1));
                 let sun = (w.sun_elevation_deg / 60.0).clamp(0.0, 1.0);
                 let season = 0.6 + 0.4 * ((w.day_of_year - 80.0) / 365.0 * 2.0 * PI).sin().max(0.0);
                 let o3 = (35.0 + 75.0 * sun * season * gaussian_bump(w.hour, 15.5, 3.5)
                     - 0.25 * no2
                     + 10.0 * episode)
                     * d.bias
-                    + 3.0 * gauss(key(2));
+                    + 3.0 * wander(2, 1200.0)
+                    + 0.4 * gauss(key(2));
                 let heating =
                     if w.seasonal_temp() < 14.0 { gaussian_bump(w.hour, 20.5, 2.0) } else { 0.0 };
                 let mut pm10 =
                     (14.0 + 25.0 * episode + 10.0 * rush * place.traffic + 12.0 * heating) * d.bias
-                        + 2.5 * gauss(key(3));
-                let pm25 = 0.62 * pm10 + 1.2 * gauss(key(4));
+                        + 3.0 * wander(3, 600.0)
+                        + 0.4 * gauss(key(3));
+                let pm25 = 0.62 * pm10 + 0.8 * wander(4, 600.0) + 0.2 * gauss(key(4));
                 if let Some(Fault::Stuck(from)) = d.fault
                     && t >= from
                 {
@@ -532,8 +540,14 @@ impl Demo {
                     f("pm10", round(pm10.max(1.0), 0.1)),
                     f("no2", round(no2.max(1.0), 0.1)),
                     f("o3", round(o3.max(2.0), 0.1)),
-                    f("temperature", round(temp + 0.3 * gauss(key(5)), 0.1)),
-                    f("relative_humidity", round(rh + gauss(key(6)), 0.1)),
+                    f(
+                        "temperature",
+                        round(temp + 0.3 * wander(5, 1800.0) + 0.05 * gauss(key(5)), 0.1),
+                    ),
+                    f(
+                        "relative_humidity",
+                        round(rh + wander(6, 1800.0) + 0.2 * gauss(key(6)), 0.1),
+                    ),
                 ]
             }
             Kind::Noise => {
@@ -549,9 +563,10 @@ impl Demo {
                     + 12.0 * activity
                     + 7.0 * rush * place.traffic
                     + nightlife
-                    + 1.5 * gauss(key(1))
+                    + 1.5 * wander(1, 300.0)
+                    + 0.5 * gauss(key(1))
                     + 2.0 * (d.bias - 1.0) * 5.0;
-                let lamax = laeq + 8.0 + 6.0 * unit(key(2));
+                let lamax = laeq + 10.0 + 3.0 * wander(2, 300.0) + unit(key(2));
                 vec![f("laeq", round(laeq, 0.1)), f("lamax", round(lamax, 0.1))]
             }
             Kind::Weather => {

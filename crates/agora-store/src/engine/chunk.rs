@@ -4,14 +4,15 @@
 //! Layout (little endian):
 //! ```text
 //! u8 kind | u8 flags (bit 0: raw points present) | u32 count | i64 min_ts | i64 max_ts
-//! u8 n_hours | n_hours × u8 hour offset in the window
-//! blob rollup_i64 (count, first offset, last offset per hour, pco)
-//! blob rollup_f64 (min, max, sum, first, last per hour, pco)
+//! [rollups] u8 n_hours | n_hours × u8 hour offset in the window
+//!           blob rollup_i64 (count, first offset, last offset per hour, pco)
+//!           blob rollup_f64 (min, max, sum, first, last per hour, pco)
 //! [raw] blob timestamps (pco i64) | values (per kind, see `encode_values`)
 //! u32 crc32 of everything before
 //! ```
-//! A blob is `u32 length` then bytes. When retention drops a window's raw points, the chunk is
-//! rewritten without them and its rollups live on.
+//! A blob is `u32 length` then bytes. Rollups are stored for dense series (flag bit 1) and always
+//! when raw points are absent; otherwise they are computed from the points on read. When retention
+//! drops a window's raw points, the chunk is rewritten without them and its rollups live on.
 
 use agora_model::ValueKind;
 
@@ -21,6 +22,10 @@ use super::{HOUR_NS, WINDOW_NS, window_of};
 use crate::error::{Error, Result};
 
 const FLAG_RAW: u8 = 1;
+const FLAG_ROLLUPS: u8 = 2;
+/// Rollups are stored only for series averaging at least this many points per hour: for sparser
+/// series they would cost more than the points, and summarizing a day of them on read is cheap.
+const DENSE_POINTS_PER_HOUR: usize = 8;
 
 /// Hourly rollups of one window: (hour start in ns, summary), sorted by hour.
 pub(crate) type Hourly = Vec<(i64, Agg)>;
@@ -100,13 +105,17 @@ fn unpco<T: pco::data_types::Number>(b: &[u8]) -> Result<Vec<T>> {
 }
 
 /// Encode a chunk. `points` must be strictly sorted and inside `window`; `hourly` are the rollups
-/// to store (computed from `points` when they are given).
+/// of the window (computed from `points` when they are given). `force_rollups` stores them even
+/// for a sparse series (when they hold hours the points do not).
 pub(crate) fn encode(
     kind: ValueKind,
     window: i64,
     hourly: &Hourly,
     points: Option<&Points>,
+    force_rollups: bool,
 ) -> Result<(Vec<u8>, ChunkMeta)> {
+    let with_rollups =
+        force_rollups || points.is_none_or(|p| p.len() >= DENSE_POINTS_PER_HOUR * hourly.len());
     let mut out = Vec::with_capacity(64 + points.map_or(0, |p| p.len()));
     let count: u64 = match points {
         Some(p) => p.len() as u64,
@@ -120,21 +129,25 @@ pub(crate) fn encode(
         ),
     };
     out.push(kind.tag());
-    out.push(if points.is_some() { FLAG_RAW } else { 0 });
+    let flags =
+        if points.is_some() { FLAG_RAW } else { 0 } | if with_rollups { FLAG_ROLLUPS } else { 0 };
+    out.push(flags);
     out.extend_from_slice(&(count.min(u32::MAX as u64) as u32).to_le_bytes());
     out.extend_from_slice(&min_ts.to_le_bytes());
     out.extend_from_slice(&max_ts.to_le_bytes());
 
-    out.push(hourly.len() as u8);
-    let mut ints = Vec::with_capacity(hourly.len() * 3);
-    let mut floats = Vec::with_capacity(hourly.len() * 5);
-    for (h, a) in hourly {
-        out.push(((h - window) / HOUR_NS) as u8);
-        ints.extend([a.count as i64, a.first_ts - h, a.last_ts - h]);
-        floats.extend([a.min, a.max, a.sum, a.first, a.last]);
+    if with_rollups {
+        out.push(hourly.len() as u8);
+        let mut ints = Vec::with_capacity(hourly.len() * 3);
+        let mut floats = Vec::with_capacity(hourly.len() * 5);
+        for (h, a) in hourly {
+            out.push(((h - window) / HOUR_NS) as u8);
+            ints.extend([a.count as i64, a.first_ts - h, a.last_ts - h]);
+            floats.extend([a.min, a.max, a.sum, a.first, a.last]);
+        }
+        put_blob(&mut out, &pco(&ints)?);
+        put_blob(&mut out, &pco(&floats)?);
     }
-    put_blob(&mut out, &pco(&ints)?);
-    put_blob(&mut out, &pco(&floats)?);
 
     if let Some(p) = points {
         put_blob(&mut out, &pco(&p.ts)?);
@@ -223,32 +236,39 @@ pub(crate) fn decode(bytes: &[u8], window: i64, want_raw: bool) -> Result<Chunk>
     let count = r.u32()? as usize;
     let _min_ts = r.i64()?;
     let _max_ts = r.i64()?;
-    let n_hours = r.u8()? as usize;
-    let hours = r.take(n_hours)?.to_vec();
-    let ints: Vec<i64> = unpco(r.blob()?)?;
-    let floats: Vec<f64> = unpco(r.blob()?)?;
-    if ints.len() != n_hours * 3 || floats.len() != n_hours * 5 {
-        return Err(Error::Codec("rollup arrays do not match the hour count".into()));
+    let mut hourly: Hourly = Vec::new();
+    if flags & FLAG_ROLLUPS != 0 {
+        let n_hours = r.u8()? as usize;
+        let hours = r.take(n_hours)?.to_vec();
+        let ints: Vec<i64> = unpco(r.blob()?)?;
+        let floats: Vec<f64> = unpco(r.blob()?)?;
+        if ints.len() != n_hours * 3 || floats.len() != n_hours * 5 {
+            return Err(Error::Codec("rollup arrays do not match the hour count".into()));
+        }
+        hourly = hours
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| {
+                let h = window + i64::from(h) * HOUR_NS;
+                let (n, f) = (&ints[i * 3..i * 3 + 3], &floats[i * 5..i * 5 + 5]);
+                let a = Agg {
+                    count: n[0] as u64,
+                    min: f[0],
+                    max: f[1],
+                    sum: f[2],
+                    first: f[3],
+                    last: f[4],
+                    first_ts: h + n[1],
+                    last_ts: h + n[2],
+                };
+                (h, a)
+            })
+            .collect();
+    } else if flags & FLAG_RAW == 0 {
+        return Err(Error::Codec("chunk holds neither points nor rollups".into()));
     }
-    let hourly = hours
-        .iter()
-        .enumerate()
-        .map(|(i, &h)| {
-            let h = window + i64::from(h) * HOUR_NS;
-            let (n, f) = (&ints[i * 3..i * 3 + 3], &floats[i * 5..i * 5 + 5]);
-            let a = Agg {
-                count: n[0] as u64,
-                min: f[0],
-                max: f[1],
-                sum: f[2],
-                first: f[3],
-                last: f[4],
-                first_ts: h + n[1],
-                last_ts: h + n[2],
-            };
-            (h, a)
-        })
-        .collect();
+    // Without stored rollups the points are needed to summarize the window.
+    let want_raw = want_raw || flags & FLAG_ROLLUPS == 0;
     let raw = if flags & FLAG_RAW != 0 && want_raw {
         let ts: Vec<i64> = unpco(r.blob()?)?;
         let col = match kind {
@@ -288,6 +308,11 @@ pub(crate) fn decode(bytes: &[u8], window: i64, want_raw: bool) -> Result<Chunk>
     } else {
         None
     };
+    if flags & FLAG_ROLLUPS == 0
+        && let Some(p) = &raw
+    {
+        hourly = hourly_of(p, window);
+    }
     let _ = WINDOW_NS;
     Ok(Chunk { kind, hourly, raw })
 }
@@ -300,7 +325,7 @@ mod tests {
     fn roundtrip(p: Points) {
         let w = window_of(p.ts[0]);
         let hourly = hourly_of(&p, w);
-        let (bytes, meta) = encode(p.col.kind(), w, &hourly, Some(&p)).unwrap();
+        let (bytes, meta) = encode(p.col.kind(), w, &hourly, Some(&p), false).unwrap();
         assert_eq!(meta.count as usize, p.len());
         let c = decode(&bytes, w, true).unwrap();
         assert_eq!(c.raw.as_ref().unwrap(), &p);
@@ -358,7 +383,7 @@ mod tests {
             .collect();
         let p = Points { ts, col: Column::F64(v) };
         let hourly = hourly_of(&p, DAY);
-        let (bytes, _) = encode(ValueKind::Float, DAY, &hourly, Some(&p)).unwrap();
+        let (bytes, _) = encode(ValueKind::Float, DAY, &hourly, Some(&p), false).unwrap();
         let bpp = bytes.len() as f64 / 1440.0;
         assert!(bpp < 1.0, "{bpp} bytes per point");
     }

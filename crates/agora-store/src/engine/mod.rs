@@ -533,6 +533,21 @@ impl Engine {
             .collect()
     }
 
+    /// Bytes on disk and points held in segments by some series (after compaction, exact).
+    pub fn usage(&self, series: &[SeriesId]) -> (u64, u64) {
+        let segs = self.segs.read();
+        let (mut bytes, mut points) = (0u64, 0u64);
+        for s in series {
+            for refs in segs.index.get(&s.0).into_iter().flat_map(|w| w.values()) {
+                for r in refs {
+                    bytes += u64::from(r.entry.len);
+                    points += u64::from(r.entry.meta.count);
+                }
+            }
+        }
+        (bytes, points)
+    }
+
     /// What the engine holds.
     pub fn stats(&self) -> EngineStats {
         let segs = self.segs.read();
@@ -691,6 +706,7 @@ impl Engine {
             if let Some(p) = &merged {
                 hours.extend(chunk::hourly_of(p, *win));
             }
+            let force_rollups = !rollup_only.is_empty();
             for (h, a) in rollup_only {
                 hours.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
             }
@@ -704,7 +720,7 @@ impl Engine {
                 continue;
             }
             let raw = if expire_raw { None } else { merged.as_ref() };
-            let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw)?;
+            let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw, force_rollups)?;
             w.add(*s, *win, &bytes, meta)?;
         }
         let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
@@ -790,7 +806,7 @@ fn write_windows(w: &mut SegmentWriter, sid: u32, p: &Points) -> Result<()> {
             },
         };
         let hourly = chunk::hourly_of(&part, win);
-        let (bytes, meta) = chunk::encode(part.col.kind(), win, &hourly, Some(&part))?;
+        let (bytes, meta) = chunk::encode(part.col.kind(), win, &hourly, Some(&part), false)?;
         w.add(sid, win, &bytes, meta)?;
         start = end;
     }

@@ -184,3 +184,28 @@ fn a_year_of_hourly_data_answers_from_rollups_after_reopen() {
         Some((T0 + (365 * 24 - 1) * HOUR_NS + 17 * MIN, Value::F64((365 * 24 - 1) as f64)))
     );
 }
+
+#[test]
+fn sparse_series_keep_their_summaries_when_retention_drops_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let e = engine(dir.path(), c.clone());
+    let s = SeriesId(9);
+    let rt = rt();
+    // A streetlight reporting every 15 minutes: too sparse for stored rollups until retention.
+    let pts: Vec<WalPoint> =
+        (0..3 * 96).map(|i| (s, T0 + i * 15 * MIN, Value::F64((i % 7) as f64))).collect();
+    rt.block_on(e.write(pts)).unwrap();
+    e.flush().unwrap();
+    let before = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
+    assert_eq!(before.len(), 72);
+    assert_eq!(before[0].1.count, 4);
+    e.set_raw_retention(s, Some(Duration::from_secs(38 * 86_400)));
+    c.set(Timestamp::from_nanos(T0 + 39 * WINDOW_NS + WINDOW_NS / 2));
+    e.compact().unwrap();
+    assert!(e.read(s, T0, T0 + WINDOW_NS, usize::MAX).unwrap().is_empty());
+    assert_eq!(e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap(), before);
+    e.close().unwrap();
+    let e = engine(dir.path(), c);
+    assert_eq!(e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap(), before);
+}
