@@ -5,8 +5,8 @@
 //! ```text
 //! u8 kind | u8 flags (bit 0: raw points present) | u32 count | i64 min_ts | i64 max_ts
 //! [rollups] u8 n_hours | n_hours × u8 hour offset in the window
-//!           blob rollup_i64 (count, first offset, last offset per hour, pco)
-//!           blob rollup_f64 (min, max, sum, first, last per hour, pco)
+//!           blob rollup_i64 (counts, first offsets, last offsets: column-major, pco)
+//!           blob rollup_f64 (mins, maxes, sums, firsts, lasts: column-major, pco)
 //! [raw] blob timestamps (pco i64) | values (per kind, see `encode_values`)
 //! u32 crc32 of everything before
 //! ```
@@ -138,12 +138,19 @@ pub(crate) fn encode(
 
     if with_rollups {
         out.push(hourly.len() as u8);
-        let mut ints = Vec::with_capacity(hourly.len() * 3);
-        let mut floats = Vec::with_capacity(hourly.len() * 5);
-        for (h, a) in hourly {
+        // Column-major (all counts, then all first offsets…): each run is a smooth series that
+        // pco's delta and multiplier detection compress far better than interleaved records.
+        let n = hourly.len();
+        let mut ints = vec![0i64; n * 3];
+        let mut floats = vec![0f64; n * 5];
+        for (i, (h, a)) in hourly.iter().enumerate() {
             out.push(((h - window) / HOUR_NS) as u8);
-            ints.extend([a.count as i64, a.first_ts - h, a.last_ts - h]);
-            floats.extend([a.min, a.max, a.sum, a.first, a.last]);
+            for (c, v) in [a.count as i64, a.first_ts - h, a.last_ts - h].into_iter().enumerate() {
+                ints[c * n + i] = v;
+            }
+            for (c, v) in [a.min, a.max, a.sum, a.first, a.last].into_iter().enumerate() {
+                floats[c * n + i] = v;
+            }
         }
         put_blob(&mut out, &pco(&ints)?);
         put_blob(&mut out, &pco(&floats)?);
@@ -250,16 +257,17 @@ pub(crate) fn decode(bytes: &[u8], window: i64, want_raw: bool) -> Result<Chunk>
             .enumerate()
             .map(|(i, &h)| {
                 let h = window + i64::from(h) * HOUR_NS;
-                let (n, f) = (&ints[i * 3..i * 3 + 3], &floats[i * 5..i * 5 + 5]);
+                let int = |c: usize| ints[c * n_hours + i];
+                let float = |c: usize| floats[c * n_hours + i];
                 let a = Agg {
-                    count: n[0] as u64,
-                    min: f[0],
-                    max: f[1],
-                    sum: f[2],
-                    first: f[3],
-                    last: f[4],
-                    first_ts: h + n[1],
-                    last_ts: h + n[2],
+                    count: int(0) as u64,
+                    min: float(0),
+                    max: float(1),
+                    sum: float(2),
+                    first: float(3),
+                    last: float(4),
+                    first_ts: h + int(1),
+                    last_ts: h + int(2),
                 };
                 (h, a)
             })
