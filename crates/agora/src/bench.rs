@@ -245,7 +245,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     server.state.store.maintain().await?;
     let st = server.state.store.stats();
-    let (bytes, points) = server.state.store.usage(&series_of_kinds(&server.state, &["air_quality", "noise"]));
+    let (bytes, points) =
+        server.state.store.usage(&series_of_kinds(&server.state, &["air_quality", "noise"]));
     row(
         &format!("demo 1-minute series (air, noise) on disk, {points} points"),
         format!("{:.3} B/point", bytes as f64 / points.max(1) as f64),
