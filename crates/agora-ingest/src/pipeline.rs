@@ -96,11 +96,22 @@ pub struct Pipeline {
 struct Pending {
     line: u32,
     device: usize,
-    property: PropertyName,
+    /// Index in the batch's list of properties (no allocation per point).
+    prop: usize,
     time: Timestamp,
     value: Value,
-    unit: String,
     source_unit: Option<String>,
+}
+
+/// The index of `def` in the batch's property list, adding it on first use.
+fn prop_index(props: &mut Vec<PropertyDef>, def: &PropertyDef) -> usize {
+    match props.iter().position(|p| p.name == def.name) {
+        Some(i) => i,
+        None => {
+            props.push(def.clone());
+            props.len() - 1
+        }
+    }
 }
 
 /// A device of the batch, with what its records said about where it stands.
@@ -154,6 +165,7 @@ impl Pipeline {
         let mut devices: Vec<BatchDevice> = Vec::new();
         let mut device_idx: HashMap<String, usize> = HashMap::new();
         let mut pending: Vec<Pending> = Vec::new();
+        let mut props: Vec<PropertyDef> = Vec::new();
         let mut unknown: Vec<(usize, u32, Timestamp, String, Value, Option<String>)> = Vec::new();
         {
             let reg = self.registry.read();
@@ -242,10 +254,9 @@ impl Pipeline {
                         Ok(value) => pending.push(Pending {
                             line,
                             device: di,
-                            property: def.name.clone(),
+                            prop: prop_index(&mut props, def),
                             time,
                             value,
-                            unit: def.unit.clone(),
                             source_unit: f.unit.filter(|u| *u != def.unit).map(|u| u.into_owned()),
                         }),
                         Err(e) => {
@@ -261,10 +272,9 @@ impl Pipeline {
                     Ok(value) => pending.push(Pending {
                         line,
                         device: di,
-                        property: def.name.clone(),
+                        prop: prop_index(&mut props, &def),
                         time,
                         value,
-                        unit: def.unit.clone(),
                         source_unit: None,
                     }),
                     Err(e) => report.rejected.push(LineError {
@@ -278,12 +288,14 @@ impl Pipeline {
         }
 
         // Resolve series under one catalog lock; register what is missing.
-        let keys: Vec<(&str, &str)> =
-            pending.iter().map(|p| (devices[p.device].id.as_str(), p.property.as_str())).collect();
+        let keys: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|p| (devices[p.device].id.as_str(), props[p.prop].name.as_str()))
+            .collect();
         let mut ids = self.catalog.lookup_series(&keys);
         drop(keys);
         let mut dead_devices: HashMap<usize, String> = HashMap::new();
-        let mut created: HashMap<(usize, String), SeriesId> = HashMap::new();
+        let mut created: HashMap<(usize, usize), SeriesId> = HashMap::new();
         for (i, p) in pending.iter().enumerate() {
             if ids[i].is_some() {
                 continue;
@@ -296,7 +308,7 @@ impl Pipeline {
                 });
                 continue;
             }
-            if let Some(id) = created.get(&(p.device, p.property.to_string())) {
+            if let Some(id) = created.get(&(p.device, p.prop)) {
                 ids[i] = Some(*id);
                 continue;
             }
@@ -319,14 +331,14 @@ impl Pipeline {
                 .catalog
                 .create_series(
                     &dev.id,
-                    &p.property,
-                    p.value.kind(),
-                    &p.unit,
+                    &props[p.prop].name,
+                    props[p.prop].kind,
+                    &props[p.prop].unit,
                     p.source_unit.as_deref(),
                 )
                 .await?;
             report.series_created += 1;
-            created.insert((p.device, p.property.to_string()), info.id);
+            created.insert((p.device, p.prop), info.id);
             ids[i] = Some(info.id);
         }
         let points: Vec<(SeriesId, Timestamp, Value)> = pending
