@@ -43,9 +43,21 @@ impl UnitConversion {
     const fn scale(factor: f64) -> Self {
         Self { factor, offset: 0.0 }
     }
-    /// Apply to a value.
+    /// Apply to a value. The result is rounded to 12 significant digits, so that 10 ppb of NO2
+    /// is stored as 19.1 µg/m³ and not 19.099999999999998; no sensor is that precise.
     pub fn apply(self, v: f64) -> f64 {
-        v * self.factor + self.offset
+        if self.factor == 1.0 && self.offset == 0.0 {
+            return v;
+        }
+        let r = v * self.factor + self.offset;
+        if r == 0.0 || !r.is_finite() {
+            return r;
+        }
+        let scale = 10f64.powi(11 - r.abs().log10().floor() as i32);
+        if !scale.is_finite() || scale == 0.0 {
+            return r;
+        }
+        (r * scale).round() / scale
     }
 }
 
