@@ -455,10 +455,8 @@ mod tests {
         let no2 = r.resolve("no2").unwrap();
         assert_eq!(r.normalize(no2, Value::F64(10.0), Some("ppb")).unwrap(), Value::F64(19.1));
         let t = r.resolve("temperature").unwrap();
-        let Value::F64(c) = r.normalize(t, Value::F64(212.0), Some("°F")).unwrap() else {
-            panic!()
-        };
-        assert!((c - 100.0).abs() < 1e-9);
+        assert_eq!(r.normalize(t, Value::F64(68.0), Some("°F")).unwrap(), Value::F64(20.0));
+        assert_eq!(r.normalize(t, Value::F64(293.15), Some("K")).unwrap(), Value::F64(20.0));
         let fill = r.resolve("fill_level").unwrap();
         assert_eq!(r.normalize(fill, Value::F64(0.8), Some("/")).unwrap(), Value::F64(80.0));
         assert!(r.normalize(t, Value::F64(1.0), Some("furlong")).is_err());
