@@ -28,6 +28,8 @@ pub struct PipelineConfig {
     pub max_future: Duration,
     /// Longest accepted string value, in bytes.
     pub max_string_len: usize,
+    /// Raw-point retention of series of these properties (others: the store's default).
+    pub retention_by_property: HashMap<String, Duration>,
 }
 
 impl Default for PipelineConfig {
@@ -37,6 +39,7 @@ impl Default for PipelineConfig {
             auto_register_properties: false,
             max_future: Duration::from_secs(3600),
             max_string_len: 256,
+            retention_by_property: HashMap::new(),
         }
     }
 }
@@ -338,6 +341,9 @@ impl Pipeline {
                 )
                 .await?;
             report.series_created += 1;
+            if let Some(keep) = self.cfg.retention_by_property.get(props[p.prop].name.as_str()) {
+                self.store.set_raw_retention(info.id, Some(*keep));
+            }
             created.insert((p.device, p.prop), info.id);
             ids[i] = Some(info.id);
         }

@@ -62,6 +62,8 @@ pub struct StorageConfig {
     pub raw_retention_days: Option<u64>,
     /// Keep hourly rollups this many days (absent: forever).
     pub rollup_retention_days: Option<u64>,
+    /// Raw-point retention per property, in days (e.g. `lamp_status = 90`), overriding the default.
+    pub raw_retention_days_by_property: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for Config {
@@ -96,6 +98,7 @@ impl Default for StorageConfig {
             compact_segments: 6,
             raw_retention_days: None,
             rollup_retention_days: None,
+            raw_retention_days_by_property: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -119,6 +122,15 @@ impl Config {
                 Some(v.parse().context("AGORA_RAW_RETENTION_DAYS must be a number of days")?);
         }
         Ok(())
+    }
+
+    /// Raw-point retention per canonical property name.
+    pub fn retention_by_property(&self) -> std::collections::HashMap<String, Duration> {
+        self.storage
+            .raw_retention_days_by_property
+            .iter()
+            .map(|(p, d)| (p.clone(), Duration::from_secs(d * 86_400)))
+            .collect()
     }
 
     /// The engine's settings.

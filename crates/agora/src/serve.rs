@@ -58,6 +58,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let store: Arc<dyn SeriesStore> = Arc::new(Arc::new(engine));
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "storage opened");
 
+    let retention = cfg.retention_by_property();
+    for s in catalog.all_series() {
+        if let Some(keep) = retention.get(s.property.as_str()) {
+            store.set_raw_retention(s.id, Some(*keep));
+        }
+    }
     let generated_admin_token =
         bootstrap_admin(catalog.as_ref(), opts.admin_token.as_deref()).await?;
     let pipeline = Arc::new(Pipeline::new(
@@ -68,6 +74,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             auto_register_devices: cfg.ingest.auto_register_devices,
             auto_register_properties: cfg.ingest.auto_register_properties,
             max_future: Duration::from_secs(cfg.ingest.max_future_secs),
+            retention_by_property: retention,
             ..PipelineConfig::default()
         },
     ));

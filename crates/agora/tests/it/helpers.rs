@@ -17,6 +17,7 @@ pub(crate) const ADMIN: &str = "agora_test_admin_token_0123456789";
 /// A server in this process.
 pub(crate) struct TestApp {
     pub(crate) server: Option<Server>,
+    config: Config,
     pub(crate) addr: SocketAddr,
     pub(crate) client: Client,
     pub(crate) dir: tempfile::TempDir,
@@ -29,20 +30,20 @@ impl TestApp {
 
     pub(crate) async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let server = Self::start(dir.path(), tweak).await;
-        let addr = server.addr;
-        let app = Self { server: Some(server), addr, client: Client::new(), dir };
-        app.seed().await;
-        app
-    }
-
-    async fn start(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Server {
         let mut config = Config {
-            data_dir: dir.to_path_buf(),
+            data_dir: dir.path().to_path_buf(),
             http: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
         tweak(&mut config);
+        let server = Self::start(config.clone()).await;
+        let addr = server.addr;
+        let app = Self { server: Some(server), config, addr, client: Client::new(), dir };
+        app.seed().await;
+        app
+    }
+
+    async fn start(config: Config) -> Server {
         serve::start(ServeOptions {
             config,
             admin_token: Some(ADMIN.into()),
@@ -55,7 +56,7 @@ impl TestApp {
     /// Stop cleanly and start again on the same data directory.
     pub(crate) async fn restart(&mut self) {
         self.server.take().unwrap().shutdown().await.unwrap();
-        let server = Self::start(self.dir.path(), |_| {}).await;
+        let server = Self::start(self.config.clone()).await;
         self.addr = server.addr;
         self.server = Some(server);
     }
