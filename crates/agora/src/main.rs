@@ -71,8 +71,12 @@ impl Common {
 
 fn announce(server: &Server) {
     println!("agora listening on http://{}", server.addr);
-    if let Some(t) = &server.generated_admin_token {
-        println!("admin token (shown once, keep it): {t}");
+    match &server.generated_admin_token {
+        Some(t) => println!("admin token (shown once, keep it): {t}"),
+        None if std::env::var_os("AGORA_ADMIN_TOKEN").is_none() => println!(
+            "an admin token exists already: use the one printed at first start, or set AGORA_ADMIN_TOKEN"
+        ),
+        None => {}
     }
 }
 

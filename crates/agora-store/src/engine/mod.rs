@@ -607,8 +607,12 @@ impl Engine {
         ids.sort_unstable();
         for sid in ids {
             let buf = &frozen.series[&sid];
-            let Some(p) = Points::merge(vec![buf.pts.clone()]) else { continue };
-            write_windows(&mut w, sid, &p)?;
+            // Most series arrive in order: write them as they are, sort only the others.
+            if buf.pts.is_strictly_sorted() {
+                write_windows(&mut w, sid, &buf.pts)?;
+            } else if let Some(p) = Points::merge(vec![buf.pts.clone()]) {
+                write_windows(&mut w, sid, &p)?;
+            }
         }
         let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
         manifest.next_id += 1;
