@@ -2,12 +2,14 @@
 
 use std::io::Read;
 
-use agora_ingest::{Decoded, IngestReport, Source, json, line_protocol, senml};
+use agora_ingest::{
+    Decoded, IngestReport, Source, json, line_protocol, senml, sensor_community, thingsboard,
+};
 use agora_model::Precision;
 use agora_store::catalog::Scope;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -167,6 +169,62 @@ pub(crate) async fn senml(
         default_commune: p.commune.as_deref(),
     };
     let decoded = match senml::decode(&body, state.clock.now()) {
+        Ok(d) => d,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, &body).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+    };
+    run(&state, src, decoded).await
+}
+
+/// `POST /api/v1/push/sensor-community`: the Sensor.Community firmware's API push.
+pub(crate) async fn sensor_community(
+    State(state): State<AppState>,
+    Query(p): Query<Placement>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, None, Scope::Ingest)?;
+    let body = body_bytes(&state, &headers, body)?;
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let src = Source {
+        name: "http /api/v1/push/sensor-community",
+        token: Some(&token),
+        default_kind: p.kind.as_deref(),
+        default_site: p.site.as_deref(),
+        default_commune: p.commune.as_deref(),
+    };
+    let sensor = header("x-sensor").unwrap_or_default();
+    let decoded = match sensor_community::decode(&sensor, header("x-pin").as_deref(), &body) {
+        Ok(d) => d,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, &body).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+    };
+    run(&state, src, decoded).await
+}
+
+/// `POST /api/v1/{token}/telemetry`: ThingsBoard's HTTP device API. The access token in the path
+/// is an ingest token bound to the device.
+pub(crate) async fn thingsboard_telemetry(
+    State(state): State<AppState>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &HeaderMap::new(), Some(&secret), Scope::Ingest)?;
+    let device = token.device.clone().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "token {:?} is not bound to a device: ThingsBoard device tokens must be",
+            token.name
+        ))
+    })?;
+    let body = body_bytes(&state, &headers, body)?;
+    let src =
+        Source { name: "http thingsboard telemetry", token: Some(&token), ..Default::default() };
+    let decoded = match thingsboard::decode_device(device.as_str(), &body) {
         Ok(d) => d,
         Err(reason) => {
             state.pipeline.reject_whole(&src, &reason, &body).await;

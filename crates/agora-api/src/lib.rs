@@ -70,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(ingest::write_v2))
         .route("/api/v1/observations", post(ingest::observations).get(query::observations))
         .route("/api/v1/senml", post(ingest::senml))
+        .route("/api/v1/push/sensor-community", post(ingest::sensor_community))
+        .route("/api/v1/{token}/telemetry", post(ingest::thingsboard_telemetry))
         // Catalog and queries.
         .route("/api/v1/communes", get(query::communes).post(admin::create_commune))
         .route("/api/v1/sites", get(query::sites).post(admin::create_site))

@@ -1,7 +1,9 @@
 //! Property tests of every decoder of outside input: arbitrary bytes never panic, and what the
 //! line-protocol encoder writes is parsed back exactly.
 
-use agora_ingest::{json, line_protocol, senml};
+use agora_ingest::{
+    cayenne_lpp, chirpstack, json, line_protocol, senml, sensor_community, thingsboard,
+};
 use agora_model::{Precision, Timestamp, Value};
 use proptest::prelude::*;
 
@@ -18,12 +20,21 @@ proptest! {
         prop_assert_eq!(d.records.len() + d.errors.len(), lines);
         let _ = senml::decode(&body, Timestamp::EPOCH);
         let _ = json::decode(&body);
+        let _ = cayenne_lpp::decode(&body);
+        let _ = chirpstack::decode("application/a/device/0101010101010101/event/up", &body, &Default::default());
+        let _ = thingsboard::decode_device("d", &body);
+        let _ = thingsboard::decode_gateway(&body);
+        let _ = sensor_community::decode("esp8266-1", Some("1"), &body);
     }
 
     #[test]
     fn json_shaped_garbage_never_panics(s in r#"[\[\]{}",:0-9a-z. -]{0,200}"#) {
         let _ = senml::decode(s.as_bytes(), Timestamp::EPOCH);
         let _ = json::decode(s.as_bytes());
+        let _ = chirpstack::decode("application/a/device/01/event/up", s.as_bytes(), &Default::default());
+        let _ = thingsboard::decode_device("d", s.as_bytes());
+        let _ = thingsboard::decode_gateway(s.as_bytes());
+        let _ = sensor_community::decode("esp8266-1", None, s.as_bytes());
     }
 
     #[test]

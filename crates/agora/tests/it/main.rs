@@ -5,4 +5,5 @@ mod helpers;
 mod ingest;
 mod query;
 mod recovery;
+mod sources;
 mod tokens;
