@@ -173,7 +173,7 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, S
         decoded.records.push(Record {
             line: 1,
             device: Cow::Owned(dev_eui),
-            kind: tag("kind").or_else(|| Some(Cow::Borrowed("lorawan"))),
+            kind: tag("kind").or(Some(Cow::Borrowed("lorawan"))),
             site: tag("site"),
             commune: tag("commune"),
             time,
