@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need,
-# then runs every crate's unit and integration tests against real components.
+# Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
+# (a real Mosquitto broker and its command-line clients), then runs every crate's unit and
+# integration tests against real components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
+
+need_pkgs=()
+if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then need_pkgs+=(mosquitto); fi
+if ! command -v mosquitto_pub >/dev/null 2>&1; then need_pkgs+=(mosquitto-clients); fi
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "installing ${need_pkgs[*]}"
+  sudo_cmd=""
+  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
 cargo test --workspace --all-targets --locked

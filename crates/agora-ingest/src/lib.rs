@@ -11,6 +11,8 @@ pub mod cayenne_lpp;
 pub mod chirpstack;
 pub mod json;
 pub mod line_protocol;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 mod pipeline;
 mod record;
 pub mod senml;

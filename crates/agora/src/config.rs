@@ -22,6 +22,16 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Storage engine settings.
     pub storage: StorageConfig,
+    /// MQTT brokers to subscribe to.
+    pub mqtt: MqttConfig,
+}
+
+/// MQTT settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Subscriptions to external brokers (`[[mqtt.subscriptions]]`).
+    pub subscriptions: Vec<agora_ingest::mqtt::Subscription>,
 }
 
 /// Access rules.
@@ -74,6 +84,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
+    mqtt: Vec<JoinHandle<()>>,
 }
 
 /// Build everything and start listening.
@@ -110,14 +111,26 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Duration::from_secs(cfg.storage.flush_interval_secs),
         stopped,
     ));
+    let mqtt = cfg
+        .mqtt
+        .subscriptions
+        .iter()
+        .map(|sub| {
+            agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone(), opts.clock.clone())
+        })
+        .collect();
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
-    Ok(Server { addr, generated_admin_token, state, stop, http, upkeep })
+    Ok(Server { addr, generated_admin_token, state, stop, http, upkeep, mqtt })
 }
 
 impl Server {
     /// Stop accepting requests, finish the ones in flight, flush storage, persist the catalog.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        // Unacknowledged MQTT messages stay with the broker and come again after a restart.
+        for m in &self.mqtt {
+            m.abort();
+        }
         let _ = self.stop.send(true);
         self.http.await??;
         self.upkeep.await?;

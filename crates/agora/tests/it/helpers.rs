@@ -61,6 +61,14 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Start again after the server was taken out and shut down by the test.
+    pub(crate) async fn restart_stopped(&mut self) {
+        assert!(self.server.is_none());
+        let server = Self::start(self.config.clone()).await;
+        self.addr = server.addr;
+        self.server = Some(server);
+    }
+
     /// The commune of Aix and one place, so that devices can be placed.
     async fn seed(&self) {
         let r = self

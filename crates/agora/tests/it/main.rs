@@ -3,6 +3,7 @@
 
 mod helpers;
 mod ingest;
+mod mqtt;
 mod query;
 mod recovery;
 mod sources;

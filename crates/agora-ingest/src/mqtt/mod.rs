@@ -1,0 +1,229 @@
+//! Subscriptions to MQTT brokers (the city's Mosquitto, ChirpStack's broker, a gateway's): each
+//! subscription names a broker, topic filters (shared subscriptions `$share/agora/…` included)
+//! and the payload format; messages go through the same pipeline as every other source.
+//!
+//! Sessions are persistent (fixed client id, no clean session) and acknowledgements manual: a
+//! QoS 1 message is acknowledged only after its points are durable, so what the broker holds
+//! while agora restarts is delivered afterwards. A redelivered message writes the same points at
+//! the same timestamps, which replaces them: stored once. ChirpStack uplinks are also deduplicated
+//! on their `deduplicationId`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_model::{Clock, Precision};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::chirpstack::{self, ByteField};
+use crate::record::Decoded;
+use crate::{Pipeline, Source, line_protocol, senml, thingsboard};
+
+/// The payload format of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// ChirpStack v4 integration events (`application/+/device/+/event/+`).
+    Chirpstack,
+    /// ThingsBoard gateway telemetry (`{"Device A": [{"ts": …, "values": {…}}]}`).
+    ThingsboardGateway,
+    /// `agora/{device}/telemetry` with ThingsBoard-style values (`{"pm10": 12}` or `{"ts", "values"}`).
+    AgoraJson,
+    /// SenML JSON packs.
+    Senml,
+    /// InfluxDB line protocol (nanosecond timestamps).
+    LineProtocol,
+}
+
+/// One subscription, as written in `agora.toml` under `[[mqtt.subscriptions]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// Name, used in logs and dead letters.
+    pub name: String,
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// User name, if the broker wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Client id (default `agora-{name}`); keep it stable so the broker keeps the session.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Topic filters.
+    pub topics: Vec<String>,
+    /// Payload format.
+    pub format: Format,
+    /// Byte layouts per LoRaWAN device profile (ChirpStack payloads without a codec).
+    #[serde(default)]
+    pub layouts: HashMap<String, Vec<ByteField>>,
+}
+
+fn default_port() -> u16 {
+    1883
+}
+
+/// Recently seen ChirpStack deduplication ids.
+#[derive(Debug, Default)]
+struct Seen {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Seen {
+    const CAPACITY: usize = 10_000;
+    /// Whether `id` was seen already; remembers it.
+    fn check(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return true;
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(id.to_owned());
+        self.set.insert(id.to_owned());
+        false
+    }
+}
+
+/// Decode one message according to the subscription's format.
+pub fn decode(
+    sub: &Subscription,
+    topic: &str,
+    payload: &[u8],
+    clock: &dyn Clock,
+) -> Result<(Decoded<'static>, Option<String>), String> {
+    Ok(match sub.format {
+        Format::Chirpstack => {
+            let e = chirpstack::decode(topic, payload, &sub.layouts)?;
+            (e.decoded, e.dedup_id)
+        }
+        Format::ThingsboardGateway => (thingsboard::decode_gateway(payload)?, None),
+        Format::AgoraJson => {
+            let parts: Vec<&str> = topic.split('/').collect();
+            let device = match parts.as_slice() {
+                [_, device, "telemetry"] => *device,
+                _ => return Err(format!("topic {topic:?} is not agora/{{device}}/telemetry")),
+            };
+            (thingsboard::decode_device(device, payload)?, None)
+        }
+        Format::Senml => (senml::decode(payload, clock.now())?, None),
+        Format::LineProtocol => {
+            let d = line_protocol::decode(payload, Precision::Nanoseconds);
+            // Line protocol borrows from the payload; own it to outlive the message.
+            let records = d
+                .records
+                .into_iter()
+                .map(|r| crate::Record {
+                    line: r.line,
+                    device: r.device.into_owned().into(),
+                    kind: r.kind.map(|k| k.into_owned().into()),
+                    site: r.site.map(|k| k.into_owned().into()),
+                    commune: r.commune.map(|k| k.into_owned().into()),
+                    time: r.time,
+                    fields: r
+                        .fields
+                        .into_iter()
+                        .map(|f| crate::Field {
+                            name: f.name.into_owned().into(),
+                            value: f.value,
+                            unit: f.unit.map(|u| u.into_owned().into()),
+                        })
+                        .collect(),
+                })
+                .collect();
+            (Decoded { records, errors: d.errors }, None)
+        }
+    })
+}
+
+/// Run a subscription until the task is aborted: connect, subscribe, reconnect with back-off.
+pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let client_id = sub.client_id.clone().unwrap_or_else(|| format!("agora-{}", sub.name));
+        let mut opts = MqttOptions::new(client_id, sub.host.clone(), sub.port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_clean_session(false);
+        opts.set_manual_acks(true);
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(u) = &sub.username {
+            opts.set_credentials(u.clone(), sub.password.clone().unwrap_or_default());
+        }
+        let (client, mut events) = AsyncClient::new(opts, 256);
+        let mut seen = Seen::default();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(500);
+                    tracing::info!(subscription = %sub.name, session_present = ack.session_present, "connected to the MQTT broker");
+                    if !ack.session_present {
+                        for t in &sub.topics {
+                            if let Err(e) = client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                                tracing::error!(subscription = %sub.name, topic = %t, error = %e, "cannot subscribe");
+                            }
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let durable =
+                        handle(&sub, &pipeline, clock.as_ref(), &mut seen, &p.topic, &p.payload)
+                            .await;
+                    // Not acknowledged when storage failed: the broker delivers it again later.
+                    if durable && let Err(e) = client.try_ack(&p) {
+                        tracing::warn!(subscription = %sub.name, error = %e, "cannot acknowledge a message");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(subscription = %sub.name, error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    })
+}
+
+/// Ingest one message; returns whether it may be acknowledged.
+async fn handle(
+    sub: &Subscription,
+    pipeline: &Pipeline,
+    clock: &dyn Clock,
+    seen: &mut Seen,
+    topic: &str,
+    payload: &[u8],
+) -> bool {
+    let name = format!("mqtt {} {}", sub.name, topic);
+    let src = Source { name: &name, ..Default::default() };
+    match decode(sub, topic, payload, clock) {
+        Ok((decoded, dedup)) => {
+            if let Some(id) = dedup
+                && seen.check(&id)
+            {
+                tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
+                return true;
+            }
+            match pipeline.ingest(&src, decoded).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(subscription = %sub.name, error = %e, "storing an MQTT message failed");
+                    false
+                }
+            }
+        }
+        Err(reason) => {
+            pipeline.reject_whole(&src, &reason, payload).await;
+            true
+        }
+    }
+}

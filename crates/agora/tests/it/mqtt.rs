@@ -1,0 +1,221 @@
+//! MQTT subscriptions against a real Mosquitto broker, with `mosquitto_pub` as the device side.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agora_ingest::mqtt::{Format, Subscription};
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+/// A Mosquitto broker on a free loopback port, stopped when dropped.
+struct Mosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl Mosquitto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = Command::new(bin)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("mosquitto did not start on port {port}");
+    }
+
+    fn publish(&self, topic: &str, payload: &str) {
+        let ok = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                payload,
+            ])
+            .status()
+            .expect("mosquitto_pub is installed")
+            .success();
+        assert!(ok, "mosquitto_pub failed");
+    }
+
+    fn subscription(&self, format: Format, topics: &[&str]) -> Subscription {
+        Subscription {
+            name: "test".into(),
+            host: "127.0.0.1".into(),
+            port: self.port,
+            username: None,
+            password: None,
+            client_id: Some(format!("agora-test-{}", self.port)),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            format,
+            layouts: Default::default(),
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uplink(dedup: &str, fcnt: i64, pm10: f64, minute: i64) -> String {
+    json!({
+        "deduplicationId": dedup,
+        "time": format!("2026-01-01T00:{minute:02}:00Z"),
+        "deviceInfo": {"tenantId": "t", "applicationId": "a", "applicationName": "air", "deviceProfileName": "SDS011",
+            "deviceName": "aq-torse-9", "devEui": "0101010101010101", "tags": {"kind": "air_quality", "site": "hotel-de-ville"}},
+        "devAddr": "00189440", "fCnt": fcnt, "fPort": 1, "data": "",
+        "object": {"pm10": pm10},
+        "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -91, "snr": 7.5}]
+    })
+    .to_string()
+}
+
+/// Poll until `f` is true (at most 10 s).
+async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+const T: i64 = 1_767_225_600;
+
+async fn pm10(app: &TestApp) -> Vec<(String, Value)> {
+    let r = app
+        .get(&format!(
+            "/api/v1/observations?device=0101010101010101&property=pm10&from={T}&to={}",
+            T + 3600
+        ))
+        .bearer_auth(crate::helpers::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    if r.status() != 200 {
+        return Vec::new();
+    }
+    let b: Value = r.json().await.unwrap();
+    b["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["time"].as_str().unwrap().to_owned(), p["value"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn chirpstack_uplinks_through_mosquitto_dedup_and_dead_letters() {
+    let broker = Mosquitto::start();
+    let sub = broker.subscription(Format::Chirpstack, &["application/+/device/+/event/+"]);
+    let app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
+    // Wait for the subscription: publish until the first uplink lands.
+    assert!(
+        eventually(async || {
+            broker.publish(
+                "application/a/device/0101010101010101/event/up",
+                &uplink("d-1", 1, 12.5, 0),
+            );
+            !pm10(&app).await.is_empty()
+        })
+        .await,
+        "uplink never stored"
+    );
+    // The same uplink again (another gateway path): ignored. A new one: stored.
+    broker.publish("application/a/device/0101010101010101/event/up", &uplink("d-1", 1, 99.0, 0));
+    broker.publish("application/a/device/0101010101010101/event/up", &uplink("d-2", 2, 14.0, 1));
+    broker.publish("application/a/device/0101010101010101/event/up", "{not json");
+    assert!(eventually(async || pm10(&app).await.len() == 2).await);
+    assert_eq!(
+        pm10(&app).await,
+        vec![
+            ("2026-01-01T00:00:00Z".into(), json!(12.5)),
+            ("2026-01-01T00:01:00Z".into(), json!(14.0))
+        ]
+    );
+    let d = app.get_json("/api/v1/devices/0101010101010101").await;
+    assert_eq!(d["device"]["kind"], "air_quality");
+    assert_eq!(d["device"]["site"], "hotel-de-ville");
+    let props: Vec<&str> =
+        d["series"].as_array().unwrap().iter().map(|s| s["property"].as_str().unwrap()).collect();
+    assert_eq!(props, ["f_cnt", "pm10", "rssi", "snr"]);
+    assert!(
+        eventually(async || {
+            let r = app.get_json("/api/v1/rejects").await;
+            r["rejects"].as_array().unwrap().iter().any(|x| {
+                x["raw"] == "{not json"
+                    && x["source"].as_str().unwrap().contains("application/a/device")
+            })
+        })
+        .await,
+        "the undecodable message is kept as a dead letter with its topic"
+    );
+}
+
+#[tokio::test]
+async fn messages_published_while_agora_is_down_are_stored_once_after_restart() {
+    let broker = Mosquitto::start();
+    let sub = broker.subscription(Format::AgoraJson, &["agora/+/telemetry"]);
+    let mut app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
+    let count = async |app: &TestApp| -> usize {
+        let r = app
+            .get(&format!(
+                "/api/v1/observations?device=noise-1&property=laeq&from={T}&to={}",
+                T + 86_400
+            ))
+            .bearer_auth(crate::helpers::ADMIN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 200 {
+            return 0;
+        }
+        r.json::<Value>().await.unwrap()["count"].as_u64().unwrap() as usize
+    };
+    assert!(
+        eventually(async || {
+            broker.publish(
+                "agora/noise-1/telemetry",
+                &json!({"ts": T * 1000, "values": {"laeq": 50.5}}).to_string(),
+            );
+            count(&app).await == 1
+        })
+        .await
+    );
+    // Stop agora; the broker keeps its persistent session and queues QoS 1 messages.
+    let server = app.server.take().unwrap();
+    server.shutdown().await.unwrap();
+    for i in 1..=20i64 {
+        broker.publish(
+            "agora/noise-1/telemetry",
+            &json!({"ts": (T + i * 60) * 1000, "values": {"laeq": 50.5 + i as f64}}).to_string(),
+        );
+    }
+    app.restart_stopped().await;
+    assert!(eventually(async || count(&app).await == 21).await, "got {}", count(&app).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&app).await, 21, "each message stored exactly once");
+}
