@@ -28,9 +28,11 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto is installed (scripts/test.sh installs it)");
+        // Owned by the guard from here on: it is killed and reaped even if start-up fails.
+        let broker = Self { child, port };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
+                return broker;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
