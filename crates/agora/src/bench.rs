@@ -68,6 +68,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut config =
         Config { data_dir: dir.join("ingest"), http: "127.0.0.1:0".parse()?, ..Config::default() };
     config.storage.fsync = true;
+    config.mqtt.broker.enabled = false;
     let server =
         serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
             .await?;
@@ -244,6 +245,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut config =
         Config { data_dir: dir.join("demo"), http: "127.0.0.1:0".parse()?, ..Config::default() };
     config.storage.compact_segments = 2;
+    config.mqtt.broker.enabled = false;
     let opts =
         ServeOptions { config: config.clone(), admin_token: None, clock: Arc::new(SystemClock) };
     let server = serve::start(opts.clone()).await?;

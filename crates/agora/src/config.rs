@@ -30,8 +30,26 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
+    /// agora's own MQTT endpoint for devices.
+    pub broker: BrokerConfig,
     /// Subscriptions to external brokers (`[[mqtt.subscriptions]]`).
     pub subscriptions: Vec<agora_ingest::mqtt::Subscription>,
+}
+
+/// agora's own MQTT endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Whether to listen at all.
+    pub enabled: bool,
+    /// Listen address (`AGORA_MQTT_LISTEN`, or `off`).
+    pub listen: SocketAddr,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:1883".parse().expect("valid address") }
+    }
 }
 
 /// Access rules.
@@ -127,6 +145,15 @@ impl Config {
     pub fn apply_env(&mut self) -> anyhow::Result<()> {
         if let Ok(v) = std::env::var("AGORA_PUBLIC_READ") {
             self.auth.public_read = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Ok(v) = std::env::var("AGORA_MQTT_LISTEN") {
+            if v == "off" {
+                self.mqtt.broker.enabled = false;
+            } else {
+                self.mqtt.broker.listen =
+                    v.parse().context("AGORA_MQTT_LISTEN must be host:port or off")?;
+                self.mqtt.broker.enabled = true;
+            }
         }
         if let Ok(v) = std::env::var("AGORA_RAW_RETENTION_DAYS") {
             self.storage.raw_retention_days =

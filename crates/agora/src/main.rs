@@ -11,6 +11,14 @@ use agora_model::SystemClock;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+/// Print a line for the operator; a closed stdout (piped into `head`) must not stop the server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// agora, an open urban data platform.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -70,10 +78,13 @@ impl Common {
 }
 
 fn announce(server: &Server) {
-    println!("agora listening on http://{}", server.addr);
+    say!("agora listening on http://{}", server.addr);
+    if let Some(m) = server.mqtt_addr {
+        say!("MQTT for devices on mqtt://{m} (user name: an ingest token)");
+    }
     match &server.generated_admin_token {
-        Some(t) => println!("admin token (shown once, keep it): {t}"),
-        None if std::env::var_os("AGORA_ADMIN_TOKEN").is_none() => println!(
+        Some(t) => say!("admin token (shown once, keep it): {t}"),
+        None if std::env::var_os("AGORA_ADMIN_TOKEN").is_none() => say!(
             "an admin token exists already: use the one printed at first start, or set AGORA_ADMIN_TOKEN"
         ),
         None => {}
@@ -118,14 +129,14 @@ async fn main() -> anyhow::Result<()> {
             let demo = agora::demo::Demo::new(agora::demo::DemoOptions { days, seed: 13001 });
             let state = server.state.clone();
             let report = demo.seed_and_backfill(&state).await.context("demo backfill failed")?;
-            println!(
+            say!(
                 "demo city ready: {} devices, {} points of history in {:.1} s ({:.0} points/s)",
                 report.devices,
                 report.points,
                 report.elapsed.as_secs_f64(),
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
-            println!(
+            say!(
                 "open http://{}/api/v1/latest?site=hotel-de-ville with the admin token",
                 server.addr
             );

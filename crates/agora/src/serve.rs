@@ -33,6 +33,8 @@ pub struct ServeOptions {
 pub struct Server {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The bound address of the MQTT endpoint, when enabled.
+    pub mqtt_addr: Option<SocketAddr>,
     /// The admin token generated at first start, shown once.
     pub generated_admin_token: Option<String>,
     /// Shared state (the demo feeds the pipeline directly).
@@ -111,7 +113,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Duration::from_secs(cfg.storage.flush_interval_secs),
         stopped,
     ));
-    let mqtt = cfg
+    let mut mqtt: Vec<JoinHandle<()>> = cfg
         .mqtt
         .subscriptions
         .iter()
@@ -119,9 +121,27 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone(), opts.clock.clone())
         })
         .collect();
+    let mqtt_addr = if cfg.mqtt.broker.enabled {
+        let (a, task) = agora_ingest::mqtt::broker::start(
+            cfg.mqtt.broker.listen,
+            state.pipeline.clone(),
+            state.catalog.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for MQTT on {} (set AGORA_MQTT_LISTEN to another address, or off)",
+                cfg.mqtt.broker.listen
+            )
+        })?;
+        mqtt.push(task);
+        Some(a)
+    } else {
+        None
+    };
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
-    Ok(Server { addr, generated_admin_token, state, stop, http, upkeep, mqtt })
+    Ok(Server { addr, mqtt_addr, generated_admin_token, state, stop, http, upkeep, mqtt })
 }
 
 impl Server {

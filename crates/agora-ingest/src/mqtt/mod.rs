@@ -8,6 +8,8 @@
 //! the same timestamps, which replaces them: stored once. ChirpStack uplinks are also deduplicated
 //! on their `deduplicationId`.
 
+pub mod broker;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,6 +35,7 @@ impl TestApp {
             http: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        config.mqtt.broker.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut config);
         let server = Self::start(config.clone()).await;
         let addr = server.addr;
@@ -174,6 +175,7 @@ impl TestProcess {
             .arg(dir)
             .env("AGORA_ADMIN_TOKEN", ADMIN)
             .env("AGORA_LOG", "warn")
+            .env("AGORA_MQTT_LISTEN", "127.0.0.1:0")
             .env_remove("AGORA_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -186,6 +188,8 @@ impl TestProcess {
                 break a.parse().unwrap();
             }
         };
+        // Keep reading what the server prints, so that it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         Self { child, addr }
     }
 

@@ -221,3 +221,104 @@ async fn messages_published_while_agora_is_down_are_stored_once_after_restart() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(count(&app).await, 21, "each message stored exactly once");
 }
+
+/// Publish with `mosquitto_pub` to agora's own endpoint; returns whether the client succeeded.
+/// The client runs on a blocking thread: the server under test shares this test's runtime.
+async fn publish_to(port: u16, user: &str, topic: &str, payload: &str) -> bool {
+    let args: Vec<String> = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-u",
+        user,
+        "-t",
+        topic,
+        "-m",
+        payload,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new("mosquitto_pub")
+            .args(&args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("mosquitto_pub is installed")
+            .success()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn devices_publish_to_agoras_own_mqtt_endpoint() {
+    let app = TestApp::spawn().await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let token = app.token("ingest", None).await;
+    let ts = T * 1000;
+    // When mosquitto_pub returns, its QoS 1 message was acknowledged, hence durable: no waiting.
+    assert!(
+        publish_to(
+            port,
+            &token,
+            "agora/noise-9/telemetry",
+            &json!({"ts": ts, "values": {"laeq": 55.5, "LAmax": 70.1}}).to_string()
+        )
+        .await
+    );
+    assert_eq!(
+        app.values("noise-9", "laeq", T, T + 1).await,
+        vec![("2026-01-01T00:00:00Z".into(), json!(55.5))]
+    );
+    assert_eq!(app.values("noise-9", "lamax", T, T + 1).await[0].1, json!(70.1));
+    // ThingsBoard device API: the token is bound to the device.
+    let bound = app.token("ingest", Some("lamp-9")).await;
+    assert!(
+        publish_to(
+            port,
+            &bound,
+            "v1/devices/me/telemetry",
+            &json!([{"ts": ts, "values": {"power": 40.5}}]).to_string()
+        )
+        .await
+    );
+    assert_eq!(app.values("lamp-9", "power_w", T, T + 1).await[0].1, json!(40.5));
+    // ThingsBoard gateway API.
+    assert!(
+        publish_to(
+            port,
+            &token,
+            "v1/gateway/telemetry",
+            &json!({"Bin 3": [{"ts": ts, "values": {"fill_level": 55}}]}).to_string()
+        )
+        .await
+    );
+    assert_eq!(app.values("bin-3", "fill_level", T, T + 1).await[0].1, json!(55.0));
+    // A bound token cannot write for another device: refused and kept as a dead letter.
+    assert!(
+        publish_to(
+            port,
+            &bound,
+            "agora/other-1/telemetry",
+            &json!({"ts": ts, "values": {"power": 1}}).to_string()
+        )
+        .await
+    );
+    // Unknown topic and malformed payload: acknowledged (nothing to retry), kept as dead letters.
+    assert!(publish_to(port, &token, "city/whatever", "{}").await);
+    assert!(publish_to(port, &token, "agora/noise-9/telemetry", "{oops").await);
+    let r = app.get_json("/api/v1/rejects").await;
+    let reasons: Vec<&str> =
+        r["rejects"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|x| x.contains("unknown topic \"city/whatever\"")), "{reasons:?}");
+    assert!(reasons.iter().any(|x| x.contains("not valid JSON")), "{reasons:?}");
+    assert!(reasons.iter().any(|x| x.contains("only write for device lamp-9")), "{reasons:?}");
+    // Wrong token, or a token without the ingest scope: the connection is refused.
+    assert!(!publish_to(port, "agora_wrong", "agora/noise-9/telemetry", "{\"laeq\": 1}").await);
+    let read = app.token("read", None).await;
+    assert!(!publish_to(port, &read, "agora/noise-9/telemetry", "{\"laeq\": 1}").await);
+}

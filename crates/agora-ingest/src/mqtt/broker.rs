@@ -1,0 +1,190 @@
+//! agora's own MQTT 3.1.1 endpoint, so devices publish to agora directly: no separate broker to
+//! run for a pilot city. Devices authenticate with an ingest token as user name (ThingsBoard's
+//! convention; the password field works too) and publish to
+//!
+//! - `agora/{device}/telemetry`: JSON values (`{"pm10": 12}`, `{"ts": …, "values": {…}}`, arrays);
+//! - `v1/devices/me/telemetry`: the same, for the device the token is bound to (ThingsBoard);
+//! - `v1/gateway/telemetry`: ThingsBoard gateway telemetry.
+//!
+//! A QoS 1 PUBLISH is acknowledged (PUBACK) only once its points are durable; if storage fails the
+//! connection is closed without acknowledging, and the device sends again. QoS 2 is answered with
+//! PUBREC/PUBCOMP on the same rule. Subscriptions are granted at QoS 0 so that ThingsBoard
+//! firmware (which subscribes to RPC topics) stays connected, but nothing is delivered to
+//! subscribers yet: commands to equipment come with the alerts and actions work. Retained messages,
+//! wills and persistent sessions are not offered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_store::Catalog;
+use agora_store::catalog::{Scope, TokenInfo};
+use bytes::BytesMut;
+use rumqttc::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, SubAck, SubscribeReasonCode,
+    UnsubAck,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::{Pipeline, Source, thingsboard};
+
+/// Largest accepted packet.
+const MAX_PACKET: usize = 1 << 20;
+
+/// Start listening. Returns the bound address and the accept loop's task.
+pub async fn start(
+    listen: SocketAddr,
+    pipeline: Arc<Pipeline>,
+    catalog: Arc<dyn Catalog>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let (p, c) = (pipeline.clone(), catalog.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(stream, p, c).await {
+                            tracing::debug!(%peer, error = %e, "MQTT connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok((addr, task))
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+impl Conn {
+    async fn read(&mut self, timeout: Duration) -> Result<Packet, String> {
+        loop {
+            match Packet::read(&mut self.buf, MAX_PACKET) {
+                Ok(p) => return Ok(p),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => self.buf.reserve(n),
+                Err(e) => return Err(format!("malformed MQTT packet: {e:?}")),
+            }
+            let n = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| "keep-alive timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("peer closed the connection".into());
+            }
+        }
+    }
+
+    async fn send(&mut self, p: Packet) -> Result<(), String> {
+        self.out.clear();
+        p.write(&mut self.out, MAX_PACKET).map_err(|e| format!("{e:?}"))?;
+        self.stream.write_all(&self.out).await.map_err(|e| e.to_string())
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    pipeline: Arc<Pipeline>,
+    catalog: Arc<dyn Catalog>,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut c =
+        Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
+    let Packet::Connect(connect) = c.read(Duration::from_secs(10)).await? else {
+        return Err("the first packet was not CONNECT".into());
+    };
+    let token = connect.login.as_ref().and_then(|l| {
+        catalog.authenticate(&l.username).or_else(|| catalog.authenticate(&l.password))
+    });
+    let token: TokenInfo = match token {
+        Some(t) if t.scope.allows(Scope::Ingest) => t,
+        Some(_) => {
+            c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false))).await?;
+            return Err("token without the ingest scope".into());
+        }
+        None => {
+            c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadUserNamePassword, false)))
+                .await?;
+            return Err("missing or unknown token".into());
+        }
+    };
+    c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))).await?;
+    let keep_alive = match connect.keep_alive {
+        0 => Duration::from_secs(3600),
+        k => Duration::from_secs(u64::from(k)) * 3 / 2,
+    };
+    tracing::debug!(client = %connect.client_id, token = %token.name, "MQTT device connected");
+    loop {
+        match c.read(keep_alive).await? {
+            Packet::Publish(p) => {
+                let durable = ingest(&pipeline, &token, &p.topic, &p.payload).await;
+                if !durable {
+                    return Err("storage failed; closing without acknowledging".into());
+                }
+                match p.qos {
+                    QoS::AtMostOnce => {}
+                    QoS::AtLeastOnce => c.send(Packet::PubAck(PubAck::new(p.pkid))).await?,
+                    QoS::ExactlyOnce => c.send(Packet::PubRec(PubRec::new(p.pkid))).await?,
+                }
+            }
+            Packet::PubRel(r) => c.send(Packet::PubComp(PubComp::new(r.pkid))).await?,
+            Packet::Subscribe(s) => {
+                let codes = s
+                    .filters
+                    .iter()
+                    .map(|_| SubscribeReasonCode::Success(QoS::AtMostOnce))
+                    .collect();
+                c.send(Packet::SubAck(SubAck::new(s.pkid, codes))).await?;
+            }
+            Packet::Unsubscribe(u) => c.send(Packet::UnsubAck(UnsubAck::new(u.pkid))).await?,
+            Packet::PingReq => c.send(Packet::PingResp).await?,
+            Packet::Disconnect => return Ok(()),
+            other => return Err(format!("unexpected packet {other:?}")),
+        }
+    }
+}
+
+/// Decode and store one message; returns false only when storage failed.
+async fn ingest(pipeline: &Pipeline, token: &TokenInfo, topic: &str, payload: &[u8]) -> bool {
+    let name = format!("mqtt {topic}");
+    let src = Source { name: &name, token: Some(token), ..Default::default() };
+    let parts: Vec<&str> = topic.split('/').collect();
+    let decoded = match parts.as_slice() {
+        ["agora", device, "telemetry"] => thingsboard::decode_device(device, payload),
+        ["v1", "devices", "me", "telemetry"] => match &token.device {
+            Some(d) => thingsboard::decode_device(d.as_str(), payload),
+            None => Err(format!(
+                "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
+                token.name
+            )),
+        },
+        ["v1", "gateway", "telemetry"] => thingsboard::decode_gateway(payload),
+        _ => Err(format!(
+            "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
+        )),
+    };
+    match decoded {
+        Ok(d) => match pipeline.ingest(&src, d).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(topic, error = %e, "storing an MQTT message failed");
+                false
+            }
+        },
+        Err(reason) => {
+            pipeline.reject_whole(&src, &reason, payload).await;
+            true
+        }
+    }
+}
