@@ -107,6 +107,7 @@ pub(crate) struct CatalogParams {
     bbox: Option<String>,
     device: Option<String>,
     property: Option<String>,
+    status: Option<String>,
 }
 
 fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
@@ -159,13 +160,38 @@ pub(crate) async fn sites(
     Ok(Json(json!({ "sites": sites })))
 }
 
+/// Whether a device reports as expected: `online`, `offline` (silent for more than twice its
+/// expected period, from `metadata.period_s`, one hour by default) or `never_seen`.
+fn status_of(d: &Device, now: Timestamp) -> (&'static str, Option<i64>) {
+    let Some(seen) = d.last_seen else { return ("never_seen", None) };
+    let period =
+        d.metadata.get("period_s").and_then(JsonValue::as_i64).filter(|p| *p > 0).unwrap_or(3600);
+    let silent = (now.as_nanos() - seen.as_nanos()).max(0) / 1_000_000_000;
+    (if silent > 2 * period + 60 { "offline" } else { "online" }, Some(silent))
+}
+
+fn with_status(d: &Device, now: Timestamp) -> JsonValue {
+    let (status, silent) = status_of(d, now);
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    v["status"] = json!(status);
+    v["silent_for_s"] = json!(silent);
+    v
+}
+
 pub(crate) async fn devices(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<CatalogParams>,
 ) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let devices = s.catalog.devices(&filter(&p)?);
+    let now = s.clock.now();
+    let devices: Vec<JsonValue> = s
+        .catalog
+        .devices(&filter(&p)?)
+        .iter()
+        .map(|d| with_status(d, now))
+        .filter(|d| p.status.as_deref().is_none_or(|st| d["status"] == st))
+        .collect();
     Ok(Json(json!({ "count": devices.len(), "devices": devices })))
 }
 
@@ -192,7 +218,7 @@ pub(crate) async fn device(
             })
         })
         .collect();
-    Ok(Json(json!({ "device": d, "series": series })))
+    Ok(Json(json!({ "device": with_status(&d, s.clock.now()), "series": series })))
 }
 
 pub(crate) async fn series(
@@ -320,6 +346,7 @@ pub(crate) async fn aggregate(
                 bbox: None,
                 device: None,
                 property: None,
+                status: None,
             })?;
             let key = |d: &Device| -> Option<String> {
                 match g.as_str() {

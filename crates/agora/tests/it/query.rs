@@ -200,3 +200,36 @@ async fn health_metrics_and_openapi_cover_every_route() {
         assert!(paths.contains_key(r), "route {r} is missing from openapi.json");
     }
 }
+
+#[tokio::test]
+async fn device_status_online_offline_never_seen() {
+    let app = TestApp::spawn().await;
+    // Old data only: offline. Data now: online. Declared, never heard from: never_seen.
+    app.write(&format!("noise,device=old-1 laeq=50 {T}")).await;
+    let r = app
+        .post("/api/v2/write")
+        .bearer_auth(ADMIN)
+        .body("noise,device=live-1 laeq=50")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let dev = json!({"id": "new-1", "kind": "noise", "site": "hotel-de-ville", "metadata": {"period_s": 60}});
+    assert_eq!(
+        app.post("/api/v1/devices").bearer_auth(ADMIN).json(&dev).send().await.unwrap().status(),
+        201
+    );
+    let all = app.get_json("/api/v1/devices").await;
+    let status = |id: &str| {
+        all["devices"].as_array().unwrap().iter().find(|d| d["id"] == id).unwrap()["status"].clone()
+    };
+    assert_eq!(status("old-1"), "offline");
+    assert_eq!(status("live-1"), "online");
+    assert_eq!(status("new-1"), "never_seen");
+    let off = app.get_json("/api/v1/devices?status=offline").await;
+    assert_eq!(off["count"], 1);
+    assert!(
+        app.get_json("/api/v1/devices/old-1").await["device"]["silent_for_s"].as_i64().unwrap()
+            > 86_400
+    );
+}
