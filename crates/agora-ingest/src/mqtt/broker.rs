@@ -86,6 +86,15 @@ impl Conn {
         }
     }
 
+    /// A packet already complete in the buffer, without reading the socket.
+    fn buffered(&mut self) -> Result<Option<Packet>, String> {
+        match Packet::read(&mut self.buf, MAX_PACKET) {
+            Ok(p) => Ok(Some(p)),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(format!("malformed MQTT packet: {e:?}")),
+        }
+    }
+
     async fn send(&mut self, p: Packet) -> Result<(), String> {
         self.out.clear();
         p.write(&mut self.out, MAX_PACKET).map_err(|e| format!("{e:?}"))?;
@@ -125,17 +134,41 @@ async fn serve(
         k => Duration::from_secs(u64::from(k)) * 3 / 2,
     };
     tracing::debug!(client = %connect.client_id, token = %token.name, "MQTT device connected");
+    let mut next: Option<Packet> = None;
     loop {
-        match c.read(keep_alive).await? {
+        let packet = match next.take() {
+            Some(p) => p,
+            None => c.read(keep_alive).await?,
+        };
+        match packet {
             Packet::Publish(p) => {
-                let durable = ingest(&pipeline, &token, &p.topic, &p.payload).await;
+                // Publishes already received are stored together: one WAL commit for all.
+                let mut batch = vec![p];
+                while batch.len() < 1000 {
+                    match c.buffered()? {
+                        Some(Packet::Publish(p)) => batch.push(p),
+                        Some(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let durable = ingest(&pipeline, &token, &batch).await;
                 if !durable {
                     return Err("storage failed; closing without acknowledging".into());
                 }
-                match p.qos {
-                    QoS::AtMostOnce => {}
-                    QoS::AtLeastOnce => c.send(Packet::PubAck(PubAck::new(p.pkid))).await?,
-                    QoS::ExactlyOnce => c.send(Packet::PubRec(PubRec::new(p.pkid))).await?,
+                c.out.clear();
+                for p in &batch {
+                    let ack = match p.qos {
+                        QoS::AtMostOnce => continue,
+                        QoS::AtLeastOnce => Packet::PubAck(PubAck::new(p.pkid)),
+                        QoS::ExactlyOnce => Packet::PubRec(PubRec::new(p.pkid)),
+                    };
+                    ack.write(&mut c.out, MAX_PACKET).map_err(|e| format!("{e:?}"))?;
+                }
+                if !c.out.is_empty() {
+                    c.stream.write_all(&c.out).await.map_err(|e| e.to_string())?;
                 }
             }
             Packet::PubRel(r) => c.send(Packet::PubComp(PubComp::new(r.pkid))).await?,
@@ -155,36 +188,50 @@ async fn serve(
     }
 }
 
-/// Decode and store one message; returns false only when storage failed.
-async fn ingest(pipeline: &Pipeline, token: &TokenInfo, topic: &str, payload: &[u8]) -> bool {
-    let name = format!("mqtt {topic}");
-    let src = Source { name: &name, token: Some(token), ..Default::default() };
-    let parts: Vec<&str> = topic.split('/').collect();
-    let decoded = match parts.as_slice() {
-        ["agora", device, "telemetry"] => thingsboard::decode_device(device, payload),
-        ["v1", "devices", "me", "telemetry"] => match &token.device {
-            Some(d) => thingsboard::decode_device(d.as_str(), payload),
-            None => Err(format!(
-                "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
-                token.name
+/// Decode and store messages; returns false only when storage failed.
+async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publish]) -> bool {
+    let mut all = crate::Decoded::default();
+    for p in batch {
+        let topic = p.topic.as_str();
+        let parts: Vec<&str> = topic.split('/').collect();
+        let decoded = match parts.as_slice() {
+            ["agora", device, "telemetry"] => thingsboard::decode_device(device, &p.payload),
+            ["v1", "devices", "me", "telemetry"] => match &token.device {
+                Some(d) => thingsboard::decode_device(d.as_str(), &p.payload),
+                None => Err(format!(
+                    "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
+                    token.name
+                )),
+            },
+            ["v1", "gateway", "telemetry"] => thingsboard::decode_gateway(&p.payload),
+            _ => Err(format!(
+                "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
             )),
-        },
-        ["v1", "gateway", "telemetry"] => thingsboard::decode_gateway(payload),
-        _ => Err(format!(
-            "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
-        )),
-    };
-    match decoded {
-        Ok(d) => match pipeline.ingest(&src, d).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(topic, error = %e, "storing an MQTT message failed");
-                false
+        };
+        match decoded {
+            Ok(d) => {
+                all.records.extend(d.records);
+                all.errors.extend(d.errors.into_iter().map(|mut e| {
+                    e.reason = format!("{topic}: {}", e.reason);
+                    e
+                }));
             }
-        },
-        Err(reason) => {
-            pipeline.reject_whole(&src, &reason, payload).await;
-            true
+            Err(reason) => {
+                let name = format!("mqtt {topic}");
+                let src = Source { name: &name, token: Some(token), ..Default::default() };
+                pipeline.reject_whole(&src, &reason, &p.payload).await;
+            }
+        }
+    }
+    if all.records.is_empty() && all.errors.is_empty() {
+        return true;
+    }
+    let src = Source { name: "mqtt endpoint", token: Some(token), ..Default::default() };
+    match pipeline.ingest(&src, all).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "storing MQTT messages failed");
+            false
         }
     }
 }

@@ -148,7 +148,21 @@ pub fn decode(
     })
 }
 
+/// Aborts a task when dropped (the batch writer dies with its subscription).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Most messages ingested (and acknowledged) together.
+const MAX_BATCH: usize = 2_000;
+
 /// Run a subscription until the task is aborted: connect, subscribe, reconnect with back-off.
+/// One task drives the connection; a second one ingests what arrived in batches (one WAL commit
+/// for all messages waiting), then acknowledges them.
 pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client_id = sub.client_id.clone().unwrap_or_else(|| format!("agora-{}", sub.name));
@@ -157,11 +171,35 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
         opts.set_clean_session(false);
         opts.set_manual_acks(true);
         opts.set_max_packet_size(1 << 20, 1 << 20);
+        opts.set_inflight(1000);
         if let Some(u) = &sub.username {
             opts.set_credentials(u.clone(), sub.password.clone().unwrap_or_default());
         }
-        let (client, mut events) = AsyncClient::new(opts, 256);
-        let mut seen = Seen::default();
+        let (client, mut events) = AsyncClient::new(opts, 4096);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<rumqttc::Publish>(8192);
+        let writer = {
+            let (sub, client) = (sub.clone(), client.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                let mut seen = Seen::default();
+                while let Some(first) = rx.recv().await {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    // Not acknowledged when storage failed: the broker delivers them again later.
+                    if handle_batch(&sub, &pipeline, clock.as_ref(), &mut seen, &batch).await {
+                        for p in &batch {
+                            if let Err(e) = client.ack(p).await {
+                                tracing::warn!(subscription = %sub.name, error = %e, "cannot acknowledge a message");
+                            }
+                        }
+                    }
+                }
+            }))
+        };
         let mut backoff = Duration::from_millis(500);
         loop {
             match events.poll().await {
@@ -177,12 +215,8 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let durable =
-                        handle(&sub, &pipeline, clock.as_ref(), &mut seen, &p.topic, &p.payload)
-                            .await;
-                    // Not acknowledged when storage failed: the broker delivers it again later.
-                    if durable && let Err(e) = client.try_ack(&p) {
-                        tracing::warn!(subscription = %sub.name, error = %e, "cannot acknowledge a message");
+                    if tx.send(p).await.is_err() {
+                        break;
                     }
                 }
                 Ok(_) => {}
@@ -193,39 +227,51 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
                 }
             }
         }
+        drop(writer);
     })
 }
 
-/// Ingest one message; returns whether it may be acknowledged.
-async fn handle(
+/// Ingest messages together; returns whether they may be acknowledged.
+async fn handle_batch(
     sub: &Subscription,
     pipeline: &Pipeline,
     clock: &dyn Clock,
     seen: &mut Seen,
-    topic: &str,
-    payload: &[u8],
+    batch: &[rumqttc::Publish],
 ) -> bool {
-    let name = format!("mqtt {} {}", sub.name, topic);
+    let name = format!("mqtt {}", sub.name);
     let src = Source { name: &name, ..Default::default() };
-    match decode(sub, topic, payload, clock) {
-        Ok((decoded, dedup)) => {
-            if let Some(id) = dedup
-                && seen.check(&id)
-            {
-                tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
-                return true;
-            }
-            match pipeline.ingest(&src, decoded).await {
-                Ok(_) => true,
-                Err(e) => {
-                    tracing::error!(subscription = %sub.name, error = %e, "storing an MQTT message failed");
-                    false
+    let mut all = Decoded::default();
+    for p in batch {
+        match decode(sub, &p.topic, &p.payload, clock) {
+            Ok((decoded, dedup)) => {
+                if let Some(id) = dedup
+                    && seen.check(&id)
+                {
+                    tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
+                    continue;
                 }
+                all.records.extend(decoded.records);
+                all.errors.extend(decoded.errors.into_iter().map(|mut e| {
+                    e.reason = format!("{}: {}", p.topic, e.reason);
+                    e
+                }));
+            }
+            Err(reason) => {
+                let one = format!("mqtt {} {}", sub.name, p.topic);
+                let src = Source { name: &one, ..Default::default() };
+                pipeline.reject_whole(&src, &reason, &p.payload).await;
             }
         }
-        Err(reason) => {
-            pipeline.reject_whole(&src, &reason, payload).await;
-            true
+    }
+    if all.records.is_empty() && all.errors.is_empty() {
+        return true;
+    }
+    match pipeline.ingest(&src, all).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(subscription = %sub.name, error = %e, "storing MQTT messages failed");
+            false
         }
     }
 }
