@@ -176,7 +176,11 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
             opts.set_credentials(u.clone(), sub.password.clone().unwrap_or_default());
         }
         let (client, mut events) = AsyncClient::new(opts, 4096);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<rumqttc::Publish>(8192);
+        // Unbounded on purpose: the connection task must never wait on the writer, or the
+        // writer's acknowledgements (sent through the connection) would deadlock with it. What
+        // waits here is bounded by the broker's in-flight window, as nothing is acknowledged
+        // before it is stored.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<rumqttc::Publish>();
         let writer = {
             let (sub, client) = (sub.clone(), client.clone());
             AbortOnDrop(tokio::spawn(async move {
@@ -215,7 +219,7 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).await.is_err() {
+                    if tx.send(p).is_err() {
                         break;
                     }
                 }
