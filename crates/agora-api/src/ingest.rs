@@ -233,3 +233,53 @@ pub(crate) async fn thingsboard_telemetry(
     };
     run(&state, src, decoded).await
 }
+
+/// Query of `POST /api/v1/import/csv`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsvParams {
+    mapping: Option<String>,
+}
+
+/// `POST /api/v1/import/csv?mapping=NAME`: a CSV file read with a mapping configured in
+/// `agora.toml` (`[csv.mappings.NAME]`). Rejected rows are named by their line in the file.
+pub(crate) async fn import_csv(
+    State(state): State<AppState>,
+    Query(q): Query<CsvParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let token = require(&state, &headers, None, Scope::Ingest)?;
+    let name = q.mapping.ok_or_else(|| ApiError::BadRequest("missing parameter mapping".into()))?;
+    let mapping = state.config.csv_mappings.get(&name).ok_or_else(|| {
+        let mut known: Vec<&String> = state.config.csv_mappings.keys().collect();
+        known.sort();
+        ApiError::NotFound(format!("no CSV mapping {name:?} (configured: {known:?})"))
+    })?;
+    let body = body_bytes(&state, &headers, body)?;
+    let src = Source { name: "http /api/v1/import/csv", token: Some(&token), ..Default::default() };
+    let mut reader = match mapping.reader(&body[..], &body[..body.len().min(4096)]) {
+        Ok(r) => r,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, &body).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+    };
+    let mut total = IngestReport::default();
+    loop {
+        let mut decoded = Decoded::default();
+        while decoded.records.len() < 5_000 {
+            match reader.next_record() {
+                Some(Ok(r)) => decoded.records.push(r),
+                Some(Err(e)) => decoded.errors.push(e),
+                None => break,
+            }
+        }
+        if decoded.records.is_empty() && decoded.errors.is_empty() {
+            break;
+        }
+        let r = state.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;
+        total.accepted += r.accepted;
+        total.rejected.extend(r.rejected);
+    }
+    answer(total)
+}

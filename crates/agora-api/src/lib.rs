@@ -30,11 +30,18 @@ pub struct ApiConfig {
     pub public_read: bool,
     /// Most points one raw query returns.
     pub max_points: usize,
+    /// Named CSV mappings for `POST /api/v1/import/csv?mapping=NAME`.
+    pub csv_mappings: std::collections::HashMap<String, agora_ingest::csv::CsvMapping>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, public_read: false, max_points: 100_000 }
+        Self {
+            max_body_bytes: 16 << 20,
+            public_read: false,
+            max_points: 100_000,
+            csv_mappings: Default::default(),
+        }
     }
 }
 
@@ -71,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/observations", post(ingest::observations).get(query::observations))
         .route("/api/v1/senml", post(ingest::senml))
         .route("/api/v1/push/sensor-community", post(ingest::sensor_community))
+        .route("/api/v1/import/csv", post(ingest::import_csv))
         .route("/api/v1/{token}/telemetry", post(ingest::thingsboard_telemetry))
         // Catalog and queries.
         .route("/api/v1/communes", get(query::communes).post(admin::create_commune))

@@ -9,6 +9,7 @@
 
 pub mod cayenne_lpp;
 pub mod chirpstack;
+pub mod csv;
 pub mod json;
 pub mod line_protocol;
 #[cfg(feature = "mqtt")]

@@ -24,6 +24,16 @@ pub struct Config {
     pub storage: StorageConfig,
     /// MQTT brokers to subscribe to.
     pub mqtt: MqttConfig,
+    /// CSV import mappings.
+    pub csv: CsvConfig,
+}
+
+/// CSV import settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvConfig {
+    /// Named mappings (`[csv.mappings.lighting]`), used by `POST /api/v1/import/csv?mapping=lighting`.
+    pub mappings: std::collections::HashMap<String, agora_ingest::csv::CsvMapping>,
 }
 
 /// MQTT settings.
@@ -103,6 +113,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
             mqtt: MqttConfig::default(),
+            csv: CsvConfig::default(),
         }
     }
 }

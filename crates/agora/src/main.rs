@@ -44,6 +44,15 @@ enum Command {
     },
     /// Measure ingest, compression, query latency and memory over loopback.
     Bench(agora::bench::BenchArgs),
+    /// Import data into a running agora.
+    #[command(subcommand)]
+    Import(Import),
+}
+
+#[derive(Debug, Subcommand)]
+enum Import {
+    /// A CSV file, read with a column mapping; rejected rows are listed by line.
+    Csv(agora::import::ImportCsvArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,5 +158,13 @@ async fn main() -> anyhow::Result<()> {
             server.shutdown().await
         }
         Command::Bench(args) => agora::bench::run(args).await,
+        Command::Import(Import::Csv(args)) => {
+            let s = agora::import::run(args).await?;
+            say!("imported {} rows: {} points stored, {} rejected", s.rows, s.stored, s.rejected);
+            if s.rejected > 0 {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
     }
 }

@@ -89,6 +89,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         config: ApiConfig {
             max_body_bytes: cfg.ingest.max_body_mib << 20,
             public_read: cfg.auth.public_read,
+            csv_mappings: cfg.csv.mappings.clone(),
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
