@@ -25,6 +25,10 @@ proptest! {
         let _ = thingsboard::decode_device("d", &body);
         let _ = thingsboard::decode_gateway(&body);
         let _ = sensor_community::decode("esp8266-1", Some("1"), &body);
+        let mapping: agora_ingest::csv::CsvMapping = serde_json::from_str(r#"{"device_column": "d", "time_column": "t", "columns": {"v": "pm10"}}"#).unwrap();
+        if let Ok(mut r) = mapping.reader(&body[..], &body) {
+            while r.next_record().is_some() {}
+        }
     }
 
     #[test]
