@@ -2,6 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
+use agora_ingest::Source;
+use agora_ingest::replay::Replay;
 use agora_model::{DeviceId, DeviceKind, InseeCode, SiteId};
 use agora_store::catalog::{Commune, Device, Scope, Site};
 use axum::Json;
@@ -157,4 +159,71 @@ pub(crate) async fn revoke_token(
     require(&s, &h, None, Scope::Admin)?;
     s.catalog.revoke_token(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which dead letters to replay.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ReplayRequest {
+    /// These ids; absent: the most recent `limit`.
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+    /// How many recent dead letters to try when no ids are given (default 1,000).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `POST /api/v1/rejects/replay`: decode dead letters again and store what now passes (after a
+/// device was declared or a mapping fixed). Those that pass are removed from the log; the others
+/// stay, with their new reason. Replays run with the administrator's rights.
+pub(crate) async fn replay_rejects(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    b: Option<Json<ReplayRequest>>,
+) -> ApiResult<Json<JsonValue>> {
+    require(&s, &h, None, Scope::Admin)?;
+    let req = b.map(|Json(r)| r).unwrap_or_default();
+    let mut rejects = match &req.ids {
+        Some(ids) => s.catalog.rejects_by_id(ids).await?,
+        None => s.catalog.rejects(req.limit.unwrap_or(1_000).min(10_000)).await?,
+    };
+    rejects.sort_by_key(|r| r.id);
+    let (mut replayed, mut stored, mut still, mut not_replayable) = (0u64, 0u64, 0u64, 0u64);
+    let mut done = Vec::new();
+    for r in rejects {
+        let Some(replay) = r.format.as_deref().and_then(Replay::parse).filter(|_| !r.truncated)
+        else {
+            not_replayable += 1;
+            continue;
+        };
+        let decoded = match replay.decode(r.raw.as_bytes(), s.clock.now()) {
+            Ok(d) => d,
+            Err(reason) => {
+                still += 1;
+                s.catalog.update_reject_reason(r.id, &reason).await?;
+                continue;
+            }
+        };
+        let src = Source {
+            name: "replay",
+            replay: Some(replay),
+            no_dead_letters: true,
+            ..Default::default()
+        };
+        let report = s.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;
+        stored += report.accepted as u64;
+        match report.rejected.first() {
+            None => {
+                replayed += 1;
+                done.push(r.id);
+            }
+            Some(e) => {
+                still += 1;
+                s.catalog.update_reject_reason(r.id, &e.reason).await?;
+            }
+        }
+    }
+    s.catalog.delete_rejects(&done).await?;
+    Ok(Json(json!({
+        "replayed": replayed, "stored": stored, "still_rejected": still, "not_replayable": not_replayable,
+    })))
 }

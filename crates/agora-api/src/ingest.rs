@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use agora_ingest::replay::Replay;
 use agora_ingest::{
     Decoded, IngestReport, Source, json, line_protocol, senml, sensor_community, thingsboard,
 };
@@ -106,9 +107,15 @@ pub(crate) async fn write_v1(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, q.p.as_deref(), Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
-    run(&state, Source { name: "http /write", token: Some(&token), ..Default::default() }, decoded)
-        .await
+    let precision = precision(q.precision.as_deref())?;
+    let decoded = line_protocol::decode(&body, precision);
+    let replay = Some(Replay::line_protocol(precision));
+    run(
+        &state,
+        Source { name: "http /write", token: Some(&token), replay, ..Default::default() },
+        decoded,
+    )
+    .await
 }
 
 pub(crate) async fn write_v2(
@@ -119,10 +126,12 @@ pub(crate) async fn write_v2(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let decoded = line_protocol::decode(&body, precision(q.precision.as_deref())?);
+    let precision = precision(q.precision.as_deref())?;
+    let decoded = line_protocol::decode(&body, precision);
+    let replay = Some(Replay::line_protocol(precision));
     run(
         &state,
-        Source { name: "http /api/v2/write", token: Some(&token), ..Default::default() },
+        Source { name: "http /api/v2/write", token: Some(&token), replay, ..Default::default() },
         decoded,
     )
     .await
@@ -142,6 +151,8 @@ pub(crate) async fn observations(
         default_kind: p.kind.as_deref(),
         default_site: p.site.as_deref(),
         default_commune: p.commune.as_deref(),
+        replay: Some(Replay::Json),
+        no_dead_letters: false,
     };
     let decoded = match json::decode(&body) {
         Ok(d) => d,
@@ -167,6 +178,8 @@ pub(crate) async fn senml(
         default_kind: p.kind.as_deref(),
         default_site: p.site.as_deref(),
         default_commune: p.commune.as_deref(),
+        replay: Some(Replay::Senml),
+        no_dead_letters: false,
     };
     let decoded = match senml::decode(&body, state.clock.now()) {
         Ok(d) => d,
@@ -188,14 +201,16 @@ pub(crate) async fn sensor_community(
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let sensor = header("x-sensor").unwrap_or_default();
     let src = Source {
         name: "http /api/v1/push/sensor-community",
         token: Some(&token),
         default_kind: p.kind.as_deref(),
         default_site: p.site.as_deref(),
         default_commune: p.commune.as_deref(),
+        replay: Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
+        no_dead_letters: false,
     };
-    let sensor = header("x-sensor").unwrap_or_default();
     let decoded = match sensor_community::decode(&sensor, header("x-pin").as_deref(), &body) {
         Ok(d) => d,
         Err(reason) => {
@@ -222,8 +237,12 @@ pub(crate) async fn thingsboard_telemetry(
         ))
     })?;
     let body = body_bytes(&state, &headers, body)?;
-    let src =
-        Source { name: "http thingsboard telemetry", token: Some(&token), ..Default::default() };
+    let src = Source {
+        name: "http thingsboard telemetry",
+        token: Some(&token),
+        replay: Some(Replay::ThingsboardDevice(device.to_string())),
+        ..Default::default()
+    };
     let decoded = match thingsboard::decode_device(device.as_str(), &body) {
         Ok(d) => d,
         Err(reason) => {

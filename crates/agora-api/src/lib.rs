@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stats", get(query::stats))
         // Administration.
         .route("/api/v1/rejects", get(admin::rejects))
+        .route("/api/v1/rejects/replay", post(admin::replay_rejects))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         .fallback(admin::not_found)

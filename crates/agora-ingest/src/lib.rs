@@ -16,6 +16,7 @@ pub mod line_protocol;
 pub mod mqtt;
 mod pipeline;
 mod record;
+pub mod replay;
 pub mod senml;
 pub mod sensor_community;
 pub mod thingsboard;

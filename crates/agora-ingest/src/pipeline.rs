@@ -16,6 +16,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::record::{Decoded, LineError};
+use crate::replay::Replay;
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
@@ -57,6 +58,10 @@ pub struct Source<'a> {
     pub default_site: Option<&'a str>,
     /// Commune for auto-registration when records carry none.
     pub default_commune: Option<&'a str>,
+    /// How refused input in this source's own format is decoded again (`None`: not replayable).
+    pub replay: Option<Replay>,
+    /// Do not keep refusals as dead letters (when replaying dead letters).
+    pub no_dead_letters: bool,
 }
 
 /// What happened to a batch.
@@ -174,16 +179,35 @@ impl Pipeline {
             let reg = self.registry.read();
             for rec in decoded.records {
                 let line = rec.line;
-                let reject = |reason: String, raw: String| LineError { line, reason, raw };
+                // Refused records and values are kept as native JSON observations, so that they
+                // can be replayed once the cause is fixed, whatever format they came in.
+                let reject = |reason: String, raw: String| LineError {
+                    line,
+                    reason,
+                    raw,
+                    raw_is_json: true,
+                };
+                let record_json = |time: Option<Timestamp>| {
+                    let values: serde_json::Map<String, serde_json::Value> = rec
+                        .fields
+                        .iter()
+                        .map(|f| {
+                            (f.name.to_string(), serde_json::to_value(&f.value).unwrap_or_default())
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "device": rec.device, "time": time.map(|t| t.to_rfc3339()), "values": values,
+                        "kind": rec.kind, "site": rec.site, "commune": rec.commune,
+                    })
+                    .to_string()
+                };
                 let di = match device_idx.get(rec.device.as_ref()) {
                     Some(&i) => i,
                     None => {
                         let id = match DeviceId::parse(&rec.device) {
                             Ok(id) => id,
                             Err(e) => {
-                                report
-                                    .rejected
-                                    .push(reject(e.to_string(), rec.device.into_owned()));
+                                report.rejected.push(reject(e.to_string(), record_json(rec.time)));
                                 continue;
                             }
                         };
@@ -208,7 +232,7 @@ impl Pipeline {
                             "this token may only write for device {bound}, not {}",
                             devices[di].id
                         ),
-                        rec.device.into_owned(),
+                        record_json(rec.time),
                     ));
                     continue;
                 }
@@ -216,13 +240,20 @@ impl Pipeline {
                 if time > max_time {
                     report.rejected.push(reject(
                         format!("timestamp {time} is in the future (more than {}s ahead of the server clock)", self.cfg.max_future.as_secs()),
-                        format!("{} @ {}", rec.device, time.as_nanos()),
+                        record_json(Some(time)),
                     ));
                     continue;
                 }
                 devices[di].last = devices[di].last.max(time);
-                for f in rec.fields {
-                    let raw = || format!("{} {}={}", rec.device, f.name, f.value);
+                for f in &rec.fields {
+                    let raw = || {
+                        serde_json::json!({
+                            "device": rec.device, "property": f.name, "unit": f.unit,
+                            "value": serde_json::to_value(&f.value).unwrap_or_default(),
+                            "time": time.to_rfc3339(), "kind": rec.kind, "site": rec.site, "commune": rec.commune,
+                        })
+                        .to_string()
+                    };
                     if let Value::Str(s) = &f.value
                         && s.len() > self.cfg.max_string_len
                     {
@@ -242,8 +273,8 @@ impl Pipeline {
                                 line,
                                 time,
                                 f.name.to_string(),
-                                f.value,
-                                f.unit.map(|u| u.into_owned()),
+                                f.value.clone(),
+                                f.unit.as_ref().map(|u| u.to_string()),
                             ));
                         } else {
                             report.rejected.push(reject(
@@ -260,7 +291,11 @@ impl Pipeline {
                             prop: prop_index(&mut props, def),
                             time,
                             value,
-                            source_unit: f.unit.filter(|u| *u != def.unit).map(|u| u.into_owned()),
+                            source_unit: f
+                                .unit
+                                .as_ref()
+                                .filter(|u| **u != def.unit)
+                                .map(|u| u.to_string()),
                         }),
                         Err(e) => {
                             report.rejected.push(reject(format!("field {:?}: {e}", f.name), raw()))
@@ -284,9 +319,12 @@ impl Pipeline {
                         line,
                         reason: format!("field {name:?}: {e}"),
                         raw: name,
+                        raw_is_json: false,
                     }),
                 },
-                Err(reason) => report.rejected.push(LineError { line, reason, raw: name }),
+                Err(reason) => {
+                    report.rejected.push(LineError { line, reason, raw: name, raw_is_json: false })
+                }
             }
         }
 
@@ -303,11 +341,21 @@ impl Pipeline {
             if ids[i].is_some() {
                 continue;
             }
+            let pending_json = |p: &Pending| {
+                let d = &devices[p.device];
+                serde_json::json!({
+                    "device": d.id, "property": props[p.prop].name, "time": p.time.to_rfc3339(),
+                    "value": serde_json::to_value(&p.value).unwrap_or_default(),
+                    "kind": d.kind, "site": d.site, "commune": d.commune,
+                })
+                .to_string()
+            };
             if let Some(reason) = dead_devices.get(&p.device) {
                 report.rejected.push(LineError {
                     line: p.line,
                     reason: reason.clone(),
-                    raw: devices[p.device].id.to_string(),
+                    raw: pending_json(p),
+                    raw_is_json: true,
                 });
                 continue;
             }
@@ -323,7 +371,8 @@ impl Pipeline {
                         report.rejected.push(LineError {
                             line: p.line,
                             reason: reason.clone(),
-                            raw: dev.id.to_string(),
+                            raw: pending_json(p),
+                            raw_is_json: true,
                         });
                         dead_devices.insert(p.device, reason);
                         continue;
@@ -365,7 +414,7 @@ impl Pipeline {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.points_accepted.fetch_add(report.accepted as u64, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
-        if !report.rejected.is_empty() {
+        if !report.rejected.is_empty() && !src.no_dead_letters {
             report.rejected.sort_by_key(|e| e.line);
             tracing::debug!(
                 source = src.name,
@@ -380,6 +429,11 @@ impl Pipeline {
                     line: Some(e.line),
                     reason: e.reason.clone(),
                     raw: e.raw.clone(),
+                    format: if e.raw_is_json {
+                        Some("json".into())
+                    } else {
+                        src.replay.as_ref().map(Replay::encode)
+                    },
                 })
                 .collect();
             if let Err(e) = self.catalog.add_rejects(dead).await {
@@ -397,6 +451,7 @@ impl Pipeline {
             line: None,
             reason: reason.to_owned(),
             raw: String::from_utf8_lossy(raw).into_owned(),
+            format: src.replay.as_ref().map(Replay::encode),
         };
         if let Err(e) = self.catalog.add_rejects(vec![r]).await {
             tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");

@@ -45,6 +45,40 @@ pub struct LineError {
     /// The offending input (for the dead-letter log; not serialized in API answers).
     #[serde(skip)]
     pub raw: String,
+    /// Whether `raw` is a native JSON observation (written by the pipeline) rather than input in
+    /// the source's own format; it decides how the dead letter is replayed.
+    #[serde(skip)]
+    pub raw_is_json: bool,
+}
+
+impl LineError {
+    /// An error about input in the source's format.
+    pub fn new(line: u32, reason: String, raw: String) -> Self {
+        Self { line, reason, raw, raw_is_json: false }
+    }
+}
+
+impl Record<'_> {
+    /// The same record, owning its strings.
+    pub fn into_owned(self) -> Record<'static> {
+        Record {
+            line: self.line,
+            device: Cow::Owned(self.device.into_owned()),
+            kind: self.kind.map(|k| Cow::Owned(k.into_owned())),
+            site: self.site.map(|k| Cow::Owned(k.into_owned())),
+            commune: self.commune.map(|k| Cow::Owned(k.into_owned())),
+            time: self.time,
+            fields: self
+                .fields
+                .into_iter()
+                .map(|f| Field {
+                    name: Cow::Owned(f.name.into_owned()),
+                    value: f.value,
+                    unit: f.unit.map(|u| Cow::Owned(u.into_owned())),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The output of a decoder: what it understood, and what it refused.

@@ -47,6 +47,33 @@ enum Command {
     /// Import data into a running agora.
     #[command(subcommand)]
     Import(Import),
+    /// The dead-letter log of a running agora: rejected input, and its replay once fixed.
+    Rejects {
+        #[command(subcommand)]
+        action: Rejects,
+        /// agora's URL.
+        #[arg(long, env = "AGORA_URL", default_value = "http://127.0.0.1:8080", global = true)]
+        url: String,
+        /// An admin token.
+        #[arg(long, env = "AGORA_TOKEN", global = true)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Rejects {
+    /// The most recent dead letters.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Decode dead letters again and store what now passes.
+    Replay {
+        /// Only these ids (default: the most recent 1,000).
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +185,52 @@ async fn main() -> anyhow::Result<()> {
             server.shutdown().await
         }
         Command::Bench(args) => agora::bench::run(args).await,
+        Command::Rejects { action, url, token } => {
+            let token = token.context("give an admin token with --token or AGORA_TOKEN")?;
+            let client = reqwest::Client::new();
+            let base = url.trim_end_matches('/');
+            let resp = match action {
+                Rejects::List { limit } => {
+                    client.get(format!("{base}/api/v1/rejects?limit={limit}"))
+                }
+                Rejects::Replay { ids } => {
+                    let body = if ids.is_empty() {
+                        serde_json::json!({})
+                    } else {
+                        serde_json::json!({ "ids": ids })
+                    };
+                    client.post(format!("{base}/api/v1/rejects/replay")).json(&body)
+                }
+            }
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            anyhow::ensure!(
+                status.is_success(),
+                "agora answered {status}: {}",
+                body["detail"].as_str().unwrap_or("")
+            );
+            match body["rejects"].as_array() {
+                Some(list) => {
+                    for r in list {
+                        say!(
+                            "#{} {} {} line {}: {}\n    {}",
+                            r["id"],
+                            r["received_at"].as_str().unwrap_or(""),
+                            r["source"].as_str().unwrap_or(""),
+                            r["line"],
+                            r["reason"].as_str().unwrap_or(""),
+                            r["raw"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                None => say!("{body}"),
+            }
+            Ok(())
+        }
         Command::Import(Import::Csv(args)) => {
             let s = agora::import::run(args).await?;
             say!("imported {} rows: {} points stored, {} rejected", s.rows, s.stored, s.rejected);

@@ -229,12 +229,15 @@ impl<R: Read> CsvReader<R> {
                     line,
                     reason: format!("unreadable row: {e}"),
                     raw: String::new(),
+                    raw_is_json: false,
                 }));
             }
         };
         let line = row.position().map_or(0, |p| p.line() as u32);
         let raw = row.iter().collect::<Vec<_>>().join(",");
-        let err = |reason: String| Some(Err(LineError { line, reason, raw: raw.clone() }));
+        let err = |reason: String| {
+            Some(Err(LineError { line, reason, raw: raw.clone(), raw_is_json: false }))
+        };
         let device = match (self.device_idx, &self.mapping.device) {
             (Some(i), _) => match row.get(i).filter(|d| !d.is_empty()) {
                 Some(d) => d.to_owned(),

@@ -1,5 +1,5 @@
 //! agora's native JSON batch (`POST /api/v1/observations`). The body is an array, or an object
-//! with an `observations` array, of items of either shape:
+//! with an `observations` array, of items of either shape (a single item alone works too):
 //!
 //! ```json
 //! {"device": "aq-1", "property": "no2", "value": 21.5, "unit": "ppb", "time": "2026-01-01T00:00:00Z"}
@@ -22,6 +22,8 @@ pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let items = match doc {
         Json::Array(a) => a,
+        // A single observation is a batch of one.
+        Json::Object(o) if o.contains_key("device") => vec![Json::Object(o)],
         Json::Object(mut o) => match o.remove("observations") {
             Some(Json::Array(a)) => a,
             _ => return Err(
@@ -36,7 +38,12 @@ pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
         let line = (i + 1) as u32;
         match decode_item(item, line) {
             Ok(r) => out.records.push(r),
-            Err(reason) => out.errors.push(LineError { line, reason, raw: item.to_string() }),
+            Err(reason) => out.errors.push(LineError {
+                line,
+                reason,
+                raw: item.to_string(),
+                raw_is_json: false,
+            }),
         }
     }
     Ok(out)

@@ -33,6 +33,7 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
             line: n,
             reason,
             raw: String::from_utf8_lossy(raw).into_owned(),
+            raw_is_json: false,
         };
         let Ok(text) = std::str::from_utf8(raw) else {
             out.errors.push(err("line is not valid UTF-8".into()));

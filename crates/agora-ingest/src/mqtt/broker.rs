@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::replay::Replay;
 use crate::{Pipeline, Source, thingsboard};
 
 /// Largest accepted packet.
@@ -218,7 +219,17 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publis
             }
             Err(reason) => {
                 let name = format!("mqtt {topic}");
-                let src = Source { name: &name, token: Some(token), ..Default::default() };
+                let replay = match parts.as_slice() {
+                    ["agora", device, "telemetry"] => {
+                        Some(Replay::ThingsboardDevice((*device).to_owned()))
+                    }
+                    ["v1", "devices", "me", "telemetry"] => {
+                        token.device.as_ref().map(|d| Replay::ThingsboardDevice(d.to_string()))
+                    }
+                    ["v1", "gateway", "telemetry"] => Some(Replay::ThingsboardGateway),
+                    _ => None,
+                };
+                let src = Source { name: &name, token: Some(token), replay, ..Default::default() };
                 pipeline.reject_whole(&src, &reason, &p.payload).await;
             }
         }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::chirpstack::{self, ByteField};
 use crate::record::Decoded;
+use crate::replay::Replay;
 use crate::{Pipeline, Source, line_protocol, senml, thingsboard};
 
 /// The payload format of a subscription.
@@ -148,6 +149,20 @@ pub fn decode(
     })
 }
 
+/// How a message of this format on this topic is decoded again from the dead-letter log.
+fn replay_of(format: Format, topic: &str) -> Option<Replay> {
+    Some(match format {
+        Format::Chirpstack => Replay::Chirpstack(topic.to_owned()),
+        Format::ThingsboardGateway => Replay::ThingsboardGateway,
+        Format::AgoraJson => match topic.split('/').collect::<Vec<_>>().as_slice() {
+            [_, device, "telemetry"] => Replay::ThingsboardDevice((*device).to_owned()),
+            _ => return None,
+        },
+        Format::Senml => Replay::Senml,
+        Format::LineProtocol => Replay::line_protocol(Precision::Nanoseconds),
+    })
+}
+
 /// Aborts a task when dropped (the batch writer dies with its subscription).
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -263,7 +278,11 @@ async fn handle_batch(
             }
             Err(reason) => {
                 let one = format!("mqtt {} {}", sub.name, p.topic);
-                let src = Source { name: &one, ..Default::default() };
+                let src = Source {
+                    name: &one,
+                    replay: replay_of(sub.format, &p.topic),
+                    ..Default::default()
+                };
                 pipeline.reject_whole(&src, &reason, &p.payload).await;
             }
         }

@@ -24,7 +24,12 @@ pub fn decode(body: &[u8], now: Timestamp) -> Result<Decoded<'static>, String> {
         let line = (i + 1) as u32;
         match decode_record(rec, &mut base, now) {
             Ok(r) => out.records.push(Record { line, ..r }),
-            Err(reason) => out.errors.push(LineError { line, reason, raw: rec.to_string() }),
+            Err(reason) => out.errors.push(LineError {
+                line,
+                reason,
+                raw: rec.to_string(),
+                raw_is_json: false,
+            }),
         }
     }
     Ok(out)

@@ -48,7 +48,9 @@ pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'s
         match field(v) {
             Ok(Some(f)) => fields.push(f),
             Ok(None) => {}
-            Err(reason) => out.errors.push(LineError { line, reason, raw: v.to_string() }),
+            Err(reason) => {
+                out.errors.push(LineError { line, reason, raw: v.to_string(), raw_is_json: false })
+            }
         }
     }
     if !fields.is_empty() {

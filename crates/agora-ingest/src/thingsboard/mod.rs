@@ -75,7 +75,9 @@ pub fn decode_device(device: &str, payload: &[u8]) -> Result<Decoded<'static>, S
         let line = (i + 1) as u32;
         match entry(device, v, line) {
             Ok(r) => out.records.push(r),
-            Err(reason) => out.errors.push(LineError { line, reason, raw: v.to_string() }),
+            Err(reason) => {
+                out.errors.push(LineError { line, reason, raw: v.to_string(), raw_is_json: false })
+            }
         }
     }
     Ok(out)
@@ -104,6 +106,7 @@ pub fn decode_gateway(payload: &[u8]) -> Result<Decoded<'static>, String> {
                     line,
                     reason: format!("device {name:?}: {reason}"),
                     raw: v.to_string(),
+                    raw_is_json: false,
                 }),
             }
         }

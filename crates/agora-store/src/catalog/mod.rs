@@ -158,8 +158,12 @@ pub struct Reject {
     pub line: Option<u32>,
     /// Why it was refused.
     pub reason: String,
-    /// The offending input (truncated to 4 KiB).
+    /// The offending input (truncated to 64 KiB).
     pub raw: String,
+    /// How to decode `raw` again (see `agora_ingest::replay`), when it can be replayed.
+    pub format: Option<String>,
+    /// Whether `raw` was cut to fit, which makes it not replayable.
+    pub truncated: bool,
 }
 
 /// A reject to record.
@@ -173,6 +177,8 @@ pub struct NewReject {
     pub reason: String,
     /// The offending input.
     pub raw: String,
+    /// How to decode `raw` again, when it can be replayed.
+    pub format: Option<String>,
 }
 
 /// Which devices to list.
@@ -263,4 +269,10 @@ pub trait Catalog: Send + Sync + Debug {
     async fn add_rejects(&self, r: Vec<NewReject>) -> Result<()>;
     /// The most recent rejects, newest first.
     async fn rejects(&self, limit: u32) -> Result<Vec<Reject>>;
+    /// Some rejects by id.
+    async fn rejects_by_id(&self, ids: &[i64]) -> Result<Vec<Reject>>;
+    /// Forget rejects (replayed successfully).
+    async fn delete_rejects(&self, ids: &[i64]) -> Result<()>;
+    /// Record a new reason for a reject that failed again.
+    async fn update_reject_reason(&self, id: i64, reason: &str) -> Result<()>;
 }

@@ -25,19 +25,18 @@ use crate::error::{Error, Result};
 
 /// Dead letters kept at most; older ones are dropped first.
 const MAX_REJECTS: i64 = 10_000;
-/// Bytes of an offending input kept in a dead letter.
-const MAX_REJECT_RAW: usize = 4096;
+/// Bytes of an offending input kept in a dead letter; a longer one is cut and not replayable.
+const MAX_REJECT_RAW: usize = 64 << 10;
 
 fn migrator() -> Migrator {
     let m = |v, d: &'static str, sql: &'static str| {
         Migration::new(v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false)
     };
     Migrator {
-        migrations: Cow::Owned(vec![m(
-            1,
-            "catalog",
-            include_str!("../../migrations/0001_catalog.sql"),
-        )]),
+        migrations: Cow::Owned(vec![
+            m(1, "catalog", include_str!("../../migrations/0001_catalog.sql")),
+            m(2, "reject replay", include_str!("../../migrations/0002_reject_replay.sql")),
+        ]),
         ..Migrator::DEFAULT
     }
 }
@@ -513,21 +512,26 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.pool.begin().await?;
         for r in rejects {
             let mut raw = r.raw;
-            if raw.len() > MAX_REJECT_RAW {
+            let truncated = raw.len() > MAX_REJECT_RAW;
+            if truncated {
                 let mut end = MAX_REJECT_RAW;
                 while !raw.is_char_boundary(end) {
                     end -= 1;
                 }
                 raw.truncate(end);
             }
-            sqlx::query("INSERT INTO rejects (received_at, source, line, reason, raw) VALUES (?, ?, ?, ?, ?)")
-                .bind(t)
-                .bind(&r.source)
-                .bind(r.line.map(i64::from))
-                .bind(&r.reason)
-                .bind(raw)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO rejects (received_at, source, line, reason, raw, format, truncated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(t)
+            .bind(&r.source)
+            .bind(r.line.map(i64::from))
+            .bind(&r.reason)
+            .bind(raw)
+            .bind(&r.format)
+            .bind(i64::from(truncated))
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM rejects) - ?")
             .bind(MAX_REJECTS)
@@ -538,23 +542,61 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn rejects(&self, limit: u32) -> Result<Vec<Reject>> {
-        let rows = sqlx::query("SELECT id, received_at, source, line, reason, raw FROM rejects ORDER BY id DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Reject {
-                    id: r.try_get("id")?,
-                    received_at: Timestamp::from_nanos(r.try_get("received_at")?),
-                    source: r.try_get("source")?,
-                    line: r.try_get::<Option<i64>, _>("line")?.map(|l| l as u32),
-                    reason: r.try_get("reason")?,
-                    raw: r.try_get("raw")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(
+            "SELECT id, received_at, source, line, reason, raw, format, truncated FROM rejects ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reject_of).collect()
     }
+
+    async fn rejects_by_id(&self, ids: &[i64]) -> Result<Vec<Reject>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT id, received_at, source, line, reason, raw, format, truncated FROM rejects WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                out.push(reject_of(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_rejects(&self, ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM rejects WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_reject_reason(&self, id: i64, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE rejects SET reason = ? WHERE id = ?")
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn reject_of(r: &sqlx::sqlite::SqliteRow) -> Result<Reject> {
+    Ok(Reject {
+        id: r.try_get("id")?,
+        received_at: Timestamp::from_nanos(r.try_get("received_at")?),
+        source: r.try_get("source")?,
+        line: r.try_get::<Option<i64>, _>("line")?.map(|l| l as u32),
+        reason: r.try_get("reason")?,
+        raw: r.try_get("raw")?,
+        format: r.try_get("format")?,
+        truncated: r.try_get::<i64, _>("truncated")? != 0,
+    })
 }
 
 impl FromStr for Scope {

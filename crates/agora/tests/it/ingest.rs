@@ -254,3 +254,72 @@ async fn unknown_site_for_a_new_device_is_refused_by_name() {
     let b: Value = problem(r, 400, "partial_write").await;
     assert!(b["rejected"][0]["reason"].as_str().unwrap().contains("unknown site \"nowhere\""));
 }
+
+#[tokio::test]
+async fn dead_letters_are_replayed_once_the_cause_is_fixed() {
+    let app = TestApp::spawn_with(|c| c.ingest.auto_register_devices = false).await;
+    // An unknown device (refused until declared), a line that will never parse, garbage JSON.
+    let body = format!("noise,device=n-7 laeq=51.5 {T}\nnoise,device=n-7 laeq=oops {T}");
+    let r =
+        app.post("/api/v2/write?precision=s").bearer_auth(ADMIN).body(body).send().await.unwrap();
+    problem(r, 400, "partial_write").await;
+    let r = app.post("/api/v1/observations").bearer_auth(ADMIN).body("{nope").send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+    let before = app.get_json("/api/v1/rejects").await;
+    assert_eq!(before["count"], 3);
+    let formats: Vec<String> = before["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["format"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(formats, ["json", "line_protocol:s", "json"], "{before}");
+
+    // Nothing changed yet: replaying leaves all three.
+    let r: Value = app
+        .post("/api/v1/rejects/replay")
+        .bearer_auth(ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"replayed": 0, "stored": 0, "still_rejected": 3, "not_replayable": 0}));
+
+    // Declare the device, replay: its point is stored and leaves the log; the others stay.
+    let dev = json!({"id": "n-7", "kind": "noise", "site": "hotel-de-ville"});
+    assert_eq!(
+        app.post("/api/v1/devices").bearer_auth(ADMIN).json(&dev).send().await.unwrap().status(),
+        201
+    );
+    let r: Value = app
+        .post("/api/v1/rejects/replay")
+        .bearer_auth(ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        json!({"replayed": 1, "stored": 1, "still_rejected": 2, "not_replayable": 0}),
+        "{}",
+        app.get_json("/api/v1/rejects").await
+    );
+    assert_eq!(app.values("n-7", "laeq", T, T + 1).await[0].1, json!(51.5));
+    let after = app.get_json("/api/v1/rejects").await;
+    assert_eq!(after["count"], 2);
+    assert!(
+        after["rejects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["raw"] != before["rejects"][2]["raw"] || r["format"] != "json")
+    );
+    let r = app.post("/api/v1/rejects/replay").send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
+}
