@@ -322,3 +322,44 @@ async fn devices_publish_to_agoras_own_mqtt_endpoint() {
     let read = app.token("read", None).await;
     assert!(!publish_to(port, &read, "agora/noise-9/telemetry", "{\"laeq\": 1}").await);
 }
+
+#[tokio::test]
+async fn two_nodes_split_one_stream_with_a_shared_subscription() {
+    let broker = Mosquitto::start();
+    let sub = |id: &str| Subscription {
+        client_id: Some(format!("agora-{id}-{}", broker.port)),
+        ..broker.subscription(Format::AgoraJson, &["$share/agora/agora/+/telemetry"])
+    };
+    let (s1, s2) = (sub("node1"), sub("node2"));
+    let a = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![s1]).await;
+    let b = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![s2]).await;
+    let count = async |app: &TestApp| -> u64 {
+        app.get_json("/api/v1/stats").await["points"].as_u64().unwrap()
+    };
+    // Wait until both nodes have joined the group (each has received something).
+    let mut sent = 0i64;
+    assert!(
+        eventually(async || {
+            sent += 1;
+            broker.publish(
+                &format!("agora/d-{sent}/telemetry"),
+                &json!({"ts": (T + sent) * 1000, "values": {"laeq": 50}}).to_string(),
+            );
+            count(&a).await > 0 && count(&b).await > 0
+        })
+        .await,
+        "both nodes receive part of the stream"
+    );
+    for _ in 0..40 {
+        sent += 1;
+        broker.publish(
+            &format!("agora/d-{sent}/telemetry"),
+            &json!({"ts": (T + sent) * 1000, "values": {"laeq": 50}}).to_string(),
+        );
+    }
+    assert!(eventually(async || count(&a).await + count(&b).await == sent as u64).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (na, nb) = (count(&a).await, count(&b).await);
+    assert_eq!(na + nb, sent as u64, "each message stored once, by one node");
+    assert!(na > 0 && nb > 0);
+}
