@@ -304,8 +304,35 @@ struct Bucket {
     count: u64,
 }
 
-fn buckets(aggs: &[(Timestamp, Agg)], f: AggFn) -> Vec<Bucket> {
-    aggs.iter().map(|(t, a)| Bucket { time: *t, value: num(a.value(f)), count: a.count }).collect()
+/// Buckets' values; for sound levels (`energy`), `sum` holds Σ 10^(L/10) and the mean is the
+/// equivalent level 10·log10(Σ/n).
+fn buckets(aggs: &[(Timestamp, Agg)], f: AggFn, energy: bool) -> Vec<Bucket> {
+    aggs.iter()
+        .map(|(t, a)| {
+            let v = match (energy, f) {
+                (true, AggFn::Mean) => 10.0 * (a.sum / a.count as f64).log10(),
+                (true, AggFn::Sum) => 10.0 * a.sum.log10(),
+                _ => a.value(f),
+            };
+            Bucket { time: *t, value: num(v), count: a.count }
+        })
+        .collect()
+}
+
+/// Summaries of one series: energy sums for sound levels when a mean or sum is asked.
+async fn summaries(
+    s: &AppState,
+    id: SeriesId,
+    from: Timestamp,
+    to: Timestamp,
+    every: Duration,
+    energy: bool,
+) -> ApiResult<Vec<(Timestamp, Agg)>> {
+    Ok(if energy {
+        s.store.aggregate_energy(id, from, to, every).await?
+    } else {
+        s.store.aggregate(id, from, to, every).await?
+    })
 }
 
 pub(crate) async fn aggregate(
@@ -328,14 +355,20 @@ pub(crate) async fn aggregate(
             "{n_buckets} buckets requested: at most 100000, use a larger every"
         )));
     }
-    let head = json!({"property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"), "from": from, "to": to});
+    // Sound levels are averaged as energy, never arithmetically (LAeq,T).
+    let energy = matches!(f, AggFn::Mean | AggFn::Sum)
+        && s.pipeline.unit_of(&property).as_deref() == Some("dB");
+    let head = json!({
+        "property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"),
+        "from": from, "to": to, "averaging": if energy { "energy" } else { "arithmetic" },
+    });
     match (&p.device, &p.group_by) {
         (Some(d), None) => {
             let info = series_of(&s, d, &property)?;
-            let aggs = s.store.aggregate(info.id, from, to, every).await?;
+            let aggs = summaries(&s, info.id, from, to, every, energy).await?;
             let mut out = head;
             out["unit"] = json!(info.unit);
-            out["series"] = json!([{ "device": info.device, "points": buckets(&aggs, f) }]);
+            out["series"] = json!([{ "device": info.device, "points": buckets(&aggs, f, energy) }]);
             Ok(Json(out))
         }
         (None, Some(g)) => {
@@ -372,7 +405,7 @@ pub(crate) async fn aggregate(
                 if unit.is_none() {
                     unit = s.catalog.series_info(id).map(|i| i.unit);
                 }
-                let aggs = s.store.aggregate(id, from, to, every).await?;
+                let aggs = summaries(&s, id, from, to, every, energy).await?;
                 let g = groups.entry(k).or_default();
                 g.0 += 1;
                 for (t, a) in aggs {
@@ -383,7 +416,7 @@ pub(crate) async fn aggregate(
                 .into_iter()
                 .map(|(k, (n, b))| {
                     let aggs: Vec<(Timestamp, Agg)> = b.into_iter().collect();
-                    json!({"group": k, "devices": n, "points": buckets(&aggs, f)})
+                    json!({"group": k, "devices": n, "points": buckets(&aggs, f, energy)})
                 })
                 .collect();
             let mut out = head;

@@ -155,6 +155,11 @@ impl Pipeline {
         self.registry.read().all().into_iter().cloned().collect()
     }
 
+    /// The canonical unit of a property or alias, if known.
+    pub fn unit_of(&self, name: &str) -> Option<String> {
+        self.registry.read().resolve(name).map(|d| d.unit.clone())
+    }
+
     /// The canonical name of a property or alias, if known.
     pub fn canonical_property(&self, name: &str) -> Option<String> {
         self.registry.read().resolve(name).map(|d| d.name.to_string())

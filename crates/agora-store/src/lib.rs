@@ -36,6 +36,14 @@ pub trait SeriesStore: Send + Sync + Debug {
         to: Timestamp,
         every: Duration,
     ) -> Result<Vec<(Timestamp, Agg)>>;
+    /// Like `aggregate`, for sound levels: each bucket's `sum` is Σ 10^(L/10) (energy averaging).
+    async fn aggregate_energy(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        every: Duration,
+    ) -> Result<Vec<(Timestamp, Agg)>>;
     /// The latest point of each series.
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
     /// What the store holds.
@@ -81,6 +89,19 @@ impl SeriesStore for std::sync::Arc<Engine> {
         let (f, t) = (from.as_nanos(), to.as_nanos());
         let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
         let v = blocking(move || Engine::aggregate(&e, s, f, t, every)).await?;
+        Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
+    }
+    async fn aggregate_energy(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        every: Duration,
+    ) -> Result<Vec<(Timestamp, Agg)>> {
+        let e = self.clone();
+        let (f, t) = (from.as_nanos(), to.as_nanos());
+        let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
+        let v = blocking(move || Engine::aggregate_energy(&e, s, f, t, every)).await?;
         Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
     }
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>> {

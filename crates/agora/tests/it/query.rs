@@ -233,3 +233,29 @@ async fn device_status_online_offline_never_seen() {
             > 86_400
     );
 }
+
+#[tokio::test]
+async fn sound_levels_are_averaged_as_energy() {
+    let app = TestApp::spawn().await;
+    app.write(&format!(
+        "noise,device=n-1,site=hotel-de-ville laeq=50 {T}\nnoise,device=n-1 laeq=70 {}",
+        T + 60
+    ))
+    .await;
+    let q = format!("/api/v1/aggregate?device=n-1&property=laeq&from={T}&to={}&every=1h", T + 3600);
+    let b = app.get_json(&q).await;
+    assert_eq!(b["averaging"], "energy");
+    let v = b["series"][0]["points"][0]["value"].as_f64().unwrap();
+    // 10·log10((10^5 + 10^7) / 2) = 67.03 dB, where the arithmetic mean would say 60.
+    assert!((v - 67.0329).abs() < 1e-3, "{v}");
+    let max = app.get_json(&format!("{q}&fn=max")).await;
+    assert_eq!(max["series"][0]["points"][0]["value"], 70.0);
+    assert_eq!(max["averaging"], "arithmetic");
+    let g = app
+        .get_json(&format!(
+            "/api/v1/aggregate?group_by=site&property=laeq&from={T}&to={}&every=1h",
+            T + 3600
+        ))
+        .await;
+    assert!((g["series"][0]["points"][0]["value"].as_f64().unwrap() - 67.0329).abs() < 1e-3);
+}
