@@ -94,6 +94,22 @@ fn answer(report: IngestReport) -> ApiResult<Response> {
     Err(ApiError::PartialWrite { accepted: report.accepted, rejected: report.rejected })
 }
 
+/// Store what a decoder made of a body; a body it refused whole is kept as a dead letter.
+async fn decode_and_run(
+    state: &AppState,
+    src: Source<'_>,
+    body: &[u8],
+    decoded: Result<Decoded<'_>, String>,
+) -> ApiResult<Response> {
+    match decoded {
+        Ok(d) => run(state, src, d).await,
+        Err(reason) => {
+            state.pipeline.reject_whole(&src, &reason, body).await;
+            Err(ApiError::BadRequest(reason))
+        }
+    }
+}
+
 async fn run(state: &AppState, src: Source<'_>, decoded: Decoded<'_>) -> ApiResult<Response> {
     let report = state.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;
     answer(report)
@@ -154,14 +170,8 @@ pub(crate) async fn observations(
         replay: Some(Replay::Json),
         no_dead_letters: false,
     };
-    let decoded = match json::decode(&body) {
-        Ok(d) => d,
-        Err(reason) => {
-            state.pipeline.reject_whole(&src, &reason, &body).await;
-            return Err(ApiError::BadRequest(reason));
-        }
-    };
-    run(&state, src, decoded).await
+    let decoded = json::decode(&body);
+    decode_and_run(&state, src, &body, decoded).await
 }
 
 pub(crate) async fn senml(
@@ -181,14 +191,8 @@ pub(crate) async fn senml(
         replay: Some(Replay::Senml),
         no_dead_letters: false,
     };
-    let decoded = match senml::decode(&body, state.clock.now()) {
-        Ok(d) => d,
-        Err(reason) => {
-            state.pipeline.reject_whole(&src, &reason, &body).await;
-            return Err(ApiError::BadRequest(reason));
-        }
-    };
-    run(&state, src, decoded).await
+    let decoded = senml::decode(&body, state.clock.now());
+    decode_and_run(&state, src, &body, decoded).await
 }
 
 /// `POST /api/v1/push/sensor-community`: the Sensor.Community firmware's API push.
@@ -211,14 +215,8 @@ pub(crate) async fn sensor_community(
         replay: Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
         no_dead_letters: false,
     };
-    let decoded = match sensor_community::decode(&sensor, header("x-pin").as_deref(), &body) {
-        Ok(d) => d,
-        Err(reason) => {
-            state.pipeline.reject_whole(&src, &reason, &body).await;
-            return Err(ApiError::BadRequest(reason));
-        }
-    };
-    run(&state, src, decoded).await
+    let decoded = sensor_community::decode(&sensor, header("x-pin").as_deref(), &body);
+    decode_and_run(&state, src, &body, decoded).await
 }
 
 /// `POST /api/v1/{token}/telemetry`: ThingsBoard's HTTP device API. The access token in the path
@@ -243,14 +241,8 @@ pub(crate) async fn thingsboard_telemetry(
         replay: Some(Replay::ThingsboardDevice(device.to_string())),
         ..Default::default()
     };
-    let decoded = match thingsboard::decode_device(device.as_str(), &body) {
-        Ok(d) => d,
-        Err(reason) => {
-            state.pipeline.reject_whole(&src, &reason, &body).await;
-            return Err(ApiError::BadRequest(reason));
-        }
-    };
-    run(&state, src, decoded).await
+    let decoded = thingsboard::decode_device(device.as_str(), &body);
+    decode_and_run(&state, src, &body, decoded).await
 }
 
 /// Query of `POST /api/v1/import/csv`.

@@ -85,11 +85,7 @@ impl SeriesStore for std::sync::Arc<Engine> {
         to: Timestamp,
         every: Duration,
     ) -> Result<Vec<(Timestamp, Agg)>> {
-        let e = self.clone();
-        let (f, t) = (from.as_nanos(), to.as_nanos());
-        let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
-        let v = blocking(move || Engine::aggregate(&e, s, f, t, every)).await?;
-        Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
+        summaries(self, s, from, to, every, Engine::aggregate).await
     }
     async fn aggregate_energy(
         &self,
@@ -98,11 +94,7 @@ impl SeriesStore for std::sync::Arc<Engine> {
         to: Timestamp,
         every: Duration,
     ) -> Result<Vec<(Timestamp, Agg)>> {
-        let e = self.clone();
-        let (f, t) = (from.as_nanos(), to.as_nanos());
-        let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
-        let v = blocking(move || Engine::aggregate_energy(&e, s, f, t, every)).await?;
-        Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
+        summaries(self, s, from, to, every, Engine::aggregate_energy).await
     }
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>> {
         Engine::latest(self, series)
@@ -140,6 +132,22 @@ impl SeriesStore for std::sync::Arc<Engine> {
         let e = self.clone();
         blocking(move || Engine::close(&e)).await
     }
+}
+
+/// Run one of the engine's bucketed summaries on a blocking thread, converting times.
+async fn summaries(
+    e: &std::sync::Arc<Engine>,
+    s: SeriesId,
+    from: Timestamp,
+    to: Timestamp,
+    every: Duration,
+    f: fn(&Engine, SeriesId, i64, i64, i64) -> Result<Vec<(i64, Agg)>>,
+) -> Result<Vec<(Timestamp, Agg)>> {
+    let e = e.clone();
+    let (from, to) = (from.as_nanos(), to.as_nanos());
+    let every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX);
+    let v = blocking(move || f(&e, s, from, to, every)).await?;
+    Ok(v.into_iter().map(|(t, a)| (Timestamp::from_nanos(t), a)).collect())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

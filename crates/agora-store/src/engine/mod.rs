@@ -436,21 +436,13 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut out: Vec<(i64, Agg)> = Vec::new();
-        let mut add = |t: i64, a: &Agg| {
-            let b = t.div_euclid(every) * every;
-            match out.last_mut() {
-                Some((bb, acc)) if *bb == b => acc.merge(a),
-                _ => out.push((b, *a)),
-            }
-        };
         if every % HOUR_NS == 0 {
             for (h, a) in self.hourly(s.0, from, to)? {
-                add(h, &a);
+                add_to_bucket(&mut out, every, h, &a);
             }
         } else if let Some(p) = self.merged(s.0, from, to)? {
             for (i, &t) in p.ts.iter().enumerate() {
-                let v = p.col.num(i);
-                add(t, &Agg::one(t, v));
+                add_to_bucket(&mut out, every, t, &Agg::one(t, p.col.num(i)));
             }
         }
         Ok(out)
@@ -476,11 +468,7 @@ impl Engine {
                 let level = p.col.num(i);
                 let mut a = Agg::one(t, level);
                 a.sum = 10f64.powf(level / 10.0);
-                let b = t.div_euclid(every) * every;
-                match out.last_mut() {
-                    Some((bb, acc)) if *bb == b => acc.merge(&a),
-                    _ => out.push((b, a)),
-                }
+                add_to_bucket(&mut out, every, t, &a);
             }
         }
         Ok(out)
@@ -811,6 +799,16 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Merge a summary into the bucket of `every` (aligned on the epoch) holding `t`; buckets are
+/// filled in time order.
+fn add_to_bucket(out: &mut Vec<(i64, Agg)>, every: i64, t: i64, a: &Agg) {
+    let b = t.div_euclid(every) * every;
+    match out.last_mut() {
+        Some((bb, acc)) if *bb == b => acc.merge(a),
+        _ => out.push((b, *a)),
     }
 }
 
