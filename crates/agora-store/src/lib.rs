@@ -134,6 +134,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
     }
 }
 
+/// One of the engine's bucketed summaries: (series, from, to, every) in nanoseconds.
+type SummaryFn = fn(&Engine, SeriesId, i64, i64, i64) -> Result<Vec<(i64, Agg)>>;
+
 /// Run one of the engine's bucketed summaries on a blocking thread, converting times.
 async fn summaries(
     e: &std::sync::Arc<Engine>,
@@ -141,7 +144,7 @@ async fn summaries(
     from: Timestamp,
     to: Timestamp,
     every: Duration,
-    f: fn(&Engine, SeriesId, i64, i64, i64) -> Result<Vec<(i64, Agg)>>,
+    f: SummaryFn,
 ) -> Result<Vec<(Timestamp, Agg)>> {
     let e = e.clone();
     let (from, to) = (from.as_nanos(), to.as_nanos());
