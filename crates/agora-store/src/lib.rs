@@ -20,6 +20,17 @@ pub use error::{Error, Result};
 pub trait SeriesStore: Send + Sync + Debug {
     /// Write points; returns once they are durable.
     async fn write(&self, points: Vec<(SeriesId, Timestamp, Value)>) -> Result<()>;
+    /// Write points with quality flags (`agora_model::quality`); returns once they are durable.
+    /// Flagged points are kept, but left out of reads and summaries unless asked for.
+    async fn write_flagged(&self, points: Vec<(SeriesId, Timestamp, Value, u8)>) -> Result<()>;
+    /// Raw points with their quality flags, flagged ones included.
+    async fn read_with_flags(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, Value, u8)>>;
     /// Raw points with `from <= t < to`, oldest first, at most `limit`.
     async fn read(
         &self,
@@ -63,8 +74,24 @@ pub trait SeriesStore: Send + Sync + Debug {
 #[async_trait]
 impl SeriesStore for std::sync::Arc<Engine> {
     async fn write(&self, points: Vec<(SeriesId, Timestamp, Value)>) -> Result<()> {
-        let pts = points.into_iter().map(|(s, t, v)| (s, t.as_nanos(), v)).collect();
+        let pts = points.into_iter().map(|(s, t, v)| (s, t.as_nanos(), v, 0)).collect();
         Engine::write(self, pts).await
+    }
+    async fn write_flagged(&self, points: Vec<(SeriesId, Timestamp, Value, u8)>) -> Result<()> {
+        let pts = points.into_iter().map(|(s, t, v, f)| (s, t.as_nanos(), v, f)).collect();
+        Engine::write(self, pts).await
+    }
+    async fn read_with_flags(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, Value, u8)>> {
+        let e = self.clone();
+        let (f, t) = (from.as_nanos(), to.as_nanos());
+        let v = blocking(move || Engine::read_with_flags(&e, s, f, t, limit)).await?;
+        Ok(v.into_iter().map(|(t, v, q)| (Timestamp::from_nanos(t), v, q)).collect())
     }
     async fn read(
         &self,

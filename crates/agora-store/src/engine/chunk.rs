@@ -8,6 +8,7 @@
 //!           blob rollup_i64 (counts, first offsets, last offsets: column-major, pco)
 //!           blob rollup_f64 (mins, maxes, sums, firsts, lasts: column-major, pco)
 //! [raw] blob timestamps (pco i64) | values (per kind, see `encode_values`)
+//! [quality] u32 n | n × (u32 point index, u8 flags): the flagged points only
 //! u32 crc32 of everything before
 //! ```
 //! A blob is `u32 length` then bytes. Rollups are stored for dense series (flag bit 1) and always
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 
 const FLAG_RAW: u8 = 1;
 const FLAG_ROLLUPS: u8 = 2;
+const FLAG_QUALITY: u8 = 4;
 /// Rollups are stored only for series averaging at least this many points per hour: for sparser
 /// series they would cost more than the points, and summarizing a day of them on read is cheap.
 const DENSE_POINTS_PER_HOUR: usize = 8;
@@ -54,6 +56,10 @@ fn codec_err(e: impl std::fmt::Display) -> Error {
 /// Compute hourly rollups of sorted points that all lie in `window`.
 pub(crate) fn hourly_of(points: &Points, window: i64) -> Hourly {
     let mut out: Hourly = Vec::new();
+    // Rollups summarize good data only: points flagged by quality checks are left out.
+    if points.flags.iter().any(|&f| f != 0) {
+        return hourly_of(&points.clone().without_flagged(), window);
+    }
     if points.col.kind() == ValueKind::String {
         // Strings have no numeric summary; keep counts so coverage and "count" queries still work.
         for &t in &points.ts {
@@ -129,8 +135,14 @@ pub(crate) fn encode(
         ),
     };
     out.push(kind.tag());
-    let flags =
-        if points.is_some() { FLAG_RAW } else { 0 } | if with_rollups { FLAG_ROLLUPS } else { 0 };
+    let flagged: Vec<(u32, u8)> = points
+        .map(|p| {
+            p.flags.iter().enumerate().filter(|f| *f.1 != 0).map(|(i, &f)| (i as u32, f)).collect()
+        })
+        .unwrap_or_default();
+    let flags = if points.is_some() { FLAG_RAW } else { 0 }
+        | if with_rollups { FLAG_ROLLUPS } else { 0 }
+        | if flagged.is_empty() { 0 } else { FLAG_QUALITY };
     out.push(flags);
     out.extend_from_slice(&(count.min(u32::MAX as u64) as u32).to_le_bytes());
     out.extend_from_slice(&min_ts.to_le_bytes());
@@ -190,6 +202,13 @@ pub(crate) fn encode(
                 }
                 put_blob(&mut out, &pco(&idx)?);
             }
+        }
+    }
+    if !flagged.is_empty() {
+        out.extend_from_slice(&(flagged.len() as u32).to_le_bytes());
+        for (i, f) in &flagged {
+            out.extend_from_slice(&i.to_le_bytes());
+            out.push(*f);
         }
     }
     let crc = crc32fast::hash(&out);
@@ -312,7 +331,19 @@ pub(crate) fn decode(bytes: &[u8], window: i64, want_raw: bool) -> Result<Chunk>
         if ts.iter().any(|&t| window_of(t) != window) {
             return Err(Error::Codec("point outside the chunk's window".into()));
         }
-        Some(Points { ts, col })
+        let mut p = Points::clean(ts, col);
+        if flags & FLAG_QUALITY != 0 {
+            let n = r.u32()? as usize;
+            p.flags = vec![0; count];
+            for _ in 0..n {
+                let i = r.u32()? as usize;
+                let f = r.u8()?;
+                *p.flags
+                    .get_mut(i)
+                    .ok_or_else(|| Error::Codec("quality flag of a missing point".into()))? = f;
+            }
+        }
+        Some(p)
     } else {
         None
     };
@@ -361,7 +392,7 @@ mod tests {
                                   vals in proptest::collection::vec(-1e6f64..1e6, 500)) {
             let ts: Vec<i64> = std::mem::take(&mut offs).into_iter().map(|o| DAY + o).collect();
             let v = vals[..ts.len()].iter().map(|x| (x * 10.0).round() / 10.0).collect();
-            roundtrip(Points { ts, col: Column::F64(v) });
+            roundtrip(Points::clean(ts, Column::F64(v)));
         }
 
         #[test]
@@ -370,12 +401,12 @@ mod tests {
             let ts: Vec<i64> = offs.into_iter().map(|o| DAY + o).collect();
             let n = ts.len();
             let ints = (0..n).map(|i| (seed as i64).wrapping_mul(i as i64) >> 20).collect();
-            roundtrip(Points { ts: ts.clone(), col: Column::I64(ints) });
+            roundtrip(Points::clean(ts.clone(), Column::I64(ints)));
             let bools = (0..n).map(|i| (seed >> (i % 64)) & 1 == 1).collect();
-            roundtrip(Points { ts: ts.clone(), col: Column::Bool(bools) });
+            roundtrip(Points::clean(ts.clone(), Column::Bool(bools)));
             let states = ["ok", "defectiveLamp", "columnIssue"];
             let strs = (0..n).map(|i| states[((seed as usize) + i * 7) % 3].to_owned()).collect();
-            roundtrip(Points { ts, col: Column::Str(strs) });
+            roundtrip(Points::clean(ts, Column::Str(strs)));
         }
     }
 
@@ -389,7 +420,7 @@ mod tests {
                 (x * 100.0).round() / 100.0
             })
             .collect();
-        let p = Points { ts, col: Column::F64(v) };
+        let p = Points::clean(ts, Column::F64(v));
         let hourly = hourly_of(&p, DAY);
         let (bytes, _) = encode(ValueKind::Float, DAY, &hourly, Some(&p), false).unwrap();
         let bpp = bytes.len() as f64 / 1440.0;

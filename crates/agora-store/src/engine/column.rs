@@ -95,16 +95,57 @@ impl Column {
     }
 }
 
-/// Points of one series: timestamps and values side by side.
+/// Points of one series: timestamps and values side by side, and their quality flags.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Points {
     pub(crate) ts: Vec<i64>,
     pub(crate) col: Column,
+    /// Quality flags (see `agora_model::quality`), one per point, or empty when none is flagged.
+    pub(crate) flags: Vec<u8>,
 }
 
 impl Points {
     pub(crate) fn new(kind: ValueKind) -> Self {
-        Self { ts: Vec::new(), col: Column::new(kind) }
+        Self { ts: Vec::new(), col: Column::new(kind), flags: Vec::new() }
+    }
+
+    /// Points without flags.
+    pub(crate) fn clean(ts: Vec<i64>, col: Column) -> Self {
+        Self { ts, col, flags: Vec::new() }
+    }
+
+    /// The flags of point `i`.
+    pub(crate) fn flag(&self, i: usize) -> u8 {
+        self.flags.get(i).copied().unwrap_or(0)
+    }
+
+    /// Record the flags of the point just pushed.
+    pub(crate) fn push_flag(&mut self, f: u8) {
+        if f != 0 && self.flags.is_empty() {
+            self.flags = vec![0; self.ts.len() - 1];
+        }
+        if f != 0 || !self.flags.is_empty() {
+            self.flags.push(f);
+        }
+    }
+
+    /// The same points without the flagged ones.
+    pub(crate) fn without_flagged(self) -> Points {
+        if self.flags.iter().all(|&f| f == 0) {
+            return Points { flags: Vec::new(), ..self };
+        }
+        let mut out = Points {
+            ts: Vec::new(),
+            col: self.col.with_capacity_like(self.len()),
+            flags: Vec::new(),
+        };
+        for (i, &t) in self.ts.iter().enumerate() {
+            if self.flags[i] == 0 {
+                out.ts.push(t);
+                out.col.push_from(&self.col, i);
+            }
+        }
+        out
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -118,11 +159,12 @@ impl Points {
 
     /// Keep only points with `from <= ts < to`, assuming nothing about order.
     pub(crate) fn filter_range(&self, from: i64, to: i64) -> Points {
-        let mut out = Points { ts: Vec::new(), col: self.col.with_capacity_like(0) };
+        let mut out = Points::new(self.col.kind());
         for (i, &t) in self.ts.iter().enumerate() {
             if t >= from && t < to {
                 out.ts.push(t);
                 out.col.push_from(&self.col, i);
+                out.push_flag(self.flag(i));
             }
         }
         out
@@ -148,13 +190,16 @@ impl Points {
         }
         order.sort_by_key(|&(t, _, _)| t);
         let kind = sources.last().map(|p| p.col.kind()).unwrap_or(ValueKind::Float);
-        let mut out = Points { ts: Vec::with_capacity(total), col: Column::new(kind) };
+        let mut out =
+            Points { ts: Vec::with_capacity(total), col: Column::new(kind), flags: Vec::new() };
         for (k, &(t, s, i)) in order.iter().enumerate() {
             if order.get(k + 1).is_some_and(|n| n.0 == t) {
                 continue;
             }
+            let src = &sources[s as usize];
             out.ts.push(t);
-            out.col.push_from(&sources[s as usize].col, i as usize);
+            out.col.push_from(&src.col, i as usize);
+            out.push_flag(src.flag(i as usize));
         }
         Some(out)
     }
@@ -165,10 +210,7 @@ mod tests {
     use super::*;
 
     fn pts(v: &[(i64, f64)]) -> Points {
-        Points {
-            ts: v.iter().map(|p| p.0).collect(),
-            col: Column::F64(v.iter().map(|p| p.1).collect()),
-        }
+        Points::clean(v.iter().map(|p| p.0).collect(), Column::F64(v.iter().map(|p| p.1).collect()))
     }
 
     #[test]

@@ -124,7 +124,7 @@ struct Head {
 }
 
 impl Head {
-    fn push(&mut self, s: SeriesId, t: i64, v: Value) {
+    fn push(&mut self, s: SeriesId, t: i64, v: Value, flag: u8) {
         let buf = self.series.entry(s.0).or_insert_with(|| SeriesBuf {
             pts: Points::new(v.kind()),
             latest: 0,
@@ -137,6 +137,7 @@ impl Head {
             return;
         }
         buf.pts.ts.push(t);
+        buf.pts.push_flag(flag);
         if t >= buf.max_ts {
             buf.max_ts = t;
             buf.latest = buf.pts.len() - 1;
@@ -326,8 +327,8 @@ impl Engine {
             }
             for b in r.batches {
                 replayed += b.len();
-                for (s, t, v) in b {
-                    head.push(s, t, v);
+                for (s, t, v, f) in b {
+                    head.push(s, t, v, f);
                 }
             }
             next_wal = next_wal.max(seq + 1);
@@ -369,8 +370,8 @@ impl Engine {
             // order, so replay reproduces which of two values for one timestamp came last.
             let mut head = self.head.lock();
             let ack = self.wal.lock().append(record)?;
-            for (s, t, v) in points {
-                head.push(s, t, v);
+            for (s, t, v, f) in points {
+                head.push(s, t, v, f);
             }
             ack
         };
@@ -396,10 +397,29 @@ impl Engine {
         self.raw_retention.read().get(&s).copied().flatten().or(self.cfg.raw_retention)
     }
 
-    /// Raw points of a series with `from <= t < to`, oldest first, at most `limit`.
+    /// Raw points of a series with `from <= t < to`, oldest first, at most `limit`; points
+    /// flagged by quality checks are left out.
     pub fn read(&self, s: SeriesId, from: i64, to: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
         let Some(p) = self.merged(s.0, from, to)? else { return Ok(Vec::new()) };
+        let p = p.without_flagged();
         Ok(p.ts.iter().take(limit).enumerate().map(|(i, &t)| (t, p.col.get(i))).collect())
+    }
+
+    /// Raw points with their quality flags, flagged ones included.
+    pub fn read_with_flags(
+        &self,
+        s: SeriesId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Value, u8)>> {
+        let Some(p) = self.merged(s.0, from, to)? else { return Ok(Vec::new()) };
+        Ok(p.ts
+            .iter()
+            .take(limit)
+            .enumerate()
+            .map(|(i, &t)| (t, p.col.get(i), p.flag(i)))
+            .collect())
     }
 
     /// Points of all sources in range, merged.
@@ -440,7 +460,7 @@ impl Engine {
             for (h, a) in self.hourly(s.0, from, to)? {
                 add_to_bucket(&mut out, every, h, &a);
             }
-        } else if let Some(p) = self.merged(s.0, from, to)? {
+        } else if let Some(p) = self.merged(s.0, from, to)?.map(Points::without_flagged) {
             for (i, &t) in p.ts.iter().enumerate() {
                 add_to_bucket(&mut out, every, t, &Agg::one(t, p.col.num(i)));
             }
@@ -463,7 +483,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut out: Vec<(i64, Agg)> = Vec::new();
-        if let Some(p) = self.merged(s.0, from, to)? {
+        if let Some(p) = self.merged(s.0, from, to)?.map(Points::without_flagged) {
             for (i, &t) in p.ts.iter().enumerate() {
                 let level = p.col.num(i);
                 let mut a = Agg::one(t, level);
@@ -836,6 +856,7 @@ fn write_windows(w: &mut SegmentWriter, sid: u32, p: &Points) -> Result<()> {
                 }
                 c
             },
+            flags: if p.flags.is_empty() { Vec::new() } else { p.flags[start..end].to_vec() },
         };
         let hourly = chunk::hourly_of(&part, win);
         let (bytes, meta) = chunk::encode(part.col.kind(), win, &hourly, Some(&part), false)?;

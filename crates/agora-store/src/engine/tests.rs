@@ -20,6 +20,11 @@ fn clock() -> Arc<MockClock> {
     MockClock::new(Timestamp::from_nanos(T0 + 40 * WINDOW_NS))
 }
 
+/// Write unflagged points.
+async fn write3(e: &Engine, points: Vec<(SeriesId, i64, Value)>) -> Result<()> {
+    e.write(points.into_iter().map(|(s, t, v)| (s, t, v, 0)).collect()).await
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().build().unwrap()
 }
@@ -34,17 +39,19 @@ fn last_write_wins_across_head_segments_and_compaction() {
     let e = engine(dir.path(), clock());
     let s = SeriesId(7);
     let rt = rt();
-    rt.block_on(e.write((0..10).map(|i| (s, T0 + i * MIN, Value::F64(i as f64))).collect()))
+    rt.block_on(write3(&e, (0..10).map(|i| (s, T0 + i * MIN, Value::F64(i as f64))).collect()))
         .unwrap();
     e.flush().unwrap();
     // Replace minute 3 (now in a segment), add a late point before everything, replace twice in the head.
-    rt.block_on(
-        e.write(vec![(s, T0 + 3 * MIN, Value::F64(30.0)), (s, T0 - MIN, Value::F64(-1.0))]),
-    )
+    rt.block_on(write3(
+        &e,
+        vec![(s, T0 + 3 * MIN, Value::F64(30.0)), (s, T0 - MIN, Value::F64(-1.0))],
+    ))
     .unwrap();
-    rt.block_on(
-        e.write(vec![(s, T0 + 5 * MIN, Value::F64(50.0)), (s, T0 + 5 * MIN, Value::F64(55.0))]),
-    )
+    rt.block_on(write3(
+        &e,
+        vec![(s, T0 + 5 * MIN, Value::F64(50.0)), (s, T0 + 5 * MIN, Value::F64(55.0))],
+    ))
     .unwrap();
     let want: Vec<(i64, f64)> = [
         (-1, -1.0),
@@ -83,16 +90,19 @@ fn unflushed_writes_are_replayed_after_a_crash() {
     let rt = rt();
     {
         let e = engine(dir.path(), clock());
-        rt.block_on(e.write(vec![
-            (SeriesId(1), T0, Value::F64(1.5)),
-            (SeriesId(2), T0, Value::Str("defectiveLamp".into())),
-        ]))
+        rt.block_on(write3(
+            &e,
+            vec![
+                (SeriesId(1), T0, Value::F64(1.5)),
+                (SeriesId(2), T0, Value::Str("defectiveLamp".into())),
+            ],
+        ))
         .unwrap();
         e.flush().unwrap();
-        rt.block_on(e.write(vec![
-            (SeriesId(1), T0 + MIN, Value::F64(2.5)),
-            (SeriesId(3), T0, Value::Bool(true)),
-        ]))
+        rt.block_on(write3(
+            &e,
+            vec![(SeriesId(1), T0 + MIN, Value::F64(2.5)), (SeriesId(3), T0, Value::Bool(true))],
+        ))
         .unwrap();
         // Dropped without close: the head is lost, only the WAL remains.
     }
@@ -119,13 +129,13 @@ fn rollups_agree_with_raw_points_and_survive_retention() {
     let s = SeriesId(3);
     let rt = rt();
     // Three days of 1-minute data, written in two halves to create overlapping segments.
-    let pts: Vec<WalPoint> = (0..3 * 1440)
+    let pts: Vec<(SeriesId, i64, Value)> = (0..3 * 1440)
         .map(|i| (s, T0 + i * MIN, Value::F64(((i * 37) % 101) as f64 / 10.0)))
         .collect();
     let (a, b) = pts.split_at(2000);
-    rt.block_on(e.write(b.to_vec())).unwrap();
+    rt.block_on(write3(&e, b.to_vec())).unwrap();
     e.flush().unwrap();
-    rt.block_on(e.write(a.to_vec())).unwrap();
+    rt.block_on(write3(&e, a.to_vec())).unwrap();
     let raw_path = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, 20 * MIN).unwrap();
     let from_raw = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
     e.flush().unwrap();
@@ -171,7 +181,7 @@ fn a_year_of_hourly_data_answers_from_rollups_after_reopen() {
         let e = engine(dir.path(), clock());
         let pts =
             (0..365 * 24).map(|i| (s, T0 + i * HOUR_NS + 17 * MIN, Value::F64(i as f64))).collect();
-        rt.block_on(e.write(pts)).unwrap();
+        rt.block_on(write3(&e, pts)).unwrap();
         e.close().unwrap();
     }
     let e = engine(dir.path(), clock());
@@ -193,9 +203,9 @@ fn sparse_series_keep_their_summaries_when_retention_drops_points() {
     let s = SeriesId(9);
     let rt = rt();
     // A streetlight reporting every 15 minutes: too sparse for stored rollups until retention.
-    let pts: Vec<WalPoint> =
+    let pts: Vec<(SeriesId, i64, Value)> =
         (0..3 * 96).map(|i| (s, T0 + i * 15 * MIN, Value::F64((i % 7) as f64))).collect();
-    rt.block_on(e.write(pts)).unwrap();
+    rt.block_on(write3(&e, pts)).unwrap();
     e.flush().unwrap();
     let before = e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap();
     assert_eq!(before.len(), 72);
@@ -208,4 +218,43 @@ fn sparse_series_keep_their_summaries_when_retention_drops_points() {
     e.close().unwrap();
     let e = engine(dir.path(), c);
     assert_eq!(e.aggregate(s, T0, T0 + 3 * WINDOW_NS, HOUR_NS).unwrap(), before);
+}
+
+#[test]
+fn flagged_points_are_kept_but_left_out_of_reads_and_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let s = SeriesId(4);
+    let rt = rt();
+    // An hour of readings; the last 20 minutes are flagged (a stuck sensor).
+    let pts: Vec<WalPoint> = (0..60)
+        .map(|i| {
+            (s, T0 + i * MIN, Value::F64(if i < 40 { i as f64 } else { 23.4 }), u8::from(i >= 40))
+        })
+        .collect();
+    rt.block_on(e.write(pts)).unwrap();
+    let check = |e: &Engine| {
+        assert_eq!(e.read(s, T0, T0 + HOUR_NS, usize::MAX).unwrap().len(), 40);
+        let all = e.read_with_flags(s, T0, T0 + HOUR_NS, usize::MAX).unwrap();
+        assert_eq!(all.len(), 60);
+        assert_eq!(all[45], (T0 + 45 * MIN, Value::F64(23.4), 1));
+        let h = e.aggregate(s, T0, T0 + HOUR_NS, HOUR_NS).unwrap();
+        assert_eq!(h[0].1.count, 40);
+        assert_eq!(h[0].1.max, 39.0);
+        let m = e.aggregate(s, T0, T0 + HOUR_NS, 30 * MIN).unwrap();
+        assert_eq!(m.iter().map(|b| b.1.count).sum::<u64>(), 40);
+    };
+    check(&e);
+    e.flush().unwrap();
+    check(&e);
+    // A corrected, unflagged value replaces a flagged one.
+    rt.block_on(e.write(vec![(s, T0 + 59 * MIN, Value::F64(59.0), 0)])).unwrap();
+    assert_eq!(e.read(s, T0, T0 + HOUR_NS, usize::MAX).unwrap().len(), 41);
+    rt.block_on(e.write(vec![(s, T0 + 59 * MIN, Value::F64(23.4), 1)])).unwrap();
+    e.flush().unwrap();
+    e.compact().unwrap();
+    check(&e);
+    e.close().unwrap();
+    drop(e);
+    check(&engine(dir.path(), clock()));
 }

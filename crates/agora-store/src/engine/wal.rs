@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
-/// One point as written to the engine.
-pub(crate) type WalPoint = (SeriesId, i64, Value);
+/// One point as written to the engine: series, time, value, quality flags.
+pub(crate) type WalPoint = (SeriesId, i64, Value, u8);
 
 enum Msg {
     Append(Vec<u8>, oneshot::Sender<Result<()>>),
@@ -61,10 +61,15 @@ pub(crate) fn encode(points: &[WalPoint]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + 4 + points.len() * 21);
     out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(&(points.len() as u32).to_le_bytes());
-    for (s, t, v) in points {
+    for (s, t, v, f) in points {
         out.extend_from_slice(&s.0.to_le_bytes());
         out.extend_from_slice(&t.to_le_bytes());
-        out.push(v.kind().tag());
+        if *f == 0 {
+            out.push(v.kind().tag());
+        } else {
+            out.push(v.kind().tag() | 0x80);
+            out.push(*f);
+        }
         match v {
             Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
             Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
@@ -95,7 +100,9 @@ fn decode_payload(p: &[u8]) -> Option<Vec<WalPoint>> {
     for _ in 0..n {
         let s = u32::from_le_bytes(take(4)?.try_into().ok()?);
         let t = i64::from_le_bytes(take(8)?.try_into().ok()?);
-        let v = match ValueKind::from_tag(take(1)?[0])? {
+        let tag = take(1)?[0];
+        let f = if tag & 0x80 != 0 { take(1)?[0] } else { 0 };
+        let v = match ValueKind::from_tag(tag & 0x7f)? {
             ValueKind::Float => Value::F64(f64::from_le_bytes(take(8)?.try_into().ok()?)),
             ValueKind::Integer => Value::I64(i64::from_le_bytes(take(8)?.try_into().ok()?)),
             ValueKind::Boolean => Value::Bool(take(1)?[0] != 0),
@@ -104,7 +111,7 @@ fn decode_payload(p: &[u8]) -> Option<Vec<WalPoint>> {
                 Value::Str(String::from_utf8(take(l)?.to_vec()).ok()?)
             }
         };
-        out.push((SeriesId(s), t, v));
+        out.push((SeriesId(s), t, v, f));
     }
     Some(out)
 }
@@ -267,14 +274,14 @@ mod tests {
         #[test]
         fn records_roundtrip_and_a_torn_tail_is_dropped(
             batches in proptest::collection::vec(
-                proptest::collection::vec((any::<u32>(), any::<i64>(), value()), 0..20), 1..8),
+                proptest::collection::vec((any::<u32>(), any::<i64>(), value(), any::<u8>()), 0..20), 1..8),
             cut in 1usize..12,
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("x.wal");
             let batches: Vec<Vec<WalPoint>> = batches
                 .into_iter()
-                .map(|b| b.into_iter().map(|(s, t, v)| (SeriesId(s), t, v)).collect())
+                .map(|b| b.into_iter().map(|(s, t, v, f)| (SeriesId(s), t, v, f)).collect())
                 .collect();
             let mut bytes = Vec::new();
             for b in &batches {
