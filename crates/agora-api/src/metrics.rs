@@ -94,6 +94,12 @@ pub(crate) async fn render(State(s): State<AppState>) -> Response {
         c.points_rejected.load(Ordering::Relaxed) as f64,
     );
     line(
+        "ingest_points_flagged_total",
+        "counter",
+        "Points stored with a quality flag (stuck, jump)",
+        c.points_flagged.load(Ordering::Relaxed) as f64,
+    );
+    line(
         "ingest_batches_total",
         "counter",
         "Batches handled by the ingest pipeline",

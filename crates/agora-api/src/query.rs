@@ -253,6 +253,7 @@ pub(crate) struct ObsParams {
     from: Option<String>,
     to: Option<String>,
     limit: Option<usize>,
+    quality: Option<String>,
 }
 
 pub(crate) async fn observations(
@@ -272,10 +273,38 @@ pub(crate) async fn observations(
     let info = series_of(&s, device, property)?;
     let (from, to) = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let limit = p.limit.unwrap_or(s.config.max_points).min(s.config.max_points);
-    let pts = s.store.read(info.id, from, to, limit + 1).await?;
+    let all = match p.quality.as_deref() {
+        None | Some("good") => false,
+        Some("all") => true,
+        Some(q) => {
+            return Err(ApiError::BadRequest(format!(
+                "bad quality {q:?}: use good (default) or all"
+            )));
+        }
+    };
+    // By default points flagged by quality checks are left out; quality=all shows them, flagged.
+    let pts: Vec<(Timestamp, Value, u8)> = if all {
+        s.store.read_with_flags(info.id, from, to, limit + 1).await?
+    } else {
+        s.store
+            .read(info.id, from, to, limit + 1)
+            .await?
+            .into_iter()
+            .map(|(t, v)| (t, v, 0))
+            .collect()
+    };
     let truncated = pts.len() > limit;
-    let points: Vec<JsonValue> =
-        pts.iter().take(limit).map(|(t, v)| json!({"time": t, "value": v})).collect();
+    let points: Vec<JsonValue> = pts
+        .iter()
+        .take(limit)
+        .map(|(t, v, f)| {
+            if *f == 0 {
+                json!({"time": t, "value": v})
+            } else {
+                json!({"time": t, "value": v, "flags": agora_model::quality::names(*f)})
+            }
+        })
+        .collect();
     Ok(Json(json!({
         "device": info.device, "property": info.property, "unit": info.unit,
         "from": from, "to": to, "count": points.len(), "truncated": truncated, "points": points,

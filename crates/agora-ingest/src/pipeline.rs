@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agora_model::{
     Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId,
-    SiteId, Timestamp, Value,
+    SiteId, Timestamp, Value, quality,
 };
 use agora_store::catalog::{Device, NewReject, TokenInfo};
 use agora_store::{Catalog, SeriesStore};
@@ -75,6 +75,8 @@ pub struct IngestReport {
     pub devices_created: usize,
     /// Series created by this batch.
     pub series_created: usize,
+    /// Points stored with a quality flag (kept, but left out of reads and summaries).
+    pub flagged: usize,
 }
 
 /// Counters shared with `/metrics`.
@@ -86,6 +88,54 @@ pub struct IngestCounters {
     pub points_rejected: AtomicU64,
     /// Batches handled.
     pub batches: AtomicU64,
+    /// Points stored with a quality flag.
+    pub points_flagged: AtomicU64,
+}
+
+/// What the quality checks remember of a series: its last reading, and since when it repeats.
+#[derive(Debug, Clone, Copy)]
+struct QualityState {
+    last_t: Timestamp,
+    last_v: f64,
+    same_since: Timestamp,
+    jumps: u8,
+}
+
+impl QualityState {
+    fn new(t: Timestamp, v: f64) -> Self {
+        Self { last_t: t, last_v: v, same_since: t, jumps: 0 }
+    }
+
+    /// The flags of a new reading. Only readings newer than the last one are judged (late data
+    /// is stored unflagged). After a jump the previous level is kept as reference, so the return
+    /// to it is not flagged too; three jumps in a row are a new level, which is accepted.
+    fn check(&mut self, c: &quality::Checks, t: Timestamp, v: f64) -> u8 {
+        if t <= self.last_t {
+            return 0;
+        }
+        let mut flags = 0;
+        if v == self.last_v {
+            if (t.as_nanos() - self.same_since.as_nanos()) / 1_000_000_000 > c.stuck_after_s {
+                flags |= quality::STUCK;
+            }
+        } else {
+            self.same_since = t;
+        }
+        if let Some(rate) = c.max_rate_per_s {
+            let dt = ((t.as_nanos() - self.last_t.as_nanos()) as f64 / 1e9).max(60.0);
+            if (v - self.last_v).abs() / dt > rate {
+                flags |= quality::JUMP;
+            }
+        }
+        self.last_t = t;
+        if flags & quality::JUMP != 0 && self.jumps < 2 {
+            self.jumps += 1;
+        } else {
+            self.jumps = 0;
+            self.last_v = v;
+        }
+        flags
+    }
 }
 
 /// The pipeline. One per process, shared by every source.
@@ -98,6 +148,8 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     /// Counters for `/metrics`.
     pub counters: IngestCounters,
+    /// Quality-check state per series (in memory: it starts afresh after a restart).
+    quality: parking_lot::Mutex<HashMap<u32, QualityState>>,
 }
 
 /// A point that passed validation, waiting for its series id.
@@ -147,6 +199,7 @@ impl Pipeline {
             clock,
             cfg,
             counters: IngestCounters::default(),
+            quality: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -401,14 +454,27 @@ impl Pipeline {
             created.insert((p.device, p.prop), info.id);
             ids[i] = Some(info.id);
         }
-        let points: Vec<(SeriesId, Timestamp, Value)> = pending
-            .into_iter()
-            .zip(ids)
-            .filter_map(|(p, id)| id.map(|id| (id, p.time, p.value)))
-            .collect();
+        let checks: Vec<Option<quality::Checks>> =
+            props.iter().map(|d| quality::checks(d.name.as_str())).collect();
+        let mut points: Vec<(SeriesId, Timestamp, Value, u8)> = Vec::with_capacity(pending.len());
+        {
+            let mut states = self.quality.lock();
+            for (p, id) in pending.into_iter().zip(ids) {
+                let Some(id) = id else { continue };
+                let flags = match (&checks[p.prop], &p.value) {
+                    (Some(c), Value::F64(v)) => states
+                        .entry(id.0)
+                        .or_insert_with(|| QualityState::new(p.time, *v))
+                        .check(c, p.time, *v),
+                    _ => 0,
+                };
+                points.push((id, p.time, p.value, flags));
+            }
+        }
         report.accepted = points.len();
+        report.flagged = points.iter().filter(|p| p.3 != 0).count();
         if !points.is_empty() {
-            self.store.write(points).await?;
+            self.store.write_flagged(points).await?;
         }
         let seen: Vec<(DeviceId, Timestamp)> = devices
             .into_iter()
@@ -418,6 +484,7 @@ impl Pipeline {
         self.catalog.touch(&seen);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.points_accepted.fetch_add(report.accepted as u64, Ordering::Relaxed);
+        self.counters.points_flagged.fetch_add(report.flagged as u64, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
         if !report.rejected.is_empty() && !src.no_dead_letters {
             report.rejected.sort_by_key(|e| e.line);

@@ -7,6 +7,7 @@ mod clock;
 mod error;
 mod ids;
 mod properties;
+pub mod quality;
 mod time;
 mod value;
 

@@ -1,6 +1,6 @@
 //! Queries: catalog, raw points, aggregates per device and grouped, latest values, stats, OpenAPI.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN, TestApp, problem};
 
@@ -258,4 +258,57 @@ async fn sound_levels_are_averaged_as_energy() {
         ))
         .await;
     assert!((g["series"][0]["points"][0]["value"].as_f64().unwrap() - 67.0329).abs() < 1e-3);
+}
+
+#[tokio::test]
+async fn stuck_sensors_and_jumps_are_flagged_and_left_out() {
+    let app = TestApp::spawn().await;
+    // Four hours of 1-minute PM10: varying for one hour, then stuck on 23.4.
+    let mut body = String::new();
+    for m in 0..240i64 {
+        let v = if m < 60 { format!("{}.{}", 10 + m % 7, m % 10) } else { "23.4".into() };
+        body.push_str(&format!("air_quality,device=aq-s pm10={v} {}\n", T + m * 60));
+    }
+    // A temperature glitch: 20 → 45 → 20 within two minutes.
+    body.push_str(&format!("weather,device=wx-j temperature=20 {T}\nweather,device=wx-j temperature=45 {}\nweather,device=wx-j temperature=20.1 {}\n", T + 60, T + 120));
+    app.write(&body).await;
+    let q = |extra: &str| {
+        format!(
+            "/api/v1/observations?device=aq-s&property=pm10&from={T}&to={}{extra}",
+            T + 4 * 3600
+        )
+    };
+    let good = app.get_json(&q("")).await;
+    let all = app.get_json(&q("&quality=all")).await;
+    assert_eq!(all["count"], 240);
+    // 23.4 first appears at minute 60; it is flagged once it has repeated for more than 2 hours.
+    let flagged: Vec<&Value> =
+        all["points"].as_array().unwrap().iter().filter(|p| p.get("flags").is_some()).collect();
+    assert_eq!(flagged.len(), 240 - 60 - 121, "{}", flagged.len());
+    assert_eq!(flagged[0]["flags"], json!(["stuck"]));
+    assert_eq!(good["count"], 240 - flagged.len());
+    let hourly = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=aq-s&property=pm10&from={T}&to={}&every=1h&fn=count",
+            T + 4 * 3600
+        ))
+        .await;
+    let counts: Vec<f64> = hourly["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![60.0, 60.0, 60.0, 1.0]);
+    let t = app
+        .get_json(&format!(
+            "/api/v1/observations?device=wx-j&property=temperature&from={T}&to={}&quality=all",
+            T + 3600
+        ))
+        .await;
+    let flags: Vec<Value> =
+        t["points"].as_array().unwrap().iter().map(|p| p["flags"].clone()).collect();
+    assert_eq!(flags, vec![Value::Null, json!(["jump"]), Value::Null]);
+    let m = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(m.contains(&format!("agora_ingest_points_flagged_total {}", flagged.len() + 1)), "{m}");
 }
