@@ -524,6 +524,10 @@ pub async fn bench_mqtt(
             topics: vec!["agora/+/telemetry".into()],
             format: agora_ingest::mqtt::Format::AgoraJson,
             layouts: Default::default(),
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }];
         let server =
             serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })

@@ -114,6 +114,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Duration::from_secs(cfg.storage.flush_interval_secs),
         stopped,
     ));
+    for sub in &cfg.mqtt.subscriptions {
+        sub.transport().map_err(anyhow::Error::msg)?;
+    }
     let mut mqtt: Vec<JoinHandle<()>> = cfg
         .mqtt
         .subscriptions

@@ -67,6 +67,61 @@ pub struct Subscription {
     /// Byte layouts per LoRaWAN device profile (ChirpStack payloads without a codec).
     #[serde(default)]
     pub layouts: HashMap<String, Vec<ByteField>>,
+    /// Connect with TLS (usually port 8883).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the certificate authority to trust (default: the system's).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM files of a client certificate and its key, for brokers that require one.
+    #[serde(default)]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// See `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<std::path::PathBuf>,
+}
+
+impl Subscription {
+    /// How to reach the broker: plain TCP, or TLS with the configured trust and client
+    /// certificate. Checked at start-up so that a wrong path stops agora with a clear message.
+    pub fn transport(&self) -> Result<rumqttc::Transport, String> {
+        if !self.tls {
+            if self.ca_file.is_some() || self.client_cert_file.is_some() {
+                return Err(format!(
+                    "subscription {:?}: ca_file and client certificates need tls = true",
+                    self.name
+                ));
+            }
+            return Ok(rumqttc::Transport::tcp());
+        }
+        // One process-wide crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| {
+                format!("subscription {:?}: cannot read {}: {e}", self.name, p.display())
+            })
+        };
+        let client_auth = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            (None, None) => None,
+            _ => {
+                return Err(format!(
+                    "subscription {:?}: give both client_cert_file and client_key_file",
+                    self.name
+                ));
+            }
+        };
+        Ok(match &self.ca_file {
+            Some(ca) => rumqttc::Transport::tls(read(ca)?, client_auth, None),
+            None if client_auth.is_none() => rumqttc::Transport::tls_with_default_config(),
+            None => {
+                return Err(format!(
+                    "subscription {:?}: a client certificate needs ca_file",
+                    self.name
+                ));
+            }
+        })
+    }
 }
 
 fn default_port() -> u16 {
@@ -187,6 +242,15 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
         opts.set_manual_acks(true);
         opts.set_max_packet_size(1 << 20, 1 << 20);
         opts.set_inflight(1000);
+        match sub.transport() {
+            Ok(t) => {
+                opts.set_transport(t);
+            }
+            Err(e) => {
+                tracing::error!(subscription = %sub.name, error = %e, "subscription not started");
+                return;
+            }
+        }
         if let Some(u) = &sub.username {
             opts.set_credentials(u.clone(), sub.password.clone().unwrap_or_default());
         }

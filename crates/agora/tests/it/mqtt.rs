@@ -70,6 +70,10 @@ impl Mosquitto {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             format,
             layouts: Default::default(),
+            tls: false,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -362,4 +366,157 @@ async fn two_nodes_split_one_stream_with_a_shared_subscription() {
     let (na, nb) = (count(&a).await, count(&b).await);
     assert_eq!(na + nb, sent as u64, "each message stored once, by one node");
     assert!(na > 0 && nb > 0);
+}
+
+#[tokio::test]
+async fn a_subscription_over_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=agora test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    // Mosquitto started as root drops to its own user, which must be able to read the files.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = d.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("mosquitto");
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker = Mosquitto { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sub = Subscription {
+        tls: true,
+        ca_file: Some(d.join("ca.pem")),
+        ..broker.subscription(Format::AgoraJson, &["agora/+/telemetry"])
+    };
+    let app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
+    let ca = d.join("ca.pem");
+    let publish = || {
+        let ok = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "agora/tls-1/telemetry",
+                "-m",
+            ])
+            .arg(json!({"ts": T * 1000, "values": {"laeq": 48.5}}).to_string())
+            .arg("--cafile")
+            .arg(&ca)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mosquitto_pub over TLS failed");
+    };
+    assert!(
+        eventually(async || {
+            publish();
+            app.get_json("/api/v1/stats").await["points"].as_u64().unwrap() > 0
+        })
+        .await,
+        "nothing arrived over TLS"
+    );
+    // A subscription to a TLS broker without trusting its CA gets nothing, and says so at start-up
+    // when the CA file is missing.
+    let bad = Subscription {
+        tls: true,
+        ca_file: Some(d.join("missing.pem")),
+        ..broker.subscription(Format::AgoraJson, &["agora/+/telemetry"])
+    };
+    let mut config = agora::config::Config::default();
+    config.data_dir = d.join("bad");
+    config.http = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.broker.enabled = false;
+    config.mqtt.subscriptions = vec![bad];
+    let err = agora::serve::start(agora::serve::ServeOptions {
+        config,
+        admin_token: None,
+        clock: std::sync::Arc::new(agora_model::SystemClock),
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("missing.pem"), "{err}");
 }
