@@ -505,9 +505,11 @@ async fn a_subscription_over_tls_with_a_private_ca() {
         ca_file: Some(d.join("missing.pem")),
         ..broker.subscription(Format::AgoraJson, &["agora/+/telemetry"])
     };
-    let mut config = agora::config::Config::default();
-    config.data_dir = d.join("bad");
-    config.http = "127.0.0.1:0".parse().unwrap();
+    let mut config = agora::config::Config {
+        data_dir: d.join("bad"),
+        http: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
     config.mqtt.broker.enabled = false;
     config.mqtt.subscriptions = vec![bad];
     let err = agora::serve::start(agora::serve::ServeOptions {
