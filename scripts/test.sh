@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
-# (a real Mosquitto broker and its command-line clients), then runs every crate's unit and
+# (a real Mosquitto broker and its command-line clients, openssl for test certificates), then runs every crate's unit and
 # integration tests against real components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
 need_pkgs=()
 if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then need_pkgs+=(mosquitto); fi
 if ! command -v mosquitto_pub >/dev/null 2>&1; then need_pkgs+=(mosquitto-clients); fi
+if ! command -v openssl >/dev/null 2>&1; then need_pkgs+=(openssl); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
   sudo_cmd=""
