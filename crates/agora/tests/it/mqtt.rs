@@ -522,3 +522,55 @@ async fn a_subscription_over_tls_with_a_private_ca() {
     .to_string();
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn unknown_dev_eui_with_registration_off_is_a_dead_letter_until_declared() {
+    let broker = Mosquitto::start();
+    let sub = broker.subscription(Format::Chirpstack, &["application/+/device/+/event/+"]);
+    let app = TestApp::spawn_with(|c| {
+        c.ingest.auto_register_devices = false;
+        c.mqtt.subscriptions = vec![sub];
+    })
+    .await;
+    // Publish until the subscription is up and the uplink has been refused.
+    assert!(
+        eventually(async || {
+            broker.publish(
+                "application/a/device/0101010101010101/event/up",
+                &uplink("u-1", 1, 12.5, 0),
+            );
+            let r = app.get_json("/api/v1/rejects").await;
+            r["rejects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["reason"].as_str().unwrap().contains("unknown device 0101010101010101"))
+        })
+        .await,
+        "the uplink of an unknown device is kept as a dead letter"
+    );
+    assert!(pm10(&app).await.is_empty());
+    let dev = json!({"id": "0101010101010101", "kind": "air_quality", "site": "hotel-de-ville"});
+    assert_eq!(
+        app.post("/api/v1/devices")
+            .bearer_auth(crate::helpers::ADMIN)
+            .json(&dev)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let r: Value = app
+        .post("/api/v1/rejects/replay")
+        .bearer_auth(crate::helpers::ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["replayed"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(pm10(&app).await, vec![("2026-01-01T00:00:00Z".into(), json!(12.5))]);
+}
