@@ -19,22 +19,17 @@ use crate::AppState;
 use crate::auth::require;
 use crate::error::{ApiError, ApiResult};
 
-/// Query of `POST /write` (InfluxDB v1).
+/// Query of `POST /write` (InfluxDB v1). `db`, `rp` and `u` are accepted and ignored: agora
+/// has one store, and the token says who writes.
 #[derive(Debug, Deserialize)]
 pub(crate) struct V1Params {
-    #[allow(dead_code)]
-    db: Option<String>,
     precision: Option<String>,
     p: Option<String>,
 }
 
-/// Query of `POST /api/v2/write` (InfluxDB v2).
+/// Query of `POST /api/v2/write` (InfluxDB v2). `org` and `bucket` are accepted and ignored.
 #[derive(Debug, Deserialize)]
 pub(crate) struct V2Params {
-    #[allow(dead_code)]
-    org: Option<String>,
-    #[allow(dead_code)]
-    bucket: Option<String>,
     precision: Option<String>,
 }
 

@@ -321,6 +321,8 @@ pub(crate) struct AggParams {
     #[serde(rename = "fn")]
     func: Option<String>,
     group_by: Option<String>,
+    /// IANA time zone for buckets of whole days (default UTC).
+    tz: Option<String>,
     commune: Option<String>,
     site: Option<String>,
     kind: Option<String>,
@@ -356,12 +358,48 @@ async fn summaries(
     to: Timestamp,
     every: Duration,
     energy: bool,
+    tz: Option<chrono_tz::Tz>,
 ) -> ApiResult<Vec<(Timestamp, Agg)>> {
-    Ok(if energy {
-        s.store.aggregate_energy(id, from, to, every).await?
+    // Days in a time zone are built from hours: local midnight is an hour boundary in France.
+    let days = (every.as_secs() % 86_400 == 0).then(|| every.as_secs() / 86_400);
+    let step = match (tz, days) {
+        (Some(_), Some(_)) => Duration::from_secs(3600),
+        _ => every,
+    };
+    let aggs = if energy {
+        s.store.aggregate_energy(id, from, to, step).await?
     } else {
-        s.store.aggregate(id, from, to, every).await?
+        s.store.aggregate(id, from, to, step).await?
+    };
+    Ok(match (tz, days) {
+        (Some(tz), Some(days)) => local_days(aggs, tz, days as i64),
+        _ => aggs,
     })
+}
+
+/// Regroup hourly summaries into buckets of `days` days starting at local midnight in `tz`
+/// (23 or 25 hours long on daylight-saving days).
+fn local_days(
+    hourly: Vec<(Timestamp, Agg)>,
+    tz: chrono_tz::Tz,
+    days: i64,
+) -> Vec<(Timestamp, Agg)> {
+    use chrono::{Datelike, NaiveDate, TimeZone};
+    let mut out: Vec<(Timestamp, Agg)> = Vec::new();
+    for (t, a) in hourly {
+        let n = i64::from(t.to_datetime().with_timezone(&tz).date_naive().num_days_from_ce());
+        let first = NaiveDate::from_num_days_from_ce_opt((n - n.rem_euclid(days)) as i32);
+        let start = first
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|d| tz.from_local_datetime(&d).earliest())
+            .and_then(|d| Timestamp::from_datetime(&d))
+            .unwrap_or(t);
+        match out.last_mut() {
+            Some((b, acc)) if *b == start => acc.merge(&a),
+            _ => out.push((start, a)),
+        }
+    }
+    out
 }
 
 pub(crate) async fn aggregate(
@@ -376,6 +414,16 @@ pub(crate) async fn aggregate(
         .ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
     let property = canonical(&s, property);
     let every = parse_duration(p.every.as_deref().unwrap_or("1h"))?;
+    let tz: Option<chrono_tz::Tz> =
+        p.tz.as_deref()
+            .map(|z| {
+                z.parse().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "unknown time zone {z:?} (use an IANA name such as Europe/Paris)"
+                    ))
+                })
+            })
+            .transpose()?;
     let f: AggFn = p.func.as_deref().unwrap_or("mean").parse().map_err(ApiError::BadRequest)?;
     let (from, to) = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let n_buckets = (to.as_nanos() - from.as_nanos()) as u128 / every.as_nanos().max(1);
@@ -390,11 +438,12 @@ pub(crate) async fn aggregate(
     let head = json!({
         "property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"),
         "from": from, "to": to, "averaging": if energy { "energy" } else { "arithmetic" },
+        "tz": p.tz.as_deref().unwrap_or("UTC"),
     });
     match (&p.device, &p.group_by) {
         (Some(d), None) => {
             let info = series_of(&s, d, &property)?;
-            let aggs = summaries(&s, info.id, from, to, every, energy).await?;
+            let aggs = summaries(&s, info.id, from, to, every, energy, tz).await?;
             let mut out = head;
             out["unit"] = json!(info.unit);
             out["series"] = json!([{ "device": info.device, "points": buckets(&aggs, f, energy) }]);
@@ -434,7 +483,7 @@ pub(crate) async fn aggregate(
                 if unit.is_none() {
                     unit = s.catalog.series_info(id).map(|i| i.unit);
                 }
-                let aggs = summaries(&s, id, from, to, every, energy).await?;
+                let aggs = summaries(&s, id, from, to, every, energy, tz).await?;
                 let g = groups.entry(k).or_default();
                 g.0 += 1;
                 for (t, a) in aggs {

@@ -1,6 +1,5 @@
 //! `agora import csv FILE --mapping MAPPING.toml`: stream a CSV file to a running agora through
 //! its HTTP API, with progress, and report each rejected row by its line in the file.
-#![allow(clippy::print_stderr)]
 
 use std::io::{BufReader, Read};
 use std::path::PathBuf;

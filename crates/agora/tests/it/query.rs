@@ -312,3 +312,40 @@ async fn stuck_sensors_and_jumps_are_flagged_and_left_out() {
     let m = app.get("/metrics").send().await.unwrap().text().await.unwrap();
     assert!(m.contains(&format!("agora_ingest_points_flagged_total {}", flagged.len() + 1)), "{m}");
 }
+
+#[tokio::test]
+async fn daily_buckets_in_a_local_time_zone() {
+    let app = TestApp::spawn().await;
+    // 22:30 and 23:30 UTC on 1 January are 23:30 on the 1st and 00:30 on the 2nd in Paris.
+    app.write(&format!(
+        "air_quality,device=aq-z pm10=10 {}\nair_quality,device=aq-z pm10=30 {}",
+        T + 22 * 3600 + 1800,
+        T + 23 * 3600 + 1800
+    ))
+    .await;
+    let q = |tz: &str| {
+        format!(
+            "/api/v1/aggregate?device=aq-z&property=pm10&from={}&to={}&every=1d{tz}",
+            T - 86_400,
+            T + 2 * 86_400
+        )
+    };
+    let utc = app.get_json(&q("")).await;
+    let vals = |b: &Value| {
+        b["series"][0]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["time"].as_str().unwrap().to_owned(), p["value"].as_f64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(vals(&utc), vec![("2026-01-01T00:00:00Z".to_owned(), 20.0)]);
+    let paris = app.get_json(&q("&tz=Europe/Paris")).await;
+    assert_eq!(paris["tz"], "Europe/Paris");
+    assert_eq!(
+        vals(&paris),
+        vec![("2025-12-31T23:00:00Z".to_owned(), 10.0), ("2026-01-01T23:00:00Z".to_owned(), 30.0)]
+    );
+    let r = app.get(&q("&tz=Mars/Olympus")).bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+}
