@@ -361,7 +361,7 @@ async fn summaries(
     tz: Option<chrono_tz::Tz>,
 ) -> ApiResult<Vec<(Timestamp, Agg)>> {
     // Days in a time zone are built from hours: local midnight is an hour boundary in France.
-    let days = (every.as_secs() % 86_400 == 0).then(|| every.as_secs() / 86_400);
+    let days = every.as_secs().is_multiple_of(86_400).then_some(every.as_secs() / 86_400);
     let step = match (tz, days) {
         (Some(_), Some(_)) => Duration::from_secs(3600),
         _ => every,
