@@ -7,5 +7,6 @@ mod ingest;
 mod mqtt;
 mod query;
 mod recovery;
+mod snapshots;
 mod sources;
 mod tokens;
