@@ -33,6 +33,9 @@ use crate::{Pipeline, Source, thingsboard};
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
+/// Most simultaneous device connections; more are refused at once (a flood must not exhaust
+/// file descriptors or memory).
+const MAX_CONNECTIONS: usize = 20_000;
 
 /// Start listening. Returns the bound address and the accept loop's task.
 pub async fn start(
@@ -42,15 +45,22 @@ pub async fn start(
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "MQTT connection refused: too many connections");
+                        drop(stream);
+                        continue;
+                    };
                     let (p, c) = (pipeline.clone(), catalog.clone());
                     tokio::spawn(async move {
                         if let Err(e) = serve(stream, p, c).await {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
+                        drop(slot);
                     });
                 }
                 Err(e) => {
