@@ -54,11 +54,17 @@ pub struct BrokerConfig {
     pub enabled: bool,
     /// Listen address (`AGORA_MQTT_LISTEN`, or `off`).
     pub listen: SocketAddr,
+    /// Fail to start when the address is taken (`serve`); the demo goes on without MQTT.
+    pub required: bool,
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "127.0.0.1:1883".parse().expect("valid address") }
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:1883".parse().expect("valid address"),
+            required: true,
+        }
     }
 }
 

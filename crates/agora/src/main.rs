@@ -159,7 +159,9 @@ async fn main() -> anyhow::Result<()> {
             server.shutdown().await
         }
         Command::Demo { common, days, no_live } => {
-            let opts = common.options()?;
+            let mut opts = common.options()?;
+            // The demo must start even where another MQTT broker already holds port 1883.
+            opts.config.mqtt.broker.required = std::env::var_os("AGORA_MQTT_LISTEN").is_some();
             let server = agora::serve::start(opts).await?;
             announce(&server);
             let demo = agora::demo::Demo::new(agora::demo::DemoOptions { days, seed: 13001 });

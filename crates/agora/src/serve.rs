@@ -126,7 +126,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         })
         .collect();
     let mqtt_addr = if cfg.mqtt.broker.enabled {
-        let (a, task) = agora_ingest::mqtt::broker::start(
+        let started = agora_ingest::mqtt::broker::start(
             cfg.mqtt.broker.listen,
             state.pipeline.clone(),
             state.catalog.clone(),
@@ -137,9 +137,18 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
                 "cannot listen for MQTT on {} (set AGORA_MQTT_LISTEN to another address, or off)",
                 cfg.mqtt.broker.listen
             )
-        })?;
-        mqtt.push(task);
-        Some(a)
+        });
+        match started {
+            Ok((a, task)) => {
+                mqtt.push(task);
+                Some(a)
+            }
+            Err(e) if !cfg.mqtt.broker.required => {
+                tracing::warn!(error = %format!("{e:#}"), "going on without the MQTT endpoint");
+                None
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
