@@ -245,19 +245,22 @@ impl Pipeline {
                     raw,
                     raw_is_json: true,
                 };
+                // One observation per field, each with its unit, so a replay converts as the
+                // original would have.
                 let record_json = |time: Option<Timestamp>| {
-                    let values: serde_json::Map<String, serde_json::Value> = rec
+                    let items: Vec<serde_json::Value> = rec
                         .fields
                         .iter()
                         .map(|f| {
-                            (f.name.to_string(), serde_json::to_value(&f.value).unwrap_or_default())
+                            serde_json::json!({
+                                "device": rec.device, "time": time.map(|t| t.to_rfc3339()),
+                                "property": f.name, "unit": f.unit,
+                                "value": serde_json::to_value(&f.value).unwrap_or_default(),
+                                "kind": rec.kind, "site": rec.site, "commune": rec.commune,
+                            })
                         })
                         .collect();
-                    serde_json::json!({
-                        "device": rec.device, "time": time.map(|t| t.to_rfc3339()), "values": values,
-                        "kind": rec.kind, "site": rec.site, "commune": rec.commune,
-                    })
-                    .to_string()
+                    serde_json::Value::Array(items).to_string()
                 };
                 let di = match device_idx.get(rec.device.as_ref()) {
                     Some(&i) => i,

@@ -129,3 +129,28 @@ async fn public_read_opens_queries_but_not_writes() {
     let r = app.get("/api/v1/tokens").send().await.unwrap();
     problem(r, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn a_record_refused_for_its_token_replays_with_its_units() {
+    let app = TestApp::spawn().await;
+    let bound = app.token("ingest", Some("wx-1")).await;
+    let pack = json!([{"bn": "wx-2:", "bt": T, "n": "temperature", "u": "°F", "v": 68.0}]);
+    let r = app.post("/api/v1/senml").bearer_auth(&bound).json(&pack).send().await.unwrap();
+    problem(r, 400, "partial_write").await;
+    let dl = app.get_json("/api/v1/rejects").await;
+    assert_eq!(dl["rejects"][0]["format"], "json");
+    // An administrator decides the reading is good after all: replayed, it is converted as the
+    // original would have been.
+    let r: serde_json::Value = app
+        .post("/api/v1/rejects/replay")
+        .bearer_auth(ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["replayed"], 1, "{r}");
+    assert_eq!(app.values("wx-2", "temperature", T, T + 1).await[0].1, json!(20.0));
+}
