@@ -74,7 +74,7 @@ impl From<agora_store::Error> for ApiError {
             E::NotFound { .. } => Self::NotFound(e.to_string()),
             E::Conflict(m) => Self::Conflict(m),
             E::Invalid(m) => Self::BadRequest(m),
-            E::Io { .. } | E::Closed => Self::Unavailable(e),
+            E::Io { .. } | E::Closed | E::Busy => Self::Unavailable(e),
             other => Self::Internal(other),
         }
     }

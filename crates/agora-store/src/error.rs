@@ -49,6 +49,9 @@ pub enum Error {
     /// The engine is shutting down or its WAL writer stopped.
     #[error("the storage engine is closed")]
     Closed,
+    /// Writes arrive faster than the engine can flush them; try again shortly.
+    #[error("the storage engine is busy flushing; retry shortly")]
+    Busy,
 }
 
 impl Error {

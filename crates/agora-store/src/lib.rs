@@ -67,6 +67,8 @@ pub trait SeriesStore: Send + Sync + Debug {
     async fn flush(&self) -> Result<()>;
     /// Run background upkeep if due (flush, compaction, retention).
     async fn maintain(&self) -> Result<()>;
+    /// Resolves when in-memory data has grown enough to be flushed now.
+    async fn flush_wanted(&self);
     /// Flush and stop accepting writes.
     async fn close(&self) -> Result<()>;
 }
@@ -154,6 +156,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
             Ok(())
         })
         .await
+    }
+    async fn flush_wanted(&self) {
+        Engine::flush_wanted(self).await;
     }
     async fn close(&self) -> Result<()> {
         let e = self.clone();

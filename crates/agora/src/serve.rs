@@ -197,6 +197,7 @@ async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Rece
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = state.store.flush_wanted() => {}
             _ = stopped.wait_for(|v| *v) => return,
         }
         let r = if last_flush.elapsed() >= flush_every {

@@ -278,6 +278,10 @@ pub struct Engine {
     flushes: AtomicU64,
     compactions: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
+    /// Signalled when the head has reached `flush_points`, so upkeep flushes without delay.
+    flush_wanted: tokio::sync::Notify,
+    /// Signalled after each flush, for writers held back by a full head.
+    flushed: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -351,6 +355,8 @@ impl Engine {
             flushes: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             closed: false.into(),
+            flush_wanted: tokio::sync::Notify::new(),
+            flushed: tokio::sync::Notify::new(),
         })
     }
 
@@ -364,6 +370,7 @@ impl Engine {
         if points.is_empty() {
             return Ok(());
         }
+        self.wait_for_room().await?;
         let record = wal::encode(&points);
         let ack = {
             // The head lock defines the order of writes: the WAL receives records in that same
@@ -373,9 +380,34 @@ impl Engine {
             for (s, t, v, f) in points {
                 head.push(s, t, v, f);
             }
+            if head.points >= self.cfg.flush_points {
+                self.flush_wanted.notify_one();
+            }
             ack
         };
         ack.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Back-pressure: while the head holds four times `flush_points` (flushes cannot keep up),
+    /// writers wait for a flush rather than fill memory; after 30 s they get `Busy`.
+    async fn wait_for_room(&self) -> Result<()> {
+        let limit = self.cfg.flush_points.saturating_mul(4);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let flushed = self.flushed.notified();
+            if self.head.lock().points < limit {
+                return Ok(());
+            }
+            self.flush_wanted.notify_one();
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
+                return Err(Error::Busy);
+            }
+        }
+    }
+
+    /// Resolves when the head asks to be flushed (or at once if it already did).
+    pub async fn flush_wanted(&self) {
+        self.flush_wanted.notified().await;
     }
 
     /// Whether the head should be flushed now.
@@ -681,6 +713,7 @@ impl Engine {
             }
         }
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushed.notify_waiters();
         tracing::debug!(points = frozen.points, segment = id, "flushed the head");
         Ok(())
     }

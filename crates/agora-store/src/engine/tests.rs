@@ -258,3 +258,35 @@ fn flagged_points_are_kept_but_left_out_of_reads_and_summaries() {
     drop(e);
     check(&engine(dir.path(), clock()));
 }
+
+#[test]
+fn writers_wait_for_a_flush_when_the_head_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EngineConfig::new(dir.path());
+    cfg.fsync = false;
+    cfg.flush_points = 100;
+    let e = Arc::new(Engine::open(cfg, clock()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = SeriesId(1);
+        write3(&e, (0..400).map(|i| (s, T0 + i * MIN, Value::F64(1.0))).collect()).await.unwrap();
+        // The head holds four times flush_points: the next writer waits.
+        let e2 = e.clone();
+        let waiting =
+            tokio::spawn(
+                async move { write3(&e2, vec![(s, T0 + 400 * MIN, Value::F64(2.0))]).await },
+            );
+        // Upkeep is told to flush at once.
+        tokio::time::timeout(Duration::from_secs(5), e.flush_wanted()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "the writer must wait for room");
+        let e3 = e.clone();
+        tokio::task::spawn_blocking(move || e3.flush()).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
+    });
+    assert_eq!(e.read(SeriesId(1), i64::MIN, i64::MAX, usize::MAX).unwrap().len(), 401);
+}
