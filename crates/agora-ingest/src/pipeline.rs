@@ -149,7 +149,7 @@ pub struct Pipeline {
     /// Counters for `/metrics`.
     pub counters: IngestCounters,
     /// Quality-check state per series (in memory: it starts afresh after a restart).
-    quality: parking_lot::Mutex<HashMap<u32, QualityState>>,
+    quality: parking_lot::Mutex<agora_model::IdMap<u32, QualityState>>,
 }
 
 /// A point that passed validation, waiting for its series id.
@@ -199,7 +199,7 @@ impl Pipeline {
             clock,
             cfg,
             counters: IngestCounters::default(),
-            quality: parking_lot::Mutex::new(HashMap::new()),
+            quality: parking_lot::Mutex::new(agora_model::IdMap::default()),
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod clock;
 mod error;
+mod hash;
 mod ids;
 mod properties;
 pub mod quality;
@@ -13,6 +14,7 @@ mod value;
 
 pub use clock::{Clock, MockClock, SystemClock};
 pub use error::{Error, Result};
+pub use hash::{IdHasher, IdMap};
 pub use ids::{DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId};
 pub use properties::{PropertyDef, PropertyRegistry, ResolvedProperty, UnitConversion};
 pub use time::{Precision, Timestamp};

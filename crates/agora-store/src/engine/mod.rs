@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agora_model::{Clock, SeriesId, Value};
+use agora_model::{Clock, IdMap, SeriesId, Value};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ struct SeriesBuf {
 
 #[derive(Debug, Default)]
 struct Head {
-    series: HashMap<u32, SeriesBuf>,
+    series: IdMap<u32, SeriesBuf>,
     points: usize,
 }
 
