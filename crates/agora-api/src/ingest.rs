@@ -7,7 +7,7 @@ use agora_ingest::{
     Decoded, IngestReport, Source, json, line_protocol, senml, sensor_community, thingsboard,
 };
 use agora_model::Precision;
-use agora_store::catalog::Scope;
+use agora_store::catalog::{Scope, TokenInfo};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -117,16 +117,7 @@ pub(crate) async fn write_v1(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, q.p.as_deref(), Scope::Ingest)?;
-    let body = body_bytes(&state, &headers, body)?;
-    let precision = precision(q.precision.as_deref())?;
-    let decoded = line_protocol::decode(&body, precision);
-    let replay = Some(Replay::line_protocol(precision));
-    run(
-        &state,
-        Source { name: "http /write", token: Some(&token), replay, ..Default::default() },
-        decoded,
-    )
-    .await
+    write_lines(&state, "http /write", &token, q.precision.as_deref(), &headers, body).await
 }
 
 pub(crate) async fn write_v2(
@@ -136,16 +127,23 @@ pub(crate) async fn write_v2(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
-    let body = body_bytes(&state, &headers, body)?;
-    let precision = precision(q.precision.as_deref())?;
+    write_lines(&state, "http /api/v2/write", &token, q.precision.as_deref(), &headers, body).await
+}
+
+/// Line protocol, as both InfluxDB write APIs send it.
+async fn write_lines(
+    state: &AppState,
+    name: &str,
+    token: &TokenInfo,
+    precision_param: Option<&str>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body_bytes(state, headers, body)?;
+    let precision = precision(precision_param)?;
     let decoded = line_protocol::decode(&body, precision);
     let replay = Some(Replay::line_protocol(precision));
-    run(
-        &state,
-        Source { name: "http /api/v2/write", token: Some(&token), replay, ..Default::default() },
-        decoded,
-    )
-    .await
+    run(state, Source { name, token: Some(token), replay, ..Default::default() }, decoded).await
 }
 
 pub(crate) async fn observations(

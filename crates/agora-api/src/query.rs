@@ -95,6 +95,11 @@ fn series_of(state: &AppState, device: &str, property: &str) -> ApiResult<Series
         .ok_or_else(|| ApiError::NotFound(format!("series {id} not found")))
 }
 
+/// A query parameter that must be there.
+fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
+    v.as_deref().ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
+}
+
 fn num(v: f64) -> JsonValue {
     if v.is_finite() { json!(v) } else { JsonValue::Null }
 }
@@ -262,14 +267,8 @@ pub(crate) async fn observations(
     Query(p): Query<ObsParams>,
 ) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let device = p
-        .device
-        .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("missing parameter device".into()))?;
-    let property = p
-        .property
-        .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
+    let device = required(&p.device, "device")?;
+    let property = required(&p.property, "property")?;
     let info = series_of(&s, device, property)?;
     let (from, to) = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let limit = p.limit.unwrap_or(s.config.max_points).min(s.config.max_points);
@@ -408,10 +407,7 @@ pub(crate) async fn aggregate(
     Query(p): Query<AggParams>,
 ) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    let property = p
-        .property
-        .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("missing parameter property".into()))?;
+    let property = required(&p.property, "property")?;
     let property = canonical(&s, property);
     let every = parse_duration(p.every.as_deref().unwrap_or("1h"))?;
     let tz: Option<chrono_tz::Tz> =
