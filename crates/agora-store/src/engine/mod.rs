@@ -172,8 +172,9 @@ type Group = (u32, i64, Vec<(Arc<Segment>, ChunkRef)>);
 #[derive(Debug, Default)]
 struct SegSet {
     segments: BTreeMap<u64, Arc<Segment>>,
-    /// series → window → chunks, oldest segment first.
-    index: HashMap<u32, BTreeMap<i64, Vec<ChunkRef>>>,
+    /// series → its chunks, sorted by (window, segment seq): one flat vector per series keeps
+    /// the index small (a year of a city is millions of chunks).
+    index: IdMap<u32, Vec<ChunkRef>>,
     /// Latest point of each series held in segments.
     latest: HashMap<u32, (i64, Value)>,
 }
@@ -181,10 +182,10 @@ struct SegSet {
 impl SegSet {
     fn add(&mut self, seg: Arc<Segment>, entries: &[IndexEntry]) {
         for e in entries {
-            let refs = self.index.entry(e.series).or_default().entry(e.window).or_default();
-            let r = ChunkRef { seq: seg.seq, entry: *e };
-            let pos = refs.partition_point(|x| x.seq <= seg.seq);
-            refs.insert(pos, r);
+            let refs = self.index.entry(e.series).or_default();
+            let key = (e.window, seg.seq);
+            let pos = refs.partition_point(|x| (x.entry.window, x.seq) <= key);
+            refs.insert(pos, ChunkRef { seq: seg.seq, entry: *e });
         }
         self.segments.insert(seg.seq, seg);
     }
@@ -193,20 +194,19 @@ impl SegSet {
         for s in seqs {
             self.segments.remove(s);
         }
-        for windows in self.index.values_mut() {
-            windows.retain(|_, refs| {
-                refs.retain(|r| !seqs.contains(&r.seq));
-                !refs.is_empty()
-            });
+        for refs in self.index.values_mut() {
+            refs.retain(|r| !seqs.contains(&r.seq));
         }
-        self.index.retain(|_, w| !w.is_empty());
+        self.index.retain(|_, refs| !refs.is_empty());
     }
 
     fn refs(&self, s: u32, from: i64, to: i64) -> Vec<(Arc<Segment>, ChunkRef)> {
-        let Some(windows) = self.index.get(&s) else { return Vec::new() };
-        windows
-            .range(window_of(from)..to)
-            .flat_map(|(_, refs)| refs.iter())
+        let Some(refs) = self.index.get(&s) else { return Vec::new() };
+        let first = window_of(from);
+        let start = refs.partition_point(|r| r.entry.window < first);
+        refs[start..]
+            .iter()
+            .take_while(|r| r.entry.window < to)
             .filter(|r| r.entry.meta.max_ts >= from && r.entry.meta.min_ts < to)
             .filter_map(|r| self.segments.get(&r.seq).map(|s| (s.clone(), *r)))
             .collect()
@@ -308,6 +308,9 @@ impl Engine {
         for &(id, seq) in &manifest.segments {
             let (seg, entries) = Segment::open(&seg_dir, id, seq)?;
             segs.add(Arc::new(seg), &entries);
+        }
+        for refs in segs.index.values_mut() {
+            refs.shrink_to_fit();
         }
         compute_latest(&mut segs)?;
 
@@ -608,11 +611,9 @@ impl Engine {
         let segs = self.segs.read();
         let (mut bytes, mut points) = (0u64, 0u64);
         for s in series {
-            for refs in segs.index.get(&s.0).into_iter().flat_map(|w| w.values()) {
-                for r in refs {
-                    bytes += u64::from(r.entry.len);
-                    points += u64::from(r.entry.meta.count);
-                }
+            for r in segs.index.get(&s.0).into_iter().flatten() {
+                bytes += u64::from(r.entry.len);
+                points += u64::from(r.entry.meta.count);
             }
         }
         (bytes, points)
@@ -623,15 +624,13 @@ impl Engine {
         let segs = self.segs.read();
         let mut st = EngineStats::default();
         let mut series: std::collections::HashSet<u32> = segs.index.keys().copied().collect();
-        for windows in segs.index.values() {
-            for refs in windows.values() {
-                st.chunks += refs.len();
-                st.points += refs
-                    .iter()
-                    .filter(|r| r.entry.meta.has_raw)
-                    .map(|r| u64::from(r.entry.meta.count))
-                    .sum::<u64>();
-            }
+        for refs in segs.index.values() {
+            st.chunks += refs.len();
+            st.points += refs
+                .iter()
+                .filter(|r| r.entry.meta.has_raw)
+                .map(|r| u64::from(r.entry.meta.count))
+                .sum::<u64>();
         }
         st.segments = segs.segments.len();
         st.segment_bytes = segs.segments.values().map(|s| s.size).sum();
@@ -734,9 +733,9 @@ impl Engine {
             let mut ids: Vec<u32> = segs.index.keys().copied().collect();
             ids.sort_unstable();
             for s in ids {
-                for (w, refs) in &segs.index[&s] {
+                for refs in segs.index[&s].chunk_by(|a, b| a.entry.window == b.entry.window) {
                     let rs = refs.iter().map(|r| (segs.segments[&r.seq].clone(), *r)).collect();
-                    groups.push((s, *w, rs));
+                    groups.push((s, refs[0].entry.window, rs));
                 }
             }
             (inputs, groups)
@@ -902,10 +901,8 @@ fn write_windows(w: &mut SegmentWriter, sid: u32, p: &Points) -> Result<()> {
 /// Find each series' latest stored point (at start-up).
 fn compute_latest(segs: &mut SegSet) -> Result<()> {
     let mut latest = HashMap::new();
-    for (&s, windows) in &segs.index {
-        let Some(r) =
-            windows.values().flat_map(|v| v.iter()).max_by_key(|r| (r.entry.meta.max_ts, r.seq))
-        else {
+    for (&s, refs) in &segs.index {
+        let Some(r) = refs.iter().max_by_key(|r| (r.entry.meta.max_ts, r.seq)) else {
             continue;
         };
         let Some(seg) = segs.segments.get(&r.seq) else { continue };
