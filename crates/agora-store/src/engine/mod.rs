@@ -166,9 +166,6 @@ struct ChunkRef {
     entry: IndexEntry,
 }
 
-/// The chunks of one series-window, with their segments: (series, window, chunks).
-type Group = (u32, i64, Vec<(Arc<Segment>, ChunkRef)>);
-
 #[derive(Debug, Default)]
 struct SegSet {
     segments: BTreeMap<u64, Arc<Segment>>,
@@ -726,76 +723,78 @@ impl Engine {
     /// Chunks that are alone in their window and keep their raw points are copied as they are.
     pub fn compact(&self) -> Result<()> {
         let mut manifest = self.maint.lock();
-        let (inputs, groups) = {
+        // The index only changes under the maintenance lock held here, so it can be read series
+        // by series, without holding all chunk refs of the store at once.
+        let (inputs, segments, ids) = {
             let segs = self.segs.read();
-            let inputs: Vec<u64> = segs.segments.keys().copied().collect();
-            let mut groups: Vec<Group> = Vec::new();
+            if segs.segments.len() < 2 && !self.anything_expires(&segs) {
+                return Ok(());
+            }
             let mut ids: Vec<u32> = segs.index.keys().copied().collect();
             ids.sort_unstable();
-            for s in ids {
-                for refs in segs.index[&s].chunk_by(|a, b| a.entry.window == b.entry.window) {
-                    let rs = refs.iter().map(|r| (segs.segments[&r.seq].clone(), *r)).collect();
-                    groups.push((s, refs[0].entry.window, rs));
-                }
-            }
-            (inputs, groups)
+            (segs.segments.keys().copied().collect::<Vec<u64>>(), segs.segments.clone(), ids)
         };
-        if inputs.len() < 2 && !self.anything_expires(&groups) {
-            return Ok(());
-        }
         let now = self.clock.now().as_nanos();
         let rollup_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
         let id = manifest.next_id;
         let seq = *inputs.iter().max().unwrap_or(&manifest.next_seq);
         let mut w = SegmentWriter::create(&self.seg_dir, id)?;
-        for (s, win, refs) in &groups {
-            let end = win + WINDOW_NS;
-            if rollup_cut.is_some_and(|c| end <= c) {
-                continue;
-            }
-            let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
-            let expire_raw = raw_cut.is_some_and(|c| end <= c);
-            if refs.len() == 1 && !(expire_raw && refs[0].1.entry.meta.has_raw) {
-                let (seg, r) = &refs[0];
-                w.add(*s, *win, &seg.read(&r.entry)?, r.entry.meta)?;
-                continue;
-            }
-            let mut raw_sources = Vec::new();
-            let mut rollup_only: BTreeMap<i64, Agg> = BTreeMap::new();
-            let mut kind = None;
-            for (seg, r) in refs {
-                let c = decode_ref(seg, r, true)?;
-                kind = Some(c.kind);
-                match c.raw {
-                    Some(p) => raw_sources.push(p),
-                    None => {
-                        for (h, a) in c.hourly {
-                            rollup_only.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+        for sid in ids {
+            let series_refs = self.segs.read().index.get(&sid).cloned().unwrap_or_default();
+            for group in series_refs.chunk_by(|a, b| a.entry.window == b.entry.window) {
+                let s = &sid;
+                let win = &group[0].entry.window;
+                let pairs: Vec<(Arc<Segment>, ChunkRef)> =
+                    group.iter().map(|r| (segments[&r.seq].clone(), *r)).collect();
+                let refs = &pairs;
+                let end = win + WINDOW_NS;
+                if rollup_cut.is_some_and(|c| end <= c) {
+                    continue;
+                }
+                let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
+                let expire_raw = raw_cut.is_some_and(|c| end <= c);
+                if refs.len() == 1 && !(expire_raw && refs[0].1.entry.meta.has_raw) {
+                    let (seg, r) = &refs[0];
+                    w.add(*s, *win, &seg.read(&r.entry)?, r.entry.meta)?;
+                    continue;
+                }
+                let mut raw_sources = Vec::new();
+                let mut rollup_only: BTreeMap<i64, Agg> = BTreeMap::new();
+                let mut kind = None;
+                for (seg, r) in refs {
+                    let c = decode_ref(seg, r, true)?;
+                    kind = Some(c.kind);
+                    match c.raw {
+                        Some(p) => raw_sources.push(p),
+                        None => {
+                            for (h, a) in c.hourly {
+                                rollup_only.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+                            }
                         }
                     }
                 }
+                let merged = Points::merge(raw_sources);
+                let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
+                if let Some(p) = &merged {
+                    hours.extend(chunk::hourly_of(p, *win));
+                }
+                let force_rollups = !rollup_only.is_empty();
+                for (h, a) in rollup_only {
+                    hours.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
+                }
+                let hourly: Hourly = hours.into_iter().collect();
+                let kind = merged
+                    .as_ref()
+                    .map(|p| p.col.kind())
+                    .or(kind)
+                    .unwrap_or(agora_model::ValueKind::Float);
+                if hourly.is_empty() {
+                    continue;
+                }
+                let raw = if expire_raw { None } else { merged.as_ref() };
+                let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw, force_rollups)?;
+                w.add(*s, *win, &bytes, meta)?;
             }
-            let merged = Points::merge(raw_sources);
-            let mut hours: BTreeMap<i64, Agg> = BTreeMap::new();
-            if let Some(p) = &merged {
-                hours.extend(chunk::hourly_of(p, *win));
-            }
-            let force_rollups = !rollup_only.is_empty();
-            for (h, a) in rollup_only {
-                hours.entry(h).and_modify(|x| x.merge(&a)).or_insert(a);
-            }
-            let hourly: Hourly = hours.into_iter().collect();
-            let kind = merged
-                .as_ref()
-                .map(|p| p.col.kind())
-                .or(kind)
-                .unwrap_or(agora_model::ValueKind::Float);
-            if hourly.is_empty() {
-                continue;
-            }
-            let raw = if expire_raw { None } else { merged.as_ref() };
-            let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw, force_rollups)?;
-            w.add(*s, *win, &bytes, meta)?;
         }
         let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
         manifest.next_id += 1;
@@ -827,14 +826,16 @@ impl Engine {
         Ok(())
     }
 
-    fn anything_expires(&self, groups: &[Group]) -> bool {
+    fn anything_expires(&self, segs: &SegSet) -> bool {
         let now = self.clock.now().as_nanos();
-        groups.iter().any(|(s, w, refs)| {
-            let end = w + WINDOW_NS;
-            let raw = self.retention_of(*s).is_some_and(|d| end <= now - d.as_nanos() as i64)
-                && refs.iter().any(|r| r.1.entry.meta.has_raw);
-            let roll = self.cfg.rollup_retention.is_some_and(|d| end <= now - d.as_nanos() as i64);
-            raw || roll
+        let roll_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
+        segs.index.iter().any(|(s, refs)| {
+            let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
+            refs.iter().any(|r| {
+                let end = r.entry.window + WINDOW_NS;
+                (raw_cut.is_some_and(|c| end <= c) && r.entry.meta.has_raw)
+                    || roll_cut.is_some_and(|c| end <= c)
+            })
         })
     }
 
