@@ -41,6 +41,26 @@ pub(crate) struct Placement {
     commune: Option<String>,
 }
 
+impl Placement {
+    /// A source that places the devices it registers as the query says.
+    fn source<'a>(
+        &'a self,
+        name: &'a str,
+        token: &'a TokenInfo,
+        replay: Option<Replay>,
+    ) -> Source<'a> {
+        Source {
+            name,
+            token: Some(token),
+            default_kind: self.kind.as_deref(),
+            default_site: self.site.as_deref(),
+            default_commune: self.commune.as_deref(),
+            replay,
+            no_dead_letters: false,
+        }
+    }
+}
+
 /// The request body, decompressed when gzip-encoded, within the size limit.
 fn body_bytes(
     state: &AppState,
@@ -154,15 +174,7 @@ pub(crate) async fn observations(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = Source {
-        name: "http /api/v1/observations",
-        token: Some(&token),
-        default_kind: p.kind.as_deref(),
-        default_site: p.site.as_deref(),
-        default_commune: p.commune.as_deref(),
-        replay: Some(Replay::Json),
-        no_dead_letters: false,
-    };
+    let src = p.source("http /api/v1/observations", &token, Some(Replay::Json));
     let decoded = json::decode(&body);
     decode_and_run(&state, src, &body, decoded).await
 }
@@ -175,15 +187,7 @@ pub(crate) async fn senml(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = Source {
-        name: "http /api/v1/senml",
-        token: Some(&token),
-        default_kind: p.kind.as_deref(),
-        default_site: p.site.as_deref(),
-        default_commune: p.commune.as_deref(),
-        replay: Some(Replay::Senml),
-        no_dead_letters: false,
-    };
+    let src = p.source("http /api/v1/senml", &token, Some(Replay::Senml));
     let decoded = senml::decode(&body, state.clock.now());
     decode_and_run(&state, src, &body, decoded).await
 }
@@ -199,15 +203,11 @@ pub(crate) async fn sensor_community(
     let body = body_bytes(&state, &headers, body)?;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let sensor = header("x-sensor").unwrap_or_default();
-    let src = Source {
-        name: "http /api/v1/push/sensor-community",
-        token: Some(&token),
-        default_kind: p.kind.as_deref(),
-        default_site: p.site.as_deref(),
-        default_commune: p.commune.as_deref(),
-        replay: Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
-        no_dead_letters: false,
-    };
+    let src = p.source(
+        "http /api/v1/push/sensor-community",
+        &token,
+        Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
+    );
     let decoded = sensor_community::decode(&sensor, header("x-pin").as_deref(), &body);
     decode_and_run(&state, src, &body, decoded).await
 }
