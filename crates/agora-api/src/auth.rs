@@ -1,6 +1,6 @@
 //! Token authentication: `Authorization: Bearer <token>`, InfluxDB's `Authorization: Token
 //! <token>`, HTTP Basic (the password is the token, as InfluxDB v1 clients send it) and the v1
-//! query parameter `p`.
+//! query parameter `p`; and the dashboard's session cookie (`session`).
 
 use agora_store::catalog::{Scope, TokenInfo};
 use axum::http::HeaderMap;
@@ -36,13 +36,16 @@ pub(crate) fn require(
     query_p: Option<&str>,
     scope: Scope,
 ) -> Result<TokenInfo, ApiError> {
-    let secret = secret_from(headers, query_p).ok_or_else(|| {
-        ApiError::Unauthorized("missing token: send Authorization: Bearer <token>".into())
-    })?;
-    let t = state
-        .catalog
-        .authenticate(&secret)
-        .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
+    let t = match secret_from(headers, query_p) {
+        Some(secret) => state
+            .catalog
+            .authenticate(&secret)
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?,
+        // A dashboard session stands for the token it was opened with.
+        None => crate::session::current(state, headers).map(|(_, s)| s.token).ok_or_else(|| {
+            ApiError::Unauthorized("missing token: send Authorization: Bearer <token>".into())
+        })?,
+    };
     if !t.scope.allows(scope) {
         return Err(ApiError::Forbidden(format!(
             "token {:?} has scope {}, this needs {}",

@@ -3,10 +3,14 @@
 
 mod admin;
 mod auth;
+pub mod compress;
 mod error;
 mod ingest;
+mod live;
 mod metrics;
 mod query;
+pub mod session;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,6 +24,7 @@ use axum::routing::{delete, get, post};
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
+pub use session::Sessions;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -32,6 +37,8 @@ pub struct ApiConfig {
     pub max_points: usize,
     /// Named CSV mappings for `POST /api/v1/import/csv?mapping=NAME`.
     pub csv_mappings: std::collections::HashMap<String, agora_ingest::csv::CsvMapping>,
+    /// Whether the public map (and its public endpoints) is open without login.
+    pub public_map: bool,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +48,7 @@ impl Default for ApiConfig {
             public_read: false,
             max_points: 100_000,
             csv_mappings: Default::default(),
+            public_map: true,
         }
     }
 }
@@ -62,10 +70,20 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once start-up (WAL replay) is over.
     pub ready: Arc<AtomicBool>,
+    /// Dashboard sessions.
+    pub sessions: Arc<Sessions>,
+    /// Turns true when the server stops, ending long-lived responses (live streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The HTTP API with more routes (the dashboard's pages) served beside it, behind the same
+/// metrics, CSRF guard, compression and body limit.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(admin::healthz))
@@ -90,12 +108,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/aggregate", get(query::aggregate))
         .route("/api/v1/latest", get(query::latest))
         .route("/api/v1/stats", get(query::stats))
+        // Dashboard views.
+        .route("/api/v1/public/map", get(views::public_map))
+        .route("/api/v1/map", get(views::map))
+        .route("/api/v1/chart", get(views::chart))
+        .route("/api/v1/fleet", get(views::fleet))
+        .route("/api/v1/live", get(live::live))
         // Administration.
         .route("/api/v1/rejects", get(admin::rejects))
         .route("/api/v1/rejects/replay", post(admin::replay_rejects))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .merge(extra)
         .fallback(admin::not_found)
+        .layer(axum::middleware::from_fn(compress::gzip))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -106,16 +106,16 @@ fn num(v: f64) -> JsonValue {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct CatalogParams {
-    commune: Option<String>,
-    site: Option<String>,
-    kind: Option<String>,
-    bbox: Option<String>,
-    device: Option<String>,
-    property: Option<String>,
-    status: Option<String>,
+    pub(crate) commune: Option<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) bbox: Option<String>,
+    pub(crate) device: Option<String>,
+    pub(crate) property: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
-fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
+pub(crate) fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
     let bad = |e: agora_model::Error| ApiError::BadRequest(e.to_string());
     let bbox = match &p.bbox {
         None => None,
@@ -167,7 +167,7 @@ pub(crate) async fn sites(
 
 /// Whether a device reports as expected: `online`, `offline` (silent for more than twice its
 /// expected period, from `metadata.period_s`, one hour by default) or `never_seen`.
-fn status_of(d: &Device, now: Timestamp) -> (&'static str, Option<i64>) {
+pub(crate) fn status_of(d: &Device, now: Timestamp) -> (&'static str, Option<i64>) {
     let Some(seen) = d.last_seen else { return ("never_seen", None) };
     let period =
         d.metadata.get("period_s").and_then(JsonValue::as_i64).filter(|p| *p > 0).unwrap_or(3600);

@@ -21,5 +21,7 @@ pub mod senml;
 pub mod sensor_community;
 pub mod thingsboard;
 
-pub use pipeline::{IngestCounters, IngestReport, Pipeline, PipelineConfig, Source};
+pub use pipeline::{
+    FlagTally, IngestCounters, IngestReport, Pipeline, PipelineConfig, Source, StoredBatch,
+};
 pub use record::{Decoded, Field, LineError, Record};

@@ -150,6 +150,24 @@ pub struct Pipeline {
     pub counters: IngestCounters,
     /// Quality-check state per series (in memory: it starts afresh after a restart).
     quality: parking_lot::Mutex<agora_model::IdMap<u32, QualityState>>,
+    /// Flagged points per series since start, for fleet health.
+    flag_tally: parking_lot::Mutex<agora_model::IdMap<u32, FlagTally>>,
+    /// Points just stored, for live views (and later alert rules).
+    live: tokio::sync::broadcast::Sender<Arc<StoredBatch>>,
+}
+
+/// Points of one batch, as stored: series, time, value, quality flags.
+pub type StoredBatch = Vec<(SeriesId, Timestamp, Value, u8)>;
+
+/// How many points of a series were flagged, and when the last one was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagTally {
+    /// Points flagged as stuck.
+    pub stuck: u64,
+    /// Points flagged as jumps.
+    pub jump: u64,
+    /// Time of the latest flagged point.
+    pub last: Timestamp,
 }
 
 /// A point that passed validation, waiting for its series id.
@@ -200,7 +218,20 @@ impl Pipeline {
             cfg,
             counters: IngestCounters::default(),
             quality: parking_lot::Mutex::new(agora_model::IdMap::default()),
+            flag_tally: parking_lot::Mutex::new(agora_model::IdMap::default()),
+            live: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// Every batch stored from now on. A receiver that falls more than 1,024 batches behind
+    /// loses the oldest ones (`RecvError::Lagged`) rather than slowing ingestion down.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<StoredBatch>> {
+        self.live.subscribe()
+    }
+
+    /// Flag counts of the series that had flagged points since start.
+    pub fn flag_tallies(&self) -> Vec<(SeriesId, FlagTally)> {
+        self.flag_tally.lock().iter().map(|(s, t)| (SeriesId(*s), *t)).collect()
     }
 
     /// The property registry (for the properties endpoint).
@@ -476,8 +507,22 @@ impl Pipeline {
         }
         report.accepted = points.len();
         report.flagged = points.iter().filter(|p| p.3 != 0).count();
+        if report.flagged > 0 {
+            let mut tally = self.flag_tally.lock();
+            for (s, t, _, f) in points.iter().filter(|p| p.3 != 0) {
+                let e = tally.entry(s.0).or_insert(FlagTally { stuck: 0, jump: 0, last: *t });
+                e.stuck += u64::from(f & quality::STUCK != 0);
+                e.jump += u64::from(f & quality::JUMP != 0);
+                e.last = e.last.max(*t);
+            }
+        }
         if !points.is_empty() {
+            // Copied only while someone listens, so ingestion pays nothing otherwise.
+            let copy = (self.live.receiver_count() > 0).then(|| Arc::new(points.clone()));
             self.store.write_flagged(points).await?;
+            if let Some(batch) = copy {
+                let _ = self.live.send(batch);
+            }
         }
         let seen: Vec<(DeviceId, Timestamp)> = devices
             .into_iter()

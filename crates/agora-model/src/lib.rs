@@ -16,7 +16,9 @@ pub use clock::{Clock, MockClock, SystemClock};
 pub use error::{Error, Result};
 pub use hash::{IdHasher, IdMap};
 pub use ids::{DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId};
-pub use properties::{PropertyDef, PropertyRegistry, ResolvedProperty, UnitConversion};
+pub use properties::{
+    PropertyDef, PropertyRegistry, ResolvedProperty, UnitConversion, is_device_internal,
+};
 pub use time::{Precision, Timestamp};
 pub use value::{Value, ValueKind};
 

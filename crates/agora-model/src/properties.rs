@@ -8,6 +8,12 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::{PropertyName, Value, ValueKind};
 
+/// Properties about the device itself (battery, radio link, frame counter) rather than the place
+/// it measures. Operators see them; the public map and open data leave them out.
+pub fn is_device_internal(property: &str) -> bool {
+    matches!(property, "battery" | "battery_voltage" | "rssi" | "snr" | "f_cnt")
+}
+
 /// One observed property and how values of it are validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PropertyDef {

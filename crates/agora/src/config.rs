@@ -26,6 +26,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// CSV import mappings.
     pub csv: CsvConfig,
+    /// The dashboard.
+    pub web: agora_web::WebConfig,
 }
 
 /// CSV import settings.
@@ -120,6 +122,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             mqtt: MqttConfig::default(),
             csv: CsvConfig::default(),
+            web: agora_web::WebConfig::default(),
         }
     }
 }
@@ -171,6 +174,9 @@ impl Config {
                     v.parse().context("AGORA_MQTT_LISTEN must be host:port or off")?;
                 self.mqtt.broker.enabled = true;
             }
+        }
+        if let Ok(v) = std::env::var("AGORA_TILE_URL") {
+            self.web.tile_url = Some(v).filter(|v| !v.is_empty());
         }
         if let Ok(v) = std::env::var("AGORA_RAW_RETENTION_DAYS") {
             self.storage.raw_retention_days =

@@ -162,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
             let mut opts = common.options()?;
             // The demo must start even where another MQTT broker already holds port 1883.
             opts.config.mqtt.broker.required = std::env::var_os("AGORA_MQTT_LISTEN").is_some();
+            if opts.config.web.city.is_empty() {
+                opts.config.web.city = "Aix-en-Provence".into();
+            }
             let server = agora::serve::start(opts).await?;
             announce(&server);
             let demo = agora::demo::Demo::new(agora::demo::DemoOptions { days, seed: 13001 });
@@ -175,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
             say!(
-                "open http://{}/api/v1/latest?site=hotel-de-ville with the admin token",
+                "open http://{0}/ (public map) or http://{0}/supervision (log in with the admin token)",
                 server.addr
             );
             if no_live {

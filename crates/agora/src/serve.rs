@@ -81,6 +81,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             ..PipelineConfig::default()
         },
     ));
+    let (stop, stopped) = watch::channel(false);
     let state = AppState {
         catalog,
         store,
@@ -90,17 +91,19 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             max_body_bytes: cfg.ingest.max_body_mib << 20,
             public_read: cfg.auth.public_read,
             csv_mappings: cfg.csv.mappings.clone(),
+            public_map: cfg.web.public_map,
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
         ready: Arc::new(AtomicBool::new(false)),
+        sessions: Arc::new(agora_api::Sessions::default()),
+        shutdown: stopped.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http))?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = watch::channel(false);
-    let app = agora_api::router(state.clone());
+    let app = agora_api::router_with(state.clone(), agora_web::router(cfg.web.clone()));
     let mut s1 = stopped.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -1,0 +1,200 @@
+//! Browser sessions for the dashboard. An operator exchanges a token once at login for a random
+//! session id carried in an `HttpOnly`, `SameSite=Strict` cookie; the secret token itself never
+//! reaches the page's scripts. Each session has a CSRF token that unsafe requests made with the
+//! cookie must echo (`X-CSRF-Token` header or a `csrf` form field).
+//!
+//! Sessions live in memory: a restart asks operators to log in again, which is acceptable until
+//! user accounts arrive with the security work.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use agora_store::catalog::TokenInfo;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Name of the session cookie.
+pub const COOKIE: &str = "agora_session";
+/// Header carrying the session's CSRF token on unsafe requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A logged-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The token the operator logged in with.
+    pub token: TokenInfo,
+    /// Echoed by unsafe requests made with the cookie.
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// The live sessions, keyed by the SHA-256 of their id (ids are never kept in clear).
+#[derive(Debug)]
+pub struct Sessions {
+    live: Mutex<HashMap<[u8; 32], Session>>,
+    ttl: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(12 * 3600))
+    }
+}
+
+fn digest(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the operating system has no random source");
+    hex::encode(b)
+}
+
+impl Sessions {
+    /// Sessions lasting `ttl` from login.
+    pub fn new(ttl: Duration) -> Self {
+        Self { live: Mutex::new(HashMap::new()), ttl }
+    }
+
+    /// Open a session for `token`; returns the session id to put in the cookie.
+    pub fn create(&self, token: TokenInfo) -> (String, Session) {
+        let id = random_hex(32);
+        let s = Session { token, csrf: random_hex(16), expires: Instant::now() + self.ttl };
+        let mut live = self.live.lock();
+        let now = Instant::now();
+        live.retain(|_, s| s.expires > now);
+        live.insert(digest(&id), s.clone());
+        (id, s)
+    }
+
+    /// The live session with this id.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let live = self.live.lock();
+        live.get(&digest(id)).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    /// End a session.
+    pub fn remove(&self, id: &str) {
+        self.live.lock().remove(&digest(id));
+    }
+
+    /// How long a session lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
+/// The value of cookie `name` in the request, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session the request's cookie names, when it is live and its token not revoked.
+pub fn current(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
+    let id = cookie(headers, COOKIE)?;
+    let s = state.sessions.get(id)?;
+    if !state.catalog.tokens().iter().any(|t| t.id == s.token.id) {
+        state.sessions.remove(id);
+        return None;
+    }
+    Some((id.to_owned(), s))
+}
+
+/// `Set-Cookie` value opening a session.
+pub fn set_cookie(id: &str, ttl: Duration) -> String {
+    format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", ttl.as_secs())
+}
+
+/// `Set-Cookie` value ending a session.
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Middleware against cross-site request forgery on unsafe methods:
+/// - a request whose `Origin` names another host is refused, whatever it carries;
+/// - a request authenticated by the session cookie (no `Authorization` header) must echo the
+///   session's CSRF token in `X-CSRF-Token`; form posts (login, logout) check their `csrf` field
+///   in their handler instead and are let through here.
+pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method {
+        let h = req.headers();
+        if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            if origin != "null" && origin_host != host {
+                return ApiError::Forbidden(format!(
+                    "cross-site request refused: origin {origin:?} is not this server ({host:?})"
+                ))
+                .into_response();
+            }
+        }
+        let form = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !h.contains_key(header::AUTHORIZATION)
+            && !form
+            && let Some((_, s)) = current(&state, h)
+        {
+            let echoed = h.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if echoed != Some(s.csrf.as_str()) {
+                return ApiError::Forbidden(
+                    "missing or wrong X-CSRF-Token for a request made with the session cookie"
+                        .into(),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, "a=1; agora_session=xyz; b=2".parse().unwrap());
+        assert_eq!(cookie(&h, COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn sessions_expire_and_end() {
+        let s = Sessions::new(Duration::from_millis(30));
+        let token = TokenInfo {
+            id: "t1".into(),
+            name: "op".into(),
+            scope: agora_store::catalog::Scope::Read,
+            device: None,
+            created_at: agora_model::Timestamp::EPOCH,
+        };
+        let (id, sess) = s.create(token.clone());
+        assert_eq!(s.get(&id).unwrap().csrf, sess.csrf);
+        assert!(s.get("other").is_none());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.get(&id).is_none(), "expired");
+        let (id, _) = s.create(token);
+        s.remove(&id);
+        assert!(s.get(&id).is_none(), "ended");
+    }
+}

@@ -1,0 +1,108 @@
+// Charts with uPlot: the server sends at most ~2,000 buckets per series with min, max and mean,
+// drawn as a band (so peaks stay visible) around the mean line. Every chart has a text
+// alternative: a summary in its caption and, on demand, the table of its values.
+
+import { t, esc, num, unit, propName, api, downloadCsv, when } from './common.js';
+
+const BAND_COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+
+function summary(d, u, property) {
+  const vals = d.mean.filter((v) => v !== null && Number.isFinite(v));
+  if (!vals.length) return t('chart.empty');
+  const lo = Math.min(...d.min.filter(Number.isFinite));
+  const hi = Math.max(...d.max.filter(Number.isFinite));
+  const last = vals[vals.length - 1];
+  const s = unit(u, property);
+  return t('chart.summary', { min: `${num(lo)} ${s}`, max: `${num(hi)} ${s}`, last: `${num(last)} ${s}` });
+}
+
+function sizeOf(el) {
+  return { width: Math.max(260, el.clientWidth || 600), height: 220 };
+}
+
+/** Keep a chart as wide as its box. */
+function follow(el, plot) {
+  const ro = new ResizeObserver(() => plot.setSize(sizeOf(el)));
+  ro.observe(el);
+}
+
+/** Draw one downsampled series (`/api/v1/chart` answer) into `el`. */
+export function drawBand(el, d, { title, colour = BAND_COLOURS[0] } = {}) {
+  const u = unit(d.unit, d.property);
+  const name = title ?? propName(d.property);
+  el.innerHTML = `<figure class="chart" data-property="${esc(d.property)}" data-points="${d.t.length}">
+    <figcaption><strong>${esc(name)}</strong>${u ? ` <span class="unit">(${esc(u)})</span>` : ''}
+    <span class="summary">${esc(summary(d, d.unit, d.property))}</span></figcaption>
+    <div class="plot" role="img" aria-label="${esc(`${name}: ${summary(d, d.unit, d.property)}`)}"></div>
+    <details><summary>${esc(t('chart.table'))}</summary><div class="table-wrap"></div></details>
+    <button type="button" class="link csv">${esc(t('chart.csv'))}</button></figure>`;
+  const plotEl = el.querySelector('.plot');
+  if (!d.t.length) {
+    plotEl.innerHTML = `<p class="empty">${esc(t('chart.empty'))}</p>`;
+    return null;
+  }
+  const fill = colour + '33';
+  const plot = new uPlot({
+    ...sizeOf(plotEl),
+    series: [
+      {},
+      { label: t('chart.min'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: t('chart.max'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: t('chart.mean'), stroke: colour, width: 2, points: { show: false }, value: (_, v) => num(v) },
+    ],
+    bands: [{ series: [2, 1], fill }],
+    axes: [{}, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
+  }, [d.t, d.min, d.max, d.mean], plotEl);
+  follow(plotEl, plot);
+  const details = el.querySelector('details');
+  details.addEventListener('toggle', () => {
+    if (!details.open || details.dataset.done) return;
+    details.dataset.done = '1';
+    const rows = d.t.map((ts, i) => `<tr><th scope="row">${esc(when(ts * 1000))}</th><td>${num(d.min[i])}</td><td>${num(d.mean[i])}</td><td>${num(d.max[i])}</td></tr>`);
+    details.querySelector('.table-wrap').innerHTML = `<table class="table"><caption>${esc(name)}</caption><thead><tr><th scope="col">${esc(t('chart.time'))}</th><th scope="col">${esc(t('chart.min'))}</th><th scope="col">${esc(t('chart.mean'))}</th><th scope="col">${esc(t('chart.max'))}</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  });
+  el.querySelector('.csv').addEventListener('click', () => {
+    const rows = d.t.map((ts, i) => [new Date(ts * 1000).toISOString(), d.min[i], d.mean[i], d.max[i], d.count[i]]);
+    downloadCsv(`${d.device ?? d.site}-${d.property}.csv`, ['time', 'min', 'mean', 'max', 'count'], rows);
+  });
+  return plot;
+}
+
+/** Fetch and draw the chart of a device's or a site's property over [from, to). */
+export async function chart(el, { device, site, property, from = '-24h', to = 'now', title, colour }) {
+  el.innerHTML = `<p class="loading">${esc(t('loading'))}</p>`;
+  const q = new URLSearchParams({ property, from, to, points: '1500' });
+  if (device) q.set('device', device);
+  if (site) q.set('site', site);
+  try {
+    const d = await api(`/api/v1/chart?${q}`);
+    return drawBand(el, d, { title, colour });
+  } catch (e) {
+    el.innerHTML = `<p class="error" role="alert">${esc(t('error.load'))}: ${esc(e.message)}</p>`;
+    return null;
+  }
+}
+
+/** Several series on one chart (the explorer): `series` = [{label, t: [s], v: [..]}]. */
+export function drawMany(el, series, { u, property }) {
+  const times = [...new Set(series.flatMap((s) => s.t))].sort((a, b) => a - b);
+  const index = new Map(times.map((x, i) => [x, i]));
+  const cols = series.map((s) => {
+    const col = new Array(times.length).fill(null);
+    s.t.forEach((x, i) => { col[index.get(x)] = s.v[i]; });
+    return col;
+  });
+  el.innerHTML = '<div class="plot" role="img"></div>';
+  const plotEl = el.querySelector('.plot');
+  plotEl.setAttribute('aria-label', series.map((s) => s.label).join(', '));
+  const plot = new uPlot({
+    ...sizeOf(plotEl),
+    series: [{}, ...series.map((s, i) => ({
+      label: s.label, stroke: BAND_COLOURS[i % BAND_COLOURS.length], width: 2,
+      points: { show: false }, spanGaps: false, value: (_, v) => `${num(v)} ${unit(u, property)}`,
+    }))],
+    axes: [{}, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
+  }, [times, ...cols], plotEl);
+  follow(plotEl, plot);
+  return { times, cols };
+}

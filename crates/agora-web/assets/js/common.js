@@ -1,0 +1,250 @@
+// Shared by every page: settings and texts embedded by the server, API calls, number and date
+// formats, units, colour scales with their legends, and the live stream.
+
+export const settings = JSON.parse(document.getElementById('agora-settings').textContent);
+const dict = JSON.parse(document.getElementById('agora-i18n').textContent);
+
+/** The text of `key`, with `{name}` placeholders filled from `vars`. */
+export function t(key, vars) {
+  let s = dict[key] ?? key;
+  if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, v);
+  return s;
+}
+
+/** Escape text for HTML. */
+export function esc(s) {
+  return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+/** GET a JSON endpoint of this server; throws an Error with the problem's detail. */
+export async function api(path) {
+  const r = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  if (!r.ok) {
+    let detail = `${r.status}`;
+    try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return r.json();
+}
+
+/** Say something to screen-reader users without moving focus. */
+export function announce(text) {
+  const a = document.getElementById('announcer');
+  if (a) a.textContent = text;
+}
+
+const locale = settings.lang === 'en' ? 'en-GB' : 'fr-FR';
+const numberFormats = new Map();
+
+/** A number with at most `digits` decimals, in the page's language. */
+export function num(v, digits = 1) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '—';
+  if (typeof v !== 'number') return String(v);
+  let f = numberFormats.get(digits);
+  if (!f) numberFormats.set(digits, (f = new Intl.NumberFormat(locale, { maximumFractionDigits: digits })));
+  return f.format(v);
+}
+
+const dateTime = new Intl.DateTimeFormat(locale, { dateStyle: 'short', timeStyle: 'short' });
+const timeOnly = new Intl.DateTimeFormat(locale, { timeStyle: 'short' });
+
+/** A date and time (milliseconds or ISO string). */
+export function when(ms) {
+  if (ms === null || ms === undefined) return '—';
+  const d = new Date(ms);
+  const today = new Date();
+  return d.toDateString() === today.toDateString() ? timeOnly.format(d) : dateTime.format(d);
+}
+
+/** Units as people write them. */
+const UNITS = { 'ug/m3': 'µg/m³', 'mg/m3': 'mg/m³', Cel: '°C', dB: 'dB(A)', '%': '%', hPa: 'hPa', 'm/s': 'm/s', W: 'W', lx: 'lx', '{count}': '', '1': '', dBm: 'dBm', V: 'V' };
+export function unit(u, property) {
+  if (property === 'snr') return 'dB';
+  return UNITS[u] ?? u ?? '';
+}
+
+/** A value with its unit. */
+export function withUnit(v, u, property) {
+  if (typeof v === 'boolean') return v ? t('value.on') : t('value.off');
+  if (typeof v === 'string') return t(`state.${v}`) === `state.${v}` ? v : t(`state.${v}`);
+  const s = unit(u, property);
+  return s ? `${num(v)} ${s}` : num(v);
+}
+
+/** The property's name in the page's language. */
+export function propName(p) {
+  const k = `prop.${p}`;
+  const s = t(k);
+  return s === k ? p.replaceAll('_', ' ') : s;
+}
+
+export function kindName(k) {
+  const s = t(`kind.${k}`);
+  return s === `kind.${k}` ? k.replaceAll('_', ' ') : s;
+}
+
+// ---- Colour scales -------------------------------------------------------------------------
+
+// European Air Quality Index bands (EEA, 2024 revision, hourly values, µg/m³): upper bounds.
+const AQ_BOUNDS = {
+  pm2_5: [5, 15, 50, 90, 140],
+  pm10: [15, 45, 120, 195, 270],
+  no2: [10, 25, 60, 100, 150],
+  o3: [60, 100, 120, 160, 180],
+  so2: [20, 40, 125, 190, 275],
+};
+const AQ_COLOURS = ['#50f0e6', '#50ccaa', '#f0e641', '#ff5050', '#960032', '#7d2181'];
+const AQ_KEYS = ['good', 'fair', 'moderate', 'poor', 'very_poor', 'extremely_poor'];
+
+/** The air-quality band (0 good … 5 extremely poor) of a pollutant's value, or null. */
+export function aqBand(property, v) {
+  const b = AQ_BOUNDS[property];
+  if (!b || typeof v !== 'number') return null;
+  const i = b.findIndex((x) => v <= x);
+  return i < 0 ? 5 : i;
+}
+
+/** The European index of several pollutant values: the worst band. */
+export function aqIndex(values) {
+  let worst = null;
+  for (const [p, v] of Object.entries(values)) {
+    const b = aqBand(p, v);
+    if (b !== null && (worst === null || b > worst)) worst = b;
+  }
+  return worst === null ? null : { band: worst, colour: AQ_COLOURS[worst], label: t(`aq.${AQ_KEYS[worst]}`) };
+}
+
+function stepScale(bounds, colours, labels) {
+  return {
+    colour(v) {
+      if (typeof v !== 'number') return null;
+      const i = bounds.findIndex((x) => v < x);
+      return colours[i < 0 ? colours.length - 1 : i];
+    },
+    legend: colours.map((c, i) => ({ colour: c, label: labels[i] })),
+  };
+}
+
+function ranges(bounds, u) {
+  const out = [`< ${num(bounds[0])} ${u}`];
+  for (let i = 1; i < bounds.length; i++) out.push(`${num(bounds[i - 1])}–${num(bounds[i])} ${u}`);
+  out.push(`≥ ${num(bounds[bounds.length - 1])} ${u}`);
+  return out;
+}
+
+const TEMP = [0, 5, 10, 15, 20, 25, 30, 35];
+const TEMP_C = ['#313695', '#4575b4', '#74add1', '#abd9e9', '#e0f3f8', '#fee090', '#fdae61', '#f46d43', '#a50026'];
+const NOISE = [45, 50, 55, 60, 65, 70, 75];
+const NOISE_C = ['#a6d96a', '#66bd63', '#fee08b', '#fdae61', '#f46d43', '#d73027', '#a50026', '#5e0031'];
+const PEOPLE = [10, 50, 100, 250, 500];
+const PEOPLE_C = ['#f2f0f7', '#cbc9e2', '#9e9ac8', '#756bb1', '#54278f', '#3f007d'];
+const FILL = [50, 80];
+const FILL_C = ['#1a9850', '#fdae61', '#d73027'];
+const SOIL = [10, 20, 30, 40];
+const SOIL_C = ['#8c510a', '#d8b365', '#c7eae5', '#5ab4ac', '#01665e'];
+
+/** The colour scale of a property, with its legend; null when it has none. */
+export function scaleOf(property) {
+  if (AQ_BOUNDS[property]) {
+    const b = AQ_BOUNDS[property];
+    const labels = AQ_KEYS.map((k, i) => `${t(`aq.${k}`)} (${i === 0 ? '≤ ' + b[0] : i === 5 ? '> ' + b[4] : b[i - 1] + '–' + b[i]} µg/m³)`);
+    return { colour: (v) => (typeof v === 'number' ? AQ_COLOURS[aqBand(property, v)] : null), legend: AQ_COLOURS.map((c, i) => ({ colour: c, label: labels[i] })) };
+  }
+  switch (property) {
+    case 'temperature': return stepScale(TEMP, TEMP_C, ranges(TEMP, '°C'));
+    case 'laeq': case 'lamax': return stepScale(NOISE, NOISE_C, ranges(NOISE, 'dB(A)'));
+    case 'people_in': case 'people_out': case 'people_count': return stepScale(PEOPLE, PEOPLE_C, ranges(PEOPLE, ''));
+    case 'fill_level': return stepScale(FILL, FILL_C, ranges(FILL, '%'));
+    case 'soil_moisture': return stepScale(SOIL, SOIL_C, ranges(SOIL, '%'));
+    case 'lamp_on': return {
+      colour: (v) => (v === true ? '#ffd23f' : v === false ? '#4d4d4d' : null),
+      legend: [{ colour: '#ffd23f', label: t('value.on') }, { colour: '#4d4d4d', label: t('value.off') }],
+    };
+    default: return null;
+  }
+}
+
+export const STATE_COLOURS = { online: '#1a9850', flagged: '#f28e2b', faulty: '#d62728', offline: '#7f7f7f', never_seen: '#c7c7c7' };
+export const KIND_COLOURS = {
+  air_quality: '#1f77b4', noise: '#9467bd', weather: '#17becf', pedestrian_counter: '#e377c2',
+  streetlight: '#bcbd22', waste_container: '#8c564b', soil_moisture: '#2ca02c',
+};
+
+/** The property a device kind is best known by. */
+export const MAIN_PROPERTY = {
+  air_quality: 'pm10', noise: 'laeq', weather: 'temperature', pedestrian_counter: 'people_in',
+  streetlight: 'lamp_on', waste_container: 'fill_level', soil_moisture: 'soil_moisture',
+};
+
+/** A legend: coloured swatches with text, so colour is never the only carrier of meaning. */
+export function legendHtml(title, items) {
+  return `<p class="legend-title">${esc(title)}</p><ul>${items
+    .map((i) => `<li><span class="swatch" style="background:${i.colour}" aria-hidden="true"></span>${esc(i.label)}</li>`)
+    .join('')}</ul>`;
+}
+
+// ---- Live updates ----------------------------------------------------------------------------
+
+/** Follow new values and device states; `params` filters (site, device, kind). */
+export function live(params, { values, states }) {
+  const q = new URLSearchParams(params ?? {}).toString();
+  const es = new EventSource(`/api/v1/live${q ? '?' + q : ''}`);
+  if (values) es.addEventListener('values', (e) => values(JSON.parse(e.data)));
+  if (states) es.addEventListener('states', (e) => states(JSON.parse(e.data)));
+  return es;
+}
+
+/** Download rows as a CSV file (comma separated, UTF-8 with BOM so spreadsheets read accents). */
+export function downloadCsv(name, header, rows) {
+  const cell = (v) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  };
+  const text = [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n');
+  const blob = new Blob(['\ufeff' + text], { type: 'text/csv;charset=utf-8' });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+// ---- Figures of a place (place page and kiosk) -------------------------------------------------
+
+function mean(xs) {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
+/** Sound levels are averaged as energy, never arithmetically. */
+function energyMean(xs) {
+  return xs.length ? 10 * Math.log10(xs.reduce((a, b) => a + 10 ** (b / 10), 0) / xs.length) : null;
+}
+
+/** The current figures of a place from its devices' latest values. */
+export function placeFigures(devices) {
+  const vals = (p) => devices.map((d) => d.latest?.[p]?.[1]).filter((v) => typeof v === 'number');
+  const pollutants = {};
+  for (const p of ['pm2_5', 'pm10', 'no2', 'o3', 'so2']) {
+    const m = mean(vals(p));
+    if (m !== null) pollutants[p] = m;
+  }
+  const lamps = devices.map((d) => d.latest?.lamp_on?.[1]).filter((v) => typeof v === 'boolean');
+  const fills = vals('fill_level');
+  const latest = Math.max(0, ...devices.flatMap((d) => Object.values(d.latest ?? {}).map((l) => l[0])));
+  return {
+    air: aqIndex(pollutants),
+    pollutants,
+    temperature: mean(vals('temperature')),
+    humidity: mean(vals('relative_humidity')),
+    noise: energyMean(vals('laeq')),
+    people: vals('people_in').length ? vals('people_in').reduce((a, b) => a + b, 0) : null,
+    fill: mean(fills),
+    full_bins: fills.filter((f) => f >= 80).length,
+    bins: fills.length,
+    lamps_on: lamps.filter(Boolean).length,
+    lamps: lamps.length,
+    soil: mean(vals('soil_moisture')),
+    latest,
+  };
+}

@@ -1,0 +1,74 @@
+// An operator's device page: facts, latest value of every series (live), and charts of each
+// numeric series over 24 h, 7 d, 30 d, a year or a chosen range.
+
+import { settings, t, esc, api, live, when, withUnit, propName, kindName, num } from './common.js';
+import { chart } from './charts.js';
+
+const id = settings.device;
+const { device: d, series } = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
+const units = Object.fromEntries(series.map((s) => [s.property, s.unit]));
+
+function fact(label, value) {
+  return `<dt>${esc(label)}</dt><dd>${value}</dd>`;
+}
+const meta = Object.entries(d.metadata ?? {}).map(([k, v]) => `${esc(k)}: ${esc(typeof v === 'object' ? JSON.stringify(v) : v)}`).join(', ');
+document.getElementById('facts').innerHTML = [
+  fact(t('device.id'), `<code>${esc(d.id)}</code>`),
+  fact(t('device.kind'), esc(kindName(d.kind))),
+  fact(t('device.site'), d.site ? `<a href="/places/${encodeURIComponent(d.site)}">${esc(d.site)}</a>` : '—'),
+  fact(t('device.position'), d.lat != null ? `${num(d.lat, 5)}, ${num(d.lon, 5)}` : '—'),
+  fact(t('device.status'), `<span class="state state-${esc(d.status)}" id="status">${esc(t(`status.${d.status}`))}</span>`),
+  fact(t('device.last_seen'), `<span id="last-seen">${esc(when(d.last_seen))}</span>`),
+  fact(t('device.metadata'), meta || '—'),
+].join('');
+
+document.getElementById('latest').innerHTML = `<table class="table"><caption class="sr-only">${esc(t('device.latest'))}</caption>
+  <thead><tr><th scope="col">${esc(t('device.property'))}</th><th scope="col">${esc(t('device.value'))}</th><th scope="col">${esc(t('device.time'))}</th></tr></thead>
+  <tbody>${series.map((s) => `<tr><th scope="row">${esc(propName(s.property))}</th>
+    <td data-prop="${esc(s.property)}">${s.latest ? esc(withUnit(s.latest.value, s.unit, s.property)) : '—'}</td>
+    <td data-time="${esc(s.property)}">${s.latest ? esc(when(s.latest.time)) : '—'}</td></tr>`).join('')}</tbody></table>`;
+
+const numeric = series.filter((s) => s.kind !== 'string').map((s) => s.property);
+const box = document.getElementById('charts');
+box.innerHTML = numeric.map((p) => `<div class="chart-box" id="chart-${esc(p)}"></div>`).join('');
+
+async function draw(from, to = 'now') {
+  for (const p of numeric) await chart(document.getElementById(`chart-${p}`), { device: id, property: p, from, to });
+}
+
+const buttons = [...document.querySelectorAll('[data-range]')];
+function pick(range) {
+  for (const b of buttons) b.setAttribute('aria-pressed', String(b.dataset.range === range));
+  draw(`-${range}`);
+}
+for (const b of buttons) b.addEventListener('click', () => pick(b.dataset.range));
+document.getElementById('custom').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const from = new Date(f.get('from'));
+  const to = new Date(f.get('to'));
+  if (!(from < to)) { alert(t('range.invalid')); return; }
+  for (const b of buttons) b.setAttribute('aria-pressed', 'false');
+  draw(from.toISOString(), to.toISOString());
+});
+pick('24h');
+
+live({ device: id }, {
+  values(rows) {
+    for (const r of rows) {
+      const v = document.querySelector(`td[data-prop="${CSS.escape(r.p)}"]`);
+      if (v) v.textContent = withUnit(r.v, units[r.p], r.p);
+      const tm = document.querySelector(`td[data-time="${CSS.escape(r.p)}"]`);
+      if (tm) tm.textContent = when(r.t);
+      document.getElementById('last-seen').textContent = when(r.t);
+    }
+  },
+  states(rows) {
+    for (const r of rows) {
+      const el = document.getElementById('status');
+      el.textContent = t(`status.${r.s}`);
+      el.className = `state state-${r.s}`;
+    }
+  },
+});
+document.body.dataset.ready = '1';

@@ -1,0 +1,83 @@
+// Kiosk mode for street furniture: full screen, large type, touch-friendly. Rotates through the
+// place's air quality, temperature, noise and footfall; a touch (or the buttons, or the arrow
+// keys) moves by hand and pauses the rotation for a while. Values update live.
+
+import { settings, t, esc, num, api, live, placeFigures, scaleOf } from './common.js';
+
+const site = settings.site;
+const data = await api('/api/v1/public/map');
+const devices = data.devices.filter((d) => d.site === site);
+const byId = new Map(devices.map((d) => [d.id, d]));
+const PAUSE_MS = 30_000;
+
+function slides() {
+  const f = placeFigures(devices);
+  const out = [];
+  if (f.air) out.push({ key: 'air', title: t('kiosk.air'), value: esc(f.air.label), colour: f.air.colour, note: t('kiosk.air_note') });
+  if (f.temperature !== null) out.push({ key: 'temperature', title: t('kiosk.temperature'), value: `${num(f.temperature)} °C`, colour: scaleOf('temperature').colour(f.temperature), note: f.humidity !== null ? `${t('prop.relative_humidity')} ${num(f.humidity, 0)} %` : '' });
+  if (f.noise !== null) out.push({ key: 'noise', title: t('kiosk.noise'), value: `${num(f.noise, 0)} dB(A)`, colour: scaleOf('laeq').colour(f.noise), note: t('place.noise_note') });
+  if (f.people !== null) out.push({ key: 'people', title: t('kiosk.people'), value: num(f.people, 0), colour: '#756bb1', note: t('place.people_note') });
+  return out;
+}
+
+let index = 0;
+let pausedUntil = 0;
+
+function show() {
+  const all = slides();
+  const slide = document.getElementById('slide');
+  if (!all.length) { slide.innerHTML = `<p class="kiosk-value">${esc(t('kiosk.none'))}</p>`; return; }
+  index = ((index % all.length) + all.length) % all.length;
+  const s = all[index];
+  slide.dataset.slide = s.key;
+  slide.innerHTML = `<p class="kiosk-title">${esc(s.title)}</p>
+    <p class="kiosk-value" style="border-color:${s.colour ?? '#fff'}">${s.value}</p>
+    <p class="kiosk-note">${esc(s.note)}</p>`;
+  document.getElementById('dots').innerHTML = all.map((x, i) =>
+    `<li><button type="button" data-i="${i}" aria-label="${esc(x.title)}" aria-current="${i === index}"></button></li>`).join('');
+}
+
+function move(step) {
+  index += step;
+  pausedUntil = Date.now() + PAUSE_MS;
+  show();
+}
+
+document.getElementById('prev').addEventListener('click', () => move(-1));
+document.getElementById('next').addEventListener('click', () => move(1));
+document.getElementById('dots').addEventListener('click', (e) => {
+  if (e.target.dataset.i !== undefined) { index = Number(e.target.dataset.i); pausedUntil = Date.now() + PAUSE_MS; show(); }
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'ArrowRight') move(1);
+  if (e.key === 'ArrowLeft') move(-1);
+});
+let touchX = null;
+document.addEventListener('touchstart', (e) => { touchX = e.touches[0].clientX; }, { passive: true });
+document.addEventListener('touchend', (e) => {
+  if (touchX === null) return;
+  const dx = e.changedTouches[0].clientX - touchX;
+  if (Math.abs(dx) > 50) move(dx < 0 ? 1 : -1);
+  touchX = null;
+});
+
+setInterval(() => {
+  if (Date.now() >= pausedUntil) { index += 1; show(); }
+}, settings.rotate * 1000);
+
+const clock = document.getElementById('clock');
+const tick = () => { clock.textContent = new Date().toLocaleTimeString(settings.lang, { hour: '2-digit', minute: '2-digit' }); };
+tick();
+setInterval(tick, 10_000);
+
+show();
+live({ site }, {
+  values(rows) {
+    for (const r of rows) {
+      const d = byId.get(r.d);
+      if (d && !(d.latest?.[r.p]?.[0] > r.t)) { d.latest ??= {}; d.latest[r.p] = [r.t, r.v]; }
+    }
+    show();
+  },
+});
+document.body.dataset.ready = '1';

@@ -1,0 +1,261 @@
+// The map: public (places, devices and their latest public values) and operator (the same with
+// device states and every property). One layer per device kind; colour by kind, by state or by a
+// property's scale; live updates; a side panel with the chosen device's values and 24 h chart.
+
+import {
+  settings, t, esc, api, when, withUnit, propName, kindName, scaleOf, legendHtml, live, announce,
+  aqIndex, STATE_COLOURS, KIND_COLOURS, MAIN_PROPERTY,
+} from './common.js';
+import { chart } from './charts.js';
+
+const operator = settings.mode === 'operator';
+const data = await api(operator ? '/api/v1/map' : '/api/v1/public/map');
+const devices = new Map(data.devices.map((d) => [d.id, d]));
+const sites = new Map(data.sites.map((s) => [s.id, s]));
+
+// ---- Base map: tiles only when configured; otherwise communes, places and devices on a plain
+// background, so nothing is fetched from outside the server.
+const map = L.map('map', { zoomSnap: 0.5, attributionControl: Boolean(settings.tile_url) });
+if (settings.tile_url) {
+  L.tileLayer(settings.tile_url, { attribution: esc(settings.tile_attribution), maxZoom: 19 }).addTo(map);
+} else {
+  document.getElementById('map').classList.add('plain');
+}
+for (const c of data.communes) {
+  if (c.boundary) {
+    L.geoJSON(c.boundary, { interactive: false, style: { color: '#444', weight: 2, fill: false, dashArray: '6 4' } })
+      .bindTooltip(c.name).addTo(map);
+  }
+}
+const placeLayer = L.layerGroup().addTo(map);
+for (const s of data.sites) {
+  if (s.geometry) {
+    L.geoJSON(s.geometry, { interactive: false, style: { color: '#333', weight: 1, fillOpacity: 0.05 } }).addTo(placeLayer);
+  }
+  if (s.lat != null && s.lon != null) {
+    L.circle([s.lat, s.lon], { radius: 120, color: '#333', weight: 1, fillOpacity: 0.04, interactive: false }).addTo(placeLayer);
+    L.marker([s.lat, s.lon], {
+      icon: L.divIcon({ className: 'place-label', html: `<span>${esc(s.name)}</span>`, iconSize: null }),
+      keyboard: false, interactive: false,
+    }).addTo(placeLayer);
+  }
+}
+
+// ---- Devices: one layer group per kind.
+const kinds = [...new Set(data.devices.map((d) => d.kind))].sort();
+const layers = new Map(kinds.map((k) => [k, L.layerGroup().addTo(map)]));
+const markers = new Map();
+const present = new Set(Object.keys(data.units));
+const propertyViews = ['pm10', 'pm2_5', 'no2', 'o3', 'temperature', 'laeq', 'people_in', 'fill_level', 'soil_moisture', 'lamp_on']
+  .filter((p) => present.has(p));
+let view = operator ? 'state' : 'kind';
+let selected = null;
+
+function valueOf(d, p) {
+  const l = d.latest?.[p];
+  return l ? l[1] : undefined;
+}
+
+function colourOf(d) {
+  if (view === 'kind') return KIND_COLOURS[d.kind] ?? '#555';
+  if (view === 'state') return STATE_COLOURS[d.state] ?? '#555';
+  const s = scaleOf(view);
+  return s?.colour(valueOf(d, view)) ?? null;
+}
+
+function style(d) {
+  const c = colourOf(d);
+  const hidden = c === null;
+  return {
+    radius: d.kind === 'streetlight' ? 4 : 7,
+    color: d.id === selected ? '#000' : '#1b1b1b',
+    weight: d.id === selected ? 3 : 1,
+    fillColor: c ?? '#999',
+    fillOpacity: hidden ? 0 : 0.9,
+    opacity: hidden ? 0 : 1,
+  };
+}
+
+const bounds = [];
+// Kinds with many devices (street lights, bins) are drawn first, so that the rarer ones (air,
+// noise, weather) stay on top and clickable.
+const perKind = {};
+for (const d of data.devices) perKind[d.kind] = (perKind[d.kind] ?? 0) + 1;
+const drawOrder = [...data.devices].sort((a, b) => perKind[b.kind] - perKind[a.kind]);
+for (const d of drawOrder) {
+  if (d.lat == null || d.lon == null) continue;
+  const m = L.circleMarker([d.lat, d.lon], { ...style(d), className: `dev dev-${d.id}` });
+  m.on('click', () => openDevice(d.id));
+  m.bindTooltip(() => tooltip(d), { direction: 'top' });
+  m.addTo(layers.get(d.kind));
+  markers.set(d.id, m);
+  bounds.push([d.lat, d.lon]);
+}
+for (const s of data.sites) if (s.lat != null) bounds.push([s.lat, s.lon]);
+if (bounds.length) map.fitBounds(bounds, { padding: [30, 30] });
+else map.setView([46.6, 2.4], 6);
+
+function tooltip(d) {
+  const p = view !== 'kind' && view !== 'state' ? view : MAIN_PROPERTY[d.kind];
+  const v = p ? valueOf(d, p) : undefined;
+  const val = v === undefined ? '' : ` — ${propName(p)} ${withUnit(v, data.units[p], p)}`;
+  return `${esc(d.name ?? d.id)}${esc(val)}`;
+}
+
+function restyle(id) {
+  const d = devices.get(id);
+  const m = markers.get(id);
+  if (d && m) m.setStyle(style(d));
+}
+
+// ---- Controls: layers per kind, colour mode, legend.
+const fs = document.getElementById('layers');
+fs.insertAdjacentHTML('beforeend', `<div class="kinds">${kinds.map((k) => `<label><input type="checkbox" name="kind" value="${esc(k)}" checked>
+  <span class="swatch" style="background:${KIND_COLOURS[k] ?? '#555'}" aria-hidden="true"></span> ${esc(kindName(k))}
+  (${data.devices.filter((d) => d.kind === k).length})</label>`).join('')}</div>
+  <label class="block">${esc(t('map.colour'))} <select id="view">
+    <option value="kind">${esc(t('map.by_kind'))}</option>
+    ${operator ? `<option value="state">${esc(t('map.by_state'))}</option>` : ''}
+    ${propertyViews.map((p) => `<option value="${p}">${esc(propName(p))}</option>`).join('')}
+  </select></label>
+  <label class="block">${esc(t('map.find'))} <input id="find" list="device-ids" autocomplete="off"></label>
+  <datalist id="device-ids">${data.devices.map((d) => `<option value="${esc(d.id)}">${esc(d.name ?? '')}</option>`).join('')}</datalist>`);
+fs.addEventListener('change', (e) => {
+  if (e.target.name === 'kind') {
+    const g = layers.get(e.target.value);
+    e.target.checked ? g.addTo(map) : g.remove();
+  }
+});
+const viewSelect = document.getElementById('view');
+viewSelect.value = view;
+viewSelect.addEventListener('change', () => {
+  view = viewSelect.value;
+  for (const id of markers.keys()) restyle(id);
+  drawLegend();
+});
+document.getElementById('find').addEventListener('change', (e) => {
+  if (devices.has(e.target.value)) openDevice(e.target.value, true);
+});
+
+function drawLegend() {
+  const el = document.getElementById('legend');
+  if (view === 'kind') {
+    el.innerHTML = legendHtml(t('map.by_kind'), kinds.map((k) => ({ colour: KIND_COLOURS[k] ?? '#555', label: kindName(k) })));
+  } else if (view === 'state') {
+    const counts = {};
+    for (const d of data.devices) counts[d.state] = (counts[d.state] ?? 0) + 1;
+    el.innerHTML = legendHtml(t('map.by_state'), Object.entries(STATE_COLOURS)
+      .map(([s, c]) => ({ colour: c, label: `${t(`status.${s}`)} (${counts[s] ?? 0})` })));
+  } else {
+    const s = scaleOf(view);
+    el.innerHTML = s ? legendHtml(propName(view), s.legend) : '';
+  }
+}
+drawLegend();
+
+// ---- Places list with the air index of each place.
+function placeAir(siteId) {
+  const sums = {};
+  const counts = {};
+  for (const d of data.devices) {
+    if (d.site !== siteId || d.kind !== 'air_quality') continue;
+    for (const p of ['pm2_5', 'pm10', 'no2', 'o3', 'so2']) {
+      const v = valueOf(d, p);
+      if (typeof v === 'number') { sums[p] = (sums[p] ?? 0) + v; counts[p] = (counts[p] ?? 0) + 1; }
+    }
+  }
+  const means = Object.fromEntries(Object.keys(sums).map((p) => [p, sums[p] / counts[p]]));
+  return aqIndex(means);
+}
+
+function drawPlaces() {
+  document.getElementById('places').innerHTML = data.sites.map((s) => {
+    const aq = placeAir(s.id);
+    const n = data.devices.filter((d) => d.site === s.id).length;
+    const badge = aq ? `<span class="aq" style="background:${aq.colour}">${esc(t('aq.short'))} : ${esc(aq.label)}</span>` : '';
+    return `<li><a href="/places/${encodeURIComponent(s.id)}">${esc(s.name)}</a> ${badge}
+      <span class="muted">${esc(t('map.devices', { n }))}</span>
+      <button type="button" class="link zoom" data-site="${esc(s.id)}">${esc(t('map.zoom'))}</button></li>`;
+  }).join('');
+}
+drawPlaces();
+document.getElementById('places').addEventListener('click', (e) => {
+  const s = sites.get(e.target.dataset?.site);
+  if (s?.lat != null) map.setView([s.lat, s.lon], 18);
+});
+
+// ---- Device panel.
+async function openDevice(id, zoom = false) {
+  const d = devices.get(id);
+  if (!d) return;
+  const previous = selected;
+  selected = id;
+  if (previous) restyle(previous);
+  restyle(id);
+  if (zoom && d.lat != null) map.setView([d.lat, d.lon], 19);
+  const panel = document.getElementById('panel');
+  const place = sites.get(d.site);
+  const props = Object.keys(d.latest ?? {}).sort();
+  const chosen = view !== 'kind' && view !== 'state' && d.latest?.[view] ? view : MAIN_PROPERTY[d.kind] ?? props[0];
+  panel.innerHTML = `<h2>${esc(d.name ?? d.id)}</h2>
+    <p class="muted">${esc(kindName(d.kind))}${place ? ` · <a href="/places/${encodeURIComponent(place.id)}">${esc(place.name)}</a>` : ''}
+      · <span class="state state-${esc(d.state)}" data-state-of="${esc(d.id)}">${esc(t(`status.${d.state}`))}</span></p>
+    <dl class="values">${props.map((p) => `<dt>${esc(propName(p))}</dt><dd data-device="${esc(d.id)}" data-prop="${esc(p)}">${esc(withUnit(d.latest[p][1], data.units[p], p))}</dd>`).join('')}</dl>
+    <p class="muted">${esc(t('map.updated_at'))} <span data-time-of="${esc(d.id)}">${esc(when(Math.max(0, ...props.map((p) => d.latest[p][0]))))}</span></p>
+    ${operator ? `<p><a href="/supervision/devices/${encodeURIComponent(d.id)}">${esc(t('map.device_page'))}</a></p>` : ''}
+    <div class="chart-box" id="device-chart"></div>
+    <button type="button" class="link" id="close-panel">${esc(t('map.close'))}</button>`;
+  panel.querySelector('#close-panel').addEventListener('click', () => {
+    panel.innerHTML = '';
+    const was = selected;
+    selected = null;
+    restyle(was);
+  });
+  panel.focus();
+  announce(t('map.opened', { name: d.name ?? d.id }));
+  if (chosen && typeof d.latest?.[chosen]?.[1] !== 'string') {
+    await chart(document.getElementById('device-chart'), { device: d.id, property: chosen, from: '-24h' });
+  }
+}
+
+// ---- Live updates.
+const updated = document.getElementById('updated');
+function stamp() {
+  updated.textContent = t('map.live', { time: new Date().toLocaleTimeString(settings.lang) });
+}
+stamp();
+live({}, {
+  values(rows) {
+    for (const r of rows) {
+      const d = devices.get(r.d);
+      if (!d) continue;
+      d.latest ??= {};
+      if (d.latest[r.p] && d.latest[r.p][0] > r.t) continue; // a late point
+      d.latest[r.p] = [r.t, r.v];
+      if (d.state === 'offline' || d.state === 'never_seen') d.state = 'online';
+      if (view === r.p || view === 'state') restyle(r.d);
+      const cell = document.querySelector(`dd[data-device="${CSS.escape(r.d)}"][data-prop="${CSS.escape(r.p)}"]`);
+      if (cell) {
+        cell.textContent = withUnit(r.v, data.units[r.p], r.p);
+        cell.classList.add('flash');
+        setTimeout(() => cell.classList.remove('flash'), 1200);
+        const time = document.querySelector(`[data-time-of="${CSS.escape(r.d)}"]`);
+        if (time) time.textContent = when(r.t);
+      }
+    }
+    stamp();
+  },
+  states(rows) {
+    for (const r of rows) {
+      const d = devices.get(r.d);
+      if (!d) continue;
+      d.state = r.s;
+      restyle(r.d);
+      const el = document.querySelector(`[data-state-of="${CSS.escape(r.d)}"]`);
+      if (el) { el.textContent = t(`status.${r.s}`); el.className = `state state-${r.s}`; }
+    }
+    if (view === 'state') drawLegend();
+    stamp();
+  },
+});
+document.body.dataset.ready = '1';

@@ -1,0 +1,734 @@
+//! The pages: HTML shells in the visitor's language with the header, navigation and the settings
+//! their script needs, plus login and logout. Operator pages redirect to the login form when no
+//! session is open.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use agora_api::AppState;
+use agora_api::session::{self, Session};
+use agora_store::catalog::Scope;
+use axum::Form;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+
+use crate::WebConfig;
+use crate::assets::version;
+use crate::i18n::{self, Lang};
+
+type Cfg = Extension<Arc<WebConfig>>;
+
+/// Query parameters every page understands.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    lang: Option<String>,
+    next: Option<String>,
+    rotate: Option<u32>,
+}
+
+/// Escape text for HTML content and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// JSON to embed in a `<script type="application/json">`: `<` is escaped so that no string can
+/// close the element.
+fn embed(v: &JsonValue) -> String {
+    serde_json::to_string(v).unwrap_or_default().replace('<', "\\u003c")
+}
+
+/// The origin of a tile URL template, for the Content Security Policy (`{s}` subdomains → `*`).
+fn tile_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next()?.replace("{s}", "*");
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Who is looking at a page.
+enum Viewer {
+    Public,
+    Operator(Session),
+}
+
+/// One page to render.
+struct Page {
+    /// Identifier, also the body's class and the script's `page` setting.
+    id: &'static str,
+    title: String,
+    body: String,
+    script: Option<&'static str>,
+    leaflet: bool,
+    uplot: bool,
+    /// More settings for the script.
+    data: JsonValue,
+    /// Kiosk pages have no header.
+    bare: bool,
+}
+
+fn nav_link(o: &mut String, href: &str, label: &str, current: bool) {
+    let aria = if current { " aria-current=\"page\"" } else { "" };
+    let _ = write!(o, "<li><a href=\"{}\"{aria}>{}</a></li>", esc(href), esc(label));
+}
+
+fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: &str) -> String {
+    let t = |k: &str| lang.t(k).to_owned();
+    let mut o = String::new();
+    let city = if cfg.city.is_empty() { String::new() } else { format!(" · {}", esc(&cfg.city)) };
+    let _ = write!(
+        o,
+        "<header class=\"top\"><a class=\"brand\" href=\"/\"><span aria-hidden=\"true\">◉</span> agora{city}</a><nav aria-label=\"{}\"><ul>",
+        esc(&t("nav.label"))
+    );
+    match viewer {
+        Viewer::Public => {
+            nav_link(&mut o, "/", &t("nav.map"), page.id == "public-map");
+            nav_link(&mut o, "/login", &t("nav.operators"), page.id == "login");
+        }
+        Viewer::Operator(s) => {
+            nav_link(&mut o, "/", &t("nav.public"), page.id == "public-map");
+            nav_link(&mut o, "/supervision", &t("nav.supervision"), page.id == "supervision");
+            nav_link(&mut o, "/supervision/fleet", &t("nav.fleet"), page.id == "fleet");
+            nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
+            let _ = write!(
+                o,
+                "<li><a href=\"/alerts\"{}>{} <span class=\"badge\" id=\"alert-badge\" hidden></span></a></li>",
+                if page.id == "alerts" { " aria-current=\"page\"" } else { "" },
+                esc(&t("nav.alerts"))
+            );
+            let _ = write!(
+                o,
+                "<li><form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" class=\"link\" title=\"{}\">{} ({})</button></form></li>",
+                esc(&s.csrf),
+                esc(&t("nav.logout")),
+                esc(&t("nav.logout")),
+                esc(&s.token.name)
+            );
+        }
+    }
+    let (other, label) = match lang {
+        Lang::Fr => ("en", "English"),
+        Lang::En => ("fr", "Français"),
+    };
+    let _ = write!(
+        o,
+        "<li><a href=\"{}?lang={other}\" hreflang=\"{other}\" lang=\"{other}\">{label}</a></li></ul></nav></header>",
+        esc(path)
+    );
+    o
+}
+
+fn render(
+    lang: Lang,
+    set_lang: bool,
+    cfg: &WebConfig,
+    viewer: &Viewer,
+    path: &str,
+    page: Page,
+) -> Response {
+    let v = version();
+    let t = |k: &str| lang.t(k).to_owned();
+    let mut css = format!("<link rel=\"stylesheet\" href=\"/assets/app.css?v={v}\">");
+    let mut scripts = String::new();
+    if page.leaflet {
+        css.insert_str(
+            0,
+            &format!("<link rel=\"stylesheet\" href=\"/assets/vendor/leaflet/leaflet.css?v={v}\">"),
+        );
+        let _ =
+            write!(scripts, "<script src=\"/assets/vendor/leaflet/leaflet.js?v={v}\"></script>");
+    }
+    if page.uplot {
+        css.insert_str(
+            0,
+            &format!("<link rel=\"stylesheet\" href=\"/assets/vendor/uplot/uPlot.min.css?v={v}\">"),
+        );
+        let _ = write!(
+            scripts,
+            "<script src=\"/assets/vendor/uplot/uPlot.iife.min.js?v={v}\"></script>"
+        );
+    }
+    if let Some(s) = page.script {
+        let _ =
+            write!(scripts, "<script type=\"module\" src=\"/assets/js/{s}.js?v={v}\"></script>");
+    }
+    let (operator, csrf) = match viewer {
+        Viewer::Public => (JsonValue::Null, JsonValue::Null),
+        Viewer::Operator(s) => {
+            (json!({"name": s.token.name, "scope": s.token.scope}), json!(s.csrf))
+        }
+    };
+    let mut settings = json!({
+        "page": page.id, "lang": lang.code(), "operator": operator, "csrf": csrf,
+        "tile_url": cfg.tile_url, "tile_attribution": cfg.tile_attribution,
+        "kiosk_rotate_secs": cfg.kiosk_rotate_secs, "asset_version": v,
+    });
+    if let (Some(o), Some(extra)) = (settings.as_object_mut(), page.data.as_object()) {
+        o.extend(extra.clone());
+    }
+    let header =
+        if page.bare { String::new() } else { header_html(lang, cfg, viewer, &page, path) };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} — agora</title><link rel=\"icon\" href=\"data:,\">{css}</head><body class=\"page-{id}\"><a class=\"skip\" href=\"#main\">{skip}</a>{header}<main id=\"main\" tabindex=\"-1\">{body}</main><div id=\"announcer\" class=\"sr-only\" aria-live=\"polite\"></div><script id=\"agora-settings\" type=\"application/json\">{settings}</script><script id=\"agora-i18n\" type=\"application/json\">{dict}</script>{scripts}</body></html>",
+        lang = lang.code(),
+        title = esc(&page.title),
+        id = page.id,
+        skip = esc(&t("skip")),
+        body = page.body,
+        settings = embed(&settings),
+        dict = embed(&json!(lang.dict())),
+    );
+    let img = cfg.tile_url.as_deref().and_then(tile_origin).unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    );
+    let mut resp = (StatusCode::OK, html).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(csp.trim()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if set_lang
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+            i18n::COOKIE,
+            lang.code()
+        ))
+    {
+        h.append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn lang_of(q: &PageQuery, h: &HeaderMap) -> (Lang, bool) {
+    let asked = q.lang.as_deref().and_then(Lang::parse);
+    (Lang::of(q.lang.as_deref(), h), asked.is_some())
+}
+
+fn public_off(s: &AppState, lang: Lang) -> Option<Response> {
+    (!s.config.public_map)
+        .then(|| (StatusCode::NOT_FOUND, lang.t("public.off").to_owned()).into_response())
+}
+
+/// The open session allowing reads, or a redirect to the login form.
+fn operator(s: &AppState, h: &HeaderMap, path: &str) -> Result<Session, Redirect> {
+    match session::current(s, h) {
+        Some((_, sess)) if sess.token.scope.allows(Scope::Read) => Ok(sess),
+        _ => Err(Redirect::to(&format!("/login?next={}", urlencode(path)))),
+    }
+}
+
+fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
+    match session::current(s, h) {
+        Some((_, sess)) if sess.token.scope.allows(Scope::Read) => Viewer::Operator(sess),
+        _ => Viewer::Public,
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
+}
+
+/// A `next` target is a path of this site, never another site (`//host`, `https://…`).
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/supervision",
+    }
+}
+
+fn map_body(lang: Lang, operator: bool) -> String {
+    let t = |k: &str| esc(lang.t(k));
+    let (title, intro) = if operator {
+        (t("supervision.title"), t("supervision.intro"))
+    } else {
+        (t("map.title"), t("map.intro"))
+    };
+    format!(
+        "<div class=\"map-layout\"><section class=\"side\" aria-labelledby=\"side-title\"><h1 id=\"side-title\">{title}</h1><p class=\"intro\">{intro}</p>\
+<fieldset id=\"layers\"><legend>{layers}</legend></fieldset><div id=\"legend\" class=\"legend\" aria-live=\"polite\"></div>\
+<div id=\"panel\" class=\"panel\" tabindex=\"-1\" aria-live=\"polite\"></div>\
+<h2>{places}</h2><ul id=\"places\" class=\"places\"></ul><p class=\"updated\" id=\"updated\"></p></section>\
+<div id=\"map\" class=\"map\" role=\"region\" aria-label=\"{map_label}\"></div></div>",
+        layers = t("map.layers"),
+        places = t("map.places"),
+        map_label = t("map.label"),
+    )
+}
+
+pub(crate) async fn public_map(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    let page = Page {
+        id: "public-map",
+        title: lang.t("map.title").to_owned(),
+        body: map_body(lang, false),
+        script: Some("map"),
+        leaflet: true,
+        uplot: true,
+        data: json!({"mode": "public"}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &viewer(&s, &h), "/", page)
+}
+
+pub(crate) async fn supervision(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/supervision") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let page = Page {
+        id: "supervision",
+        title: lang.t("supervision.title").to_owned(),
+        body: map_body(lang, true),
+        script: Some("map"),
+        leaflet: true,
+        uplot: true,
+        data: json!({"mode": "operator"}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision", page)
+}
+
+pub(crate) async fn place(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Path(site): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    let Some(place) = s.catalog.sites().into_iter().find(|x| x.id.as_str() == site) else {
+        return (StatusCode::NOT_FOUND, lang.t("place.unknown").to_owned()).into_response();
+    };
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"place\"><p class=\"crumbs\"><a href=\"/\">{back}</a></p><h1>{name}</h1>\
+<section aria-labelledby=\"now-title\"><h2 id=\"now-title\">{now}</h2><div id=\"now\" class=\"cards\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2><div id=\"charts\" class=\"charts\"></div></section>\
+<p class=\"data-links\"><a href=\"/kiosk/{id}\">{kiosk}</a> · <span id=\"downloads\"></span></p></article>",
+        back = t("place.back"),
+        name = esc(&place.name),
+        now = t("place.now"),
+        charts = t("place.charts"),
+        kiosk = t("place.kiosk"),
+        id = esc(place.id.as_str()),
+    );
+    let page = Page {
+        id: "place",
+        title: place.name.clone(),
+        body,
+        script: Some("place"),
+        leaflet: false,
+        uplot: true,
+        data: json!({"site": place.id, "site_name": place.name}),
+        bare: false,
+    };
+    let path = format!("/places/{site}");
+    render(lang, set, &cfg, &viewer(&s, &h), &path, page)
+}
+
+pub(crate) async fn kiosk(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Path(site): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    let Some(place) = s.catalog.sites().into_iter().find(|x| x.id.as_str() == site) else {
+        return (StatusCode::NOT_FOUND, lang.t("place.unknown").to_owned()).into_response();
+    };
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<div class=\"kiosk\"><header class=\"kiosk-head\"><h1>{name}</h1><p id=\"clock\" class=\"clock\"></p></header>\
+<section id=\"slide\" class=\"slide\" aria-live=\"polite\" aria-atomic=\"true\"></section>\
+<nav class=\"kiosk-nav\" aria-label=\"{nav}\"><button type=\"button\" id=\"prev\">‹ {prev}</button><ol id=\"dots\" class=\"dots\"></ol><button type=\"button\" id=\"next\">{next} ›</button></nav></div>",
+        name = esc(&place.name),
+        nav = t("kiosk.nav"),
+        prev = t("kiosk.prev"),
+        next = t("kiosk.next"),
+    );
+    let rotate = q.rotate.unwrap_or(cfg.kiosk_rotate_secs).clamp(3, 600);
+    let page = Page {
+        id: "kiosk",
+        title: place.name.clone(),
+        body,
+        script: Some("kiosk"),
+        leaflet: false,
+        uplot: false,
+        data: json!({"site": place.id, "site_name": place.name, "rotate": rotate}),
+        bare: true,
+    };
+    let path = format!("/kiosk/{site}");
+    render(lang, set, &cfg, &Viewer::Public, &path, page)
+}
+
+pub(crate) async fn fleet(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/supervision/fleet") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let body = format!(
+        "<h1>{}</h1><div id=\"fleet\" aria-live=\"polite\"><p>{}</p></div>",
+        esc(lang.t("fleet.title")),
+        esc(lang.t("loading"))
+    );
+    let page = Page {
+        id: "fleet",
+        title: lang.t("fleet.title").to_owned(),
+        body,
+        script: Some("fleet"),
+        leaflet: false,
+        uplot: false,
+        data: json!({}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision/fleet", page)
+}
+
+pub(crate) async fn device(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let path = format!("/supervision/devices/{}", urlencode(&id));
+    let sess = match operator(&s, &h, &path) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let Some(d) = s.catalog.device(&id) else {
+        return (StatusCode::NOT_FOUND, lang.t("device.unknown").to_owned()).into_response();
+    };
+    let t = |k: &str| esc(lang.t(k));
+    let name = d.name.clone().unwrap_or_else(|| d.id.to_string());
+    let mut ranges = String::new();
+    for (r, k) in
+        [("24h", "range.24h"), ("7d", "range.7d"), ("30d", "range.30d"), ("365d", "range.1y")]
+    {
+        let _ = write!(
+            ranges,
+            "<button type=\"button\" data-range=\"{r}\" aria-pressed=\"false\">{}</button>",
+            t(k)
+        );
+    }
+    let body = format!(
+        "<article class=\"device\"><p class=\"crumbs\"><a href=\"/supervision\">{back}</a></p><h1>{name}</h1>\
+<dl id=\"facts\" class=\"facts\"></dl>\
+<section aria-labelledby=\"latest-title\"><h2 id=\"latest-title\">{latest}</h2><div id=\"latest\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2>\
+<div class=\"range\" role=\"group\" aria-label=\"{period}\">{ranges}\
+<form id=\"custom\" class=\"custom\"><label>{from} <input type=\"datetime-local\" name=\"from\" required></label> <label>{to} <input type=\"datetime-local\" name=\"to\" required></label> <button type=\"submit\">{show}</button></form></div>\
+<div id=\"charts\" class=\"charts\"></div></section></article>",
+        back = t("device.back"),
+        name = esc(&name),
+        latest = t("device.latest"),
+        charts = t("device.charts"),
+        period = t("range.label"),
+        from = t("range.from"),
+        to = t("range.to"),
+        show = t("range.show"),
+    );
+    let page = Page {
+        id: "device",
+        title: name,
+        body,
+        script: Some("device"),
+        leaflet: false,
+        uplot: true,
+        data: json!({"device": d.id}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &Viewer::Operator(sess), &path, page)
+}
+
+pub(crate) async fn explorer(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/explorer") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<h1>{title}</h1><p class=\"intro\">{intro}</p><form id=\"query\" class=\"explorer\">\
+<label>{property} <select name=\"property\" id=\"property\" required></select></label>\
+<fieldset><legend>{scope}</legend><label><input type=\"radio\" name=\"scope\" value=\"device\" checked> {devices}</label> <label><input type=\"radio\" name=\"scope\" value=\"site\"> {sites}</label> <label><input type=\"radio\" name=\"scope\" value=\"commune\"> {communes}</label>\
+<label class=\"block\">{choose} <select name=\"items\" id=\"items\" multiple size=\"8\" required></select></label></fieldset>\
+<label>{agg} <select name=\"fn\"><option value=\"mean\">{mean}</option><option value=\"min\">{min}</option><option value=\"max\">{max}</option><option value=\"sum\">{sum}</option><option value=\"count\">{count}</option></select></label>\
+<label>{period} <select name=\"period\"><option value=\"24h\">{r24}</option><option value=\"7d\" selected>{r7}</option><option value=\"30d\">{r30}</option><option value=\"365d\">{r1y}</option><option value=\"custom\">{custom}</option></select></label>\
+<label>{from} <input type=\"datetime-local\" name=\"from\"></label> <label>{to} <input type=\"datetime-local\" name=\"to\"></label>\
+<button type=\"submit\">{show}</button></form>\
+<section aria-labelledby=\"result-title\"><h2 id=\"result-title\">{result}</h2><div id=\"result\" aria-live=\"polite\"></div><p><button type=\"button\" id=\"csv\" disabled>{csv}</button></p></section>",
+        title = t("explorer.title"),
+        intro = t("explorer.intro"),
+        property = t("explorer.property"),
+        scope = t("explorer.scope"),
+        devices = t("explorer.devices"),
+        sites = t("explorer.sites"),
+        communes = t("explorer.communes"),
+        choose = t("explorer.choose"),
+        agg = t("explorer.fn"),
+        mean = t("fn.mean"),
+        min = t("fn.min"),
+        max = t("fn.max"),
+        sum = t("fn.sum"),
+        count = t("fn.count"),
+        period = t("range.label"),
+        r24 = t("range.24h"),
+        r7 = t("range.7d"),
+        r30 = t("range.30d"),
+        r1y = t("range.1y"),
+        custom = t("range.custom"),
+        from = t("range.from"),
+        to = t("range.to"),
+        show = t("range.show"),
+        result = t("explorer.result"),
+        csv = t("explorer.csv"),
+    );
+    let page = Page {
+        id: "explorer",
+        title: lang.t("explorer.title").to_owned(),
+        body,
+        script: Some("explorer"),
+        leaflet: false,
+        uplot: true,
+        data: json!({}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &Viewer::Operator(sess), "/explorer", page)
+}
+
+/// The alerts area: its layout is here; the alerts engine fills it.
+pub(crate) async fn alerts(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/alerts") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<h1>{title}</h1><form class=\"filters\" aria-label=\"{filters}\"><label>{state} <select name=\"state\"><option value=\"open\">{open}</option><option value=\"acknowledged\">{ack}</option><option value=\"resolved\">{resolved}</option></select></label> <label>{severity} <select name=\"severity\"><option value=\"\">{all}</option><option>critical</option><option>warning</option><option>info</option></select></label></form>\
+<table class=\"table\"><caption>{caption}</caption><thead><tr><th scope=\"col\">{c_sev}</th><th scope=\"col\">{c_rule}</th><th scope=\"col\">{c_scope}</th><th scope=\"col\">{c_since}</th><th scope=\"col\">{c_value}</th><th scope=\"col\">{c_state}</th><th scope=\"col\"><span class=\"sr-only\">{c_act}</span></th></tr></thead>\
+<tbody><tr><td colspan=\"7\" class=\"empty\">{empty}</td></tr></tbody></table>",
+        title = t("alerts.title"),
+        filters = t("alerts.filters"),
+        state = t("alerts.state"),
+        open = t("alerts.open"),
+        ack = t("alerts.acknowledged"),
+        resolved = t("alerts.resolved"),
+        severity = t("alerts.severity"),
+        all = t("alerts.all"),
+        caption = t("alerts.caption"),
+        c_sev = t("alerts.severity"),
+        c_rule = t("alerts.rule"),
+        c_scope = t("alerts.scope"),
+        c_since = t("alerts.since"),
+        c_value = t("alerts.value"),
+        c_state = t("alerts.state"),
+        c_act = t("alerts.actions"),
+        empty = t("alerts.none"),
+    );
+    let page = Page {
+        id: "alerts",
+        title: lang.t("alerts.title").to_owned(),
+        body,
+        script: None,
+        leaflet: false,
+        uplot: false,
+        data: json!({}),
+        bare: false,
+    };
+    render(lang, set, &cfg, &Viewer::Operator(sess), "/alerts", page)
+}
+
+fn login_page(
+    lang: Lang,
+    set: bool,
+    cfg: &WebConfig,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let t = |k: &str| esc(lang.t(k));
+    let err = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<section class=\"login\"><h1>{title}</h1><p>{intro}</p>{err}\
+<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
+<label for=\"token\">{label}</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required{invalid}>\
+<button type=\"submit\">{submit}</button></form></section>",
+        title = t("login.title"),
+        intro = t("login.intro"),
+        next = esc(next),
+        label = t("login.token"),
+        invalid = if error.is_some() {
+            " aria-invalid=\"true\" aria-describedby=\"login-error\""
+        } else {
+            ""
+        },
+        submit = t("login.submit"),
+    );
+    let page = Page {
+        id: "login",
+        title: lang.t("login.title").to_owned(),
+        body,
+        script: None,
+        leaflet: false,
+        uplot: false,
+        data: json!({}),
+        bare: false,
+    };
+    let mut r = render(lang, set, cfg, &Viewer::Public, "/login", page);
+    *r.status_mut() = status;
+    r
+}
+
+pub(crate) async fn login_form(
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    login_page(lang, set, &cfg, safe_next(q.next.as_deref()), None, StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: exchange a read (or admin) token for a session cookie.
+pub(crate) async fn login(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    h: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = Lang::of(None, &h);
+    let next = safe_next(f.next.as_deref()).to_owned();
+    let refuse = |key: &str| {
+        login_page(lang, false, &cfg, &next, Some(lang.t(key)), StatusCode::UNAUTHORIZED)
+    };
+    let Some(token) = s.catalog.authenticate(f.token.trim()) else {
+        tracing::info!("dashboard login refused: unknown or revoked token");
+        return refuse("login.wrong");
+    };
+    if !token.scope.allows(Scope::Read) {
+        return refuse("login.scope");
+    }
+    tracing::info!(token = %token.name, "dashboard login");
+    let (id, _) = s.sessions.create(token);
+    let mut r = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, s.sessions.ttl())) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /logout`: end the session (the form carries the session's CSRF token).
+pub(crate) async fn logout(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    match session::current(&s, &h) {
+        Some((id, sess)) if sess.csrf == f.csrf => {
+            s.sessions.remove(&id);
+            let mut r = Redirect::to("/").into_response();
+            if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Some(_) => (StatusCode::FORBIDDEN, "wrong CSRF token").into_response(),
+        None => Redirect::to("/").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_next_targets() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(embed(&json!({"a": "</script>"})), "{\"a\":\"\\u003c/script>\"}");
+        assert_eq!(safe_next(Some("/explorer")), "/explorer");
+        assert_eq!(safe_next(Some("//evil.example")), "/supervision");
+        assert_eq!(safe_next(Some("https://evil.example")), "/supervision");
+        assert_eq!(safe_next(None), "/supervision");
+        assert_eq!(
+            tile_origin("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png").as_deref(),
+            Some("https://*.tile.openstreetmap.org")
+        );
+    }
+}

@@ -1,0 +1,86 @@
+// Starts a real `agora demo` (one day of history, on free ports, in a temporary data directory)
+// and a real headless Chromium, and records every request the browser makes so tests can check
+// that nothing leaves the machine.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+export const ADMIN = 'e2e-admin-token-0123456789abcdef';
+export const OUT = resolve(process.env.E2E_OUT ?? new URL('../output', import.meta.url).pathname);
+mkdirSync(OUT, { recursive: true });
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
+    s.on('error', fail);
+  });
+}
+
+/** Start `agora demo` and resolve once its city is ready. */
+export async function startAgora() {
+  const bin = process.env.AGORA_BIN;
+  if (!bin) throw new Error('set AGORA_BIN to the agora binary');
+  const data = mkdtempSync(join(tmpdir(), 'agora-e2e-'));
+  const port = await freePort();
+  const child = spawn(bin, ['demo', '--days', process.env.E2E_DAYS ?? '1', '--data', data, '--http', `127.0.0.1:${port}`], {
+    env: { ...process.env, AGORA_ADMIN_TOKEN: ADMIN, AGORA_MQTT_LISTEN: 'off', RUST_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`agora demo not ready after 300 s:\n${log}`)), 300_000);
+    const onData = (b) => {
+      log += b;
+      if (log.includes('demo city ready')) { clearTimeout(timer); ok(); }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); fail(new Error(`agora exited with ${code}:\n${log}`)); });
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    base,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((ok) => { child.once('exit', ok); setTimeout(ok, 10_000); });
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Debian's Chromium, headless, with everything that would call home turned off. */
+export async function startBrowser() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const requests = [];
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'fr-FR', timezoneId: 'Europe/Paris' });
+  context.on('request', (r) => requests.push(r.url()));
+  return { browser, context, requests };
+}
+
+/** Whether a URL stays on this machine. */
+export function isLocal(url) {
+  if (url.startsWith('data:') || url.startsWith('blob:') || url === 'about:blank') return true;
+  const h = new URL(url).hostname;
+  return h === '127.0.0.1' || h === 'localhost' || h === '[::1]';
+}
+
+/** Write a point through the API, as a device would. */
+export async function ingest(base, lines) {
+  const r = await fetch(`${base}/api/v2/write?precision=ms`, {
+    method: 'POST', headers: { Authorization: `Token ${ADMIN}` }, body: lines,
+  });
+  if (r.status !== 204) throw new Error(`write failed: ${r.status} ${await r.text()}`);
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: false });
+}
