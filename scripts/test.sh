@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
-# (a real Mosquitto broker and its command-line clients, openssl for test certificates), then runs every crate's unit and
-# integration tests against real components.
+# (a real Mosquitto broker and its command-line clients, openssl for test certificates, Debian's
+# Chromium and, from npm, playwright-core to drive it), then runs every crate's unit and
+# integration tests against real components, and the dashboard's end-to-end tests in the browser
+# against a running `agora demo`. Screenshots land in e2e/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
@@ -10,6 +12,8 @@ need_pkgs=()
 if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then need_pkgs+=(mosquitto); fi
 if ! command -v mosquitto_pub >/dev/null 2>&1; then need_pkgs+=(mosquitto-clients); fi
 if ! command -v openssl >/dev/null 2>&1; then need_pkgs+=(openssl); fi
+if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
+if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
   sudo_cmd=""
@@ -19,3 +23,8 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 cargo test --workspace --all-targets --locked
+
+# End-to-end: the dashboard in a real headless Chromium.
+cargo build --locked --bin agora
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd e2e && AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" node --test --test-concurrency=1 tests/)

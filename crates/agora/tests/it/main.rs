@@ -10,3 +10,4 @@ mod recovery;
 mod snapshots;
 mod sources;
 mod tokens;
+mod web;
