@@ -254,7 +254,7 @@ async fn charts_are_downsampled_with_peaks_kept() {
         ))
         .await;
     let n = c["t"].as_array().unwrap().len();
-    assert!(n <= 100 && n >= 50, "{n} buckets");
+    assert!((50..=100).contains(&n), "{n} buckets");
     assert_eq!(c["every_s"], 3600, "1 h buckets from rollups");
     let max = c["max"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
     assert_eq!(max, 400.0, "the one-minute peak survives");
