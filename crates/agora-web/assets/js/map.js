@@ -26,6 +26,16 @@ for (const c of data.communes) {
     L.geoJSON(c.boundary, { interactive: false, style: { color: '#444', weight: 2, fill: false, dashArray: '6 4' } })
       .bindTooltip(c.name).addTo(map);
   }
+  // The commune's name over its places, boundary or not.
+  const own = data.sites.filter((s) => s.commune === c.insee && s.lat != null);
+  if (own.length) {
+    const lat = Math.max(...own.map((s) => s.lat)) + 0.004;
+    const lon = own.reduce((a, s) => a + s.lon, 0) / own.length;
+    L.marker([lat, lon], {
+      icon: L.divIcon({ className: 'commune-label', html: `<span>${esc(c.name)}</span>`, iconSize: null }),
+      keyboard: false, interactive: false,
+    }).addTo(map);
+  }
 }
 const placeLayer = L.layerGroup().addTo(map);
 for (const s of data.sites) {
