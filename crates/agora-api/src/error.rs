@@ -30,6 +30,9 @@ pub enum ApiError {
     /// Nothing referenced exists.
     #[error("{0}")]
     NotFound(String),
+    /// An alert rule is invalid (unknown property, bad expression, impossible window…).
+    #[error("{0}")]
+    InvalidRule(String),
     /// The request conflicts with the catalog.
     #[error("{0}")]
     Conflict(String),
@@ -56,6 +59,7 @@ impl ApiError {
             Self::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             Self::PartialWrite { .. } => ("partial_write", StatusCode::BAD_REQUEST),
             Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            Self::InvalidRule(_) => ("invalid_rule", StatusCode::UNPROCESSABLE_ENTITY),
             Self::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             Self::UnsupportedMediaType(_) => {
@@ -76,6 +80,19 @@ impl From<agora_store::Error> for ApiError {
             E::Invalid(m) => Self::BadRequest(m),
             E::Io { .. } | E::Closed | E::Busy => Self::Unavailable(e),
             other => Self::Internal(other),
+        }
+    }
+}
+
+impl From<agora_alerts::Error> for ApiError {
+    fn from(e: agora_alerts::Error) -> Self {
+        use agora_alerts::Error as E;
+        match e {
+            E::Invalid(r) => Self::InvalidRule(r.0),
+            E::NotFound(m) => Self::NotFound(m),
+            E::Conflict(m) => Self::Conflict(m),
+            E::Store(s) => s.into(),
+            E::Start(m) => Self::Internal(agora_store::Error::Invalid(m)),
         }
     }
 }

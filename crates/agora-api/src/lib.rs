@@ -2,6 +2,7 @@
 //! `Arc<dyn SeriesStore>` and never name the concrete engine.
 
 mod admin;
+mod alerting;
 mod auth;
 pub mod compress;
 mod error;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Turns true when the server stops, ending long-lived responses (live streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Alert rules and alerts (absent: alerting off).
+    pub alerts: Option<Arc<agora_alerts::Alerts>>,
 }
 
 /// The whole HTTP API.
@@ -114,6 +117,18 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/chart", get(views::chart))
         .route("/api/v1/fleet", get(views::fleet))
         .route("/api/v1/live", get(live::live))
+        // Alerts.
+        .route("/api/v1/rules", get(alerting::list_rules).post(alerting::create_rule))
+        .route("/api/v1/rules/templates", get(alerting::templates))
+        .route(
+            "/api/v1/rules/{id}",
+            get(alerting::get_rule).put(alerting::put_rule).delete(alerting::delete_rule),
+        )
+        .route("/api/v1/alerts", get(alerting::list_alerts))
+        .route("/api/v1/alerts/{id}", get(alerting::get_alert))
+        .route("/api/v1/alerts/{id}/acknowledge", post(alerting::acknowledge))
+        .route("/api/v1/alerts/{id}/resolve", post(alerting::resolve))
+        .route("/api/v1/deliveries", get(alerting::deliveries))
         // Administration.
         .route("/api/v1/rejects", get(admin::rejects))
         .route("/api/v1/rejects/replay", post(admin::replay_rejects))

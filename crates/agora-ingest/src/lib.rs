@@ -22,6 +22,7 @@ pub mod sensor_community;
 pub mod thingsboard;
 
 pub use pipeline::{
-    FlagTally, IngestCounters, IngestReport, Pipeline, PipelineConfig, Source, StoredBatch,
+    BatchObserver, FlagTally, IngestCounters, IngestReport, Pipeline, PipelineConfig, Source,
+    StoredBatch,
 };
 pub use record::{Decoded, Field, LineError, Record};

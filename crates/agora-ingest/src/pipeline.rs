@@ -152,8 +152,17 @@ pub struct Pipeline {
     quality: parking_lot::Mutex<agora_model::IdMap<u32, QualityState>>,
     /// Flagged points per series since start, for fleet health.
     flag_tally: parking_lot::Mutex<agora_model::IdMap<u32, FlagTally>>,
-    /// Points just stored, for live views (and later alert rules).
+    /// Points just stored, for live views.
     live: tokio::sync::broadcast::Sender<Arc<StoredBatch>>,
+    /// Called with every stored batch, in the writer's task (alert rules): nothing is lost.
+    observer: std::sync::OnceLock<Arc<dyn BatchObserver>>,
+}
+
+/// Something that must see every stored batch, in order, without loss (alert rules). It runs in
+/// the writer's task, so it must be quick and never block on I/O.
+pub trait BatchObserver: Send + Sync + std::fmt::Debug {
+    /// A batch was stored durably.
+    fn stored(&self, batch: &[(SeriesId, Timestamp, Value, u8)]);
 }
 
 /// Points of one batch, as stored: series, time, value, quality flags.
@@ -220,6 +229,14 @@ impl Pipeline {
             quality: parking_lot::Mutex::new(agora_model::IdMap::default()),
             flag_tally: parking_lot::Mutex::new(agora_model::IdMap::default()),
             live: tokio::sync::broadcast::channel(1024).0,
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Set the observer of stored batches (once).
+    pub fn set_observer(&self, o: Arc<dyn BatchObserver>) {
+        if self.observer.set(o).is_err() {
+            tracing::warn!("a batch observer was already set");
         }
     }
 
@@ -517,11 +534,19 @@ impl Pipeline {
             }
         }
         if !points.is_empty() {
-            // Copied only while someone listens, so ingestion pays nothing otherwise.
-            let copy = (self.live.receiver_count() > 0).then(|| Arc::new(points.clone()));
+            // Copied only while someone listens (live views) or observes (alert rules), so that
+            // ingestion pays nothing otherwise. Both see the batch once it is durable.
+            let listeners = self.live.receiver_count() > 0;
+            let observer = self.observer.get();
+            let copy = (listeners || observer.is_some()).then(|| Arc::new(points.clone()));
             self.store.write_flagged(points).await?;
             if let Some(batch) = copy {
-                let _ = self.live.send(batch);
+                if let Some(o) = observer {
+                    o.stored(&batch);
+                }
+                if listeners {
+                    let _ = self.live.send(batch);
+                }
             }
         }
         let seen: Vec<(DeviceId, Timestamp)> = devices

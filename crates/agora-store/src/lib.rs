@@ -1,6 +1,7 @@
 //! Storage for agora: the embedded time-series engine and the catalog, each behind a trait so that
 //! a PostgreSQL deployment can swap them without touching the API layer.
 
+pub mod alerts;
 pub mod catalog;
 pub mod engine;
 mod error;

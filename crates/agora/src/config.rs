@@ -28,6 +28,8 @@ pub struct Config {
     pub csv: CsvConfig,
     /// The dashboard.
     pub web: agora_web::WebConfig,
+    /// Alert rules and actions.
+    pub alerts: agora_alerts::AlertsConfig,
 }
 
 /// CSV import settings.
@@ -123,6 +125,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             csv: CsvConfig::default(),
             web: agora_web::WebConfig::default(),
+            alerts: agora_alerts::AlertsConfig::default(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
     mqtt: Vec<JoinHandle<()>>,
+    alerts_tasks: agora_alerts::AlertsTasks,
 }
 
 /// Build everything and start listening.
@@ -51,8 +52,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let started = Instant::now();
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?);
+    let sqlite = SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?;
+    let alert_store = Arc::new(agora_store::alerts::SqliteAlertStore::new(sqlite.pool()));
+    let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open(engine_cfg, clock))
@@ -82,6 +84,16 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         },
     ));
     let (stop, stopped) = watch::channel(false);
+    // Commands to equipment go through agora's own MQTT endpoint unless a broker is configured.
+    let subscribers = agora_ingest::mqtt::broker::Subscribers::default();
+    let publisher: Option<Arc<dyn agora_alerts::Publisher>> =
+        match (&cfg.alerts.mqtt, cfg.mqtt.broker.enabled) {
+            (Some(b), _) => Some(Arc::new(b.clone())),
+            (None, true) => Some(Arc::new(EmbeddedPublisher(subscribers.clone()))),
+            (None, false) => None,
+        };
+    let (alerts, alerts_tasks) =
+        start_alerts(cfg, &catalog, &store, &pipeline, &opts, alert_store, publisher).await?;
     let state = AppState {
         catalog,
         store,
@@ -98,6 +110,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         ready: Arc::new(AtomicBool::new(false)),
         sessions: Arc::new(agora_api::Sessions::default()),
         shutdown: stopped.clone(),
+        alerts: Some(alerts.clone()),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
@@ -133,6 +146,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             cfg.mqtt.broker.listen,
             state.pipeline.clone(),
             state.catalog.clone(),
+            subscribers.clone(),
         )
         .await
         .with_context(|| {
@@ -157,7 +171,17 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     };
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
-    Ok(Server { addr, mqtt_addr, generated_admin_token, state, stop, http, upkeep, mqtt })
+    Ok(Server {
+        addr,
+        mqtt_addr,
+        generated_admin_token,
+        state,
+        stop,
+        http,
+        upkeep,
+        mqtt,
+        alerts_tasks,
+    })
 }
 
 impl Server {
@@ -170,11 +194,66 @@ impl Server {
         let _ = self.stop.send(true);
         self.http.await??;
         self.upkeep.await?;
+        if let Some(a) = &self.state.alerts {
+            a.save_state().await.context("saving the alert evaluation state")?;
+        }
+        self.alerts_tasks.abort();
         self.state.store.close().await.context("flushing storage")?;
         self.state.catalog.persist().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())
     }
+}
+
+/// MQTT commands through agora's own endpoint: delivered to the clients subscribed now.
+#[derive(Debug)]
+struct EmbeddedPublisher(agora_ingest::mqtt::broker::Subscribers);
+
+#[async_trait::async_trait]
+impl agora_alerts::Publisher for EmbeddedPublisher {
+    async fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        _qos: u8,
+        _retain: bool,
+    ) -> Result<String, String> {
+        match self.0.publish(topic, payload.into()) {
+            0 => Err(format!("no client subscribed to {topic} on agora's MQTT endpoint")),
+            n => Ok(format!("delivered to {n} subscriber(s) on agora's MQTT endpoint")),
+        }
+    }
+}
+
+/// The alerting service, observing every stored batch.
+async fn start_alerts(
+    cfg: &Config,
+    catalog: &Arc<dyn Catalog>,
+    store: &Arc<dyn SeriesStore>,
+    pipeline: &Arc<Pipeline>,
+    opts: &ServeOptions,
+    alert_store: Arc<agora_store::alerts::SqliteAlertStore>,
+    publisher: Option<Arc<dyn agora_alerts::Publisher>>,
+) -> anyhow::Result<(Arc<agora_alerts::Alerts>, agora_alerts::AlertsTasks)> {
+    let p = pipeline.clone();
+    let known = agora_alerts::KnownProperty(Arc::new(move |name: &str| {
+        p.canonical_property(name).as_deref() == Some(name)
+    }));
+    let (alerts, tasks) = agora_alerts::Alerts::start(
+        agora_alerts::AlertsDeps {
+            store: alert_store,
+            catalog: catalog.clone(),
+            series: store.clone(),
+            clock: opts.clock.clone(),
+            publisher,
+            known_property: known,
+        },
+        cfg.alerts.clone(),
+    )
+    .await
+    .context("cannot start alerting")?;
+    pipeline.set_observer(alerts.clone());
+    Ok((alerts, tasks))
 }
 
 /// Make sure an admin token exists. Returns a generated secret to show once.

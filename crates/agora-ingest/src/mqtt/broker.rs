@@ -42,6 +42,7 @@ pub async fn start(
     listen: SocketAddr,
     pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
+    subscribers: Subscribers,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -55,9 +56,9 @@ pub async fn start(
                         drop(stream);
                         continue;
                     };
-                    let (p, c) = (pipeline.clone(), catalog.clone());
+                    let (p, c, subs) = (pipeline.clone(), catalog.clone(), subscribers.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, p, c).await {
+                        if let Err(e) = serve(stream, p, c, subs).await {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
                         drop(slot);
@@ -71,6 +72,93 @@ pub async fn start(
         }
     });
     Ok((addr, task))
+}
+
+/// The subscriptions of connected clients: commands to equipment are delivered through them
+/// (QoS 0, to clients connected now; nothing is queued for absent ones).
+#[derive(Debug, Clone, Default)]
+pub struct Subscribers {
+    inner: Arc<parking_lot::Mutex<SubscribersInner>>,
+}
+
+#[derive(Debug, Default)]
+struct SubscribersInner {
+    next: u64,
+    subs: Vec<(u64, String, tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>)>,
+}
+
+impl Subscribers {
+    fn connect(&self) -> u64 {
+        let mut i = self.inner.lock();
+        i.next += 1;
+        i.next
+    }
+
+    fn subscribe(
+        &self,
+        conn: u64,
+        filter: String,
+        tx: tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>,
+    ) {
+        let mut i = self.inner.lock();
+        if !i.subs.iter().any(|(c, f, _)| *c == conn && *f == filter) {
+            i.subs.push((conn, filter, tx));
+        }
+    }
+
+    fn unsubscribe(&self, conn: u64, filter: &str) {
+        self.inner.lock().subs.retain(|(c, f, _)| !(*c == conn && f == filter));
+    }
+
+    fn disconnect(&self, conn: u64) {
+        self.inner.lock().subs.retain(|(c, _, _)| *c != conn);
+    }
+
+    /// Deliver a message to every connected client subscribed to a matching filter; returns how
+    /// many clients it went to.
+    pub fn publish(&self, topic: &str, payload: bytes::Bytes) -> usize {
+        let i = self.inner.lock();
+        let mut sent = std::collections::HashSet::new();
+        for (conn, filter, tx) in &i.subs {
+            if !sent.contains(conn)
+                && topic_matches(filter, topic)
+                && tx.send((topic.to_owned(), payload.clone())).is_ok()
+            {
+                sent.insert(*conn);
+            }
+        }
+        sent.len()
+    }
+}
+
+/// Whether an MQTT topic filter (`+` one level, `#` the rest) matches a topic.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether a token may subscribe to a filter: read and admin tokens to anything; ingest tokens
+/// to commands (`agora/commands/…`), and one bound to a device only to its own.
+fn may_subscribe(token: &TokenInfo, filter: &str) -> bool {
+    if token.scope.allows(Scope::Read) {
+        return true;
+    }
+    match &token.device {
+        Some(d) => {
+            let own = format!("agora/commands/{d}");
+            filter == own || filter.starts_with(&format!("{own}/"))
+        }
+        None => filter.starts_with("agora/commands/"),
+    }
 }
 
 struct Conn {
@@ -113,10 +201,20 @@ impl Conn {
     }
 }
 
+/// Removes a connection's subscriptions when it ends, however it ends.
+struct Unsubscribe(Subscribers, u64);
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        self.0.disconnect(self.1);
+    }
+}
+
 async fn serve(
     stream: TcpStream,
     pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
+    subscribers: Subscribers,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut c =
@@ -145,11 +243,21 @@ async fn serve(
         k => Duration::from_secs(u64::from(k)) * 3 / 2,
     };
     tracing::debug!(client = %connect.client_id, token = %token.name, "MQTT device connected");
+    let conn = subscribers.connect();
+    let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
+    let (outbox_tx, mut outbox) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
     let mut next: Option<Packet> = None;
     loop {
         let packet = match next.take() {
             Some(p) => p,
-            None => c.read(keep_alive).await?,
+            // Reading is cancel-safe: bytes already read stay in the buffer.
+            None => tokio::select! {
+                p = c.read(keep_alive) => p?,
+                Some((topic, payload)) = outbox.recv() => {
+                    c.send(Packet::Publish(rumqttc::Publish::from_bytes(topic, QoS::AtMostOnce, payload))).await?;
+                    continue;
+                }
+            },
         };
         match packet {
             Packet::Publish(p) => {
@@ -187,11 +295,24 @@ async fn serve(
                 let codes = s
                     .filters
                     .iter()
-                    .map(|_| SubscribeReasonCode::Success(QoS::AtMostOnce))
+                    .map(|f| {
+                        if may_subscribe(&token, &f.path) {
+                            subscribers.subscribe(conn, f.path.clone(), outbox_tx.clone());
+                            SubscribeReasonCode::Success(QoS::AtMostOnce)
+                        } else {
+                            tracing::info!(token = %token.name, filter = %f.path, "MQTT subscription refused");
+                            SubscribeReasonCode::Failure
+                        }
+                    })
                     .collect();
                 c.send(Packet::SubAck(SubAck::new(s.pkid, codes))).await?;
             }
-            Packet::Unsubscribe(u) => c.send(Packet::UnsubAck(UnsubAck::new(u.pkid))).await?,
+            Packet::Unsubscribe(u) => {
+                for f in &u.topics {
+                    subscribers.unsubscribe(conn, f);
+                }
+                c.send(Packet::UnsubAck(UnsubAck::new(u.pkid))).await?
+            }
             Packet::PingReq => c.send(Packet::PingResp).await?,
             Packet::Disconnect => return Ok(()),
             other => return Err(format!("unexpected packet {other:?}")),

@@ -36,6 +36,7 @@ fn migrator() -> Migrator {
         migrations: Cow::Owned(vec![
             m(1, "catalog", include_str!("../../migrations/0001_catalog.sql")),
             m(2, "reject replay", include_str!("../../migrations/0002_reject_replay.sql")),
+            m(3, "alerts", include_str!("../../migrations/0003_alerts.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -87,6 +88,11 @@ fn json_opt(s: Option<String>) -> Option<serde_json::Value> {
 }
 
 impl SqliteCatalog {
+    /// The connection pool, for the stores that share the catalog's database (alerts).
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
     /// Open (or create) `catalog.db` in `dir`, run migrations, load everything into memory.
     pub async fn open(dir: &Path) -> Result<Self> {
         let opts = SqliteConnectOptions::new()

@@ -1,0 +1,788 @@
+//! Alerts and actions. Rules watch the data as it is stored (threshold, state, sustained, rate)
+//! and on a schedule (windows, silence); alerts go open → acknowledged → resolved, one at a time
+//! per rule and device; actions (webhooks, MQTT commands) run for each event, every attempt
+//! logged.
+//!
+//! The evaluator runs inside the ingest path (`BatchObserver`) and only emits transitions; one
+//! manager task owns the alerts, so that no alert is ever duplicated; evaluation state is saved
+//! every second and on shutdown, so a restart loses nothing.
+
+pub mod actions;
+mod eval;
+pub mod rule;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_ingest::BatchObserver;
+use agora_model::{Clock, SeriesId, Timestamp, Value};
+use agora_store::alerts::{AlertFilter, AlertRecord, AlertState, AlertStore, Delivery, StoredRule};
+use agora_store::{Catalog, SeriesStore};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+pub use actions::{ExternalBroker, Publisher};
+pub use rule::{Rule, RuleError};
+
+use crate::eval::{Compiled, Evaluator, KeyState, Transition};
+use crate::rule::Event;
+
+/// Errors of the alerting API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The rule is invalid.
+    #[error("{0}")]
+    Invalid(#[from] RuleError),
+    /// Nothing with that id.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed in this state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed.
+    #[error("storage failed")]
+    Store(#[from] agora_store::Error),
+    /// The service could not start.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// `Result` of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Alerting settings (`[alerts]` in `agora.toml`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Rules defined in the configuration (kept in sync at start; `origin = "config"`).
+    pub rules: Vec<Rule>,
+    /// Broker for MQTT commands; absent: agora's own MQTT endpoint.
+    pub mqtt: Option<ExternalBroker>,
+    /// Attempts per action (first try included).
+    pub max_attempts: u32,
+    /// Delay before the second attempt, in milliseconds; doubles each time.
+    pub first_retry_ms: u64,
+    /// Timeout of a webhook call, in seconds.
+    pub webhook_timeout_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            mqtt: None,
+            max_attempts: 5,
+            first_retry_ms: 1000,
+            webhook_timeout_secs: 5,
+        }
+    }
+}
+
+/// A forecaster for forecast conditions (the forecasting work plugs in here).
+pub trait Forecaster: Send + Sync + std::fmt::Debug {
+    /// The highest value predicted for a series within `horizon`, if known.
+    fn forecast(&self, series: SeriesId, horizon: Duration) -> Option<f64>;
+}
+
+/// What `Alerts::start` needs.
+#[derive(Debug, Clone)]
+pub struct AlertsDeps {
+    /// Alert records.
+    pub store: Arc<dyn AlertStore>,
+    /// Devices and series.
+    pub catalog: Arc<dyn Catalog>,
+    /// Points (windows, replays).
+    pub series: Arc<dyn SeriesStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Publishes MQTT commands (agora's own endpoint, or an external broker).
+    pub publisher: Option<Arc<dyn Publisher>>,
+    /// Whether a property name is known (the harmonization registry).
+    pub known_property: KnownProperty,
+}
+
+/// Whether a property name is known, as a function (the ingest pipeline's registry).
+#[derive(Clone)]
+pub struct KnownProperty(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for KnownProperty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KnownProperty")
+    }
+}
+
+/// A rule with where it comes from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleView {
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: Rule,
+    /// `api` or `config`.
+    pub origin: String,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// The alerting service.
+pub struct Alerts {
+    deps: AlertsDeps,
+    cfg: AlertsConfig,
+    ev: Mutex<Evaluator>,
+    rules: parking_lot::RwLock<BTreeMap<String, RuleView>>,
+    /// Unresolved alert per (rule, device).
+    open: tokio::sync::Mutex<HashMap<(String, String), i64>>,
+    tx: mpsc::UnboundedSender<Transition>,
+    http: reqwest::Client,
+    forecaster: std::sync::OnceLock<Arc<dyn Forecaster>>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").field("rules", &self.rules.read().len()).finish_non_exhaustive()
+    }
+}
+
+impl BatchObserver for Alerts {
+    fn stored(&self, batch: &[(SeriesId, Timestamp, Value, u8)]) {
+        let mut out = Vec::new();
+        self.ev.lock().on_points(self.deps.catalog.as_ref(), batch, &mut out);
+        for t in out {
+            let _ = self.tx.send(t);
+        }
+    }
+}
+
+/// Background tasks of the service.
+#[derive(Debug)]
+pub struct AlertsTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl AlertsTasks {
+    /// Stop them (after `Alerts::save_state`).
+    pub fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Alerts {
+    /// Load rules, alerts and states; sync the configuration's rules; start the manager, the
+    /// scheduled evaluation and the state saver.
+    pub async fn start(deps: AlertsDeps, cfg: AlertsConfig) -> Result<(Arc<Self>, AlertsTasks)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
+            .build()
+            .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
+        let me = Arc::new(Self {
+            deps,
+            cfg,
+            ev: Mutex::new(Evaluator::default()),
+            rules: parking_lot::RwLock::new(BTreeMap::new()),
+            open: tokio::sync::Mutex::new(HashMap::new()),
+            tx,
+            http,
+            forecaster: std::sync::OnceLock::new(),
+        });
+        me.load().await?;
+        let mut tasks = Vec::new();
+        let m = me.clone();
+        tasks.push(tokio::spawn(async move { m.manage(rx).await }));
+        let m = me.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                m.tick().await;
+                if let Err(e) = m.save_state().await {
+                    tracing::error!(error = %e, "saving the alert evaluation state failed");
+                }
+            }
+        }));
+        Ok((me, AlertsTasks { tasks }))
+    }
+
+    /// Plug in a forecaster.
+    pub fn set_forecaster(&self, f: Arc<dyn Forecaster>) {
+        let _ = self.forecaster.set(f);
+    }
+
+    async fn load(&self) -> Result<()> {
+        let now = self.deps.clock.now();
+        let mut stored: BTreeMap<String, RuleView> = BTreeMap::new();
+        for r in self.deps.store.rules().await? {
+            match serde_json::from_value::<Rule>(r.body.clone()) {
+                Ok(rule) => {
+                    stored.insert(
+                        r.id.clone(),
+                        RuleView { rule, origin: r.origin, updated_at: r.updated_at },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(rule = %r.id, error = %e, "a stored rule no longer parses; left out")
+                }
+            }
+        }
+        // The configuration's rules replace the ones it defined before.
+        let config_ids: Vec<String> = self.cfg.rules.iter().map(|r| r.id.clone()).collect();
+        for (id, v) in stored.clone() {
+            if v.origin == "config" && !config_ids.contains(&id) {
+                self.deps.store.delete_rule(&id).await?;
+                stored.remove(&id);
+            }
+        }
+        for r in &self.cfg.rules {
+            r.check(&*self.deps.known_property.0)
+                .map_err(|e| RuleError(format!("rule {:?} in the configuration: {e}", r.id)))?;
+            let same = stored.get(&r.id).is_some_and(|v| &v.rule == r && v.origin == "config");
+            if !same {
+                self.deps
+                    .store
+                    .put_rule(&StoredRule {
+                        id: r.id.clone(),
+                        body: serde_json::to_value(r).unwrap_or_default(),
+                        origin: "config".into(),
+                        updated_at: now,
+                    })
+                    .await?;
+                stored.insert(
+                    r.id.clone(),
+                    RuleView { rule: r.clone(), origin: "config".into(), updated_at: now },
+                );
+            }
+        }
+        let mut open = self.open.lock().await;
+        for a in self.deps.store.unresolved().await? {
+            open.insert((a.rule.clone(), a.scope_key.clone()), a.id);
+        }
+        let mut ev = self.ev.lock();
+        ev.set_rules(stored.values().map(|v| v.rule.clone()).collect());
+        for (rule, key, json) in self.deps.store.states().await? {
+            if let Ok(st) = serde_json::from_str::<KeyState>(&json) {
+                ev.states.insert((rule, key), st);
+            }
+        }
+        // The alerts table is the truth about what is open.
+        for ((rule, key), st) in ev.states.iter_mut() {
+            st.open = open.contains_key(&(rule.clone(), key.clone()));
+        }
+        drop(ev);
+        drop(open);
+        *self.rules.write() = stored;
+        Ok(())
+    }
+
+    /// Save the evaluation states that changed.
+    pub async fn save_state(&self) -> Result<()> {
+        let rows: Vec<(String, String, String)> = {
+            let mut ev = self.ev.lock();
+            let dirty: Vec<(String, String)> = ev.dirty.drain().collect();
+            dirty
+                .into_iter()
+                .filter_map(|k| {
+                    let st = ev.states.get(&k)?;
+                    Some((k.0, k.1, serde_json::to_string(st).ok()?))
+                })
+                .collect()
+        };
+        if !rows.is_empty() {
+            self.deps.store.save_states(&rows).await?;
+        }
+        Ok(())
+    }
+
+    // ---- Rules ---------------------------------------------------------------------------
+
+    /// Every rule.
+    pub fn rules(&self) -> Vec<RuleView> {
+        self.rules.read().values().cloned().collect()
+    }
+
+    /// One rule.
+    pub fn rule(&self, id: &str) -> Option<RuleView> {
+        self.rules.read().get(id).cloned()
+    }
+
+    /// The built-in templates.
+    pub fn templates(&self) -> Vec<Rule> {
+        rule::templates()
+    }
+
+    /// Create or replace a rule made through the API.
+    pub async fn put_rule(&self, r: Rule) -> Result<RuleView> {
+        r.check(&*self.deps.known_property.0)?;
+        if self.rules.read().get(&r.id).is_some_and(|v| v.origin == "config") {
+            return Err(Error::Conflict(format!(
+                "rule {:?} is defined in agora.toml; change it there",
+                r.id
+            )));
+        }
+        let now = self.deps.clock.now();
+        self.deps
+            .store
+            .put_rule(&StoredRule {
+                id: r.id.clone(),
+                body: serde_json::to_value(&r).unwrap_or_default(),
+                origin: "api".into(),
+                updated_at: now,
+            })
+            .await?;
+        let view = RuleView { rule: r.clone(), origin: "api".into(), updated_at: now };
+        let all: Vec<Rule> = {
+            let mut rules = self.rules.write();
+            rules.insert(r.id.clone(), view.clone());
+            rules.values().map(|v| v.rule.clone()).collect()
+        };
+        self.ev.lock().set_rules(all);
+        Ok(view)
+    }
+
+    /// A rule from a template, with the given fields (id, scope, actions, …) replacing its own.
+    pub fn from_template(&self, template: &str, overrides: serde_json::Value) -> Result<Rule> {
+        let t = rule::templates()
+            .into_iter()
+            .find(|t| t.id == template)
+            .ok_or_else(|| Error::Invalid(RuleError(format!("unknown template {template:?}"))))?;
+        let mut v = serde_json::to_value(t).unwrap_or_default();
+        if let (Some(o), Some(extra)) = (v.as_object_mut(), overrides.as_object()) {
+            for (k, x) in extra {
+                if k != "template" {
+                    o.insert(k.clone(), x.clone());
+                }
+            }
+            o.insert(
+                "enabled".into(),
+                overrides.get("enabled").cloned().unwrap_or(serde_json::Value::Bool(true)),
+            );
+        }
+        serde_json::from_value(v).map_err(|e| Error::Invalid(RuleError(e.to_string())))
+    }
+
+    /// Delete a rule made through the API; its unresolved alerts are resolved.
+    pub async fn delete_rule(&self, id: &str) -> Result<()> {
+        match self.rules.read().get(id) {
+            None => return Err(Error::NotFound(format!("rule {id:?} not found"))),
+            Some(v) if v.origin == "config" => {
+                return Err(Error::Conflict(format!(
+                    "rule {id:?} is defined in agora.toml; remove it there"
+                )));
+            }
+            Some(_) => {}
+        }
+        self.deps.store.delete_rule(id).await?;
+        self.deps.store.delete_states(id).await?;
+        let all: Vec<Rule> = {
+            let mut rules = self.rules.write();
+            rules.remove(id);
+            rules.values().map(|v| v.rule.clone()).collect()
+        };
+        self.ev.lock().set_rules(all);
+        let keys: Vec<(String, String)> =
+            self.open.lock().await.keys().filter(|k| k.0 == id).cloned().collect();
+        for (rule, key) in keys {
+            self.resolve(&rule, &key, self.deps.clock.now().as_nanos(), "rule deleted").await;
+        }
+        Ok(())
+    }
+
+    // ---- Alerts --------------------------------------------------------------------------
+
+    /// Alerts matching a filter, newest first.
+    pub async fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>> {
+        Ok(self.deps.store.alerts(f).await?)
+    }
+
+    /// One alert and its action attempts.
+    pub async fn alert(&self, id: i64) -> Result<(AlertRecord, Vec<Delivery>)> {
+        let a = self
+            .deps
+            .store
+            .alert(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alert {id} not found")))?;
+        let d = self.deps.store.deliveries(Some(id), 1000).await?;
+        Ok((a, d))
+    }
+
+    /// The latest action attempts.
+    pub async fn deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
+        Ok(self.deps.store.deliveries(None, limit).await?)
+    }
+
+    /// Take an open alert in hand.
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        by: &str,
+        comment: Option<String>,
+    ) -> Result<AlertRecord> {
+        let _guard = self.open.lock().await;
+        let mut a = self
+            .deps
+            .store
+            .alert(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alert {id} not found")))?;
+        if a.state != AlertState::Open {
+            return Err(Error::Conflict(format!("alert {id} is {}, not open", a.state.as_str())));
+        }
+        a.state = AlertState::Acknowledged;
+        a.acknowledged_at = Some(self.deps.clock.now());
+        a.acknowledged_by = Some(by.to_owned());
+        a.ack_comment = comment;
+        self.deps.store.update_alert(&a).await?;
+        self.dispatch(&a, Event::Acknowledged);
+        Ok(a)
+    }
+
+    /// Close an alert by hand. It does not open again until its condition has cleared.
+    pub async fn close(&self, id: i64, by: &str, comment: Option<String>) -> Result<AlertRecord> {
+        let mut open = self.open.lock().await;
+        let mut a = self
+            .deps
+            .store
+            .alert(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("alert {id} not found")))?;
+        if a.state == AlertState::Resolved {
+            return Err(Error::Conflict(format!("alert {id} is already resolved")));
+        }
+        a.state = AlertState::Resolved;
+        a.resolved_at = Some(self.deps.clock.now());
+        a.resolved_by = Some(by.to_owned());
+        if comment.is_some() {
+            a.ack_comment = comment;
+        }
+        self.deps.store.update_alert(&a).await?;
+        open.remove(&(a.rule.clone(), a.scope_key.clone()));
+        self.ev.lock().closed_by_hand(&a.rule, &a.scope_key);
+        self.dispatch(&a, Event::Resolved);
+        Ok(a)
+    }
+
+    // ---- The manager ---------------------------------------------------------------------
+
+    async fn manage(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Transition>) {
+        while let Some(t) = rx.recv().await {
+            match t {
+                Transition::Open { rule, key, at, value, property } => {
+                    self.open_alert(&rule, &key, at, value, property, None).await;
+                }
+                Transition::Resolve { rule, key, at } => {
+                    self.resolve(&rule, &key, at, "auto").await
+                }
+                Transition::Late { rule, key, from } => self.replay(&rule, &key, from).await,
+                Transition::Episodes { rule, key, episodes, range_from, property } => {
+                    self.reconcile(&rule, &key, &episodes, range_from, Some(property)).await;
+                }
+            }
+        }
+    }
+
+    async fn open_alert(
+        &self,
+        rule: &str,
+        key: &str,
+        at: i64,
+        value: Option<f64>,
+        property: Option<String>,
+        resolved_at: Option<i64>,
+    ) -> Option<AlertRecord> {
+        let mut open = self.open.lock().await;
+        if resolved_at.is_none() && open.contains_key(&(rule.to_owned(), key.to_owned())) {
+            return None;
+        }
+        let r = self.rules.read().get(rule).map(|v| v.rule.clone())?;
+        let d = self.deps.catalog.device(key);
+        let name = if r.name.is_empty() { r.id.clone() } else { r.name.clone() };
+        let shown = value
+            .map(|v| {
+                format!(
+                    " ({} = {})",
+                    property.as_deref().unwrap_or("value"),
+                    (v * 100.0).round() / 100.0
+                )
+            })
+            .unwrap_or_default();
+        let mut a = AlertRecord {
+            id: 0,
+            rule: rule.to_owned(),
+            scope_key: key.to_owned(),
+            device: d.as_ref().map(|d| d.id.to_string()).or_else(|| Some(key.to_owned())),
+            site: d.as_ref().and_then(|d| d.site.as_ref().map(|x| x.to_string())),
+            commune: d.as_ref().and_then(|d| d.commune.as_ref().map(|x| x.to_string())),
+            property,
+            severity: r.severity.as_str().to_owned(),
+            state: if resolved_at.is_some() { AlertState::Resolved } else { AlertState::Open },
+            message: format!("{name} — {key}{shown}"),
+            value,
+            opened_at: Timestamp::from_nanos(at),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            ack_comment: None,
+            resolved_at: resolved_at.map(Timestamp::from_nanos),
+            resolved_by: resolved_at.map(|_| "auto".to_owned()),
+        };
+        match self.deps.store.insert_alert(&a).await {
+            Ok(id) => {
+                a.id = id;
+                if resolved_at.is_none() {
+                    open.insert((rule.to_owned(), key.to_owned()), id);
+                }
+                tracing::info!(rule, device = key, id, "alert opened");
+                self.dispatch(&a, Event::Opened);
+                if resolved_at.is_some() {
+                    self.dispatch(&a, Event::Resolved);
+                }
+                Some(a)
+            }
+            Err(e) => {
+                tracing::error!(rule, device = key, error = %e, "could not record an alert");
+                None
+            }
+        }
+    }
+
+    async fn resolve(&self, rule: &str, key: &str, at: i64, by: &str) {
+        let mut open = self.open.lock().await;
+        let Some(id) = open.remove(&(rule.to_owned(), key.to_owned())) else { return };
+        match self.deps.store.alert(id).await {
+            Ok(Some(mut a)) if a.state != AlertState::Resolved => {
+                a.state = AlertState::Resolved;
+                a.resolved_at = Some(Timestamp::from_nanos(at.max(a.opened_at.as_nanos())));
+                a.resolved_by = Some(by.to_owned());
+                if let Err(e) = self.deps.store.update_alert(&a).await {
+                    tracing::error!(id, error = %e, "could not resolve an alert");
+                    return;
+                }
+                tracing::info!(rule, device = key, id, "alert resolved");
+                self.dispatch(&a, Event::Resolved);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(id, error = %e, "could not read an alert"),
+        }
+    }
+
+    /// Replay the stored points of a (rule, device) around a late point, then make the alerts
+    /// of that period what in-order data would have made them.
+    async fn replay(&self, rule: &str, key: &str, from: i64) {
+        let Some(c): Option<Arc<Compiled>> =
+            self.ev.lock().rules.iter().find(|c| c.rule.id == rule).cloned()
+        else {
+            return;
+        };
+        let start = from - c.lookback_ns() - 3_600_000_000_000;
+        let end = self.deps.clock.now().as_nanos() + 3_600_000_000_000;
+        let mut points: Vec<(i64, String, Value)> = Vec::new();
+        for p in c.point_properties() {
+            let Some(s) = self.deps.catalog.lookup_series(&[(key, p.as_str())])[0] else {
+                continue;
+            };
+            match self
+                .deps
+                .series
+                .read(s, Timestamp::from_nanos(start), Timestamp::from_nanos(end), 1_000_000)
+                .await
+            {
+                Ok(v) => points.extend(v.into_iter().map(|(t, x)| (t.as_nanos(), p.clone(), x))),
+                Err(e) => {
+                    tracing::error!(rule, device = key, error = %e, "replay read failed");
+                    return;
+                }
+            }
+        }
+        points.sort_by_key(|p| p.0);
+        let (episodes, mut st) = eval::replay(&c, key, &points);
+        let property = c.point_properties().into_iter().next();
+        self.reconcile(rule, key, &episodes, start, property).await;
+        st.open = self.open.lock().await.contains_key(&(rule.to_owned(), key.to_owned()));
+        self.ev.lock().set_state(rule, key, st);
+    }
+
+    /// Make the alerts of (rule, device) from `range_from` on match the episodes.
+    async fn reconcile(
+        &self,
+        rule: &str,
+        key: &str,
+        episodes: &[(i64, Option<i64>, Option<f64>)],
+        range_from: i64,
+        property: Option<String>,
+    ) {
+        let f = AlertFilter {
+            rule: Some(rule.to_owned()),
+            device: Some(key.to_owned()),
+            limit: 500,
+            ..Default::default()
+        };
+        let existing = match self.deps.store.alerts(&f).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(rule, device = key, error = %e, "reconcile read failed");
+                return;
+            }
+        };
+        for &(s, e, v) in episodes {
+            let end = e.unwrap_or(i64::MAX);
+            let hit = existing.iter().find(|a| {
+                a.opened_at.as_nanos() < end
+                    && a.resolved_at.map_or(i64::MAX, Timestamp::as_nanos) > s
+            });
+            match hit {
+                Some(a) => {
+                    let mut a = a.clone();
+                    let mut changed = false;
+                    if a.opened_at.as_nanos() > s {
+                        a.opened_at = Timestamp::from_nanos(s);
+                        changed = true;
+                    }
+                    if changed && let Err(err) = self.deps.store.update_alert(&a).await {
+                        tracing::error!(error = %err, "reconcile update failed");
+                    }
+                    if let Some(e) = e
+                        && a.state != AlertState::Resolved
+                        && a.resolved_by.is_none()
+                    {
+                        self.resolve(rule, key, e, "auto").await;
+                    }
+                }
+                None => {
+                    if e.is_none() || e.is_some_and(|e| e > range_from) {
+                        self.open_alert(rule, key, s, v, property.clone(), e).await;
+                    }
+                }
+            }
+        }
+        // An alert still open whose condition no longer holds in the data.
+        let holds_now = episodes.last().is_some_and(|e| e.1.is_none());
+        if !holds_now {
+            let id = self.open.lock().await.get(&(rule.to_owned(), key.to_owned())).copied();
+            if let Some(a) = id.and_then(|id| existing.iter().find(|a| a.id == id))
+                && a.opened_at.as_nanos() >= range_from
+            {
+                let at = episodes
+                    .last()
+                    .and_then(|e| e.1)
+                    .unwrap_or_else(|| self.deps.clock.now().as_nanos());
+                self.resolve(rule, key, at, "auto").await;
+            }
+        }
+    }
+
+    async fn tick(&self) {
+        let mut out = Vec::new();
+        let now = self.deps.clock.now().as_nanos();
+        eval::tick(&self.ev, self.deps.catalog.as_ref(), self.deps.series.as_ref(), now, &mut out)
+            .await;
+        for t in out {
+            let _ = self.tx.send(t);
+        }
+    }
+
+    // ---- Actions -------------------------------------------------------------------------
+
+    fn dispatch(&self, a: &AlertRecord, event: Event) {
+        let Some(rule) = self.rules.read().get(&a.rule).map(|v| v.rule.clone()) else { return };
+        for action in rule.actions.iter().filter(|x| x.events().contains(&event)) {
+            let job = Delivering {
+                store: self.deps.store.clone(),
+                http: self.http.clone(),
+                publisher: self.deps.publisher.clone(),
+                clock: self.deps.clock.clone(),
+                attempts: self.cfg.max_attempts.max(1),
+                first_retry: Duration::from_millis(self.cfg.first_retry_ms),
+            };
+            let (a, action, rule) = (a.clone(), action.clone(), rule.clone());
+            tokio::spawn(async move { job.run(&a, &rule, &action, event).await });
+        }
+    }
+}
+
+struct Delivering {
+    store: Arc<dyn AlertStore>,
+    http: reqwest::Client,
+    publisher: Option<Arc<dyn Publisher>>,
+    clock: Arc<dyn Clock>,
+    attempts: u32,
+    first_retry: Duration,
+}
+
+impl Delivering {
+    async fn run(&self, a: &AlertRecord, rule: &Rule, action: &rule::Action, event: Event) {
+        for attempt in 1..=self.attempts {
+            if attempt > 1 {
+                tokio::time::sleep(actions::backoff(self.first_retry, attempt)).await;
+            }
+            let (target, outcome) = match action {
+                rule::Action::Webhook { url, secret, .. } => {
+                    let body = actions::webhook_body(a, rule, event);
+                    let id = format!("{}-{}-{attempt}", a.id, event.as_str());
+                    (
+                        url.clone(),
+                        actions::post_webhook(
+                            &self.http,
+                            url,
+                            secret.as_deref(),
+                            &body,
+                            event,
+                            &id,
+                        )
+                        .await,
+                    )
+                }
+                rule::Action::Mqtt { topic, payload, qos, retain, .. } => {
+                    let topic = actions::fill(topic, a, event);
+                    let body = match payload {
+                        Some(p) => actions::fill_json(p, a, event),
+                        None => actions::webhook_body(a, rule, event),
+                    };
+                    let outcome = match &self.publisher {
+                        Some(p) => {
+                            p.publish(
+                                &topic,
+                                serde_json::to_vec(&body).unwrap_or_default(),
+                                *qos,
+                                *retain,
+                            )
+                            .await
+                        }
+                        None => {
+                            Err("no MQTT broker: enable agora's MQTT endpoint or set [alerts.mqtt]"
+                                .into())
+                        }
+                    };
+                    (topic, outcome)
+                }
+                // Refused by `Rule::check` until an SMTP sender exists.
+                rule::Action::Email { to, .. } => {
+                    (to.join(", "), Err("email is not available".into()))
+                }
+            };
+            let ok = outcome.is_ok();
+            let detail = outcome.unwrap_or_else(|e| e);
+            if !ok {
+                tracing::warn!(alert = a.id, action = action.kind(), target = %target, attempt, detail = %detail, "action failed");
+            }
+            let d = Delivery {
+                id: 0,
+                alert_id: a.id,
+                event: event.as_str().into(),
+                action: action.kind().into(),
+                target,
+                attempt,
+                ok,
+                detail,
+                at: self.clock.now(),
+            };
+            if let Err(e) = self.store.add_delivery(&d).await {
+                tracing::error!(error = %e, "could not log an action attempt");
+            }
+            if ok || matches!(action, rule::Action::Email { .. }) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,757 @@
+//! Alert rules: what to watch (scope), when it is wrong (condition), when it matters (schedule),
+//! how to avoid flapping (hysteresis, minimum duration), and what to do (actions). Rules are JSON
+//! in the API and TOML in `agora.toml`; `Rule::check` refuses unknown properties, bad expressions
+//! and impossible windows with a message naming the problem.
+
+use std::time::Duration;
+
+use chrono::{Datelike, NaiveTime, Timelike};
+use serde::{Deserialize, Serialize};
+
+/// A rule refused, with the reason.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct RuleError(pub String);
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, RuleError> {
+    Err(RuleError(msg.into()))
+}
+
+/// How grave an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Needs attention.
+    #[default]
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+impl Severity {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// Comparison of a value with the rule's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Greater than or equal.
+    #[serde(rename = ">=")]
+    Ge,
+    /// Less than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Less than or equal.
+    #[serde(rename = "<=")]
+    Le,
+    /// Equal.
+    #[serde(rename = "==")]
+    Eq,
+    /// Different.
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Op {
+    /// Whether `v op limit` holds.
+    pub fn holds(self, v: f64, limit: f64) -> bool {
+        match self {
+            Self::Gt => v > limit,
+            Self::Ge => v >= limit,
+            Self::Lt => v < limit,
+            Self::Le => v <= limit,
+            Self::Eq => v == limit,
+            Self::Ne => v != limit,
+        }
+    }
+
+    /// Whether a condition that holds has cleared, `margin` beyond the limit (hysteresis).
+    pub fn cleared(self, v: f64, limit: f64, margin: f64) -> bool {
+        match self {
+            Self::Gt | Self::Ge => v < limit - margin || (margin == 0.0 && !self.holds(v, limit)),
+            Self::Lt | Self::Le => v > limit + margin || (margin == 0.0 && !self.holds(v, limit)),
+            Self::Eq | Self::Ne => !self.holds(v, limit),
+        }
+    }
+
+    /// The symbol.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Gt => ">",
+            Self::Ge => "≥",
+            Self::Lt => "<",
+            Self::Le => "≤",
+            Self::Eq => "=",
+            Self::Ne => "≠",
+        }
+    }
+}
+
+/// Which devices a rule watches. Empty: every device.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// One device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Every device of a kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Every device of a site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Every device of a commune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commune: Option<String>,
+}
+
+/// Aggregation over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowFn {
+    /// Mean (energy mean for sound levels).
+    #[default]
+    Mean,
+    /// Largest value.
+    Max,
+    /// Smallest value.
+    Min,
+}
+
+/// When a rule is wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    /// Each point: `property op value`.
+    Threshold {
+        /// Property.
+        property: String,
+        /// Comparison.
+        op: Op,
+        /// Limit, in the property's unit.
+        value: f64,
+    },
+    /// A reported state: `status == "defectiveLamp"`, `lamp_on == true`.
+    State {
+        /// Property.
+        property: String,
+        /// `==` or `!=`.
+        op: Op,
+        /// The state (string, boolean or number).
+        value: serde_json::Value,
+    },
+    /// Each point's condition holding without a break for a duration.
+    Sustained {
+        /// Property.
+        property: String,
+        /// Comparison.
+        op: Op,
+        /// Limit.
+        value: f64,
+        /// How long, e.g. `30m`.
+        #[serde(rename = "for")]
+        duration: String,
+    },
+    /// Change of a value over a duration: `v(t) − v(t − over) op value`.
+    Rate {
+        /// Property.
+        property: String,
+        /// Comparison of the change.
+        op: Op,
+        /// Limit of the change.
+        value: f64,
+        /// Over how long, e.g. `1h`.
+        over: String,
+    },
+    /// An aggregate over completed windows (`1h` hourly, `1d` days in `tz`), `count` consecutive
+    /// windows in a row (3 hours of NO2 above 400).
+    Window {
+        /// Property.
+        property: String,
+        /// Aggregation.
+        #[serde(default, rename = "fn")]
+        func: WindowFn,
+        /// Window length: whole minutes up to a day, e.g. `15m`, `1h`, `1d`.
+        every: String,
+        /// Time zone of days (default Europe/Paris).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tz: Option<String>,
+        /// Comparison.
+        op: Op,
+        /// Limit.
+        value: f64,
+        /// Consecutive windows needed (default 1).
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// The device silent longer than `periods` × its reporting period, or than `for`.
+    NoData {
+        /// Multiples of the device's period (metadata `period_s`, else one hour).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        periods: Option<f64>,
+        /// Or a fixed duration.
+        #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+        duration: Option<String>,
+    },
+    /// A forecast: `predicted value within horizon op value`. Never true until a forecaster is
+    /// plugged in (`Forecaster`).
+    Forecast {
+        /// Property.
+        property: String,
+        /// How far ahead, e.g. `6h`.
+        horizon: String,
+        /// Comparison.
+        op: Op,
+        /// Limit.
+        value: f64,
+    },
+    /// Every condition.
+    All(Vec<Condition>),
+    /// At least one condition.
+    Any(Vec<Condition>),
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// When a rule applies, in local time: days of the week and hours (a range may cross midnight).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// `mon` … `sun`; empty: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start, `HH:MM`.
+    #[serde(default = "midnight")]
+    pub from: String,
+    /// End, `HH:MM` (before `from`: crosses midnight, and the days are those of the start).
+    #[serde(default = "midnight")]
+    pub to: String,
+    /// Time zone (default Europe/Paris).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+}
+
+fn midnight() -> String {
+    "00:00".into()
+}
+
+/// What an action reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The alert opened.
+    Opened,
+    /// Someone acknowledged it.
+    Acknowledged,
+    /// It ended.
+    Resolved,
+}
+
+impl Event {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+fn default_events() -> Vec<Event> {
+    vec![Event::Opened, Event::Resolved]
+}
+
+/// What to do when an alert opens (or is acknowledged, or ends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// POST the alert as JSON, signed with HMAC-SHA256 when a secret is set.
+    Webhook {
+        /// URL.
+        url: String,
+        /// Shared secret of the `X-Agora-Signature` header.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        /// Events (default opened and resolved).
+        #[serde(default = "default_events")]
+        on: Vec<Event>,
+    },
+    /// Publish a command to equipment. `{device}`, `{site}` and `{rule}` in the topic and in
+    /// string values of the payload are replaced.
+    Mqtt {
+        /// Topic, e.g. `agora/commands/{device}`.
+        topic: String,
+        /// Payload (JSON); default: the alert.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<serde_json::Value>,
+        /// QoS 0 or 1.
+        #[serde(default = "one_u8")]
+        qos: u8,
+        /// Retain the message.
+        #[serde(default)]
+        retain: bool,
+        /// Events (default opened).
+        #[serde(default = "opened_only")]
+        on: Vec<Event>,
+    },
+    /// Send an email through the configured SMTP server.
+    Email {
+        /// Addresses.
+        to: Vec<String>,
+        /// Events (default opened and resolved).
+        #[serde(default = "default_events")]
+        on: Vec<Event>,
+    },
+}
+
+fn one_u8() -> u8 {
+    1
+}
+
+fn opened_only() -> Vec<Event> {
+    vec![Event::Opened]
+}
+
+impl Action {
+    /// The events it reacts to.
+    pub fn events(&self) -> &[Event] {
+        match self {
+            Self::Webhook { on, .. } | Self::Mqtt { on, .. } | Self::Email { on, .. } => on,
+        }
+    }
+
+    /// `webhook`, `mqtt` or `email`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Mqtt { .. } => "mqtt",
+            Self::Email { .. } => "email",
+        }
+    }
+}
+
+/// A rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Identifier: lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    /// For people.
+    #[serde(default)]
+    pub name: String,
+    /// Severity of its alerts.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Whether it is evaluated.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Which devices.
+    #[serde(default)]
+    pub scope: Scope,
+    /// When it is wrong.
+    pub condition: Condition,
+    /// When it applies (default: always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Margin beyond the limit before a threshold condition clears (in the property's unit).
+    #[serde(default)]
+    pub hysteresis: f64,
+    /// How long the condition must hold before the alert opens, e.g. `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_duration: Option<String>,
+    /// What to do.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    /// The built-in template it was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parse `30s`, `15m`, `1h`, `1d`, `1w`.
+pub fn parse_duration(s: &str) -> Result<Duration, RuleError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split]
+        .parse()
+        .map_err(|_| RuleError(format!("bad duration {s:?}: use e.g. 30s, 15m, 1h, 1d")))?;
+    let unit = match &s[split..] {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return bad(format!("bad duration {s:?}: use e.g. 30s, 15m, 1h, 1d")),
+    };
+    if n == 0 {
+        return bad(format!("bad duration {s:?}: must be more than zero"));
+    }
+    Ok(Duration::from_secs(n * unit))
+}
+
+fn parse_tz(tz: Option<&str>) -> Result<chrono_tz::Tz, RuleError> {
+    tz.unwrap_or("Europe/Paris").parse().map_err(|_| {
+        RuleError(format!(
+            "unknown time zone {:?}: use an IANA name such as Europe/Paris",
+            tz.unwrap_or("")
+        ))
+    })
+}
+
+fn parse_hhmm(s: &str) -> Result<NaiveTime, RuleError> {
+    NaiveTime::parse_from_str(s, "%H:%M")
+        .map_err(|_| RuleError(format!("bad time of day {s:?}: use HH:MM")))
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Schedule {
+    /// Whether the schedule covers time `t_ns`.
+    pub fn covers(&self, t_ns: i64) -> bool {
+        let (Ok(tz), Ok(from), Ok(to)) =
+            (parse_tz(self.tz.as_deref()), parse_hhmm(&self.from), parse_hhmm(&self.to))
+        else {
+            return false;
+        };
+        let Some(utc) = chrono::DateTime::from_timestamp_nanos(t_ns).into() else { return false };
+        let local = utc.with_timezone(&tz);
+        let now = local.time();
+        let now = NaiveTime::from_hms_opt(now.hour(), now.minute(), now.second()).unwrap_or(now);
+        let day = |offset: i64| {
+            let wd =
+                (local.weekday().num_days_from_monday() as i64 + offset).rem_euclid(7) as usize;
+            self.days.is_empty() || self.days.iter().any(|d| d == DAYS[wd])
+        };
+        if from == to {
+            return day(0);
+        }
+        if from < to {
+            now >= from && now < to && day(0)
+        } else if now >= from {
+            day(0)
+        } else if now < to {
+            // After midnight: the range belongs to the day it started.
+            day(-1)
+        } else {
+            false
+        }
+    }
+}
+
+/// Property names a rule refers to.
+pub fn properties(c: &Condition, out: &mut Vec<String>) {
+    match c {
+        Condition::Threshold { property, .. }
+        | Condition::State { property, .. }
+        | Condition::Sustained { property, .. }
+        | Condition::Rate { property, .. }
+        | Condition::Window { property, .. }
+        | Condition::Forecast { property, .. } => out.push(property.clone()),
+        Condition::NoData { .. } => {}
+        Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| properties(c, out)),
+    }
+}
+
+impl Rule {
+    /// Check everything that can be checked without data: identifiers, known properties,
+    /// expressions, durations, windows, schedules and actions.
+    pub fn check(&self, known_property: &dyn Fn(&str) -> bool) -> Result<(), RuleError> {
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return bad(format!(
+                "bad rule id {:?}: 1 to 64 lower-case letters, digits, - or _",
+                self.id
+            ));
+        }
+        check_condition(&self.condition, known_property, 0)?;
+        if !self.hysteresis.is_finite() || self.hysteresis < 0.0 {
+            return bad(format!("hysteresis must be a number ≥ 0, not {}", self.hysteresis));
+        }
+        if let Some(d) = &self.min_duration {
+            parse_duration(d).map_err(|e| RuleError(format!("min_duration: {e}")))?;
+        }
+        if let Some(s) = &self.schedule {
+            parse_tz(s.tz.as_deref())?;
+            parse_hhmm(&s.from)?;
+            parse_hhmm(&s.to)?;
+            if let Some(d) = s.days.iter().find(|d| !DAYS.contains(&d.as_str())) {
+                return bad(format!(
+                    "bad day {d:?} in schedule: use mon, tue, wed, thu, fri, sat, sun"
+                ));
+            }
+        }
+        for a in &self.actions {
+            match a {
+                Action::Webhook { url, .. } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return bad(format!(
+                            "webhook url {url:?} must start with http:// or https://"
+                        ));
+                    }
+                }
+                Action::Mqtt { topic, qos, .. } => {
+                    if topic.is_empty() || topic.contains('#') || topic.contains('+') {
+                        return bad(format!(
+                            "bad MQTT topic {topic:?}: no wildcards in a published topic"
+                        ));
+                    }
+                    if *qos > 1 {
+                        return bad(format!("MQTT qos must be 0 or 1, not {qos}"));
+                    }
+                }
+                Action::Email { .. } => {
+                    return bad(
+                        "email actions are not available yet (no SMTP sender): use a webhook",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The minimum duration, parsed (checked by `check`).
+    pub fn min_duration_ns(&self) -> i64 {
+        self.min_duration
+            .as_deref()
+            .and_then(|d| parse_duration(d).ok())
+            .map_or(0, |d| d.as_nanos() as i64)
+    }
+}
+
+fn check_condition(
+    c: &Condition,
+    known: &dyn Fn(&str) -> bool,
+    depth: usize,
+) -> Result<(), RuleError> {
+    if depth > 8 {
+        return bad("conditions nested more than 8 deep");
+    }
+    let prop = |p: &str| {
+        if known(p) { Ok(()) } else { bad(format!("unknown property {p:?}")) }
+    };
+    let finite = |v: f64| {
+        if v.is_finite() { Ok(()) } else { bad("the value must be a finite number") }
+    };
+    match c {
+        Condition::Threshold { property, value, .. } => {
+            prop(property)?;
+            finite(*value)
+        }
+        Condition::State { property, op, value } => {
+            prop(property)?;
+            if !matches!(op, Op::Eq | Op::Ne) {
+                return bad(format!(
+                    "a state condition compares with == or !=, not {}",
+                    op.symbol()
+                ));
+            }
+            if !(value.is_string() || value.is_boolean() || value.is_number()) {
+                return bad("a state is a string, a boolean or a number");
+            }
+            Ok(())
+        }
+        Condition::Sustained { property, value, duration, .. } => {
+            prop(property)?;
+            finite(*value)?;
+            parse_duration(duration).map(|_| ())
+        }
+        Condition::Rate { property, value, over, .. } => {
+            prop(property)?;
+            finite(*value)?;
+            parse_duration(over).map(|_| ())
+        }
+        Condition::Window { property, every, tz, value, count, .. } => {
+            prop(property)?;
+            finite(*value)?;
+            let d = parse_duration(every)?;
+            let s = d.as_secs();
+            if s < 60 || s > 86_400 || s % 60 != 0 || 86_400 % s != 0 {
+                return bad(format!(
+                    "impossible window {every:?}: a whole number of minutes dividing a day, from 1m to 1d"
+                ));
+            }
+            parse_tz(tz.as_deref())?;
+            if *count == 0 || *count > 168 {
+                return bad(format!("count must be between 1 and 168 windows, not {count}"));
+            }
+            Ok(())
+        }
+        Condition::NoData { periods, duration } => match (periods, duration) {
+            (Some(p), None) if p.is_finite() && *p > 0.0 => Ok(()),
+            (None, Some(d)) => parse_duration(d).map(|_| ()),
+            _ => bad("no_data needs periods (a number > 0) or for (a duration), one of them"),
+        },
+        Condition::Forecast { property, horizon, value, .. } => {
+            prop(property)?;
+            finite(*value)?;
+            parse_duration(horizon).map(|_| ())
+        }
+        Condition::All(v) | Condition::Any(v) => {
+            if v.is_empty() {
+                return bad("all/any needs at least one condition");
+            }
+            v.iter().try_for_each(|c| check_condition(c, known, depth + 1))
+        }
+    }
+}
+
+/// The built-in templates, from French regulations and the cities' needs. Each is a rule,
+/// disabled until enabled through `POST /api/v1/rules {"template": ID}` (scope, actions and id
+/// may be given there).
+pub fn templates() -> Vec<Rule> {
+    let json = serde_json::json!([
+        {"id": "o3-information", "name": "O3 : seuil d'information (180 µg/m³ en moyenne horaire)", "severity": "warning",
+         "condition": {"window": {"property": "o3", "every": "1h", "op": ">", "value": 180.0}}},
+        {"id": "o3-alert", "name": "O3 : seuil d'alerte (240 µg/m³ en moyenne horaire)", "severity": "critical",
+         "condition": {"window": {"property": "o3", "every": "1h", "op": ">", "value": 240.0}}},
+        {"id": "no2-alert", "name": "NO2 : seuil d'alerte (400 µg/m³ trois heures consécutives)", "severity": "critical",
+         "condition": {"window": {"property": "no2", "every": "1h", "op": ">", "value": 400.0, "count": 3}}},
+        {"id": "pm10-information", "name": "PM10 : seuil d'information (50 µg/m³ en moyenne journalière)", "severity": "warning",
+         "condition": {"window": {"property": "pm10", "every": "1d", "tz": "Europe/Paris", "op": ">", "value": 50.0}}},
+        {"id": "pm10-alert", "name": "PM10 : seuil d'alerte (80 µg/m³ en moyenne journalière)", "severity": "critical",
+         "condition": {"window": {"property": "pm10", "every": "1d", "tz": "Europe/Paris", "op": ">", "value": 80.0}}},
+        {"id": "night-noise", "name": "Bruit nocturne (LAeq > 55 dB(A) pendant 30 min entre 22 h et 6 h)", "severity": "warning",
+         "condition": {"sustained": {"property": "laeq", "op": ">", "value": 55.0, "for": "30m"}},
+         "schedule": {"from": "22:00", "to": "06:00"}, "hysteresis": 2.0},
+        {"id": "bin-full", "name": "Bac rempli à 80 % ou plus", "severity": "warning",
+         "condition": {"threshold": {"property": "fill_level", "op": ">=", "value": 80.0}}, "hysteresis": 10.0},
+        {"id": "lamp-on-in-daylight", "name": "Lampe allumée en plein jour", "severity": "info",
+         "condition": {"state": {"property": "lamp_on", "op": "==", "value": true}},
+         "schedule": {"from": "11:00", "to": "16:00"}, "min_duration": "30m"},
+        {"id": "lamp-off-at-night", "name": "Lampe éteinte en pleine nuit", "severity": "warning",
+         "condition": {"state": {"property": "lamp_on", "op": "==", "value": false}},
+         "schedule": {"from": "23:00", "to": "05:00"}, "min_duration": "30m"},
+        {"id": "lamp-defective", "name": "Lampe défectueuse", "severity": "warning",
+         "condition": {"state": {"property": "lamp_status", "op": "==", "value": "defectiveLamp"}}},
+        {"id": "soil-dry", "name": "Sol trop sec (humidité < 15 %)", "severity": "warning",
+         "condition": {"threshold": {"property": "soil_moisture", "op": "<", "value": 15.0}}, "hysteresis": 2.0},
+        {"id": "device-offline", "name": "Objet silencieux (3 périodes sans message)", "severity": "warning",
+         "condition": {"no_data": {"periods": 3.0}}},
+    ]);
+    let mut v: Vec<Rule> = serde_json::from_value(json).expect("the templates are valid (tested)");
+    for r in &mut v {
+        r.enabled = false;
+        r.template = Some(r.id.clone());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(p: &str) -> bool {
+        [
+            "o3",
+            "no2",
+            "pm10",
+            "laeq",
+            "fill_level",
+            "lamp_on",
+            "lamp_status",
+            "soil_moisture",
+            "temperature",
+        ]
+        .contains(&p)
+    }
+
+    fn rule(c: serde_json::Value) -> Result<Rule, String> {
+        let r: Rule = serde_json::from_value(serde_json::json!({"id": "r", "condition": c}))
+            .map_err(|e| e.to_string())?;
+        r.check(&known).map_err(|e| e.0)?;
+        Ok(r)
+    }
+
+    #[test]
+    fn templates_are_valid() {
+        let t = templates();
+        assert_eq!(t.len(), 12);
+        for r in &t {
+            r.check(&known).unwrap_or_else(|e| panic!("{}: {e}", r.id));
+            assert!(!r.enabled);
+        }
+    }
+
+    #[test]
+    fn invalid_rules_are_named() {
+        assert!(
+            rule(serde_json::json!({"threshold": {"property": "nope", "op": ">", "value": 1}}))
+                .unwrap_err()
+                .contains("unknown property \"nope\"")
+        );
+        assert!(
+            rule(serde_json::json!({"threshold": {"property": "o3", "op": "~", "value": 1}}))
+                .unwrap_err()
+                .contains("unknown variant")
+        );
+        assert!(rule(serde_json::json!({"window": {"property": "o3", "every": "7m", "op": ">", "value": 1}})).unwrap_err().contains("impossible window"));
+        assert!(rule(serde_json::json!({"window": {"property": "o3", "every": "2d", "op": ">", "value": 1}})).unwrap_err().contains("impossible window"));
+        assert!(rule(serde_json::json!({"all": []})).unwrap_err().contains("at least one"));
+        assert!(
+            rule(serde_json::json!({"state": {"property": "lamp_on", "op": ">", "value": true}}))
+                .unwrap_err()
+                .contains("== or !=")
+        );
+        assert!(rule(serde_json::json!({"no_data": {}})).unwrap_err().contains("periods"));
+        assert!(
+            rule(
+                serde_json::json!({"threshold": {"property": "o3", "op": ">", "value": 1}, "x": 1})
+            )
+            .is_err()
+        );
+        assert!(rule(serde_json::json!({"any": [{"threshold": {"property": "o3", "op": ">", "value": 1}}, {"no_data": {"for": "2h"}}]})).is_ok());
+    }
+
+    #[test]
+    fn schedules_cross_midnight() {
+        let s = Schedule { days: vec![], from: "22:00".into(), to: "06:00".into(), tz: None };
+        // 2026-01-01 is a Thursday; Paris is UTC+1 in winter.
+        let at = |h: i64, m: i64| (1_767_225_600 + h * 3600 + m * 60 - 3600) * 1_000_000_000;
+        assert!(s.covers(at(23, 0)));
+        assert!(s.covers(at(5, 59)));
+        assert!(!s.covers(at(6, 0)));
+        assert!(!s.covers(at(12, 0)));
+        let weekend = Schedule {
+            days: vec!["sat".into()],
+            from: "22:00".into(),
+            to: "06:00".into(),
+            tz: None,
+        };
+        assert!(!weekend.covers(at(23, 0)), "Thursday");
+        assert!(weekend.covers(at(48 + 23, 0)), "Saturday night");
+        assert!(weekend.covers(at(72 + 2, 0)), "Sunday 2 h belongs to Saturday night");
+        assert!(!weekend.covers(at(96 + 2, 0)), "Monday 2 h");
+    }
+
+    #[test]
+    fn hysteresis_clears_beyond_the_margin() {
+        assert!(Op::Gt.holds(81.0, 80.0));
+        assert!(!Op::Gt.cleared(79.0, 80.0, 5.0));
+        assert!(Op::Gt.cleared(74.9, 80.0, 5.0));
+        assert!(Op::Lt.cleared(17.1, 15.0, 2.0));
+        assert!(Op::Gt.cleared(80.0, 80.0, 0.0));
+    }
+}

@@ -1,0 +1,420 @@
+//! Where alerting keeps its records: rules (as JSON, the alerts crate knows their shape), alerts
+//! with their lifecycle, every action attempt, and the evaluation state that must survive a
+//! restart. On SQLite, in the catalog's database.
+
+use agora_model::Timestamp;
+use async_trait::async_trait;
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+
+use crate::Result;
+
+/// A rule as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRule {
+    /// Identifier.
+    pub id: String,
+    /// The rule, as JSON.
+    pub body: serde_json::Value,
+    /// `api` or `config`.
+    pub origin: String,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The condition holds and nobody has taken it in hand.
+    Open,
+    /// Someone has taken it in hand.
+    Acknowledged,
+    /// Over: the condition cleared, or someone closed it.
+    Resolved,
+}
+
+impl AlertState {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Parse a stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "acknowledged" => Some(Self::Acknowledged),
+            "resolved" => Some(Self::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRecord {
+    /// Identifier.
+    pub id: i64,
+    /// The rule that raised it.
+    pub rule: String,
+    /// What it is about within the rule: a device id, or the rule's whole scope.
+    pub scope_key: String,
+    /// The device, when about one.
+    pub device: Option<String>,
+    /// The device's site.
+    pub site: Option<String>,
+    /// The device's commune.
+    pub commune: Option<String>,
+    /// The property the condition is on (the first one for combinations).
+    pub property: Option<String>,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// Where it is in its life.
+    pub state: AlertState,
+    /// For people.
+    pub message: String,
+    /// The value that triggered it.
+    pub value: Option<f64>,
+    /// When the condition started to hold (data time).
+    pub opened_at: Timestamp,
+    /// When someone took it in hand.
+    pub acknowledged_at: Option<Timestamp>,
+    /// Who.
+    pub acknowledged_by: Option<String>,
+    /// What they said.
+    pub ack_comment: Option<String>,
+    /// When it ended.
+    pub resolved_at: Option<Timestamp>,
+    /// `auto` when the condition cleared, else who closed it.
+    pub resolved_by: Option<String>,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only in this state.
+    pub state: Option<AlertState>,
+    /// Only of this rule.
+    pub rule: Option<String>,
+    /// Only on this site.
+    pub site: Option<String>,
+    /// Only about this device.
+    pub device: Option<String>,
+    /// Opened at or after.
+    pub from: Option<Timestamp>,
+    /// Opened before.
+    pub to: Option<Timestamp>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// One attempt of one action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Identifier.
+    pub id: i64,
+    /// The alert.
+    pub alert_id: i64,
+    /// `opened`, `acknowledged` or `resolved`.
+    pub event: String,
+    /// `webhook`, `mqtt` or `email`.
+    pub action: String,
+    /// URL, topic or address.
+    pub target: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// Whether it went through.
+    pub ok: bool,
+    /// Status or error.
+    pub detail: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The alerting seam.
+#[async_trait]
+pub trait AlertStore: Send + Sync + std::fmt::Debug {
+    /// Create or replace a rule.
+    async fn put_rule(&self, r: &StoredRule) -> Result<()>;
+    /// Delete a rule; false when there was none.
+    async fn delete_rule(&self, id: &str) -> Result<bool>;
+    /// Every rule.
+    async fn rules(&self) -> Result<Vec<StoredRule>>;
+    /// Insert a new alert (its `id` is ignored); returns the id. Fails when the rule and scope
+    /// already have an alert not resolved.
+    async fn insert_alert(&self, a: &AlertRecord) -> Result<i64>;
+    /// Save an alert's changes.
+    async fn update_alert(&self, a: &AlertRecord) -> Result<()>;
+    /// One alert.
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>>;
+    /// Alerts matching a filter, newest first.
+    async fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// Alerts not resolved.
+    async fn unresolved(&self) -> Result<Vec<AlertRecord>>;
+    /// Log an action attempt.
+    async fn add_delivery(&self, d: &Delivery) -> Result<()>;
+    /// Attempts for an alert (or the latest ones), oldest first.
+    async fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> Result<Vec<Delivery>>;
+    /// Save evaluation states (rule, scope key, JSON).
+    async fn save_states(&self, states: &[(String, String, String)]) -> Result<()>;
+    /// Forget the evaluation states of a rule.
+    async fn delete_states(&self, rule: &str) -> Result<()>;
+    /// Every saved evaluation state.
+    async fn states(&self) -> Result<Vec<(String, String, String)>>;
+}
+
+/// Alerts on SQLite, sharing the catalog's pool.
+#[derive(Debug, Clone)]
+pub struct SqliteAlertStore {
+    pool: SqlitePool,
+}
+
+impl SqliteAlertStore {
+    /// On the catalog's pool (its migrations created the tables).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn ts(v: Option<i64>) -> Option<Timestamp> {
+    v.map(Timestamp::from_nanos)
+}
+
+fn alert_of(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRecord> {
+    let state: String = r.try_get("state")?;
+    Ok(AlertRecord {
+        id: r.try_get("id")?,
+        rule: r.try_get("rule")?,
+        scope_key: r.try_get("scope_key")?,
+        device: r.try_get("device")?,
+        site: r.try_get("site")?,
+        commune: r.try_get("commune")?,
+        property: r.try_get("property")?,
+        severity: r.try_get("severity")?,
+        state: AlertState::parse(&state).unwrap_or(AlertState::Open),
+        message: r.try_get("message")?,
+        value: r.try_get("value")?,
+        opened_at: Timestamp::from_nanos(r.try_get("opened_at")?),
+        acknowledged_at: ts(r.try_get("acknowledged_at")?),
+        acknowledged_by: r.try_get("acknowledged_by")?,
+        ack_comment: r.try_get("ack_comment")?,
+        resolved_at: ts(r.try_get("resolved_at")?),
+        resolved_by: r.try_get("resolved_by")?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "id, rule, scope_key, device, site, commune, property, severity, state, message, value, opened_at, acknowledged_at, acknowledged_by, ack_comment, resolved_at, resolved_by";
+
+#[async_trait]
+impl AlertStore for SqliteAlertStore {
+    async fn put_rule(&self, r: &StoredRule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO alert_rules (id, body, origin, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body, origin = excluded.origin, updated_at = excluded.updated_at",
+        )
+        .bind(&r.id)
+        .bind(r.body.to_string())
+        .bind(&r.origin)
+        .bind(r.updated_at.as_nanos())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM alert_rules WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(n.rows_affected() > 0)
+    }
+
+    async fn rules(&self) -> Result<Vec<StoredRule>> {
+        let rows = sqlx::query("SELECT id, body, origin, updated_at FROM alert_rules ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                Ok(StoredRule {
+                    id: r.try_get("id")?,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    origin: r.try_get("origin")?,
+                    updated_at: Timestamp::from_nanos(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_alert(&self, a: &AlertRecord) -> Result<i64> {
+        let r = sqlx::query(
+            "INSERT INTO alerts (rule, scope_key, device, site, commune, property, severity, state, message, value, opened_at, acknowledged_at, acknowledged_by, ack_comment, resolved_at, resolved_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.rule)
+        .bind(&a.scope_key)
+        .bind(&a.device)
+        .bind(&a.site)
+        .bind(&a.commune)
+        .bind(&a.property)
+        .bind(&a.severity)
+        .bind(a.state.as_str())
+        .bind(&a.message)
+        .bind(a.value)
+        .bind(a.opened_at.as_nanos())
+        .bind(a.acknowledged_at.map(Timestamp::as_nanos))
+        .bind(&a.acknowledged_by)
+        .bind(&a.ack_comment)
+        .bind(a.resolved_at.map(Timestamp::as_nanos))
+        .bind(&a.resolved_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    async fn update_alert(&self, a: &AlertRecord) -> Result<()> {
+        sqlx::query(
+            "UPDATE alerts SET state = ?, message = ?, value = ?, opened_at = ?, acknowledged_at = ?, acknowledged_by = ?, ack_comment = ?, resolved_at = ?, resolved_by = ? WHERE id = ?",
+        )
+        .bind(a.state.as_str())
+        .bind(&a.message)
+        .bind(a.value)
+        .bind(a.opened_at.as_nanos())
+        .bind(a.acknowledged_at.map(Timestamp::as_nanos))
+        .bind(&a.acknowledged_by)
+        .bind(&a.ack_comment)
+        .bind(a.resolved_at.map(Timestamp::as_nanos))
+        .bind(&a.resolved_by)
+        .bind(a.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn alert(&self, id: i64) -> Result<Option<AlertRecord>> {
+        let q = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?");
+        let r = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        r.as_ref().map(alert_of).transpose()
+    }
+
+    async fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRecord>> {
+        let q = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts
+             WHERE (? IS NULL OR state = ?) AND (? IS NULL OR rule = ?) AND (? IS NULL OR site = ?)
+               AND (? IS NULL OR device = ?) AND (? IS NULL OR opened_at >= ?) AND (? IS NULL OR opened_at < ?)
+             ORDER BY opened_at DESC, id DESC LIMIT ?"
+        );
+        let state = f.state.map(AlertState::as_str);
+        let from = f.from.map(Timestamp::as_nanos);
+        let to = f.to.map(Timestamp::as_nanos);
+        let rows = sqlx::query(&q)
+            .bind(state)
+            .bind(state)
+            .bind(&f.rule)
+            .bind(&f.rule)
+            .bind(&f.site)
+            .bind(&f.site)
+            .bind(&f.device)
+            .bind(&f.device)
+            .bind(from)
+            .bind(from)
+            .bind(to)
+            .bind(to)
+            .bind(i64::from(f.limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_of).collect()
+    }
+
+    async fn unresolved(&self) -> Result<Vec<AlertRecord>> {
+        let q = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id");
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        rows.iter().map(alert_of).collect()
+    }
+
+    async fn add_delivery(&self, d: &Delivery) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO alert_deliveries (alert_id, event, action, target, attempt, ok, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(d.alert_id)
+        .bind(&d.event)
+        .bind(&d.action)
+        .bind(&d.target)
+        .bind(i64::from(d.attempt))
+        .bind(d.ok)
+        .bind(&d.detail)
+        .bind(d.at.as_nanos())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, event, action, target, attempt, ok, detail, at FROM alert_deliveries
+             WHERE (? IS NULL OR alert_id = ?) ORDER BY id DESC LIMIT ?",
+        )
+        .bind(alert_id)
+        .bind(alert_id)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(Delivery {
+                    id: r.try_get("id")?,
+                    alert_id: r.try_get("alert_id")?,
+                    event: r.try_get("event")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    attempt: r.try_get::<i64, _>("attempt")? as u32,
+                    ok: r.try_get("ok")?,
+                    detail: r.try_get("detail")?,
+                    at: Timestamp::from_nanos(r.try_get("at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn save_states(&self, states: &[(String, String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (rule, key, state) in states {
+            sqlx::query(
+                "INSERT INTO alert_eval_state (rule, scope_key, state) VALUES (?, ?, ?)
+                 ON CONFLICT (rule, scope_key) DO UPDATE SET state = excluded.state",
+            )
+            .bind(rule)
+            .bind(key)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_states(&self, rule: &str) -> Result<()> {
+        sqlx::query("DELETE FROM alert_eval_state WHERE rule = ?")
+            .bind(rule)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn states(&self) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query("SELECT rule, scope_key, state FROM alert_eval_state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("rule")?, r.try_get("scope_key")?, r.try_get("state")?)))
+            .collect()
+    }
+}
