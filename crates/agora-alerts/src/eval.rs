@@ -19,6 +19,12 @@ use crate::rule::{Condition, Op, Rule, WindowFn, parse_duration};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
+/// A period when a condition held: start, end once over, the value that made it hold.
+pub(crate) type Episode = (i64, Option<i64>, Option<f64>);
+
+/// Completed windows of a leaf: start → (holds, value).
+type Windows = BTreeMap<i64, (bool, f64)>;
+
 /// What the evaluator asks the manager to do.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Transition {
@@ -61,7 +67,7 @@ pub(crate) enum Transition {
         /// Device.
         key: String,
         /// (start, end if over, value).
-        episodes: Vec<(i64, Option<i64>, Option<f64>)>,
+        episodes: Vec<Episode>,
         /// Start of the range they cover.
         range_from: i64,
         /// Property.
@@ -276,7 +282,7 @@ pub(crate) struct LeafState {
     hist: Vec<(i64, f64)>,
     /// Completed windows: start → (holds, value).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    windows: BTreeMap<i64, (bool, f64)>,
+    windows: Windows,
 }
 
 /// What is remembered of one (rule, device).
@@ -422,9 +428,9 @@ pub(crate) fn replay(
     c: &Compiled,
     key: &str,
     points: &[(i64, String, Value)],
-) -> (Vec<(i64, Option<i64>, Option<f64>)>, KeyState) {
+) -> (Vec<Episode>, KeyState) {
     let mut st = KeyState::default();
-    let mut episodes: Vec<(i64, Option<i64>, Option<f64>)> = Vec::new();
+    let mut episodes: Vec<Episode> = Vec::new();
     let mut out = Vec::new();
     for (t, p, v) in points {
         if feed(c, &mut st, p, *t, v) {
@@ -593,7 +599,7 @@ pub(crate) async fn tick(
             ) {
                 continue;
             }
-            let mut window_results: Vec<(usize, BTreeMap<i64, (bool, f64)>)> = Vec::new();
+            let mut window_results: Vec<(usize, Windows)> = Vec::new();
             let mut nodata: Vec<(usize, bool, i64)> = Vec::new();
             let mut applicable = false;
             for (i, leaf) in c.leaves.iter().enumerate() {
@@ -654,9 +660,9 @@ pub(crate) async fn tick(
                 };
                 let count = *count as usize;
                 // Episodes: from the end of the `count`-th window in a row that holds, to the
-                // start of the first window that does not. A window without data breaks a run
+                // end of the first window that does not. A window without data breaks a run
                 // being counted but does not end an episode.
-                let mut episodes: Vec<(i64, Option<i64>, Option<f64>)> = Vec::new();
+                let mut episodes: Vec<Episode> = Vec::new();
                 let (mut run, mut worst, mut prev_end) = (0usize, f64::NAN, None::<i64>);
                 for (&start, &(holds, v)) in &flags {
                     if prev_end != Some(start) {
@@ -672,8 +678,9 @@ pub(crate) async fn tick(
                             episodes.push((end, None, Some(worst)));
                         }
                     } else {
+                        // Known once this window is complete.
                         if let Some(e) = episodes.last_mut().filter(|e| e.1.is_none()) {
-                            e.1 = Some(start);
+                            e.1 = Some(end);
                         }
                         run = 0;
                         worst = f64::NAN;
@@ -783,7 +790,7 @@ mod tests {
         Compiled::new(serde_json::from_value(r).unwrap())
     }
 
-    fn run(c: &Compiled, pts: &[(i64, f64)]) -> Vec<(i64, Option<i64>, Option<f64>)> {
+    fn run(c: &Compiled, pts: &[(i64, f64)]) -> Vec<Episode> {
         let p: Vec<(i64, String, Value)> =
             pts.iter().map(|(t, v)| (*t, "pm10".to_owned(), Value::F64(*v))).collect();
         replay(c, "d", &p).0

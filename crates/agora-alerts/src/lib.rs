@@ -259,9 +259,10 @@ impl Alerts {
         for a in self.deps.store.unresolved().await? {
             open.insert((a.rule.clone(), a.scope_key.clone()), a.id);
         }
+        let saved = self.deps.store.states().await?;
         let mut ev = self.ev.lock();
         ev.set_rules(stored.values().map(|v| v.rule.clone()).collect());
-        for (rule, key, json) in self.deps.store.states().await? {
+        for (rule, key, json) in saved {
             if let Ok(st) = serde_json::from_str::<KeyState>(&json) {
                 ev.states.insert((rule, key), st);
             }
@@ -608,7 +609,7 @@ impl Alerts {
         &self,
         rule: &str,
         key: &str,
-        episodes: &[(i64, Option<i64>, Option<f64>)],
+        episodes: &[eval::Episode],
         range_from: i64,
         property: Option<String>,
     ) {

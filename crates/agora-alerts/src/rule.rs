@@ -588,7 +588,7 @@ fn check_condition(
             finite(*value)?;
             let d = parse_duration(every)?;
             let s = d.as_secs();
-            if s < 60 || s > 86_400 || s % 60 != 0 || 86_400 % s != 0 {
+            if !(60..=86_400).contains(&s) || s % 60 != 0 || 86_400 % s != 0 {
                 return bad(format!(
                     "impossible window {every:?}: a whole number of minutes dividing a day, from 1m to 1d"
                 ));

@@ -81,10 +81,13 @@ pub struct Subscribers {
     inner: Arc<parking_lot::Mutex<SubscribersInner>>,
 }
 
+/// Where a connection's outgoing messages go: topic and payload.
+type Outbox = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
+
 #[derive(Debug, Default)]
 struct SubscribersInner {
     next: u64,
-    subs: Vec<(u64, String, tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>)>,
+    subs: Vec<(u64, String, Outbox)>,
 }
 
 impl Subscribers {

@@ -1,6 +1,7 @@
 //! Integration tests of agora: the real server on port 0 with a temporary data directory, driven
 //! over HTTP like any client would.
 
+mod alerts;
 mod csv_import;
 mod helpers;
 mod ingest;

@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 
 /// A Mosquitto broker on a free loopback port, stopped when dropped.
-struct Mosquitto {
+pub(crate) struct Mosquitto {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Mosquitto {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()

@@ -1,0 +1,510 @@
+//! Alerts driven by real ingestion over HTTP: each rule kind opens and resolves alerts, the
+//! regulatory templates (3 consecutive hours, daily mean in Paris days), hysteresis, late data,
+//! a restart with an alert open, webhooks (signature, retries, an unreachable endpoint beside a
+//! good one) and MQTT commands received by real subscribers.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::{ADMIN, TestApp, problem};
+
+/// Now, rounded down to the hour, in seconds: tests write data in the recent past.
+fn hour_now() -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    now - now % 3600
+}
+
+async fn add_rule(app: &TestApp, rule: Value) {
+    let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
+    let status = r.status();
+    assert_eq!(status, 201, "{}", r.text().await.unwrap());
+}
+
+/// Alerts of a rule (oldest first) once `ready` holds, waiting at most `secs`.
+async fn alerts_until(
+    app: &TestApp,
+    rule: &str,
+    secs: u64,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = app.get_json(&format!("/api/v1/alerts?rule={rule}")).await;
+        let mut list = v["alerts"].as_array().unwrap().clone();
+        list.reverse();
+        if ready(&list) || std::time::Instant::now() > deadline {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn states(list: &[Value]) -> Vec<&str> {
+    list.iter().map(|a| a["state"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn threshold_opens_within_a_second_and_resolves_with_hysteresis() {
+    let app = TestApp::spawn().await;
+    add_rule(&app, json!({"id": "pm10-high", "severity": "critical", "scope": {"kind": "air_quality"},
+        "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}}, "hysteresis": 5.0})).await;
+    let t = hour_now() - 600;
+    app.write(&format!("air_quality,device=aq-1 pm10=40 {t}")).await;
+    app.write(&format!("air_quality,device=aq-1 pm10=51 {}", t + 60)).await;
+    let started = std::time::Instant::now();
+    let list = alerts_until(&app, "pm10-high", 5, |l| !l.is_empty()).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "opened after {:?}", started.elapsed());
+    assert_eq!(states(&list), ["open"]);
+    assert_eq!(list[0]["device"], "aq-1");
+    assert_eq!(list[0]["severity"], "critical");
+    assert_eq!(list[0]["value"], 51.0);
+    assert_eq!(list[0]["opened_at"], json!(agora_model::Timestamp::from_secs(t + 60).unwrap()));
+    // 49 and 52: inside the hysteresis band, no flapping; 44 clears it.
+    for (i, v) in [49, 52, 47].iter().enumerate() {
+        app.write(&format!("air_quality,device=aq-1 pm10={v} {}", t + 120 + 60 * i as i64)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(states(&alerts_until(&app, "pm10-high", 0, |_| true).await), ["open"]);
+    app.write(&format!("air_quality,device=aq-1 pm10=44 {}", t + 300)).await;
+    let list = alerts_until(&app, "pm10-high", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(states(&list), ["resolved"]);
+    assert_eq!(list[0]["resolved_by"], "auto");
+    assert_eq!(list[0]["resolved_at"], json!(agora_model::Timestamp::from_secs(t + 300).unwrap()));
+    // Other kinds are out of the rule's scope.
+    app.write(&format!("noise,device=n-1 pm10=99 {}", t + 360)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(alerts_until(&app, "pm10-high", 0, |_| true).await.len(), 1);
+}
+
+#[tokio::test]
+async fn templates_three_consecutive_hours_and_daily_mean_in_paris_days() {
+    let app = TestApp::spawn().await;
+    add_rule(&app, json!({"template": "no2-alert", "id": "no2-400-3h"})).await;
+    add_rule(&app, json!({"template": "pm10-alert", "id": "pm10-80-day"})).await;
+    let h0 = hour_now() - 8 * 3600;
+    // NO2 over five hours: 420, 430, 410, 405, 300 (four minute points each hour).
+    let mut body = String::new();
+    for (h, v) in [420, 430, 410, 405, 300].iter().enumerate() {
+        for m in [0, 15, 30, 45] {
+            body.push_str(&format!(
+                "air_quality,device=aq-1 no2={v} {}\n",
+                h0 + h as i64 * 3600 + m * 60
+            ));
+        }
+    }
+    // Two hours above, one below, one above: never three in a row.
+    for (h, v) in [450, 450, 100, 450].iter().enumerate() {
+        body.push_str(&format!("air_quality,device=aq-2 no2={v} {}\n", h0 + h as i64 * 3600));
+    }
+    // PM10: a Paris day ago with a mean of 90 (alert), the day before with 70 (none).
+    use chrono::TimeZone;
+    let paris = chrono_tz::Europe::Paris;
+    let today = chrono::Utc::now().with_timezone(&paris).date_naive();
+    let midnight = |d: chrono::NaiveDate| {
+        paris.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap()).unwrap().timestamp()
+    };
+    let (d1, d2) = (today - chrono::Days::new(2), today - chrono::Days::new(1));
+    for (day, values) in [(d1, [60.0, 80.0]), (d2, [120.0, 60.0])] {
+        let start = midnight(day);
+        // Early morning and late evening: both local hours belong to the same Paris day.
+        body.push_str(&format!("air_quality,device=aq-1 pm10={} {}\n", values[0], start + 1800));
+        body.push_str(&format!(
+            "air_quality,device=aq-1 pm10={} {}\n",
+            values[1],
+            start + 23 * 3600
+        ));
+    }
+    app.write(&body).await;
+
+    let list = alerts_until(&app, "no2-400-3h", 5, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["device"], "aq-1");
+    assert_eq!(list[0]["state"], "resolved");
+    // Opened when the third hour above 400 was complete, resolved when the 300 hour was.
+    assert_eq!(
+        list[0]["opened_at"],
+        json!(agora_model::Timestamp::from_secs(h0 + 3 * 3600).unwrap())
+    );
+    assert_eq!(
+        list[0]["resolved_at"],
+        json!(agora_model::Timestamp::from_secs(h0 + 5 * 3600).unwrap())
+    );
+    assert_eq!(list[0]["value"], 430.0);
+
+    let list = alerts_until(&app, "pm10-80-day", 5, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        list[0]["opened_at"],
+        json!(agora_model::Timestamp::from_secs(midnight(today)).unwrap())
+    );
+    assert_eq!(list[0]["value"], 90.0);
+    assert_eq!(list[0]["state"], "open", "today has no data yet: still above as far as is known");
+}
+
+#[tokio::test]
+async fn state_rate_sustained_at_night_combinations_and_silence() {
+    let app = TestApp::spawn().await;
+    add_rule(&app, json!({"template": "lamp-defective", "id": "lamp"})).await;
+    add_rule(&app, json!({"id": "warming", "condition": {"rate": {"property": "temperature", "op": ">", "value": 5.0, "over": "1h"}}})).await;
+    add_rule(&app, json!({"template": "night-noise", "id": "night"})).await;
+    add_rule(
+        &app,
+        json!({"id": "both", "condition": {"all": [
+        {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+        {"threshold": {"property": "no2", "op": ">", "value": 100.0}}]}}),
+    )
+    .await;
+    add_rule(&app, json!({"id": "silent", "condition": {"no_data": {"for": "2s"}}, "scope": {"device": "wx-1"}})).await;
+    let t = hour_now() - 3 * 3600;
+    app.write(&format!("streetlight,device=sl-1 lamp_status=\"defectiveLamp\" {t}\nstreetlight,device=sl-1 lamp_status=\"ok\" {}", t + 900)).await;
+    app.write(&format!(
+        "weather,device=wx-1 temperature=20 {t}\nweather,device=wx-1 temperature=22 {}\nweather,device=wx-1 temperature=27 {}\nweather,device=wx-1 temperature=27 {}",
+        t + 1800, t + 3600, t + 7200
+    ))
+    .await;
+    app.write(&format!("air_quality,device=aq-1 pm10=60,no2=90 {t}\nair_quality,device=aq-1 pm10=60,no2=120 {}\nair_quality,device=aq-1 pm10=40,no2=120 {}", t + 60, t + 120)).await;
+    // Noise: 40 minutes above 55 dB(A) at 23:00 in Paris, and the same at noon.
+    use chrono::TimeZone;
+    let paris = chrono_tz::Europe::Paris;
+    let yesterday = chrono::Utc::now().with_timezone(&paris).date_naive() - chrono::Days::new(1);
+    let at = |h: u32| {
+        paris.from_local_datetime(&yesterday.and_hms_opt(h, 0, 0).unwrap()).unwrap().timestamp()
+    };
+    let mut body = String::new();
+    for base in [at(12), at(23)] {
+        for m in 0..40 {
+            body.push_str(&format!("noise,device=n-1 laeq=60 {}\n", base + m * 60));
+        }
+        body.push_str(&format!("noise,device=n-1 laeq=40 {}\n", base + 40 * 60));
+    }
+    app.write(&body).await;
+
+    let lamp = alerts_until(&app, "lamp", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(states(&lamp), ["resolved"]);
+    let warm = alerts_until(&app, "warming", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(
+        warm[0]["opened_at"],
+        json!(agora_model::Timestamp::from_secs(t + 3600).unwrap()),
+        "+7 °C over the hour"
+    );
+    assert_eq!(warm[0]["resolved_at"], json!(agora_model::Timestamp::from_secs(t + 7200).unwrap()));
+    let night = alerts_until(&app, "night", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(night.len(), 1, "only the night one: {night:?}");
+    assert_eq!(
+        night[0]["opened_at"],
+        json!(agora_model::Timestamp::from_secs(at(23) + 30 * 60).unwrap())
+    );
+    let both = alerts_until(&app, "both", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0]["opened_at"], json!(agora_model::Timestamp::from_secs(t + 60).unwrap()));
+    assert_eq!(both[0]["resolved_at"], json!(agora_model::Timestamp::from_secs(t + 120).unwrap()));
+    // wx-1 last wrote at t + 2 h: silent for more than 2 s.
+    let silent = alerts_until(&app, "silent", 5, |l| !l.is_empty()).await;
+    assert_eq!(states(&silent), ["open"]);
+    app.write(&format!("weather,device=wx-1 temperature=27 {}", chrono::Utc::now().timestamp()))
+        .await;
+    let silent = alerts_until(&app, "silent", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(states(&silent), ["resolved"]);
+}
+
+#[tokio::test]
+async fn late_and_out_of_order_points_give_the_in_order_result() {
+    let app = TestApp::spawn().await;
+    add_rule(&app, json!({"id": "o3", "condition": {"threshold": {"property": "o3", "op": ">", "value": 180.0}}})).await;
+    let t = hour_now() - 3600;
+    let series = [(0, 100), (60, 200), (120, 210), (180, 150), (240, 190), (300, 100)];
+    let mut in_order = String::new();
+    for (dt, v) in series {
+        in_order.push_str(&format!("air_quality,device=a o3={v} {}\n", t + dt));
+    }
+    app.write(&in_order).await;
+    for i in [5usize, 0, 3, 1, 4, 2] {
+        let (dt, v) = series[i];
+        app.write(&format!("air_quality,device=b o3={v} {}", t + dt)).await;
+    }
+    let done = |l: &[Value]| l.iter().filter(|a| a["state"] == "resolved").count() == 4;
+    let list = alerts_until(&app, "o3", 5, done).await;
+    let spans = |d: &str| -> Vec<(Value, Value)> {
+        let mut v: Vec<(Value, Value)> = list
+            .iter()
+            .filter(|a| a["device"] == d)
+            .map(|a| (a["opened_at"].clone(), a["resolved_at"].clone()))
+            .collect();
+        v.sort_by_key(|x| x.0.to_string());
+        v
+    };
+    assert_eq!(spans("a").len(), 2, "{list:?}");
+    assert_eq!(spans("a"), spans("b"));
+}
+
+#[tokio::test]
+async fn an_open_alert_survives_a_restart_without_duplicate() {
+    let mut app = TestApp::spawn().await;
+    add_rule(&app, json!({"id": "bin", "condition": {"threshold": {"property": "fill_level", "op": ">=", "value": 80.0}}})).await;
+    let t = hour_now() - 600;
+    app.write(&format!("waste_container,device=bin-1 fill_level=85 {t}")).await;
+    assert_eq!(states(&alerts_until(&app, "bin", 5, |l| !l.is_empty()).await), ["open"]);
+    app.restart().await;
+    app.write(&format!("waste_container,device=bin-1 fill_level=90 {}", t + 60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(states(&alerts_until(&app, "bin", 0, |_| true).await), ["open"], "no duplicate");
+    // Acknowledge it, then let it clear.
+    let id = alerts_until(&app, "bin", 0, |_| true).await[0]["id"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/alerts/{id}/acknowledge"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"comment": "team on its way"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post(&format!("/api/v1/alerts/{id}/acknowledge"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 409, "conflict").await;
+    app.restart().await;
+    app.write(&format!("waste_container,device=bin-1 fill_level=10 {}", t + 120)).await;
+    let list = alerts_until(&app, "bin", 5, |l| states(l) == ["resolved"]).await;
+    assert_eq!(states(&list), ["resolved"]);
+    assert_eq!(list[0]["acknowledged_by"], "admin (AGORA_ADMIN_TOKEN)");
+    assert_eq!(list[0]["ack_comment"], "team on its way");
+    let open = app.get_json("/api/v1/alerts?state=open").await;
+    assert_eq!(open["count"], 0);
+}
+
+#[tokio::test]
+async fn invalid_rules_are_refused_with_problem_json() {
+    let app = TestApp::spawn().await;
+    for (rule, says) in [
+        (
+            json!({"id": "a", "condition": {"threshold": {"property": "pm42", "op": ">", "value": 1}}}),
+            "unknown property \"pm42\"",
+        ),
+        (
+            json!({"id": "b", "condition": {"threshold": {"property": "pm10", "op": "=>", "value": 1}}}),
+            "unknown variant",
+        ),
+        (
+            json!({"id": "c", "condition": {"window": {"property": "pm10", "every": "7m", "op": ">", "value": 1}}}),
+            "impossible window",
+        ),
+        (json!({"id": "d", "condition": {"all": []}}), "at least one"),
+        (json!({"id": "Bad Id", "condition": {"no_data": {"periods": 3}}}), "bad rule id"),
+        (json!({"template": "nope"}), "unknown template"),
+    ] {
+        let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
+        let p = problem(r, 422, "invalid_rule").await;
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    // Only admins change rules.
+    let read = app.token("read", None).await;
+    let r = app
+        .post("/api/v1/rules")
+        .bearer_auth(&read)
+        .json(&json!({"template": "bin-full"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 403, "forbidden").await;
+    let t = app.get_json("/api/v1/rules/templates").await;
+    assert_eq!(t["templates"].as_array().unwrap().len(), 12);
+}
+
+/// A local HTTP receiver: answers 500 to the first `fail` requests, then 204; keeps what it got.
+async fn receiver(
+    fail: usize,
+) -> (String, Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, String, std::time::Instant)>>>) {
+    let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: axum::http::HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                let mut v = g.lock();
+                v.push((h, body, std::time::Instant::now()));
+                if v.len() <= fail {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_and_a_dead_endpoint_delays_no_other() {
+    let app = TestApp::spawn_with(|c| {
+        c.alerts.first_retry_ms = 100;
+        c.alerts.max_attempts = 4;
+        c.alerts.webhook_timeout_secs = 5;
+    })
+    .await;
+    let (flaky, flaky_got) = receiver(2).await;
+    let (good, good_got) = receiver(0).await;
+    // Accepts connections and never answers.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/hook", black_hole.local_addr().unwrap());
+    add_rule(&app, json!({"id": "hooked", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+        "actions": [
+            {"webhook": {"url": dead, "on": ["opened"]}},
+            {"webhook": {"url": flaky, "secret": "s3cret", "on": ["opened"]}},
+            {"webhook": {"url": good, "on": ["opened", "resolved"]}}]})).await;
+    let t = hour_now() - 60;
+    let sent = std::time::Instant::now();
+    app.write(&format!("air_quality,device=aq-1 pm10=70 {t}")).await;
+    for _ in 0..100 {
+        if !good_got.lock().is_empty() && flaky_got.lock().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let good_at = good_got.lock()[0].2;
+    assert!(
+        good_at.duration_since(sent) < Duration::from_secs(1),
+        "the good endpoint waited {:?}",
+        good_at.duration_since(sent)
+    );
+    let got = flaky_got.lock().clone();
+    assert_eq!(got.len(), 3, "two failures, then success");
+    let (h, body, _) = &got[2];
+    let ts = h["x-agora-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(format!("{ts}.{body}").as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(h["x-agora-signature"].to_str().unwrap(), expected);
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["event"], "opened");
+    assert_eq!(v["alert"]["device"], "aq-1");
+    assert_eq!(v["rule"]["id"], "hooked");
+    // Back-off: 100 ms, then 200 ms.
+    assert!(got[2].2.duration_since(got[1].2) >= Duration::from_millis(190));
+    // The delivery log has every attempt.
+    let id = alerts_until(&app, "hooked", 0, |_| true).await[0]["id"].as_i64().unwrap();
+    let d = app.get_json(&format!("/api/v1/alerts/{id}")).await;
+    let flaky_log: Vec<(u64, bool)> = d["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["target"] == flaky.as_str())
+        .map(|x| (x["attempt"].as_u64().unwrap(), x["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(flaky_log, [(1, false), (2, false), (3, true)]);
+    drop(black_hole);
+}
+
+fn subscriber(port: u16, user: &str, topic: &str) -> std::process::Child {
+    Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is installed (scripts/test.sh installs it)")
+}
+
+#[tokio::test]
+async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mosquitto() {
+    let app = TestApp::spawn().await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let lamp_token = app.token("ingest", Some("sl-1")).await;
+    add_rule(&app, json!({"template": "lamp-defective", "id": "lamp", "actions": [
+        {"mqtt": {"topic": "agora/commands/{device}", "payload": {"command": "dim", "level": 0, "reason": "{rule}"}}}]})).await;
+    let sub = tokio::task::spawn_blocking({
+        let t = lamp_token.clone();
+        move || subscriber(port, &t, "agora/commands/sl-1").wait_with_output().unwrap()
+    });
+    // A device's token may not listen to another device's commands.
+    let other = app.token("ingest", Some("sl-2")).await;
+    let refused = tokio::task::spawn_blocking(move || {
+        Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                &other,
+                "-t",
+                "agora/commands/sl-1",
+                "-C",
+                "1",
+                "-W",
+                "3",
+            ])
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.write(&format!("streetlight,device=sl-1 lamp_status=\"defectiveLamp\" {}", hour_now()))
+        .await;
+    let out = sub.await.unwrap();
+    let msg: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(msg, json!({"command": "dim", "level": 0, "reason": "lamp"}));
+    assert!(refused.await.unwrap().stdout.is_empty(), "no command for another device's token");
+
+    // Through an external broker.
+    let broker = crate::mqtt::Mosquitto::start();
+    let app2 = TestApp::spawn_with(|c| {
+        c.alerts.mqtt = Some(agora_alerts::ExternalBroker {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            username: None,
+            password: None,
+        });
+    })
+    .await;
+    add_rule(&app2, json!({"template": "soil-dry", "id": "dry", "actions": [
+        {"mqtt": {"topic": "irrigation/{site}/start", "payload": {"minutes": 20, "sensor": "{device}"}}}]})).await;
+    let bport = broker.port;
+    let sub = tokio::task::spawn_blocking(move || {
+        subscriber(bport, "any", "irrigation/+/start").wait_with_output().unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app2.write(&format!(
+        "soil_moisture,device=soil-1,site=hotel-de-ville soil_moisture=9 {}",
+        hour_now()
+    ))
+    .await;
+    let out = sub.await.unwrap();
+    let msg: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(msg, json!({"minutes": 20, "sensor": "soil-1"}));
+    // The attempt is logged right after the broker's acknowledgement.
+    let mut d = app2.get_json("/api/v1/deliveries").await;
+    for _ in 0..40 {
+        if d["deliveries"][0]["ok"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        d = app2.get_json("/api/v1/deliveries").await;
+    }
+    assert_eq!(d["deliveries"][0]["target"], "irrigation/hotel-de-ville/start");
+    assert_eq!(d["deliveries"][0]["ok"], true);
+}
