@@ -73,7 +73,7 @@ test('pages fit a phone screen without sideways scrolling', async () => {
       .map((e) => e.id || e.className || e.tagName));
     assert.deepEqual(cut, [], `${path}: cut off on a phone`);
   }
-  await p.screenshot({ path: new URL('../output/10-phone-kiosk.png', import.meta.url).pathname });
+  await p.screenshot({ path: new URL('../output/11-phone-kiosk.png', import.meta.url).pathname });
   await phone.close();
 });
 

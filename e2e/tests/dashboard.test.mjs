@@ -12,6 +12,14 @@ let page;
 
 before(async () => {
   agora = await startAgora();
+  // An alert rule on the device whose value the live test raises.
+  const r = await fetch(`${agora.base}/api/v1/rules`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ id: 'e2e-no2', name: 'NO2 > 390', severity: 'critical', scope: { device: 'aq-rotonde-01' },
+      condition: { threshold: { property: 'no2', op: '>', value: 390 } } }),
+  });
+  assert.equal(r.status, 201, await r.text());
   b = await startBrowser();
   page = await b.context.newPage();
   page.on('pageerror', (e) => { throw e; });
@@ -102,6 +110,23 @@ test('an operator logs in with a token and sees the supervision map', async () =
   await shot(page, '04-supervision-map');
 });
 
+test('the alert raised by the new value is shown and acknowledged', async () => {
+  await page.goto(`${agora.base}/alerts`);
+  await ready();
+  const row = page.locator('tr[data-state="open"]', { hasText: 'aq-rotonde-01' });
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.textContent(), /NO2 > 390/);
+  assert.equal((await page.locator('#alert-badge').textContent()).trim(), '1');
+  await shot(page, '10-alerts');
+  page.once('dialog', (d) => d.accept('équipe prévenue'));
+  await row.locator('button[data-ack]').click();
+  await page.waitForFunction(() => !document.querySelector('tr[data-state="open"]'));
+  await page.selectOption('#alert-filters select[name="state"]', 'acknowledged');
+  const acked = page.locator('tr[data-state="acknowledged"]', { hasText: 'aq-rotonde-01' });
+  await acked.waitFor();
+  assert.match(await acked.textContent(), /équipe prévenue/);
+});
+
 test('the fleet health page lists silent and faulty devices', async () => {
   await page.goto(`${agora.base}/supervision/fleet`);
   await ready();
@@ -115,8 +140,8 @@ test('the fleet health page lists silent and faulty devices', async () => {
 test('a device page draws its series over 24 h and 7 days', async () => {
   await page.goto(`${agora.base}/supervision/devices/aq-hdv-01`);
   await ready();
-  await page.locator('#charts figure.chart').first().waitFor();
-  assert.ok((await page.locator('#charts figure.chart').count()) >= 4);
+  // Charts are drawn one after the other.
+  await page.waitForFunction(() => document.querySelectorAll('#charts figure.chart').length >= 4, null, { timeout: 15_000 });
   await page.click('button[data-range="7d"]');
   assert.equal(await page.getAttribute('button[data-range="7d"]', 'aria-pressed'), 'true');
   await page.locator('#charts figure.chart').first().waitFor();

@@ -569,9 +569,9 @@ pub(crate) async fn alerts(
     let (lang, set) = lang_of(&q, &h);
     let t = |k: &str| esc(lang.t(k));
     let body = format!(
-        "<h1>{title}</h1><form class=\"filters\" aria-label=\"{filters}\"><label>{state} <select name=\"state\"><option value=\"open\">{open}</option><option value=\"acknowledged\">{ack}</option><option value=\"resolved\">{resolved}</option></select></label> <label>{severity} <select name=\"severity\"><option value=\"\">{all}</option><option>critical</option><option>warning</option><option>info</option></select></label></form>\
-<table class=\"table\"><caption>{caption}</caption><thead><tr><th scope=\"col\">{c_sev}</th><th scope=\"col\">{c_rule}</th><th scope=\"col\">{c_scope}</th><th scope=\"col\">{c_since}</th><th scope=\"col\">{c_value}</th><th scope=\"col\">{c_state}</th><th scope=\"col\"><span class=\"sr-only\">{c_act}</span></th></tr></thead>\
-<tbody><tr><td colspan=\"7\" class=\"empty\">{empty}</td></tr></tbody></table>",
+        "<h1>{title}</h1><form class=\"filters\" id=\"alert-filters\" aria-label=\"{filters}\"><label>{state} <select name=\"state\"><option value=\"open\">{open}</option><option value=\"acknowledged\">{ack}</option><option value=\"resolved\">{resolved}</option></select></label> <label>{severity} <select name=\"severity\"><option value=\"\">{all}</option><option value=\"critical\">{s_crit}</option><option value=\"warning\">{s_warn}</option><option value=\"info\">{s_info}</option></select></label></form>\
+<table class=\"table alerts\"><caption>{caption}</caption><thead><tr><th scope=\"col\">{c_sev}</th><th scope=\"col\">{c_rule}</th><th scope=\"col\">{c_scope}</th><th scope=\"col\">{c_since}</th><th scope=\"col\">{c_value}</th><th scope=\"col\">{c_state}</th><th scope=\"col\"><span class=\"sr-only\">{c_act}</span></th></tr></thead>\
+<tbody id=\"alert-rows\" aria-live=\"polite\"><tr><td colspan=\"7\" class=\"empty\">{loading}</td></tr></tbody></table>",
         title = t("alerts.title"),
         filters = t("alerts.filters"),
         state = t("alerts.state"),
@@ -588,13 +588,16 @@ pub(crate) async fn alerts(
         c_value = t("alerts.value"),
         c_state = t("alerts.state"),
         c_act = t("alerts.actions"),
-        empty = t("alerts.none"),
+        s_crit = t("severity.critical"),
+        s_warn = t("severity.warning"),
+        s_info = t("severity.info"),
+        loading = t("loading"),
     );
     let page = Page {
         id: "alerts",
         title: lang.t("alerts.title").to_owned(),
         body,
-        script: None,
+        script: Some("alerts"),
         leaflet: false,
         uplot: false,
         data: json!({}),

@@ -248,3 +248,35 @@ export function placeFigures(devices) {
     latest,
   };
 }
+
+/** POST JSON to this server with the session's CSRF token; throws with the problem's detail. */
+export async function post(path, body) {
+  const r = await fetch(path, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': settings.csrf ?? '' },
+    body: JSON.stringify(body ?? {}),
+  });
+  if (!r.ok) {
+    let detail = `${r.status}`;
+    try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return r.json();
+}
+
+/** Operators: the number of open alerts on the navigation badge, refreshed every 10 s. */
+async function alertBadge() {
+  const badge = document.getElementById('alert-badge');
+  if (!badge) return;
+  try {
+    const a = await api('/api/v1/alerts?state=open&limit=1000');
+    badge.hidden = a.count === 0;
+    badge.textContent = String(a.count);
+    badge.setAttribute('aria-label', t('alerts.badge', { n: a.count }));
+  } catch { /* alerting off or session over: no badge */ }
+}
+if (settings.operator) {
+  alertBadge();
+  setInterval(alertBadge, 10_000);
+}

@@ -60,6 +60,8 @@ const propertyViews = ['pm10', 'pm2_5', 'no2', 'o3', 'temperature', 'laeq', 'peo
   .filter((p) => present.has(p));
 let view = operator ? 'state' : 'kind';
 let selected = null;
+/** Devices with an open alert (operators): ringed in red on the map. */
+const alerted = new Set();
 
 function valueOf(d, p) {
   const l = d.latest?.[p];
@@ -76,10 +78,11 @@ function colourOf(d) {
 function style(d) {
   const c = colourOf(d);
   const hidden = c === null;
+  const ring = alerted.has(d.id);
   return {
-    radius: d.kind === 'streetlight' ? 4 : 7,
-    color: d.id === selected ? '#000' : '#1b1b1b',
-    weight: d.id === selected ? 3 : 1,
+    radius: d.kind === 'streetlight' ? (ring ? 6 : 4) : 7,
+    color: d.id === selected ? '#000' : ring ? '#d00000' : '#1b1b1b',
+    weight: d.id === selected ? 3 : ring ? 4 : 1,
     fillColor: c ?? '#999',
     fillOpacity: hidden ? 0 : 0.9,
     opacity: hidden ? 0 : 1,
@@ -268,4 +271,22 @@ live({}, {
     stamp();
   },
 });
+// Operators: devices with open alerts, refreshed every 5 s.
+async function loadAlerts() {
+  try {
+    const { alerts } = await api('/api/v1/alerts?state=open&limit=1000');
+    const now = new Set(alerts.map((a) => a.device).filter(Boolean));
+    const changed = [...new Set([...alerted, ...now])].filter((id) => alerted.has(id) !== now.has(id));
+    alerted.clear();
+    for (const id of now) alerted.add(id);
+    for (const id of changed) restyle(id);
+    const el = document.getElementById('alert-count');
+    if (el) el.textContent = alerts.length ? t('map.alerts', { n: alerts.length }) : '';
+  } catch { /* alerting off */ }
+}
+if (operator) {
+  document.getElementById('legend').insertAdjacentHTML('afterend', '<p id="alert-count" class="alert-count" aria-live="polite"></p>');
+  await loadAlerts();
+  setInterval(loadAlerts, 5000);
+}
 document.body.dataset.ready = '1';

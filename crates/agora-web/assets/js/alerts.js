@@ -1,0 +1,59 @@
+// The alerts area: alerts by state and severity, refreshed every 3 s; acknowledge (with a comment)
+// and resolve by hand; each alert's action attempts on demand.
+
+import { t, esc, api, post, when, num, announce } from './common.js';
+
+const form = document.getElementById('alert-filters');
+const rows = document.getElementById('alert-rows');
+const SEVERITY = { critical: 3, warning: 2, info: 1 };
+
+async function load() {
+  const f = new FormData(form);
+  const q = new URLSearchParams({ state: f.get('state'), limit: '500' });
+  const { alerts } = await api(`/api/v1/alerts?${q}`);
+  const sev = f.get('severity');
+  const list = alerts.filter((a) => !sev || a.severity === sev)
+    .sort((a, b) => (SEVERITY[b.severity] ?? 0) - (SEVERITY[a.severity] ?? 0));
+  rows.innerHTML = list.length ? list.map((a) => `<tr data-alert="${a.id}" data-state="${esc(a.state)}">
+      <td><span class="sev sev-${esc(a.severity)}">${esc(t(`severity.${a.severity}`))}</span></td>
+      <th scope="row">${esc(a.message)}<br><span class="muted">${esc(a.rule)}</span></th>
+      <td>${a.device ? `<a href="/supervision/devices/${encodeURIComponent(a.device)}">${esc(a.device)}</a>` : ''}${a.site ? `<br><span class="muted">${esc(a.site)}</span>` : ''}</td>
+      <td>${esc(when(a.opened_at))}${a.resolved_at ? ` → ${esc(when(a.resolved_at))}` : ''}</td>
+      <td>${a.value === null ? '—' : num(a.value)}</td>
+      <td>${esc(t(`alerts.${a.state}_one`))}${a.acknowledged_by ? `<br><span class="muted">${esc(a.acknowledged_by)}${a.ack_comment ? ` : « ${esc(a.ack_comment)} »` : ''}</span>` : ''}</td>
+      <td class="actions">${a.state === 'open' ? `<button type="button" data-ack="${a.id}">${esc(t('alerts.ack'))}</button>` : ''}
+        ${a.state !== 'resolved' ? `<button type="button" class="secondary" data-resolve="${a.id}">${esc(t('alerts.resolve'))}</button>` : ''}
+        <button type="button" class="link" data-log="${a.id}">${esc(t('alerts.log'))}</button></td></tr>`).join('')
+    : `<tr><td colspan="7" class="empty">${esc(t('alerts.none'))}</td></tr>`;
+  document.body.dataset.ready = '1';
+}
+
+rows.addEventListener('click', async (e) => {
+  const b = e.target.closest('button');
+  if (!b) return;
+  try {
+    if (b.dataset.ack) {
+      const comment = prompt(t('alerts.comment_prompt')) ?? '';
+      await post(`/api/v1/alerts/${b.dataset.ack}/acknowledge`, { comment });
+      announce(t('alerts.acked'));
+    } else if (b.dataset.resolve) {
+      await post(`/api/v1/alerts/${b.dataset.resolve}/resolve`, {});
+      announce(t('alerts.resolved_done'));
+    } else if (b.dataset.log) {
+      const { deliveries } = await api(`/api/v1/alerts/${b.dataset.log}`);
+      const tr = b.closest('tr');
+      const text = deliveries.length
+        ? deliveries.map((d) => `${when(d.at)} · ${d.event} · ${d.action} ${d.target} · #${d.attempt} ${d.ok ? '✔' : '✘'} ${d.detail}`).join('\n')
+        : t('alerts.no_log');
+      tr.insertAdjacentHTML('afterend', `<tr class="log"><td colspan="7"><pre>${esc(text)}</pre></td></tr>`);
+      return;
+    }
+    await load();
+  } catch (err) {
+    announce(err.message);
+    alert(err.message);
+  }
+});
+form.addEventListener('change', () => load());
+load().catch((e) => { rows.innerHTML = `<tr><td colspan="7" class="error">${esc(e.message)}</td></tr>`; });
+setInterval(() => { if (!document.querySelector('tr.log')) load().catch(() => {}); }, 3000);
