@@ -78,11 +78,13 @@ pub(crate) enum Transition {
 /// A device as rules see it.
 #[derive(Debug)]
 pub(crate) struct SeriesMeta {
-    pub(crate) device: Arc<str>,
-    pub(crate) property: Arc<str>,
-    kind: String,
-    site: Option<String>,
-    commune: Option<String>,
+    device: Arc<str>,
+    /// The device's number in the evaluator (states are keyed by it).
+    device_ix: u32,
+    property: Arc<str>,
+    /// The rules a point of this series must visit (by index), with their leaves on its
+    /// property, worked out once.
+    candidates: Vec<(usize, Vec<u16>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +216,8 @@ pub(crate) struct Compiled {
     min_ns: i64,
     /// How far back a replay must start to rebuild the state (sustained and rate durations).
     lookback: i64,
+    /// The properties of its point conditions.
+    props: Vec<String>,
 }
 
 impl Compiled {
@@ -230,7 +234,14 @@ impl Compiled {
             .max()
             .unwrap_or(0);
         let min_ns = rule.min_duration_ns();
-        Self { rule, leaves, expr, min_ns, lookback: lookback + min_ns }
+        let mut props: Vec<String> = leaves
+            .iter()
+            .filter(|l| l.is_point())
+            .filter_map(|l| l.property().map(str::to_owned))
+            .collect();
+        props.sort();
+        props.dedup();
+        Self { rule, leaves, expr, min_ns, lookback: lookback + min_ns, props }
     }
 
     /// How far before a late point a replay starts.
@@ -256,17 +267,17 @@ impl Compiled {
         self.rule.schedule.as_ref().is_none_or(|s| s.covers(t))
     }
 
+    /// Indices of the point leaves on a property.
+    fn leaves_on(&self, property: &str) -> Vec<u16> {
+        (0..self.leaves.len())
+            .filter(|&i| self.leaves[i].is_point() && self.leaves[i].property() == Some(property))
+            .map(|i| i as u16)
+            .collect()
+    }
+
     /// The point properties of this rule.
-    pub(crate) fn point_properties(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .leaves
-            .iter()
-            .filter(|l| l.is_point())
-            .filter_map(|l| l.property().map(str::to_owned))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+    pub(crate) fn point_properties(&self) -> &[String] {
+        &self.props
     }
 }
 
@@ -277,11 +288,11 @@ pub(crate) struct LeafState {
     /// Since when the raw condition holds (sustained).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     raw_since: Option<i64>,
-    /// Recent points (rate).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Recent points (rate). Not saved: after a restart a rate needs `over` of new data.
+    #[serde(skip)]
     hist: Vec<(i64, f64)>,
-    /// Completed windows: start → (holds, value).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Completed windows: start → (holds, value). Not saved: re-read from storage each tick.
+    #[serde(skip)]
     windows: Windows,
 }
 
@@ -305,6 +316,16 @@ pub(crate) struct KeyState {
     property: Option<String>,
 }
 
+impl KeyState {
+    /// Whether it holds anything a restart must not lose (else it need not be saved).
+    pub(crate) fn worth_saving(&self) -> bool {
+        self.open
+            || self.suppressed
+            || self.since.is_some()
+            || self.leaves.iter().any(|l| l.truth || l.raw_since.is_some())
+    }
+}
+
 fn num(v: &Value) -> Option<f64> {
     match v {
         Value::F64(x) => Some(*x),
@@ -324,15 +345,26 @@ fn same_state(v: &Value, want: &serde_json::Value) -> bool {
 
 /// Feed one point to the leaves of `c` on `property`; returns whether a point leaf was touched.
 fn feed(c: &Compiled, st: &mut KeyState, property: &str, t: i64, v: &Value) -> bool {
+    let ix = c.leaves_on(property);
+    feed_leaves(c, st, &ix, property, t, v)
+}
+
+/// Feed one point to the given point leaves of `c` (those on the point's property).
+fn feed_leaves(
+    c: &Compiled,
+    st: &mut KeyState,
+    ix: &[u16],
+    property: &str,
+    t: i64,
+    v: &Value,
+) -> bool {
     let hyst = c.rule.hysteresis;
     let mut touched = false;
     if st.leaves.len() != c.leaves.len() {
         st.leaves = vec![LeafState::default(); c.leaves.len()];
     }
-    for (leaf, ls) in c.leaves.iter().zip(st.leaves.iter_mut()) {
-        if leaf.property() != Some(property) || !leaf.is_point() {
-            continue;
-        }
+    for &i in ix {
+        let (leaf, ls) = (&c.leaves[usize::from(i)], &mut st.leaves[usize::from(i)]);
         touched = true;
         let x = num(v);
         match leaf {
@@ -372,7 +404,7 @@ fn feed(c: &Compiled, st: &mut KeyState, property: &str, t: i64, v: &Value) -> b
                     ls.hist.push((t, x));
                     // Keep the newest point at or before t − over, and everything after it.
                     let cut = ls.hist.iter().rposition(|(ts, _)| *ts <= t - over);
-                    if let Some(i) = cut {
+                    if let Some(i) = cut.filter(|i| *i > 0) {
                         ls.hist.drain(..i);
                     }
                     ls.truth = match ls.hist.first() {
@@ -452,45 +484,91 @@ pub(crate) fn replay(
     (episodes, st)
 }
 
+/// Whether a point could make a point leaf of `c` on `property` hold. A key at rest (no state)
+/// stays at rest when this is false, so no state is looked up: the cheap, common case.
+fn may_trigger(c: &Compiled, ix: &[u16], v: &Value) -> bool {
+    ix.iter().any(|&i| match &c.leaves[usize::from(i)] {
+        Leaf::Threshold { op, value, .. } | Leaf::Sustained { op, value, .. } => {
+            num(v).is_some_and(|x| op.holds(x, *value))
+        }
+        Leaf::State { op, value, .. } => same_state(v, value) != (*op == Op::Ne),
+        Leaf::Rate { .. } => true,
+        _ => false,
+    })
+}
+
 /// The evaluator: compiled rules, per-(rule, device) states.
+///
+/// The hot path works on numbers: each series is resolved once to its device's number and the
+/// list of rules its points must visit; states are keyed by device number. Only keys that are
+/// not at rest have a state: a key whose leaves are all false, with no alert open and nothing
+/// pending, is removed, so memory follows the devices that matter.
 #[derive(Debug, Default)]
 pub(crate) struct Evaluator {
     pub(crate) rules: Vec<Arc<Compiled>>,
-    by_property: HashMap<String, Vec<usize>>,
     series: IdMap<u32, Option<Arc<SeriesMeta>>>,
-    pub(crate) states: HashMap<(String, String), KeyState>,
-    pub(crate) dirty: HashSet<(String, String)>,
+    devices: HashMap<Arc<str>, u32>,
+    device_names: Vec<Arc<str>>,
+    /// Newest point time per series, to tell late points.
+    newest: IdMap<u32, i64>,
+    /// Per rule (same order as `rules`): device number → state.
+    states: Vec<IdMap<u32, KeyState>>,
+    /// Per rule: keys changed since the last save.
+    dirty: Vec<IdMap<u32, ()>>,
+    /// Rules with point conditions on each property.
+    by_property: HashMap<String, Vec<usize>>,
+    /// Keys whose state is saved in the store.
+    pub(crate) saved: HashSet<(String, String)>,
 }
 
 impl Evaluator {
+    fn pos(&self, rule: &str) -> Option<usize> {
+        self.rules.iter().position(|c| c.rule.id == rule)
+    }
+
+    fn device_ix(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.devices.get(name) {
+            return *i;
+        }
+        let i = self.device_names.len() as u32;
+        let a: Arc<str> = Arc::from(name);
+        self.device_names.push(a.clone());
+        self.devices.insert(a, i);
+        i
+    }
+
     /// Replace the rules; states of rules that changed start afresh.
     pub(crate) fn set_rules(&mut self, rules: Vec<Rule>) {
-        let old: HashMap<String, Rule> =
-            self.rules.iter().map(|c| (c.rule.id.clone(), c.rule.clone())).collect();
+        let mut old: HashMap<String, (Rule, IdMap<u32, KeyState>)> = HashMap::new();
+        for (c, st) in self.rules.iter().zip(std::mem::take(&mut self.states)) {
+            old.insert(c.rule.id.clone(), (c.rule.clone(), st));
+        }
         self.rules =
             rules.into_iter().filter(|r| r.enabled).map(|r| Arc::new(Compiled::new(r))).collect();
-        let keep: HashSet<String> = self
+        self.states = self
             .rules
             .iter()
-            .filter(|c| old.get(&c.rule.id) == Some(&c.rule))
-            .map(|c| c.rule.id.clone())
+            .map(|c| match old.remove(&c.rule.id) {
+                Some((r, st)) if r == c.rule => st,
+                // A changed rule keeps knowing which alerts are open, so that it resolves them
+                // rather than opening duplicates.
+                Some((_, st)) => st
+                    .into_iter()
+                    .filter(|(_, s)| s.open)
+                    .map(|(k, _)| (k, KeyState { open: true, ..Default::default() }))
+                    .collect(),
+                None => IdMap::default(),
+            })
             .collect();
-        let open: HashSet<(String, String)> =
-            self.states.iter().filter(|(_, s)| s.open).map(|(k, _)| k.clone()).collect();
-        self.states.retain(|(r, _), _| keep.contains(r));
-        // A changed rule keeps knowing which alerts are open, so it resolves them rather than
-        // opening duplicates.
-        for (r, k) in open {
-            if !keep.contains(&r) && self.rules.iter().any(|c| c.rule.id == r) {
-                self.states.insert((r, k), KeyState { open: true, ..Default::default() });
-            }
-        }
+        self.dirty = vec![IdMap::default(); self.rules.len()];
         self.by_property.clear();
         for (i, c) in self.rules.iter().enumerate() {
             for p in c.point_properties() {
-                self.by_property.entry(p).or_default().push(i);
+                self.by_property.entry(p.clone()).or_default().push(i);
             }
         }
+        // Candidate lists depend on the rules: work them out again as points come.
+        self.series.clear();
     }
 
     fn meta(&mut self, catalog: &dyn Catalog, s: SeriesId) -> Option<Arc<SeriesMeta>> {
@@ -499,12 +577,35 @@ impl Evaluator {
         }
         let m = catalog.series_info(s).and_then(|info| {
             let d = catalog.device(info.device.as_str())?;
+            let (kind, site, commune) = (
+                d.kind.to_string(),
+                d.site.map(|x| x.to_string()),
+                d.commune.map(|x| x.to_string()),
+            );
+            let candidates: Vec<(usize, Vec<u16>)> = self
+                .by_property
+                .get(info.property.as_str())
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|&i| {
+                            self.rules[i].in_scope(
+                                &kind,
+                                info.device.as_str(),
+                                site.as_deref(),
+                                commune.as_deref(),
+                            )
+                        })
+                        .map(|i| (i, self.rules[i].leaves_on(info.property.as_str())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let device_ix = self.device_ix(info.device.as_str());
             Some(Arc::new(SeriesMeta {
                 device: Arc::from(info.device.as_str()),
+                device_ix,
                 property: Arc::from(info.property.as_str()),
-                kind: d.kind.to_string(),
-                site: d.site.map(|x| x.to_string()),
-                commune: d.commune.map(|x| x.to_string()),
+                candidates,
             }))
         });
         self.series.insert(s.0, m.clone());
@@ -518,54 +619,103 @@ impl Evaluator {
         batch: &[(SeriesId, Timestamp, Value, u8)],
         out: &mut Vec<Transition>,
     ) {
-        if self.by_property.is_empty() {
+        if self.rules.is_empty() {
             return;
         }
         for (s, t, v, flags) in batch {
             if *flags != 0 {
                 continue;
             }
-            let Some(meta) = self.meta(catalog, *s) else { continue };
-            let Some(idx) = self.by_property.get(&*meta.property) else { continue };
+            let meta = match self.series.get(&s.0) {
+                Some(Some(m)) if m.candidates.is_empty() => continue,
+                Some(None) => continue,
+                Some(Some(m)) => m.clone(),
+                None => match self.meta(catalog, *s) {
+                    Some(m) if !m.candidates.is_empty() => m,
+                    _ => continue,
+                },
+            };
             let t = t.as_nanos();
-            for &i in idx {
+            let newest = self.newest.entry(s.0).or_insert(i64::MIN);
+            let late = t < *newest;
+            *newest = (*newest).max(t);
+            let k = meta.device_ix;
+            for (i, ix) in &meta.candidates {
+                let i = *i;
                 let c = &self.rules[i];
-                if !c.in_scope(
-                    &meta.kind,
-                    &meta.device,
-                    meta.site.as_deref(),
-                    meta.commune.as_deref(),
-                ) {
+                let states = &mut self.states[i];
+                let was = match states.get(&k) {
+                    None if !may_trigger(c, ix, v) => continue,
+                    None => false,
+                    Some(st) => st.worth_saving(),
+                };
+                if late {
+                    out.push(Transition::Late {
+                        rule: c.rule.id.clone(),
+                        key: meta.device.to_string(),
+                        from: t,
+                    });
                     continue;
                 }
-                let k = (c.rule.id.clone(), meta.device.to_string());
-                let st = self.states.entry(k.clone()).or_default();
-                if t < st.last_t {
-                    out.push(Transition::Late { rule: k.0, key: k.1, from: t });
-                    continue;
-                }
-                feed(c, st, &meta.property, t, v);
+                let st = states.entry(k).or_default();
+                feed_leaves(c, st, ix, &meta.property, t, v);
                 st.last_t = t;
                 settle(c, &meta.device, st, t, out);
-                self.dirty.insert(k);
+                let now = st.worth_saving();
+                if !now && st.leaves.iter().all(|l| l.hist.is_empty()) {
+                    states.remove(&k);
+                }
+                if was || now {
+                    self.dirty[i].insert(k, ());
+                }
             }
         }
     }
 
-    /// Replace a key's state (after a replay).
+    /// The state of a key, created at rest when absent.
+    pub(crate) fn state_mut(&mut self, rule: &str, key: &str) -> Option<&mut KeyState> {
+        let i = self.pos(rule)?;
+        let k = self.device_ix(key);
+        self.dirty[i].insert(k, ());
+        Some(self.states[i].entry(k).or_default())
+    }
+
+    /// Replace a key's state (after a replay, or at start).
     pub(crate) fn set_state(&mut self, rule: &str, key: &str, st: KeyState) {
-        let k = (rule.to_owned(), key.to_owned());
-        self.states.insert(k.clone(), st);
-        self.dirty.insert(k);
+        if let Some(s) = self.state_mut(rule, key) {
+            *s = st;
+        }
     }
 
     /// Mark a key's alert as closed by hand: no new alert until the condition clears.
     pub(crate) fn closed_by_hand(&mut self, rule: &str, key: &str) {
-        let k = (rule.to_owned(), key.to_owned());
-        let st = self.states.entry(k.clone()).or_default();
-        st.open = false;
-        st.suppressed = st.since.is_some();
-        self.dirty.insert(k);
+        if let Some(st) = self.state_mut(rule, key) {
+            st.open = false;
+            st.suppressed = st.since.is_some();
+        }
+    }
+
+    /// Every state (rule, key, state).
+    pub(crate) fn states_mut(&mut self) -> impl Iterator<Item = (&str, &str, &mut KeyState)> {
+        let names = &self.device_names;
+        self.rules.iter().zip(self.states.iter_mut()).flat_map(move |(c, m)| {
+            m.iter_mut().map(move |(k, s)| (c.rule.id.as_str(), &*names[*k as usize], s))
+        })
+    }
+
+    /// The keys changed since the last call, with their state when it is worth saving.
+    pub(crate) fn take_dirty(&mut self) -> Vec<((String, String), Option<String>)> {
+        let mut out = Vec::new();
+        for ((c, dirty), states) in self.rules.iter().zip(self.dirty.iter_mut()).zip(&self.states) {
+            for (k, ()) in dirty.drain() {
+                let st = states
+                    .get(&k)
+                    .filter(|s| s.worth_saving())
+                    .and_then(|s| serde_json::to_string(s).ok());
+                out.push(((c.rule.id.clone(), self.device_names[k as usize].to_string()), st));
+            }
+        }
+        out
     }
 }
 
@@ -649,7 +799,7 @@ pub(crate) async fn tick(
             }
             let key = d.id.to_string();
             let mut e = ev.lock();
-            let st = e.states.entry((c.rule.id.clone(), key.clone())).or_default();
+            let Some(st) = e.state_mut(&c.rule.id, &key) else { continue };
             if st.leaves.len() != c.leaves.len() {
                 st.leaves = vec![LeafState::default(); c.leaves.len()];
             }
@@ -715,7 +865,6 @@ pub(crate) async fn tick(
             if c.leaves.len() > 1 || matches!(c.leaves[0], Leaf::NoData { .. } | Leaf::Forecast) {
                 settle(&c, &key, st, at.min(now), out);
             }
-            e.dirty.insert((c.rule.id.clone(), key));
         }
     }
 }

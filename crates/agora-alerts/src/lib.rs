@@ -133,6 +133,8 @@ pub struct Alerts {
     /// Unresolved alert per (rule, device).
     open: tokio::sync::Mutex<HashMap<(String, String), i64>>,
     tx: mpsc::UnboundedSender<Transition>,
+    /// Stored batches on their way to the evaluator thread.
+    batches: Mutex<std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>>,
     http: reqwest::Client,
     forecaster: std::sync::OnceLock<Arc<dyn Forecaster>>,
 }
@@ -144,11 +146,25 @@ impl std::fmt::Debug for Alerts {
 }
 
 impl BatchObserver for Alerts {
-    fn stored(&self, batch: &[(SeriesId, Timestamp, Value, u8)]) {
+    fn stored(&self, batch: Arc<agora_ingest::StoredBatch>) {
+        // Evaluated on the evaluator's own thread: writers never wait for rules.
+        let _ = self.batches.lock().send(batch);
+    }
+}
+
+impl Alerts {
+    /// Evaluate point rules on stored batches, in order, until the service is dropped.
+    fn evaluate(
+        me: std::sync::Weak<Self>,
+        rx: std::sync::mpsc::Receiver<Arc<agora_ingest::StoredBatch>>,
+    ) {
         let mut out = Vec::new();
-        self.ev.lock().on_points(self.deps.catalog.as_ref(), batch, &mut out);
-        for t in out {
-            let _ = self.tx.send(t);
+        while let Ok(batch) = rx.recv() {
+            let Some(me) = me.upgrade() else { return };
+            me.ev.lock().on_points(me.deps.catalog.as_ref(), &batch, &mut out);
+            for t in out.drain(..) {
+                let _ = me.tx.send(t);
+            }
         }
     }
 }
@@ -177,6 +193,7 @@ impl Alerts {
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .build()
             .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
+        let (batches, batch_rx) = std::sync::mpsc::channel();
         let me = Arc::new(Self {
             deps,
             cfg,
@@ -184,10 +201,16 @@ impl Alerts {
             rules: parking_lot::RwLock::new(BTreeMap::new()),
             open: tokio::sync::Mutex::new(HashMap::new()),
             tx,
+            batches: Mutex::new(batches),
             http,
             forecaster: std::sync::OnceLock::new(),
         });
         me.load().await?;
+        let weak = Arc::downgrade(&me);
+        std::thread::Builder::new()
+            .name("agora-alerts".into())
+            .spawn(move || Self::evaluate(weak, batch_rx))
+            .map_err(|e| Error::Start(format!("cannot start the evaluator thread: {e}")))?;
         let mut tasks = Vec::new();
         let m = me.clone();
         tasks.push(tokio::spawn(async move { m.manage(rx).await }));
@@ -264,12 +287,18 @@ impl Alerts {
         ev.set_rules(stored.values().map(|v| v.rule.clone()).collect());
         for (rule, key, json) in saved {
             if let Ok(st) = serde_json::from_str::<KeyState>(&json) {
-                ev.states.insert((rule, key), st);
+                ev.saved.insert((rule.clone(), key.clone()));
+                ev.set_state(&rule, &key, st);
             }
         }
         // The alerts table is the truth about what is open.
-        for ((rule, key), st) in ev.states.iter_mut() {
-            st.open = open.contains_key(&(rule.clone(), key.clone()));
+        for (rule, key) in open.keys() {
+            if let Some(st) = ev.state_mut(rule, key) {
+                st.open = true;
+            }
+        }
+        for (rule, key, st) in ev.states_mut() {
+            st.open = open.contains_key(&(rule.to_owned(), key.to_owned()));
         }
         drop(ev);
         drop(open);
@@ -277,21 +306,29 @@ impl Alerts {
         Ok(())
     }
 
-    /// Save the evaluation states that changed.
+    /// Save the evaluation states that changed and matter; forget the ones back to rest.
     pub async fn save_state(&self) -> Result<()> {
-        let rows: Vec<(String, String, String)> = {
+        let (upserts, deletes) = {
             let mut ev = self.ev.lock();
-            let dirty: Vec<(String, String)> = ev.dirty.drain().collect();
-            dirty
-                .into_iter()
-                .filter_map(|k| {
-                    let st = ev.states.get(&k)?;
-                    Some((k.0, k.1, serde_json::to_string(st).ok()?))
-                })
-                .collect()
+            let mut upserts = Vec::new();
+            let mut deletes = Vec::new();
+            for (k, st) in ev.take_dirty() {
+                match st {
+                    Some(json) => {
+                        upserts.push((k.0.clone(), k.1.clone(), json));
+                        ev.saved.insert(k);
+                    }
+                    None => {
+                        if ev.saved.remove(&k) {
+                            deletes.push(k);
+                        }
+                    }
+                }
+            }
+            (upserts, deletes)
         };
-        if !rows.is_empty() {
-            self.deps.store.save_states(&rows).await?;
+        if !upserts.is_empty() || !deletes.is_empty() {
+            self.deps.store.save_states(&upserts, &deletes).await?;
         }
         Ok(())
     }
@@ -468,18 +505,36 @@ impl Alerts {
     // ---- The manager ---------------------------------------------------------------------
 
     async fn manage(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Transition>) {
-        while let Some(t) = rx.recv().await {
-            match t {
-                Transition::Open { rule, key, at, value, property } => {
-                    self.open_alert(&rule, &key, at, value, property, None).await;
+        while let Some(first) = rx.recv().await {
+            // Take what is waiting; late points of one (rule, device) are replayed once, from
+            // the earliest of them (a backfill sends many).
+            let mut batch = vec![first];
+            while batch.len() < 10_000 {
+                match rx.try_recv() {
+                    Ok(t) => batch.push(t),
+                    Err(_) => break,
                 }
-                Transition::Resolve { rule, key, at } => {
-                    self.resolve(&rule, &key, at, "auto").await
+            }
+            let mut late: BTreeMap<(String, String), i64> = BTreeMap::new();
+            for t in batch {
+                match t {
+                    Transition::Open { rule, key, at, value, property } => {
+                        self.open_alert(&rule, &key, at, value, property, None).await;
+                    }
+                    Transition::Resolve { rule, key, at } => {
+                        self.resolve(&rule, &key, at, "auto").await
+                    }
+                    Transition::Late { rule, key, from } => {
+                        let e = late.entry((rule, key)).or_insert(from);
+                        *e = (*e).min(from);
+                    }
+                    Transition::Episodes { rule, key, episodes, range_from, property } => {
+                        self.reconcile(&rule, &key, &episodes, range_from, Some(property)).await;
+                    }
                 }
-                Transition::Late { rule, key, from } => self.replay(&rule, &key, from).await,
-                Transition::Episodes { rule, key, episodes, range_from, property } => {
-                    self.reconcile(&rule, &key, &episodes, range_from, Some(property)).await;
-                }
+            }
+            for ((rule, key), from) in late {
+                self.replay(&rule, &key, from).await;
             }
         }
     }
@@ -579,7 +634,7 @@ impl Alerts {
         let start = from - c.lookback_ns() - 3_600_000_000_000;
         let end = self.deps.clock.now().as_nanos() + 3_600_000_000_000;
         let mut points: Vec<(i64, String, Value)> = Vec::new();
-        for p in c.point_properties() {
+        for p in c.point_properties().to_vec() {
             let Some(s) = self.deps.catalog.lookup_series(&[(key, p.as_str())])[0] else {
                 continue;
             };
@@ -598,7 +653,7 @@ impl Alerts {
         }
         points.sort_by_key(|p| p.0);
         let (episodes, mut st) = eval::replay(&c, key, &points);
-        let property = c.point_properties().into_iter().next();
+        let property = c.point_properties().first().cloned();
         self.reconcile(rule, key, &episodes, start, property).await;
         st.open = self.open.lock().await.contains_key(&(rule.to_owned(), key.to_owned()));
         self.ev.lock().set_state(rule, key, st);

@@ -158,11 +158,11 @@ pub struct Pipeline {
     observer: std::sync::OnceLock<Arc<dyn BatchObserver>>,
 }
 
-/// Something that must see every stored batch, in order, without loss (alert rules). It runs in
-/// the writer's task, so it must be quick and never block on I/O.
+/// Something that must see every stored batch, in order, without loss (alert rules). It is
+/// called in the writer's task: it should hand the batch over (a channel) rather than work on it.
 pub trait BatchObserver: Send + Sync + std::fmt::Debug {
     /// A batch was stored durably.
-    fn stored(&self, batch: &[(SeriesId, Timestamp, Value, u8)]);
+    fn stored(&self, batch: Arc<StoredBatch>);
 }
 
 /// Points of one batch, as stored: series, time, value, quality flags.
@@ -542,7 +542,7 @@ impl Pipeline {
             self.store.write_flagged(points).await?;
             if let Some(batch) = copy {
                 if let Some(o) = observer {
-                    o.stored(&batch);
+                    o.stored(batch.clone());
                 }
                 if listeners {
                     let _ = self.live.send(batch);

@@ -160,8 +160,12 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     async fn add_delivery(&self, d: &Delivery) -> Result<()>;
     /// Attempts for an alert (or the latest ones), oldest first.
     async fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> Result<Vec<Delivery>>;
-    /// Save evaluation states (rule, scope key, JSON).
-    async fn save_states(&self, states: &[(String, String, String)]) -> Result<()>;
+    /// Save evaluation states (rule, scope key, JSON) and forget others (rule, scope key).
+    async fn save_states(
+        &self,
+        states: &[(String, String, String)],
+        forget: &[(String, String)],
+    ) -> Result<()>;
     /// Forget the evaluation states of a rule.
     async fn delete_states(&self, rule: &str) -> Result<()>;
     /// Every saved evaluation state.
@@ -384,8 +388,19 @@ impl AlertStore for SqliteAlertStore {
         Ok(out)
     }
 
-    async fn save_states(&self, states: &[(String, String, String)]) -> Result<()> {
+    async fn save_states(
+        &self,
+        states: &[(String, String, String)],
+        forget: &[(String, String)],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        for (rule, key) in forget {
+            sqlx::query("DELETE FROM alert_eval_state WHERE rule = ? AND scope_key = ?")
+                .bind(rule)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         for (rule, key, state) in states {
             sqlx::query(
                 "INSERT INTO alert_eval_state (rule, scope_key, state) VALUES (?, ?, ?)

@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Run only the MQTT part.
     #[arg(long)]
     pub only_mqtt: bool,
+    /// Run only the alerting figures.
+    #[arg(long)]
+    pub only_alerts: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -73,6 +76,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("| {:<52} | {:>16} | {:<14} |", "measure", "result", "target");
     println!("|{:-<54}|{:-<18}|{:-<16}|", "", "", "");
 
+    if args.only_alerts {
+        bench_alerts(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
     if args.only_mqtt {
         bench_mqtt(&dir, args.mqtt_devices, args.mqtt_messages).await?;
         std::fs::remove_dir_all(&dir).ok();
@@ -353,6 +361,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     server.shutdown().await?;
     bench_mqtt(&dir, args.mqtt_devices, args.mqtt_messages).await?;
+    bench_alerts(&dir).await?;
     if args.keep {
         println!("data kept in {}", dir.display());
     } else {
@@ -613,4 +622,199 @@ pub async fn bench_mqtt(
     let _ = mosq.kill();
     let _ = mosq.wait();
     result
+}
+
+/// Line protocol for the alerting bench: `lines` lines of 5 fields, writer `w` on 500 devices.
+fn alert_bench_body(w: usize, b: usize, lines: usize) -> String {
+    let t0: i64 = 1_767_225_600;
+    let mut s = String::with_capacity(lines * 110);
+    for l in 0..lines {
+        // Each writer has its own 500 devices, whose points come in time order.
+        let i = w * 500 + (b * lines + l) % 500;
+        let step = (b * lines + l) / 500;
+        let ts = t0 + (step as i64) * 60;
+        let x = (i * 7 + step * 13) % 100;
+        s.push_str(&format!(
+            "air_quality,device=bench-{i:05} pm10={},no2={},o3={},temperature={},relative_humidity={} {ts}\n",
+            10 + x / 10,
+            20 + x / 5,
+            40 + x / 3,
+            10 + x % 10,
+            50 + x % 9
+        ));
+    }
+    s
+}
+
+/// Ingest throughput with and without 1,000 active rules, and the delay from a point to the
+/// webhook of the alert it opens (or resolves).
+pub async fn bench_alerts(dir: &std::path::Path) -> anyhow::Result<()> {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 100;
+    const LINES: usize = 5_000;
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..6 {
+        let with_rules = round % 2 == 1;
+        let mut config = Config {
+            data_dir: dir.join(format!("alerts-{round}")),
+            http: "127.0.0.1:0".parse()?,
+            ..Config::default()
+        };
+        config.mqtt.broker.enabled = false;
+        let server = serve::start(ServeOptions {
+            config,
+            admin_token: Some("bench-admin-token-0123456789".into()),
+            clock: Arc::new(SystemClock),
+        })
+        .await?;
+        let client = reqwest::Client::new();
+        let base = format!("http://{}", server.addr);
+        let auth = "Bearer bench-admin-token-0123456789";
+        // Register devices and series first, as in production.
+        for w in 0..WRITERS {
+            client
+                .post(format!("{base}/api/v2/write?precision=s"))
+                .header("authorization", auth)
+                .body(alert_bench_body(w, 0, 500))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        if with_rules {
+            // 1,000 rules as a city would have them: 980 on single devices (thresholds,
+            // sustained levels, rates, combinations) and 20 on every device of a kind.
+            for i in 0..1_000 {
+                let condition = match i % 5 {
+                    0 | 1 => {
+                        serde_json::json!({"threshold": {"property": "pm10", "op": ">", "value": 900.0}})
+                    }
+                    2 => {
+                        serde_json::json!({"sustained": {"property": "no2", "op": ">", "value": 900.0, "for": "30m"}})
+                    }
+                    3 => {
+                        serde_json::json!({"rate": {"property": "temperature", "op": ">", "value": 50.0, "over": "1h"}})
+                    }
+                    _ => {
+                        serde_json::json!({"all": [{"threshold": {"property": "o3", "op": ">", "value": 900.0}}, {"threshold": {"property": "relative_humidity", "op": "<", "value": 0.0}}]})
+                    }
+                };
+                let scope = if i < 980 {
+                    serde_json::json!({"device": format!("bench-{:05}", i * 2)})
+                } else {
+                    serde_json::json!({"kind": "air_quality"})
+                };
+                let rule = serde_json::json!({"id": format!("bench-{i}"), "scope": scope, "condition": condition});
+                client
+                    .post(format!("{base}/api/v1/rules"))
+                    .header("authorization", auth)
+                    .json(&rule)
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+        }
+        // Let the set-up's catalog writes settle before timing.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..WRITERS {
+            let (client, url) = (client.clone(), format!("{base}/api/v2/write?precision=s"));
+            tasks.push(tokio::spawn(async move {
+                for b in 0..BATCHES {
+                    let r = client
+                        .post(&url)
+                        .header("authorization", auth)
+                        .body(alert_bench_body(w, b, LINES))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status().as_u16() == 204, "write failed: {}", r.status());
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let points = (WRITERS * BATCHES * LINES * 5) as f64;
+        rates[usize::from(with_rules)].push(points / started.elapsed().as_secs_f64());
+        server.shutdown().await?;
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (without, with) = (best(&rates[0]), best(&rates[1]));
+    row("ingest without rules (best of 3)", format!("{without:.0} points/s"), "—");
+    row(
+        "ingest with 1,000 active rules (best of 3)",
+        format!("{with:.0} points/s ({:+.1} %)", (with / without - 1.0) * 100.0),
+        "≥ −10 %",
+    );
+
+    // Point → webhook delay: a rule opens on 600 and resolves on 100, each event posted to a
+    // receiver in this process.
+    let mut config = Config {
+        data_dir: dir.join("alerts-latency"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server = serve::start(ServeOptions {
+        config,
+        admin_token: Some("bench-admin-token-0123456789".into()),
+        clock: Arc::new(SystemClock),
+    })
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(Instant::now());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_url = format!("http://{}/hook", listener.local_addr()?);
+    let receiver = tokio::spawn(async move { axum::serve(listener, hook).await });
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let auth = "Bearer bench-admin-token-0123456789";
+    let rule = serde_json::json!({"id": "latency", "scope": {"device": "lat-1"},
+        "condition": {"threshold": {"property": "pm10", "op": ">", "value": 500.0}},
+        "actions": [{"webhook": {"url": hook_url, "secret": "s", "on": ["opened", "resolved"]}}]});
+    client
+        .post(format!("{base}/api/v1/rules"))
+        .header("authorization", auth)
+        .json(&rule)
+        .send()
+        .await?
+        .error_for_status()?;
+    let now = chrono::Utc::now().timestamp() - 3_600;
+    let mut delays = Vec::new();
+    for i in 0..400i64 {
+        let v = if i % 2 == 0 { 600 } else { 100 };
+        let sent = Instant::now();
+        client
+            .post(format!("{base}/api/v2/write?precision=s"))
+            .header("authorization", auth)
+            .body(format!("air_quality,device=lat-1 pm10={v} {}", now + i))
+            .send()
+            .await?
+            .error_for_status()?;
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("no webhook within 10 s")?
+            .context("receiver gone")?;
+        delays.push(got.duration_since(sent));
+    }
+    delays.sort();
+    let p = |q: f64| delays[((delays.len() as f64 * q) as usize).min(delays.len() - 1)];
+    row(
+        "point → alert → webhook, 400 events (p50 / p99)",
+        format!("{:.1} / {:.1} ms", ms(p(0.5)), ms(p(0.99))),
+        "p99 ≤ 1 s",
+    );
+    receiver.abort();
+    server.shutdown().await?;
+    Ok(())
 }
