@@ -290,7 +290,7 @@ pub(crate) struct LeafState {
     raw_since: Option<i64>,
     /// Recent points (rate). Not saved: after a restart a rate needs `over` of new data.
     #[serde(skip)]
-    hist: Vec<(i64, f64)>,
+    hist: std::collections::VecDeque<(i64, f64)>,
     /// Completed windows: start → (holds, value). Not saved: re-read from storage each tick.
     #[serde(skip)]
     windows: Windows,
@@ -401,13 +401,12 @@ fn feed_leaves(
             }
             Leaf::Rate { op, value, over, .. } => {
                 if let Some(x) = x {
-                    ls.hist.push((t, x));
+                    ls.hist.push_back((t, x));
                     // Keep the newest point at or before t − over, and everything after it.
-                    let cut = ls.hist.iter().rposition(|(ts, _)| *ts <= t - over);
-                    if let Some(i) = cut.filter(|i| *i > 0) {
-                        ls.hist.drain(..i);
+                    while ls.hist.get(1).is_some_and(|(ts, _)| *ts <= t - over) {
+                        ls.hist.pop_front();
                     }
-                    ls.truth = match ls.hist.first() {
+                    ls.truth = match ls.hist.front() {
                         Some(&(ts, base)) if ts <= t - over => {
                             let change = x - base;
                             if change.is_finite() && op.holds(change, *value) {

@@ -221,4 +221,20 @@ mod tests {
         assert_eq!(c.http.port(), 8080);
         assert!(toml::from_str::<Config>("[storage]\nflush_pionts = 3").is_err());
     }
+
+    #[test]
+    fn the_commented_alert_rule_of_the_example_parses() {
+        let example = include_str!("../../../agora.example.toml");
+        let rule: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[alerts.rules]]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&rule).unwrap();
+        assert_eq!(c.alerts.rules.len(), 1);
+        assert_eq!(c.alerts.rules[0].id, "noise-rotonde-night");
+        assert!(c.alerts.rules[0].schedule.is_some());
+    }
 }
