@@ -124,7 +124,12 @@ enum Leaf {
         periods: Option<f64>,
         dur: Option<i64>,
     },
-    Forecast,
+    Forecast {
+        property: String,
+        horizon: std::time::Duration,
+        op: Op,
+        value: f64,
+    },
 }
 
 impl Leaf {
@@ -135,7 +140,8 @@ impl Leaf {
             | Self::Sustained { property, .. }
             | Self::Rate { property, .. }
             | Self::Window { property, .. } => Some(property),
-            Self::NoData { .. } | Self::Forecast => None,
+            Self::Forecast { property, .. } => Some(property),
+            Self::NoData { .. } => None,
         }
     }
 
@@ -201,7 +207,12 @@ fn compile(c: &Condition, leaves: &mut Vec<Leaf>) -> Expr {
         Condition::NoData { periods, duration } => {
             push(Leaf::NoData { periods: *periods, dur: duration.as_deref().map(d) })
         }
-        Condition::Forecast { .. } => push(Leaf::Forecast),
+        Condition::Forecast { property, horizon, op, value } => push(Leaf::Forecast {
+            property: property.clone(),
+            horizon: parse_duration(horizon).unwrap_or_default(),
+            op: *op,
+            value: *value,
+        }),
         Condition::All(v) => Expr::All(v.iter().map(|c| compile(c, leaves)).collect()),
         Condition::Any(v) => Expr::Any(v.iter().map(|c| compile(c, leaves)).collect()),
     }
@@ -724,6 +735,7 @@ pub(crate) async fn tick(
     ev: &parking_lot::Mutex<Evaluator>,
     catalog: &dyn Catalog,
     store: &dyn SeriesStore,
+    forecaster: Option<&dyn crate::Forecaster>,
     now: i64,
     out: &mut Vec<Transition>,
 ) {
@@ -790,6 +802,16 @@ pub(crate) async fn tick(
                         let seen = d.last_seen.map_or(d.created_at.as_nanos(), Timestamp::as_nanos);
                         nodata.push((i, now - seen > limit, seen + limit));
                     }
+                    Leaf::Forecast { property, horizon, op, value } => {
+                        // Without a forecaster, a forecast never holds.
+                        applicable = true;
+                        let predicted = forecaster.and_then(|f| {
+                            let s =
+                                catalog.lookup_series(&[(d.id.as_str(), property.as_str())])[0]?;
+                            f.forecast(s, *horizon)
+                        });
+                        nodata.push((i, predicted.is_some_and(|p| op.holds(p, *value)), now));
+                    }
                     _ => {}
                 }
             }
@@ -855,13 +877,16 @@ pub(crate) async fn tick(
                     });
                 }
             }
+            // Silence and forecasts: (leaf, holds, since when).
             for (i, silent, since) in nodata {
                 st.leaves[i].truth = silent;
                 if silent {
                     at = since;
                 }
             }
-            if c.leaves.len() > 1 || matches!(c.leaves[0], Leaf::NoData { .. } | Leaf::Forecast) {
+            if c.leaves.len() > 1
+                || matches!(c.leaves[0], Leaf::NoData { .. } | Leaf::Forecast { .. })
+            {
                 settle(&c, &key, st, at.min(now), out);
             }
         }

@@ -731,8 +731,15 @@ impl Alerts {
     async fn tick(&self) {
         let mut out = Vec::new();
         let now = self.deps.clock.now().as_nanos();
-        eval::tick(&self.ev, self.deps.catalog.as_ref(), self.deps.series.as_ref(), now, &mut out)
-            .await;
+        eval::tick(
+            &self.ev,
+            self.deps.catalog.as_ref(),
+            self.deps.series.as_ref(),
+            self.forecaster.get().map(|f| f.as_ref()),
+            now,
+            &mut out,
+        )
+        .await;
         for t in out {
             let _ = self.tx.send(t);
         }
