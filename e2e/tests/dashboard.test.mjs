@@ -125,6 +125,15 @@ test('the alert raised by the new value is shown and acknowledged', async () => 
   const acked = page.locator('tr[data-state="acknowledged"]', { hasText: 'aq-rotonde-01' });
   await acked.waitFor();
   assert.match(await acked.textContent(), /équipe prévenue/);
+  // The rules section: the test's rule is listed; a regulatory template is enabled for a place.
+  await page.locator('#rules', { hasText: 'e2e-no2' }).waitFor();
+  await page.selectOption('#template', 'bin-full');
+  await page.selectOption('#new-rule select[name="scope_kind"]', 'site');
+  await page.fill('#new-rule input[name="scope_value"]', 'hotel-de-ville');
+  await page.click('#new-rule button[type="submit"]');
+  await page.locator('#rules', { hasText: 'bin-full-hotel-de-ville' }).waitFor();
+  assert.match(await page.locator('#rule-message').textContent(), /bin-full-hotel-de-ville/);
+  await shot(page, '10b-rules');
 });
 
 test('the fleet health page lists silent and faulty devices', async () => {

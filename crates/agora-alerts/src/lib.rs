@@ -134,7 +134,7 @@ pub struct Alerts {
     open: tokio::sync::Mutex<HashMap<(String, String), i64>>,
     tx: mpsc::UnboundedSender<Transition>,
     /// Stored batches on their way to the evaluator thread.
-    batches: Mutex<std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>>,
+    batches: std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>,
     http: reqwest::Client,
     forecaster: std::sync::OnceLock<Arc<dyn Forecaster>>,
 }
@@ -148,7 +148,7 @@ impl std::fmt::Debug for Alerts {
 impl BatchObserver for Alerts {
     fn stored(&self, batch: Arc<agora_ingest::StoredBatch>) {
         // Evaluated on the evaluator's own thread: writers never wait for rules.
-        let _ = self.batches.lock().send(batch);
+        let _ = self.batches.send(batch);
     }
 }
 
@@ -201,7 +201,7 @@ impl Alerts {
             rules: parking_lot::RwLock::new(BTreeMap::new()),
             open: tokio::sync::Mutex::new(HashMap::new()),
             tx,
-            batches: Mutex::new(batches),
+            batches,
             http,
             forecaster: std::sync::OnceLock::new(),
         });

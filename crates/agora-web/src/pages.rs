@@ -571,7 +571,11 @@ pub(crate) async fn alerts(
     let body = format!(
         "<h1>{title}</h1><form class=\"filters\" id=\"alert-filters\" aria-label=\"{filters}\"><label>{state} <select name=\"state\"><option value=\"open\">{open}</option><option value=\"acknowledged\">{ack}</option><option value=\"resolved\">{resolved}</option></select></label> <label>{severity} <select name=\"severity\"><option value=\"\">{all}</option><option value=\"critical\">{s_crit}</option><option value=\"warning\">{s_warn}</option><option value=\"info\">{s_info}</option></select></label></form>\
 <table class=\"table alerts\"><caption>{caption}</caption><thead><tr><th scope=\"col\">{c_sev}</th><th scope=\"col\">{c_rule}</th><th scope=\"col\">{c_scope}</th><th scope=\"col\">{c_since}</th><th scope=\"col\">{c_value}</th><th scope=\"col\">{c_state}</th><th scope=\"col\"><span class=\"sr-only\">{c_act}</span></th></tr></thead>\
-<tbody id=\"alert-rows\" aria-live=\"polite\"><tr><td colspan=\"7\" class=\"empty\">{loading}</td></tr></tbody></table>",
+<tbody id=\"alert-rows\" aria-live=\"polite\"><tr><td colspan=\"7\" class=\"empty\">{loading}</td></tr></tbody></table>\
+<section aria-labelledby=\"rules-title\"><h2 id=\"rules-title\">{rules}</h2><div id=\"rules\"></div>\
+<form id=\"new-rule\" class=\"explorer\"><fieldset><legend>{enable}</legend><label>{template} <select name=\"template\" id=\"template\" required></select></label> \
+<label>{scope_kind} <select name=\"scope_kind\"><option value=\"\">{everywhere}</option><option value=\"site\">{site}</option><option value=\"commune\">{commune}</option><option value=\"device\">{device}</option></select></label> \
+<label>{scope_value} <input name=\"scope_value\"></label> <label>{webhook} <input name=\"webhook\" type=\"url\" placeholder=\"https://\"></label> <button type=\"submit\">{create}</button></fieldset></form><p id=\"rule-message\" role=\"status\"></p></section>",
         title = t("alerts.title"),
         filters = t("alerts.filters"),
         state = t("alerts.state"),
@@ -592,6 +596,17 @@ pub(crate) async fn alerts(
         s_warn = t("severity.warning"),
         s_info = t("severity.info"),
         loading = t("loading"),
+        rules = t("rules.title"),
+        enable = t("rules.enable"),
+        template = t("rules.template"),
+        scope_kind = t("rules.scope_kind"),
+        everywhere = t("rules.everywhere"),
+        site = t("device.site"),
+        commune = t("explorer.communes"),
+        device = t("device.id"),
+        scope_value = t("rules.scope_value"),
+        webhook = t("rules.webhook"),
+        create = t("rules.create"),
     );
     let page = Page {
         id: "alerts",

@@ -1,7 +1,7 @@
 // The alerts area: alerts by state and severity, refreshed every 3 s; acknowledge (with a comment)
 // and resolve by hand; each alert's action attempts on demand.
 
-import { t, esc, api, post, when, num, announce } from './common.js';
+import { settings, t, esc, api, post, when, num, announce } from './common.js';
 
 const form = document.getElementById('alert-filters');
 const rows = document.getElementById('alert-rows');
@@ -57,3 +57,58 @@ rows.addEventListener('click', async (e) => {
 form.addEventListener('change', () => load());
 load().catch((e) => { rows.innerHTML = `<tr><td colspan="7" class="error">${esc(e.message)}</td></tr>`; });
 setInterval(() => { if (!document.querySelector('tr.log')) load().catch(() => {}); }, 3000);
+
+// ---- Rules: the list, a regulatory template to enable with a scope, deletion. Changing rules
+// needs an admin token; others see the list and the server's refusal.
+
+const rulesBox = document.getElementById('rules');
+const message = document.getElementById('rule-message');
+
+function scopeText(s) {
+  return Object.entries(s ?? {}).map(([k, v]) => `${k} = ${v}`).join(', ') || t('rules.everywhere');
+}
+
+async function loadRules() {
+  const [{ rules }, { templates }] = await Promise.all([api('/api/v1/rules'), api('/api/v1/rules/templates')]);
+  rulesBox.innerHTML = rules.length ? `<table class="table"><caption class="sr-only">${esc(t('rules.title'))}</caption>
+    <thead><tr><th scope="col">${esc(t('rules.id'))}</th><th scope="col">${esc(t('alerts.severity'))}</th><th scope="col">${esc(t('rules.scope_kind'))}</th><th scope="col">${esc(t('rules.origin'))}</th><th scope="col"><span class="sr-only">${esc(t('alerts.actions'))}</span></th></tr></thead>
+    <tbody>${rules.map((r) => `<tr><th scope="row">${esc(r.name || r.id)}<br><span class="muted">${esc(r.id)}${r.enabled ? '' : ' (off)'}</span></th>
+      <td><span class="sev sev-${esc(r.severity)}">${esc(t(`severity.${r.severity}`))}</span></td><td>${esc(scopeText(r.scope))}</td><td>${esc(r.origin)}</td>
+      <td>${r.origin === 'api' ? `<button type="button" class="secondary" data-delete="${esc(r.id)}">${esc(t('rules.delete'))}</button>` : ''}</td></tr>`).join('')}</tbody></table>`
+    : `<p class="empty">${esc(t('rules.none'))}</p>`;
+  const sel = document.getElementById('template');
+  if (!sel.options.length) sel.innerHTML = templates.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`).join('');
+}
+
+rulesBox.addEventListener('click', async (e) => {
+  const id = e.target.closest('button')?.dataset.delete;
+  if (!id) return;
+  try {
+    const r = await fetch(`/api/v1/rules/${encodeURIComponent(id)}`, { method: 'DELETE', credentials: 'same-origin', headers: { 'X-CSRF-Token': settings.csrf ?? '' } });
+    if (!r.ok) throw new Error((await r.json()).detail);
+    message.textContent = t('rules.deleted', { id });
+    await loadRules();
+  } catch (err) { message.textContent = err.message; }
+});
+
+document.getElementById('new-rule').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const template = f.get('template');
+  const body = { template };
+  const kind = f.get('scope_kind');
+  const value = String(f.get('scope_value') ?? '').trim();
+  if (kind && value) {
+    body.scope = { [kind]: value };
+    body.id = `${template}-${value}`.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').slice(0, 64);
+  }
+  const hook = String(f.get('webhook') ?? '').trim();
+  if (hook) body.actions = [{ webhook: { url: hook } }];
+  try {
+    const r = await post('/api/v1/rules', body);
+    message.textContent = t('rules.created', { id: r.id });
+    await loadRules();
+  } catch (err) { message.textContent = err.message; }
+});
+
+loadRules().catch((e) => { rulesBox.innerHTML = `<p class="error">${esc(e.message)}</p>`; });
