@@ -79,6 +79,51 @@ struct Page {
     bare: bool,
 }
 
+impl Page {
+    fn new(id: &'static str, title: String, body: String) -> Self {
+        Self {
+            id,
+            title,
+            body,
+            script: None,
+            leaflet: false,
+            uplot: false,
+            data: json!({}),
+            bare: false,
+        }
+    }
+
+    /// Its module in `assets/js/`.
+    fn script(mut self, name: &'static str) -> Self {
+        self.script = Some(name);
+        self
+    }
+
+    /// It draws a map (Leaflet).
+    fn map(mut self) -> Self {
+        self.leaflet = true;
+        self
+    }
+
+    /// It draws charts (uPlot).
+    fn charts(mut self) -> Self {
+        self.uplot = true;
+        self
+    }
+
+    /// More settings for its script.
+    fn data(mut self, v: JsonValue) -> Self {
+        self.data = v;
+        self
+    }
+
+    /// No header (kiosk).
+    fn bare(mut self) -> Self {
+        self.bare = true;
+        self
+    }
+}
+
 fn nav_link(o: &mut String, href: &str, label: &str, current: bool) {
     let aria = if current { " aria-current=\"page\"" } else { "" };
     let _ = write!(o, "<li><a href=\"{}\"{aria}>{}</a></li>", esc(href), esc(label));
@@ -290,16 +335,11 @@ pub(crate) async fn public_map(
     if let Some(r) = public_off(&s, lang) {
         return r;
     }
-    let page = Page {
-        id: "public-map",
-        title: lang.t("map.title").to_owned(),
-        body: map_body(lang, false),
-        script: Some("map"),
-        leaflet: true,
-        uplot: true,
-        data: json!({"mode": "public"}),
-        bare: false,
-    };
+    let page = Page::new("public-map", lang.t("map.title").to_owned(), map_body(lang, false))
+        .script("map")
+        .map()
+        .charts()
+        .data(json!({"mode": "public"}));
     render(lang, set, &cfg, &viewer(&s, &h), "/", page)
 }
 
@@ -314,16 +354,12 @@ pub(crate) async fn supervision(
         Err(r) => return r.into_response(),
     };
     let (lang, set) = lang_of(&q, &h);
-    let page = Page {
-        id: "supervision",
-        title: lang.t("supervision.title").to_owned(),
-        body: map_body(lang, true),
-        script: Some("map"),
-        leaflet: true,
-        uplot: true,
-        data: json!({"mode": "operator"}),
-        bare: false,
-    };
+    let page =
+        Page::new("supervision", lang.t("supervision.title").to_owned(), map_body(lang, true))
+            .script("map")
+            .map()
+            .charts()
+            .data(json!({"mode": "operator"}));
     render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision", page)
 }
 
@@ -354,16 +390,10 @@ pub(crate) async fn place(
         kiosk = t("place.kiosk"),
         id = esc(place.id.as_str()),
     );
-    let page = Page {
-        id: "place",
-        title: place.name.clone(),
-        body,
-        script: Some("place"),
-        leaflet: false,
-        uplot: true,
-        data: json!({"site": place.id, "site_name": place.name}),
-        bare: false,
-    };
+    let page = Page::new("place", place.name.clone(), body)
+        .script("place")
+        .charts()
+        .data(json!({"site": place.id, "site_name": place.name}));
     let path = format!("/places/{site}");
     render(lang, set, &cfg, &viewer(&s, &h), &path, page)
 }
@@ -393,16 +423,10 @@ pub(crate) async fn kiosk(
         next = t("kiosk.next"),
     );
     let rotate = q.rotate.unwrap_or(cfg.kiosk_rotate_secs).clamp(3, 600);
-    let page = Page {
-        id: "kiosk",
-        title: place.name.clone(),
-        body,
-        script: Some("kiosk"),
-        leaflet: false,
-        uplot: false,
-        data: json!({"site": place.id, "site_name": place.name, "rotate": rotate}),
-        bare: true,
-    };
+    let page = Page::new("kiosk", place.name.clone(), body)
+        .script("kiosk")
+        .data(json!({"site": place.id, "site_name": place.name, "rotate": rotate}))
+        .bare();
     let path = format!("/kiosk/{site}");
     render(lang, set, &cfg, &Viewer::Public, &path, page)
 }
@@ -423,16 +447,7 @@ pub(crate) async fn fleet(
         esc(lang.t("fleet.title")),
         esc(lang.t("loading"))
     );
-    let page = Page {
-        id: "fleet",
-        title: lang.t("fleet.title").to_owned(),
-        body,
-        script: Some("fleet"),
-        leaflet: false,
-        uplot: false,
-        data: json!({}),
-        bare: false,
-    };
+    let page = Page::new("fleet", lang.t("fleet.title").to_owned(), body).script("fleet");
     render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision/fleet", page)
 }
 
@@ -481,16 +496,8 @@ pub(crate) async fn device(
         to = t("range.to"),
         show = t("range.show"),
     );
-    let page = Page {
-        id: "device",
-        title: name,
-        body,
-        script: Some("device"),
-        leaflet: false,
-        uplot: true,
-        data: json!({"device": d.id}),
-        bare: false,
-    };
+    let page =
+        Page::new("device", name, body).script("device").charts().data(json!({"device": d.id}));
     render(lang, set, &cfg, &Viewer::Operator(sess), &path, page)
 }
 
@@ -542,16 +549,9 @@ pub(crate) async fn explorer(
         result = t("explorer.result"),
         csv = t("explorer.csv"),
     );
-    let page = Page {
-        id: "explorer",
-        title: lang.t("explorer.title").to_owned(),
-        body,
-        script: Some("explorer"),
-        leaflet: false,
-        uplot: true,
-        data: json!({}),
-        bare: false,
-    };
+    let page = Page::new("explorer", lang.t("explorer.title").to_owned(), body)
+        .script("explorer")
+        .charts();
     render(lang, set, &cfg, &Viewer::Operator(sess), "/explorer", page)
 }
 
@@ -608,16 +608,7 @@ pub(crate) async fn alerts(
         webhook = t("rules.webhook"),
         create = t("rules.create"),
     );
-    let page = Page {
-        id: "alerts",
-        title: lang.t("alerts.title").to_owned(),
-        body,
-        script: Some("alerts"),
-        leaflet: false,
-        uplot: false,
-        data: json!({}),
-        bare: false,
-    };
+    let page = Page::new("alerts", lang.t("alerts.title").to_owned(), body).script("alerts");
     render(lang, set, &cfg, &Viewer::Operator(sess), "/alerts", page)
 }
 
@@ -649,16 +640,7 @@ fn login_page(
         },
         submit = t("login.submit"),
     );
-    let page = Page {
-        id: "login",
-        title: lang.t("login.title").to_owned(),
-        body,
-        script: None,
-        leaflet: false,
-        uplot: false,
-        data: json!({}),
-        bare: false,
-    };
+    let page = Page::new("login", lang.t("login.title").to_owned(), body);
     let mut r = render(lang, set, cfg, &Viewer::Public, "/login", page);
     *r.status_mut() = status;
     r
