@@ -363,6 +363,23 @@ pub(crate) async fn supervision(
     render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision", page)
 }
 
+/// A place shown to the public: 404 when the public map is off or the place is unknown.
+fn public_place(
+    s: &AppState,
+    site: &str,
+    lang: Lang,
+) -> Result<agora_store::catalog::Site, (StatusCode, String)> {
+    let missing = |k: &str| (StatusCode::NOT_FOUND, lang.t(k).to_owned());
+    if !s.config.public_map {
+        return Err(missing("public.off"));
+    }
+    s.catalog
+        .sites()
+        .into_iter()
+        .find(|x| x.id.as_str() == site)
+        .ok_or_else(|| missing("place.unknown"))
+}
+
 pub(crate) async fn place(
     State(s): State<AppState>,
     Extension(cfg): Cfg,
@@ -371,11 +388,9 @@ pub(crate) async fn place(
     h: HeaderMap,
 ) -> Response {
     let (lang, set) = lang_of(&q, &h);
-    if let Some(r) = public_off(&s, lang) {
-        return r;
-    }
-    let Some(place) = s.catalog.sites().into_iter().find(|x| x.id.as_str() == site) else {
-        return (StatusCode::NOT_FOUND, lang.t("place.unknown").to_owned()).into_response();
+    let place = match public_place(&s, &site, lang) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
     };
     let t = |k: &str| esc(lang.t(k));
     let body = format!(
@@ -406,11 +421,9 @@ pub(crate) async fn kiosk(
     h: HeaderMap,
 ) -> Response {
     let (lang, set) = lang_of(&q, &h);
-    if let Some(r) = public_off(&s, lang) {
-        return r;
-    }
-    let Some(place) = s.catalog.sites().into_iter().find(|x| x.id.as_str() == site) else {
-        return (StatusCode::NOT_FOUND, lang.t("place.unknown").to_owned()).into_response();
+    let place = match public_place(&s, &site, lang) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
     };
     let t = |k: &str| esc(lang.t(k));
     let body = format!(
