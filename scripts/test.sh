@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
-# (a real Mosquitto broker and its command-line clients, openssl for test certificates, Debian's
-# Chromium and, from npm, playwright-core to drive it), then runs every crate's unit and
+# (a real Mosquitto broker and its command-line clients, a real SMTP server — Debian's
+# python3-aiosmtpd —, openssl for test certificates, Debian's Chromium and, from npm,
+# playwright-core to drive it), then runs every crate's unit and
 # integration tests against real components, and the dashboard's end-to-end tests in the browser
 # against a running `agora demo`. Screenshots land in e2e/output/.
 set -euo pipefail
@@ -12,6 +13,7 @@ need_pkgs=()
 if [ ! -x /usr/sbin/mosquitto ] && ! command -v mosquitto >/dev/null 2>&1; then need_pkgs+=(mosquitto); fi
 if ! command -v mosquitto_pub >/dev/null 2>&1; then need_pkgs+=(mosquitto-clients); fi
 if ! command -v openssl >/dev/null 2>&1; then need_pkgs+=(openssl); fi
+if ! /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1; then need_pkgs+=(python3-aiosmtpd); fi
 if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -8,6 +8,7 @@
 //! every second and on shutdown, so a restart loses nothing.
 
 pub mod actions;
+pub mod email;
 mod eval;
 pub mod rule;
 
@@ -23,6 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use actions::{ExternalBroker, Publisher};
+pub use email::{Mailer, SmtpConfig};
 pub use rule::{Rule, RuleError};
 
 use crate::eval::{Compiled, Evaluator, KeyState, Transition};
@@ -59,6 +61,8 @@ pub struct AlertsConfig {
     pub rules: Vec<Rule>,
     /// Broker for MQTT commands; absent: agora's own MQTT endpoint.
     pub mqtt: Option<ExternalBroker>,
+    /// SMTP server for email actions; absent: email actions are refused.
+    pub smtp: Option<SmtpConfig>,
     /// Attempts per action (first try included).
     pub max_attempts: u32,
     /// Delay before the second attempt, in milliseconds; doubles each time.
@@ -72,6 +76,7 @@ impl Default for AlertsConfig {
         Self {
             rules: Vec::new(),
             mqtt: None,
+            smtp: None,
             max_attempts: 5,
             first_retry_ms: 1000,
             webhook_timeout_secs: 5,
@@ -136,6 +141,8 @@ pub struct Alerts {
     /// Stored batches on their way to the evaluator thread.
     batches: std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>,
     http: reqwest::Client,
+    /// Sends email actions, when `[alerts.smtp]` is set.
+    mailer: Option<Arc<Mailer>>,
     forecaster: std::sync::OnceLock<Arc<dyn Forecaster>>,
 }
 
@@ -193,6 +200,7 @@ impl Alerts {
             .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .build()
             .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
+        let mailer = cfg.smtp.as_ref().map(Mailer::new).transpose().map_err(Error::Start)?;
         let (batches, batch_rx) = std::sync::mpsc::channel();
         let me = Arc::new(Self {
             deps,
@@ -203,6 +211,7 @@ impl Alerts {
             tx,
             batches,
             http,
+            mailer: mailer.map(Arc::new),
             forecaster: std::sync::OnceLock::new(),
         });
         me.load().await?;
@@ -259,7 +268,7 @@ impl Alerts {
             }
         }
         for r in &self.cfg.rules {
-            r.check(&*self.deps.known_property.0)
+            self.check(r)
                 .map_err(|e| RuleError(format!("rule {:?} in the configuration: {e}", r.id)))?;
             let same = stored.get(&r.id).is_some_and(|v| &v.rule == r && v.origin == "config");
             if !same {
@@ -350,9 +359,20 @@ impl Alerts {
         rule::templates()
     }
 
+    /// Validate a rule, and that what its actions need is configured.
+    fn check(&self, r: &Rule) -> std::result::Result<(), RuleError> {
+        r.check(&*self.deps.known_property.0)?;
+        if self.mailer.is_none() && r.actions.iter().any(|a| a.kind() == "email") {
+            return Err(RuleError(
+                "email actions need an SMTP server: set [alerts.smtp] in agora.toml".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Create or replace a rule made through the API.
     pub async fn put_rule(&self, r: Rule) -> Result<RuleView> {
-        r.check(&*self.deps.known_property.0)?;
+        self.check(&r)?;
         if self.rules.read().get(&r.id).is_some_and(|v| v.origin == "config") {
             return Err(Error::Conflict(format!(
                 "rule {:?} is defined in agora.toml; change it there",
@@ -753,6 +773,7 @@ impl Alerts {
             let job = Delivering {
                 store: self.deps.store.clone(),
                 http: self.http.clone(),
+                mailer: self.mailer.clone(),
                 publisher: self.deps.publisher.clone(),
                 clock: self.deps.clock.clone(),
                 attempts: self.cfg.max_attempts.max(1),
@@ -767,6 +788,7 @@ impl Alerts {
 struct Delivering {
     store: Arc<dyn AlertStore>,
     http: reqwest::Client,
+    mailer: Option<Arc<Mailer>>,
     publisher: Option<Arc<dyn Publisher>>,
     clock: Arc<dyn Clock>,
     attempts: u32,
@@ -779,6 +801,8 @@ impl Delivering {
             if attempt > 1 {
                 tokio::time::sleep(actions::backoff(self.first_retry, attempt)).await;
             }
+            // A final refusal (a 5xx reply to an email) is not tried again.
+            let mut give_up = false;
             let (target, outcome) = match action {
                 rule::Action::Webhook { url, secret, .. } => {
                     let body = actions::webhook_body(a, rule, event);
@@ -819,9 +843,15 @@ impl Delivering {
                     };
                     (topic, outcome)
                 }
-                // Refused by `Rule::check` until an SMTP sender exists.
                 rule::Action::Email { to, .. } => {
-                    (to.join(", "), Err("email is not available".into()))
+                    let outcome = match &self.mailer {
+                        Some(m) => m.send(to, a, rule, event).await.map_err(|e| {
+                            give_up = !e.transient;
+                            e.detail
+                        }),
+                        None => Err("no SMTP server: set [alerts.smtp]".into()),
+                    };
+                    (to.join(", "), outcome)
                 }
             };
             let ok = outcome.is_ok();
@@ -843,7 +873,7 @@ impl Delivering {
             if let Err(e) = self.store.add_delivery(&d).await {
                 tracing::error!(error = %e, "could not log an action attempt");
             }
-            if ok || matches!(action, rule::Action::Email { .. }) {
+            if ok || give_up {
                 return;
             }
         }

@@ -522,10 +522,19 @@ impl Rule {
                         return bad(format!("MQTT qos must be 0 or 1, not {qos}"));
                     }
                 }
-                Action::Email { .. } => {
-                    return bad(
-                        "email actions are not available yet (no SMTP sender): use a webhook",
-                    );
+                Action::Email { to, .. } => {
+                    if to.is_empty() {
+                        return bad("an email action needs at least one address in \"to\"");
+                    }
+                    if to.len() > 100 {
+                        return bad("an email action takes at most 100 addresses");
+                    }
+                    if let Some((a, e)) = to
+                        .iter()
+                        .find_map(|a| a.parse::<lettre::message::Mailbox>().err().map(|e| (a, e)))
+                    {
+                        return bad(format!("bad email address {a:?}: {e}"));
+                    }
                 }
             }
         }

@@ -181,6 +181,12 @@ impl Config {
         if let Ok(v) = std::env::var("AGORA_TILE_URL") {
             self.web.tile_url = Some(v).filter(|v| !v.is_empty());
         }
+        if let Ok(v) = std::env::var("AGORA_SMTP_PASSWORD") {
+            match &mut self.alerts.smtp {
+                Some(smtp) => smtp.password = Some(v),
+                None => tracing::warn!("AGORA_SMTP_PASSWORD is set but [alerts.smtp] is not"),
+            }
+        }
         if let Ok(v) = std::env::var("AGORA_RAW_RETENTION_DAYS") {
             self.storage.raw_retention_days =
                 Some(v.parse().context("AGORA_RAW_RETENTION_DAYS must be a number of days")?);
@@ -223,11 +229,11 @@ mod tests {
     }
 
     #[test]
-    fn the_commented_alert_rule_of_the_example_parses() {
+    fn the_commented_smtp_server_and_alert_rule_of_the_example_parse() {
         let example = include_str!("../../../agora.example.toml");
         let rule: String = example
             .lines()
-            .skip_while(|l| !l.starts_with("# [[alerts.rules]]"))
+            .skip_while(|l| !l.starts_with("# [alerts.smtp]"))
             .take_while(|l| l.starts_with('#'))
             .map(|l| l.trim_start_matches('#').trim_start())
             .collect::<Vec<_>>()
@@ -236,5 +242,11 @@ mod tests {
         assert_eq!(c.alerts.rules.len(), 1);
         assert_eq!(c.alerts.rules[0].id, "noise-rotonde-night");
         assert!(c.alerts.rules[0].schedule.is_some());
+        assert_eq!(c.alerts.rules[0].actions.len(), 2);
+        let mut smtp = c.alerts.smtp.expect("the commented [alerts.smtp] parses");
+        assert_eq!(smtp.security, agora_alerts::email::SmtpSecurity::Starttls);
+        // With the password from the environment, and no city authority file on this machine.
+        (smtp.password, smtp.ca_file) = (Some("from AGORA_SMTP_PASSWORD".into()), None);
+        agora_alerts::Mailer::new(&smtp).expect("and makes a mailer");
     }
 }

@@ -198,3 +198,25 @@ impl TestProcess {
         self.child.wait().unwrap();
     }
 }
+
+/// A private certificate authority and a server certificate it signed, for `localhost` and
+/// `127.0.0.1`, made with openssl in `dir`: `ca.pem`, `server.pem`, `server.key`.
+pub(crate) fn private_ca(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let ok = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed")
+            .success();
+        assert!(ok, "openssl {args}");
+    };
+    let new_key = "-newkey rsa:2048 -nodes -keyout";
+    run(&format!("req -x509 {new_key} ca.key -out ca.pem -days 2 -subj /CN=agora-test-CA"));
+    run(&format!("req {new_key} server.key -out server.csr -subj /CN=localhost"));
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let sign = "-CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf";
+    run(&format!("x509 -req -in server.csr -out server.pem {sign}"));
+}

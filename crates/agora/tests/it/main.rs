@@ -3,6 +3,7 @@
 
 mod alerts;
 mod csv_import;
+mod email;
 mod helpers;
 mod ingest;
 mod mqtt;
