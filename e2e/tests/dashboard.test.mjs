@@ -133,6 +133,12 @@ test('the alert raised by the new value is shown and acknowledged', async () => 
   await page.click('#new-rule button[type="submit"]');
   await page.locator('#rules', { hasText: 'bin-full-hotel-de-ville' }).waitFor();
   assert.match(await page.locator('#rule-message').textContent(), /bin-full-hotel-de-ville/);
+  // An email action needs an SMTP server, which the demo has not: the refusal says what to set.
+  await page.selectOption('#template', 'soil-dry');
+  await page.fill('#new-rule input[name="scope_value"]', 'parc-jourdan');
+  await page.fill('#new-rule input[name="email"]', 'astreinte@aix.example');
+  await page.click('#new-rule button[type="submit"]');
+  await page.locator('#rule-message', { hasText: '[alerts.smtp]' }).waitFor();
   await shot(page, '10b-rules');
 });
 

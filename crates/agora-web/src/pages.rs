@@ -586,9 +586,9 @@ pub(crate) async fn alerts(
 <table class=\"table alerts\"><caption>{caption}</caption><thead><tr><th scope=\"col\">{c_sev}</th><th scope=\"col\">{c_rule}</th><th scope=\"col\">{c_scope}</th><th scope=\"col\">{c_since}</th><th scope=\"col\">{c_value}</th><th scope=\"col\">{c_state}</th><th scope=\"col\"><span class=\"sr-only\">{c_act}</span></th></tr></thead>\
 <tbody id=\"alert-rows\" aria-live=\"polite\"><tr><td colspan=\"7\" class=\"empty\">{loading}</td></tr></tbody></table>\
 <section aria-labelledby=\"rules-title\"><h2 id=\"rules-title\">{rules}</h2><div id=\"rules\"></div>\
-<form id=\"new-rule\" class=\"explorer\"><fieldset><legend>{enable}</legend><label>{template} <select name=\"template\" id=\"template\" required></select></label> \
+<form id=\"new-rule\" class=\"rule-form\"><fieldset><legend>{enable}</legend><label>{template} <select name=\"template\" id=\"template\" required></select></label> \
 <label>{scope_kind} <select name=\"scope_kind\"><option value=\"\">{everywhere}</option><option value=\"site\">{site}</option><option value=\"commune\">{commune}</option><option value=\"device\">{device}</option></select></label> \
-<label>{scope_value} <input name=\"scope_value\"></label> <label>{webhook} <input name=\"webhook\" type=\"url\" placeholder=\"https://\"></label> <button type=\"submit\">{create}</button></fieldset></form><p id=\"rule-message\" role=\"status\"></p></section>",
+<label>{scope_value} <input name=\"scope_value\"></label> <label>{webhook} <input name=\"webhook\" type=\"url\" placeholder=\"https://\"></label> <label>{email} <input name=\"email\" type=\"text\" inputmode=\"email\" autocomplete=\"off\" placeholder=\"nom@ville.fr, …\"></label> <button type=\"submit\">{create}</button></fieldset></form><p id=\"rule-message\" role=\"status\"></p></section>",
         title = t("alerts.title"),
         filters = t("alerts.filters"),
         state = t("alerts.state"),
@@ -619,6 +619,7 @@ pub(crate) async fn alerts(
         device = t("device.id"),
         scope_value = t("rules.scope_value"),
         webhook = t("rules.webhook"),
+        email = t("rules.email"),
         create = t("rules.create"),
     );
     let page = Page::new("alerts", lang.t("alerts.title").to_owned(), body).script("alerts");

@@ -68,11 +68,17 @@ function scopeText(s) {
   return Object.entries(s ?? {}).map(([k, v]) => `${k} = ${v}`).join(', ') || t('rules.everywhere');
 }
 
+// What a rule does besides raising the alert: "webhook, email".
+function actionsText(actions) {
+  const kinds = [...new Set((actions ?? []).map((a) => Object.keys(a)[0]))];
+  return kinds.length ? ` → ${kinds.join(', ')}` : '';
+}
+
 async function loadRules() {
   const [{ rules }, { templates }] = await Promise.all([api('/api/v1/rules'), api('/api/v1/rules/templates')]);
   rulesBox.innerHTML = rules.length ? `<table class="table"><caption class="sr-only">${esc(t('rules.title'))}</caption>
     <thead><tr><th scope="col">${esc(t('rules.id'))}</th><th scope="col">${esc(t('alerts.severity'))}</th><th scope="col">${esc(t('rules.scope_kind'))}</th><th scope="col">${esc(t('rules.origin'))}</th><th scope="col"><span class="sr-only">${esc(t('alerts.actions'))}</span></th></tr></thead>
-    <tbody>${rules.map((r) => `<tr><th scope="row">${esc(r.name || r.id)}<br><span class="muted">${esc(r.id)}${r.enabled ? '' : ' (off)'}</span></th>
+    <tbody>${rules.map((r) => `<tr><th scope="row">${esc(r.name || r.id)}<br><span class="muted">${esc(r.id)}${r.enabled ? '' : ' (off)'}${actionsText(r.actions)}</span></th>
       <td><span class="sev sev-${esc(r.severity)}">${esc(t(`severity.${r.severity}`))}</span></td><td>${esc(scopeText(r.scope))}</td><td>${esc(r.origin)}</td>
       <td>${r.origin === 'api' ? `<button type="button" class="secondary" data-delete="${esc(r.id)}">${esc(t('rules.delete'))}</button>` : ''}</td></tr>`).join('')}</tbody></table>`
     : `<p class="empty">${esc(t('rules.none'))}</p>`;
@@ -102,8 +108,12 @@ document.getElementById('new-rule').addEventListener('submit', async (e) => {
     body.scope = { [kind]: value };
     body.id = `${template}-${value}`.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').slice(0, 64);
   }
+  const actions = [];
   const hook = String(f.get('webhook') ?? '').trim();
-  if (hook) body.actions = [{ webhook: { url: hook } }];
+  if (hook) actions.push({ webhook: { url: hook } });
+  const to = String(f.get('email') ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  if (to.length) actions.push({ email: { to } });
+  if (actions.length) body.actions = actions;
   try {
     const r = await post('/api/v1/rules', body);
     message.textContent = t('rules.created', { id: r.id });
