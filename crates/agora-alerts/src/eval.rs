@@ -215,6 +215,14 @@ struct SeriesEntry {
     hist: VecDeque<(i64, f64)>,
 }
 
+/// Where a device stands, as scopes see it: kind, site, commune.
+type Placement = (String, Option<String>, Option<String>);
+
+fn placement(d: &agora_store::catalog::Device) -> Placement {
+    let site = d.site.as_ref().map(ToString::to_string);
+    (d.kind.to_string(), site, d.commune.as_ref().map(ToString::to_string))
+}
+
 /// The devices the evaluator has met, numbered.
 #[derive(Debug, Default)]
 struct Devices {
@@ -222,6 +230,8 @@ struct Devices {
     names: Vec<Arc<str>>,
     /// Per device number: how many rules hold a state for it.
     held: Vec<u32>,
+    /// Per device number: where it stood when its series' rules were worked out.
+    placed: Vec<Option<Placement>>,
 }
 
 impl Devices {
@@ -233,6 +243,7 @@ impl Devices {
         let a: Arc<str> = Arc::from(name);
         self.names.push(a.clone());
         self.held.push(0);
+        self.placed.push(None);
         self.ix.insert(a, i);
         i
     }
@@ -667,8 +678,7 @@ fn series_meta(
 ) -> Option<Arc<SeriesMeta>> {
     catalog.series_info(s).and_then(|info| {
         let d = catalog.device(info.device.as_str())?;
-        let (kind, site, commune) =
-            (d.kind.to_string(), d.site.map(|x| x.to_string()), d.commune.map(|x| x.to_string()));
+        let (kind, site, commune) = placement(&d);
         let candidates: Vec<(usize, Vec<u16>)> = by_property
             .get(info.property.as_str())
             .map(|v| {
@@ -695,6 +705,7 @@ fn series_meta(
                 .flat_map(|(i, ix)| ix.iter().map(|l| &rules[*i].leaves[usize::from(*l)])),
         );
         let device_ix = devices.ix(info.device.as_str());
+        devices.placed[device_ix as usize] = Some((kind, site, commune));
         Some(Arc::new(SeriesMeta {
             device: Arc::from(info.device.as_str()),
             device_ix,
@@ -720,6 +731,8 @@ pub(crate) struct Evaluator {
     devices: Devices,
     /// Bumped at each change of the rules: series work out their candidates again.
     generation: u64,
+    /// The catalog's `devices_version` when devices were last checked for moves.
+    devices_version: u64,
     /// Per rule (same order as `rules`): device number → state.
     states: Vec<IdMap<u32, KeyState>>,
     /// Per rule: keys changed since the last save.
@@ -852,6 +865,28 @@ impl Evaluator {
                     dirty[i].insert(k, ());
                 }
             }
+        }
+    }
+
+    /// Notice devices moved to another kind, site or commune since their series' rules were
+    /// worked out: the rules of every series are worked out again (moves are rare).
+    pub(crate) fn refresh_scopes(&mut self, catalog: &dyn Catalog) {
+        let version = catalog.devices_version();
+        if version == self.devices_version {
+            return;
+        }
+        self.devices_version = version;
+        let mut moved = false;
+        for (name, placed) in self.devices.names.iter().zip(self.devices.placed.iter_mut()) {
+            let Some(seen) = placed else { continue };
+            if let Some(now) = catalog.device(name).map(|d| placement(&d)).filter(|p| p != seen) {
+                tracing::info!(device = %name, "device moved: its alert rules are worked out again");
+                *seen = now;
+                moved = true;
+            }
+        }
+        if moved {
+            self.generation += 1;
         }
     }
 

@@ -751,6 +751,7 @@ impl Alerts {
     async fn tick(&self) {
         let mut out = Vec::new();
         let now = self.deps.clock.now().as_nanos();
+        self.ev.lock().refresh_scopes(self.deps.catalog.as_ref());
         eval::tick(
             &self.ev,
             self.deps.catalog.as_ref(),

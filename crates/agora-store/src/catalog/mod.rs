@@ -222,6 +222,9 @@ pub trait Catalog: Send + Sync + Debug {
     async fn upsert_device(&self, d: Device) -> Result<()>;
     /// One device.
     fn device(&self, id: &str) -> Option<Device>;
+    /// A number that changes each time a device is created or changed (so that a reader
+    /// caching devices knows when to look again).
+    fn devices_version(&self) -> u64;
     /// Devices passing a filter, sorted by id.
     fn devices(&self, f: &DeviceFilter) -> Vec<Device>;
     /// Series ids of `(device, property)` pairs, looked up under one lock.

@@ -63,6 +63,8 @@ pub struct SqliteCatalog {
     state: RwLock<State>,
     /// Serializes catalog writes so that concurrent auto-registrations create each row once.
     write: tokio::sync::Mutex<()>,
+    /// Bumped by each device written.
+    devices_version: std::sync::atomic::AtomicU64,
 }
 
 fn hash(secret: &str) -> String {
@@ -103,8 +105,12 @@ impl SqliteCatalog {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         migrator().run(&pool).await?;
-        let cat =
-            Self { pool, state: RwLock::new(State::default()), write: tokio::sync::Mutex::new(()) };
+        let cat = Self {
+            pool,
+            state: RwLock::new(State::default()),
+            write: tokio::sync::Mutex::new(()),
+            devices_version: std::sync::atomic::AtomicU64::new(0),
+        };
         cat.load().await?;
         Ok(cat)
     }
@@ -290,6 +296,10 @@ impl Catalog for SqliteCatalog {
         self.state.read().sites.values().cloned().collect()
     }
 
+    fn devices_version(&self) -> u64 {
+        self.devices_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     async fn upsert_device(&self, d: Device) -> Result<()> {
         let _w = self.write.lock().await;
         {
@@ -330,6 +340,7 @@ impl Catalog for SqliteCatalog {
         d.created_at = created_at.unwrap_or(d.created_at);
         d.last_seen = d.last_seen.max(last_seen);
         st.devices.insert(d.id.to_string(), d);
+        self.devices_version.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Alerts driven by real ingestion over HTTP: each rule kind opens and resolves alerts, the
 //! regulatory templates (3 consecutive hours, daily mean in Paris days), hysteresis, late data,
-//! a restart with an alert open, webhooks (signature, retries, an unreachable endpoint beside a
-//! good one) and MQTT commands received by real subscribers.
+//! a restart with an alert open, a device moved to another site, webhooks (signature, retries,
+//! an unreachable endpoint beside a good one) and MQTT commands received by real subscribers.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -541,4 +541,38 @@ async fn forecast_rules_fire_once_a_forecaster_is_plugged_in() {
     let list = alerts_until(&app, "pm10-forecast", 5, |l| !l.is_empty()).await;
     assert_eq!(states(&list), ["open"]);
     assert_eq!(list[0]["device"], "aq-1");
+}
+
+#[tokio::test]
+async fn a_device_moved_to_another_site_falls_under_that_sites_rules() {
+    let app = TestApp::spawn().await;
+    for site in ["place-a", "place-b"] {
+        let place =
+            json!({"id": site, "commune": "13001", "name": site, "lat": 43.53, "lon": 5.45});
+        let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&place).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        add_rule(
+            &app,
+            json!({"id": site, "scope": {"site": site},
+            "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}}}),
+        )
+        .await;
+    }
+    let t = hour_now() - 600;
+    app.write(&format!("air_quality,device=aq-m,site=place-a pm10=10 {t}")).await;
+    let r = app
+        .post("/api/v1/devices")
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "aq-m", "kind": "air_quality", "site": "place-b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The evaluator looks for moved devices every second.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.write(&format!("air_quality,device=aq-m pm10=70 {}", t + 60)).await;
+    let b = alerts_until(&app, "place-b", 5, |l| !l.is_empty()).await;
+    assert_eq!(states(&b), ["open"], "the new site's rule");
+    let a = alerts_until(&app, "place-a", 0, |_| true).await;
+    assert!(a.is_empty(), "not the old site's: {a:?}");
 }
