@@ -984,7 +984,9 @@ pub(crate) async fn tick(
                             continue;
                         };
                         applicable = true;
-                        let unit_db = catalog.series_info(s).is_some_and(|x| x.unit == "dB");
+                        let unit_db = catalog.series_info(s).is_some_and(|x| {
+                            agora_model::is_sound_level(x.property.as_str(), &x.unit)
+                        });
                         let keep = i64::from(*count) + 47;
                         let last_end = window_floor(now, *every, *tz);
                         let first = window_floor(last_end - keep * every, *every, *tz);

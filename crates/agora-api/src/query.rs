@@ -430,7 +430,9 @@ pub(crate) async fn aggregate(
     }
     // Sound levels are averaged as energy, never arithmetically (LAeq,T).
     let energy = matches!(f, AggFn::Mean | AggFn::Sum)
-        && s.pipeline.unit_of(&property).as_deref() == Some("dB");
+        && s.pipeline
+            .unit_of(&property)
+            .is_some_and(|u| agora_model::is_sound_level(&property, &u));
     let head = json!({
         "property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"),
         "from": from, "to": to, "averaging": if energy { "energy" } else { "arithmetic" },

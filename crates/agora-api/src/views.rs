@@ -289,7 +289,7 @@ pub(crate) async fn chart(
         )));
     }
     let unit = ids.first().and_then(|i| s.catalog.series_info(*i)).map(|i| i.unit);
-    let energy = unit.as_deref() == Some("dB") && property != "snr";
+    let energy = unit.as_deref().is_some_and(|u| agora_model::is_sound_level(&property, u));
     let mut merged: BTreeMap<Timestamp, Agg> = BTreeMap::new();
     for id in &ids {
         let aggs = if energy {

@@ -18,6 +18,7 @@ pub use hash::{IdHasher, IdMap};
 pub use ids::{DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId};
 pub use properties::{
     PropertyDef, PropertyRegistry, ResolvedProperty, UnitConversion, is_device_internal,
+    is_sound_level,
 };
 pub use time::{Precision, Timestamp};
 pub use value::{Value, ValueKind};

@@ -14,6 +14,13 @@ pub fn is_device_internal(property: &str) -> bool {
     matches!(property, "battery" | "battery_voltage" | "rssi" | "snr" | "f_cnt")
 }
 
+/// Whether means of a property are energy means, `10·log10(mean(10^(L/10)))`: sound levels in
+/// decibels (LAeq over a longer period). A radio signal-to-noise ratio, also in dB, is a
+/// device-internal figure averaged as it is.
+pub fn is_sound_level(property: &str, unit: &str) -> bool {
+    unit == "dB" && !is_device_internal(property)
+}
+
 /// One observed property and how values of it are validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PropertyDef {

@@ -251,6 +251,20 @@ async fn sound_levels_are_averaged_as_energy() {
     let max = app.get_json(&format!("{q}&fn=max")).await;
     assert_eq!(max["series"][0]["points"][0]["value"], 70.0);
     assert_eq!(max["averaging"], "arithmetic");
+    // A radio signal-to-noise ratio is in dB too, but it is averaged as it is.
+    app.write(&format!(
+        "streetlight,device=sl-1 snr=-10 {T}\nstreetlight,device=sl-1 snr=10 {}",
+        T + 60
+    ))
+    .await;
+    let snr = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=sl-1&property=snr&from={T}&to={}&every=1h",
+            T + 3600
+        ))
+        .await;
+    assert_eq!(snr["averaging"], "arithmetic");
+    assert_eq!(snr["series"][0]["points"][0]["value"], 0.0);
     let g = app
         .get_json(&format!(
             "/api/v1/aggregate?group_by=site&property=laeq&from={T}&to={}&every=1h",
