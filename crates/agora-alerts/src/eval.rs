@@ -1391,6 +1391,98 @@ mod tests {
         assert!(opened > 300, "the random rules open alerts ({opened})");
     }
 
+    /// Pieces of rules, good and bad, from which random rules are put together.
+    const DURATIONS: [&str; 9] =
+        ["30s", "15m", "1h", "1d", "0s", "366d", "367d", "x", "9999999999999999999w"];
+    const NUMBERS: [f64; 7] = [0.0, -1.0, 180.0, 1e308, -1e308, f64::MIN_POSITIVE, 55.5];
+
+    fn random_condition(g: &mut Lcg, depth: u32) -> serde_json::Value {
+        let pick = |g: &mut Lcg, v: &[&str]| v[g.below(v.len() as u64) as usize].to_owned();
+        let property = pick(g, &["o3", "laeq", "lamp_status", "nope", ""]);
+        let op = pick(g, &[">", "<=", "==", "!=", "=>"]);
+        let value = NUMBERS[g.below(NUMBERS.len() as u64) as usize];
+        let d = DURATIONS[g.below(DURATIONS.len() as u64) as usize];
+        match g.below(if depth > 2 { 7 } else { 9 }) {
+            0 => serde_json::json!({"threshold": {"property": property, "op": op, "value": value}}),
+            1 => {
+                serde_json::json!({"state": {"property": property, "op": op, "value": pick(g, &["defectiveLamp", ""])}})
+            }
+            2 => {
+                serde_json::json!({"sustained": {"property": property, "op": op, "value": value, "for": d}})
+            }
+            3 => {
+                serde_json::json!({"rate": {"property": property, "op": op, "value": value, "over": d}})
+            }
+            4 => serde_json::json!({"window": {"property": property, "op": op, "value": value,
+                "every": d, "fn": pick(g, &["mean", "max", "min"]), "count": g.below(4),
+                "tz": pick(g, &["Europe/Paris", "Mars/Olympus"])}}),
+            5 => serde_json::json!({"no_data": {"for": d}}),
+            6 => {
+                serde_json::json!({"forecast": {"property": property, "op": op, "value": value, "horizon": d}})
+            }
+            7 => {
+                serde_json::json!({"all": (0..g.below(3)).map(|_| random_condition(g, depth + 1)).collect::<Vec<_>>()})
+            }
+            _ => {
+                serde_json::json!({"any": (0..g.below(3)).map(|_| random_condition(g, depth + 1)).collect::<Vec<_>>()})
+            }
+        }
+    }
+
+    /// Any rule a client may send is either refused with a message or evaluates without
+    /// panicking, on numbers, states, extreme values and out-of-order times.
+    #[test]
+    fn random_rules_are_refused_or_evaluate() {
+        let known = |p: &str| ["o3", "laeq", "lamp_status"].contains(&p);
+        let mut g = Lcg(11);
+        let (mut valid, mut refused) = (0, 0);
+        for _ in 0..3_000 {
+            let mut r = serde_json::json!({"id": "r", "condition": random_condition(&mut g, 0)});
+            if g.below(2) == 0 {
+                r["min_duration"] = serde_json::json!(DURATIONS[g.below(9) as usize]);
+            }
+            if g.below(3) == 0 {
+                let from = ["22:00", "25:00", "06:00"][g.below(3) as usize];
+                let day = ["mon", "lundi"][g.below(2) as usize];
+                r["schedule"] = serde_json::json!({"from": from, "to": "06:00", "days": [day]});
+            }
+            let hysteresis = [0.0, 2.5, -1.0][g.below(3) as usize];
+            r["hysteresis"] = serde_json::json!(hysteresis);
+            let rule: Rule = match serde_json::from_value(r) {
+                Ok(x) => x,
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    refused += 1;
+                    continue;
+                }
+            };
+            if let Err(e) = rule.check(&known) {
+                assert!(!e.0.is_empty());
+                refused += 1;
+                continue;
+            }
+            valid += 1;
+            let c = Compiled::new(rule);
+            let points: Vec<(i64, String, Value)> = (0..40)
+                .map(|i| {
+                    let t = (g.below(100) as i64 - 50) * 60_000_000_000 + i64::from(i);
+                    let v = match g.below(4) {
+                        0 => Value::F64(NUMBERS[g.below(7) as usize]),
+                        1 => Value::Str("defectiveLamp".into()),
+                        2 => Value::Bool(true),
+                        _ => Value::F64(g.below(300) as f64),
+                    };
+                    (t, ["o3", "laeq", "lamp_status"][g.below(3) as usize].to_owned(), v)
+                })
+                .collect();
+            let _ = replay(&c, "d", &points);
+        }
+        assert!(
+            valid > 300 && refused > 300,
+            "both kinds are exercised: {valid} valid, {refused} refused"
+        );
+    }
+
     #[test]
     fn window_floor_in_paris_days() {
         // 2026-07-01T12:00Z → Paris midnight is 2026-06-30T22:00Z.

@@ -387,6 +387,9 @@ fn yes() -> bool {
 }
 
 /// Parse `30s`, `15m`, `1h`, `1d`, `1w`.
+/// The longest duration a rule may name (a year, leap or not).
+const MAX_DURATION_SECS: u64 = 366 * 86_400;
+
 pub fn parse_duration(s: &str) -> Result<Duration, RuleError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -404,7 +407,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, RuleError> {
     if n == 0 {
         return bad(format!("bad duration {s:?}: must be more than zero"));
     }
-    Ok(Duration::from_secs(n * unit))
+    match n.checked_mul(unit).filter(|secs| *secs <= MAX_DURATION_SECS) {
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => bad(format!("bad duration {s:?}: at most 366 days")),
+    }
 }
 
 fn parse_tz(tz: Option<&str>) -> Result<chrono_tz::Tz, RuleError> {
@@ -732,6 +738,17 @@ mod tests {
             .is_err()
         );
         assert!(rule(serde_json::json!({"any": [{"threshold": {"property": "o3", "op": ">", "value": 1}}, {"no_data": {"for": "2h"}}]})).is_ok());
+        for (d, says) in [
+            ("18446744073709551615w", "at most 366 days"),
+            ("367d", "at most 366 days"),
+            ("0s", "more than zero"),
+            ("5 minutes", "use e.g."),
+            ("٣h", "use e.g."),
+        ] {
+            let e = parse_duration(d).unwrap_err().0;
+            assert!(e.contains(says), "{d}: {e}");
+        }
+        assert_eq!(parse_duration("366d").unwrap().as_secs(), 366 * 86_400);
     }
 
     #[test]
