@@ -869,24 +869,55 @@ impl Evaluator {
     }
 
     /// Notice devices moved to another kind, site or commune since their series' rules were
-    /// worked out: the rules of every series are worked out again (moves are rare).
-    pub(crate) fn refresh_scopes(&mut self, catalog: &dyn Catalog) {
+    /// worked out: the rules of every series are worked out again (moves are rare), and the
+    /// rules that no longer cover a moved device forget it, resolving its open alert at `now`.
+    pub(crate) fn refresh_scopes(
+        &mut self,
+        catalog: &dyn Catalog,
+        now: i64,
+        out: &mut Vec<Transition>,
+    ) {
         let version = catalog.devices_version();
         if version == self.devices_version {
             return;
         }
         self.devices_version = version;
-        let mut moved = false;
-        for (name, placed) in self.devices.names.iter().zip(self.devices.placed.iter_mut()) {
+        let mut moved = Vec::new();
+        for (k, (name, placed)) in
+            self.devices.names.iter().zip(self.devices.placed.iter_mut()).enumerate()
+        {
             let Some(seen) = placed else { continue };
-            if let Some(now) = catalog.device(name).map(|d| placement(&d)).filter(|p| p != seen) {
+            if let Some(p) = catalog.device(name).map(|d| placement(&d)).filter(|p| p != seen) {
                 tracing::info!(device = %name, "device moved: its alert rules are worked out again");
-                *seen = now;
-                moved = true;
+                *seen = p;
+                moved.push(k as u32);
             }
         }
-        if moved {
-            self.generation += 1;
+        if moved.is_empty() {
+            return;
+        }
+        self.generation += 1;
+        for k in moved {
+            let name = self.devices.names[k as usize].clone();
+            let Some((kind, site, commune)) = self.devices.placed[k as usize].clone() else {
+                continue;
+            };
+            for (i, c) in self.rules.iter().enumerate() {
+                if c.in_scope(&kind, &name, site.as_deref(), commune.as_deref()) {
+                    continue;
+                }
+                if let Some(st) = self.states[i].remove(&k) {
+                    self.devices.held[k as usize] -= 1;
+                    self.dirty[i].insert(k, ());
+                    if st.open {
+                        out.push(Transition::Resolve {
+                            rule: c.rule.id.clone(),
+                            key: name.to_string(),
+                            at: now,
+                        });
+                    }
+                }
+            }
         }
     }
 

@@ -751,7 +751,7 @@ impl Alerts {
     async fn tick(&self) {
         let mut out = Vec::new();
         let now = self.deps.clock.now().as_nanos();
-        self.ev.lock().refresh_scopes(self.deps.catalog.as_ref());
+        self.ev.lock().refresh_scopes(self.deps.catalog.as_ref(), now, &mut out);
         eval::tick(
             &self.ev,
             self.deps.catalog.as_ref(),
