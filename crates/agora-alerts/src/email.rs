@@ -346,4 +346,43 @@ mod tests {
         c.ca_file = None;
         assert!(Mailer::new(&c).is_ok());
     }
+
+    #[test]
+    fn an_acknowledged_alert_in_english() {
+        use agora_model::Timestamp;
+        let rule: Rule = serde_json::from_value(serde_json::json!({"id": "lamp",
+            "condition": {"state": {"property": "lamp_status", "op": "==", "value": "defectiveLamp"}}}))
+        .unwrap();
+        // 2026-07-01T10:00:00Z is noon in Paris (summer time).
+        let t = Timestamp::from_nanos(1_782_900_000_000_000_000);
+        let a = AlertRecord {
+            id: 7,
+            rule: "lamp".into(),
+            scope_key: "sl-12".into(),
+            device: Some("sl-12".into()),
+            site: Some("cours-mirabeau".into()),
+            commune: Some("13001".into()),
+            property: Some("lamp_status".into()),
+            severity: "critical".into(),
+            state: agora_store::alerts::AlertState::Acknowledged,
+            message: String::new(),
+            value: None,
+            opened_at: t,
+            acknowledged_at: Some(Timestamp::from_nanos(t.as_nanos() + 600_000_000_000)),
+            acknowledged_by: Some("ana".into()),
+            ack_comment: Some("crew on the way".into()),
+            resolved_at: None,
+            resolved_by: None,
+        };
+        let (subject, body) = compose(&a, &rule, Event::Acknowledged, Lang::En, None);
+        assert_eq!(subject, "[agora] Alert acknowledged (critical) — lamp — sl-12");
+        assert_eq!(
+            body,
+            "Alert no. 7 — acknowledged\n\nRule: lamp (lamp)\nSeverity: critical\n\
+             Device: sl-12 (site cours-mirabeau, commune 13001)\n\
+             Since: 01/07/2026 12:00:00 (Paris time)\n\
+             Acknowledged by: ana, 01/07/2026 12:10:00 (Paris time) — crew on the way\n\n\
+             -- \nAutomatic message sent by agora. Do not reply.\n"
+        );
+    }
 }
