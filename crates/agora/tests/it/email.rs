@@ -216,25 +216,16 @@ async fn a_refused_login_is_logged_once_and_email_needs_a_server() {
     assert!(smtp.messages().is_empty());
 
     // Bad addresses are refused; without [alerts.smtp], email actions are refused.
-    let r = app
-        .post("/api/v1/rules")
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "bad-to", "condition": {"no_data": {"periods": 3}},
-            "actions": [{"email": {"to": ["ops@@aix"]}}]}))
-        .send()
-        .await
-        .unwrap();
-    let p = problem(r, 422, "invalid_rule").await;
-    assert!(p["detail"].as_str().unwrap().contains("bad email address \"ops@@aix\""), "{p}");
+    assert!(refusal(&app, "ops@@aix").await.contains("bad email address \"ops@@aix\""));
     let bare = TestApp::spawn().await;
-    let r = bare
-        .post("/api/v1/rules")
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "mail", "condition": {"no_data": {"periods": 3}},
-            "actions": [{"email": {"to": ["ops@aix.example"]}}]}))
-        .send()
-        .await
-        .unwrap();
+    assert!(refusal(&bare, "ops@aix.example").await.contains("set [alerts.smtp]"));
+}
+
+/// Why a rule with an email action to `to` is refused.
+async fn refusal(app: &TestApp, to: &str) -> String {
+    let rule = json!({"id": "mail", "condition": {"no_data": {"periods": 3}},
+        "actions": [{"email": {"to": [to]}}]});
+    let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
     let p = problem(r, 422, "invalid_rule").await;
-    assert!(p["detail"].as_str().unwrap().contains("set [alerts.smtp]"), "{p}");
+    p["detail"].as_str().unwrap().to_owned()
 }
