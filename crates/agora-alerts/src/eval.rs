@@ -121,6 +121,17 @@ impl Default for Band {
 }
 
 impl Band {
+    /// Narrow the band by a leaf `op limit`.
+    fn add(&mut self, op: Op, limit: f64) {
+        match op {
+            Op::Gt => self.gt = self.gt.min(limit),
+            Op::Ge => self.ge = self.ge.min(limit),
+            Op::Lt => self.lt = self.lt.max(limit),
+            Op::Le => self.le = self.le.max(limit),
+            Op::Eq | Op::Ne => self.always = true,
+        }
+    }
+
     /// Whether a value may wake a threshold or sustained leaf (or a state leaf).
     fn wakes(&self, x: Option<f64>) -> bool {
         let Some(x) = x else { return self.always };
@@ -132,8 +143,8 @@ impl Band {
 #[derive(Debug, Default)]
 struct Watch {
     band: Band,
-    /// The rate leaves: (op, limit, over).
-    rates: Vec<(Op, f64, i64)>,
+    /// The rate leaves, summed up per duration: (over, the changes that wake one of them).
+    rates: Vec<(i64, Band)>,
     /// How much history the rate leaves need (0 when none).
     keep: i64,
 }
@@ -144,15 +155,18 @@ impl Watch {
         let b = &mut w.band;
         for leaf in leaves {
             match *leaf {
-                Leaf::Threshold { op, value, .. } | Leaf::Sustained { op, value, .. } => match op {
-                    Op::Gt => b.gt = b.gt.min(value),
-                    Op::Ge => b.ge = b.ge.min(value),
-                    Op::Lt => b.lt = b.lt.max(value),
-                    Op::Le => b.le = b.le.max(value),
-                    Op::Eq | Op::Ne => b.always = true,
-                },
+                Leaf::Threshold { op, value, .. } | Leaf::Sustained { op, value, .. } => {
+                    b.add(op, value);
+                }
                 Leaf::Rate { op, value, over, .. } => {
-                    w.rates.push((op, value, over));
+                    match w.rates.iter_mut().find(|(o, _)| *o == over) {
+                        Some((_, changes)) => changes.add(op, value),
+                        None => {
+                            let mut changes = Band::default();
+                            changes.add(op, value);
+                            w.rates.push((over, changes));
+                        }
+                    }
                     w.keep = w.keep.max(over);
                     b.rates = true;
                 }
@@ -167,8 +181,8 @@ impl Watch {
     /// one included).
     fn rate_wakes(&self, x: Option<f64>, t: i64, hist: &VecDeque<(i64, f64)>) -> bool {
         x.is_some_and(|x| {
-            self.rates.iter().any(|&(op, limit, over)| {
-                rate_change(hist, t, x, over).is_some_and(|c| op.holds(c, limit))
+            self.rates.iter().any(|(over, changes)| {
+                rate_change(hist, t, x, *over).is_some_and(|c| changes.wakes(Some(c)))
             })
         })
     }
