@@ -850,7 +850,11 @@ impl Delivering {
                             give_up = !e.transient;
                             e.detail
                         }),
-                        None => Err("no SMTP server: set [alerts.smtp]".into()),
+                        // A rule kept from when SMTP was configured: retrying will not help.
+                        None => {
+                            give_up = true;
+                            Err("no SMTP server: set [alerts.smtp]".into())
+                        }
                     };
                     (to.join(", "), outcome)
                 }
