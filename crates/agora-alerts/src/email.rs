@@ -2,6 +2,7 @@
 //! the first byte, or plain on a trusted local relay), with a login when one is set. One message
 //! per event to all the action's recipients, in plain text, in French or English.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,6 +74,15 @@ pub struct SmtpConfig {
     /// Seconds before a conversation with the server is given up.
     #[serde(default = "ten")]
     pub timeout_secs: u64,
+    /// Seconds a first message waits for others of the same rule, recipients and event, so
+    /// that 200 full bins make one message listing them rather than 200 (0: one message per
+    /// alert, at once).
+    #[serde(default = "thirty")]
+    pub digest_secs: u64,
+}
+
+fn thirty() -> u64 {
+    30
 }
 
 fn ten() -> u64 {
@@ -90,6 +100,7 @@ impl std::fmt::Debug for SmtpConfig {
             .field("password", &self.password.as_ref().map(|_| "…"))
             .field("ca_file", &self.ca_file)
             .field("lang", &self.lang)
+            .field("digest_secs", &self.digest_secs)
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +124,7 @@ impl Header for AutoSubmitted {
 }
 
 /// Why a message was not sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MailError {
     /// What happened, with the server's reply when there is one.
     pub(crate) detail: String,
@@ -121,12 +132,19 @@ pub(crate) struct MailError {
     pub(crate) transient: bool,
 }
 
+/// Messages waiting for others of the same (rule, recipients, event), with where each
+/// delivery waits for the outcome.
+type Pending = HashMap<(String, Vec<String>, Event), Vec<(AlertRecord, Reply)>>;
+type Reply = tokio::sync::oneshot::Sender<Result<String, MailError>>;
+
 /// Sends alert messages.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     lang: Lang,
     dashboard_url: Option<String>,
+    digest: Duration,
+    pending: parking_lot::Mutex<Pending>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -194,14 +212,51 @@ impl Mailer {
             from,
             lang: cfg.lang,
             dashboard_url: cfg.dashboard_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            digest: Duration::from_secs(cfg.digest_secs),
+            pending: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
-    /// Send the message of an event to the recipients; `Ok` with the server's reply.
+    /// Send the message of an event to the recipients; `Ok` with the server's reply. With a
+    /// digest delay, the first alert of a (rule, recipients, event) waits that long for others,
+    /// and one message goes for all of them; each gets its outcome.
     pub(crate) async fn send(
         &self,
         to: &[String],
         alert: &AlertRecord,
+        rule: &Rule,
+        event: Event,
+    ) -> Result<String, MailError> {
+        if self.digest.is_zero() {
+            return self.deliver(to, std::slice::from_ref(alert), rule, event).await;
+        }
+        let key = (rule.id.clone(), to.to_vec(), event);
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut pending = self.pending.lock();
+            let waiting = pending.entry(key.clone()).or_default();
+            waiting.push((alert.clone(), reply));
+            waiting.len() == 1
+        };
+        if first {
+            tokio::time::sleep(self.digest).await;
+            let (alerts, replies): (Vec<_>, Vec<_>) =
+                self.pending.lock().remove(&key).unwrap_or_default().into_iter().unzip();
+            let result = self.deliver(to, &alerts, rule, event).await;
+            for r in replies {
+                let _ = r.send(result.clone());
+            }
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(MailError { detail: "the message was not sent (stopping)".into(), transient: true })
+        })
+    }
+
+    /// One message about `alerts` (one, or a digest of several).
+    async fn deliver(
+        &self,
+        to: &[String],
+        alerts: &[AlertRecord],
         rule: &Rule,
         event: Event,
     ) -> Result<String, MailError> {
@@ -210,19 +265,39 @@ impl Mailer {
         for a in to {
             recipients.push(a.parse().map_err(|e| final_error(format!("bad address {a:?}: {e}")))?);
         }
-        let (subject, body) = compose(alert, rule, event, self.lang, self.dashboard_url.as_deref());
+        let (first, last) = match alerts {
+            [one] => (one, None),
+            [first, .., last] => (first, Some(last)),
+            [] => return Err(final_error("nothing to send".into())),
+        };
+        let url = self.dashboard_url.as_deref();
+        let (subject, body) = match last {
+            None => compose(first, rule, event, self.lang, url),
+            Some(_) => compose_digest(alerts, rule, event, self.lang, url),
+        };
         let domain = self.from.email.domain().to_owned();
+        let ids = match last {
+            None => format!("alert-{}", first.id),
+            Some(last) => format!("alerts-{}-{}-{}", first.id, last.id, alerts.len()),
+        };
         let message = Message::builder()
             .from(self.from.clone())
             .mailbox(lettre::message::header::To::from(recipients))
             .subject(subject)
-            .message_id(Some(format!("<alert-{}-{}@{domain}>", alert.id, event.as_str())))
+            .message_id(Some(format!("<{ids}-{}@{domain}>", event.as_str())))
             .header(ContentType::TEXT_PLAIN)
             .header(AutoSubmitted)
             .body(body)
             .map_err(|e| final_error(format!("cannot build the message: {e}")))?;
+        let digest = if alerts.len() > 1 {
+            format!(" (one message for {} alerts)", alerts.len())
+        } else {
+            String::new()
+        };
         match self.transport.send(message).await {
-            Ok(r) => Ok(format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))),
+            Ok(r) => {
+                Ok(format!("{} {}{digest}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+            }
             Err(e) => Err(MailError { transient: !e.is_permanent(), detail: describe(&e) }),
         }
     }
@@ -240,6 +315,80 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
     s
 }
 
+/// The words of messages in one language.
+struct Words {
+    fr: bool,
+}
+
+impl Words {
+    fn t(&self, fr: &'static str, en: &'static str) -> &'static str {
+        if self.fr { fr } else { en }
+    }
+
+    fn severity<'a>(&self, s: &'a str) -> &'a str {
+        match (s, self.fr) {
+            ("critical", true) => "critique",
+            ("warning", true) => "avertissement",
+            ("info", true) => "information",
+            (s, _) => s,
+        }
+    }
+
+    /// What happened, for one alert or (`plural`) several.
+    fn event(&self, event: Event, plural: bool) -> &'static str {
+        match (event, plural) {
+            (Event::Opened, false) => self.t("ouverte", "opened"),
+            (Event::Opened, true) => self.t("ouvertes", "opened"),
+            (Event::Resolved, false) => self.t("terminée", "resolved"),
+            (Event::Resolved, true) => self.t("terminées", "resolved"),
+            (Event::Acknowledged, _) => self.t("prise(s) en charge", "acknowledged"),
+        }
+    }
+
+    /// French puts a space before a colon.
+    fn colon(&self) -> &'static str {
+        self.t(" : ", ": ")
+    }
+
+    fn footer(&self) -> &'static str {
+        self.t(
+            "\n\n-- \nMessage automatique envoyé par agora. Ne pas répondre.\n",
+            "\n\n-- \nAutomatic message sent by agora. Do not reply.\n",
+        )
+    }
+}
+
+/// A time in Paris, as people there read it.
+fn paris(t: agora_model::Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
+        .with_timezone(&chrono_tz::Europe::Paris)
+        .format("%d/%m/%Y %H:%M:%S")
+        .to_string()
+}
+
+fn rule_name(rule: &Rule) -> &str {
+    if rule.name.is_empty() { &rule.id } else { &rule.name }
+}
+
+/// The device, with its site and commune when known: `aq-1 (site rotonde, commune 13001)`.
+fn device_text(a: &AlertRecord) -> String {
+    let place: Vec<String> = [
+        a.site.as_ref().map(|s| format!("site {s}")),
+        a.commune.as_ref().map(|c| format!("commune {c}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let device = a.device.as_deref().unwrap_or(&a.scope_key);
+    if place.is_empty() { device.to_owned() } else { format!("{device} ({})", place.join(", ")) }
+}
+
+fn value_text(a: &AlertRecord) -> Option<String> {
+    a.value.map(|v| {
+        format!("{} = {}", a.property.as_deref().unwrap_or("?"), (v * 100.0).round() / 100.0)
+    })
+}
+
 /// Subject and plain-text body of an alert's message.
 pub(crate) fn compose(
     a: &AlertRecord,
@@ -248,34 +397,15 @@ pub(crate) fn compose(
     lang: Lang,
     dashboard: Option<&str>,
 ) -> (String, String) {
-    let name = if rule.name.is_empty() { rule.id.as_str() } else { rule.name.as_str() };
+    let w = Words { fr: lang == Lang::Fr };
+    let t = |f, e| w.t(f, e);
+    let name = rule_name(rule);
     let device = a.device.as_deref().unwrap_or(&a.scope_key);
-    let paris = |t: agora_model::Timestamp| {
-        chrono::DateTime::from_timestamp_nanos(t.as_nanos())
-            .with_timezone(&chrono_tz::Europe::Paris)
-            .format("%d/%m/%Y %H:%M:%S")
-            .to_string()
-    };
-    let value = a.value.map(|v| {
-        format!("{} = {}", a.property.as_deref().unwrap_or("?"), (v * 100.0).round() / 100.0)
-    });
-    let fr = lang == Lang::Fr;
-    let t = |f: &'static str, e: &'static str| if fr { f } else { e };
-    let severity = match (a.severity.as_str(), fr) {
-        ("critical", true) => "critique",
-        ("warning", true) => "avertissement",
-        ("info", true) => "information",
-        (s, _) => s,
-    };
-    let what = match event {
-        Event::Opened => t("ouverte", "opened"),
-        Event::Resolved => t("terminée", "resolved"),
-        Event::Acknowledged => t("prise en charge", "acknowledged"),
-    };
+    let severity = w.severity(&a.severity);
+    let what = w.event(event, false);
     let subject =
         format!("[agora] {} {what} ({severity}) — {name} — {device}", t("Alerte", "Alert"));
-    // French puts a space before a colon.
-    let colon = t(" : ", ": ");
+    let colon = w.colon();
     let mut body = format!("{} {} — {what}\n", t("Alerte n°", "Alert no."), a.id);
     // A labelled line; an empty label makes an empty line.
     let mut line = |label: &str, text: String| {
@@ -286,16 +416,8 @@ pub(crate) fn compose(
     };
     line(t("Règle", "Rule"), format!("{name} ({})", rule.id));
     line(t("Gravité", "Severity"), severity.to_owned());
-    let place: Vec<String> = [
-        a.site.as_ref().map(|s| format!("site {s}")),
-        a.commune.as_ref().map(|c| format!("commune {c}")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let where_ = if place.is_empty() { String::new() } else { format!(" ({})", place.join(", ")) };
-    line(t("Capteur", "Device"), format!("{device}{where_}"));
-    if let Some(v) = value {
+    line(t("Capteur", "Device"), device_text(a));
+    if let Some(v) = value_text(a) {
         line(t("Valeur", "Value"), v);
     }
     let zone = t("heure de Paris", "Paris time");
@@ -314,10 +436,47 @@ pub(crate) fn compose(
         line("", String::new());
         line(t("Tableau de bord", "Dashboard"), format!("{url}/alerts"));
     }
-    body.push_str(t(
-        "\n\n-- \nMessage automatique envoyé par agora. Ne pas répondre.\n",
-        "\n\n-- \nAutomatic message sent by agora. Do not reply.\n",
-    ));
+    body.push_str(w.footer());
+    (subject, body)
+}
+
+/// Subject and body of one message for several alerts of a rule (a digest): one line each.
+pub(crate) fn compose_digest(
+    alerts: &[AlertRecord],
+    rule: &Rule,
+    event: Event,
+    lang: Lang,
+    dashboard: Option<&str>,
+) -> (String, String) {
+    let w = Words { fr: lang == Lang::Fr };
+    let t = |f, e| w.t(f, e);
+    let name = rule_name(rule);
+    let severity = w.severity(alerts.first().map_or("", |a| a.severity.as_str()));
+    let what = w.event(event, true);
+    let n = alerts.len();
+    let subject = format!("[agora] {n} {} {what} ({severity}) — {name}", t("alertes", "alerts"));
+    let colon = w.colon();
+    let mut body = format!(
+        "{n} {} {what} — {name} ({})\n{}{colon}{severity}\n",
+        t("alertes", "alerts"),
+        rule.id,
+        t("Gravité", "Severity")
+    );
+    for a in alerts {
+        body.push_str(&format!("\n- {} {} — {}", t("n°", "no."), a.id, device_text(a)));
+        if let Some(v) = value_text(a) {
+            body.push_str(&format!(" — {v}"));
+        }
+        body.push_str(&format!(" — {} {}", t("depuis", "since"), paris(a.opened_at)));
+        if let Some(r) = a.resolved_at {
+            body.push_str(&format!(" {} {}", t("jusqu'à", "until"), paris(r)));
+        }
+    }
+    body.push_str(&format!("\n\n({})", t("heures de Paris", "Paris times")));
+    if let Some(url) = dashboard {
+        body.push_str(&format!("\n\n{}{colon}{url}/alerts", t("Tableau de bord", "Dashboard")));
+    }
+    body.push_str(w.footer());
     (subject, body)
 }
 
@@ -348,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn an_acknowledged_alert_in_english() {
+    fn an_acknowledged_alert_in_english_and_a_digest_in_french() {
         use agora_model::Timestamp;
         let rule: Rule = serde_json::from_value(serde_json::json!({"id": "lamp",
             "condition": {"state": {"property": "lamp_status", "op": "==", "value": "defectiveLamp"}}}))
@@ -374,6 +533,20 @@ mod tests {
             resolved_at: None,
             resolved_by: None,
         };
+        let mut b = a.clone();
+        (b.id, b.device, b.site, b.value, b.property) =
+            (8, Some("sl-13".into()), None, Some(0.5), Some("power".into()));
+        let (subject, body) =
+            compose_digest(&[a.clone(), b], &rule, Event::Opened, Lang::Fr, Some("https://x.fr"));
+        assert_eq!(subject, "[agora] 2 alertes ouvertes (critique) — lamp");
+        assert_eq!(
+            body,
+            "2 alertes ouvertes — lamp (lamp)\nGravité : critique\n\n\
+             - n° 7 — sl-12 (site cours-mirabeau, commune 13001) — depuis 01/07/2026 12:00:00\n\
+             - n° 8 — sl-13 (commune 13001) — power = 0.5 — depuis 01/07/2026 12:00:00\n\n\
+             (heures de Paris)\n\nTableau de bord : https://x.fr/alerts\n\n\
+             -- \nMessage automatique envoyé par agora. Ne pas répondre.\n"
+        );
         let (subject, body) = compose(&a, &rule, Event::Acknowledged, Lang::En, None);
         assert_eq!(subject, "[agora] Alert acknowledged (critical) — lamp — sl-12");
         assert_eq!(

@@ -66,7 +66,8 @@ impl SmtpServer {
             .collect()
     }
 
-    fn smtp_config(&self, password: &str) -> agora_alerts::SmtpConfig {
+    /// agora's settings for this server; `digest_secs` 0 sends each alert at once.
+    fn smtp_config(&self, password: &str, digest_secs: u64) -> agora_alerts::SmtpConfig {
         serde_json::from_value(json!({
             "host": "127.0.0.1",
             "port": self.port,
@@ -75,6 +76,7 @@ impl SmtpServer {
             "password": password,
             "ca_file": self.ca(),
             "dashboard_url": "https://agora.aix.example/",
+            "digest_secs": digest_secs,
         }))
         .unwrap()
     }
@@ -124,7 +126,7 @@ fn now_minus(secs: i64) -> i64 {
 #[tokio::test]
 async fn emails_go_through_starttls_with_a_login_to_every_recipient() {
     let smtp = SmtpServer::start("agora", "pw-0123");
-    let cfg = smtp.smtp_config("pw-0123");
+    let cfg = smtp.smtp_config("pw-0123", 0);
     let app = TestApp::spawn_with(|c| c.alerts.smtp = Some(cfg)).await;
     add_rule(
         &app,
@@ -191,7 +193,7 @@ async fn emails_go_through_starttls_with_a_login_to_every_recipient() {
 #[tokio::test]
 async fn a_refused_login_is_logged_once_and_email_needs_a_server() {
     let smtp = SmtpServer::start("agora", "pw-0123");
-    let cfg = smtp.smtp_config("wrong-password");
+    let cfg = smtp.smtp_config("wrong-password", 0);
     let app = TestApp::spawn_with(|c| {
         c.alerts.smtp = Some(cfg);
         c.alerts.first_retry_ms = 50;
@@ -219,6 +221,49 @@ async fn a_refused_login_is_logged_once_and_email_needs_a_server() {
     assert!(refusal(&app, "ops@@aix").await.contains("bad email address \"ops@@aix\""));
     let bare = TestApp::spawn().await;
     assert!(refusal(&bare, "ops@aix.example").await.contains("set [alerts.smtp]"));
+}
+
+#[tokio::test]
+async fn alerts_of_a_rule_opening_together_make_one_message() {
+    let smtp = SmtpServer::start("agora", "pw-0123");
+    let cfg = smtp.smtp_config("pw-0123", 1);
+    let app = TestApp::spawn_with(|c| c.alerts.smtp = Some(cfg)).await;
+    add_rule(
+        &app,
+        json!({"id": "bins", "name": "Bac plein", "scope": {"kind": "waste_bin"},
+            "condition": {"threshold": {"property": "fill_level", "op": ">=", "value": 80.0}},
+            "actions": [{"email": {"to": ["proprete@aix.example"], "on": ["opened"]}}]}),
+    )
+    .await;
+    let t = now_minus(60);
+    let body: String =
+        (1..=3).map(|i| format!("waste_bin,device=bin-{i} fill_level={} {t}\n", 80 + i)).collect();
+    app.write(&body).await;
+    for _ in 0..100 {
+        if !smtp.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give a wrongly split digest the time to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = smtp.messages();
+    assert_eq!(m.len(), 1, "one message for the three bins: {m:?}");
+    assert_eq!(m[0]["subject"], "[agora] 3 alertes ouvertes (avertissement) — Bac plein");
+    let text = m[0]["body"].as_str().unwrap();
+    for bin in ["bin-1 — fill_level = 81", "bin-2 — fill_level = 82", "bin-3 — fill_level = 83"]
+    {
+        assert!(text.contains(bin), "{bin:?} in {text}");
+    }
+    let alerts = app.get_json("/api/v1/alerts?rule=bins").await;
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 3);
+    for a in alerts {
+        let d = app.get_json(&format!("/api/v1/alerts/{}", a["id"])).await;
+        let log = &d["deliveries"][0];
+        assert_eq!(log["ok"], true, "{d}");
+        assert!(log["detail"].as_str().unwrap().ends_with("(one message for 3 alerts)"), "{log}");
+    }
 }
 
 /// Why a rule with an email action to `to` is refused.
