@@ -22,11 +22,24 @@ pub(crate) async fn healthz() -> Json<JsonValue> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready to take writes: started, and storage accepts them (enough free space, no failure).
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
-        Json(json!({"status": "ready"})).into_response()
+    if !s.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"})))
+            .into_response();
+    }
+    let h = s.store.health();
+    let storage = json!({
+        "accepting_writes": h.accepting_writes,
+        "free_bytes": h.free_bytes,
+        "reserve_bytes": h.reserve_bytes,
+        "unflushed_points": h.unflushed_points,
+    });
+    if h.accepting_writes {
+        Json(json!({"status": "ready", "storage": storage})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"}))).into_response()
+        let body = json!({"status": "storage_full", "storage": storage});
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], Json(body)).into_response()
     }
 }
 

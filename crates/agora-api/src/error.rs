@@ -78,7 +78,9 @@ impl From<agora_store::Error> for ApiError {
             E::NotFound { .. } => Self::NotFound(e.to_string()),
             E::Conflict(m) => Self::Conflict(m),
             E::Invalid(m) => Self::BadRequest(m),
-            E::Io { .. } | E::Closed | E::Busy => Self::Unavailable(e),
+            E::Io { .. } | E::Closed | E::Busy | E::WalFailed(_) | E::DiskFull { .. } => {
+                Self::Unavailable(e)
+            }
             other => Self::Internal(other),
         }
     }
@@ -127,6 +129,10 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Self::Unavailable(_) = &self {
+            // Nothing was stored: the client keeps its data and tries again.
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -49,6 +49,19 @@ pub enum Error {
     /// The engine is shutting down or its WAL writer stopped.
     #[error("the storage engine is closed")]
     Closed,
+    /// The write-ahead log could not store a batch (disk full, i/o error): nothing of it was kept.
+    #[error("the write-ahead log could not store the batch ({0}); nothing of it was kept")]
+    WalFailed(String),
+    /// Free space is below the configured reserve: writes are refused until space is freed.
+    #[error(
+        "free space on the data directory ({free} bytes) is below the reserve ({reserve} bytes); writes are refused until space is freed"
+    )]
+    DiskFull {
+        /// Free bytes at the last check.
+        free: u64,
+        /// The configured reserve.
+        reserve: u64,
+    },
     /// Writes arrive faster than the engine can flush them; try again shortly.
     #[error("the storage engine is busy flushing; retry shortly")]
     Busy,

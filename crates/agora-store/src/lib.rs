@@ -13,7 +13,7 @@ use agora_model::{SeriesId, Timestamp, Value};
 use async_trait::async_trait;
 
 pub use catalog::{Catalog, SqliteCatalog};
-pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineStats};
+pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineStats, StorageHealth};
 pub use error::{Error, Result};
 
 /// Where points live. The embedded [`Engine`] implements it; a PostgreSQL store can later.
@@ -60,6 +60,8 @@ pub trait SeriesStore: Send + Sync + Debug {
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
     /// What the store holds.
     fn stats(&self) -> EngineStats;
+    /// Whether writes are accepted (free space, failures), as of the last upkeep.
+    fn health(&self) -> StorageHealth;
     /// Bytes on disk and points of some series, in persisted storage.
     fn usage(&self, series: &[SeriesId]) -> (u64, u64);
     /// Set a series' raw-point retention (`None`: default).
@@ -135,6 +137,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
     fn stats(&self) -> EngineStats {
         Engine::stats(self)
     }
+    fn health(&self) -> StorageHealth {
+        Engine::health(self)
+    }
     fn usage(&self, series: &[SeriesId]) -> (u64, u64) {
         Engine::usage(self, series)
     }
@@ -148,6 +153,7 @@ impl SeriesStore for std::sync::Arc<Engine> {
     async fn maintain(&self) -> Result<()> {
         let e = self.clone();
         blocking(move || {
+            e.check_disk();
             if e.needs_flush() {
                 Engine::flush(&e)?;
             }

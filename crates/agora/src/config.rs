@@ -112,6 +112,9 @@ pub struct StorageConfig {
     pub rollup_retention_days: Option<u64>,
     /// Raw-point retention per property, in days (e.g. `lamp_status = 90`), overriding the default.
     pub raw_retention_days_by_property: std::collections::BTreeMap<String, u64>,
+    /// Below this many free MiB on the data directory's filesystem, writes are refused (503 with
+    /// `Retry-After`) so that flushes still have room; `/readyz` says so.
+    pub min_free_mib: u64,
 }
 
 impl Default for Config {
@@ -151,6 +154,7 @@ impl Default for StorageConfig {
             raw_retention_days: None,
             rollup_retention_days: None,
             raw_retention_days_by_property: std::collections::BTreeMap::new(),
+            min_free_mib: 256,
         }
     }
 }
@@ -208,6 +212,7 @@ impl Config {
         let mut e = agora_store::EngineConfig::new(self.data_dir.join("engine"));
         e.fsync = self.storage.fsync;
         e.flush_points = self.storage.flush_points;
+        e.min_free_bytes = self.storage.min_free_mib.saturating_mul(1 << 20);
         e.flush_interval = Duration::from_secs(self.storage.flush_interval_secs);
         e.compact_segments = self.storage.compact_segments;
         e.raw_retention = self.storage.raw_retention_days.map(|d| Duration::from_secs(d * 86_400));

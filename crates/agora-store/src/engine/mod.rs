@@ -39,6 +39,9 @@ pub(crate) use wal::WalPoint;
 
 use crate::error::{Error, Result};
 
+/// How long frozen heads wait after a failed flush before the next attempt.
+const FLUSH_RETRY: Duration = Duration::from_secs(2);
+
 /// One hour in nanoseconds.
 pub const HOUR_NS: i64 = 3_600 * 1_000_000_000;
 /// The time window of one chunk: a UTC day.
@@ -66,6 +69,9 @@ pub struct EngineConfig {
     pub raw_retention: Option<Duration>,
     /// Retention of hourly rollups (`None`: forever).
     pub rollup_retention: Option<Duration>,
+    /// Below this many free bytes on the data directory's filesystem, writes are refused (503)
+    /// so that flushes and compactions still have room.
+    pub min_free_bytes: u64,
 }
 
 impl EngineConfig {
@@ -79,6 +85,7 @@ impl EngineConfig {
             compact_segments: 6,
             raw_retention: None,
             rollup_retention: None,
+            min_free_bytes: 256 << 20,
         }
     }
 }
@@ -106,6 +113,8 @@ pub struct EngineStats {
     pub flushes: u64,
     /// Compactions since start.
     pub compactions: u64,
+    /// Chunks decoded by raw reads since start.
+    pub read_chunks: u64,
 }
 
 #[derive(Debug)]
@@ -121,6 +130,8 @@ struct SeriesBuf {
 struct Head {
     series: IdMap<u32, SeriesBuf>,
     points: usize,
+    /// For a frozen head: WAL files below this sequence number hold nothing newer than it.
+    checkpoint: u64,
 }
 
 impl Head {
@@ -210,7 +221,7 @@ impl SegSet {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Manifest {
     version: u32,
     next_id: u64,
@@ -258,6 +269,65 @@ impl Manifest {
     }
 }
 
+/// The points in memory, shared by readers and the WAL thread: the head, and the frozen heads
+/// waiting to be written as segments (oldest first). Only the WAL thread adds to them, after a
+/// commit succeeded, so memory never holds a point that was refused.
+#[derive(Debug)]
+pub(crate) struct Memory {
+    head: Mutex<Head>,
+    frozen: RwLock<Vec<Arc<Head>>>,
+    flush_points: usize,
+    /// Signalled when the head has reached `flush_points`, so upkeep flushes without delay.
+    flush_wanted: tokio::sync::Notify,
+}
+
+impl Memory {
+    /// Add committed batches to the head, in WAL order (so the last of two values for one
+    /// timestamp is the one replay would keep).
+    fn apply(&self, batches: impl Iterator<Item = Vec<WalPoint>>) {
+        let mut head = self.head.lock();
+        for b in batches {
+            for (s, t, v, f) in b {
+                head.push(s, t, v, f);
+            }
+        }
+        if head.points >= self.flush_points {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Move the head to the frozen list; WAL files below `checkpoint` hold nothing newer. Returns
+    /// whether there was anything to freeze.
+    fn freeze(&self, checkpoint: u64) -> bool {
+        let mut frozen = self.frozen.write();
+        let mut head = self.head.lock();
+        if head.points == 0 {
+            return false;
+        }
+        let mut h = std::mem::take(&mut *head);
+        h.checkpoint = checkpoint;
+        frozen.push(Arc::new(h));
+        true
+    }
+}
+
+/// Whether the engine accepts writes, and why not: for `/readyz`, `/metrics` and the fleet page.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StorageHealth {
+    /// Whether writes are accepted now.
+    pub accepting_writes: bool,
+    /// Free bytes on the data directory's filesystem (for unprivileged users), at the last check.
+    pub free_bytes: u64,
+    /// Size of that filesystem.
+    pub total_bytes: u64,
+    /// Below this many free bytes, writes are refused.
+    pub reserve_bytes: u64,
+    /// Points held in frozen heads that could not be written yet (kept in memory and in the WAL).
+    pub unflushed_points: u64,
+    /// The last storage failure (a WAL commit or a flush), while it is not resolved.
+    pub last_error: Option<String>,
+}
+
 /// The storage engine. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Engine {
@@ -266,19 +336,24 @@ pub struct Engine {
     wal_dir: PathBuf,
     clock: Arc<dyn Clock>,
     wal: Mutex<wal::Wal>,
-    head: Mutex<Head>,
-    frozen: RwLock<Vec<Arc<Head>>>,
+    mem: Arc<Memory>,
     segs: RwLock<SegSet>,
     /// Serializes flushes and compactions and owns the manifest.
     maint: Mutex<Manifest>,
     raw_retention: RwLock<HashMap<u32, Option<Duration>>>,
     flushes: AtomicU64,
     compactions: AtomicU64,
+    /// Chunks decoded by raw reads since start.
+    read_chunks: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
-    /// Signalled when the head has reached `flush_points`, so upkeep flushes without delay.
-    flush_wanted: tokio::sync::Notify,
     /// Signalled after each flush, for writers held back by a full head.
     flushed: tokio::sync::Notify,
+    /// Free space and failures, refreshed by [`Engine::check_disk`] and after each failure.
+    health: Mutex<StorageHealth>,
+    /// Set while free space is below the reserve: writes are refused before they reach the WAL.
+    disk_full: std::sync::atomic::AtomicBool,
+    /// When the last flush failed: frozen heads are retried a few seconds later.
+    flush_failed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl Engine {
@@ -340,24 +415,34 @@ impl Engine {
         if replayed > 0 {
             tracing::info!(points = replayed, "replayed the write-ahead log");
         }
-        let wal = wal::Wal::start(wal_dir.clone(), next_wal, cfg.fsync)?;
-        Ok(Self {
+        let mem = Arc::new(Memory {
+            head: Mutex::new(head),
+            frozen: RwLock::new(Vec::new()),
+            flush_points: cfg.flush_points,
+            flush_wanted: tokio::sync::Notify::new(),
+        });
+        let wal = wal::Wal::start(wal_dir.clone(), next_wal, cfg.fsync, mem.clone())?;
+        let engine = Self {
             cfg,
             seg_dir,
             wal_dir,
             clock,
             wal: Mutex::new(wal),
-            head: Mutex::new(head),
-            frozen: RwLock::new(Vec::new()),
+            mem,
             segs: RwLock::new(segs),
             maint: Mutex::new(manifest),
             raw_retention: RwLock::new(HashMap::new()),
             flushes: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            read_chunks: AtomicU64::new(0),
             closed: false.into(),
-            flush_wanted: tokio::sync::Notify::new(),
             flushed: tokio::sync::Notify::new(),
-        })
+            health: Mutex::new(StorageHealth { accepting_writes: true, ..Default::default() }),
+            disk_full: false.into(),
+            flush_failed_at: Mutex::new(None),
+        };
+        engine.check_disk();
+        Ok(engine)
     }
 
     /// The engine's settings.
@@ -365,27 +450,78 @@ impl Engine {
         &self.cfg
     }
 
-    /// Write points; returns once they are durable in the WAL.
+    /// Write points; returns once they are durable in the WAL and readable. On an error none of
+    /// them is stored: not in the WAL, not in memory.
     pub async fn write(&self, points: Vec<WalPoint>) -> Result<()> {
         if points.is_empty() {
             return Ok(());
         }
+        self.check_writable()?;
         self.wait_for_room().await?;
         let record = wal::encode(&points);
-        let ack = {
-            // The head lock defines the order of writes: the WAL receives records in that same
-            // order, so replay reproduces which of two values for one timestamp came last.
-            let mut head = self.head.lock();
-            let ack = self.wal.lock().append(record)?;
-            for (s, t, v, f) in points {
-                head.push(s, t, v, f);
+        // The WAL thread applies committed records to the head in the order it wrote them, so
+        // replay reproduces which of two values for one timestamp came last.
+        let ack = self.wal.lock().append(record, points)?;
+        let r = ack.await.map_err(|_| Error::Closed)?;
+        if let Err(e) = &r {
+            self.note_failure(e);
+            self.check_disk();
+        }
+        r
+    }
+
+    /// Refuse writes while free space is below the reserve.
+    fn check_writable(&self) -> Result<()> {
+        if self.disk_full.load(Ordering::Relaxed) {
+            let h = self.health.lock();
+            return Err(Error::DiskFull { free: h.free_bytes, reserve: h.reserve_bytes });
+        }
+        Ok(())
+    }
+
+    fn note_failure(&self, e: &Error) {
+        self.health.lock().last_error = Some(e.to_string());
+    }
+
+    /// Measure free space on the data directory's filesystem: below the reserve, writes are
+    /// refused (`DiskFull`) until space comes back. Cheap (one `statvfs`); upkeep calls it often.
+    pub fn check_disk(&self) -> StorageHealth {
+        let reserve = self.cfg.min_free_bytes;
+        let stat = rustix::fs::statvfs(&self.cfg.dir);
+        let mut h = self.health.lock();
+        h.reserve_bytes = reserve;
+        match stat {
+            Ok(st) => {
+                h.free_bytes = st.f_bavail.saturating_mul(st.f_frsize);
+                h.total_bytes = st.f_blocks.saturating_mul(st.f_frsize);
+                let full = h.free_bytes < reserve;
+                let was = self.disk_full.swap(full, Ordering::Relaxed);
+                if full && !was {
+                    tracing::error!(free = h.free_bytes, reserve, dir = %self.cfg.dir.display(), "free space below the reserve: writes are refused until space is freed");
+                } else if was && !full {
+                    tracing::warn!(
+                        free = h.free_bytes,
+                        reserve,
+                        "free space is back above the reserve: writes are accepted again"
+                    );
+                }
+                h.accepting_writes = !full;
             }
-            if head.points >= self.cfg.flush_points {
-                self.flush_wanted.notify_one();
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot measure free space of the data directory");
             }
-            ack
-        };
-        ack.await.map_err(|_| Error::Closed)?
+        }
+        h.unflushed_points = self.mem.frozen.read().iter().map(|f| f.points as u64).sum();
+        if h.unflushed_points == 0 && h.accepting_writes && self.flush_failed_at.lock().is_none() {
+            // A failure is history once space is back and nothing waits to be written.
+            h.last_error = None;
+        }
+        h.clone()
+    }
+
+    /// The last measured storage health (see [`Engine::check_disk`]).
+    pub fn health(&self) -> StorageHealth {
+        self.health.lock().clone()
     }
 
     /// Back-pressure: while the head holds four times `flush_points` (flushes cannot keep up),
@@ -395,10 +531,10 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let flushed = self.flushed.notified();
-            if self.head.lock().points < limit {
+            if self.mem.head.lock().points < limit {
                 return Ok(());
             }
-            self.flush_wanted.notify_one();
+            self.mem.flush_wanted.notify_one();
             if tokio::time::timeout_at(deadline, flushed).await.is_err() {
                 return Err(Error::Busy);
             }
@@ -407,17 +543,22 @@ impl Engine {
 
     /// Resolves when the head asks to be flushed (or at once if it already did).
     pub async fn flush_wanted(&self) {
-        self.flush_wanted.notified().await;
+        self.mem.flush_wanted.notified().await;
     }
 
-    /// Whether the head should be flushed now.
+    /// Whether the head should be flushed now: it is full, or frozen heads wait since a failed
+    /// flush (retried every few seconds).
     pub fn needs_flush(&self) -> bool {
-        self.head.lock().points >= self.cfg.flush_points
+        if self.mem.head.lock().points >= self.cfg.flush_points {
+            return true;
+        }
+        !self.mem.frozen.read().is_empty()
+            && self.flush_failed_at.lock().is_none_or(|t| t.elapsed() >= FLUSH_RETRY)
     }
 
     /// Points in the head.
     pub fn head_points(&self) -> usize {
-        self.head.lock().points
+        self.mem.head.lock().points
     }
 
     /// Set the raw-point retention of one series (`None`: the engine default).
@@ -432,9 +573,11 @@ impl Engine {
     /// Raw points of a series with `from <= t < to`, oldest first, at most `limit`; points
     /// flagged by quality checks are left out.
     pub fn read(&self, s: SeriesId, from: i64, to: i64, limit: usize) -> Result<Vec<(i64, Value)>> {
-        let Some(p) = self.merged(s.0, from, to)? else { return Ok(Vec::new()) };
-        let p = p.without_flagged();
-        Ok(p.ts.iter().take(limit).enumerate().map(|(i, &t)| (t, p.col.get(i))).collect())
+        Ok(self
+            .read_points(s.0, from, to, limit, false)?
+            .into_iter()
+            .map(|(t, v, _)| (t, v))
+            .collect())
     }
 
     /// Raw points with their quality flags, flagged ones included.
@@ -445,13 +588,51 @@ impl Engine {
         to: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Value, u8)>> {
-        let Some(p) = self.merged(s.0, from, to)? else { return Ok(Vec::new()) };
-        Ok(p.ts
-            .iter()
-            .take(limit)
-            .enumerate()
-            .map(|(i, &t)| (t, p.col.get(i), p.flag(i)))
-            .collect())
+        self.read_points(s.0, from, to, limit, true)
+    }
+
+    /// Raw points in range, window by window (one UTC day at a time), so that decoding stops once
+    /// `limit` points are found: a query for one point over ten years decodes one day.
+    fn read_points(
+        &self,
+        s: u32,
+        from: i64,
+        to: i64,
+        limit: usize,
+        with_flagged: bool,
+    ) -> Result<Vec<(i64, Value, u8)>> {
+        let refs = self.segs.read().refs(s, from, to);
+        let heads = Points::merge(self.head_sources(s, from, to));
+        let mut windows: std::collections::BTreeSet<i64> =
+            refs.iter().map(|(_, r)| r.entry.window).collect();
+        if let Some(h) = &heads {
+            windows.extend(h.ts.iter().map(|&t| window_of(t)));
+        }
+        let mut out = Vec::new();
+        for w in windows {
+            if out.len() >= limit {
+                break;
+            }
+            // Oldest first: segments in sequence order, then the heads.
+            let mut sources = Vec::new();
+            for (seg, r) in refs.iter().filter(|(_, r)| r.entry.window == w) {
+                self.read_chunks.fetch_add(1, Ordering::Relaxed);
+                if let Some(raw) = decode_ref(seg, r, true)?.raw {
+                    sources.push(raw.filter_range(from, to));
+                }
+            }
+            if let Some(h) = &heads {
+                let part = h.filter_range(w, w.saturating_add(WINDOW_NS));
+                if part.len() > 0 {
+                    sources.push(part);
+                }
+            }
+            let Some(p) = Points::merge(sources) else { continue };
+            let p = if with_flagged { p } else { p.without_flagged() };
+            let take = p.len().min(limit - out.len());
+            out.extend((0..take).map(|i| (p.ts[i], p.col.get(i), p.flag(i))));
+        }
+        Ok(out)
     }
 
     /// Points of all sources in range, merged.
@@ -470,8 +651,8 @@ impl Engine {
 
     fn head_sources(&self, s: u32, from: i64, to: i64) -> Vec<Points> {
         let mut out: Vec<Points> =
-            self.frozen.read().iter().filter_map(|h| h.range(s, from, to)).collect();
-        out.extend(self.head.lock().range(s, from, to));
+            self.mem.frozen.read().iter().filter_map(|h| h.range(s, from, to)).collect();
+        out.extend(self.mem.head.lock().range(s, from, to));
         out
     }
 
@@ -585,8 +766,8 @@ impl Engine {
     /// The latest point of each series (`None` for a series with no data).
     pub fn latest(&self, series: &[SeriesId]) -> Vec<Option<(i64, Value)>> {
         let segs = self.segs.read();
-        let frozen = self.frozen.read();
-        let head = self.head.lock();
+        let frozen = self.mem.frozen.read();
+        let head = self.mem.head.lock();
         series
             .iter()
             .map(|s| {
@@ -632,11 +813,11 @@ impl Engine {
         st.segments = segs.segments.len();
         st.segment_bytes = segs.segments.values().map(|s| s.size).sum();
         drop(segs);
-        for f in self.frozen.read().iter() {
+        for f in self.mem.frozen.read().iter() {
             series.extend(f.series.keys());
             st.head_points += f.points as u64;
         }
-        let head = self.head.lock();
+        let head = self.mem.head.lock();
         series.extend(head.series.keys());
         st.head_points += head.points as u64;
         drop(head);
@@ -649,23 +830,42 @@ impl Engine {
         st.bytes_on_disk = st.segment_bytes + st.wal_bytes + manifest;
         st.flushes = self.flushes.load(Ordering::Relaxed);
         st.compactions = self.compactions.load(Ordering::Relaxed);
+        st.read_chunks = self.read_chunks.load(Ordering::Relaxed);
         st
     }
 
-    /// Write the head to a new segment and drop the WAL files it covers. Blocking.
+    /// Write the head, and any frozen head a failed flush left, to new segments (oldest first)
+    /// and drop the WAL files they cover. Blocking. On failure, what is not written stays in
+    /// memory and in the WAL (the checkpoint never passes it) and is retried by the next flush.
     pub fn flush(&self) -> Result<()> {
         let mut manifest = self.maint.lock();
-        let (frozen, rotated) = {
-            let mut head = self.head.lock();
-            if head.points == 0 {
-                return Ok(());
+        let froze = self.wal.lock().freeze()?;
+        froze.blocking_recv().map_err(|_| Error::Closed)?;
+        loop {
+            let Some(frozen) = self.mem.frozen.read().first().cloned() else { break };
+            if let Err(e) = self.write_frozen(&mut manifest, &frozen) {
+                *self.flush_failed_at.lock() = Some(std::time::Instant::now());
+                tracing::error!(error = %e, points = frozen.points, "flush failed; the points stay in memory and in the WAL and will be written by the next flush");
+                self.note_failure(&e);
+                drop(manifest);
+                self.check_disk();
+                return Err(e);
             }
-            let rotated = self.wal.lock().rotate()?;
-            let h = Arc::new(std::mem::take(&mut *head));
-            self.frozen.write().push(h.clone());
-            (h, rotated)
-        };
-        let checkpoint = rotated.blocking_recv().map_err(|_| Error::Closed)??;
+        }
+        let recovered = self.flush_failed_at.lock().take().is_some();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushed.notify_waiters();
+        drop(manifest);
+        if recovered {
+            tracing::warn!("flush succeeded again; every point waiting in memory is written");
+            self.check_disk();
+        }
+        Ok(())
+    }
+
+    /// Write one frozen head as a segment, record it in the manifest with the head's WAL
+    /// checkpoint, then make it visible and drop the frozen head and the WAL files it covered.
+    fn write_frozen(&self, manifest: &mut Manifest, frozen: &Arc<Head>) -> Result<()> {
         let id = manifest.next_id;
         let seq = manifest.next_seq;
         let mut w = SegmentWriter::create(&self.seg_dir, id)?;
@@ -681,13 +881,20 @@ impl Engine {
             }
         }
         let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
-        manifest.next_id += 1;
-        manifest.next_seq += 1;
+        let mut next = manifest.clone();
+        next.next_id += 1;
+        next.next_seq += 1;
         if !entries.is_empty() {
-            manifest.segments.push((id, seq));
+            next.segments.push((id, seq));
         }
-        manifest.wal_checkpoint = checkpoint;
-        manifest.save(&self.cfg.dir)?;
+        next.wal_checkpoint = next.wal_checkpoint.max(frozen.checkpoint);
+        if let Err(e) = next.save(&self.cfg.dir) {
+            // Not in the manifest: the segment would be deleted at the next start anyway.
+            let _ = fs::remove_file(segment::segment_path(&self.seg_dir, id));
+            return Err(e);
+        }
+        *manifest = next;
+        let checkpoint = manifest.wal_checkpoint;
         {
             let mut segs = self.segs.write();
             if !entries.is_empty() {
@@ -701,16 +908,14 @@ impl Engine {
                     segs.latest.insert(sid, (t, v));
                 }
             }
-            self.frozen.write().retain(|f| !Arc::ptr_eq(f, &frozen));
+            self.mem.frozen.write().retain(|f| !Arc::ptr_eq(f, frozen));
         }
         for (s, path) in wal::list(&self.wal_dir)? {
             if s < checkpoint {
                 let _ = fs::remove_file(path);
             }
         }
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        self.flushed.notify_waiters();
-        tracing::debug!(points = frozen.points, segment = id, "flushed the head");
+        tracing::debug!(points = frozen.points, segment = id, "flushed a head");
         Ok(())
     }
 
@@ -797,12 +1002,17 @@ impl Engine {
             }
         }
         let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
-        manifest.next_id += 1;
-        manifest.segments.retain(|(_, sq)| !inputs.contains(sq));
+        let mut next = manifest.clone();
+        next.next_id += 1;
+        next.segments.retain(|(_, sq)| !inputs.contains(sq));
         if !entries.is_empty() {
-            manifest.segments.push((id, seq));
+            next.segments.push((id, seq));
         }
-        manifest.save(&self.cfg.dir)?;
+        if let Err(e) = next.save(&self.cfg.dir) {
+            let _ = fs::remove_file(segment::segment_path(&self.seg_dir, id));
+            return Err(e);
+        }
+        *manifest = next;
         let old: Vec<PathBuf> = {
             let mut segs = self.segs.write();
             let old = inputs
@@ -839,13 +1049,15 @@ impl Engine {
         })
     }
 
-    /// Flush everything and stop the WAL writer: a clean shutdown leaves no WAL to replay.
+    /// Flush everything and stop the WAL writer: a clean shutdown leaves no WAL to replay. If the
+    /// flush fails (a full disk), the WAL files stay and are replayed at the next start.
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.flush()?;
+        let flushed = self.flush();
         self.wal.lock().close();
+        flushed?;
         for (_, p) in wal::list(&self.wal_dir)? {
             if fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(false) {
                 let _ = fs::remove_file(p);

@@ -108,6 +108,17 @@ pub(crate) struct SegmentWriter {
     out: BufWriter<File>,
     offset: u64,
     entries: Vec<IndexEntry>,
+    /// Set once the file is in place; an unfinished writer removes its temporary file on drop,
+    /// so a failed flush or compaction on a full disk gives its space back at once.
+    done: bool,
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl SegmentWriter {
@@ -115,9 +126,16 @@ impl SegmentWriter {
         let path = segment_path(dir, id);
         let tmp = path.with_extension("seg.tmp");
         let f = File::create(&tmp).map_err(Error::io(&tmp))?;
-        let mut out = BufWriter::with_capacity(1 << 20, f);
-        out.write_all(MAGIC).map_err(Error::io(&tmp))?;
-        Ok(Self { tmp, path, out, offset: MAGIC.len() as u64, entries: Vec::new() })
+        let mut w = Self {
+            out: BufWriter::with_capacity(1 << 20, f),
+            tmp,
+            path,
+            offset: MAGIC.len() as u64,
+            entries: Vec::new(),
+            done: false,
+        };
+        w.out.write_all(MAGIC).map_err(Error::io(&w.tmp))?;
+        Ok(w)
     }
 
     pub(crate) fn add(
@@ -169,9 +187,10 @@ impl SegmentWriter {
         })();
         r.map_err(Error::io(&self.tmp))?;
         fs::rename(&self.tmp, &self.path).map_err(Error::io(&self.path))?;
+        self.done = true;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
         }
-        Ok(self.entries)
+        Ok(std::mem::take(&mut self.entries))
     }
 }

@@ -1,5 +1,5 @@
 //! Engine tests: last write wins everywhere, flush/compaction/reopen keep every point, rollups
-//! agree with raw points, retention keeps rollups.
+//! agree with raw points, retention keeps rollups, storage faults lose nothing acknowledged.
 
 use std::sync::Arc;
 
@@ -13,6 +13,8 @@ const MIN: i64 = 60_000_000_000;
 fn engine(dir: &Path, clock: Arc<MockClock>) -> Engine {
     let mut cfg = EngineConfig::new(dir);
     cfg.fsync = false;
+    // Tests must not depend on how full the machine's disk is.
+    cfg.min_free_bytes = 0;
     Engine::open(cfg, clock).unwrap()
 }
 
@@ -264,6 +266,7 @@ fn writers_wait_for_a_flush_when_the_head_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = EngineConfig::new(dir.path());
     cfg.fsync = false;
+    cfg.min_free_bytes = 0;
     cfg.flush_points = 100;
     let e = Arc::new(Engine::open(cfg, clock()).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -289,4 +292,240 @@ fn writers_wait_for_a_flush_when_the_head_is_full() {
         tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
     });
     assert_eq!(e.read(SeriesId(1), i64::MIN, i64::MAX, usize::MAX).unwrap().len(), 401);
+}
+
+/// Points of series 1 at minutes `from..to`, value = minute.
+fn minutes(from: i64, to: i64) -> Vec<(SeriesId, i64, Value)> {
+    (from..to).map(|i| (SeriesId(1), T0 + i * MIN, Value::F64(i as f64))).collect()
+}
+
+fn all_minutes(e: &Engine) -> Vec<i64> {
+    e.read(SeriesId(1), i64::MIN, i64::MAX, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(t, _)| (t - T0) / MIN)
+        .collect()
+}
+
+#[test]
+fn a_failed_flush_keeps_its_points_until_a_later_flush_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let segs = dir.path().join("segments");
+    {
+        let e = engine(dir.path(), clock());
+        rt.block_on(write3(&e, minutes(0, 1000))).unwrap();
+        // The segment directory is unusable: the flush fails.
+        fs::rename(&segs, dir.path().join("away")).unwrap();
+        fs::write(&segs, b"not a directory").unwrap();
+        assert!(e.flush().is_err());
+        assert_eq!(all_minutes(&e).len(), 1000, "a failed flush keeps serving its points");
+        assert!(e.health().unflushed_points == 1000);
+        // More points, then the directory comes back: the next flush writes both heads.
+        rt.block_on(write3(&e, minutes(1000, 2000))).unwrap();
+        fs::remove_file(&segs).unwrap();
+        fs::rename(dir.path().join("away"), &segs).unwrap();
+        assert!(e.needs_flush() || e.flush_failed_at.lock().is_some());
+        e.flush().unwrap();
+        assert_eq!(e.health().unflushed_points, 0);
+        assert_eq!(e.stats().segments, 2);
+        // Dropped without close: what is not in a segment must still be in the WAL.
+    }
+    let e = engine(dir.path(), clock());
+    assert_eq!(all_minutes(&e), (0..2000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_close_whose_flush_fails_leaves_the_wal_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let segs = dir.path().join("segments");
+    {
+        let e = engine(dir.path(), clock());
+        rt.block_on(write3(&e, minutes(0, 10))).unwrap();
+        e.flush().unwrap();
+        rt.block_on(write3(&e, minutes(10, 20))).unwrap();
+        fs::rename(&segs, dir.path().join("away")).unwrap();
+        fs::write(&segs, b"x").unwrap();
+        assert!(e.flush().is_err());
+        rt.block_on(write3(&e, minutes(20, 30))).unwrap();
+        assert!(e.close().is_err());
+        fs::remove_file(&segs).unwrap();
+        fs::rename(dir.path().join("away"), &segs).unwrap();
+    }
+    let e = engine(dir.path(), clock());
+    assert_eq!(all_minutes(&e), (0..30).collect::<Vec<_>>());
+    e.close().unwrap();
+    let e = engine(dir.path(), clock());
+    assert_eq!(all_minutes(&e), (0..30).collect::<Vec<_>>());
+    assert_eq!(e.stats().wal_bytes, 0, "a clean shutdown leaves no WAL");
+}
+
+/// A tmpfs of `size` mounted on a temporary directory, unmounted on drop: a real filesystem that
+/// fills up. Mounting needs root (CI runs as root); `AGORA_SKIP_FAULT_TESTS=1` skips these tests
+/// on a developer's machine.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<Self> {
+        if std::env::var_os("AGORA_SKIP_FAULT_TESTS").is_some() {
+            eprintln!("skipped: AGORA_SKIP_FAULT_TESTS is set");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs needs root; set AGORA_SKIP_FAULT_TESTS=1 to skip");
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fill the filesystem with a file, leaving about `leave` bytes.
+    fn fill(&self, leave: u64) {
+        let st = rustix::fs::statvfs(self.path()).unwrap();
+        let free = st.f_bavail * st.f_frsize;
+        let data = vec![7u8; free.saturating_sub(leave) as usize];
+        let _ = fs::write(self.path().join("filler"), data);
+    }
+
+    fn free(&self) {
+        fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_commits_loses_no_acknowledged_point_and_stores_no_refused_one() {
+    let Some(fs_) = SmallFs::mount("2m") else { return };
+    let dir = fs_.path().join("engine");
+    let rt = rt();
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    {
+        let mut cfg = EngineConfig::new(&dir);
+        cfg.min_free_bytes = 0;
+        let e = Engine::open(cfg, clock()).unwrap();
+        // Batches of 100 points (~2 kB in the WAL) until the disk is full, and a few more.
+        fs_.fill(40_000);
+        let mut next = 0;
+        let mut failures = 0;
+        while failures < 5 {
+            let r = rt.block_on(write3(&e, minutes(next, next + 100)));
+            match r {
+                Ok(()) => acked.extend(next..next + 100),
+                Err(err) => {
+                    assert!(matches!(err, Error::WalFailed(_)), "{err}");
+                    refused.extend(next..next + 100);
+                    failures += 1;
+                }
+            }
+            next += 100;
+        }
+        assert!(!acked.is_empty(), "some batches fit before the disk was full");
+        // Refused points are not served.
+        assert_eq!(all_minutes(&e), acked);
+        // Space comes back: writes are accepted again, after the cut tail.
+        fs_.free();
+        for _ in 0..5 {
+            rt.block_on(write3(&e, minutes(next, next + 100))).unwrap();
+            acked.extend(next..next + 100);
+            next += 100;
+        }
+        assert_eq!(all_minutes(&e), acked);
+        // Dropped without close (a crash): everything acknowledged is in the WAL.
+    }
+    let cfg = EngineConfig { min_free_bytes: 0, ..EngineConfig::new(&dir) };
+    let e = Engine::open(cfg, clock()).unwrap();
+    assert_eq!(all_minutes(&e), acked, "{} refused points must stay out", refused.len());
+}
+
+#[test]
+fn a_full_disk_during_a_flush_keeps_every_point() {
+    let Some(fs_) = SmallFs::mount("2m") else { return };
+    let dir = fs_.path().join("engine");
+    let rt = rt();
+    let mut acked: Vec<i64> = Vec::new();
+    {
+        let mut cfg = EngineConfig::new(&dir);
+        cfg.min_free_bytes = 0;
+        let e = Engine::open(cfg, clock()).unwrap();
+        rt.block_on(write3(&e, minutes(0, 5000))).unwrap();
+        acked.extend(0..5000);
+        // Too little room for a segment: the flush fails and its temporary file is removed.
+        fs_.fill(1_000);
+        assert!(e.flush().is_err());
+        let tmp_left = fs::read_dir(dir.join("segments")).unwrap().count();
+        assert_eq!(tmp_left, 0, "a failed flush gives its space back");
+        fs_.free();
+        rt.block_on(write3(&e, minutes(5000, 6000))).unwrap();
+        acked.extend(5000..6000);
+        e.flush().unwrap();
+        rt.block_on(write3(&e, minutes(6000, 6100))).unwrap();
+        acked.extend(6000..6100);
+        e.close().unwrap();
+    }
+    let cfg = EngineConfig { min_free_bytes: 0, ..EngineConfig::new(&dir) };
+    let e = Engine::open(cfg, clock()).unwrap();
+    assert_eq!(all_minutes(&e), acked);
+}
+
+#[test]
+fn writes_are_refused_below_the_free_space_reserve_and_accepted_when_it_comes_back() {
+    let Some(fs_) = SmallFs::mount("4m") else { return };
+    let dir = fs_.path().join("engine");
+    let rt = rt();
+    let mut cfg = EngineConfig::new(&dir);
+    cfg.min_free_bytes = 1 << 20;
+    let e = Engine::open(cfg, clock()).unwrap();
+    rt.block_on(write3(&e, minutes(0, 10))).unwrap();
+    fs_.fill(512 << 10);
+    assert!(!e.check_disk().accepting_writes);
+    let err = rt.block_on(write3(&e, minutes(10, 20))).unwrap_err();
+    assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+    assert!(err.to_string().contains("below the reserve"), "{err}");
+    fs_.free();
+    assert!(e.check_disk().accepting_writes);
+    rt.block_on(write3(&e, minutes(20, 30))).unwrap();
+    assert_eq!(all_minutes(&e), (0..10).chain(20..30).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_limited_read_decodes_only_the_days_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let rt = rt();
+    // Ten days of 10-minute points in a segment, a late replacement and more points in the head.
+    let day = WINDOW_NS / MIN;
+    let pts: Vec<_> = (0..10 * day)
+        .step_by(10)
+        .map(|i| (SeriesId(1), T0 + i * MIN, Value::F64(i as f64)))
+        .collect();
+    rt.block_on(write3(&e, pts)).unwrap();
+    e.flush().unwrap();
+    rt.block_on(write3(&e, vec![(SeriesId(1), T0 + 20 * MIN, Value::F64(-20.0))])).unwrap();
+    rt.block_on(write3(&e, minutes(10 * day, 10 * day + 5))).unwrap();
+    let all = e.read(SeriesId(1), i64::MIN, i64::MAX, usize::MAX).unwrap();
+    assert_eq!(all.len(), (10 * day / 10 + 5) as usize);
+    assert_eq!(all[2], (T0 + 20 * MIN, Value::F64(-20.0)), "the newest value wins");
+    for limit in [0, 1, 3, 144, 145, 1000, all.len() - 3, all.len() + 10] {
+        let before = e.stats().read_chunks;
+        let got = e.read(SeriesId(1), i64::MIN, i64::MAX, limit).unwrap();
+        assert_eq!(got[..], all[..limit.min(all.len())], "limit {limit}");
+        let decoded = e.stats().read_chunks - before;
+        let days_needed = (limit as u64).div_ceil(144).min(10);
+        assert!(decoded <= days_needed.max(1), "limit {limit}: decoded {decoded} chunks");
+    }
 }

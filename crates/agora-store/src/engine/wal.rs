@@ -8,20 +8,21 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use agora_model::{SeriesId, Value, ValueKind};
 use tokio::sync::oneshot;
 
+use super::Memory;
 use crate::error::{Error, Result};
 
 /// One point as written to the engine: series, time, value, quality flags.
 pub(crate) type WalPoint = (SeriesId, i64, Value, u8);
 
 enum Msg {
-    Append(Vec<u8>, oneshot::Sender<Result<()>>),
-    Rotate(oneshot::Sender<Result<u64>>),
+    Append(Vec<u8>, Vec<WalPoint>, oneshot::Sender<Result<()>>),
+    Freeze(oneshot::Sender<bool>),
 }
 
 /// Handle to the WAL writer thread.
@@ -152,66 +153,57 @@ pub(crate) fn read(path: &Path) -> Result<Replayed> {
 }
 
 impl Wal {
-    /// Start the writer on a new file `seq` in `dir`.
-    pub(crate) fn start(dir: PathBuf, seq: u64, fsync: bool) -> Result<Self> {
-        let mut file = open_new(&dir, seq)?;
+    /// Start the writer. Its first file is `seq` in `dir`, created on the first commit. Committed
+    /// points are applied to `mem`'s head, in WAL order, before they are acknowledged.
+    pub(crate) fn start(dir: PathBuf, seq: u64, fsync: bool, mem: Arc<Memory>) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Msg>();
+        let mut w = Writer { dir, seq, file: None, len: 0, fsync, uncut: None };
         let thread = std::thread::Builder::new()
             .name("agora-wal".into())
             .spawn(move || {
-                let mut seq = seq;
                 let mut pending: Vec<Msg> = Vec::new();
-                let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+                let mut group = Group::default();
                 while let Ok(first) = rx.recv() {
                     pending.push(first);
                     pending.extend(rx.try_iter());
-                    let mut acks = Vec::new();
                     for msg in pending.drain(..) {
                         match msg {
-                            Msg::Append(bytes, ack) => {
-                                buf.extend_from_slice(&bytes);
-                                acks.push(ack);
-                            }
-                            Msg::Rotate(ack) => {
-                                // Everything sent before the rotation goes to the old file.
-                                let r = commit(&mut file, &mut buf, fsync, &dir, seq);
-                                finish(&mut acks, &r);
-                                let r = r.and_then(|()| {
-                                    let f = open_new(&dir, seq + 1)?;
-                                    file = f;
-                                    seq += 1;
-                                    Ok(seq)
-                                });
-                                let _ = ack.send(r);
+                            Msg::Append(bytes, points, ack) => group.add(&bytes, points, ack),
+                            Msg::Freeze(ack) => {
+                                // Everything sent before the freeze belongs to the frozen head.
+                                group.commit(&mut w, &mem);
+                                let _ = ack.send(mem.freeze(w.next_file()));
                             }
                         }
                     }
-                    let r = commit(&mut file, &mut buf, fsync, &dir, seq);
-                    finish(&mut acks, &r);
+                    group.commit(&mut w, &mem);
                 }
-                let _ = commit(&mut file, &mut buf, fsync, &dir, seq);
             })
             .map_err(Error::io("wal thread"))?;
         Ok(Self { tx: Some(tx), thread: Some(thread) })
     }
 
-    /// Queue a record; the returned receiver resolves once it is durable. Callers that need the
-    /// WAL order to match another order send while holding the lock that defines it.
-    pub(crate) fn append(&self, record: Vec<u8>) -> Result<oneshot::Receiver<Result<()>>> {
+    /// Queue a record and the points it holds; the returned receiver resolves once they are
+    /// durable and readable, or with the error that kept them out (then they are in neither).
+    pub(crate) fn append(
+        &self,
+        record: Vec<u8>,
+        points: Vec<WalPoint>,
+    ) -> Result<oneshot::Receiver<Result<()>>> {
         let (ack, rx) = oneshot::channel();
         self.tx
             .as_ref()
             .ok_or(Error::Closed)?
-            .send(Msg::Append(record, ack))
+            .send(Msg::Append(record, points, ack))
             .map_err(|_| Error::Closed)?;
         Ok(rx)
     }
 
-    /// Queue a switch to a new file; resolves to the new file's sequence number once everything
-    /// queued before it is durable in the old one.
-    pub(crate) fn rotate(&self) -> Result<oneshot::Receiver<Result<u64>>> {
+    /// Queue a freeze: once everything queued before it is committed, the head is frozen (if it
+    /// holds anything) and later records go to a new file. Resolves to whether a head was frozen.
+    pub(crate) fn freeze(&self) -> Result<oneshot::Receiver<bool>> {
         let (ack, rx) = oneshot::channel();
-        self.tx.as_ref().ok_or(Error::Closed)?.send(Msg::Rotate(ack)).map_err(|_| Error::Closed)?;
+        self.tx.as_ref().ok_or(Error::Closed)?.send(Msg::Freeze(ack)).map_err(|_| Error::Closed)?;
         Ok(rx)
     }
 
@@ -230,30 +222,114 @@ impl Drop for Wal {
     }
 }
 
+/// Records gathered for one group commit, with the points to apply and the writers to answer.
+#[derive(Default)]
+struct Group {
+    buf: Vec<u8>,
+    points: Vec<Vec<WalPoint>>,
+    acks: Vec<oneshot::Sender<Result<()>>>,
+}
+
+impl Group {
+    fn add(&mut self, bytes: &[u8], points: Vec<WalPoint>, ack: oneshot::Sender<Result<()>>) {
+        self.buf.extend_from_slice(bytes);
+        self.points.push(points);
+        self.acks.push(ack);
+    }
+
+    /// Write and sync the group; on success apply its points to the head, then answer every
+    /// writer with the outcome. A failed group leaves no trace: not in the file, not in the head.
+    fn commit(&mut self, w: &mut Writer, mem: &Memory) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let r = w.commit(&self.buf);
+        self.buf.clear();
+        if self.buf.capacity() > 16 << 20 {
+            self.buf = Vec::new();
+        }
+        match &r {
+            Ok(()) => mem.apply(self.points.drain(..)),
+            Err(e) => {
+                tracing::error!(error = %e, "write-ahead log commit failed; its writers are refused");
+                self.points.clear();
+            }
+        }
+        for ack in self.acks.drain(..) {
+            let _ = ack.send(match &r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::WalFailed(e.to_string())),
+            });
+        }
+    }
+}
+
+/// The writer's file state.
+struct Writer {
+    dir: PathBuf,
+    /// The file records go to; it exists only once `file` is open.
+    seq: u64,
+    file: Option<File>,
+    /// Bytes of whole, synced records in `file`.
+    len: u64,
+    fsync: bool,
+    /// A file left with a failed tail that could not be cut yet: (path, handle, good length).
+    uncut: Option<(PathBuf, File, u64)>,
+}
+
+impl Writer {
+    /// Append and sync `buf`. On failure the file is cut back to its last good record and
+    /// abandoned: later records go to a new file, never after a hole.
+    fn commit(&mut self, buf: &[u8]) -> Result<()> {
+        if let Some((path, f, len)) = &self.uncut {
+            // Nothing may be acknowledged while a failed tail could still be replayed.
+            f.set_len(*len).and_then(|()| f.sync_all()).map_err(Error::io(path))?;
+            tracing::info!(file = %path.display(), "cut the failed tail of a WAL file");
+            self.uncut = None;
+        }
+        let path = wal_path(&self.dir, self.seq);
+        if self.file.is_none() {
+            self.file = Some(open_new(&self.dir, self.seq)?);
+            self.len = 0;
+        }
+        let f = self.file.as_mut().expect("opened above");
+        let r = f.write_all(buf).and_then(|()| if self.fsync { f.sync_data() } else { Ok(()) });
+        match r {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // A short write (disk full) leaves part of a record; a failed fsync leaves pages
+                // whose fate is unknown (the kernel may drop them and report success next time,
+                // as PostgreSQL learned in 2018). Either way: cut back to the last acknowledged
+                // record and never append to this file again.
+                let f = self.file.take().expect("open");
+                self.seq += 1;
+                if let Err(cut) = f.set_len(self.len).and_then(|()| f.sync_all()) {
+                    tracing::error!(file = %path.display(), error = %cut, "cannot cut the failed tail of a WAL file; writes are refused until it can be");
+                    self.uncut = Some((path.clone(), f, self.len));
+                }
+                Err(Error::Io { path, source: e })
+            }
+        }
+    }
+
+    /// Close the current file (if one was opened): later records go to the next one. Returns the
+    /// first sequence number that may hold later records, i.e. the checkpoint for what came before.
+    fn next_file(&mut self) -> u64 {
+        if self.file.take().is_some() {
+            self.seq += 1;
+        }
+        self.seq
+    }
+}
+
 fn open_new(dir: &Path, seq: u64) -> Result<File> {
     let path = wal_path(dir, seq);
     let f = OpenOptions::new().create(true).append(true).open(&path).map_err(Error::io(&path))?;
     sync_dir(dir)?;
     Ok(f)
-}
-
-fn commit(file: &mut File, buf: &mut Vec<u8>, fsync: bool, dir: &Path, seq: u64) -> Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let path = wal_path(dir, seq);
-    let r = file.write_all(buf).and_then(|()| if fsync { file.sync_data() } else { Ok(()) });
-    buf.clear();
-    r.map_err(Error::io(path))
-}
-
-fn finish(acks: &mut Vec<oneshot::Sender<Result<()>>>, r: &Result<()>) {
-    for ack in acks.drain(..) {
-        let _ = ack.send(match r {
-            Ok(()) => Ok(()),
-            Err(e) => Err(Error::Invalid(format!("wal write failed: {e}"))),
-        });
-    }
 }
 
 #[cfg(test)]
