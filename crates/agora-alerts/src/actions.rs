@@ -10,7 +10,9 @@ use sha2::Sha256;
 
 use agora_store::alerts::AlertRecord;
 
+use crate::egress::{self, Egress};
 use crate::rule::{Event, Rule};
+use crate::secrets::{mask_text, mask_url};
 
 /// Publishes MQTT messages: agora's own endpoint, or an external broker.
 #[async_trait::async_trait]
@@ -66,19 +68,48 @@ pub(crate) fn fill_json(v: &JsonValue, alert: &AlertRecord, event: Event) -> Jso
     }
 }
 
-/// POST a webhook once; `Ok` with the status on 2xx.
+/// Why a webhook call failed, and whether trying again may help.
+#[derive(Debug, Clone)]
+pub(crate) struct HookError {
+    /// What happened, secrets masked.
+    pub(crate) detail: String,
+    /// A refused destination or a redirect: the same answer again, so not retried.
+    pub(crate) fatal: bool,
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message says little).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(x) = cur {
+        let t = x.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = x.source();
+    }
+    parts.join(": ")
+}
+
+/// POST a webhook once; `Ok` with the status on 2xx. The destination is checked against the
+/// egress policy (an address in the URL here, a host name when the client resolves it); a
+/// redirect is not followed. Error details never quote the URL's credentials or the secret.
 pub(crate) async fn post_webhook(
     http: &reqwest::Client,
+    egress: &Egress,
     url: &str,
     secret: Option<&str>,
     body: &JsonValue,
     event: Event,
     delivery: &str,
-) -> Result<String, String> {
-    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+) -> Result<String, HookError> {
+    let fatal = |detail: String| HookError { detail: mask_text(&detail, url, secret), fatal: true };
+    let parsed = reqwest::Url::parse(url).map_err(|e| fatal(format!("bad URL: {e}")))?;
+    egress.check_url(&parsed).map_err(|r| fatal(r.0))?;
+    let bytes = serde_json::to_vec(body).map_err(|e| fatal(e.to_string()))?;
     let now = chrono::Utc::now().timestamp();
     let mut req = http
-        .post(url)
+        .post(parsed)
         .header("content-type", "application/json")
         .header("x-agora-event", event.as_str())
         .header("x-agora-delivery", delivery)
@@ -88,8 +119,25 @@ pub(crate) async fn post_webhook(
     }
     match req.body(bytes).send().await {
         Ok(r) if r.status().is_success() => Ok(format!("HTTP {}", r.status().as_u16())),
-        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-        Err(e) => Err(format!("{e}")),
+        Ok(r) if r.status().is_redirection() => {
+            let to = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| l.to_str().map_or_else(|_| "an unreadable location".into(), mask_url))
+                .unwrap_or_else(|| "no location".into());
+            Err(fatal(format!(
+                "HTTP {}: redirect to {to} not followed (webhooks follow no redirect)",
+                r.status().as_u16()
+            )))
+        }
+        Ok(r) => Err(HookError { detail: format!("HTTP {}", r.status().as_u16()), fatal: false }),
+        Err(e) => match egress::refusal(&e) {
+            Some(refused) => Err(fatal(refused.0.clone())),
+            None => Err(HookError {
+                detail: mask_text(&chain(&e.without_url()), url, secret),
+                fatal: false,
+            }),
+        },
     }
 }
 
@@ -100,7 +148,7 @@ pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
 
 /// An external MQTT broker for commands: one short connection per command, so that the outcome
 /// logged is the broker's acknowledgement (QoS 1) and not a message left in a client queue.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalBroker {
     /// Host.
@@ -114,6 +162,18 @@ pub struct ExternalBroker {
     /// Password.
     #[serde(default)]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ExternalBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log line.
+        f.debug_struct("ExternalBroker")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| crate::secrets::MASK))
+            .finish()
+    }
 }
 
 fn mqtt_port() -> u16 {

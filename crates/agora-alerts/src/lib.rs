@@ -8,9 +8,11 @@
 //! every second and on shutdown, so a restart loses nothing.
 
 pub mod actions;
+pub mod egress;
 pub mod email;
 mod eval;
 pub mod rule;
+pub mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use actions::{ExternalBroker, Publisher};
+pub use egress::{AllowHost, Egress};
 pub use email::{Mailer, SmtpConfig};
 pub use rule::{Rule, RuleError};
 
@@ -69,6 +72,10 @@ pub struct AlertsConfig {
     pub first_retry_ms: u64,
     /// Timeout of a webhook call, in seconds.
     pub webhook_timeout_secs: u64,
+    /// Internal destinations webhooks may reach (loopback, private, link-local, metadata… are
+    /// refused otherwise): networks (`10.0.0.0/8`), addresses, host names (`hooks.internal`)
+    /// and domains (`*.internal`).
+    pub allow_hosts: Vec<AllowHost>,
 }
 
 impl Default for AlertsConfig {
@@ -80,6 +87,7 @@ impl Default for AlertsConfig {
             max_attempts: 5,
             first_retry_ms: 1000,
             webhook_timeout_secs: 5,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -129,6 +137,13 @@ pub struct RuleView {
     pub updated_at: Timestamp,
 }
 
+impl RuleView {
+    /// As shown through the API: secrets masked (`secrets::MASK`).
+    pub fn redacted(&self) -> Self {
+        Self { rule: self.rule.redacted(), ..self.clone() }
+    }
+}
+
 /// The alerting service.
 pub struct Alerts {
     deps: AlertsDeps,
@@ -141,6 +156,8 @@ pub struct Alerts {
     /// Stored batches on their way to the evaluator thread.
     batches: std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>,
     http: reqwest::Client,
+    /// Where webhooks may go.
+    egress: Egress,
     /// Sends email actions, when `[alerts.smtp]` is set.
     mailer: Option<Arc<Mailer>>,
     forecaster: std::sync::OnceLock<Arc<dyn Forecaster>>,
@@ -196,9 +213,9 @@ impl Alerts {
     /// scheduled evaluation and the state saver.
     pub async fn start(deps: AlertsDeps, cfg: AlertsConfig) -> Result<(Arc<Self>, AlertsTasks)> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
-            .build()
+        let egress = Egress::new(cfg.allow_hosts.clone());
+        let http = egress
+            .client(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
         let mailer = cfg.smtp.as_ref().map(Mailer::new).transpose().map_err(Error::Start)?;
         let (batches, batch_rx) = std::sync::mpsc::channel();
@@ -211,6 +228,7 @@ impl Alerts {
             tx,
             batches,
             http,
+            egress,
             mailer: mailer.map(Arc::new),
             forecaster: std::sync::OnceLock::new(),
         });
@@ -344,14 +362,14 @@ impl Alerts {
 
     // ---- Rules ---------------------------------------------------------------------------
 
-    /// Every rule.
+    /// Every rule, secrets masked.
     pub fn rules(&self) -> Vec<RuleView> {
-        self.rules.read().values().cloned().collect()
+        self.rules.read().values().map(RuleView::redacted).collect()
     }
 
-    /// One rule.
+    /// One rule, secrets masked.
     pub fn rule(&self, id: &str) -> Option<RuleView> {
-        self.rules.read().get(id).cloned()
+        self.rules.read().get(id).map(RuleView::redacted)
     }
 
     /// The built-in templates.
@@ -362,6 +380,16 @@ impl Alerts {
     /// Validate a rule, and that what its actions need is configured.
     fn check(&self, r: &Rule) -> std::result::Result<(), RuleError> {
         r.check(&*self.deps.known_property.0)?;
+        for a in &r.actions {
+            if let rule::Action::Webhook { url, .. } = a {
+                let shown = secrets::mask_url(url);
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|e| RuleError(format!("webhook url {shown:?} is not a URL: {e}")))?;
+                self.egress
+                    .check_url(&parsed)
+                    .map_err(|e| RuleError(format!("webhook url {shown:?} {e}")))?;
+            }
+        }
         if self.mailer.is_none() && r.actions.iter().any(|a| a.kind() == "email") {
             return Err(RuleError(
                 "email actions need an SMTP server: set [alerts.smtp] in agora.toml".into(),
@@ -370,8 +398,11 @@ impl Alerts {
         Ok(())
     }
 
-    /// Create or replace a rule made through the API.
+    /// Create or replace a rule made through the API. Webhook secrets and URL credentials sent
+    /// masked (or a secret left out) are kept from the stored rule; the answer masks them.
     pub async fn put_rule(&self, r: Rule) -> Result<RuleView> {
+        let old = self.rules.read().get(&r.id).map(|v| v.rule.clone());
+        let r = secrets::restore(r, old.as_ref())?;
         self.check(&r)?;
         if self.rules.read().get(&r.id).is_some_and(|v| v.origin == "config") {
             return Err(Error::Conflict(format!(
@@ -396,7 +427,7 @@ impl Alerts {
             rules.values().map(|v| v.rule.clone()).collect()
         };
         self.ev.lock().set_rules(all);
-        Ok(view)
+        Ok(view.redacted())
     }
 
     /// A rule from a template, with the given fields (id, scope, actions, …) replacing its own.
@@ -463,12 +494,12 @@ impl Alerts {
             .await?
             .ok_or_else(|| Error::NotFound(format!("alert {id} not found")))?;
         let d = self.deps.store.deliveries(Some(id), 1000).await?;
-        Ok((a, d))
+        Ok((a, d.into_iter().map(masked).collect()))
     }
 
     /// The latest action attempts.
     pub async fn deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
-        Ok(self.deps.store.deliveries(None, limit).await?)
+        Ok(self.deps.store.deliveries(None, limit).await?.into_iter().map(masked).collect())
     }
 
     /// Take an open alert in hand.
@@ -774,6 +805,7 @@ impl Alerts {
             let job = Delivering {
                 store: self.deps.store.clone(),
                 http: self.http.clone(),
+                egress: self.egress.clone(),
                 mailer: self.mailer.clone(),
                 publisher: self.deps.publisher.clone(),
                 clock: self.deps.clock.clone(),
@@ -786,9 +818,20 @@ impl Alerts {
     }
 }
 
+/// A delivery as shown: attempts logged before secrets were masked at write time are masked on
+/// the way out too.
+fn masked(mut d: Delivery) -> Delivery {
+    if d.action == "webhook" {
+        d.target = secrets::mask_url(&d.target);
+        d.detail = secrets::mask_url(&d.detail);
+    }
+    d
+}
+
 struct Delivering {
     store: Arc<dyn AlertStore>,
     http: reqwest::Client,
+    egress: Egress,
     mailer: Option<Arc<Mailer>>,
     publisher: Option<Arc<dyn Publisher>>,
     clock: Arc<dyn Clock>,
@@ -808,18 +851,22 @@ impl Delivering {
                 rule::Action::Webhook { url, secret, .. } => {
                     let body = actions::webhook_body(a, rule, event);
                     let id = format!("{}-{}-{attempt}", a.id, event.as_str());
-                    (
-                        url.clone(),
-                        actions::post_webhook(
-                            &self.http,
-                            url,
-                            secret.as_deref(),
-                            &body,
-                            event,
-                            &id,
-                        )
-                        .await,
+                    let outcome = actions::post_webhook(
+                        &self.http,
+                        &self.egress,
+                        url,
+                        secret.as_deref(),
+                        &body,
+                        event,
+                        &id,
                     )
+                    .await
+                    .map_err(|e| {
+                        give_up = e.fatal;
+                        e.detail
+                    });
+                    // Logged and recorded without its credentials.
+                    (secrets::mask_url(url), outcome)
                 }
                 rule::Action::Mqtt { topic, payload, qos, retain, .. } => {
                     let topic = actions::fill(topic, a, event);

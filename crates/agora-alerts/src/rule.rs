@@ -514,7 +514,8 @@ impl Rule {
                 Action::Webhook { url, .. } => {
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         return bad(format!(
-                            "webhook url {url:?} must start with http:// or https://"
+                            "webhook url {:?} must start with http:// or https://",
+                            crate::secrets::mask_url(url)
                         ));
                     }
                 }

@@ -34,11 +34,13 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
         "free_bytes": h.free_bytes,
         "reserve_bytes": h.reserve_bytes,
         "unflushed_points": h.unflushed_points,
+        "wal_failing": h.wal_failing,
     });
-    if h.accepting_writes {
+    if h.accepting_writes && !h.wal_failing {
         Json(json!({"status": "ready", "storage": storage})).into_response()
     } else {
-        let body = json!({"status": "storage_full", "storage": storage});
+        let status = if h.accepting_writes { "storage_failing" } else { "storage_full" };
+        let body = json!({"status": status, "storage": storage});
         (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], Json(body)).into_response()
     }
 }
@@ -216,10 +218,12 @@ pub(crate) async fn replay_rejects(
                 continue;
             }
         };
+        // The replay has the rights of the token that sent the input: its device binding.
         let src = Source {
             name: "replay",
             replay: Some(replay),
             no_dead_letters: true,
+            bound_device: r.token_device.as_ref(),
             ..Default::default()
         };
         let report = s.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;

@@ -1,6 +1,7 @@
 //! Alert rules and alerts over HTTP: `/api/v1/rules` (read for everyone with read rights,
 //! changes for admins), `/api/v1/alerts` with its filters, acknowledge and resolve (operators
-//! with read rights: taking an alert in hand is their job), and the action delivery log.
+//! with read rights: taking an alert in hand is their job), and the action delivery log. Rules
+//! and deliveries come out of `agora_alerts` with their secrets already masked (write-only).
 
 use agora_alerts::{Alerts, Rule};
 use agora_store::alerts::{AlertFilter, AlertState};
@@ -93,6 +94,9 @@ pub(crate) async fn put_rule(
     let mut v = body(b)?;
     if let Some(o) = v.as_object_mut() {
         o.entry("id").or_insert_with(|| json!(id));
+        // A rule sent back as `GET` showed it: what the server adds is not part of the rule.
+        o.remove("origin");
+        o.remove("updated_at");
     }
     let rule = rule_of(alerts, v)?;
     if rule.id != id {

@@ -20,12 +20,14 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// Some lines or records were refused; the others were stored.
-    #[error("{accepted} points written, {} rejected", rejected.len())]
+    #[error("{accepted} points written, {rejected_count} rejected")]
     PartialWrite {
         /// Points stored.
         accepted: usize,
-        /// What was refused.
+        /// What was refused: the first ones (`agora_ingest::LISTED_REFUSALS`).
         rejected: Vec<LineError>,
+        /// How many lines, records or fields were refused in all.
+        rejected_count: usize,
     },
     /// Nothing referenced exists.
     #[error("{0}")]
@@ -42,6 +44,15 @@ pub enum ApiError {
     /// The body's content encoding is not supported.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The client sent too many requests; it may try again after `retry_after_secs`.
+    #[error("too many requests: try again in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request would be accepted (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// A cap on open connections or streams is reached.
+    #[error("{0}")]
+    TooManyConnections(String),
     /// Storage failed; nothing of the request was acknowledged.
     #[error("storage is unavailable")]
     Unavailable(#[source] agora_store::Error),
@@ -64,6 +75,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             Self::UnsupportedMediaType(_) => {
                 ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            Self::RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+            Self::TooManyConnections(_) => {
+                ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE)
             }
             Self::Unavailable(_) => ("storage_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -122,13 +137,24 @@ impl IntoResponse for ApiError {
             // InfluxDB clients read `error`.
             "error": detail,
         });
-        if let Self::PartialWrite { accepted, rejected } = &self {
+        if let Self::PartialWrite { accepted, rejected, rejected_count } = &self {
             body["accepted"] = json!(accepted);
             body["rejected"] = json!(rejected);
+            body["rejected_count"] = json!(rejected_count);
         }
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match &self {
+            Self::RateLimited { retry_after_secs } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::TooManyConnections(_) => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
         if let Self::Unavailable(_) = &self {
             // Nothing was stored: the client keeps its data and tries again.
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -48,6 +48,7 @@ impl Placement {
         name: &'a str,
         token: &'a TokenInfo,
         replay: Option<Replay>,
+        body: &'a [u8],
     ) -> Source<'a> {
         Source {
             name,
@@ -56,7 +57,8 @@ impl Placement {
             default_site: self.site.as_deref(),
             default_commune: self.commune.as_deref(),
             replay,
-            no_dead_letters: false,
+            body: Some(body),
+            ..Default::default()
         }
     }
 }
@@ -101,12 +103,17 @@ fn precision(p: Option<&str>) -> ApiResult<Precision> {
     })
 }
 
-/// 204 when everything was stored, problem+json naming each refused line otherwise.
+/// 204 when everything was stored, problem+json naming the first refused lines (and counting
+/// them all) otherwise.
 fn answer(report: IngestReport) -> ApiResult<Response> {
-    if report.rejected.is_empty() {
+    if report.rejected_count == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Err(ApiError::PartialWrite { accepted: report.accepted, rejected: report.rejected })
+    Err(ApiError::PartialWrite {
+        accepted: report.accepted,
+        rejected: report.rejected,
+        rejected_count: report.rejected_count,
+    })
 }
 
 /// Store what a decoder made of a body; a body it refused whole is kept as a dead letter.
@@ -163,7 +170,8 @@ async fn write_lines(
     let precision = precision(precision_param)?;
     let decoded = line_protocol::decode(&body, precision);
     let replay = Some(Replay::line_protocol(precision));
-    run(state, Source { name, token: Some(token), replay, ..Default::default() }, decoded).await
+    let src = Source { name, token: Some(token), replay, body: Some(&body), ..Default::default() };
+    run(state, src, decoded).await
 }
 
 pub(crate) async fn observations(
@@ -174,7 +182,7 @@ pub(crate) async fn observations(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = p.source("http /api/v1/observations", &token, Some(Replay::Json));
+    let src = p.source("http /api/v1/observations", &token, Some(Replay::Json), &body);
     let decoded = json::decode(&body);
     decode_and_run(&state, src, &body, decoded).await
 }
@@ -187,7 +195,7 @@ pub(crate) async fn senml(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = p.source("http /api/v1/senml", &token, Some(Replay::Senml));
+    let src = p.source("http /api/v1/senml", &token, Some(Replay::Senml), &body);
     let decoded = senml::decode(&body, state.clock.now());
     decode_and_run(&state, src, &body, decoded).await
 }
@@ -207,6 +215,7 @@ pub(crate) async fn sensor_community(
         "http /api/v1/push/sensor-community",
         &token,
         Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
+        &body,
     );
     let decoded = sensor_community::decode(&sensor, header("x-pin").as_deref(), &body);
     decode_and_run(&state, src, &body, decoded).await
@@ -232,6 +241,7 @@ pub(crate) async fn thingsboard_telemetry(
         name: "http thingsboard telemetry",
         token: Some(&token),
         replay: Some(Replay::ThingsboardDevice(device.to_string())),
+        body: Some(&body),
         ..Default::default()
     };
     let decoded = thingsboard::decode_device(device.as_str(), &body);
@@ -282,8 +292,7 @@ pub(crate) async fn import_csv(
             break;
         }
         let r = state.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;
-        total.accepted += r.accepted;
-        total.rejected.extend(r.rejected);
+        total.absorb(r);
     }
     answer(total)
 }

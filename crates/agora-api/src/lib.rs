@@ -5,11 +5,13 @@ mod admin;
 mod alerting;
 mod auth;
 pub mod compress;
+pub mod connections;
 mod error;
 mod ingest;
-mod live;
+pub mod live;
 mod metrics;
 mod query;
+pub mod rate_limit;
 pub mod session;
 mod views;
 
@@ -40,6 +42,8 @@ pub struct ApiConfig {
     pub csv_mappings: std::collections::HashMap<String, agora_ingest::csv::CsvMapping>,
     /// Whether the public map (and its public endpoints) is open without login.
     pub public_map: bool,
+    /// A request body must arrive whole within this time (slow uploads hold no connection).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -50,8 +54,18 @@ impl Default for ApiConfig {
             max_points: 100_000,
             csv_mappings: Default::default(),
             public_map: true,
+            body_timeout: std::time::Duration::from_secs(60),
         }
     }
+}
+
+/// Limits on what clients may use, with their running state (rate buckets, live streams).
+#[derive(Debug, Default)]
+pub struct Limits {
+    /// Rate limits per token and per client address.
+    pub rate: rate_limit::RateLimiter,
+    /// Live streams: their cap and the feed they share.
+    pub live: live::LiveHub,
 }
 
 /// What every handler can reach. Built once by the binary's `serve`.
@@ -77,6 +91,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Alert rules and alerts (absent: alerting off).
     pub alerts: Option<Arc<agora_alerts::Alerts>>,
+    /// Rate limits and the live streams' cap and feed.
+    pub limits: Arc<Limits>,
 }
 
 /// The whole HTTP API.
@@ -138,6 +154,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(admin::not_found)
         .layer(axum::middleware::from_fn(compress::gzip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -1,28 +1,38 @@
 //! Live updates for the dashboard as server-sent events (`GET /api/v1/live`).
 //!
-//! Every stored batch is broadcast by the pipeline; each connection keeps the newest value per
-//! series of the devices it watches and sends them twice a second (`event: values`), so a point
-//! reaches the page well within two seconds of being stored. Device states are recomputed every
-//! five seconds and only changes are sent (`event: states`). A connection that falls behind skips
-//! batches rather than slowing ingestion; streams end when the server shuts down.
+//! One feed task serves every connection: twice a second it takes the batches the pipeline
+//! broadcast and keeps the newest value per series (`event: values`), and every five seconds it
+//! computes every device's state once (`event: states`, only changes are sent). Each connection
+//! only filters the shared frames for the devices and properties it watches, so a live client
+//! costs no snapshot of its own. The feed runs while someone listens and stops with the last
+//! listener.
+//!
+//! Live streams are capped in total and per client address; a stream opened with a token or a
+//! session ends within seconds of its revocation; streams end when the server shuts down. A
+//! connection too slow to take a frame before the next one skips it rather than slowing anyone.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_ingest::StoredBatch;
+use agora_ingest::limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit};
 use agora_model::{IdMap, SeriesId, Timestamp, Value};
-use agora_store::catalog::{Device, DeviceFilter};
+use agora_store::catalog::{Device, DeviceFilter, Scope};
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::watch;
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::connections::ClientAddr;
+use crate::error::{ApiError, ApiResult};
 use crate::query::{CatalogParams, filter};
 use crate::views::{Audience, device_state, snapshot};
 
@@ -30,6 +40,170 @@ use crate::views::{Audience, device_state, snapshot};
 const VALUES_EVERY: Duration = Duration::from_millis(500);
 /// How often device states are recomputed.
 const STATES_EVERY: Duration = Duration::from_secs(5);
+
+/// Caps on live streams.
+#[derive(Debug, Clone)]
+pub struct LiveLimits {
+    /// Streams open at once, in total and per client address.
+    pub connections: ConnectionCaps,
+    /// How often a stream opened with a token or session checks that it is still valid.
+    pub recheck: Duration,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        Self {
+            connections: ConnectionCaps {
+                total: 256,
+                per_address: 8,
+                reserved: 0,
+                trusted: agora_ingest::limits::AddrSet::loopback(),
+            },
+            recheck: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The shared feed of live frames, and the count of live streams.
+#[derive(Debug)]
+pub struct LiveHub {
+    limits: LiveLimits,
+    slots: ConnectionLimits,
+    /// The running feed, when someone listens.
+    feed: Arc<Mutex<Option<watch::Sender<Arc<Frame>>>>>,
+}
+
+impl LiveHub {
+    /// A hub with these limits; the feed starts with the first listener.
+    pub fn new(limits: LiveLimits) -> Self {
+        Self {
+            slots: ConnectionLimits::new(limits.connections.clone()),
+            limits,
+            feed: Arc::default(),
+        }
+    }
+
+    /// Live streams open now.
+    pub fn open(&self) -> usize {
+        self.slots.open()
+    }
+
+    /// Listen to the feed, starting it if nobody listens.
+    fn listen(&self, state: &AppState) -> watch::Receiver<Arc<Frame>> {
+        let mut feed = self.feed.lock();
+        if let Some(tx) = feed.as_ref() {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(Arc::new(Frame::default()));
+        *feed = Some(tx.clone());
+        // Subscribed now, not when the task first runs: nothing stored after this call is missed.
+        let batches = state.pipeline.subscribe();
+        tokio::spawn(run_feed(state.clone(), batches, tx, self.feed.clone()));
+        rx
+    }
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        Self::new(LiveLimits::default())
+    }
+}
+
+/// What the feed sends every half second.
+#[derive(Debug, Default)]
+struct Frame {
+    /// The newest unflagged value of each series stored since the previous frame.
+    values: Vec<(SeriesId, Timestamp, Value)>,
+    /// Every device's state; the same until recomputed.
+    states: Option<Arc<States>>,
+}
+
+#[derive(Debug)]
+struct States {
+    /// Increases with each computation.
+    seq: u64,
+    devices: Vec<(Device, &'static str)>,
+}
+
+/// The feed: one task for every live stream, until the last one leaves or the server stops.
+async fn run_feed(
+    state: AppState,
+    mut batches: tokio::sync::broadcast::Receiver<Arc<agora_ingest::StoredBatch>>,
+    tx: watch::Sender<Arc<Frame>>,
+    slot: Arc<Mutex<Option<watch::Sender<Arc<Frame>>>>>,
+) {
+    let mut tick = tokio::time::interval(VALUES_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = state.shutdown.clone();
+    let mut states: Option<Arc<States>> = None;
+    let mut last_states: Option<Instant> = None;
+    let mut newest: IdMap<u32, (Timestamp, Value)> = IdMap::default();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|v| *v) => break,
+        }
+        if tx.receiver_count() == 0 {
+            // Under the lock no one can start listening to this feed meanwhile.
+            let mut s = slot.lock();
+            if tx.receiver_count() == 0 {
+                *s = None;
+                return;
+            }
+        }
+        loop {
+            match batches.try_recv() {
+                Ok(batch) => {
+                    for (s, t, v, flags) in batch.iter() {
+                        if *flags != 0 {
+                            continue;
+                        }
+                        match newest.get(&s.0) {
+                            Some((old, _)) if old > t => {}
+                            _ => {
+                                newest.insert(s.0, (*t, v.clone()));
+                            }
+                        }
+                    }
+                }
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "the live feed fell behind");
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        let mut changed = !newest.is_empty();
+        if last_states.is_none_or(|t| t.elapsed() >= STATES_EVERY) {
+            last_states = Some(Instant::now());
+            let seq = states.as_ref().map_or(1, |s| s.seq + 1);
+            states = Some(Arc::new(States { seq, devices: device_states(&state) }));
+            changed = true;
+        }
+        if changed {
+            let values = newest.drain().map(|(s, (t, v))| (SeriesId(s), t, v)).collect();
+            tx.send_replace(Arc::new(Frame { values, states: states.clone() }));
+        }
+    }
+    *slot.lock() = None;
+}
+
+/// Every device's state, computed once for all live streams.
+fn device_states(state: &AppState) -> Vec<(Device, &'static str)> {
+    let now = state.clock.now();
+    let devices = state.catalog.devices(&DeviceFilter::default());
+    // Faults and flags do not depend on the audience; only the values shown do.
+    let snap = snapshot(state, &devices, Audience::Operator);
+    devices
+        .into_iter()
+        .map(|d| {
+            let id = d.id.as_str();
+            let st =
+                device_state(&d, now, snap.faulty.contains_key(id), snap.flagged.get(id).copied());
+            (d, st)
+        })
+        .collect()
+}
 
 /// A watched series: its device and property.
 type Watched = (Arc<str>, Arc<str>);
@@ -39,15 +213,19 @@ struct Watch {
     audience: Audience,
     filter: DeviceFilter,
     device: Option<String>,
-    rx: tokio::sync::broadcast::Receiver<Arc<StoredBatch>>,
+    frames: watch::Receiver<Arc<Frame>>,
     /// What each series seen so far is: its device and property when watched, else `None`.
     resolved: IdMap<u32, Option<Watched>>,
-    /// Newest value per watched series since the last send.
-    pending: IdMap<u32, (Timestamp, Value)>,
+    /// The states last sent, and the computation they came from.
     states: HashMap<String, &'static str>,
-    last_states: Instant,
-    tick: tokio::time::Interval,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    states_seq: u64,
+    /// Events of a frame not sent yet.
+    queued: Vec<Event>,
+    /// The credentials of an operator's stream, checked again every `recheck`.
+    credentials: Option<HeaderMap>,
+    recheck: tokio::time::Interval,
+    shutdown: watch::Receiver<bool>,
+    _permit: ConnectionPermit,
 }
 
 impl Watch {
@@ -68,56 +246,32 @@ impl Watch {
         r
     }
 
-    fn take(&mut self, batch: &StoredBatch) {
-        for (s, t, v, flags) in batch {
-            if *flags != 0 || self.resolve(*s).is_none() {
-                continue;
-            }
-            match self.pending.get(&s.0) {
-                Some((old, _)) if old > t => {}
-                _ => {
-                    self.pending.insert(s.0, (*t, v.clone()));
-                }
+    fn values_event(&mut self, frame: &Frame) -> Option<Event> {
+        let mut rows = Vec::new();
+        for (s, t, v) in &frame.values {
+            if let Some((d, p)) = self.resolve(*s) {
+                rows.push(json!({"d": &*d, "p": &*p, "t": t.as_nanos() / 1_000_000, "v": v}));
             }
         }
-    }
-
-    fn values_event(&mut self) -> Option<Event> {
-        if self.pending.is_empty() {
+        if rows.is_empty() {
             return None;
         }
-        let rows: Vec<_> = self
-            .pending
-            .drain()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|(s, (t, v))| {
-                let (d, p) = self.resolved.get(&s).cloned().flatten()?;
-                Some(json!({"d": &*d, "p": &*p, "t": t.as_nanos() / 1_000_000, "v": v}))
-            })
-            .collect();
         Some(Event::default().event("values").data(serde_json::to_string(&rows).ok()?))
     }
 
-    /// Device states that changed since the last look; the first look only sets the baseline.
-    fn states_event(&mut self) -> Option<Event> {
-        self.last_states = Instant::now();
-        let now = self.state.clock.now();
-        let devices: Vec<Device> = self
-            .state
-            .catalog
-            .devices(&self.filter)
-            .into_iter()
-            .filter(|d| self.device.as_deref().is_none_or(|x| x == d.id.as_str()))
-            .collect();
-        let snap = snapshot(&self.state, &devices, self.audience);
-        let first = self.states.is_empty();
+    /// Device states that changed since the last computation seen; the first one seen only sets
+    /// the baseline.
+    fn states_event(&mut self, states: Option<&States>) -> Option<Event> {
+        let states = states.filter(|s| s.seq != self.states_seq)?;
+        let first = self.states_seq == 0;
+        self.states_seq = states.seq;
         let mut changed = Vec::new();
-        for d in &devices {
+        for (d, st) in &states.devices {
+            if !self.watches(d) {
+                continue;
+            }
             let id = d.id.as_str();
-            let st =
-                device_state(d, now, snap.faulty.contains_key(id), snap.flagged.get(id).copied());
-            if self.states.insert(id.to_owned(), st) != Some(st) && !first {
+            if self.states.insert(id.to_owned(), st) != Some(*st) && !first {
                 changed.push(json!({"d": id, "s": st}));
             }
         }
@@ -127,30 +281,38 @@ impl Watch {
         Some(Event::default().event("states").data(serde_json::to_string(&changed).ok()?))
     }
 
-    /// The next event to send, or `None` when the server is stopping.
+    /// Whether the stream may go on: an operator's token or session must still be live.
+    fn allowed(&self) -> bool {
+        self.credentials
+            .as_ref()
+            .is_none_or(|h| crate::auth::require(&self.state, h, None, Scope::Read).is_ok())
+    }
+
+    /// The next event to send, or `None` when the stream ends.
     async fn next(&mut self) -> Option<Event> {
         loop {
-            tokio::select! {
-                _ = self.tick.tick() => {}
+            if let Some(e) = self.queued.pop() {
+                return Some(e);
+            }
+            let recheck = tokio::select! {
+                r = self.frames.changed() => if r.is_err() { return None } else { false },
+                _ = self.recheck.tick() => true,
                 _ = self.shutdown.wait_for(|v| *v) => return None,
-            }
-            loop {
-                match self.rx.try_recv() {
-                    Ok(batch) => self.take(&batch),
-                    Err(TryRecvError::Lagged(n)) => {
-                        tracing::debug!(skipped = n, "a live view fell behind");
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => return None,
+            };
+            if recheck {
+                if !self.allowed() {
+                    tracing::info!("a live stream ended: its token or session was revoked");
+                    return None;
                 }
+                continue;
             }
-            if let Some(e) = self.values_event() {
-                return Some(e);
+            let frame = self.frames.borrow_and_update().clone();
+            // Popped from the end: states go after values.
+            if let Some(e) = self.states_event(frame.states.as_deref()) {
+                self.queued.push(e);
             }
-            if self.last_states.elapsed() >= STATES_EVERY
-                && let Some(e) = self.states_event()
-            {
-                return Some(e);
+            if let Some(e) = self.values_event(&frame) {
+                self.queued.push(e);
             }
         }
     }
@@ -161,27 +323,39 @@ impl Watch {
 /// map is on, the public ones.
 pub(crate) async fn live(
     State(s): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     h: HeaderMap,
     Query(p): Query<CatalogParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let audience = Audience::of(&s, &h)?;
-    let mut tick = tokio::time::interval(VALUES_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let filter = filter(&p)?;
+    let hub = &s.limits.live;
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
+    let permit = hub
+        .slots
+        .try_acquire(ip)
+        .map_err(|why| ApiError::TooManyConnections(format!("{why}: live updates are limited")))?;
+    let mut recheck = tokio::time::interval(hub.limits.recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let frames = hub.listen(&s);
     let mut w = Watch {
-        rx: s.pipeline.subscribe(),
-        filter: filter(&p)?,
+        frames,
+        filter,
         device: p.device.clone(),
         audience,
         resolved: IdMap::default(),
-        pending: IdMap::default(),
         states: HashMap::new(),
-        last_states: Instant::now(),
-        tick,
+        states_seq: 0,
+        queued: Vec::new(),
+        credentials: (audience == Audience::Operator).then(|| h.clone()),
+        recheck,
         shutdown: s.shutdown.clone(),
+        _permit: permit,
         state: s,
     };
     // Set the state baseline now, so the first change is reported.
-    let _ = w.states_event();
+    let current = w.frames.borrow().states.clone();
+    let _ = w.states_event(current.as_deref());
     let stream = futures_util::stream::unfold(w, |mut w| async move {
         let e = w.next().await?;
         Some((Ok(e), w))

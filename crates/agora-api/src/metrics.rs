@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,7 +20,7 @@ use crate::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -62,7 +62,7 @@ impl Default for Metrics {
 pub(crate) async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let start = Instant::now();
     let span = tracing::info_span!("http", %method, %route);
     let resp = next.run(req).instrument(span).await;
@@ -70,6 +70,25 @@ pub(crate) async fn track(State(s): State<AppState>, req: Request, next: Next) -
     s.metrics.requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
     s.metrics.latency.get_or_create(&RouteLabels { route }).observe(start.elapsed().as_secs_f64());
     resp
+}
+
+/// The `method` label of a request: the standard methods by name, anything else as `other`.
+///
+/// Labels must come from a closed set: a client may send any token as a method, and each new
+/// label value is a new series kept for the life of the process.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 pub(crate) async fn render(State(s): State<AppState>) -> Response {
@@ -117,9 +136,54 @@ pub(crate) async fn render(State(s): State<AppState>) -> Response {
     );
     line("storage_flushes_total", "counter", "Head flushes since start", st.flushes as f64);
     line("storage_compactions_total", "counter", "Compactions since start", st.compactions as f64);
+    let h = s.store.health();
+    line(
+        "storage_accepting_writes",
+        "gauge",
+        "1 while writes are accepted (free space above the reserve, the WAL committing)",
+        f64::from(u8::from(h.accepting_writes && !h.wal_failing)),
+    );
+    line(
+        "storage_free_bytes",
+        "gauge",
+        "Free bytes on the data directory's filesystem",
+        h.free_bytes as f64,
+    );
+    line(
+        "storage_reserve_bytes",
+        "gauge",
+        "Below this many free bytes writes are refused",
+        h.reserve_bytes as f64,
+    );
+    line(
+        "storage_unflushed_points",
+        "gauge",
+        "Points a failed flush left in memory and in the WAL, waiting to be written",
+        h.unflushed_points as f64,
+    );
+    line(
+        "storage_read_chunks_total",
+        "counter",
+        "Chunks decoded by raw reads since start",
+        st.read_chunks as f64,
+    );
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry) {
         tracing::error!(error = %e, "could not encode metrics");
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for m in ["FOO", "BREW", "PROPFIND", "get"] {
+            assert_eq!(method_label(&Method::from_bytes(m.as_bytes()).unwrap()), "other", "{m}");
+        }
+    }
 }

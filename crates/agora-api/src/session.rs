@@ -1,7 +1,7 @@
 //! Browser sessions for the dashboard. An operator exchanges a token once at login for a random
 //! session id carried in an `HttpOnly`, `SameSite=Strict` cookie; the secret token itself never
-//! reaches the page's scripts. Each session has a CSRF token that unsafe requests made with the
-//! cookie must echo (`X-CSRF-Token` header or a `csrf` form field).
+//! reaches the page's scripts. Each session has a CSRF token that every unsafe request made with
+//! the cookie must echo (`X-CSRF-Token` header or a `csrf` form field), checked by `csrf_guard`.
 //!
 //! Sessions live in memory: a restart asks operators to log in again, which is acceptable until
 //! user accounts arrive with the security work.
@@ -125,44 +125,73 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
-/// Middleware against cross-site request forgery on unsafe methods:
-/// - a request whose `Origin` names another host is refused, whatever it carries;
+/// Middleware against cross-site request forgery on unsafe methods (anything but `GET`, `HEAD`
+/// and `OPTIONS`):
+/// - a request whose `Origin` is not this server is refused, whatever it carries; `Origin: null`
+///   (sandboxed frames, cross-site redirects, `file:` pages) is not this server either;
 /// - a request authenticated by the session cookie (no `Authorization` header) must echo the
-///   session's CSRF token in `X-CSRF-Token`; form posts (login, logout) check their `csrf` field
-///   in their handler instead and are let through here.
+///   session's CSRF token, whatever its content type: in `X-CSRF-Token`, or for an HTML form
+///   (`application/x-www-form-urlencoded`) in its `csrf` field. A request without a live session
+///   (the login form) has nothing to forge and goes through.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method {
-        let h = req.headers();
-        if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            if origin != "null" && origin_host != host {
-                return ApiError::Forbidden(format!(
-                    "cross-site request refused: origin {origin:?} is not this server ({host:?})"
-                ))
-                .into_response();
-            }
-        }
-        let form = h
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-        if !h.contains_key(header::AUTHORIZATION)
-            && !form
-            && let Some((_, s)) = current(&state, h)
-        {
-            let echoed = h.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if echoed != Some(s.csrf.as_str()) {
-                return ApiError::Forbidden(
-                    "missing or wrong X-CSRF-Token for a request made with the session cookie"
-                        .into(),
-                )
-                .into_response();
-            }
+    if !unsafe_method {
+        return next.run(req).await;
+    }
+    let h = req.headers();
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin = origin.to_str().unwrap_or("null");
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if origin_host.is_empty() || origin_host != host {
+            return ApiError::Forbidden(format!(
+                "cross-site request refused: origin {:?} is not this server ({host:?})",
+                origin.chars().take(100).collect::<String>()
+            ))
+            .into_response();
         }
     }
-    next.run(req).await
+    if h.contains_key(header::AUTHORIZATION) {
+        return next.run(req).await;
+    }
+    let Some((_, session)) = current(&state, h) else {
+        return next.run(req).await;
+    };
+    if h.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) == Some(session.csrf.as_str()) {
+        return next.run(req).await;
+    }
+    let form = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        // The form's fields are read here and the body handed on intact to the handler.
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::PayloadTooLarge(state.config.max_body_bytes).into_response();
+            }
+        };
+        if form_field(&bytes, "csrf") == Some(session.csrf.as_bytes()) {
+            return next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+        }
+    }
+    ApiError::Forbidden(
+        "missing or wrong CSRF token (X-CSRF-Token header or csrf form field) for a request made \
+         with the session cookie"
+            .into(),
+    )
+    .into_response()
+}
+
+/// The raw value of field `name` in a URL-encoded form. CSRF tokens are hex, so they are compared
+/// without percent-decoding (an encoded token is simply refused).
+fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    body.split(|&b| b == b'&').find_map(|kv| {
+        let mut it = kv.splitn(2, |&b| b == b'=');
+        (it.next()? == name.as_bytes()).then(|| it.next().unwrap_or_default())
+    })
 }
 
 #[cfg(test)]
@@ -176,6 +205,14 @@ mod tests {
         assert_eq!(cookie(&h, COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn form_fields_are_found_raw() {
+        assert_eq!(form_field(b"a=1&csrf=abc&b=2", "csrf"), Some(&b"abc"[..]));
+        assert_eq!(form_field(b"csrf", "csrf"), Some(&b""[..]));
+        assert_eq!(form_field(b"xcsrf=abc", "csrf"), None);
+        assert_eq!(form_field(b"", "csrf"), None);
     }
 
     #[test]

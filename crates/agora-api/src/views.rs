@@ -225,6 +225,24 @@ pub(crate) fn chart_step(span: Duration, points: usize) -> Duration {
     Duration::from_secs(step)
 }
 
+/// The bucket length of a chart from `from` to `to` (`from < to`) in at most `points` buckets, and
+/// where its first bucket starts: aligned on the bucket length so that successive charts of a
+/// moving window agree. Any two instants a `Timestamp` holds (1677–2262) give an answer: the
+/// span is computed without overflow, and a start whose aligned boundary lies before the first
+/// representable instant is left unaligned.
+pub(crate) fn chart_buckets(
+    from: Timestamp,
+    to: Timestamp,
+    points: usize,
+) -> (Duration, Timestamp) {
+    let span = Duration::from_nanos(to.as_nanos().abs_diff(from.as_nanos()));
+    let step = chart_step(span, points);
+    let step_ns = i64::try_from(step.as_nanos()).unwrap_or(i64::MAX);
+    let f = from.as_nanos();
+    let aligned = f.div_euclid(step_ns).checked_mul(step_ns).unwrap_or(f);
+    (step, Timestamp::from_nanos(aligned))
+}
+
 /// `GET /api/v1/chart?device=|site=&property=&from=&to=&points=`: one series downsampled to at
 /// most `points` (≤ 2,000) buckets, each with min, max, mean and count, so peaks stay visible.
 /// Buckets of whole hours come from the stored hourly rollups. A site's chart merges its
@@ -260,11 +278,7 @@ pub(crate) async fn chart(
             "points must be between 1 and {MAX_CHART_POINTS}, not {points}"
         )));
     }
-    let span = Duration::from_nanos((to.as_nanos() - from.as_nanos()) as u64);
-    let step = chart_step(span, points);
-    let step_ns = step.as_nanos() as i64;
-    // Align on bucket boundaries so that successive charts of a moving window agree.
-    let from_a = Timestamp::from_nanos(from.as_nanos().div_euclid(step_ns) * step_ns);
+    let (step, from_a) = chart_buckets(from, to, points);
     let devices: Vec<String> = match (&p.device, &p.site) {
         (Some(d), None) => {
             if s.catalog.device(d).is_none() {
@@ -417,8 +431,14 @@ pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
         v.truncate(500);
         v
     };
+    let h = s.store.health();
     Ok(Json(json!({
         "now": now,
+        "storage": {
+            "accepting_writes": h.accepting_writes, "wal_failing": h.wal_failing,
+            "free_bytes": h.free_bytes, "total_bytes": h.total_bytes, "reserve_bytes": h.reserve_bytes,
+            "unflushed_points": h.unflushed_points, "last_error": h.last_error,
+        },
         "counts": counts,
         "by_kind": by_kind,
         "silent": cap(silent),
@@ -446,6 +466,30 @@ mod tests {
             let step = chart_step(span, 2_000);
             assert!(span.as_secs().div_ceil(step.as_secs()) <= 2_000, "{days} days");
         }
+    }
+
+    #[test]
+    fn charts_span_the_whole_representable_range() {
+        // From 1677 to 2262: the span used to overflow, and so did the aligned start.
+        let from = Timestamp::parse_rfc3339("1677-09-22T00:00:00Z").unwrap();
+        let to = Timestamp::parse_rfc3339("2262-04-10T00:00:00Z").unwrap();
+        let (step, start) = chart_buckets(from, to, 2_000);
+        let span = (to.as_nanos() as i128 - from.as_nanos() as i128) as u128;
+        assert!(span.div_ceil(step.as_nanos()) <= 2_000, "{step:?}");
+        assert!(
+            start <= from
+                && from.as_nanos() as i128 - (start.as_nanos() as i128) < step.as_nanos() as i128
+        );
+        let (step, start) =
+            chart_buckets(Timestamp::from_nanos(i64::MIN), Timestamp::from_nanos(i64::MAX), 1);
+        assert!(step.as_secs() >= 584 * 365 * 86_400, "{step:?}");
+        assert_eq!(start, Timestamp::from_nanos(i64::MIN), "left unaligned");
+        // An ordinary day is aligned on its buckets.
+        let from = Timestamp::parse_rfc3339("2026-01-01T00:00:30Z").unwrap();
+        let to = Timestamp::parse_rfc3339("2026-01-02T00:00:30Z").unwrap();
+        let (step, start) = chart_buckets(from, to, 1_500);
+        assert_eq!(step, Duration::from_secs(60));
+        assert_eq!(start.to_rfc3339(), "2026-01-01T00:00:00Z");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cayenne_lpp;
 pub mod chirpstack;
 pub mod csv;
 pub mod json;
+pub mod limits;
 pub mod line_protocol;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
@@ -22,7 +23,7 @@ pub mod sensor_community;
 pub mod thingsboard;
 
 pub use pipeline::{
-    BatchObserver, FlagTally, IngestCounters, IngestReport, Pipeline, PipelineConfig, Source,
-    StoredBatch,
+    BatchObserver, FlagTally, IngestCounters, IngestReport, LISTED_REFUSALS, Pipeline,
+    PipelineConfig, Source, StoredBatch,
 };
 pub use record::{Decoded, Field, LineError, Record};

@@ -62,21 +62,67 @@ pub struct Source<'a> {
     pub replay: Option<Replay>,
     /// Do not keep refusals as dead letters (when replaying dead letters).
     pub no_dead_letters: bool,
+    /// The one device this input may write for, besides the token's own binding: a replayed
+    /// dead letter keeps the binding of the token that sent it.
+    pub bound_device: Option<&'a DeviceId>,
+    /// The input as received, in the source's own format (`replay`). When a batch has more
+    /// refusals than an answer lists, its dead letter keeps this body once instead of one entry
+    /// per refusal.
+    pub body: Option<&'a [u8]>,
 }
+
+impl Source<'_> {
+    /// The one device this input may write for, if it is bound to one.
+    pub fn binding(&self) -> Option<&DeviceId> {
+        self.token.and_then(|t| t.device.as_ref()).or(self.bound_device)
+    }
+}
+
+/// Refusals an answer lists, and a batch keeps one dead letter each for; beyond this, they are
+/// counted, and the batch's dead letter is its body, kept once. So one request costs bounded
+/// memory, answer and dead-letter log, however many fields it refuses.
+pub const LISTED_REFUSALS: usize = 100;
+
+/// Bytes of a body read into a dead letter: one more than the dead-letter log keeps, so that it
+/// still sees the body was cut.
+const DEAD_LETTER_BODY: usize = agora_store::catalog::MAX_REJECT_RAW + 1;
 
 /// What happened to a batch.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
     /// Points stored.
     pub accepted: usize,
-    /// Lines, records or fields refused.
+    /// Lines, records or fields refused: the first [`LISTED_REFUSALS`], in input order.
     pub rejected: Vec<LineError>,
+    /// How many lines, records or fields were refused in all.
+    pub rejected_count: usize,
     /// Devices registered by this batch.
     pub devices_created: usize,
     /// Series created by this batch.
     pub series_created: usize,
     /// Points stored with a quality flag (kept, but left out of reads and summaries).
     pub flagged: usize,
+}
+
+impl IngestReport {
+    /// Count a refusal; list it (built only then) while fewer than [`LISTED_REFUSALS`] are.
+    fn refuse(&mut self, make: impl FnOnce() -> LineError) {
+        self.rejected_count += 1;
+        if self.rejected.len() < LISTED_REFUSALS {
+            self.rejected.push(make());
+        }
+    }
+
+    /// Add the report of the next batch of the same input (a CSV file read in batches).
+    pub fn absorb(&mut self, next: IngestReport) {
+        self.accepted += next.accepted;
+        self.rejected_count += next.rejected_count;
+        let room = LISTED_REFUSALS.saturating_sub(self.rejected.len());
+        self.rejected.extend(next.rejected.into_iter().take(room));
+        self.devices_created += next.devices_created;
+        self.series_created += next.series_created;
+        self.flagged += next.flagged;
+    }
 }
 
 /// Counters shared with `/metrics`.
@@ -275,7 +321,10 @@ impl Pipeline {
     ) -> agora_store::Result<IngestReport> {
         let now = self.clock.now();
         let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
-        let mut report = IngestReport { rejected: decoded.errors, ..Default::default() };
+        let mut errors = decoded.errors;
+        let mut report = IngestReport { rejected_count: errors.len(), ..Default::default() };
+        errors.truncate(LISTED_REFUSALS);
+        report.rejected = errors;
         let mut devices: Vec<BatchDevice> = Vec::new();
         let mut device_idx: HashMap<String, usize> = HashMap::new();
         let mut pending: Vec<Pending> = Vec::new();
@@ -316,7 +365,7 @@ impl Pipeline {
                         let id = match DeviceId::parse(&rec.device) {
                             Ok(id) => id,
                             Err(e) => {
-                                report.rejected.push(reject(e.to_string(), record_json(rec.time)));
+                                report.refuse(|| reject(e.to_string(), record_json(rec.time)));
                                 continue;
                             }
                         };
@@ -332,22 +381,23 @@ impl Pipeline {
                         devices.len() - 1
                     }
                 };
-                if let Some(t) = src.token
-                    && let Some(bound) = &t.device
+                if let Some(bound) = src.binding()
                     && bound != &devices[di].id
                 {
-                    report.rejected.push(reject(
-                        format!(
-                            "this token may only write for device {bound}, not {}",
-                            devices[di].id
-                        ),
-                        record_json(rec.time),
-                    ));
+                    report.refuse(|| {
+                        reject(
+                            format!(
+                                "this token may only write for device {bound}, not {}",
+                                devices[di].id
+                            ),
+                            record_json(rec.time),
+                        )
+                    });
                     continue;
                 }
                 let time = rec.time.unwrap_or(now);
                 if time > max_time {
-                    report.rejected.push(reject(
+                    report.refuse(|| reject(
                         format!("timestamp {time} is in the future (more than {}s ahead of the server clock)", self.cfg.max_future.as_secs()),
                         record_json(Some(time)),
                     ));
@@ -366,13 +416,15 @@ impl Pipeline {
                     if let Value::Str(s) = &f.value
                         && s.len() > self.cfg.max_string_len
                     {
-                        report.rejected.push(reject(
-                            format!(
-                                "field {:?}: string longer than {} bytes",
-                                f.name, self.cfg.max_string_len
-                            ),
-                            raw(),
-                        ));
+                        report.refuse(|| {
+                            reject(
+                                format!(
+                                    "field {:?}: string longer than {} bytes",
+                                    f.name, self.cfg.max_string_len
+                                ),
+                                raw(),
+                            )
+                        });
                         continue;
                     }
                     let Some(def) = reg.resolve(&f.name) else {
@@ -386,7 +438,7 @@ impl Pipeline {
                                 f.unit.as_ref().map(|u| u.to_string()),
                             ));
                         } else {
-                            report.rejected.push(reject(
+                            report.refuse(|| reject(
                                 format!("unknown property {:?} (automatic registration of properties is off)", f.name),
                                 raw(),
                             ));
@@ -407,7 +459,7 @@ impl Pipeline {
                                 .map(|u| u.to_string()),
                         }),
                         Err(e) => {
-                            report.rejected.push(reject(format!("field {:?}: {e}", f.name), raw()))
+                            report.refuse(|| reject(format!("field {:?}: {e}", f.name), raw()))
                         }
                     }
                 }
@@ -424,7 +476,7 @@ impl Pipeline {
                         value,
                         source_unit: None,
                     }),
-                    Err(e) => report.rejected.push(LineError {
+                    Err(e) => report.refuse(|| LineError {
                         line,
                         reason: format!("field {name:?}: {e}"),
                         raw: name,
@@ -432,7 +484,7 @@ impl Pipeline {
                     }),
                 },
                 Err(reason) => {
-                    report.rejected.push(LineError { line, reason, raw: name, raw_is_json: false })
+                    report.refuse(|| LineError { line, reason, raw: name, raw_is_json: false })
                 }
             }
         }
@@ -460,7 +512,7 @@ impl Pipeline {
                 .to_string()
             };
             if let Some(reason) = dead_devices.get(&p.device) {
-                report.rejected.push(LineError {
+                report.refuse(|| LineError {
                     line: p.line,
                     reason: reason.clone(),
                     raw: pending_json(p),
@@ -477,7 +529,7 @@ impl Pipeline {
                 match self.register_device(src, dev).await {
                     Ok(()) => report.devices_created += 1,
                     Err(reason) => {
-                        report.rejected.push(LineError {
+                        report.refuse(|| LineError {
                             line: p.line,
                             reason: reason.clone(),
                             raw: pending_json(p),
@@ -558,34 +610,65 @@ impl Pipeline {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.points_accepted.fetch_add(report.accepted as u64, Ordering::Relaxed);
         self.counters.points_flagged.fetch_add(report.flagged as u64, Ordering::Relaxed);
-        self.counters.points_rejected.fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
-        if !report.rejected.is_empty() && !src.no_dead_letters {
+        self.counters.points_rejected.fetch_add(report.rejected_count as u64, Ordering::Relaxed);
+        if report.rejected_count > 0 {
             report.rejected.sort_by_key(|e| e.line);
             tracing::debug!(
                 source = src.name,
-                rejected = report.rejected.len(),
+                rejected = report.rejected_count,
                 "batch had rejected input"
             );
-            let dead = report
-                .rejected
-                .iter()
-                .map(|e| NewReject {
-                    source: src.name.to_owned(),
-                    line: Some(e.line),
-                    reason: e.reason.clone(),
-                    raw: e.raw.clone(),
-                    format: if e.raw_is_json {
-                        Some("json".into())
-                    } else {
-                        src.replay.as_ref().map(Replay::encode)
-                    },
-                })
-                .collect();
-            if let Err(e) = self.catalog.add_rejects(dead).await {
-                tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+            if !src.no_dead_letters {
+                self.keep_dead_letters(src, &report).await;
             }
         }
         Ok(report)
+    }
+
+    /// Keep a batch's refusals in the dead-letter log: one dead letter per listed refusal, or,
+    /// when there were more than an answer lists, the body once in its own format (with a note
+    /// of how many refusals there were and the first reason).
+    async fn keep_dead_letters(&self, src: &Source<'_>, report: &IngestReport) {
+        let binding = src.binding().cloned();
+        let dead_letter = |line, reason: String, raw: String, format| NewReject {
+            source: src.name.to_owned(),
+            line,
+            reason,
+            raw,
+            format,
+            token_device: binding.clone(),
+        };
+        let first = report.rejected.first().map_or("", |e| e.reason.as_str());
+        let more = report.rejected_count - report.rejected.len();
+        let listed = || {
+            report.rejected.iter().map(|e| {
+                let format = if e.raw_is_json {
+                    Some("json".into())
+                } else {
+                    src.replay.as_ref().map(Replay::encode)
+                };
+                dead_letter(Some(e.line), e.reason.clone(), e.raw.clone(), format)
+            })
+        };
+        let dead: Vec<NewReject> = match (more, src.body, &src.replay) {
+            (0, ..) => listed().collect(),
+            (_, Some(body), Some(replay)) => vec![dead_letter(
+                None,
+                format!("{} refusals in this input, the first: {first}", report.rejected_count),
+                String::from_utf8_lossy(&body[..body.len().min(DEAD_LETTER_BODY)]).into_owned(),
+                Some(replay.encode()),
+            )],
+            // No body to keep: the listed refusals, and a note of the others.
+            _ => {
+                let note = format!(
+                    "{more} more refusals in this input were counted but not kept (the first: {first})"
+                );
+                listed().chain([dead_letter(None, note, String::new(), None)]).collect()
+            }
+        };
+        if let Err(e) = self.catalog.add_rejects(dead).await {
+            tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+        }
     }
 
     /// Keep input refused before decoding (a body that is not JSON at all, say) as a dead letter.
@@ -595,8 +678,9 @@ impl Pipeline {
             source: src.name.to_owned(),
             line: None,
             reason: reason.to_owned(),
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            raw: String::from_utf8_lossy(&raw[..raw.len().min(DEAD_LETTER_BODY)]).into_owned(),
             format: src.replay.as_ref().map(Replay::encode),
+            token_device: src.binding().cloned(),
         };
         if let Err(e) = self.catalog.add_rejects(vec![r]).await {
             tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");

@@ -16,6 +16,16 @@ pub enum Error {
     /// A timestamp could not be parsed or is out of the representable range.
     #[error("invalid timestamp {0:?}")]
     InvalidTimestamp(String),
+    /// An epoch number whose instant lies outside what a `Timestamp` can hold (1677–2262).
+    #[error(
+        "epoch {value} read as {unit} is outside the representable range 1677-09-21 to 2262-04-11"
+    )]
+    EpochOutOfRange {
+        /// The epoch number as given.
+        value: i64,
+        /// The unit it was read in (given or guessed from its magnitude).
+        unit: &'static str,
+    },
     /// A numeric value is NaN or infinite.
     #[error("value is not finite: {0}")]
     NotFinite(f64),

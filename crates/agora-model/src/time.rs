@@ -38,6 +38,18 @@ impl Precision {
     }
 }
 
+impl Precision {
+    /// The unit's name in words, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nanoseconds => "nanoseconds",
+            Self::Microseconds => "microseconds",
+            Self::Milliseconds => "milliseconds",
+            Self::Seconds => "seconds",
+        }
+    }
+}
+
 impl FromStr for Precision {
     type Err = Error;
     /// Accepts the InfluxDB v1 (`n`, `ns`, `u`, `µ`, `ms`, `s`) and v2 (`ns`, `us`, `ms`, `s`) spellings.
@@ -129,7 +141,7 @@ impl FromStr for Timestamp {
     /// the unit guessed from the magnitude (as sensors and gateways disagree on it).
     fn from_str(s: &str) -> Result<Self> {
         if let Ok(n) = s.parse::<i64>() {
-            return Ok(Self::from_epoch_guess(n));
+            return Self::from_epoch_guess(n);
         }
         Self::parse_rfc3339(s)
     }
@@ -137,8 +149,11 @@ impl FromStr for Timestamp {
 
 impl Timestamp {
     /// Interpret an epoch integer whose unit is unknown by its magnitude: values below 10^11 are
-    /// seconds (up to year 5138), below 10^14 milliseconds, below 10^17 microseconds, else nanoseconds.
-    pub fn from_epoch_guess(n: i64) -> Self {
+    /// seconds, below 10^14 milliseconds, below 10^17 microseconds, else nanoseconds.
+    ///
+    /// An instant that a `Timestamp` cannot hold (before 1677-09-21 or after 2262-04-11, e.g.
+    /// `20000000000` read as seconds) is refused with [`Error::EpochOutOfRange`], never wrapped.
+    pub fn from_epoch_guess(n: i64) -> Result<Self> {
         let a = n.unsigned_abs();
         let p = if a < 100_000_000_000 {
             Precision::Seconds
@@ -149,8 +164,7 @@ impl Timestamp {
         } else {
             Precision::Nanoseconds
         };
-        // Cannot overflow: each branch bounds the magnitude so the product fits.
-        Self(n * p.nanos())
+        Self::from_epoch(n, p).ok_or(Error::EpochOutOfRange { value: n, unit: p.name() })
     }
 }
 
@@ -175,7 +189,7 @@ impl<'de> Deserialize<'de> for Timestamp {
             Str(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(Self::from_epoch_guess(n)),
+            Raw::Int(n) => Self::from_epoch_guess(n).map_err(serde::de::Error::custom),
             Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -196,7 +210,56 @@ mod tests {
     fn epoch_guess_by_magnitude() {
         let want = 1_767_225_600_000_000_000;
         for n in [1_767_225_600, 1_767_225_600_000, 1_767_225_600_000_000, want] {
-            assert_eq!(Timestamp::from_epoch_guess(n).as_nanos(), want, "{n}");
+            assert_eq!(Timestamp::from_epoch_guess(n).unwrap().as_nanos(), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_epochs_are_refused_not_wrapped() {
+        // Both used to wrap: 20000000000 s became 2019-03-22 and 9300000000 s 1680-02-24.
+        for n in [20_000_000_000, 9_300_000_000, -9_300_000_000, 99_999_999_999] {
+            let e = Timestamp::from_epoch_guess(n).unwrap_err();
+            assert_eq!(e, Error::EpochOutOfRange { value: n, unit: "seconds" });
+            assert!(e.to_string().contains(&n.to_string()), "{e}");
+            assert!(n.to_string().parse::<Timestamp>().is_err(), "{n}");
+            let json: std::result::Result<Timestamp, _> = serde_json_like(n);
+            assert!(json.is_err(), "{n}");
+        }
+        // The last whole second that fits, and the first that does not.
+        assert!(Timestamp::from_epoch_guess(9_223_372_036).is_ok());
+        assert!(Timestamp::from_epoch_guess(9_223_372_037).is_err());
+        // Milliseconds and microseconds can overflow too.
+        assert!(Timestamp::from_epoch_guess(9_300_000_000_000).is_err());
+        assert!(Timestamp::from_epoch_guess(9_300_000_000_000_000).is_err());
+        // Nanoseconds always fit.
+        assert_eq!(Timestamp::from_epoch_guess(i64::MIN).unwrap().as_nanos(), i64::MIN);
+    }
+
+    /// Deserializes an integer the way serde formats hand one to `Timestamp`.
+    fn serde_json_like(n: i64) -> std::result::Result<Timestamp, serde::de::value::Error> {
+        use serde::de::IntoDeserializer;
+        Timestamp::deserialize(n.into_deserializer())
+    }
+
+    proptest::proptest! {
+        /// Whatever the integer, parsing it gives exactly the instant it denotes in the unit its
+        /// magnitude suggests, or refuses it when that instant does not fit: it never wraps.
+        #[test]
+        fn epoch_parsing_never_wraps(n in proptest::prelude::any::<i64>()) {
+            let a = n.unsigned_abs();
+            let unit: i128 = if a < 100_000_000_000 {
+                1_000_000_000
+            } else if a < 100_000_000_000_000 {
+                1_000_000
+            } else if a < 100_000_000_000_000_000 {
+                1_000
+            } else {
+                1
+            };
+            let exact = i128::from(n) * unit;
+            let want = i64::try_from(exact).ok().map(Timestamp::from_nanos);
+            proptest::prop_assert_eq!(Timestamp::from_epoch_guess(n).ok(), want);
+            proptest::prop_assert_eq!(n.to_string().parse::<Timestamp>().ok(), want);
         }
     }
 

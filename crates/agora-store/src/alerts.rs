@@ -124,7 +124,7 @@ pub struct Delivery {
     pub event: String,
     /// `webhook`, `mqtt` or `email`.
     pub action: String,
-    /// URL, topic or address.
+    /// URL (credentials masked), topic or address.
     pub target: String,
     /// 1 for the first try.
     pub attempt: u32,

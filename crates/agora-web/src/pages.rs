@@ -298,10 +298,19 @@ fn urlencode(s: &str) -> String {
     o
 }
 
-/// A `next` target is a path of this site, never another site (`//host`, `https://…`).
+/// A `next` target is a path of this site: it starts with a single `/` and holds no backslash
+/// and no control character. Anything else (`//host`, `https://…`, `/\t/host`, which browsers
+/// read as `//host` once they drop the tab) gives the supervision map.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
         _ => "/supervision",
     }
 }
@@ -631,6 +640,7 @@ fn login_page(
     set: bool,
     cfg: &WebConfig,
     next: &str,
+    session: Option<&Session>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -640,12 +650,16 @@ fn login_page(
         .unwrap_or_default();
     let body = format!(
         "<section class=\"login\"><h1>{title}</h1><p>{intro}</p>{err}\
-<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">\
+<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">{csrf}\
 <label for=\"token\">{label}</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required{invalid}>\
 <button type=\"submit\">{submit}</button></form></section>",
         title = t("login.title"),
         intro = t("login.intro"),
         next = esc(next),
+        // Logging in again over a live session is an unsafe request made with its cookie.
+        csrf = session
+            .map(|s| format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&s.csrf)))
+            .unwrap_or_default(),
         label = t("login.token"),
         invalid = if error.is_some() {
             " aria-invalid=\"true\" aria-describedby=\"login-error\""
@@ -661,12 +675,15 @@ fn login_page(
 }
 
 pub(crate) async fn login_form(
+    State(s): State<AppState>,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
 ) -> Response {
     let (lang, set) = lang_of(&q, &h);
-    login_page(lang, set, &cfg, safe_next(q.next.as_deref()), None, StatusCode::OK)
+    let session = session::current(&s, &h).map(|(_, s)| s);
+    let next = safe_next(q.next.as_deref());
+    login_page(lang, set, &cfg, next, session.as_ref(), None, StatusCode::OK)
 }
 
 #[derive(Debug, Deserialize)]
@@ -684,8 +701,10 @@ pub(crate) async fn login(
 ) -> Response {
     let lang = Lang::of(None, &h);
     let next = safe_next(f.next.as_deref()).to_owned();
+    let session = session::current(&s, &h).map(|(_, s)| s);
     let refuse = |key: &str| {
-        login_page(lang, false, &cfg, &next, Some(lang.t(key)), StatusCode::UNAUTHORIZED)
+        let error = Some(lang.t(key));
+        login_page(lang, false, &cfg, &next, session.as_ref(), error, StatusCode::UNAUTHORIZED)
     };
     let Some(token) = s.catalog.authenticate(f.token.trim()) else {
         tracing::info!("dashboard login refused: unknown or revoked token");
@@ -740,6 +759,13 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/supervision");
         assert_eq!(safe_next(Some("https://evil.example")), "/supervision");
         assert_eq!(safe_next(None), "/supervision");
+        // Browsers drop tabs and newlines from URLs: `/\t/evil.example` would be `//evil.example`.
+        for bad in
+            ["/\t/evil.example", "/\n/evil.example", "/x\r\nSet-Cookie: a=b", "/\\evil", "/\u{7f}"]
+        {
+            assert_eq!(safe_next(Some(bad)), "/supervision", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/places/h%C3%B4tel?lang=en")), "/places/h%C3%B4tel?lang=en");
         assert_eq!(
             tile_origin("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png").as_deref(),
             Some("https://*.tile.openstreetmap.org")

@@ -47,9 +47,20 @@ pub struct BenchArgs {
     /// QoS 1 messages each MQTT device publishes.
     #[arg(long, default_value_t = 50)]
     pub mqtt_messages: usize,
+    /// Run only the soak: sustained ingest under abuse, then a check that no acknowledged point
+    /// was lost (see `soak.rs`).
+    #[arg(long)]
+    pub soak: bool,
+    /// Minutes the soak's load lasts.
+    #[arg(long, default_value_t = 30)]
+    pub soak_minutes: u64,
+    /// Points per second the soak's writers send (default: 80 % of the maximum, measured first).
+    #[arg(long)]
+    pub soak_rate: Option<u64>,
 }
 
-fn rss_mib() -> f64 {
+/// Resident memory of this process, in MiB.
+pub(crate) fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -71,6 +82,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// Run the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.soak {
+        let opts = crate::soak::SoakOptions {
+            minutes: args.soak_minutes,
+            rate: args.soak_rate,
+            keep: args.keep,
+        };
+        return crate::soak::run(opts).await;
+    }
     let dir = tempfile_dir()?;
     println!("agora bench — data in {}", dir.display());
     println!("| {:<52} | {:>16} | {:<14} |", "measure", "result", "target");

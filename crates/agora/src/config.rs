@@ -30,6 +30,116 @@ pub struct Config {
     pub web: agora_web::WebConfig,
     /// Alert rules and actions.
     pub alerts: agora_alerts::AlertsConfig,
+    /// Timeouts, connection caps and rate limits.
+    pub limits: LimitsConfig,
+}
+
+/// Timeouts, connection caps and rate limits, so that no client can exhaust the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Networks (CIDR) that may use the reserved HTTP connections and are exempt from per-address
+    /// caps and rate limits: health checks, operators, a reverse proxy on this host.
+    pub trusted: Vec<String>,
+    /// HTTP connections.
+    pub http: HttpLimitsConfig,
+    /// Rate limits.
+    pub rate: RateLimitsConfig,
+    /// Live updates (`/api/v1/live`).
+    pub live: LiveLimitsConfig,
+}
+
+/// HTTP connection limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimitsConfig {
+    /// A new connection must send its first request head within this many seconds.
+    pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this many seconds.
+    pub body_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this many seconds (0: no keep-alive).
+    pub keep_alive_secs: u64,
+    /// Connections open at once, for everyone.
+    pub max_connections: usize,
+    /// Connections open at once from one address (IPv6: one /64).
+    pub max_connections_per_address: usize,
+    /// Connections beyond `max_connections` only trusted addresses may open.
+    pub reserved_connections: usize,
+}
+
+/// Rate limits, in requests per second with a burst; 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Ingest requests per second per token.
+    pub ingest_per_token: f64,
+    /// Ingest requests a token may send at once.
+    pub ingest_per_token_burst: f64,
+    /// Ingest requests per second per client address.
+    pub ingest_per_address: f64,
+    /// Ingest requests an address may send at once.
+    pub ingest_per_address_burst: f64,
+    /// Requests per second per client address without valid read credentials (public map,
+    /// pages, logins).
+    pub public_per_address: f64,
+    /// Such requests an address may send at once.
+    pub public_per_address_burst: f64,
+    /// Most tokens or addresses each limit remembers.
+    pub max_tracked: usize,
+}
+
+/// Live update limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveLimitsConfig {
+    /// Live streams open at once.
+    pub max_streams: usize,
+    /// Live streams open at once from one address.
+    pub max_streams_per_address: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            trusted: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            http: HttpLimitsConfig::default(),
+            rate: RateLimitsConfig::default(),
+            live: LiveLimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpLimitsConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
+            keep_alive_secs: 30,
+            max_connections: 512,
+            max_connections_per_address: 64,
+            reserved_connections: 16,
+        }
+    }
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            ingest_per_token: 100.0,
+            ingest_per_token_burst: 500.0,
+            ingest_per_address: 200.0,
+            ingest_per_address_burst: 1000.0,
+            public_per_address: 20.0,
+            public_per_address_burst: 200.0,
+            max_tracked: 10_000,
+        }
+    }
+}
+
+impl Default for LiveLimitsConfig {
+    fn default() -> Self {
+        Self { max_streams: 256, max_streams_per_address: 8 }
+    }
 }
 
 /// CSV import settings.
@@ -60,6 +170,15 @@ pub struct BrokerConfig {
     pub listen: SocketAddr,
     /// Fail to start when the address is taken (`serve`); the demo goes on without MQTT.
     pub required: bool,
+    /// A client must send CONNECT within this many seconds of connecting.
+    pub connect_timeout_secs: u64,
+    /// Longest keep-alive honoured (a client announcing 0 or more is held to it); a client
+    /// silent for 1.5 times its keep-alive is disconnected.
+    pub max_keep_alive_secs: u64,
+    /// Device connections open at once.
+    pub max_connections: usize,
+    /// Device connections open at once from one address (IPv6: one /64).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for BrokerConfig {
@@ -68,6 +187,10 @@ impl Default for BrokerConfig {
             enabled: true,
             listen: "127.0.0.1:1883".parse().expect("valid address"),
             required: true,
+            connect_timeout_secs: 10,
+            max_keep_alive_secs: 3600,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -129,6 +252,7 @@ impl Default for Config {
             csv: CsvConfig::default(),
             web: agora_web::WebConfig::default(),
             alerts: agora_alerts::AlertsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -205,6 +329,68 @@ impl Config {
             .iter()
             .map(|(p, d)| (p.clone(), Duration::from_secs(d * 86_400)))
             .collect()
+    }
+
+    /// The trusted networks of `[limits]`.
+    fn trusted(&self) -> anyhow::Result<agora_ingest::limits::AddrSet> {
+        agora_ingest::limits::AddrSet::parse(&self.limits.trusted)
+            .map_err(|e| anyhow::anyhow!("invalid [limits] trusted network {e}"))
+    }
+
+    /// The HTTP server's timeouts and connection caps.
+    pub fn http_limits(&self) -> anyhow::Result<agora_api::connections::HttpLimits> {
+        let h = &self.limits.http;
+        Ok(agora_api::connections::HttpLimits {
+            header_timeout: Duration::from_secs(h.header_timeout_secs.max(1)),
+            keep_alive: Duration::from_secs(h.keep_alive_secs),
+            connections: agora_ingest::limits::ConnectionCaps {
+                total: h.max_connections,
+                per_address: h.max_connections_per_address,
+                reserved: h.reserved_connections,
+                trusted: self.trusted()?,
+            },
+        })
+    }
+
+    /// Rate limits and live stream caps.
+    pub fn api_limits(&self) -> anyhow::Result<agora_api::Limits> {
+        use agora_api::rate_limit::{Rate, RateLimits};
+        let (r, l) = (&self.limits.rate, &self.limits.live);
+        let rate = |per_second, burst: f64| Rate { per_second, burst: burst.max(1.0) };
+        Ok(agora_api::Limits {
+            rate: agora_api::rate_limit::RateLimiter::new(RateLimits {
+                ingest_per_token: rate(r.ingest_per_token, r.ingest_per_token_burst),
+                ingest_per_address: rate(r.ingest_per_address, r.ingest_per_address_burst),
+                public_per_address: rate(r.public_per_address, r.public_per_address_burst),
+                max_tracked: r.max_tracked,
+                exempt: self.trusted()?,
+            }),
+            live: agora_api::live::LiveHub::new(agora_api::live::LiveLimits {
+                connections: agora_ingest::limits::ConnectionCaps {
+                    total: l.max_streams,
+                    per_address: l.max_streams_per_address,
+                    reserved: 0,
+                    trusted: self.trusted()?,
+                },
+                recheck: Duration::from_secs(2),
+            }),
+        })
+    }
+
+    /// The MQTT endpoint's timeouts and connection caps.
+    pub fn broker_limits(&self) -> anyhow::Result<agora_ingest::mqtt::broker::BrokerLimits> {
+        let b = &self.mqtt.broker;
+        Ok(agora_ingest::mqtt::broker::BrokerLimits {
+            connect_timeout: Duration::from_secs(b.connect_timeout_secs.max(1)),
+            max_keep_alive: Duration::from_secs(b.max_keep_alive_secs.max(1)),
+            token_recheck: Duration::from_secs(2),
+            connections: agora_ingest::limits::ConnectionCaps {
+                total: b.max_connections,
+                per_address: b.max_connections_per_address,
+                reserved: 0,
+                trusted: self.trusted()?,
+            },
+        })
     }
 
     /// The engine's settings.

@@ -6,3 +6,4 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod serve;
+pub mod soak;

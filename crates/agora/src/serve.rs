@@ -104,6 +104,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             public_read: cfg.auth.public_read,
             csv_mappings: cfg.csv.mappings.clone(),
             public_map: cfg.web.public_map,
+            body_timeout: Duration::from_secs(cfg.limits.http.body_timeout_secs.max(1)),
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -111,6 +112,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         sessions: Arc::new(agora_api::Sessions::default()),
         shutdown: stopped.clone(),
         alerts: Some(alerts.clone()),
+        limits: Arc::new(cfg.api_limits()?),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
@@ -118,13 +120,11 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let addr = listener.local_addr()?;
     let app = agora_api::router_with(state.clone(), agora_web::router(cfg.web.clone()));
     let mut s1 = stopped.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = s1.wait_for(|v| *v).await;
-            })
-            .await
-    });
+    let http_limits = cfg.http_limits()?;
+    let http =
+        tokio::spawn(agora_api::connections::serve(listener, app, http_limits, async move {
+            let _ = s1.wait_for(|v| *v).await;
+        }));
     let upkeep = tokio::spawn(upkeep(
         state.clone(),
         Duration::from_secs(cfg.storage.flush_interval_secs),
@@ -143,10 +143,13 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         .collect();
     let mqtt_addr = if cfg.mqtt.broker.enabled {
         let started = agora_ingest::mqtt::broker::start(
-            cfg.mqtt.broker.listen,
-            state.pipeline.clone(),
-            state.catalog.clone(),
-            subscribers.clone(),
+            agora_ingest::mqtt::broker::BrokerOptions {
+                listen: cfg.mqtt.broker.listen,
+                pipeline: state.pipeline.clone(),
+                catalog: state.catalog.clone(),
+                subscribers: subscribers.clone(),
+                limits: cfg.broker_limits()?,
+            },
         )
         .await
         .with_context(|| {
@@ -262,7 +265,13 @@ async fn bootstrap_admin(
     given: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
     if let Some(secret) = given {
-        catalog.create_token_with_secret("admin (AGORA_ADMIN_TOKEN)", Scope::Admin, secret).await?;
+        let name = "admin (AGORA_ADMIN_TOKEN)";
+        if catalog.create_token_with_secret(name, Scope::Admin, secret).await?.is_none() {
+            tracing::warn!(
+                "AGORA_ADMIN_TOKEN is a revoked token: it is not re-created and gives no access; \
+                 set AGORA_ADMIN_TOKEN to a new secret to create another admin token"
+            );
+        }
         return Ok(None);
     }
     if catalog.tokens().iter().any(|t| t.scope == Scope::Admin) {

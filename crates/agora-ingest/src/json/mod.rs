@@ -67,7 +67,7 @@ pub fn json_time(v: &Json) -> Result<Timestamp, String> {
     match v {
         Json::String(s) => s.parse().map_err(|e: agora_model::Error| e.to_string()),
         Json::Number(n) => match n.as_i64() {
-            Some(i) => Ok(Timestamp::from_epoch_guess(i)),
+            Some(i) => Timestamp::from_epoch_guess(i).map_err(|e| e.to_string()),
             None => n
                 .as_f64()
                 .and_then(Timestamp::from_secs_f64)

@@ -12,6 +12,10 @@
 //! firmware (which subscribes to RPC topics) stays connected, but nothing is delivered to
 //! subscribers yet: commands to equipment come with the alerts and actions work. Retained messages,
 //! wills and persistent sessions are not offered.
+//!
+//! No client can hold the endpoint: CONNECT must arrive within a deadline counted from accept, a
+//! client silent for 1.5 times its keep-alive is dropped, connections are capped in total and
+//! per address ([`BrokerLimits`]), and a session ends within seconds of its token's revocation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,46 +31,105 @@ use rumqttc::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
+use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
 use crate::replay::Replay;
 use crate::{Pipeline, Source, thingsboard};
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
-/// Most simultaneous device connections; more are refused at once (a flood must not exhaust
-/// file descriptors or memory).
-const MAX_CONNECTIONS: usize = 20_000;
+
+/// How the endpoint bounds what one client, or all of them, may hold.
+#[derive(Debug, Clone)]
+pub struct BrokerLimits {
+    /// A client must have sent a whole CONNECT within this time of being accepted.
+    pub connect_timeout: Duration,
+    /// Longest keep-alive honoured: a client announcing 0 (none) or more is held to this. A
+    /// client silent for 1.5 times its keep-alive is disconnected (MQTT 3.1.1, 3.1.2.10).
+    pub max_keep_alive: Duration,
+    /// How often a connected client's token is checked again, so that revoking it ends the
+    /// session within this time (it is also checked before each batch is stored).
+    pub token_recheck: Duration,
+    /// Caps on concurrent connections, in total and per address.
+    pub connections: ConnectionCaps,
+}
+
+impl Default for BrokerLimits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            max_keep_alive: Duration::from_secs(3600),
+            token_recheck: Duration::from_secs(2),
+            connections: ConnectionCaps {
+                total: 10_000,
+                per_address: 256,
+                reserved: 0,
+                trusted: AddrSet::loopback(),
+            },
+        }
+    }
+}
+
+/// What [`start`] needs.
+#[derive(Debug)]
+pub struct BrokerOptions {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Where messages go.
+    pub pipeline: Arc<Pipeline>,
+    /// Where tokens are checked.
+    pub catalog: Arc<dyn Catalog>,
+    /// Subscriptions of connected clients (commands to equipment).
+    pub subscribers: Subscribers,
+    /// Timeouts and caps.
+    pub limits: BrokerLimits,
+}
 
 /// Start listening. Returns the bound address and the accept loop's task.
-pub async fn start(
-    listen: SocketAddr,
-    pipeline: Arc<Pipeline>,
-    catalog: Arc<dyn Catalog>,
-    subscribers: Subscribers,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let BrokerOptions { listen, pipeline, catalog, subscribers, limits } = opts;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = ConnectionLimits::new(limits.connections.clone());
+    let limits = Arc::new(limits);
     let task = tokio::spawn(async move {
+        // Accept errors (EMFILE when file descriptors run out) are logged once per episode and
+        // retried after a pause that grows to a second, so the loop neither spins nor dies.
+        let mut failing = false;
+        let mut pause = Duration::from_millis(10);
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, "MQTT connection refused: too many connections");
-                        drop(stream);
-                        continue;
+                    if failing {
+                        tracing::info!("MQTT accept works again");
+                        (failing, pause) = (false, Duration::from_millis(10));
+                    }
+                    let slot = match slots.try_acquire(peer.ip()) {
+                        Ok(s) => s,
+                        Err(why) => {
+                            tracing::debug!(%peer, "MQTT connection refused: {why}");
+                            drop(stream);
+                            continue;
+                        }
                     };
-                    let (p, c, subs) = (pipeline.clone(), catalog.clone(), subscribers.clone());
+                    let accepted = Instant::now();
+                    let (p, c, subs, l) =
+                        (pipeline.clone(), catalog.clone(), subscribers.clone(), limits.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, p, c, subs).await {
+                        if let Err(e) = serve(stream, accepted, p, c, subs, &l).await {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
                         drop(slot);
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "MQTT accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if !failing {
+                        tracing::warn!(error = %e, "MQTT accept failed; retrying");
+                        failing = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
@@ -171,16 +234,17 @@ struct Conn {
 }
 
 impl Conn {
-    async fn read(&mut self, timeout: Duration) -> Result<Packet, String> {
+    /// The next packet; it must be complete by `deadline`.
+    async fn read(&mut self, deadline: Instant, late: &str) -> Result<Packet, String> {
         loop {
             match Packet::read(&mut self.buf, MAX_PACKET) {
                 Ok(p) => return Ok(p),
                 Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => self.buf.reserve(n),
                 Err(e) => return Err(format!("malformed MQTT packet: {e:?}")),
             }
-            let n = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.buf))
+            let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
                 .await
-                .map_err(|_| "keep-alive timed out".to_owned())?
+                .map_err(|_| late.to_owned())?
                 .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("peer closed the connection".into());
@@ -215,21 +279,28 @@ impl Drop for Unsubscribe {
 
 async fn serve(
     stream: TcpStream,
+    accepted: Instant,
     pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
     subscribers: Subscribers,
+    limits: &BrokerLimits,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
-    let Packet::Connect(connect) = c.read(Duration::from_secs(10)).await? else {
+    // Measured from accept, not per read: a byte every few seconds does not keep a socket.
+    let first = c.read(accepted + limits.connect_timeout, "no CONNECT in time").await?;
+    let Packet::Connect(connect) = first else {
         return Err("the first packet was not CONNECT".into());
     };
-    let token = connect.login.as_ref().and_then(|l| {
-        catalog.authenticate(&l.username).or_else(|| catalog.authenticate(&l.password))
+    // The secret that authenticated, kept to check later that the token is still live.
+    let found = connect.login.as_ref().and_then(|l| {
+        [&l.username, &l.password]
+            .into_iter()
+            .find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())))
     });
-    let token: TokenInfo = match token {
-        Some(t) if t.scope.allows(Scope::Ingest) => t,
+    let (token, secret): (TokenInfo, String) = match found {
+        Some((t, s)) if t.scope.allows(Scope::Ingest) => (t, s),
         Some(_) => {
             c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false))).await?;
             return Err("token without the ingest scope".into());
@@ -240,11 +311,16 @@ async fn serve(
             return Err("missing or unknown token".into());
         }
     };
+    let live = || catalog.authenticate(&secret).is_some_and(|t| t.scope.allows(Scope::Ingest));
     c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))).await?;
-    let keep_alive = match connect.keep_alive {
-        0 => Duration::from_secs(3600),
-        k => Duration::from_secs(u64::from(k)) * 3 / 2,
-    };
+    let keep_alive = match Duration::from_secs(u64::from(connect.keep_alive)) {
+        k if k.is_zero() => limits.max_keep_alive,
+        k => k.min(limits.max_keep_alive),
+    } * 3
+        / 2;
+    let mut heard = Instant::now();
+    let mut recheck = tokio::time::interval(limits.token_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!(client = %connect.client_id, token = %token.name, "MQTT device connected");
     let conn = subscribers.connect();
     let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
@@ -255,13 +331,20 @@ async fn serve(
             Some(p) => p,
             // Reading is cancel-safe: bytes already read stay in the buffer.
             None => tokio::select! {
-                p = c.read(keep_alive) => p?,
+                p = c.read(heard + keep_alive, "keep-alive timed out") => p?,
+                _ = recheck.tick() => {
+                    if !live() {
+                        return Err(format!("token {:?} was revoked", token.name));
+                    }
+                    continue;
+                }
                 Some((topic, payload)) = outbox.recv() => {
                     c.send(Packet::Publish(rumqttc::Publish::from_bytes(topic, QoS::AtMostOnce, payload))).await?;
                     continue;
                 }
             },
         };
+        heard = Instant::now();
         match packet {
             Packet::Publish(p) => {
                 // Publishes already received are stored together: one WAL commit for all.
@@ -275,6 +358,10 @@ async fn serve(
                         }
                         None => break,
                     }
+                }
+                // A revoked token stores nothing more, whatever is already on the wire.
+                if !live() {
+                    return Err(format!("token {:?} was revoked", token.name));
                 }
                 let durable = ingest(&pipeline, &token, &batch).await;
                 if !durable {

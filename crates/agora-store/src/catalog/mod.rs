@@ -15,6 +15,13 @@ pub use sqlite::SqliteCatalog;
 
 use crate::Result;
 
+/// Dead letters kept at most; older ones are dropped first.
+pub const MAX_REJECTS: i64 = 10_000;
+/// Bytes of dead letters (their input and reason) kept at most; older ones are dropped first.
+pub const MAX_REJECT_BYTES: i64 = 32 << 20;
+/// Bytes of an offending input kept in a dead letter; a longer one is cut and not replayable.
+pub const MAX_REJECT_RAW: usize = 64 << 10;
+
 /// A municipality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Commune {
@@ -164,6 +171,8 @@ pub struct Reject {
     pub format: Option<String>,
     /// Whether `raw` was cut to fit, which makes it not replayable.
     pub truncated: bool,
+    /// The device the sending token was bound to: a replay may write for it only.
+    pub token_device: Option<DeviceId>,
 }
 
 /// A reject to record.
@@ -179,6 +188,8 @@ pub struct NewReject {
     pub raw: String,
     /// How to decode `raw` again, when it can be replayed.
     pub format: Option<String>,
+    /// The device the sending token was bound to, if any.
+    pub token_device: Option<DeviceId>,
 }
 
 /// Which devices to list.
@@ -255,20 +266,23 @@ pub trait Catalog: Send + Sync + Debug {
         scope: Scope,
         device: Option<DeviceId>,
     ) -> Result<(TokenInfo, String)>;
-    /// Create a token with a given secret (the first admin token from `AGORA_ADMIN_TOKEN`).
+    /// Create a token with a given secret (the first admin token from `AGORA_ADMIN_TOKEN`), or
+    /// return the live token that has it already. `None` when the secret belongs to a revoked
+    /// token: a revoked secret is never brought back.
     async fn create_token_with_secret(
         &self,
         name: &str,
         scope: Scope,
         secret: &str,
-    ) -> Result<TokenInfo>;
+    ) -> Result<Option<TokenInfo>>;
     /// The token a secret belongs to, unless unknown or revoked.
     fn authenticate(&self, secret: &str) -> Option<TokenInfo>;
     /// Live tokens.
     fn tokens(&self) -> Vec<TokenInfo>;
     /// Revoke a token.
     async fn revoke_token(&self, id: &str) -> Result<()>;
-    /// Keep rejected input (bounded: the oldest are dropped beyond the limit).
+    /// Keep rejected input (bounded: the oldest are dropped beyond [`MAX_REJECTS`] dead letters
+    /// or [`MAX_REJECT_BYTES`]; each input is cut at [`MAX_REJECT_RAW`]).
     async fn add_rejects(&self, r: Vec<NewReject>) -> Result<()>;
     /// The most recent rejects, newest first.
     async fn rejects(&self, limit: u32) -> Result<Vec<Reject>>;

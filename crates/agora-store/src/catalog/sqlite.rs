@@ -19,14 +19,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    Catalog, Commune, Device, DeviceFilter, NewReject, Reject, Scope, SeriesInfo, Site, TokenInfo,
+    Catalog, Commune, Device, DeviceFilter, MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS,
+    NewReject, Reject, Scope, SeriesInfo, Site, TokenInfo,
 };
 use crate::error::{Error, Result};
-
-/// Dead letters kept at most; older ones are dropped first.
-const MAX_REJECTS: i64 = 10_000;
-/// Bytes of an offending input kept in a dead letter; a longer one is cut and not replayable.
-const MAX_REJECT_RAW: usize = 64 << 10;
 
 fn migrator() -> Migrator {
     let m = |v, d: &'static str, sql: &'static str| {
@@ -37,6 +33,7 @@ fn migrator() -> Migrator {
             m(1, "catalog", include_str!("../../migrations/0001_catalog.sql")),
             m(2, "reject replay", include_str!("../../migrations/0002_reject_replay.sql")),
             m(3, "alerts", include_str!("../../migrations/0003_alerts.sql")),
+            m(4, "reject bounds", include_str!("../../migrations/0004_reject_bounds.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -485,16 +482,24 @@ impl Catalog for SqliteCatalog {
         name: &str,
         scope: Scope,
         secret: &str,
-    ) -> Result<TokenInfo> {
+    ) -> Result<Option<TokenInfo>> {
         if secret.len() < 16 {
             return Err(Error::Invalid(
                 "a token secret must be at least 16 characters long".into(),
             ));
         }
         if let Some(t) = self.authenticate(secret) {
-            return Ok(t);
+            return Ok(Some(t));
         }
-        self.insert_token(name, scope, None, secret).await
+        // Live tokens are all in memory; a row with this hash is a revoked one.
+        let revoked = sqlx::query("SELECT id FROM tokens WHERE hash = ?")
+            .bind(hash(secret))
+            .fetch_optional(&self.pool)
+            .await?;
+        if revoked.is_some() {
+            return Ok(None);
+        }
+        self.insert_token(name, scope, None, secret).await.map(Some)
     }
 
     fn authenticate(&self, secret: &str) -> Option<TokenInfo> {
@@ -537,8 +542,9 @@ impl Catalog for SqliteCatalog {
                 }
                 raw.truncate(end);
             }
+            let size = (raw.len() + r.reason.len()) as i64;
             sqlx::query(
-                "INSERT INTO rejects (received_at, source, line, reason, raw, format, truncated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rejects (received_at, source, line, reason, raw, format, truncated, token_device, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(t)
             .bind(&r.source)
@@ -547,6 +553,8 @@ impl Catalog for SqliteCatalog {
             .bind(raw)
             .bind(&r.format)
             .bind(i64::from(truncated))
+            .bind(r.token_device.as_ref().map(|d| d.as_str()))
+            .bind(size)
             .execute(&mut *tx)
             .await?;
         }
@@ -554,13 +562,21 @@ impl Catalog for SqliteCatalog {
             .bind(MAX_REJECTS)
             .execute(&mut *tx)
             .await?;
+        // Keep the newest dead letters that fit in the byte budget: drop every one whose size,
+        // added to all newer ones, exceeds it (sizes are read from the index, not the rows).
+        sqlx::query(
+            "DELETE FROM rejects WHERE id <= (SELECT MAX(id) FROM (SELECT id, SUM(size) OVER (ORDER BY id DESC) AS newer FROM rejects) AS r WHERE newer > ?)",
+        )
+        .bind(MAX_REJECT_BYTES)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn rejects(&self, limit: u32) -> Result<Vec<Reject>> {
         let rows = sqlx::query(
-            "SELECT id, received_at, source, line, reason, raw, format, truncated FROM rejects ORDER BY id DESC LIMIT ?",
+            "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device FROM rejects ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -572,7 +588,7 @@ impl Catalog for SqliteCatalog {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(
-                "SELECT id, received_at, source, line, reason, raw, format, truncated FROM rejects WHERE id = ?",
+                "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device FROM rejects WHERE id = ?",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -613,6 +629,10 @@ fn reject_of(r: &sqlx::sqlite::SqliteRow) -> Result<Reject> {
         raw: r.try_get("raw")?,
         format: r.try_get("format")?,
         truncated: r.try_get::<i64, _>("truncated")? != 0,
+        token_device: r
+            .try_get::<Option<String>, _>("token_device")?
+            .map(|d| DeviceId::parse(&d).map_err(|e| bad("dead letter's device", e)))
+            .transpose()?,
     })
 }
 
@@ -687,5 +707,55 @@ mod tests {
         // The secret is never stored in clear.
         let raw = std::fs::read(dir.path().join("catalog.db")).unwrap();
         assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_secret_is_not_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "bootstrap-secret-0123456789";
+        let c = SqliteCatalog::open(dir.path()).await.unwrap();
+        let t = c.create_token_with_secret("admin", Scope::Admin, secret).await.unwrap().unwrap();
+        let again = c.create_token_with_secret("admin", Scope::Admin, secret).await.unwrap();
+        assert_eq!(again.unwrap().id, t.id, "a live token is returned, not duplicated");
+        c.revoke_token(&t.id).await.unwrap();
+        drop(c);
+        // As at a restart with the same AGORA_ADMIN_TOKEN: this used to fail on tokens.hash.
+        let c = SqliteCatalog::open(dir.path()).await.unwrap();
+        assert!(c.create_token_with_secret("admin", Scope::Admin, secret).await.unwrap().is_none());
+        assert!(c.authenticate(secret).is_none());
+        assert!(c.tokens().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_dead_letter_log_is_bounded_in_bytes_and_keeps_the_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = SqliteCatalog::open(dir.path()).await.unwrap();
+        let bound: DeviceId = "aq-1".parse().unwrap();
+        let big = |i: usize| NewReject {
+            source: "test".into(),
+            line: Some(i as u32),
+            reason: format!("refusal {i}"),
+            raw: "x".repeat(MAX_REJECT_RAW),
+            format: Some("json".into()),
+            token_device: Some(bound.clone()),
+        };
+        // Twice the byte budget, in batches.
+        let n = 2 * (MAX_REJECT_BYTES as usize) / MAX_REJECT_RAW;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+            c.add_rejects(chunk.iter().map(|&i| big(i)).collect()).await.unwrap();
+        }
+        let kept = c.rejects(MAX_REJECTS as u32).await.unwrap();
+        let bytes: usize = kept.iter().map(|r| r.raw.len() + r.reason.len()).sum();
+        assert!(bytes as i64 <= MAX_REJECT_BYTES, "{bytes} bytes kept");
+        assert!(kept.len() * 2 >= n - 2, "the newest that fit are kept: {}", kept.len());
+        assert_eq!(kept[0].line, Some(n as u32 - 1), "newest first");
+        assert_eq!(kept[0].token_device.as_ref(), Some(&bound));
+        // An input longer than the limit is cut and marked.
+        let mut r = big(0);
+        r.raw.push('y');
+        r.token_device = None;
+        c.add_rejects(vec![r]).await.unwrap();
+        let last = &c.rejects(1).await.unwrap()[0];
+        assert!(last.truncated && last.raw.len() == MAX_REJECT_RAW && last.token_device.is_none());
     }
 }

@@ -41,6 +41,8 @@ use crate::error::{Error, Result};
 
 /// How long frozen heads wait after a failed flush before the next attempt.
 const FLUSH_RETRY: Duration = Duration::from_secs(2);
+/// How long compaction waits after a failure (or a lack of room) before the next attempt.
+const COMPACTION_RETRY: Duration = Duration::from_secs(60);
 
 /// One hour in nanoseconds.
 pub const HOUR_NS: i64 = 3_600 * 1_000_000_000;
@@ -324,6 +326,8 @@ pub struct StorageHealth {
     pub reserve_bytes: u64,
     /// Points held in frozen heads that could not be written yet (kept in memory and in the WAL).
     pub unflushed_points: u64,
+    /// Whether the last WAL commit failed (writes get 503 until one succeeds).
+    pub wal_failing: bool,
     /// The last storage failure (a WAL commit or a flush), while it is not resolved.
     pub last_error: Option<String>,
 }
@@ -354,6 +358,10 @@ pub struct Engine {
     disk_full: std::sync::atomic::AtomicBool,
     /// When the last flush failed: frozen heads are retried a few seconds later.
     flush_failed_at: Mutex<Option<std::time::Instant>>,
+    /// When the last compaction failed: it is retried a minute later.
+    compaction_failed_at: Mutex<Option<std::time::Instant>>,
+    /// Set while the last WAL commit failed (cleared by the next one that succeeds).
+    wal_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -440,6 +448,8 @@ impl Engine {
             health: Mutex::new(StorageHealth { accepting_writes: true, ..Default::default() }),
             disk_full: false.into(),
             flush_failed_at: Mutex::new(None),
+            compaction_failed_at: Mutex::new(None),
+            wal_failing: false.into(),
         };
         engine.check_disk();
         Ok(engine)
@@ -463,9 +473,18 @@ impl Engine {
         // replay reproduces which of two values for one timestamp came last.
         let ack = self.wal.lock().append(record, points)?;
         let r = ack.await.map_err(|_| Error::Closed)?;
-        if let Err(e) = &r {
-            self.note_failure(e);
-            self.check_disk();
+        match &r {
+            Ok(()) => {
+                if self.wal_failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("the write-ahead log accepts writes again");
+                    self.check_disk();
+                }
+            }
+            Err(e) => {
+                self.wal_failing.store(true, Ordering::Relaxed);
+                self.note_failure(e);
+                self.check_disk();
+            }
         }
         r
     }
@@ -506,13 +525,18 @@ impl Engine {
                     );
                 }
                 h.accepting_writes = !full;
+                h.wal_failing = self.wal_failing.load(Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot measure free space of the data directory");
             }
         }
         h.unflushed_points = self.mem.frozen.read().iter().map(|f| f.points as u64).sum();
-        if h.unflushed_points == 0 && h.accepting_writes && self.flush_failed_at.lock().is_none() {
+        if h.unflushed_points == 0
+            && h.accepting_writes
+            && !h.wal_failing
+            && self.flush_failed_at.lock().is_none()
+        {
             // A failure is history once space is back and nothing waits to be written.
             h.last_error = None;
         }
@@ -531,7 +555,9 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let flushed = self.flushed.notified();
-            if self.mem.head.lock().points < limit {
+            // Frozen heads count too: while flushes fail, memory must not grow without bound.
+            let frozen: usize = self.mem.frozen.read().iter().map(|f| f.points).sum();
+            if self.mem.head.lock().points + frozen < limit {
                 return Ok(());
             }
             self.mem.flush_wanted.notify_one();
@@ -601,8 +627,12 @@ impl Engine {
         limit: usize,
         with_flagged: bool,
     ) -> Result<Vec<(i64, Value, u8)>> {
-        let refs = self.segs.read().refs(s, from, to);
-        let heads = Points::merge(self.head_sources(s, from, to));
+        // Segments and heads are taken together: a flush finishing in between would otherwise
+        // move points from a frozen head to a segment this read does not see.
+        let (refs, heads) = {
+            let segs = self.segs.read();
+            (segs.refs(s, from, to), Points::merge(self.head_sources(s, from, to)))
+        };
         let mut windows: std::collections::BTreeSet<i64> =
             refs.iter().map(|(_, r)| r.entry.window).collect();
         if let Some(h) = &heads {
@@ -839,17 +869,23 @@ impl Engine {
     /// memory and in the WAL (the checkpoint never passes it) and is retried by the next flush.
     pub fn flush(&self) -> Result<()> {
         let mut manifest = self.maint.lock();
-        let froze = self.wal.lock().freeze()?;
-        froze.blocking_recv().map_err(|_| Error::Closed)?;
-        loop {
-            let Some(frozen) = self.mem.frozen.read().first().cloned() else { break };
-            if let Err(e) = self.write_frozen(&mut manifest, &frozen) {
-                *self.flush_failed_at.lock() = Some(std::time::Instant::now());
-                tracing::error!(error = %e, points = frozen.points, "flush failed; the points stay in memory and in the WAL and will be written by the next flush");
-                self.note_failure(&e);
-                drop(manifest);
-                self.check_disk();
-                return Err(e);
+        // Heads a failed flush left are written first, then the current head is frozen and
+        // written: a retry does not pile up one small frozen head per attempt.
+        for freeze in [false, true] {
+            if freeze {
+                let froze = self.wal.lock().freeze()?;
+                froze.blocking_recv().map_err(|_| Error::Closed)?;
+            }
+            loop {
+                let Some(frozen) = self.mem.frozen.read().first().cloned() else { break };
+                if let Err(e) = self.write_frozen(&mut manifest, &frozen) {
+                    *self.flush_failed_at.lock() = Some(std::time::Instant::now());
+                    tracing::error!(error = %e, points = frozen.points, "flush failed; the points stay in memory and in the WAL and will be written by the next flush");
+                    self.note_failure(&e);
+                    drop(manifest);
+                    self.check_disk();
+                    return Err(e);
+                }
             }
         }
         let recovered = self.flush_failed_at.lock().take().is_some();
@@ -919,14 +955,50 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether enough segments have piled up to compact.
+    /// Whether enough segments have piled up to compact, with room to write the result (as
+    /// large as its inputs at most) above the reserve, and no failure in the last minute.
     pub fn needs_compaction(&self) -> bool {
-        self.segs.read().segments.len() >= self.cfg.compact_segments.max(2)
+        let (count, bytes) = {
+            let segs = self.segs.read();
+            (segs.segments.len(), segs.segments.values().map(|s| s.size).sum::<u64>())
+        };
+        if count < self.cfg.compact_segments.max(2) {
+            return false;
+        }
+        if self.compaction_failed_at.lock().is_some_and(|t| t.elapsed() < COMPACTION_RETRY) {
+            return false;
+        }
+        let (free, total) = {
+            let h = self.health.lock();
+            (h.free_bytes, h.total_bytes)
+        };
+        // An unknown size (statvfs failed) does not block compaction.
+        if total > 0 && free < bytes.saturating_add(self.cfg.min_free_bytes) {
+            tracing::warn!(
+                free,
+                segment_bytes = bytes,
+                "compaction postponed: not enough free space for its output"
+            );
+            *self.compaction_failed_at.lock() = Some(std::time::Instant::now());
+            return false;
+        }
+        true
     }
 
     /// Merge all segments into one: one chunk per series-day, retention applied. Blocking.
     /// Chunks that are alone in their window and keep their raw points are copied as they are.
+    /// A failure (a full disk) leaves the segments as they were and gives the space back.
     pub fn compact(&self) -> Result<()> {
+        let r = self.compact_inner();
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "compaction failed; the segments stay as they were");
+            *self.compaction_failed_at.lock() = Some(std::time::Instant::now());
+            self.note_failure(e);
+        }
+        r
+    }
+
+    fn compact_inner(&self) -> Result<()> {
         let mut manifest = self.maint.lock();
         // The index only changes under the maintenance lock held here, so it can be read series
         // by series, without holding all chunk refs of the store at once.
@@ -993,10 +1065,11 @@ impl Engine {
                     .map(|p| p.col.kind())
                     .or(kind)
                     .unwrap_or(agora_model::ValueKind::Float);
-                if hourly.is_empty() {
+                let raw = if expire_raw { None } else { merged.as_ref() };
+                // A window whose points are all flagged has no rollups but keeps its raw points.
+                if hourly.is_empty() && raw.is_none() {
                     continue;
                 }
-                let raw = if expire_raw { None } else { merged.as_ref() };
                 let (bytes, meta) = chunk::encode(kind, *win, &hourly, raw, force_rollups)?;
                 w.add(*s, *win, &bytes, meta)?;
             }

@@ -19,7 +19,18 @@ async function load() {
   const cards = [`<div class="card"><p class="card-label">${esc(t('fleet.total'))}</p><p class="card-value">${num(f.counts.total ?? 0, 0)}</p></div>`,
     ...states.map((s) => `<div class="card state-card state-${s}"><p class="card-label">${esc(t(`status.${s}`))}</p><p class="card-value" data-count="${s}">${num(f.counts[s] ?? 0, 0)}</p></div>`)];
   const kinds = Object.entries(f.by_kind).map(([k, c]) => [esc(kindName(k)), num(c.total ?? 0, 0), ...states.map((s) => num(c[s] ?? 0, 0))]);
+  const st = f.storage;
+  const gib = (b) => `${num(b / 1073741824, 1)} GiB`;
+  const storageOk = st.accepting_writes && !st.wal_failing && !st.last_error;
+  const storage = `<section aria-labelledby="storage"><h2 id="storage">${esc(t('fleet.storage'))}</h2>
+    <p class="${storageOk ? 'storage-ok' : 'error'}" ${storageOk ? '' : 'role="alert"'} data-storage="${storageOk ? 'ok' : 'refusing'}">${esc(
+      !st.accepting_writes ? t('fleet.storage_full', { free: gib(st.free_bytes), reserve: gib(st.reserve_bytes) })
+        : st.wal_failing ? t('fleet.storage_failing')
+          : t('fleet.storage_ok', { free: gib(st.free_bytes), total: gib(st.total_bytes) }))}</p>
+    ${st.unflushed_points ? `<p class="error">${esc(t('fleet.storage_unflushed', { n: num(st.unflushed_points, 0) }))}</p>` : ''}
+    ${st.last_error ? `<p class="error">${esc(t('fleet.storage_error'))} ${esc(st.last_error)}</p>` : ''}</section>`;
   document.getElementById('fleet').innerHTML = `<div class="cards">${cards.join('')}</div>
+    ${storage}
     ${table('by-kind', t('fleet.by_kind'), [t('fleet.kind'), t('fleet.total'), ...states.map((s) => t(`status.${s}`))], kinds, '')}
     ${table('silent', t('fleet.silent'), [t('device.id'), t('device.kind'), t('device.site'), t('device.last_seen'), t('fleet.silent_for')],
       f.silent.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), esc(when(d.last_seen)), esc(duration(d.silent_for_s))]), t('fleet.none_silent'))}

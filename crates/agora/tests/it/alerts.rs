@@ -1,7 +1,9 @@
 //! Alerts driven by real ingestion over HTTP: each rule kind opens and resolves alerts, the
 //! regulatory templates (3 consecutive hours, daily mean in Paris days), hysteresis, late data,
 //! a restart with an alert open, a device moved to another site, webhooks (signature, retries,
-//! an unreachable endpoint beside a good one) and MQTT commands received by real subscribers.
+//! an unreachable endpoint beside a good one), their safety (internal addresses refused unless
+//! allow-listed, redirects not followed, secrets write-only and never logged) and MQTT commands
+//! received by real subscribers.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -351,6 +353,8 @@ async fn webhooks_are_signed_retried_and_a_dead_endpoint_delays_no_other() {
         c.alerts.first_retry_ms = 100;
         c.alerts.max_attempts = 4;
         c.alerts.webhook_timeout_secs = 5;
+        // The receivers are on this machine: internal addresses need the operator's consent.
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
     let (flaky, flaky_got) = receiver(2).await;
@@ -579,4 +583,256 @@ async fn a_device_moved_to_another_site_leaves_its_rules_for_that_sites() {
     let a = alerts_until(&app, "place-a", 0, |_| true).await;
     assert_eq!(states(&a), ["resolved"], "{a:?}");
     assert_eq!(a[0]["resolved_by"], "auto");
+}
+
+/// The delivery log of an alert once it holds `n` attempts (at most 5 s).
+async fn deliveries_until(app: &TestApp, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let d = app.get_json("/api/v1/deliveries").await;
+        let list = d["deliveries"].as_array().unwrap().clone();
+        if list.len() >= n {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} deliveries")
+}
+
+#[tokio::test]
+async fn webhooks_to_internal_addresses_are_refused_unless_allow_listed() {
+    let app = TestApp::spawn_with(|c| c.alerts.first_retry_ms = 50).await;
+    let (hook, got) = receiver(0).await;
+    let port = hook.rsplit(':').next().unwrap().trim_end_matches("/hook").to_owned();
+    // An address in the URL: refused when the rule is made.
+    for (url, says) in [
+        (hook.clone(), "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/".into(), "a cloud metadata address"),
+        ("http://[fd00:ec2::254]/".into(), "a cloud metadata address"),
+        ("http://10.0.0.7/hook".into(), "a private address"),
+        ("http://100.64.1.1/hook".into(), "CGNAT"),
+        ("http://[::1]:9/".into(), "loopback"),
+        ("http://0.0.0.0:9/".into(), "unspecified"),
+        ("http://2130706433/".into(), "127.0.0.1 is a loopback address"),
+    ] {
+        let rule = json!({"id": "internal", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+            "actions": [{"webhook": {"url": url}}]});
+        let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
+        let p = problem(r, 422, "invalid_rule").await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains(says) && detail.contains("allow_hosts"), "{url}: {p}");
+    }
+    // A name that resolves to one: refused when called, logged once (not retried), never sent.
+    add_rule(&app, json!({"id": "by-name", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+        "actions": [{"webhook": {"url": format!("http://localhost:{port}/hook"), "on": ["opened"]}}]})).await;
+    app.write(&format!("air_quality,device=aq-1 pm10=70 {}", hour_now() - 60)).await;
+    let d = deliveries_until(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d2 = deliveries_until(&app, 1).await;
+    assert_eq!(d2.len(), 1, "a refusal is final: {d2:?}");
+    assert_eq!(d[0]["ok"], false);
+    let detail = d[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("localhost (") && detail.contains("loopback"), "{detail}");
+    assert!(got.lock().is_empty(), "nothing reached the internal receiver");
+}
+
+#[tokio::test]
+async fn a_redirect_to_an_internal_address_is_not_followed() {
+    let app = TestApp::spawn_with(|c| {
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
+        c.alerts.first_retry_ms = 50;
+        c.alerts.max_attempts = 3;
+    })
+    .await;
+    let (internal, internal_got) = receiver(0).await;
+    let target = internal.replace("http://", "http://admin:hunter2@");
+    let redirector = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let to = target.clone();
+            async move {
+                (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)])
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, redirector).await.unwrap() });
+    add_rule(&app, json!({"id": "redirected", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+        "actions": [{"webhook": {"url": url, "on": ["opened"]}}]})).await;
+    app.write(&format!("air_quality,device=aq-1 pm10=70 {}", hour_now() - 60)).await;
+    let d = deliveries_until(&app, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deliveries_until(&app, 1).await.len(), 1, "a redirect is not retried");
+    assert_eq!(d[0]["ok"], false);
+    let detail = d[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("HTTP 307") && detail.contains("not followed"), "{detail}");
+    assert!(detail.contains("admin:********@127.0.0.1") && !detail.contains("hunter2"), "{detail}");
+    assert!(internal_got.lock().is_empty(), "the redirect was followed");
+}
+
+/// The real binary with a configuration file, its logs (at debug level) in a file.
+struct LoggedServer {
+    child: std::process::Child,
+    addr: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggedServer {
+    fn spawn(config: &str) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("agora.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.path().join("agora.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["serve", "--http", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env("AGORA_ADMIN_TOKEN", ADMIN)
+            .env("AGORA_LOG", "debug")
+            .env("AGORA_MQTT_LISTEN", "off")
+            .env_remove("AGORA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(a) = line.strip_prefix("agora listening on ") {
+                break a.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, addr, log, _dir: dir }
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_write_only_masked_in_deliveries_and_never_logged() {
+    let (hook, got) = receiver(1000).await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let server = LoggedServer::spawn(
+        r#"
+[alerts]
+allow_hosts = ["127.0.0.1"]
+max_attempts = 2
+first_retry_ms = 50
+
+[[alerts.rules]]
+id = "from-config"
+condition = { threshold = { property = "no2", op = ">", value = 1000.0 } }
+actions = [{ webhook = { url = "https://cfguser:cfgpass777@ops.example/hook", secret = "cfgsecret888" } }]
+"#,
+    );
+    let base = server.addr.clone();
+    let client = reqwest::Client::new();
+    let secrets =
+        ["urlpass123", "whsec789", "qtok456", "cfgpass777", "cfgsecret888", "deadpass000"];
+    let with_creds = hook.replace("http://", "http://hookuser:urlpass123@") + "?token=qtok456";
+    let rule = json!({"id": "hooked", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+        "actions": [
+            {"webhook": {"url": with_creds, "secret": "whsec789", "on": ["opened"]}},
+            {"webhook": {"url": format!("http://u:deadpass000@{dead}/hook"), "on": ["opened"]}}]});
+    let r = client
+        .post(format!("{base}/api/v1/rules"))
+        .bearer_auth(ADMIN)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created = r.text().await.unwrap();
+    // A read token sees that there are secrets, not what they are.
+    let read = {
+        let r = client
+            .post(format!("{base}/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": "reader", "scope": "read"}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    };
+    let get = |path: &str| {
+        let (client, url, read) = (client.clone(), format!("{base}{path}"), read.clone());
+        async move {
+            let r = client.get(url).bearer_auth(read).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let listed = get("/api/v1/rules").await;
+    let one: Value = serde_json::from_str(&get("/api/v1/rules/hooked").await).unwrap();
+    assert_eq!(one["actions"][0]["webhook"]["secret"], "********");
+    assert_eq!(
+        one["actions"][0]["webhook"]["url"],
+        hook.replace("http://", "http://hookuser:********@") + "?token=********"
+    );
+    for body in [&created, &listed, &one.to_string()] {
+        for s in secrets {
+            assert!(!body.contains(s), "{s} in {body}");
+        }
+    }
+    // An admin sends the rule back as shown: the stored secrets are kept.
+    let r = client
+        .put(format!("{base}/api/v1/rules/hooked"))
+        .bearer_auth(ADMIN)
+        .json(&one)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .post(format!("{base}/api/v2/write?precision=s"))
+        .header("Authorization", format!("Token {ADMIN}"))
+        .body(format!("air_quality,device=aq-1 pm10=70 {}", hour_now() - 60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Both webhooks tried twice; the receiver saw the real credentials and signature.
+    let mut deliveries = String::new();
+    for _ in 0..100 {
+        deliveries = get("/api/v1/deliveries").await;
+        let v: Value = serde_json::from_str(&deliveries).unwrap();
+        if v["deliveries"].as_array().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: Value = serde_json::from_str(&deliveries).unwrap();
+    assert_eq!(v["deliveries"].as_array().unwrap().len(), 4, "{v}");
+    let (h, body, _) = got.lock()[0].clone();
+    assert_eq!(h["authorization"], "Basic aG9va3VzZXI6dXJscGFzczEyMw==", "hookuser:urlpass123");
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec789").unwrap();
+    mac.update(format!("{}.{body}", h["x-agora-timestamp"].to_str().unwrap()).as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(h["x-agora-signature"].to_str().unwrap(), expected);
+    let alert_id = v["deliveries"][0]["alert_id"].as_i64().unwrap();
+    let alert = get(&format!("/api/v1/alerts/{alert_id}")).await;
+    for body in [&deliveries, &alert] {
+        assert!(body.contains("hookuser:********@"), "{body}");
+        for s in secrets {
+            assert!(!body.contains(s), "{s} in {body}");
+        }
+    }
+    // Stopped, so that everything it logged is in the file.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("action failed") && log.contains("hookuser:********@"), "{log}");
+    for s in secrets {
+        assert!(!log.contains(s), "{s} logged:\n{log}");
+    }
 }

@@ -170,8 +170,15 @@ pub(crate) struct TestProcess {
 
 impl TestProcess {
     pub(crate) fn spawn(dir: &std::path::Path) -> Self {
+        Self::spawn_with(dir, &[])
+    }
+
+    /// Start the binary on `dir` with more command-line arguments (e.g. `--config FILE`).
+    pub(crate) fn spawn_with(dir: &std::path::Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
-            .args(["serve", "--http", "127.0.0.1:0", "--data"])
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(args)
+            .arg("--data")
             .arg(dir)
             .env("AGORA_ADMIN_TOKEN", ADMIN)
             .env("AGORA_LOG", "warn")
@@ -196,6 +203,27 @@ impl TestProcess {
     pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Stop with SIGTERM (a clean shutdown) and wait for the process to exit successfully.
+    pub(crate) fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "agora exited with {status}");
+    }
+
+    /// Wait for a process killed from elsewhere.
+    pub(crate) fn wait(mut self) {
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for TestProcess {
+    /// A test that fails half-way leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

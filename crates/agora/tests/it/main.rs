@@ -4,8 +4,11 @@
 mod alerts;
 mod csv_import;
 mod email;
+mod faults;
+mod hardening;
 mod helpers;
 mod ingest;
+mod limits;
 mod mqtt;
 mod query;
 mod recovery;

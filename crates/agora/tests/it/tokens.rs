@@ -131,7 +131,7 @@ async fn public_read_opens_queries_but_not_writes() {
 }
 
 #[tokio::test]
-async fn a_record_refused_for_its_token_replays_with_its_units() {
+async fn a_record_refused_for_its_token_stays_refused_on_replay() {
     let app = TestApp::spawn().await;
     let bound = app.token("ingest", Some("wx-1")).await;
     let pack = json!([{"bn": "wx-2:", "bt": T, "n": "temperature", "u": "°F", "v": 68.0}]);
@@ -139,8 +139,8 @@ async fn a_record_refused_for_its_token_replays_with_its_units() {
     problem(r, 400, "partial_write").await;
     let dl = app.get_json("/api/v1/rejects").await;
     assert_eq!(dl["rejects"][0]["format"], "json");
-    // An administrator decides the reading is good after all: replayed, it is converted as the
-    // original would have been.
+    assert_eq!(dl["rejects"][0]["token_device"], "wx-1");
+    // Replayed, it keeps the token's binding: still refused, nothing stored under wx-2.
     let r: serde_json::Value = app
         .post("/api/v1/rejects/replay")
         .bearer_auth(ADMIN)
@@ -151,6 +151,12 @@ async fn a_record_refused_for_its_token_replays_with_its_units() {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["replayed"], 1, "{r}");
-    assert_eq!(app.values("wx-2", "temperature", T, T + 1).await[0].1, json!(20.0));
+    assert_eq!(r["still_rejected"], 1, "{r}");
+    let r = app.get("/api/v1/devices/wx-2").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 404, "not_found").await;
+    // Written by wx-1's token for wx-1, the same reading is converted from its unit.
+    let pack = json!([{"bn": "wx-1:", "bt": T, "n": "temperature", "u": "°F", "v": 68.0}]);
+    let r = app.post("/api/v1/senml").bearer_auth(&bound).json(&pack).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.values("wx-1", "temperature", T, T + 1).await[0].1, json!(20.0));
 }

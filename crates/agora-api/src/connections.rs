@@ -1,0 +1,237 @@
+//! The HTTP accept loop (in place of `axum::serve`), so that no client can hold the server: a
+//! new connection must send its first request head within `header_timeout`, an idle keep-alive
+//! connection must start its next request within `keep_alive` (hyper's header read timer,
+//! which starts as soon as the connection waits for a request), and connections are capped in
+//! total and per client address, with a reserve only trusted addresses (loopback, operators) may
+//! use, so that health checks still get in while strangers hold every ordinary slot.
+//!
+//! Accept errors (EMFILE when file descriptors run out) are logged once per episode and retried
+//! after a pause growing to one second: the loop neither spins nor dies.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_ingest::limits::{ConnectionCaps, ConnectionLimits, Refused};
+use axum::Router;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+/// How long a stopping server waits for open connections to finish their requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Timeouts and caps of HTTP connections.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A new connection must have sent its first request head within this time.
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection must start its next request (head complete) within this
+    /// time, or it is closed. Zero turns keep-alive off.
+    pub keep_alive: Duration,
+    /// Caps on concurrent connections.
+    pub connections: ConnectionCaps,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(30),
+            connections: ConnectionCaps {
+                total: 512,
+                per_address: 64,
+                reserved: 16,
+                trusted: agora_ingest::limits::AddrSet::loopback(),
+            },
+        }
+    }
+}
+
+/// The client's address, put in every request's extensions by the accept loop (absent when the
+/// router is called some other way, as in unit tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Serve `app` on `listener` until `shutdown` completes, then let open connections finish their
+/// requests (for at most 30 s).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let slots = ConnectionLimits::new(limits.connections.clone());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new());
+    if limits.keep_alive.is_zero() {
+        http.keep_alive(false).header_read_timeout(limits.header_timeout);
+    } else {
+        http.header_read_timeout(limits.keep_alive.max(limits.header_timeout));
+    }
+    // Connections hold a receiver each: the loop waits for them all to drop at shutdown.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut refusals = Refusals::default();
+    let mut failing = false;
+    let mut pause = Duration::from_millis(10);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                if !failing {
+                    tracing::error!(error = %e, "HTTP accept failed; retrying");
+                    failing = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = &mut shutdown => break,
+                }
+                pause = (pause * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!("HTTP accept works again");
+            (failing, pause) = (false, Duration::from_millis(10));
+        }
+        let permit = match slots.try_acquire(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                refusals.note(peer, why);
+                refuse(stream);
+                continue;
+            }
+        };
+        let conn = Connection {
+            http: http.clone(),
+            app: app.clone(),
+            peer,
+            header_timeout: limits.header_timeout,
+            stop: stop_rx.clone(),
+        };
+        tokio::spawn(async move {
+            conn.run(stream).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed()).await.is_err() {
+        tracing::warn!(open = slots.open(), "HTTP connections still open after the grace period");
+    }
+    Ok(())
+}
+
+/// Errors of one connection that was already gone, not of the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e.kind(), K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset)
+}
+
+/// The answer to a connection over the caps, written only if the socket takes it at once: the
+/// request is not read, so a refused client costs no more than accept and close.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/problem+json\r\nretry-after: 5\r\nconnection: close\r\n\
+content-length: 154\r\n\r\n\
+{\"type\":\"urn:agora:problem:too_many_connections\",\"title\":\"Service Unavailable\",\
+\"status\":503,\"code\":\"too_many_connections\",\"detail\":\"too many connections\"}";
+
+fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(REFUSED);
+}
+
+/// Refused connections are logged at most every ten seconds, with how many there were.
+#[derive(Debug, Default)]
+struct Refusals {
+    since: usize,
+    last: Option<Instant>,
+}
+
+impl Refusals {
+    fn note(&mut self, peer: SocketAddr, why: Refused) {
+        self.since += 1;
+        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(%peer, refused = self.since, "HTTP connection refused: {why}");
+            self.last = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+struct Connection {
+    http: hyper::server::conn::http1::Builder,
+    app: Router,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let seen = Arc::new(Notify::new());
+        let svc = Service {
+            inner: TowerToHyperService::new(self.app),
+            peer: ClientAddr(self.peer),
+            seen: seen.clone(),
+        };
+        let conn = self.http.serve_connection(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        let first_head = tokio::time::sleep(self.header_timeout);
+        tokio::pin!(first_head);
+        let (mut waiting, mut stopping) = (true, false);
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(peer = %self.peer, error = %e, "HTTP connection ended");
+                    }
+                    return;
+                }
+                _ = seen.notified(), if waiting => waiting = false,
+                _ = &mut first_head, if waiting => {
+                    tracing::debug!(peer = %self.peer, "HTTP connection closed: no request in time");
+                    return;
+                }
+                _ = self.stop.changed(), if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// The router as a hyper service, telling the connection that a request head arrived and
+/// giving handlers the client's address.
+#[derive(Clone)]
+struct Service {
+    inner: TowerToHyperService<Router>,
+    peer: ClientAddr,
+    seen: Arc<Notify>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Service {
+    type Response =
+        <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Response;
+    type Error = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Error;
+    type Future =
+        <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future;
+
+    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
+        self.seen.notify_one();
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
+}

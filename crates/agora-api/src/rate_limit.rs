@@ -1,0 +1,312 @@
+//! Rate limits: token buckets per ingest token and per client address on the ingest routes, and
+//! per client address on everything asked without valid read credentials (the public map, pages,
+//! failed logins, bogus tokens). Over the limit a request gets 429 problem+json with
+//! `Retry-After`. Requests with a valid read token or session, health checks and trusted
+//! addresses are not limited.
+//!
+//! Memory stays bounded: each limiter tracks at most `max_tracked` keys. When full it forgets
+//! the buckets that refilled (as good as new), then the least recently used tenth, so an attacker
+//! cycling addresses or bogus tokens cannot grow it (bogus tokens are never keys: only tokens
+//! that authenticate get a bucket; IPv6 clients count by their /64).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use agora_ingest::limits::{AddrSet, client_key};
+use agora_store::catalog::Scope;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+
+use crate::AppState;
+use crate::connections::ClientAddr;
+use crate::error::ApiError;
+
+/// A sustained rate with a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period.
+    pub burst: f64,
+}
+
+/// The rate limits.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// Ingest requests per token.
+    pub ingest_per_token: Rate,
+    /// Ingest requests per client address, whatever the token (bad ones included).
+    pub ingest_per_address: Rate,
+    /// Requests per client address without valid read credentials.
+    pub public_per_address: Rate,
+    /// Most keys each limiter keeps.
+    pub max_tracked: usize,
+    /// Addresses never limited (loopback by default: health checks, local operators).
+    pub exempt: AddrSet,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            ingest_per_token: Rate { per_second: 100.0, burst: 500.0 },
+            ingest_per_address: Rate { per_second: 200.0, burst: 1000.0 },
+            public_per_address: Rate { per_second: 20.0, burst: 200.0 },
+            max_tracked: 10_000,
+            exempt: AddrSet::loopback(),
+        }
+    }
+}
+
+/// The running limiters.
+#[derive(Debug)]
+pub struct RateLimiter {
+    cfg: RateLimits,
+    ingest_token: Buckets<String>,
+    ingest_addr: Buckets<IpAddr>,
+    public_addr: Buckets<IpAddr>,
+}
+
+impl RateLimiter {
+    /// Limiters with these limits.
+    pub fn new(cfg: RateLimits) -> Self {
+        Self {
+            ingest_token: Buckets::new(cfg.ingest_per_token, cfg.max_tracked),
+            ingest_addr: Buckets::new(cfg.ingest_per_address, cfg.max_tracked),
+            public_addr: Buckets::new(cfg.public_per_address, cfg.max_tracked),
+            cfg,
+        }
+    }
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::new(RateLimits::default())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Token buckets by key, at most `max` of them.
+#[derive(Debug)]
+struct Buckets<K> {
+    rate: Rate,
+    max: usize,
+    map: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    fn new(rate: Rate, max: usize) -> Self {
+        Self { rate, max: max.max(1), map: Mutex::default() }
+    }
+
+    fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
+        (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.rate.per_second)
+            .min(self.rate.burst)
+    }
+
+    /// Take one request from `key`'s bucket, or say how long until one is available.
+    fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_second <= 0.0 {
+            return Ok(()); // A zero rate turns the limit off.
+        }
+        let mut map = self.map.lock();
+        if !map.contains_key(key) && map.len() >= self.max {
+            self.evict(&mut map, now);
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
+        let tokens = self.refilled(b, now);
+        if tokens >= 1.0 {
+            *b = Bucket { tokens: tokens - 1.0, at: now };
+            Ok(())
+        } else {
+            *b = Bucket { tokens, at: now };
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
+        }
+    }
+
+    /// Forget full buckets, and if that frees less than a tenth, the least recently used tenth.
+    fn evict(&self, map: &mut HashMap<K, Bucket>, now: Instant) {
+        map.retain(|_, b| self.refilled(b, now) < self.rate.burst);
+        let tenth = (self.max / 10).max(1);
+        if map.len() + tenth > self.max {
+            let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, b)| (b.at, k.clone())).collect();
+            let n = (map.len() + tenth - self.max).min(ages.len());
+            if n > 0 {
+                ages.select_nth_unstable_by_key(n - 1, |(at, _)| *at);
+                for (_, k) in &ages[..n] {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// Paths of the ingest routes (POST), besides ThingsBoard's `/api/v1/{token}/telemetry`.
+const INGEST: &[&str] = &[
+    "/write",
+    "/api/v2/write",
+    "/api/v1/observations",
+    "/api/v1/senml",
+    "/api/v1/push/sensor-community",
+    "/api/v1/import/csv",
+];
+
+/// The token carried in ThingsBoard's HTTP path.
+fn path_token(path: &str) -> Option<&str> {
+    let t = path.strip_prefix("/api/v1/")?.strip_suffix("/telemetry")?;
+    (!t.is_empty() && !t.contains('/')).then_some(t)
+}
+
+/// The v1 write's token parameter `p`.
+fn query_p(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|kv| kv.strip_prefix("p="))
+}
+
+/// The middleware applying the limits. It also puts a deadline on the request body: a client
+/// trickling an upload (or stopping short of its `Content-Length`) gets `408` and its connection
+/// back, instead of holding a slot and a buffer for ever.
+pub(crate) async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match check(&s, &req) {
+        Ok(()) => next.run(with_body_deadline(req, s.config.body_timeout)).await,
+        Err(Refusal::Wait(wait)) => {
+            ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+                .into_response()
+        }
+        Err(Refusal::NoToken) => ApiError::Unauthorized(
+            "ingest needs a valid token (Authorization: Bearer/Token, Basic auth or ?p=)".into(),
+        )
+        .into_response(),
+    }
+}
+
+/// Why a request is turned away before its body is read.
+#[derive(Debug)]
+enum Refusal {
+    /// Over a rate limit: try again after this.
+    Wait(Duration),
+    /// An ingest request without a valid token: refused before its body is read.
+    NoToken,
+}
+
+impl From<Duration> for Refusal {
+    fn from(d: Duration) -> Self {
+        Self::Wait(d)
+    }
+}
+
+/// The same request, whose body fails with "timed out" once `deadline` has passed.
+fn with_body_deadline(req: Request, timeout: Duration) -> Request {
+    use futures_util::StreamExt;
+    let (parts, body) = req.into_parts();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stream = body.into_data_stream();
+    let timed = futures_util::stream::unfold(Some(stream), move |stream| async move {
+        let mut stream = stream?;
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(frame)) => Some((frame, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new(BodyTimedOut(timeout))), None)),
+        }
+    });
+    Request::from_parts(parts, axum::body::Body::from_stream(timed))
+}
+
+/// The error a late request body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs())]
+pub(crate) struct BodyTimedOut(Duration);
+
+fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz") {
+        return Ok(());
+    }
+    let rl = &s.limits.rate;
+    let ingest =
+        req.method() == Method::POST && (INGEST.contains(&path) || path_token(path).is_some());
+    // Unknown tokens never get a body read, from anywhere: the handler would refuse them anyway.
+    let ingest_token = if ingest {
+        let p = query_p(req.uri().query());
+        let secret = crate::auth::secret_from(req.headers(), p)
+            .or_else(|| path_token(path).map(str::to_owned));
+        Some(secret.and_then(|x| s.catalog.authenticate(&x)).ok_or(Refusal::NoToken)?)
+    } else {
+        None
+    };
+    let ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    if ip.is_some_and(|ip| rl.cfg.exempt.contains(ip)) {
+        return Ok(());
+    }
+    let key = ip.map(client_key);
+    let now = Instant::now();
+    if let Some(t) = ingest_token {
+        if let Some(k) = key {
+            rl.ingest_addr.take(&k, now)?;
+        }
+        rl.ingest_token.take(&t.id, now)?;
+        return Ok(());
+    }
+    if crate::auth::require(s, req.headers(), query_p(req.uri().query()), Scope::Read).is_ok() {
+        return Ok(());
+    }
+    match key {
+        Some(k) => Ok(rl.public_addr.take(&k, now)?),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let b = Buckets::new(Rate { per_second: 2.0, burst: 3.0 }, 10);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            b.take(&1, t0).unwrap();
+        }
+        let wait = b.take(&1, t0).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        b.take(&1, t0 + Duration::from_millis(500)).unwrap();
+        assert!(b.take(&1, t0 + Duration::from_millis(500)).is_err());
+        // Other keys are not affected.
+        b.take(&2, t0).unwrap();
+    }
+
+    #[test]
+    fn keys_stay_bounded_when_an_attacker_cycles_them() {
+        let b = Buckets::new(Rate { per_second: 0.001, burst: 2.0 }, 100);
+        let t0 = Instant::now();
+        for i in 0..10_000u32 {
+            let _ = b.take(&i, t0 + Duration::from_micros(u64::from(i)));
+            assert!(b.len() <= 100);
+        }
+        // The most recent keys are still remembered (and limited).
+        b.take(&9_999, t0 + Duration::from_secs(1)).unwrap();
+        assert!(b.take(&9_999, t0 + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn ingest_paths_and_tokens() {
+        assert_eq!(path_token("/api/v1/abc/telemetry"), Some("abc"));
+        assert_eq!(path_token("/api/v1/a/b/telemetry"), None);
+        assert_eq!(path_token("/api/v1/observations"), None);
+        assert_eq!(query_p(Some("db=x&p=secret&precision=s")), Some("secret"));
+        assert_eq!(query_p(None), None);
+    }
+}

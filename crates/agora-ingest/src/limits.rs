@@ -1,0 +1,251 @@
+//! Caps on concurrent connections, in total and per client address, with a reserve that only
+//! trusted addresses (loopback, an operators' network) may use. Shared by the HTTP server and
+//! the MQTT endpoint so that both count connections by the same rule.
+//!
+//! Clients are counted by address, IPv6 ones by their /64 network: one host usually owns a
+//! whole /64 and could otherwise open every connection from a new address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// A set of networks in CIDR notation (`127.0.0.0/8`, `::1/128`, `10.1.2.3`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddrSet(Vec<(IpAddr, u8)>);
+
+impl AddrSet {
+    /// Loopback addresses, IPv4 and IPv6.
+    pub fn loopback() -> Self {
+        Self(vec![(IpAddr::from([127, 0, 0, 0]), 8), (IpAddr::from(Ipv6Addr::LOCALHOST), 128)])
+    }
+
+    /// Parse a list of networks.
+    pub fn parse<S: AsRef<str>>(nets: &[S]) -> Result<Self, String> {
+        nets.iter().map(|s| parse_net(s.as_ref())).collect::<Result<_, _>>().map(Self)
+    }
+
+    /// Whether an address belongs to one of the networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                prefix(u32::from(*n).into(), a.to_bits().into(), *len, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix(u128::from(*n), a.to_bits(), *len, 128),
+            _ => false,
+        })
+    }
+}
+
+fn prefix(net: u128, addr: u128, len: u8, bits: u8) -> bool {
+    let shift = u32::from(bits - len.min(bits));
+    net.checked_shr(shift).unwrap_or(0) == addr.checked_shr(shift).unwrap_or(0)
+}
+
+fn parse_net(s: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip = canonical(IpAddr::from_str(addr.trim()).map_err(|e| format!("{s:?}: {e}"))?);
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len =
+        match len {
+            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                format!("{s:?}: the prefix length must be a number from 0 to {max}")
+            })?,
+            None => max,
+        };
+    Ok((ip, len))
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, seen on dual-stack sockets) as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64 network.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+/// What a [`ConnectionLimits`] allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionCaps {
+    /// Connections open at once for everyone.
+    pub total: usize,
+    /// Connections open at once from one address (IPv6: one /64); trusted addresses are exempt.
+    pub per_address: usize,
+    /// Connections beyond `total` that only trusted addresses may open, so that health checks
+    /// and operators still get in while strangers hold every ordinary slot.
+    pub reserved: usize,
+    /// The trusted addresses.
+    pub trusted: AddrSet,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every slot is taken.
+    Total,
+    /// This address holds its share.
+    PerAddress,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Total => "too many connections",
+            Self::PerAddress => "too many connections from this address",
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    ordinary: usize,
+    reserved: usize,
+    /// Open connections per client key; keys leave at zero, so this is bounded by `total`.
+    per_key: HashMap<IpAddr, usize>,
+}
+
+/// Counts open connections and hands out [`ConnectionPermit`]s.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    caps: Arc<ConnectionCaps>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// An open connection's place; given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    counts: Arc<Mutex<Counts>>,
+    key: IpAddr,
+    reserved: bool,
+}
+
+impl ConnectionLimits {
+    /// Limits with these caps.
+    pub fn new(caps: ConnectionCaps) -> Self {
+        Self { caps: Arc::new(caps), counts: Arc::default() }
+    }
+
+    /// The caps.
+    pub fn caps(&self) -> &ConnectionCaps {
+        &self.caps
+    }
+
+    /// Whether an address is trusted.
+    pub fn trusted(&self, ip: IpAddr) -> bool {
+        self.caps.trusted.contains(ip)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        let c = self.counts.lock();
+        c.ordinary + c.reserved
+    }
+
+    /// A place for a new connection from `ip`, or why there is none.
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, Refused> {
+        let trusted = self.trusted(ip);
+        let key = client_key(ip);
+        let mut c = self.counts.lock();
+        let mine = c.per_key.get(&key).copied().unwrap_or(0);
+        if !trusted && mine >= self.caps.per_address {
+            return Err(Refused::PerAddress);
+        }
+        let reserved = if c.ordinary < self.caps.total {
+            c.ordinary += 1;
+            false
+        } else if trusted && c.reserved < self.caps.reserved {
+            c.reserved += 1;
+            true
+        } else {
+            return Err(Refused::Total);
+        };
+        *c.per_key.entry(key).or_default() += 1;
+        drop(c);
+        Ok(ConnectionPermit { counts: self.counts.clone(), key, reserved })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock();
+        if self.reserved {
+            c.reserved -= 1;
+        } else {
+            c.ordinary -= 1;
+        }
+        if let Some(n) = c.per_key.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_key.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let s = AddrSet::parse(&["10.1.0.0/16", "::1", "2001:db8::/32"]).unwrap();
+        assert!(s.contains(ip("10.1.200.3")));
+        assert!(!s.contains(ip("10.2.0.1")));
+        assert!(s.contains(ip("::1")));
+        assert!(s.contains(ip("2001:db8:1::5")));
+        assert!(s.contains(ip("::ffff:10.1.0.9")));
+        assert!(AddrSet::loopback().contains(ip("127.0.0.2")));
+        assert!(!AddrSet::loopback().contains(ip("192.168.1.1")));
+        assert!(AddrSet::parse(&["0.0.0.0/0"]).unwrap().contains(ip("8.8.8.8")));
+        assert!(AddrSet::parse(&["10.0.0.0/33"]).is_err());
+        assert!(AddrSet::parse(&["nonsense"]).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn caps_per_address_total_and_reserve() {
+        let l = ConnectionLimits::new(ConnectionCaps {
+            total: 3,
+            per_address: 2,
+            reserved: 1,
+            trusted: AddrSet::loopback(),
+        });
+        let a1 = l.try_acquire(ip("10.0.0.1")).unwrap();
+        let _a2 = l.try_acquire(ip("10.0.0.1")).unwrap();
+        assert_eq!(l.try_acquire(ip("10.0.0.1")).unwrap_err(), Refused::PerAddress);
+        let _b = l.try_acquire(ip("10.0.0.2")).unwrap();
+        assert_eq!(l.try_acquire(ip("10.0.0.3")).unwrap_err(), Refused::Total);
+        // The reserve lets one trusted connection in, and only one.
+        let r = l.try_acquire(ip("127.0.0.1")).unwrap();
+        assert_eq!(l.try_acquire(ip("127.0.0.1")).unwrap_err(), Refused::Total);
+        assert_eq!(l.open(), 4);
+        drop(a1);
+        drop(r);
+        let _c = l.try_acquire(ip("10.0.0.3")).unwrap();
+        assert_eq!(l.open(), 3);
+        assert_eq!(l.counts.lock().per_key.len(), 3);
+    }
+}

@@ -1,0 +1,420 @@
+//! Resource limits: slow and idle HTTP connections are closed, connections are capped per address
+//! with a reserve for trusted addresses, MQTT clients must connect in time and lose their session
+//! when their token is revoked, live streams are capped and end on revocation, rate limits answer
+//! 429 with `Retry-After`. Deadlines are generous: these tests check that things happen, not how
+//! fast.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use crate::helpers::{ADMIN, TestApp, problem};
+
+/// How long a test waits for the server to close a socket it should close.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.x: a stranger when only
+/// 127.0.0.1 is trusted).
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::from((from, 0))).unwrap();
+    s.connect(addr).await.unwrap()
+}
+
+/// Whether the server closes the socket within `PATIENCE`, while `trickle` bytes are sent one
+/// at a time every half second. Whatever the server answers before closing is ignored.
+async fn closed_while_trickling(s: &mut TcpStream, trickle: &[u8]) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    let mut buf = [0u8; 1024];
+    let mut next = trickle.iter().cycle();
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => {}
+        }
+        if !trickle.is_empty() && s.write_all(&[*next.next().unwrap()]).await.is_err() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a new connection was refused: the server answered without being asked (503) or
+/// closed it at once, rather than waiting for a request.
+async fn refused(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        Err(_) => false,
+        Ok(Ok(n)) => n == 0 || String::from_utf8_lossy(&buf[..n]).contains("503"),
+        Ok(Err(_)) => true,
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_trickling_one_byte_at_a_time_is_cut_off() {
+    let app = TestApp::spawn_with(|c| c.limits.http.header_timeout_secs = 2).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    assert!(
+        closed_while_trickling(&mut s, b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            .await,
+        "a slowloris socket stayed open"
+    );
+    // Nothing sent at all: closed too.
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    assert!(closed_while_trickling(&mut s, b"").await, "a silent socket stayed open");
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let app = TestApp::spawn_with(|c| c.limits.http.keep_alive_secs = 2).await;
+    let mut s = TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: agora\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(closed_while_trickling(&mut s, b"").await, "an idle keep-alive socket stayed open");
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_address_and_in_total_with_a_reserve_for_health_checks() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec!["127.0.0.1/32".into()];
+        c.limits.http.header_timeout_secs = 60;
+        c.limits.http.max_connections = 6;
+        c.limits.http.max_connections_per_address = 2;
+        c.limits.http.reserved_connections = 4;
+    })
+    .await;
+    // One address: its third connection is refused.
+    let mut held = vec![
+        connect_from([127, 0, 0, 2], app.addr).await,
+        connect_from([127, 0, 0, 2], app.addr).await,
+    ];
+    let mut third = connect_from([127, 0, 0, 2], app.addr).await;
+    assert!(refused(&mut third).await, "a third connection from one address was accepted");
+    for s in &mut held {
+        assert!(!refused(s).await);
+    }
+    // Strangers from other addresses fill every ordinary slot (the test's own client may hold
+    // one), then are refused.
+    let mut turned_away = false;
+    for i in 3..12u8 {
+        let mut s = connect_from([127, 0, 0, i], app.addr).await;
+        if refused(&mut s).await {
+            turned_away = true;
+            break;
+        }
+        held.push(s);
+    }
+    assert!(turned_away, "connections were not capped in total");
+    // The trusted address still gets in, through the reserve.
+    let r = reqwest::Client::new().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Slots come back when connections close.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = connect_from([127, 0, 0, 2], app.addr).await;
+    assert!(!refused(&mut again).await);
+}
+
+/// An MQTT 3.1.1 CONNECT with a user name.
+fn mqtt_connect(user: &str, keep_alive: u16) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x82];
+    body.extend(keep_alive.to_be_bytes());
+    for field in ["limits-test", user] {
+        body.extend((field.len() as u16).to_be_bytes());
+        body.extend(field.as_bytes());
+    }
+    let mut p = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        p.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    p.extend(body);
+    p
+}
+
+#[tokio::test]
+async fn an_mqtt_client_must_connect_within_the_deadline_however_it_trickles() {
+    let app = TestApp::spawn_with(|c| c.mqtt.broker.connect_timeout_secs = 2).await;
+    let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
+    let mut s = TcpStream::connect(mqtt).await.unwrap();
+    // A CONNECT announcing 100 bytes, sent one byte every half second.
+    s.write_all(&[0x10, 100]).await.unwrap();
+    assert!(closed_while_trickling(&mut s, b"x").await, "a socket trickling before CONNECT stayed");
+}
+
+#[tokio::test]
+async fn mqtt_connections_are_capped_per_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec!["127.0.0.1/32".into()];
+        c.mqtt.broker.max_connections_per_address = 2;
+    })
+    .await;
+    let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
+    let _a = connect_from([127, 0, 0, 5], mqtt).await;
+    let _b = connect_from([127, 0, 0, 5], mqtt).await;
+    let mut c = connect_from([127, 0, 0, 5], mqtt).await;
+    assert!(refused(&mut c).await, "a third MQTT connection from one address was accepted");
+}
+
+/// The id of the token named `name`.
+async fn token_id(app: &TestApp, name: &str) -> String {
+    let tokens = app.get_json("/api/v1/tokens").await;
+    let t = tokens["tokens"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap();
+    t["id"].as_str().unwrap().to_owned()
+}
+
+async fn revoke(app: &TestApp, id: &str) {
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+#[tokio::test]
+async fn a_revoked_tokens_mqtt_session_ends_within_seconds() {
+    let app = TestApp::spawn().await;
+    let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
+    let token = app.token("ingest", None).await;
+    let mut s = TcpStream::connect(mqtt).await.unwrap();
+    s.write_all(&mqtt_connect(&token, 600)).await.unwrap();
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0], "connected");
+    // Still connected a moment later.
+    let mut buf = [0u8; 64];
+    assert!(tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.is_err());
+    revoke(&app, &token_id(&app, "ingest test").await).await;
+    assert!(closed_while_trickling(&mut s, b"").await, "the revoked token's session went on");
+}
+
+#[tokio::test]
+async fn live_streams_are_capped() {
+    let app = TestApp::spawn_with(|c| c.limits.live.max_streams = 2).await;
+    let _a = app.get("/api/v1/live").send().await.unwrap();
+    let _b = app.get("/api/v1/live").send().await.unwrap();
+    assert_eq!(_a.status(), 200);
+    let r = app.get("/api/v1/live").send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    problem(r, 503, "too_many_connections").await;
+    // A stream that ends gives its place back.
+    drop(_a);
+    let mut ok = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if app.get("/api/v1/live").send().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the place of a closed stream was not given back");
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_token_is_revoked() {
+    let app = TestApp::spawn().await;
+    let token = app.token("read", None).await;
+    let mut events = app.get("/api/v1/live").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    revoke(&app, &token_id(&app, "read test").await).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, events.chunk()).await {
+            Err(_) => panic!("the revoked token's live stream went on"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(_) => break,
+        }
+    }
+}
+
+#[tokio::test]
+async fn anonymous_reads_and_ingest_tokens_are_rate_limited_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec![];
+        c.limits.rate.public_per_address = 0.5;
+        c.limits.rate.public_per_address_burst = 3.0;
+        c.limits.rate.ingest_per_token = 0.5;
+        c.limits.rate.ingest_per_token_burst = 3.0;
+    })
+    .await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = app.get("/api/v1/public/map").send().await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = limited.expect("anonymous reads were not limited");
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    problem(r, 429, "rate_limited").await;
+    // Operators with a valid token are not limited; a bogus token is an anonymous client.
+    assert_eq!(
+        app.get("/api/v1/public/map").bearer_auth(ADMIN).send().await.unwrap().status(),
+        200
+    );
+    let r = app.get("/api/v1/public/map").bearer_auth("agora_bogus").send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    // Ingest: per token.
+    let token = app.token("ingest", None).await;
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let r = app
+            .post("/api/v2/write?precision=s")
+            .header("Authorization", format!("Token {token}"))
+            .body(format!("air,device=aq-1,site=hotel-de-ville pm10={i} 1767225600"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(b["code"], "rate_limited");
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 204), "{statuses:?}");
+    // Another token is not affected.
+    let other = app.token("ingest", None).await;
+    let r = app
+        .post("/api/v2/write?precision=s")
+        .header("Authorization", format!("Token {other}"))
+        .body("air,device=aq-1,site=hotel-de-ville pm10=1 1767225601")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+}
+
+/// The real binary with at most 128 open files, as on a small, badly tuned server.
+struct ShortOfFiles {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ShortOfFiles {
+    fn spawn() -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("agora.toml");
+        std::fs::write(
+            &config,
+            "[limits]\ntrusted = [\"127.0.0.1/32\"]\n[limits.http]\nmax_connections = 32\n\
+             max_connections_per_address = 1000\nheader_timeout_secs = 60\n",
+        )
+        .unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_agora")])
+            .args(["serve", "--http", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env("AGORA_ADMIN_TOKEN", ADMIN)
+            .env("AGORA_LOG", "error")
+            .env("AGORA_MQTT_LISTEN", "off")
+            .env_remove("AGORA_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(a) = line.strip_prefix("agora listening on http://") {
+                break a.parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for ShortOfFiles {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn health_checks_answer_while_strangers_flood_a_server_short_of_file_descriptors() {
+    let server = ShortOfFiles::spawn();
+    // More sockets than the server has file descriptors.
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        flood.push(connect_from([127, 0, 0, 2], server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+    let r = client.get(format!("http://{}/healthz", server.addr)).send().await;
+    assert_eq!(r.expect("/healthz answers during the flood").status(), 200);
+    // Once the flood is over, strangers are served again.
+    drop(flood);
+    let mut ok = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let s = connect_from([127, 0, 0, 3], server.addr).await;
+        let mut s = s;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: agora\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200")
+        {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the server did not recover after the flood");
+}
+
+#[tokio::test]
+async fn a_request_body_trickling_one_byte_at_a_time_is_cut_off() {
+    let app = TestApp::spawn_with(|c| c.limits.http.body_timeout_secs = 2).await;
+    let mut s = connect_from([127, 0, 0, 9], app.addr).await;
+    // A valid token and a head announcing more than the client will ever send.
+    let head = format!(
+        "POST /api/v1/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n["
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_while_trickling(&mut s, b" ").await, "the server keeps a slow upload");
+    assert!(started.elapsed() < PATIENCE);
+}
+
+#[tokio::test]
+async fn an_ingest_request_without_a_valid_token_is_refused_before_its_body_is_read() {
+    let app = TestApp::spawn().await;
+    let mut s = connect_from([127, 0, 0, 10], app.addr).await;
+    // 16 MiB announced, nothing sent: the answer must not wait for the body.
+    let head = "POST /api/v2/write HTTP/1.1\r\nHost: x\r\nAuthorization: Token not-a-token\r\nContent-Length: 16000000\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("unauthorized"), "{answer}");
+}
