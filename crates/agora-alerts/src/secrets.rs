@@ -52,28 +52,43 @@ pub fn mask_url(url: &str) -> String {
         Some(i) => tail.split_at(i),
         None => (tail, ""),
     };
-    match before_fragment.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let masked: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, v))
-                        if !v.is_empty()
-                            && SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) =>
-                    {
-                        format!("{k}={MASK}")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            out.push_str(&masked.join("&"));
-        }
-        None => out.push_str(before_fragment),
+    let (path, query) = match before_fragment.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (before_fragment, None),
+    };
+    out.push_str(&mask_path(path));
+    if let Some(query) = query {
+        out.push('?');
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v))
+                    if !v.is_empty() && SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s)) =>
+                {
+                    format!("{k}={MASK}")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&masked.join("&"));
     }
     out.push_str(fragment);
     out
+}
+
+/// A URL path with its token-like segments masked: Slack (`/services/T…/B…/<token>`), Discord
+/// (`/api/webhooks/<id>/<token>`), Teams and Telegram (`/bot<id>:<token>`) carry their secret
+/// there. A segment is token-like when it is 16 characters or more and mixes letters and digits;
+/// words and numeric ids stay readable.
+fn mask_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let letters = seg.chars().any(|c| c.is_ascii_alphabetic());
+            let digits = seg.chars().any(|c| c.is_ascii_digit());
+            if seg.len() >= 16 && letters && digits { MASK } else { seg }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `text` with every secret of `url` (and `secret`) replaced by the mask: for error messages
@@ -176,6 +191,22 @@ mod tests {
                 "https://ops.example/h?token=********&site=x&API_KEY=********#frag",
             ),
             ("not a url", "not a url"),
+            (
+                "https://hooks.slack.com/services/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",
+                "https://hooks.slack.com/services/T0AB12CD3/B0XY45ZW6/********",
+            ),
+            (
+                "https://discord.com/api/webhooks/123456789012345678/AbC-dEf_123ghIJKlmnOPq",
+                "https://discord.com/api/webhooks/123456789012345678/********",
+            ),
+            (
+                "https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
+                "https://api.telegram.org/********/sendMessage",
+            ),
+            (
+                "https://ops.example/alerts/incoming-webhook",
+                "https://ops.example/alerts/incoming-webhook",
+            ),
         ] {
             assert_eq!(mask_url(u), shown, "{u}");
         }

@@ -170,7 +170,11 @@ async fn run_feed(
                     tracing::debug!(skipped = n, "the live feed fell behind");
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => return,
+                Err(TryRecvError::Closed) => {
+                    // The pipeline is gone (shutdown): later listeners must start a new feed.
+                    *slot.lock() = None;
+                    return;
+                }
             }
         }
         let mut changed = !newest.is_empty();

@@ -652,13 +652,17 @@ impl Pipeline {
         };
         let dead: Vec<NewReject> = match (more, src.body, &src.replay) {
             (0, ..) => listed().collect(),
-            (_, Some(body), Some(replay)) => vec![dead_letter(
-                None,
-                format!("{} refusals in this input, the first: {first}", report.rejected_count),
-                String::from_utf8_lossy(&body[..body.len().min(DEAD_LETTER_BODY)]).into_owned(),
-                Some(replay.encode()),
-            )],
-            // No body to keep: the listed refusals, and a note of the others.
+            // The whole body, once, when the log can keep it whole (so that it replays).
+            (_, Some(body), Some(replay)) if body.len() <= agora_store::catalog::MAX_REJECT_RAW => {
+                vec![dead_letter(
+                    None,
+                    format!("{} refusals in this input, the first: {first}", report.rejected_count),
+                    String::from_utf8_lossy(body).into_owned(),
+                    Some(replay.encode()),
+                )]
+            }
+            // No body to keep (or too large to keep whole): the listed refusals, and a note of
+            // the others.
             _ => {
                 let note = format!(
                     "{more} more refusals in this input were counted but not kept (the first: {first})"

@@ -39,6 +39,8 @@ use crate::{Pipeline, Source, thingsboard};
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
+/// Largest packet before the client is authenticated: a CONNECT is small.
+const MAX_CONNECT_PACKET: usize = 64 << 10;
 
 /// How the endpoint bounds what one client, or all of them, may hold.
 #[derive(Debug, Clone)]
@@ -234,12 +236,15 @@ struct Conn {
 }
 
 impl Conn {
-    /// The next packet; it must be complete by `deadline`.
-    async fn read(&mut self, deadline: Instant, late: &str) -> Result<Packet, String> {
+    /// The next packet, at most `max` bytes; it must be complete by `deadline`.
+    async fn read(&mut self, deadline: Instant, late: &str, max: usize) -> Result<Packet, String> {
         loop {
-            match Packet::read(&mut self.buf, MAX_PACKET) {
+            match Packet::read(&mut self.buf, max) {
                 Ok(p) => return Ok(p),
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => self.buf.reserve(n),
+                // Grow with what arrives, not with what a header announces.
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => {
+                    self.buf.reserve(n.min(64 << 10));
+                }
                 Err(e) => return Err(format!("malformed MQTT packet: {e:?}")),
             }
             let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
@@ -289,7 +294,8 @@ async fn serve(
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
     // Measured from accept, not per read: a byte every few seconds does not keep a socket.
-    let first = c.read(accepted + limits.connect_timeout, "no CONNECT in time").await?;
+    let first =
+        c.read(accepted + limits.connect_timeout, "no CONNECT in time", MAX_CONNECT_PACKET).await?;
     let Packet::Connect(connect) = first else {
         return Err("the first packet was not CONNECT".into());
     };
@@ -331,7 +337,7 @@ async fn serve(
             Some(p) => p,
             // Reading is cancel-safe: bytes already read stay in the buffer.
             None => tokio::select! {
-                p = c.read(heard + keep_alive, "keep-alive timed out") => p?,
+                p = c.read(heard + keep_alive, "keep-alive timed out", MAX_PACKET) => p?,
                 _ = recheck.tick() => {
                     if !live() {
                         return Err(format!("token {:?} was revoked", token.name));
