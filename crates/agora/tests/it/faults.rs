@@ -363,3 +363,64 @@ async fn below_the_reserve_writes_are_refused_and_readyz_metrics_and_fleet_say_s
     ledger.check(&c, &p).await;
     p.kill9();
 }
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_loses_no_acknowledged_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("fds.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\nflush_interval_secs = 1\nmin_free_mib = 0\n[limits.http]\n\
+         max_connections = 1000\nmax_connections_per_address = 1000\nheader_timeout_secs = 60\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let p =
+        TestProcess::spawn_short_of_files(&data, &["--config", cfg.to_str().unwrap()], Some(64));
+    // One keep-alive connection for the writer, opened before the flood.
+    let c = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+    let mut ledger = Ledger::default();
+    let mut next = 0;
+    for _ in 0..3 {
+        assert_eq!(ledger.send(&c, &p, next).await, Some(204));
+        next += BATCH;
+    }
+    // Strangers take every file descriptor the server has left.
+    let mut flood = Vec::new();
+    for i in 0..150u8 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(std::net::SocketAddr::from(([127, 0, 0, 2 + i % 100], 0))).unwrap();
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(2), s.connect(p.addr)).await {
+            flood.push(s);
+        }
+    }
+    // Writes go on while flushes cannot open a file.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        ledger.send(&c, &p, next).await;
+        next += BATCH;
+        pause(200).await;
+    }
+    drop(flood);
+    pause(3_000).await; // descriptors are back: a flush writes what waited
+    let started = Instant::now();
+    let mut accepted = 0;
+    while accepted < 3 && started.elapsed() < Duration::from_secs(30) {
+        if ledger.send(&c, &p, next).await == Some(204) {
+            accepted += 1;
+        } else {
+            pause(500).await;
+        }
+        next += BATCH;
+    }
+    assert_eq!(accepted, 3, "the server recovers by itself");
+    p.kill9();
+    let p = TestProcess::spawn_with(&data, &["--config", cfg.to_str().unwrap()]);
+    ledger.check(&c, &p).await;
+    eprintln!(
+        "acked {}, refused {}, in doubt {}",
+        ledger.acked.len(),
+        ledger.refused.len(),
+        ledger.in_doubt.len()
+    );
+}

@@ -175,7 +175,18 @@ impl TestProcess {
 
     /// Start the binary on `dir` with more command-line arguments (e.g. `--config FILE`).
     pub(crate) fn spawn_with(dir: &std::path::Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        Self::spawn_short_of_files(dir, args, None)
+    }
+
+    /// Like `spawn_with`, with at most `nofile` open file descriptors when given (`ulimit -n`).
+    pub(crate) fn spawn_short_of_files(
+        dir: &std::path::Path,
+        args: &[&str],
+        nofile: Option<u32>,
+    ) -> Self {
+        let ulimit = nofile.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+        let mut child = Command::new("sh")
+            .args(["-c", &format!("{ulimit}exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_agora")])
             .args(["serve", "--http", "127.0.0.1:0"])
             .args(args)
             .arg("--data")
