@@ -35,6 +35,9 @@ pub enum ApiError {
     /// An alert rule is invalid (unknown property, bad expression, impossible window…).
     #[error("{0}")]
     InvalidRule(String),
+    /// A query would decode more raw points than allowed.
+    #[error("{0}")]
+    QueryTooLarge(String),
     /// The request conflicts with the catalog.
     #[error("{0}")]
     Conflict(String),
@@ -72,6 +75,7 @@ impl ApiError {
             Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             Self::InvalidRule(_) => ("invalid_rule", StatusCode::UNPROCESSABLE_ENTITY),
             Self::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            Self::QueryTooLarge(_) => ("query_too_large", StatusCode::UNPROCESSABLE_ENTITY),
             Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             Self::UnsupportedMediaType(_) => {
                 ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)

@@ -44,6 +44,8 @@ pub struct ApiConfig {
     pub public_map: bool,
     /// A request body must arrive whole within this time (slow uploads hold no connection).
     pub body_timeout: std::time::Duration,
+    /// Most raw points one query may decode; beyond it, `422 query_too_large`.
+    pub max_query_points: u64,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +57,7 @@ impl Default for ApiConfig {
             csv_mappings: Default::default(),
             public_map: true,
             body_timeout: std::time::Duration::from_secs(60),
+            max_query_points: 50_000_000,
         }
     }
 }

@@ -359,12 +359,11 @@ async fn summaries(
     energy: bool,
     tz: Option<chrono_tz::Tz>,
 ) -> ApiResult<Vec<(Timestamp, Agg)>> {
-    // Days in a time zone are built from hours: local midnight is an hour boundary in France.
     let days = every.as_secs().is_multiple_of(86_400).then_some(every.as_secs() / 86_400);
-    let step = match (tz, days) {
-        (Some(_), Some(_)) => Duration::from_secs(3600),
-        _ => every,
-    };
+    let step = summary_step(every, tz);
+    if reads_raw(step, energy) {
+        within_budget(s, &[id], from, to)?;
+    }
     let aggs = if energy {
         s.store.aggregate_energy(id, from, to, step).await?
     } else {
@@ -374,6 +373,47 @@ async fn summaries(
         (Some(tz), Some(days)) => local_days(aggs, tz, days as i64),
         _ => aggs,
     })
+}
+
+/// The step summaries are asked for: days in a time zone are built from hours (local midnight is
+/// an hour boundary in France).
+fn summary_step(every: Duration, tz: Option<chrono_tz::Tz>) -> Duration {
+    match tz {
+        Some(_) if every.as_secs().is_multiple_of(86_400) && every.subsec_nanos() == 0 => {
+            Duration::from_secs(3600)
+        }
+        _ => every,
+    }
+}
+
+/// Whether summaries in `step` decode raw points: whole hours come from the rollups, sound
+/// levels (energy means) and shorter buckets do not.
+pub(crate) fn reads_raw(step: Duration, energy: bool) -> bool {
+    energy || !step.as_secs().is_multiple_of(3600) || step.subsec_nanos() != 0
+}
+
+/// Refuse a query that would decode more raw points than `max_query_points` (counted from the
+/// index, before anything is read): `422 query_too_large`, saying how to narrow it.
+pub(crate) fn within_budget(
+    s: &AppState,
+    series: &[SeriesId],
+    from: Timestamp,
+    to: Timestamp,
+) -> ApiResult<()> {
+    let cap = s.config.max_query_points;
+    let mut n = 0u64;
+    for id in series {
+        n = n.saturating_add(s.store.raw_points_in(*id, from, to));
+        if n > cap {
+            return Err(ApiError::QueryTooLarge(format!(
+                "this query would read more than {cap} raw points ({} series from {from} to {to}); \
+                 ask for a shorter range, fewer devices, or whole-hour buckets (every=1h, 1d), which \
+                 come from the hourly rollups",
+                series.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Regroup hourly summaries into buckets of `days` days starting at local midnight in `tz`
@@ -476,6 +516,10 @@ pub(crate) async fn aggregate(
             let ids = s.catalog.lookup_series(&keys);
             let mut groups: BTreeMap<String, (usize, BTreeMap<Timestamp, Agg>)> = BTreeMap::new();
             let mut unit = None;
+            if reads_raw(summary_step(every, tz), energy) {
+                let all: Vec<SeriesId> = ids.iter().flatten().copied().collect();
+                within_budget(&s, &all, from, to)?;
+            }
             for (d, id) in devices.iter().zip(ids) {
                 let (Some(k), Some(id)) = (key(d), id) else { continue };
                 if unit.is_none() {

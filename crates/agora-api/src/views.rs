@@ -304,6 +304,9 @@ pub(crate) async fn chart(
     }
     let unit = ids.first().and_then(|i| s.catalog.series_info(*i)).map(|i| i.unit);
     let energy = unit.as_deref().is_some_and(|u| agora_model::is_sound_level(&property, u));
+    if crate::query::reads_raw(step, energy) {
+        crate::query::within_budget(&s, &ids, from_a, to)?;
+    }
     let mut merged: BTreeMap<Timestamp, Agg> = BTreeMap::new();
     for id in &ids {
         let aggs = if energy {

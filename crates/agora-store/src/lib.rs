@@ -58,6 +58,9 @@ pub trait SeriesStore: Send + Sync + Debug {
     ) -> Result<Vec<(Timestamp, Agg)>>;
     /// The latest point of each series.
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
+    /// How many raw points of a series lie in `from <= t < to`, from the index (an upper bound,
+    /// without decoding): what a query over raw points would have to read.
+    fn raw_points_in(&self, s: SeriesId, from: Timestamp, to: Timestamp) -> u64;
     /// What the store holds.
     fn stats(&self) -> EngineStats;
     /// Whether writes are accepted (free space, failures), as of the last upkeep.
@@ -133,6 +136,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
             .into_iter()
             .map(|o| o.map(|(t, v)| (Timestamp::from_nanos(t), v)))
             .collect()
+    }
+    fn raw_points_in(&self, s: SeriesId, from: Timestamp, to: Timestamp) -> u64 {
+        Engine::raw_points_in(self, s, from.as_nanos(), to.as_nanos())
     }
     fn stats(&self) -> EngineStats {
         Engine::stats(self)

@@ -47,6 +47,9 @@ pub struct LimitsConfig {
     pub rate: RateLimitsConfig,
     /// Live updates (`/api/v1/live`).
     pub live: LiveLimitsConfig,
+    /// Most raw points one query may decode (aggregates that cannot use the hourly rollups:
+    /// sound levels, buckets shorter than an hour); beyond it, `422 query_too_large`.
+    pub max_query_points: u64,
 }
 
 /// HTTP connection limits.
@@ -105,6 +108,7 @@ impl Default for LimitsConfig {
             http: HttpLimitsConfig::default(),
             rate: RateLimitsConfig::default(),
             live: LiveLimitsConfig::default(),
+            max_query_points: 50_000_000,
         }
     }
 }

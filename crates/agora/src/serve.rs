@@ -105,6 +105,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             csv_mappings: cfg.csv.mappings.clone(),
             public_map: cfg.web.public_map,
             body_timeout: Duration::from_secs(cfg.limits.http.body_timeout_secs.max(1)),
+            max_query_points: cfg.limits.max_query_points,
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),

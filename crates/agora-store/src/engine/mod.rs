@@ -814,6 +814,32 @@ impl Engine {
             .collect()
     }
 
+    /// Raw points of a series in `from <= t < to`, counted from the index and the heads without
+    /// decoding anything: chunks that overlap the range count in full (an upper bound).
+    pub fn raw_points_in(&self, s: SeriesId, from: i64, to: i64) -> u64 {
+        let segs = self.segs.read();
+        let mut n: u64 = segs
+            .index
+            .get(&s.0)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.entry.meta.has_raw)
+            .filter(|r| r.entry.meta.max_ts >= from && r.entry.meta.min_ts < to)
+            .map(|r| u64::from(r.entry.meta.count))
+            .sum();
+        let frozen = self.mem.frozen.read();
+        let head = self.mem.head.lock();
+        for h in frozen.iter().map(|f| &**f).chain([&*head]) {
+            if let Some(b) = h.series.get(&s.0)
+                && b.max_ts >= from
+                && b.min_ts < to
+            {
+                n += b.pts.ts.iter().filter(|&&t| t >= from && t < to).count() as u64;
+            }
+        }
+        n
+    }
+
     /// Bytes on disk and points held in segments by some series (after compaction, exact).
     pub fn usage(&self, series: &[SeriesId]) -> (u64, u64) {
         let segs = self.segs.read();

@@ -363,3 +363,51 @@ async fn daily_buckets_in_a_local_time_zone() {
     let r = app.get(&q("&tz=Mars/Olympus")).bearer_auth(ADMIN).send().await.unwrap();
     problem(r, 400, "bad_request").await;
 }
+
+#[tokio::test]
+async fn a_query_that_would_decode_too_many_raw_points_is_refused_with_422() {
+    let app = TestApp::spawn_with(|c| c.limits.max_query_points = 1_000).await;
+    let t = 1_767_225_600i64;
+    let lines = |prop: &str, dev: &str| -> String {
+        (0..1_500i64)
+            .map(|i| format!("m,device={dev} {prop}={} {}\n", 50 + i % 7, t + i * 60))
+            .collect()
+    };
+    app.write(&lines("laeq", "n-1")).await;
+    app.write(&lines("temperature", "w-1")).await;
+    // A sound level is averaged as energy from raw points: 1,500 > 1,000.
+    let r = app
+        .get(&format!(
+            "/api/v1/aggregate?device=n-1&property=laeq&every=1h&from={t}&to={}",
+            t + 2 * 86_400
+        ))
+        .bearer_auth(crate::helpers::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let b = crate::helpers::problem(r, 422, "query_too_large").await;
+    assert!(b["detail"].as_str().unwrap().contains("every=1h"), "{b}");
+    // Whole hours of a temperature come from the rollups: no raw point is decoded.
+    app.get_json(&format!(
+        "/api/v1/aggregate?device=w-1&property=temperature&every=1h&from={t}&to={}",
+        t + 2 * 86_400
+    ))
+    .await;
+    // Ten-minute buckets read raw points again, and the same group query too.
+    let r = app
+        .get(&format!(
+            "/api/v1/aggregate?group_by=kind&property=temperature&every=10m&from={t}&to={}",
+            t + 2 * 86_400
+        ))
+        .bearer_auth(crate::helpers::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::problem(r, 422, "query_too_large").await;
+    // A narrower range passes.
+    app.get_json(&format!(
+        "/api/v1/aggregate?device=n-1&property=laeq&every=1h&from={t}&to={}",
+        t + 3_600
+    ))
+    .await;
+}
