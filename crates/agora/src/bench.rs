@@ -837,6 +837,8 @@ pub async fn bench_alerts(dir: &std::path::Path) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.mqtt.broker.enabled = false;
+    // The webhook receiver is on loopback, which webhooks may only reach when allow-listed.
+    config.alerts.allow_hosts = vec!["127.0.0.1".parse().map_err(|e| anyhow::anyhow!("{e}"))?];
     let server = serve::start(ServeOptions {
         config,
         admin_token: Some("bench-admin-token-0123456789".into()),
