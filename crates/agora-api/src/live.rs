@@ -40,6 +40,12 @@ use crate::views::{Audience, device_state, snapshot};
 const VALUES_EVERY: Duration = Duration::from_millis(500);
 /// How often device states are recomputed.
 const STATES_EVERY: Duration = Duration::from_secs(5);
+/// How often the public (the public map, kiosks) gets new values: citizens need no sub-second
+/// updates, and hundreds of anonymous streams must cost little when a city's data flows fast.
+const PUBLIC_VALUES_EVERY: Duration = Duration::from_secs(5);
+
+/// The feed's two channels: frames for operators (every half second) and for the public.
+type Feeds = (watch::Sender<Arc<Frame>>, watch::Sender<Arc<Frame>>);
 
 /// Caps on live streams.
 #[derive(Debug, Clone)]
@@ -70,7 +76,7 @@ pub struct LiveHub {
     limits: LiveLimits,
     slots: ConnectionLimits,
     /// The running feed, when someone listens.
-    feed: Arc<Mutex<Option<watch::Sender<Arc<Frame>>>>>,
+    feed: Arc<Mutex<Option<Feeds>>>,
 }
 
 impl LiveHub {
@@ -88,17 +94,25 @@ impl LiveHub {
         self.slots.open()
     }
 
-    /// Listen to the feed, starting it if nobody listens.
-    fn listen(&self, state: &AppState) -> watch::Receiver<Arc<Frame>> {
+    /// Listen to the feed of an audience, starting the feed if nobody listens.
+    fn listen(&self, state: &AppState, audience: Audience) -> watch::Receiver<Arc<Frame>> {
+        let pick = |f: &Feeds| match audience {
+            Audience::Operator => f.0.subscribe(),
+            Audience::Public => f.1.subscribe(),
+        };
         let mut feed = self.feed.lock();
-        if let Some(tx) = feed.as_ref() {
-            return tx.subscribe();
+        if let Some(f) = feed.as_ref() {
+            return pick(f);
         }
-        let (tx, rx) = watch::channel(Arc::new(Frame::default()));
-        *feed = Some(tx.clone());
+        let feeds: Feeds = (
+            watch::channel(Arc::new(Frame::default())).0,
+            watch::channel(Arc::new(Frame::default())).0,
+        );
+        let rx = pick(&feeds);
+        *feed = Some(feeds.clone());
         // Subscribed now, not when the task first runs: nothing stored after this call is missed.
         let batches = state.pipeline.subscribe();
-        tokio::spawn(run_feed(state.clone(), batches, tx, self.feed.clone()));
+        tokio::spawn(run_feed(state.clone(), batches, feeds, self.feed.clone()));
         rx
     }
 }
@@ -116,6 +130,10 @@ struct Frame {
     values: Vec<(SeriesId, Timestamp, Value)>,
     /// Every device's state; the same until recomputed.
     states: Option<Arc<States>>,
+    /// The `values` event's data for streams that watch everything, one per audience (operators,
+    /// public), serialized once by the first stream that needs it and shared by all the others:
+    /// the public map's hundreds of streams cost one serialization per frame, not hundreds.
+    shared_values: [std::sync::OnceLock<Option<String>>; 2],
 }
 
 #[derive(Debug)]
@@ -129,8 +147,8 @@ struct States {
 async fn run_feed(
     state: AppState,
     mut batches: tokio::sync::broadcast::Receiver<Arc<agora_ingest::StoredBatch>>,
-    tx: watch::Sender<Arc<Frame>>,
-    slot: Arc<Mutex<Option<watch::Sender<Arc<Frame>>>>>,
+    (tx, tx_public): Feeds,
+    slot: Arc<Mutex<Option<Feeds>>>,
 ) {
     let mut tick = tokio::time::interval(VALUES_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -138,15 +156,18 @@ async fn run_feed(
     let mut states: Option<Arc<States>> = None;
     let mut last_states: Option<Instant> = None;
     let mut newest: IdMap<u32, (Timestamp, Value)> = IdMap::default();
+    // What the public has not been sent yet: the newest value of each series since its last frame.
+    let mut newest_public: IdMap<u32, (Timestamp, Value)> = IdMap::default();
+    let mut last_public = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|v| *v) => break,
         }
-        if tx.receiver_count() == 0 {
+        if tx.receiver_count() + tx_public.receiver_count() == 0 {
             // Under the lock no one can start listening to this feed meanwhile.
             let mut s = slot.lock();
-            if tx.receiver_count() == 0 {
+            if tx.receiver_count() + tx_public.receiver_count() == 0 {
                 *s = None;
                 return;
             }
@@ -184,9 +205,33 @@ async fn run_feed(
             states = Some(Arc::new(States { seq, devices: device_states(&state) }));
             changed = true;
         }
+        let public_due = last_public.elapsed() >= PUBLIC_VALUES_EVERY;
+        if tx_public.receiver_count() > 0 {
+            for (s, (t, v)) in &newest {
+                match newest_public.get(s) {
+                    Some((old, _)) if old > t => {}
+                    _ => {
+                        newest_public.insert(*s, (*t, v.clone()));
+                    }
+                }
+            }
+        }
         if changed {
             let values = newest.drain().map(|(s, (t, v))| (SeriesId(s), t, v)).collect();
-            tx.send_replace(Arc::new(Frame { values, states: states.clone() }));
+            tx.send_replace(Arc::new(Frame {
+                values,
+                states: states.clone(),
+                shared_values: Default::default(),
+            }));
+        }
+        if public_due {
+            last_public = Instant::now();
+            let values = newest_public.drain().map(|(s, (t, v))| (SeriesId(s), t, v)).collect();
+            tx_public.send_replace(Arc::new(Frame {
+                values,
+                states: states.clone(),
+                shared_values: Default::default(),
+            }));
         }
     }
     *slot.lock() = None;
@@ -251,6 +296,17 @@ impl Watch {
     }
 
     fn values_event(&mut self, frame: &Frame) -> Option<Event> {
+        let data = if self.device.is_none() && self.filter.is_empty() {
+            let i = usize::from(self.audience == Audience::Public);
+            frame.shared_values[i].get_or_init(|| self.values_data(frame)).clone()?
+        } else {
+            self.values_data(frame)?
+        };
+        Some(Event::default().event("values").data(data))
+    }
+
+    /// The JSON rows of the frame's values this stream watches, or `None` when it watches none.
+    fn values_data(&mut self, frame: &Frame) -> Option<String> {
         let mut rows = Vec::new();
         for (s, t, v) in &frame.values {
             if let Some((d, p)) = self.resolve(*s) {
@@ -260,7 +316,7 @@ impl Watch {
         if rows.is_empty() {
             return None;
         }
-        Some(Event::default().event("values").data(serde_json::to_string(&rows).ok()?))
+        serde_json::to_string(&rows).ok()
     }
 
     /// Device states that changed since the last computation seen; the first one seen only sets
@@ -341,7 +397,7 @@ pub(crate) async fn live(
         .map_err(|why| ApiError::TooManyConnections(format!("{why}: live updates are limited")))?;
     let mut recheck = tokio::time::interval(hub.limits.recheck);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let frames = hub.listen(&s);
+    let frames = hub.listen(&s, audience);
     let mut w = Watch {
         frames,
         filter,

@@ -206,6 +206,11 @@ pub struct DeviceFilter {
 }
 
 impl DeviceFilter {
+    /// Whether the filter lets every device pass.
+    pub fn is_empty(&self) -> bool {
+        self.commune.is_none() && self.site.is_none() && self.kind.is_none() && self.bbox.is_none()
+    }
+
     /// Whether a device passes the filter.
     pub fn matches(&self, d: &Device) -> bool {
         self.commune.as_ref().is_none_or(|c| d.commune.as_ref() == Some(c))

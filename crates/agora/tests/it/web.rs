@@ -298,7 +298,8 @@ async fn live_events_follow_ingestion() {
     app.write(&format!("air,device=aq-1,site=hotel-de-ville pm10=42.5,battery=79 {}\n", now + 1))
         .await;
     let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // The public gets new values every 5 s (operators every half second).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !text.contains("event: values") || !text.contains("\n\n") {
         let chunk = tokio::time::timeout_at(deadline, events.chunk()).await.unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
