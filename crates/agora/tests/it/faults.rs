@@ -120,19 +120,31 @@ impl Ledger {
     async fn check(&self, c: &reqwest::Client, p: &TestProcess) {
         let mut stored = BTreeSet::new();
         for d in 0..DEVICES {
-            let url = format!(
-                "http://{}/api/v1/observations?device=f-{d}&property=temperature&from={T}&to={}&quality=all&limit=100000",
-                p.addr,
-                T + 10_000_000
-            );
-            let r = c.get(url).bearer_auth(ADMIN).send().await.unwrap();
-            if r.status() == 404 {
-                continue; // this device never got a point in
-            }
-            let b: serde_json::Value = r.json().await.unwrap();
-            for pt in b["points"].as_array().unwrap() {
-                let t = chrono::DateTime::parse_from_rfc3339(pt["time"].as_str().unwrap()).unwrap();
-                stored.insert(t.timestamp() - T);
+            // Page through the points: one answer holds at most 100,000.
+            let mut from = T;
+            loop {
+                let url = format!(
+                    "http://{}/api/v1/observations?device=f-{d}&property=temperature&from={from}&to={}&quality=all&limit=100000",
+                    p.addr,
+                    T + 10_000_000
+                );
+                let r = c.get(url).bearer_auth(ADMIN).send().await.unwrap();
+                if r.status() == 404 {
+                    break; // this device never got a point in
+                }
+                let b: serde_json::Value = r.json().await.unwrap();
+                let mut last = None;
+                for pt in b["points"].as_array().unwrap() {
+                    let t = chrono::DateTime::parse_from_rfc3339(pt["time"].as_str().unwrap())
+                        .unwrap()
+                        .timestamp();
+                    stored.insert(t - T);
+                    last = Some(t);
+                }
+                match (b["truncated"].as_bool(), last) {
+                    (Some(true), Some(t)) => from = t + 1,
+                    _ => break,
+                }
             }
         }
         let lost: Vec<i64> = self.acked.difference(&stored).copied().collect();
