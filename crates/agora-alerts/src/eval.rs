@@ -15,9 +15,10 @@ use agora_model::{IdMap, SeriesId, Timestamp, Value};
 use agora_store::{Catalog, SeriesStore};
 use serde::{Deserialize, Serialize};
 
-use crate::rule::{Condition, Op, Rule, WindowFn, parse_duration};
+use agora_query::summary::summary;
+use agora_query::{Averaging, Every, ReportingPeriod, TimeRange};
 
-const HOUR_NS: i64 = 3_600_000_000_000;
+use crate::rule::{Condition, Op, Rule, WindowFn, parse_duration};
 
 /// A period when a condition held: start, end once over, the value that made it hold.
 pub(crate) type Episode = (i64, Option<i64>, Option<f64>);
@@ -265,47 +266,13 @@ impl Devices {
 
 #[derive(Debug, Clone)]
 enum Leaf {
-    Threshold {
-        property: String,
-        op: Op,
-        value: f64,
-    },
-    State {
-        property: String,
-        op: Op,
-        value: serde_json::Value,
-    },
-    Sustained {
-        property: String,
-        op: Op,
-        value: f64,
-        dur: i64,
-    },
-    Rate {
-        property: String,
-        op: Op,
-        value: f64,
-        over: i64,
-    },
-    Window {
-        property: String,
-        func: WindowFn,
-        every: i64,
-        tz: chrono_tz::Tz,
-        op: Op,
-        value: f64,
-        count: u32,
-    },
-    NoData {
-        periods: Option<f64>,
-        dur: Option<i64>,
-    },
-    Forecast {
-        property: String,
-        horizon: std::time::Duration,
-        op: Op,
-        value: f64,
-    },
+    Threshold { property: String, op: Op, value: f64 },
+    State { property: String, op: Op, value: serde_json::Value },
+    Sustained { property: String, op: Op, value: f64, dur: i64 },
+    Rate { property: String, op: Op, value: f64, over: i64 },
+    Window { property: String, func: WindowFn, every: Every, op: Op, value: f64, count: u32 },
+    NoData { periods: Option<f64>, dur: Option<i64> },
+    Forecast { property: String, horizon: std::time::Duration, op: Op, value: f64 },
 }
 
 impl Leaf {
@@ -374,8 +341,15 @@ fn compile(c: &Condition, leaves: &mut Vec<Leaf>) -> Expr {
         Condition::Window { property, func, every, tz, op, value, count } => push(Leaf::Window {
             property: property.clone(),
             func: *func,
-            every: d(every),
-            tz: tz.as_deref().unwrap_or("Europe/Paris").parse().unwrap_or(chrono_tz::Europe::Paris),
+            every: Every::new(
+                parse_duration(every).unwrap_or_default(),
+                Some(
+                    tz.as_deref()
+                        .unwrap_or("Europe/Paris")
+                        .parse()
+                        .unwrap_or(chrono_tz::Europe::Paris),
+                ),
+            ),
             op: *op,
             value: *value,
             count: *count,
@@ -1022,27 +996,29 @@ pub(crate) async fn tick(
             let mut applicable = false;
             for (i, leaf) in c.leaves.iter().enumerate() {
                 match leaf {
-                    Leaf::Window { property, func, every, tz, op, value, count } => {
+                    Leaf::Window { property, func, every, op, value, count } => {
                         let Some(s) =
                             catalog.lookup_series(&[(d.id.as_str(), property.as_str())])[0]
                         else {
                             continue;
                         };
                         applicable = true;
-                        let unit_db = catalog.series_info(s).is_some_and(|x| {
-                            agora_model::is_sound_level(x.property.as_str(), &x.unit)
+                        let f = func.agg_fn();
+                        let averaging = catalog.series_info(s).map_or(Averaging::Arithmetic, |x| {
+                            Averaging::of(x.property.as_str(), &x.unit, f)
                         });
                         let keep = i64::from(*count) + 47;
-                        let last_end = window_floor(now, *every, *tz);
-                        let first = window_floor(last_end - keep * every, *every, *tz);
+                        let last_end = every.floor(Timestamp::from_nanos(now));
+                        let back = i64::try_from(every.nominal().as_nanos()).unwrap_or(i64::MAX);
+                        let mut start =
+                            every.floor(last_end.saturating_add_nanos(-keep.saturating_mul(back)));
                         let mut flags = BTreeMap::new();
-                        let mut start = first;
                         while start < last_end {
-                            let end = window_end(start, *every, *tz);
-                            if let Some(v) =
-                                window_value(store, s, start, end, *func, unit_db).await
-                            {
-                                flags.insert(start, (op.holds(v, *value), v));
+                            let end = every.end(start);
+                            let range = TimeRange { from: start, to: end };
+                            if let Ok(Some(a)) = summary(store, s, range, *every, averaging).await {
+                                let v = averaging.value(&a, f);
+                                flags.insert(start.as_nanos(), (op.holds(v, *value), v));
                             }
                             start = end;
                         }
@@ -1050,12 +1026,7 @@ pub(crate) async fn tick(
                     }
                     Leaf::NoData { periods, dur } => {
                         applicable = true;
-                        let period = d
-                            .metadata
-                            .get("period_s")
-                            .and_then(serde_json::Value::as_f64)
-                            .filter(|p| *p > 0.0)
-                            .unwrap_or(3600.0);
+                        let period = ReportingPeriod::of(d).0.as_secs_f64();
                         let limit =
                             dur.unwrap_or_else(|| (periods.unwrap_or(3.0) * period * 1e9) as i64);
                         let seen = d.last_seen.map_or(d.created_at.as_nanos(), Timestamp::as_nanos);
@@ -1085,7 +1056,7 @@ pub(crate) async fn tick(
             }
             let mut at = now;
             for (i, flags) in window_results {
-                let Leaf::Window { count, every, tz, property, .. } = &c.leaves[i] else {
+                let Leaf::Window { count, every, property, .. } = &c.leaves[i] else {
                     continue;
                 };
                 let count = *count as usize;
@@ -1099,7 +1070,7 @@ pub(crate) async fn tick(
                         run = 0;
                         worst = f64::NAN;
                     }
-                    let end = window_end(start, *every, *tz);
+                    let end = every.end(Timestamp::from_nanos(start)).as_nanos();
                     if holds {
                         run += 1;
                         worst = worst.max(v);
@@ -1150,64 +1121,6 @@ pub(crate) async fn tick(
             }
         }
     }
-}
-
-/// End of the window starting at `start` (a local day lasts 23 or 25 hours on clock changes).
-pub(crate) fn window_end(start: i64, every: i64, tz: chrono_tz::Tz) -> i64 {
-    if every >= 86_400_000_000_000 {
-        window_floor(start + every + every / 2, every, tz)
-    } else {
-        start + every
-    }
-}
-
-/// Start of the window containing `t`: days start at local midnight in `tz`, shorter windows
-/// are aligned on the epoch (whole hours everywhere in France's offsets).
-pub(crate) fn window_floor(t: i64, every: i64, tz: chrono_tz::Tz) -> i64 {
-    use chrono::TimeZone;
-    if every >= 86_400_000_000_000 {
-        let local = chrono::DateTime::from_timestamp_nanos(t).with_timezone(&tz);
-        let midnight = local.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists");
-        tz.from_local_datetime(&midnight)
-            .earliest()
-            .map_or(t - t.rem_euclid(every), |d| d.timestamp_nanos_opt().unwrap_or(t))
-    } else {
-        t - t.rem_euclid(every)
-    }
-}
-
-async fn window_value(
-    store: &dyn SeriesStore,
-    s: SeriesId,
-    start: i64,
-    end: i64,
-    func: WindowFn,
-    energy: bool,
-) -> Option<f64> {
-    let (from, to) = (Timestamp::from_nanos(start), Timestamp::from_nanos(end));
-    let whole_hours = (end - start) % HOUR_NS == 0 && start % HOUR_NS == 0;
-    let step = std::time::Duration::from_nanos((end - start) as u64);
-    let parts = if energy && func == WindowFn::Mean {
-        store.aggregate_energy(s, from, to, step).await.ok()?
-    } else if whole_hours {
-        store.aggregate(s, from, to, std::time::Duration::from_secs(3600)).await.ok()?
-    } else {
-        store.aggregate(s, from, to, step).await.ok()?
-    };
-    let mut it = parts.into_iter().map(|(_, a)| a);
-    let mut a = it.next()?;
-    for x in it {
-        a.merge(&x);
-    }
-    if a.count == 0 {
-        return None;
-    }
-    Some(match func {
-        WindowFn::Mean if energy => 10.0 * (a.sum / a.count as f64).log10(),
-        WindowFn::Mean => a.sum / a.count as f64,
-        WindowFn::Max => a.max,
-        WindowFn::Min => a.min,
-    })
 }
 
 #[cfg(test)]
@@ -1526,14 +1439,5 @@ mod tests {
             valid > 300 && refused > 300,
             "both kinds are exercised: {valid} valid, {refused} refused"
         );
-    }
-
-    #[test]
-    fn window_floor_in_paris_days() {
-        // 2026-07-01T12:00Z → Paris midnight is 2026-06-30T22:00Z.
-        let t = 1_782_907_200_000_000_000;
-        let f = window_floor(t, 86_400_000_000_000, chrono_tz::Europe::Paris);
-        assert_eq!(f, 1_782_856_800_000_000_000);
-        assert_eq!(window_floor(t + 1, HOUR_NS, chrono_tz::Europe::Paris), t);
     }
 }

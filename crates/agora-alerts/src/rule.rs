@@ -130,6 +130,17 @@ pub enum WindowFn {
     Min,
 }
 
+impl WindowFn {
+    /// The aggregation it computes over a window.
+    pub fn agg_fn(self) -> agora_store::AggFn {
+        match self {
+            Self::Mean => agora_store::AggFn::Mean,
+            Self::Max => agora_store::AggFn::Max,
+            Self::Min => agora_store::AggFn::Min,
+        }
+    }
+}
+
 /// When a rule is wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

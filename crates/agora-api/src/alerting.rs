@@ -17,7 +17,7 @@ use serde_json::{Value as JsonValue, json};
 use crate::AppState;
 use crate::auth::{require, require_read};
 use crate::error::{ApiError, ApiResult};
-use crate::query::parse_time;
+use agora_query::parse_time;
 
 fn service(s: &AppState) -> ApiResult<&Alerts> {
     s.alerts

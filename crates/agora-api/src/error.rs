@@ -105,6 +105,16 @@ impl From<agora_store::Error> for ApiError {
     }
 }
 
+impl From<agora_query::Error> for ApiError {
+    fn from(e: agora_query::Error) -> Self {
+        match e {
+            agora_query::Error::Invalid(m) => Self::BadRequest(m),
+            agora_query::Error::TooLarge(m) => Self::QueryTooLarge(m),
+            agora_query::Error::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<agora_alerts::Error> for ApiError {
     fn from(e: agora_alerts::Error) -> Self {
         use agora_alerts::Error as E;

@@ -34,7 +34,8 @@ use crate::AppState;
 use crate::connections::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 use crate::query::{CatalogParams, filter};
-use crate::views::{Audience, device_state, snapshot};
+use crate::views::{Audience, snapshot};
+use agora_query::device_state;
 
 /// How often values are sent.
 const VALUES_EVERY: Duration = Duration::from_millis(500);

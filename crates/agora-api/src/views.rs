@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use agora_model::{SeriesId, Timestamp, Value, is_device_internal};
-use agora_store::Agg;
 use agora_store::catalog::{Device, DeviceFilter};
+use agora_store::{Agg, AggFn};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -19,7 +19,7 @@ use serde_json::{Value as JsonValue, json};
 use crate::AppState;
 use crate::auth::require_read;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{parse_time, status_of};
+use agora_query::{Averaging, DeviceStatus, Every, TimeRange, device_state, is_fault, parse_time};
 
 /// Most buckets a chart series may have.
 pub(crate) const MAX_CHART_POINTS: usize = 2_000;
@@ -53,39 +53,6 @@ fn public_only(state: &AppState) -> ApiResult<()> {
     } else {
         Err(ApiError::NotFound("the public map is disabled on this server".into()))
     }
-}
-
-/// A device's state for the map: `offline` and `never_seen` from its reporting period, `faulty`
-/// when a status it reports names a fault, `flagged` when quality checks flagged a point in the
-/// last 24 hours, else `online`.
-pub(crate) fn device_state(
-    d: &Device,
-    now: Timestamp,
-    fault: bool,
-    flagged_since: Option<Timestamp>,
-) -> &'static str {
-    let (status, _) = status_of(d, now);
-    if status != "online" {
-        return status;
-    }
-    if fault {
-        return "faulty";
-    }
-    let day_ago = now.saturating_add_nanos(-86_400_000_000_000);
-    if flagged_since.is_some_and(|t| t >= day_ago) {
-        return "flagged";
-    }
-    "online"
-}
-
-/// Whether a reported state value names a fault (`defectiveLamp`, `fault`, `error`, …).
-pub(crate) fn is_fault(property: &str, v: &Value) -> bool {
-    let Value::Str(s) = v else { return false };
-    if !property.contains("status") && !property.contains("state") {
-        return false;
-    }
-    let s = s.to_ascii_lowercase();
-    !matches!(s.as_str(), "ok" | "normal" | "on" | "off" | "working" | "running" | "idle" | "")
 }
 
 /// Latest values, fault and flag facts of many devices, read in one pass over their series.
@@ -303,20 +270,17 @@ pub(crate) async fn chart(
         )));
     }
     let unit = ids.first().and_then(|i| s.catalog.series_info(*i)).map(|i| i.unit);
-    let energy = unit.as_deref().is_some_and(|u| agora_model::is_sound_level(&property, u));
-    if crate::query::reads_raw(step, energy) {
-        crate::query::within_budget(&s, &ids, from_a, to)?;
-    }
+    // A chart shows the mean of each bucket: energy means for sound levels.
+    let averaging =
+        unit.as_deref().map_or(Averaging::Arithmetic, |u| Averaging::of(&property, u, AggFn::Mean));
+    let range = TimeRange::new(from_a, to)?;
+    let every = Every::Fixed(step);
+    let store = s.store.as_ref();
+    crate::query::budget(&s).check(store, &ids, range, every, averaging)?;
     let mut merged: BTreeMap<Timestamp, Agg> = BTreeMap::new();
     for id in &ids {
-        let aggs = if energy {
-            s.store.aggregate_energy(*id, from_a, to, step).await?
-        } else {
-            s.store.aggregate(*id, from_a, to, step).await?
-        };
-        for (t, a) in aggs {
-            merged.entry(t).and_modify(|x| x.merge(&a)).or_insert(a);
-        }
+        let parts = agora_query::summaries(store, *id, range, every, averaging).await?;
+        agora_query::summary::merge_into(&mut merged, parts);
     }
     let n = merged.len();
     let (mut t, mut min, mut max, mut mean, mut count) = (
@@ -330,15 +294,14 @@ pub(crate) async fn chart(
         t.push(ts.as_nanos() / 1_000_000_000);
         min.push(a.min);
         max.push(a.max);
-        let m =
-            if energy { 10.0 * (a.sum / a.count as f64).log10() } else { a.sum / a.count as f64 };
+        let m = averaging.value(&a, AggFn::Mean);
         mean.push((m * 1000.0).round() / 1000.0);
         count.push(a.count);
     }
     Ok(Json(json!({
         "property": property, "unit": unit, "device": p.device, "site": p.site,
         "devices": ids.len(), "from": from, "to": to, "every_s": step.as_secs(),
-        "averaging": if energy { "energy" } else { "arithmetic" },
+        "averaging": averaging.as_str(),
         "t": t, "min": min, "max": max, "mean": mean, "count": count,
     })))
 }
@@ -371,10 +334,10 @@ pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
         let k = by_kind.entry(d.kind.to_string()).or_default();
         *k.entry(st).or_default() += 1;
         *k.entry("total").or_default() += 1;
-        let (status, silent_for) = status_of(d, now);
-        if status != "online" {
+        let (status, silent_for) = DeviceStatus::of(d, now);
+        if status != DeviceStatus::Online {
             silent.push(json!({
-                "id": d.id, "kind": d.kind, "site": d.site, "status": status,
+                "id": d.id, "kind": d.kind, "site": d.site, "status": status.as_str(),
                 "last_seen": d.last_seen, "silent_for_s": silent_for,
             }));
         }
@@ -493,13 +456,5 @@ mod tests {
         let (step, start) = chart_buckets(from, to, 1_500);
         assert_eq!(step, Duration::from_secs(60));
         assert_eq!(start.to_rfc3339(), "2026-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn faults_are_named_states() {
-        assert!(is_fault("lamp_status", &Value::Str("defectiveLamp".into())));
-        assert!(!is_fault("lamp_status", &Value::Str("ok".into())));
-        assert!(!is_fault("temperature", &Value::F64(99.0)));
-        assert!(!is_fault("label", &Value::Str("broken".into())), "not a status property");
     }
 }

@@ -48,14 +48,6 @@ pub trait SeriesStore: Send + Sync + Debug {
         to: Timestamp,
         every: Duration,
     ) -> Result<Vec<(Timestamp, Agg)>>;
-    /// Like `aggregate`, for sound levels: each bucket's `sum` is Σ 10^(L/10) (energy averaging).
-    async fn aggregate_energy(
-        &self,
-        s: SeriesId,
-        from: Timestamp,
-        to: Timestamp,
-        every: Duration,
-    ) -> Result<Vec<(Timestamp, Agg)>>;
     /// The latest point of each series.
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
     /// How many raw points of a series lie in `from <= t < to`, from the index (an upper bound,
@@ -121,15 +113,6 @@ impl SeriesStore for std::sync::Arc<Engine> {
         every: Duration,
     ) -> Result<Vec<(Timestamp, Agg)>> {
         summaries(self, s, from, to, every, Engine::aggregate).await
-    }
-    async fn aggregate_energy(
-        &self,
-        s: SeriesId,
-        from: Timestamp,
-        to: Timestamp,
-        every: Duration,
-    ) -> Result<Vec<(Timestamp, Agg)>> {
-        summaries(self, s, from, to, every, Engine::aggregate_energy).await
     }
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>> {
         Engine::latest(self, series)

@@ -711,32 +711,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// Summaries of a sound level series (dB) for energy averaging, from raw points: the `sum` of
-    /// each bucket is Σ 10^(L/10), so that `10·log10(sum / count)` is the equivalent level LAeq of
-    /// the bucket. Levels are never averaged arithmetically. Windows whose raw points retention
-    /// has dropped are not included (their rollups hold arithmetic sums).
-    pub fn aggregate_energy(
-        &self,
-        s: SeriesId,
-        from: i64,
-        to: i64,
-        every: i64,
-    ) -> Result<Vec<(i64, Agg)>> {
-        if every <= 0 || from >= to {
-            return Ok(Vec::new());
-        }
-        let mut out: Vec<(i64, Agg)> = Vec::new();
-        if let Some(p) = self.merged(s.0, from, to)?.map(Points::without_flagged) {
-            for (i, &t) in p.ts.iter().enumerate() {
-                let level = p.col.num(i);
-                let mut a = Agg::one(t, level);
-                a.sum = 10f64.powf(level / 10.0);
-                add_to_bucket(&mut out, every, t, &a);
-            }
-        }
-        Ok(out)
-    }
-
     /// Hourly summaries over `from <= t < to`, from rollups where a window is held by exactly one
     /// chunk and nothing newer, from raw points elsewhere.
     fn hourly(&self, s: u32, from: i64, to: i64) -> Result<Hourly> {

@@ -1,0 +1,23 @@
+//! The read side of agora: everything that turns stored points into the figures people read.
+//!
+//! The API, the dashboard views and alert evaluation all ask here, so that a rule is decided in
+//! one place: time ranges and durations ([`time`]), bucket planning in UTC or in local days
+//! ([`buckets`]), summaries with energy means for sound levels ([`summary`]), grouping by
+//! place, commune or kind ([`group`]), and what state a device is in ([`fleet`]). Indicators,
+//! forecasts and open data are built on it.
+//!
+//! It depends on the model and on the store's traits only; it does no HTTP.
+
+pub mod buckets;
+mod error;
+pub mod fleet;
+pub mod group;
+pub mod summary;
+pub mod time;
+
+pub use buckets::Every;
+pub use error::{Error, Result};
+pub use fleet::{DeviceStatus, ReportingPeriod, device_state, is_fault};
+pub use group::GroupBy;
+pub use summary::{Averaging, Budget, summaries};
+pub use time::{TimeRange, parse_duration, parse_time};
