@@ -2,8 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
+use agora_ingest::Format;
 use agora_ingest::Source;
-use agora_ingest::replay::Replay;
 use agora_model::{DeviceId, DeviceKind, InseeCode, SiteId};
 use agora_store::catalog::{Commune, Device, Scope, Site};
 use axum::Json;
@@ -205,13 +205,13 @@ pub(crate) async fn replay_rejects(
     let (mut replayed, mut stored, mut still, mut not_replayable) = (0u64, 0u64, 0u64, 0u64);
     let mut done = Vec::new();
     for r in rejects {
-        let Some(replay) = r.format.as_deref().and_then(Replay::parse).filter(|_| !r.truncated)
+        let Some(format) = r.format.as_deref().and_then(Format::parse).filter(|_| !r.truncated)
         else {
             not_replayable += 1;
             continue;
         };
-        let decoded = match replay.decode(r.raw.as_bytes(), s.clock.now()) {
-            Ok(d) => d,
+        let decoded = match s.pipeline.decode(&format, r.raw.as_bytes()) {
+            Ok(m) => m.decoded,
             Err(reason) => {
                 still += 1;
                 s.catalog.update_reject_reason(r.id, &reason).await?;
@@ -221,7 +221,7 @@ pub(crate) async fn replay_rejects(
         // The replay has the rights of the token that sent the input: its device binding.
         let src = Source {
             name: "replay",
-            replay: Some(replay),
+            format: Some(format.clone()),
             no_dead_letters: true,
             bound_device: r.token_device.as_ref(),
             ..Default::default()

@@ -2,10 +2,7 @@
 
 use std::io::Read;
 
-use agora_ingest::replay::Replay;
-use agora_ingest::{
-    Decoded, IngestReport, Source, json, line_protocol, senml, sensor_community, thingsboard,
-};
+use agora_ingest::{Decoded, Format, IngestReport, Source};
 use agora_model::Precision;
 use agora_store::catalog::{Scope, TokenInfo};
 use axum::body::Bytes;
@@ -47,7 +44,7 @@ impl Placement {
         &'a self,
         name: &'a str,
         token: &'a TokenInfo,
-        replay: Option<Replay>,
+        format: Format,
         body: &'a [u8],
     ) -> Source<'a> {
         Source {
@@ -56,7 +53,7 @@ impl Placement {
             default_kind: self.kind.as_deref(),
             default_site: self.site.as_deref(),
             default_commune: self.commune.as_deref(),
-            replay,
+            format: Some(format),
             body: Some(body),
             ..Default::default()
         }
@@ -116,15 +113,17 @@ fn answer(report: IngestReport) -> ApiResult<Response> {
     })
 }
 
-/// Store what a decoder made of a body; a body it refused whole is kept as a dead letter.
-async fn decode_and_run(
-    state: &AppState,
-    src: Source<'_>,
-    body: &[u8],
-    decoded: Result<Decoded<'_>, String>,
-) -> ApiResult<Response> {
-    match decoded {
-        Ok(d) => run(state, src, d).await,
+/// Decode a body in its source's format and store what passes; a body refused whole is kept as a
+/// dead letter.
+async fn decode_and_run(state: &AppState, src: Source<'_>, body: &[u8]) -> ApiResult<Response> {
+    let Some(format) = &src.format else {
+        return Err(ApiError::Internal(agora_store::Error::Invalid(format!(
+            "{}: no format to decode with",
+            src.name
+        ))));
+    };
+    match state.pipeline.decode(format, body) {
+        Ok(m) => run(state, src, m.decoded).await,
         Err(reason) => {
             state.pipeline.reject_whole(&src, &reason, body).await;
             Err(ApiError::BadRequest(reason))
@@ -167,11 +166,15 @@ async fn write_lines(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body_bytes(state, headers, body)?;
-    let precision = precision(precision_param)?;
-    let decoded = line_protocol::decode(&body, precision);
-    let replay = Some(Replay::line_protocol(precision));
-    let src = Source { name, token: Some(token), replay, body: Some(&body), ..Default::default() };
-    run(state, src, decoded).await
+    let format = Format::LineProtocol(precision(precision_param)?);
+    let src = Source {
+        name,
+        token: Some(token),
+        format: Some(format),
+        body: Some(&body),
+        ..Default::default()
+    };
+    decode_and_run(state, src, &body).await
 }
 
 pub(crate) async fn observations(
@@ -182,9 +185,8 @@ pub(crate) async fn observations(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = p.source("http /api/v1/observations", &token, Some(Replay::Json), &body);
-    let decoded = json::decode(&body);
-    decode_and_run(&state, src, &body, decoded).await
+    let src = p.source("http /api/v1/observations", &token, Format::Json, &body);
+    decode_and_run(&state, src, &body).await
 }
 
 pub(crate) async fn senml(
@@ -195,9 +197,8 @@ pub(crate) async fn senml(
 ) -> ApiResult<Response> {
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
-    let src = p.source("http /api/v1/senml", &token, Some(Replay::Senml), &body);
-    let decoded = senml::decode(&body, state.clock.now());
-    decode_and_run(&state, src, &body, decoded).await
+    let src = p.source("http /api/v1/senml", &token, Format::Senml, &body);
+    decode_and_run(&state, src, &body).await
 }
 
 /// `POST /api/v1/push/sensor-community`: the Sensor.Community firmware's API push.
@@ -210,15 +211,12 @@ pub(crate) async fn sensor_community(
     let token = require(&state, &headers, None, Scope::Ingest)?;
     let body = body_bytes(&state, &headers, body)?;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let sensor = header("x-sensor").unwrap_or_default();
-    let src = p.source(
-        "http /api/v1/push/sensor-community",
-        &token,
-        Some(Replay::SensorCommunity { sensor: sensor.clone(), pin: header("x-pin") }),
-        &body,
-    );
-    let decoded = sensor_community::decode(&sensor, header("x-pin").as_deref(), &body);
-    decode_and_run(&state, src, &body, decoded).await
+    let format = Format::SensorCommunity {
+        sensor: header("x-sensor").unwrap_or_default(),
+        pin: header("x-pin"),
+    };
+    let src = p.source("http /api/v1/push/sensor-community", &token, format, &body);
+    decode_and_run(&state, src, &body).await
 }
 
 /// `POST /api/v1/{token}/telemetry`: ThingsBoard's HTTP device API. The access token in the path
@@ -240,12 +238,11 @@ pub(crate) async fn thingsboard_telemetry(
     let src = Source {
         name: "http thingsboard telemetry",
         token: Some(&token),
-        replay: Some(Replay::ThingsboardDevice(device.to_string())),
+        format: Some(Format::ThingsboardDevice(device.to_string())),
         body: Some(&body),
         ..Default::default()
     };
-    let decoded = thingsboard::decode_device(device.as_str(), &body);
-    decode_and_run(&state, src, &body, decoded).await
+    decode_and_run(&state, src, &body).await
 }
 
 /// Query of `POST /api/v1/import/csv`.

@@ -10,6 +10,7 @@
 pub mod cayenne_lpp;
 pub mod chirpstack;
 pub mod csv;
+pub mod format;
 pub mod json;
 pub mod limits;
 pub mod line_protocol;
@@ -17,11 +18,11 @@ pub mod line_protocol;
 pub mod mqtt;
 mod pipeline;
 mod record;
-pub mod replay;
 pub mod senml;
 pub mod sensor_community;
 pub mod thingsboard;
 
+pub use format::{Decoders, Format, Message, MessageFormat};
 pub use pipeline::{
     BatchObserver, FlagTally, IngestCounters, IngestReport, LISTED_REFUSALS, Pipeline,
     PipelineConfig, Source, StoredBatch,

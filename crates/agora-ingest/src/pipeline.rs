@@ -15,8 +15,8 @@ use agora_store::{Catalog, SeriesStore};
 use parking_lot::RwLock;
 use serde::Serialize;
 
+use crate::format::{Decoders, Format, Message};
 use crate::record::{Decoded, LineError};
-use crate::replay::Replay;
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     pub max_string_len: usize,
     /// Raw-point retention of series of these properties (others: the store's default).
     pub retention_by_property: HashMap<String, Duration>,
+    /// Decoders, with the byte layouts of each MQTT subscription.
+    pub decoders: Decoders,
 }
 
 impl Default for PipelineConfig {
@@ -41,6 +43,7 @@ impl Default for PipelineConfig {
             max_future: Duration::from_secs(3600),
             max_string_len: 256,
             retention_by_property: HashMap::new(),
+            decoders: Decoders::default(),
         }
     }
 }
@@ -58,14 +61,15 @@ pub struct Source<'a> {
     pub default_site: Option<&'a str>,
     /// Commune for auto-registration when records carry none.
     pub default_commune: Option<&'a str>,
-    /// How refused input in this source's own format is decoded again (`None`: not replayable).
-    pub replay: Option<Replay>,
+    /// The format of its input, with which refused input is decoded again (`None`: not
+    /// replayable).
+    pub format: Option<Format>,
     /// Do not keep refusals as dead letters (when replaying dead letters).
     pub no_dead_letters: bool,
     /// The one device this input may write for, besides the token's own binding: a replayed
     /// dead letter keeps the binding of the token that sent it.
     pub bound_device: Option<&'a DeviceId>,
-    /// The input as received, in the source's own format (`replay`). When a batch has more
+    /// The input as received, in the source's own format (`format`). When a batch has more
     /// refusals than an answer lists, its dead letter keeps this body once instead of one entry
     /// per refusal.
     pub body: Option<&'a [u8]>,
@@ -277,6 +281,11 @@ impl Pipeline {
             live: tokio::sync::broadcast::channel(1024).0,
             observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Decode input in `format` (with the configured byte layouts, at the pipeline's clock).
+    pub fn decode<'a>(&self, format: &Format, raw: &'a [u8]) -> Result<Message<'a>, String> {
+        self.cfg.decoders.decode(format, raw, self.clock.now())
     }
 
     /// Set the observer of stored batches (once).
@@ -645,20 +654,20 @@ impl Pipeline {
                 let format = if e.raw_is_json {
                     Some("json".into())
                 } else {
-                    src.replay.as_ref().map(Replay::encode)
+                    src.format.as_ref().map(Format::encode)
                 };
                 dead_letter(Some(e.line), e.reason.clone(), e.raw.clone(), format)
             })
         };
-        let dead: Vec<NewReject> = match (more, src.body, &src.replay) {
+        let dead: Vec<NewReject> = match (more, src.body, &src.format) {
             (0, ..) => listed().collect(),
             // The whole body, once, when the log can keep it whole (so that it replays).
-            (_, Some(body), Some(replay)) if body.len() <= agora_store::catalog::MAX_REJECT_RAW => {
+            (_, Some(body), Some(format)) if body.len() <= agora_store::catalog::MAX_REJECT_RAW => {
                 vec![dead_letter(
                     None,
                     format!("{} refusals in this input, the first: {first}", report.rejected_count),
                     String::from_utf8_lossy(body).into_owned(),
-                    Some(replay.encode()),
+                    Some(format.encode()),
                 )]
             }
             // No body to keep (or too large to keep whole): the listed refusals, and a note of
@@ -683,7 +692,7 @@ impl Pipeline {
             line: None,
             reason: reason.to_owned(),
             raw: String::from_utf8_lossy(&raw[..raw.len().min(DEAD_LETTER_BODY)]).into_owned(),
-            format: src.replay.as_ref().map(Replay::encode),
+            format: src.format.as_ref().map(Format::encode),
             token_device: src.binding().cloned(),
         };
         if let Err(e) = self.catalog.add_rejects(vec![r]).await {

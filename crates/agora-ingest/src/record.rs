@@ -89,3 +89,13 @@ pub struct Decoded<'a> {
     /// Refused lines or records.
     pub errors: Vec<LineError>,
 }
+
+impl Decoded<'_> {
+    /// The same, owning its strings (to outlive the bytes it was decoded from).
+    pub fn into_owned(self) -> Decoded<'static> {
+        Decoded {
+            records: self.records.into_iter().map(Record::into_owned).collect(),
+            errors: self.errors,
+        }
+    }
+}

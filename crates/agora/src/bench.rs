@@ -609,7 +609,7 @@ pub async fn bench_mqtt(
             password: None,
             client_id: Some("agora-bench".into()),
             topics: vec!["agora/+/telemetry".into()],
-            format: agora_ingest::mqtt::Format::AgoraJson,
+            format: agora_ingest::MessageFormat::AgoraJson,
             layouts: Default::default(),
             tls: false,
             ca_file: None,

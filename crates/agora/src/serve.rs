@@ -80,6 +80,13 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             auto_register_properties: cfg.ingest.auto_register_properties,
             max_future: Duration::from_secs(cfg.ingest.max_future_secs),
             retention_by_property: retention,
+            decoders: agora_ingest::Decoders::new(
+                cfg.mqtt
+                    .subscriptions
+                    .iter()
+                    .map(|s| (s.name.clone(), s.layouts.clone()))
+                    .collect(),
+            ),
             ..PipelineConfig::default()
         },
     ));
@@ -138,9 +145,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         .mqtt
         .subscriptions
         .iter()
-        .map(|sub| {
-            agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone(), opts.clock.clone())
-        })
+        .map(|sub| agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone()))
         .collect();
     let mqtt_addr = if cfg.mqtt.broker.enabled {
         let started = agora_ingest::mqtt::broker::start(

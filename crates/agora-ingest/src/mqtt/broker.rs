@@ -33,9 +33,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::format::Format;
 use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
-use crate::replay::Replay;
-use crate::{Pipeline, Source, thingsboard};
+use crate::{Pipeline, Source};
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
@@ -416,28 +416,33 @@ async fn serve(
     }
 }
 
+/// The format of a message published to agora's endpoint on `topic` by the holder of `token`.
+fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, String> {
+    match topic.split('/').collect::<Vec<_>>().as_slice() {
+        ["agora", device, "telemetry"] => Ok(Format::ThingsboardDevice((*device).to_owned())),
+        ["v1", "devices", "me", "telemetry"] => match &token.device {
+            Some(d) => Ok(Format::ThingsboardDevice(d.to_string())),
+            None => Err(format!(
+                "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
+                token.name
+            )),
+        },
+        ["v1", "gateway", "telemetry"] => Ok(Format::ThingsboardGateway),
+        _ => Err(format!(
+            "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
+        )),
+    }
+}
+
 /// Decode and store messages; returns false only when storage failed.
 async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publish]) -> bool {
     let mut all = crate::Decoded::default();
     for p in batch {
         let topic = p.topic.as_str();
-        let parts: Vec<&str> = topic.split('/').collect();
-        let decoded = match parts.as_slice() {
-            ["agora", device, "telemetry"] => thingsboard::decode_device(device, &p.payload),
-            ["v1", "devices", "me", "telemetry"] => match &token.device {
-                Some(d) => thingsboard::decode_device(d.as_str(), &p.payload),
-                None => Err(format!(
-                    "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
-                    token.name
-                )),
-            },
-            ["v1", "gateway", "telemetry"] => thingsboard::decode_gateway(&p.payload),
-            _ => Err(format!(
-                "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
-            )),
-        };
-        match decoded {
-            Ok(d) => {
+        let format = format_of(topic, token);
+        match format.as_ref().map_err(String::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
+            Ok(m) => {
+                let d = m.decoded.into_owned();
                 all.records.extend(d.records);
                 all.errors.extend(d.errors.into_iter().map(|mut e| {
                     e.reason = format!("{topic}: {}", e.reason);
@@ -446,17 +451,12 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publis
             }
             Err(reason) => {
                 let name = format!("mqtt {topic}");
-                let replay = match parts.as_slice() {
-                    ["agora", device, "telemetry"] => {
-                        Some(Replay::ThingsboardDevice((*device).to_owned()))
-                    }
-                    ["v1", "devices", "me", "telemetry"] => {
-                        token.device.as_ref().map(|d| Replay::ThingsboardDevice(d.to_string()))
-                    }
-                    ["v1", "gateway", "telemetry"] => Some(Replay::ThingsboardGateway),
-                    _ => None,
+                let src = Source {
+                    name: &name,
+                    token: Some(token),
+                    format: format.ok(),
+                    ..Default::default()
                 };
-                let src = Source { name: &name, token: Some(token), replay, ..Default::default() };
                 pipeline.reject_whole(&src, &reason, &p.payload).await;
             }
         }

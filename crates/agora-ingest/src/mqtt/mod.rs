@@ -14,31 +14,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_model::{Clock, Precision};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-use crate::chirpstack::{self, ByteField};
+use crate::chirpstack::ByteField;
+use crate::format::{Message, MessageFormat};
 use crate::record::Decoded;
-use crate::replay::Replay;
-use crate::{Pipeline, Source, line_protocol, senml, thingsboard};
-
-/// The payload format of a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// ChirpStack v4 integration events (`application/+/device/+/event/+`).
-    Chirpstack,
-    /// ThingsBoard gateway telemetry (`{"Device A": [{"ts": …, "values": {…}}]}`).
-    ThingsboardGateway,
-    /// `agora/{device}/telemetry` with ThingsBoard-style values (`{"pm10": 12}` or `{"ts", "values"}`).
-    AgoraJson,
-    /// SenML JSON packs.
-    Senml,
-    /// InfluxDB line protocol (nanosecond timestamps).
-    LineProtocol,
-}
+use crate::{Pipeline, Source};
 
 /// One subscription, as written in `agora.toml` under `[[mqtt.subscriptions]]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +46,7 @@ pub struct Subscription {
     /// Topic filters.
     pub topics: Vec<String>,
     /// Payload format.
-    pub format: Format,
+    pub format: MessageFormat,
     /// Byte layouts per LoRaWAN device profile (ChirpStack payloads without a codec).
     #[serde(default)]
     pub layouts: HashMap<String, Vec<ByteField>>,
@@ -153,71 +136,6 @@ impl Seen {
     }
 }
 
-/// Decode one message according to the subscription's format.
-pub fn decode(
-    sub: &Subscription,
-    topic: &str,
-    payload: &[u8],
-    clock: &dyn Clock,
-) -> Result<(Decoded<'static>, Option<String>), String> {
-    Ok(match sub.format {
-        Format::Chirpstack => {
-            let e = chirpstack::decode(topic, payload, &sub.layouts)?;
-            (e.decoded, e.dedup_id)
-        }
-        Format::ThingsboardGateway => (thingsboard::decode_gateway(payload)?, None),
-        Format::AgoraJson => {
-            let parts: Vec<&str> = topic.split('/').collect();
-            let device = match parts.as_slice() {
-                [_, device, "telemetry"] => *device,
-                _ => return Err(format!("topic {topic:?} is not agora/{{device}}/telemetry")),
-            };
-            (thingsboard::decode_device(device, payload)?, None)
-        }
-        Format::Senml => (senml::decode(payload, clock.now())?, None),
-        Format::LineProtocol => {
-            let d = line_protocol::decode(payload, Precision::Nanoseconds);
-            // Line protocol borrows from the payload; own it to outlive the message.
-            let records = d
-                .records
-                .into_iter()
-                .map(|r| crate::Record {
-                    line: r.line,
-                    device: r.device.into_owned().into(),
-                    kind: r.kind.map(|k| k.into_owned().into()),
-                    site: r.site.map(|k| k.into_owned().into()),
-                    commune: r.commune.map(|k| k.into_owned().into()),
-                    time: r.time,
-                    fields: r
-                        .fields
-                        .into_iter()
-                        .map(|f| crate::Field {
-                            name: f.name.into_owned().into(),
-                            value: f.value,
-                            unit: f.unit.map(|u| u.into_owned().into()),
-                        })
-                        .collect(),
-                })
-                .collect();
-            (Decoded { records, errors: d.errors }, None)
-        }
-    })
-}
-
-/// How a message of this format on this topic is decoded again from the dead-letter log.
-fn replay_of(format: Format, topic: &str) -> Option<Replay> {
-    Some(match format {
-        Format::Chirpstack => Replay::Chirpstack(topic.to_owned()),
-        Format::ThingsboardGateway => Replay::ThingsboardGateway,
-        Format::AgoraJson => match topic.split('/').collect::<Vec<_>>().as_slice() {
-            [_, device, "telemetry"] => Replay::ThingsboardDevice((*device).to_owned()),
-            _ => return None,
-        },
-        Format::Senml => Replay::Senml,
-        Format::LineProtocol => Replay::line_protocol(Precision::Nanoseconds),
-    })
-}
-
 /// Aborts a task when dropped (the batch writer dies with its subscription).
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -233,7 +151,7 @@ const MAX_BATCH: usize = 2_000;
 /// Run a subscription until the task is aborted: connect, subscribe, reconnect with back-off.
 /// One task drives the connection; a second one ingests what arrived in batches (one WAL commit
 /// for all messages waiting), then acknowledges them.
-pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) -> JoinHandle<()> {
+pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client_id = sub.client_id.clone().unwrap_or_else(|| format!("agora-{}", sub.name));
         let mut opts = MqttOptions::new(client_id, sub.host.clone(), sub.port);
@@ -273,7 +191,7 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
                         }
                     }
                     // Not acknowledged when storage failed: the broker delivers them again later.
-                    if handle_batch(&sub, &pipeline, clock.as_ref(), &mut seen, &batch).await {
+                    if handle_batch(&sub, &pipeline, &mut seen, &batch).await {
                         for p in &batch {
                             if let Err(e) = client.ack(p).await {
                                 tracing::warn!(subscription = %sub.name, error = %e, "cannot acknowledge a message");
@@ -318,7 +236,6 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>, clock: Arc<dyn Clock>) 
 async fn handle_batch(
     sub: &Subscription,
     pipeline: &Pipeline,
-    clock: &dyn Clock,
     seen: &mut Seen,
     batch: &[rumqttc::Publish],
 ) -> bool {
@@ -326,14 +243,16 @@ async fn handle_batch(
     let src = Source { name: &name, ..Default::default() };
     let mut all = Decoded::default();
     for p in batch {
-        match decode(sub, &p.topic, &p.payload, clock) {
-            Ok((decoded, dedup)) => {
-                if let Some(id) = dedup
+        let format = sub.format.on_topic(&p.topic, &sub.name);
+        match format.as_ref().map_err(String::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
+            Ok(Message { decoded, dedup_id }) => {
+                if let Some(id) = dedup_id
                     && seen.check(&id)
                 {
                     tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
                     continue;
                 }
+                let decoded = decoded.into_owned();
                 all.records.extend(decoded.records);
                 all.errors.extend(decoded.errors.into_iter().map(|mut e| {
                     e.reason = format!("{}: {}", p.topic, e.reason);
@@ -342,11 +261,7 @@ async fn handle_batch(
             }
             Err(reason) => {
                 let one = format!("mqtt {} {}", sub.name, p.topic);
-                let src = Source {
-                    name: &one,
-                    replay: replay_of(sub.format, &p.topic),
-                    ..Default::default()
-                };
+                let src = Source { name: &one, format: format.ok(), ..Default::default() };
                 pipeline.reject_whole(&src, &reason, &p.payload).await;
             }
         }

@@ -17,7 +17,7 @@ pub(crate) const ADMIN: &str = "agora_test_admin_token_0123456789";
 /// A server in this process.
 pub(crate) struct TestApp {
     pub(crate) server: Option<Server>,
-    config: Config,
+    pub(crate) config: Config,
     pub(crate) addr: SocketAddr,
     pub(crate) client: Client,
     pub(crate) dir: tempfile::TempDir,

@@ -4,7 +4,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use agora_ingest::mqtt::{Format, Subscription};
+use agora_ingest::MessageFormat as Format;
+use agora_ingest::mqtt::Subscription;
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
@@ -518,4 +519,62 @@ async fn unknown_dev_eui_with_registration_off_is_a_dead_letter_until_declared()
         .unwrap();
     assert!(r["replayed"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(pm10(&app).await, vec![("2026-01-01T00:00:00Z".into(), json!(12.5))]);
+}
+
+#[tokio::test]
+async fn a_byte_layout_uplink_refused_whole_replays_with_its_subscriptions_corrected_layout() {
+    let broker = Mosquitto::start();
+    let layout = |ty: &str| {
+        let f: agora_ingest::chirpstack::ByteField = serde_json::from_value(
+            json!({"offset": 0, "type": ty, "scale": 0.1, "property": "pm10"}),
+        )
+        .unwrap();
+        std::collections::HashMap::from([("SDS011".to_owned(), vec![f])])
+    };
+    // The layout first configured is wrong: 4 bytes where the sensor sends 2.
+    let sub = Subscription {
+        layouts: layout("u32be"),
+        ..broker.subscription(Format::Chirpstack, &["application/+/device/+/event/+"])
+    };
+    let mut app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
+    // 0x012c = 300, scaled by 0.1: 30.0 µg/m³.
+    let mut up: Value = serde_json::from_str(&uplink("u-layout", 1, 0.0, 0)).unwrap();
+    up.as_object_mut().unwrap().remove("object");
+    up["data"] = json!("ASw=");
+    assert!(
+        eventually(async || {
+            broker.publish("application/a/device/0101010101010101/event/up", &up.to_string());
+            let r = app.get_json("/api/v1/rejects").await;
+            r["rejects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["format"].as_str().is_some_and(|f| f.ends_with("#test")))
+        })
+        .await,
+        "the uplink is kept whole, with the subscription it came through"
+    );
+    assert!(pm10(&app).await.is_empty());
+    // The operator corrects the layout and restarts; the replay decodes with the new one.
+    // (Under another client id and topic, so that no uplink still queued for the first session
+    // is delivered live: what is stored must come from the replay.)
+    let corrected = Subscription {
+        layouts: layout("u16be"),
+        client_id: Some(format!("agora-test-corrected-{}", broker.port)),
+        ..broker.subscription(Format::Chirpstack, &["application/none/#"])
+    };
+    app.config.mqtt.subscriptions = vec![corrected];
+    app.restart().await;
+    let r: Value = app
+        .post("/api/v1/rejects/replay")
+        .bearer_auth(crate::helpers::ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["replayed"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(pm10(&app).await, vec![("2026-01-01T00:00:00Z".into(), json!(30.0))]);
 }
