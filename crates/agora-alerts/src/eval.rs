@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use agora_query::summary::summary;
 use agora_query::{Averaging, Every, ReportingPeriod, TimeRange};
 
-use crate::rule::{Condition, Op, Rule, WindowFn, parse_duration};
+use crate::rule::{Condition, Op, Rule, Span, WindowFn, Zone};
 
 /// A period when a condition held: start, end once over, the value that made it hold.
 pub(crate) type Episode = (i64, Option<i64>, Option<f64>);
@@ -321,45 +321,39 @@ fn compile(c: &Condition, leaves: &mut Vec<Leaf>) -> Expr {
         leaves.push(l);
         Expr::Leaf(leaves.len() - 1)
     };
-    let d = |s: &str| parse_duration(s).map_or(0, |d| d.as_nanos() as i64);
     match c {
         Condition::Threshold { property, op, value } => {
-            push(Leaf::Threshold { property: property.clone(), op: *op, value: *value })
+            push(Leaf::Threshold { property: property.to_string(), op: *op, value: *value })
         }
         Condition::State { property, op, value } => {
-            push(Leaf::State { property: property.clone(), op: *op, value: value.clone() })
+            push(Leaf::State { property: property.to_string(), op: *op, value: value.clone() })
         }
         Condition::Sustained { property, op, value, duration } => push(Leaf::Sustained {
-            property: property.clone(),
+            property: property.to_string(),
             op: *op,
             value: *value,
-            dur: d(duration),
+            dur: duration.as_nanos(),
         }),
-        Condition::Rate { property, op, value, over } => {
-            push(Leaf::Rate { property: property.clone(), op: *op, value: *value, over: d(over) })
-        }
+        Condition::Rate { property, op, value, over } => push(Leaf::Rate {
+            property: property.to_string(),
+            op: *op,
+            value: *value,
+            over: over.as_nanos(),
+        }),
         Condition::Window { property, func, every, tz, op, value, count } => push(Leaf::Window {
-            property: property.clone(),
+            property: property.to_string(),
             func: *func,
-            every: Every::new(
-                parse_duration(every).unwrap_or_default(),
-                Some(
-                    tz.as_deref()
-                        .unwrap_or("Europe/Paris")
-                        .parse()
-                        .unwrap_or(chrono_tz::Europe::Paris),
-                ),
-            ),
+            every: Every::new(every.duration(), Some(tz.unwrap_or(Zone::PARIS).0)),
             op: *op,
             value: *value,
             count: *count,
         }),
         Condition::NoData { periods, duration } => {
-            push(Leaf::NoData { periods: *periods, dur: duration.as_deref().map(d) })
+            push(Leaf::NoData { periods: *periods, dur: duration.map(Span::as_nanos) })
         }
         Condition::Forecast { property, horizon, op, value } => push(Leaf::Forecast {
-            property: property.clone(),
-            horizon: parse_duration(horizon).unwrap_or_default(),
+            property: property.to_string(),
+            horizon: horizon.duration(),
             op: *op,
             value: *value,
         }),

@@ -125,6 +125,17 @@ impl std::fmt::Debug for KnownProperty {
     }
 }
 
+/// A stored rule that is not evaluated because it is invalid, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvalidRule {
+    /// Its identifier.
+    pub id: String,
+    /// What is wrong with it.
+    pub reason: String,
+    /// `api` or `config`.
+    pub origin: String,
+}
+
 /// A rule with where it comes from.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RuleView {
@@ -150,6 +161,9 @@ pub struct Alerts {
     cfg: AlertsConfig,
     ev: Mutex<Evaluator>,
     rules: parking_lot::RwLock<BTreeMap<String, RuleView>>,
+    /// Stored rules that no longer parse or pass the checks (a property gone, a body edited by
+    /// hand): not evaluated, kept as they are, reported until replaced or deleted.
+    invalid: parking_lot::RwLock<BTreeMap<String, InvalidRule>>,
     /// Unresolved alert per (rule, device).
     open: tokio::sync::Mutex<HashMap<(String, String), i64>>,
     tx: mpsc::UnboundedSender<Transition>,
@@ -224,6 +238,7 @@ impl Alerts {
             cfg,
             ev: Mutex::new(Evaluator::default()),
             rules: parking_lot::RwLock::new(BTreeMap::new()),
+            invalid: parking_lot::RwLock::new(BTreeMap::new()),
             open: tokio::sync::Mutex::new(HashMap::new()),
             tx,
             batches,
@@ -264,16 +279,25 @@ impl Alerts {
     async fn load(&self) -> Result<()> {
         let now = self.deps.clock.now();
         let mut stored: BTreeMap<String, RuleView> = BTreeMap::new();
+        let mut invalid = BTreeMap::new();
         for r in self.deps.store.rules().await? {
-            match serde_json::from_value::<Rule>(r.body.clone()) {
+            // Validated as a new rule would be; an invalid one is reported, never changed.
+            let checked = serde_json::from_value::<Rule>(r.body.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|rule| self.check(&rule).map(|()| rule).map_err(|e| e.0));
+            match checked {
                 Ok(rule) => {
                     stored.insert(
                         r.id.clone(),
                         RuleView { rule, origin: r.origin, updated_at: r.updated_at },
                     );
                 }
-                Err(e) => {
-                    tracing::error!(rule = %r.id, error = %e, "a stored rule no longer parses; left out")
+                Err(reason) => {
+                    tracing::error!(rule = %r.id, %reason, "a stored rule is invalid: it is not evaluated until it is replaced or deleted");
+                    invalid.insert(
+                        r.id.clone(),
+                        InvalidRule { id: r.id.clone(), reason, origin: r.origin.clone() },
+                    );
                 }
             }
         }
@@ -283,6 +307,12 @@ impl Alerts {
             if v.origin == "config" && !config_ids.contains(&id) {
                 self.deps.store.delete_rule(&id).await?;
                 stored.remove(&id);
+            }
+        }
+        for (id, v) in invalid.clone() {
+            if v.origin == "config" && !config_ids.contains(&id) {
+                self.deps.store.delete_rule(&id).await?;
+                invalid.remove(&id);
             }
         }
         for r in &self.cfg.rules {
@@ -329,7 +359,9 @@ impl Alerts {
         }
         drop(ev);
         drop(open);
+        invalid.retain(|id, _| !stored.contains_key(id));
         *self.rules.write() = stored;
+        *self.invalid.write() = invalid;
         Ok(())
     }
 
@@ -365,6 +397,11 @@ impl Alerts {
     /// Every rule, secrets masked.
     pub fn rules(&self) -> Vec<RuleView> {
         self.rules.read().values().map(RuleView::redacted).collect()
+    }
+
+    /// Stored rules left out of evaluation because they are invalid, with the reason.
+    pub fn invalid_rules(&self) -> Vec<InvalidRule> {
+        self.invalid.read().values().cloned().collect()
     }
 
     /// One rule, secrets masked.
@@ -421,6 +458,7 @@ impl Alerts {
             })
             .await?;
         let view = RuleView { rule: r.clone(), origin: "api".into(), updated_at: now };
+        self.invalid.write().remove(&r.id);
         let all: Vec<Rule> = {
             let mut rules = self.rules.write();
             rules.insert(r.id.clone(), view.clone());
@@ -453,7 +491,9 @@ impl Alerts {
 
     /// Delete a rule made through the API; its unresolved alerts are resolved.
     pub async fn delete_rule(&self, id: &str) -> Result<()> {
+        let invalid = self.invalid.read().contains_key(id);
         match self.rules.read().get(id) {
+            None if invalid => {}
             None => return Err(Error::NotFound(format!("rule {id:?} not found"))),
             Some(v) if v.origin == "config" => {
                 return Err(Error::Conflict(format!(
@@ -464,6 +504,7 @@ impl Alerts {
         }
         self.deps.store.delete_rule(id).await?;
         self.deps.store.delete_states(id).await?;
+        self.invalid.write().remove(id);
         let all: Vec<Rule> = {
             let mut rules = self.rules.write();
             rules.remove(id);

@@ -1,12 +1,19 @@
 //! Alert rules: what to watch (scope), when it is wrong (condition), when it matters (schedule),
 //! how to avoid flapping (hysteresis, minimum duration), and what to do (actions). Rules are JSON
-//! in the API and TOML in `agora.toml`; `Rule::check` refuses unknown properties, bad expressions
-//! and impossible windows with a message naming the problem.
+//! in the API and TOML in `agora.toml`.
+//!
+//! A rule is parsed once, into types: durations ([`Span`]), time zones ([`Zone`]), times of day
+//! ([`TimeOfDay`]), days ([`Weekday`]) and property names are checked as they are read, so that
+//! evaluation never parses again and has nothing to fall back on. `Rule::check` then refuses what
+//! needs the catalogue or several fields (unknown properties, impossible windows, bad actions),
+//! with a message naming the problem.
 
+use std::fmt;
 use std::time::Duration;
 
+use agora_model::PropertyName;
 use chrono::{Datelike, NaiveTime, Timelike};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A rule refused, with the reason.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -15,6 +22,143 @@ pub struct RuleError(pub String);
 
 fn bad<T>(msg: impl Into<String>) -> Result<T, RuleError> {
     Err(RuleError(msg.into()))
+}
+
+/// The longest duration a rule may name (a year, leap or not).
+const MAX_DURATION_SECS: u64 = 366 * 86_400;
+
+/// A duration in a rule, written `30s`, `15m`, `1h`, `1d` or `1w`: more than zero, at most 366
+/// days. Written back in the largest unit that divides it (`60m` is `1h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(Duration);
+
+impl Span {
+    /// Parse a duration as rules write it.
+    pub fn parse(s: &str) -> Result<Self, RuleError> {
+        let d = agora_query::parse_duration(s).map_err(|e| RuleError(e.to_string()))?;
+        if d.as_secs() > MAX_DURATION_SECS {
+            return bad(format!("bad duration {:?}: at most 366 days", s.trim()));
+        }
+        Ok(Self(d))
+    }
+
+    /// As a `Duration`.
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+
+    /// In nanoseconds (at most 366 days: never overflows).
+    pub fn as_nanos(self) -> i64 {
+        self.0.as_nanos() as i64
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        let (n, unit) = [(604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(u, _)| s.is_multiple_of(*u))
+            .map_or((s, "s"), |(u, name)| (s / u, name));
+        write!(f, "{n}{unit}")
+    }
+}
+
+/// A time zone, by its IANA name (`Europe/Paris`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(pub chrono_tz::Tz);
+
+impl Zone {
+    /// The zone rules use when they name none.
+    pub const PARIS: Self = Self(chrono_tz::Europe::Paris);
+
+    /// Parse an IANA name.
+    pub fn parse(s: &str) -> Result<Self, RuleError> {
+        s.parse().map(Self).map_err(|_| {
+            RuleError(format!("unknown time zone {s:?}: use an IANA name such as Europe/Paris"))
+        })
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// A time of day, `HH:MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeOfDay(pub NaiveTime);
+
+impl TimeOfDay {
+    /// Midnight.
+    pub const MIDNIGHT: Self = Self(NaiveTime::MIN);
+
+    /// Parse `HH:MM`.
+    pub fn parse(s: &str) -> Result<Self, RuleError> {
+        NaiveTime::parse_from_str(s, "%H:%M")
+            .map(Self)
+            .map_err(|_| RuleError(format!("bad time of day {s:?}: use HH:MM")))
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%H:%M"))
+    }
+}
+
+/// Types a rule reads from text and writes back as text.
+macro_rules! text_serde {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+text_serde!(Span, Zone, TimeOfDay);
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+impl Weekday {
+    fn of(d: chrono::Weekday) -> Self {
+        use chrono::Weekday as W;
+        match d {
+            W::Mon => Self::Mon,
+            W::Tue => Self::Tue,
+            W::Wed => Self::Wed,
+            W::Thu => Self::Thu,
+            W::Fri => Self::Fri,
+            W::Sat => Self::Sat,
+            W::Sun => Self::Sun,
+        }
+    }
 }
 
 /// How grave an alert is.
@@ -148,7 +292,7 @@ pub enum Condition {
     /// Each point: `property op value`.
     Threshold {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// Comparison.
         op: Op,
         /// Limit, in the property's unit.
@@ -157,7 +301,7 @@ pub enum Condition {
     /// A reported state: `status == "defectiveLamp"`, `lamp_on == true`.
     State {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// `==` or `!=`.
         op: Op,
         /// The state (string, boolean or number).
@@ -166,39 +310,39 @@ pub enum Condition {
     /// Each point's condition holding without a break for a duration.
     Sustained {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// Comparison.
         op: Op,
         /// Limit.
         value: f64,
         /// How long, e.g. `30m`.
         #[serde(rename = "for")]
-        duration: String,
+        duration: Span,
     },
     /// Change of a value over a duration: `v(t) − v(t − over) op value`.
     Rate {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// Comparison of the change.
         op: Op,
         /// Limit of the change.
         value: f64,
         /// Over how long, e.g. `1h`.
-        over: String,
+        over: Span,
     },
     /// An aggregate over completed windows (`1h` hourly, `1d` days in `tz`), `count` consecutive
     /// windows in a row (3 hours of NO2 above 400).
     Window {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// Aggregation.
         #[serde(default, rename = "fn")]
         func: WindowFn,
         /// Window length: whole minutes up to a day, e.g. `15m`, `1h`, `1d`.
-        every: String,
+        every: Span,
         /// Time zone of days (default Europe/Paris).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        tz: Option<String>,
+        tz: Option<Zone>,
         /// Comparison.
         op: Op,
         /// Limit.
@@ -214,15 +358,15 @@ pub enum Condition {
         periods: Option<f64>,
         /// Or a fixed duration.
         #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
-        duration: Option<String>,
+        duration: Option<Span>,
     },
     /// A forecast: `predicted value within horizon op value`. Never true until a forecaster is
     /// plugged in (`Forecaster`).
     Forecast {
         /// Property.
-        property: String,
+        property: PropertyName,
         /// How far ahead, e.g. `6h`.
-        horizon: String,
+        horizon: Span,
         /// Comparison.
         op: Op,
         /// Limit.
@@ -244,20 +388,20 @@ fn one() -> u32 {
 pub struct Schedule {
     /// `mon` … `sun`; empty: every day.
     #[serde(default)]
-    pub days: Vec<String>,
+    pub days: Vec<Weekday>,
     /// Start, `HH:MM`.
     #[serde(default = "midnight")]
-    pub from: String,
+    pub from: TimeOfDay,
     /// End, `HH:MM` (before `from`: crosses midnight, and the days are those of the start).
     #[serde(default = "midnight")]
-    pub to: String,
+    pub to: TimeOfDay,
     /// Time zone (default Europe/Paris).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tz: Option<String>,
+    pub tz: Option<Zone>,
 }
 
-fn midnight() -> String {
-    "00:00".into()
+fn midnight() -> TimeOfDay {
+    TimeOfDay::MIDNIGHT
 }
 
 /// What an action reacts to.
@@ -384,7 +528,7 @@ pub struct Rule {
     pub hysteresis: f64,
     /// How long the condition must hold before the alert opens, e.g. `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_duration: Option<String>,
+    pub min_duration: Option<Span>,
     /// What to do.
     #[serde(default)]
     pub actions: Vec<Action>,
@@ -397,65 +541,22 @@ fn yes() -> bool {
     true
 }
 
-/// Parse `30s`, `15m`, `1h`, `1d`, `1w`.
-/// The longest duration a rule may name (a year, leap or not).
-const MAX_DURATION_SECS: u64 = 366 * 86_400;
-
+/// Parse a duration as rules write it (see [`Span`]).
 pub fn parse_duration(s: &str) -> Result<Duration, RuleError> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split]
-        .parse()
-        .map_err(|_| RuleError(format!("bad duration {s:?}: use e.g. 30s, 15m, 1h, 1d")))?;
-    let unit = match &s[split..] {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return bad(format!("bad duration {s:?}: use e.g. 30s, 15m, 1h, 1d")),
-    };
-    if n == 0 {
-        return bad(format!("bad duration {s:?}: must be more than zero"));
-    }
-    match n.checked_mul(unit).filter(|secs| *secs <= MAX_DURATION_SECS) {
-        Some(secs) => Ok(Duration::from_secs(secs)),
-        None => bad(format!("bad duration {s:?}: at most 366 days")),
-    }
+    Span::parse(s).map(Span::duration)
 }
-
-fn parse_tz(tz: Option<&str>) -> Result<chrono_tz::Tz, RuleError> {
-    tz.unwrap_or("Europe/Paris").parse().map_err(|_| {
-        RuleError(format!(
-            "unknown time zone {:?}: use an IANA name such as Europe/Paris",
-            tz.unwrap_or("")
-        ))
-    })
-}
-
-fn parse_hhmm(s: &str) -> Result<NaiveTime, RuleError> {
-    NaiveTime::parse_from_str(s, "%H:%M")
-        .map_err(|_| RuleError(format!("bad time of day {s:?}: use HH:MM")))
-}
-
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 impl Schedule {
     /// Whether the schedule covers time `t_ns`.
     pub fn covers(&self, t_ns: i64) -> bool {
-        let (Ok(tz), Ok(from), Ok(to)) =
-            (parse_tz(self.tz.as_deref()), parse_hhmm(&self.from), parse_hhmm(&self.to))
-        else {
-            return false;
-        };
-        let Some(utc) = chrono::DateTime::from_timestamp_nanos(t_ns).into() else { return false };
-        let local = utc.with_timezone(&tz);
+        let (from, to) = (self.from.0, self.to.0);
+        let tz = self.tz.unwrap_or(Zone::PARIS).0;
+        let local = chrono::DateTime::from_timestamp_nanos(t_ns).with_timezone(&tz);
         let now = local.time();
         let now = NaiveTime::from_hms_opt(now.hour(), now.minute(), now.second()).unwrap_or(now);
         let day = |offset: i64| {
-            let wd =
-                (local.weekday().num_days_from_monday() as i64 + offset).rem_euclid(7) as usize;
-            self.days.is_empty() || self.days.iter().any(|d| d == DAYS[wd])
+            let wd = if offset == 0 { local.weekday() } else { local.weekday().pred() };
+            self.days.is_empty() || self.days.contains(&Weekday::of(wd))
         };
         if from == to {
             return day(0);
@@ -481,7 +582,7 @@ pub fn properties(c: &Condition, out: &mut Vec<String>) {
         | Condition::Sustained { property, .. }
         | Condition::Rate { property, .. }
         | Condition::Window { property, .. }
-        | Condition::Forecast { property, .. } => out.push(property.clone()),
+        | Condition::Forecast { property, .. } => out.push(property.to_string()),
         Condition::NoData { .. } => {}
         Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| properties(c, out)),
     }
@@ -506,19 +607,6 @@ impl Rule {
         check_condition(&self.condition, known_property, 0)?;
         if !self.hysteresis.is_finite() || self.hysteresis < 0.0 {
             return bad(format!("hysteresis must be a number ≥ 0, not {}", self.hysteresis));
-        }
-        if let Some(d) = &self.min_duration {
-            parse_duration(d).map_err(|e| RuleError(format!("min_duration: {e}")))?;
-        }
-        if let Some(s) = &self.schedule {
-            parse_tz(s.tz.as_deref())?;
-            parse_hhmm(&s.from)?;
-            parse_hhmm(&s.to)?;
-            if let Some(d) = s.days.iter().find(|d| !DAYS.contains(&d.as_str())) {
-                return bad(format!(
-                    "bad day {d:?} in schedule: use mon, tue, wed, thu, fri, sat, sun"
-                ));
-            }
         }
         for a in &self.actions {
             match a {
@@ -559,12 +647,9 @@ impl Rule {
         Ok(())
     }
 
-    /// The minimum duration, parsed (checked by `check`).
+    /// The minimum duration, in nanoseconds (0: none).
     pub fn min_duration_ns(&self) -> i64 {
-        self.min_duration
-            .as_deref()
-            .and_then(|d| parse_duration(d).ok())
-            .map_or(0, |d| d.as_nanos() as i64)
+        self.min_duration.map_or(0, Span::as_nanos)
     }
 }
 
@@ -576,8 +661,8 @@ fn check_condition(
     if depth > 8 {
         return bad("conditions nested more than 8 deep");
     }
-    let prop = |p: &str| {
-        if known(p) { Ok(()) } else { bad(format!("unknown property {p:?}")) }
+    let prop = |p: &PropertyName| {
+        if known(p.as_str()) { Ok(()) } else { bad(format!("unknown property \"{p}\"")) }
     };
     let finite = |v: f64| {
         if v.is_finite() { Ok(()) } else { bad("the value must be a finite number") }
@@ -600,27 +685,19 @@ fn check_condition(
             }
             Ok(())
         }
-        Condition::Sustained { property, value, duration, .. } => {
+        Condition::Sustained { property, value, .. } | Condition::Rate { property, value, .. } => {
             prop(property)?;
-            finite(*value)?;
-            parse_duration(duration).map(|_| ())
+            finite(*value)
         }
-        Condition::Rate { property, value, over, .. } => {
+        Condition::Window { property, every, value, count, .. } => {
             prop(property)?;
             finite(*value)?;
-            parse_duration(over).map(|_| ())
-        }
-        Condition::Window { property, every, tz, value, count, .. } => {
-            prop(property)?;
-            finite(*value)?;
-            let d = parse_duration(every)?;
-            let s = d.as_secs();
+            let s = every.duration().as_secs();
             if !(60..=86_400).contains(&s) || s % 60 != 0 || 86_400 % s != 0 {
                 return bad(format!(
-                    "impossible window {every:?}: a whole number of minutes dividing a day, from 1m to 1d"
+                    "impossible window \"{every}\": a whole number of minutes dividing a day, from 1m to 1d"
                 ));
             }
-            parse_tz(tz.as_deref())?;
             if *count == 0 || *count > 168 {
                 return bad(format!("count must be between 1 and 168 windows, not {count}"));
             }
@@ -628,13 +705,12 @@ fn check_condition(
         }
         Condition::NoData { periods, duration } => match (periods, duration) {
             (Some(p), None) if p.is_finite() && *p > 0.0 => Ok(()),
-            (None, Some(d)) => parse_duration(d).map(|_| ()),
+            (None, Some(_)) => Ok(()),
             _ => bad("no_data needs periods (a number > 0) or for (a duration), one of them"),
         },
-        Condition::Forecast { property, horizon, value, .. } => {
+        Condition::Forecast { property, value, .. } => {
             prop(property)?;
-            finite(*value)?;
-            parse_duration(horizon).map(|_| ())
+            finite(*value)
         }
         Condition::All(v) | Condition::Any(v) => {
             if v.is_empty() {
@@ -751,33 +827,81 @@ mod tests {
         );
         assert!(rule(serde_json::json!({"any": [{"threshold": {"property": "o3", "op": ">", "value": 1}}, {"no_data": {"for": "2h"}}]})).is_ok());
         for (d, says) in [
-            ("18446744073709551615w", "at most 366 days"),
+            ("18446744073709551615w", "too long"),
             ("367d", "at most 366 days"),
             ("0s", "more than zero"),
-            ("5 minutes", "use e.g."),
-            ("٣h", "use e.g."),
+            ("5 minutes", "unknown unit"),
+            ("٣h", "no number"),
         ] {
             let e = parse_duration(d).unwrap_err().0;
             assert!(e.contains(says), "{d}: {e}");
         }
         assert_eq!(parse_duration("366d").unwrap().as_secs(), 366 * 86_400);
+        // Parsed once, as the rule is read: a bad duration, zone, time or day never reaches
+        // evaluation (which used to fall back to 0 ns or Europe/Paris).
+        for (c, says) in [
+            (
+                serde_json::json!({"sustained": {"property": "o3", "op": ">", "value": 1, "for": "5x"}}),
+                "unknown unit",
+            ),
+            (
+                serde_json::json!({"window": {"property": "o3", "every": "1h", "tz": "Mars/Olympus", "op": ">", "value": 1}}),
+                "unknown time zone",
+            ),
+            (
+                serde_json::json!({"forecast": {"property": "o3", "horizon": "0h", "op": ">", "value": 1}}),
+                "more than zero",
+            ),
+            (
+                serde_json::json!({"threshold": {"property": "PM 10", "op": ">", "value": 1}}),
+                "property name",
+            ),
+        ] {
+            let e = rule(c).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+        let sched = |v| serde_json::from_value::<Schedule>(v).map_err(|e| e.to_string());
+        assert!(
+            sched(serde_json::json!({"from": "25:00"})).unwrap_err().contains("bad time of day")
+        );
+        assert!(
+            sched(serde_json::json!({"days": ["lun"]})).unwrap_err().contains("unknown variant")
+        );
+    }
+
+    #[test]
+    fn typed_fields_are_written_back_as_text() {
+        let r = rule(serde_json::json!({"window": {"property": "pm10", "every": "1440m", "tz": "Europe/Paris", "op": ">", "value": 50}})).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["condition"]["window"]["every"], "1d");
+        assert_eq!(v["condition"]["window"]["tz"], "Europe/Paris");
+        let back: Rule = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        for (text, shown) in [("90s", "90s"), ("60m", "1h"), ("7d", "1w"), ("36h", "36h")] {
+            assert_eq!(Span::parse(text).unwrap().to_string(), shown);
+        }
+        let s: Schedule = serde_json::from_value(
+            serde_json::json!({"days": ["sat"], "from": "22:00", "to": "06:00"}),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            serde_json::json!({"days": ["sat"], "from": "22:00", "to": "06:00"})
+        );
     }
 
     #[test]
     fn schedules_cross_midnight() {
-        let s = Schedule { days: vec![], from: "22:00".into(), to: "06:00".into(), tz: None };
+        let hm = |t: &str| TimeOfDay::parse(t).unwrap();
+        let s = Schedule { days: vec![], from: hm("22:00"), to: hm("06:00"), tz: None };
         // 2026-01-01 is a Thursday; Paris is UTC+1 in winter.
         let at = |h: i64, m: i64| (1_767_225_600 + h * 3600 + m * 60 - 3600) * 1_000_000_000;
         assert!(s.covers(at(23, 0)));
         assert!(s.covers(at(5, 59)));
         assert!(!s.covers(at(6, 0)));
         assert!(!s.covers(at(12, 0)));
-        let weekend = Schedule {
-            days: vec!["sat".into()],
-            from: "22:00".into(),
-            to: "06:00".into(),
-            tz: None,
-        };
+        let weekend =
+            Schedule { days: vec![Weekday::Sat], from: hm("22:00"), to: hm("06:00"), tz: None };
         assert!(!weekend.covers(at(23, 0)), "Thursday");
         assert!(weekend.covers(at(48 + 23, 0)), "Saturday night");
         assert!(weekend.covers(at(72 + 2, 0)), "Sunday 2 h belongs to Saturday night");

@@ -42,7 +42,8 @@ pub(crate) async fn list_rules(
     h: HeaderMap,
 ) -> ApiResult<Json<JsonValue>> {
     require_read(&s, &h)?;
-    Ok(Json(json!({ "rules": service(&s)?.rules() })))
+    let alerts = service(&s)?;
+    Ok(Json(json!({ "rules": alerts.rules(), "invalid": alerts.invalid_rules() })))
 }
 
 pub(crate) async fn templates(

@@ -320,6 +320,57 @@ async fn invalid_rules_are_refused_with_problem_json() {
     assert_eq!(t["templates"].as_array().unwrap().len(), 12);
 }
 
+#[tokio::test]
+async fn a_stored_rule_that_became_invalid_is_reported_not_changed_and_others_run() {
+    use agora_store::alerts::{AlertStore, SqliteAlertStore, StoredRule};
+    let mut app = TestApp::spawn().await;
+    add_rule(&app, json!({"id": "bin", "condition": {"threshold": {"property": "fill_level", "op": ">=", "value": 80.0}}})).await;
+    // While agora is stopped, a rule's stored body is edited by hand: its window no longer
+    // parses. It used to be evaluated with a window of 0 ns.
+    app.server.take().unwrap().shutdown().await.unwrap();
+    let bad = json!({"id": "no2", "condition": {"window": {"property": "no2", "every": "1hour", "op": ">", "value": 400.0}}});
+    {
+        let sqlite = agora_store::SqliteCatalog::open(app.dir.path()).await.unwrap();
+        let store = SqliteAlertStore::new(sqlite.pool());
+        let rule = StoredRule {
+            id: "no2".into(),
+            body: bad.clone(),
+            origin: "api".into(),
+            updated_at: agora_model::Timestamp::from_nanos(0),
+        };
+        store.put_rule(&rule).await.unwrap();
+        sqlite.pool().close().await;
+    }
+    app.restart_stopped().await;
+    let v = app.get_json("/api/v1/rules").await;
+    let ids: Vec<&str> =
+        v["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["bin"], "{v}");
+    assert_eq!(v["invalid"][0]["id"], "no2", "{v}");
+    assert!(v["invalid"][0]["reason"].as_str().unwrap().contains("bad duration \"1hour\""), "{v}");
+    // The other rule still runs.
+    let t = hour_now() - 600;
+    app.write(&format!("waste_container,device=bin-1 fill_level=85 {t}")).await;
+    assert_eq!(states(&alerts_until(&app, "bin", 5, |l| !l.is_empty()).await), ["open"]);
+    // Nothing was changed behind the operator's back: after another restart it is still there,
+    // still reported; replacing it makes it valid again.
+    app.restart().await;
+    assert_eq!(app.get_json("/api/v1/rules").await["invalid"][0]["id"], "no2");
+    let fixed = json!({"id": "no2", "condition": {"window": {"property": "no2", "every": "1h", "op": ">", "value": 400.0}}});
+    let r = app
+        .client
+        .put(app.url("/api/v1/rules/no2"))
+        .bearer_auth(ADMIN)
+        .json(&fixed)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let v = app.get_json("/api/v1/rules").await;
+    assert_eq!(v["invalid"], json!([]), "{v}");
+    assert_eq!(v["rules"].as_array().unwrap().len(), 2);
+}
+
 /// A local HTTP receiver: answers 500 to the first `fail` requests, then 204; keeps what it got.
 async fn receiver(
     fail: usize,
