@@ -14,6 +14,18 @@ use crate::egress::{self, Egress};
 use crate::rule::{Event, Rule};
 use crate::secrets::{mask_text, mask_url};
 
+/// Why an action could not be carried out (no subscriber, the broker refused, no answer): shown
+/// in the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryFailed(pub String);
+
+impl From<String> for DeliveryFailed {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 /// Publishes MQTT messages: agora's own endpoint, or an external broker.
 #[async_trait::async_trait]
 pub trait Publisher: Send + Sync + std::fmt::Debug {
@@ -24,7 +36,7 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
-    ) -> Result<String, String>;
+    ) -> Result<String, DeliveryFailed>;
 }
 
 /// The signature header value of a webhook body: `sha256=` and the HMAC-SHA256, in hex, of
@@ -188,7 +200,7 @@ impl Publisher for ExternalBroker {
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
-    ) -> Result<String, String> {
+    ) -> Result<String, DeliveryFailed> {
         use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
         let id = format!(
             "agora-cmd-{}",
@@ -227,7 +239,7 @@ impl Publisher for ExternalBroker {
         let _ = client.disconnect().await;
         // Let the disconnect go out.
         let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
-        r
+        r.map_err(DeliveryFailed)
     }
 }
 

@@ -147,6 +147,30 @@ pub struct Mailer {
     pending: parking_lot::Mutex<Pending>,
 }
 
+/// A setting of `[alerts.smtp]` that cannot work, named with its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingError(pub String);
+
+impl From<String> for SettingError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for SettingError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl std::ops::Deref for SettingError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mailer").field("from", &self.from).finish_non_exhaustive()
@@ -155,7 +179,7 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// Check the configuration and prepare the transport (no connection is made here).
-    pub fn new(cfg: &SmtpConfig) -> Result<Self, String> {
+    pub fn new(cfg: &SmtpConfig) -> Result<Self, SettingError> {
         let from: Mailbox = cfg
             .from
             .parse()

@@ -25,9 +25,9 @@ use agora_store::{Catalog, SeriesStore};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-pub use actions::{ExternalBroker, Publisher};
+pub use actions::{DeliveryFailed, ExternalBroker, Publisher};
 pub use egress::{AllowHost, Egress};
-pub use email::{Mailer, SmtpConfig};
+pub use email::{Mailer, SettingError, SmtpConfig};
 pub use rule::{Rule, RuleError};
 
 use crate::eval::{Compiled, Evaluator, KeyState, Transition};
@@ -231,7 +231,8 @@ impl Alerts {
         let http = egress
             .client(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
             .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
-        let mailer = cfg.smtp.as_ref().map(Mailer::new).transpose().map_err(Error::Start)?;
+        let mailer =
+            cfg.smtp.as_ref().map(Mailer::new).transpose().map_err(|e| Error::Start(e.0))?;
         let (batches, batch_rx) = std::sync::mpsc::channel();
         let me = Arc::new(Self {
             deps,
@@ -916,15 +917,15 @@ impl Delivering {
                         None => actions::webhook_body(a, rule, event),
                     };
                     let outcome = match &self.publisher {
-                        Some(p) => {
-                            p.publish(
+                        Some(p) => p
+                            .publish(
                                 &topic,
                                 serde_json::to_vec(&body).unwrap_or_default(),
                                 *qos,
                                 *retain,
                             )
                             .await
-                        }
+                            .map_err(|e| e.0),
                         None => {
                             Err("no MQTT broker: enable agora's MQTT endpoint or set [alerts.mqtt]"
                                 .into())

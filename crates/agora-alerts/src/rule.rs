@@ -20,6 +20,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[error("{0}")]
 pub struct RuleError(pub String);
 
+impl std::ops::Deref for RuleError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 fn bad<T>(msg: impl Into<String>) -> Result<T, RuleError> {
     Err(RuleError(msg.into()))
 }
@@ -781,10 +788,11 @@ mod tests {
         .contains(&p)
     }
 
-    fn rule(c: serde_json::Value) -> Result<Rule, String> {
+    /// A rule of this condition, checked; the reason when refused.
+    fn rule(c: serde_json::Value) -> Result<Rule, RuleError> {
         let r: Rule = serde_json::from_value(serde_json::json!({"id": "r", "condition": c}))
-            .map_err(|e| e.to_string())?;
-        r.check(&known).map_err(|e| e.0)?;
+            .map_err(|e| RuleError(e.to_string()))?;
+        r.check(&known)?;
         Ok(r)
     }
 

@@ -123,7 +123,7 @@ impl From<agora_alerts::Error> for ApiError {
             E::NotFound(m) => Self::NotFound(m),
             E::Conflict(m) => Self::Conflict(m),
             E::Store(s) => s.into(),
-            E::Start(m) => Self::Internal(agora_store::Error::Invalid(m)),
+            E::Start(m) => Self::Internal(agora_store::Error::Internal(m)),
         }
     }
 }

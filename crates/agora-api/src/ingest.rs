@@ -117,7 +117,7 @@ fn answer(report: IngestReport) -> ApiResult<Response> {
 /// dead letter.
 async fn decode_and_run(state: &AppState, src: Source<'_>, body: &[u8]) -> ApiResult<Response> {
     let Some(format) = &src.format else {
-        return Err(ApiError::Internal(agora_store::Error::Invalid(format!(
+        return Err(ApiError::Internal(agora_store::Error::Internal(format!(
             "{}: no format to decode with",
             src.name
         ))));
@@ -126,7 +126,7 @@ async fn decode_and_run(state: &AppState, src: Source<'_>, body: &[u8]) -> ApiRe
         Ok(m) => run(state, src, m.decoded).await,
         Err(reason) => {
             state.pipeline.reject_whole(&src, &reason, body).await;
-            Err(ApiError::BadRequest(reason))
+            Err(ApiError::BadRequest(reason.0))
         }
     }
 }
@@ -272,7 +272,7 @@ pub(crate) async fn import_csv(
         Ok(r) => r,
         Err(reason) => {
             state.pipeline.reject_whole(&src, &reason, &body).await;
-            return Err(ApiError::BadRequest(reason));
+            return Err(ApiError::BadRequest(reason.0));
         }
     };
     let mut total = IngestReport::default();

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use agora_model::{Precision, Timestamp};
 use serde::Deserialize;
 
+use crate::Refusal;
 use crate::chirpstack::Layouts;
 use crate::record::Decoded;
 use crate::{chirpstack, json, line_protocol, senml, sensor_community, thingsboard};
@@ -63,7 +64,7 @@ pub enum MessageFormat {
 
 impl MessageFormat {
     /// The format of a message on `topic` received by the subscription `subscription`.
-    pub fn on_topic(self, topic: &str, subscription: &str) -> Result<Format, String> {
+    pub fn on_topic(self, topic: &str, subscription: &str) -> Result<Format, Refusal> {
         Ok(match self {
             Self::Chirpstack => Format::Chirpstack {
                 topic: topic.to_owned(),
@@ -72,7 +73,9 @@ impl MessageFormat {
             Self::ThingsboardGateway => Format::ThingsboardGateway,
             Self::AgoraJson => match topic.split('/').collect::<Vec<_>>().as_slice() {
                 [_, device, "telemetry"] => Format::ThingsboardDevice((*device).to_owned()),
-                _ => return Err(format!("topic {topic:?} is not agora/{{device}}/telemetry")),
+                _ => {
+                    return Err(format!("topic {topic:?} is not agora/{{device}}/telemetry").into());
+                }
             },
             Self::Senml => Format::Senml,
             Self::LineProtocol => Format::LineProtocol(Precision::Nanoseconds),
@@ -164,7 +167,7 @@ impl Decoders {
         format: &Format,
         raw: &'a [u8],
         now: Timestamp,
-    ) -> Result<Message<'a>, String> {
+    ) -> Result<Message<'a>, Refusal> {
         let plain = |decoded| Message { decoded, dedup_id: None };
         Ok(match format {
             Format::LineProtocol(p) => plain(line_protocol::decode(raw, *p)),

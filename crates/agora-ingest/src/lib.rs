@@ -10,6 +10,7 @@
 pub mod cayenne_lpp;
 pub mod chirpstack;
 pub mod csv;
+mod error;
 pub mod format;
 pub mod json;
 pub mod limits;
@@ -22,6 +23,7 @@ pub mod senml;
 pub mod sensor_community;
 pub mod thingsboard;
 
+pub use error::{Error, Refusal};
 pub use format::{Decoders, Format, Message, MessageFormat};
 pub use pipeline::{
     BatchObserver, FlagTally, IngestCounters, IngestReport, LISTED_REFUSALS, Pipeline,

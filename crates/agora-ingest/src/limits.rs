@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::Error;
 use parking_lot::Mutex;
 
 /// A set of networks in CIDR notation (`127.0.0.0/8`, `::1/128`, `10.1.2.3`).
@@ -23,7 +24,7 @@ impl AddrSet {
     }
 
     /// Parse a list of networks.
-    pub fn parse<S: AsRef<str>>(nets: &[S]) -> Result<Self, String> {
+    pub fn parse<S: AsRef<str>>(nets: &[S]) -> Result<Self, Error> {
         nets.iter().map(|s| parse_net(s.as_ref())).collect::<Result<_, _>>().map(Self)
     }
 
@@ -45,20 +46,20 @@ fn prefix(net: u128, addr: u128, len: u8, bits: u8) -> bool {
     net.checked_shr(shift).unwrap_or(0) == addr.checked_shr(shift).unwrap_or(0)
 }
 
-fn parse_net(s: &str) -> Result<(IpAddr, u8), String> {
+fn parse_net(s: &str) -> Result<(IpAddr, u8), Error> {
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let ip = canonical(IpAddr::from_str(addr.trim()).map_err(|e| format!("{s:?}: {e}"))?);
+    let ip =
+        canonical(IpAddr::from_str(addr.trim()).map_err(|e| Error::Config(format!("{s:?}: {e}")))?);
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len =
-        match len {
-            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
-                format!("{s:?}: the prefix length must be a number from 0 to {max}")
-            })?,
-            None => max,
-        };
+    let len = match len {
+        Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+            Error::Config(format!("{s:?}: the prefix length must be a number from 0 to {max}"))
+        })?,
+        None => max,
+    };
     Ok((ip, len))
 }
 

@@ -15,6 +15,7 @@ use agora_store::{Catalog, SeriesStore};
 use parking_lot::RwLock;
 use serde::Serialize;
 
+use crate::Refusal;
 use crate::format::{Decoders, Format, Message};
 use crate::record::{Decoded, LineError};
 
@@ -284,7 +285,7 @@ impl Pipeline {
     }
 
     /// Decode input in `format` (with the configured byte layouts, at the pipeline's clock).
-    pub fn decode<'a>(&self, format: &Format, raw: &'a [u8]) -> Result<Message<'a>, String> {
+    pub fn decode<'a>(&self, format: &Format, raw: &'a [u8]) -> Result<Message<'a>, Refusal> {
         self.cfg.decoders.decode(format, raw, self.clock.now())
     }
 
@@ -492,7 +493,7 @@ impl Pipeline {
                         raw_is_json: false,
                     }),
                 },
-                Err(reason) => {
+                Err(Refusal(reason)) => {
                     report.refuse(|| LineError { line, reason, raw: name, raw_is_json: false })
                 }
             }
@@ -537,7 +538,7 @@ impl Pipeline {
             if self.catalog.device(dev.id.as_str()).is_none() {
                 match self.register_device(src, dev).await {
                     Ok(()) => report.devices_created += 1,
-                    Err(reason) => {
+                    Err(Refusal(reason)) => {
                         report.refuse(|| LineError {
                             line: p.line,
                             reason: reason.clone(),
@@ -705,7 +706,7 @@ impl Pipeline {
         name: &str,
         value: &Value,
         unit: Option<&str>,
-    ) -> Result<PropertyDef, String> {
+    ) -> Result<PropertyDef, Refusal> {
         let pname =
             PropertyName::parse(name).map_err(|e| format!("cannot register property: {e}"))?;
         let mut reg = self.registry.write();
@@ -727,12 +728,13 @@ impl Pipeline {
         Ok(def)
     }
 
-    async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), String> {
+    async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), Refusal> {
         if !self.cfg.auto_register_devices {
             return Err(format!(
                 "unknown device {} (automatic registration of devices is off)",
                 d.id
-            ));
+            )
+            .into());
         }
         let kind_s = d.kind.as_deref().or(src.default_kind).unwrap_or("sensor");
         let kind = DeviceKind::parse(kind_s).map_err(|e| e.to_string())?;
@@ -743,7 +745,8 @@ impl Pipeline {
                     return Err(format!(
                         "unknown site {s:?} for new device {}: create the site first",
                         d.id
-                    ));
+                    )
+                    .into());
                 }
                 Some(id)
             }
@@ -756,7 +759,8 @@ impl Pipeline {
                     return Err(format!(
                         "unknown commune {c:?} for new device {}: create the commune first",
                         d.id
-                    ));
+                    )
+                    .into());
                 }
                 Some(code)
             }

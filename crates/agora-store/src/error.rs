@@ -43,9 +43,13 @@ pub enum Error {
     /// A request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
-    /// A value or argument is invalid.
+    /// A value or argument given by the caller is invalid; the message says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// Something that should not happen did (a storage task died, the catalog holds data this
+    /// version cannot read): a fault of ours, logged, never shown to a caller as their mistake.
+    #[error("internal storage fault: {0}")]
+    Internal(String),
     /// The engine is shutting down or its WAL writer stopped.
     #[error("the storage engine is closed")]
     Closed,

@@ -184,5 +184,5 @@ async fn summaries(
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Invalid(format!("storage task failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("storage task failed: {e}")))?
 }

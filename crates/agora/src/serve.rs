@@ -226,9 +226,9 @@ impl agora_alerts::Publisher for EmbeddedPublisher {
         payload: Vec<u8>,
         _qos: u8,
         _retain: bool,
-    ) -> Result<String, String> {
+    ) -> Result<String, agora_alerts::DeliveryFailed> {
         match self.0.publish(topic, payload.into()) {
-            0 => Err(format!("no client subscribed to {topic} on agora's MQTT endpoint")),
+            0 => Err(format!("no client subscribed to {topic} on agora's MQTT endpoint").into()),
             n => Ok(format!("delivered to {n} subscriber(s) on agora's MQTT endpoint")),
         }
     }

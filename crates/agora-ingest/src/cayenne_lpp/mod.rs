@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use agora_model::Value;
 
+use crate::Refusal;
 use crate::record::Field;
 
 /// (type, name, data length, unit, scale, signed)
@@ -41,12 +42,12 @@ fn int(b: &[u8], signed: bool) -> i64 {
 
 /// Decode a payload into fields. An unknown type or a truncated record is an error naming the
 /// byte offset: the records before it are not trusted either, as the framing is lost.
-pub fn decode(payload: &[u8]) -> Result<Vec<Field<'static>>, String> {
+pub fn decode(payload: &[u8]) -> Result<Vec<Field<'static>>, Refusal> {
     let mut raw: Vec<(u8, &'static str, f64, &'static str)> = Vec::new();
     let mut pos = 0;
     while pos < payload.len() {
         if pos + 2 > payload.len() {
-            return Err(format!("Cayenne LPP record truncated at byte {pos}"));
+            return Err(format!("Cayenne LPP record truncated at byte {pos}").into());
         }
         let (channel, ty) = (payload[pos], payload[pos + 1]);
         let &(_, name, len, unit, scale, signed) = TYPES

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use agora_model::Value;
 use serde::Deserialize;
 
+use crate::Refusal;
 use crate::record::Field;
 
 /// The binary type of a field.
@@ -92,7 +93,7 @@ fn one() -> f64 {
 }
 
 /// Decode a payload with a layout. A payload shorter than the layout is refused whole.
-pub fn decode(layout: &[ByteField], payload: &[u8]) -> Result<Vec<Field<'static>>, String> {
+pub fn decode(layout: &[ByteField], payload: &[u8]) -> Result<Vec<Field<'static>>, Refusal> {
     layout
         .iter()
         .map(|f| {

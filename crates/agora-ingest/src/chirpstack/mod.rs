@@ -16,6 +16,7 @@ use agora_model::{Timestamp, Value};
 use base64::Engine as _;
 use serde_json::Value as Json;
 
+use crate::Refusal;
 use crate::cayenne_lpp;
 use crate::record::{Decoded, Field, Record};
 pub use layout::{ByteField, ByteType};
@@ -70,14 +71,15 @@ fn flatten(prefix: &str, v: &Json, out: &mut Vec<Field<'static>>, errors: &mut V
 }
 
 /// Decode one event from its topic and JSON payload.
-pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, String> {
+pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, Refusal> {
     let parts: Vec<&str> = topic.split('/').collect();
     let (topic_eui, event) = match parts.as_slice() {
         ["application", _, "device", eui, "event", ev] => (*eui, *ev),
         _ => {
             return Err(format!(
                 "topic {topic:?} is not a ChirpStack event (application/+/device/+/event/+)"
-            ));
+            )
+            .into());
         }
     };
     let doc: Json =
@@ -106,12 +108,12 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, S
                     let decoded = match layouts.get(profile) {
                         Some(l) => layout::decode(l, &bytes),
                         None => cayenne_lpp::decode(&bytes).map_err(|e| {
-                            format!("{e} (no codec in ChirpStack and no byte layout for device profile {profile:?})")
+                            Refusal(format!("{e} (no codec in ChirpStack and no byte layout for device profile {profile:?})"))
                         }),
                     };
                     match decoded {
                         Ok(f) => fields.extend(f),
-                        Err(e) => errors.push(e),
+                        Err(e) => errors.push(e.0),
                     }
                 }
                 _ => {}
@@ -161,11 +163,12 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, S
         other => {
             return Err(format!(
                 "ChirpStack event {other:?} is not handled (up, status and join are)"
-            ));
+            )
+            .into());
         }
     }
     if !errors.is_empty() {
-        return Err(errors.join("; "));
+        return Err(Refusal(errors.join("; ")));
     }
     let mut decoded = Decoded::default();
     if !fields.is_empty() {

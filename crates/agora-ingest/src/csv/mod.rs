@@ -22,6 +22,7 @@ use agora_model::{Timestamp, Value};
 use chrono::{DateTime, NaiveDateTime, TimeZone};
 use serde::Deserialize;
 
+use crate::Refusal;
 use crate::record::{Field, LineError, Record};
 
 /// A column's meaning.
@@ -127,7 +128,7 @@ fn parse_number(s: &str) -> Option<Value> {
 
 impl CsvMapping {
     /// Open a CSV stream with this mapping; fails if the header lacks a mapped column.
-    pub fn reader<R: Read>(&self, input: R, sniff: &[u8]) -> Result<CsvReader<R>, String> {
+    pub fn reader<R: Read>(&self, input: R, sniff: &[u8]) -> Result<CsvReader<R>, Refusal> {
         let tz: chrono_tz::Tz = match &self.timezone {
             Some(z) => z.parse().map_err(|_| {
                 format!("unknown time zone {z:?} (use an IANA name such as Europe/Paris)")
@@ -180,24 +181,24 @@ impl CsvMapping {
         })
     }
 
-    fn parse_time(&self, s: &str, tz: chrono_tz::Tz) -> Result<Timestamp, String> {
+    fn parse_time(&self, s: &str, tz: chrono_tz::Tz) -> Result<Timestamp, Refusal> {
         let s = s.trim();
         let local = |naive: NaiveDateTime| {
             tz.from_local_datetime(&naive)
                 .earliest()
                 .and_then(|dt| Timestamp::from_datetime(&dt))
-                .ok_or_else(|| format!("time {s:?} does not exist in {tz}"))
+                .ok_or_else(|| Refusal(format!("time {s:?} does not exist in {tz}")))
         };
         if let Some(f) = &self.time_format {
             if let Ok(dt) = DateTime::parse_from_str(s, f) {
                 return Timestamp::from_datetime(&dt)
-                    .ok_or_else(|| format!("time {s:?} is out of range"));
+                    .ok_or_else(|| Refusal(format!("time {s:?} is out of range")));
             }
             return match NaiveDateTime::parse_from_str(s, f) {
                 Ok(n) => local(n),
                 Err(_) => match chrono::NaiveDate::parse_from_str(s, f) {
                     Ok(d) => local(d.and_hms_opt(0, 0, 0).expect("midnight exists")),
-                    Err(e) => Err(format!("time {s:?} does not match {f:?}: {e}")),
+                    Err(e) => Err(format!("time {s:?} does not match {f:?}: {e}").into()),
                 },
             };
         }
@@ -212,7 +213,7 @@ impl CsvMapping {
                 return local(d.and_hms_opt(0, 0, 0).expect("midnight exists"));
             }
         }
-        Err(format!("time {s:?} is not in a known format: set time_format in the mapping"))
+        Err(format!("time {s:?} is not in a known format: set time_format in the mapping").into())
     }
 }
 
@@ -248,7 +249,7 @@ impl<R: Read> CsvReader<R> {
         };
         let time = match row.get(self.time_idx).map(|t| self.mapping.parse_time(t, self.tz)) {
             Some(Ok(t)) => t,
-            Some(Err(e)) => return err(e),
+            Some(Err(e)) => return err(e.0),
             None => return err("missing time".into()),
         };
         let mut fields = Vec::new();

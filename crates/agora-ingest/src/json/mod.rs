@@ -14,10 +14,11 @@ use std::borrow::Cow;
 use agora_model::{Timestamp, Value};
 use serde_json::Value as Json;
 
+use crate::Refusal;
 use crate::record::{Decoded, Field, LineError, Record};
 
 /// Decode a batch; one bad item never spoils the others.
-pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
+pub fn decode(body: &[u8]) -> Result<Decoded<'static>, Refusal> {
     let doc: Json =
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let items = match doc {
@@ -38,7 +39,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
         let line = (i + 1) as u32;
         match decode_item(item, line) {
             Ok(r) => out.records.push(r),
-            Err(reason) => out.errors.push(LineError {
+            Err(Refusal(reason)) => out.errors.push(LineError {
                 line,
                 reason,
                 raw: item.to_string(),
@@ -50,7 +51,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded<'static>, String> {
 }
 
 /// Convert a JSON scalar to a value (numbers that are whole and written without a fraction are integers).
-pub fn json_value(v: &Json) -> Result<Value, String> {
+pub fn json_value(v: &Json) -> Result<Value, Refusal> {
     Ok(match v {
         Json::Number(n) => match n.as_i64() {
             Some(i) => Value::I64(i),
@@ -58,37 +59,39 @@ pub fn json_value(v: &Json) -> Result<Value, String> {
         },
         Json::Bool(b) => Value::Bool(*b),
         Json::String(s) => Value::Str(s.clone()),
-        other => return Err(format!("value must be a number, boolean or string, got {other}")),
+        other => {
+            return Err(format!("value must be a number, boolean or string, got {other}").into());
+        }
     })
 }
 
 /// Parse a JSON time: RFC 3339 string or epoch number.
-pub fn json_time(v: &Json) -> Result<Timestamp, String> {
+pub fn json_time(v: &Json) -> Result<Timestamp, Refusal> {
     match v {
-        Json::String(s) => s.parse().map_err(|e: agora_model::Error| e.to_string()),
+        Json::String(s) => s.parse().map_err(|e: agora_model::Error| Refusal(e.to_string())),
         Json::Number(n) => match n.as_i64() {
-            Some(i) => Timestamp::from_epoch_guess(i).map_err(|e| e.to_string()),
+            Some(i) => Timestamp::from_epoch_guess(i).map_err(|e| Refusal(e.to_string())),
             None => n
                 .as_f64()
                 .and_then(Timestamp::from_secs_f64)
-                .ok_or_else(|| format!("time {n} is out of range")),
+                .ok_or_else(|| Refusal(format!("time {n} is out of range"))),
         },
-        other => Err(format!("time must be RFC 3339 or an epoch number, got {other}")),
+        other => Err(format!("time must be RFC 3339 or an epoch number, got {other}").into()),
     }
 }
 
 fn opt_str(
     o: &serde_json::Map<String, Json>,
     k: &str,
-) -> Result<Option<Cow<'static, str>>, String> {
+) -> Result<Option<Cow<'static, str>>, Refusal> {
     match o.get(k) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
-        Some(other) => Err(format!("{k} must be a string, got {other}")),
+        Some(other) => Err(format!("{k} must be a string, got {other}").into()),
     }
 }
 
-fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, String> {
+fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, Refusal> {
     let Json::Object(o) = item else {
         return Err("an observation must be a JSON object".into());
     };
@@ -113,8 +116,8 @@ fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, String> {
         (Some(_), Some(_)) => {
             return Err("give either \"property\" and \"value\", or \"values\", not both".into());
         }
-        (Some(p), None) => return Err(format!("property must be a string, got {p}")),
-        (None, Some(v)) => return Err(format!("values must be an object, got {v}")),
+        (Some(p), None) => return Err(format!("property must be a string, got {p}").into()),
+        (None, Some(v)) => return Err(format!("values must be an object, got {v}").into()),
         (None, None) => return Err("missing \"property\" and \"value\" (or \"values\")".into()),
     }
     Ok(Record {

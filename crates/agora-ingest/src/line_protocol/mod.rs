@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use agora_model::{Precision, Timestamp, Value};
 
+use crate::Refusal;
 use crate::record::{Decoded, Field, LineError, Record};
 
 /// A parsed line, before it is mapped to a record.
@@ -45,13 +46,13 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
         }
         match parse_line(trimmed).and_then(|l| to_record(l, n, precision)) {
             Ok(r) => out.records.push(r),
-            Err(reason) => out.errors.push(err(reason)),
+            Err(Refusal(reason)) => out.errors.push(err(reason)),
         }
     }
     out
 }
 
-fn to_record(l: Line<'_>, line: u32, precision: Precision) -> Result<Record<'_>, String> {
+fn to_record(l: Line<'_>, line: u32, precision: Precision) -> Result<Record<'_>, Refusal> {
     let mut device = None;
     let mut site = None;
     let mut commune = None;
@@ -126,7 +127,7 @@ fn unescape<'a>(s: &'a str, escaped: bool, specials: &[u8]) -> Cow<'a, str> {
 }
 
 /// Parse one non-empty, non-comment line.
-pub fn parse_line(s: &str) -> Result<Line<'_>, String> {
+pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
     let b = s.as_bytes();
     let (end, esc) = scan(b, 0, b", ");
     if end == 0 {
@@ -139,13 +140,13 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, String> {
         pos += 1;
         let (kend, kesc) = scan(b, pos, b"=, ");
         if kend == pos || kend >= b.len() || b[kend] != b'=' {
-            return Err(format!("bad tag at byte {}: expected key=value", pos + 1));
+            return Err(format!("bad tag at byte {}: expected key=value", pos + 1).into());
         }
         let key = unescape(&s[pos..kend], kesc, b",= \\");
         pos = kend + 1;
         let (vend, vesc) = scan(b, pos, b", ");
         if vend == pos {
-            return Err(format!("tag {key:?} has an empty value"));
+            return Err(format!("tag {key:?} has an empty value").into());
         }
         tags.push((key, unescape(&s[pos..vend], vesc, b",= \\")));
         pos = vend;
@@ -159,14 +160,14 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, String> {
     loop {
         let (kend, kesc) = scan(b, pos, b"=, ");
         if kend == pos || kend >= b.len() || b[kend] != b'=' {
-            return Err(format!("bad field at byte {}: expected key=value", pos + 1));
+            return Err(format!("bad field at byte {}: expected key=value", pos + 1).into());
         }
         let key = unescape(&s[pos..kend], kesc, b",= \\");
         pos = kend + 1;
         let value = if b.get(pos) == Some(&b'"') {
             let (vend, vesc) = scan(b, pos + 1, b"\"");
             if vend >= b.len() {
-                return Err(format!("field {key:?}: unterminated string"));
+                return Err(format!("field {key:?}: unterminated string").into());
             }
             let v = unescape(&s[pos + 1..vend], vesc, b"\"\\");
             pos = vend + 1;
@@ -195,7 +196,7 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, String> {
     Ok(Line { measurement, tags, fields, timestamp })
 }
 
-fn parse_field_value(v: &str) -> Result<Value, String> {
+fn parse_field_value(v: &str) -> Result<Value, Refusal> {
     if v.is_empty() {
         return Err("empty value".into());
     }
@@ -205,24 +206,25 @@ fn parse_field_value(v: &str) -> Result<Value, String> {
         _ => {}
     }
     if let Some(i) = v.strip_suffix('i') {
-        return i.parse::<i64>().map(Value::I64).map_err(|_| format!("bad integer {v:?}"));
+        return i.parse::<i64>().map(Value::I64).map_err(|_| Refusal(format!("bad integer {v:?}")));
     }
     if let Some(u) = v.strip_suffix('u') {
         let n = u.parse::<u64>().map_err(|_| format!("bad unsigned integer {v:?}"))?;
         return i64::try_from(n)
             .map(Value::I64)
-            .map_err(|_| format!("unsigned integer {v:?} is too large"));
+            .map_err(|_| Refusal(format!("unsigned integer {v:?} is too large")));
     }
     if matches!(v.to_ascii_lowercase().trim_start_matches(['+', '-']), "nan" | "inf" | "infinity") {
-        return Err(format!("value {v} is not finite: NaN and infinity cannot be stored"));
+        return Err(format!("value {v} is not finite: NaN and infinity cannot be stored").into());
     }
     let first = v.as_bytes()[0];
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return Err(format!(
             "bad value {v:?}: expected a number, 123i, true/false or a \"string\""
-        ));
+        )
+        .into());
     }
-    v.parse::<f64>().map(Value::F64).map_err(|_| format!("bad number {v:?}"))
+    v.parse::<f64>().map(Value::F64).map_err(|_| Refusal(format!("bad number {v:?}")))
 }
 
 #[cfg(test)]

@@ -35,7 +35,13 @@ use tokio::time::Instant;
 
 use crate::format::Format;
 use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
+use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
+
+/// A broken connection, in words for the log.
+fn broken(e: impl std::fmt::Display) -> Error {
+    Error::Connection(e.to_string())
+}
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
@@ -237,7 +243,7 @@ struct Conn {
 
 impl Conn {
     /// The next packet, at most `max` bytes; it must be complete by `deadline`.
-    async fn read(&mut self, deadline: Instant, late: &str, max: usize) -> Result<Packet, String> {
+    async fn read(&mut self, deadline: Instant, late: &str, max: usize) -> Result<Packet, Error> {
         loop {
             match Packet::read(&mut self.buf, max) {
                 Ok(p) => return Ok(p),
@@ -245,31 +251,31 @@ impl Conn {
                 Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => {
                     self.buf.reserve(n.min(64 << 10));
                 }
-                Err(e) => return Err(format!("malformed MQTT packet: {e:?}")),
+                Err(e) => return Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
             }
             let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
                 .await
-                .map_err(|_| late.to_owned())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| Error::Connection(late.to_owned()))?
+                .map_err(broken)?;
             if n == 0 {
-                return Err("peer closed the connection".into());
+                return Err(Error::Connection("peer closed the connection".into()));
             }
         }
     }
 
     /// A packet already complete in the buffer, without reading the socket.
-    fn buffered(&mut self) -> Result<Option<Packet>, String> {
+    fn buffered(&mut self) -> Result<Option<Packet>, Error> {
         match Packet::read(&mut self.buf, MAX_PACKET) {
             Ok(p) => Ok(Some(p)),
             Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-            Err(e) => Err(format!("malformed MQTT packet: {e:?}")),
+            Err(e) => Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
         }
     }
 
-    async fn send(&mut self, p: Packet) -> Result<(), String> {
+    async fn send(&mut self, p: Packet) -> Result<(), Error> {
         self.out.clear();
-        p.write(&mut self.out, MAX_PACKET).map_err(|e| format!("{e:?}"))?;
-        self.stream.write_all(&self.out).await.map_err(|e| e.to_string())
+        p.write(&mut self.out, MAX_PACKET).map_err(|e| broken(format!("{e:?}")))?;
+        self.stream.write_all(&self.out).await.map_err(broken)
     }
 }
 
@@ -289,7 +295,7 @@ async fn serve(
     catalog: Arc<dyn Catalog>,
     subscribers: Subscribers,
     limits: &BrokerLimits,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
@@ -297,7 +303,7 @@ async fn serve(
     let first =
         c.read(accepted + limits.connect_timeout, "no CONNECT in time", MAX_CONNECT_PACKET).await?;
     let Packet::Connect(connect) = first else {
-        return Err("the first packet was not CONNECT".into());
+        return Err(Error::Connection("the first packet was not CONNECT".into()));
     };
     // The secret that authenticated, kept to check later that the token is still live.
     let found = connect.login.as_ref().and_then(|l| {
@@ -309,12 +315,12 @@ async fn serve(
         Some((t, s)) if t.scope.allows(Scope::Ingest) => (t, s),
         Some(_) => {
             c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false))).await?;
-            return Err("token without the ingest scope".into());
+            return Err(Error::Connection("token without the ingest scope".into()));
         }
         None => {
             c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadUserNamePassword, false)))
                 .await?;
-            return Err("missing or unknown token".into());
+            return Err(Error::Connection("missing or unknown token".into()));
         }
     };
     let live = || catalog.authenticate(&secret).is_some_and(|t| t.scope.allows(Scope::Ingest));
@@ -340,7 +346,7 @@ async fn serve(
                 p = c.read(heard + keep_alive, "keep-alive timed out", MAX_PACKET) => p?,
                 _ = recheck.tick() => {
                     if !live() {
-                        return Err(format!("token {:?} was revoked", token.name));
+                        return Err(Error::Connection(format!("token {:?} was revoked", token.name)));
                     }
                     continue;
                 }
@@ -367,11 +373,13 @@ async fn serve(
                 }
                 // A revoked token stores nothing more, whatever is already on the wire.
                 if !live() {
-                    return Err(format!("token {:?} was revoked", token.name));
+                    return Err(Error::Connection(format!("token {:?} was revoked", token.name)));
                 }
                 let durable = ingest(&pipeline, &token, &batch).await;
                 if !durable {
-                    return Err("storage failed; closing without acknowledging".into());
+                    return Err(Error::Connection(
+                        "storage failed; closing without acknowledging".into(),
+                    ));
                 }
                 c.out.clear();
                 for p in &batch {
@@ -380,10 +388,10 @@ async fn serve(
                         QoS::AtLeastOnce => Packet::PubAck(PubAck::new(p.pkid)),
                         QoS::ExactlyOnce => Packet::PubRec(PubRec::new(p.pkid)),
                     };
-                    ack.write(&mut c.out, MAX_PACKET).map_err(|e| format!("{e:?}"))?;
+                    ack.write(&mut c.out, MAX_PACKET).map_err(|e| broken(format!("{e:?}")))?;
                 }
                 if !c.out.is_empty() {
-                    c.stream.write_all(&c.out).await.map_err(|e| e.to_string())?;
+                    c.stream.write_all(&c.out).await.map_err(broken)?;
                 }
             }
             Packet::PubRel(r) => c.send(Packet::PubComp(PubComp::new(r.pkid))).await?,
@@ -411,26 +419,26 @@ async fn serve(
             }
             Packet::PingReq => c.send(Packet::PingResp).await?,
             Packet::Disconnect => return Ok(()),
-            other => return Err(format!("unexpected packet {other:?}")),
+            other => return Err(Error::Connection(format!("unexpected packet {other:?}"))),
         }
     }
 }
 
 /// The format of a message published to agora's endpoint on `topic` by the holder of `token`.
-fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, String> {
+fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, Refusal> {
     match topic.split('/').collect::<Vec<_>>().as_slice() {
         ["agora", device, "telemetry"] => Ok(Format::ThingsboardDevice((*device).to_owned())),
         ["v1", "devices", "me", "telemetry"] => match &token.device {
             Some(d) => Ok(Format::ThingsboardDevice(d.to_string())),
-            None => Err(format!(
+            None => Err(Refusal(format!(
                 "token {:?} is not bound to a device: publish to agora/{{device}}/telemetry instead",
                 token.name
-            )),
+            ))),
         },
         ["v1", "gateway", "telemetry"] => Ok(Format::ThingsboardGateway),
-        _ => Err(format!(
+        _ => Err(Refusal(format!(
             "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
-        )),
+        ))),
     }
 }
 
@@ -440,7 +448,7 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publis
     for p in batch {
         let topic = p.topic.as_str();
         let format = format_of(topic, token);
-        match format.as_ref().map_err(String::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
+        match format.as_ref().map_err(Refusal::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
             Ok(m) => {
                 let d = m.decoded.into_owned();
                 all.records.extend(d.records);
@@ -457,7 +465,7 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publis
                     format: format.ok(),
                     ..Default::default()
                 };
-                pipeline.reject_whole(&src, &reason, &p.payload).await;
+                pipeline.reject_whole(&src, &reason.0, &p.payload).await;
             }
         }
     }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::chirpstack::ByteField;
 use crate::format::{Message, MessageFormat};
 use crate::record::Decoded;
+use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
 
 /// One subscription, as written in `agora.toml` under `[[mqtt.subscriptions]]`.
@@ -67,13 +68,13 @@ pub struct Subscription {
 impl Subscription {
     /// How to reach the broker: plain TCP, or TLS with the configured trust and client
     /// certificate. Checked at start-up so that a wrong path stops agora with a clear message.
-    pub fn transport(&self) -> Result<rumqttc::Transport, String> {
+    pub fn transport(&self) -> Result<rumqttc::Transport, Error> {
         if !self.tls {
             if self.ca_file.is_some() || self.client_cert_file.is_some() {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "subscription {:?}: ca_file and client certificates need tls = true",
                     self.name
-                ));
+                )));
             }
             return Ok(rumqttc::Transport::tcp());
         }
@@ -81,27 +82,31 @@ impl Subscription {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| {
-                format!("subscription {:?}: cannot read {}: {e}", self.name, p.display())
+                Error::Config(format!(
+                    "subscription {:?}: cannot read {}: {e}",
+                    self.name,
+                    p.display()
+                ))
             })
         };
         let client_auth = match (&self.client_cert_file, &self.client_key_file) {
             (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
             (None, None) => None,
             _ => {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "subscription {:?}: give both client_cert_file and client_key_file",
                     self.name
-                ));
+                )));
             }
         };
         Ok(match &self.ca_file {
             Some(ca) => rumqttc::Transport::tls(read(ca)?, client_auth, None),
             None if client_auth.is_none() => rumqttc::Transport::tls_with_default_config(),
             None => {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "subscription {:?}: a client certificate needs ca_file",
                     self.name
-                ));
+                )));
             }
         })
     }
@@ -244,7 +249,7 @@ async fn handle_batch(
     let mut all = Decoded::default();
     for p in batch {
         let format = sub.format.on_topic(&p.topic, &sub.name);
-        match format.as_ref().map_err(String::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
+        match format.as_ref().map_err(Refusal::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
             Ok(Message { decoded, dedup_id }) => {
                 if let Some(id) = dedup_id
                     && seen.check(&id)
@@ -262,7 +267,7 @@ async fn handle_batch(
             Err(reason) => {
                 let one = format!("mqtt {} {}", sub.name, p.topic);
                 let src = Source { name: &one, format: format.ok(), ..Default::default() };
-                pipeline.reject_whole(&src, &reason, &p.payload).await;
+                pipeline.reject_whole(&src, &reason.0, &p.payload).await;
             }
         }
     }

@@ -9,10 +9,11 @@ use std::borrow::Cow;
 use agora_model::{Timestamp, Value};
 use serde_json::Value as Json;
 
+use crate::Refusal;
 use crate::record::{Decoded, Field, LineError, Record};
 
 /// Decode a SenML pack. `now` resolves relative times.
-pub fn decode(body: &[u8], now: Timestamp) -> Result<Decoded<'static>, String> {
+pub fn decode(body: &[u8], now: Timestamp) -> Result<Decoded<'static>, Refusal> {
     let pack: Json =
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let Json::Array(records) = pack else {
@@ -26,7 +27,7 @@ pub fn decode(body: &[u8], now: Timestamp) -> Result<Decoded<'static>, String> {
             Ok(r) => out.records.push(Record { line, ..r }),
             Err(reason) => out.errors.push(LineError {
                 line,
-                reason,
+                reason: reason.0,
                 raw: rec.to_string(),
                 raw_is_json: false,
             }),
@@ -43,30 +44,32 @@ struct Base {
     value: f64,
 }
 
-fn num(o: &serde_json::Map<String, Json>, k: &str) -> Result<Option<f64>, String> {
+fn num(o: &serde_json::Map<String, Json>, k: &str) -> Result<Option<f64>, Refusal> {
     match o.get(k) {
         None => Ok(None),
-        Some(Json::Number(n)) => n.as_f64().map(Some).ok_or_else(|| format!("{k} is not a number")),
-        Some(other) => Err(format!("{k} must be a number, got {other}")),
+        Some(Json::Number(n)) => {
+            n.as_f64().map(Some).ok_or_else(|| Refusal(format!("{k} is not a number")))
+        }
+        Some(other) => Err(format!("{k} must be a number, got {other}").into()),
     }
 }
 
-fn string<'j>(o: &'j serde_json::Map<String, Json>, k: &str) -> Result<Option<&'j str>, String> {
+fn string<'j>(o: &'j serde_json::Map<String, Json>, k: &str) -> Result<Option<&'j str>, Refusal> {
     match o.get(k) {
         None => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("{k} must be a string, got {other}")),
+        Some(other) => Err(format!("{k} must be a string, got {other}").into()),
     }
 }
 
-fn decode_record(rec: &Json, base: &mut Base, now: Timestamp) -> Result<Record<'static>, String> {
+fn decode_record(rec: &Json, base: &mut Base, now: Timestamp) -> Result<Record<'static>, Refusal> {
     let Json::Object(o) = rec else {
         return Err("a SenML record must be a JSON object".into());
     };
     if let Some(v) = num(o, "bver")?
         && v > 10.0
     {
-        return Err(format!("unsupported SenML version {v}"));
+        return Err(format!("unsupported SenML version {v}").into());
     }
     if let Some(bn) = string(o, "bn")? {
         base.name = bn.to_owned();
@@ -104,7 +107,7 @@ fn decode_record(rec: &Json, base: &mut Base, now: Timestamp) -> Result<Record<'
     } else if !base.value.eq(&0.0) && o.contains_key("n") {
         Value::F64(base.value)
     } else {
-        return Err(format!("record {full:?} has no value (v, vs or vb)"));
+        return Err(format!("record {full:?} has no value (v, vs or vb)").into());
     };
     let t = base.time + num(o, "t")?.unwrap_or(0.0);
     let time = if t == 0.0 {

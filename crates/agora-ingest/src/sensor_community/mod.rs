@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use agora_model::Value;
 use serde_json::Value as Json;
 
+use crate::Refusal;
 use crate::record::{Decoded, Field, LineError, Record};
 
 /// Value types that describe the firmware's own timing, not a measurement.
@@ -25,7 +26,7 @@ const PREFIXES: &[&str] = &[
 ];
 
 /// Decode one push. `sensor` is the `X-Sensor` header, `pin` the `X-Pin` header if any.
-pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'static>, String> {
+pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'static>, Refusal> {
     let sensor = sensor.trim();
     if sensor.is_empty() {
         return Err("missing X-Sensor header (esp8266-<chipid>)".into());
@@ -33,7 +34,7 @@ pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'s
     if let Some(p) = pin
         && !matches!(p.trim(), "1" | "3" | "5" | "7" | "9" | "11" | "13" | "15" | "17")
     {
-        return Err(format!("unknown X-Pin {p:?}"));
+        return Err(format!("unknown X-Pin {p:?}").into());
     }
     let doc: Json =
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
@@ -48,9 +49,12 @@ pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'s
         match field(v) {
             Ok(Some(f)) => fields.push(f),
             Ok(None) => {}
-            Err(reason) => {
-                out.errors.push(LineError { line, reason, raw: v.to_string(), raw_is_json: false })
-            }
+            Err(reason) => out.errors.push(LineError {
+                line,
+                reason: reason.0,
+                raw: v.to_string(),
+                raw_is_json: false,
+            }),
         }
     }
     if !fields.is_empty() {
@@ -70,7 +74,7 @@ pub fn decode(sensor: &str, pin: Option<&str>, body: &[u8]) -> Result<Decoded<'s
     Ok(out)
 }
 
-fn field(v: &Json) -> Result<Option<Field<'static>>, String> {
+fn field(v: &Json) -> Result<Option<Field<'static>>, Refusal> {
     let vt = v.get("value_type").and_then(Json::as_str).ok_or("missing value_type")?;
     let raw = v.get("value").ok_or_else(|| format!("{vt}: missing value"))?;
     let mut name = vt;
@@ -88,7 +92,7 @@ fn field(v: &Json) -> Result<Option<Field<'static>>, String> {
             s.trim().parse::<f64>().map_err(|_| format!("{vt}: value {s:?} is not a number"))?
         }
         Json::Number(n) => n.as_f64().ok_or_else(|| format!("{vt}: value {n} is out of range"))?,
-        other => return Err(format!("{vt}: value must be a number, got {other}")),
+        other => return Err(format!("{vt}: value must be a number, got {other}").into()),
     };
     let (property, unit) = match name {
         "P1" => ("pm10", None),
@@ -102,7 +106,7 @@ fn field(v: &Json) -> Result<Option<Field<'static>>, String> {
         "noise_LAeq" => ("laeq", None),
         "noise_LA_min" => ("lamin", None),
         "noise_LA_max" => ("lamax", None),
-        other => return Err(format!("unknown value_type {other:?}")),
+        other => return Err(format!("unknown value_type {other:?}").into()),
     };
     Ok(Some(Field {
         name: Cow::Borrowed(property),

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use serde_json::Value as Json;
 
+use crate::Refusal;
 use crate::json::{json_time, json_value};
 use crate::record::{Decoded, Field, LineError, Record};
 
@@ -29,14 +30,14 @@ pub fn device_id_of(name: &str) -> String {
     id.trim_matches('-').to_owned()
 }
 
-fn entry(device: &str, v: &Json, line: u32) -> Result<Record<'static>, String> {
+fn entry(device: &str, v: &Json, line: u32) -> Result<Record<'static>, Refusal> {
     let Json::Object(o) = v else {
         return Err("telemetry must be a JSON object".into());
     };
     let (time, values) = match (o.get("ts"), o.get("values")) {
         (Some(ts), Some(Json::Object(vals))) => (Some(json_time(ts)?), vals),
         (None, Some(Json::Object(vals))) => (None, vals),
-        (_, Some(other)) => return Err(format!("values must be an object, got {other}")),
+        (_, Some(other)) => return Err(format!("values must be an object, got {other}").into()),
         (Some(_), None) => return Err("\"ts\" without \"values\"".into()),
         (None, None) => (None, o),
     };
@@ -63,7 +64,7 @@ fn entry(device: &str, v: &Json, line: u32) -> Result<Record<'static>, String> {
 }
 
 /// Decode device telemetry for `device` (the device an access token is bound to).
-pub fn decode_device(device: &str, payload: &[u8]) -> Result<Decoded<'static>, String> {
+pub fn decode_device(device: &str, payload: &[u8]) -> Result<Decoded<'static>, Refusal> {
     let doc: Json =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not valid JSON: {e}"))?;
     let items = match doc {
@@ -75,16 +76,19 @@ pub fn decode_device(device: &str, payload: &[u8]) -> Result<Decoded<'static>, S
         let line = (i + 1) as u32;
         match entry(device, v, line) {
             Ok(r) => out.records.push(r),
-            Err(reason) => {
-                out.errors.push(LineError { line, reason, raw: v.to_string(), raw_is_json: false })
-            }
+            Err(reason) => out.errors.push(LineError {
+                line,
+                reason: reason.0,
+                raw: v.to_string(),
+                raw_is_json: false,
+            }),
         }
     }
     Ok(out)
 }
 
 /// Decode gateway telemetry: several devices, each with a list of timestamped values.
-pub fn decode_gateway(payload: &[u8]) -> Result<Decoded<'static>, String> {
+pub fn decode_gateway(payload: &[u8]) -> Result<Decoded<'static>, Refusal> {
     let doc: Json =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not valid JSON: {e}"))?;
     let Json::Object(devices) = doc else {

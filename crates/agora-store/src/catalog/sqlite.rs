@@ -79,7 +79,7 @@ fn now() -> Timestamp {
 }
 
 fn bad(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("catalog holds an invalid {what}: {e}"))
+    Error::Internal(format!("catalog holds an invalid {what}: {e}"))
 }
 
 fn json_opt(s: Option<String>) -> Option<serde_json::Value> {
