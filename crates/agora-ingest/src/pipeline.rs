@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::Refusal;
 use crate::format::{Decoders, Format, Message};
-use crate::record::{Decoded, LineError};
+use crate::json::Observation;
+use crate::record::{Decoded, Field, LineError, Record};
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
@@ -230,6 +231,47 @@ pub struct FlagTally {
     pub last: Timestamp,
 }
 
+/// A field of a record as a native JSON observation (for its dead letter).
+fn observation<'a>(
+    rec: &'a Record<'_>,
+    f: &'a Field<'_>,
+    time: Option<Timestamp>,
+) -> Observation<'a> {
+    Observation {
+        device: &rec.device,
+        time,
+        property: &f.name,
+        value: &f.value,
+        unit: f.unit.as_deref(),
+        kind: rec.kind.as_deref(),
+        site: rec.site.as_deref(),
+        commune: rec.commune.as_deref(),
+    }
+}
+
+/// A batch on its way through the stages.
+#[derive(Default)]
+struct Batch {
+    /// Its devices, in order of appearance.
+    devices: Vec<BatchDevice>,
+    /// The properties of its points (indexed by `Pending::prop`).
+    props: Vec<PropertyDef>,
+    /// Points that passed harmonization.
+    pending: Vec<Pending>,
+    /// Fields whose property name is not known yet (automatic registration on).
+    unknown: Vec<Unknown>,
+}
+
+/// A field whose property is registered in stage 2.
+struct Unknown {
+    device: usize,
+    line: u32,
+    time: Timestamp,
+    name: String,
+    value: Value,
+    unit: Option<String>,
+}
+
 /// A point that passed validation, waiting for its series id.
 struct Pending {
     line: u32,
@@ -324,164 +366,167 @@ impl Pipeline {
 
     /// Harmonize, register and store a decoded batch. Rejected parts are reported and kept as
     /// dead letters; an error means the store failed and nothing of the batch was acknowledged.
+    ///
+    /// The stages, in order: [`harmonize`](Self::harmonize) (devices, rights, time, property
+    /// names, units and ranges), [`register_properties`](Self::register_properties) (names seen
+    /// for the first time), [`resolve_series`](Self::resolve_series) (devices and series
+    /// registered), [`flag`](Self::flag) (quality checks), [`store`](Self::store) (durable write,
+    /// then observers and live views) and [`conclude`](Self::conclude) (last seen, metrics,
+    /// dead letters).
     pub async fn ingest(
         &self,
         src: &Source<'_>,
         decoded: Decoded<'_>,
     ) -> agora_store::Result<IngestReport> {
-        let now = self.clock.now();
-        let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
         let mut errors = decoded.errors;
         let mut report = IngestReport { rejected_count: errors.len(), ..Default::default() };
         errors.truncate(LISTED_REFUSALS);
         report.rejected = errors;
-        let mut devices: Vec<BatchDevice> = Vec::new();
+        let mut batch = self.harmonize(src, decoded.records, &mut report);
+        self.register_properties(&mut batch, &mut report);
+        let ids = self.resolve_series(src, &batch, &mut report).await?;
+        let Batch { devices, props, pending, .. } = batch;
+        let points = self.flag(&props, pending, ids);
+        report.accepted = points.len();
+        report.flagged = points.iter().filter(|p| p.3 != 0).count();
+        self.store(points).await?;
+        self.conclude(src, devices, report).await
+    }
+
+    /// Stage 1: check each record's device, the token's rights and the time; resolve each field's
+    /// property and convert its value to the canonical unit. Unknown names wait for stage 2.
+    fn harmonize(
+        &self,
+        src: &Source<'_>,
+        records: Vec<Record<'_>>,
+        report: &mut IngestReport,
+    ) -> Batch {
+        let now = self.clock.now();
+        let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
+        let mut batch = Batch::default();
         let mut device_idx: HashMap<String, usize> = HashMap::new();
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut props: Vec<PropertyDef> = Vec::new();
-        let mut unknown: Vec<(usize, u32, Timestamp, String, Value, Option<String>)> = Vec::new();
-        {
-            let reg = self.registry.read();
-            for rec in decoded.records {
-                let line = rec.line;
-                // Refused records and values are kept as native JSON observations, so that they
-                // can be replayed once the cause is fixed, whatever format they came in.
-                let reject = |reason: String, raw: String| LineError {
-                    line,
-                    reason,
-                    raw,
-                    raw_is_json: true,
-                };
-                // One observation per field, each with its unit, so a replay converts as the
-                // original would have.
-                let record_json = |time: Option<Timestamp>| {
-                    let items: Vec<serde_json::Value> = rec
-                        .fields
-                        .iter()
-                        .map(|f| {
-                            serde_json::json!({
-                                "device": rec.device, "time": time.map(|t| t.to_rfc3339()),
-                                "property": f.name, "unit": f.unit,
-                                "value": serde_json::to_value(&f.value).unwrap_or_default(),
-                                "kind": rec.kind, "site": rec.site, "commune": rec.commune,
-                            })
-                        })
-                        .collect();
-                    serde_json::Value::Array(items).to_string()
-                };
-                let di = match device_idx.get(rec.device.as_ref()) {
-                    Some(&i) => i,
-                    None => {
-                        let id = match DeviceId::parse(&rec.device) {
-                            Ok(id) => id,
-                            Err(e) => {
-                                report.refuse(|| reject(e.to_string(), record_json(rec.time)));
-                                continue;
-                            }
-                        };
-                        devices.push(BatchDevice {
-                            id,
-                            kind: rec.kind.as_deref().map(str::to_owned),
-                            site: rec.site.as_deref().map(str::to_owned),
-                            commune: rec.commune.as_deref().map(str::to_owned),
-                            line,
-                            last: Timestamp::EPOCH,
-                        });
-                        device_idx.insert(rec.device.to_string(), devices.len() - 1);
-                        devices.len() - 1
-                    }
-                };
-                if let Some(bound) = src.binding()
-                    && bound != &devices[di].id
+        let reg = self.registry.read();
+        for rec in records {
+            let line = rec.line;
+            // Refused records and values are kept as native JSON observations (one per field,
+            // each with its unit, so a replay converts as the original would have), so that they
+            // can be replayed once the cause is fixed, whatever format they came in.
+            let reject =
+                |reason: String, raw: String| LineError { line, reason, raw, raw_is_json: true };
+            let as_json = |f, time| observation(&rec, f, time);
+            let record_json = |time: Option<Timestamp>| {
+                Observation::list(rec.fields.iter().map(|f| as_json(f, time)))
+            };
+            let di = match device_idx.get(rec.device.as_ref()) {
+                Some(&i) => i,
+                None => {
+                    let id = match DeviceId::parse(&rec.device) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            report.refuse(|| reject(e.to_string(), record_json(rec.time)));
+                            continue;
+                        }
+                    };
+                    batch.devices.push(BatchDevice {
+                        id,
+                        kind: rec.kind.as_deref().map(str::to_owned),
+                        site: rec.site.as_deref().map(str::to_owned),
+                        commune: rec.commune.as_deref().map(str::to_owned),
+                        line,
+                        last: Timestamp::EPOCH,
+                    });
+                    device_idx.insert(rec.device.to_string(), batch.devices.len() - 1);
+                    batch.devices.len() - 1
+                }
+            };
+            if let Some(bound) = src.binding()
+                && bound != &batch.devices[di].id
+            {
+                report.refuse(|| {
+                    reject(
+                        format!(
+                            "this token may only write for device {bound}, not {}",
+                            batch.devices[di].id
+                        ),
+                        record_json(rec.time),
+                    )
+                });
+                continue;
+            }
+            let time = rec.time.unwrap_or(now);
+            if time > max_time {
+                report.refuse(|| reject(
+                    format!("timestamp {time} is in the future (more than {}s ahead of the server clock)", self.cfg.max_future.as_secs()),
+                    record_json(Some(time)),
+                ));
+                continue;
+            }
+            batch.devices[di].last = batch.devices[di].last.max(time);
+            for f in &rec.fields {
+                let raw = || as_json(f, Some(time)).to_json();
+                if let Value::Str(s) = &f.value
+                    && s.len() > self.cfg.max_string_len
                 {
                     report.refuse(|| {
                         reject(
                             format!(
-                                "this token may only write for device {bound}, not {}",
-                                devices[di].id
+                                "field {:?}: string longer than {} bytes",
+                                f.name, self.cfg.max_string_len
                             ),
-                            record_json(rec.time),
+                            raw(),
                         )
                     });
                     continue;
                 }
-                let time = rec.time.unwrap_or(now);
-                if time > max_time {
-                    report.refuse(|| reject(
-                        format!("timestamp {time} is in the future (more than {}s ahead of the server clock)", self.cfg.max_future.as_secs()),
-                        record_json(Some(time)),
-                    ));
-                    continue;
-                }
-                devices[di].last = devices[di].last.max(time);
-                for f in &rec.fields {
-                    let raw = || {
-                        serde_json::json!({
-                            "device": rec.device, "property": f.name, "unit": f.unit,
-                            "value": serde_json::to_value(&f.value).unwrap_or_default(),
-                            "time": time.to_rfc3339(), "kind": rec.kind, "site": rec.site, "commune": rec.commune,
-                        })
-                        .to_string()
-                    };
-                    if let Value::Str(s) = &f.value
-                        && s.len() > self.cfg.max_string_len
-                    {
-                        report.refuse(|| {
-                            reject(
-                                format!(
-                                    "field {:?}: string longer than {} bytes",
-                                    f.name, self.cfg.max_string_len
-                                ),
-                                raw(),
-                            )
-                        });
-                        continue;
-                    }
-                    let Some(def) = reg.resolve(&f.name) else {
-                        if self.cfg.auto_register_properties {
-                            unknown.push((
-                                di,
-                                line,
-                                time,
-                                f.name.to_string(),
-                                f.value.clone(),
-                                f.unit.as_ref().map(|u| u.to_string()),
-                            ));
-                        } else {
-                            report.refuse(|| reject(
-                                format!("unknown property {:?} (automatic registration of properties is off)", f.name),
-                                raw(),
-                            ));
-                        }
-                        continue;
-                    };
-                    match reg.normalize(def, f.value.clone(), f.unit.as_deref()) {
-                        Ok(value) => pending.push(Pending {
-                            line,
+                let Some(def) = reg.resolve(&f.name) else {
+                    if self.cfg.auto_register_properties {
+                        batch.unknown.push(Unknown {
                             device: di,
-                            prop: prop_index(&mut props, def),
+                            line,
                             time,
-                            value,
-                            source_unit: f
-                                .unit
-                                .as_ref()
-                                .filter(|u| **u != def.unit)
-                                .map(|u| u.to_string()),
-                        }),
-                        Err(e) => {
-                            report.refuse(|| reject(format!("field {:?}: {e}", f.name), raw()))
-                        }
+                            name: f.name.to_string(),
+                            value: f.value.clone(),
+                            unit: f.unit.as_ref().map(|u| u.to_string()),
+                        });
+                    } else {
+                        report.refuse(|| reject(
+                            format!("unknown property {:?} (automatic registration of properties is off)", f.name),
+                            raw(),
+                        ));
                     }
+                    continue;
+                };
+                match reg.normalize(def, f.value.clone(), f.unit.as_deref()) {
+                    Ok(value) => batch.pending.push(Pending {
+                        line,
+                        device: di,
+                        prop: prop_index(&mut batch.props, def),
+                        time,
+                        value,
+                        source_unit: f
+                            .unit
+                            .as_ref()
+                            .filter(|u| **u != def.unit)
+                            .map(|u| u.to_string()),
+                    }),
+                    Err(e) => report.refuse(|| reject(format!("field {:?}: {e}", f.name), raw())),
                 }
             }
         }
-        for (di, line, time, name, value, unit) in unknown {
+        batch
+    }
+
+    /// Stage 2: register the property names seen for the first time (when automatic
+    /// registration is on), and convert their values.
+    fn register_properties(&self, batch: &mut Batch, report: &mut IngestReport) {
+        for u in std::mem::take(&mut batch.unknown) {
+            let Unknown { device, line, time, name, value, unit } = u;
             match self.register_property(&name, &value, unit.as_deref()) {
                 Ok(def) => match self.registry.read().normalize(&def, value, None) {
-                    Ok(value) => pending.push(Pending {
+                    Ok(value) => batch.pending.push(Pending {
                         line,
-                        device: di,
-                        prop: prop_index(&mut props, &def),
+                        device,
+                        prop: prop_index(&mut batch.props, &def),
                         time,
                         value,
                         source_unit: None,
@@ -498,9 +543,20 @@ impl Pipeline {
                 }
             }
         }
+    }
 
-        // Resolve series under one catalog lock; register what is missing.
-        let keys: Vec<(&str, &str)> = pending
+    /// Stage 3: the series of each pending point, under one catalog lookup; devices and series
+    /// seen for the first time are registered. A point whose device cannot be registered is
+    /// refused (`None`).
+    async fn resolve_series(
+        &self,
+        src: &Source<'_>,
+        batch: &Batch,
+        report: &mut IngestReport,
+    ) -> agora_store::Result<Vec<Option<SeriesId>>> {
+        let (devices, props) = (&batch.devices, &batch.props);
+        let keys: Vec<(&str, &str)> = batch
+            .pending
             .iter()
             .map(|p| (devices[p.device].id.as_str(), props[p.prop].name.as_str()))
             .collect();
@@ -508,18 +564,23 @@ impl Pipeline {
         drop(keys);
         let mut dead_devices: HashMap<usize, String> = HashMap::new();
         let mut created: HashMap<(usize, usize), SeriesId> = HashMap::new();
-        for (i, p) in pending.iter().enumerate() {
+        for (i, p) in batch.pending.iter().enumerate() {
             if ids[i].is_some() {
                 continue;
             }
             let pending_json = |p: &Pending| {
                 let d = &devices[p.device];
-                serde_json::json!({
-                    "device": d.id, "property": props[p.prop].name, "time": p.time.to_rfc3339(),
-                    "value": serde_json::to_value(&p.value).unwrap_or_default(),
-                    "kind": d.kind, "site": d.site, "commune": d.commune,
-                })
-                .to_string()
+                Observation {
+                    device: d.id.as_str(),
+                    time: Some(p.time),
+                    property: props[p.prop].name.as_str(),
+                    value: &p.value,
+                    unit: None,
+                    kind: d.kind.as_deref(),
+                    site: d.site.as_deref(),
+                    commune: d.commune.as_deref(),
+                }
+                .to_json()
             };
             if let Some(reason) = dead_devices.get(&p.device) {
                 report.refuse(|| LineError {
@@ -567,9 +628,20 @@ impl Pipeline {
             created.insert((p.device, p.prop), info.id);
             ids[i] = Some(info.id);
         }
+        Ok(ids)
+    }
+
+    /// Stage 4: the quality flags of each point (stuck sensor, implausible jump), from each
+    /// series' recent readings; flagged points are kept and tallied for the fleet page.
+    fn flag(
+        &self,
+        props: &[PropertyDef],
+        pending: Vec<Pending>,
+        ids: Vec<Option<SeriesId>>,
+    ) -> StoredBatch {
         let checks: Vec<Option<quality::Checks>> =
             props.iter().map(|d| quality::checks(d.name.as_str())).collect();
-        let mut points: Vec<(SeriesId, Timestamp, Value, u8)> = Vec::with_capacity(pending.len());
+        let mut points: StoredBatch = Vec::with_capacity(pending.len());
         {
             let mut states = self.quality.lock();
             for (p, id) in pending.into_iter().zip(ids) {
@@ -584,9 +656,7 @@ impl Pipeline {
                 points.push((id, p.time, p.value, flags));
             }
         }
-        report.accepted = points.len();
-        report.flagged = points.iter().filter(|p| p.3 != 0).count();
-        if report.flagged > 0 {
+        if points.iter().any(|p| p.3 != 0) {
             let mut tally = self.flag_tally.lock();
             for (s, t, _, f) in points.iter().filter(|p| p.3 != 0) {
                 let e = tally.entry(s.0).or_insert(FlagTally { stuck: 0, jump: 0, last: *t });
@@ -595,22 +665,40 @@ impl Pipeline {
                 e.last = e.last.max(*t);
             }
         }
-        if !points.is_empty() {
-            // Copied only while someone listens (live views) or observes (alert rules), so that
-            // ingestion pays nothing otherwise. Both see the batch once it is durable.
-            let listeners = self.live.receiver_count() > 0;
-            let observer = self.observer.get();
-            let copy = (listeners || observer.is_some()).then(|| Arc::new(points.clone()));
-            self.store.write_flagged(points).await?;
-            if let Some(batch) = copy {
-                if let Some(o) = observer {
-                    o.stored(batch.clone());
-                }
-                if listeners {
-                    let _ = self.live.send(batch);
-                }
+        points
+    }
+
+    /// Stage 5: write the points durably, then hand them to the observer (alert rules) and the
+    /// live views.
+    async fn store(&self, points: StoredBatch) -> agora_store::Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        // Copied only while someone listens (live views) or observes (alert rules), so that
+        // ingestion pays nothing otherwise. Both see the batch once it is durable.
+        let listeners = self.live.receiver_count() > 0;
+        let observer = self.observer.get();
+        let copy = (listeners || observer.is_some()).then(|| Arc::new(points.clone()));
+        self.store.write_flagged(points).await?;
+        if let Some(batch) = copy {
+            if let Some(o) = observer {
+                o.stored(batch.clone());
+            }
+            if listeners {
+                let _ = self.live.send(batch);
             }
         }
+        Ok(())
+    }
+
+    /// Stage 6: when each device was last seen, the counters, and the dead letters of what was
+    /// refused.
+    async fn conclude(
+        &self,
+        src: &Source<'_>,
+        devices: Vec<BatchDevice>,
+        mut report: IngestReport,
+    ) -> agora_store::Result<IngestReport> {
         let seen: Vec<(DeviceId, Timestamp)> = devices
             .into_iter()
             .filter(|d| d.last > Timestamp::EPOCH)

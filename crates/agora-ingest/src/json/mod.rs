@@ -17,6 +17,53 @@ use serde_json::Value as Json;
 use crate::Refusal;
 use crate::record::{Decoded, Field, LineError, Record};
 
+/// One observation in the first shape above. The pipeline writes every refused value in it (a
+/// dead letter), so that replaying the dead letter through [`decode`] gives the value again with
+/// its unit, whatever format it first came in.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Observation<'a> {
+    /// The device as sent.
+    pub device: &'a str,
+    /// When it was measured (absent: when received).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339")]
+    pub time: Option<Timestamp>,
+    /// The property or alias as sent.
+    pub property: &'a str,
+    /// The value.
+    pub value: &'a Value,
+    /// Its unit, when the source gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'a str>,
+    /// Where a device registered by its first write stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    /// See `kind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<&'a str>,
+    /// See `kind`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commune: Option<&'a str>,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Observation<'_> {
+    /// As JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Several, as a JSON array.
+    pub fn list<'a>(items: impl Iterator<Item = Observation<'a>>) -> String {
+        serde_json::to_string(&items.collect::<Vec<_>>()).unwrap_or_default()
+    }
+}
+
 /// Decode a batch; one bad item never spoils the others.
 pub fn decode(body: &[u8]) -> Result<Decoded<'static>, Refusal> {
     let doc: Json =
@@ -134,6 +181,53 @@ fn decode_item(item: &Json, line: u32) -> Result<Record<'static>, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observation_written_for_a_dead_letter_decodes_to_the_same_record() {
+        let t = Timestamp::parse_rfc3339("2026-01-01T00:00:00.5Z").unwrap();
+        for (value, unit, kind) in [
+            (Value::F64(21.5), Some("ppb"), Some("air_quality")),
+            (Value::I64(-3), None, None),
+            (Value::Str("defectiveLamp".into()), None, Some("streetlight")),
+            (Value::Bool(true), None, None),
+        ] {
+            let o = Observation {
+                device: "aq-1",
+                time: Some(t),
+                property: "no2",
+                value: &value,
+                unit,
+                kind,
+                site: Some("hotel-de-ville"),
+                commune: None,
+            };
+            let d = decode(Observation::list([o, o].into_iter()).as_bytes()).unwrap();
+            assert!(d.errors.is_empty(), "{:?}", d.errors);
+            assert_eq!(d.records.len(), 2);
+            let r = &d.records[0];
+            assert_eq!((r.device.as_ref(), r.time, r.kind.as_deref()), ("aq-1", Some(t), kind));
+            assert_eq!((r.site.as_deref(), r.commune.as_deref()), (Some("hotel-de-ville"), None));
+            assert_eq!(r.fields[0].name, "no2");
+            assert_eq!(r.fields[0].value, value);
+            assert_eq!(r.fields[0].unit.as_deref(), unit);
+        }
+        // Without a time (a record refused before it was given one).
+        let v = Value::F64(1.0);
+        let o = Observation {
+            time: None,
+            ..Observation {
+                device: "d",
+                time: None,
+                property: "pm10",
+                value: &v,
+                unit: None,
+                kind: None,
+                site: None,
+                commune: None,
+            }
+        };
+        assert_eq!(decode(o.to_json().as_bytes()).unwrap().records[0].time, None);
+    }
 
     #[test]
     fn both_shapes_and_bad_items() {
