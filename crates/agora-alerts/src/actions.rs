@@ -158,38 +158,28 @@ pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
     (first * 2u32.saturating_pow(attempt.saturating_sub(2))).min(Duration::from_secs(60))
 }
 
-/// An external MQTT broker for commands: one short connection per command, so that the outcome
-/// logged is the broker's acknowledgement (QoS 1) and not a message left in a client queue.
-#[derive(Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExternalBroker {
-    /// Host.
-    pub host: String,
-    /// Port (1883).
-    #[serde(default = "mqtt_port")]
-    pub port: u16,
-    /// User name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Password.
-    #[serde(default)]
-    pub password: Option<String>,
+/// An external MQTT broker for commands (`[alerts.mqtt]`: the same settings as a subscription's
+/// broker, TLS included): one short connection per command, so that the outcome logged is the
+/// broker's acknowledgement (QoS 1) and not a message left in a client queue.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "RawBroker")]
+pub struct ExternalBroker(pub agora_mqtt::Broker);
+
+/// `[alerts.mqtt]` as read, before unknown settings are refused.
+#[derive(serde::Deserialize)]
+struct RawBroker {
+    #[serde(flatten)]
+    broker: agora_mqtt::Broker,
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
-impl std::fmt::Debug for ExternalBroker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The password never reaches a log line.
-        f.debug_struct("ExternalBroker")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| crate::secrets::MASK))
-            .finish()
+impl TryFrom<RawBroker> for ExternalBroker {
+    type Error = String;
+    fn try_from(r: RawBroker) -> Result<Self, String> {
+        agora_mqtt::refuse_unknown("[alerts.mqtt]", &r.unknown)?;
+        Ok(Self(r.broker))
     }
-}
-
-fn mqtt_port() -> u16 {
-    1883
 }
 
 #[async_trait::async_trait]
@@ -201,16 +191,13 @@ impl Publisher for ExternalBroker {
         qos: u8,
         retain: bool,
     ) -> Result<String, DeliveryFailed> {
-        use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+        use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
         let id = format!(
             "agora-cmd-{}",
             std::process::id() ^ (chrono::Utc::now().timestamp_subsec_nanos())
         );
-        let mut o = MqttOptions::new(id, &self.host, self.port);
+        let mut o = self.0.options(id, "[alerts.mqtt]").map_err(|e| DeliveryFailed(e.0))?;
         o.set_keep_alive(Duration::from_secs(10));
-        if let (Some(u), Some(p)) = (&self.username, &self.password) {
-            o.set_credentials(u, p);
-        }
         let (client, mut events) = AsyncClient::new(o, 4);
         let q = if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
         client.publish(topic, q, retain, payload).await.map_err(|e| e.to_string())?;

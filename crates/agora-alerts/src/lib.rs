@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_ingest::BatchObserver;
 use agora_model::{Clock, SeriesId, Timestamp, Value};
+use agora_store::BatchObserver;
 use agora_store::alerts::{AlertFilter, AlertRecord, AlertState, AlertStore, Delivery, StoredRule};
 use agora_store::{Catalog, SeriesStore};
 use parking_lot::Mutex;
@@ -168,7 +168,7 @@ pub struct Alerts {
     open: tokio::sync::Mutex<HashMap<(String, String), i64>>,
     tx: mpsc::UnboundedSender<Transition>,
     /// Stored batches on their way to the evaluator thread.
-    batches: std::sync::mpsc::Sender<Arc<agora_ingest::StoredBatch>>,
+    batches: std::sync::mpsc::Sender<Arc<agora_store::StoredBatch>>,
     http: reqwest::Client,
     /// Where webhooks may go.
     egress: Egress,
@@ -184,7 +184,7 @@ impl std::fmt::Debug for Alerts {
 }
 
 impl BatchObserver for Alerts {
-    fn stored(&self, batch: Arc<agora_ingest::StoredBatch>) {
+    fn stored(&self, batch: Arc<agora_store::StoredBatch>) {
         // Evaluated on the evaluator's own thread: writers never wait for rules.
         let _ = self.batches.send(batch);
     }
@@ -194,7 +194,7 @@ impl Alerts {
     /// Evaluate point rules on stored batches, in order, until the service is dropped.
     fn evaluate(
         me: std::sync::Weak<Self>,
-        rx: std::sync::mpsc::Receiver<Arc<agora_ingest::StoredBatch>>,
+        rx: std::sync::mpsc::Receiver<Arc<agora_store::StoredBatch>>,
     ) {
         let mut out = Vec::new();
         while let Ok(batch) = rx.recv() {

@@ -147,7 +147,7 @@ struct States {
 /// The feed: one task for every live stream, until the last one leaves or the server stops.
 async fn run_feed(
     state: AppState,
-    mut batches: tokio::sync::broadcast::Receiver<Arc<agora_ingest::StoredBatch>>,
+    mut batches: tokio::sync::broadcast::Receiver<Arc<agora_store::StoredBatch>>,
     (tx, tx_public): Feeds,
     slot: Arc<Mutex<Option<Feeds>>>,
 ) {

@@ -26,7 +26,6 @@ pub mod thingsboard;
 pub use error::{Error, Refusal};
 pub use format::{Decoders, Format, Message, MessageFormat};
 pub use pipeline::{
-    BatchObserver, FlagTally, IngestCounters, IngestReport, LISTED_REFUSALS, Pipeline,
-    PipelineConfig, Source, StoredBatch,
+    FlagTally, IngestCounters, IngestReport, LISTED_REFUSALS, Pipeline, PipelineConfig, Source,
 };
 pub use record::{Decoded, Field, LineError, Record};

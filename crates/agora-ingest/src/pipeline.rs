@@ -11,7 +11,7 @@ use agora_model::{
     SiteId, Timestamp, Value, quality,
 };
 use agora_store::catalog::{Device, NewReject, TokenInfo};
-use agora_store::{Catalog, SeriesStore};
+use agora_store::{BatchObserver, Catalog, SeriesStore, StoredBatch};
 use parking_lot::RwLock;
 use serde::Serialize;
 
@@ -209,16 +209,6 @@ pub struct Pipeline {
     /// Called with every stored batch, in the writer's task (alert rules): nothing is lost.
     observer: std::sync::OnceLock<Arc<dyn BatchObserver>>,
 }
-
-/// Something that must see every stored batch, in order, without loss (alert rules). It is
-/// called in the writer's task: it should hand the batch over (a channel) rather than work on it.
-pub trait BatchObserver: Send + Sync + std::fmt::Debug {
-    /// A batch was stored durably.
-    fn stored(&self, batch: Arc<StoredBatch>);
-}
-
-/// Points of one batch, as stored: series, time, value, quality flags.
-pub type StoredBatch = Vec<(SeriesId, Timestamp, Value, u8)>;
 
 /// How many points of a series were flagged, and when the last one was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod engine;
 mod error;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_model::{SeriesId, Timestamp, Value};
@@ -15,6 +16,16 @@ use async_trait::async_trait;
 pub use catalog::{Catalog, SqliteCatalog};
 pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineStats, StorageHealth};
 pub use error::{Error, Result};
+
+/// Something that must see every stored batch, in order, without loss (alert rules). It is
+/// called in the writer's task: it should hand the batch over (a channel) rather than work on it.
+pub trait BatchObserver: Send + Sync + std::fmt::Debug {
+    /// A batch was stored durably.
+    fn stored(&self, batch: Arc<StoredBatch>);
+}
+
+/// Points of one batch, as stored: series, time, value, quality flags.
+pub type StoredBatch = Vec<(SeriesId, Timestamp, Value, u8)>;
 
 /// Where points live. The embedded [`Engine`] implements it; a PostgreSQL store can later.
 #[async_trait]

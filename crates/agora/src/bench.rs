@@ -603,18 +603,11 @@ pub async fn bench_mqtt(
         config.mqtt.broker.enabled = false;
         config.mqtt.subscriptions = vec![agora_ingest::mqtt::Subscription {
             name: "bench".into(),
-            host: "127.0.0.1".into(),
-            port,
-            username: None,
-            password: None,
+            broker: agora_mqtt::Broker { host: "127.0.0.1".into(), port, ..Default::default() },
             client_id: Some("agora-bench".into()),
             topics: vec!["agora/+/telemetry".into()],
             format: agora_ingest::MessageFormat::AgoraJson,
             layouts: Default::default(),
-            tls: false,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
         }];
         let server =
             serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })

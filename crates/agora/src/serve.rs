@@ -141,6 +141,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     for sub in &cfg.mqtt.subscriptions {
         sub.transport().map_err(anyhow::Error::msg)?;
     }
+    if let Some(b) = &cfg.alerts.mqtt {
+        b.0.transport("[alerts.mqtt]").map_err(anyhow::Error::msg)?;
+    }
     let mut mqtt: Vec<JoinHandle<()>> = cfg
         .mqtt
         .subscriptions

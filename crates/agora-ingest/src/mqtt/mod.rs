@@ -14,7 +14,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use agora_mqtt::Broker;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
@@ -24,96 +25,65 @@ use crate::record::Decoded;
 use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
 
-/// One subscription, as written in `agora.toml` under `[[mqtt.subscriptions]]`.
+/// One subscription, as written in `agora.toml` under `[[mqtt.subscriptions]]`: the broker's
+/// settings (`host`, `port`, `username`, `password`, `tls`, `ca_file`, `client_cert_file`,
+/// `client_key_file`, as for `[alerts.mqtt]`) beside its own.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawSubscription")]
 pub struct Subscription {
     /// Name, used in logs and dead letters.
     pub name: String,
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// User name, if the broker wants one.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Password.
-    #[serde(default)]
-    pub password: Option<String>,
+    /// How to reach the broker.
+    pub broker: Broker,
     /// Client id (default `agora-{name}`); keep it stable so the broker keeps the session.
-    #[serde(default)]
     pub client_id: Option<String>,
     /// Topic filters.
     pub topics: Vec<String>,
     /// Payload format.
     pub format: MessageFormat,
     /// Byte layouts per LoRaWAN device profile (ChirpStack payloads without a codec).
-    #[serde(default)]
     pub layouts: HashMap<String, Vec<ByteField>>,
-    /// Connect with TLS (usually port 8883).
-    #[serde(default)]
-    pub tls: bool,
-    /// PEM file of the certificate authority to trust (default: the system's).
-    #[serde(default)]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM files of a client certificate and its key, for brokers that require one.
-    #[serde(default)]
-    pub client_cert_file: Option<std::path::PathBuf>,
-    /// See `client_cert_file`.
-    #[serde(default)]
-    pub client_key_file: Option<std::path::PathBuf>,
 }
 
-impl Subscription {
-    /// How to reach the broker: plain TCP, or TLS with the configured trust and client
-    /// certificate. Checked at start-up so that a wrong path stops agora with a clear message.
-    pub fn transport(&self) -> Result<rumqttc::Transport, Error> {
-        if !self.tls {
-            if self.ca_file.is_some() || self.client_cert_file.is_some() {
-                return Err(Error::Config(format!(
-                    "subscription {:?}: ca_file and client certificates need tls = true",
-                    self.name
-                )));
-            }
-            return Ok(rumqttc::Transport::tcp());
-        }
-        // One process-wide crypto provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| {
-                Error::Config(format!(
-                    "subscription {:?}: cannot read {}: {e}",
-                    self.name,
-                    p.display()
-                ))
-            })
-        };
-        let client_auth = match (&self.client_cert_file, &self.client_key_file) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            (None, None) => None,
-            _ => {
-                return Err(Error::Config(format!(
-                    "subscription {:?}: give both client_cert_file and client_key_file",
-                    self.name
-                )));
-            }
-        };
-        Ok(match &self.ca_file {
-            Some(ca) => rumqttc::Transport::tls(read(ca)?, client_auth, None),
-            None if client_auth.is_none() => rumqttc::Transport::tls_with_default_config(),
-            None => {
-                return Err(Error::Config(format!(
-                    "subscription {:?}: a client certificate needs ca_file",
-                    self.name
-                )));
-            }
+/// A subscription as read, before unknown settings are refused.
+#[derive(Deserialize)]
+struct RawSubscription {
+    name: String,
+    #[serde(flatten)]
+    broker: Broker,
+    #[serde(default)]
+    client_id: Option<String>,
+    topics: Vec<String>,
+    format: MessageFormat,
+    #[serde(default)]
+    layouts: HashMap<String, Vec<ByteField>>,
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl TryFrom<RawSubscription> for Subscription {
+    type Error = String;
+    fn try_from(r: RawSubscription) -> Result<Self, String> {
+        agora_mqtt::refuse_unknown(&format!("subscription {:?}", r.name), &r.unknown)?;
+        Ok(Self {
+            name: r.name,
+            broker: r.broker,
+            client_id: r.client_id,
+            topics: r.topics,
+            format: r.format,
+            layouts: r.layouts,
         })
     }
 }
 
-fn default_port() -> u16 {
-    1883
+impl Subscription {
+    /// How to reach the broker (checked at start-up so that a wrong path stops agora with a clear
+    /// message).
+    pub fn transport(&self) -> Result<rumqttc::Transport, Error> {
+        self.broker
+            .transport(&format!("subscription {:?}", self.name))
+            .map_err(|e| Error::Config(e.0))
+    }
 }
 
 /// Recently seen ChirpStack deduplication ids.
@@ -159,24 +129,19 @@ const MAX_BATCH: usize = 2_000;
 pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client_id = sub.client_id.clone().unwrap_or_else(|| format!("agora-{}", sub.name));
-        let mut opts = MqttOptions::new(client_id, sub.host.clone(), sub.port);
+        let mut opts = match sub.broker.options(client_id, &format!("subscription {:?}", sub.name))
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(subscription = %sub.name, error = %e, "subscription not started");
+                return;
+            }
+        };
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(false);
         opts.set_manual_acks(true);
         opts.set_max_packet_size(1 << 20, 1 << 20);
         opts.set_inflight(1000);
-        match sub.transport() {
-            Ok(t) => {
-                opts.set_transport(t);
-            }
-            Err(e) => {
-                tracing::error!(subscription = %sub.name, error = %e, "subscription not started");
-                return;
-            }
-        }
-        if let Some(u) = &sub.username {
-            opts.set_credentials(u.clone(), sub.password.clone().unwrap_or_default());
-        }
         let (client, mut events) = AsyncClient::new(opts, 4096);
         // Unbounded on purpose: the connection task must never wait on the writer, or the
         // writer's acknowledgements (sent through the connection) would deadlock with it. What

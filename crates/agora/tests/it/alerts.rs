@@ -534,12 +534,11 @@ async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mos
     // Through an external broker.
     let broker = crate::mqtt::Mosquitto::start();
     let app2 = TestApp::spawn_with(|c| {
-        c.alerts.mqtt = Some(agora_alerts::ExternalBroker {
+        c.alerts.mqtt = Some(agora_alerts::ExternalBroker(agora_mqtt::Broker {
             host: "127.0.0.1".into(),
             port: broker.port,
-            username: None,
-            password: None,
-        });
+            ..Default::default()
+        }));
     })
     .await;
     add_rule(&app2, json!({"template": "soil-dry", "id": "dry", "actions": [

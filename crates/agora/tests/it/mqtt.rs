@@ -63,18 +63,15 @@ impl Mosquitto {
     fn subscription(&self, format: Format, topics: &[&str]) -> Subscription {
         Subscription {
             name: "test".into(),
-            host: "127.0.0.1".into(),
-            port: self.port,
-            username: None,
-            password: None,
+            broker: agora_mqtt::Broker {
+                host: "127.0.0.1".into(),
+                port: self.port,
+                ..Default::default()
+            },
             client_id: Some(format!("agora-test-{}", self.port)),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             format,
             layouts: Default::default(),
-            tls: false,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
         }
     }
 }
@@ -408,11 +405,13 @@ async fn a_subscription_over_tls_with_a_private_ca() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let sub = Subscription {
-        tls: true,
-        ca_file: Some(d.join("ca.pem")),
-        ..broker.subscription(Format::AgoraJson, &["agora/+/telemetry"])
+    let with_ca = |ca: &str| {
+        let mut sub = broker.subscription(Format::AgoraJson, &["agora/+/telemetry"]);
+        sub.broker.tls = true;
+        sub.broker.ca_file = Some(d.join(ca));
+        sub
     };
+    let sub = with_ca("ca.pem");
     let app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
     let ca = d.join("ca.pem");
     let publish = || {
@@ -446,11 +445,7 @@ async fn a_subscription_over_tls_with_a_private_ca() {
     );
     // A subscription to a TLS broker without trusting its CA gets nothing, and says so at start-up
     // when the CA file is missing.
-    let bad = Subscription {
-        tls: true,
-        ca_file: Some(d.join("missing.pem")),
-        ..broker.subscription(Format::AgoraJson, &["agora/+/telemetry"])
-    };
+    let bad = with_ca("missing.pem");
     let mut config = agora::config::Config {
         data_dir: d.join("bad"),
         http: "127.0.0.1:0".parse().unwrap(),
