@@ -127,6 +127,7 @@ impl std::fmt::Debug for KnownProperty {
 
 /// A stored rule that is not evaluated because it is invalid, and why.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvalidRule {
     /// Its identifier.
     pub id: String,
@@ -138,6 +139,7 @@ pub struct InvalidRule {
 
 /// A rule with where it comes from.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleView {
     /// The rule.
     #[serde(flatten)]

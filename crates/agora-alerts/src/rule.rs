@@ -133,9 +133,60 @@ macro_rules! text_serde {
 }
 text_serde!(Span, Zone, TimeOfDay);
 
+/// OpenAPI schemas of the types rules read from text.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    fn text(description: &str, pattern: Option<&str>, example: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .pattern(pattern)
+            .examples([example])
+            .into()
+    }
+
+    macro_rules! text_schema {
+        ($t:ty, $name:literal, $body:expr) => {
+            impl PartialSchema for $t {
+                fn schema() -> RefOr<Schema> {
+                    $body
+                }
+            }
+            impl ToSchema for $t {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed($name)
+                }
+            }
+        };
+    }
+
+    text_schema!(
+        super::Span,
+        "Span",
+        text(
+            "A duration: a whole number above zero and s, m (or min), h, d or w; at most 366 days",
+            Some("^[0-9]+(s|m|min|h|d|w)$"),
+            "15m"
+        )
+    );
+    text_schema!(super::Zone, "Zone", text("An IANA time zone", None, "Europe/Paris"));
+    text_schema!(
+        super::TimeOfDay,
+        "TimeOfDay",
+        text("A time of day, HH:MM", Some("^([01][0-9]|2[0-3]):[0-5][0-9]$"), "22:00")
+    );
+}
+
 /// A day of the week.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Weekday {
     /// Monday.
     Mon,
@@ -171,6 +222,7 @@ impl Weekday {
 /// How grave an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     /// For information.
     Info,
@@ -194,6 +246,7 @@ impl Severity {
 
 /// Comparison of a value with the rule's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Op {
     /// Greater than.
     #[serde(rename = ">")]
@@ -253,6 +306,7 @@ impl Op {
 /// Which devices a rule watches. Empty: every device.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scope {
     /// One device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,6 +325,7 @@ pub struct Scope {
 /// Aggregation over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WindowFn {
     /// Mean (energy mean for sound levels).
     #[default]
@@ -295,6 +350,7 @@ impl WindowFn {
 /// When a rule is wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Condition {
     /// Each point: `property op value`.
     Threshold {
@@ -312,6 +368,7 @@ pub enum Condition {
         /// `==` or `!=`.
         op: Op,
         /// The state (string, boolean or number).
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         value: serde_json::Value,
     },
     /// Each point's condition holding without a break for a duration.
@@ -392,6 +449,7 @@ fn one() -> u32 {
 /// When a rule applies, in local time: days of the week and hours (a range may cross midnight).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schedule {
     /// `mon` … `sun`; empty: every day.
     #[serde(default)]
@@ -414,6 +472,7 @@ fn midnight() -> TimeOfDay {
 /// What an action reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Event {
     /// The alert opened.
     Opened,
@@ -441,6 +500,7 @@ fn default_events() -> Vec<Event> {
 /// What to do when an alert opens (or is acknowledged, or ends).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Action {
     /// POST the alert as JSON, signed with HMAC-SHA256 when a secret is set.
     Webhook {
@@ -510,6 +570,7 @@ impl Action {
 /// A rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rule {
     /// Identifier: lower-case letters, digits, `-` and `_`.
     pub id: String,

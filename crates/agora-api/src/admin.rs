@@ -5,101 +5,172 @@ use std::sync::atomic::Ordering;
 use agora_ingest::Format;
 use agora_ingest::Source;
 use agora_model::{DeviceId, DeviceKind, InseeCode, SiteId};
-use agora_store::catalog::{Commune, Device, Scope, Site};
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use agora_store::StorageHealth;
+use agora_store::catalog::{Commune, Device, Reject, Scope, Site, TokenInfo};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value as JsonValue, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require;
+use crate::doc::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
 
-pub(crate) async fn healthz() -> Json<JsonValue> {
-    Json(json!({"status": "ok"}))
+/// The process is alive.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    status: &'static str,
 }
 
-/// Ready to take writes: started, and storage accepts them (enough free space, no failure).
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Whether agora takes writes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready`, `starting` (replaying its log), `storage_full` (free space below the reserve) or
+    /// `storage_failing` (the write-ahead log cannot be written).
+    status: &'static str,
+    /// The storage's state (absent while starting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageHealth>,
+}
+
+/// Readiness: started, and storage accepts writes (enough free space, no failure).
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Starting, or storage refuses writes; retry after `Retry-After` seconds", body = Readiness),
+    ))]
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     if !s.ready.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "starting"})))
+        let body = Readiness { status: "starting", storage: None };
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], Json(body))
             .into_response();
     }
     let h = s.store.health();
-    let storage = json!({
-        "accepting_writes": h.accepting_writes,
-        "free_bytes": h.free_bytes,
-        "reserve_bytes": h.reserve_bytes,
-        "unflushed_points": h.unflushed_points,
-        "wal_failing": h.wal_failing,
-    });
-    if h.accepting_writes && !h.wal_failing {
-        Json(json!({"status": "ready", "storage": storage})).into_response()
+    let ok = h.accepting_writes && !h.wal_failing;
+    let status = match (ok, h.accepting_writes) {
+        (true, _) => "ready",
+        (false, true) => "storage_failing",
+        (false, false) => "storage_full",
+    };
+    let body = Readiness { status, storage: Some(h) };
+    if ok {
+        Json(body).into_response()
     } else {
-        let status = if h.accepting_writes { "storage_failing" } else { "storage_full" };
-        let body = json!({"status": status, "storage": storage});
         (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], Json(body)).into_response()
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)))]
 pub(crate) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json")).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], crate::doc::JSON.as_str()).into_response()
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no endpoint at {}", uri.path()))
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    b.map(|Json(v)| v).map_err(|e| ApiError::BadRequest(e.body_text()))
-}
-
+/// Declare (or replace) a commune.
+#[utoipa::path(post, path = "/api/v1/communes", tag = "catalog", security(("bearer" = [])),
+    request_body = Commune,
+    responses(
+        (status = 201, description = "Declared", body = Commune),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn create_commune(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Result<Json<Commune>, JsonRejection>,
+    Json(c): Json<Commune>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
-    let c = body(b)?;
     s.catalog.upsert_commune(c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
+/// Declare (or replace) a place.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "catalog", security(("bearer" = [])),
+    request_body = Site,
+    responses(
+        (status = 201, description = "Declared", body = Site),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn create_site(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Result<Json<Site>, JsonRejection>,
+    Json(site): Json<Site>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
-    let site = body(b)?;
     s.catalog.upsert_site(site.clone()).await?;
     Ok((StatusCode::CREATED, Json(site)).into_response())
 }
 
 /// A device as declared through the API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewDevice {
+    /// Its identifier.
     id: DeviceId,
+    /// Its kind.
     kind: DeviceKind,
-    name: Option<String>,
-    site: Option<SiteId>,
-    commune: Option<InseeCode>,
-    lat: Option<f64>,
-    lon: Option<f64>,
+    /// A name for people.
     #[serde(default)]
-    metadata: JsonValue,
+    name: Option<String>,
+    /// The place it stands on (its commune and position are taken from the place when not
+    /// given).
+    #[serde(default)]
+    site: Option<SiteId>,
+    /// Its commune.
+    #[serde(default)]
+    commune: Option<InseeCode>,
+    /// Latitude (WGS 84).
+    #[serde(default)]
+    lat: Option<f64>,
+    /// Longitude (WGS 84).
+    #[serde(default)]
+    lon: Option<f64>,
+    /// Free metadata; `period_s` is the expected reporting period in seconds.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    metadata: serde_json::Value,
 }
 
+/// Declare (or replace) a device.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "catalog", security(("bearer" = [])),
+    request_body = NewDevice,
+    responses(
+        (status = 201, description = "Declared", body = Device),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn create_device(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Result<Json<NewDevice>, JsonRejection>,
+    Json(d): Json<NewDevice>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
-    let d = body(b)?;
     let site = d.site.as_ref().and_then(|id| s.catalog.sites().into_iter().find(|x| &x.id == id));
     let dev = Device {
         commune: d.commune.or_else(|| site.as_ref().map(|x| x.commune.clone())),
@@ -109,7 +180,7 @@ pub(crate) async fn create_device(
         kind: d.kind,
         name: d.name,
         site: d.site,
-        metadata: if d.metadata.is_null() { json!({}) } else { d.metadata },
+        metadata: if d.metadata.is_null() { serde_json::json!({}) } else { d.metadata },
         created_at: s.clock.now(),
         last_seen: None,
     };
@@ -118,54 +189,122 @@ pub(crate) async fn create_device(
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// How many dead letters to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Limit {
+    /// The most recent ones, at most this many (default 100, at most 10,000).
+    #[param(minimum = 0)]
     limit: Option<u32>,
 }
 
+/// The dead-letter log, most recent first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RejectList {
+    /// How many are listed.
+    count: usize,
+    /// Input that was refused, with why and how to replay it.
+    rejects: Vec<Reject>,
+}
+
+/// The dead-letter log: input refused, with the reason and the input itself.
+#[utoipa::path(get, path = "/api/v1/rejects", tag = "admin", security(("bearer" = [])),
+    params(Limit),
+    responses(
+        (status = 200, description = "The most recent dead letters", body = RejectList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn rejects(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(q): Query<Limit>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<RejectList>> {
     require(&s, &h, None, Scope::Admin)?;
-    let r = s.catalog.rejects(q.limit.unwrap_or(100).min(10_000)).await?;
-    Ok(Json(json!({"count": r.len(), "rejects": r})))
+    let rejects = s.catalog.rejects(q.limit.unwrap_or(100).min(10_000)).await?;
+    Ok(Json(RejectList { count: rejects.len(), rejects }))
 }
 
 /// A token request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewToken {
+    /// A name for people (who or what uses it).
+    #[schema(min_length = 1)]
     name: String,
+    /// What it may do.
     scope: Scope,
+    /// The one device an ingest token may write for.
+    #[serde(default)]
     device: Option<DeviceId>,
 }
 
+/// A token just made: its secret is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NewTokenAnswer {
+    /// The secret, to give to the device or client; only its digest is kept.
+    token: String,
+    /// What is kept of it.
+    info: TokenInfo,
+}
+
+/// Make a token.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", security(("bearer" = [])),
+    request_body = NewToken,
+    responses(
+        (status = 201, description = "Made; the secret is shown this once", body = NewTokenAnswer),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn create_token(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Result<Json<NewToken>, JsonRejection>,
+    Json(t): Json<NewToken>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
-    let t = body(b)?;
     if t.name.trim().is_empty() {
         return Err(ApiError::BadRequest("a token needs a name".into()));
     }
     if t.device.is_some() && t.scope != Scope::Ingest {
         return Err(ApiError::BadRequest("only ingest tokens can be bound to a device".into()));
     }
-    let (info, secret) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
-    Ok((StatusCode::CREATED, Json(json!({"token": secret, "info": info}))).into_response())
+    let (info, token) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
+    Ok((StatusCode::CREATED, Json(NewTokenAnswer { token, info })).into_response())
 }
 
+/// The tokens (never their secrets).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    /// Every live token.
+    tokens: Vec<TokenInfo>,
+}
+
+/// List the tokens.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The live tokens", body = TokenList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn list_tokens(
     State(s): State<AppState>,
     h: HeaderMap,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<TokenList>> {
     require(&s, &h, None, Scope::Admin)?;
-    Ok(Json(json!({"tokens": s.catalog.tokens()})))
+    Ok(Json(TokenList { tokens: s.catalog.tokens() }))
 }
 
+/// Revoke a token: it stops working at once, its live MQTT sessions and streams end.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The token's identifier (from the list)")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -177,7 +316,7 @@ pub(crate) async fn revoke_token(
 }
 
 /// Which dead letters to replay.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct ReplayRequest {
     /// These ids; absent: the most recent `limit`.
     #[serde(default)]
@@ -190,13 +329,26 @@ pub(crate) struct ReplayRequest {
 /// `POST /api/v1/rejects/replay`: decode dead letters again and store what now passes (after a
 /// device was declared or a mapping fixed). Those that pass are removed from the log; the others
 /// stay, with their new reason. Replays run with the administrator's rights.
+#[utoipa::path(post, path = "/api/v1/rejects/replay", tag = "admin", security(("bearer" = [])),
+    request_body(content = Option<ReplayRequest>, description = "Which ones (absent: the 1,000 most recent)"),
+    responses(
+        (status = 200, description = "What the replay did", body = ReplayAnswer),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn replay_rejects(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Option<Json<ReplayRequest>>,
-) -> ApiResult<Json<JsonValue>> {
+    body: Bytes,
+) -> ApiResult<Json<ReplayAnswer>> {
     require(&s, &h, None, Scope::Admin)?;
-    let req = b.map(|Json(r)| r).unwrap_or_default();
+    let req: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("bad replay request: {e}")))?
+    };
     let mut rejects = match &req.ids {
         Some(ids) => s.catalog.rejects_by_id(ids).await?,
         None => s.catalog.rejects(req.limit.unwrap_or(1_000).min(10_000)).await?,
@@ -240,7 +392,35 @@ pub(crate) async fn replay_rejects(
         }
     }
     s.catalog.delete_rejects(&done).await?;
-    Ok(Json(json!({
-        "replayed": replayed, "stored": stored, "still_rejected": still, "not_replayable": not_replayable,
-    })))
+    Ok(Json(ReplayAnswer { replayed, stored, still_rejected: still, not_replayable }))
 }
+
+/// What a replay did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReplayAnswer {
+    /// Dead letters that now passed whole (removed from the log).
+    replayed: u64,
+    /// Points stored.
+    stored: u64,
+    /// Dead letters still refused (kept, with their new reason).
+    still_rejected: u64,
+    /// Dead letters that cannot be replayed (cut, or in no known format).
+    not_replayable: u64,
+}
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    healthz,
+    readyz,
+    openapi,
+    create_commune,
+    create_site,
+    create_device,
+    rejects,
+    replay_rejects,
+    create_token,
+    list_tokens,
+    revoke_token
+))]
+pub(crate) struct Doc;

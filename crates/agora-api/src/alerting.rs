@@ -213,3 +213,8 @@ pub(crate) async fn deliveries(
     let d = service(&s)?.deliveries(p.limit.unwrap_or(200).min(5_000)).await?;
     Ok(Json(json!({ "deliveries": d })))
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

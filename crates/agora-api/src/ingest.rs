@@ -293,3 +293,8 @@ pub(crate) async fn import_csv(
     }
     answer(total)
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

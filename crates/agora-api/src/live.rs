@@ -423,3 +423,8 @@ pub(crate) async fn live(
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

@@ -187,3 +187,8 @@ mod tests {
         }
     }
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

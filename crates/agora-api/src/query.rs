@@ -449,3 +449,8 @@ pub(crate) async fn stats(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
         },
     })))
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

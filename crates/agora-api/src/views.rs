@@ -458,3 +458,8 @@ mod tests {
         assert_eq!(start.to_rfc3339(), "2026-01-01T00:00:00Z");
     }
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub(crate) struct Doc;

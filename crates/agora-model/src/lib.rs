@@ -7,6 +7,8 @@ mod clock;
 mod error;
 mod hash;
 mod ids;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod properties;
 pub mod quality;
 mod time;

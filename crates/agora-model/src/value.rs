@@ -20,6 +20,7 @@ pub enum Value {
 /// The kind of a value, fixed per series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ValueKind {
     /// `f64`.
     Float,

@@ -33,6 +33,7 @@ impl ReportingPeriod {
 /// Whether a device reports as expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeviceStatus {
     /// It reported within twice its period (plus a minute of slack).
     Online,

@@ -12,6 +12,7 @@ use crate::{Error, Every, Result, TimeRange};
 /// How the values of a bucket are averaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Averaging {
     /// Sum over count.
     Arithmetic,

@@ -25,6 +25,7 @@ pub struct StoredRule {
 /// Where an alert is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AlertState {
     /// The condition holds and nobody has taken it in hand.
     Open,
@@ -57,6 +58,7 @@ impl AlertState {
 
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertRecord {
     /// Identifier.
     pub id: i64,
@@ -115,6 +117,7 @@ pub struct AlertFilter {
 
 /// One attempt of one action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// Identifier.
     pub id: i64,

@@ -24,6 +24,7 @@ pub const MAX_REJECT_RAW: usize = 64 << 10;
 
 /// A municipality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Commune {
     /// INSEE code, e.g. `13001`.
     pub insee: InseeCode,
@@ -31,11 +32,13 @@ pub struct Commune {
     pub name: String,
     /// Optional boundary as a GeoJSON geometry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub boundary: Option<serde_json::Value>,
 }
 
 /// A place: a public square or street section equipped with sensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Site {
     /// Identifier, e.g. `hotel-de-ville`.
     pub id: SiteId,
@@ -49,11 +52,13 @@ pub struct Site {
     pub lon: Option<f64>,
     /// Optional outline as a GeoJSON geometry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub geometry: Option<serde_json::Value>,
 }
 
 /// A connected object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// Identifier.
     pub id: DeviceId,
@@ -76,6 +81,7 @@ pub struct Device {
     pub lon: Option<f64>,
     /// Free metadata (model, vendor, expected period…).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// When it was registered.
     pub created_at: Timestamp,
@@ -86,6 +92,7 @@ pub struct Device {
 
 /// A series: one property measured by one device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesInfo {
     /// Engine handle.
     pub id: SeriesId,
@@ -104,6 +111,7 @@ pub struct SeriesInfo {
 /// What a token may do. `Admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Write data (optionally only for one device).
     Ingest,
@@ -139,6 +147,7 @@ impl Scope {
 
 /// A token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// Identifier (public).
     pub id: String,
@@ -154,6 +163,7 @@ pub struct TokenInfo {
 
 /// Input rejected by a parser or validator, kept so nothing received is silently lost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reject {
     /// Identifier (increasing).
     pub id: i64,

@@ -94,6 +94,7 @@ impl EngineConfig {
 
 /// What the engine holds, for `/api/v1/stats` and `/metrics`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineStats {
     /// Series with at least one point.
     pub series: usize,
@@ -315,6 +316,7 @@ impl Memory {
 
 /// Whether the engine accepts writes, and why not: for `/readyz`, `/metrics` and the fleet page.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageHealth {
     /// Whether writes are accepted now.
     pub accepting_writes: bool,
