@@ -3,8 +3,9 @@
 # (a real Mosquitto broker and its command-line clients, a real SMTP server — Debian's
 # python3-aiosmtpd —, openssl for test certificates, Debian's Chromium and, from npm,
 # playwright-core to drive it), then runs every crate's unit and
-# integration tests against real components, and the dashboard's end-to-end tests in the browser
-# against a running `agora demo`. Screenshots land in e2e/output/.
+# integration tests against real components, a property-based API tester (schemathesis) against
+# a running `agora demo`, and the dashboard's end-to-end tests in the browser against another.
+# Screenshots land in e2e/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
@@ -16,6 +17,7 @@ if ! command -v openssl >/dev/null 2>&1; then need_pkgs+=(openssl); fi
 if ! /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1; then need_pkgs+=(python3-aiosmtpd); fi
 if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
+if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
   sudo_cmd=""
@@ -30,5 +32,7 @@ cargo test --workspace --all-targets --locked
 # The target directory may be shared with other checkouts: relink so that debug/agora is this one.
 touch crates/agora/src/main.rs
 cargo build --locked --bin agora
+# The API answers as its OpenAPI document says (schemathesis against a running demo).
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/api-conformance.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e && AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" node --test --test-concurrency=1 tests/)

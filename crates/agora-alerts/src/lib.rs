@@ -139,7 +139,6 @@ pub struct InvalidRule {
 
 /// A rule with where it comes from.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleView {
     /// The rule.
     #[serde(flatten)]
@@ -154,6 +153,53 @@ impl RuleView {
     /// As shown through the API: secrets masked (`secrets::MASK`).
     pub fn redacted(&self) -> Self {
         Self { rule: self.rule.redacted(), ..self.clone() }
+    }
+}
+
+/// The schema of a rule as shown: the rule's own object with `origin` and `updated_at` added.
+/// A derived one (`allOf` of the rule and the two fields) would refuse every rule shown, as the
+/// rule's schema refuses the properties it does not name (it refuses unknown fields).
+#[cfg(feature = "openapi")]
+mod openapi {
+    use std::borrow::Cow;
+
+    use agora_model::Timestamp;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Rule, RuleView};
+
+    impl PartialSchema for RuleView {
+        fn schema() -> RefOr<Schema> {
+            let mut s = Rule::schema();
+            if let RefOr::T(Schema::Object(o)) = &mut s {
+                let origin = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("`api` or `config`"));
+                o.properties.insert("origin".into(), origin.into());
+                o.properties
+                    .insert("updated_at".into(), Ref::from_schema_name(Timestamp::name()).into());
+                o.required.extend(["origin".to_owned(), "updated_at".to_owned()]);
+                o.description = Some(
+                    "A rule with where it comes from (`api`: made through the API, `config`: \
+                     defined in agora.toml) and its last change; secrets masked"
+                        .into(),
+                );
+            }
+            s
+        }
+    }
+
+    impl ToSchema for RuleView {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("RuleView")
+        }
+
+        fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+            Rule::schemas(out);
+            out.push((Timestamp::name().into_owned(), Timestamp::schema()));
+        }
     }
 }
 

@@ -306,7 +306,7 @@ impl Op {
 /// Which devices a rule watches. Empty: every device.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RuleScope))]
 pub struct Scope {
     /// One device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,7 +368,7 @@ pub enum Condition {
         /// `==` or `!=`.
         op: Op,
         /// The state (string, boolean or number).
-        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Value))]
         value: serde_json::Value,
     },
     /// Each point's condition holding without a break for a duration.
@@ -437,8 +437,10 @@ pub enum Condition {
         value: f64,
     },
     /// Every condition.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     All(Vec<Condition>),
     /// At least one condition.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     Any(Vec<Condition>),
 }
 

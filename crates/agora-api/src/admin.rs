@@ -86,6 +86,30 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no endpoint at {}", uri.path()))
 }
 
+/// The geometry types of GeoJSON (RFC 7946).
+const GEOMETRY_TYPES: [&str; 7] = [
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+];
+
+/// Refuse an outline that is not a GeoJSON geometry object (absent is fine).
+fn geometry(field: &str, g: Option<&serde_json::Value>) -> ApiResult<()> {
+    let Some(g) = g.filter(|g| !g.is_null()) else { return Ok(()) };
+    let kind = g.get("type").and_then(serde_json::Value::as_str);
+    if kind.is_some_and(|k| GEOMETRY_TYPES.contains(&k)) {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!(
+        "{field} must be a GeoJSON geometry: an object whose \"type\" is one of {}",
+        GEOMETRY_TYPES.join(", ")
+    )))
+}
+
 /// Declare (or replace) a commune.
 #[utoipa::path(post, path = "/api/v1/communes", tag = "catalog", security(("bearer" = [])),
     request_body = Commune,
@@ -102,6 +126,7 @@ pub(crate) async fn create_commune(
     Json(c): Json<Commune>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
+    geometry("boundary", c.boundary.as_ref())?;
     s.catalog.upsert_commune(c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
@@ -122,6 +147,7 @@ pub(crate) async fn create_site(
     Json(site): Json<Site>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
+    geometry("geometry", site.geometry.as_ref())?;
     s.catalog.upsert_site(site.clone()).await?;
     Ok((StatusCode::CREATED, Json(site)).into_response())
 }
@@ -171,6 +197,12 @@ pub(crate) async fn create_device(
     Json(d): Json<NewDevice>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
+    if !(d.metadata.is_null() || d.metadata.is_object()) {
+        return Err(ApiError::BadRequest(format!(
+            "metadata must be a JSON object (e.g. {{\"period_s\": 60}}), not {}",
+            d.metadata
+        )));
+    }
     let site = d.site.as_ref().and_then(|id| s.catalog.sites().into_iter().find(|x| &x.id == id));
     let dev = Device {
         commune: d.commune.or_else(|| site.as_ref().map(|x| x.commune.clone())),

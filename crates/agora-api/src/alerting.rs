@@ -3,30 +3,34 @@
 //! with read rights: taking an alert in hand is their job), and the action delivery log. Rules
 //! and deliveries come out of `agora_alerts` with their secrets already masked (write-only).
 
-use agora_alerts::{Alerts, Rule};
-use agora_store::alerts::{AlertFilter, AlertState};
+use agora_alerts::rule::{Action, Condition, Schedule, Scope as RuleScope, Severity, Span};
+use agora_alerts::{Alerts, InvalidRule, Rule, RuleView};
+use agora_query::parse_time;
+use agora_store::alerts::{AlertFilter, AlertRecord, AlertState, Delivery};
 use agora_store::catalog::Scope;
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::AppState;
 use crate::auth::{require, require_read};
+use crate::doc::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+    Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::error::{ApiError, ApiResult};
-use agora_query::parse_time;
+use crate::extract::{Json, Path, Query};
 
 fn service(s: &AppState) -> ApiResult<&Alerts> {
     s.alerts
         .as_deref()
         .ok_or_else(|| ApiError::NotFound("alerting is not enabled on this server".into()))
-}
-
-fn body(b: Result<Json<JsonValue>, JsonRejection>) -> ApiResult<JsonValue> {
-    b.map(|Json(v)| v).map_err(|e| ApiError::InvalidRule(e.body_text()))
 }
 
 /// A rule from a request body: a whole rule, or `{"template": ID, …fields to change}`.
@@ -37,43 +41,212 @@ fn rule_of(alerts: &Alerts, v: JsonValue) -> ApiResult<Rule> {
     serde_json::from_value(v).map_err(|e| ApiError::InvalidRule(format!("invalid rule: {e}")))
 }
 
+/// A rule made from a built-in template (`GET /api/v1/rules/templates`): the template's
+/// identifier, and the fields that replace the template's own (as in a rule).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+// Only its schema is used: `rule_of` reads the body as JSON, as `Alerts::from_template` takes it.
+#[allow(dead_code)]
+pub(crate) struct FromTemplate {
+    /// The template's identifier, e.g. `bin-full`.
+    template: String,
+    /// The new rule's identifier (default: the template's): lower-case letters, digits, `-` and
+    /// `_`.
+    #[schema(nullable = false)]
+    id: Option<String>,
+    /// For people (default: the template's).
+    #[schema(nullable = false)]
+    name: Option<String>,
+    /// Severity of its alerts (default: the template's).
+    #[schema(nullable = false)]
+    severity: Option<Severity>,
+    /// Whether it is evaluated (default: true, although templates themselves are disabled).
+    #[schema(nullable = false)]
+    enabled: Option<bool>,
+    /// Which devices (default: every device).
+    #[schema(nullable = false)]
+    scope: Option<RuleScope>,
+    /// When it is wrong (default: the template's).
+    #[schema(nullable = false)]
+    condition: Option<Condition>,
+    /// When it applies (default: the template's; null: always).
+    schedule: Option<Schedule>,
+    /// Margin beyond the limit before a threshold condition clears (default: the template's).
+    #[schema(nullable = false)]
+    hysteresis: Option<f64>,
+    /// How long the condition must hold before the alert opens (default: the template's; null:
+    /// at once).
+    min_duration: Option<Span>,
+    /// What to do (default: nothing).
+    #[schema(nullable = false)]
+    actions: Option<Vec<Action>>,
+}
+
+/// A rule to make: a whole rule, or a built-in template's identifier with the fields to change.
+/// A body with a `template` string is always read as the latter.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+// Only its schema is used (see `FromTemplate`).
+#[allow(dead_code)]
+pub(crate) enum NewRule {
+    /// A whole rule.
+    Rule(Rule),
+    /// A rule from a template.
+    FromTemplate(FromTemplate),
+}
+
+/// The body of `PUT /api/v1/rules/{id}`: as `POST /api/v1/rules` takes it, except that the
+/// identifier may be left out (it is the path's), and that `origin` and `updated_at`, which `GET`
+/// shows, are ignored: a rule can be sent back as it was received.
+pub(crate) struct RuleChange;
+
+impl PartialSchema for RuleChange {
+    fn schema() -> RefOr<Schema> {
+        let as_put = |mut s: RefOr<Schema>| {
+            if let RefOr::T(Schema::Object(o)) = &mut s {
+                o.required.retain(|f| f != "id");
+                for f in ["origin", "updated_at"] {
+                    let ignored = ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .description(Some("Ignored (as `GET` shows the rule)"));
+                    o.properties.insert(f.into(), ignored.into());
+                }
+            }
+            s
+        };
+        OneOfBuilder::new()
+            .item(as_put(Rule::schema()))
+            .item(as_put(FromTemplate::schema()))
+            .description(Some(
+                "A whole rule (its `id` may be left out), or a built-in template's identifier \
+                 with the fields to change; `origin` and `updated_at` are ignored",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for RuleChange {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("RuleChange")
+    }
+
+    fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+        <Rule as ToSchema>::schemas(out);
+        <FromTemplate as ToSchema>::schemas(out);
+    }
+}
+
+/// The rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RuleList {
+    /// Every rule evaluated, with where it comes from; webhook secrets and URL credentials
+    /// masked (`********`).
+    rules: Vec<RuleView>,
+    /// Stored rules left out of evaluation because they are invalid (a property gone, a body
+    /// edited by hand), with the reason; kept unchanged until replaced or deleted.
+    invalid: Vec<InvalidRule>,
+}
+
+/// List the rules: those evaluated, and those stored but invalid.
+///
+/// 404 when alerting is not enabled on this server.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "alerts", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The rules; webhook secrets and URL credentials are write-only, shown as `********`", body = RuleList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn list_rules(
     State(s): State<AppState>,
     h: HeaderMap,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<RuleList>> {
     require_read(&s, &h)?;
     let alerts = service(&s)?;
-    Ok(Json(json!({ "rules": alerts.rules(), "invalid": alerts.invalid_rules() })))
+    Ok(Json(RuleList { rules: alerts.rules(), invalid: alerts.invalid_rules() }))
 }
 
+/// The built-in rule templates.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TemplateList {
+    /// Each template is a rule, disabled; `POST /api/v1/rules {"template": ID}` makes one from
+    /// it.
+    templates: Vec<Rule>,
+}
+
+/// The built-in rule templates: O3 180/240, NO2 400 over 3 h, PM10 50/80 daily mean, night
+/// noise, bin ≥ 80 %, lamps, dry soil, device offline.
+///
+/// 404 when alerting is not enabled on this server.
+#[utoipa::path(get, path = "/api/v1/rules/templates", tag = "alerts", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The templates", body = TemplateList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn templates(
     State(s): State<AppState>,
     h: HeaderMap,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<TemplateList>> {
     require_read(&s, &h)?;
-    Ok(Json(json!({ "templates": service(&s)?.templates() })))
+    Ok(Json(TemplateList { templates: service(&s)?.templates() }))
 }
 
+/// One rule (an invalid stored rule is only listed, under `invalid`).
+#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "alerts", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "The rule's identifier")),
+    responses(
+        (status = 200, description = "The rule; webhook secrets and URL credentials shown as `********`", body = RuleView),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn get_rule(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<RuleView>> {
     require_read(&s, &h)?;
     let r = service(&s)?
         .rule(&id)
         .ok_or_else(|| ApiError::NotFound(format!("rule {id:?} not found")))?;
-    Ok(Json(json!(r)))
+    Ok(Json(r))
 }
 
+/// Make a rule, whole or from a built-in template.
+///
+/// Conditions: threshold, state, sustained, rate, window (consecutive aggregate windows),
+/// no_data, forecast, all/any; scope device, kind, site or commune; schedule;
+/// hysteresis; min_duration; actions webhook, mqtt or email (email needs `[alerts.smtp]`; a webhook
+/// to a loopback, private, link-local or metadata address is refused unless `[alerts]
+/// allow_hosts` lists it). Or `{"template": ID, …fields to change}`.
+///
+/// 404 when alerting is not enabled on this server; 409 when a rule has this identifier (`PUT`
+/// changes it); 422 (`invalid_rule`) for an invalid rule: unknown property or template, bad
+/// expression, impossible window, webhook to a refused address…
+#[utoipa::path(post, path = "/api/v1/rules", tag = "alerts", security(("bearer" = [])),
+    request_body(content = NewRule, description = "A whole rule, or a template with the fields to change",
+        example = json!({"id": "pm10-hdv", "name": "PM10 daily mean", "severity": "critical",
+            "scope": {"site": "hotel-de-ville"},
+            "condition": {"window": {"property": "pm10", "every": "1d", "tz": "Europe/Paris", "op": ">", "value": 80}},
+            "actions": [{"webhook": {"url": "https://ops.example/hook", "secret": "s3cret"}}]})),
+    responses(
+        (status = 201, description = "Made; secrets shown as `********`", body = RuleView),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn create_rule(
     State(s): State<AppState>,
     h: HeaderMap,
-    b: Result<Json<JsonValue>, JsonRejection>,
+    Json(body): Json<JsonValue>,
 ) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
-    let rule = rule_of(alerts, body(b)?)?;
+    let rule = rule_of(alerts, body)?;
     if alerts.rule(&rule.id).is_some() {
         return Err(ApiError::Conflict(format!(
             "rule {:?} exists: PUT /api/v1/rules/{} to change it",
@@ -81,18 +254,37 @@ pub(crate) async fn create_rule(
         )));
     }
     let v = alerts.put_rule(rule).await?;
-    Ok((StatusCode::CREATED, Json(json!(v))).into_response())
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+/// Make or replace a rule.
+///
+/// Webhook secrets and URL credentials sent back masked (`********`), or
+/// a secret left out, are kept from the stored rule; `"secret": ""` removes it.
+///
+/// 404 when alerting is not enabled on this server; 409 when the rule is defined in agora.toml;
+/// 422 (`invalid_rule`) for an invalid rule, or a body's `id` that is not the path's.
+#[utoipa::path(put, path = "/api/v1/rules/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The rule's identifier")),
+    request_body(content = RuleChange, description = "The rule (its `id` may be left out), or a template with the fields to change"),
+    responses(
+        (status = 200, description = "Made or replaced; secrets shown as `********`", body = RuleView),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn put_rule(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
-    b: Result<Json<JsonValue>, JsonRejection>,
-) -> ApiResult<Json<JsonValue>> {
+    Json(mut v): Json<JsonValue>,
+) -> ApiResult<Json<RuleView>> {
     require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
-    let mut v = body(b)?;
     if let Some(o) = v.as_object_mut() {
         o.entry("id").or_insert_with(|| json!(id));
         // A rule sent back as `GET` showed it: what the server adds is not part of the rule.
@@ -106,9 +298,22 @@ pub(crate) async fn put_rule(
             rule.id
         )));
     }
-    Ok(Json(json!(alerts.put_rule(rule).await?)))
+    Ok(Json(alerts.put_rule(rule).await?))
 }
 
+/// Delete a rule made through the API (or an invalid stored one); its unresolved alerts are
+/// resolved.
+///
+/// 409 when the rule is defined in agora.toml.
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The rule's identifier")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     h: HeaderMap,
@@ -119,22 +324,60 @@ pub(crate) async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// Which alerts to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlertParams {
+    /// Only in this state.
+    #[param(value_type = Option<AlertState>)]
     state: Option<String>,
+    /// Only of this rule (its identifier).
     rule: Option<String>,
+    /// Only on this site (its identifier).
     site: Option<String>,
+    /// Only about this device (its identifier).
     device: Option<String>,
+    /// Only opened at or after: RFC 3339, an epoch number (seconds, milliseconds, microseconds
+    /// or nanoseconds, told by its size), `now`, or `now-24h` / `-24h`.
+    #[param(
+        pattern = r"^\s*(now|(now)?-\s*[0-9]+(s|m|min|h|d|w)|\+?[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+−-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     from: Option<String>,
+    /// Only opened before: as `from`.
+    #[param(
+        pattern = r"^\s*(now|(now)?-\s*[0-9]+(s|m|min|h|d|w)|\+?[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+−-][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     to: Option<String>,
+    /// At most this many, newest first (default 500, at most 10,000).
+    #[param(minimum = 0)]
     limit: Option<u32>,
 }
 
+/// Alerts, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AlertList {
+    /// How many are listed.
+    count: usize,
+    /// The alerts.
+    alerts: Vec<AlertRecord>,
+}
+
+/// List alerts, newest first.
+///
+/// 404 when alerting is not enabled on this server.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security((), ("bearer" = [])),
+    params(AlertParams),
+    responses(
+        (status = 200, description = "The alerts", body = AlertList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn list_alerts(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<AlertParams>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<AlertList>> {
     require_read(&s, &h)?;
     let now = s.clock.now();
     let state = p
@@ -156,65 +399,162 @@ pub(crate) async fn list_alerts(
         limit: p.limit.unwrap_or(500).min(10_000),
     };
     let alerts = service(&s)?.alerts(&f).await?;
-    Ok(Json(json!({ "count": alerts.len(), "alerts": alerts })))
+    Ok(Json(AlertList { count: alerts.len(), alerts }))
 }
 
+/// An alert and what its actions did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AlertDetail {
+    /// The alert.
+    alert: AlertRecord,
+    /// Every attempt of its actions, oldest first (credentials in webhook URLs masked).
+    deliveries: Vec<Delivery>,
+}
+
+/// One alert, with every attempt of its actions.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security((), ("bearer" = [])),
+    params(("id" = i64, Path, description = "The alert's identifier")),
+    responses(
+        (status = 200, description = "The alert and its deliveries", body = AlertDetail),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn get_alert(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<i64>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<AlertDetail>> {
     require_read(&s, &h)?;
-    let (a, d) = service(&s)?.alert(id).await?;
-    Ok(Json(json!({ "alert": a, "deliveries": d })))
+    let (alert, deliveries) = service(&s)?.alert(id).await?;
+    Ok(Json(AlertDetail { alert, deliveries }))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Comment {
+/// A note on taking an alert in hand or closing it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct AlertComment {
+    /// What the operator says (blank: none).
     #[serde(default)]
     comment: Option<String>,
 }
 
-fn comment(b: Option<Json<Comment>>) -> Option<String> {
-    b.and_then(|Json(c)| c.comment).filter(|c| !c.trim().is_empty())
+/// An optional JSON body, as axum's `Option<Json<T>>` reads it: absent when the request has no
+/// `Content-Type`, else read by our `Json` (a bad one answers problem+json).
+pub(crate) struct OptionalJson<T>(Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !req.headers().contains_key(header::CONTENT_TYPE) {
+            return Ok(Self(None));
+        }
+        Json::<T>::from_request(req, state).await.map(|Json(t)| Self(Some(t)))
+    }
 }
 
+fn comment(b: OptionalJson<AlertComment>) -> Option<String> {
+    b.0.and_then(|c| c.comment).filter(|c| !c.trim().is_empty())
+}
+
+/// Acknowledge an open alert: someone takes it in hand (read rights suffice: operators).
+///
+/// 409 when the alert is not open.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The alert's identifier")),
+    request_body(content = Option<AlertComment>, description = "An optional comment (read only with `Content-Type: application/json`)"),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = AlertRecord),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn acknowledge(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<i64>,
-    b: Option<Json<Comment>>,
-) -> ApiResult<Json<JsonValue>> {
+    b: OptionalJson<AlertComment>,
+) -> ApiResult<Json<AlertRecord>> {
     let who = require(&s, &h, None, Scope::Read)?;
-    Ok(Json(json!(service(&s)?.acknowledge(id, &who.name, comment(b)).await?)))
+    Ok(Json(service(&s)?.acknowledge(id, &who.name, comment(b)).await?))
 }
 
+/// Resolve an alert by hand; it opens again only after its condition has cleared.
+///
+/// 409 when the alert is already resolved.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The alert's identifier")),
+    request_body(content = Option<AlertComment>, description = "An optional comment, replacing the acknowledgement's (read only with `Content-Type: application/json`)"),
+    responses(
+        (status = 200, description = "The alert, resolved", body = AlertRecord),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn resolve(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<i64>,
-    b: Option<Json<Comment>>,
-) -> ApiResult<Json<JsonValue>> {
+    b: OptionalJson<AlertComment>,
+) -> ApiResult<Json<AlertRecord>> {
     let who = require(&s, &h, None, Scope::Read)?;
-    Ok(Json(json!(service(&s)?.close(id, &who.name, comment(b)).await?)))
+    Ok(Json(service(&s)?.close(id, &who.name, comment(b)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// How many deliveries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Limit {
+    /// The most recent ones, at most this many (default 200, at most 5,000).
+    #[param(minimum = 0)]
     limit: Option<u32>,
 }
 
+/// The latest action attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeliveryList {
+    /// Webhooks, MQTT commands and emails tried, with their outcome (credentials in webhook
+    /// URLs masked).
+    deliveries: Vec<Delivery>,
+}
+
+/// The latest action attempts (webhooks, MQTT commands, emails) with their outcome.
+///
+/// 404 when alerting is not enabled on this server.
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "alerts", security((), ("bearer" = [])),
+    params(Limit),
+    responses(
+        (status = 200, description = "The latest deliveries", body = DeliveryList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn deliveries(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<Limit>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<DeliveryList>> {
     require_read(&s, &h)?;
-    let d = service(&s)?.deliveries(p.limit.unwrap_or(200).min(5_000)).await?;
-    Ok(Json(json!({ "deliveries": d })))
+    let deliveries = service(&s)?.deliveries(p.limit.unwrap_or(200).min(5_000)).await?;
+    Ok(Json(DeliveryList { deliveries }))
 }
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    list_rules,
+    create_rule,
+    templates,
+    get_rule,
+    put_rule,
+    delete_rule,
+    list_alerts,
+    get_alert,
+    acknowledge,
+    resolve,
+    deliveries
+))]
 pub(crate) struct Doc;

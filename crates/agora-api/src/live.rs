@@ -18,23 +18,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agora_ingest::limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit};
-use agora_model::{IdMap, SeriesId, Timestamp, Value};
+use agora_model::{
+    DeviceId, DeviceKind, IdMap, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, Value,
+};
 use agora_store::catalog::{Device, DeviceFilter, Scope};
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use parking_lot::Mutex;
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::connections::ClientAddr;
+use crate::doc::{BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::query::{CatalogParams, filter};
-use crate::views::{Audience, snapshot};
+use crate::views::{Audience, DeviceState, snapshot};
 use agora_query::device_state;
 
 /// How often values are sent.
@@ -258,6 +263,32 @@ fn device_states(state: &AppState) -> Vec<(Device, &'static str)> {
 /// A watched series: its device and property.
 type Watched = (Arc<str>, Arc<str>);
 
+/// A new value, in the data of a `values` event (a JSON array of them).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LiveValue<'a> {
+    /// The device.
+    #[schema(value_type = DeviceId)]
+    d: &'a str,
+    /// The property.
+    #[schema(value_type = PropertyName)]
+    p: &'a str,
+    /// When it was measured, epoch milliseconds.
+    t: i64,
+    /// The value.
+    v: &'a Value,
+}
+
+/// A device whose state changed, in the data of a `states` event (a JSON array of them).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LiveState<'a> {
+    /// The device.
+    #[schema(value_type = DeviceId)]
+    d: &'a str,
+    /// Its new state.
+    #[schema(value_type = DeviceState)]
+    s: &'static str,
+}
+
 struct Watch {
     state: AppState,
     audience: Audience,
@@ -308,15 +339,17 @@ impl Watch {
 
     /// The JSON rows of the frame's values this stream watches, or `None` when it watches none.
     fn values_data(&mut self, frame: &Frame) -> Option<String> {
-        let mut rows = Vec::new();
+        let mut watched = Vec::new();
         for (s, t, v) in &frame.values {
-            if let Some((d, p)) = self.resolve(*s) {
-                rows.push(json!({"d": &*d, "p": &*p, "t": t.as_nanos() / 1_000_000, "v": v}));
+            if let Some(w) = self.resolve(*s) {
+                watched.push((w, t.as_nanos() / 1_000_000, v));
             }
         }
-        if rows.is_empty() {
+        if watched.is_empty() {
             return None;
         }
+        let rows: Vec<LiveValue<'_>> =
+            watched.iter().map(|((d, p), t, v)| LiveValue { d, p, t: *t, v }).collect();
         serde_json::to_string(&rows).ok()
     }
 
@@ -333,7 +366,7 @@ impl Watch {
             }
             let id = d.id.as_str();
             if self.states.insert(id.to_owned(), st) != Some(*st) && !first {
-                changed.push(json!({"d": id, "s": st}));
+                changed.push(LiveState { d: id, s: st });
             }
         }
         if changed.is_empty() {
@@ -379,9 +412,39 @@ impl Watch {
     }
 }
 
-/// `GET /api/v1/live?site=&kind=&commune=&device=`: server-sent events of new values and device
-/// state changes. Operators (token or session) get every property; the public, when the public
-/// map is on, the public ones.
+/// Live updates: server-sent events of new values and device state changes.
+///
+/// Two events, each with a JSON array as its data:
+///
+/// - `values`: the newest value of each watched series stored since the previous event, as
+///   `[{"d": device, "p": property, "t": epoch milliseconds, "v": value}]` (`LiveValue`);
+///   every half second for operators, every 5 seconds for the public. Points flagged by quality
+///   checks are left out.
+/// - `states`: devices whose state changed (`online`, `offline`, `never_seen`, `faulty`,
+///   `flagged`), as `[{"d": device, "s": state}]` (`LiveState`); states are recomputed every 5
+///   seconds, and only changes since the stream opened are sent.
+///
+/// A comment line keeps the connection alive every 15 seconds. Operators (token or session) get
+/// every property; without a token, when the public map is on, the public gets all but the device
+/// internals (battery, radio link). A stream opened with a token or session ends within seconds
+/// of its revocation; all end when the server stops. Live streams are capped in total and per
+/// client address (503 with `Retry-After` beyond).
+#[utoipa::path(get, path = "/api/v1/live", tag = "dashboard", security((), ("bearer" = [])),
+    params(
+        ("commune" = Option<InseeCode>, Query, description = "Only the devices of this commune"),
+        ("site" = Option<SiteId>, Query, description = "Only the devices of this place"),
+        ("kind" = Option<DeviceKind>, Query, description = "Only the devices of this kind"),
+        ("bbox" = Option<String>, Query,
+            description = "Only the devices inside this box: `min_lon,min_lat,max_lon,max_lat` (WGS 84)",
+            pattern = r"^\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*,\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*,\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*,\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*$"),
+        ("device" = Option<String>, Query, description = "Only this device"),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of server-sent events: `values` and `states`, each with a JSON array as data (see the operation's description)", content_type = "text/event-stream", body = String),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn live(
     State(s): State<AppState>,
     client: Option<Extension<ClientAddr>>,
@@ -426,5 +489,9 @@ pub(crate) async fn live(
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(live),
+    // The events' data, and the parameters' types (parameters do not bring their schemas).
+    components(schemas(LiveValue, LiveState, InseeCode, SiteId, DeviceKind))
+)]
 pub(crate) struct Doc;

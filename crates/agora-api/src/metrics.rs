@@ -91,6 +91,17 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
+/// Metrics for Prometheus: HTTP requests by method, route and status with latency histograms,
+/// ingest counters, storage gauges.
+///
+/// Needs no token: where the figures are sensitive, keep it off the public network (at the reverse
+/// proxy). Clients without read credentials are rate-limited like every anonymous request.
+#[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics", security(()),
+    responses(
+        (status = 200, description = "The metrics, in the OpenMetrics text format",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 429, response = crate::doc::TooManyRequests),
+    ))]
 pub(crate) async fn render(State(s): State<AppState>) -> Response {
     let mut out = String::new();
     let c = &s.pipeline.counters;
@@ -190,5 +201,5 @@ mod tests {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(render))]
 pub(crate) struct Doc;

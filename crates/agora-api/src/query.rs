@@ -1,25 +1,34 @@
 //! Read endpoints: the catalog, raw points, aggregates (per device or grouped by site, commune or
 //! kind), latest values and storage statistics.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use agora_model::{DeviceKind, InseeCode, SeriesId, SiteId, Timestamp, Value};
+use agora_model::{
+    DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, SeriesId, SiteId, Timestamp, Value,
+    ValueKind,
+};
 use agora_query::summary::merge_into;
 use agora_query::{
     Averaging, Budget, DeviceStatus, Every, GroupBy, TimeRange, parse_duration, summaries,
 };
-use agora_store::catalog::{Device, DeviceFilter, SeriesInfo};
-use agora_store::{Agg, AggFn};
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use agora_store::catalog::{Commune, Device, DeviceFilter, SeriesInfo, Site};
+use agora_store::{Agg, AggFn, EngineStats};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as JsonValue, json};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require_read;
+use crate::doc::{
+    BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
 
 /// The time range of query parameters: `to` defaults to now, `from` to `span` before `to`.
 fn range(
@@ -61,24 +70,63 @@ fn required<'a>(v: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
     v.as_deref().ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))
 }
 
-fn num(v: f64) -> JsonValue {
-    if v.is_finite() { json!(v) } else { JsonValue::Null }
+/// A number as answered: `null` when not finite (JSON has no NaN nor infinity).
+fn num(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
 }
 
-#[derive(Debug, Deserialize)]
+/// A bounding box as `bbox` takes it: four numbers separated by commas (for the document only).
+pub(crate) enum Bbox {}
+
+impl utoipa::PartialSchema for Bbox {
+    fn schema() -> RefOr<Schema> {
+        // What `f64::from_str` takes, between spaces.
+        let number = r"\s*[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|[iI][nN][fF]([iI][nN][iI][tT][yY])?|[nN][aA][nN])\s*";
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("`min_lon,min_lat,max_lon,max_lat` (WGS 84)"))
+            .pattern(Some(format!("^{number}(,{number}){{3}}$")))
+            .examples(["5.44,43.52,5.46,43.54"])
+            .into()
+    }
+}
+
+impl ToSchema for Bbox {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Bbox")
+    }
+}
+
+/// Which devices: the filters of the live stream (`filter` reads the first four).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CatalogParams {
+    /// Only devices in this commune (INSEE code).
+    #[param(value_type = Option<InseeCode>)]
     pub(crate) commune: Option<String>,
+    /// Only devices on this place.
+    #[param(value_type = Option<SiteId>)]
     pub(crate) site: Option<String>,
+    /// Only devices of this kind.
+    #[param(value_type = Option<DeviceKind>)]
     pub(crate) kind: Option<String>,
+    /// Only devices inside this box: `min_lon,min_lat,max_lon,max_lat` (WGS 84).
+    #[param(value_type = Option<Bbox>, inline)]
     pub(crate) bbox: Option<String>,
+    /// Only this device (its identifier; an unknown one matches nothing).
     pub(crate) device: Option<String>,
-    pub(crate) property: Option<String>,
-    pub(crate) status: Option<String>,
 }
 
-pub(crate) fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
+/// The device filter of commune, place, kind and bounding box (each checked: a malformed one is
+/// a 400).
+fn device_filter(
+    commune: Option<&str>,
+    site: Option<&str>,
+    kind: Option<&str>,
+    bbox: Option<&str>,
+) -> ApiResult<DeviceFilter> {
     let bad = |e: agora_model::Error| ApiError::BadRequest(e.to_string());
-    let bbox = match &p.bbox {
+    let bbox = match bbox {
         None => None,
         Some(b) => {
             let v: Vec<f64> =
@@ -96,26 +144,68 @@ pub(crate) fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
         }
     };
     Ok(DeviceFilter {
-        commune: p.commune.as_deref().map(InseeCode::parse).transpose().map_err(bad)?,
-        site: p.site.as_deref().map(SiteId::parse).transpose().map_err(bad)?,
-        kind: p.kind.as_deref().map(DeviceKind::parse).transpose().map_err(bad)?,
+        commune: commune.map(InseeCode::parse).transpose().map_err(bad)?,
+        site: site.map(SiteId::parse).transpose().map_err(bad)?,
+        kind: kind.map(DeviceKind::parse).transpose().map_err(bad)?,
         bbox,
     })
 }
 
+/// The device filter of catalog parameters (commune, site, kind, bbox).
+pub(crate) fn filter(p: &CatalogParams) -> ApiResult<DeviceFilter> {
+    device_filter(p.commune.as_deref(), p.site.as_deref(), p.kind.as_deref(), p.bbox.as_deref())
+}
+
+/// The communes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommuneList {
+    /// Every declared commune.
+    communes: Vec<Commune>,
+}
+
+/// List the communes.
+#[utoipa::path(get, path = "/api/v1/communes", tag = "catalog", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The communes", body = CommuneList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn communes(
     State(s): State<AppState>,
     h: HeaderMap,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<CommuneList>> {
     require_read(&s, &h)?;
-    Ok(Json(json!({ "communes": s.catalog.communes() })))
+    Ok(Json(CommuneList { communes: s.catalog.communes() }))
 }
 
+/// Which places.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SiteParams {
+    /// Only the places of this commune (INSEE code; any other value matches nothing).
+    commune: Option<String>,
+}
+
+/// The places.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SiteList {
+    /// The matching places.
+    sites: Vec<Site>,
+}
+
+/// List the places (squares, street sections).
+#[utoipa::path(get, path = "/api/v1/sites", tag = "catalog", security((), ("bearer" = [])),
+    params(SiteParams),
+    responses(
+        (status = 200, description = "The places", body = SiteList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn sites(
     State(s): State<AppState>,
     h: HeaderMap,
-    Query(p): Query<CatalogParams>,
-) -> ApiResult<Json<JsonValue>> {
+    Query(p): Query<SiteParams>,
+) -> ApiResult<Json<SiteList>> {
     require_read(&s, &h)?;
     let sites: Vec<_> = s
         .catalog
@@ -123,39 +213,137 @@ pub(crate) async fn sites(
         .into_iter()
         .filter(|x| p.commune.as_deref().is_none_or(|c| x.commune.as_str() == c))
         .collect();
-    Ok(Json(json!({ "sites": sites })))
+    Ok(Json(SiteList { sites }))
 }
 
-fn with_status(d: &Device, now: Timestamp) -> JsonValue {
-    let (status, silent) = DeviceStatus::of(d, now);
-    let mut v = serde_json::to_value(d).unwrap_or_default();
-    v["status"] = json!(status.as_str());
-    v["silent_for_s"] = json!(silent);
-    v
+/// A device with whether it reports as expected.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceWithStatus {
+    /// The device as declared.
+    #[serde(flatten)]
+    device: Device,
+    /// `online`, `offline` (silent for more than twice `metadata.period_s`, plus a minute) or
+    /// `never_seen`.
+    status: DeviceStatus,
+    /// Whole seconds since it last reported (`null` when it never did).
+    silent_for_s: Option<i64>,
 }
 
+impl DeviceWithStatus {
+    fn of(device: Device, now: Timestamp) -> Self {
+        let (status, silent_for_s) = DeviceStatus::of(&device, now);
+        Self { device, status, silent_for_s }
+    }
+}
+
+/// Which devices.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeviceParams {
+    /// Only devices in this commune (INSEE code).
+    #[param(value_type = Option<InseeCode>)]
+    commune: Option<String>,
+    /// Only devices on this place.
+    #[param(value_type = Option<SiteId>)]
+    site: Option<String>,
+    /// Only devices of this kind.
+    #[param(value_type = Option<DeviceKind>)]
+    kind: Option<String>,
+    /// Only devices inside this box: `min_lon,min_lat,max_lon,max_lat` (WGS 84).
+    #[param(value_type = Option<Bbox>, inline)]
+    bbox: Option<String>,
+    /// Only devices in this state: `online`, `offline` (silent for more than twice
+    /// `metadata.period_s`) or `never_seen`; any other value matches nothing.
+    status: Option<String>,
+}
+
+/// Devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceList {
+    /// How many are listed.
+    count: usize,
+    /// The matching devices, with their status.
+    devices: Vec<DeviceWithStatus>,
+}
+
+/// List the devices, with their status (online, offline, never seen).
+#[utoipa::path(get, path = "/api/v1/devices", tag = "catalog", security((), ("bearer" = [])),
+    params(DeviceParams),
+    responses(
+        (status = 200, description = "The matching devices", body = DeviceList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn devices(
     State(s): State<AppState>,
     h: HeaderMap,
-    Query(p): Query<CatalogParams>,
-) -> ApiResult<Json<JsonValue>> {
+    Query(p): Query<DeviceParams>,
+) -> ApiResult<Json<DeviceList>> {
     require_read(&s, &h)?;
     let now = s.clock.now();
-    let devices: Vec<JsonValue> = s
+    let fil = device_filter(
+        p.commune.as_deref(),
+        p.site.as_deref(),
+        p.kind.as_deref(),
+        p.bbox.as_deref(),
+    )?;
+    let devices: Vec<DeviceWithStatus> = s
         .catalog
-        .devices(&filter(&p)?)
-        .iter()
-        .map(|d| with_status(d, now))
-        .filter(|d| p.status.as_deref().is_none_or(|st| d["status"] == st))
+        .devices(&fil)
+        .into_iter()
+        .map(|d| DeviceWithStatus::of(d, now))
+        .filter(|d| p.status.as_deref().is_none_or(|st| d.status.as_str() == st))
         .collect();
-    Ok(Json(json!({ "count": devices.len(), "devices": devices })))
+    Ok(Json(DeviceList { count: devices.len(), devices }))
 }
 
+/// A value at an instant.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimedValue {
+    /// When it was measured.
+    time: Timestamp,
+    /// The value.
+    value: Value,
+}
+
+/// One series of a device, with its latest value.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceSeries {
+    /// The property.
+    property: PropertyName,
+    /// Canonical unit of stored values.
+    unit: String,
+    /// Value kind.
+    kind: ValueKind,
+    /// The unit the source sent, when it differed and was converted.
+    source_unit: Option<String>,
+    /// Its latest value (`null` when none is stored).
+    latest: Option<TimedValue>,
+}
+
+/// A device in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceDetail {
+    /// The device, with its status.
+    device: DeviceWithStatus,
+    /// Its series, with their latest values.
+    series: Vec<DeviceSeries>,
+}
+
+/// One device, with its status, its series and their latest values.
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "catalog", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "The device's identifier")),
+    responses(
+        (status = 200, description = "The device", body = DeviceDetail),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn device(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<DeviceDetail>> {
     require_read(&s, &h)?;
     let d = s
         .catalog
@@ -164,24 +352,53 @@ pub(crate) async fn device(
     let series = s.catalog.device_series(&id);
     let ids: Vec<SeriesId> = series.iter().map(|x| x.id).collect();
     let latest = s.store.latest(&ids);
-    let series: Vec<JsonValue> = series
-        .iter()
+    let series: Vec<DeviceSeries> = series
+        .into_iter()
         .zip(latest)
-        .map(|(x, l)| {
-            json!({
-                "property": x.property, "unit": x.unit, "kind": x.kind, "source_unit": x.source_unit,
-                "latest": l.map(|(t, v)| json!({"time": t, "value": v})),
-            })
+        .map(|(x, l)| DeviceSeries {
+            property: x.property,
+            unit: x.unit,
+            kind: x.kind,
+            source_unit: x.source_unit,
+            latest: l.map(|(time, value)| TimedValue { time, value }),
         })
         .collect();
-    Ok(Json(json!({ "device": with_status(&d, s.clock.now()), "series": series })))
+    Ok(Json(DeviceDetail { device: DeviceWithStatus::of(d, s.clock.now()), series }))
 }
 
+/// Which series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SeriesParams {
+    /// Only the series of this device (its identifier; an unknown one matches nothing).
+    device: Option<String>,
+    /// Only the series of this property (canonical name or alias; an unknown one matches
+    /// nothing).
+    property: Option<String>,
+}
+
+/// Series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SeriesList {
+    /// How many are listed.
+    count: usize,
+    /// The matching series.
+    series: Vec<SeriesInfo>,
+}
+
+/// List the series (device × property).
+#[utoipa::path(get, path = "/api/v1/series", tag = "catalog", security((), ("bearer" = [])),
+    params(SeriesParams),
+    responses(
+        (status = 200, description = "The matching series", body = SeriesList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn series(
     State(s): State<AppState>,
     h: HeaderMap,
-    Query(p): Query<CatalogParams>,
-) -> ApiResult<Json<JsonValue>> {
+    Query(p): Query<SeriesParams>,
+) -> ApiResult<Json<SeriesList>> {
     require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let list: Vec<SeriesInfo> = match &p.device {
@@ -191,32 +408,115 @@ pub(crate) async fn series(
     .into_iter()
     .filter(|x| prop.as_deref().is_none_or(|pp| x.property.as_str() == pp))
     .collect();
-    Ok(Json(json!({ "count": list.len(), "series": list })))
+    Ok(Json(SeriesList { count: list.len(), series: list }))
 }
 
+/// The catalogue of properties.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PropertyList {
+    /// Every known property: built in, configured or registered on first write.
+    properties: Vec<PropertyDef>,
+}
+
+/// The catalogue of observed properties: units, valid ranges, aliases.
+#[utoipa::path(get, path = "/api/v1/properties", tag = "catalog", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The properties", body = PropertyList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn properties(
     State(s): State<AppState>,
     h: HeaderMap,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<PropertyList>> {
     require_read(&s, &h)?;
-    Ok(Json(json!({ "properties": s.pipeline.properties() })))
+    Ok(Json(PropertyList { properties: s.pipeline.properties() }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which points are returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum QualityFilter {
+    /// Points flagged by the quality checks are left out.
+    #[default]
+    Good,
+    /// Every point; flagged ones carry their flags.
+    All,
+}
+
+/// Which raw points.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ObsParams {
+    /// The device's identifier.
+    #[param(required = true, example = "aq-rotonde-01")]
     device: Option<String>,
+    /// The property (canonical name or alias).
+    #[param(required = true, example = "pm10")]
     property: Option<String>,
+    /// First instant included: RFC 3339, an epoch number (seconds, milliseconds, microseconds or
+    /// nanoseconds, guessed from its size), `now` or `now-24h` (default: 24 hours before `to`).
     from: Option<String>,
+    /// First instant excluded, in the same forms (default: now).
     to: Option<String>,
+    /// The most points returned (default and ceiling: the server's `max_points`); `truncated`
+    /// says when more were there.
+    #[param(minimum = 0)]
     limit: Option<usize>,
-    quality: Option<String>,
+    /// `good` (default): points flagged by quality checks are left out; `all`: they are shown,
+    /// with their flags (`stuck`, `jump`).
+    #[param(inline)]
+    quality: Option<QualityFilter>,
 }
 
+/// A raw point.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RawPoint {
+    /// When it was measured.
+    time: Timestamp,
+    /// The value.
+    value: Value,
+    /// The quality checks it failed (`stuck`, `jump`); only with `quality=all`, absent when it
+    /// passed them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<Vec<&'static str>>,
+}
+
+/// Raw points of one series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RawPoints {
+    /// The device.
+    device: DeviceId,
+    /// The property (its canonical name).
+    property: PropertyName,
+    /// Unit of the values.
+    unit: String,
+    /// First instant included.
+    from: Timestamp,
+    /// First instant excluded.
+    to: Timestamp,
+    /// How many points are returned.
+    count: usize,
+    /// Whether more points were in the range than `limit` allowed.
+    truncated: bool,
+    /// The points, oldest first.
+    points: Vec<RawPoint>,
+}
+
+/// Raw points of one series (one device's property) over a time range.
+#[utoipa::path(get, path = "/api/v1/observations", tag = "query", security((), ("bearer" = [])),
+    params(ObsParams),
+    responses(
+        (status = 200, description = "The points", body = RawPoints),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn observations(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<ObsParams>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<RawPoints>> {
     require_read(&s, &h)?;
     let device = required(&p.device, "device")?;
     let property = required(&p.property, "property")?;
@@ -224,83 +524,228 @@ pub(crate) async fn observations(
     let TimeRange { from, to } =
         range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let limit = p.limit.unwrap_or(s.config.max_points).min(s.config.max_points);
-    let all = match p.quality.as_deref() {
-        None | Some("good") => false,
-        Some("all") => true,
-        Some(q) => {
-            return Err(ApiError::BadRequest(format!(
-                "bad quality {q:?}: use good (default) or all"
-            )));
-        }
-    };
     // By default points flagged by quality checks are left out; quality=all shows them, flagged.
-    let pts: Vec<(Timestamp, Value, u8)> = if all {
-        s.store.read_with_flags(info.id, from, to, limit + 1).await?
-    } else {
-        s.store
+    let pts: Vec<(Timestamp, Value, u8)> = match p.quality.unwrap_or_default() {
+        QualityFilter::All => s.store.read_with_flags(info.id, from, to, limit + 1).await?,
+        QualityFilter::Good => s
+            .store
             .read(info.id, from, to, limit + 1)
             .await?
             .into_iter()
             .map(|(t, v)| (t, v, 0))
-            .collect()
+            .collect(),
     };
     let truncated = pts.len() > limit;
-    let points: Vec<JsonValue> = pts
-        .iter()
+    let points: Vec<RawPoint> = pts
+        .into_iter()
         .take(limit)
-        .map(|(t, v, f)| {
-            if *f == 0 {
-                json!({"time": t, "value": v})
-            } else {
-                json!({"time": t, "value": v, "flags": agora_model::quality::names(*f)})
-            }
+        .map(|(time, value, f)| RawPoint {
+            time,
+            value,
+            flags: (f != 0).then(|| agora_model::quality::names(f)),
         })
         .collect();
-    Ok(Json(json!({
-        "device": info.device, "property": info.property, "unit": info.unit,
-        "from": from, "to": to, "count": points.len(), "truncated": truncated, "points": points,
-    })))
+    Ok(Json(RawPoints {
+        device: info.device,
+        property: info.property,
+        unit: info.unit,
+        from,
+        to,
+        count: points.len(),
+        truncated,
+        points,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// An aggregation function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AggFunction {
+    /// Mean (energy mean for sound levels).
+    #[default]
+    Mean,
+    /// The same as `mean`.
+    Avg,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Sum (energy sum for sound levels).
+    Sum,
+    /// Number of points.
+    Count,
+    /// Earliest value.
+    First,
+    /// Latest value.
+    Last,
+}
+
+impl AggFunction {
+    /// The store's function.
+    fn agg(self) -> AggFn {
+        match self {
+            Self::Mean | Self::Avg => AggFn::Mean,
+            Self::Min => AggFn::Min,
+            Self::Max => AggFn::Max,
+            Self::Sum => AggFn::Sum,
+            Self::Count => AggFn::Count,
+            Self::First => AggFn::First,
+            Self::Last => AggFn::Last,
+        }
+    }
+}
+
+/// What devices are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Grouping {
+    /// Their place.
+    Site,
+    /// Their commune.
+    Commune,
+    /// Their kind.
+    Kind,
+}
+
+impl From<Grouping> for GroupBy {
+    fn from(g: Grouping) -> Self {
+        match g {
+            Grouping::Site => Self::Site,
+            Grouping::Commune => Self::Commune,
+            Grouping::Kind => Self::Kind,
+        }
+    }
+}
+
+/// Which aggregates: one device's, or groups of devices' (give `device` or `group_by`, not
+/// both).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AggParams {
+    /// One device's aggregates (its identifier); without it, `group_by` is needed.
     device: Option<String>,
+    /// The property (canonical name or alias).
+    #[param(required = true)]
     property: Option<String>,
+    /// First instant included: RFC 3339, an epoch number (seconds, milliseconds, microseconds or
+    /// nanoseconds, guessed from its size), `now` or `now-24h` (default: 24 hours before `to`).
     from: Option<String>,
+    /// First instant excluded, in the same forms (default: now).
     to: Option<String>,
+    /// Bucket length: a whole number and a unit, `s`, `m` (or `min`), `h`, `d` or `w` (default
+    /// `1h`); at most 100,000 buckets in the range. Whole hours and days come from the hourly
+    /// rollups; shorter buckets read raw points, within the server's budget.
+    #[param(pattern = r"^\s*0*[1-9][0-9]*(s|m|min|h|d|w)\s*$", example = "1h")]
     every: Option<String>,
+    /// Aggregation function (default `mean`; the mean and sum of sound levels are energy
+    /// averages).
     #[serde(rename = "fn")]
-    func: Option<String>,
-    group_by: Option<String>,
-    /// IANA time zone for buckets of whole days (default UTC).
+    #[param(inline)]
+    func: Option<AggFunction>,
+    /// Aggregate the devices' series by place, commune or kind, bucket by bucket (instead of one
+    /// `device`).
+    #[param(inline)]
+    group_by: Option<Grouping>,
+    /// IANA time zone for buckets of whole days, e.g. `Europe/Paris` (default UTC).
+    #[param(example = "Europe/Paris")]
     tz: Option<String>,
+    /// With `group_by`: only devices in this commune (INSEE code).
+    #[param(value_type = Option<InseeCode>)]
     commune: Option<String>,
+    /// With `group_by`: only devices on this place.
+    #[param(value_type = Option<SiteId>)]
     site: Option<String>,
+    /// With `group_by`: only devices of this kind.
+    #[param(value_type = Option<DeviceKind>)]
     kind: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Bucket {
+/// The aggregate of one bucket.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AggBucket {
+    /// Start of the bucket.
     time: Timestamp,
-    value: JsonValue,
+    /// The function's value (`null` when not finite).
+    value: Option<f64>,
+    /// Points in the bucket.
     count: u64,
 }
 
-fn buckets(aggs: &[(Timestamp, Agg)], f: AggFn, averaging: Averaging) -> Vec<Bucket> {
+fn buckets(aggs: &[(Timestamp, Agg)], f: AggFn, averaging: Averaging) -> Vec<AggBucket> {
     aggs.iter()
-        .map(|(t, a)| Bucket { time: *t, value: num(averaging.value(a, f)), count: a.count })
+        .map(|(t, a)| AggBucket { time: *t, value: num(averaging.value(a, f)), count: a.count })
         .collect()
 }
 
+/// The buckets of one device, or of one group of devices.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum AggSeries {
+    /// One device's buckets.
+    Device {
+        /// The device.
+        device: DeviceId,
+        /// Its buckets, oldest first (empty ones left out).
+        points: Vec<AggBucket>,
+    },
+    /// One group's buckets.
+    Group {
+        /// The place, commune or kind.
+        group: String,
+        /// How many devices of the group have the property.
+        devices: usize,
+        /// The group's buckets, oldest first (empty ones left out).
+        points: Vec<AggBucket>,
+    },
+}
+
+/// Aggregates over buckets of time.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Aggregate {
+    /// The property (canonical name when known).
+    property: String,
+    /// The function, as asked.
+    #[serde(rename = "fn")]
+    func: AggFunction,
+    /// The bucket length, as asked.
+    every: String,
+    /// First instant included.
+    from: Timestamp,
+    /// First instant excluded.
+    to: Timestamp,
+    /// How values were averaged.
+    averaging: Averaging,
+    /// The time zone, as asked (`UTC` by default).
+    tz: String,
+    /// With `group_by`: what devices were grouped by (`site`, `commune` or `kind`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_by: Option<Grouping>,
+    /// Unit of the values (`null` when no device of the groups has the property).
+    unit: Option<String>,
+    /// One device's buckets, or one entry per group (in the groups' order).
+    series: Vec<AggSeries>,
+}
+
+/// Aggregates over buckets of time: of one device, or grouped by place, commune or kind.
+#[utoipa::path(get, path = "/api/v1/aggregate", tag = "query", security((), ("bearer" = [])),
+    params(AggParams),
+    responses(
+        (status = 200, description = "The buckets", body = Aggregate),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn aggregate(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<AggParams>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<Aggregate>> {
     require_read(&s, &h)?;
     let property = required(&p.property, "property")?;
     let property = canonical(&s, property);
-    let every = parse_duration(p.every.as_deref().unwrap_or("1h"))?;
+    let every_s = p.every.as_deref().unwrap_or("1h");
+    let every = parse_duration(every_s)?;
     let tz: Option<chrono_tz::Tz> =
         p.tz.as_deref()
             .map(|z| {
@@ -312,7 +757,8 @@ pub(crate) async fn aggregate(
             })
             .transpose()?;
     let every = Every::new(every, tz);
-    let f: AggFn = p.func.as_deref().unwrap_or("mean").parse().map_err(ApiError::BadRequest)?;
+    let func = p.func.unwrap_or_default();
+    let f = func.agg();
     let range = range(&s, p.from.as_deref(), p.to.as_deref(), Duration::from_secs(86_400))?;
     let n_buckets = every.count_in(range.span());
     if n_buckets > 100_000 {
@@ -324,37 +770,38 @@ pub(crate) async fn aggregate(
         .pipeline
         .unit_of(&property)
         .map_or(Averaging::Arithmetic, |u| Averaging::of(&property, &u, f));
-    let head = json!({
-        "property": property, "fn": p.func.as_deref().unwrap_or("mean"), "every": p.every.as_deref().unwrap_or("1h"),
-        "from": range.from, "to": range.to, "averaging": averaging.as_str(),
-        "tz": p.tz.as_deref().unwrap_or("UTC"),
-    });
+    let mut out = Aggregate {
+        property,
+        func,
+        every: every_s.to_owned(),
+        from: range.from,
+        to: range.to,
+        averaging,
+        tz: p.tz.clone().unwrap_or_else(|| "UTC".to_owned()),
+        group_by: None,
+        unit: None,
+        series: Vec::new(),
+    };
     let store = s.store.as_ref();
-    match (&p.device, &p.group_by) {
+    match (&p.device, p.group_by) {
         (Some(d), None) => {
-            let info = series_of(&s, d, &property)?;
+            let info = series_of(&s, d, &out.property)?;
             budget(&s).check(store, &[info.id], range, every, averaging)?;
             let aggs = summaries(store, info.id, range, every, averaging).await?;
-            let mut out = head;
-            out["unit"] = json!(info.unit);
-            out["series"] =
-                json!([{ "device": info.device, "points": buckets(&aggs, f, averaging) }]);
+            out.unit = Some(info.unit);
+            out.series = vec![AggSeries::Device {
+                device: info.device,
+                points: buckets(&aggs, f, averaging),
+            }];
             Ok(Json(out))
         }
-        (None, Some(g)) => {
-            let group: GroupBy = g.parse()?;
-            let fil = filter(&CatalogParams {
-                commune: p.commune.clone(),
-                site: p.site.clone(),
-                kind: p.kind.clone(),
-                bbox: None,
-                device: None,
-                property: None,
-                status: None,
-            })?;
+        (None, Some(grouping)) => {
+            let group = GroupBy::from(grouping);
+            let fil =
+                device_filter(p.commune.as_deref(), p.site.as_deref(), p.kind.as_deref(), None)?;
             let devices = s.catalog.devices(&fil);
             let keys: Vec<(&str, &str)> =
-                devices.iter().map(|d| (d.id.as_str(), property.as_str())).collect();
+                devices.iter().map(|d| (d.id.as_str(), out.property.as_str())).collect();
             let ids = s.catalog.lookup_series(&keys);
             let all: Vec<SeriesId> = ids.iter().flatten().copied().collect();
             budget(&s).check(store, &all, range, every, averaging)?;
@@ -370,17 +817,15 @@ pub(crate) async fn aggregate(
                 g.0 += 1;
                 merge_into(&mut g.1, aggs);
             }
-            let series: Vec<JsonValue> = groups
+            out.series = groups
                 .into_iter()
                 .map(|(k, (n, b))| {
                     let aggs: Vec<(Timestamp, Agg)> = b.into_iter().collect();
-                    json!({"group": k, "devices": n, "points": buckets(&aggs, f, averaging)})
+                    AggSeries::Group { group: k, devices: n, points: buckets(&aggs, f, averaging) }
                 })
                 .collect();
-            let mut out = head;
-            out["group_by"] = json!(group.as_str());
-            out["unit"] = json!(unit);
-            out["series"] = json!(series);
+            out.group_by = Some(grouping);
+            out.unit = unit;
             Ok(Json(out))
         }
         (Some(_), Some(_)) => {
@@ -392,16 +837,82 @@ pub(crate) async fn aggregate(
     }
 }
 
+/// Which latest values.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LatestParams {
+    /// Only this device (its identifier; an unknown one matches nothing); when given, `commune`,
+    /// `site`, `kind` and `bbox` are not read.
+    device: Option<String>,
+    /// Only this property (canonical name or alias; an unknown one matches nothing).
+    property: Option<String>,
+    /// Only devices in this commune (INSEE code).
+    #[param(value_type = Option<InseeCode>)]
+    commune: Option<String>,
+    /// Only devices on this place.
+    #[param(value_type = Option<SiteId>)]
+    site: Option<String>,
+    /// Only devices of this kind.
+    #[param(value_type = Option<DeviceKind>)]
+    kind: Option<String>,
+    /// Only devices inside this box: `min_lon,min_lat,max_lon,max_lat` (WGS 84).
+    #[param(value_type = Option<Bbox>, inline)]
+    bbox: Option<String>,
+}
+
+/// The latest value of one series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LatestValue {
+    /// The device.
+    device: DeviceId,
+    /// Its kind.
+    kind: DeviceKind,
+    /// Its place.
+    site: Option<SiteId>,
+    /// Its commune.
+    commune: Option<InseeCode>,
+    /// The property.
+    property: PropertyName,
+    /// Unit of the value.
+    unit: String,
+    /// When it was measured.
+    time: Timestamp,
+    /// The value.
+    value: Value,
+}
+
+/// Latest values.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LatestList {
+    /// How many are listed.
+    count: usize,
+    /// One per matching series that holds a value.
+    values: Vec<LatestValue>,
+}
+
+/// The latest value of each matching series.
+#[utoipa::path(get, path = "/api/v1/latest", tag = "query", security((), ("bearer" = [])),
+    params(LatestParams),
+    responses(
+        (status = 200, description = "The latest values", body = LatestList),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+    ))]
 pub(crate) async fn latest(
     State(s): State<AppState>,
     h: HeaderMap,
-    Query(p): Query<CatalogParams>,
-) -> ApiResult<Json<JsonValue>> {
+    Query(p): Query<LatestParams>,
+) -> ApiResult<Json<LatestList>> {
     require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let devices: Vec<Device> = match &p.device {
         Some(d) => s.catalog.device(d).into_iter().collect(),
-        None => s.catalog.devices(&filter(&p)?),
+        None => s.catalog.devices(&device_filter(
+            p.commune.as_deref(),
+            p.site.as_deref(),
+            p.kind.as_deref(),
+            p.bbox.as_deref(),
+        )?),
     };
     let mut rows: Vec<(&Device, SeriesInfo)> = Vec::new();
     for d in &devices {
@@ -413,21 +924,67 @@ pub(crate) async fn latest(
     }
     let ids: Vec<SeriesId> = rows.iter().map(|r| r.1.id).collect();
     let latest = s.store.latest(&ids);
-    let values: Vec<JsonValue> = rows
-        .iter()
+    let values: Vec<LatestValue> = rows
+        .into_iter()
         .zip(latest)
         .filter_map(|((d, x), l)| {
-            let (t, v): (Timestamp, Value) = l?;
-            Some(json!({
-                "device": d.id, "kind": d.kind, "site": d.site, "commune": d.commune,
-                "property": x.property, "unit": x.unit, "time": t, "value": v,
-            }))
+            let (time, value): (Timestamp, Value) = l?;
+            Some(LatestValue {
+                device: d.id.clone(),
+                kind: d.kind.clone(),
+                site: d.site.clone(),
+                commune: d.commune.clone(),
+                property: x.property,
+                unit: x.unit,
+                time,
+                value,
+            })
         })
         .collect();
-    Ok(Json(json!({ "count": values.len(), "values": values })))
+    Ok(Json(LatestList { count: values.len(), values }))
 }
 
-pub(crate) async fn stats(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+/// How much the catalog holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CatalogCounts {
+    /// Communes.
+    communes: usize,
+    /// Places.
+    sites: usize,
+    /// Devices.
+    devices: usize,
+    /// Series.
+    series: usize,
+}
+
+/// Storage statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StorageStats {
+    /// Series with at least one point.
+    series: usize,
+    /// Points stored.
+    points: u64,
+    /// Bytes on disk (segments, write-ahead log, manifest).
+    bytes_on_disk: u64,
+    /// Bytes of segment files per compacted point (0 when nothing is stored).
+    bytes_per_point: f64,
+    /// The storage engine's figures.
+    storage: EngineStats,
+    /// What the catalog holds.
+    catalog: CatalogCounts,
+}
+
+/// Series, points and bytes on disk.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "query", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The statistics", body = StorageStats),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+    ))]
+pub(crate) async fn stats(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> ApiResult<Json<StorageStats>> {
     require_read(&s, &h)?;
     let st = s.store.stats();
     let bytes_per_point = if st.points > 0 {
@@ -435,22 +992,33 @@ pub(crate) async fn stats(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
     } else {
         0.0
     };
-    Ok(Json(json!({
-        "series": st.series,
-        "points": st.points,
-        "bytes_on_disk": st.bytes_on_disk,
-        "bytes_per_point": bytes_per_point,
-        "storage": st,
-        "catalog": {
-            "communes": s.catalog.communes().len(),
-            "sites": s.catalog.sites().len(),
-            "devices": s.catalog.devices(&DeviceFilter::default()).len(),
-            "series": s.catalog.all_series().len(),
+    Ok(Json(StorageStats {
+        series: st.series,
+        points: st.points,
+        bytes_on_disk: st.bytes_on_disk,
+        bytes_per_point,
+        catalog: CatalogCounts {
+            communes: s.catalog.communes().len(),
+            sites: s.catalog.sites().len(),
+            devices: s.catalog.devices(&DeviceFilter::default()).len(),
+            series: s.catalog.all_series().len(),
         },
-    })))
+        storage: st,
+    }))
 }
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    communes,
+    sites,
+    devices,
+    device,
+    series,
+    properties,
+    observations,
+    aggregate,
+    latest,
+    stats
+))]
 pub(crate) struct Doc;

@@ -7,18 +7,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use agora_model::{SeriesId, Timestamp, Value, is_device_internal};
-use agora_store::catalog::{Device, DeviceFilter};
+use agora_model::{
+    DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, Value,
+    is_device_internal,
+};
+use agora_store::StorageHealth;
+use agora_store::catalog::{Commune, Device, DeviceFilter, Site};
 use agora_store::{Agg, AggFn};
-use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Value as JsonValue, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require_read;
+use crate::doc::{
+    BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
 use agora_query::{Averaging, DeviceStatus, Every, TimeRange, device_state, is_fault, parse_time};
 
 /// Most buckets a chart series may have.
@@ -104,73 +111,164 @@ pub(crate) fn snapshot(state: &AppState, devices: &[Device], audience: Audience)
     snap
 }
 
-fn value_json(v: &Value) -> JsonValue {
-    match v {
-        Value::F64(x) if x.is_finite() => json!(x),
-        Value::F64(_) => JsonValue::Null,
-        other => serde_json::to_value(other).unwrap_or(JsonValue::Null),
-    }
+/// A device's state on the map: `offline` and `never_seen` from its reporting period (twice its
+/// metadata's `period_s`, one hour by default, plus a minute), `faulty` when a status it reports
+/// names a fault (`defectiveLamp`…), `flagged` when quality checks flagged one of its points in
+/// the last 24 hours, else `online`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+// Describes the names `agora_query::device_state` answers; never built.
+#[allow(dead_code)]
+pub(crate) enum DeviceState {
+    Online,
+    Offline,
+    NeverSeen,
+    Faulty,
+    Flagged,
 }
 
-fn map_payload(state: &AppState, audience: Audience) -> JsonValue {
+/// The map: communes, places and devices with their latest values.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MapAnswer {
+    /// The server's time.
+    now: Timestamp,
+    /// Every commune.
+    communes: Vec<Commune>,
+    /// Every place.
+    sites: Vec<Site>,
+    /// The unit of each property shown, by property.
+    units: BTreeMap<String, String>,
+    /// Every device.
+    devices: Vec<MapDevice>,
+}
+
+/// A device on the map.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MapDevice {
+    /// Its identifier.
+    id: DeviceId,
+    /// A name for people.
+    name: Option<String>,
+    /// Its kind.
+    kind: DeviceKind,
+    /// The place it stands on.
+    site: Option<SiteId>,
+    /// Its commune.
+    commune: Option<InseeCode>,
+    /// Latitude (WGS 84).
+    lat: Option<f64>,
+    /// Longitude (WGS 84).
+    lon: Option<f64>,
+    /// Its state.
+    #[schema(value_type = DeviceState)]
+    state: &'static str,
+    /// The latest value of each property shown, by property: `[time in epoch milliseconds,
+    /// value]`.
+    latest: BTreeMap<String, (i64, Value)>,
+    /// When it last sent data (null: never); on the operator's map only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Timestamp>)]
+    last_seen: Option<Option<Timestamp>>,
+}
+
+fn map_payload(state: &AppState, audience: Audience) -> MapAnswer {
     let now = state.clock.now();
     let devices = state.catalog.devices(&DeviceFilter::default());
     let snap = snapshot(state, &devices, audience);
-    let list: Vec<JsonValue> = devices
-        .iter()
+    let list = devices
+        .into_iter()
         .map(|d| {
             let id = d.id.as_str();
-            let latest: serde_json::Map<String, JsonValue> = snap
+            let latest = snap
                 .latest
                 .get(id)
                 .map(|v| {
                     v.iter()
-                        .map(|(p, t, x)| {
-                            (p.clone(), json!([t.as_nanos() / 1_000_000, value_json(x)]))
-                        })
+                        .map(|(p, t, x)| (p.clone(), (t.as_nanos() / 1_000_000, x.clone())))
                         .collect()
                 })
                 .unwrap_or_default();
             let state =
-                device_state(d, now, snap.faulty.contains_key(id), snap.flagged.get(id).copied());
-            let mut o = json!({
-                "id": d.id, "name": d.name, "kind": d.kind, "site": d.site, "commune": d.commune,
-                "lat": d.lat, "lon": d.lon, "state": state, "latest": latest,
-            });
-            if audience == Audience::Operator {
-                o["last_seen"] = json!(d.last_seen);
+                device_state(&d, now, snap.faulty.contains_key(id), snap.flagged.get(id).copied());
+            MapDevice {
+                last_seen: (audience == Audience::Operator).then_some(d.last_seen),
+                id: d.id,
+                name: d.name,
+                kind: d.kind,
+                site: d.site,
+                commune: d.commune,
+                lat: d.lat,
+                lon: d.lon,
+                state,
+                latest,
             }
-            o
         })
         .collect();
-    json!({
-        "now": now,
-        "communes": state.catalog.communes(),
-        "sites": state.catalog.sites(),
-        "units": snap.units,
-        "devices": list,
-    })
+    MapAnswer {
+        now,
+        communes: state.catalog.communes(),
+        sites: state.catalog.sites(),
+        units: snap.units,
+        devices: list,
+    }
 }
 
-/// `GET /api/v1/public/map`: places and devices with their latest public values, no token.
-pub(crate) async fn public_map(State(s): State<AppState>) -> ApiResult<Json<JsonValue>> {
+/// The public map: places and devices with their latest public values, no token.
+///
+/// Device internals (battery, radio link) and last-seen times are left out. Answers 404 when the
+/// public map is disabled on this server.
+#[utoipa::path(get, path = "/api/v1/public/map", tag = "dashboard", security(()),
+    responses(
+        (status = 200, description = "Places and devices with their latest public values", body = MapAnswer),
+        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+    ))]
+pub(crate) async fn public_map(State(s): State<AppState>) -> ApiResult<Json<MapAnswer>> {
     public_only(&s)?;
     Ok(Json(map_payload(&s, Audience::Public)))
 }
 
-/// `GET /api/v1/map`: the operator's map, with every property and device states.
-pub(crate) async fn map(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+/// The operator's map: every device with every property's latest value, its state and when it was
+/// last seen.
+///
+/// Open without a token when the deployment publishes its data (`public_read`).
+#[utoipa::path(get, path = "/api/v1/map", tag = "dashboard", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Places and devices with every latest value", body = MapAnswer),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+    ))]
+pub(crate) async fn map(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<MapAnswer>> {
     require_read(&s, &h)?;
     Ok(Json(map_payload(&s, Audience::Operator)))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to chart: one device's series or a place's, one property, a time range.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ChartParams {
+    /// The device whose series to chart (give this or `site`, not both).
     device: Option<String>,
+    /// A place: chart the series of all its devices merged (give this or `device`, not both).
+    #[param(value_type = Option<SiteId>)]
     site: Option<String>,
+    /// The property (its canonical name or a known alias). Device internals (`battery`,
+    /// `battery_voltage`, `rssi`, `snr`, `f_cnt`) are charted for operators only.
+    #[param(required = true)]
     property: Option<String>,
+    /// Start: RFC 3339, an epoch number (seconds, milliseconds, microseconds or nanoseconds,
+    /// guessed from its size), `now`, or a time before now (`now-24h`, `-7d`; units s, m or min,
+    /// h, d, w); default 24 hours before `to`. Must be before `to`.
+    #[param(
+        pattern = r"^\s*(now|(now)?-\s*0*[1-9][0-9]*(s|m|min|h|d|w)|\+?[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+\-−][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     from: Option<String>,
+    /// End, in the same forms as `from`; default now.
+    #[param(
+        pattern = r"^\s*(now|(now)?-\s*0*[1-9][0-9]*(s|m|min|h|d|w)|\+?[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+\-−][0-9]{2}:[0-9]{2}))\s*$"
+    )]
     to: Option<String>,
+    /// The most buckets to answer, 1 to 2,000 (default 1,500).
+    #[param(minimum = 1, maximum = 2000)]
     points: Option<usize>,
 }
 
@@ -210,15 +308,60 @@ pub(crate) fn chart_buckets(
     (step, Timestamp::from_nanos(aligned))
 }
 
-/// `GET /api/v1/chart?device=|site=&property=&from=&to=&points=`: one series downsampled to at
-/// most `points` (≤ 2,000) buckets, each with min, max, mean and count, so peaks stay visible.
-/// Buckets of whole hours come from the stored hourly rollups. A site's chart merges its
-/// devices. Sound levels are averaged as energy.
+/// A chart: one series in buckets, as columns (the i-th bucket is `t[i]`, `min[i]`, …). Buckets
+/// without points are absent.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChartAnswer {
+    /// The property charted (its canonical name).
+    property: String,
+    /// Its unit (null when no series has it).
+    unit: Option<String>,
+    /// The device asked for.
+    device: Option<String>,
+    /// The place asked for.
+    site: Option<String>,
+    /// How many series are merged.
+    devices: usize,
+    /// Start asked for.
+    from: Timestamp,
+    /// End asked for.
+    to: Timestamp,
+    /// Bucket length in seconds; buckets are aligned on it.
+    every_s: u64,
+    /// How bucket means are computed: `energy` for sound levels in dB.
+    averaging: Averaging,
+    /// Start of each bucket, epoch seconds.
+    t: Vec<i64>,
+    /// Smallest value of each bucket.
+    min: Vec<f64>,
+    /// Largest value of each bucket.
+    max: Vec<f64>,
+    /// Mean of each bucket, rounded to 3 decimals (null when not finite).
+    mean: Vec<Option<f64>>,
+    /// Points in each bucket.
+    count: Vec<u64>,
+}
+
+/// A chart: one series (a device's) or a place's merged series, downsampled to at most 2,000
+/// buckets with min, max, mean and count per bucket, so peaks stay visible.
+///
+/// Whole-hour buckets come from the stored hourly rollups; sound levels are averaged as energy.
+/// Without a token, when the public map is on, the public gets the chart of any property but the
+/// device internals (403 for those).
+#[utoipa::path(get, path = "/api/v1/chart", tag = "dashboard", security((), ("bearer" = [])),
+    params(ChartParams),
+    responses(
+        (status = 200, description = "The series in buckets", body = ChartAnswer),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable), (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
 pub(crate) async fn chart(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(p): Query<ChartParams>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<ChartAnswer>> {
     let audience = Audience::of(&s, &h)?;
     let property = p
         .property
@@ -254,8 +397,7 @@ pub(crate) async fn chart(
             vec![d.clone()]
         }
         (None, Some(site)) => {
-            let site = agora_model::SiteId::parse(site)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let site = SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let f = DeviceFilter { site: Some(site), ..Default::default() };
             s.catalog.devices(&f).into_iter().map(|d| d.id.to_string()).collect()
         }
@@ -294,16 +436,26 @@ pub(crate) async fn chart(
         t.push(ts.as_nanos() / 1_000_000_000);
         min.push(a.min);
         max.push(a.max);
-        let m = averaging.value(&a, AggFn::Mean);
-        mean.push((m * 1000.0).round() / 1000.0);
+        let m = (averaging.value(&a, AggFn::Mean) * 1000.0).round() / 1000.0;
+        mean.push(m.is_finite().then_some(m));
         count.push(a.count);
     }
-    Ok(Json(json!({
-        "property": property, "unit": unit, "device": p.device, "site": p.site,
-        "devices": ids.len(), "from": from, "to": to, "every_s": step.as_secs(),
-        "averaging": averaging.as_str(),
-        "t": t, "min": min, "max": max, "mean": mean, "count": count,
-    })))
+    Ok(Json(ChartAnswer {
+        property,
+        unit,
+        device: p.device,
+        site: p.site,
+        devices: ids.len(),
+        from,
+        to,
+        every_s: step.as_secs(),
+        averaging,
+        t,
+        min,
+        max,
+        mean,
+        count,
+    }))
 }
 
 /// Below this battery charge (%) a device is listed for a visit.
@@ -313,15 +465,171 @@ const WEAK_RSSI: f64 = -115.0;
 /// Below this signal-to-noise ratio (dB) a LoRaWAN link is weak.
 const WEAK_SNR: f64 = -10.0;
 
-/// `GET /api/v1/fleet`: fleet health for operators — counts by state and kind, silent devices,
-/// low batteries, weak radio links, devices reporting faults, quality flags and dead letters.
-pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<JsonValue>> {
+/// Most devices (or series) each list of the fleet answer holds.
+const FLEET_LIST_CAP: usize = 500;
+
+/// Fleet health for operators.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FleetAnswer {
+    /// The server's time.
+    now: Timestamp,
+    /// Whether storage takes writes, and its free space.
+    storage: StorageHealth,
+    /// Devices by state (`online`, `offline`, `never_seen`, `faulty`, `flagged`; states with no
+    /// device are absent), and `total`.
+    counts: BTreeMap<&'static str, u64>,
+    /// The same counts per device kind.
+    by_kind: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Devices not reporting (offline or never seen), longest silent first (never seen first of
+    /// all); at most 500.
+    silent: Vec<SilentDevice>,
+    /// Devices whose latest battery charge is below `thresholds.battery_pct`, lowest first; at
+    /// most 500.
+    low_battery: Vec<LowBattery>,
+    /// Devices whose latest RSSI or SNR is below its threshold; at most 500.
+    weak_radio: Vec<WeakRadio>,
+    /// Devices whose latest status names a fault; at most 500.
+    faulty: Vec<FaultyDevice>,
+    /// Series with points flagged by quality checks since start, most recently flagged first; at
+    /// most 500.
+    quality_flags: Vec<QualityFlags>,
+    /// The dead-letter log, in short.
+    dead_letters: DeadLetters,
+    /// The thresholds used.
+    thresholds: Thresholds,
+}
+
+/// A device not reporting.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SilentDevice {
+    /// Its identifier.
+    id: DeviceId,
+    /// Its kind.
+    kind: DeviceKind,
+    /// The place it stands on.
+    site: Option<SiteId>,
+    /// `offline` or `never_seen`.
+    status: DeviceStatus,
+    /// When it last sent data (null: never).
+    last_seen: Option<Timestamp>,
+    /// For how many whole seconds it has been silent (null: never seen).
+    silent_for_s: Option<i64>,
+}
+
+/// A device with a low battery.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LowBattery {
+    /// Its identifier.
+    id: DeviceId,
+    /// Its kind.
+    kind: DeviceKind,
+    /// The place it stands on.
+    site: Option<SiteId>,
+    /// Its latest battery charge (%).
+    battery: f64,
+    /// When that charge was measured.
+    time: Timestamp,
+}
+
+/// A device with a weak radio link.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WeakRadio {
+    /// Its identifier.
+    id: DeviceId,
+    /// Its kind.
+    kind: DeviceKind,
+    /// The place it stands on.
+    site: Option<SiteId>,
+    /// Its latest received signal strength (dBm), if it reports one.
+    rssi: Option<f64>,
+    /// Its latest signal-to-noise ratio (dB), if it reports one.
+    snr: Option<f64>,
+}
+
+/// A device reporting a fault.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FaultyDevice {
+    /// Its identifier.
+    id: DeviceId,
+    /// Its kind.
+    kind: DeviceKind,
+    /// The place it stands on.
+    site: Option<SiteId>,
+    /// The status property naming the fault.
+    property: String,
+    /// The fault (`defectiveLamp`…).
+    value: Value,
+    /// When it was reported.
+    time: Timestamp,
+}
+
+/// Points of one series flagged by quality checks since the server started.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QualityFlags {
+    /// The device.
+    device: DeviceId,
+    /// The property.
+    property: PropertyName,
+    /// Points flagged as stuck (the same value for too long).
+    stuck: u64,
+    /// Points flagged as jumps (an implausible change).
+    jump: u64,
+    /// Time of the latest flagged point.
+    last: Timestamp,
+}
+
+/// The dead-letter log, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeadLetters {
+    /// The 50 most recent, most recent first.
+    recent: Vec<RecentReject>,
+    /// How many of the 200 most recent came from each source.
+    by_source_in_last_200: BTreeMap<String, u64>,
+}
+
+/// A dead letter, without its input.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecentReject {
+    /// Its identifier.
+    id: i64,
+    /// Where it came from (`http /write`, `http /api/v1/senml`, …).
+    source: String,
+    /// Why it was refused.
+    reason: String,
+    /// Its line or record number in the payload, 1-based.
+    line: Option<u32>,
+    /// When it arrived.
+    received_at: Timestamp,
+}
+
+/// The thresholds of the fleet's lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Thresholds {
+    /// Below this battery charge (%) a device is listed in `low_battery`.
+    battery_pct: f64,
+    /// Below this RSSI (dBm) a radio link is weak.
+    rssi_dbm: f64,
+    /// Below this SNR (dB) a radio link is weak.
+    snr_db: f64,
+}
+
+/// Fleet health for operators: counts by state and kind, silent devices, low batteries, weak
+/// radio links, devices reporting faults, quality flags, dead letters and storage.
+///
+/// Open without a token when the deployment publishes its data (`public_read`).
+#[utoipa::path(get, path = "/api/v1/fleet", tag = "dashboard", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Fleet health", body = FleetAnswer),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+    ))]
+pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<FleetAnswer>> {
     require_read(&s, &h)?;
     let now = s.clock.now();
     let devices = s.catalog.devices(&DeviceFilter::default());
     let snap = snapshot(&s, &devices, Audience::Operator);
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut by_kind: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
     let mut silent = Vec::new();
     let mut battery = Vec::new();
     let mut radio = Vec::new();
@@ -336,85 +644,101 @@ pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
         *k.entry("total").or_default() += 1;
         let (status, silent_for) = DeviceStatus::of(d, now);
         if status != DeviceStatus::Online {
-            silent.push(json!({
-                "id": d.id, "kind": d.kind, "site": d.site, "status": status.as_str(),
-                "last_seen": d.last_seen, "silent_for_s": silent_for,
-            }));
+            silent.push(SilentDevice {
+                id: d.id.clone(),
+                kind: d.kind.clone(),
+                site: d.site.clone(),
+                status,
+                last_seen: d.last_seen,
+                silent_for_s: silent_for,
+            });
         }
         let latest = snap.latest.get(id).map(Vec::as_slice).unwrap_or_default();
         let get = |name: &str| {
             latest.iter().find(|(p, _, _)| p == name).and_then(|(_, t, v)| Some((*t, v.as_f64()?)))
         };
         if let Some((t, b)) = get("battery").filter(|(_, b)| *b < LOW_BATTERY) {
-            battery
-                .push(json!({"id": d.id, "kind": d.kind, "site": d.site, "battery": b, "time": t}));
+            battery.push(LowBattery {
+                id: d.id.clone(),
+                kind: d.kind.clone(),
+                site: d.site.clone(),
+                battery: b,
+                time: t,
+            });
         }
         let rssi = get("rssi");
         let snr = get("snr");
         if rssi.is_some_and(|(_, r)| r < WEAK_RSSI) || snr.is_some_and(|(_, x)| x < WEAK_SNR) {
-            radio.push(json!({
-                "id": d.id, "kind": d.kind, "site": d.site,
-                "rssi": rssi.map(|r| r.1), "snr": snr.map(|x| x.1),
-            }));
+            radio.push(WeakRadio {
+                id: d.id.clone(),
+                kind: d.kind.clone(),
+                site: d.site.clone(),
+                rssi: rssi.map(|r| r.1),
+                snr: snr.map(|x| x.1),
+            });
         }
         if let Some((p, v, t)) = snap.faulty.get(id) {
-            faulty.push(json!({
-                "id": d.id, "kind": d.kind, "site": d.site, "property": p, "value": value_json(v), "time": t,
-            }));
+            faulty.push(FaultyDevice {
+                id: d.id.clone(),
+                kind: d.kind.clone(),
+                site: d.site.clone(),
+                property: p.clone(),
+                value: v.clone(),
+                time: *t,
+            });
         }
     }
-    silent.sort_by_key(|x| std::cmp::Reverse(x["silent_for_s"].as_i64().unwrap_or(i64::MAX)));
-    battery.sort_by(|a, b| {
-        a["battery"]
-            .as_f64()
-            .partial_cmp(&b["battery"].as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let mut quality: Vec<JsonValue> = s
+    silent.sort_by_key(|x| std::cmp::Reverse(x.silent_for_s.unwrap_or(i64::MAX)));
+    battery.sort_by(|a, b| a.battery.partial_cmp(&b.battery).unwrap_or(std::cmp::Ordering::Equal));
+    let mut quality: Vec<QualityFlags> = s
         .pipeline
         .flag_tallies()
         .into_iter()
         .filter_map(|(sid, t)| {
             let info = s.catalog.series_info(sid)?;
-            Some(json!({
-                "device": info.device, "property": info.property,
-                "stuck": t.stuck, "jump": t.jump, "last": t.last,
-            }))
+            Some(QualityFlags {
+                device: info.device,
+                property: info.property,
+                stuck: t.stuck,
+                jump: t.jump,
+                last: t.last,
+            })
         })
         .collect();
-    quality.sort_by(|a, b| b["last"].as_str().cmp(&a["last"].as_str()));
+    quality.sort_by_key(|q| std::cmp::Reverse(q.last));
     let rejects = s.catalog.rejects(200).await?;
-    let mut by_source: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut by_source: BTreeMap<String, u64> = BTreeMap::new();
     for r in &rejects {
-        *by_source.entry(r.source.as_str()).or_default() += 1;
+        *by_source.entry(r.source.clone()).or_default() += 1;
     }
-    let recent: Vec<JsonValue> = rejects
-        .iter()
+    let recent = rejects
+        .into_iter()
         .take(50)
-        .map(|r| json!({"id": r.id, "source": r.source, "reason": r.reason, "line": r.line, "received_at": r.received_at}))
+        .map(|r| RecentReject {
+            id: r.id,
+            source: r.source,
+            reason: r.reason,
+            line: r.line,
+            received_at: r.received_at,
+        })
         .collect();
-    let cap = |mut v: Vec<JsonValue>| {
-        v.truncate(500);
+    fn cap<T>(mut v: Vec<T>) -> Vec<T> {
+        v.truncate(FLEET_LIST_CAP);
         v
-    };
-    let h = s.store.health();
-    Ok(Json(json!({
-        "now": now,
-        "storage": {
-            "accepting_writes": h.accepting_writes, "wal_failing": h.wal_failing,
-            "free_bytes": h.free_bytes, "total_bytes": h.total_bytes, "reserve_bytes": h.reserve_bytes,
-            "unflushed_points": h.unflushed_points, "last_error": h.last_error,
-        },
-        "counts": counts,
-        "by_kind": by_kind,
-        "silent": cap(silent),
-        "low_battery": cap(battery),
-        "weak_radio": cap(radio),
-        "faulty": cap(faulty),
-        "quality_flags": cap(quality),
-        "dead_letters": { "recent": recent, "by_source_in_last_200": by_source },
-        "thresholds": { "battery_pct": LOW_BATTERY, "rssi_dbm": WEAK_RSSI, "snr_db": WEAK_SNR },
-    })))
+    }
+    Ok(Json(FleetAnswer {
+        now,
+        storage: s.store.health(),
+        counts,
+        by_kind,
+        silent: cap(silent),
+        low_battery: cap(battery),
+        weak_radio: cap(radio),
+        faulty: cap(faulty),
+        quality_flags: cap(quality),
+        dead_letters: DeadLetters { recent, by_source_in_last_200: by_source },
+        thresholds: Thresholds { battery_pct: LOW_BATTERY, rssi_dbm: WEAK_RSSI, snr_db: WEAK_SNR },
+    }))
 }
 
 #[cfg(test)]
@@ -461,5 +785,9 @@ mod tests {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(public_map, map, chart, fleet),
+    // The parameters' types (parameters do not bring their schemas).
+    components(schemas(SiteId))
+)]
 pub(crate) struct Doc;

@@ -23,6 +23,7 @@ pub fn is_sound_level(property: &str, unit: &str) -> bool {
 
 /// One observed property and how values of it are validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PropertyDef {
     /// Canonical snake_case name.
     pub name: PropertyName,
