@@ -723,6 +723,20 @@ pub(crate) struct Evaluator {
     by_property: HashMap<String, Vec<usize>>,
     /// Keys whose state is saved in the store.
     pub(crate) saved: HashSet<(String, String)>,
+    /// Whether some rule has a window condition (then stored points are tracked in `touched`).
+    has_windows: bool,
+    /// Per series: the oldest point stored since the last scheduled tick, so that the tick reads
+    /// again only the windows data arrived in.
+    touched: IdMap<u32, i64>,
+    /// Completed windows of each (rule, device, leaf) as of the last tick.
+    window_cache: HashMap<(String, String, usize), CachedWindows>,
+}
+
+/// The completed windows of a window leaf for one device, up to `end`.
+#[derive(Debug, Clone)]
+struct CachedWindows {
+    windows: Windows,
+    end: i64,
 }
 
 impl Evaluator {
@@ -754,6 +768,9 @@ impl Evaluator {
             })
             .collect();
         self.dirty = vec![IdMap::default(); self.rules.len()];
+        self.window_cache.clear();
+        self.has_windows =
+            self.rules.iter().any(|c| c.leaves.iter().any(|l| matches!(l, Leaf::Window { .. })));
         self.devices.held.iter_mut().for_each(|n| *n = 0);
         for k in self.states.iter().flat_map(|m| m.keys()) {
             self.devices.held[*k as usize] += 1;
@@ -778,6 +795,13 @@ impl Evaluator {
     ) {
         if self.rules.is_empty() {
             return;
+        }
+        if self.has_windows {
+            // Flagged points too: one may replace a point a window summed.
+            for (s, t, ..) in batch {
+                let oldest = self.touched.entry(s.0).or_insert(i64::MAX);
+                *oldest = (*oldest).min(t.as_nanos());
+            }
         }
         for (s, t, v, flags) in batch {
             if *flags != 0 {
@@ -964,13 +988,12 @@ pub(crate) async fn tick(
     now: i64,
     out: &mut Vec<Transition>,
 ) {
-    let rules: Vec<Arc<Compiled>> = ev
-        .lock()
-        .rules
-        .iter()
-        .filter(|c| c.leaves.iter().any(|l| !l.is_point()))
-        .cloned()
-        .collect();
+    let (rules, touched) = {
+        let mut e = ev.lock();
+        let rules: Vec<Arc<Compiled>> =
+            e.rules.iter().filter(|c| c.leaves.iter().any(|l| !l.is_point())).cloned().collect();
+        (rules, std::mem::take(&mut e.touched))
+    };
     if rules.is_empty() {
         return;
     }
@@ -1004,18 +1027,48 @@ pub(crate) async fn tick(
                         let keep = i64::from(*count) + 47;
                         let last_end = every.floor(Timestamp::from_nanos(now));
                         let back = i64::try_from(every.nominal().as_nanos()).unwrap_or(i64::MAX);
-                        let mut start =
+                        let first =
                             every.floor(last_end.saturating_add_nanos(-keep.saturating_mul(back)));
-                        let mut flags = BTreeMap::new();
-                        while start < last_end {
-                            let end = every.end(start);
-                            let range = TimeRange { from: start, to: end };
-                            if let Ok(Some(a)) = summary(store, s, range, *every, averaging).await {
-                                let v = averaging.value(&a, f);
-                                flags.insert(start.as_nanos(), (op.holds(v, *value), v));
+                        // Completed windows are read again only when new ones completed or
+                        // points arrived in them (late data) since the last tick.
+                        let cache_key = (c.rule.id.clone(), d.id.to_string(), i);
+                        let cached = ev.lock().window_cache.get(&cache_key).cloned();
+                        let mut from = match &cached {
+                            None => first,
+                            Some(w) => {
+                                let mut from = Timestamp::from_nanos(w.end);
+                                if let Some(t) = touched.get(&s.0) {
+                                    from = from.min(every.floor(Timestamp::from_nanos(*t)));
+                                }
+                                from.max(first)
                             }
-                            start = end;
+                        };
+                        let mut flags = cached.map(|w| w.windows).unwrap_or_default();
+                        flags.retain(|k, _| *k >= first.as_nanos() && *k < from.as_nanos());
+                        let mut complete = true;
+                        while from < last_end {
+                            let end = every.end(from);
+                            let range = TimeRange { from, to: end };
+                            match summary(store, s, range, *every, averaging).await {
+                                Ok(Some(a)) => {
+                                    let v = averaging.value(&a, f);
+                                    flags.insert(from.as_nanos(), (op.holds(v, *value), v));
+                                }
+                                Ok(None) => {}
+                                // Read again at the next tick.
+                                Err(_) => complete = false,
+                            }
+                            from = end;
                         }
+                        let mut e = ev.lock();
+                        if complete {
+                            let w =
+                                CachedWindows { windows: flags.clone(), end: last_end.as_nanos() };
+                            e.window_cache.insert(cache_key, w);
+                        } else {
+                            e.window_cache.remove(&cache_key);
+                        }
+                        drop(e);
                         window_results.push((i, flags));
                     }
                     Leaf::NoData { periods, dur } => {

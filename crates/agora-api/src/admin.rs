@@ -16,10 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require;
-use crate::doc::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable,
-    UnsupportedMediaType,
-};
+use crate::doc::{BadRequest, NotFound, PayloadTooLarge, Unavailable};
+use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 
@@ -115,10 +113,7 @@ fn geometry(field: &str, g: Option<&serde_json::Value>) -> ApiResult<()> {
     request_body = Commune,
     responses(
         (status = 201, description = "Declared", body = Commune),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn create_commune(
     State(s): State<AppState>,
@@ -136,10 +131,8 @@ pub(crate) async fn create_commune(
     request_body = Site,
     responses(
         (status = 201, description = "Declared", body = Site),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 404, response = NotFound),
+        Writes,
     ))]
 pub(crate) async fn create_site(
     State(s): State<AppState>,
@@ -186,10 +179,8 @@ pub(crate) struct NewDevice {
     request_body = NewDevice,
     responses(
         (status = 201, description = "Declared", body = Device),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 404, response = NotFound),
+        Writes,
     ))]
 pub(crate) async fn create_device(
     State(s): State<AppState>,
@@ -244,9 +235,8 @@ pub(crate) struct RejectList {
     params(Limit),
     responses(
         (status = 200, description = "The most recent dead letters", body = RejectList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn rejects(
     State(s): State<AppState>,
@@ -285,10 +275,8 @@ pub(crate) struct NewTokenAnswer {
     request_body = NewToken,
     responses(
         (status = 201, description = "Made; the secret is shown this once", body = NewTokenAnswer),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 404, response = NotFound),
+        Writes,
     ))]
 pub(crate) async fn create_token(
     State(s): State<AppState>,
@@ -317,8 +305,7 @@ pub(crate) struct TokenList {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The live tokens", body = TokenList),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
+        Reads,
     ))]
 pub(crate) async fn list_tokens(
     State(s): State<AppState>,
@@ -333,9 +320,9 @@ pub(crate) async fn list_tokens(
     params(("id" = String, Path, description = "The token's identifier (from the list)")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn revoke_token(
     State(s): State<AppState>,
@@ -365,9 +352,9 @@ pub(crate) struct ReplayRequest {
     request_body(content = Option<ReplayRequest>, description = "Which ones (absent: the 1,000 most recent)"),
     responses(
         (status = 200, description = "What the replay did", body = ReplayAnswer),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn replay_rejects(
     State(s): State<AppState>,

@@ -20,10 +20,8 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::AppState;
 use crate::auth::{require, require_read};
-use crate::doc::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-    Unavailable, Unprocessable, UnsupportedMediaType,
-};
+use crate::doc::{BadRequest, Conflict, NotFound, Unavailable, Unprocessable};
+use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 
@@ -153,8 +151,8 @@ pub(crate) struct RuleList {
 #[utoipa::path(get, path = "/api/v1/rules", tag = "alerts", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The rules; webhook secrets and URL credentials are write-only, shown as `********`", body = RuleList),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+        (status = 404, response = NotFound),
+        Reads,
     ))]
 pub(crate) async fn list_rules(
     State(s): State<AppState>,
@@ -180,8 +178,8 @@ pub(crate) struct TemplateList {
 #[utoipa::path(get, path = "/api/v1/rules/templates", tag = "alerts", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The templates", body = TemplateList),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
+        (status = 404, response = NotFound),
+        Reads,
     ))]
 pub(crate) async fn templates(
     State(s): State<AppState>,
@@ -196,9 +194,8 @@ pub(crate) async fn templates(
     params(("id" = String, Path, description = "The rule's identifier")),
     responses(
         (status = 200, description = "The rule; webhook secrets and URL credentials shown as `********`", body = RuleView),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        Reads,
     ))]
 pub(crate) async fn get_rule(
     State(s): State<AppState>,
@@ -231,13 +228,10 @@ pub(crate) async fn get_rule(
             "actions": [{"webhook": {"url": "https://ops.example/hook", "secret": "s3cret"}}]})),
     responses(
         (status = 201, description = "Made; secrets shown as `********`", body = RuleView),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn create_rule(
     State(s): State<AppState>,
@@ -269,13 +263,10 @@ pub(crate) async fn create_rule(
     request_body(content = RuleChange, description = "The rule (its `id` may be left out), or a template with the fields to change"),
     responses(
         (status = 200, description = "Made or replaced; secrets shown as `********`", body = RuleView),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn put_rule(
     State(s): State<AppState>,
@@ -309,10 +300,10 @@ pub(crate) async fn put_rule(
     params(("id" = String, Path, description = "The rule's identifier")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn delete_rule(
     State(s): State<AppState>,
@@ -369,9 +360,9 @@ pub(crate) struct AlertList {
     params(AlertParams),
     responses(
         (status = 200, description = "The alerts", body = AlertList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn list_alerts(
     State(s): State<AppState>,
@@ -416,9 +407,9 @@ pub(crate) struct AlertDetail {
     params(("id" = i64, Path, description = "The alert's identifier")),
     responses(
         (status = 200, description = "The alert and its deliveries", body = AlertDetail),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn get_alert(
     State(s): State<AppState>,
@@ -464,11 +455,9 @@ fn comment(b: OptionalJson<AlertComment>) -> Option<String> {
     request_body(content = Option<AlertComment>, description = "An optional comment (read only with `Content-Type: application/json`)"),
     responses(
         (status = 200, description = "The alert, acknowledged", body = AlertRecord),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn acknowledge(
     State(s): State<AppState>,
@@ -488,11 +477,9 @@ pub(crate) async fn acknowledge(
     request_body(content = Option<AlertComment>, description = "An optional comment, replacing the acknowledgement's (read only with `Content-Type: application/json`)"),
     responses(
         (status = 200, description = "The alert, resolved", body = AlertRecord),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn resolve(
     State(s): State<AppState>,
@@ -528,9 +515,9 @@ pub(crate) struct DeliveryList {
     params(Limit),
     responses(
         (status = 200, description = "The latest deliveries", body = DeliveryList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn deliveries(
     State(s): State<AppState>,

@@ -66,6 +66,55 @@ problem_responses! {
     Unavailable = "Storage is unavailable or a connection cap is reached; nothing was stored; retry after `Retry-After` seconds";
 }
 
+/// A group of the problem responses above, by status, for operations that answer all of them.
+fn group(
+    members: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>>
+{
+    members
+        .iter()
+        .map(|(status, name)| {
+            (
+                (*status).to_owned(),
+                utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::from_response_name(*name)),
+            )
+        })
+        .collect()
+}
+
+/// What any operation with a token can answer besides its own: 401, 403, 429.
+pub(crate) struct Reads;
+
+impl utoipa::IntoResponses for Reads {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        group(&[("401", "Unauthorized"), ("403", "Forbidden"), ("429", "TooManyRequests")])
+    }
+}
+
+/// What any operation taking a body and storing something can answer besides its own: 400, 401,
+/// 403, 413, 415, 429, 503.
+pub(crate) struct Writes;
+
+impl utoipa::IntoResponses for Writes {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        group(&[
+            ("400", "BadRequest"),
+            ("401", "Unauthorized"),
+            ("403", "Forbidden"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("429", "TooManyRequests"),
+            ("503", "Unavailable"),
+        ])
+    }
+}
+
 /// Tokens go in `Authorization: Bearer`.
 struct Security;
 

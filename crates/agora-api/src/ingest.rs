@@ -19,10 +19,8 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::auth::require;
-use crate::doc::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable,
-    UnsupportedMediaType,
-};
+use crate::doc::NotFound;
+use crate::doc::Writes;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 
@@ -198,10 +196,7 @@ async fn run(state: &AppState, src: Source<'_>, decoded: Decoded<'_>) -> ApiResu
         example = json!("air_quality,device=aq-1,site=hotel-de-ville pm10=12.5,no2=31.2 1767225600000000000")),
     responses(
         (status = 204, description = "Every point stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn write_v1(
     State(state): State<AppState>,
@@ -241,10 +236,7 @@ pub(crate) async fn write_v1(
         example = json!("air_quality,device=aq-1 pm10=14.5,no2=29.8 1767225600")),
     responses(
         (status = 204, description = "Every point stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn write_v2(
     State(state): State<AppState>,
@@ -300,10 +292,7 @@ async fn write_lines(
         ]})),
     responses(
         (status = 204, description = "Every observation stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn observations(
     State(state): State<AppState>,
@@ -343,10 +332,7 @@ pub(crate) async fn observations(
         )),
     responses(
         (status = 204, description = "Every record stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn senml(
     State(state): State<AppState>,
@@ -385,10 +371,7 @@ pub(crate) async fn senml(
         ]})),
     responses(
         (status = 204, description = "Every value stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn sensor_community(
     State(state): State<AppState>,
@@ -427,10 +410,7 @@ pub(crate) async fn sensor_community(
         example = json!({"ts": 1767225600000_i64, "values": {"temperature": 22.5, "lamp_on": true}})),
     responses(
         (status = 204, description = "Every value stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        Writes,
     ))]
 pub(crate) async fn thingsboard_telemetry(
     State(state): State<AppState>,
@@ -487,10 +467,8 @@ pub(crate) struct CsvParams {
         example = json!("lamp_id;date;puissance\nlamp-12;01/01/2026 18:00;42.5\n")),
     responses(
         (status = 204, description = "Every row stored"),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 404, response = NotFound),
+        Writes,
     ))]
 pub(crate) async fn import_csv(
     State(state): State<AppState>,

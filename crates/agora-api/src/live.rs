@@ -35,7 +35,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::connections::ClientAddr;
-use crate::doc::{BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable};
+use crate::doc::Reads;
+use crate::doc::{BadRequest, Unavailable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::query::{CatalogParams, filter};
@@ -441,9 +442,8 @@ impl Watch {
     ),
     responses(
         (status = 200, description = "An endless stream of server-sent events: `values` and `states`, each with a JSON array as data (see the operation's description)", content_type = "text/event-stream", body = String),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn live(
     State(s): State<AppState>,

@@ -24,9 +24,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require_read;
-use crate::doc::{
-    BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
-};
+use crate::doc::Reads;
+use crate::doc::{BadRequest, NotFound, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 
@@ -167,8 +166,7 @@ pub(crate) struct CommuneList {
 #[utoipa::path(get, path = "/api/v1/communes", tag = "catalog", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The communes", body = CommuneList),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
+        Reads,
     ))]
 pub(crate) async fn communes(
     State(s): State<AppState>,
@@ -198,8 +196,8 @@ pub(crate) struct SiteList {
     params(SiteParams),
     responses(
         (status = 200, description = "The places", body = SiteList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest),
+        Reads,
     ))]
 pub(crate) async fn sites(
     State(s): State<AppState>,
@@ -271,8 +269,8 @@ pub(crate) struct DeviceList {
     params(DeviceParams),
     responses(
         (status = 200, description = "The matching devices", body = DeviceList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest),
+        Reads,
     ))]
 pub(crate) async fn devices(
     State(s): State<AppState>,
@@ -335,9 +333,8 @@ pub(crate) struct DeviceDetail {
     params(("id" = String, Path, description = "The device's identifier")),
     responses(
         (status = 200, description = "The device", body = DeviceDetail),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        Reads,
     ))]
 pub(crate) async fn device(
     State(s): State<AppState>,
@@ -391,8 +388,8 @@ pub(crate) struct SeriesList {
     params(SeriesParams),
     responses(
         (status = 200, description = "The matching series", body = SeriesList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest),
+        Reads,
     ))]
 pub(crate) async fn series(
     State(s): State<AppState>,
@@ -422,8 +419,7 @@ pub(crate) struct PropertyList {
 #[utoipa::path(get, path = "/api/v1/properties", tag = "catalog", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The properties", body = PropertyList),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
+        Reads,
     ))]
 pub(crate) async fn properties(
     State(s): State<AppState>,
@@ -508,9 +504,9 @@ pub(crate) struct RawPoints {
     params(ObsParams),
     responses(
         (status = 200, description = "The points", body = RawPoints),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn observations(
     State(s): State<AppState>,
@@ -731,10 +727,9 @@ pub(crate) struct Aggregate {
     params(AggParams),
     responses(
         (status = 200, description = "The buckets", body = Aggregate),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable), (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn aggregate(
     State(s): State<AppState>,
@@ -895,8 +890,8 @@ pub(crate) struct LatestList {
     params(LatestParams),
     responses(
         (status = 200, description = "The latest values", body = LatestList),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 429, response = TooManyRequests),
+        (status = 400, response = BadRequest),
+        Reads,
     ))]
 pub(crate) async fn latest(
     State(s): State<AppState>,
@@ -978,8 +973,7 @@ pub(crate) struct StorageStats {
 #[utoipa::path(get, path = "/api/v1/stats", tag = "query", security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The statistics", body = StorageStats),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
+        Reads,
     ))]
 pub(crate) async fn stats(
     State(s): State<AppState>,

@@ -21,9 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require_read;
-use crate::doc::{
-    BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable, Unprocessable,
-};
+use crate::doc::Reads;
+use crate::doc::{BadRequest, NotFound, TooManyRequests, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use agora_query::{Averaging, DeviceStatus, Every, TimeRange, device_state, is_fault, parse_time};
@@ -234,8 +233,7 @@ pub(crate) async fn public_map(State(s): State<AppState>) -> ApiResult<Json<MapA
 #[utoipa::path(get, path = "/api/v1/map", tag = "dashboard", security(("bearer" = [])),
     responses(
         (status = 200, description = "Places and devices with every latest value", body = MapAnswer),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
+        Reads,
     ))]
 pub(crate) async fn map(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<MapAnswer>> {
     require_read(&s, &h)?;
@@ -352,10 +350,9 @@ pub(crate) struct ChartAnswer {
     params(ChartParams),
     responses(
         (status = 200, description = "The series in buckets", body = ChartAnswer),
-        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable), (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable), (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn chart(
     State(s): State<AppState>,
@@ -620,8 +617,8 @@ pub(crate) struct Thresholds {
 #[utoipa::path(get, path = "/api/v1/fleet", tag = "dashboard", security(("bearer" = [])),
     responses(
         (status = 200, description = "Fleet health", body = FleetAnswer),
-        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests), (status = 503, response = Unavailable),
+        (status = 503, response = Unavailable),
+        Reads,
     ))]
 pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<FleetAnswer>> {
     require_read(&s, &h)?;

@@ -146,6 +146,21 @@ async fn templates_three_consecutive_hours_and_daily_mean_in_paris_days() {
     );
     assert_eq!(list[0]["value"], 90.0);
     assert_eq!(list[0]["state"], "open", "today has no data yet: still above as far as is known");
+
+    // Late data in a window already evaluated (windows are kept between ticks and read again
+    // only when points arrive in them): aq-2's third hour rises to a mean of 633, making four
+    // hours above 400 in a row.
+    let late = format!(
+        "air_quality,device=aq-2 no2=900 {}\nair_quality,device=aq-2 no2=900 {}\n",
+        h0 + 2 * 3600 + 600,
+        h0 + 2 * 3600 + 1200
+    );
+    app.write(&late).await;
+    let list =
+        alerts_until(&app, "no2-400-3h", 5, |l| l.iter().any(|a| a["device"] == "aq-2")).await;
+    let a = list.iter().find(|a| a["device"] == "aq-2").expect("the late points open an alert");
+    assert_eq!(a["opened_at"], json!(agora_model::Timestamp::from_secs(h0 + 3 * 3600).unwrap()));
+    assert!((a["value"].as_f64().unwrap() - 633.333).abs() < 0.01, "{a}");
 }
 
 #[tokio::test]
