@@ -1008,7 +1008,7 @@ pub(crate) async fn tick(
             ) {
                 continue;
             }
-            let mut window_results: Vec<(usize, Windows)> = Vec::new();
+            let mut window_results: Vec<(usize, Windows, bool)> = Vec::new();
             let mut nodata: Vec<(usize, bool, i64)> = Vec::new();
             let mut applicable = false;
             for (i, leaf) in c.leaves.iter().enumerate() {
@@ -1043,6 +1043,8 @@ pub(crate) async fn tick(
                                 from.max(first)
                             }
                         };
+                        // Nothing new: the episodes are the ones already reconciled.
+                        let changed = from < last_end;
                         let mut flags = cached.map(|w| w.windows).unwrap_or_default();
                         flags.retain(|k, _| *k >= first.as_nanos() && *k < from.as_nanos());
                         let mut complete = true;
@@ -1069,7 +1071,7 @@ pub(crate) async fn tick(
                             e.window_cache.remove(&cache_key);
                         }
                         drop(e);
-                        window_results.push((i, flags));
+                        window_results.push((i, flags, changed));
                     }
                     Leaf::NoData { periods, dur } => {
                         applicable = true;
@@ -1092,7 +1094,9 @@ pub(crate) async fn tick(
                     _ => {}
                 }
             }
-            if !applicable {
+            // Windows that did not change and no silence or forecast to check: nothing to settle
+            // (and no alert to reconcile: that reads the alert store).
+            if !applicable || (nodata.is_empty() && window_results.iter().all(|w| !w.2)) {
                 continue;
             }
             let key = d.id.to_string();
@@ -1102,7 +1106,7 @@ pub(crate) async fn tick(
                 st.leaves = vec![LeafState::default(); c.leaves.len()];
             }
             let mut at = now;
-            for (i, flags) in window_results {
+            for (i, flags, _) in window_results {
                 let Leaf::Window { count, every, property, .. } = &c.leaves[i] else {
                     continue;
                 };
