@@ -730,6 +730,8 @@ pub(crate) struct Evaluator {
     touched: IdMap<u32, i64>,
     /// Completed windows of each (rule, device, leaf) as of the last tick.
     window_cache: HashMap<(String, String, usize), CachedWindows>,
+    /// End of the last completed window of each (rule, leaf) at the last tick.
+    window_ends: HashMap<(String, usize), i64>,
 }
 
 /// The completed windows of a window leaf for one device, up to `end`.
@@ -769,6 +771,7 @@ impl Evaluator {
             .collect();
         self.dirty = vec![IdMap::default(); self.rules.len()];
         self.window_cache.clear();
+        self.window_ends.clear();
         self.has_windows =
             self.rules.iter().any(|c| c.leaves.iter().any(|l| matches!(l, Leaf::Window { .. })));
         self.devices.held.iter_mut().for_each(|n| *n = 0);
@@ -980,6 +983,11 @@ impl Evaluator {
 
 /// Scheduled evaluation of the leaves that data arrival cannot settle: windows (completed ones,
 /// the last 48 re-read each time so late points count), silence, forecasts.
+///
+/// Completed windows are kept between ticks: a rule with only window conditions visits every
+/// device when one of its windows completes, and otherwise only the devices that received points
+/// in an already completed window (late data); points in the window still running change
+/// nothing until it completes.
 pub(crate) async fn tick(
     ev: &parking_lot::Mutex<Evaluator>,
     catalog: &dyn Catalog,
@@ -999,7 +1007,11 @@ pub(crate) async fn tick(
     }
     let devices = catalog.devices(&Default::default());
     for c in rules {
+        let visit = devices_to_visit(ev, catalog, &c, &touched, now);
         for d in &devices {
+            if visit.as_ref().is_some_and(|v| !v.contains(d.id.as_str())) {
+                continue;
+            }
             if !c.in_scope(
                 d.kind.as_str(),
                 d.id.as_str(),
@@ -1172,6 +1184,47 @@ pub(crate) async fn tick(
             }
         }
     }
+}
+
+/// The devices a tick must visit for a rule: all of them (`None`) when it watches silence or
+/// forecasts, or when one of its windows completed since the last tick; otherwise only those with
+/// points stored in an already completed window since the last tick.
+fn devices_to_visit(
+    ev: &parking_lot::Mutex<Evaluator>,
+    catalog: &dyn Catalog,
+    c: &Compiled,
+    touched: &IdMap<u32, i64>,
+    now: i64,
+) -> Option<HashSet<String>> {
+    let mut ends = Vec::new();
+    for (i, leaf) in c.leaves.iter().enumerate() {
+        match leaf {
+            Leaf::Window { every, .. } => {
+                ends.push((i, every.floor(Timestamp::from_nanos(now)).as_nanos()));
+            }
+            Leaf::NoData { .. } | Leaf::Forecast { .. } => return None,
+            _ => {}
+        }
+    }
+    let mut e = ev.lock();
+    let mut completed = false;
+    for (i, end) in &ends {
+        let seen = e.window_ends.insert((c.rule.id.clone(), *i), *end);
+        completed |= seen != Some(*end);
+    }
+    drop(e);
+    if completed {
+        return None;
+    }
+    let latest_end = ends.iter().map(|(_, end)| *end).max()?;
+    let late: Vec<SeriesId> =
+        touched.iter().filter(|(_, t)| **t < latest_end).map(|(s, _)| SeriesId(*s)).collect();
+    Some(
+        late.into_iter()
+            .filter_map(|s| catalog.series_info(s))
+            .map(|i| i.device.to_string())
+            .collect(),
+    )
 }
 
 #[cfg(test)]
