@@ -15,7 +15,7 @@ use agora_model::{IdMap, SeriesId, Timestamp, Value};
 use agora_store::{Catalog, SeriesStore};
 use serde::{Deserialize, Serialize};
 
-use agora_query::summary::summary;
+use agora_query::summaries;
 use agora_query::{Averaging, Every, ReportingPeriod, TimeRange};
 
 use crate::rule::{Condition, Op, Rule, Span, WindowFn, Zone};
@@ -754,6 +754,15 @@ impl Evaluator {
         }
         self.rules =
             rules.into_iter().filter(|r| r.enabled).map(|r| Arc::new(Compiled::new(r))).collect();
+        // Completed windows stay known for the rules that did not change.
+        let unchanged: HashSet<String> = self
+            .rules
+            .iter()
+            .filter(|c| old.get(&c.rule.id).is_some_and(|(r, _)| *r == c.rule))
+            .map(|c| c.rule.id.clone())
+            .collect();
+        self.window_cache.retain(|k, _| unchanged.contains(&k.0));
+        self.window_ends.retain(|k, _| unchanged.contains(&k.0));
         self.states = self
             .rules
             .iter()
@@ -770,8 +779,6 @@ impl Evaluator {
             })
             .collect();
         self.dirty = vec![IdMap::default(); self.rules.len()];
-        self.window_cache.clear();
-        self.window_ends.clear();
         self.has_windows =
             self.rules.iter().any(|c| c.leaves.iter().any(|l| matches!(l, Leaf::Window { .. })));
         self.devices.held.iter_mut().for_each(|n| *n = 0);
@@ -1045,7 +1052,7 @@ pub(crate) async fn tick(
                         // points arrived in them (late data) since the last tick.
                         let cache_key = (c.rule.id.clone(), d.id.to_string(), i);
                         let cached = ev.lock().window_cache.get(&cache_key).cloned();
-                        let mut from = match &cached {
+                        let from = match &cached {
                             None => first,
                             Some(w) => {
                                 let mut from = Timestamp::from_nanos(w.end);
@@ -1059,20 +1066,20 @@ pub(crate) async fn tick(
                         let changed = from < last_end;
                         let mut flags = cached.map(|w| w.windows).unwrap_or_default();
                         flags.retain(|k, _| *k >= first.as_nanos() && *k < from.as_nanos());
+                        // All the windows to read in one pass over the store (one bucket each).
                         let mut complete = true;
-                        while from < last_end {
-                            let end = every.end(from);
-                            let range = TimeRange { from, to: end };
-                            match summary(store, s, range, *every, averaging).await {
-                                Ok(Some(a)) => {
-                                    let v = averaging.value(&a, f);
-                                    flags.insert(from.as_nanos(), (op.holds(v, *value), v));
+                        if from < last_end {
+                            let range = TimeRange { from, to: last_end };
+                            match summaries(store, s, range, *every, averaging).await {
+                                Ok(parts) => {
+                                    for (start, a) in parts.iter().filter(|(_, a)| a.count > 0) {
+                                        let v = averaging.value(a, f);
+                                        flags.insert(start.as_nanos(), (op.holds(v, *value), v));
+                                    }
                                 }
-                                Ok(None) => {}
                                 // Read again at the next tick.
                                 Err(_) => complete = false,
                             }
-                            from = end;
                         }
                         let mut e = ev.lock();
                         if complete {
