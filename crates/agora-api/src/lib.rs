@@ -9,6 +9,7 @@ pub mod connections;
 mod doc;
 mod error;
 mod extract;
+mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
@@ -90,6 +91,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once start-up (WAL replay) is over.
     pub ready: Arc<AtomicBool>,
+    /// When the server started (for InfluxDB's `/api/v2/ready`).
+    pub started: (std::time::Instant, agora_model::Timestamp),
     /// Dashboard sessions.
     pub sessions: Arc<Sessions>,
     /// Turns true when the server stops, ending long-lived responses (live streams).
@@ -114,7 +117,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(metrics::render))
         .route("/api/v1/openapi.json", get(admin::openapi))
-        // Ingest.
+        // Ingest, and the probes InfluxDB clients send first.
+        .route("/ping", get(influx::ping))
+        .route("/health", get(influx::health))
+        .route("/api/v2/ready", get(influx::ready))
         .route("/write", post(ingest::write_v1))
         .route("/api/v2/write", post(ingest::write_v2))
         .route("/api/v1/observations", post(ingest::observations).get(query::observations))

@@ -117,6 +117,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         },
         metrics: Arc::new(Metrics::default()),
         ready: Arc::new(AtomicBool::new(false)),
+        started: (Instant::now(), opts.clock.now()),
         sessions: Arc::new(agora_api::Sessions::default()),
         shutdown: stopped.clone(),
         alerts: Some(alerts.clone()),

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use crate::Refusal;
 use crate::cayenne_lpp;
-use crate::record::{Decoded, Field, Record};
+use crate::record::{Decoded, Field, LineError, Record};
 pub use layout::{ByteField, ByteType};
 
 /// A decoded ChirpStack event.
@@ -100,10 +100,14 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, R
         "up" => {
             match (doc.get("object"), s(&doc, "data")) {
                 (Some(obj @ Json::Object(_)), _) => flatten("", obj, &mut fields, &mut errors),
-                (_, Some(data)) if !data.is_empty() => {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(data)
-                        .map_err(|e| format!("data is not valid base64: {e}"))?;
+                (_, Some(data)) if !data.is_empty() => 'payload: {
+                    let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            errors.push(format!("data is not valid base64: {e}"));
+                            break 'payload;
+                        }
+                    };
                     let profile = s(info, "deviceProfileName").unwrap_or("");
                     let decoded = match layouts.get(profile) {
                         Some(l) => layout::decode(l, &bytes),
@@ -167,10 +171,16 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, R
             .into());
         }
     }
-    if !errors.is_empty() {
-        return Err(Refusal(errors.join("; ")));
-    }
+    // A payload that cannot be decoded is refused alone: the radio metadata and status of the
+    // uplink are stored, and the event is kept whole (it replays once a codec or layout exists).
     let mut decoded = Decoded::default();
+    if !errors.is_empty() {
+        decoded.errors.push(LineError::new(
+            1,
+            errors.join("; "),
+            String::from_utf8_lossy(payload).into_owned(),
+        ));
+    }
     if !fields.is_empty() {
         let tag = |k: &str| s(tags, k).map(|v| Cow::Owned(v.to_owned()));
         decoded.records.push(Record {
@@ -261,14 +271,18 @@ mod tests {
         assert_eq!(e.decoded.records[0].fields[0].name, "pm10");
         assert_eq!(e.decoded.records[0].fields[0].value, Value::F64(25.5));
         let bad = up.replace("AWcA/w==", "AUIA");
-        let err = decode(
+        let e = decode(
             "application/x/device/0101010101010101/event/up",
             bad.as_bytes(),
             &Layouts::new(),
         )
-        .unwrap_err();
+        .unwrap();
+        // The payload is refused alone; the radio metadata is kept.
+        let err = &e.decoded.errors[0].reason;
         assert!(err.contains("unknown Cayenne LPP type 66"), "{err}");
         assert!(err.contains("SDS011"), "{err}");
+        let kept: Vec<&str> = e.decoded.records[0].fields.iter().map(|f| f.name.as_ref()).collect();
+        assert!(kept.contains(&"rssi") && kept.contains(&"f_cnt"), "{kept:?}");
     }
 
     #[test]
@@ -303,10 +317,9 @@ mod tests {
         let bad = UP
             .replace("AWcA/w==", "!!!")
             .replace(r#""object": {"pm10": 12.5, "pm25": 7.2, "meta": {"fw": "1.2"}},"#, "");
-        assert!(
-            decode("application/x/device/01/event/up", bad.as_bytes(), &Layouts::new())
-                .unwrap_err()
-                .contains("base64")
-        );
+        let e =
+            decode("application/x/device/01/event/up", bad.as_bytes(), &Layouts::new()).unwrap();
+        assert!(e.decoded.errors[0].reason.contains("base64"), "{:?}", e.decoded.errors);
+        assert!(!e.decoded.records.is_empty(), "the radio metadata is kept");
     }
 }

@@ -263,6 +263,36 @@ impl Conn {
         }
     }
 
+    /// The first packet: a CONNECT of MQTT 3.1.1, or (`Err`) the protocol name and level of a
+    /// client of another version, read before the parser (which knows 3.1.1 only) sees it.
+    async fn read_connect(
+        &mut self,
+        deadline: Instant,
+        max: usize,
+    ) -> Result<Result<Packet, (String, u8)>, Error> {
+        loop {
+            if let Some((name, level)) = connect_protocol(&self.buf)
+                && level != 4
+            {
+                return Ok(Err((name, level)));
+            }
+            match Packet::read(&mut self.buf, max) {
+                Ok(p) => return Ok(Ok(p)),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => {
+                    self.buf.reserve(n.min(64 << 10));
+                }
+                Err(e) => return Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
+            }
+            let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| Error::Connection("no CONNECT in time".to_owned()))?
+                .map_err(broken)?;
+            if n == 0 {
+                return Err(Error::Connection("peer closed the connection".into()));
+            }
+        }
+    }
+
     /// A packet already complete in the buffer, without reading the socket.
     fn buffered(&mut self) -> Result<Option<Packet>, Error> {
         match Packet::read(&mut self.buf, MAX_PACKET) {
@@ -277,6 +307,34 @@ impl Conn {
         p.write(&mut self.out, MAX_PACKET).map_err(|e| broken(format!("{e:?}")))?;
         self.stream.write_all(&self.out).await.map_err(broken)
     }
+}
+
+/// The protocol name and level of a CONNECT packet at the start of `buf`, read without parsing the
+/// rest (so that a version the parser does not know can still be answered).
+fn connect_protocol(buf: &[u8]) -> Option<(String, u8)> {
+    if buf.first()? >> 4 != 1 {
+        return None;
+    }
+    // Remaining length: 1 to 4 bytes, 7 bits each.
+    let mut i = 1;
+    loop {
+        let b = *buf.get(i)?;
+        i += 1;
+        if b & 0x80 == 0 || i > 4 {
+            break;
+        }
+    }
+    let len = usize::from(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]));
+    let name = std::str::from_utf8(buf.get(i + 2..i + 2 + len)?).ok()?.to_owned();
+    let level = *buf.get(i + 2 + len)?;
+    Some((name, level))
+}
+
+/// The CONNACK refusing a protocol level, as a client of that level reads it: MQTT 5's reason
+/// code 0x84 (unsupported protocol version, with an empty property list), else 3.1.1's and 3.1's
+/// return code 0x01 (unacceptable protocol version).
+fn refusal_for_version(level: u8) -> Vec<u8> {
+    if level >= 5 { vec![0x20, 0x03, 0x00, 0x84, 0x00] } else { vec![0x20, 0x02, 0x00, 0x01] }
 }
 
 /// Removes a connection's subscriptions when it ends, however it ends.
@@ -300,8 +358,18 @@ async fn serve(
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
     // Measured from accept, not per read: a byte every few seconds does not keep a socket.
-    let first =
-        c.read(accepted + limits.connect_timeout, "no CONNECT in time", MAX_CONNECT_PACKET).await?;
+    let deadline = accepted + limits.connect_timeout;
+    let first = match c.read_connect(deadline, MAX_CONNECT_PACKET).await? {
+        Ok(p) => p,
+        // A client speaking another version of MQTT is told so, in its own version, rather than
+        // left reconnecting forever.
+        Err((name, level)) => {
+            let _ = c.stream.write_all(&refusal_for_version(level)).await;
+            let peer = c.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(%peer, protocol = %name, level, "MQTT connection refused: this endpoint speaks MQTT 3.1.1 only");
+            return Err(Error::Connection(format!("unsupported protocol {name} level {level}")));
+        }
+    };
     let Packet::Connect(connect) = first else {
         return Err(Error::Connection("the first packet was not CONNECT".into()));
     };

@@ -224,10 +224,15 @@ async fn handle_batch(
                 }
                 let decoded = decoded.into_owned();
                 all.records.extend(decoded.records);
-                all.errors.extend(decoded.errors.into_iter().map(|mut e| {
-                    e.reason = format!("{}: {}", p.topic, e.reason);
-                    e
-                }));
+                // What the decoder refused is kept once per message, whole and in its own
+                // format, so that it replays (a payload without codec, once a layout exists).
+                if !decoded.errors.is_empty() {
+                    let reasons: Vec<&str> =
+                        decoded.errors.iter().map(|e| e.reason.as_str()).collect();
+                    let one = format!("mqtt {} {}", sub.name, p.topic);
+                    let src = Source { name: &one, format: format.ok(), ..Default::default() };
+                    pipeline.reject_whole(&src, &reasons.join("; "), &p.payload).await;
+                }
             }
             Err(reason) => {
                 let one = format!("mqtt {} {}", sub.name, p.topic);

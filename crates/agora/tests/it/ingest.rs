@@ -323,3 +323,24 @@ async fn dead_letters_are_replayed_once_the_cause_is_fixed() {
     let r = app.post("/api/v1/rejects/replay").send().await.unwrap();
     problem(r, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn influxdb_clients_see_agora_up_before_writing() {
+    let app = TestApp::spawn().await;
+    // What influxdb-client (v1 and v2) and Telegraf send before writing, without a token.
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let r = app.client.request(method, app.url("/ping")).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+        assert_eq!(r.headers()["x-influxdb-version"], "1.8.10");
+        assert_eq!(r.headers()["x-influxdb-build"], "OSS");
+    }
+    let r = app.get("/health").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!((h["name"].as_str(), h["status"].as_str()), (Some("influxdb"), Some("pass")));
+    let r = app.get("/api/v2/ready").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert!(ready["up"].as_str().unwrap().ends_with('s'), "{ready}");
+}

@@ -573,3 +573,46 @@ async fn a_byte_layout_uplink_refused_whole_replays_with_its_subscriptions_corre
     assert!(r["replayed"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(pm10(&app).await, vec![("2026-01-01T00:00:00Z".into(), json!(30.0))]);
 }
+
+#[tokio::test]
+async fn other_mqtt_versions_get_a_connack_that_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    // A minimal CONNECT of MQTT 5 (level 5, empty properties) and of MQTT 3.1 ("MQIsdp", level 3).
+    let v5 =
+        [0x10, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x00];
+    let v31 = [
+        0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3c, 0x00,
+        0x00,
+    ];
+    for (connect, expected) in [
+        (&v5[..], &[0x20u8, 0x03, 0x00, 0x84, 0x00][..]),
+        (&v31[..], &[0x20, 0x02, 0x00, 0x01][..]),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(connect).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed within 5 s, not left hanging")
+            .unwrap();
+        assert_eq!(answer, expected, "CONNACK for {connect:02x?}");
+    }
+    // A real client as shipped: mosquitto_pub in MQTT 5 is refused at once, with the reason
+    // (`timeout` ends it if it were left waiting).
+    let port_s = port.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args(["10", "mosquitto_pub", "-V", "mqttv5", "-h", "127.0.0.1", "-p", &port_s])
+            .args(["-t", "agora/x/telemetry", "-m", "{}"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_ne!(out.status.code(), Some(124), "mosquitto_pub was left waiting");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(said.contains("unsupported protocol version"), "{said}");
+}
