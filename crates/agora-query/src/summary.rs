@@ -74,12 +74,14 @@ pub async fn summaries(
             let mut out: Vec<(Timestamp, Agg)> = Vec::new();
             let mut from = range.from;
             loop {
-                let page = store.read(s, from, range.to, PAGE).await?;
-                for (t, v) in &page {
-                    let Some(level) = v.as_f64() else { continue };
+                let page = store.read_numbers(s, from, range.to, PAGE).await?;
+                for &(t, level) in &page {
+                    if !level.is_finite() {
+                        continue;
+                    }
                     let mut a = Agg::one(t.as_nanos(), level);
                     a.sum = 10f64.powf(level / 10.0);
-                    let start = every.floor(*t);
+                    let start = every.floor(t);
                     match out.last_mut() {
                         Some((b, acc)) if *b == start => acc.merge(&a),
                         _ => out.push((start, a)),

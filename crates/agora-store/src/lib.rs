@@ -51,6 +51,14 @@ pub trait SeriesStore: Send + Sync + Debug {
         to: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, Value)>>;
+    /// Numeric raw points, unflagged, with `from <= t < to`, oldest first, at most `limit`.
+    async fn read_numbers(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, f64)>>;
     /// Summaries in buckets of `every` aligned on the epoch, over `from <= t < to`.
     async fn aggregate(
         &self,
@@ -115,6 +123,17 @@ impl SeriesStore for std::sync::Arc<Engine> {
         let (f, t) = (from.as_nanos(), to.as_nanos());
         let v = blocking(move || Engine::read(&e, s, f, t, limit)).await?;
         Ok(v.into_iter().map(|(t, v)| (Timestamp::from_nanos(t), v)).collect())
+    }
+    async fn read_numbers(
+        &self,
+        s: SeriesId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, f64)>> {
+        let e = self.clone();
+        let (f, t) = (from.as_nanos(), to.as_nanos());
+        blocking(move || Engine::read_numbers(&e, s, f, t, limit)).await
     }
     async fn aggregate(
         &self,

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agora_model::{Clock, IdMap, SeriesId, Value};
+use agora_model::{Clock, IdMap, SeriesId, Timestamp, Value};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
@@ -629,6 +629,36 @@ impl Engine {
         limit: usize,
         with_flagged: bool,
     ) -> Result<Vec<(i64, Value, u8)>> {
+        self.read_points_as(s, from, to, limit, with_flagged, |p, i| {
+            (p.ts[i], p.col.get(i), p.flag(i))
+        })
+    }
+
+    /// Numeric raw points (unflagged) with `from <= t < to`, oldest first, at most `limit`, as
+    /// `(time, value)`: what summaries computed outside the engine (energy means) read, without
+    /// building a `Value` per point.
+    pub fn read_numbers(
+        &self,
+        s: SeriesId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, f64)>> {
+        self.read_points_as(s.0, from, to, limit, false, |p, i| {
+            (Timestamp::from_nanos(p.ts[i]), p.col.num(i))
+        })
+    }
+
+    /// Raw points in range, each made into a `T` by `make`, window by window.
+    fn read_points_as<T>(
+        &self,
+        s: u32,
+        from: i64,
+        to: i64,
+        limit: usize,
+        with_flagged: bool,
+        make: impl Fn(&Points, usize) -> T,
+    ) -> Result<Vec<T>> {
         // Segments and heads are taken together: a flush finishing in between would otherwise
         // move points from a frozen head to a segment this read does not see.
         let (refs, heads) = {
@@ -662,7 +692,7 @@ impl Engine {
             let Some(p) = Points::merge(sources) else { continue };
             let p = if with_flagged { p } else { p.without_flagged() };
             let take = p.len().min(limit - out.len());
-            out.extend((0..take).map(|i| (p.ts[i], p.col.get(i), p.flag(i))));
+            out.extend((0..take).map(|i| make(&p, i)));
         }
         Ok(out)
     }
