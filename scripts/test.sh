@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
 # (a real Mosquitto broker and its command-line clients, a real SMTP server — Debian's
-# python3-aiosmtpd —, openssl for test certificates, Debian's Chromium and, from npm,
+# python3-aiosmtpd —, openssl for test certificates, promtool — Debian's prometheus — to lint
+# the metrics, Debian's Chromium and, from npm,
 # playwright-core to drive it), then runs every crate's unit and
 # integration tests against real components, a property-based API tester (schemathesis) against
 # a running `agora demo`, and the dashboard's end-to-end tests in the browser against another.
@@ -18,6 +19,7 @@ if ! /usr/bin/python3 -c "import aiosmtpd" >/dev/null 2>&1; then need_pkgs+=(pyt
 if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
 if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
+if ! command -v promtool >/dev/null 2>&1; then need_pkgs+=(prometheus); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
   sudo_cmd=""

@@ -1,16 +1,18 @@
 //! Prometheus metrics: HTTP requests by route and status with latency histograms, ingest counters,
-//! storage gauges. No global registry: the registry lives in the app state.
+//! storage gauges. No global registry: the request families live in the app state, the rest is
+//! read at each scrape.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -30,32 +32,21 @@ struct RouteLabels {
     route: String,
 }
 
-/// The metrics registry.
+/// The request metrics, kept for the life of the server; the ingest and storage figures are read
+/// at each scrape.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("agora");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 3.0, 12))
         });
-        registry.register(
-            "http_requests",
-            "HTTP requests by method, route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            latency.clone(),
-        );
-        Self { registry, requests, latency }
+        Self { requests, latency }
     }
 }
 
@@ -98,96 +89,140 @@ fn method_label(m: &Method) -> &'static str {
 /// proxy). Clients without read credentials are rate-limited like every anonymous request.
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics", security(()),
     responses(
-        (status = 200, description = "The metrics, in the OpenMetrics text format",
-            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 200, description = "The metrics: Prometheus's text format 0.0.4, or OpenMetrics \
+            when `Accept` asks for `application/openmetrics-text`",
+            content(
+                (String = "text/plain; version=0.0.4; charset=utf-8"),
+                (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            )),
         (status = 429, response = crate::doc::TooManyRequests),
     ))]
-pub(crate) async fn render(State(s): State<AppState>) -> Response {
-    let mut out = String::new();
+pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let c = &s.pipeline.counters;
     let st = s.store.stats();
-    let mut line = |name: &str, kind: &str, help: &str, v: f64| {
-        out.push_str(&format!(
-            "# HELP agora_{name} {help}\n# TYPE agora_{name} {kind}\nagora_{name} {v}\n"
-        ));
-    };
-    line(
-        "ingest_points_accepted_total",
-        "counter",
-        "Points stored by the ingest pipeline",
-        c.points_accepted.load(Ordering::Relaxed) as f64,
-    );
-    line(
-        "ingest_points_rejected_total",
-        "counter",
-        "Lines, records or fields refused by the ingest pipeline",
-        c.points_rejected.load(Ordering::Relaxed) as f64,
-    );
-    line(
-        "ingest_points_flagged_total",
-        "counter",
-        "Points stored with a quality flag (stuck, jump)",
-        c.points_flagged.load(Ordering::Relaxed) as f64,
-    );
-    line(
-        "ingest_batches_total",
-        "counter",
-        "Batches handled by the ingest pipeline",
-        c.batches.load(Ordering::Relaxed) as f64,
-    );
-    line("storage_series", "gauge", "Series holding data", st.series as f64);
-    line("storage_points", "gauge", "Points stored", st.points as f64);
-    line("storage_head_points", "gauge", "Points in memory not yet flushed", st.head_points as f64);
-    line("storage_segments", "gauge", "Segment files", st.segments as f64);
-    line(
-        "storage_bytes_on_disk",
-        "gauge",
-        "Bytes of segments, WAL and manifest",
-        st.bytes_on_disk as f64,
-    );
-    line("storage_flushes_total", "counter", "Head flushes since start", st.flushes as f64);
-    line("storage_compactions_total", "counter", "Compactions since start", st.compactions as f64);
     let h = s.store.health();
-    line(
+    // One registry per scrape: the counters and gauges below are read now; the request families
+    // are shared handles.
+    let mut r = Registry::with_prefix("agora");
+    let mut counter = |name: &str, help: &str, v: u64| {
+        r.register(name, help, ConstCounter::new(v));
+    };
+    counter(
+        "ingest_points_accepted",
+        "Points stored by the ingest pipeline",
+        c.points_accepted.load(Ordering::Relaxed),
+    );
+    counter(
+        "ingest_points_rejected",
+        "Lines, records or fields refused by the ingest pipeline",
+        c.points_rejected.load(Ordering::Relaxed),
+    );
+    counter(
+        "ingest_points_flagged",
+        "Points stored with a quality flag (stuck, jump)",
+        c.points_flagged.load(Ordering::Relaxed),
+    );
+    counter(
+        "ingest_batches",
+        "Batches handled by the ingest pipeline",
+        c.batches.load(Ordering::Relaxed),
+    );
+    counter("storage_flushes", "Head flushes since start", st.flushes);
+    counter("storage_compactions", "Compactions since start", st.compactions);
+    counter("storage_read_chunks", "Chunks decoded by raw reads since start", st.read_chunks);
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        r.register(name, help, ConstGauge::new(v));
+    };
+    gauge("storage_series", "Series holding data", st.series as f64);
+    gauge("storage_points", "Points stored", st.points as f64);
+    gauge("storage_head_points", "Points in memory not yet flushed", st.head_points as f64);
+    gauge("storage_segments", "Segment files", st.segments as f64);
+    gauge("storage_bytes_on_disk", "Bytes of segments, WAL and manifest", st.bytes_on_disk as f64);
+    gauge(
         "storage_accepting_writes",
-        "gauge",
         "1 while writes are accepted (free space above the reserve, the WAL committing)",
         f64::from(u8::from(h.accepting_writes && !h.wal_failing)),
     );
-    line(
+    gauge(
         "storage_free_bytes",
-        "gauge",
         "Free bytes on the data directory's filesystem",
         h.free_bytes as f64,
     );
-    line(
+    gauge(
         "storage_reserve_bytes",
-        "gauge",
         "Below this many free bytes writes are refused",
         h.reserve_bytes as f64,
     );
-    line(
+    gauge(
         "storage_unflushed_points",
-        "gauge",
         "Points a failed flush left in memory and in the WAL, waiting to be written",
         h.unflushed_points as f64,
     );
-    line(
-        "storage_read_chunks_total",
-        "counter",
-        "Chunks decoded by raw reads since start",
-        st.read_chunks as f64,
+    r.register(
+        "http_requests",
+        "HTTP requests by method, route and status",
+        s.metrics.requests.clone(),
     );
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry) {
+    r.register(
+        "http_request_duration_seconds",
+        "HTTP request latency by route",
+        s.metrics.latency.clone(),
+    );
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
         tracing::error!(error = %e, "could not encode metrics");
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)
-        .into_response()
+    // OpenMetrics when the scraper asks for it; else Prometheus's text format 0.0.4, which every
+    // scraper and `promtool` read.
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], to_prometheus_text(&out)).into_response()
+    }
+}
+
+/// The content type of OpenMetrics text.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of Prometheus's text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as Prometheus's text format 0.0.4: a counter family is named with its
+/// `_total` suffix in `HELP` and `TYPE` (OpenMetrics names it without), `UNIT` lines and the
+/// final `# EOF` go.
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openmetrics_counters_get_their_total_name_in_the_text_format() {
+        let om = "# HELP agora_x Things.\n# TYPE agora_x counter\nagora_x_total 5\n# HELP agora_g A gauge.\n# TYPE agora_g gauge\nagora_g 1.5\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP agora_x_total Things.\n# TYPE agora_x_total counter\nagora_x_total 5\n# HELP agora_g A gauge.\n# TYPE agora_g gauge\nagora_g 1.5\n"
+        );
+    }
 
     #[test]
     fn unknown_methods_share_one_label() {

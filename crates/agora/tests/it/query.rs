@@ -411,3 +411,42 @@ async fn a_query_that_would_decode_too_many_raw_points_is_refused_with_422() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_negotiate_their_format() {
+    let app = TestApp::spawn().await;
+    app.write("air_quality,device=aq-1 pm10=12 1767225600").await;
+    // What Prometheus and curl send: the text format 0.0.4, which promtool lints.
+    let r = app.get("/metrics").header("accept", "*/*").send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("# TYPE agora_http_requests_total counter"), "{text}");
+    assert!(text.contains("# TYPE agora_ingest_points_accepted_total counter"), "{text}");
+    assert!(!text.contains("# EOF"));
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test.sh installs Debian's prometheus)");
+    std::io::Write::write_all(lint.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A scraper that asks for OpenMetrics gets it.
+    let r = app
+        .get("/metrics")
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text")
+    );
+    assert!(r.text().await.unwrap().ends_with("# EOF\n"));
+}
