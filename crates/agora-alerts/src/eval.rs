@@ -732,6 +732,8 @@ pub(crate) struct Evaluator {
     window_cache: HashMap<(String, String, usize), CachedWindows>,
     /// End of the last completed window of each (rule, leaf) at the last tick.
     window_ends: HashMap<(String, usize), i64>,
+    /// The catalog's `devices_version` at the last scheduled tick.
+    tick_devices_version: Option<u64>,
 }
 
 /// The completed windows of a window leaf for one device, up to `end`.
@@ -1003,18 +1005,21 @@ pub(crate) async fn tick(
     now: i64,
     out: &mut Vec<Transition>,
 ) {
-    let (rules, touched) = {
+    let (rules, touched, moved) = {
         let mut e = ev.lock();
         let rules: Vec<Arc<Compiled>> =
             e.rules.iter().filter(|c| c.leaves.iter().any(|l| !l.is_point())).cloned().collect();
-        (rules, std::mem::take(&mut e.touched))
+        // A device added, moved or changed may enter a rule's scope: visit every device once.
+        let version = catalog.devices_version();
+        let moved = e.tick_devices_version.replace(version) != Some(version);
+        (rules, std::mem::take(&mut e.touched), moved)
     };
     if rules.is_empty() {
         return;
     }
     let devices = catalog.devices(&Default::default());
     for c in rules {
-        let visit = devices_to_visit(ev, catalog, &c, &touched, now);
+        let visit = if moved { None } else { devices_to_visit(ev, catalog, &c, &touched, now) };
         for d in &devices {
             if visit.as_ref().is_some_and(|v| !v.contains(d.id.as_str())) {
                 continue;
@@ -1030,6 +1035,8 @@ pub(crate) async fn tick(
             let mut window_results: Vec<(usize, Windows, bool)> = Vec::new();
             let mut nodata: Vec<(usize, bool, i64)> = Vec::new();
             let mut applicable = false;
+            // A read failed: this device is left as it is and read again at the next tick.
+            let mut failed = false;
             for (i, leaf) in c.leaves.iter().enumerate() {
                 match leaf {
                     Leaf::Window { property, func, every, op, value, count } => {
@@ -1077,17 +1084,25 @@ pub(crate) async fn tick(
                                         flags.insert(start.as_nanos(), (op.holds(v, *value), v));
                                     }
                                 }
-                                // Read again at the next tick.
                                 Err(_) => complete = false,
                             }
                         }
                         let mut e = ev.lock();
-                        if complete {
+                        if !complete {
+                            // Read again at the next tick: mark the series as touched since its
+                            // first window.
+                            e.window_cache.remove(&cache_key);
+                            let t = e.touched.entry(s.0).or_insert(first.as_nanos());
+                            *t = (*t).min(first.as_nanos());
+                            failed = true;
+                            break;
+                        }
+                        // Computed with the rule as it was when the tick started: kept only if
+                        // it was not changed meanwhile.
+                        if e.rules.iter().any(|r| Arc::ptr_eq(r, &c)) {
                             let w =
                                 CachedWindows { windows: flags.clone(), end: last_end.as_nanos() };
                             e.window_cache.insert(cache_key, w);
-                        } else {
-                            e.window_cache.remove(&cache_key);
                         }
                         drop(e);
                         window_results.push((i, flags, changed));
@@ -1098,7 +1113,7 @@ pub(crate) async fn tick(
                         let limit =
                             dur.unwrap_or_else(|| (periods.unwrap_or(3.0) * period * 1e9) as i64);
                         let seen = d.last_seen.map_or(d.created_at.as_nanos(), Timestamp::as_nanos);
-                        nodata.push((i, now - seen > limit, seen + limit));
+                        nodata.push((i, now - seen > limit, seen.saturating_add(limit)));
                     }
                     Leaf::Forecast { property, horizon, op, value } => {
                         // Without a forecaster, a forecast never holds.
@@ -1115,7 +1130,7 @@ pub(crate) async fn tick(
             }
             // Windows that did not change and no silence or forecast to check: nothing to settle
             // (and no alert to reconcile: that reads the alert store).
-            if !applicable || (nodata.is_empty() && window_results.iter().all(|w| !w.2)) {
+            if failed || !applicable || (nodata.is_empty() && window_results.iter().all(|w| !w.2)) {
                 continue;
             }
             let key = d.id.to_string();

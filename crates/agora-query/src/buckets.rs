@@ -47,12 +47,14 @@ impl Every {
         }
     }
 
-    /// The step to ask the store for: local days are built from hours (local midnight is an
-    /// hour boundary in every French time zone).
+    /// The step to ask the store for: local days are built from hours where local midnight is
+    /// an hour boundary (every French time zone), from quarters of an hour elsewhere (India,
+    /// Nepal, the Marquesas: offsets of :30 or :45).
     pub fn store_step(&self) -> Duration {
         match self {
             Self::Fixed(d) => *d,
-            Self::LocalDays { .. } => Duration::from_secs(3600),
+            Self::LocalDays { tz, .. } if whole_hour_offsets(*tz) => Duration::from_secs(3600),
+            Self::LocalDays { .. } => Duration::from_secs(900),
         }
     }
 
@@ -120,6 +122,16 @@ impl Every {
     }
 }
 
+/// Whether a time zone's offsets from UTC are whole hours (in winter and in summer).
+fn whole_hour_offsets(tz: Tz) -> bool {
+    use chrono::Offset;
+    [(2026, 1, 15), (2026, 7, 15)].iter().all(|&(y, m, d)| {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .is_some_and(|t| tz.offset_from_utc_datetime(&t).fix().local_minus_utc() % 3600 == 0)
+    })
+}
+
 /// The first instant of a local date: midnight, or the first hour that exists where a clock
 /// change skips midnight.
 fn start_of_day(d: NaiveDate, tz: Tz) -> Option<Timestamp> {
@@ -175,6 +187,18 @@ mod tests {
         assert_eq!(week.floor(week.end(a)), week.end(a));
         let span = week.end(a).as_nanos() - a.as_nanos();
         assert_eq!(span, 7 * 86_400_000_000_000);
+    }
+
+    #[test]
+    fn zones_off_the_hour_are_built_from_quarters() {
+        let day = Duration::from_secs(DAY_S);
+        assert_eq!(Every::new(day, Some(chrono_tz::Europe::Paris)).store_step().as_secs(), 3600);
+        let kolkata = Every::new(day, Some(chrono_tz::Asia::Kolkata));
+        assert_eq!(kolkata.store_step().as_secs(), 900);
+        assert!(!kolkata.whole_hours());
+        // Midnight in Kolkata (UTC+05:30) is 18:30 UTC the day before.
+        assert_eq!(kolkata.floor(at("2026-01-15T12:00:00Z")), at("2026-01-14T18:30:00Z"));
+        assert_eq!(Every::new(day, Some(chrono_tz::Asia::Kathmandu)).store_step().as_secs(), 900);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use crate::chirpstack::ByteField;
-use crate::format::{Message, MessageFormat};
+use crate::format::{Format, Message, MessageFormat};
 use crate::record::Decoded;
 use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
@@ -95,10 +95,15 @@ struct Seen {
 
 impl Seen {
     const CAPACITY: usize = 10_000;
-    /// Whether `id` was seen already; remembers it.
-    fn check(&mut self, id: &str) -> bool {
+    /// Whether `id` was seen already.
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    /// Remember `id` (once its uplink is stored).
+    fn remember(&mut self, id: &str) {
         if self.set.contains(id) {
-            return true;
+            return;
         }
         if self.order.len() == Self::CAPACITY
             && let Some(old) = self.order.pop_front()
@@ -107,7 +112,6 @@ impl Seen {
         }
         self.order.push_back(id.to_owned());
         self.set.insert(id.to_owned());
-        false
     }
 }
 
@@ -203,6 +207,10 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
 }
 
 /// Ingest messages together; returns whether they may be acknowledged.
+///
+/// Deduplication ids are remembered, and refused input kept as dead letters, only once the batch
+/// is stored: a batch that failed is delivered again by the broker, and must then be handled as
+/// the first time (not dropped as a duplicate, not dead-lettered twice).
 async fn handle_batch(
     sub: &Subscription,
     pipeline: &Pipeline,
@@ -212,15 +220,19 @@ async fn handle_batch(
     let name = format!("mqtt {}", sub.name);
     let src = Source { name: &name, ..Default::default() };
     let mut all = Decoded::default();
+    let mut ids: Vec<String> = Vec::new();
+    // (topic, format, why, payload) of what is refused.
+    let mut refused: Vec<(&str, Option<Format>, String, &[u8])> = Vec::new();
     for p in batch {
         let format = sub.format.on_topic(&p.topic, &sub.name);
         match format.as_ref().map_err(Refusal::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
             Ok(Message { decoded, dedup_id }) => {
-                if let Some(id) = dedup_id
-                    && seen.check(&id)
-                {
-                    tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
-                    continue;
+                if let Some(id) = dedup_id {
+                    if seen.contains(&id) || ids.contains(&id) {
+                        tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
+                        continue;
+                    }
+                    ids.push(id);
                 }
                 let decoded = decoded.into_owned();
                 all.records.extend(decoded.records);
@@ -229,26 +241,25 @@ async fn handle_batch(
                 if !decoded.errors.is_empty() {
                     let reasons: Vec<&str> =
                         decoded.errors.iter().map(|e| e.reason.as_str()).collect();
-                    let one = format!("mqtt {} {}", sub.name, p.topic);
-                    let src = Source { name: &one, format: format.ok(), ..Default::default() };
-                    pipeline.reject_whole(&src, &reasons.join("; "), &p.payload).await;
+                    refused.push((&p.topic, format.ok(), reasons.join("; "), &p.payload));
                 }
             }
-            Err(reason) => {
-                let one = format!("mqtt {} {}", sub.name, p.topic);
-                let src = Source { name: &one, format: format.ok(), ..Default::default() };
-                pipeline.reject_whole(&src, &reason.0, &p.payload).await;
-            }
+            Err(reason) => refused.push((&p.topic, format.ok(), reason.0, &p.payload)),
         }
     }
-    if all.records.is_empty() && all.errors.is_empty() {
-        return true;
+    if (!all.records.is_empty() || !all.errors.is_empty())
+        && let Err(e) = pipeline.ingest(&src, all).await
+    {
+        tracing::error!(subscription = %sub.name, error = %e, "storing MQTT messages failed");
+        return false;
     }
-    match pipeline.ingest(&src, all).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::error!(subscription = %sub.name, error = %e, "storing MQTT messages failed");
-            false
-        }
+    for id in &ids {
+        seen.remember(id);
     }
+    for (topic, format, why, payload) in refused {
+        let one = format!("mqtt {} {topic}", sub.name);
+        let src = Source { name: &one, format, ..Default::default() };
+        pipeline.reject_whole(&src, &why, payload).await;
+    }
+    true
 }
