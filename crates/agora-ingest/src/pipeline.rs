@@ -821,7 +821,9 @@ impl Pipeline {
                 let id = SiteId::parse(s).map_err(|e| e.to_string())?;
                 if !self.catalog.sites().iter().any(|x| x.id == id) {
                     return Err(format!(
-                        "unknown site {s:?} for new device {}: create the site first",
+                        "unknown site {s:?} for new device {}: create the site first \
+                         (POST /api/v1/sites {{\"id\": \"{s}\", \"commune\": \"<INSEE code>\", \
+                         \"name\": …}}), then replay the dead letters (POST /api/v1/rejects/replay)",
                         d.id
                     )
                     .into());
