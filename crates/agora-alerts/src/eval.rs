@@ -1081,7 +1081,11 @@ pub(crate) async fn tick(
                                 Ok(parts) => {
                                     for (start, a) in parts.iter().filter(|(_, a)| a.count > 0) {
                                         let v = averaging.value(a, f);
-                                        flags.insert(start.as_nanos(), (op.holds(v, *value), v));
+                                        // A window counts only when the rule applies at its
+                                        // start (its schedule: night hours for Lnight).
+                                        let holds =
+                                            op.holds(v, *value) && c.active(start.as_nanos());
+                                        flags.insert(start.as_nanos(), (holds, v));
                                     }
                                 }
                                 Err(_) => complete = false,

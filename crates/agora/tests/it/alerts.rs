@@ -386,6 +386,40 @@ async fn a_stored_rule_that_became_invalid_is_reported_not_changed_and_others_ru
     assert_eq!(v["rules"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn a_window_rule_with_a_schedule_counts_only_the_windows_it_covers() {
+    let app = TestApp::spawn().await;
+    add_rule(
+        &app,
+        json!({"id": "lnight", "scope": {"kind": "noise"},
+        "condition": {"window": {"property": "laeq", "every": "1h", "op": ">", "value": 55.0}},
+        "schedule": {"from": "22:00", "to": "06:00"}}),
+    )
+    .await;
+    // Yesterday in Paris: a loud hour at noon (outside the schedule), then one at 23:00.
+    use chrono::TimeZone;
+    let paris = chrono_tz::Europe::Paris;
+    let yesterday = chrono::Utc::now().with_timezone(&paris).date_naive() - chrono::Days::new(1);
+    let at = |h: u32| {
+        paris.from_local_datetime(&yesterday.and_hms_opt(h, 0, 0).unwrap()).unwrap().timestamp()
+    };
+    let mut body = String::new();
+    // (Values that vary: a level repeated for hours is flagged as a stuck sensor.)
+    for h in [12, 23] {
+        for (m, v) in [(0, 68.5), (20, 71.0), (40, 69.5)] {
+            body.push_str(&format!("noise,device=nm-1 laeq={v} {}\n", at(h) + m * 60));
+        }
+    }
+    app.write(&body).await;
+    let list = alerts_until(&app, "lnight", 5, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), 1, "only the night hour opens an alert: {list:?}");
+    assert_eq!(
+        list[0]["opened_at"],
+        json!(agora_model::Timestamp::from_secs(at(23) + 3600).unwrap()),
+        "opened when the 23:00 hour completed"
+    );
+}
+
 /// A local HTTP receiver: answers 500 to the first `fail` requests, then 204; keeps what it got.
 async fn receiver(
     fail: usize,
