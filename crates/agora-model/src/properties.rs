@@ -11,7 +11,7 @@ use crate::{PropertyName, Value, ValueKind};
 /// Properties about the device itself (battery, radio link, frame counter) rather than the place
 /// it measures. Operators see them; the public map and open data leave them out.
 pub fn is_device_internal(property: &str) -> bool {
-    matches!(property, "battery" | "battery_voltage" | "rssi" | "snr" | "f_cnt")
+    matches!(property, "battery" | "battery_voltage" | "rssi" | "snr" | "f_cnt" | "gateways")
 }
 
 /// Whether means of a property are energy means, `10·log10(mean(10^(L/10)))`: sound levels in
@@ -262,6 +262,15 @@ const BUILTIN: &[Builtin] = &[
         4294967295.0,
         &["fcnt", "frame_counter"],
         "LoRaWAN uplink frame counter",
+    ),
+    (
+        "gateways",
+        "{count}",
+        I,
+        0.0,
+        10000.0,
+        &["gateway_count"],
+        "LoRaWAN gateways that heard the uplink",
     ),
     ("status", "1", S, NA, NA, &["state"], "device-reported status"),
 ];

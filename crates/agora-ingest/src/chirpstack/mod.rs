@@ -145,6 +145,13 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, R
                     unit: None,
                 });
             }
+            if !rx.is_empty() {
+                fields.push(Field {
+                    name: Cow::Borrowed("gateways"),
+                    value: Value::I64(i64::try_from(rx.len()).unwrap_or(i64::MAX)),
+                    unit: None,
+                });
+            }
         }
         "status" => {
             let unavailable =
@@ -239,7 +246,8 @@ mod tests {
                 ("pm25", &Value::F64(7.2)),
                 ("rssi", &Value::F64(-60.0)),
                 ("snr", &Value::F64(9.25)),
-                ("f_cnt", &Value::I64(10))
+                ("f_cnt", &Value::I64(10)),
+                ("gateways", &Value::I64(2))
             ]
         );
     }

@@ -165,7 +165,7 @@ async fn chirpstack_uplinks_through_mosquitto_dedup_and_dead_letters() {
     assert_eq!(d["device"]["site"], "hotel-de-ville");
     let props: Vec<&str> =
         d["series"].as_array().unwrap().iter().map(|s| s["property"].as_str().unwrap()).collect();
-    assert_eq!(props, ["f_cnt", "pm10", "rssi", "snr"]);
+    assert_eq!(props, ["f_cnt", "gateways", "pm10", "rssi", "snr"]);
     assert!(
         eventually(async || {
             let r = app.get_json("/api/v1/rejects").await;
