@@ -403,7 +403,7 @@ pub(crate) struct AlertDetail {
 }
 
 /// One alert, with every attempt of its actions.
-#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security((), ("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The alert's identifier")),
     responses(
         (status = 200, description = "The alert and its deliveries", body = AlertDetail),
@@ -416,7 +416,8 @@ pub(crate) async fn get_alert(
     h: HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AlertDetail>> {
-    require_read(&s, &h)?;
+    // Deliveries name their targets (email addresses): operators only, even with public_read.
+    require(&s, &h, None, Scope::Read)?;
     let (alert, deliveries) = service(&s)?.alert(id).await?;
     Ok(Json(AlertDetail { alert, deliveries }))
 }
@@ -511,7 +512,7 @@ pub(crate) struct DeliveryList {
 /// The latest action attempts (webhooks, MQTT commands, emails) with their outcome.
 ///
 /// 404 when alerting is not enabled on this server.
-#[utoipa::path(get, path = "/api/v1/deliveries", tag = "alerts", security((), ("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "alerts", security(("bearer" = [])),
     params(Limit),
     responses(
         (status = 200, description = "The latest deliveries", body = DeliveryList),
@@ -524,7 +525,8 @@ pub(crate) async fn deliveries(
     h: HeaderMap,
     Query(p): Query<Limit>,
 ) -> ApiResult<Json<DeliveryList>> {
-    require_read(&s, &h)?;
+    // Deliveries name their targets (email addresses): operators only, even with public_read.
+    require(&s, &h, None, Scope::Read)?;
     let deliveries = service(&s)?.deliveries(p.limit.unwrap_or(200).min(5_000)).await?;
     Ok(Json(DeliveryList { deliveries }))
 }

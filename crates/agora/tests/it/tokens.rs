@@ -128,6 +128,13 @@ async fn public_read_opens_queries_but_not_writes() {
     problem(r, 401, "unauthorized").await;
     let r = app.get("/api/v1/tokens").send().await.unwrap();
     problem(r, 401, "unauthorized").await;
+    // Alert deliveries name their targets (email addresses): operators only.
+    let r = app.get("/api/v1/deliveries").send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
+    let read = app.token("read", None).await;
+    let r = app.get("/api/v1/deliveries").bearer_auth(&read).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.get("/api/v1/alerts").send().await.unwrap().status(), 200, "alerts stay open");
 }
 
 #[tokio::test]
