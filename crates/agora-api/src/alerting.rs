@@ -262,7 +262,8 @@ pub(crate) async fn create_rule(
     params(("id" = String, Path, description = "The rule's identifier")),
     request_body(content = RuleChange, description = "The rule (its `id` may be left out), or a template with the fields to change"),
     responses(
-        (status = 200, description = "Made or replaced; secrets shown as `********`", body = RuleView),
+        (status = 200, description = "Replaced; secrets shown as `********`", body = RuleView),
+        (status = 201, description = "Made (no rule, valid or not, had this id)", body = RuleView),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = Unprocessable),
@@ -273,7 +274,7 @@ pub(crate) async fn put_rule(
     h: HeaderMap,
     Path(id): Path<String>,
     Json(mut v): Json<JsonValue>,
-) -> ApiResult<Json<RuleView>> {
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
     if let Some(o) = v.as_object_mut() {
@@ -289,7 +290,10 @@ pub(crate) async fn put_rule(
             rule.id
         )));
     }
-    Ok(Json(alerts.put_rule(rule).await?))
+    let created = alerts.rule(&id).is_none() && !alerts.invalid_rules().iter().any(|r| r.id == id);
+    let view = alerts.put_rule(rule).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view)).into_response())
 }
 
 /// Delete a rule made through the API (or an invalid stored one); its unresolved alerts are

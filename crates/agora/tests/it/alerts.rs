@@ -380,10 +380,20 @@ async fn a_stored_rule_that_became_invalid_is_reported_not_changed_and_others_ru
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(r.status(), 200, "replaced: {}", r.text().await.unwrap());
+    let fresh = json!({"condition": {"threshold": {"property": "no2", "op": ">", "value": 200.0}}});
+    let r = app
+        .client
+        .put(app.url("/api/v1/rules/fresh"))
+        .bearer_auth(ADMIN)
+        .json(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "made: {}", r.text().await.unwrap());
     let v = app.get_json("/api/v1/rules").await;
     assert_eq!(v["invalid"], json!([]), "{v}");
-    assert_eq!(v["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(v["rules"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]
