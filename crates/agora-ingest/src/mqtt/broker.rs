@@ -1,5 +1,6 @@
-//! agora's own MQTT 3.1.1 endpoint, so devices publish to agora directly: no separate broker to
-//! run for a pilot city. Devices authenticate with an ingest token as user name (ThingsBoard's
+//! agora's own MQTT endpoint, so devices publish to agora directly: no separate broker to run for
+//! a pilot city. It speaks MQTT 3.1.1, 3.1 and 5 (see [`super::wire`]); another version gets the
+//! CONNACK that says so. Devices authenticate with an ingest token as user name (ThingsBoard's
 //! convention; the password field works too) and publish to
 //!
 //! - `agora/{device}/telemetry`: JSON values (`{"pm10": 12}`, `{"ts": …, "values": {…}}`, arrays);
@@ -7,11 +8,13 @@
 //! - `v1/gateway/telemetry`: ThingsBoard gateway telemetry.
 //!
 //! A QoS 1 PUBLISH is acknowledged (PUBACK) only once its points are durable; if storage fails the
-//! connection is closed without acknowledging, and the device sends again. QoS 2 is answered with
-//! PUBREC/PUBCOMP on the same rule. Subscriptions are granted at QoS 0 so that ThingsBoard
-//! firmware (which subscribes to RPC topics) stays connected, but nothing is delivered to
-//! subscribers yet: commands to equipment come with the alerts and actions work. Retained messages,
-//! wills and persistent sessions are not offered.
+//! connection is closed without acknowledging (MQTT 5: DISCONNECT "server busy"), and the device
+//! sends again. QoS 2 is answered with PUBREC/PUBCOMP on the same rule. A message refused whole
+//! (unknown topic, unreadable payload, another device's topic) is kept as a dead letter and
+//! acknowledged: with success in 3.1.1, which has no other answer, and with the reason code and
+//! string in MQTT 5. Subscriptions are granted at QoS 0 and receive commands to equipment while
+//! connected. Retained messages, wills and sessions outliving the connection are not offered;
+//! MQTT 5 clients are told so in CONNACK (retain unavailable, session expiry 0).
 //!
 //! No client can hold the endpoint: CONNECT must arrive within a deadline counted from accept, a
 //! client silent for 1.5 times its keep-alive is dropped, connections are capped in total and
@@ -24,24 +27,19 @@ use std::time::Duration;
 use agora_store::Catalog;
 use agora_store::catalog::{Scope, TokenInfo};
 use bytes::BytesMut;
-use rumqttc::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, QoS, SubAck, SubscribeReasonCode,
-    UnsubAck,
-};
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::wire::{
+    self, Codec, ConnAck, Grants, Incoming, Outcome, Publish, Read, Version, Violation,
+};
 use crate::format::Format;
 use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
 use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
-
-/// A broken connection, in words for the log.
-fn broken(e: impl std::fmt::Display) -> Error {
-    Error::Connection(e.to_string())
-}
 
 /// Largest accepted packet.
 const MAX_PACKET: usize = 1 << 20;
@@ -241,100 +239,60 @@ struct Conn {
     out: BytesMut,
 }
 
+/// How a session ends early.
+enum End {
+    /// The server closes it: an MQTT 5 client is told why with a DISCONNECT.
+    Violation(Violation),
+    /// The peer went away, or the socket failed: nothing more to say.
+    Closed(String),
+}
+
+impl From<Violation> for End {
+    fn from(v: Violation) -> Self {
+        End::Violation(v)
+    }
+}
+
 impl Conn {
-    /// The next packet, at most `max` bytes; it must be complete by `deadline`.
-    async fn read(&mut self, deadline: Instant, late: &str, max: usize) -> Result<Packet, Error> {
-        loop {
-            match Packet::read(&mut self.buf, max) {
-                Ok(p) => return Ok(p),
-                // Grow with what arrives, not with what a header announces.
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => {
-                    self.buf.reserve(n.min(64 << 10));
-                }
-                Err(e) => return Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
-            }
-            let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
-                .await
-                .map_err(|_| Error::Connection(late.to_owned()))?
-                .map_err(broken)?;
-            if n == 0 {
-                return Err(Error::Connection("peer closed the connection".into()));
-            }
+    /// Read more bytes (at least `need` are expected), by `deadline`.
+    async fn fill(&mut self, need: usize, deadline: Instant, late: &Violation) -> Result<(), End> {
+        // Grow with what arrives, not with what a header announces.
+        self.buf.reserve(need.min(64 << 10));
+        let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| End::Violation(late.clone()))?
+            .map_err(|e| End::Closed(e.to_string()))?;
+        if n == 0 {
+            return Err(End::Closed("peer closed the connection".into()));
         }
+        Ok(())
     }
 
-    /// The first packet: a CONNECT of MQTT 3.1.1, or (`Err`) the protocol name and level of a
-    /// client of another version, read before the parser (which knows 3.1.1 only) sees it.
-    async fn read_connect(
+    /// The next packet; it must be complete by `deadline`. Cancel-safe: bytes already read stay
+    /// in the buffer.
+    async fn next(
         &mut self,
+        codec: &mut Codec,
         deadline: Instant,
-        max: usize,
-    ) -> Result<Result<Packet, (String, u8)>, Error> {
+        late: &Violation,
+    ) -> Result<Incoming, End> {
         loop {
-            if let Some((name, level)) = connect_protocol(&self.buf)
-                && level != 4
-            {
-                return Ok(Err((name, level)));
-            }
-            match Packet::read(&mut self.buf, max) {
-                Ok(p) => return Ok(Ok(p)),
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => {
-                    self.buf.reserve(n.min(64 << 10));
-                }
-                Err(e) => return Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
-            }
-            let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
-                .await
-                .map_err(|_| Error::Connection("no CONNECT in time".to_owned()))?
-                .map_err(broken)?;
-            if n == 0 {
-                return Err(Error::Connection("peer closed the connection".into()));
+            match codec.read(&mut self.buf, MAX_PACKET)? {
+                Read::Packet(p) => return Ok(p),
+                Read::Need(n) => self.fill(n, deadline, late).await?,
             }
         }
     }
 
-    /// A packet already complete in the buffer, without reading the socket.
-    fn buffered(&mut self) -> Result<Option<Packet>, Error> {
-        match Packet::read(&mut self.buf, MAX_PACKET) {
-            Ok(p) => Ok(Some(p)),
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
-            Err(e) => Err(Error::Connection(format!("malformed MQTT packet: {e:?}"))),
+    /// Send what was written to `out`.
+    async fn flush(&mut self) -> Result<(), End> {
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            r.map_err(|e| End::Closed(e.to_string()))?;
         }
+        Ok(())
     }
-
-    async fn send(&mut self, p: Packet) -> Result<(), Error> {
-        self.out.clear();
-        p.write(&mut self.out, MAX_PACKET).map_err(|e| broken(format!("{e:?}")))?;
-        self.stream.write_all(&self.out).await.map_err(broken)
-    }
-}
-
-/// The protocol name and level of a CONNECT packet at the start of `buf`, read without parsing the
-/// rest (so that a version the parser does not know can still be answered).
-fn connect_protocol(buf: &[u8]) -> Option<(String, u8)> {
-    if buf.first()? >> 4 != 1 {
-        return None;
-    }
-    // Remaining length: 1 to 4 bytes, 7 bits each.
-    let mut i = 1;
-    loop {
-        let b = *buf.get(i)?;
-        i += 1;
-        if b & 0x80 == 0 || i > 4 {
-            break;
-        }
-    }
-    let len = usize::from(u16::from_be_bytes([*buf.get(i)?, *buf.get(i + 1)?]));
-    let name = std::str::from_utf8(buf.get(i + 2..i + 2 + len)?).ok()?.to_owned();
-    let level = *buf.get(i + 2 + len)?;
-    Some((name, level))
-}
-
-/// The CONNACK refusing a protocol level, as a client of that level reads it: MQTT 5's reason
-/// code 0x84 (unsupported protocol version, with an empty property list), else 3.1.1's and 3.1's
-/// return code 0x01 (unacceptable protocol version).
-fn refusal_for_version(level: u8) -> Vec<u8> {
-    if level >= 5 { vec![0x20, 0x03, 0x00, 0x84, 0x00] } else { vec![0x20, 0x02, 0x00, 0x01] }
 }
 
 /// Removes a connection's subscriptions when it ends, however it ends.
@@ -346,6 +304,11 @@ impl Drop for Unsubscribe {
     }
 }
 
+/// Topic aliases a client may use.
+const TOPIC_ALIAS_MAX: u16 = 64;
+/// QoS 1 and 2 messages a client may have unacknowledged: one batch's worth.
+const RECEIVE_MAXIMUM: u16 = 1000;
+
 async fn serve(
     stream: TcpStream,
     accepted: Instant,
@@ -355,147 +318,236 @@ async fn serve(
     limits: &BrokerLimits,
 ) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
     // Measured from accept, not per read: a byte every few seconds does not keep a socket.
     let deadline = accepted + limits.connect_timeout;
-    let first = match c.read_connect(deadline, MAX_CONNECT_PACKET).await? {
-        Ok(p) => p,
+    let late = Violation::new(DisconnectReasonCode::MaximumConnectTime, "no CONNECT in time");
+    let first = loop {
+        match wire::read_connect(&mut c.buf, MAX_CONNECT_PACKET) {
+            Ok(Read::Packet(f)) => break f,
+            Ok(Read::Need(n)) => c.fill(n, deadline, &late).await.map_err(ended)?,
+            Err(v) => return Err(Error::Connection(v.reason)),
+        }
+    };
+    let connect = match first {
+        wire::First::Connect(connect) => connect,
         // A client speaking another version of MQTT is told so, in its own version, rather than
         // left reconnecting forever.
-        Err((name, level)) => {
-            let _ = c.stream.write_all(&refusal_for_version(level)).await;
-            let peer = c.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-            tracing::info!(%peer, protocol = %name, level, "MQTT connection refused: this endpoint speaks MQTT 3.1.1 only");
+        wire::First::Unsupported(name, level) => {
+            let version = if level >= 5 { Version::V5 } else { Version::V3 };
+            Codec::connack(version, &ConnAck::UnsupportedVersion, &mut c.out);
+            let _ = c.flush().await;
+            tracing::info!(%peer, protocol = %name, level, "MQTT connection refused: this endpoint speaks MQTT 3.1, 3.1.1 and 5");
             return Err(Error::Connection(format!("unsupported protocol {name} level {level}")));
         }
     };
-    let Packet::Connect(connect) = first else {
-        return Err(Error::Connection("the first packet was not CONNECT".into()));
+    let version = connect.version;
+    let refuse = |c: &mut Conn, answer: ConnAck<'_>, why: &str| {
+        Codec::connack(version, &answer, &mut c.out);
+        tracing::info!(%peer, client = %connect.client_id, "MQTT connection refused: {why}");
+        Error::Connection(why.to_owned())
     };
+    if let Some(method) = &connect.auth_method {
+        let why = format!(
+            "extended authentication ({method}) is not offered: give an ingest token as user name"
+        );
+        let e = refuse(&mut c, ConnAck::BadAuthenticationMethod(&why), &why);
+        let _ = c.flush().await;
+        return Err(e);
+    }
     // The secret that authenticated, kept to check later that the token is still live.
-    let found = connect.login.as_ref().and_then(|l| {
-        [&l.username, &l.password]
-            .into_iter()
-            .find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())))
-    });
+    let found =
+        connect.credentials.iter().find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())));
     let (token, secret): (TokenInfo, String) = match found {
         Some((t, s)) if t.scope.allows(Scope::Ingest) => (t, s),
-        Some(_) => {
-            c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false))).await?;
-            return Err(Error::Connection("token without the ingest scope".into()));
+        Some((t, _)) => {
+            let why = format!("token {:?} has no ingest scope", t.name);
+            let e = refuse(&mut c, ConnAck::NotAuthorized(&why), &why);
+            let _ = c.flush().await;
+            return Err(e);
         }
         None => {
-            c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadUserNamePassword, false)))
-                .await?;
-            return Err(Error::Connection("missing or unknown token".into()));
+            let why = "missing or unknown token: give an ingest token as user name";
+            let e = refuse(&mut c, ConnAck::BadCredentials(why), why);
+            let _ = c.flush().await;
+            return Err(e);
         }
     };
     let live = || catalog.authenticate(&secret).is_some_and(|t| t.scope.allows(Scope::Ingest));
-    c.send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))).await?;
-    let keep_alive = match Duration::from_secs(u64::from(connect.keep_alive)) {
-        k if k.is_zero() => limits.max_keep_alive,
-        k => k.min(limits.max_keep_alive),
-    } * 3
-        / 2;
+    // A keep-alive of 0 (none) or beyond the longest honoured is replaced, and an MQTT 5 client
+    // told so; sessions are not kept beyond the connection, which MQTT 5 clients are told too.
+    let max_keep_alive = limits.max_keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
+    let keep_alive_s = match connect.keep_alive {
+        0 => max_keep_alive,
+        k => k.min(max_keep_alive),
+    };
+    let grants = Grants {
+        receive_maximum: RECEIVE_MAXIMUM,
+        max_packet: MAX_PACKET as u32,
+        topic_alias_max: TOPIC_ALIAS_MAX,
+        server_keep_alive: (keep_alive_s != connect.keep_alive).then_some(keep_alive_s),
+        session_expiry: (connect.session_expiry != 0).then_some(0),
+    };
+    let mut codec = Codec::new(&connect, &grants);
+    Codec::connack(version, &ConnAck::Accepted(&grants), &mut c.out);
+    c.flush().await.map_err(ended)?;
+    // MQTT: a client silent for 1.5 times its keep-alive is gone.
+    let keep_alive = Duration::from_secs(u64::from(keep_alive_s)) * 3 / 2;
     let mut heard = Instant::now();
     let mut recheck = tokio::time::interval(limits.token_recheck);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::debug!(client = %connect.client_id, token = %token.name, "MQTT device connected");
+    tracing::debug!(client = %connect.client_id, token = %token.name, ?version, "MQTT device connected");
     let conn = subscribers.connect();
     let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
     let (outbox_tx, mut outbox) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
-    let mut next: Option<Packet> = None;
-    loop {
-        let packet = match next.take() {
-            Some(p) => p,
-            // Reading is cancel-safe: bytes already read stay in the buffer.
-            None => tokio::select! {
-                p = c.read(heard + keep_alive, "keep-alive timed out", MAX_PACKET) => p?,
-                _ = recheck.tick() => {
+    let session = Session {
+        pipeline: &pipeline,
+        token: &token,
+        subscribers: &subscribers,
+        conn,
+        outbox: &outbox_tx,
+    };
+    let timed_out = Violation::new(DisconnectReasonCode::KeepAliveTimeout, "keep-alive timed out");
+    let revoked = Violation::new(
+        DisconnectReasonCode::NotAuthorized,
+        format!("token {:?} was revoked", token.name),
+    );
+    let result: Result<(), End> = async {
+        let mut next: Option<Incoming> = None;
+        loop {
+            let packet = match next.take() {
+                Some(p) => p,
+                None => tokio::select! {
+                    p = c.next(&mut codec, heard + keep_alive, &timed_out) => p?,
+                    _ = recheck.tick() => {
+                        if !live() {
+                            return Err(revoked.clone().into());
+                        }
+                        continue;
+                    }
+                    Some((topic, payload)) = outbox.recv() => {
+                        if !codec.publish(&topic, payload, &mut c.out) {
+                            tracing::debug!(%topic, "message larger than the client accepts, dropped");
+                        }
+                        c.flush().await?;
+                        continue;
+                    }
+                },
+            };
+            heard = Instant::now();
+            match packet {
+                Incoming::Publish(p) => {
+                    // Publishes already received are stored together: one WAL commit for all.
+                    let mut batch = vec![p];
+                    while batch.len() < usize::from(RECEIVE_MAXIMUM) {
+                        match codec.read(&mut c.buf, MAX_PACKET)? {
+                            Read::Packet(Incoming::Publish(p)) => batch.push(p),
+                            Read::Packet(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Read::Need(_) => break,
+                        }
+                    }
+                    // A revoked token stores nothing more, whatever is already on the wire.
                     if !live() {
-                        return Err(Error::Connection(format!("token {:?} was revoked", token.name)));
+                        return Err(revoked.clone().into());
                     }
-                    continue;
-                }
-                Some((topic, payload)) = outbox.recv() => {
-                    c.send(Packet::Publish(rumqttc::Publish::from_bytes(topic, QoS::AtMostOnce, payload))).await?;
-                    continue;
-                }
-            },
-        };
-        heard = Instant::now();
-        match packet {
-            Packet::Publish(p) => {
-                // Publishes already received are stored together: one WAL commit for all.
-                let mut batch = vec![p];
-                while batch.len() < 1000 {
-                    match c.buffered()? {
-                        Some(Packet::Publish(p)) => batch.push(p),
-                        Some(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-                // A revoked token stores nothing more, whatever is already on the wire.
-                if !live() {
-                    return Err(Error::Connection(format!("token {:?} was revoked", token.name)));
-                }
-                let durable = ingest(&pipeline, &token, &batch).await;
-                if !durable {
-                    return Err(Error::Connection(
-                        "storage failed; closing without acknowledging".into(),
-                    ));
-                }
-                c.out.clear();
-                for p in &batch {
-                    let ack = match p.qos {
-                        QoS::AtMostOnce => continue,
-                        QoS::AtLeastOnce => Packet::PubAck(PubAck::new(p.pkid)),
-                        QoS::ExactlyOnce => Packet::PubRec(PubRec::new(p.pkid)),
+                    let Some(outcomes) = session.ingest(&batch).await else {
+                        return Err(Violation::new(
+                            DisconnectReasonCode::ServerBusy,
+                            "storage failed: nothing was acknowledged, send again later",
+                        )
+                        .into());
                     };
-                    ack.write(&mut c.out, MAX_PACKET).map_err(|e| broken(format!("{e:?}")))?;
+                    for (p, outcome) in batch.iter().zip(&outcomes) {
+                        codec.ack(p, outcome, &mut c.out);
+                    }
+                    c.flush().await?;
                 }
-                if !c.out.is_empty() {
-                    c.stream.write_all(&c.out).await.map_err(broken)?;
+                Incoming::PubRel(pkid) => {
+                    codec.pubcomp(pkid, &mut c.out);
+                    c.flush().await?;
                 }
-            }
-            Packet::PubRel(r) => c.send(Packet::PubComp(PubComp::new(r.pkid))).await?,
-            Packet::Subscribe(s) => {
-                let codes = s
-                    .filters
-                    .iter()
-                    .map(|f| {
-                        if may_subscribe(&token, &f.path) {
-                            subscribers.subscribe(conn, f.path.clone(), outbox_tx.clone());
-                            SubscribeReasonCode::Success(QoS::AtMostOnce)
-                        } else {
-                            tracing::info!(token = %token.name, filter = %f.path, "MQTT subscription refused");
-                            SubscribeReasonCode::Failure
-                        }
-                    })
-                    .collect();
-                c.send(Packet::SubAck(SubAck::new(s.pkid, codes))).await?;
-            }
-            Packet::Unsubscribe(u) => {
-                for f in &u.topics {
-                    subscribers.unsubscribe(conn, f);
+                Incoming::Subscribe { pkid, filters } => {
+                    let granted: Vec<Result<(), String>> =
+                        filters.iter().map(|f| session.subscribe(f)).collect();
+                    codec.suback(pkid, &granted, &mut c.out);
+                    c.flush().await?;
                 }
-                c.send(Packet::UnsubAck(UnsubAck::new(u.pkid))).await?
+                Incoming::Unsubscribe { pkid, filters } => {
+                    for f in &filters {
+                        subscribers.unsubscribe(conn, f);
+                    }
+                    codec.unsuback(pkid, filters.len(), &mut c.out);
+                    c.flush().await?;
+                }
+                Incoming::PingReq => {
+                    codec.pingresp(&mut c.out);
+                    c.flush().await?;
+                }
+                Incoming::Disconnect => return Ok(()),
             }
-            Packet::PingReq => c.send(Packet::PingResp).await?,
-            Packet::Disconnect => return Ok(()),
-            other => return Err(Error::Connection(format!("unexpected packet {other:?}"))),
         }
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(End::Violation(v)) => {
+            c.out.clear();
+            codec.disconnect(&v, &mut c.out);
+            let _ = c.flush().await;
+            Err(Error::Connection(v.reason))
+        }
+        Err(End::Closed(why)) => Err(Error::Connection(why)),
+    }
+}
+
+/// A session's failure before it is connected, for the log.
+fn ended(e: End) -> Error {
+    match e {
+        End::Violation(v) => Error::Connection(v.reason),
+        End::Closed(why) => Error::Connection(why),
+    }
+}
+
+/// What a connected client may do, and where its messages go.
+struct Session<'a> {
+    pipeline: &'a Pipeline,
+    token: &'a TokenInfo,
+    subscribers: &'a Subscribers,
+    conn: u64,
+    outbox: &'a Outbox,
+}
+
+impl Session<'_> {
+    fn subscribe(&self, filter: &str) -> Result<(), String> {
+        if may_subscribe(self.token, filter) {
+            self.subscribers.subscribe(self.conn, filter.to_owned(), self.outbox.clone());
+            Ok(())
+        } else {
+            tracing::info!(token = %self.token.name, %filter, "MQTT subscription refused");
+            Err(format!("token {:?} may not subscribe to {filter:?}", self.token.name))
+        }
+    }
+
+    /// Decode and store messages: the outcome of each, or `None` when storage failed.
+    async fn ingest(&self, batch: &[Publish]) -> Option<Vec<Outcome>> {
+        ingest(self.pipeline, self.token, batch).await
     }
 }
 
 /// The format of a message published to agora's endpoint on `topic` by the holder of `token`.
 fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, Refusal> {
     match topic.split('/').collect::<Vec<_>>().as_slice() {
-        ["agora", device, "telemetry"] => Ok(Format::ThingsboardDevice((*device).to_owned())),
+        ["agora", device, "telemetry"] => match &token.device {
+            Some(bound) if bound.as_str() != *device => {
+                Err(Refusal(format!("this token may only write for device {bound}, not {device}")))
+            }
+            _ => Ok(Format::ThingsboardDevice((*device).to_owned())),
+        },
         ["v1", "devices", "me", "telemetry"] => match &token.device {
             Some(d) => Ok(Format::ThingsboardDevice(d.to_string())),
             None => Err(Refusal(format!(
@@ -510,13 +562,19 @@ fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, Refusal> {
     }
 }
 
-/// Decode and store messages; returns false only when storage failed.
-async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publish]) -> bool {
+/// Decode and store messages: the outcome of each, or `None` when storage failed.
+async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[Publish]) -> Option<Vec<Outcome>> {
     let mut all = crate::Decoded::default();
+    let mut outcomes = Vec::with_capacity(batch.len());
     for p in batch {
         let topic = p.topic.as_str();
         let format = format_of(topic, token);
-        match format.as_ref().map_err(Refusal::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
+        let decoded = match &format {
+            Ok(f) => pipeline.decode(f, &p.payload).map_err(|r| Outcome::PayloadRefused(r.0)),
+            Err(r) if topic.starts_with("agora/") => Err(Outcome::NotAuthorized(r.0.clone())),
+            Err(r) => Err(Outcome::TopicRefused(r.0.clone())),
+        };
+        match decoded {
             Ok(m) => {
                 let d = m.decoded.into_owned();
                 all.records.extend(d.records);
@@ -524,28 +582,36 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[rumqttc::Publis
                     e.reason = format!("{topic}: {}", e.reason);
                     e
                 }));
+                outcomes.push(Outcome::Accepted);
             }
-            Err(reason) => {
+            Err(outcome) => {
+                let (Outcome::PayloadRefused(reason)
+                | Outcome::TopicRefused(reason)
+                | Outcome::NotAuthorized(reason)) = &outcome
+                else {
+                    unreachable!("a refusal has its reason")
+                };
                 let name = format!("mqtt {topic}");
                 let src = Source {
                     name: &name,
                     token: Some(token),
-                    format: format.ok(),
+                    format: format.clone().ok(),
                     ..Default::default()
                 };
-                pipeline.reject_whole(&src, &reason.0, &p.payload).await;
+                pipeline.reject_whole(&src, reason, &p.payload).await;
+                outcomes.push(outcome);
             }
         }
     }
     if all.records.is_empty() && all.errors.is_empty() {
-        return true;
+        return Some(outcomes);
     }
     let src = Source { name: "mqtt endpoint", token: Some(token), ..Default::default() };
     match pipeline.ingest(&src, all).await {
-        Ok(_) => true,
+        Ok(_) => Some(outcomes),
         Err(e) => {
             tracing::error!(error = %e, "storing MQTT messages failed");
-            false
+            None
         }
     }
 }

@@ -9,6 +9,7 @@
 //! on their `deduplicationId`.
 
 pub mod broker;
+mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -224,10 +224,21 @@ async fn messages_published_while_agora_is_down_are_stored_once_after_restart() 
     assert_eq!(count(&app).await, 21, "each message stored exactly once");
 }
 
-/// Publish with `mosquitto_pub` to agora's own endpoint; returns whether the client succeeded.
-/// The client runs on a blocking thread: the server under test shares this test's runtime.
-async fn publish_to(port: u16, user: &str, topic: &str, payload: &str) -> bool {
+/// What `mosquitto_pub` said: whether it succeeded, and its error output.
+struct Published {
+    ok: bool,
+    said: String,
+}
+
+/// Publish with `mosquitto_pub` speaking MQTT `version` (`mqttv31`, `mqttv311`, `mqttv5`) to
+/// agora's own endpoint. The client runs on a blocking thread (the server under test shares this
+/// test's runtime), under `timeout` so that a client left waiting fails the test.
+async fn publish_v(version: &str, port: u16, user: &str, topic: &str, payload: &str) -> Published {
     let args: Vec<String> = [
+        "10",
+        "mosquitto_pub",
+        "-V",
+        version,
         "-h",
         "127.0.0.1",
         "-p",
@@ -244,85 +255,111 @@ async fn publish_to(port: u16, user: &str, topic: &str, payload: &str) -> bool {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new("mosquitto_pub")
-            .args(&args)
-            .stderr(Stdio::null())
-            .status()
-            .expect("mosquitto_pub is installed")
-            .success()
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").args(&args).output().expect("mosquitto_pub is installed")
     })
     .await
-    .unwrap()
+    .unwrap();
+    assert_ne!(out.status.code(), Some(124), "mosquitto_pub was left waiting");
+    Published { ok: out.status.success(), said: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+async fn publish_to(port: u16, user: &str, topic: &str, payload: &str) -> bool {
+    publish_v("mqttv311", port, user, topic, payload).await.ok
 }
 
 #[tokio::test]
-async fn devices_publish_to_agoras_own_mqtt_endpoint() {
+async fn devices_publish_to_agoras_own_mqtt_endpoint_in_mqtt_3_1_3_1_1_and_5() {
     let app = TestApp::spawn().await;
     let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
     let token = app.token("ingest", None).await;
-    let ts = T * 1000;
-    // When mosquitto_pub returns, its QoS 1 message was acknowledged, hence durable: no waiting.
-    assert!(
-        publish_to(
-            port,
-            &token,
-            "agora/noise-9/telemetry",
-            &json!({"ts": ts, "values": {"laeq": 55.5, "LAmax": 70.1}}).to_string()
-        )
-        .await
-    );
-    assert_eq!(
-        app.values("noise-9", "laeq", T, T + 1).await,
-        vec![("2026-01-01T00:00:00Z".into(), json!(55.5))]
-    );
-    assert_eq!(app.values("noise-9", "lamax", T, T + 1).await[0].1, json!(70.1));
-    // ThingsBoard device API: the token is bound to the device.
     let bound = app.token("ingest", Some("lamp-9")).await;
-    assert!(
-        publish_to(
-            port,
-            &bound,
-            "v1/devices/me/telemetry",
-            &json!([{"ts": ts, "values": {"power": 40.5}}]).to_string()
+    let ts = T * 1000;
+    for (i, version) in ["mqttv31", "mqttv311", "mqttv5"].into_iter().enumerate() {
+        let publish = |user: String, topic: String, payload: String| async move {
+            publish_v(version, port, &user, &topic, &payload).await
+        };
+        let t = ts + i as i64 * 1000;
+        let at = T + i as i64;
+        // When mosquitto_pub returns, its QoS 1 message was acknowledged, hence durable.
+        let p = publish(
+            token.clone(),
+            "agora/noise-9/telemetry".into(),
+            json!({"ts": t, "values": {"laeq": 55.5 + i as f64, "LAmax": 70.1}}).to_string(),
         )
-        .await
-    );
-    assert_eq!(app.values("lamp-9", "power_w", T, T + 1).await[0].1, json!(40.5));
-    // ThingsBoard gateway API.
-    assert!(
-        publish_to(
-            port,
-            &token,
-            "v1/gateway/telemetry",
-            &json!({"Bin 3": [{"ts": ts, "values": {"fill_level": 55}}]}).to_string()
+        .await;
+        assert!(p.ok, "{version}: {}", p.said);
+        assert_eq!(app.values("noise-9", "laeq", at, at + 1).await[0].1, json!(55.5 + i as f64));
+        assert_eq!(app.values("noise-9", "lamax", at, at + 1).await[0].1, json!(70.1));
+        // ThingsBoard device API: the token is bound to the device.
+        let p = publish(
+            bound.clone(),
+            "v1/devices/me/telemetry".into(),
+            json!([{"ts": t, "values": {"power": 40.5}}]).to_string(),
         )
-        .await
-    );
-    assert_eq!(app.values("bin-3", "fill_level", T, T + 1).await[0].1, json!(55.0));
-    // A bound token cannot write for another device: refused and kept as a dead letter.
-    assert!(
-        publish_to(
-            port,
-            &bound,
-            "agora/other-1/telemetry",
-            &json!({"ts": ts, "values": {"power": 1}}).to_string()
+        .await;
+        assert!(p.ok, "{version}: {}", p.said);
+        assert_eq!(app.values("lamp-9", "power_w", at, at + 1).await[0].1, json!(40.5));
+        // ThingsBoard gateway API.
+        let p = publish(
+            token.clone(),
+            "v1/gateway/telemetry".into(),
+            json!({"Bin 3": [{"ts": t, "values": {"fill_level": 55}}]}).to_string(),
         )
-        .await
-    );
-    // Unknown topic and malformed payload: acknowledged (nothing to retry), kept as dead letters.
-    assert!(publish_to(port, &token, "city/whatever", "{}").await);
-    assert!(publish_to(port, &token, "agora/noise-9/telemetry", "{oops").await);
-    let r = app.get_json("/api/v1/rejects").await;
-    let reasons: Vec<&str> =
-        r["rejects"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
-    assert!(reasons.iter().any(|x| x.contains("unknown topic \"city/whatever\"")), "{reasons:?}");
-    assert!(reasons.iter().any(|x| x.contains("not valid JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|x| x.contains("only write for device lamp-9")), "{reasons:?}");
-    // Wrong token, or a token without the ingest scope: the connection is refused.
-    assert!(!publish_to(port, "agora_wrong", "agora/noise-9/telemetry", "{\"laeq\": 1}").await);
-    let read = app.token("read", None).await;
-    assert!(!publish_to(port, &read, "agora/noise-9/telemetry", "{\"laeq\": 1}").await);
+        .await;
+        assert!(p.ok, "{version}: {}", p.said);
+        assert_eq!(app.values("bin-3", "fill_level", at, at + 1).await[0].1, json!(55.0));
+        // Refused whole and kept as dead letters: a bound token writing for another device, an
+        // unknown topic, a malformed payload. MQTT 3.1.1 acknowledges them all the same (it has
+        // no way to say more); MQTT 5 answers with the reason code and string.
+        let refused = [
+            (
+                bound.clone(),
+                "agora/other-1/telemetry",
+                "{\"power\": 1}",
+                "only write for device lamp-9",
+            ),
+            (token.clone(), "city/whatever", "{}", "unknown topic \"city/whatever\""),
+            (token.clone(), "agora/noise-9/telemetry", "{oops", "not valid JSON"),
+        ];
+        for (user, topic, payload, reason) in refused {
+            let p = publish(user, topic.into(), payload.into()).await;
+            assert!(p.ok, "{version} {topic}: {}", p.said);
+            if version == "mqttv5" {
+                // mosquitto_pub prints the reason code and string of the PUBACK.
+                let said = p.said.to_lowercase();
+                assert!(
+                    ["topic name invalid", "payload format invalid", "not authori"]
+                        .iter()
+                        .any(|r| said.contains(r)),
+                    "{version} {topic}: {said}"
+                );
+                assert!(p.said.contains(reason), "{version} {topic}: {}", p.said);
+            } else {
+                assert!(p.said.is_empty(), "{version} {topic}: {}", p.said);
+            }
+            let r = app.get_json("/api/v1/rejects").await;
+            let reasons: Vec<&str> = r["rejects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["reason"].as_str().unwrap())
+                .collect();
+            assert!(reasons.iter().any(|x| x.contains(reason)), "{version}: {reasons:?}");
+        }
+        // Wrong token, or a token without the ingest scope: the connection is refused.
+        let p = publish("agora_wrong".into(), "agora/noise-9/telemetry".into(), "{}".into()).await;
+        assert!(!p.ok);
+        assert!(
+            p.said.to_lowercase().contains("bad user name or password"),
+            "{version}: {}",
+            p.said
+        );
+        let read = app.token("read", None).await;
+        let p = publish(read, "agora/noise-9/telemetry".into(), "{}".into()).await;
+        assert!(!p.ok);
+        assert!(p.said.to_lowercase().contains("not authori"), "{version}: {}", p.said);
+    }
 }
 
 #[tokio::test]
@@ -579,17 +616,14 @@ async fn other_mqtt_versions_get_a_connack_that_says_so() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn().await;
     let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
-    // A minimal CONNECT of MQTT 5 (level 5, empty properties) and of MQTT 3.1 ("MQIsdp", level 3).
-    let v5 =
-        [0x10, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x00];
-    let v31 = [
-        0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3c, 0x00,
-        0x00,
-    ];
-    for (connect, expected) in [
-        (&v5[..], &[0x20u8, 0x03, 0x00, 0x84, 0x00][..]),
-        (&v31[..], &[0x20, 0x02, 0x00, 0x01][..]),
-    ] {
+    // A minimal CONNECT of a future MQTT (level 6, read as MQTT 5 would be) and of an unknown
+    // level under the 3.1.1 name.
+    let v6 =
+        [0x10, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x06, 0x02, 0x00, 0x3c, 0x00, 0x00, 0x00];
+    let v3 = [0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x03, 0x02, 0x00, 0x3c, 0x00, 0x00];
+    for (connect, expected) in
+        [(&v6[..], &[0x20u8, 0x03, 0x00, 0x84, 0x00][..]), (&v3[..], &[0x20, 0x02, 0x00, 0x01][..])]
+    {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         s.write_all(connect).await.unwrap();
         let mut answer = Vec::new();
@@ -599,20 +633,4 @@ async fn other_mqtt_versions_get_a_connack_that_says_so() {
             .unwrap();
         assert_eq!(answer, expected, "CONNACK for {connect:02x?}");
     }
-    // A real client as shipped: mosquitto_pub in MQTT 5 is refused at once, with the reason
-    // (`timeout` ends it if it were left waiting).
-    let port_s = port.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .args(["10", "mosquitto_pub", "-V", "mqttv5", "-h", "127.0.0.1", "-p", &port_s])
-            .args(["-t", "agora/x/telemetry", "-m", "{}"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_ne!(out.status.code(), Some(124), "mosquitto_pub was left waiting");
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(said.contains("unsupported protocol version"), "{said}");
 }
