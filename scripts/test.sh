@@ -5,7 +5,8 @@
 # the metrics, Debian's Chromium and, from npm,
 # playwright-core to drive it), then runs every crate's unit and
 # integration tests against real components, a property-based API tester (schemathesis) against
-# a running `agora demo`, and the dashboard's end-to-end tests in the browser against another.
+# a running `agora demo`, integrators' own clients from PyPI (ThingsBoard's SDK) against `agora
+# serve`, and the dashboard's end-to-end tests in the browser against another.
 # Screenshots land in e2e/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +37,7 @@ touch crates/agora/src/main.rs
 cargo build --locked --bin agora
 # The API answers as its OpenAPI document says (schemathesis against a running demo).
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/api-conformance.sh
+# Integrators' clients as shipped (ThingsBoard's SDK, from PyPI) against a running `agora serve`.
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/clients/run.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e && AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" node --test --test-concurrency=1 tests/)

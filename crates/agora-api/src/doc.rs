@@ -160,6 +160,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     for part in [
         crate::admin::Doc::openapi(),
         crate::ingest::Doc::openapi(),
+        crate::thingsboard::Doc::openapi(),
         crate::influx::Doc::openapi(),
         crate::query::Doc::openapi(),
         crate::views::Doc::openapi(),

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// A cap on open connections or streams is reached.
     #[error("{0}")]
     TooManyConnections(String),
+    /// A device did not answer a call in time.
+    #[error("{0}")]
+    DeviceTimeout(String),
     /// Storage failed; nothing of the request was acknowledged.
     #[error("storage is unavailable")]
     Unavailable(#[source] agora_store::Error),
@@ -84,6 +87,7 @@ impl ApiError {
             Self::TooManyConnections(_) => {
                 ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE)
             }
+            Self::DeviceTimeout(_) => ("device_timeout", StatusCode::GATEWAY_TIMEOUT),
             Self::Unavailable(_) => ("storage_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }

@@ -91,7 +91,7 @@ impl Placement {
 }
 
 /// The request body, decompressed when gzip-encoded, within the size limit.
-fn body_bytes(
+pub(crate) fn body_bytes(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,

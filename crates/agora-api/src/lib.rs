@@ -16,6 +16,7 @@ mod metrics;
 mod query;
 pub mod rate_limit;
 pub mod session;
+mod thingsboard;
 mod views;
 
 use std::sync::Arc;
@@ -119,6 +120,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(admin::openapi))
         // Ingest, and the probes InfluxDB clients send first.
         .route("/ping", get(influx::ping))
+        .route("/query", get(influx::query_get).post(influx::query_post))
         .route("/health", get(influx::health))
         .route("/api/v2/ready", get(influx::ready))
         .route("/write", post(ingest::write_v1))
@@ -128,11 +130,23 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/push/sensor-community", post(ingest::sensor_community))
         .route("/api/v1/import/csv", post(ingest::import_csv))
         .route("/api/v1/{token}/telemetry", post(ingest::thingsboard_telemetry))
+        .route(
+            "/api/v1/{token}/attributes",
+            post(thingsboard::post_attributes).get(thingsboard::get_attributes),
+        )
+        .route("/api/v1/{token}/attributes/updates", get(thingsboard::attribute_updates))
+        .route("/api/v1/{token}/rpc", get(thingsboard::rpc_poll).post(thingsboard::client_rpc))
+        .route("/api/v1/{token}/rpc/{id}", post(thingsboard::rpc_reply))
         // Catalog and queries.
         .route("/api/v1/communes", get(query::communes).post(admin::create_commune))
         .route("/api/v1/sites", get(query::sites).post(admin::create_site))
         .route("/api/v1/devices", get(query::devices).post(admin::create_device))
         .route("/api/v1/devices/{id}", get(query::device))
+        .route(
+            "/api/v1/devices/{id}/attributes",
+            get(thingsboard::device_attributes).post(thingsboard::set_shared_attributes),
+        )
+        .route("/api/v1/devices/{id}/rpc", post(thingsboard::call_device))
         .route("/api/v1/series", get(query::series))
         .route("/api/v1/properties", get(query::properties))
         .route("/api/v1/aggregate", get(query::aggregate))

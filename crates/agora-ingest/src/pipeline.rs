@@ -35,6 +35,10 @@ pub struct PipelineConfig {
     pub retention_by_property: HashMap<String, Duration>,
     /// Decoders, with the byte layouts of each MQTT subscription.
     pub decoders: Decoders,
+    /// Device kinds of ThingsBoard device types (the `type` a gateway gives when it connects a
+    /// device), e.g. `"Air Sensor" → air_quality`. An unmapped type that is a valid kind name
+    /// once lower-cased (`noise`, `Streetlight`) is that kind; others (`default`) are `sensor`.
+    pub thingsboard_kinds: HashMap<String, DeviceKind>,
 }
 
 impl Default for PipelineConfig {
@@ -46,6 +50,7 @@ impl Default for PipelineConfig {
             max_string_len: 256,
             retention_by_property: HashMap::new(),
             decoders: Decoders::default(),
+            thingsboard_kinds: HashMap::new(),
         }
     }
 }
@@ -208,6 +213,8 @@ pub struct Pipeline {
     live: tokio::sync::broadcast::Sender<Arc<StoredBatch>>,
     /// Called with every stored batch, in the writer's task (alert rules): nothing is lost.
     observer: std::sync::OnceLock<Arc<dyn BatchObserver>>,
+    /// The way back to devices (attribute updates, RPC calls).
+    pub devices: crate::thingsboard::hub::Hub,
 }
 
 /// How many points of a series were flagged, and when the last one was.
@@ -313,7 +320,53 @@ impl Pipeline {
             flag_tally: parking_lot::Mutex::new(agora_model::IdMap::default()),
             live: tokio::sync::broadcast::channel(1024).0,
             observer: std::sync::OnceLock::new(),
+            devices: crate::thingsboard::hub::Hub::default(),
         }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    /// The kind of a ThingsBoard device type (see [`PipelineConfig::thingsboard_kinds`]).
+    pub fn kind_of_thingsboard_type(&self, tb_type: &str) -> DeviceKind {
+        if let Some(k) = self.cfg.thingsboard_kinds.get(tb_type) {
+            return k.clone();
+        }
+        let name = tb_type.trim().to_lowercase().replace([' ', '-'], "_");
+        match DeviceKind::parse(&name) {
+            Ok(k) if name != "default" => k,
+            _ => DeviceKind::parse("sensor").expect("a valid kind"),
+        }
+    }
+
+    /// A device a gateway connects (ThingsBoard's `v1/gateway/connect`): registered with the kind
+    /// of its type if it is new (as data from it would register it), left as it is otherwise.
+    pub async fn connect_device(
+        &self,
+        src: &Source<'_>,
+        id: &DeviceId,
+        tb_type: &str,
+    ) -> Result<(), Refusal> {
+        if let Some(bound) = src.token.and_then(|t| t.device.as_ref())
+            && bound != id
+        {
+            return Err(format!("this token may only write for device {bound}, not {id}").into());
+        }
+        if self.catalog.device(id.as_str()).is_some() {
+            return Ok(());
+        }
+        let kind = self.kind_of_thingsboard_type(tb_type);
+        let d = BatchDevice {
+            id: id.clone(),
+            kind: Some(kind.as_str().to_owned()),
+            site: None,
+            commune: None,
+            line: 1,
+            last: self.clock.now(),
+        };
+        self.register_device(src, &d).await
     }
 
     /// Decode input in `format` (with the configured byte layouts, at the pipeline's clock).

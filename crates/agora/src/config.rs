@@ -219,6 +219,10 @@ pub struct IngestConfig {
     pub max_future_secs: u64,
     /// Largest request body, in MiB.
     pub max_body_mib: usize,
+    /// Device kinds of ThingsBoard device types, for devices a ThingsBoard gateway connects
+    /// (`"Air Sensor" = "air_quality"`). An unmapped type that is a kind name once lower-cased is
+    /// that kind; others are `sensor`.
+    pub thingsboard_device_types: std::collections::BTreeMap<String, agora_model::DeviceKind>,
 }
 
 /// Storage engine settings.
@@ -268,6 +272,7 @@ impl Default for IngestConfig {
             auto_register_properties: false,
             max_future_secs: 3600,
             max_body_mib: 16,
+            thingsboard_device_types: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -80,6 +80,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             auto_register_properties: cfg.ingest.auto_register_properties,
             max_future: Duration::from_secs(cfg.ingest.max_future_secs),
             retention_by_property: retention,
+            thingsboard_kinds: cfg
+                .ingest
+                .thingsboard_device_types
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             decoders: agora_ingest::Decoders::new(
                 cfg.mqtt
                     .subscriptions

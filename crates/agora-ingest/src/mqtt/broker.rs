@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::thingsboard::{DeviceApi, is_control_topic, is_device_api_filter};
 use super::wire::{
     self, Codec, ConnAck, Grants, Incoming, Outcome, Publish, Read, Version, Violation,
 };
@@ -402,12 +403,15 @@ async fn serve(
     let conn = subscribers.connect();
     let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
     let (outbox_tx, mut outbox) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
-    let session = Session {
+    let (push_tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let api = DeviceApi::new(&pipeline, &token, push_tx, MAX_PACKET, RECEIVE_MAXIMUM);
+    let mut session = Session {
         pipeline: &pipeline,
         token: &token,
         subscribers: &subscribers,
         conn,
         outbox: &outbox_tx,
+        api,
     };
     let timed_out = Violation::new(DisconnectReasonCode::KeepAliveTimeout, "keep-alive timed out");
     let revoked = Violation::new(
@@ -434,6 +438,18 @@ async fn serve(
                         c.flush().await?;
                         continue;
                     }
+                    Some((device, push)) = pushes.recv() => {
+                        match session.api.render(&device, &push) {
+                            Some((topic, payload)) => {
+                                if !codec.publish(&topic, payload, &mut c.out) {
+                                    tracing::info!(%device, %topic, "message larger than the client accepts, dropped");
+                                }
+                                c.flush().await?;
+                            }
+                            None => tracing::info!(%device, ?push, "not delivered: the client did not subscribe to it"),
+                        }
+                        continue;
+                    }
                 },
             };
             heard = Instant::now();
@@ -455,15 +471,35 @@ async fn serve(
                     if !live() {
                         return Err(revoked.clone().into());
                     }
-                    let Some(outcomes) = session.ingest(&batch).await else {
+                    // Data is stored first: if storage fails, nothing is acknowledged.
+                    let (control, data): (Vec<usize>, Vec<usize>) =
+                        (0..batch.len()).partition(|&i| is_control_topic(&batch[i].topic));
+                    let data_batch: Vec<Publish> = data.iter().map(|&i| batch[i].clone()).collect();
+                    let Some(stored) = session.ingest(&data_batch).await else {
                         return Err(Violation::new(
                             DisconnectReasonCode::ServerBusy,
                             "storage failed: nothing was acknowledged, send again later",
                         )
                         .into());
                     };
+                    let mut outcomes = vec![Outcome::Accepted; batch.len()];
+                    for (i, o) in data.into_iter().zip(stored) {
+                        outcomes[i] = o;
+                    }
+                    let mut replies = Vec::new();
+                    for i in control {
+                        let p = &batch[i];
+                        let h = session.api.handle(&pipeline, &token, &p.topic, &p.payload).await;
+                        outcomes[i] = h.outcome;
+                        replies.extend(h.replies);
+                    }
                     for (p, outcome) in batch.iter().zip(&outcomes) {
                         codec.ack(p, outcome, &mut c.out);
+                    }
+                    for (topic, payload) in replies {
+                        if !codec.publish(&topic, payload, &mut c.out) {
+                            tracing::info!(%topic, "answer larger than the client accepts, dropped");
+                        }
                     }
                     c.flush().await?;
                 }
@@ -479,7 +515,9 @@ async fn serve(
                 }
                 Incoming::Unsubscribe { pkid, filters } => {
                     for f in &filters {
-                        subscribers.unsubscribe(conn, f);
+                        if !session.api.unsubscribe(f) {
+                            subscribers.unsubscribe(conn, f);
+                        }
                     }
                     codec.unsuback(pkid, filters.len(), &mut c.out);
                     c.flush().await?;
@@ -520,10 +558,17 @@ struct Session<'a> {
     subscribers: &'a Subscribers,
     conn: u64,
     outbox: &'a Outbox,
+    /// ThingsBoard's device API beyond telemetry.
+    api: DeviceApi,
 }
 
 impl Session<'_> {
-    fn subscribe(&self, filter: &str) -> Result<(), String> {
+    fn subscribe(&mut self, filter: &str) -> Result<(), String> {
+        // The device API's own topics: kept by the session (they name this connection's devices).
+        if is_device_api_filter(filter) {
+            self.api.subscribe(filter);
+            return Ok(());
+        }
         if may_subscribe(self.token, filter) {
             self.subscribers.subscribe(self.conn, filter.to_owned(), self.outbox.clone());
             Ok(())

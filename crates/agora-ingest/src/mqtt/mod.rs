@@ -9,6 +9,7 @@
 //! on their `deduplicationId`.
 
 pub mod broker;
+mod thingsboard;
 mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -10,8 +10,9 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 
-/// The quality of service of a message, whichever version carried it.
+/// The quality of service of a message, whichever version carried it (MQTT's own names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub(super) enum QoS {
     AtMostOnce,
     AtLeastOnce,

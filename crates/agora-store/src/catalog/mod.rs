@@ -233,6 +233,40 @@ impl DeviceFilter {
     }
 }
 
+/// Attributes a device may have in each scope, at most.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Who sets a device attribute (ThingsBoard's scopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeScope {
+    /// Reported by the device itself (model, firmware, configuration it runs with).
+    Client,
+    /// Set by operators and pushed to the device (a target, a schedule, a threshold).
+    Shared,
+}
+
+impl AttributeScope {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeScope::Client => "client",
+            AttributeScope::Shared => "shared",
+        }
+    }
+}
+
+/// A device's attributes, by scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attributes {
+    /// Reported by the device.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub client: serde_json::Map<String, serde_json::Value>,
+    /// Set by operators.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub shared: serde_json::Map<String, serde_json::Value>,
+}
+
 /// The catalog seam. Reads are synchronous (served from memory); writes are persisted first.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug {
@@ -296,6 +330,22 @@ pub trait Catalog: Send + Sync + Debug {
     fn tokens(&self) -> Vec<TokenInfo>;
     /// Revoke a token.
     async fn revoke_token(&self, id: &str) -> Result<()>;
+    /// Set some attributes of a device (at most [`MAX_ATTRIBUTES`] per scope).
+    async fn set_attributes(
+        &self,
+        device: &DeviceId,
+        scope: AttributeScope,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()>;
+    /// Remove some attributes of a device.
+    async fn delete_attributes(
+        &self,
+        device: &DeviceId,
+        scope: AttributeScope,
+        keys: &[String],
+    ) -> Result<()>;
+    /// All attributes of a device.
+    async fn attributes(&self, device: &DeviceId) -> Result<Attributes>;
     /// Keep rejected input (bounded: the oldest are dropped beyond [`MAX_REJECTS`] dead letters
     /// or [`MAX_REJECT_BYTES`]; each input is cut at [`MAX_REJECT_RAW`]).
     async fn add_rejects(&self, r: Vec<NewReject>) -> Result<()>;

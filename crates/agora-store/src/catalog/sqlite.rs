@@ -19,8 +19,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    Catalog, Commune, Device, DeviceFilter, MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS,
-    NewReject, Reject, Scope, SeriesInfo, Site, TokenInfo,
+    AttributeScope, Attributes, Catalog, Commune, Device, DeviceFilter, MAX_ATTRIBUTES,
+    MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS, NewReject, Reject, Scope, SeriesInfo, Site,
+    TokenInfo,
 };
 use crate::error::{Error, Result};
 
@@ -34,6 +35,7 @@ fn migrator() -> Migrator {
             m(2, "reject replay", include_str!("../../migrations/0002_reject_replay.sql")),
             m(3, "alerts", include_str!("../../migrations/0003_alerts.sql")),
             m(4, "reject bounds", include_str!("../../migrations/0004_reject_bounds.sql")),
+            m(5, "device attributes", include_str!("../../migrations/0005_device_attributes.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -510,6 +512,104 @@ impl Catalog for SqliteCatalog {
         let mut v: Vec<TokenInfo> = self.state.read().tokens.values().cloned().collect();
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         v
+    }
+
+    async fn set_attributes(
+        &self,
+        device: &DeviceId,
+        scope: AttributeScope,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let _w = self.write.lock().await;
+        if !self.state.read().devices.contains_key(device.as_str()) {
+            return Err(Error::NotFound { what: "device", id: device.to_string() });
+        }
+        let mut tx = self.pool.begin().await?;
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM device_attributes WHERE device = ? AND scope = ?",
+        )
+        .bind(device.as_str())
+        .bind(scope.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut new_keys = 0;
+        for k in values.keys() {
+            let known: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM device_attributes WHERE device = ? AND scope = ? AND key = ?",
+            )
+            .bind(device.as_str())
+            .bind(scope.as_str())
+            .bind(k)
+            .fetch_optional(&mut *tx)
+            .await?;
+            new_keys += i64::from(known.is_none());
+        }
+        if existing + new_keys > MAX_ATTRIBUTES as i64 {
+            return Err(Error::Invalid(format!(
+                "device {device} would have more than {MAX_ATTRIBUTES} {} attributes",
+                scope.as_str()
+            )));
+        }
+        let t = now().as_nanos();
+        for (k, v) in values {
+            sqlx::query(
+                "INSERT INTO device_attributes (device, scope, key, value, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (device, scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(device.as_str())
+            .bind(scope.as_str())
+            .bind(k)
+            .bind(v.to_string())
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_attributes(
+        &self,
+        device: &DeviceId,
+        scope: AttributeScope,
+        keys: &[String],
+    ) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for k in keys {
+            sqlx::query("DELETE FROM device_attributes WHERE device = ? AND scope = ? AND key = ?")
+                .bind(device.as_str())
+                .bind(scope.as_str())
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn attributes(&self, device: &DeviceId) -> Result<Attributes> {
+        let rows = sqlx::query(
+            "SELECT scope, key, value FROM device_attributes WHERE device = ? ORDER BY scope, key",
+        )
+        .bind(device.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Attributes::default();
+        for r in rows {
+            let scope: String = r.try_get("scope")?;
+            let key: String = r.try_get("key")?;
+            let value: String = r.try_get("value")?;
+            let value = serde_json::from_str(&value).map_err(|e| bad("attribute", e))?;
+            match scope.as_str() {
+                "client" => out.client.insert(key, value),
+                _ => out.shared.insert(key, value),
+            };
+        }
+        Ok(out)
     }
 
     async fn revoke_token(&self, id: &str) -> Result<()> {

@@ -264,10 +264,6 @@ async fn publish_v(version: &str, port: u16, user: &str, topic: &str, payload: &
     Published { ok: out.status.success(), said: String::from_utf8_lossy(&out.stderr).into_owned() }
 }
 
-async fn publish_to(port: u16, user: &str, topic: &str, payload: &str) -> bool {
-    publish_v("mqttv311", port, user, topic, payload).await.ok
-}
-
 #[tokio::test]
 async fn devices_publish_to_agoras_own_mqtt_endpoint_in_mqtt_3_1_3_1_1_and_5() {
     let app = TestApp::spawn().await;
