@@ -1,5 +1,5 @@
-//! Actions: webhooks (JSON, HMAC-SHA256 signature, retries with exponential back-off) and MQTT
-//! commands to equipment. Every attempt is logged with its outcome; each delivery runs in its own
+//! Actions: webhooks (JSON, HMAC-SHA256 signature, retries with exponential back-off), MQTT
+//! commands to equipment and calls to a device's methods (RPC). Every attempt is logged with its outcome; each delivery runs in its own
 //! task, so a failing endpoint never delays another.
 
 use std::time::Duration;
@@ -37,6 +37,20 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
         qos: u8,
         retain: bool,
     ) -> Result<String, DeliveryFailed>;
+}
+
+/// Calls a method on a device and waits for its answer (ThingsBoard's server-side RPC, through
+/// whatever link the device has with agora).
+#[async_trait::async_trait]
+pub trait DeviceCaller: Send + Sync + std::fmt::Debug {
+    /// The device's answer, or why there is none (not connected, no answer in time).
+    async fn call(
+        &self,
+        device: &str,
+        method: &str,
+        params: JsonValue,
+        timeout: Duration,
+    ) -> Result<JsonValue, DeliveryFailed>;
 }
 
 /// The signature header value of a webhook body: `sha256=` and the HMAC-SHA256, in hex, of

@@ -25,7 +25,7 @@ use agora_store::{Catalog, SeriesStore};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-pub use actions::{DeliveryFailed, ExternalBroker, Publisher};
+pub use actions::{DeliveryFailed, DeviceCaller, ExternalBroker, Publisher};
 pub use egress::{AllowHost, Egress};
 pub use email::{Mailer, SettingError, SmtpConfig};
 pub use rule::{Rule, RuleError};
@@ -111,6 +111,8 @@ pub struct AlertsDeps {
     pub clock: Arc<dyn Clock>,
     /// Publishes MQTT commands (agora's own endpoint, or an external broker).
     pub publisher: Option<Arc<dyn Publisher>>,
+    /// Calls methods on devices (RPC actions).
+    pub caller: Option<Arc<dyn DeviceCaller>>,
     /// Whether a property name is known (the harmonization registry).
     pub known_property: KnownProperty,
 }
@@ -898,6 +900,7 @@ impl Alerts {
                 egress: self.egress.clone(),
                 mailer: self.mailer.clone(),
                 publisher: self.deps.publisher.clone(),
+                caller: self.deps.caller.clone(),
                 clock: self.deps.clock.clone(),
                 attempts: self.cfg.max_attempts.max(1),
                 first_retry: Duration::from_millis(self.cfg.first_retry_ms),
@@ -924,6 +927,7 @@ struct Delivering {
     egress: Egress,
     mailer: Option<Arc<Mailer>>,
     publisher: Option<Arc<dyn Publisher>>,
+    caller: Option<Arc<dyn DeviceCaller>>,
     clock: Arc<dyn Clock>,
     attempts: u32,
     first_retry: Duration,
@@ -980,6 +984,39 @@ impl Delivering {
                         }
                     };
                     (topic, outcome)
+                }
+                rule::Action::Rpc { device, method, params, timeout_ms, .. } => {
+                    let device = match device {
+                        Some(d) => actions::fill(d, a, event),
+                        None => a.device.clone().unwrap_or_default(),
+                    };
+                    let params = params
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, |p| actions::fill_json(p, a, event));
+                    let outcome = match (&self.caller, device.is_empty()) {
+                        (_, true) => {
+                            give_up = true;
+                            Err("the alert has no device to call: name one in \"device\"".into())
+                        }
+                        (Some(c), false) => c
+                            .call(&device, method, params, Duration::from_millis(*timeout_ms))
+                            .await
+                            .map(|answer| {
+                                let mut s = answer.to_string();
+                                if s.len() > 500 {
+                                    let mut end = 500;
+                                    while !s.is_char_boundary(end) {
+                                        end -= 1;
+                                    }
+                                    s.truncate(end);
+                                    s.push('…');
+                                }
+                                format!("answered {s}")
+                            })
+                            .map_err(|e| e.0),
+                        (None, false) => Err("calls to devices are not available".into()),
+                    };
+                    (format!("{device} {method}"), outcome)
                 }
                 rule::Action::Email { to, .. } => {
                     let outcome = match &self.mailer {

@@ -533,6 +533,25 @@ pub enum Action {
         #[serde(default = "opened_only")]
         on: Vec<Event>,
     },
+    /// Call a method on a device (a server-side RPC, as ThingsBoard devices take them) and log its
+    /// answer: `{"type": "rpc", "method": "setDimLevel", "params": {"level": 100}}`. The device is
+    /// the alert's own unless `device` names another (`{device}`, `{site}` replaced).
+    Rpc {
+        /// The device to call (default: the alert's device).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        /// The method, as the device's firmware names it.
+        method: String,
+        /// Its parameters (JSON; `{device}`, `{site}`, `{rule}` in strings replaced).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<serde_json::Value>,
+        /// How long to wait for the answer, in milliseconds (1 to 60,000; default 10,000).
+        #[serde(default = "rpc_timeout_ms")]
+        timeout_ms: u64,
+        /// Events (default opened).
+        #[serde(default = "opened_only")]
+        on: Vec<Event>,
+    },
     /// Send an email through the configured SMTP server.
     Email {
         /// Addresses.
@@ -547,6 +566,10 @@ fn one_u8() -> u8 {
     1
 }
 
+fn rpc_timeout_ms() -> u64 {
+    10_000
+}
+
 fn opened_only() -> Vec<Event> {
     vec![Event::Opened]
 }
@@ -555,15 +578,19 @@ impl Action {
     /// The events it reacts to.
     pub fn events(&self) -> &[Event] {
         match self {
-            Self::Webhook { on, .. } | Self::Mqtt { on, .. } | Self::Email { on, .. } => on,
+            Self::Webhook { on, .. }
+            | Self::Mqtt { on, .. }
+            | Self::Rpc { on, .. }
+            | Self::Email { on, .. } => on,
         }
     }
 
-    /// `webhook`, `mqtt` or `email`.
+    /// `webhook`, `mqtt`, `rpc` or `email`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Webhook { .. } => "webhook",
             Self::Mqtt { .. } => "mqtt",
+            Self::Rpc { .. } => "rpc",
             Self::Email { .. } => "email",
         }
     }
@@ -696,6 +723,14 @@ impl Rule {
                     }
                     if *qos > 1 {
                         return bad(format!("MQTT qos must be 0 or 1, not {qos}"));
+                    }
+                }
+                Action::Rpc { method, timeout_ms, .. } => {
+                    if method.is_empty() || method.len() > 256 {
+                        return bad("an rpc action needs a method of 1 to 256 bytes");
+                    }
+                    if !(1..=60_000).contains(timeout_ms) {
+                        return bad(format!("rpc timeout_ms must be 1 to 60000, not {timeout_ms}"));
                     }
                 }
                 Action::Email { to, .. } => {

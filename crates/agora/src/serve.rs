@@ -244,6 +244,28 @@ impl agora_alerts::Publisher for EmbeddedPublisher {
     }
 }
 
+/// Calls to devices from alert actions, through the pipeline's link to devices.
+#[derive(Debug)]
+struct HubCaller(agora_ingest::thingsboard::hub::Hub);
+
+#[async_trait::async_trait]
+impl agora_alerts::DeviceCaller for HubCaller {
+    async fn call(
+        &self,
+        device: &str,
+        method: &str,
+        params: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, agora_alerts::DeliveryFailed> {
+        let id = agora_model::DeviceId::parse(device)
+            .map_err(|e| agora_alerts::DeliveryFailed(format!("device {device:?}: {e}")))?;
+        self.0
+            .call(&id, method, params, timeout)
+            .await
+            .map_err(|e| agora_alerts::DeliveryFailed(e.to_string()))
+    }
+}
+
 /// The alerting service, observing every stored batch.
 async fn start_alerts(
     cfg: &Config,
@@ -265,6 +287,7 @@ async fn start_alerts(
             series: store.clone(),
             clock: opts.clock.clone(),
             publisher,
+            caller: Some(Arc::new(HubCaller(pipeline.devices.clone()))),
             known_property: known,
         },
         cfg.alerts.clone(),

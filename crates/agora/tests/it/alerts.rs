@@ -945,3 +945,81 @@ actions = [{ webhook = { url = "https://cfguser:cfgpass777@ops.example/hook", se
         assert!(!log.contains(s), "{s} logged:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn an_rpc_action_calls_the_device_and_logs_its_answer() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let app = TestApp::spawn_with(|c| c.alerts.first_retry_ms = 50).await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let lamp_token = app.token("ingest", Some("sl-1")).await;
+    add_rule(&app, json!({"template": "lamp-defective", "id": "lamp", "actions": [
+        {"rpc": {"method": "setDimLevel", "params": {"level": 0, "reason": "{rule}"}, "timeout_ms": 5000}},
+        {"rpc": {"device": "sl-absent", "method": "setDimLevel", "timeout_ms": 200}}]}))
+    .await;
+    // The lamp, as an MQTT 5 device on agora's endpoint, answers calls on ThingsBoard's topics.
+    let mut opts = MqttOptions::new("sl-1", "127.0.0.1", port);
+    opts.set_credentials(lamp_token, "");
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    client.subscribe("v1/devices/me/rpc/request/+", QoS::AtLeastOnce).await.unwrap();
+    let device = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8(p.topic.to_vec()).unwrap();
+                    let call: Value = serde_json::from_slice(&p.payload).unwrap();
+                    let id = topic.rsplit('/').next().unwrap().to_owned();
+                    let answer = json!({"dimmed_to": call["params"]["level"], "method": call["method"], "why": call["params"]["reason"]});
+                    client
+                        .publish(
+                            format!("v1/devices/me/rpc/response/{id}"),
+                            QoS::AtLeastOnce,
+                            false,
+                            answer.to_string(),
+                        )
+                        .await
+                        .unwrap();
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {}
+                Ok(_) => {}
+                Err(e) => panic!("device connection: {e}"),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.write(&format!("streetlight,device=sl-1 lamp_status=\"defectiveLamp\" {}", hour_now()))
+        .await;
+    // Two deliveries: the lamp's answer, and the absent device's refusal (tried again, then
+    // given up like any failed action).
+    let mut answered = None;
+    for _ in 0..100 {
+        let d = app.get_json("/api/v1/deliveries").await;
+        let list = d["deliveries"].as_array().unwrap().clone();
+        answered = list.iter().find(|x| x["target"] == "sl-1 setDimLevel").cloned();
+        if answered.is_some() && list.iter().any(|x| x["target"] == "sl-absent setDimLevel") {
+            let absent = list.iter().find(|x| x["target"] == "sl-absent setDimLevel").unwrap();
+            assert_eq!(absent["ok"], false);
+            assert!(absent["detail"].as_str().unwrap().contains("not connected"), "{absent}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answered = answered.expect("the lamp's call was logged");
+    assert_eq!(answered["ok"], true, "{answered}");
+    assert_eq!(answered["action"], "rpc");
+    assert_eq!(
+        answered["detail"],
+        format!("answered {}", json!({"dimmed_to": 0, "method": "setDimLevel", "why": "lamp"}))
+    );
+    device.abort();
+    // A call without a method is refused when the rule is made.
+    let r = app
+        .post("/api/v1/rules")
+        .bearer_auth(ADMIN)
+        .json(&json!({"template": "lamp-defective", "id": "bad", "actions": [{"rpc": {"method": ""}}]}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "invalid_rule").await;
+}
