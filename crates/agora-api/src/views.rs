@@ -492,6 +492,9 @@ pub(crate) struct FleetAnswer {
     quality_flags: Vec<QualityFlags>,
     /// The dead-letter log, in short.
     dead_letters: DeadLetters,
+    /// Places created from a device's site tag, whose name, commune and position are to be
+    /// checked (declaring a place again through the API clears the mark).
+    sites_to_review: Vec<agora_store::catalog::Site>,
     /// The thresholds used.
     thresholds: Thresholds,
 }
@@ -734,6 +737,11 @@ pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<
         faulty: cap(faulty),
         quality_flags: cap(quality),
         dead_letters: DeadLetters { recent, by_source_in_last_200: by_source },
+        sites_to_review: {
+            let mut v: Vec<_> = s.catalog.sites().into_iter().filter(|x| x.to_review).collect();
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v
+        },
         thresholds: Thresholds { battery_pct: LOW_BATTERY, rssi_dbm: WEAK_RSSI, snr_db: WEAK_SNR },
     }))
 }

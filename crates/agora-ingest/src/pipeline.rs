@@ -27,6 +27,9 @@ pub struct PipelineConfig {
     pub auto_register_devices: bool,
     /// Register unknown property names on their first write (otherwise they are refused).
     pub auto_register_properties: bool,
+    /// Create a place named by a new device's site tag when it does not exist (in the commune the
+    /// device names), marked to review; otherwise the device is refused until the place is made.
+    pub create_unknown_sites: bool,
     /// Refuse timestamps further than this in the future (clock skew allowance).
     pub max_future: Duration,
     /// Longest accepted string value, in bytes.
@@ -46,6 +49,7 @@ impl Default for PipelineConfig {
         Self {
             auto_register_devices: true,
             auto_register_properties: false,
+            create_unknown_sites: false,
             max_future: Duration::from_secs(3600),
             max_string_len: 256,
             retention_by_property: HashMap::new(),
@@ -859,6 +863,47 @@ impl Pipeline {
         Ok(def)
     }
 
+    /// A place named by a new device's site tag, made in the commune the device names, marked to
+    /// review (its name is its id, it has no position yet).
+    async fn create_site_to_review(
+        &self,
+        src: &Source<'_>,
+        d: &BatchDevice,
+        id: &SiteId,
+    ) -> Result<(), Refusal> {
+        let Some(c) = d.commune.as_deref().or(src.default_commune) else {
+            return Err(format!(
+                "unknown site {:?} for new device {}: it can be created only in a commune — \
+                 give the device a commune tag (its INSEE code), or create the site first \
+                 (POST /api/v1/sites), then replay the dead letters (POST /api/v1/rejects/replay)",
+                id.as_str(),
+                d.id
+            )
+            .into());
+        };
+        let commune = InseeCode::parse(c).map_err(|e| e.to_string())?;
+        if !self.catalog.communes().iter().any(|x| x.insee == commune) {
+            return Err(format!(
+                "unknown site {:?} and unknown commune {c:?} for new device {}: create the commune first",
+                id.as_str(),
+                d.id
+            )
+            .into());
+        }
+        let site = agora_store::catalog::Site {
+            id: id.clone(),
+            commune,
+            name: id.to_string(),
+            lat: None,
+            lon: None,
+            geometry: None,
+            to_review: true,
+        };
+        self.catalog.upsert_site(site).await.map_err(|e| e.to_string())?;
+        tracing::info!(site = %id, device = %d.id, "created a place from a device's site tag (to review)");
+        Ok(())
+    }
+
     async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), Refusal> {
         if !self.cfg.auto_register_devices {
             return Err(format!(
@@ -872,6 +917,10 @@ impl Pipeline {
         let site = match d.site.as_deref().or(src.default_site) {
             Some(s) => {
                 let id = SiteId::parse(s).map_err(|e| e.to_string())?;
+                if !self.catalog.sites().iter().any(|x| x.id == id) && self.cfg.create_unknown_sites
+                {
+                    self.create_site_to_review(src, d, &id).await?;
+                }
                 if !self.catalog.sites().iter().any(|x| x.id == id) {
                     return Err(format!(
                         "unknown site {s:?} for new device {}: create the site first \

@@ -215,6 +215,10 @@ pub struct IngestConfig {
     pub auto_register_devices: bool,
     /// Register unknown property names on first write.
     pub auto_register_properties: bool,
+    /// Create the place a new device's `site` tag names when it does not exist, in the commune
+    /// the device names, marked "to review" on the fleet page (off: the device is refused until
+    /// the place is created, and its dead letters replay afterwards).
+    pub create_unknown_sites: bool,
     /// Refuse points further in the future than this many seconds.
     pub max_future_secs: u64,
     /// Largest request body, in MiB.
@@ -270,6 +274,7 @@ impl Default for IngestConfig {
         Self {
             auto_register_devices: true,
             auto_register_properties: false,
+            create_unknown_sites: false,
             max_future_secs: 3600,
             max_body_mib: 16,
             thingsboard_device_types: std::collections::BTreeMap::new(),

@@ -395,6 +395,7 @@ impl Demo {
                     lat: Some(p.lat),
                     lon: Some(p.lon),
                     geometry: None,
+                    to_review: false,
                 })
                 .await?;
         }

@@ -78,6 +78,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         PipelineConfig {
             auto_register_devices: cfg.ingest.auto_register_devices,
             auto_register_properties: cfg.ingest.auto_register_properties,
+            create_unknown_sites: cfg.ingest.create_unknown_sites,
             max_future: Duration::from_secs(cfg.ingest.max_future_secs),
             retention_by_property: retention,
             thingsboard_kinds: cfg

@@ -54,6 +54,10 @@ pub struct Site {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub geometry: Option<serde_json::Value>,
+    /// Created from a device's site tag on first sight (`[ingest] create_unknown_sites`): its
+    /// name, commune and position are to be checked. Declaring the place again clears it.
+    #[serde(default)]
+    pub to_review: bool,
 }
 
 /// A connected object.

@@ -36,6 +36,7 @@ fn migrator() -> Migrator {
             m(3, "alerts", include_str!("../../migrations/0003_alerts.sql")),
             m(4, "reject bounds", include_str!("../../migrations/0004_reject_bounds.sql")),
             m(5, "device attributes", include_str!("../../migrations/0005_device_attributes.sql")),
+            m(6, "sites to review", include_str!("../../migrations/0006_sites_to_review.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -127,7 +128,7 @@ impl SqliteCatalog {
             };
             st.communes.insert(insee, c);
         }
-        for r in sqlx::query("SELECT id, commune, name, lat, lon, geometry FROM sites")
+        for r in sqlx::query("SELECT id, commune, name, lat, lon, geometry, to_review FROM sites")
             .fetch_all(&self.pool)
             .await?
         {
@@ -140,6 +141,7 @@ impl SqliteCatalog {
                 lat: r.try_get("lat")?,
                 lon: r.try_get("lon")?,
                 geometry: json_opt(r.try_get("geometry")?),
+                to_review: r.try_get::<i64, _>("to_review")? != 0,
             };
             st.sites.insert(id, s);
         }
@@ -275,9 +277,9 @@ impl Catalog for SqliteCatalog {
             return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
         }
         sqlx::query(
-            "INSERT INTO sites (id, commune, name, lat, lon, geometry) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO sites (id, commune, name, lat, lon, geometry, to_review) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET commune = excluded.commune, name = excluded.name, \
-             lat = excluded.lat, lon = excluded.lon, geometry = excluded.geometry",
+             lat = excluded.lat, lon = excluded.lon, geometry = excluded.geometry, to_review = excluded.to_review",
         )
         .bind(s.id.as_str())
         .bind(s.commune.as_str())
@@ -285,6 +287,7 @@ impl Catalog for SqliteCatalog {
         .bind(s.lat)
         .bind(s.lon)
         .bind(s.geometry.as_ref().map(|g| g.to_string()))
+        .bind(i64::from(s.to_review))
         .execute(&self.pool)
         .await?;
         self.state.write().sites.insert(s.id.to_string(), s);

@@ -42,6 +42,8 @@ async function load() {
       f.low_battery.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), `${num(d.battery, 0)} %`, esc(when(d.time))]), t('fleet.none_battery'))}
     ${table('radio', t('fleet.radio'), [t('device.id'), t('device.kind'), t('device.site'), 'RSSI (dBm)', 'SNR (dB)'],
       f.weak_radio.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), num(d.rssi, 0), num(d.snr, 1)]), t('fleet.none_radio'))}
+    ${table('review', t('fleet.sites_to_review'), [t('device.site'), t('fleet.commune')],
+      (f.sites_to_review ?? []).map((s) => [esc(s.id), esc(s.commune)]), t('fleet.none_to_review'))}
     ${table('rejects', t('fleet.rejects'), [t('fleet.received'), t('fleet.source'), t('fleet.reason')],
       f.dead_letters.recent.map((r) => [esc(when(r.received_at)), esc(r.source), esc(r.reason)]), t('fleet.none_rejects'))}
     <p class="updated">${esc(t('map.updated_at'))} ${esc(when(f.now))}</p>`;

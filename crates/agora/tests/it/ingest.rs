@@ -256,6 +256,53 @@ async fn unknown_site_for_a_new_device_is_refused_by_name() {
 }
 
 #[tokio::test]
+async fn with_the_option_on_an_unknown_site_is_created_to_review_in_the_devices_commune() {
+    let app = TestApp::spawn_with(|c| c.ingest.create_unknown_sites = true).await;
+    let body = format!(
+        "noise,device=n1,site=place-des-precheurs,commune=13001 laeq=50 {T}\n\
+         noise,device=n2,site=cours-mirabeau laeq=51 {T}\n\
+         noise,device=n3,site=vieux-port,commune=13055 laeq=52 {T}"
+    );
+    let r =
+        app.post("/api/v2/write?precision=s").bearer_auth(ADMIN).body(body).send().await.unwrap();
+    let b: Value = problem(r, 400, "partial_write").await;
+    assert_eq!(b["accepted"], 1, "{b}");
+    let reasons: Vec<&str> =
+        b["rejected"].as_array().unwrap().iter().map(|x| x["reason"].as_str().unwrap()).collect();
+    // Without a commune the place cannot be made; an unknown commune is not made either.
+    assert!(
+        reasons[0].contains("unknown site \"cours-mirabeau\"")
+            && reasons[0].contains("commune tag"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("unknown commune \"13055\""), "{reasons:?}");
+    let dev = app.get_json("/api/v1/devices/n1").await;
+    assert_eq!(dev["device"]["site"], "place-des-precheurs");
+    assert_eq!(dev["device"]["commune"], "13001");
+    let sites = app.get_json("/api/v1/sites").await;
+    let made = sites["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "place-des-precheurs")
+        .cloned();
+    assert_eq!(made.unwrap()["to_review"], true);
+    let fleet = app.get_json("/api/v1/fleet").await;
+    let review: Vec<&str> = fleet["sites_to_review"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(review, ["place-des-precheurs"]);
+    // Declared by an operator: reviewed.
+    let site = json!({"id": "place-des-precheurs", "commune": "13001", "name": "Place des Prêcheurs", "lat": 43.5283, "lon": 5.4497});
+    let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(app.get_json("/api/v1/fleet").await["sites_to_review"], json!([]));
+}
+
+#[tokio::test]
 async fn dead_letters_are_replayed_once_the_cause_is_fixed() {
     let app = TestApp::spawn_with(|c| c.ingest.auto_register_devices = false).await;
     // An unknown device (refused until declared), a line that will never parse, garbage JSON.
