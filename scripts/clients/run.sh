@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Integrators' own clients, as shipped (from PyPI), against a running `agora serve`: ThingsBoard's
-# device SDK (MQTT 5, gateway and HTTP). Called by scripts/test.sh; needs python3 with venv.
+# device SDK (MQTT 5, gateway and HTTP) and Eclipse Paho (MQTT 5, 3.1.1, 3.1). Called by
+# scripts/test.sh; needs python3 with venv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agora-target}"
 BIN="${AGORA_BIN:-$CARGO_TARGET_DIR/debug/agora}"
 VENV="${AGORA_CLIENTS_VENV:-$HOME/.cache/agora-clients-venv-1}"
+# Paho apart: ThingsBoard's SDK brings its own fork of it under the same module name.
+PAHO_VENV="${AGORA_PAHO_VENV:-$HOME/.cache/agora-paho-venv-1}"
+if [ ! -x "$PAHO_VENV/bin/python" ]; then
+  python3 -m venv "$PAHO_VENV"
+  "$PAHO_VENV/bin/pip" install --quiet --disable-pip-version-check "paho-mqtt==2.1.0"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   # tb-mqtt-client installs its own dependencies with pip at import time when missing: give it
@@ -37,6 +44,7 @@ for _ in $(seq 1 200); do
 done
 status=0
 "$VENV/bin/python" scripts/clients/thingsboard_sdk.py "http://127.0.0.1:$http_port" "$mqtt_port" "$TOKEN" || status=$?
+"$PAHO_VENV/bin/python" scripts/clients/paho_clients.py "http://127.0.0.1:$http_port" "$mqtt_port" "$TOKEN" || status=$?
 if [ "$status" != 0 ] || grep -E "panicked|ERROR" "$work/agora.log"; then
   tail -n 60 "$work/agora.log"
   echo "client tests failed" >&2
