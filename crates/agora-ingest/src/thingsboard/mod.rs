@@ -305,9 +305,7 @@ pub fn decode_gateway_device(payload: &[u8]) -> Result<(String, String), Refusal
 pub type DeviceAttributes = (String, Map<String, Json>);
 
 /// Gateway attributes: `{"Device A": {"model": "X1"}, "Device B": {...}}`.
-pub fn decode_gateway_attributes(
-    payload: &[u8],
-) -> Result<Vec<DeviceAttributes>, Refusal> {
+pub fn decode_gateway_attributes(payload: &[u8]) -> Result<Vec<DeviceAttributes>, Refusal> {
     let Json::Object(o) = parse_json(payload)? else {
         return Err("gateway attributes must be an object of device names".into());
     };
