@@ -120,7 +120,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(admin::openapi))
         // Ingest, and the probes InfluxDB clients send first.
         .route("/ping", get(influx::ping))
-        .route("/query", get(influx::query_get).post(influx::query_post))
         .route("/health", get(influx::health))
         .route("/api/v2/ready", get(influx::ready))
         .route("/write", post(ingest::write_v1))
