@@ -5,8 +5,8 @@
 # the metrics, Debian's Chromium and, from npm,
 # playwright-core to drive it), then runs every crate's unit and
 # integration tests against real components, a property-based API tester (schemathesis) against
-# a running `agora demo`, integrators' own clients from PyPI (ThingsBoard's SDK) against `agora
-# serve`, and the dashboard's end-to-end tests in the browser against another.
+# a running `agora demo`, integrators' own clients from PyPI (ThingsBoard's SDK, Paho, InfluxDB's
+# clients) against `agora serve`, and the dashboard's end-to-end tests in the browser against another.
 # Screenshots land in e2e/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +39,7 @@ cargo build --locked --bin agora
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/api-conformance.sh
 # Integrators' clients as shipped (ThingsBoard's SDK, from PyPI) against a running `agora serve`.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/clients/run.sh
+# InfluxDB's own Python clients (v1 query() for each InfluxQL form, v2 ping/health/ready).
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/influx-clients.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e && AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" node --test --test-concurrency=1 tests/)

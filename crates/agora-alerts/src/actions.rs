@@ -39,6 +39,17 @@ pub trait Publisher: Send + Sync + std::fmt::Debug {
     ) -> Result<String, DeliveryFailed>;
 }
 
+/// Why a call to a device got no answer, and whether calling again is safe: a device that was
+/// not connected did nothing; one that did not answer may have acted (a reboot, a toggle), so it
+/// is not called again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailed {
+    /// What happened, for the delivery log.
+    pub detail: String,
+    /// Whether the call may be made again.
+    pub retry: bool,
+}
+
 /// Calls a method on a device and waits for its answer (ThingsBoard's server-side RPC, through
 /// whatever link the device has with agora).
 #[async_trait::async_trait]
@@ -50,7 +61,7 @@ pub trait DeviceCaller: Send + Sync + std::fmt::Debug {
         method: &str,
         params: JsonValue,
         timeout: Duration,
-    ) -> Result<JsonValue, DeliveryFailed>;
+    ) -> Result<JsonValue, CallFailed>;
 }
 
 /// The signature header value of a webhook body: `sha256=` and the HMAC-SHA256, in hex, of

@@ -25,7 +25,7 @@ use agora_store::{Catalog, SeriesStore};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-pub use actions::{DeliveryFailed, DeviceCaller, ExternalBroker, Publisher};
+pub use actions::{CallFailed, DeliveryFailed, DeviceCaller, ExternalBroker, Publisher};
 pub use egress::{AllowHost, Egress};
 pub use email::{Mailer, SettingError, SmtpConfig};
 pub use rule::{Rule, RuleError};
@@ -1013,7 +1013,10 @@ impl Delivering {
                                 }
                                 format!("answered {s}")
                             })
-                            .map_err(|e| e.0),
+                            .map_err(|e| {
+                                give_up = !e.retry;
+                                e.detail
+                            }),
                         (None, false) => Err("calls to devices are not available".into()),
                     };
                     (format!("{device} {method}"), outcome)

@@ -1,16 +1,26 @@
 //! InfluxDB compatibility beyond writes: the probes InfluxDB clients and tools send before they
-//! write (`/ping`, `/health`, `/api/v2/ready`), answered as InfluxDB 1.8 answers them.
+//! write (`/ping`, `/health`, `/ready` and `/api/v2/ready`), answered as InfluxDB 1.8 answers
+//! them, and InfluxDB 1.x's read API, `/query` with InfluxQL, which Grafana's InfluxDB data
+//! source and the `influxdb` clients use. The language lives in `agora_query::influxql`; this
+//! module reads the request (parameters in the URL or a form body, the token wherever InfluxDB
+//! clients put it) and writes InfluxDB's answer and statuses.
 
 use std::sync::atomic::Ordering;
 
+use agora_query::influxql::{self, Epoch, Statement, StatementResult};
+use agora_store::catalog::Scope;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::doc::TooManyRequests;
+use crate::doc::{Problem, TooManyRequests};
+use crate::error::ApiError;
 use crate::extract::Json;
 
 /// The InfluxDB version agora answers as: 1.8 (the last 1.x), which also takes 2.x's
@@ -102,7 +112,423 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
     (code, Json(Ready { status, started, up: up_for })).into_response()
 }
 
+/// InfluxDB 2's readiness probe at the path its clients call (`influxdb-client`'s `ready()`
+/// asks `/ready`); the same answer as `/api/v2/ready`.
+#[utoipa::path(get, path = "/ready", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Starting, or storage refuses writes", body = Ready),
+        (status = 429, response = TooManyRequests),
+    ))]
+pub(crate) async fn ready_root(state: State<AppState>) -> Response {
+    ready(state).await
+}
+
+/// The time format of `/query` answers (InfluxDB's `epoch`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // For the API document only: the handler reads the parameter as text.
+pub(crate) enum EpochUnit {
+    /// Hours.
+    #[schema(rename = "h")]
+    H,
+    /// Minutes.
+    #[schema(rename = "m")]
+    M,
+    /// Seconds.
+    #[schema(rename = "s")]
+    S,
+    /// Milliseconds (what Grafana asks for).
+    #[schema(rename = "ms")]
+    Ms,
+    /// Microseconds.
+    #[schema(rename = "u")]
+    U,
+    /// Nanoseconds.
+    #[schema(rename = "ns")]
+    Ns,
+}
+
+/// Parameters of `/query`, as InfluxDB 1.x takes them: in the URL, and for `POST` also in an
+/// `application/x-www-form-urlencoded` body (which wins when both have one).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QueryParams {
+    /// InfluxQL: one statement or several separated by `;` (`SELECT`, `SHOW DATABASES`, `SHOW
+    /// MEASUREMENTS`, `SHOW TAG KEYS`, `SHOW TAG VALUES`, `SHOW FIELD KEYS`, `SHOW RETENTION
+    /// POLICIES`, `CREATE DATABASE`). With `POST` it may be in the form body instead.
+    #[param(
+        example = "SELECT mean(\"pm10\") FROM \"air_quality\" WHERE time >= now() - 6h GROUP BY time(5m) fill(null)"
+    )]
+    q: Option<String>,
+    /// The database: any name is accepted (agora is one database, `agora`).
+    #[allow(dead_code)] // Accepted and ignored, as documented.
+    db: Option<String>,
+    /// Times as integers in this unit; without it, RFC 3339 strings.
+    #[param(value_type = Option<EpochUnit>, inline)]
+    epoch: Option<String>,
+    /// The retention policy: any name is accepted (agora has one, `autogen`).
+    #[allow(dead_code)] // Accepted and ignored, as documented.
+    rp: Option<String>,
+    /// A user name; the token can be given here when `p` is absent.
+    u: Option<String>,
+    /// The token (a read or admin token), as InfluxDB v1 clients send a password.
+    p: Option<String>,
+    /// Accepted; the answer is always one JSON line, which chunked clients read as one chunk.
+    #[param(value_type = Option<bool>)]
+    #[allow(dead_code)] // Accepted and ignored, as documented.
+    chunked: Option<String>,
+    /// Accepted and ignored (see `chunked`).
+    #[param(value_type = Option<u32>)]
+    #[allow(dead_code)] // Accepted and ignored, as documented.
+    chunk_size: Option<String>,
+}
+
+impl QueryParams {
+    /// The parameters of a URL query string and a form body (the body's first).
+    fn from_forms(url: Option<&str>, body: Option<&[u8]>) -> Self {
+        let mut pairs = body.map(form_pairs).unwrap_or_default();
+        pairs.extend(form_pairs(url.unwrap_or("").as_bytes()));
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Self {
+            q: get("q"),
+            db: get("db"),
+            epoch: get("epoch"),
+            rp: get("rp"),
+            u: get("u"),
+            p: get("p"),
+            chunked: get("chunked"),
+            chunk_size: get("chunk_size"),
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs: `+` is a space, `%XX` a byte.
+fn form_pairs(s: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|&b| b == b'=') {
+            Some(i) => (decode(&p[..i]), decode(&p[i + 1..])),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// The form body of `POST /query`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // For the API document only: the body is decoded as pairs.
+pub(crate) struct QueryForm {
+    /// InfluxQL (as the `q` query parameter; Grafana sends it here).
+    #[schema(example = "SHOW MEASUREMENTS")]
+    q: Option<String>,
+    /// As the `db` query parameter.
+    db: Option<String>,
+    /// As the `epoch` query parameter.
+    epoch: Option<EpochUnit>,
+}
+
+/// The answer to `/query`: one result per statement.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueryResults {
+    /// In the order of the statements. A statement that failed carries `error` (the HTTP status
+    /// stays 200), and those after it `"not executed"`.
+    results: Vec<StatementResult>,
+}
+
+/// An error of the whole request, as InfluxDB answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InfluxError {
+    /// What went wrong (`error parsing query: found X, expected Y at line 1, char N`,
+    /// `authorization failed`, `missing required parameter "q"`).
+    error: String,
+}
+
+/// A body of InfluxDB's: compact JSON on one line, with InfluxDB's headers.
+fn influx_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    text.push('\n');
+    let mut r = (status, text).into_response();
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("x-influxdb-version", HeaderValue::from_static(VERSION));
+    h.insert("x-influxdb-build", HeaderValue::from_static("OSS"));
+    r
+}
+
+fn influx_error(status: StatusCode, error: impl Into<String>) -> Response {
+    let mut r = influx_json(status, &InfluxError { error: error.into() });
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"InfluxDB\""));
+    }
+    r
+}
+
+/// A refusal: its status and message.
+type Refusal = (StatusCode, String);
+
+/// Read access, as the rest of the read API (a read or admin token, or `public_read`), with the
+/// token wherever InfluxDB clients put it: `Authorization: Token`/`Bearer`, Basic (the password
+/// or the user name is the token), `p` or `u`; or a dashboard session. A query of `CREATE
+/// DATABASE` only reads nothing: any live token may send it (`needs` is `None`), as Telegraf's
+/// v1 output does with its ingest token before it writes.
+fn authorize(
+    s: &AppState,
+    h: &HeaderMap,
+    p: &QueryParams,
+    needs: Option<Scope>,
+) -> Result<(), Refusal> {
+    let enough = |scope: Scope| needs.is_none_or(|n| scope.allows(n));
+    if s.config.public_read {
+        return Ok(());
+    }
+    let mut candidates: Vec<String> = Vec::new();
+    if let Some(v) = h.get(AUTHORIZATION) {
+        let v = v.to_str().unwrap_or("").trim();
+        let bad =
+            || (StatusCode::UNAUTHORIZED, "unable to parse authentication credentials".to_owned());
+        let (scheme, rest) = v.split_once(' ').ok_or_else(bad)?;
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer") {
+            candidates.push(rest.to_owned());
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            let decoded =
+                base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| bad())?;
+            let text = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (user, pass) = text.split_once(':').unwrap_or((&text, ""));
+            candidates.push(pass.to_owned());
+            candidates.push(user.to_owned());
+        } else {
+            return Err(bad());
+        }
+    }
+    candidates.extend(p.p.iter().cloned());
+    candidates.extend(p.u.iter().cloned());
+    candidates.retain(|c| !c.is_empty());
+    if candidates.is_empty() {
+        // A dashboard session stands for the token it was opened with.
+        if let Some((_, session)) = crate::session::current(s, h)
+            && enough(session.token.scope)
+        {
+            return Ok(());
+        }
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "authorization failed: send a read token (Authorization: Token <token>, Basic auth \
+             with the token as password, or p=<token>)"
+                .to_owned(),
+        ));
+    }
+    let mut weak = None;
+    for c in &candidates {
+        if let Some(t) = s.catalog.authenticate(c) {
+            if enough(t.scope) {
+                return Ok(());
+            }
+            weak = Some(t);
+        }
+    }
+    Err(match weak {
+        Some(t) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "error authorizing query: token {:?} has scope {}, reading needs read",
+                t.name,
+                t.scope.as_str()
+            ),
+        ),
+        None => {
+            (StatusCode::UNAUTHORIZED, "authorization failed: unknown or revoked token".to_owned())
+        }
+    })
+}
+
+/// Answer a query: each statement in turn; a failed statement's error goes in its result and
+/// the statements after it are not executed, as InfluxDB does.
+async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
+    let parsed = p.q.as_deref().filter(|q| !q.trim().is_empty()).map(influxql::parse);
+    let creates_only = matches!(&parsed, Some(Ok(q))
+        if q.statements.iter().all(|s| matches!(s, Statement::CreateDatabase { .. })));
+    let needs = if creates_only { None } else { Some(Scope::Read) };
+    if let Err((status, why)) = authorize(s, h, &p, needs) {
+        return influx_error(status, why);
+    }
+    let epoch = match Epoch::parse(p.epoch.as_deref()) {
+        Ok(e) => e,
+        Err(e) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let query = match parsed {
+        None => return influx_error(StatusCode::BAD_REQUEST, "missing required parameter \"q\""),
+        Some(Err(e)) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Some(Ok(q)) => q,
+    };
+    let canonical = |name: &str| s.pipeline.canonical_property(name);
+    let ctx = influxql::Context {
+        catalog: s.catalog.as_ref(),
+        store: s.store.as_ref(),
+        now: s.clock.now(),
+        budget: crate::query::budget(s),
+        max_rows: s.config.max_points,
+        canonical: &canonical,
+    };
+    let mut results = Vec::with_capacity(query.statements.len());
+    let mut failed = false;
+    for (i, stmt) in query.statements.iter().enumerate() {
+        if failed {
+            results.push(StatementResult::error(i, "not executed"));
+            continue;
+        }
+        match influxql::execute(&ctx, stmt).await {
+            Ok(a) => results.push(influxql::render(i, a, epoch)),
+            Err(agora_query::Error::Store(e)) => {
+                // A fault, not the query's: logged with its cause, answered without it.
+                let e = ApiError::from(e);
+                let (code, status) = e.code();
+                if status.is_server_error() {
+                    tracing::error!(code, error = %error_chain(&e), "influxql query failed");
+                }
+                return influx_error(status, e.to_string());
+            }
+            Err(e) => {
+                failed = true;
+                results.push(StatementResult::error(i, e.to_string()));
+            }
+        }
+    }
+    influx_json(StatusCode::OK, &QueryResults { results })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// Query with InfluxQL (InfluxDB 1.x)
+///
+/// InfluxDB 1.x's read API, so Grafana's InfluxDB data source (InfluxQL) and InfluxDB clients
+/// read agora unchanged. Measurements are device kinds, the tags `device`, `site` and
+/// `commune`, fields the properties — as line protocol writes them. `SELECT` answers `mean`,
+/// `median`, `count`, `sum`, `min`, `max`, `first` and `last` (means of sound levels are energy
+/// means) or raw fields, with `WHERE` on tags and time, `GROUP BY time(…)`, tags and
+/// `fill(null|none|previous|linear|n)`; empty buckets are `null`, never 0. A read token goes in
+/// `Authorization: Token`/`Bearer`, Basic auth (the password or the user name) or `p`.
+///
+/// A statement that fails answers 200 with `error` in its result; a query that does not parse
+/// answers 400 `{"error": "error parsing query: …"}`.
+#[utoipa::path(get, path = "/query", tag = "query", security((), ("bearer" = [])),
+    params(QueryParams),
+    responses(
+        (status = 200, description = "One result per statement", body = QueryResults),
+        (status = 400, description = "No `q`, a bad `epoch`, or a query that does not parse", body = InfluxError),
+        (status = 401, description = "No token, or an unknown or revoked one", body = InfluxError,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"InfluxDB\"`"))),
+        (status = 403, description = "The token may not read", body = InfluxError),
+        (status = 429, response = TooManyRequests),
+        (status = 503, description = "Storage is unavailable", body = InfluxError),
+    ))]
+pub(crate) async fn query_get(State(s): State<AppState>, h: HeaderMap, uri: Uri) -> Response {
+    answer(&s, &h, QueryParams::from_forms(uri.query(), None)).await
+}
+
+/// Query with InfluxQL (InfluxDB 1.x), parameters in a form body
+///
+/// The same as `GET /query`, as Grafana sends it in `POST` mode: `q` (and any other parameter)
+/// in an `application/x-www-form-urlencoded` body or in the URL (the body wins). A body of
+/// another type is ignored.
+#[utoipa::path(post, path = "/query", tag = "query", security((), ("bearer" = [])),
+    params(QueryParams),
+    request_body(content = Option<QueryForm>, content_type = "application/x-www-form-urlencoded",
+        description = "`q=SELECT+…` (and optionally `db`, `epoch`)"),
+    responses(
+        (status = 200, description = "One result per statement", body = QueryResults),
+        (status = 400, description = "No `q`, a bad `epoch`, or a query that does not parse", body = InfluxError),
+        (status = 401, description = "No token, or an unknown or revoked one", body = InfluxError,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"InfluxDB\"`"))),
+        (status = 403, description = "The token may not read; or a cross-site request (problem+json)",
+            content(
+                (InfluxError = "application/json"),
+                (Problem = "application/problem+json"),
+            )),
+        (status = 413, description = "The body is over the size limit", body = InfluxError),
+        (status = 429, response = TooManyRequests),
+        (status = 503, description = "Storage is unavailable", body = InfluxError),
+    ))]
+pub(crate) async fn query_post(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = h.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| {
+        c.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+    });
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return influx_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {} bytes", s.config.max_body_bytes),
+            );
+        }
+        Err(r) => {
+            return influx_error(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {r}"),
+            );
+        }
+    };
+    let params = QueryParams::from_forms(uri.query(), form.then_some(&body[..]));
+    answer(&s, &h, params).await
+}
+
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(ping, health, ready))]
+#[openapi(paths(ping, health, ready, ready_root, query_get, query_post))]
 pub(crate) struct Doc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_and_urls_decode_as_browsers_and_go_encode_them() {
+        let p = QueryParams::from_forms(
+            Some("db=iot&epoch=ms&q=SHOW+DATABASES"),
+            Some(b"q=SELECT+mean%28%22value%22%29+FROM+%22cpu%22%3B%C3%A9&p=t%2Bk"),
+        );
+        assert_eq!(p.q.as_deref(), Some("SELECT mean(\"value\") FROM \"cpu\";é"));
+        assert_eq!(p.db.as_deref(), Some("iot"));
+        assert_eq!(p.epoch.as_deref(), Some("ms"));
+        assert_eq!(p.p.as_deref(), Some("t+k"));
+        let p = QueryParams::from_forms(Some("q=a%&u&q=second"), None);
+        assert_eq!(p.q.as_deref(), Some("a%"));
+        assert_eq!(p.u.as_deref(), Some(""));
+        assert_eq!(form_pairs(b"x=%zz%4"), vec![("x".to_owned(), "%zz%4".to_owned())]);
+    }
+}

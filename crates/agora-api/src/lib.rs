@@ -120,8 +120,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(admin::openapi))
         // Ingest, and the probes InfluxDB clients send first.
         .route("/ping", get(influx::ping))
+        .route("/query", get(influx::query_get).post(influx::query_post))
         .route("/health", get(influx::health))
         .route("/api/v2/ready", get(influx::ready))
+        .route("/ready", get(influx::ready_root))
         .route("/write", post(ingest::write_v1))
         .route("/api/v2/write", post(ingest::write_v2))
         .route("/api/v1/observations", post(ingest::observations).get(query::observations))

@@ -165,10 +165,20 @@ const INGEST: &[&str] = &[
     "/api/v1/import/csv",
 ];
 
-/// The token carried in ThingsBoard's HTTP path.
+/// The token carried in the path of ThingsBoard's HTTP device API: `/api/v1/{token}/telemetry`,
+/// `…/attributes`, `…/attributes/updates`, `…/rpc` and `…/rpc/{id}`.
 fn path_token(path: &str) -> Option<&str> {
-    let t = path.strip_prefix("/api/v1/")?.strip_suffix("/telemetry")?;
-    (!t.is_empty() && !t.contains('/')).then_some(t)
+    let rest = path.strip_prefix("/api/v1/")?;
+    let (t, tail) = rest.split_once('/')?;
+    let device_api = match tail.split_once('/') {
+        None => matches!(tail, "telemetry" | "attributes" | "rpc"),
+        Some(("attributes", "updates")) => true,
+        Some(("rpc", id)) => !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+        Some(_) => false,
+    };
+    // `devices`, `rules`, … are the API's own collections, never tokens.
+    (device_api && !t.is_empty() && !matches!(t, "devices" | "rules" | "alerts" | "tokens"))
+        .then_some(t)
 }
 
 /// The v1 write's token parameter `p`.
@@ -236,8 +246,9 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
         return Ok(());
     }
     let rl = &s.limits.rate;
+    // The device API's long polls (GET) are a device's traffic too, under its token's limits.
     let ingest =
-        req.method() == Method::POST && (INGEST.contains(&path) || path_token(path).is_some());
+        (req.method() == Method::POST && INGEST.contains(&path)) || path_token(path).is_some();
     // Unknown tokens never get a body read, from anywhere: the handler would refuse them anyway.
     let ingest_token = if ingest {
         let p = query_p(req.uri().query());
@@ -304,6 +315,12 @@ mod tests {
     #[test]
     fn ingest_paths_and_tokens() {
         assert_eq!(path_token("/api/v1/abc/telemetry"), Some("abc"));
+        assert_eq!(path_token("/api/v1/abc/attributes"), Some("abc"));
+        assert_eq!(path_token("/api/v1/abc/attributes/updates"), Some("abc"));
+        assert_eq!(path_token("/api/v1/abc/rpc"), Some("abc"));
+        assert_eq!(path_token("/api/v1/abc/rpc/17"), Some("abc"));
+        assert_eq!(path_token("/api/v1/abc/rpc/x"), None);
+        assert_eq!(path_token("/api/v1/devices/rpc"), None);
         assert_eq!(path_token("/api/v1/a/b/telemetry"), None);
         assert_eq!(path_token("/api/v1/observations"), None);
         assert_eq!(query_p(Some("db=x&p=secret&precision=s")), Some("secret"));

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use agora_ingest::Source;
-use agora_ingest::thingsboard::hub::{CallError, Push, Wants};
+use agora_ingest::thingsboard::hub::{Push, Wants};
 use agora_ingest::thingsboard::{self as tb, AttributeRequest};
 use agora_model::DeviceId;
 use agora_store::catalog::{AttributeScope, Attributes, Scope, TokenInfo};
@@ -22,7 +22,7 @@ use serde_json::{Map, Value as Json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::{require, require_read};
+use crate::auth::require;
 use crate::doc::{BadRequest, Conflict, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json as JsonBody, Path, Query};
@@ -45,7 +45,7 @@ fn device_of(s: &AppState, id: &str) -> ApiResult<DeviceId> {
 #[utoipa::path(get, path = "/api/v1/devices/{id}/attributes", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path, description = "Device id")),
     responses(
-        (status = 200, description = "Its attributes", body = Attributes),
+        (status = 200, description = "Its attributes (a read token is needed even when data is public: they are the device's internals)", body = Attributes),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         Reads,
@@ -55,7 +55,8 @@ pub(crate) async fn device_attributes(
     h: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<JsonBody<Attributes>> {
-    require_read(&s, &h)?;
+    // A device's internals (serial numbers, operators' settings): never public.
+    require(&s, &h, None, Scope::Read)?;
     let id = device_of(&s, &id)?;
     Ok(JsonBody(s.catalog.attributes(&id).await?))
 }
@@ -95,20 +96,23 @@ pub(crate) async fn set_shared_attributes(
         return Err(ApiError::BadRequest("the body must be a JSON object of attributes".into()));
     };
     tb::check_attributes(&values).map_err(|r| ApiError::BadRequest(r.0))?;
+    if values.contains_key("deleted") {
+        // ThingsBoard tells devices of removed attributes with this key.
+        return Err(ApiError::BadRequest(
+            "\"deleted\" is reserved (it lists removed attributes in updates to devices)".into(),
+        ));
+    }
     let (removed, set): (Vec<_>, Vec<_>) = values.into_iter().partition(|(_, v)| v.is_null());
     let set: Map<String, Json> = set.into_iter().collect();
     let removed: Vec<String> = removed.into_iter().map(|(k, _)| k).collect();
     s.catalog.set_attributes(&id, AttributeScope::Shared, &set).await?;
     s.catalog.delete_attributes(&id, AttributeScope::Shared, &removed).await?;
-    let mut delivered = false;
-    if !set.is_empty() {
-        delivered |= s.pipeline.devices.push_attributes(&id, set);
-    }
+    // One update: an HTTP device's poll takes one message.
+    let mut update = set;
     if !removed.is_empty() {
-        let mut m = Map::new();
-        m.insert("deleted".into(), Json::from(removed));
-        delivered |= s.pipeline.devices.push_attributes(&id, m);
+        update.insert("deleted".into(), Json::from(removed));
     }
+    let delivered = !update.is_empty() && s.pipeline.devices.push_attributes(&id, update);
     Ok(JsonBody(SharedSet { attributes: s.catalog.attributes(&id).await?, delivered }))
 }
 
@@ -178,9 +182,9 @@ pub(crate) async fn call_device(
         .await
     {
         Ok(response) => Ok(JsonBody(RpcAnswer { response })),
-        Err(e @ CallError::NotConnected(_)) => Err(ApiError::Conflict(e.to_string())),
-        Err(e @ CallError::Timeout(..)) => Err(ApiError::DeviceTimeout(e.to_string())),
-        Err(e @ CallError::Busy) => Err(ApiError::TooManyConnections(e.to_string())),
+        Err(e @ agora_ingest::Error::NotConnected(_)) => Err(ApiError::Conflict(e.to_string())),
+        Err(e @ agora_ingest::Error::Busy) => Err(ApiError::TooManyConnections(e.to_string())),
+        Err(e) => Err(ApiError::DeviceTimeout(e.to_string())),
     }
 }
 

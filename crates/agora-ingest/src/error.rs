@@ -42,4 +42,18 @@ pub enum Error {
     /// A connection to a client or a broker broke, or a client broke the protocol.
     #[error("{0}")]
     Connection(String),
+    /// A call to a device found no connection, gateway or recent poll to take it.
+    #[error("device {0} is not connected")]
+    NotConnected(String),
+    /// A call was delivered to a device, which did not answer in time.
+    #[error("device {device} did not answer within {after:?}")]
+    NoAnswer {
+        /// The device.
+        device: String,
+        /// How long it was waited for.
+        after: std::time::Duration,
+    },
+    /// Too many calls to devices wait for answers.
+    #[error("too many calls to devices are waiting for answers; try again later")]
+    Busy,
 }

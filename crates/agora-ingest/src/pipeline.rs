@@ -39,8 +39,8 @@ pub struct PipelineConfig {
     /// Decoders, with the byte layouts of each MQTT subscription.
     pub decoders: Decoders,
     /// Device kinds of ThingsBoard device types (the `type` a gateway gives when it connects a
-    /// device), e.g. `"Air Sensor" → air_quality`. An unmapped type that is a valid kind name
-    /// once lower-cased (`noise`, `Streetlight`) is that kind; others (`default`) are `sensor`.
+    /// device), e.g. `"Air Sensor" → air_quality`. An unmapped type is the kind of the same name
+    /// (lower-cased, spaces as `_`: `Streetlight` → `streetlight`); `default` is `sensor`.
     pub thingsboard_kinds: HashMap<String, DeviceKind>,
 }
 
@@ -331,6 +331,11 @@ impl Pipeline {
     /// The catalog.
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
         &self.catalog
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The kind of a ThingsBoard device type (see [`PipelineConfig::thingsboard_kinds`]).
@@ -899,8 +904,9 @@ impl Pipeline {
             geometry: None,
             to_review: true,
         };
-        self.catalog.upsert_site(site).await.map_err(|e| e.to_string())?;
-        tracing::info!(site = %id, device = %d.id, "created a place from a device's site tag (to review)");
+        if self.catalog.insert_site(site).await.map_err(|e| e.to_string())? {
+            tracing::info!(site = %id, device = %d.id, "created a place from a device's site tag (to review)");
+        }
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! one place: time ranges and durations ([`time`]), bucket planning in UTC or in local days
 //! ([`buckets`]), summaries with energy means for sound levels ([`summary`]), grouping by
 //! place, commune or kind ([`group`]), and what state a device is in ([`fleet`]). Indicators,
-//! forecasts and open data are built on it.
+//! forecasts and open data are built on it, and so is InfluxQL ([`influxql`]), which Grafana's
+//! InfluxDB data source reads with.
 //!
 //! It depends on the model and on the store's traits only; it does no HTTP.
 
@@ -12,6 +13,7 @@ pub mod buckets;
 mod error;
 pub mod fleet;
 pub mod group;
+pub mod influxql;
 pub mod summary;
 pub mod time;
 

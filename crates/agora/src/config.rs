@@ -224,8 +224,8 @@ pub struct IngestConfig {
     /// Largest request body, in MiB.
     pub max_body_mib: usize,
     /// Device kinds of ThingsBoard device types, for devices a ThingsBoard gateway connects
-    /// (`"Air Sensor" = "air_quality"`). An unmapped type that is a kind name once lower-cased is
-    /// that kind; others are `sensor`.
+    /// (`"Air Sensor" = "air_quality"`). An unmapped type is the kind of the same name
+    /// (lower-cased, spaces as `_`); `default` is `sensor`.
     pub thingsboard_device_types: std::collections::BTreeMap<String, agora_model::DeviceKind>,
 }
 

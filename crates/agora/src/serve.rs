@@ -257,13 +257,16 @@ impl agora_alerts::DeviceCaller for HubCaller {
         method: &str,
         params: serde_json::Value,
         timeout: Duration,
-    ) -> Result<serde_json::Value, agora_alerts::DeliveryFailed> {
-        let id = agora_model::DeviceId::parse(device)
-            .map_err(|e| agora_alerts::DeliveryFailed(format!("device {device:?}: {e}")))?;
-        self.0
-            .call(&id, method, params, timeout)
-            .await
-            .map_err(|e| agora_alerts::DeliveryFailed(e.to_string()))
+    ) -> Result<serde_json::Value, agora_alerts::CallFailed> {
+        let id = agora_model::DeviceId::parse(device).map_err(|e| agora_alerts::CallFailed {
+            detail: format!("device {device:?}: {e}"),
+            retry: false,
+        })?;
+        self.0.call(&id, method, params, timeout).await.map_err(|e| agora_alerts::CallFailed {
+            // Not connected, or too busy: nothing happened on the device, calling again is safe.
+            retry: matches!(e, agora_ingest::Error::NotConnected(_) | agora_ingest::Error::Busy),
+            detail: e.to_string(),
+        })
     }
 }
 

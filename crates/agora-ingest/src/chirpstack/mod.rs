@@ -24,7 +24,9 @@ pub use layout::{ByteField, ByteType};
 /// A decoded ChirpStack event.
 #[derive(Debug)]
 pub struct Event {
-    /// ChirpStack's `deduplicationId`: the same uplink received twice has the same id.
+    /// The event's type and ChirpStack's `deduplicationId` (`up/3ac7…`): the same uplink
+    /// received twice has the same; a status event shares its uplink's `deduplicationId`, so the
+    /// type is part of the key.
     pub dedup_id: Option<String>,
     /// The record (at most one).
     pub decoded: Decoded<'static>,
@@ -200,7 +202,7 @@ pub fn decode(topic: &str, payload: &[u8], layouts: &Layouts) -> Result<Event, R
             fields,
         });
     }
-    Ok(Event { dedup_id: s(&doc, "deduplicationId").map(str::to_owned), decoded })
+    Ok(Event { dedup_id: s(&doc, "deduplicationId").map(|id| format!("{event}/{id}")), decoded })
 }
 
 #[cfg(test)]
@@ -231,7 +233,7 @@ mod tests {
             &Layouts::new(),
         )
         .unwrap();
-        assert_eq!(e.dedup_id.as_deref(), Some("3ac7e3c4-4401-4b8d-9386-a5c902f9202d"));
+        assert_eq!(e.dedup_id.as_deref(), Some("up/3ac7e3c4-4401-4b8d-9386-a5c902f9202d"));
         let r = &e.decoded.records[0];
         assert_eq!(r.device, "0101010101010101");
         assert_eq!(r.kind.as_deref(), Some("air_quality"));

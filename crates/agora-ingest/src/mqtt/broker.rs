@@ -35,7 +35,8 @@ use tokio::time::Instant;
 
 use super::thingsboard::{DeviceApi, is_control_topic, is_device_api_filter};
 use super::wire::{
-    self, Codec, ConnAck, Grants, Incoming, Outcome, Publish, Read, Version, Violation,
+    self, Codec, ConnAck, Grants, Incoming, Outcome, Publish, Read, SubRefusal, Version, Violation,
+    check_filter,
 };
 use crate::format::Format;
 use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
@@ -167,20 +168,36 @@ impl Subscribers {
         i.next
     }
 
+    /// Subscribe; false when the connection holds [`MAX_SUBSCRIPTIONS`] already.
     fn subscribe(
         &self,
         conn: u64,
         filter: String,
         tx: tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>,
-    ) {
+    ) -> bool {
         let mut i = self.inner.lock();
-        if !i.subs.iter().any(|(c, f, _)| *c == conn && *f == filter) {
-            i.subs.push((conn, filter, tx));
+        let mine = i.subs.iter().filter(|(c, _, _)| *c == conn);
+        let (mut held, mut known) = (0, false);
+        for (_, f, _) in mine {
+            held += 1;
+            known |= *f == filter;
         }
+        if known {
+            return true;
+        }
+        if held >= MAX_SUBSCRIPTIONS {
+            return false;
+        }
+        i.subs.push((conn, filter, tx));
+        true
     }
 
-    fn unsubscribe(&self, conn: u64, filter: &str) {
-        self.inner.lock().subs.retain(|(c, f, _)| !(*c == conn && f == filter));
+    /// Unsubscribe; whether the connection held that subscription.
+    fn unsubscribe(&self, conn: u64, filter: &str) -> bool {
+        let mut i = self.inner.lock();
+        let before = i.subs.len();
+        i.subs.retain(|(c, f, _)| !(*c == conn && f == filter));
+        before != i.subs.len()
     }
 
     fn disconnect(&self, conn: u64) {
@@ -285,12 +302,18 @@ impl Conn {
         }
     }
 
-    /// Send what was written to `out`.
+    /// Send what was written to `out`. A client that stops reading is dropped after
+    /// [`WRITE_TIMEOUT`] rather than holding the session (and its keep-alive and token checks).
     async fn flush(&mut self) -> Result<(), End> {
         if !self.out.is_empty() {
-            let r = self.stream.write_all(&self.out).await;
+            let r = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&self.out)).await;
             self.out.clear();
-            r.map_err(|e| End::Closed(e.to_string()))?;
+            match r {
+                Ok(r) => r.map_err(|e| End::Closed(e.to_string()))?,
+                Err(_) => {
+                    return Err(End::Closed("the client stopped reading its messages".into()));
+                }
+            }
         }
         Ok(())
     }
@@ -305,6 +328,10 @@ impl Drop for Unsubscribe {
     }
 }
 
+/// Longest wait for a client to take what is sent to it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Subscriptions one connection may hold (besides the device API's own).
+const MAX_SUBSCRIPTIONS: usize = 64;
 /// Topic aliases a client may use.
 const TOPIC_ALIAS_MAX: u16 = 64;
 /// QoS 1 and 2 messages a client may have unacknowledged: one batch's worth.
@@ -384,12 +411,17 @@ async fn serve(
         0 => max_keep_alive,
         k => k.min(max_keep_alive),
     };
+    let conn = subscribers.connect();
+    let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
     let grants = Grants {
         receive_maximum: RECEIVE_MAXIMUM,
         max_packet: MAX_PACKET as u32,
         topic_alias_max: TOPIC_ALIAS_MAX,
         server_keep_alive: (keep_alive_s != connect.keep_alive).then_some(keep_alive_s),
         session_expiry: (connect.session_expiry != 0).then_some(0),
+        // MQTT 5: a client that sent no id is told the one it has.
+        assigned_client_id: (version == Version::V5 && connect.client_id.is_empty())
+            .then(|| format!("agora-{conn}")),
     };
     let mut codec = Codec::new(&connect, &grants);
     Codec::connack(version, &ConnAck::Accepted(&grants), &mut c.out);
@@ -400,11 +432,10 @@ async fn serve(
     let mut recheck = tokio::time::interval(limits.token_recheck);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!(client = %connect.client_id, token = %token.name, ?version, "MQTT device connected");
-    let conn = subscribers.connect();
-    let _unsubscribe = Unsubscribe(subscribers.clone(), conn);
     let (outbox_tx, mut outbox) = tokio::sync::mpsc::unbounded_channel::<(String, bytes::Bytes)>();
     let (push_tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
-    let api = DeviceApi::new(&pipeline, &token, push_tx, MAX_PACKET, RECEIVE_MAXIMUM);
+    let max_payload = connect.max_packet.map_or(MAX_PACKET, |m| (m as usize).min(MAX_PACKET));
+    let api = DeviceApi::new(&pipeline, &token, push_tx, max_payload, RECEIVE_MAXIMUM);
     let mut session = Session {
         pipeline: &pipeline,
         token: &token,
@@ -455,9 +486,14 @@ async fn serve(
             heard = Instant::now();
             match packet {
                 Incoming::Publish(p) => {
-                    // Publishes already received are stored together: one WAL commit for all.
+                    // Publishes already received are stored together (one WAL commit for all), up
+                    // to the first message to the device API, which is handled after the data
+                    // before it (order kept) and answered before anything after it is read (one
+                    // answer held at a time).
                     let mut batch = vec![p];
-                    while batch.len() < usize::from(RECEIVE_MAXIMUM) {
+                    while batch.len() < usize::from(RECEIVE_MAXIMUM)
+                        && !is_control_topic(&batch[batch.len() - 1].topic)
+                    {
                         match codec.read(&mut c.buf, MAX_PACKET)? {
                             Read::Packet(Incoming::Publish(p)) => batch.push(p),
                             Read::Packet(other) => {
@@ -471,35 +507,33 @@ async fn serve(
                     if !live() {
                         return Err(revoked.clone().into());
                     }
-                    // Data is stored first: if storage fails, nothing is acknowledged.
-                    let (control, data): (Vec<usize>, Vec<usize>) =
-                        (0..batch.len()).partition(|&i| is_control_topic(&batch[i].topic));
-                    let data_batch: Vec<Publish> = data.iter().map(|&i| batch[i].clone()).collect();
-                    let Some(stored) = session.ingest(&data_batch).await else {
-                        return Err(Violation::new(
+                    let storage_failed = |why: &str| {
+                        tracing::error!(error = why, "storing MQTT messages failed");
+                        End::from(Violation::new(
                             DisconnectReasonCode::ServerBusy,
                             "storage failed: nothing was acknowledged, send again later",
-                        )
-                        .into());
+                        ))
                     };
-                    let mut outcomes = vec![Outcome::Accepted; batch.len()];
-                    for (i, o) in data.into_iter().zip(stored) {
-                        outcomes[i] = o;
-                    }
-                    let mut replies = Vec::new();
-                    for i in control {
-                        let p = &batch[i];
-                        let h = session.api.handle(&pipeline, &token, &p.topic, &p.payload).await;
-                        outcomes[i] = h.outcome;
-                        replies.extend(h.replies);
+                    let control = batch.pop_if(|p| is_control_topic(&p.topic));
+                    let mut outcomes = session.ingest(&batch).await.ok_or_else(|| storage_failed("data"))?;
+                    let mut reply = None;
+                    if let Some(p) = control {
+                        let h = session
+                            .api
+                            .handle(&pipeline, &token, &p.topic, &p.payload)
+                            .await
+                            .map_err(|e| storage_failed(&e.0))?;
+                        outcomes.push(h.outcome);
+                        reply = h.reply;
+                        batch.push(p);
                     }
                     for (p, outcome) in batch.iter().zip(&outcomes) {
                         codec.ack(p, outcome, &mut c.out);
                     }
-                    for (topic, payload) in replies {
-                        if !codec.publish(&topic, payload, &mut c.out) {
-                            tracing::info!(%topic, "answer larger than the client accepts, dropped");
-                        }
+                    if let Some((topic, payload)) = reply
+                        && !codec.publish(&topic, payload, &mut c.out)
+                    {
+                        tracing::info!(%topic, "answer larger than the client accepts, dropped");
                     }
                     c.flush().await?;
                 }
@@ -508,18 +542,17 @@ async fn serve(
                     c.flush().await?;
                 }
                 Incoming::Subscribe { pkid, filters } => {
-                    let granted: Vec<Result<(), String>> =
+                    let granted: Vec<Result<(), SubRefusal>> =
                         filters.iter().map(|f| session.subscribe(f)).collect();
                     codec.suback(pkid, &granted, &mut c.out);
                     c.flush().await?;
                 }
                 Incoming::Unsubscribe { pkid, filters } => {
-                    for f in &filters {
-                        if !session.api.unsubscribe(f) {
-                            subscribers.unsubscribe(conn, f);
-                        }
-                    }
-                    codec.unsuback(pkid, filters.len(), &mut c.out);
+                    let existed: Vec<bool> = filters
+                        .iter()
+                        .map(|f| session.api.unsubscribe(f) || subscribers.unsubscribe(conn, f))
+                        .collect();
+                    codec.unsuback(pkid, &existed, &mut c.out);
                     c.flush().await?;
                 }
                 Incoming::PingReq => {
@@ -563,19 +596,30 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn subscribe(&mut self, filter: &str) -> Result<(), String> {
-        // The device API's own topics: kept by the session (they name this connection's devices).
-        if is_device_api_filter(filter) {
-            self.api.subscribe(filter);
-            return Ok(());
-        }
-        if may_subscribe(self.token, filter) {
-            self.subscribers.subscribe(self.conn, filter.to_owned(), self.outbox.clone());
+    fn subscribe(&mut self, filter: &str) -> Result<(), SubRefusal> {
+        let r = check_filter(filter).and_then(|()| {
+            // The device API's own topics: kept by the session (they name this connection's
+            // devices).
+            if is_device_api_filter(filter) {
+                return self.api.subscribe(filter);
+            }
+            if !may_subscribe(self.token, filter) {
+                return Err(SubRefusal::NotAuthorized(format!(
+                    "token {:?} may not subscribe to {filter:?}",
+                    self.token.name
+                )));
+            }
+            if !self.subscribers.subscribe(self.conn, filter.to_owned(), self.outbox.clone()) {
+                return Err(SubRefusal::TooMany(format!(
+                    "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
+                )));
+            }
             Ok(())
-        } else {
-            tracing::info!(token = %self.token.name, %filter, "MQTT subscription refused");
-            Err(format!("token {:?} may not subscribe to {filter:?}", self.token.name))
+        });
+        if let Err(why) = &r {
+            tracing::info!(token = %self.token.name, %filter, %why, "MQTT subscription refused");
         }
+        r
     }
 
     /// Decode and store messages: the outcome of each, or `None` when storage failed.

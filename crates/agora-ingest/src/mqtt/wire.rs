@@ -104,19 +104,44 @@ pub(super) enum First {
     Unsupported(String, u8),
 }
 
+/// How much of the packet at the start of `buf` is there: its whole length once its header is
+/// readable. A packet larger than `max` is refused before it is waited for.
+fn frame(buf: &[u8], max: usize) -> Result<Option<usize>, Violation> {
+    match remaining_length(buf) {
+        Some((len, n)) => {
+            let whole = 1 + n + len;
+            if whole > max {
+                return Err(too_large(whole, max));
+            }
+            Ok(Some(whole))
+        }
+        // Four length bytes all saying "more follows": not MQTT.
+        None if buf.len() >= 5 => Err(Violation::new(
+            v5::DisconnectReasonCode::MalformedPacket,
+            "malformed MQTT packet: bad remaining length",
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Read a CONNECT from the start of `buf`.
 pub(super) fn read_connect(buf: &mut BytesMut, max: usize) -> Result<Read<First>, Violation> {
-    let Some((name, level)) = connect_protocol(buf) else {
-        // Not enough bytes to know the version yet, or not a CONNECT at all: the 3.1.1 parser
-        // tells which.
-        return match v4::Packet::read(buf, max) {
-            Ok(_) => Err(Violation::new(
-                v5::DisconnectReasonCode::ProtocolError,
-                "the first packet was not CONNECT",
-            )),
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => Ok(Read::Need(n)),
-            Err(e) => Err(Violation::malformed(e)),
-        };
+    let Some(whole) = frame(buf, max)? else { return Ok(Read::Need(1)) };
+    if buf.len() < whole {
+        return Ok(Read::Need(whole - buf.len()));
+    }
+    // The whole packet is here: whatever the parsers miss now is missing from the packet.
+    if buf[0] != 0x10 {
+        return Err(Violation::new(
+            v5::DisconnectReasonCode::ProtocolError,
+            "the first packet was not CONNECT",
+        ));
+    }
+    let Some((name, level)) = connect_protocol(&buf[..whole]) else {
+        return Err(Violation::new(
+            v5::DisconnectReasonCode::MalformedPacket,
+            "malformed CONNECT: no protocol name and level",
+        ));
     };
     match (name.as_str(), level) {
         ("MQTT", 5) => match v5::Packet::read(buf, Some(max as u32)) {
@@ -133,17 +158,13 @@ pub(super) fn read_connect(buf: &mut BytesMut, max: usize) -> Result<Read<First>
                     auth_method: p.authentication_method,
                 })))
             }
-            Ok(_) => unreachable!("connect_protocol saw a CONNECT"),
-            Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(n)) => Ok(Read::Need(n)),
+            Ok(_) => unreachable!("the packet's type is CONNECT"),
             Err(e) => Err(Violation::malformed(e)),
         },
         ("MQTT", 4) | ("MQIsdp", 3) => {
             if name == "MQIsdp" {
                 // MQTT 3.1 differs from 3.1.1 in the protocol name and level of CONNECT and in
                 // nothing this endpoint relies on afterwards: read it as 3.1.1.
-                if buf.len() < frame_length(buf).unwrap_or(usize::MAX) {
-                    return Ok(Read::Need(1));
-                }
                 rewrite_v31_connect(buf);
             }
             match v4::Packet::read(buf, max) {
@@ -157,8 +178,7 @@ pub(super) fn read_connect(buf: &mut BytesMut, max: usize) -> Result<Read<First>
                     problem_info: false,
                     auth_method: None,
                 }))),
-                Ok(_) => unreachable!("connect_protocol saw a CONNECT"),
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => Ok(Read::Need(n)),
+                Ok(_) => unreachable!("the packet's type is CONNECT"),
                 Err(e) => Err(Violation::malformed(e)),
             }
         }
@@ -192,10 +212,6 @@ fn remaining_length(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn frame_length(buf: &[u8]) -> Option<usize> {
-    remaining_length(buf).map(|(len, n)| 1 + n + len)
-}
-
 /// Encode a remaining length.
 fn encode_length(mut len: usize, out: &mut Vec<u8>) {
     loop {
@@ -214,6 +230,10 @@ fn encode_length(mut len: usize, out: &mut Vec<u8>) {
 /// Turn the complete MQTT 3.1 CONNECT at the start of `buf` into the 3.1.1 CONNECT it means.
 fn rewrite_v31_connect(buf: &mut BytesMut) {
     let Some((len, n)) = remaining_length(buf) else { return };
+    // The caller saw the protocol name and level inside the packet: at least 9 bytes.
+    if len < 2 + 6 + 1 || buf.len() < 1 + n + len {
+        return;
+    }
     let frame = buf.split_to(1 + n + len);
     // Variable header: 00 06 "MQIsdp" 03, then the flags; 3.1.1 has 00 04 "MQTT" 04.
     let rest = &frame[1 + n + 2 + 6 + 1..];
@@ -224,6 +244,48 @@ fn rewrite_v31_connect(buf: &mut BytesMut) {
     let tail = buf.split();
     buf.extend_from_slice(&out);
     buf.unsplit(tail);
+}
+
+/// Why a subscription is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum SubRefusal {
+    /// The token may not read this.
+    #[error("{0}")]
+    NotAuthorized(String),
+    /// Not a valid topic filter.
+    #[error("{0}")]
+    Invalid(String),
+    /// The connection holds as many subscriptions as it may.
+    #[error("{0}")]
+    TooMany(String),
+    /// A shared subscription (`$share/…`), which agora's endpoint does not offer.
+    #[error("shared subscriptions are not offered on agora's endpoint")]
+    Shared,
+}
+
+/// Check a topic filter's syntax (MQTT 3.1.1 §4.7.1, 5 §4.7.1): `#` alone as the last level,
+/// `+` alone in a level.
+pub(super) fn check_filter(filter: &str) -> Result<(), SubRefusal> {
+    if filter.starts_with("$share/") {
+        return Err(SubRefusal::Shared);
+    }
+    let bad = |why: &str| Err(SubRefusal::Invalid(format!("topic filter {filter:?}: {why}")));
+    if filter.is_empty() {
+        return bad("empty");
+    }
+    if filter.contains('\0') {
+        return bad("holds a NUL character");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, l) in levels.iter().enumerate() {
+        if l.contains('#') && (*l != "#" || i + 1 != levels.len()) {
+            return bad("'#' must be a whole level, the last one");
+        }
+        if l.contains('+') && *l != "+" {
+            return bad("'+' must be a whole level");
+        }
+    }
+    Ok(())
 }
 
 /// The answer to a CONNECT.
@@ -254,6 +316,8 @@ pub(super) struct Grants {
     pub(super) server_keep_alive: Option<u16>,
     /// The session expiry the server applies, when it differs from the client's request.
     pub(super) session_expiry: Option<u32>,
+    /// The client id given to a client that sent none.
+    pub(super) assigned_client_id: Option<String>,
 }
 
 /// A client's codec: its version, its topic aliases and what it accepts.
@@ -296,6 +360,12 @@ impl Codec {
         buf: &mut BytesMut,
         max: usize,
     ) -> Result<Read<Incoming>, Violation> {
+        let Some(whole) = frame(buf, max)? else { return Ok(Read::Need(1)) };
+        if buf.len() < whole {
+            return Ok(Read::Need(whole - buf.len()));
+        }
+        // The whole packet is here: a parser asking for more bytes means the packet is short of
+        // what it announces (it is consumed all the same), which is malformed, not incomplete.
         match self.version {
             Version::V3 => self.read_v3(buf, max),
             Version::V5 => self.read_v5(buf, max),
@@ -304,17 +374,10 @@ impl Codec {
 
     fn read_v3(&mut self, buf: &mut BytesMut, max: usize) -> Result<Read<Incoming>, Violation> {
         use rumqttc::mqttbytes::QoS as Q;
-        let p = match v4::Packet::read(buf, max) {
-            Ok(p) => p,
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(n)) => return Ok(Read::Need(n)),
-            Err(rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(pkt_size)) => {
-                return Err(too_large(pkt_size, max));
-            }
-            Err(e) => return Err(Violation::malformed(e)),
-        };
+        let p = v4::Packet::read(buf, max).map_err(Violation::malformed)?;
         Ok(Read::Packet(match p {
             v4::Packet::Publish(p) => Incoming::Publish(Publish {
-                topic: p.topic,
+                topic: topic_name(p.topic)?,
                 qos: match p.qos {
                     Q::AtMostOnce => QoS::AtMostOnce,
                     Q::AtLeastOnce => QoS::AtLeastOnce,
@@ -342,14 +405,7 @@ impl Codec {
             let _ = buf.split_to(2);
             return Ok(Read::Packet(Incoming::Disconnect));
         }
-        let p = match v5::Packet::read(buf, Some(max as u32)) {
-            Ok(p) => p,
-            Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(n)) => return Ok(Read::Need(n)),
-            Err(rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
-                return Err(too_large(pkt_size, max));
-            }
-            Err(e) => return Err(Violation::malformed(e)),
-        };
+        let p = v5::Packet::read(buf, Some(max as u32)).map_err(Violation::malformed)?;
         Ok(Read::Packet(match p {
             v5::Packet::Publish(p) => {
                 let props = p.properties.unwrap_or_default();
@@ -389,6 +445,7 @@ impl Codec {
                         "a PUBLISH without topic or topic alias",
                     ));
                 }
+                let topic = topic_name(topic)?;
                 Incoming::Publish(Publish {
                     topic,
                     qos: match p.qos {
@@ -449,6 +506,7 @@ impl Codec {
                         p.wildcard_subscription_available = Some(1);
                         p.subscription_identifiers_available = Some(0);
                         p.shared_subscription_available = Some(0);
+                        p.assigned_client_identifier = g.assigned_client_id.clone();
                         C::Success
                     }
                     ConnAck::BadCredentials(why) => {
@@ -533,7 +591,7 @@ impl Codec {
     }
 
     /// The SUBACK granting (QoS 0) or refusing each filter; a refusal carries its reason.
-    pub(super) fn suback(&self, pkid: u16, granted: &[Result<(), String>], out: &mut BytesMut) {
+    pub(super) fn suback(&self, pkid: u16, granted: &[Result<(), SubRefusal>], out: &mut BytesMut) {
         match self.version {
             Version::V3 => {
                 use rumqttc::mqttbytes::v4::SubscribeReasonCode as C;
@@ -552,11 +610,17 @@ impl Codec {
                     .iter()
                     .map(|g| match g {
                         Ok(()) => C::Success(rumqttc::v5::mqttbytes::QoS::AtMostOnce),
-                        Err(_) => C::NotAuthorized,
+                        Err(SubRefusal::NotAuthorized(_)) => C::NotAuthorized,
+                        Err(SubRefusal::Invalid(_)) => C::TopicFilterInvalid,
+                        Err(SubRefusal::TooMany(_)) => C::QuotaExceeded,
+                        Err(SubRefusal::Shared) => C::SharedSubscriptionsNotSupported,
                     })
                     .collect();
-                let why: Vec<&str> =
-                    granted.iter().filter_map(|g| g.as_ref().err()).map(String::as_str).collect();
+                let why: Vec<String> = granted
+                    .iter()
+                    .filter_map(|g| g.as_ref().err())
+                    .map(ToString::to_string)
+                    .collect();
                 let properties =
                     (self.problem_info && !why.is_empty()).then(|| v5::SubAckProperties {
                         reason_string: Some(truncate(&why.join("; "), 512)),
@@ -568,15 +632,22 @@ impl Codec {
         }
     }
 
-    pub(super) fn unsuback(&self, pkid: u16, filters: usize, out: &mut BytesMut) {
+    /// The UNSUBACK: for MQTT 5, whether each filter was subscribed.
+    pub(super) fn unsuback(&self, pkid: u16, existed: &[bool], out: &mut BytesMut) {
         match self.version {
             Version::V3 => write_v4(&v4::Packet::UnsubAck(v4::UnsubAck::new(pkid)), out),
             Version::V5 => {
-                let ack = v5::UnsubAck {
-                    pkid,
-                    reasons: vec![v5::UnsubAckReason::Success; filters],
-                    properties: None,
-                };
+                let reasons = existed
+                    .iter()
+                    .map(|&e| {
+                        if e {
+                            v5::UnsubAckReason::Success
+                        } else {
+                            v5::UnsubAckReason::NoSubscriptionExisted
+                        }
+                    })
+                    .collect();
+                let ack = v5::UnsubAck { pkid, reasons, properties: None };
                 write_v5(&v5::Packet::UnsubAck(ack), out);
             }
         }
@@ -666,6 +737,17 @@ fn empty_connack_properties() -> v5::ConnAckProperties {
         authentication_method: None,
         authentication_data: None,
     }
+}
+
+/// A topic a message is published to: wildcards belong to filters, never to topic names.
+fn topic_name(topic: String) -> Result<String, Violation> {
+    if topic.contains(['+', '#']) {
+        return Err(Violation::new(
+            v5::DisconnectReasonCode::TopicNameInvalid,
+            format!("topic {topic:?} holds a wildcard: messages are published to topic names"),
+        ));
+    }
+    Ok(topic)
 }
 
 fn too_large(size: usize, max: usize) -> Violation {
@@ -769,6 +851,7 @@ mod tests {
             topic_alias_max: 4,
             server_keep_alive: None,
             session_expiry: None,
+            assigned_client_id: None,
         };
         Codec::new(&connect, &grants)
     }
@@ -842,5 +925,90 @@ mod tests {
         // Nor is a message larger than that delivered.
         assert!(!c.publish("t", Bytes::from(vec![0; 100]), &mut out));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_partial_packet_asks_for_more_in_each_version() {
+        let whole = v5_publish("agora/a/telemetry", Some(1), b"{}");
+        for version in [Version::V3, Version::V5] {
+            let mut c = v5_codec();
+            c.version = version;
+            for cut in 0..whole.len() {
+                let mut buf = BytesMut::from(&whole[..cut]);
+                assert!(
+                    matches!(c.read(&mut buf, 1 << 20), Ok(Read::Need(_))),
+                    "{version:?} cut at {cut}"
+                );
+                assert_eq!(buf.len(), cut, "nothing consumed");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_mqtt_3_1_connect_is_malformed_not_a_panic() {
+        // Remaining length 0, then the 3.1 protocol name and level: the packet ends before them.
+        let mut buf =
+            BytesMut::from(&[0x10, 0x00, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 3][..]);
+        assert!(read_connect(&mut buf, 1 << 16).is_err());
+        // A CONNECT announcing more than the limit is refused before it is waited for.
+        let mut buf = BytesMut::from(&[0x10, 0xff, 0xff, 0xff, 0x7f][..]);
+        assert_eq!(
+            read_connect(&mut buf, 1 << 16).unwrap_err().code,
+            v5::DisconnectReasonCode::PacketTooLarge
+        );
+    }
+
+    #[test]
+    fn a_packet_shorter_than_it_says_is_malformed_and_wildcards_are_not_topics() {
+        let mut c = v5_codec();
+        // A 3.1.1 PUBLISH (no property length) after an MQTT 5 CONNECT: the v5 parser runs out
+        // of bytes inside the packet.
+        let mut buf = BytesMut::from(&[0x32, 0x05, 0x00, 0x01, b't', 0x00, 0x07][..]);
+        assert_eq!(
+            c.read(&mut buf, 1 << 20).unwrap_err().code,
+            v5::DisconnectReasonCode::MalformedPacket
+        );
+        let mut wild = v5_publish("agora/+/telemetry", None, b"{}");
+        assert_eq!(
+            c.read(&mut wild, 1 << 20).unwrap_err().code,
+            v5::DisconnectReasonCode::TopicNameInvalid
+        );
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        for ok in ["a/b", "a/+/c", "#", "a/#", "+", "v1/devices/me/rpc/request/+"] {
+            assert_eq!(check_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a#", "a/b+", "#/a", "a/+x"] {
+            assert!(matches!(check_filter(bad), Err(SubRefusal::Invalid(_))), "{bad}");
+        }
+        assert_eq!(check_filter("$share/g/a"), Err(SubRefusal::Shared));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_input_makes_the_codecs_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = read_connect(&mut buf, 1 << 16);
+            // Packets after CONNECT, in each version; the 3.1 and 5 CONNECT headers as prefixes
+            // steer the fuzzing towards the interesting paths.
+            for prefix in [&[][..], &[0x10, 0x0c, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3][..], &[0x10, 0x0a, 0, 4, b'M', b'Q', b'T', b'T', 5][..]] {
+                let mut buf = BytesMut::from(prefix);
+                buf.extend_from_slice(&bytes);
+                let _ = read_connect(&mut buf, 1 << 16);
+            }
+            for version in [Version::V3, Version::V5] {
+                let mut c = v5_codec();
+                c.version = version;
+                let mut buf = BytesMut::from(&bytes[..]);
+                for _ in 0..8 {
+                    match c.read(&mut buf, 1 << 16) {
+                        Ok(Read::Packet(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
     }
 }

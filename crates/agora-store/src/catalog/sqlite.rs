@@ -294,6 +294,31 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    async fn insert_site(&self, s: Site) -> Result<bool> {
+        let _w = self.write.lock().await;
+        if self.state.read().sites.contains_key(s.id.as_str()) {
+            return Ok(false);
+        }
+        if !self.state.read().communes.contains_key(s.commune.as_str()) {
+            return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
+        }
+        sqlx::query(
+            "INSERT INTO sites (id, commune, name, lat, lon, geometry, to_review) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(s.id.as_str())
+        .bind(s.commune.as_str())
+        .bind(&s.name)
+        .bind(s.lat)
+        .bind(s.lon)
+        .bind(s.geometry.as_ref().map(|g| g.to_string()))
+        .bind(i64::from(s.to_review))
+        .execute(&self.pool)
+        .await?;
+        self.state.write().sites.insert(s.id.to_string(), s);
+        Ok(true)
+    }
+
     fn sites(&self) -> Vec<Site> {
         self.state.read().sites.values().cloned().collect()
     }
@@ -531,25 +556,16 @@ impl Catalog for SqliteCatalog {
             return Err(Error::NotFound { what: "device", id: device.to_string() });
         }
         let mut tx = self.pool.begin().await?;
-        let existing: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM device_attributes WHERE device = ? AND scope = ?",
-        )
-        .bind(device.as_str())
-        .bind(scope.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut new_keys = 0;
-        for k in values.keys() {
-            let known: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM device_attributes WHERE device = ? AND scope = ? AND key = ?",
-            )
-            .bind(device.as_str())
-            .bind(scope.as_str())
-            .bind(k)
-            .fetch_optional(&mut *tx)
-            .await?;
-            new_keys += i64::from(known.is_none());
-        }
+        let known: HashSet<String> =
+            sqlx::query_scalar("SELECT key FROM device_attributes WHERE device = ? AND scope = ?")
+                .bind(device.as_str())
+                .bind(scope.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let existing = known.len() as i64;
+        let new_keys = values.keys().filter(|k| !known.contains(*k)).count() as i64;
         if existing + new_keys > MAX_ATTRIBUTES as i64 {
             return Err(Error::Invalid(format!(
                 "device {device} would have more than {MAX_ATTRIBUTES} {} attributes",

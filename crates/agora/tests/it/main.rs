@@ -2,11 +2,13 @@
 //! over HTTP like any client would.
 
 mod alerts;
+mod chirpstack_fixtures;
 mod csv_import;
 mod email;
 mod faults;
 mod hardening;
 mod helpers;
+mod influxql;
 mod ingest;
 mod limits;
 mod mqtt;

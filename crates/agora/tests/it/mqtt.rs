@@ -40,7 +40,7 @@ impl Mosquitto {
         panic!("mosquitto did not start on port {port}");
     }
 
-    fn publish(&self, topic: &str, payload: &str) {
+    pub(crate) fn publish(&self, topic: &str, payload: &str) {
         let ok = Command::new("mosquitto_pub")
             .args([
                 "-h",
@@ -60,7 +60,7 @@ impl Mosquitto {
         assert!(ok, "mosquitto_pub failed");
     }
 
-    fn subscription(&self, format: Format, topics: &[&str]) -> Subscription {
+    pub(crate) fn subscription(&self, format: Format, topics: &[&str]) -> Subscription {
         Subscription {
             name: "test".into(),
             broker: agora_mqtt::Broker {
@@ -97,7 +97,7 @@ fn uplink(dedup: &str, fcnt: i64, pm10: f64, minute: i64) -> String {
 }
 
 /// Poll until `f` is true (at most 10 s).
-async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
+pub(crate) async fn eventually(mut f: impl AsyncFnMut() -> bool) -> bool {
     for _ in 0..100 {
         if f().await {
             return true;
