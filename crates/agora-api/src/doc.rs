@@ -149,6 +149,7 @@ impl Modify for Security {
         (name = "query", description = "Raw points, aggregates and latest values"),
         (name = "dashboard", description = "Views shaped for the dashboard: map, charts, fleet, live feed"),
         (name = "alerts", description = "Rules, alerts and their deliveries"),
+        (name = "indicators", description = "Environmental indicators: official air-quality indices, noise and heat"),
         (name = "admin", description = "Tokens and the dead-letter log"),
     )
 )]
@@ -164,6 +165,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::influx::Doc::openapi(),
         crate::query::Doc::openapi(),
         crate::views::Doc::openapi(),
+        crate::indicators::Doc::openapi(),
         crate::live::Doc::openapi(),
         crate::alerting::Doc::openapi(),
         crate::metrics::Doc::openapi(),

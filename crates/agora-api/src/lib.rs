@@ -9,6 +9,7 @@ pub mod connections;
 mod doc;
 mod error;
 mod extract;
+mod indicators;
 mod influx;
 mod ingest;
 pub mod live;
@@ -155,6 +156,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/stats", get(query::stats))
         // Dashboard views.
         .route("/api/v1/public/map", get(views::public_map))
+        .route("/api/v1/indicators/eaqi", get(indicators::eaqi))
+        .route("/api/v1/indicators/atmo", get(indicators::atmo))
         .route("/api/v1/map", get(views::map))
         .route("/api/v1/chart", get(views::chart))
         .route("/api/v1/fleet", get(views::fleet))

@@ -30,7 +30,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 
 /// The time range of query parameters: `to` defaults to now, `from` to `span` before `to`.
-fn range(
+pub(crate) fn range(
     state: &AppState,
     from: Option<&str>,
     to: Option<&str>,

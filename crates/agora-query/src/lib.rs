@@ -3,12 +3,14 @@
 //! The API, the dashboard views and alert evaluation all ask here, so that a rule is decided in
 //! one place: time ranges and durations ([`time`]), bucket planning in UTC or in local days
 //! ([`buckets`]), summaries with energy means for sound levels ([`summary`]), grouping by
-//! place, commune or kind ([`group`]), and what state a device is in ([`fleet`]). Indicators,
+//! place, commune or kind ([`group`]), what state a device is in ([`fleet`]), and the
+//! air-quality indices of a device, place or commune ([`air`]). Other indicators,
 //! forecasts and open data are built on it, and so is InfluxQL ([`influxql`]), which Grafana's
 //! InfluxDB data source reads with.
 //!
 //! It depends on the model and on the store's traits only; it does no HTTP.
 
+pub mod air;
 pub mod buckets;
 mod error;
 pub mod fleet;

@@ -8,6 +8,7 @@ mod email;
 mod faults;
 mod hardening;
 mod helpers;
+mod indicators;
 mod influxql;
 mod ingest;
 mod limits;

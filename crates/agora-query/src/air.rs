@@ -1,0 +1,210 @@
+//! Air-quality indices over stored data: the hourly European Air Quality Index and the daily
+//! French ATMO index of a device, a place or a commune, from the pollutants' hourly means (the
+//! store's rollups; points flagged by quality checks left out). The definitions themselves are in
+//! `agora_indicators::air`.
+//!
+//! An area's hourly mean of a pollutant pools the points of its devices. ATMO days are local days
+//! (Europe/Paris by default): SO2, NO2 and O3 take the day's highest hourly mean, PM10 and PM2.5
+//! the day's mean. A pollutant measured for less than 75 % of a day's hours does not count that
+//! day (it is listed as missing, with its hours); an hour or a day without any pollutant has no
+//! index, never a "good" one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agora_indicators::air::{AtmoClass, EaqiBand, Index, Pollutant};
+use agora_model::{DeviceId, InseeCode, SiteId, Timestamp};
+use agora_store::catalog::{Device, DeviceFilter};
+use agora_store::{Agg, Catalog, SeriesStore};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::summary::{Averaging, summaries};
+use crate::{Error, Every, Result, TimeRange};
+
+/// Share of a day's hours a pollutant must be measured for its daily value to count.
+pub const MIN_DAY_COVERAGE: f64 = 0.75;
+
+/// Where an index is computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Area {
+    /// One device.
+    Device(DeviceId),
+    /// A place: its devices.
+    Site(SiteId),
+    /// A commune: its devices.
+    Commune(InseeCode),
+}
+
+impl Area {
+    /// The area's devices; an unknown device, place or commune is refused by name.
+    pub fn devices(&self, catalog: &dyn Catalog) -> Result<Vec<Device>> {
+        let unknown = |what: &str, id: &str| Error::Invalid(format!("unknown {what} {id:?}"));
+        match self {
+            Area::Device(d) => catalog
+                .device(d.as_str())
+                .map(|d| vec![d])
+                .ok_or_else(|| unknown("device", d.as_str())),
+            Area::Site(s) => {
+                if !catalog.sites().iter().any(|x| &x.id == s) {
+                    return Err(unknown("place", s.as_str()));
+                }
+                Ok(catalog.devices(&DeviceFilter { site: Some(s.clone()), ..Default::default() }))
+            }
+            Area::Commune(c) => {
+                if !catalog.communes().iter().any(|x| &x.insee == c) {
+                    return Err(unknown("commune", c.as_str()));
+                }
+                Ok(catalog
+                    .devices(&DeviceFilter { commune: Some(c.clone()), ..Default::default() }))
+            }
+        }
+    }
+}
+
+/// Each pollutant's hourly summaries over the area (hour start → points pooled).
+async fn hourly(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    devices: &[Device],
+    range: TimeRange,
+) -> Result<BTreeMap<Pollutant, BTreeMap<Timestamp, Agg>>> {
+    let hour = Every::Fixed(Duration::from_secs(3600));
+    let mut out: BTreeMap<Pollutant, BTreeMap<Timestamp, Agg>> = BTreeMap::new();
+    for d in devices {
+        let keys: Vec<(&str, &str)> =
+            Pollutant::ALL.iter().map(|p| (d.id.as_str(), p.property())).collect();
+        for (p, s) in Pollutant::ALL.into_iter().zip(catalog.lookup_series(&keys)) {
+            let Some(s) = s else { continue };
+            let parts = summaries(store, s, range, hour, Averaging::Arithmetic).await?;
+            crate::summary::merge_into(out.entry(p).or_default(), parts);
+        }
+    }
+    Ok(out)
+}
+
+/// The index of one hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HourIndex {
+    /// The hour's start.
+    pub hour: Timestamp,
+    /// The index, from the pollutants' hourly means.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub index: Index<EaqiBand>,
+}
+
+/// The European Air Quality Index of each hour of `range` with at least one pollutant measured.
+pub async fn eaqi_hourly(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    range: TimeRange,
+) -> Result<Vec<HourIndex>> {
+    let devices = area.devices(catalog)?;
+    let by_pollutant = hourly(catalog, store, &devices, range).await?;
+    let mut hours: BTreeMap<Timestamp, Vec<(Pollutant, f64)>> = BTreeMap::new();
+    for (p, series) in &by_pollutant {
+        for (t, a) in series {
+            if a.count > 0 {
+                hours.entry(*t).or_default().push((*p, a.sum / a.count as f64));
+            }
+        }
+    }
+    hours
+        .into_iter()
+        .map(|(hour, values)| {
+            let index =
+                agora_indicators::air::eaqi(&values).map_err(|e| Error::Invalid(e.to_string()))?;
+            Ok(HourIndex { hour, index })
+        })
+        .collect()
+}
+
+/// How much of a day a pollutant was measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Coverage {
+    /// The pollutant.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub pollutant: Pollutant,
+    /// Hours with a value.
+    pub hours: u32,
+    /// Hours in the day (23 or 25 when the clocks change).
+    pub of: u32,
+    /// Whether it counts in the day's index (at least 75 % of the hours).
+    pub counted: bool,
+}
+
+/// The index of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayIndex {
+    /// The local day.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub day: NaiveDate,
+    /// The index, from the pollutants' daily values.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub index: Index<AtmoClass>,
+    /// Each measured pollutant's hours that day.
+    pub coverage: Vec<Coverage>,
+}
+
+/// The ATMO index of each local day of `range` (in `tz`) with at least one pollutant measured.
+pub async fn atmo_daily(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    range: TimeRange,
+    tz: Tz,
+) -> Result<Vec<DayIndex>> {
+    let devices = area.devices(catalog)?;
+    let by_pollutant = hourly(catalog, store, &devices, range).await?;
+    let day_of = |t: Timestamp| t.to_datetime().with_timezone(&tz).date_naive();
+    // Per day and pollutant: hours measured, highest hourly mean, pooled sum and count.
+    #[derive(Default)]
+    struct Day {
+        hours: u32,
+        max_hourly: f64,
+        sum: f64,
+        count: u64,
+    }
+    let mut days: BTreeMap<NaiveDate, BTreeMap<Pollutant, Day>> = BTreeMap::new();
+    for (p, series) in &by_pollutant {
+        for (t, a) in series {
+            if a.count == 0 {
+                continue;
+            }
+            let d = days.entry(day_of(*t)).or_default().entry(*p).or_default();
+            let mean = a.sum / a.count as f64;
+            d.max_hourly = if d.hours == 0 { mean } else { d.max_hourly.max(mean) };
+            d.hours += 1;
+            d.sum += a.sum;
+            d.count += a.count;
+        }
+    }
+    let every = Every::LocalDays { days: 1, tz };
+    let mut out = Vec::with_capacity(days.len());
+    for (day, pollutants) in days {
+        let start = every.floor(
+            Timestamp::from_datetime(&day.and_hms_opt(12, 0, 0).expect("noon exists").and_utc())
+                .ok_or_else(|| Error::Invalid(format!("day {day} is out of range")))?,
+        );
+        let of = ((every.end(start).as_nanos() - start.as_nanos()) / 3_600_000_000_000) as u32;
+        let mut values = Vec::new();
+        let mut coverage = Vec::new();
+        for (p, d) in pollutants {
+            let counted = f64::from(d.hours) >= MIN_DAY_COVERAGE * f64::from(of);
+            coverage.push(Coverage { pollutant: p, hours: d.hours, of, counted });
+            if counted {
+                let v = if p.atmo_uses_daily_max() { d.max_hourly } else { d.sum / d.count as f64 };
+                values.push((p, v));
+            }
+        }
+        let index =
+            agora_indicators::air::atmo(&values).map_err(|e| Error::Invalid(e.to_string()))?;
+        out.push(DayIndex { day, index, coverage });
+    }
+    Ok(out)
+}

@@ -1,0 +1,175 @@
+//! Environmental indicators over HTTP: the hourly European Air Quality Index and the daily ATMO
+//! index of a place, from data built so that the answer is known, with the published bounds
+//! written out again here (not read from agora's tables).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp};
+
+/// 2026-01-01T23:00:00Z: midnight of 2 January 2026 in Paris.
+const DAY2: i64 = 1_767_308_400;
+
+/// Upper bounds (µg/m³, included) from the texts: EEA 2024 and the arrêté of 10 July 2020.
+fn class(bounds: [f64; 5], v: f64) -> u64 {
+    bounds.iter().position(|b| v <= *b).unwrap_or(5) as u64 + 1
+}
+fn eaqi_level(p: &str, v: f64) -> u64 {
+    match p {
+        "pm10" => class([15.0, 45.0, 120.0, 195.0, 270.0], v),
+        "no2" => class([10.0, 25.0, 60.0, 100.0, 150.0], v),
+        "o3" => class([60.0, 100.0, 120.0, 160.0, 180.0], v),
+        _ => unreachable!(),
+    }
+}
+const EAQI_NAMES: [&str; 6] = ["good", "fair", "moderate", "poor", "very_poor", "extremely_poor"];
+
+/// A place's two sensors over the Paris day of 2 January: PM10 every hour (20, 21, … 43 µg/m³),
+/// O3 for 21 hours rising to 135 at noon UTC, NO2 for 10 hours only (below ATMO's 75 % rule).
+fn day() -> (Vec<(i64, &'static str, f64)>, String) {
+    let o3 = [
+        60.0, 62.0, 64.0, 66.0, 70.0, 75.0, 80.0, 90.0, 100.0, 110.0, 120.0, 128.0, 135.0, 130.0,
+        120.0, 110.0, 100.0, 90.0, 80.0, 70.0, 65.0,
+    ];
+    let mut points = Vec::new();
+    let mut body = String::new();
+    for h in 0..24i64 {
+        let t = DAY2 + h * 3600 + 600;
+        let pm10 = 20.0 + h as f64;
+        points.push((h, "pm10", pm10));
+        body.push_str(&format!("air_quality,device=aq-a,site=hotel-de-ville pm10={pm10} {t}\n"));
+        if let Some(v) = o3.get(h as usize) {
+            points.push((h, "o3", *v));
+            body.push_str(&format!("air_quality,device=aq-b,site=hotel-de-ville o3={v} {t}\n"));
+        }
+        if h < 10 {
+            let v = 30.0 + h as f64;
+            points.push((h, "no2", v));
+            body.push_str(&format!("air_quality,device=aq-b,site=hotel-de-ville no2={v} {t}\n"));
+        }
+    }
+    (points, body)
+}
+
+#[tokio::test]
+async fn hourly_eaqi_of_a_place_matches_the_published_bands() {
+    let app = TestApp::spawn().await;
+    let (points, body) = day();
+    app.write(&body).await;
+    let r = app
+        .get_json(&format!(
+            "/api/v1/indicators/eaqi?site=hotel-de-ville&from={DAY2}&to={}",
+            DAY2 + 86_400
+        ))
+        .await;
+    let hours = r["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24, "every hour has PM10");
+    for (h, got) in hours.iter().enumerate() {
+        let mine: Vec<&(i64, &str, f64)> = points.iter().filter(|p| p.0 == h as i64).collect();
+        let worst = mine.iter().map(|p| eaqi_level(p.1, p.2)).max().unwrap();
+        let mut responsible: Vec<&str> =
+            mine.iter().filter(|p| eaqi_level(p.1, p.2) == worst).map(|p| p.1).collect();
+        responsible
+            .sort_by_key(|p| ["pm2_5", "pm10", "no2", "o3", "so2"].iter().position(|x| x == p));
+        assert_eq!(got["index"]["class"], EAQI_NAMES[worst as usize - 1], "hour {h}: {got}");
+        assert_eq!(got["index"]["responsible"], json!(responsible), "hour {h}");
+        assert_eq!(
+            got["hour"],
+            chrono::DateTime::from_timestamp(DAY2 + h as i64 * 3600, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    // Noon UTC: O3 at 135 is "poor", PM10 at 32 "fair", no NO2.
+    assert_eq!(hours[12]["index"]["class"], "poor");
+    assert_eq!(hours[12]["index"]["missing"], json!(["pm2_5", "no2", "so2"]));
+    // Before the data: no hour at all, never a "good" one.
+    let r = app
+        .get_json(&format!(
+            "/api/v1/indicators/eaqi?site=hotel-de-ville&from={}&to={DAY2}",
+            DAY2 - 86_400
+        ))
+        .await;
+    assert_eq!(r["hours"], json!([]));
+}
+
+#[tokio::test]
+async fn daily_atmo_of_a_place_with_the_75_percent_rule() {
+    let app = TestApp::spawn().await;
+    let (_, body) = day();
+    app.write(&body).await;
+    let r = app
+        .get_json("/api/v1/indicators/atmo?site=hotel-de-ville&from=2026-01-02&to=2026-01-02")
+        .await;
+    let days = r["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{r}");
+    let d = &days[0];
+    assert_eq!(d["day"], "2026-01-02");
+    // PM10: daily mean of 20..=43 = 31.5 → "moyen" (20 < x ≤ 40). O3: highest hour 135 →
+    // "mauvais" (130 < x ≤ 240). NO2: 10 of 24 hours, under 75 %: not counted.
+    let by = |p: &str| {
+        d["index"]["pollutants"].as_array().unwrap().iter().find(|x| x["pollutant"] == p).cloned()
+    };
+    assert_eq!(by("pm10").unwrap()["value"], 31.5);
+    assert_eq!(by("pm10").unwrap()["class"], "moyen");
+    assert_eq!(by("o3").unwrap()["value"], 135.0);
+    assert_eq!(by("o3").unwrap()["class"], "mauvais");
+    assert!(by("no2").is_none());
+    assert_eq!(d["index"]["class"], "mauvais");
+    assert_eq!(d["index"]["responsible"], json!(["o3"]));
+    let no2 =
+        d["coverage"].as_array().unwrap().iter().find(|c| c["pollutant"] == "no2").unwrap().clone();
+    assert_eq!(no2, json!({"pollutant": "no2", "hours": 10, "of": 24, "counted": false}));
+    assert!(d["index"]["missing"].as_array().unwrap().contains(&json!("no2")));
+    // CSV, in French, with the arrêté's colour.
+    let r = app
+        .get("/api/v1/indicators/atmo?site=hotel-de-ville&from=2026-01-02&to=2026-01-02&format=csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = r.text().await.unwrap();
+    assert_eq!(text.lines().nth(1).unwrap(), "2026-01-02,4,Mauvais,#ff5050,o3,,,135.0,31.5,");
+}
+
+#[tokio::test]
+async fn bad_requests_are_named() {
+    let app = TestApp::spawn().await;
+    let get = |q: &str| app.get(&format!("/api/v1/indicators/{q}")).bearer_auth(ADMIN).send();
+    let problem = |r: reqwest::Response, status: u16| async move {
+        assert_eq!(r.status().as_u16(), status);
+        let v: Value = r.json().await.unwrap();
+        v["detail"].as_str().unwrap().to_owned()
+    };
+    assert!(
+        problem(get("atmo?site=nowhere").await.unwrap(), 404)
+            .await
+            .contains("unknown place \"nowhere\"")
+    );
+    assert!(
+        problem(get("atmo?site=hotel-de-ville&commune=13001").await.unwrap(), 400)
+            .await
+            .contains("exactly one")
+    );
+    assert!(
+        problem(get("atmo?site=hotel-de-ville&from=2000-01-01&to=2019-12-31").await.unwrap(), 400)
+            .await
+            .contains("366 days")
+    );
+    assert!(
+        problem(get("atmo?site=hotel-de-ville&from=2026-13-01").await.unwrap(), 400)
+            .await
+            .contains("YYYY-MM-DD")
+    );
+    assert!(
+        problem(get("eaqi?site=hotel-de-ville&from=now-60d").await.unwrap(), 400)
+            .await
+            .contains("31 days")
+    );
+    assert!(
+        problem(get("eaqi?site=hotel-de-ville&format=xml").await.unwrap(), 400)
+            .await
+            .contains("json or csv")
+    );
+}
