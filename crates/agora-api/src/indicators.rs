@@ -1,5 +1,7 @@
-//! Environmental indicators (`/api/v1/indicators/…`): the European Air Quality Index by hour and
-//! the French ATMO index by day, of a device, a place or a commune, in JSON or CSV. They are
+//! Environmental indicators (`/api/v1/indicators/…`): the European Air Quality Index by hour,
+//! the French ATMO index by day, and noise by day (Ld, Le, Ln, Lden, percentile levels, night
+//! events) with a ranking of the noisiest places, of a device, a place or a commune, in JSON or
+//! CSV. They are
 //! public when the public map is on (they are what a citizen reads), else need a read token.
 
 use std::time::Duration;
@@ -223,25 +225,7 @@ pub(crate) async fn atmo(
     let csv = area.csv()?;
     let (a, name) = area.area(&s)?;
     let tz = chrono_tz::Europe::Paris;
-    let date = |v: &str, what: &str| {
-        NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-            ApiError::BadRequest(format!("{what} must be a day, YYYY-MM-DD, not {v:?}"))
-        })
-    };
-    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
-    let to = q.to.as_deref().map(|v| date(v, "to")).transpose()?.unwrap_or(today);
-    let from = match q.from.as_deref() {
-        Some(v) => date(v, "from")?,
-        None => to.checked_sub_days(Days::new(6)).unwrap_or(to),
-    };
-    if from > to {
-        return Err(ApiError::BadRequest(format!("from ({from}) is after to ({to})")));
-    }
-    if (to - from).num_days() as u64 >= MAX_DAILY_DAYS {
-        return Err(ApiError::BadRequest(format!(
-            "daily indices span at most {MAX_DAILY_DAYS} days"
-        )));
-    }
+    let (from, to) = days(&s, &q, tz)?;
     let midnight = |d: NaiveDate| {
         let noon = d.and_hms_opt(12, 0, 0).and_then(|n| Timestamp::from_datetime(&n.and_utc()));
         noon.map(|t| agora_query::Every::LocalDays { days: 1, tz }.floor(t))
@@ -290,6 +274,249 @@ pub(crate) async fn atmo(
     .into_response())
 }
 
+/// Days asked for (`from`, `to` included), checked against the longest span.
+fn days(s: &AppState, q: &DailyParams, tz: chrono_tz::Tz) -> ApiResult<(NaiveDate, NaiveDate)> {
+    let date = |v: &str, what: &str| {
+        NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+            ApiError::BadRequest(format!("{what} must be a day, YYYY-MM-DD, not {v:?}"))
+        })
+    };
+    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
+    let to = q.to.as_deref().map(|v| date(v, "to")).transpose()?.unwrap_or(today);
+    let from = match q.from.as_deref() {
+        Some(v) => date(v, "from")?,
+        None => to.checked_sub_days(Days::new(6)).unwrap_or(to),
+    };
+    if from > to {
+        return Err(ApiError::BadRequest(format!("from ({from}) is after to ({to})")));
+    }
+    if (to - from).num_days() as u64 >= MAX_DAILY_DAYS {
+        return Err(ApiError::BadRequest(format!(
+            "daily indicators span at most {MAX_DAILY_DAYS} days"
+        )));
+    }
+    Ok((from, to))
+}
+
+/// The instant a local day reaches `hour` (the first such instant when the clocks go back; the
+/// next hour when they skip it).
+fn at_local(d: NaiveDate, hour: u8, tz: chrono_tz::Tz) -> ApiResult<Timestamp> {
+    use chrono::TimeZone;
+    let out = || ApiError::BadRequest(format!("day {d} is out of range"));
+    let local = d.and_hms_opt(u32::from(hour), 0, 0).ok_or_else(out)?;
+    let dt = match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t,
+        chrono::LocalResult::None => tz
+            .from_local_datetime(&(local + chrono::Duration::hours(1)))
+            .earliest()
+            .ok_or_else(out)?,
+    };
+    Timestamp::from_datetime(&dt).ok_or_else(out)
+}
+
+/// Query of `/api/v1/indicators/noise`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct NoiseParams {
+    /// Starts of the day, evening and night, local hours (default `6,18,22`, France; the EU
+    /// directive's default is `7,19,23`).
+    periods: Option<String>,
+    /// LAmax above which a peak counts as a night event, dB(A) (default 80).
+    event_db: Option<f64>,
+}
+
+impl NoiseParams {
+    fn options(&self) -> ApiResult<agora_query::noise::NoiseOptions> {
+        let mut o = agora_query::noise::NoiseOptions::default();
+        if let Some(p) = &self.periods {
+            let hours: Vec<u8> =
+                p.split(',').map(|h| h.trim().parse::<u8>()).collect::<Result<_, _>>().map_err(
+                    |_| ApiError::BadRequest(format!("periods {p:?}: three hours, e.g. 6,18,22")),
+                )?;
+            let [d, e, n] = hours[..] else {
+                return Err(ApiError::BadRequest(format!(
+                    "periods {p:?}: three hours, e.g. 6,18,22"
+                )));
+            };
+            o.periods = agora_indicators::noise::DenPeriods::new(d, e, n)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        }
+        if let Some(db) = self.event_db {
+            if !(30.0..=140.0).contains(&db) {
+                return Err(ApiError::BadRequest(format!("event_db is 30 to 140 dB, not {db}")));
+            }
+            o.event_db = db;
+        }
+        Ok(o)
+    }
+}
+
+/// Daily noise indicators.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NoiseAnswer {
+    /// The device, place or commune.
+    area: String,
+    /// How the days are cut.
+    #[schema(value_type = Object)]
+    periods: agora_indicators::noise::DenPeriods,
+    /// One per day with a level, oldest first.
+    days: Vec<agora_query::noise::NoiseDay>,
+}
+
+/// Noise by day: Ld, Le, Ln, Lden, L10/L50/L90, night events
+///
+/// For each day (24 hours from the start of its day period, so that its night is whole): the
+/// energy means of the day, evening and night hours and Lden (EU directive 2002/49/EC), the
+/// levels exceeded 10, 50 and 90 % of the time, the night's LAmax peaks above `event_db`, and
+/// whether Lden and Ln exceed the WHO 2018 road-traffic guidelines (53 and 45 dB).
+#[utoipa::path(get, path = "/api/v1/indicators/noise", tag = "indicators", security((), ("bearer" = [])),
+    params(AreaParams, DailyParams, NoiseParams),
+    responses(
+        (status = 200, description = "Noise indicators by day", content(
+            (NoiseAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn noise(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(area): Query<AreaParams>,
+    Query(q): Query<DailyParams>,
+    Query(n): Query<NoiseParams>,
+) -> ApiResult<Response> {
+    Audience::of(&s, &h)?;
+    let csv = area.csv()?;
+    let (a, name) = area.area(&s)?;
+    let opts = n.options()?;
+    let (from, to) = days(&s, &q, opts.tz)?;
+    let end = to
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
+    let range = TimeRange::new(
+        at_local(from, opts.periods.day, opts.tz)?,
+        at_local(end, opts.periods.day, opts.tz)?,
+    )?;
+    let days =
+        agora_query::noise::noise_days(s.catalog.as_ref(), s.store.as_ref(), &a, range, &opts)
+            .await?;
+    if csv {
+        let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+        let mut out = String::from("day,ld,le,ln,lden,l10,l50,l90,night_events,hours_measured\n");
+        for d in &days {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                d.day,
+                f(d.levels.ld),
+                f(d.levels.le),
+                f(d.levels.ln),
+                f(d.levels.lden),
+                f(d.l10),
+                f(d.l50),
+                f(d.l90),
+                d.night_events.map_or(String::new(), |e| e.to_string()),
+                d.levels.hours_measured,
+            ));
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(NoiseAnswer { area: name, periods: opts.periods, days }).into_response())
+}
+
+/// Query of `/api/v1/indicators/noise/ranking`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RankingParams {
+    /// `lden` (default) or `lnight`.
+    by: Option<String>,
+    /// Only places and devices of this commune (INSEE code).
+    commune: Option<String>,
+    /// How many of each (default 20, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<usize>,
+}
+
+/// The noisiest places and devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RankingAnswer {
+    /// What ranks them.
+    #[schema(value_type = String)]
+    by: agora_query::noise::RankBy,
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    from: NaiveDate,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    to: NaiveDate,
+    /// Places, loudest first.
+    places: Vec<agora_query::noise::Ranked>,
+    /// Devices, loudest first.
+    devices: Vec<agora_query::noise::Ranked>,
+}
+
+/// The noisiest places and devices over a span
+///
+/// Ranked by Lden or Ln over the days asked for (each period's hours pooled); those where a period
+/// was never measured are left out.
+#[utoipa::path(get, path = "/api/v1/indicators/noise/ranking", tag = "indicators", security((), ("bearer" = [])),
+    params(RankingParams, DailyParams, NoiseParams),
+    responses(
+        (status = 200, description = "Places and devices, loudest first", body = RankingAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn noise_ranking(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(r): Query<RankingParams>,
+    Query(q): Query<DailyParams>,
+    Query(n): Query<NoiseParams>,
+) -> ApiResult<Json<RankingAnswer>> {
+    Audience::of(&s, &h)?;
+    let by = match r.by.as_deref() {
+        None | Some("lden") => agora_query::noise::RankBy::Lden,
+        Some("lnight") => agora_query::noise::RankBy::Lnight,
+        Some(b) => return Err(ApiError::BadRequest(format!("by {b:?}: use lden or lnight"))),
+    };
+    let limit = r.limit.unwrap_or(20);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit is 1 to 500, not {limit}")));
+    }
+    let mut filter = agora_store::catalog::DeviceFilter::default();
+    if let Some(c) = &r.commune {
+        let c = InseeCode::parse(c).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if !s.catalog.communes().iter().any(|x| x.insee == c) {
+            return Err(ApiError::NotFound(format!("unknown commune {:?}", c.as_str())));
+        }
+        filter.commune = Some(c);
+    }
+    let opts = n.options()?;
+    let (from, to) = days(&s, &q, opts.tz)?;
+    let end = to
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
+    let range = TimeRange::new(
+        at_local(from, opts.periods.day, opts.tz)?,
+        at_local(end, opts.periods.day, opts.tz)?,
+    )?;
+    let devices = s.catalog.devices(&filter);
+    let (mut places, mut devices) = agora_query::noise::ranking(
+        s.catalog.as_ref(),
+        s.store.as_ref(),
+        &devices,
+        range,
+        by,
+        &opts,
+    )
+    .await?;
+    places.truncate(limit);
+    devices.truncate(limit);
+    Ok(Json(RankingAnswer { by, from, to, places, devices }))
+}
+
 fn snake<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -305,5 +532,5 @@ fn csv_response(body: String) -> Response {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(eaqi, atmo))]
+#[openapi(paths(eaqi, atmo, noise, noise_ranking))]
 pub(crate) struct Doc;

@@ -195,6 +195,15 @@ mod tests {
     }
 
     #[test]
+    fn lden_against_a_reference_implementation() {
+        // python-acoustics 0.2.6, tests/test_descriptors.py (test_lden_float, test_lden_array), 12/4/8 h.
+        assert!(close(lden(80.0, 65.0, 45.0, &DenPeriods::FRANCE), 77.14095579, 1e-8));
+        assert!(close(lden(70.0, 55.0, 55.0, &DenPeriods::FRANCE), 67.93843392, 1e-8));
+        // Equal levels L: L + 6.395243 dB (the +5 and +10 dB penalties).
+        assert!(close(lden(42.0, 42.0, 42.0, &DenPeriods::EU_DEFAULT), 48.395243, 1e-6));
+    }
+
+    #[test]
     fn periods_france_and_eu() {
         let fr = DenPeriods::FRANCE;
         assert_eq!(

@@ -3,11 +3,13 @@
 //! store's rollups; points flagged by quality checks left out). The definitions themselves are in
 //! `agora_indicators::air`.
 //!
-//! An area's hourly mean of a pollutant pools the points of its devices. ATMO days are local days
-//! (Europe/Paris by default): SO2, NO2 and O3 take the day's highest hourly mean, PM10 and PM2.5
-//! the day's mean. A pollutant measured for less than 75 % of a day's hours does not count that
-//! day (it is listed as missing, with its hours); an hour or a day without any pollutant has no
-//! index, never a "good" one.
+//! An area (a place, a commune) takes, for each pollutant, its worst device: the highest of its
+//! devices' values, as the arrêté takes "the maximum over the zone" (the EEA's index is a
+//! station's). ATMO days are local days (Europe/Paris by default): SO2, NO2 and O3 take the day's
+//! highest hourly mean, PM10 and PM2.5 the day's mean. A device measuring a pollutant for less
+//! than 75 % of a day's hours does not count for it that day; a pollutant no device counts is
+//! listed as missing, with its hours. An hour or a day without any pollutant has no index, never a
+//! "good" one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -63,22 +65,24 @@ impl Area {
     }
 }
 
-/// Each pollutant's hourly summaries over the area (hour start → points pooled).
+/// Each pollutant's hourly summaries, device by device (hours without points left out).
 async fn hourly(
     catalog: &dyn Catalog,
     store: &dyn SeriesStore,
     devices: &[Device],
     range: TimeRange,
-) -> Result<BTreeMap<Pollutant, BTreeMap<Timestamp, Agg>>> {
+) -> Result<BTreeMap<Pollutant, Vec<Vec<(Timestamp, Agg)>>>> {
     let hour = Every::Fixed(Duration::from_secs(3600));
-    let mut out: BTreeMap<Pollutant, BTreeMap<Timestamp, Agg>> = BTreeMap::new();
+    let mut out: BTreeMap<Pollutant, Vec<Vec<(Timestamp, Agg)>>> = BTreeMap::new();
     for d in devices {
         let keys: Vec<(&str, &str)> =
             Pollutant::ALL.iter().map(|p| (d.id.as_str(), p.property())).collect();
         for (p, s) in Pollutant::ALL.into_iter().zip(catalog.lookup_series(&keys)) {
             let Some(s) = s else { continue };
             let parts = summaries(store, s, range, hour, Averaging::Arithmetic).await?;
-            crate::summary::merge_into(out.entry(p).or_default(), parts);
+            out.entry(p)
+                .or_default()
+                .push(parts.into_iter().filter(|(_, a)| a.count > 0).collect());
         }
     }
     Ok(out)
@@ -104,14 +108,19 @@ pub async fn eaqi_hourly(
 ) -> Result<Vec<HourIndex>> {
     let devices = area.devices(catalog)?;
     let by_pollutant = hourly(catalog, store, &devices, range).await?;
-    let mut hours: BTreeMap<Timestamp, Vec<(Pollutant, f64)>> = BTreeMap::new();
-    for (p, series) in &by_pollutant {
-        for (t, a) in series {
-            if a.count > 0 {
-                hours.entry(*t).or_default().push((*p, a.sum / a.count as f64));
+    // Per hour and pollutant, the worst device's hourly mean.
+    let mut worst: BTreeMap<Timestamp, BTreeMap<Pollutant, f64>> = BTreeMap::new();
+    for (p, devices) in &by_pollutant {
+        for series in devices {
+            for (t, a) in series {
+                let mean = a.sum / a.count as f64;
+                let v = worst.entry(*t).or_default().entry(*p).or_insert(mean);
+                *v = v.max(mean);
             }
         }
     }
+    let hours: BTreeMap<Timestamp, Vec<(Pollutant, f64)>> =
+        worst.into_iter().map(|(t, m)| (t, m.into_iter().collect())).collect();
     hours
         .into_iter()
         .map(|(hour, values)| {
@@ -162,7 +171,7 @@ pub async fn atmo_daily(
     let devices = area.devices(catalog)?;
     let by_pollutant = hourly(catalog, store, &devices, range).await?;
     let day_of = |t: Timestamp| t.to_datetime().with_timezone(&tz).date_naive();
-    // Per day and pollutant: hours measured, highest hourly mean, pooled sum and count.
+    // Per day, pollutant and device: hours measured, highest hourly mean, sum and count.
     #[derive(Default)]
     struct Day {
         hours: u32,
@@ -170,18 +179,21 @@ pub async fn atmo_daily(
         sum: f64,
         count: u64,
     }
-    let mut days: BTreeMap<NaiveDate, BTreeMap<Pollutant, Day>> = BTreeMap::new();
-    for (p, series) in &by_pollutant {
-        for (t, a) in series {
-            if a.count == 0 {
-                continue;
+    let mut days: BTreeMap<NaiveDate, BTreeMap<Pollutant, Vec<Day>>> = BTreeMap::new();
+    for (p, devices) in &by_pollutant {
+        for series in devices {
+            let mut mine: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+            for (t, a) in series {
+                let d = mine.entry(day_of(*t)).or_default();
+                let mean = a.sum / a.count as f64;
+                d.max_hourly = if d.hours == 0 { mean } else { d.max_hourly.max(mean) };
+                d.hours += 1;
+                d.sum += a.sum;
+                d.count += a.count;
             }
-            let d = days.entry(day_of(*t)).or_default().entry(*p).or_default();
-            let mean = a.sum / a.count as f64;
-            d.max_hourly = if d.hours == 0 { mean } else { d.max_hourly.max(mean) };
-            d.hours += 1;
-            d.sum += a.sum;
-            d.count += a.count;
+            for (day, d) in mine {
+                days.entry(day).or_default().entry(*p).or_default().push(d);
+            }
         }
     }
     let every = Every::LocalDays { days: 1, tz };
@@ -194,11 +206,18 @@ pub async fn atmo_daily(
         let of = ((every.end(start).as_nanos() - start.as_nanos()) / 3_600_000_000_000) as u32;
         let mut values = Vec::new();
         let mut coverage = Vec::new();
-        for (p, d) in pollutants {
-            let counted = f64::from(d.hours) >= MIN_DAY_COVERAGE * f64::from(of);
-            coverage.push(Coverage { pollutant: p, hours: d.hours, of, counted });
-            if counted {
-                let v = if p.atmo_uses_daily_max() { d.max_hourly } else { d.sum / d.count as f64 };
+        for (p, devices) in pollutants {
+            let enough = |d: &&Day| f64::from(d.hours) >= MIN_DAY_COVERAGE * f64::from(of);
+            let hours = devices.iter().map(|d| d.hours).max().unwrap_or(0);
+            let worst = devices
+                .iter()
+                .filter(enough)
+                .map(
+                    |d| if p.atmo_uses_daily_max() { d.max_hourly } else { d.sum / d.count as f64 },
+                )
+                .reduce(f64::max);
+            coverage.push(Coverage { pollutant: p, hours, of, counted: worst.is_some() });
+            if let Some(v) = worst {
                 values.push((p, v));
             }
         }

@@ -16,6 +16,7 @@ mod error;
 pub mod fleet;
 pub mod group;
 pub mod influxql;
+pub mod noise;
 pub mod summary;
 pub mod time;
 

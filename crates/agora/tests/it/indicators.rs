@@ -131,6 +131,42 @@ async fn daily_atmo_of_a_place_with_the_75_percent_rule() {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = r.text().await.unwrap();
     assert_eq!(text.lines().nth(1).unwrap(), "2026-01-02,4,Mauvais,#ff5050,o3,,,135.0,31.5,");
+    // A place is its worst device (the arrêté's "maximum over the zone"): a third sensor peaking at
+    // 200 for 19 hours counts; a fourth at 300 for 5 hours does not (under 75 % of the day).
+    let mut body = String::new();
+    let ramp: Vec<f64> = (0..11)
+        .map(|i| 100.0 + 10.0 * i as f64)
+        .chain((1..9).map(|i| 200.0 - 10.0 * i as f64))
+        .collect();
+    for (h, v) in ramp.iter().enumerate() {
+        body.push_str(&format!(
+            "air_quality,device=aq-c,site=hotel-de-ville o3={v} {}\n",
+            DAY2 + h as i64 * 3600 + 900
+        ));
+    }
+    for h in 0..5i64 {
+        body.push_str(&format!(
+            "air_quality,device=aq-d,site=hotel-de-ville o3={} {}\n",
+            296 + h,
+            DAY2 + h * 3600 + 900
+        ));
+    }
+    app.write(&body).await;
+    let r = app
+        .get_json("/api/v1/indicators/atmo?site=hotel-de-ville&from=2026-01-02&to=2026-01-02")
+        .await;
+    let d = &r["days"][0];
+    let o3 = d["index"]["pollutants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["pollutant"] == "o3")
+        .unwrap()
+        .clone();
+    assert_eq!(o3["value"], 200.0, "{d}");
+    let cov =
+        d["coverage"].as_array().unwrap().iter().find(|c| c["pollutant"] == "o3").unwrap().clone();
+    assert_eq!(cov, json!({"pollutant": "o3", "hours": 21, "of": 24, "counted": true}));
 }
 
 #[tokio::test]
@@ -172,4 +208,100 @@ async fn bad_requests_are_named() {
             .await
             .contains("json or csv")
     );
+}
+
+/// One day of 1-minute LAeq from 6 h (Paris) on 2 January: day 60, evening 55, night 50 dB, each
+/// alternating 1 dB below and above (a steady level would be flagged stuck); LAmax peaks above
+/// 80 dB at 23 h, 1 h and 3 h, one at 14 h (day) and one of 79 dB at 2 h.
+fn noise_day(device: &str, offset_db: f64) -> String {
+    let start = DAY2 + 6 * 3600;
+    let mut body = String::new();
+    for m in 0..1440i64 {
+        let base = if m < 720 {
+            60.0
+        } else if m < 960 {
+            55.0
+        } else {
+            50.0
+        } + offset_db;
+        let v = if m % 2 == 0 { base - 1.0 } else { base + 1.0 };
+        body.push_str(&format!(
+            "noise,device={device},site=hotel-de-ville laeq={v} {}\n",
+            start + m * 60 + 30
+        ));
+    }
+    // Distinct values: a peak repeated for hours would rightly be flagged stuck.
+    for (local_hour, v) in [(23, 85.2), (1, 86.1), (3, 84.7), (14, 83.9), (2, 79.0)] {
+        let m = (local_hour + 24 - 6) % 24 * 60 + 5;
+        body.push_str(&format!(
+            "noise,device={device},site=hotel-de-ville lamax={v} {}\n",
+            start + m * 60
+        ));
+    }
+    body
+}
+
+#[tokio::test]
+async fn daily_noise_levels_worked_by_hand() {
+    let app = TestApp::spawn().await;
+    app.write(&noise_day("noise-1", 0.0)).await;
+    let r =
+        app.get_json("/api/v1/indicators/noise?device=noise-1&from=2026-01-02&to=2026-01-02").await;
+    let days = r["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{r}");
+    let d = &days[0];
+    assert_eq!(d["day"], "2026-01-02");
+    // Each period alternates L−1 and L+1: its energy mean is L + δ.
+    let delta = 10.0 * ((10f64.powf(-0.1) + 10f64.powf(0.1)) / 2.0).log10();
+    let lvl = |k: &str| d["levels"][k].as_f64().unwrap();
+    for (k, l) in [("ld", 60.0), ("le", 55.0), ("ln", 50.0)] {
+        assert!((lvl(k) - (l + delta)).abs() < 1e-9, "{k}: {} vs {}", lvl(k), l + delta);
+    }
+    let lden = 10.0
+        * ((12.0 * 10f64.powf((60.0 + delta) / 10.0)
+            + 4.0 * 10f64.powf((55.0 + delta + 5.0) / 10.0)
+            + 8.0 * 10f64.powf((50.0 + delta + 10.0) / 10.0))
+            / 24.0)
+            .log10();
+    assert!((lvl("lden") - lden).abs() < 1e-9);
+    assert_eq!(d["levels"]["hours_measured"], 24);
+    // Sorted, the 1,440 levels are 240×49, 240×51, 120×54, 120×56, 360×59, 360×61: L10 is 61,
+    // L50 halfway between the 720th and 721st (56 and 59), L90 is 49.
+    assert_eq!(
+        (d["l10"].as_f64(), d["l50"].as_f64(), d["l90"].as_f64()),
+        (Some(61.0), Some(57.5), Some(49.0))
+    );
+    // Three night peaks above 80 dB (the day's one and the 79 dB one do not count).
+    assert_eq!(d["night_events"], 3);
+    assert_eq!(
+        (d["above_who_lden"].as_bool(), d["above_who_lnight"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // Ranking: a second device 10 dB quieter on the same place.
+    app.write(&noise_day("noise-2", -10.0)).await;
+    let r = app
+        .get_json("/api/v1/indicators/noise/ranking?by=lden&from=2026-01-02&to=2026-01-02")
+        .await;
+    let ids: Vec<&str> =
+        r["devices"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["noise-1", "noise-2"]);
+    assert!((r["devices"][0]["level"].as_f64().unwrap() - lden).abs() < 1e-9);
+    assert!((r["devices"][1]["level"].as_f64().unwrap() - (lden - 10.0)).abs() < 1e-9);
+    assert_eq!(r["places"][0]["id"], "hotel-de-ville");
+    let r = app
+        .get_json(
+            "/api/v1/indicators/noise/ranking?by=lnight&from=2026-01-02&to=2026-01-02&limit=1",
+        )
+        .await;
+    assert!((r["devices"][0]["level"].as_f64().unwrap() - (50.0 + delta)).abs() < 1e-9);
+    assert_eq!(r["devices"].as_array().unwrap().len(), 1);
+    // With the EU's periods (7–19, 19–23, 23–7) the day is cut otherwise; bad periods are named.
+    let r = app
+        .get(&"/api/v1/indicators/noise?device=noise-1&periods=18,6,22".to_string())
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
