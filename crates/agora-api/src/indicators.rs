@@ -517,6 +517,98 @@ pub(crate) async fn noise_ranking(
     Ok(Json(RankingAnswer { by, from, to, places, devices }))
 }
 
+/// Query of `/api/v1/indicators/heat`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HeatParams {
+    /// Heatwave threshold of the 3-day mean of daily minima, °C (default 24, Bouches-du-Rhône).
+    canicule_min: Option<f64>,
+    /// Heatwave threshold of the 3-day mean of daily maxima, °C (default 35).
+    canicule_max: Option<f64>,
+}
+
+/// Daily heat indicators.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HeatAnswer {
+    /// The device, place or commune.
+    area: String,
+    /// The heatwave thresholds used.
+    #[schema(value_type = Object)]
+    thresholds: agora_indicators::heat::CaniculeThresholds,
+    /// One per day asked for, measured or not (a day without enough hours says so).
+    days: Vec<agora_query::heat::HeatIndicators>,
+}
+
+/// Heat by day: extremes, heat index, humidex, canicule, tropical nights
+///
+/// For each local day (Europe/Paris): the lowest and highest hourly mean temperature (on at least
+/// 75 % of the hours), the highest hourly heat index (NWS) and humidex (Environment Canada), the
+/// 3-day running means of minima and maxima against the heatwave thresholds (canicule days:
+/// both reached; Bouches-du-Rhône 24 / 35 °C by default), and tropical nights (minimum ≥ 20 °C).
+#[utoipa::path(get, path = "/api/v1/indicators/heat", tag = "indicators", security((), ("bearer" = [])),
+    params(AreaParams, DailyParams, HeatParams),
+    responses(
+        (status = 200, description = "Heat indicators by day", content(
+            (HeatAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn heat(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(area): Query<AreaParams>,
+    Query(q): Query<DailyParams>,
+    Query(hp): Query<HeatParams>,
+) -> ApiResult<Response> {
+    Audience::of(&s, &h)?;
+    let csv = area.csv()?;
+    let (a, name) = area.area(&s)?;
+    let tz = chrono_tz::Europe::Paris;
+    let (from, to) = days(&s, &q, tz)?;
+    let mut th = agora_indicators::heat::CaniculeThresholds::BOUCHES_DU_RHONE;
+    for (v, slot, what) in [
+        (hp.canicule_min, &mut th.min, "canicule_min"),
+        (hp.canicule_max, &mut th.max, "canicule_max"),
+    ] {
+        if let Some(v) = v {
+            if !(0.0..=60.0).contains(&v) {
+                return Err(ApiError::BadRequest(format!("{what} is 0 to 60 °C, not {v}")));
+            }
+            *slot = v;
+        }
+    }
+    let days =
+        agora_query::heat::heat_daily(s.catalog.as_ref(), s.store.as_ref(), &a, from, to, tz, &th)
+            .await?;
+    if csv {
+        let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+        let b = |v: Option<bool>| v.map_or(String::new(), |v| v.to_string());
+        let mut out = String::from(
+            "day,t_min,t_max,hours,heat_index_max,humidex_max,ibm_min,ibm_max,canicule,tropical_night\n",
+        );
+        for d in &days {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                d.day,
+                f(d.t_min),
+                f(d.t_max),
+                d.hours,
+                f(d.heat_index_max),
+                f(d.humidex_max),
+                f(d.status.ibm_min),
+                f(d.status.ibm_max),
+                b(d.status.canicule),
+                b(d.status.tropical_night),
+            ));
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(HeatAnswer { area: name, thresholds: th, days }).into_response())
+}
+
 fn snake<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -532,5 +624,5 @@ fn csv_response(body: String) -> Response {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(eaqi, atmo, noise, noise_ranking))]
+#[openapi(paths(eaqi, atmo, noise, noise_ranking, heat))]
 pub(crate) struct Doc;

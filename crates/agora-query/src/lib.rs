@@ -15,6 +15,7 @@ pub mod buckets;
 mod error;
 pub mod fleet;
 pub mod group;
+pub mod heat;
 pub mod influxql;
 pub mod noise;
 pub mod summary;

@@ -305,3 +305,83 @@ async fn daily_noise_levels_worked_by_hand() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// Local midnight in Paris of a day of July 2026 (UTC+2), as epoch seconds.
+fn july(day: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(2026, 7, day)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp()
+        - 7200
+}
+
+#[tokio::test]
+async fn heat_days_canicule_and_the_heat_index_of_the_hottest_hour() {
+    let app = TestApp::spawn().await;
+    // Daily (min, max) for 1–5 July; the 4th has 10 hours only. Minimum at 5 h, maximum at 15 h.
+    let days: [(u32, f64, f64, usize); 5] = [
+        (1, 22.0, 34.0, 24),
+        (2, 25.0, 36.0, 24),
+        (3, 25.0, 37.777_777_777_777_78, 24),
+        (4, 26.0, 38.0, 10),
+        (5, 25.0, 36.0, 24),
+    ];
+    let mut body = String::new();
+    for (day, min, max, hours) in days {
+        for h in 0..hours {
+            let shape = match h {
+                0..=5 => 0.2 - 0.04 * h as f64,
+                6..=15 => 0.1 * (h - 5) as f64,
+                _ => 1.0 - 0.1 * (h - 15) as f64,
+            };
+            let t = min + (max - min) * shape;
+            // 40 % at the hottest hour, a little drier otherwise (varied: never "stuck").
+            let rh = if h == 15 { 40.0 } else { 38.0 + (h % 2) as f64 };
+            let at = july(day) + h as i64 * 3600 + 1200;
+            body.push_str(&format!("weather,device=wx-1,site=hotel-de-ville temperature={t},relative_humidity={rh} {at}\n"));
+        }
+    }
+    app.write(&body).await;
+    let r = app
+        .get_json("/api/v1/indicators/heat?site=hotel-de-ville&from=2026-07-01&to=2026-07-05")
+        .await;
+    let d = r["days"].as_array().unwrap();
+    assert_eq!(d.len(), 5, "{r}");
+    let f = |i: usize, k: &str| d[i][k].as_f64();
+    assert_eq!((f(0, "t_min"), f(0, "t_max")), (Some(22.0), Some(34.0)));
+    // The first two days lack the days before them: no running mean, no verdict.
+    assert_eq!(d[0]["status"]["canicule"], Value::Null);
+    assert_eq!(d[1]["status"]["canicule"], Value::Null);
+    // 3 July: means (22+25+25)/3 = 24 and (34+36+37.78)/3 = 35.93: both thresholds reached.
+    assert_eq!(d[2]["status"]["canicule"], true);
+    assert!(
+        (d[2]["status"]["ibm_max"].as_f64().unwrap() - (34.0 + 36.0 + 37.777_777_777_777_78) / 3.0)
+            .abs()
+            < 1e-9
+    );
+    // 4 July: 10 hours, under 75 %: no extremes, and the running means that need it are absent.
+    assert_eq!((f(3, "t_min"), d[3]["hours"].as_u64()), (None, Some(10)));
+    assert_eq!(d[3]["status"]["canicule"], Value::Null);
+    assert_eq!(d[4]["status"]["canicule"], Value::Null);
+    assert_eq!(d[1]["status"]["tropical_night"], true);
+    // The hottest hour of 3 July: 100 °F at 40 %: the NWS calculator says 109.3 °F (42.94 °C).
+    let hi = f(2, "heat_index_max").unwrap() * 9.0 / 5.0 + 32.0;
+    assert!((hi - 109.3).abs() <= 0.05, "{hi} °F");
+    // Humidex of that hour, by Environment Canada's formula with Bolton's dew point, in the test.
+    let (t, rh) = (37.777_777_777_777_78f64, 40.0f64);
+    let e = rh / 100.0 * 6.112 * (17.67 * t / (t + 243.5)).exp();
+    let td = 243.5 * (e / 6.112).ln() / (17.67 - (e / 6.112).ln());
+    let humidex =
+        t + 0.5555 * (6.11 * (5417.7530 * (1.0 / 273.16 - 1.0 / (td + 273.15))).exp() - 10.0);
+    assert!((f(2, "humidex_max").unwrap() - humidex).abs() < 1e-9);
+    // A 20-year span is refused, named.
+    let r = app
+        .get("/api/v1/indicators/heat?site=hotel-de-ville&from=2006-01-01&to=2026-01-01")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

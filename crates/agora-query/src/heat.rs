@@ -1,0 +1,160 @@
+//! Heat indicators over stored data: for each local day of a device, a place or a commune, the
+//! daily minimum and maximum of the hourly mean temperature, the highest hourly heat index and
+//! humidex, the 3-day running means against the heatwave thresholds (canicule days) and tropical
+//! nights. The definitions are in `agora_indicators::heat`.
+//!
+//! An area's hourly temperature pools its devices' points; the heat index and humidex of an hour
+//! need both its temperature and its relative humidity. A day's minimum and maximum need 75 % of
+//! its hours (18 of 24): on fewer, the day has no minimum and maximum, and no running mean covers
+//! it (a gap is never filled).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agora_indicators::heat::{CaniculeThresholds, HeatDay, heat_days, heat_index_c, humidex_rh};
+use agora_model::Timestamp;
+use agora_store::{Agg, Catalog, SeriesStore};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::air::{Area, MIN_DAY_COVERAGE};
+use crate::summary::{Averaging, summaries};
+use crate::{Every, Result, TimeRange};
+
+/// One day's heat indicators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeatIndicators {
+    /// The local day.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
+    pub day: NaiveDate,
+    /// Lowest hourly mean temperature, °C (absent under 75 % of the hours).
+    pub t_min: Option<f64>,
+    /// Highest hourly mean temperature, °C.
+    pub t_max: Option<f64>,
+    /// Hours with a temperature.
+    pub hours: u32,
+    /// Highest hourly heat index, °C (hours with both temperature and humidity).
+    pub heat_index_max: Option<f64>,
+    /// Highest hourly humidex.
+    pub humidex_max: Option<f64>,
+    /// Running means, canicule and tropical night.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub status: HeatDay,
+}
+
+async fn pooled(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    property: &str,
+    range: TimeRange,
+) -> Result<BTreeMap<Timestamp, Agg>> {
+    let devices = area.devices(catalog)?;
+    let keys: Vec<(&str, &str)> = devices.iter().map(|d| (d.id.as_str(), property)).collect();
+    let mut out = BTreeMap::new();
+    for s in catalog.lookup_series(&keys).into_iter().flatten() {
+        let parts = summaries(
+            store,
+            s,
+            range,
+            Every::Fixed(Duration::from_secs(3600)),
+            Averaging::Arithmetic,
+        )
+        .await?;
+        crate::summary::merge_into(&mut out, parts);
+    }
+    out.retain(|_, a| a.count > 0);
+    Ok(out)
+}
+
+/// The heat indicators of each local day from `first` to `last` (in `tz`).
+pub async fn heat_daily(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    first: NaiveDate,
+    last: NaiveDate,
+    tz: Tz,
+    thresholds: &CaniculeThresholds,
+) -> Result<Vec<HeatIndicators>> {
+    // Two days before the first, for its running means.
+    let lead = first.checked_sub_days(chrono::Days::new(2)).unwrap_or(first);
+    let day = Every::LocalDays { days: 1, tz };
+    let start = |d: NaiveDate| {
+        Timestamp::from_datetime(&d.and_hms_opt(12, 0, 0).expect("noon exists").and_utc())
+            .map(|t| day.floor(t))
+            .ok_or_else(|| crate::Error::Invalid(format!("day {d} is out of range")))
+    };
+    let end_day = last.checked_add_days(chrono::Days::new(1)).unwrap_or(last);
+    let range = TimeRange::new(start(lead)?, start(end_day)?)?;
+    let temperature = pooled(catalog, store, area, "temperature", range).await?;
+    let humidity = pooled(catalog, store, area, "relative_humidity", range).await?;
+    let local = |t: Timestamp| t.to_datetime().with_timezone(&tz).date_naive();
+    #[derive(Default)]
+    struct Acc {
+        temps: Vec<f64>,
+        heat_index: Option<f64>,
+        humidex: Option<f64>,
+    }
+    let mut days: BTreeMap<NaiveDate, Acc> = BTreeMap::new();
+    for (t, a) in &temperature {
+        let temp = a.sum / a.count as f64;
+        let acc = days.entry(local(*t)).or_default();
+        acc.temps.push(temp);
+        if let Some(h) = humidity.get(t) {
+            let rh = (h.sum / h.count as f64).clamp(0.0, 100.0);
+            if let Ok(hi) = heat_index_c(temp, rh) {
+                acc.heat_index = Some(acc.heat_index.map_or(hi, |m: f64| m.max(hi)));
+            }
+            if let Ok(hx) = humidex_rh(temp, rh) {
+                acc.humidex = Some(acc.humidex.map_or(hx, |m: f64| m.max(hx)));
+            }
+        }
+    }
+    // Every day from the lead to the last, measured or not, so that the running means see gaps.
+    let mut dates = Vec::new();
+    let mut d = lead;
+    while d <= last {
+        dates.push(d);
+        d = d.succ_opt().unwrap_or(last);
+        if dates.len() > 400 {
+            break;
+        }
+    }
+    let hours_in = |d: NaiveDate| -> Result<f64> {
+        let s = start(d)?;
+        Ok(((day.end(s).as_nanos() - s.as_nanos()) / 3_600_000_000_000) as f64)
+    };
+    let mut extremes = Vec::with_capacity(dates.len());
+    for d in &dates {
+        let e = match days.get(d) {
+            Some(acc) if acc.temps.len() as f64 >= MIN_DAY_COVERAGE * hours_in(*d)? => {
+                let min = acc.temps.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = acc.temps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                Some((min, max))
+            }
+            _ => None,
+        };
+        extremes.push(e);
+    }
+    let status = heat_days(&extremes, thresholds);
+    Ok(dates
+        .iter()
+        .zip(extremes.iter().zip(status))
+        .filter(|(d, _)| **d >= first)
+        .map(|(d, (e, s))| {
+            let acc = days.get(d);
+            HeatIndicators {
+                day: *d,
+                t_min: e.map(|x| x.0),
+                t_max: e.map(|x| x.1),
+                hours: acc.map_or(0, |a| a.temps.len() as u32),
+                heat_index_max: acc.and_then(|a| a.heat_index),
+                humidex_max: acc.and_then(|a| a.humidex),
+                status: s,
+            }
+        })
+        .collect())
+}
