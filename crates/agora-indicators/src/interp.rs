@@ -270,8 +270,9 @@ pub struct Estimate {
     pub variance: Option<f64>,
 }
 
-/// Ordinary kriging of `samples` under `v` at `at`; `None` when the system is singular.
-pub fn krige(samples: &[Sample], v: &Variogram, at: (f64, f64)) -> Option<Estimate> {
+/// The kriging matrix of `samples` under `v`: γ between points (0 on the diagonal), bordered by
+/// ones for the unbiasedness constraint.
+fn kriging_matrix(samples: &[Sample], v: &Variogram) -> Vec<f64> {
     let n = samples.len();
     let m = n + 1;
     let mut a = vec![0.0; m * m];
@@ -285,16 +286,95 @@ pub fn krige(samples: &[Sample], v: &Variogram, at: (f64, f64)) -> Option<Estima
         a[i * m + n] = 1.0;
         a[n * m + i] = 1.0;
     }
-    let mut b = vec![1.0; m];
-    for (i, s) in samples.iter().enumerate() {
-        let d = dist((s.x, s.y), at);
-        // A datum is returned as it is (PyKrige's exact_values).
-        b[i] = if d <= 1e-10 { 0.0 } else { v.at(d) };
+    a
+}
+
+/// The right-hand side for a prediction at `at`: γ to each point (0 at a datum, so that it is
+/// returned as it is, as PyKrige's `exact_values` does), then 1.
+fn kriging_rhs(samples: &[Sample], v: &Variogram, at: (f64, f64)) -> Vec<f64> {
+    let mut b: Vec<f64> = samples
+        .iter()
+        .map(|s| {
+            let d = dist((s.x, s.y), at);
+            if d <= 1e-10 { 0.0 } else { v.at(d) }
+        })
+        .collect();
+    b.push(1.0);
+    b
+}
+
+fn estimate(samples: &[Sample], w: &[f64], b: &[f64]) -> Estimate {
+    let n = samples.len();
+    let value = samples.iter().zip(w).map(|(s, l)| s.value * l).sum();
+    let variance = w[..n].iter().zip(b).map(|(l, g)| l * g).sum::<f64>() + w[n];
+    Estimate { value, variance: Some(variance.max(0.0)) }
+}
+
+/// Ordinary kriging of `samples` under `v` at `at`; `None` when the system is singular.
+pub fn krige(samples: &[Sample], v: &Variogram, at: (f64, f64)) -> Option<Estimate> {
+    let m = samples.len() + 1;
+    let b = kriging_rhs(samples, v, at);
+    let w = solve(kriging_matrix(samples, v), b.clone(), m)?;
+    Some(estimate(samples, &w, &b))
+}
+
+/// Ordinary kriging at many positions: the system is factorised once (LU with partial pivoting),
+/// then each position costs one pair of triangular solves.
+#[derive(Debug, Clone)]
+pub struct Kriger<'a> {
+    samples: &'a [Sample],
+    variogram: Variogram,
+    lu: Vec<f64>,
+    perm: Vec<usize>,
+}
+
+impl<'a> Kriger<'a> {
+    /// Factorise the system; `None` when it is singular.
+    pub fn new(samples: &'a [Sample], variogram: Variogram) -> Option<Self> {
+        let m = samples.len() + 1;
+        let mut a = kriging_matrix(samples, &variogram);
+        let scale = a.iter().fold(0.0f64, |x, v| x.max(v.abs())).max(f64::MIN_POSITIVE);
+        let mut perm: Vec<usize> = (0..m).collect();
+        for col in 0..m {
+            let piv =
+                (col..m).max_by(|&i, &j| a[i * m + col].abs().total_cmp(&a[j * m + col].abs()))?;
+            if a[piv * m + col].abs() <= 1e-12 * scale {
+                return None;
+            }
+            if piv != col {
+                for k in 0..m {
+                    a.swap(piv * m + k, col * m + k);
+                }
+                perm.swap(piv, col);
+            }
+            for row in col + 1..m {
+                let f = a[row * m + col] / a[col * m + col];
+                a[row * m + col] = f;
+                if f != 0.0 {
+                    for k in col + 1..m {
+                        a[row * m + k] -= f * a[col * m + k];
+                    }
+                }
+            }
+        }
+        Some(Self { samples, variogram, lu: a, perm })
     }
-    let w = solve(a, b.clone(), m)?;
-    let value = samples.iter().zip(&w).map(|(s, l)| s.value * l).sum();
-    let variance = w[..n].iter().zip(&b).map(|(l, g)| l * g).sum::<f64>() + w[n];
-    Some(Estimate { value, variance: Some(variance.max(0.0)) })
+
+    /// The prediction at `at`.
+    pub fn at(&self, at: (f64, f64)) -> Estimate {
+        let m = self.samples.len() + 1;
+        let b = kriging_rhs(self.samples, &self.variogram, at);
+        let mut y: Vec<f64> = self.perm.iter().map(|&p| b[p]).collect();
+        for row in 0..m {
+            let s: f64 = (0..row).map(|k| self.lu[row * m + k] * y[k]).sum();
+            y[row] -= s;
+        }
+        for row in (0..m).rev() {
+            let s: f64 = (row + 1..m).map(|k| self.lu[row * m + k] * y[k]).sum();
+            y[row] = (y[row] - s) / self.lu[row * m + row];
+        }
+        estimate(self.samples, &y, &b)
+    }
 }
 
 /// Inverse distance weighting with `power`; a datum is returned at its own position.
@@ -346,6 +426,124 @@ pub fn loocv(
         mae: errs.iter().map(|e| e.abs()).sum::<f64>() / n,
         predicted,
     })
+}
+
+/// A regular grid of cell centres: `nx` × `ny` cells of `dx` × `dy` m, the first centred on
+/// (`x0`, `y0`); cells are listed row by row from the south-west.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Grid {
+    /// Easting of the first cell's centre, m.
+    pub x0: f64,
+    /// Northing of the first cell's centre, m.
+    pub y0: f64,
+    /// Cell width, m.
+    pub dx: f64,
+    /// Cell height, m.
+    pub dy: f64,
+    /// Cells per row.
+    pub nx: usize,
+    /// Rows.
+    pub ny: usize,
+}
+
+impl Grid {
+    /// The centre of cell (`i`, `j`).
+    pub fn centre(&self, i: usize, j: usize) -> (f64, f64) {
+        (self.x0 + i as f64 * self.dx, self.y0 + j as f64 * self.dy)
+    }
+}
+
+/// Which interpolation to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The one with the lowest leave-one-out RMSE.
+    Best,
+    /// Inverse distance weighting (power 2).
+    Idw,
+    /// Ordinary kriging with the best-fitting of the three models by leave-one-out RMSE.
+    Kriging,
+}
+
+/// How one method did in leave-one-out cross-validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Assessment {
+    /// `idw`, or `kriging` with its variogram.
+    pub method: &'static str,
+    /// The fitted variogram, for kriging.
+    pub variogram: Option<Variogram>,
+    /// Root mean square of prediction − observation.
+    pub rmse: f64,
+    /// Mean of prediction − observation.
+    pub bias: f64,
+}
+
+/// An interpolated map.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Map {
+    /// The method used.
+    pub chosen: Assessment,
+    /// Every method tried, best first (kriging models that could not be solved are left out).
+    pub assessments: Vec<Assessment>,
+    /// One estimate per cell, row by row from the south-west.
+    pub cells: Vec<Estimate>,
+}
+
+/// Interpolate `samples` over `grid`, judging IDW and kriging (three variogram models) by
+/// leave-one-out cross-validation. At least 4 samples are needed (a variogram of 3 points has 3
+/// pairs).
+pub fn map(samples: &[Sample], grid: &Grid, method: Method) -> Result<Map> {
+    if samples.len() < 4 {
+        return Err(Error::Invalid(format!(
+            "a map needs at least 4 sensors with a value, not {}",
+            samples.len()
+        )));
+    }
+    let idw_power = 2.0;
+    let mut assessments = Vec::new();
+    if method != Method::Kriging {
+        let cv = loocv(samples, |o, at| idw(o, idw_power, at))
+            .ok_or_else(|| Error::Invalid("inverse distance weighting failed".into()))?;
+        assessments.push(Assessment {
+            method: "idw",
+            variogram: None,
+            rmse: cv.rmse,
+            bias: cv.bias,
+        });
+    }
+    if method != Method::Idw {
+        let e = experimental(samples, 6)?;
+        for m in Model::ALL {
+            let v = fit(m, &e);
+            if let Some(cv) = loocv(samples, |o, at| Kriger::new(o, v).map(|k| k.at(at))) {
+                assessments.push(Assessment {
+                    method: "kriging",
+                    variogram: Some(v),
+                    rmse: cv.rmse,
+                    bias: cv.bias,
+                });
+            }
+        }
+    }
+    assessments.sort_by(|a, b| a.rmse.total_cmp(&b.rmse));
+    let chosen = assessments
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Invalid("no method could interpolate these values".into()))?;
+    let centres = (0..grid.ny).flat_map(|j| (0..grid.nx).map(move |i| (i, j)));
+    let cells: Vec<Estimate> = match chosen.variogram {
+        Some(v) => {
+            let k = Kriger::new(samples, v)
+                .ok_or_else(|| Error::Invalid("the kriging system is singular".into()))?;
+            centres.map(|(i, j)| k.at(grid.centre(i, j))).collect()
+        }
+        None => centres
+            .map(|(i, j)| idw(samples, idw_power, grid.centre(i, j)).expect("samples exist"))
+            .collect(),
+    };
+    Ok(Map { chosen, assessments, cells })
 }
 
 #[cfg(test)]
