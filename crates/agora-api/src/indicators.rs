@@ -609,6 +609,183 @@ pub(crate) async fn heat(
     Ok(Json(HeatAnswer { area: name, thresholds: th, days }).into_response())
 }
 
+/// Most cells of one map.
+const MAX_CELLS: usize = 40_000;
+
+/// Query of `/api/v1/indicators/heat-map`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HeatMapParams {
+    /// A place: its sensors.
+    site: Option<String>,
+    /// A commune (INSEE code): its sensors.
+    commune: Option<String>,
+    /// Start of the period averaged (default: an hour before `to`).
+    from: Option<String>,
+    /// End of the period (default: now); at most 31 days after `from`.
+    to: Option<String>,
+    /// About how many cells (default 2,500; at most 40,000).
+    #[param(minimum = 1, maximum = 40000)]
+    cells: Option<usize>,
+    /// `best` (default: the lowest leave-one-out error), `idw` or `kriging`.
+    method: Option<String>,
+}
+
+/// Project longitude and latitude to metres around a centre (equirectangular: exact enough over
+/// a commune, a few kilometres).
+struct Projection {
+    lon0: f64,
+    lat0: f64,
+    k: f64,
+}
+
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+impl Projection {
+    fn new(points: &[(f64, f64)]) -> Self {
+        let n = points.len() as f64;
+        let lon0 = points.iter().map(|p| p.0).sum::<f64>() / n;
+        let lat0 = points.iter().map(|p| p.1).sum::<f64>() / n;
+        Self { lon0, lat0, k: EARTH_RADIUS_M * std::f64::consts::PI / 180.0 }
+    }
+    fn to_xy(&self, lon: f64, lat: f64) -> (f64, f64) {
+        ((lon - self.lon0) * self.k * self.lat0.to_radians().cos(), (lat - self.lat0) * self.k)
+    }
+    fn to_lonlat(&self, x: f64, y: f64) -> (f64, f64) {
+        (self.lon0 + x / (self.k * self.lat0.to_radians().cos()), self.lat0 + y / self.k)
+    }
+}
+
+/// A heat-island map: interpolated temperature
+///
+/// The mean temperature of each sensor of a place or commune over the period, interpolated over
+/// a grid covering them by inverse distance weighting and by ordinary kriging (spherical,
+/// exponential and gaussian variograms fitted to the data), each judged by its leave-one-out
+/// cross-validation error (RMSE and bias, reported); the best is used unless `method` says
+/// otherwise. GeoJSON: one polygon per cell with its value (°C) and, for kriging, its standard
+/// error; the sensors, the method and the cross-validation are in the collection's properties.
+#[utoipa::path(get, path = "/api/v1/indicators/heat-map", tag = "indicators", security((), ("bearer" = [])),
+    params(HeatMapParams),
+    responses(
+        (status = 200, description = "The map", body = Object, content_type = "application/geo+json"),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn heat_map(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<HeatMapParams>,
+) -> ApiResult<Response> {
+    use agora_indicators::interp::{Grid, Method, Sample, map};
+    Audience::of(&s, &h)?;
+    let area =
+        AreaParams { device: None, site: q.site.clone(), commune: q.commune.clone(), format: None };
+    let (a, name) = area.area(&s)?;
+    let method = match q.method.as_deref() {
+        None | Some("best") => Method::Best,
+        Some("idw") => Method::Idw,
+        Some("kriging") => Method::Kriging,
+        Some(m) => {
+            return Err(ApiError::BadRequest(format!("method {m:?}: use best, idw or kriging")));
+        }
+    };
+    let cells = q.cells.unwrap_or(2_500);
+    if !(1..=MAX_CELLS).contains(&cells) {
+        return Err(ApiError::BadRequest(format!("cells is 1 to {MAX_CELLS}, not {cells}")));
+    }
+    let range =
+        crate::query::range(&s, q.from.as_deref(), q.to.as_deref(), Duration::from_secs(3600))?;
+    if range.span() > Duration::from_secs(MAX_HOURLY_DAYS * 86_400) {
+        return Err(ApiError::BadRequest(format!("a map averages at most {MAX_HOURLY_DAYS} days")));
+    }
+    let means = agora_query::heat::device_means(
+        s.catalog.as_ref(),
+        s.store.as_ref(),
+        &a,
+        "temperature",
+        range,
+    )
+    .await?;
+    if means.len() < 4 {
+        return Err(ApiError::BadRequest(format!(
+            "{name} has {} sensors with a position and a temperature in this period: a map needs at least 4",
+            means.len()
+        )));
+    }
+    let lonlat: Vec<(f64, f64)> =
+        means.iter().map(|(d, _)| (d.lon.unwrap_or(0.0), d.lat.unwrap_or(0.0))).collect();
+    let proj = Projection::new(&lonlat);
+    let samples: Vec<Sample> = means
+        .iter()
+        .zip(&lonlat)
+        .map(|((_, v), (lon, lat))| {
+            let (x, y) = proj.to_xy(*lon, *lat);
+            Sample { x, y, value: *v }
+        })
+        .collect();
+    // The sensors' extent, with a margin of a tenth (at least 100 m).
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in &samples {
+        (x0, x1, y0, y1) = (x0.min(p.x), x1.max(p.x), y0.min(p.y), y1.max(p.y));
+    }
+    let margin = (0.1 * (x1 - x0).max(y1 - y0)).max(100.0);
+    let (x0, x1, y0, y1) = (x0 - margin, x1 + margin, y0 - margin, y1 + margin);
+    let side = ((x1 - x0) * (y1 - y0) / cells as f64).sqrt();
+    let nx = (((x1 - x0) / side).ceil() as usize).max(1);
+    let ny = (((y1 - y0) / side).ceil() as usize).max(1);
+    if nx * ny > MAX_CELLS {
+        return Err(ApiError::BadRequest(format!(
+            "the grid would have {} cells, more than {MAX_CELLS}",
+            nx * ny
+        )));
+    }
+    let grid = Grid { x0: x0 + side / 2.0, y0: y0 + side / 2.0, dx: side, dy: side, nx, ny };
+    let m = {
+        let samples = samples.clone();
+        tokio::task::spawn_blocking(move || map(&samples, &grid, method))
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("the map could not be computed: {e}")))?
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let mut features = Vec::with_capacity(m.cells.len());
+    for j in 0..ny {
+        for i in 0..nx {
+            let c = m.cells[j * nx + i];
+            let (cx, cy) = grid.centre(i, j);
+            let corner = |dx: f64, dy: f64| {
+                let (lon, lat) = proj.to_lonlat(cx + dx * side / 2.0, cy + dy * side / 2.0);
+                serde_json::json!([lon, lat])
+            };
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[corner(-1.0, -1.0), corner(1.0, -1.0), corner(1.0, 1.0), corner(-1.0, 1.0), corner(-1.0, -1.0)]]},
+                "properties": {"value": c.value, "se": c.variance.map(f64::sqrt)},
+            }));
+        }
+    }
+    let sensors: Vec<serde_json::Value> = means
+        .iter()
+        .map(|(d, v)| serde_json::json!({"device": d.id, "lon": d.lon, "lat": d.lat, "value": v}))
+        .collect();
+    let body = serde_json::json!({
+        "type": "FeatureCollection",
+        "properties": {
+            "area": name,
+            "property": "temperature",
+            "unit": "Cel",
+            "from": range.from,
+            "to": range.to,
+            "method": m.chosen,
+            "cross_validation": m.assessments,
+            "sensors": sensors,
+            "grid": {"nx": nx, "ny": ny, "cell_m": side},
+        },
+        "features": features,
+    });
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], body.to_string()).into_response())
+}
+
 fn snake<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -624,5 +801,5 @@ fn csv_response(body: String) -> Response {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(eaqi, atmo, noise, noise_ranking, heat))]
+#[openapi(paths(eaqi, atmo, noise, noise_ranking, heat, heat_map))]
 pub(crate) struct Doc;

@@ -158,3 +158,28 @@ pub async fn heat_daily(
         })
         .collect())
 }
+
+/// Each device of the area with a position, and its mean of `property` over `range` (devices
+/// without a value in the range are left out).
+pub async fn device_means(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    property: &str,
+    range: TimeRange,
+) -> Result<Vec<(agora_store::catalog::Device, f64)>> {
+    let devices: Vec<_> =
+        area.devices(catalog)?.into_iter().filter(|d| d.lat.is_some() && d.lon.is_some()).collect();
+    let keys: Vec<(&str, &str)> = devices.iter().map(|d| (d.id.as_str(), property)).collect();
+    let mut out = Vec::new();
+    for (d, s) in devices.iter().zip(catalog.lookup_series(&keys)) {
+        let Some(s) = s else { continue };
+        let every = Every::Fixed(Duration::from_secs(3600));
+        if let Some(a) =
+            crate::summary::summary(store, s, range, every, Averaging::Arithmetic).await?
+        {
+            out.push((d.clone(), a.sum / a.count as f64));
+        }
+    }
+    Ok(out)
+}
