@@ -298,7 +298,7 @@ async fn daily_noise_levels_worked_by_hand() {
     assert_eq!(r["devices"].as_array().unwrap().len(), 1);
     // With the EU's periods (7–19, 19–23, 23–7) the day is cut otherwise; bad periods are named.
     let r = app
-        .get(&"/api/v1/indicators/noise?device=noise-1&periods=18,6,22".to_string())
+        .get("/api/v1/indicators/noise?device=noise-1&periods=18,6,22")
         .bearer_auth(ADMIN)
         .send()
         .await
