@@ -189,6 +189,9 @@ def main():
     # Counts are integers.
     rs = c.query(f'SELECT count("pm10") FROM "air_quality" WHERE {time_filter(0, 10)}', epoch="ms")
     check("count is an integer", list(rs.get_points()), [{"time": T_MS, "count": 7}])
+    # A bucket without points counts 0 of them, as InfluxDB answers, whatever the fill.
+    q = f'SELECT count("pm10") FROM "air_quality" WHERE {time_filter(0, 5)} GROUP BY time(1m)'
+    check("count of empty buckets", [x["count"] for x in c.query(q).get_points()], [3, 1, 0, 0, 1, 1])
 
     # A tag filter and a template variable's regex.
     q = (
@@ -240,6 +243,26 @@ def main():
         check("parse error code", e.code, 400)
         if "error parsing query: found EOF" not in str(e):
             failures.append(f"parse error: {e}")
+    # Limits: a parse error naming the cap on fields, a statement error naming the cap on values
+    # (65 values in each of 99,985 hours: over two million).
+    try:
+        c.query("SELECT " + ", ".join(['mean("pm10")'] * 65) + ' FROM "air_quality"', method="POST")
+        failures.append("65 fields: no error raised")
+    except InfluxDBClientError as e:
+        check("65 fields code", e.code, 400)
+        if "at most 64 fields in a SELECT" not in str(e):
+            failures.append(f"65 fields: {e}")
+    try:
+        means = ", ".join(['mean("pm10")'] * 64)
+        c.query(
+            f'SELECT {means} FROM "air_quality" WHERE time >= {T_MS - 4166 * 86_400_000}ms and '
+            f"time <= {at(10)}ms GROUP BY time(1h) fill(0)",
+            method="POST",
+        )
+        failures.append("two million values: no error raised")
+    except InfluxDBClientError as e:
+        if "more than 2000000 values in all" not in str(e):
+            failures.append(f"two million values: {e}")
     try:
         InfluxDBClient(host=HOST, port=PORT, database="telegraf").query("SHOW DATABASES")
         failures.append("root:root: no error raised")

@@ -6,8 +6,11 @@
 //! clients put it) and writes InfluxDB's answer and statuses.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use agora_query::influxql::{self, Epoch, Statement, StatementResult};
+use agora_query::influxql::{
+    self, ContextArgs, Deadline, Epoch, Query, Statement, StatementResult,
+};
 use agora_store::catalog::Scope;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -363,13 +366,36 @@ fn authorize(
     })
 }
 
+/// How long the statements of one request may run: past it, the statement running answers an
+/// error (`query took longer than 10 s`) and those after it are not executed.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most values (times included) the statements of one request answer together: twenty
+/// times the most points of a raw query, a million rows of a time and a value.
+fn max_cells(s: &AppState) -> usize {
+    s.config.max_points.saturating_mul(20)
+}
+
+/// Whether a query's first word is `CREATE`: the only queries a token that may not read can
+/// send (Telegraf's `CREATE DATABASE`), decided before the query is parsed.
+fn begins_with_create(q: &str) -> bool {
+    let word: String =
+        q.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    word.eq_ignore_ascii_case("CREATE")
+}
+
 /// Answer a query: each statement in turn; a failed statement's error goes in its result and
 /// the statements after it are not executed, as InfluxDB does.
+///
+/// Who asks is checked before the query is parsed: parsing is work, and a query is outside
+/// input. Only a query whose first word is `CREATE` gets as far with a token that may not read,
+/// and it must then hold `CREATE DATABASE` statements only. The statements run on a blocking
+/// thread (matching regexes over every device is work for the CPU, not the async workers), with
+/// a deadline.
 async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
-    let parsed = p.q.as_deref().filter(|q| !q.trim().is_empty()).map(influxql::parse);
-    let creates_only = matches!(&parsed, Some(Ok(q))
-        if q.statements.iter().all(|s| matches!(s, Statement::CreateDatabase { .. })));
-    let needs = if creates_only { None } else { Some(Scope::Read) };
+    let q = p.q.as_deref().filter(|q| !q.trim().is_empty());
+    let creates = q.is_some_and(begins_with_create);
+    let needs = if creates { None } else { Some(Scope::Read) };
     if let Err((status, why)) = authorize(s, h, &p, needs) {
         return influx_error(status, why);
     }
@@ -377,20 +403,48 @@ async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
         Ok(e) => e,
         Err(e) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let query = match parsed {
-        None => return influx_error(StatusCode::BAD_REQUEST, "missing required parameter \"q\""),
-        Some(Err(e)) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
-        Some(Ok(q)) => q,
+    let Some(q) = q else {
+        return influx_error(StatusCode::BAD_REQUEST, "missing required parameter \"q\"");
     };
+    let query = match influxql::parse(q) {
+        Ok(q) => q,
+        Err(e) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let creates_only =
+        query.statements.iter().all(|s| matches!(s, Statement::CreateDatabase { .. }));
+    if creates
+        && !creates_only
+        && let Err((status, why)) = authorize(s, h, &p, Some(Scope::Read))
+    {
+        return influx_error(status, why);
+    }
+    let state = s.clone();
+    let deadline = Deadline::after(QUERY_TIMEOUT);
+    let runtime = tokio::runtime::Handle::current();
+    let task =
+        tokio::task::spawn_blocking(move || runtime.block_on(run(&state, &query, epoch, deadline)));
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "influxql query task failed");
+            influx_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// Run the statements of a parsed query and write the answer.
+async fn run(s: &AppState, query: &Query, epoch: Epoch, deadline: Deadline) -> Response {
     let canonical = |name: &str| s.pipeline.canonical_property(name);
-    let ctx = influxql::Context {
+    let ctx = influxql::Context::new(ContextArgs {
         catalog: s.catalog.as_ref(),
         store: s.store.as_ref(),
         now: s.clock.now(),
         budget: crate::query::budget(s),
         max_rows: s.config.max_points,
+        max_cells: max_cells(s),
+        deadline,
         canonical: &canonical,
-    };
+    });
     let mut results = Vec::with_capacity(query.statements.len());
     let mut failed = false;
     for (i, stmt) in query.statements.iter().enumerate() {
@@ -436,11 +490,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// `commune`, fields the properties — as line protocol writes them. `SELECT` answers `mean`,
 /// `median`, `count`, `sum`, `min`, `max`, `first` and `last` (means of sound levels are energy
 /// means) or raw fields, with `WHERE` on tags and time, `GROUP BY time(…)`, tags and
-/// `fill(null|none|previous|linear|n)`; empty buckets are `null`, never 0. A read token goes in
-/// `Authorization: Token`/`Bearer`, Basic auth (the password or the user name) or `p`.
+/// `fill(null|none|previous|linear|n)`; empty buckets are `null`, never 0 (but a `count` of no
+/// point is 0, as in InfluxDB). A read token goes in `Authorization: Token`/`Bearer`, Basic auth
+/// (the password or the user name) or `p`; it is checked before the query is parsed.
 ///
 /// A statement that fails answers 200 with `error` in its result; a query that does not parse
-/// answers 400 `{"error": "error parsing query: …"}`.
+/// answers 400 `{"error": "error parsing query: …"}`. Limits, each named in the error that
+/// enforces it: 64 fields in a `SELECT`, 8192 characters of regexes in a statement, 100,000
+/// buckets a series, 100,000 raw rows a series, the raw-point budget and twenty times the raw
+/// rows in values answered (all the statements of a request together), and 10 s a request.
 #[utoipa::path(get, path = "/query", tag = "query", security((), ("bearer" = [])),
     params(QueryParams),
     responses(

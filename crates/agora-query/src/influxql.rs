@@ -17,13 +17,20 @@
 //! DATABASE` (answered, nothing created: agora is one database). Everything else is refused by
 //! name: other statements when parsing, other functions and conditions on fields when
 //! executing.
+//!
+//! A query is outside input, often sent by anyone who can reach the server: every size it
+//! controls is capped, and each cap is named in the error that enforces it. The parser caps the
+//! query's length, nesting (of expressions and of regex groups), operators, statements, fields,
+//! `GROUP BY` tags, measurements, `IN` keys, function arguments and regex characters; the
+//! statements of one request share a [`Context`] with one raw-point budget, one cap on the
+//! values answered and one [`Deadline`], each checked before the work it bounds.
 
 mod exec;
 mod parse;
 mod regex;
 mod render;
 
-pub use exec::{Answer, Cell, Context, Series, execute};
+pub use exec::{Answer, Cell, Context, ContextArgs, Deadline, Series, execute};
 pub use parse::parse;
 pub use regex::Regex;
 pub use render::{Epoch, StatementResult, render};

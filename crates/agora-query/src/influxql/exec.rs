@@ -3,7 +3,13 @@
 //! a kind have series for. Aggregates go through [`summaries`](crate::summaries) (energy means
 //! for sound levels, hourly rollups for whole hours) within the raw-point [`Budget`]; raw points
 //! through the store's reads. Empty buckets are gaps, answered as `fill` says (null by default),
-//! never as zeros.
+//! never as zeros — except for `count`, whose empty bucket counts 0 points, as InfluxDB answers.
+//!
+//! The statements of one request share one [`Context`]: one snapshot of the catalog, one
+//! raw-point budget, one cap on the values answered (times included) and one deadline, checked
+//! between devices and series. Each cap is checked before the work it bounds, from what the
+//! statement asks (buckets × series × columns, the rows `LIMIT` needs), so that a query over the
+//! limits is refused before it allocates, with a message naming the limit.
 //!
 //! Not done as InfluxDB does, and why: `tz()` moves the buckets of whole days to local midnight
 //! and is applied when times are written out, but buckets shorter than a day stay aligned on the
@@ -12,8 +18,10 @@
 //! not the time of the extreme point (rollups do not keep it); `time` conditions in `SHOW`
 //! statements are ignored (the catalog lists devices, not when they reported).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use agora_model::{Timestamp, Value, ValueKind};
 use agora_store::catalog::{Device, DeviceFilter, SeriesInfo};
@@ -22,7 +30,7 @@ use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
 use super::{
-    Expr, Fill, GroupTime, Hint, Op, Select, ShowFieldKeys, ShowMeasurements, ShowTagKeys,
+    Expr, Fill, GroupTime, Hint, Op, Regex, Select, ShowFieldKeys, ShowMeasurements, ShowTagKeys,
     ShowTagValues, Source, Statement, TagDimension,
 };
 use crate::summary::merge_into;
@@ -34,21 +42,107 @@ const TAG_KEYS: [&str; 3] = ["commune", "device", "site"];
 const MAX_BUCKETS: i64 = 100_000;
 const DAY_NS: i64 = 86_400_000_000_000;
 
-/// What a statement is answered from.
-pub struct Context<'a> {
+/// What the statements of a request are answered from, and the limits they share.
+pub struct ContextArgs<'a> {
     /// Devices, places and series.
     pub catalog: &'a dyn Catalog,
     /// The points.
     pub store: &'a dyn SeriesStore,
     /// What `now()` is.
     pub now: Timestamp,
-    /// The most raw points one statement may decode.
+    /// The most raw points the statements may decode, all together.
     pub budget: Budget,
     /// The most rows of raw points one series may have (beyond it the statement is refused,
     /// saying to add `LIMIT` or narrow the range).
     pub max_rows: usize,
+    /// The most values (cells, times included) the statements may answer, all together.
+    pub max_cells: usize,
+    /// When the request must be over.
+    pub deadline: Deadline,
     /// The canonical name of a property or alias (`PM2.5` → `pm2_5`), when known.
     pub canonical: &'a (dyn Fn(&str) -> Option<String> + Send + Sync),
+}
+
+impl std::fmt::Debug for ContextArgs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextArgs")
+            .field("now", &self.now)
+            .field("budget", &self.budget)
+            .field("max_rows", &self.max_rows)
+            .field("max_cells", &self.max_cells)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the statements of one request are answered from: the sources and limits of
+/// [`ContextArgs`], one snapshot of the catalog taken when first needed, and what the statements
+/// so far have used of the budgets.
+pub struct Context<'a> {
+    catalog: &'a dyn Catalog,
+    store: &'a dyn SeriesStore,
+    now: Timestamp,
+    budget: Budget,
+    max_rows: usize,
+    max_cells: usize,
+    deadline: Deadline,
+    canonical: &'a (dyn Fn(&str) -> Option<String> + Send + Sync),
+    meta: OnceLock<Meta>,
+    /// Raw points counted against the budget so far.
+    raw_points: AtomicU64,
+    /// Values answered so far.
+    cells: AtomicUsize,
+}
+
+impl<'a> Context<'a> {
+    /// A context for one request's statements.
+    pub fn new(args: ContextArgs<'a>) -> Self {
+        let ContextArgs { catalog, store, now, budget, max_rows, max_cells, deadline, canonical } =
+            args;
+        Self {
+            catalog,
+            store,
+            now,
+            budget,
+            max_rows,
+            max_cells,
+            deadline,
+            canonical,
+            meta: OnceLock::new(),
+            raw_points: AtomicU64::new(0),
+            cells: AtomicUsize::new(0),
+        }
+    }
+
+    /// The catalog as this request sees it, loaded once for all its statements.
+    fn meta(&self) -> &Meta {
+        self.meta.get_or_init(|| Meta::load(self.catalog))
+    }
+
+    /// Values the statements may still answer.
+    fn cells_left(&self) -> usize {
+        self.max_cells.saturating_sub(self.cells.load(Ordering::Relaxed))
+    }
+
+    /// Count `n` values answered, or refuse them past the cap.
+    fn spend_cells(&self, n: usize) -> Result<()> {
+        let left = self.cells_left();
+        if n > left {
+            return Err(too_many_cells(self, n, left));
+        }
+        self.cells.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Count `n` raw points about to be decoded, or refuse them past the budget.
+    fn spend_raw(&self, n: u64) -> Result<()> {
+        let used = self.raw_points.load(Ordering::Relaxed).saturating_add(n);
+        if used > self.budget.max_points {
+            return Err(over_budget(self));
+        }
+        self.raw_points.store(used, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -57,7 +151,41 @@ impl std::fmt::Debug for Context<'_> {
             .field("now", &self.now)
             .field("budget", &self.budget)
             .field("max_rows", &self.max_rows)
+            .field("max_cells", &self.max_cells)
+            .field("deadline", &self.deadline)
+            .field("raw_points", &self.raw_points)
+            .field("cells", &self.cells)
             .finish_non_exhaustive()
+    }
+}
+
+/// When a request must be over: its statements stop between devices and series once it has
+/// passed, each answering a statement error.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant (`None`: too far to represent, never).
+    at: Option<Instant>,
+    /// How long the request was given, for the message.
+    limit: Duration,
+}
+
+impl Deadline {
+    /// `limit` from now. `Duration::ZERO` is a deadline already past.
+    pub fn after(limit: Duration) -> Self {
+        Self { at: Instant::now().checked_add(limit), limit }
+    }
+
+    /// Refuse to go on once the deadline has passed.
+    fn check(&self) -> Result<()> {
+        match self.at {
+            Some(at) if Instant::now() >= at => Err(Error::TooLarge(format!(
+                "query took longer than {} s: use a shorter range, fewer devices (WHERE on \
+                 device, site or commune), fewer or shorter regexes, or a longer GROUP BY time() \
+                 interval",
+                self.limit.as_secs_f64()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -100,9 +228,22 @@ pub struct Answer {
     pub tz: Option<Tz>,
 }
 
-/// Answer one statement.
+/// Answer one statement of the request `ctx` is for; what it answers counts against the
+/// request's caps.
 pub async fn execute(ctx: &Context<'_>, stmt: &Statement) -> Result<Answer> {
-    let meta = || Meta::load(ctx.catalog);
+    ctx.deadline.check()?;
+    let answer = statement(ctx, stmt).await?;
+    ctx.spend_cells(cells_of(&answer.series))?;
+    Ok(answer)
+}
+
+/// The values of some series, times included.
+fn cells_of(series: &[Series]) -> usize {
+    series.iter().map(|s| s.values.iter().map(Vec::len).sum::<usize>()).sum()
+}
+
+async fn statement(ctx: &Context<'_>, stmt: &Statement) -> Result<Answer> {
+    let meta = || ctx.meta();
     let series = match stmt {
         Statement::ShowDatabases => vec![Series {
             name: Some("databases".into()),
@@ -125,12 +266,12 @@ pub async fn execute(ctx: &Context<'_>, stmt: &Statement) -> Result<Answer> {
             ]],
         }],
         Statement::CreateDatabase { .. } => Vec::new(),
-        Statement::ShowMeasurements(s) => show_measurements(ctx, &meta(), s)?,
-        Statement::ShowTagKeys(s) => show_tag_keys(ctx, &meta(), s)?,
-        Statement::ShowTagValues(s) => show_tag_values(ctx, &meta(), s)?,
-        Statement::ShowFieldKeys(s) => show_field_keys(&meta(), s),
+        Statement::ShowMeasurements(s) => show_measurements(ctx, meta(), s)?,
+        Statement::ShowTagKeys(s) => show_tag_keys(ctx, meta(), s)?,
+        Statement::ShowTagValues(s) => show_tag_values(ctx, meta(), s)?,
+        Statement::ShowFieldKeys(s) => show_field_keys(meta(), s),
         Statement::Select(s) => {
-            return Ok(Answer { series: select(ctx, &meta(), s).await?, tz: s.tz });
+            return Ok(Answer { series: select(ctx, meta(), s).await?, tz: s.tz });
         }
     };
     Ok(Answer { series, tz: None })
@@ -140,7 +281,7 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Invalid(msg.into()))
 }
 
-/// The catalog as one statement sees it.
+/// The catalog as one request sees it.
 struct Meta {
     /// Devices with at least one series, sorted by id.
     devices: Vec<Device>,
@@ -205,7 +346,15 @@ impl Meta {
         let Some(cond) = cond else { return Ok(self.devices_of(kind).collect()) };
         let fields = self.fields(kind);
         check_condition(ctx, cond, &fields)?;
-        Ok(self.devices_of(kind).filter(|d| eval_condition(cond, d)).collect())
+        let mut memo = Matches::default();
+        let mut out = Vec::new();
+        for d in self.devices_of(kind) {
+            ctx.deadline.check()?;
+            if eval_condition(cond, d, &mut memo) {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     /// The tag keys the devices have.
@@ -356,7 +505,15 @@ fn time_value(e: &Expr, now: Timestamp) -> Result<i64> {
         Expr::Binary { op: op @ (Op::Add | Op::Sub), lhs, rhs } => {
             let (a, b) = (time_value(lhs, now)?, time_value(rhs, now)?);
             let v = if *op == Op::Add { a.checked_add(b) } else { a.checked_sub(b) };
-            v.map_or_else(bad, Ok)
+            v.map_or_else(
+                || {
+                    invalid(format!(
+                        "time {} out of range: times run from 1677-09-21 to 2262-04-11",
+                        describe(e)
+                    ))
+                },
+                Ok,
+            )
         }
         _ => bad(),
     }
@@ -421,12 +578,34 @@ fn check_condition(
     }
 }
 
+/// What the regexes of a condition answered, by regex and tag value: each regex is matched
+/// once per distinct value (a site's or a commune's is shared by many devices).
+#[derive(Default)]
+struct Matches<'a> {
+    known: HashMap<(*const Regex, &'a str), bool>,
+    /// Regex matches run (the rest were known).
+    runs: usize,
+}
+
+impl<'a> Matches<'a> {
+    fn is_match(&mut self, r: &Regex, text: &'a str) -> bool {
+        *self.known.entry((std::ptr::from_ref(r), text)).or_insert_with(|| {
+            self.runs += 1;
+            r.is_match(text)
+        })
+    }
+}
+
 /// Whether a device passes a checked condition on tags.
-fn eval_condition(e: &Expr, d: &Device) -> bool {
+fn eval_condition<'a>(e: &Expr, d: &'a Device, memo: &mut Matches<'a>) -> bool {
     match e {
-        Expr::Paren(inner) => eval_condition(inner, d),
-        Expr::Binary { op: Op::And, lhs, rhs } => eval_condition(lhs, d) && eval_condition(rhs, d),
-        Expr::Binary { op: Op::Or, lhs, rhs } => eval_condition(lhs, d) || eval_condition(rhs, d),
+        Expr::Paren(inner) => eval_condition(inner, d, memo),
+        Expr::Binary { op: Op::And, lhs, rhs } => {
+            eval_condition(lhs, d, memo) && eval_condition(rhs, d, memo)
+        }
+        Expr::Binary { op: Op::Or, lhs, rhs } => {
+            eval_condition(lhs, d, memo) || eval_condition(rhs, d, memo)
+        }
         Expr::Bool(b) => *b,
         Expr::Binary { op, lhs, rhs } => {
             let (name, value, op) = match (&**lhs, &**rhs) {
@@ -445,8 +624,8 @@ fn eval_condition(e: &Expr, d: &Device) -> bool {
             };
             let tag = tag_value(d, name);
             match (op, value) {
-                (Op::EqRegex, Expr::Regex(r)) => r.is_match(tag),
-                (Op::NeqRegex, Expr::Regex(r)) => !r.is_match(tag),
+                (Op::EqRegex, Expr::Regex(r)) => memo.is_match(r, tag),
+                (Op::NeqRegex, Expr::Regex(r)) => !memo.is_match(r, tag),
                 (op, Expr::Str(s)) => {
                     let s = s.as_str();
                     match op {
@@ -477,7 +656,7 @@ fn describe(e: &Expr) -> String {
         Expr::Wildcard(_) => "*".into(),
         Expr::Float(f) => f.to_string(),
         Expr::Integer(n) => n.to_string(),
-        Expr::Duration(ns) => format!("{ns}ns"),
+        Expr::Duration(ns) => duration_text(*ns),
         Expr::Str(s) => format!("'{s}'"),
         Expr::Bool(b) => b.to_string(),
         Expr::Regex(r) => format!("/{}/", r.as_str()),
@@ -517,6 +696,7 @@ fn show_measurements(ctx: &Context<'_>, meta: &Meta, s: &ShowMeasurements) -> Re
     let (cond, _) = split_condition(s.condition.as_ref(), ctx.now)?;
     let mut names = Vec::new();
     for kind in meta.kinds() {
+        ctx.deadline.check()?;
         if s.with.as_ref().is_some_and(|w| !w.matches(&kind)) {
             continue;
         }
@@ -545,6 +725,7 @@ fn show_tag_keys(ctx: &Context<'_>, meta: &Meta, s: &ShowTagKeys) -> Result<Vec<
     let (cond, _) = split_condition(s.condition.as_ref(), ctx.now)?;
     let mut out = Vec::new();
     for kind in meta.measurements(&s.sources) {
+        ctx.deadline.check()?;
         let devices = meta.matching(ctx, &kind, cond.as_ref())?;
         let keys: Vec<Vec<Cell>> =
             Meta::tag_keys(&devices).into_iter().map(|k| vec![Cell::Str(k.into())]).collect();
@@ -557,6 +738,7 @@ fn show_tag_values(ctx: &Context<'_>, meta: &Meta, s: &ShowTagValues) -> Result<
     let (cond, _) = split_condition(s.condition.as_ref(), ctx.now)?;
     let mut out = Vec::new();
     for kind in meta.measurements(&s.sources) {
+        ctx.deadline.check()?;
         let devices = meta.matching(ctx, &kind, cond.as_ref())?;
         let mut pairs = BTreeSet::new();
         for key in TAG_KEYS.into_iter().filter(|k| s.key.matches(k)) {
@@ -768,14 +950,15 @@ impl Plan {
         }
     }
 
-    /// The buckets to ask the query layer for: these, or finer ones that nest in them.
-    fn fine(&self) -> Every {
+    /// The buckets to ask the query layer for — these, or finer ones that nest in them — and
+    /// their length in nanoseconds (a day for local days, some of which last 23 or 25 hours).
+    fn fine(&self) -> (i64, Every) {
         match *self {
             Self::Fixed { interval, offset } => {
                 let step = if offset == 0 { interval } else { gcd(interval, offset) };
-                Every::Fixed(Duration::from_nanos(step.unsigned_abs()))
+                (step, Every::Fixed(Duration::from_nanos(step.unsigned_abs())))
             }
-            Self::Days { tz, .. } => Every::new(Duration::from_secs(86_400), Some(tz)),
+            Self::Days { tz, .. } => (DAY_NS, Every::new(Duration::from_secs(86_400), Some(tz))),
         }
     }
 
@@ -806,6 +989,23 @@ impl Plan {
                 day_start(epoch_date(), e + days, tz).unwrap_or(Timestamp::from_nanos(i64::MAX))
             }
         }
+    }
+}
+
+/// A duration as InfluxQL writes it, in the longest unit that divides it: `1h`, `15m`, `1ns`.
+fn duration_text(ns: i64) -> String {
+    let units = [
+        ("w", 604_800_000_000_000),
+        ("d", DAY_NS),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("u", 1_000),
+    ];
+    match units.iter().find(|(_, u)| ns != 0 && ns % u == 0) {
+        Some((name, u)) => format!("{}{name}", ns / u),
+        None => format!("{ns}ns"),
     }
 }
 
@@ -850,7 +1050,10 @@ async fn select(ctx: &Context<'_>, meta: &Meta, s: &Select) -> Result<Vec<Series
     }
     let names = column_names(&s.fields);
     let mut out = Vec::new();
+    // The values this statement may still answer: what the request has left.
+    let mut cells_left = ctx.cells_left();
     for kind in meta.measurements(&s.sources) {
+        ctx.deadline.check()?;
         let devices = meta.matching(ctx, &kind, cond.as_ref())?;
         if devices.is_empty() {
             continue;
@@ -862,47 +1065,65 @@ async fn select(ctx: &Context<'_>, meta: &Meta, s: &Select) -> Result<Vec<Series
             let key = tag_keys.iter().map(|k| (k.clone(), tag_value(d, k).to_owned())).collect();
             groups.entry(key).or_default().push(d);
         }
+        let scope = Scope { s, names: &names, kind: &kind, fields: &fields, groups: &groups };
         let series = if aggregate {
-            select_aggregate(ctx, meta, s, &names, &kind, &fields, &groups, bounds).await?
+            select_aggregate(ctx, meta, &scope, bounds, &mut cells_left).await?
         } else {
-            select_raw(ctx, meta, s, &names, &kind, &fields, &groups, bounds).await?
+            select_raw(ctx, meta, &scope, bounds, &mut cells_left).await?
         };
         out.extend(series);
-        if out.iter().map(|x| x.values.len()).sum::<usize>() > max_rows(ctx) {
-            return Err(too_many_rows(ctx));
-        }
     }
     Ok(page(out, s.slimit, s.soffset))
 }
 
-/// The raw-point budget, its refusal worded for InfluxQL.
+/// What a `SELECT` works on for one measurement.
+struct Scope<'s, 'm> {
+    s: &'s Select,
+    /// The column names of `s.fields`.
+    names: &'s [String],
+    /// The measurement.
+    kind: &'s str,
+    /// Its fields.
+    fields: &'s BTreeMap<String, ValueKind>,
+    /// Its devices that pass the condition, by output series.
+    groups: &'s Groups<'m>,
+}
+
+/// Count the raw points of these series over `range` against the request's budget, before
+/// anything is read.
 fn check_budget(
     ctx: &Context<'_>,
     series: &[agora_model::SeriesId],
     range: TimeRange,
 ) -> Result<()> {
-    ctx.budget.check_raw(ctx.store, series, range).map_err(|e| match e {
-        Error::TooLarge(_) => Error::TooLarge(format!(
-            "this query would read more than {} raw points: use a shorter range, fewer devices \
-             (WHERE on device, site or commune), or GROUP BY time() in whole hours, which comes \
-             from the hourly rollups (not for means of sound levels)",
-            ctx.budget.max_points
-        )),
-        e => e,
-    })
+    let mut n = 0u64;
+    for id in series {
+        n = n.saturating_add(ctx.store.raw_points_in(*id, range.from, range.to));
+        if n > ctx.budget.max_points {
+            break;
+        }
+    }
+    ctx.spend_raw(n)
 }
 
-/// The most rows one statement answers, all series together: ten times the most of one
-/// series of raw points, so that a dashboard cannot ask for a million series × buckets.
-fn max_rows(ctx: &Context<'_>) -> usize {
-    ctx.max_rows.saturating_mul(10)
-}
-
-fn too_many_rows(ctx: &Context<'_>) -> Error {
+fn over_budget(ctx: &Context<'_>) -> Error {
     Error::TooLarge(format!(
-        "this query answers more than {} rows in all: use a longer GROUP BY time() interval, a \
-         shorter range, fewer series (WHERE on device, site or commune) or SLIMIT",
-        max_rows(ctx)
+        "this query would read more than {} raw points (all the statements of a request \
+         together): use a shorter range, fewer devices (WHERE on device, site or commune), or \
+         GROUP BY time() in whole hours, which comes from the hourly rollups (not for means of \
+         sound levels)",
+        ctx.budget.max_points
+    ))
+}
+
+/// A refusal of `want` more values when `left` are left.
+fn too_many_cells(ctx: &Context<'_>, want: usize, left: usize) -> Error {
+    Error::TooLarge(format!(
+        "this query answers more than {} values in all (times included, all the statements of a \
+         request together; this statement would answer up to {want} with {left} left): use a \
+         longer GROUP BY time() interval, a shorter range, fewer fields, fewer series (WHERE on \
+         device, site or commune) or SLIMIT",
+        ctx.max_cells
     ))
 }
 
@@ -988,17 +1209,14 @@ fn collect_calls<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn select_aggregate(
     ctx: &Context<'_>,
     meta: &Meta,
-    s: &Select,
-    names: &[String],
-    kind: &str,
-    fields: &BTreeMap<String, ValueKind>,
-    groups: &Groups<'_>,
+    scope: &Scope<'_, '_>,
     bounds: Bounds,
+    cells_left: &mut usize,
 ) -> Result<Vec<Series>> {
+    let Scope { s, names, kind, fields, groups } = *scope;
     // What each column computes.
     let mut slots: BTreeSet<Slot> = BTreeSet::new();
     let mut column_slots: Vec<Vec<(&Expr, Slot)>> = Vec::new();
@@ -1038,25 +1256,53 @@ async fn select_aggregate(
         return Ok(Vec::new());
     }
     let range = TimeRange::new(Timestamp::from_nanos(from), Timestamp::from_nanos(to))?;
+    // The rows of each series: its buckets, or one.
+    let mut buckets: i128 = 1;
     let every = match plan {
         Some(p) => {
-            let n = (i128::from(to) - i128::from(p.floor(range.from).as_nanos()))
-                / i128::from(p.nominal().max(1));
+            let span = i128::from(to) - i128::from(p.floor(range.from).as_nanos());
+            let n = span / i128::from(p.nominal().max(1));
             if n > i128::from(MAX_BUCKETS) {
                 return invalid(format!(
                     "GROUP BY time() makes {n} buckets over this range: at most {MAX_BUCKETS}, \
                      use a longer interval or a shorter range"
                 ));
             }
-            let rows = n.saturating_mul(groups.len() as i128);
-            if s.fill != Fill::None && rows > max_rows(ctx) as i128 {
-                return Err(too_many_rows(ctx));
+            // The store sums buckets aligned on the epoch: an offset (or local days) makes it
+            // sum finer ones that nest in the buckets asked for, one summary each.
+            let (step, fine) = p.fine();
+            let n_fine = span / i128::from(step.max(1));
+            if n_fine > i128::from(MAX_BUCKETS) {
+                return invalid(match (s.group_time, plan) {
+                    (Some(g), Some(Plan::Fixed { .. })) => format!(
+                        "GROUP BY time({}, {}) is summed from buckets of {}, where buckets of the \
+                         interval and of the offset meet: {n_fine} of them over this range, at \
+                         most {MAX_BUCKETS}; use an offset in a longer unit (e.g. time(1h, 15m)) \
+                         or a shorter range",
+                        duration_text(g.interval),
+                        duration_text(g.offset),
+                        duration_text(step),
+                    ),
+                    _ => format!(
+                        "GROUP BY time() under tz() is summed from local days: {n_fine} of them \
+                         over this range, at most {MAX_BUCKETS}; use a shorter range"
+                    ),
+                });
             }
-            p.fine()
+            // The last bucket may hold the range's end only in part.
+            buckets = n + 1;
+            fine
         }
         // One bucket for the whole range, summed from days (whole hours come from rollups).
         None => Every::Fixed(Duration::from_secs(86_400)),
     };
+    // Every row may be answered (fill(none) leaves out only the buckets no point falls in): the
+    // values are counted before any is computed.
+    let width = s.fields.len() + 1;
+    let most = buckets.saturating_mul(groups.len() as i128).saturating_mul(width as i128);
+    if most > *cells_left as i128 {
+        return Err(too_many_cells(ctx, usize::try_from(most).unwrap_or(usize::MAX), *cells_left));
+    }
     // How each property is averaged, from its unit.
     let unit_of = |property: &str| {
         groups.values().flatten().find_map(|d| meta.series(d, property)).map(|i| i.unit.clone())
@@ -1107,6 +1353,7 @@ async fn select_aggregate(
                     let mut acc: BTreeMap<Timestamp, Agg> = BTreeMap::new();
                     for d in devices {
                         let Some(info) = meta.series(d, &slot.property) else { continue };
+                        ctx.deadline.check()?;
                         let parts = summaries(ctx.store, info.id, range, every, avg).await?;
                         merge_into(
                             &mut acc,
@@ -1153,6 +1400,12 @@ async fn select_aggregate(
             }
             _ => with_data.into_iter().collect(),
         };
+        // Counted before: this only guards the estimate (local days of 23 hours).
+        let cells = times.len().saturating_mul(width);
+        if cells > *cells_left {
+            return Err(too_many_cells(ctx, cells, *cells_left));
+        }
+        *cells_left -= cells;
         // Columns of numbers, bucket by bucket.
         let mut columns: Vec<Vec<Option<f64>>> = Vec::new();
         for (f, slots_here) in s.fields.iter().zip(&column_slots) {
@@ -1160,8 +1413,14 @@ async fn select_aggregate(
                 .iter()
                 .map(|t| {
                     eval_number(&f.expr, &mut |call: &Expr| {
-                        let slot = slots_here.iter().find(|(c, _)| std::ptr::eq(*c, call))?;
-                        values.get(&slot.1)?.get(t).map(|v| v.0).filter(|v| v.is_finite())
+                        let (_, slot) = slots_here.iter().find(|(c, _)| std::ptr::eq(*c, call))?;
+                        match values.get(slot).and_then(|v| v.get(t)) {
+                            Some(v) => Some(v.0).filter(|v| v.is_finite()),
+                            // A bucket without points counts 0 of them: a fact, not a gap that
+                            // fill() would fill (InfluxDB answers the same).
+                            None if slot.func == Func::Count => Some(0.0),
+                            None => None,
+                        }
                     })
                 })
                 .collect();
@@ -1229,6 +1488,7 @@ async fn medians(
     let mut by_bucket: BTreeMap<Timestamp, Vec<f64>> = BTreeMap::new();
     for d in devices {
         let Some(info) = meta.series(d, property) else { continue };
+        ctx.deadline.check()?;
         let limit = usize::try_from(ctx.budget.max_points).unwrap_or(usize::MAX).saturating_add(1);
         for (t, v) in ctx.store.read_numbers(info.id, range.from, range.to, limit).await? {
             if v.is_finite() {
@@ -1289,17 +1549,14 @@ enum RawColumn {
     Tag(String),
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn select_raw(
     ctx: &Context<'_>,
     meta: &Meta,
-    s: &Select,
-    names: &[String],
-    kind: &str,
-    fields: &BTreeMap<String, ValueKind>,
-    groups: &Groups<'_>,
+    scope: &Scope<'_, '_>,
     bounds: Bounds,
+    cells_left: &mut usize,
 ) -> Result<Vec<Series>> {
+    let Scope { s, names, kind, fields, groups } = *scope;
     // The columns, `*` expanded to every field and tag, sorted by name as InfluxDB does.
     let mut columns: Vec<(String, RawColumn)> = Vec::new();
     let all_devices: Vec<&Device> = groups.values().flatten().copied().collect();
@@ -1354,66 +1611,39 @@ async fn select_raw(
         return Ok(Vec::new());
     }
     let range = TimeRange::new(Timestamp::from_nanos(from), Timestamp::from_nanos(to))?;
-    let ids: Vec<_> = all_devices
-        .iter()
-        .flat_map(|d| props.iter().filter_map(|p| meta.series(d, p)).map(|i| i.id))
-        .collect();
-    check_budget(ctx, &ids, range)?;
     let limit = s.limit.filter(|&l| l > 0);
     let need = limit
         .map(|l| usize::try_from(l.saturating_add(s.offset.unwrap_or(0))).unwrap_or(usize::MAX));
-    let too_many = || {
-        Err(Error::TooLarge(format!(
-            "this query returns more than {} points in one series: add LIMIT, narrow the time \
-             range, or aggregate with GROUP BY time()",
-            ctx.max_rows
-        )))
-    };
+    // The rows an output series is built from: those LIMIT and OFFSET reach, and never more than
+    // one past the cap (which refuses the statement).
+    let keep = need.unwrap_or(usize::MAX).min(ctx.max_rows.saturating_add(1));
+    let side = if s.descending && need.is_some() { Side::Newest } else { Side::Oldest };
+    let width = columns.len() + 1;
     let mut out = Vec::new();
     for (key, devices) in groups {
-        let rows = match (s.descending, need) {
-            // Ascending with a LIMIT, the first rows of each device are enough.
-            (false, Some(n)) => read_rows(ctx, meta, devices, &props, range, n).await?,
-            // Descending with a LIMIT: the last rows, from windows growing back from the end
-            // (the store reads oldest first).
-            (true, Some(n)) => {
-                let anchor = if to == i64::MAX { ctx.now.as_nanos().saturating_add(1) } else { to };
-                let mut w: i64 = 3_600_000_000_000;
-                loop {
-                    let lo =
-                        if w > i64::MAX / 16 { from } else { anchor.saturating_sub(w).max(from) };
-                    let window = TimeRange::new(Timestamp::from_nanos(lo.min(to - 1)), range.to)?;
-                    let rows = read_rows(
-                        ctx,
-                        meta,
-                        devices,
-                        &props,
-                        window,
-                        ctx.max_rows.saturating_add(1),
-                    )
-                    .await?;
-                    if rows.len() > ctx.max_rows {
-                        return too_many();
-                    }
-                    if rows.len() >= n || lo <= from {
-                        break rows;
-                    }
-                    w = w.saturating_mul(8);
-                }
-            }
-            (_, None) => {
-                let rows =
-                    read_rows(ctx, meta, devices, &props, range, ctx.max_rows.saturating_add(1))
-                        .await?;
-                if rows.len() > ctx.max_rows {
-                    return too_many();
-                }
-                rows
-            }
-        };
+        ctx.deadline.check()?;
+        let read = Read { props: &props, range, keep, side };
+        let rows = read_rows(ctx, meta, devices, &read).await?;
+        if rows.len() > ctx.max_rows {
+            return Err(Error::TooLarge(format!(
+                "this query reads more than {} points of one series (all the points in the range \
+                 without LIMIT, else LIMIT plus OFFSET): add or lower LIMIT, narrow the time \
+                 range, or aggregate with GROUP BY time()",
+                ctx.max_rows
+            )));
+        }
         if rows.is_empty() {
             continue;
         }
+        let answered = rows
+            .len()
+            .saturating_sub(usize::try_from(s.offset.unwrap_or(0)).unwrap_or(usize::MAX))
+            .min(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+        let cells = answered.saturating_mul(width);
+        if cells > *cells_left {
+            return Err(too_many_cells(ctx, cells, *cells_left));
+        }
+        *cells_left -= cells;
         let by_device: HashMap<&str, &Device> =
             devices.iter().map(|d| (d.id.as_str(), *d)).collect();
         let mut out_rows = Vec::with_capacity(rows.len());
@@ -1456,27 +1686,166 @@ async fn select_raw(
     Ok(out)
 }
 
-/// Raw points of some properties of some devices, as rows by (time, device): one value per
-/// property, at most `per_series` points read from each series.
+/// Which end of a range raw rows are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The oldest points (`ORDER BY time ASC`, or every point).
+    Oldest,
+    /// The newest (`ORDER BY time DESC` with `LIMIT`).
+    Newest,
+}
+
+/// What raw rows to read.
+struct Read<'p> {
+    /// The properties, one value each per row.
+    props: &'p [String],
+    range: TimeRange,
+    /// The most rows kept.
+    keep: usize,
+    side: Side,
+}
+
+/// Raw rows of the devices of an output series, by (time, device), one value per property:
+/// the `keep` oldest or newest. At most `keep` points are read from each series and at most
+/// `keep` rows are held; reading stops as soon as `keep` rows past the statement's cap are held.
 async fn read_rows<'d>(
     ctx: &Context<'_>,
     meta: &Meta,
     devices: &[&'d Device],
-    props: &[String],
-    range: TimeRange,
-    per_series: usize,
+    read: &Read<'_>,
 ) -> Result<BTreeMap<(Timestamp, &'d str), Vec<Option<Value>>>> {
+    let Read { props, range, keep, side } = *read;
     let mut rows: BTreeMap<(Timestamp, &'d str), Vec<Option<Value>>> = BTreeMap::new();
     for d in devices {
         for (pi, p) in props.iter().enumerate() {
             let Some(info) = meta.series(d, p) else { continue };
-            for (t, v) in ctx.store.read(info.id, range.from, range.to, per_series).await? {
+            ctx.deadline.check()?;
+            let points = match side {
+                Side::Oldest => {
+                    let n = ctx.store.raw_points_in(info.id, range.from, range.to);
+                    ctx.spend_raw(n.min(keep as u64))?;
+                    ctx.store.read(info.id, range.from, range.to, keep).await?
+                }
+                Side::Newest => read_newest(ctx, info.id, range, keep).await?,
+            };
+            for (t, v) in points {
                 rows.entry((t, d.id.as_str())).or_insert_with(|| vec![None; props.len()])[pi] =
                     Some(v);
+            }
+            // The rows kept are the oldest (newest) of all the series read so far: a row among
+            // them has its values from every series, which each gave its `keep` oldest (newest).
+            while rows.len() > keep {
+                match side {
+                    Side::Oldest => rows.pop_last(),
+                    Side::Newest => rows.pop_first(),
+                };
+            }
+            if rows.len() > ctx.max_rows {
+                return Ok(rows);
             }
         }
     }
     Ok(rows)
+}
+
+/// The newest `keep` points of a series in `range`, oldest first.
+///
+/// The store reads oldest first, so windows are read back from the end of the range, each page
+/// by page keeping only the newest points: first the narrowest window the index says holds the
+/// points wanted — exact, unless the index counts a whole block of which the window holds only a
+/// part — then, while points are missing, windows eight times as wide as the one before (at
+/// least a second), so that a block reaching far back costs a few windows, not one per
+/// nanosecond. What each window may hold is counted against the raw-point budget before it is
+/// read.
+async fn read_newest(
+    ctx: &Context<'_>,
+    id: agora_model::SeriesId,
+    range: TimeRange,
+    keep: usize,
+) -> Result<Vec<(Timestamp, Value)>> {
+    let from = range.from.as_nanos();
+    let mut hi = range.to.as_nanos();
+    // The least width of the next window.
+    let mut grow: i64 = 0;
+    // Newest window first.
+    let mut windows: Vec<VecDeque<(Timestamp, Value)>> = Vec::new();
+    let mut got = 0;
+    while got < keep && hi > from {
+        ctx.deadline.check()?;
+        let wanted = keep - got;
+        let narrowest = narrowest_window(ctx.store, id, from, hi, wanted as u64);
+        let lo = narrowest.min(hi.saturating_sub(grow)).max(from);
+        ctx.spend_raw(ctx.store.raw_points_in(
+            id,
+            Timestamp::from_nanos(lo),
+            Timestamp::from_nanos(hi),
+        ))?;
+        let newest = newest_in(ctx, id, lo, hi, wanted).await?;
+        got += newest.len();
+        windows.push(newest);
+        grow = hi.saturating_sub(lo).saturating_mul(8).max(1_000_000_000);
+        hi = lo;
+    }
+    Ok(windows.into_iter().rev().flatten().collect())
+}
+
+/// The latest start `lo` in `from..hi` of a window `lo..hi` the index says holds at least `n`
+/// points of the series (`from` when the whole range holds fewer).
+fn narrowest_window(
+    store: &dyn SeriesStore,
+    id: agora_model::SeriesId,
+    from: i64,
+    hi: i64,
+    n: u64,
+) -> i64 {
+    let count =
+        |lo: i64| store.raw_points_in(id, Timestamp::from_nanos(lo), Timestamp::from_nanos(hi));
+    if count(from) < n {
+        return from;
+    }
+    // count(a) >= n; the answer is in a..=b.
+    let (mut a, mut b) = (from, hi - 1);
+    while a < b {
+        let mid = (i128::from(a) + (i128::from(b) - i128::from(a) + 1) / 2) as i64;
+        if count(mid) >= n {
+            a = mid;
+        } else {
+            b = mid - 1;
+        }
+    }
+    a
+}
+
+/// The newest `keep` points of a series in `lo..hi`, read oldest first page by page.
+async fn newest_in(
+    ctx: &Context<'_>,
+    id: agora_model::SeriesId,
+    lo: i64,
+    hi: i64,
+    keep: usize,
+) -> Result<VecDeque<(Timestamp, Value)>> {
+    let page = keep.clamp(1_024, 65_536);
+    let mut out = VecDeque::new();
+    let mut start = lo;
+    loop {
+        ctx.deadline.check()?;
+        let points = ctx
+            .store
+            .read(id, Timestamp::from_nanos(start), Timestamp::from_nanos(hi), page)
+            .await?;
+        let full = points.len() == page;
+        let last = points.last().map(|p| p.0.as_nanos());
+        for p in points {
+            if out.len() == keep {
+                out.pop_front();
+            }
+            out.push_back(p);
+        }
+        match last {
+            Some(t) if full && t < hi - 1 => start = t + 1,
+            _ => return Ok(out),
+        }
+    }
 }
 
 /// Columns of `*` may repeat a name selected beside it: number the repeats.
@@ -1576,6 +1945,11 @@ mod tests {
             ("SELECT x FROM m WHERE time != 5", "compared with"),
             ("SELECT x FROM m WHERE time > 'yesterday'", "bad time"),
             ("SELECT x FROM m WHERE time > mean(x)", "bad time"),
+            (
+                "SELECT x FROM m WHERE time > now() - 106751d - 106751d",
+                "time now() - 106751d - 106751d out of range: times run from 1677-09-21 to \
+                 2262-04-11",
+            ),
         ] {
             let e = split_condition(condition(q).as_ref(), now).unwrap_err().to_string();
             assert!(e.contains(why), "{q}: {e}");
@@ -1589,7 +1963,7 @@ mod tests {
         let p = Plan::new(GroupTime { interval: 2 * min, offset: min }, None).unwrap();
         assert_eq!(p.floor(t0), t0.saturating_add_nanos(-min));
         assert_eq!(p.floor(t0.saturating_add_nanos(min)), t0.saturating_add_nanos(min));
-        assert_eq!(p.fine(), Every::Fixed(Duration::from_secs(60)));
+        assert_eq!(p.fine(), (min, Every::Fixed(Duration::from_secs(60))));
         // A negative offset is the same as interval minus it.
         let q = Plan::new(GroupTime { interval: 2 * min, offset: -min }, None).unwrap();
         assert_eq!(q.floor(t0), p.floor(t0));
@@ -1639,5 +2013,285 @@ mod tests {
             panic!()
         };
         assert_eq!(column_names(&s.fields), ["mean", "mean_1", "mean_2", "max_min", "raw", "x"]);
+    }
+    #[test]
+    fn each_regex_runs_once_per_distinct_tag_value() {
+        let device = |i: usize| Device {
+            id: agora_model::DeviceId::parse(&format!("aq-{i:03}")).unwrap(),
+            kind: agora_model::DeviceKind::parse("air_quality").unwrap(),
+            name: None,
+            site: Some(
+                agora_model::SiteId::parse(if i.is_multiple_of(2) { "centre" } else { "port" })
+                    .unwrap(),
+            ),
+            commune: None,
+            lat: None,
+            lon: None,
+            metadata: serde_json::Value::Null,
+            created_at: Timestamp::from_nanos(NOW),
+            last_seen: None,
+        };
+        let devices: Vec<Device> = (0..100).map(device).collect();
+        let cond =
+            condition(r#"SELECT x FROM m WHERE "site" =~ /^c/ AND "device" !~ /7$/"#).unwrap();
+        let mut memo = Matches::default();
+        let passed = devices.iter().filter(|d| eval_condition(&cond, d, &mut memo)).count();
+        // The even ids are in the centre, and none of them ends in 7.
+        assert_eq!(passed, 50);
+        // The site's regex ran for its two values; the device's for the 50 devices it was asked
+        // about (AND stops at the site for the others).
+        assert_eq!(memo.runs, 2 + 50);
+    }
+
+    mod over_a_store {
+        use std::sync::Arc;
+
+        use agora_model::{DeviceId, DeviceKind, MockClock, PropertyName, SeriesId};
+        use agora_store::{Engine, EngineConfig, SqliteCatalog};
+
+        use super::*;
+
+        const SEC: i64 = 1_000_000_000;
+
+        /// A catalog and a store in a temporary directory.
+        struct Fixture {
+            _dir: tempfile::TempDir,
+            catalog: SqliteCatalog,
+            store: Arc<Engine>,
+        }
+
+        async fn fixture() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let catalog = SqliteCatalog::open(dir.path()).await.unwrap();
+            let mut cfg = EngineConfig::new(dir.path().join("engine"));
+            cfg.fsync = false;
+            // Tests must not depend on how full the machine's disk is.
+            cfg.min_free_bytes = 0;
+            let store =
+                Arc::new(Engine::open(cfg, MockClock::new(Timestamp::from_nanos(NOW))).unwrap());
+            Fixture { _dir: dir, catalog, store }
+        }
+
+        /// What a request may use, in `Context::new`'s terms.
+        #[derive(Clone, Copy)]
+        struct Limits {
+            max_points: u64,
+            max_rows: usize,
+            max_cells: usize,
+            deadline: Duration,
+        }
+
+        const ROOMY: Limits = Limits {
+            max_points: 1_000_000,
+            max_rows: 100_000,
+            max_cells: 2_000_000,
+            deadline: Duration::from_secs(3600),
+        };
+
+        fn none(_: &str) -> Option<String> {
+            None
+        }
+
+        impl Fixture {
+            /// A device of `kind` with a `pm10` series, and its points (seconds before `NOW`,
+            /// value).
+            async fn device(&self, id: &str, kind: &str, points: &[(i64, f64)]) -> SeriesId {
+                let device = Device {
+                    id: DeviceId::parse(id).unwrap(),
+                    kind: DeviceKind::parse(kind).unwrap(),
+                    name: None,
+                    site: None,
+                    commune: None,
+                    lat: None,
+                    lon: None,
+                    metadata: serde_json::Value::Null,
+                    created_at: Timestamp::from_nanos(NOW),
+                    last_seen: None,
+                };
+                self.catalog.upsert_device(device.clone()).await.unwrap();
+                let pm10 = PropertyName::parse("pm10").unwrap();
+                let info = self
+                    .catalog
+                    .create_series(&device.id, &pm10, ValueKind::Float, "ug/m3", None)
+                    .await
+                    .unwrap();
+                let pts = points
+                    .iter()
+                    .map(|&(ago, v)| {
+                        (info.id, Timestamp::from_nanos(NOW - ago * SEC), Value::F64(v))
+                    })
+                    .collect();
+                self.store.write(pts).await.unwrap();
+                info.id
+            }
+
+            fn context(&self, l: Limits) -> Context<'_> {
+                Context::new(ContextArgs {
+                    catalog: &self.catalog,
+                    store: &self.store,
+                    now: Timestamp::from_nanos(NOW),
+                    budget: Budget { max_points: l.max_points },
+                    max_rows: l.max_rows,
+                    max_cells: l.max_cells,
+                    deadline: Deadline::after(l.deadline),
+                    canonical: &none,
+                })
+            }
+        }
+
+        async fn run(ctx: &Context<'_>, q: &str) -> Result<Vec<Series>> {
+            let stmt = parse(q).unwrap().statements.remove(0);
+            execute(ctx, &stmt).await.map(|a| a.series)
+        }
+
+        fn times(series: &Series) -> Vec<i64> {
+            series
+                .values
+                .iter()
+                .map(|r| match r[0] {
+                    Cell::Time(t) => (t.as_nanos() - NOW) / SEC,
+                    _ => panic!("{r:?}"),
+                })
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_deadline_already_past_answers_a_statement_error() {
+            let f = fixture().await;
+            f.device("aq-1", "air_quality", &[(60, 10.0)]).await;
+            let past = Limits { deadline: Duration::ZERO, ..ROOMY };
+            for q in [
+                r#"SELECT mean("pm10") FROM "air_quality" WHERE time > now() - 1h GROUP BY time(1m)"#,
+                r#"SELECT "pm10" FROM "air_quality""#,
+                "SHOW MEASUREMENTS",
+                "SHOW DATABASES",
+            ] {
+                let e = run(&f.context(past), q).await.unwrap_err().to_string();
+                assert!(e.starts_with("query took longer than 0 s: "), "{q}: {e}");
+            }
+            let ctx = f.context(ROOMY);
+            assert_eq!(run(&ctx, r#"SELECT "pm10" FROM "air_quality""#).await.unwrap().len(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_request_reads_the_catalog_once() {
+            let f = fixture().await;
+            f.device("aq-1", "air_quality", &[(60, 10.0)]).await;
+            let ctx = f.context(ROOMY);
+            let kinds = |s: Vec<Series>| -> Vec<Vec<Cell>> { s[0].values.clone() };
+            let air = vec![vec![Cell::Str("air_quality".into())]];
+            assert_eq!(kinds(run(&ctx, "SHOW MEASUREMENTS").await.unwrap()), air);
+            // A device added while the request runs: its later statements answer from the
+            // catalog as the first one found it.
+            f.device("n-1", "noise", &[(60, 50.0)]).await;
+            assert_eq!(kinds(run(&ctx, "SHOW MEASUREMENTS").await.unwrap()), air);
+            let both = kinds(run(&f.context(ROOMY), "SHOW MEASUREMENTS").await.unwrap());
+            assert_eq!(both.len(), 2);
+        }
+
+        #[tokio::test]
+        async fn budgets_are_shared_by_measurements_and_statements() {
+            let f = fixture().await;
+            f.device("aq-1", "air_quality", &[(10, 1.0), (20, 2.0), (30, 3.0)]).await;
+            f.device("wx-1", "weather", &[(10, 1.0), (20, 2.0)]).await;
+            let small = Limits { max_points: 4, ..ROOMY };
+            let median = |from: &str| {
+                format!(r#"SELECT median("pm10") FROM {from} WHERE time > now() - 1h"#)
+            };
+            // Three points and two: each alone is under 4, both together are not.
+            for from in [r#""air_quality""#, r#""weather""#] {
+                assert_eq!(run(&f.context(small), &median(from)).await.unwrap().len(), 1);
+            }
+            let e = run(&f.context(small), &median("/.*/")).await.unwrap_err().to_string();
+            assert!(e.contains("more than 4 raw points (all the statements of a request"), "{e}");
+            let ctx = f.context(small);
+            run(&ctx, &median(r#""air_quality""#)).await.unwrap();
+            let e = run(&ctx, &median(r#""weather""#)).await.unwrap_err().to_string();
+            assert!(e.contains("more than 4 raw points"), "{e}");
+            // Values answered: 3 rows of 2 values, then 2 of 2, under a cap of 8.
+            let few = Limits { max_cells: 8, ..ROOMY };
+            let raw = |from: &str| format!(r#"SELECT "pm10" FROM "{from}""#);
+            let ctx = f.context(few);
+            run(&ctx, &raw("air_quality")).await.unwrap();
+            let e = run(&ctx, &raw("weather")).await.unwrap_err().to_string();
+            assert!(
+                e.contains("more than 8 values in all") && e.contains("up to 4 with 2 left"),
+                "{e}"
+            );
+        }
+
+        #[tokio::test]
+        async fn raw_reads_stop_at_the_row_cap() {
+            let f = fixture().await;
+            // Twenty devices of ten points each; at most five rows a series.
+            let points: Vec<(i64, f64)> = (1..=10).map(|i| (i, i as f64)).collect();
+            for d in 0..20 {
+                f.device(&format!("b-{d:02}"), "big", &points).await;
+            }
+            let limits = Limits { max_rows: 5, ..ROOMY };
+            for q in [
+                r#"SELECT "pm10" FROM "big""#,
+                r#"SELECT "pm10" FROM "big" LIMIT 100000000"#,
+                r#"SELECT "pm10" FROM "big" ORDER BY time DESC LIMIT 100000000"#,
+                r#"SELECT "pm10" FROM "big" LIMIT 3 OFFSET 3"#,
+            ] {
+                let ctx = f.context(limits);
+                let e = run(&ctx, q).await.unwrap_err().to_string();
+                assert!(e.contains("more than 5 points of one series"), "{q}: {e}");
+                // The first series read gave six points (one past the cap), and reading
+                // stopped: not the 200 points in the range.
+                assert_eq!(ctx.raw_points.load(Ordering::Relaxed), 6, "{q}");
+            }
+            // Under the cap: three points read from each series, three rows answered.
+            let ctx = f.context(limits);
+            let s = run(&ctx, r#"SELECT "pm10" FROM "big" LIMIT 3"#).await.unwrap();
+            assert_eq!(times(&s[0]), [-10, -10, -10]);
+            assert_eq!(ctx.raw_points.load(Ordering::Relaxed), 20 * 3);
+            let s = run(&ctx, r#"SELECT "pm10" FROM "big" WHERE "device" = 'b-07' ORDER BY time DESC LIMIT 2 OFFSET 1"#)
+                .await
+                .unwrap();
+            assert_eq!(times(&s[0]), [-2, -3]);
+        }
+
+        #[tokio::test]
+        async fn order_by_time_desc_reads_the_newest_points_only() {
+            let f = fixture().await;
+            // Two hundred points a millisecond apart two hours ago (0 to 199), and one (-1) an
+            // hour ago; at most a hundred rows a series.
+            let id = f.device("aq-1", "air_quality", &[(3600, -1.0)]).await;
+            let t0 = NOW - 7200 * SEC;
+            let burst = (0..200)
+                .map(|i| (id, Timestamp::from_nanos(t0 + i * 1_000_000), Value::F64(i as f64)))
+                .collect();
+            f.store.write(burst).await.unwrap();
+            let limits = Limits { max_rows: 100, ..ROOMY };
+            let q = |cond: &str, n: usize| {
+                format!(
+                    r#"SELECT "pm10" FROM "air_quality" WHERE time > now() - 3h {cond} ORDER BY time DESC LIMIT {n}"#
+                )
+            };
+            let values =
+                |s: &Series| -> Vec<Cell> { s.values.iter().map(|r| r[1].clone()).collect() };
+            // The newest point: one read, whatever lies before it.
+            let ctx = f.context(limits);
+            let s = run(&ctx, &q("", 1)).await.unwrap();
+            assert_eq!(values(&s[0]), [Cell::Float(-1.0)]);
+            assert_eq!(ctx.raw_points.load(Ordering::Relaxed), 1);
+            // Before the lone point: the newest of the burst, although the burst holds more than
+            // the cap.
+            let ctx = f.context(limits);
+            let s = run(&ctx, &q("AND time < now() - 90m", 3)).await.unwrap();
+            assert_eq!(values(&s[0]), [Cell::Float(199.0), Cell::Float(198.0), Cell::Float(197.0)]);
+            assert_eq!(ctx.raw_points.load(Ordering::Relaxed), 3);
+            // The same once flushed. The index now counts whole chunks: that day's chunk holds
+            // the burst and the lone point (201), so the narrowest window it promises three
+            // points in is the nanosecond before the range's end, which holds none; the next
+            // window, a second wide, holds them. The chunk is counted for each window read.
+            f.store.flush().await.unwrap();
+            let ctx = f.context(limits);
+            let s = run(&ctx, &q("AND time < now() - 7200s + 150ms", 3)).await.unwrap();
+            assert_eq!(values(&s[0]), [Cell::Float(149.0), Cell::Float(148.0), Cell::Float(147.0)]);
+            assert_eq!(ctx.raw_points.load(Ordering::Relaxed), 2 * 201);
+        }
     }
 }

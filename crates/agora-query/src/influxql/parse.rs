@@ -21,6 +21,19 @@ const MAX_DEPTH: usize = 128;
 const MAX_OPERATORS: usize = 2_000;
 /// The most statements in one query.
 const MAX_STATEMENTS: usize = 100;
+/// The most expressions one `SELECT` selects: each is a column of every row answered.
+const MAX_FIELDS: usize = 64;
+/// The most tags one `GROUP BY` names (agora has three; InfluxDB answers `""` for the others).
+const MAX_GROUP_TAGS: usize = 32;
+/// The most measurements one `FROM` names.
+const MAX_SOURCES: usize = 64;
+/// The most keys of `WITH KEY IN (…)`.
+const MAX_IN_KEYS: usize = 64;
+/// The most arguments of a function call (InfluxQL's functions take at most a few).
+const MAX_CALL_ARGS: usize = 8;
+/// The most characters of regexes in one statement: each is matched against every device's
+/// tags, so their total size bounds the work of a condition.
+const MAX_REGEX_CHARS: usize = 8_192;
 
 /// Parse a query: statements separated by `;`.
 pub fn parse(q: &str) -> Result<Query> {
@@ -29,7 +42,7 @@ pub fn parse(q: &str) -> Result<Query> {
             "error parsing query: the query is longer than {MAX_QUERY} bytes"
         )));
     }
-    let mut p = Parser { src: q.chars().collect(), pos: 0, depth: 0, ops: 0 };
+    let mut p = Parser { src: q.chars().collect(), pos: 0, depth: 0, ops: 0, regex_chars: 0 };
     let mut statements = Vec::new();
     loop {
         if statements.len() == MAX_STATEMENTS {
@@ -37,6 +50,7 @@ pub fn parse(q: &str) -> Result<Query> {
             return Err(p.error(&t, &format!("EOF (at most {MAX_STATEMENTS} statements)")));
         }
         p.ops = 0;
+        p.regex_chars = 0;
         statements.push(p.statement()?);
         let t = p.next();
         match t.tok {
@@ -173,6 +187,8 @@ struct Parser {
     depth: usize,
     /// Binary operators so far in this statement.
     ops: usize,
+    /// Characters of regexes so far in this statement.
+    regex_chars: usize,
 }
 
 fn is_ident_start(c: char) -> bool {
@@ -198,29 +214,51 @@ fn unit_ns(u: &str) -> Option<i64> {
     })
 }
 
+/// Why a duration literal is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadDuration {
+    /// Not digits and units.
+    Syntax,
+    /// More nanoseconds than an `i64` holds (about 292 years).
+    OutOfRange,
+}
+
 /// A duration literal as InfluxQL writes it: `5m`, `1h30m`, `1700000000000ms`.
-fn parse_duration_literal(s: &str) -> Option<i64> {
+fn parse_duration_literal(s: &str) -> Result<i64, BadDuration> {
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut total: i64 = 0;
+    let mut overflow = false;
     while i < chars.len() {
         let start = i;
         while i < chars.len() && chars[i].is_ascii_digit() {
             i += 1;
         }
         if i == start {
-            return None;
+            return Err(BadDuration::Syntax);
         }
-        let n: i64 = chars[start..i].iter().collect::<String>().parse().ok()?;
+        let digits: String = chars[start..i].iter().collect();
         let ustart = i;
         while i < chars.len() && !chars[i].is_ascii_digit() {
             i += 1;
         }
         let unit: String = chars[ustart..i].iter().collect();
-        total = total.checked_add(n.checked_mul(unit_ns(&unit)?)?)?;
+        let ns = unit_ns(&unit).ok_or(BadDuration::Syntax)?;
+        // Every unit is checked before an overflow is reported: `99999999999999y` is a bad
+        // unit, not a long duration.
+        match digits.parse::<i64>().ok().and_then(|n| n.checked_mul(ns)) {
+            Some(v) => match total.checked_add(v) {
+                Some(t) => total = t,
+                None => overflow = true,
+            },
+            None => overflow = true,
+        }
     }
-    Some(total)
+    if overflow { Err(BadDuration::OutOfRange) } else { Ok(total) }
 }
+
+/// The longest duration there is, in whole days: `i64::MAX` nanoseconds.
+const MAX_DURATION_DAYS: i64 = i64::MAX / 86_400_000_000_000;
 
 impl Parser {
     fn at(&self, i: usize) -> Option<char> {
@@ -376,11 +414,18 @@ impl Parser {
             }
             let text: String = self.src[i..j].iter().collect();
             return match parse_duration_literal(&text) {
-                Some(ns) => (Tok::Duration(ns), j),
-                None => (
+                Ok(ns) => (Tok::Duration(ns), j),
+                Err(BadDuration::Syntax) => (
                     Tok::Bad(format!(
                         "invalid duration {text} (a whole number and ns, u, µ, ms, s, m, h, d or \
                          w: write 365d for a year)"
+                    )),
+                    j,
+                ),
+                Err(BadDuration::OutOfRange) => (
+                    Tok::Bad(format!(
+                        "duration {text} out of range (at most {MAX_DURATION_DAYS}d, about 292 \
+                         years)"
                     )),
                     j,
                 ),
@@ -436,6 +481,15 @@ impl Parser {
                  line {line}, char {col}"
             ))
         })?;
+        self.regex_chars += pattern.chars().count();
+        if self.regex_chars > MAX_REGEX_CHARS {
+            let (line, col) = self.line_char(start);
+            return Err(Error::Invalid(format!(
+                "error parsing query: regexes too long: at most {MAX_REGEX_CHARS} characters of \
+                 regexes in a statement (a list of values such as /^(a|b|c)$/ can often be a \
+                 shorter pattern) at line {line}, char {col}"
+            )));
+        }
         self.pos = j;
         Ok(re)
     }
@@ -696,6 +750,12 @@ impl Parser {
                 self.expect_op("(")?;
                 let mut keys = vec![key(self)?];
                 while self.eat_op(",") {
+                    if keys.len() == MAX_IN_KEYS {
+                        let t = self.peek();
+                        return Err(
+                            self.error(&t, &format!(") (at most {MAX_IN_KEYS} keys in IN)"))
+                        );
+                    }
                     keys.push(key(self)?);
                 }
                 self.expect_op(")")?;
@@ -707,7 +767,14 @@ impl Parser {
 
     fn sources(&mut self) -> Result<Vec<Source>> {
         let mut out = vec![self.source()?];
-        while self.eat_op(",") {
+        while self.is_op(",") {
+            if out.len() == MAX_SOURCES {
+                let t = self.peek();
+                return Err(
+                    self.error(&t, &format!("WHERE (at most {MAX_SOURCES} measurements in FROM)"))
+                );
+            }
+            self.next();
             out.push(self.source()?);
         }
         Ok(out)
@@ -752,7 +819,18 @@ impl Parser {
 
     fn select(&mut self) -> Result<Select> {
         let mut fields = vec![self.field()?];
-        while self.eat_op(",") {
+        while self.is_op(",") {
+            if fields.len() == MAX_FIELDS {
+                let t = self.peek();
+                return Err(self.error(
+                    &t,
+                    &format!(
+                        "FROM (at most {MAX_FIELDS} fields in a SELECT: each is a column of every \
+                         row)"
+                    ),
+                ));
+            }
+            self.next();
             fields.push(self.field()?);
         }
         if self.is_keyword("INTO") {
@@ -875,6 +953,10 @@ impl Parser {
             }
             select.group_time = Some(GroupTime { interval, offset });
             return Ok(());
+        }
+        if select.group_tags.len() == MAX_GROUP_TAGS {
+            return Err(self
+                .error(&t, &format!("no more tags (at most {MAX_GROUP_TAGS} tags in GROUP BY)")));
         }
         if self.eat_op("*") {
             select.group_tags.push(TagDimension::All);
@@ -1029,6 +1111,13 @@ impl Parser {
                             break;
                         }
                         self.expect_op(",")?;
+                        if args.len() == MAX_CALL_ARGS {
+                            let t = self.peek();
+                            return Err(self.error(
+                                &t,
+                                &format!(") (at most {MAX_CALL_ARGS} arguments to a function)"),
+                            ));
+                        }
                     }
                 }
                 Expr::Call { name: name.to_ascii_lowercase(), args }
@@ -1462,13 +1551,88 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_capped_and_the_caps_named() {
+        let fields = |n: usize| vec![r#"mean("pm10")"#; n].join(", ");
+        let q = |n: usize| format!("SELECT {} FROM m GROUP BY time(1h)", fields(n));
+        assert_eq!(select(&q(64)).fields.len(), 64);
+        let e = err(&q(1000));
+        assert!(e.contains("at most 64 fields in a SELECT"), "{e}");
+        let tags = |n: usize| (0..n).map(|i| format!("a{i}")).collect::<Vec<_>>().join(", ");
+        let q = |n: usize| format!("SELECT mean(x) FROM m GROUP BY time(1h), {}", tags(n));
+        assert_eq!(select(&q(32)).group_tags.len(), 32);
+        let e = err(&q(33));
+        assert!(
+            e.contains("found a32, expected no more tags (at most 32 tags in GROUP BY)"),
+            "{e}"
+        );
+        let keys = |n: usize| (0..n).map(|i| format!("\"k{i}\"")).collect::<Vec<_>>().join(", ");
+        assert!(parse(&format!("SHOW TAG VALUES WITH KEY IN ({})", keys(64))).is_ok());
+        let e = err(&format!("SHOW TAG VALUES WITH KEY IN ({})", keys(65)));
+        assert!(e.contains("at most 64 keys in IN"), "{e}");
+        let args = |n: usize| vec!["1"; n].join(", ");
+        assert!(parse(&format!("SELECT f({}) FROM m", args(8))).is_ok());
+        let e = err(&format!("SELECT f({}) FROM m", args(9)));
+        assert!(e.contains("at most 8 arguments to a function"), "{e}");
+        let sources = |n: usize| (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>().join(", ");
+        assert!(parse(&format!("SELECT x FROM {}", sources(64))).is_ok());
+        let e = err(&format!("SELECT x FROM {}", sources(65)));
+        assert!(e.contains("at most 64 measurements in FROM"), "{e}");
+        // Regexes: 8192 characters in a statement, counted again in the next one.
+        let re = |n: usize| format!("/^{}$/", "a".repeat(n - 2));
+        let cond = |n: usize, k: usize| vec![format!("d =~ {}", re(n)); k].join(" OR ");
+        let ok = format!("SELECT x FROM m WHERE {}", cond(4096, 2));
+        assert!(parse(&format!("{ok}; {ok}")).is_ok());
+        let e = err(&format!("SELECT x FROM m WHERE {} OR d =~ /x/", cond(4096, 2)));
+        assert!(e.contains("at most 8192 characters of regexes in a statement"), "{e}");
+        // The review's 240 patterns of 2047 characters, under the 2000-operator cap.
+        let e = err(&format!("SELECT x FROM m WHERE {}", cond(2047, 240)));
+        assert!(e.contains("at most 8192 characters of regexes"), "{e}");
+        // A duration past 292 years says so, rather than asking for another unit.
+        let e = err("SELECT x FROM m WHERE time > now() - 100000000d");
+        assert!(e.contains("found duration 100000000d out of range (at most 106751d"), "{e}");
+        assert!(!e.contains("365d"), "{e}");
+    }
+
+    #[test]
+    fn deep_queries_are_refused_on_a_small_stack() {
+        // The parser runs on a Tokio worker (2 MiB of stack), before a token is looked at only
+        // for CREATE DATABASE and under public reads: neither the query nor its regexes may
+        // recurse without bound.
+        let errors = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let regex = format!("SELECT x FROM /{}/", "(".repeat(4000));
+                let parens = format!(
+                    "SELECT x FROM m WHERE {}a = 'b'{}",
+                    "(".repeat(4000),
+                    ")".repeat(4000)
+                );
+                // (`--` would start a comment.)
+                let minus = format!("SELECT {}x FROM m", "- ".repeat(4000));
+                [err(&regex), err(&parens), err(&minus)]
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(errors[0].contains("groups nested more than 32 deep"), "{}", errors[0]);
+        assert!(errors[1].contains("too deeply nested"), "{}", errors[1]);
+        assert!(errors[2].contains("too deeply nested"), "{}", errors[2]);
+    }
+
+    #[test]
     fn durations() {
-        assert_eq!(parse_duration_literal("1700000000000ms"), Some(1_700_000_000_000 * MS));
-        assert_eq!(parse_duration_literal("1h30m"), Some(5_400_000 * MS));
-        assert_eq!(parse_duration_literal("10µ"), Some(10_000));
-        assert_eq!(parse_duration_literal("5ns"), Some(5));
-        assert_eq!(parse_duration_literal("1y"), None);
-        assert_eq!(parse_duration_literal("99999999999999w"), None);
+        assert_eq!(parse_duration_literal("1700000000000ms"), Ok(1_700_000_000_000 * MS));
+        assert_eq!(parse_duration_literal("1h30m"), Ok(5_400_000 * MS));
+        assert_eq!(parse_duration_literal("10µ"), Ok(10_000));
+        assert_eq!(parse_duration_literal("5ns"), Ok(5));
+        assert_eq!(parse_duration_literal("1y"), Err(BadDuration::Syntax));
+        assert_eq!(parse_duration_literal("99999999999999y"), Err(BadDuration::Syntax));
+        assert_eq!(parse_duration_literal("99999999999999w"), Err(BadDuration::OutOfRange));
+        assert_eq!(parse_duration_literal("99999999999999999999ns"), Err(BadDuration::OutOfRange));
+        assert_eq!(parse_duration_literal("106751d"), Ok(106_751 * 86_400_000 * MS));
+        assert_eq!(parse_duration_literal("106752d"), Err(BadDuration::OutOfRange));
+        assert_eq!(parse_duration_literal("106751d23h"), Ok((106_751 * 24 + 23) * 3_600_000 * MS));
+        assert_eq!(parse_duration_literal("106751d24h"), Err(BadDuration::OutOfRange));
     }
 
     mod never_panics {

@@ -15,7 +15,11 @@ use std::fmt;
 
 /// The longest pattern accepted, in characters: enough for any template-variable list, and a
 /// bound on the program's size.
-const MAX_PATTERN: usize = 4096;
+pub(super) const MAX_PATTERN: usize = 4096;
+/// The deepest nesting of groups accepted. Parsing, compiling and dropping a pattern recurse once
+/// per level: `((((…))))` four thousand deep would overflow a thread's stack, and no regex a
+/// dashboard writes nests more than a few groups.
+const MAX_NESTING: usize = 32;
 
 /// A compiled regular expression; it matches anywhere in a text unless anchored with `^`/`$`.
 #[derive(Clone)]
@@ -42,7 +46,7 @@ impl Regex {
         if pattern.chars().count() > MAX_PATTERN {
             return Err(format!("longer than {MAX_PATTERN} characters"));
         }
-        let mut p = PatternParser { chars: pattern.chars().collect(), i: 0 };
+        let mut p = PatternParser { chars: pattern.chars().collect(), i: 0, depth: 0 };
         let mut ci = false;
         let node = p.alternation(&mut ci)?;
         if p.i < p.chars.len() {
@@ -230,6 +234,8 @@ enum Node {
 struct PatternParser {
     chars: Vec<char>,
     i: usize,
+    /// Groups open at `i`.
+    depth: usize,
 }
 
 impl PatternParser {
@@ -295,6 +301,10 @@ impl PatternParser {
         let Some(c) = self.bump() else { return Ok(Some(Node::Empty)) };
         Ok(Some(match c {
             '(' => {
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(format!("groups nested more than {MAX_NESTING} deep"));
+                }
                 let mut inner_ci = *ci;
                 if self.peek() == Some('?') {
                     self.i += 1;
@@ -303,6 +313,7 @@ impl PatternParser {
                         match self.bump() {
                             Some('i') => flags_on = true,
                             Some(')') if flags_on => {
+                                self.depth -= 1;
                                 *ci = true;
                                 return Ok(None);
                             }
@@ -327,6 +338,7 @@ impl PatternParser {
                 if self.bump() != Some(')') {
                     return Err("missing )".into());
                 }
+                self.depth -= 1;
                 node
             }
             '[' => Node::Class(self.class(*ci)?),
@@ -530,6 +542,32 @@ mod tests {
         let text = "a".repeat(5000);
         assert!(!m("^(a|a)*(a*)*b$", &text));
         assert!(m("(a*)*", &text));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        // On a thread with a small stack (2 MiB, a Tokio worker's), as a query reaches it.
+        let refused = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let open = Regex::new(&"(".repeat(4000)).unwrap_err();
+                let nested = format!("{}x{}", "(".repeat(2000), ")".repeat(2000));
+                let closed = Regex::new(&nested).unwrap_err();
+                let flags = Regex::new(&"(?:".repeat(1000)).unwrap_err();
+                [open, closed, flags]
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for e in refused {
+            assert_eq!(e, "groups nested more than 32 deep");
+        }
+        let deepest = format!("^{}x{}$", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(m(&deepest, "x"));
+        // Flag groups close themselves: many of them in a row are not nested.
+        assert!(m(&format!("{}x", "(?i)".repeat(100)), "X"));
+        let deeper = format!("{}x{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
+        assert!(Regex::new(&deeper).unwrap_err().contains("32"));
     }
 
     proptest::proptest! {

@@ -205,26 +205,40 @@ async fn fill_none_previous_linear_and_a_number() {
             (at(5), Some(60.0)),
         ],
     );
-    // A count's empty buckets are gaps too: null, not 0.
-    let c = rows(
+    // A count's empty bucket counts 0 points, as InfluxDB answers: a fact, not a gap, so fill()
+    // leaves it alone; fill(none) still leaves the bucket out.
+    let count = |fill: &str| {
+        format!(
+            r#"SELECT count("pm10") FROM "air_quality" WHERE {} GROUP BY time(1m){fill}"#,
+            minutes(0, 5)
+        )
+    };
+    let counted = vec![
+        json!([at(0), 3]),
+        json!([at(1), 1]),
+        json!([at(2), 0]),
+        json!([at(3), 0]),
+        json!([at(4), 1]),
+        json!([at(5), 1]),
+    ];
+    for fill in ["", " fill(null)", " fill(previous)", " fill(linear)", " fill(-1)"] {
+        assert_eq!(rows(&app, &count(fill)).await, counted, "{fill}");
+    }
+    assert_eq!(
+        rows(&app, &count(" fill(none)")).await,
+        vec![json!([at(0), 3]), json!([at(1), 1]), json!([at(4), 1]), json!([at(5), 1])]
+    );
+    // Beside another function, a bucket answered for the other's points counts 0 of its own
+    // (aq-1 measured no2 only at minute 0).
+    let r = rows(
         &app,
         &format!(
-            r#"SELECT count("pm10") FROM "air_quality" WHERE {} GROUP BY time(1m)"#,
+            r#"SELECT count("no2"), max("pm10") FROM "air_quality" WHERE "device" = 'aq-1' AND {} GROUP BY time(1m) fill(none)"#,
             minutes(0, 5)
         ),
     )
     .await;
-    assert_eq!(
-        c,
-        vec![
-            json!([at(0), 3]),
-            json!([at(1), 1]),
-            json!([at(2), null]),
-            json!([at(3), null]),
-            json!([at(4), 1]),
-            json!([at(5), 1]),
-        ]
-    );
+    assert_eq!(r, vec![json!([at(0), 1, 20.0]), json!([at(1), 0, 30.0]), json!([at(4), 0, 50.0])]);
 }
 
 #[tokio::test]
@@ -593,6 +607,15 @@ async fn request_errors_are_400_with_a_top_level_error() {
     let (status, b) = get(&app, "SELECT mean(pm10) FROM air_quality WHERE $timeFilter", None).await;
     assert_eq!(status, 400);
     assert!(b["error"].as_str().unwrap().contains("found $timeFilter"), "{b}");
+    // A duration past what a time can hold says so.
+    let (status, b) =
+        get(&app, "SELECT mean(pm10) FROM air_quality WHERE time > now() - 100000000d", None).await;
+    assert_eq!(status, 400);
+    let e = b["error"].as_str().unwrap();
+    assert!(
+        e.contains("found duration 100000000d out of range (at most 106751d, about 292 years)"),
+        "{e}"
+    );
     let (status, b) = get(&app, "DROP DATABASE agora", None).await;
     assert_eq!(status, 400);
     assert!(b["error"].as_str().unwrap().contains("found DROP"), "{b}");
@@ -714,4 +737,289 @@ async fn the_raw_point_budget_refuses_a_statement_not_the_request() {
     );
     // (10 + 20 + 30 + 50 + 40 + 60 + 7) / 7.
     assert_rows(&rows(&app, &q).await, &[(at(0), Some(31.0))]);
+}
+
+/// POST /query with `q` in a form body (as Grafana's POST mode sends it: queries too long for
+/// a URL fit), `epoch=ms`; the status and the body.
+async fn post(app: &TestApp, q: &str) -> (u16, Value) {
+    let r = app
+        .post("/query?db=agora&epoch=ms")
+        .header("Authorization", format!("Token {ADMIN}"))
+        .form(&[("q", q)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// The start of a long query, for messages.
+fn head(q: &str) -> &str {
+    &q[..q.len().min(200)]
+}
+
+/// The error of the only statement of a query expected to fail alone (HTTP 200).
+async fn statement_error(app: &TestApp, q: &str) -> String {
+    let (status, body) = post(app, q).await;
+    let e = body["results"][0]["error"].as_str();
+    assert!(status == 200 && e.is_some(), "{}: {status} {body}", head(q));
+    e.unwrap_or_default().to_owned()
+}
+
+/// A request-level error: the status and the message.
+async fn request_error(app: &TestApp, q: &str) -> (u16, String) {
+    let (status, body) = post(app, q).await;
+    let e = body["error"].as_str().unwrap_or_else(|| panic!("{}: {body}", head(q)));
+    (status, e.to_owned())
+}
+
+/// `n` selected means of pm10.
+fn means(n: usize) -> String {
+    vec![r#"mean("pm10")"#; n].join(", ")
+}
+
+/// From `days` days before `T` to minute 10 after it, both included.
+fn days_before(days: i64) -> String {
+    format!("time >= {}ms and time <= {}ms", T_MS - days * 86_400_000, at(10))
+}
+
+#[tokio::test]
+async fn wide_queries_are_refused_before_they_allocate() {
+    let app = city().await;
+    // The review's query: a thousand columns, each a value in every hour of eleven years.
+    let q = format!(
+        r#"SELECT {} FROM "air_quality" WHERE time >= now() - 4166d GROUP BY time(1h) fill(0)"#,
+        means(1000)
+    );
+    let (status, e) = request_error(&app, &q).await;
+    assert_eq!(status, 400);
+    assert!(e.contains("at most 64 fields in a SELECT"), "{e}");
+    // 64 columns parse, but 99,985 hours of 65 values are over the cap of two million values,
+    // counted before any is computed.
+    let q = format!(
+        r#"SELECT {} FROM "air_quality" WHERE {} GROUP BY time(1h) fill(0)"#,
+        means(64),
+        days_before(4166)
+    );
+    let e = statement_error(&app, &q).await;
+    assert!(e.contains("more than 2000000 values in all"), "{e}");
+    assert!(e.contains("would answer up to 6499025 with 2000000 left"), "{e}");
+    // Other lists are capped in the parser too.
+    let tags: Vec<String> = (0..33).map(|i| format!("a{i}")).collect();
+    let q = format!(
+        r#"SELECT mean("pm10") FROM "air_quality" WHERE {} GROUP BY time(1m), {}"#,
+        minutes(0, 5),
+        tags.join(", ")
+    );
+    let (status, e) = request_error(&app, &q).await;
+    assert_eq!(status, 400);
+    assert!(e.contains("at most 32 tags in GROUP BY"), "{e}");
+    let keys: Vec<String> = (0..65).map(|i| format!("\"k{i}\"")).collect();
+    let (status, e) =
+        request_error(&app, &format!("SHOW TAG VALUES WITH KEY IN ({})", keys.join(", "))).await;
+    assert_eq!(status, 400);
+    assert!(e.contains("at most 64 keys in IN"), "{e}");
+    // The review's 240 regexes of 2047 characters, under the cap on operators.
+    let re = format!("/^{}$/", "a".repeat(2045));
+    let alternatives = vec![format!("\"device\" =~ {re}"); 240];
+    let q = format!(
+        r#"SELECT mean("pm10") FROM "air_quality" WHERE ({}) AND {}"#,
+        alternatives.join(" OR "),
+        minutes(0, 5)
+    );
+    let (status, e) = request_error(&app, &q).await;
+    assert_eq!(status, 400);
+    assert!(e.contains("at most 8192 characters of regexes in a statement"), "{e}");
+}
+
+#[tokio::test]
+async fn statements_share_one_cap_on_values() {
+    let app = city().await;
+    // 20,000 minutes of a time and a mean: 40,000 values.
+    let long = format!(
+        r#"SELECT mean("pm10") FROM "air_quality" WHERE time >= {T_MS}ms AND time < {}ms GROUP BY time(1m) fill(0)"#,
+        at(20_000)
+    );
+    // 39,000 minutes of 51 values: up to 1,989,051 values, of which fill(none) answers 255.
+    let wide = format!(
+        r#"SELECT {} FROM "air_quality" WHERE time >= {T_MS}ms AND time < {}ms GROUP BY time(1m) fill(none)"#,
+        means(50),
+        at(39_000)
+    );
+    // Alone, or twenty times over, the wide statement is answered: what it answers counts.
+    let (status, b) = post(&app, &vec![wide.as_str(); 20].join(";")).await;
+    assert_eq!(status, 200);
+    let results = b["results"].as_array().unwrap();
+    assert_eq!(results.len(), 20);
+    for r in results {
+        assert!(r.get("error").is_none(), "{r}");
+        assert_eq!(r["series"][0]["values"].as_array().unwrap().len(), 5);
+    }
+    // After the long one, what the wide one may answer is more than what is left: it fails,
+    // naming the cap, and the 98 statements after it are not executed.
+    let mut q = vec![long.as_str()];
+    q.extend(vec![wide.as_str(); 99]);
+    let (status, b) = post(&app, &q.join(";")).await;
+    assert_eq!(status, 200);
+    let results = b["results"].as_array().unwrap();
+    assert_eq!(results[0]["series"][0]["values"].as_array().unwrap().len(), 20_000);
+    let e = results[1]["error"].as_str().unwrap();
+    assert!(
+        e.contains("more than 2000000 values in all (times included, all the statements of a request together; this statement would answer up to 1989051 with 1960000 left)"),
+        "{e}"
+    );
+    assert!(results[2..].iter().all(|r| r["error"] == "not executed"));
+    assert_eq!(results.len(), 100);
+}
+
+#[tokio::test]
+async fn fill_none_is_counted_as_every_bucket() {
+    let app = city().await;
+    // Every hour of 4166 days for each of three devices: 99,985 × 3 rows of a time and ten
+    // values, which fill(none) could not shorten in a city that measures every hour.
+    let q = format!(
+        r#"SELECT {} FROM "air_quality" WHERE {} GROUP BY time(1h), "device" fill(none)"#,
+        means(10),
+        days_before(4166)
+    );
+    let e = statement_error(&app, &q).await;
+    assert!(e.contains("more than 2000000 values in all"), "{e}");
+    assert!(e.contains("would answer up to 3299505"), "{e}");
+    // One value a row is under the cap: the buckets with points are answered.
+    let q = format!(
+        r#"SELECT mean("pm10") FROM "air_quality" WHERE {} GROUP BY time(1h), "device" fill(none)"#,
+        days_before(4166)
+    );
+    let s = series(&app, &q).await;
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[0]["values"], json!([[T_MS, 27.5]]));
+    assert_eq!(s[2]["values"], json!([[T_MS, 7.0]]));
+}
+
+#[tokio::test]
+async fn queries_are_parsed_only_for_those_who_may_send_them() {
+    let app = city().await;
+    let read = app.token("read", None).await;
+    let ingest = app.token("ingest", None).await;
+    // The review's query: a regex of 4000 nested groups.
+    let deep = format!("SELECT x FROM /{}/", "(".repeat(4000));
+    let send = |q: &str, token: Option<&str>| {
+        let mut r = app.get("/query").query(&[("q", q)]);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Without a token, or with one that may not read, it is not parsed.
+    let (status, b) = send(&deep, None).await;
+    assert_eq!(status, 401, "{b}");
+    let (status, b) = send(&deep, Some(&ingest)).await;
+    assert_eq!(status, 403, "{b}");
+    // A reader's is parsed, and refused by name.
+    let (status, b) = send(&deep, Some(&read)).await;
+    assert_eq!(status, 400);
+    assert!(b["error"].as_str().unwrap().contains("groups nested more than 32 deep"), "{b}");
+    // A query that begins with CREATE reaches the parser with any live token; it must then hold
+    // CREATE DATABASE only.
+    let (status, _) = send("CREATE DATABASE \"telegraf\"", Some(&ingest)).await;
+    assert_eq!(status, 200);
+    let (status, b) = send("CREATE DATABASE \"telegraf\"; SHOW DATABASES", Some(&ingest)).await;
+    assert_eq!(status, 403, "{b}");
+    assert!(b["error"].as_str().unwrap().starts_with("error authorizing query"), "{b}");
+    let (status, b) = send(&format!("CREATE DATABASE x; {deep}"), Some(&ingest)).await;
+    assert_eq!(status, 400, "{b}");
+    let (status, _) = send("CREATE DATABASE \"telegraf\"", None).await;
+    assert_eq!(status, 401);
+    // The server is still up.
+    let (status, b) = send("SHOW DATABASES", Some(ADMIN)).await;
+    assert_eq!((status, &b["results"][0]["series"][0]["values"]), (200, &json!([["agora"]])));
+    // With public reads, anyone's query is parsed: refused the same way.
+    let open = TestApp::spawn_with(|c| c.auth.public_read = true).await;
+    let r = open.get("/query").query(&[("q", deep.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"].as_str().unwrap().contains("groups nested more than 32 deep"), "{b}");
+    let r = open.get("/query?q=SHOW+DATABASES").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_raw_point_budget_is_shared_by_measurements_and_statements() {
+    let app = city_with(|c| c.limits.max_query_points = 8).await;
+    // Two points of pm10 at the weather station too.
+    let lines = [
+        format!("weather,device=wx-1 pm10=1 {}", T + 60),
+        format!("weather,device=wx-1 pm10=3 {}", T + 120),
+    ];
+    let r = app
+        .post(&format!("/write?db=telegraf&precision=s&p={ADMIN}"))
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let median =
+        |from: &str| format!(r#"SELECT median("pm10") FROM {from} WHERE {}"#, minutes(0, 10));
+    // Seven points of air quality and two of weather: each alone within 8, not together.
+    assert_eq!(rows(&app, &median(r#""air_quality""#)).await, vec![json!([T_MS, 30.0])]);
+    assert_eq!(rows(&app, &median(r#""weather""#)).await, vec![json!([T_MS, 2.0])]);
+    let e = statement_error(&app, &median("/.*/")).await;
+    assert!(e.contains("more than 8 raw points (all the statements of a request together)"), "{e}");
+    let q = format!("{};{}", median(r#""air_quality""#), median(r#""weather""#));
+    let (_, b) = get(&app, &q, Some("ms")).await;
+    assert_eq!(b["results"][0]["series"][0]["values"], json!([[T_MS, 30.0]]));
+    let e = b["results"][1]["error"].as_str().unwrap();
+    assert!(e.contains("more than 8 raw points"), "{e}");
+    // An offset of 1ns would have the store sum buckets of a nanosecond: refused by name.
+    let e = statement_error(
+        &app,
+        &format!(
+            r#"SELECT mean("pm10") FROM "air_quality" WHERE {} GROUP BY time(1h, 1ns)"#,
+            minutes(0, 10)
+        ),
+    )
+    .await;
+    assert!(e.contains("GROUP BY time(1h, 1ns) is summed from buckets of 1ns"), "{e}");
+    assert!(e.contains("at most 100000"), "{e}");
+}
+
+#[tokio::test]
+async fn raw_selects_read_no_more_than_the_row_cap() {
+    let app = city().await;
+    // 100,001 points a millisecond apart, one more than the 100,000 rows a series may have; the
+    // i-th is 10 + i / 1000 (a steady rise, which no quality check flags).
+    let n = 100_001;
+    let body: Vec<String> =
+        (0..n).map(|i| format!("big,device=b-1 pm10={} {}", 10 + i / 1000, T_MS + i)).collect();
+    let r = app
+        .post(&format!("/write?db=telegraf&precision=ms&p={ADMIN}"))
+        .body(body.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    // The range ends hours after the points, as a dashboard's does.
+    let range = format!("time >= {T_MS}ms and time <= {}ms", at(180));
+    let q = |rest: &str| format!(r#"SELECT "pm10" FROM "big" WHERE {range} {rest}"#);
+    // The newest points: read from the end, never refused for what lies before them.
+    assert_eq!(
+        rows(&app, &q("ORDER BY time DESC LIMIT 1")).await,
+        vec![json!([T_MS + n - 1, 110.0])]
+    );
+    assert_eq!(
+        rows(&app, &q("ORDER BY time DESC LIMIT 2 OFFSET 1")).await,
+        vec![json!([T_MS + n - 2, 109.0]), json!([T_MS + n - 3, 109.0])]
+    );
+    assert_eq!(rows(&app, &q("LIMIT 2")).await, vec![json!([T_MS, 10.0]), json!([T_MS + 1, 10.0])]);
+    // Every point, or a LIMIT past the cap: refused naming it, after reading one point past it.
+    for rest in
+        ["", "LIMIT 100000000", "ORDER BY time DESC LIMIT 100000000", "LIMIT 10 OFFSET 99995"]
+    {
+        let e = statement_error(&app, &q(rest)).await;
+        assert!(e.contains("more than 100000 points of one series"), "{rest}: {e}");
+    }
 }
