@@ -609,6 +609,102 @@ pub(crate) async fn heat(
     Ok(Json(HeatAnswer { area: name, thresholds: th, days }).into_response())
 }
 
+/// Query of `/api/v1/indicators/air-statistics`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct YearParams {
+    /// The calendar year (default: this year, to date).
+    #[param(minimum = 1970, maximum = 2200)]
+    year: Option<i32>,
+}
+
+/// A year's regulatory and WHO statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatisticsAnswer {
+    /// The device, place or commune.
+    area: String,
+    /// The year.
+    year: i32,
+    /// First instant included (1 January, Europe/Paris).
+    from: Timestamp,
+    /// First instant excluded (the next 1 January, or now for the year to date).
+    to: Timestamp,
+    /// Each sensor and pollutant measured in the year.
+    sensors: Vec<agora_query::regulatory::SensorYear>,
+}
+
+/// Air quality of a year against the EU limits and the WHO guidelines
+///
+/// For each sensor of a device, place or commune and each pollutant it measures: the annual mean
+/// against the EU limit value and the WHO 2021 guideline, days whose daily mean exceeds a
+/// threshold (PM10 above 50 µg/m³: 35 days allowed), hours above hourly thresholds (NO2 200: 18
+/// hours; SO2 350: 24 hours; O3 information 180 and alert 240), days whose highest 8-hour ozone
+/// mean exceeds 120 (EU target: 25 days) or 100 (WHO), and alert episodes; with the share of the
+/// year each figure rests on (less than 75 % is flagged).
+#[utoipa::path(get, path = "/api/v1/indicators/air-statistics", tag = "indicators", security((), ("bearer" = [])),
+    params(AreaParams, YearParams),
+    responses(
+        (status = 200, description = "The year's figures", content(
+            (StatisticsAnswer = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn air_statistics(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(area): Query<AreaParams>,
+    Query(y): Query<YearParams>,
+) -> ApiResult<Response> {
+    Audience::of(&s, &h)?;
+    let csv = area.csv()?;
+    let (a, name) = area.area(&s)?;
+    let tz = chrono_tz::Europe::Paris;
+    let now = s.clock.now();
+    let this_year = chrono::Datelike::year(&now.to_datetime().with_timezone(&tz));
+    let year = y.year.unwrap_or(this_year);
+    if !(1970..=this_year).contains(&year) {
+        return Err(ApiError::BadRequest(format!("year is 1970 to {this_year}, not {year}")));
+    }
+    let jan1 = |y: i32| {
+        NaiveDate::from_ymd_opt(y, 1, 1)
+            .ok_or_else(|| ApiError::BadRequest(format!("year {y} is out of range")))
+            .and_then(|d| at_local(d, 0, tz))
+    };
+    let from = jan1(year)?;
+    let to = jan1(year + 1)?.min(now);
+    let range = TimeRange::new(from, to)?;
+    let sensors =
+        agora_query::regulatory::year(s.catalog.as_ref(), s.store.as_ref(), &a, range, tz).await?;
+    if csv {
+        let mut out = String::from(
+            "device,pollutant,statistic,threshold,value,allowed,exceeded,source,hours,of,coverage_ok\n",
+        );
+        for y in &sensors {
+            for st in &y.statistics {
+                out.push_str(&format!(
+                    "{},{},{},{},{:.2},{},{},\"{}\",{},{},{}\n",
+                    y.device,
+                    y.pollutant.property(),
+                    st.name,
+                    st.threshold,
+                    st.value,
+                    st.allowed.map_or(String::new(), |a| a.to_string()),
+                    st.exceeded,
+                    st.source,
+                    y.hours,
+                    y.of,
+                    y.coverage_ok,
+                ));
+            }
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(StatisticsAnswer { area: name, year, from, to, sensors }).into_response())
+}
+
 /// Most cells of one map.
 const MAX_CELLS: usize = 40_000;
 
@@ -801,5 +897,5 @@ fn csv_response(body: String) -> Response {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(eaqi, atmo, noise, noise_ranking, heat, heat_map))]
+#[openapi(paths(eaqi, atmo, air_statistics, noise, noise_ranking, heat, heat_map))]
 pub(crate) struct Doc;

@@ -158,6 +158,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/public/map", get(views::public_map))
         .route("/api/v1/indicators/eaqi", get(indicators::eaqi))
         .route("/api/v1/indicators/atmo", get(indicators::atmo))
+        .route("/api/v1/indicators/air-statistics", get(indicators::air_statistics))
         .route("/api/v1/indicators/noise", get(indicators::noise))
         .route("/api/v1/indicators/heat", get(indicators::heat))
         .route("/api/v1/indicators/heat-map", get(indicators::heat_map))

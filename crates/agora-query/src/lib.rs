@@ -18,6 +18,7 @@ pub mod group;
 pub mod heat;
 pub mod influxql;
 pub mod noise;
+pub mod regulatory;
 pub mod summary;
 pub mod time;
 

@@ -450,3 +450,96 @@ async fn a_heat_island_map_cross_validates_like_pykrige() {
     let r = app.get("/api/v1/indicators/heat-map?site=hotel-de-ville").send().await.unwrap();
     assert_eq!(r.status(), 400, "no sensor there");
 }
+
+#[tokio::test]
+async fn a_synthetic_year_gives_the_regulatory_counts_it_was_built_with() {
+    use chrono::{Datelike, Timelike};
+    let app = TestApp::spawn().await;
+    let tz = chrono_tz::Europe::Paris;
+    let start = 1_735_686_000i64; // 2025-01-01T00:00 in Paris
+    let (mut pm10, mut no2) = (Vec::new(), Vec::new());
+    let mut lines = Vec::new();
+    for i in 0..8760i64 {
+        let t = start + i * 3600;
+        let local = chrono::DateTime::from_timestamp(t, 0).unwrap().with_timezone(&tz);
+        let (doy, hour) = (local.ordinal0() as i64, local.hour() as i64);
+        let wobble = (i % 3) as f64 * 0.5 - 0.5; // never the same reading twice in a row
+        // PM10: 60 every tenth day, else 30; days 100–109 not measured.
+        if !(100..=109).contains(&doy) {
+            let v = if doy % 10 == 0 { 60.0 } else { 30.0 } + wobble;
+            pm10.push(v);
+            lines.push(format!("air_quality,device=aq-y,site=hotel-de-ville pm10={v} {t}"));
+        }
+        // O3: 130 from 10 to 18 h on days 180–189, 190 from 13 to 16 h on day 185, else 80.
+        let o3 = if doy == 185 && (13..=15).contains(&hour) {
+            190.0
+        } else if (180..=189).contains(&doy) && (10..=17).contains(&hour) {
+            130.0
+        } else {
+            80.0
+        } + wobble;
+        lines.push(format!("air_quality,device=aq-y,site=hotel-de-ville o3={o3} {t}"));
+        // NO2: January to March only, 250 for five hours of day 5.
+        if doy < 90 {
+            let v = if doy == 5 && (10..=14).contains(&hour) { 250.0 } else { 45.0 } + wobble;
+            no2.push(v);
+            lines.push(format!("air_quality,device=aq-y,site=hotel-de-ville no2={v} {t}"));
+        }
+    }
+    for chunk in lines.chunks(5000) {
+        app.write(&chunk.join("\n")).await;
+    }
+    let r = app.get_json("/api/v1/indicators/air-statistics?site=hotel-de-ville&year=2025").await;
+    let sensors = r["sensors"].as_array().unwrap();
+    let find = |p: &str, name: &str, threshold: f64, source_has: &str| -> Value {
+        let s = sensors.iter().find(|s| s["pollutant"] == p).unwrap_or_else(|| panic!("{p}: {r}"));
+        s["statistics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| {
+                x["name"] == name
+                    && x["threshold"] == threshold
+                    && x["source"].as_str().unwrap().contains(source_has)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("{p} {name} {threshold}: {s}"))
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // PM10: 37 tenth days, one of them (day 100) not measured: 36 days above 50 (35 allowed).
+    let d = find("pm10", "days_daily_mean_above", 50.0, "2008/50");
+    assert_eq!(
+        (d["value"].as_f64(), d["allowed"].as_u64(), d["exceeded"].as_bool()),
+        (Some(36.0), Some(35), Some(true))
+    );
+    let m = find("pm10", "annual_mean", 40.0, "2008/50");
+    assert!((m["value"].as_f64().unwrap() - mean(&pm10)).abs() < 1e-9);
+    assert_eq!(m["exceeded"], false);
+    assert_eq!(find("pm10", "annual_mean", 15.0, "WHO")["exceeded"], true);
+    // O3: ten days whose best 8 hours average 130; three hours at 190.
+    assert_eq!(find("o3", "days_max_8h_mean_above", 120.0, "2008/50")["value"], 10.0);
+    assert_eq!(find("o3", "days_max_8h_mean_above", 120.0, "2008/50")["exceeded"], false);
+    assert_eq!(find("o3", "hours_above", 180.0, "arrêté")["value"], 3.0);
+    assert_eq!(find("o3", "hours_above", 240.0, "arrêté")["value"], 0.0);
+    // NO2: five hours above 200 (18 allowed), measured a quarter of the year: flagged.
+    assert_eq!(find("no2", "hours_above", 200.0, "2008/50")["value"], 5.0);
+    let no2_sensor = sensors.iter().find(|s| s["pollutant"] == "no2").unwrap();
+    assert_eq!(no2_sensor["coverage_ok"], false);
+    assert_eq!(
+        (no2_sensor["hours"].as_u64(), no2_sensor["of"].as_u64()),
+        (Some(no2.len() as u64), Some(8760))
+    );
+    assert!(
+        (find("no2", "annual_mean", 40.0, "2008/50")["value"].as_f64().unwrap() - mean(&no2)).abs()
+            < 1e-9
+    );
+    let pm_sensor = sensors.iter().find(|s| s["pollutant"] == "pm10").unwrap();
+    assert_eq!(pm_sensor["coverage_ok"], true);
+    // A future year is refused, named.
+    let r = app
+        .get("/api/v1/indicators/air-statistics?site=hotel-de-ville&year=2999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
