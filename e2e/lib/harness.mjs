@@ -27,7 +27,8 @@ export async function startAgora() {
   if (!bin) throw new Error('set AGORA_BIN to the agora binary');
   const data = mkdtempSync(join(tmpdir(), 'agora-e2e-'));
   const port = await freePort();
-  const child = spawn(bin, ['demo', '--days', process.env.E2E_DAYS ?? '1', '--data', data, '--http', `127.0.0.1:${port}`], {
+  // The tests make their own alert rules: the demo's built-in ones are left off.
+  const child = spawn(bin, ['demo', '--days', process.env.E2E_DAYS ?? '1', '--no-alert-templates', '--data', data, '--http', `127.0.0.1:${port}`], {
     env: { ...process.env, AGORA_ADMIN_TOKEN: ADMIN, AGORA_MQTT_LISTEN: 'off', RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -34,6 +34,10 @@ async function audit(path, plant) {
   if (!path.startsWith('/login') && !path.startsWith('/alerts')) {
     await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
   }
+  // The indicators of a place or commune arrive after the rest: audit them too.
+  if (path.startsWith('/places/') || path.startsWith('/communes/')) {
+    await page.waitForSelector('body[data-env-ready="1"]', { timeout: 30_000 });
+  }
   if (plant) await page.evaluate(plant);
   await page.evaluate(AXE);
   const result = await page.evaluate(() => axe.run(document, {
@@ -44,7 +48,7 @@ async function audit(path, plant) {
   assert.ok(result.passes.length > 10, `${path}: axe ran ${result.passes.length} passing rules`);
 }
 
-for (const path of ['/', '/places/la-rotonde', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet',
+for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet',
   '/supervision/devices/noise-hdv-01', '/explorer', '/alerts', '/login?lang=en']) {
   test(`${path} passes the WCAG 2.1 AA rules of axe-core`, () => audit(path));
 }
@@ -61,14 +65,18 @@ test('the audit does catch violations (a planted unlabelled field and faint text
 test('pages fit a phone screen without sideways scrolling', async () => {
   const phone = await b.context.browser().newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
   const p = await phone.newPage();
-  for (const path of ['/', '/places/la-rotonde', '/kiosk/la-rotonde']) {
+  for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde']) {
     await p.goto(`${agora.base}${path}`);
     await p.waitForSelector('body[data-ready="1"]');
+    if (path.startsWith('/places/') || path.startsWith('/communes/')) {
+      await p.waitForSelector('body[data-env-ready="1"]', { timeout: 30_000 });
+    }
     const over = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(over <= 0, `${path} is ${over} px too wide`);
-    // Nothing sticks out of the screen either (the map's own panes excepted).
+    // Nothing sticks out of the screen either (the map's own panes excepted, and wide tables,
+    // which scroll sideways inside their own keyboard-reachable region).
     const cut = await p.evaluate(() => [...document.querySelectorAll('body *')]
-      .filter((e) => !e.closest('.leaflet-container') && e.getClientRects().length)
+      .filter((e) => !e.closest('.leaflet-container') && !e.parentElement?.closest('.table-wrap') && e.getClientRects().length)
       .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
       .map((e) => e.id || e.className || e.tagName));
     assert.deepEqual(cut, [], `${path}: cut off on a phone`);

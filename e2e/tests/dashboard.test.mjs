@@ -205,7 +205,17 @@ test('a place page and the English version', async () => {
   assert.equal(await page.getAttribute('html', 'lang'), 'en');
   assert.match(await page.locator('#now').textContent(), /Air quality/);
   await page.locator('#charts figure.chart').first().waitFor({ timeout: 15_000 });
+  // The official indices, computed by the server and labelled as such, and the year's figures.
+  await page.waitForSelector('body[data-env-ready="1"]', { timeout: 30_000 });
+  const env = await page.locator('#environment').textContent();
+  assert.match(env, /ATMO index of the day/);
+  assert.match(env, /EU limit values and WHO guidelines/);
   await shot(page, '09-place-en');
+  // A commune's page, in French: its indices and its noisiest places.
+  await page.goto(`${agora.base}/communes/13001?lang=fr`);
+  await page.waitForSelector('body[data-env-ready="1"]', { timeout: 30_000 });
+  assert.match(await page.locator('#environment').textContent(), /Indice ATMO du jour/);
+  await shot(page, '11-commune-environment');
   await page.goto(`${agora.base}/?lang=fr`);
 });
 

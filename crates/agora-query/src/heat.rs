@@ -22,6 +22,11 @@ use crate::air::{Area, MIN_DAY_COVERAGE};
 use crate::summary::{Averaging, summaries};
 use crate::{Every, Result, TimeRange};
 
+/// The heat index is given from this temperature (80 °F), °C.
+pub const HEAT_INDEX_FROM_C: f64 = 26.666_666_666_666_668;
+/// The humidex is given from this temperature, °C.
+pub const HUMIDEX_FROM_C: f64 = 20.0;
+
 /// One day's heat indicators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -35,9 +40,10 @@ pub struct HeatIndicators {
     pub t_max: Option<f64>,
     /// Hours with a temperature.
     pub hours: u32,
-    /// Highest hourly heat index, °C (hours with both temperature and humidity).
+    /// Highest hourly heat index, °C (hours of 26.7 °C or more with a humidity); absent on a day
+    /// without such an hour.
     pub heat_index_max: Option<f64>,
-    /// Highest hourly humidex.
+    /// Highest hourly humidex (hours of 20 °C or more with a humidity).
     pub humidex_max: Option<f64>,
     /// Running means, canicule and tropical night.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -105,10 +111,16 @@ pub async fn heat_daily(
         acc.temps.push(temp);
         if let Some(h) = humidity.get(t) {
             let rh = (h.sum / h.count as f64).clamp(0.0, 100.0);
-            if let Ok(hi) = heat_index_c(temp, rh) {
+            // Each index where it means something: the heat index from 80 °F (26.7 °C), where the
+            // NWS applies it; the humidex from 20 °C, where Environment Canada reports it.
+            if temp >= HEAT_INDEX_FROM_C
+                && let Ok(hi) = heat_index_c(temp, rh)
+            {
                 acc.heat_index = Some(acc.heat_index.map_or(hi, |m: f64| m.max(hi)));
             }
-            if let Ok(hx) = humidex_rh(temp, rh) {
+            if temp >= HUMIDEX_FROM_C
+                && let Ok(hx) = humidex_rh(temp, rh)
+            {
                 acc.humidex = Some(acc.humidex.map_or(hx, |m: f64| m.max(hx)));
             }
         }

@@ -53,6 +53,7 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::public_map))
         .route("/places/{site}", get(pages::place))
+        .route("/communes/{insee}", get(pages::commune))
         .route("/kiosk/{site}", get(pages::kiosk))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))

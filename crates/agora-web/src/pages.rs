@@ -405,20 +405,58 @@ pub(crate) async fn place(
     let body = format!(
         "<article class=\"place\"><p class=\"crumbs\"><a href=\"/\">{back}</a></p><h1>{name}</h1>\
 <section aria-labelledby=\"now-title\"><h2 id=\"now-title\">{now}</h2><div id=\"now\" class=\"cards\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"env-title\"><h2 id=\"env-title\">{env}</h2><div id=\"environment\" aria-live=\"polite\"></div></section>\
 <section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2><div id=\"charts\" class=\"charts\"></div></section>\
 <p class=\"data-links\"><a href=\"/kiosk/{id}\">{kiosk}</a> · <span id=\"downloads\"></span></p></article>",
         back = t("place.back"),
         name = esc(&place.name),
         now = t("place.now"),
         charts = t("place.charts"),
+        env = t("env.title"),
         kiosk = t("place.kiosk"),
         id = esc(place.id.as_str()),
     );
     let page = Page::new("place", place.name.clone(), body)
         .script("place")
         .charts()
-        .data(json!({"site": place.id, "site_name": place.name}));
+        .data(json!({"site": place.id, "site_name": place.name, "today": today_in_paris(&s)}));
     let path = format!("/places/{site}");
+    render(lang, set, &cfg, &viewer(&s, &h), &path, page)
+}
+
+/// Today's date in Europe/Paris (the indicators' days).
+fn today_in_paris(s: &AppState) -> String {
+    s.clock.now().to_datetime().with_timezone(&chrono_tz::Europe::Paris).date_naive().to_string()
+}
+
+/// A commune's environment for citizens: its official indices, heat, noise and noisiest places,
+/// and the year against the EU limits and WHO guidelines.
+pub(crate) async fn commune(
+    State(s): State<AppState>,
+    Extension(cfg): Cfg,
+    Path(insee): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if !s.config.public_map {
+        return (StatusCode::NOT_FOUND, lang.t("public.off").to_owned()).into_response();
+    }
+    let Some(c) = s.catalog.communes().into_iter().find(|c| c.insee.as_str() == insee) else {
+        return (StatusCode::NOT_FOUND, lang.t("env.unknown_commune").to_owned()).into_response();
+    };
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"place\"><p class=\"crumbs\"><a href=\"/\">{back}</a></p><h1>{name}</h1>\
+<section aria-labelledby=\"env-title\"><h2 id=\"env-title\">{env}</h2><div id=\"environment\" aria-live=\"polite\"></div></section></article>",
+        back = t("place.back"),
+        name = esc(&c.name),
+        env = t("env.title"),
+    );
+    let page = Page::new("commune", c.name.clone(), body)
+        .script("environment")
+        .data(json!({"commune": c.insee, "commune_name": c.name, "today": today_in_paris(&s)}));
+    let path = format!("/communes/{insee}");
     render(lang, set, &cfg, &viewer(&s, &h), &path, page)
 }
 

@@ -702,6 +702,22 @@ impl Demo {
     }
 }
 
+/// Enable every built-in alert template that is not a rule yet, so that the demo city's faults
+/// and episodes raise alerts as soon as it runs; returns how many were enabled.
+pub async fn enable_alert_templates(state: &AppState) -> anyhow::Result<usize> {
+    let Some(alerts) = &state.alerts else { return Ok(0) };
+    let mut enabled = 0;
+    for t in alerts.templates() {
+        if alerts.rule(&t.id).is_some() {
+            continue;
+        }
+        let rule = alerts.from_template(&t.id, serde_json::json!({}))?;
+        alerts.put_rule(rule).await?;
+        enabled += 1;
+    }
+    Ok(enabled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

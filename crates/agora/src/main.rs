@@ -41,6 +41,10 @@ enum Command {
         /// Backfill only; do not keep streaming live data.
         #[arg(long)]
         no_live: bool,
+        /// Do not enable the built-in alert templates (an empty alert list, for tests that make
+        /// their own rules).
+        #[arg(long)]
+        no_alert_templates: bool,
     },
     /// Measure ingest, compression, query latency and memory over loopback.
     Bench(agora::bench::BenchArgs),
@@ -158,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             until_signal().await;
             server.shutdown().await
         }
-        Command::Demo { common, days, no_live } => {
+        Command::Demo { common, days, no_live, no_alert_templates } => {
             let mut opts = common.options()?;
             // The demo must start even where another MQTT broker already holds port 1883.
             opts.config.mqtt.broker.required = std::env::var_os("AGORA_MQTT_LISTEN").is_some();
@@ -183,6 +187,10 @@ async fn main() -> anyhow::Result<()> {
             );
             if no_live {
                 return server.shutdown().await;
+            }
+            if !no_alert_templates {
+                let enabled = agora::demo::enable_alert_templates(&server.state).await?;
+                say!("{enabled} alert rules enabled from the built-in templates (see /alerts)");
             }
             let live = tokio::spawn(async move { demo.stream_live(state).await });
             until_signal().await;

@@ -2,7 +2,27 @@
 // drawn as a band (so peaks stay visible) around the mean line. Every chart has a text
 // alternative: a summary in its caption and, on demand, the table of its values.
 
-import { t, esc, num, unit, propName, api, downloadCsv, when } from './common.js';
+import { settings, t, esc, num, unit, propName, api, downloadCsv, when } from './common.js';
+
+// Times in the page's language, on the 24-hour clock, in Paris time ("sam. 28/11", "18:00"):
+// uPlot's own formats are English.
+const locale = settings.lang === 'en' ? 'en-GB' : 'fr-FR';
+const fmt = (o) => new Intl.DateTimeFormat(locale, { timeZone: 'Europe/Paris', hourCycle: 'h23', ...o });
+const DAY = fmt({ weekday: 'short', day: '2-digit', month: '2-digit' });
+const HOUR = fmt({ hour: '2-digit', minute: '2-digit' });
+const FULL = fmt({ weekday: 'short', day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit' });
+
+/** The time axis: days when ticks are a day or more apart, else hours (days at midnight). */
+const TIME_AXIS = {
+  values: (_, splits, _axis, _space, incr) => splits.map((v) => {
+    const d = new Date(v * 1000);
+    if (incr >= 86_400) return DAY.format(d);
+    return HOUR.format(d) === '00:00' ? DAY.format(d) : HOUR.format(d);
+  }),
+};
+
+/** The time series of the legend. */
+const TIME_SERIES = { label: t('chart.time'), value: (_, v) => (v === null || v === undefined ? '—' : FULL.format(new Date(v * 1000))) };
 
 const BAND_COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 
@@ -45,13 +65,13 @@ export function drawBand(el, d, { title, colour = BAND_COLOURS[0] } = {}) {
   const plot = new uPlot({
     ...sizeOf(plotEl),
     series: [
-      {},
+      TIME_SERIES,
       { label: t('chart.min'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
       { label: t('chart.max'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
       { label: t('chart.mean'), stroke: colour, width: 2, points: { show: false }, value: (_, v) => num(v) },
     ],
     bands: [{ series: [2, 1], fill }],
-    axes: [{}, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
+    axes: [TIME_AXIS, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
   }, [d.t, d.min, d.max, d.mean], plotEl);
   follow(plotEl, plot);
   const details = el.querySelector('details');
@@ -97,11 +117,11 @@ export function drawMany(el, series, { u, property }) {
   plotEl.setAttribute('aria-label', series.map((s) => s.label).join(', '));
   const plot = new uPlot({
     ...sizeOf(plotEl),
-    series: [{}, ...series.map((s, i) => ({
+    series: [TIME_SERIES, ...series.map((s, i) => ({
       label: s.label, stroke: BAND_COLOURS[i % BAND_COLOURS.length], width: 2,
       points: { show: false }, spanGaps: false, value: (_, v) => `${num(v)} ${unit(u, property)}`,
     }))],
-    axes: [{}, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
+    axes: [TIME_AXIS, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
   }, [times, ...cols], plotEl);
   follow(plotEl, plot);
   return { times, cols };

@@ -52,3 +52,7 @@ live({ site }, {
   },
 });
 document.body.dataset.ready = '1';
+
+// The official indices, noise, heat and the year's figures of the place, loaded after the rest
+// (the module waits for its figures).
+import('./environment.js');

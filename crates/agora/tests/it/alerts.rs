@@ -1023,3 +1023,19 @@ async fn an_rpc_action_calls_the_device_and_logs_its_answer() {
         .unwrap();
     problem(r, 422, "invalid_rule").await;
 }
+
+#[tokio::test]
+async fn the_demo_enables_every_built_in_template_once() {
+    let app = TestApp::spawn().await;
+    let state = &app.server.as_ref().unwrap().state;
+    let templates =
+        app.get_json("/api/v1/rules/templates").await["templates"].as_array().unwrap().len();
+    assert!(templates >= 10);
+    assert_eq!(agora::demo::enable_alert_templates(state).await.unwrap(), templates);
+    let rules = app.get_json("/api/v1/rules").await;
+    let enabled =
+        rules["rules"].as_array().unwrap().iter().filter(|r| r["enabled"] == true).count();
+    assert_eq!(enabled, templates);
+    // Run again (a restarted demo): nothing added, nothing changed.
+    assert_eq!(agora::demo::enable_alert_templates(state).await.unwrap(), 0);
+}
