@@ -170,7 +170,10 @@ pub async fn atmo_daily(
 ) -> Result<Vec<DayIndex>> {
     let devices = area.devices(catalog)?;
     let by_pollutant = hourly(catalog, store, &devices, range).await?;
-    let day_of = |t: Timestamp| t.to_datetime().with_timezone(&tz).date_naive();
+    let local_days = crate::days::LocalDays::new(range, tz, 0);
+    let day_of = |t: Timestamp| {
+        local_days.of(t).map_or_else(|| t.to_datetime().with_timezone(&tz).date_naive(), |d| d.1)
+    };
     // Per day, pollutant and device: hours measured, highest hourly mean, sum and count.
     #[derive(Default)]
     struct Day {
@@ -196,14 +199,12 @@ pub async fn atmo_daily(
             }
         }
     }
-    let every = Every::LocalDays { days: 1, tz };
     let mut out = Vec::with_capacity(days.len());
     for (day, pollutants) in days {
-        let start = every.floor(
-            Timestamp::from_datetime(&day.and_hms_opt(12, 0, 0).expect("noon exists").and_utc())
-                .ok_or_else(|| Error::Invalid(format!("day {day} is out of range")))?,
-        );
-        let of = ((every.end(start).as_nanos() - start.as_nanos()) / 3_600_000_000_000) as u32;
+        let of = local_days
+            .start_of(day)
+            .and_then(|s| local_days.of(s))
+            .map_or(24, |(i, _)| local_days.hours(i));
         let mut values = Vec::new();
         let mut coverage = Vec::new();
         for (p, devices) in pollutants {

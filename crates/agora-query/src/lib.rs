@@ -12,6 +12,7 @@
 
 pub mod air;
 pub mod buckets;
+pub mod days;
 mod error;
 pub mod fleet;
 pub mod group;

@@ -113,30 +113,28 @@ pub async fn noise_days(
     let devices = area.devices(catalog)?;
     let laeq = series_of(catalog, &devices, LAEQ);
     let lamax = series_of(catalog, &devices, LAMAX);
-    let hour = Every::Fixed(Duration::from_secs(3600));
     let local = |t: Timestamp| t.to_datetime().with_timezone(&opts.tz);
-    // The day a moment belongs to: the date of the day period it follows.
-    let day_of = |t: Timestamp| {
-        let l = local(t);
-        let date = l.date_naive();
-        if l.hour() < u32::from(opts.periods.day) { date.pred_opt().unwrap_or(date) } else { date }
-    };
-    // Hourly LAeq (energy, points pooled over the area's devices), and the raw levels by day.
-    let mut hours: BTreeMap<Timestamp, agora_store::Agg> = BTreeMap::new();
+    // The day a moment belongs to: the date of the day period it follows (days computed once).
+    let days = crate::days::LocalDays::new(range, opts.tz, u32::from(opts.periods.day));
+    let day_of = |t: Timestamp| days.of(t).map_or_else(|| local(t).date_naive(), |d| d.1);
+    // One pass over the raw levels: hourly energy sums (points pooled over the area's devices)
+    // and the levels of each day, for the percentiles.
+    let hour_ns = 3_600_000_000_000i64;
+    let mut hours: BTreeMap<i64, (f64, u64)> = BTreeMap::new();
     let mut levels: BTreeMap<NaiveDate, Vec<f64>> = BTreeMap::new();
     for s in &laeq {
-        let parts = summaries(store, *s, range, hour, Averaging::Energy).await?;
-        crate::summary::merge_into(&mut hours, parts);
         for (t, v) in raw(store, *s, range).await? {
+            let h = hours.entry(t.as_nanos().div_euclid(hour_ns) * hour_ns).or_default();
+            h.0 += 10f64.powf(v / 10.0);
+            h.1 += 1;
             levels.entry(day_of(t)).or_default().push(v);
         }
     }
     let mut by_day: BTreeMap<NaiveDate, Vec<(u8, f64)>> = BTreeMap::new();
-    for (t, a) in &hours {
-        if a.count > 0 {
-            let level = Averaging::Energy.value(a, agora_store::AggFn::Mean);
-            by_day.entry(day_of(*t)).or_default().push((local(*t).hour() as u8, level));
-        }
+    for (t, (energy, n)) in &hours {
+        let t = Timestamp::from_nanos(*t);
+        let level = 10.0 * (energy / *n as f64).log10();
+        by_day.entry(day_of(t)).or_default().push((local(t).hour() as u8, level));
     }
     let mut events: BTreeMap<NaiveDate, u32> = BTreeMap::new();
     let measured_peaks = !lamax.is_empty();

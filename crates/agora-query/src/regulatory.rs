@@ -22,6 +22,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::air::Area;
+use crate::days::LocalDays;
 use crate::summary::{Averaging, summaries};
 use crate::{Every, Result, TimeRange};
 
@@ -72,43 +73,58 @@ const FR: &str = "arrêté of 7 April 2016 (information and alert thresholds)";
 /// Hourly means of one series: local hour start → value.
 type Hours = BTreeMap<Timestamp, f64>;
 
-fn daily_means(hours: &Hours, tz: Tz) -> BTreeMap<NaiveDate, f64> {
-    let mut days: BTreeMap<NaiveDate, (f64, u32)> = BTreeMap::new();
+fn daily_means(hours: &Hours, days: &LocalDays) -> BTreeMap<NaiveDate, f64> {
+    let mut out: BTreeMap<NaiveDate, (f64, u32)> = BTreeMap::new();
     for (t, v) in hours {
-        let d = days.entry(t.to_datetime().with_timezone(&tz).date_naive()).or_default();
-        d.0 += v;
-        d.1 += 1;
+        if let Some((_, d)) = days.of(*t) {
+            let e = out.entry(d).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
     }
-    days.into_iter()
+    out.into_iter()
         .filter(|(_, (_, n))| *n >= 18)
         .map(|(d, (s, n))| (d, s / f64::from(n)))
         .collect()
 }
 
-/// Each day's highest 8-hour running mean (days with 18 valid 8-hour means).
-fn daily_max_8h(hours: &Hours, tz: Tz) -> BTreeMap<NaiveDate, f64> {
-    let Some((&first, _)) = hours.iter().next() else { return BTreeMap::new() };
-    let Some((&last, _)) = hours.iter().next_back() else { return BTreeMap::new() };
+/// Each day's highest 8-hour running mean (days with 18 valid 8-hour means): the hours laid out
+/// densely, each window's sum and count kept as it slides.
+fn daily_max_8h(hours: &Hours, days: &LocalDays) -> BTreeMap<NaiveDate, f64> {
     let hour_ns = 3_600_000_000_000i64;
-    let mut days: BTreeMap<NaiveDate, (f64, u32)> = BTreeMap::new();
-    let mut end = first.as_nanos();
-    while end <= last.as_nanos() + 7 * hour_ns {
-        let window: Vec<f64> = (0..8)
-            .filter_map(|k| hours.get(&Timestamp::from_nanos(end - k * hour_ns)).copied())
-            .collect();
-        if window.len() >= 6 {
-            let mean = window.iter().sum::<f64>() / window.len() as f64;
-            // An 8-hour mean belongs to the day it ends in (it ends at the end of its last hour).
-            let ends = Timestamp::from_nanos(end + hour_ns - 1);
-            let d = days
-                .entry(ends.to_datetime().with_timezone(&tz).date_naive())
-                .or_insert((f64::MIN, 0));
-            d.0 = d.0.max(mean);
-            d.1 += 1;
-        }
-        end += hour_ns;
+    let (Some((&first, _)), Some((&last, _))) = (hours.iter().next(), hours.iter().next_back())
+    else {
+        return BTreeMap::new();
+    };
+    let n = ((last.as_nanos() - first.as_nanos()) / hour_ns) as usize + 1;
+    let mut dense: Vec<Option<f64>> = vec![None; n + 7];
+    for (t, v) in hours {
+        dense[((t.as_nanos() - first.as_nanos()) / hour_ns) as usize] = Some(*v);
     }
-    days.into_iter().filter(|(_, (_, n))| *n >= 18).map(|(d, (m, _))| (d, m)).collect()
+    let mut out: BTreeMap<NaiveDate, (f64, u32)> = BTreeMap::new();
+    let (mut sum, mut count) = (0.0, 0u32);
+    for end in 0..dense.len() {
+        if let Some(v) = dense[end] {
+            sum += v;
+            count += 1;
+        }
+        if end >= 8
+            && let Some(v) = dense[end - 8]
+        {
+            sum -= v;
+            count -= 1;
+        }
+        if count >= 6 {
+            // An 8-hour mean belongs to the day it ends in (the end of its last hour).
+            let ends = Timestamp::from_nanos(first.as_nanos() + (end as i64 + 1) * hour_ns - 1);
+            if let Some((_, d)) = days.of(ends) {
+                let e = out.entry(d).or_insert((f64::MIN, 0));
+                e.0 = e.0.max(sum / f64::from(count));
+                e.1 += 1;
+            }
+        }
+    }
+    out.into_iter().filter(|(_, (_, n))| *n >= 18).map(|(d, (m, _))| (d, m)).collect()
 }
 
 /// Hours above `threshold`, and episodes of at least 3 consecutive such hours.
@@ -146,10 +162,10 @@ fn stat(
 }
 
 /// The figures of one sensor's year for one pollutant.
-fn statistics(p: Pollutant, hours: &Hours, tz: Tz) -> Vec<Statistic> {
+fn statistics(p: Pollutant, hours: &Hours, local: &LocalDays) -> Vec<Statistic> {
     let mut out = Vec::new();
     let mean = (!hours.is_empty()).then(|| hours.values().sum::<f64>() / hours.len() as f64);
-    let days = daily_means(hours, tz);
+    let days = daily_means(hours, local);
     let days_above = |t: f64| days.values().filter(|v| **v > t).count() as f64;
     let count = |t: f64| hours_above(hours, t);
     match p {
@@ -185,7 +201,7 @@ fn statistics(p: Pollutant, hours: &Hours, tz: Tz) -> Vec<Statistic> {
             ));
         }
         Pollutant::O3 => {
-            let max8 = daily_max_8h(hours, tz);
+            let max8 = daily_max_8h(hours, local);
             let above = |t: f64| max8.values().filter(|v| **v > t).count() as f64;
             out.push(stat("days_max_8h_mean_above", 120.0, above(120.0), Some(25), EU));
             out.push(stat("days_max_8h_mean_above", 100.0, above(100.0), Some(4), WHO));
@@ -217,6 +233,7 @@ pub async fn year(
 ) -> Result<Vec<SensorYear>> {
     let devices = area.devices(catalog)?;
     let of = (range.span().as_secs() / 3600) as u32;
+    let local = LocalDays::new(range, tz, 0);
     let mut out = Vec::new();
     for d in &devices {
         let keys: Vec<(&str, &str)> =
@@ -246,7 +263,7 @@ pub async fn year(
                 hours: n,
                 of,
                 coverage_ok: f64::from(n) >= MIN_COVERAGE * f64::from(of),
-                statistics: statistics(p, &hours, tz),
+                statistics: statistics(p, &hours, &local),
             });
         }
     }
@@ -278,11 +295,12 @@ mod tests {
         // Day 1 all 24 hours at 100, except 10–17 h at 130: the highest 8-hour mean is 130.
         let mut hours: Hours =
             (0..24).map(|i| (h(i), if (10..18).contains(&i) { 130.0 } else { 100.0 })).collect();
-        let d = daily_max_8h(&hours, tz);
+        let days = LocalDays::new(TimeRange::new(h(-48), h(72)).unwrap(), tz, 0);
+        let d = daily_max_8h(&hours, &days);
         let jan1 = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
         assert_eq!(d.get(&jan1), Some(&130.0));
         // With a third of the hours missing, too few 8-hour means are valid: no maximum that day.
         hours.retain(|t, _| (t.as_nanos() / 3_600_000_000_000) % 3 != 0);
-        assert_eq!(daily_max_8h(&hours, tz).get(&jan1), None);
+        assert_eq!(daily_max_8h(&hours, &days).get(&jan1), None);
     }
 }
