@@ -28,10 +28,9 @@ impl LocalDays {
         let mut d = first;
         while d <= last {
             let local = d.and_hms_opt(hour.min(23), 0, 0).expect("a valid hour");
-            let at = tz
-                .from_local_datetime(&local)
-                .earliest()
-                .or_else(|| tz.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest());
+            let at = tz.from_local_datetime(&local).earliest().or_else(|| {
+                tz.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest()
+            });
             if let Some(t) = at.and_then(|t| Timestamp::from_datetime(&t)) {
                 starts.push(t.as_nanos());
                 dates.push(d);
