@@ -408,6 +408,16 @@ pub(crate) async fn chart(
             p.device.as_deref().unwrap_or_default()
         )));
     }
+    // A state (text) has no minimum, maximum or mean: it is read as values, not charted.
+    if ids
+        .iter()
+        .filter_map(|i| s.catalog.series_info(*i))
+        .any(|i| i.kind == agora_model::ValueKind::String)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "{property} holds text values (states): charts need numbers; read its values with /api/v1/observations"
+        )));
+    }
     let unit = ids.first().and_then(|i| s.catalog.series_info(*i)).map(|i| i.unit);
     // A chart shows the mean of each bucket: energy means for sound levels.
     let averaging =

@@ -381,11 +381,11 @@ async fn a_query_that_would_decode_too_many_raw_points_is_refused_with_422() {
             "/api/v1/aggregate?device=n-1&property=laeq&every=1h&from={t}&to={}",
             t + 2 * 86_400
         ))
-        .bearer_auth(crate::helpers::ADMIN)
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap();
-    let b = crate::helpers::problem(r, 422, "query_too_large").await;
+    let b = problem(r, 422, "query_too_large").await;
     assert!(b["detail"].as_str().unwrap().contains("every=1h"), "{b}");
     // Whole hours of a temperature come from the rollups: no raw point is decoded.
     app.get_json(&format!(
@@ -399,11 +399,11 @@ async fn a_query_that_would_decode_too_many_raw_points_is_refused_with_422() {
             "/api/v1/aggregate?group_by=kind&property=temperature&every=10m&from={t}&to={}",
             t + 2 * 86_400
         ))
-        .bearer_auth(crate::helpers::ADMIN)
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap();
-    crate::helpers::problem(r, 422, "query_too_large").await;
+    problem(r, 422, "query_too_large").await;
     // A narrower range passes.
     app.get_json(&format!(
         "/api/v1/aggregate?device=n-1&property=laeq&every=1h&from={t}&to={}",
@@ -449,4 +449,26 @@ async fn metrics_pass_promtool_and_negotiate_their_format() {
         r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text")
     );
     assert!(r.text().await.unwrap().ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn a_state_is_not_charted_but_refused_by_name() {
+    let app = TestApp::spawn().await;
+    app.write("streetlight,device=sl-9 lamp_status=\"on\",power_w=40 1767225600").await;
+    let r = app
+        .get("/api/v1/chart?property=lamp_status&device=sl-9&from=1767225000&to=1767226000")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("text values"), "{p}");
+    // A number of the same device still is.
+    let r = app
+        .get("/api/v1/chart?property=power_w&device=sl-9&from=1767225000&to=1767226000")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
