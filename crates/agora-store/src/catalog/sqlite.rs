@@ -555,12 +555,14 @@ impl Catalog for SqliteCatalog {
         if !self.state.read().devices.contains_key(device.as_str()) {
             return Err(Error::NotFound { what: "device", id: device.to_string() });
         }
-        let mut tx = self.pool.begin().await?;
+        // Read before the transaction: a transaction that reads then writes cannot wait for
+        // another connection's write (SQLite's WAL answers "busy" at once), one that only writes
+        // waits its turn. The catalog's write lock keeps the count true meanwhile.
         let known: HashSet<String> =
             sqlx::query_scalar("SELECT key FROM device_attributes WHERE device = ? AND scope = ?")
                 .bind(device.as_str())
                 .bind(scope.as_str())
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.pool)
                 .await?
                 .into_iter()
                 .collect();
@@ -573,6 +575,7 @@ impl Catalog for SqliteCatalog {
             )));
         }
         let t = now().as_nanos();
+        let mut tx = self.pool.begin().await?;
         for (k, v) in values {
             sqlx::query(
                 "INSERT INTO device_attributes (device, scope, key, value, updated_at) VALUES (?, ?, ?, ?, ?) \
