@@ -705,6 +705,85 @@ pub(crate) async fn air_statistics(
     Ok(Json(StatisticsAnswer { area: name, year, from, to, sensors }).into_response())
 }
 
+/// Query of `/api/v1/indicators/heat-island`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IslandParams {
+    /// The commune (INSEE code) whose places are compared.
+    #[param(required = true)]
+    commune: Option<String>,
+    /// `coolest` (default: the place with the lowest mean temperature) or a device's id (a
+    /// reference station).
+    reference: Option<String>,
+    /// Start (default: 24 hours before `to`).
+    from: Option<String>,
+    /// End (default: now); at most 31 days after `from`.
+    to: Option<String>,
+}
+
+/// Heat-island intensity by place.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IslandAnswer {
+    /// What the places are compared with.
+    reference: String,
+    /// First instant included.
+    from: Timestamp,
+    /// First instant excluded.
+    to: Timestamp,
+    /// The places, most intense at night first.
+    places: Vec<agora_query::heat::PlaceIntensity>,
+}
+
+/// Heat-island intensity of each place of a commune
+///
+/// Each place's hourly mean temperature minus a reference's (a designated device, or the coolest
+/// place), hour by hour: the mean, the mean over the night (22–6 h, when islands show most) and
+/// the largest difference; hours missing on either side are left out.
+#[utoipa::path(get, path = "/api/v1/indicators/heat-island", tag = "indicators", security((), ("bearer" = [])),
+    params(IslandParams),
+    responses(
+        (status = 200, description = "Places, most intense first", body = IslandAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn heat_island(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<IslandParams>,
+) -> ApiResult<Json<IslandAnswer>> {
+    Audience::of(&s, &h)?;
+    let area = AreaParams { device: None, site: None, commune: q.commune.clone(), format: None };
+    let (a, _) = area.area(&s)?;
+    let reference = match q.reference.as_deref() {
+        None | Some("coolest") => agora_query::heat::Reference::Coolest,
+        Some(d) => {
+            let id = DeviceId::parse(d).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            if s.catalog.device(id.as_str()).is_none() {
+                return Err(ApiError::NotFound(format!("no device {id}")));
+            }
+            agora_query::heat::Reference::Device(id)
+        }
+    };
+    let range =
+        crate::query::range(&s, q.from.as_deref(), q.to.as_deref(), Duration::from_secs(86_400))?;
+    if range.span() > Duration::from_secs(MAX_HOURLY_DAYS * 86_400) {
+        return Err(ApiError::BadRequest(format!(
+            "intensities span at most {MAX_HOURLY_DAYS} days"
+        )));
+    }
+    let (reference, places) = agora_query::heat::heat_island(
+        s.catalog.as_ref(),
+        s.store.as_ref(),
+        &a,
+        &reference,
+        range,
+        chrono_tz::Europe::Paris,
+    )
+    .await?;
+    Ok(Json(IslandAnswer { reference, from: range.from, to: range.to, places }))
+}
+
 /// Most cells of one map.
 const MAX_CELLS: usize = 40_000;
 
@@ -897,5 +976,5 @@ fn csv_response(body: String) -> Response {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(eaqi, atmo, air_statistics, noise, noise_ranking, heat, heat_map))]
+#[openapi(paths(eaqi, atmo, air_statistics, noise, noise_ranking, heat, heat_map, heat_island))]
 pub(crate) struct Doc;

@@ -162,6 +162,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/indicators/noise", get(indicators::noise))
         .route("/api/v1/indicators/heat", get(indicators::heat))
         .route("/api/v1/indicators/heat-map", get(indicators::heat_map))
+        .route("/api/v1/indicators/heat-island", get(indicators::heat_island))
         .route("/api/v1/indicators/noise/ranking", get(indicators::noise_ranking))
         .route("/api/v1/map", get(views::map))
         .route("/api/v1/chart", get(views::chart))

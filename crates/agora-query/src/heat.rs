@@ -195,3 +195,102 @@ pub async fn device_means(
     }
     Ok(out)
 }
+
+/// What a place's temperature is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// A designated device (a rural or park station).
+    Device(agora_model::DeviceId),
+    /// The place of the area whose mean temperature over the period is the lowest.
+    Coolest,
+}
+
+/// One place's heat-island intensity over a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlaceIntensity {
+    /// The place.
+    pub site: String,
+    /// Hours when both the place and the reference have a temperature.
+    pub hours: u32,
+    /// Mean of the hourly differences (place − reference), °C.
+    pub mean: Option<f64>,
+    /// The same over the night's hours (22–6 h local), when heat islands show most.
+    pub night_mean: Option<f64>,
+    /// The largest hourly difference.
+    pub max: Option<f64>,
+}
+
+/// Heat-island intensity of each place of `area` over `range`: its hourly mean temperature
+/// minus the reference's, hour by hour (hours missing on either side are left out). Returns the
+/// reference's name and the places, most intense at night first.
+pub async fn heat_island(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    reference: &Reference,
+    range: TimeRange,
+    tz: Tz,
+) -> Result<(String, Vec<PlaceIntensity>)> {
+    let devices = area.devices(catalog)?;
+    let mut sites: Vec<agora_model::SiteId> =
+        devices.iter().filter_map(|d| d.site.clone()).collect();
+    sites.sort();
+    sites.dedup();
+    let mut by_site: Vec<(String, BTreeMap<Timestamp, f64>)> = Vec::new();
+    for s in &sites {
+        let h = pooled(catalog, store, &Area::Site(s.clone()), "temperature", range).await?;
+        if !h.is_empty() {
+            by_site.push((
+                s.to_string(),
+                h.into_iter().map(|(t, a)| (t, a.sum / a.count as f64)).collect(),
+            ));
+        }
+    }
+    let mean = |h: &BTreeMap<Timestamp, f64>| h.values().sum::<f64>() / h.len().max(1) as f64;
+    let (name, reference): (String, BTreeMap<Timestamp, f64>) = match reference {
+        Reference::Device(d) => {
+            let h = pooled(catalog, store, &Area::Device(d.clone()), "temperature", range).await?;
+            (
+                format!("device {d}"),
+                h.into_iter().map(|(t, a)| (t, a.sum / a.count as f64)).collect(),
+            )
+        }
+        Reference::Coolest => match by_site.iter().min_by(|a, b| mean(&a.1).total_cmp(&mean(&b.1)))
+        {
+            Some((s, h)) => (format!("site {s} (the coolest)"), h.clone()),
+            None => return Ok((String::from("none"), Vec::new())),
+        },
+    };
+    let mut out: Vec<PlaceIntensity> = by_site
+        .iter()
+        .map(|(site, h)| {
+            let diffs: Vec<(Timestamp, f64)> =
+                h.iter().filter_map(|(t, v)| reference.get(t).map(|r| (*t, v - r))).collect();
+            let night: Vec<f64> = diffs
+                .iter()
+                .filter(|(t, _)| {
+                    let hour = chrono::Timelike::hour(&t.to_datetime().with_timezone(&tz));
+                    !(6..22).contains(&hour)
+                })
+                .map(|(_, d)| *d)
+                .collect();
+            let avg = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            let all: Vec<f64> = diffs.iter().map(|(_, d)| *d).collect();
+            PlaceIntensity {
+                site: site.clone(),
+                hours: all.len() as u32,
+                mean: avg(&all),
+                night_mean: avg(&night),
+                max: all.iter().copied().reduce(f64::max),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.night_mean
+            .unwrap_or(f64::MIN)
+            .total_cmp(&a.night_mean.unwrap_or(f64::MIN))
+            .then_with(|| a.site.cmp(&b.site))
+    });
+    Ok((name, out))
+}

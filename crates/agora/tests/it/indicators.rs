@@ -543,3 +543,54 @@ async fn a_synthetic_year_gives_the_regulatory_counts_it_was_built_with() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn heat_island_intensity_against_the_coolest_place_and_a_reference_device() {
+    let app = TestApp::spawn().await;
+    for (id, name) in [("place-a", "Place A"), ("place-c", "Place C")] {
+        let site = json!({"id": id, "commune": "13001", "name": name, "lat": 43.53, "lon": 5.45});
+        let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // A day of hourly temperatures from midnight in Paris: place A is 2.5 °C warmer than place C
+    // at night (22–6 h) and 1 °C by day; the town hall 1 °C warmer all day.
+    let mut body = String::new();
+    for h in 0..24i64 {
+        let base = 10.0 + (h % 5) as f64 * 0.3;
+        let night = !(6..22).contains(&h);
+        let t = DAY2 + h * 3600 + 600;
+        for (dev, site, v) in [
+            ("wx-a", "place-a", base + if night { 2.0 } else { 0.5 }),
+            ("wx-b", "hotel-de-ville", base + 0.5),
+            ("wx-c", "place-c", base - 0.5),
+        ] {
+            body.push_str(&format!("weather,device={dev},site={site} temperature={v} {t}\n"));
+        }
+    }
+    app.write(&body).await;
+    let q = format!("from={DAY2}&to={}", DAY2 + 86_400);
+    let r = app.get_json(&format!("/api/v1/indicators/heat-island?commune=13001&{q}")).await;
+    assert_eq!(r["reference"], "site place-c (the coolest)");
+    let p = r["places"].as_array().unwrap();
+    let ids: Vec<&str> = p.iter().map(|x| x["site"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["place-a", "hotel-de-ville", "place-c"]);
+    let f = |i: usize, k: &str| p[i][k].as_f64().unwrap();
+    assert!((f(0, "night_mean") - 2.5).abs() < 1e-9);
+    assert!((f(0, "mean") - (8.0 * 2.5 + 16.0 * 1.0) / 24.0).abs() < 1e-9);
+    assert!((f(0, "max") - 2.5).abs() < 1e-9);
+    assert!((f(1, "night_mean") - 1.0).abs() < 1e-9);
+    assert_eq!(p[0]["hours"], 24);
+    // Against the town hall's station instead.
+    let r = app
+        .get_json(&format!("/api/v1/indicators/heat-island?commune=13001&reference=wx-b&{q}"))
+        .await;
+    assert_eq!(r["reference"], "device wx-b");
+    assert!((r["places"][0]["night_mean"].as_f64().unwrap() - 1.5).abs() < 1e-9);
+    let r = app
+        .get("/api/v1/indicators/heat-island?commune=13001&reference=nope")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
