@@ -485,7 +485,7 @@ pub(crate) async fn kiosk(
     let rotate = q.rotate.unwrap_or(cfg.kiosk_rotate_secs).clamp(3, 600);
     let page = Page::new("kiosk", place.name.clone(), body)
         .script("kiosk")
-        .data(json!({"site": place.id, "site_name": place.name, "rotate": rotate}))
+        .data(json!({"site": place.id, "site_name": place.name, "rotate": rotate, "today": today_in_paris(&s)}))
         .bare();
     let path = format!("/kiosk/{site}");
     render(lang, set, &cfg, &Viewer::Public, &path, page)

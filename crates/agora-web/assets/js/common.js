@@ -164,6 +164,11 @@ export function scaleOf(property) {
   }
 }
 
+/** The ATMO index's classes and the arrêté's colours (the EEA's index uses the same six). */
+export const ATMO_COLOURS = { bon: '#50f0e6', moyen: '#50ccaa', degrade: '#f0e641', mauvais: '#ff5050', tres_mauvais: '#960032', extremement_mauvais: '#7d2181' };
+/** The European index's bands and their colours. */
+export const EAQI_COLOURS = { good: '#50f0e6', fair: '#50ccaa', moderate: '#f0e641', poor: '#ff5050', very_poor: '#960032', extremely_poor: '#7d2181' };
+
 export const STATE_COLOURS = { online: '#1a9850', flagged: '#f28e2b', faulty: '#d62728', offline: '#7f7f7f', never_seen: '#c7c7c7' };
 export const KIND_COLOURS = {
   air_quality: '#1f77b4', noise: '#9467bd', weather: '#17becf', pedestrian_counter: '#e377c2',

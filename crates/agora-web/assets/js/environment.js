@@ -3,11 +3,11 @@
 // such), the year against the EU limits and WHO guidelines, noise by day and period, the noisiest
 // places, and heat by day (heatwave and tropical nights). Gaps are shown as gaps.
 
-import { settings, t, esc, num, api } from './common.js';
+import { settings, t, esc, num, api, ATMO_COLOURS, EAQI_COLOURS } from './common.js';
 
 const area = settings.commune ? `commune=${encodeURIComponent(settings.commune)}` : `site=${encodeURIComponent(settings.site)}`;
 const box = document.getElementById('environment');
-const ATMO_CLASSES = ['bon', 'moyen', 'degrade', 'mauvais', 'tres_mauvais', 'extremement_mauvais'];
+
 
 const day = new Intl.DateTimeFormat(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { weekday: 'short', day: '2-digit', month: '2-digit', timeZone: 'Europe/Paris' });
 const dayName = (iso) => day.format(new Date(`${iso}T12:00:00Z`));
@@ -21,7 +21,6 @@ function table(id, caption, head, rows, empty) {
 }
 
 const badge = (colour, label) => `<span class="aq" style="background:${esc(colour)}">${esc(label)}</span>`;
-const ATMO_COLOURS = ['#50f0e6', '#50ccaa', '#f0e641', '#ff5050', '#960032', '#7d2181'];
 const pollutants = (ps) => ps.map((p) => esc(t(`prop.${p}`))).join(', ');
 
 async function section(fn) {
@@ -42,7 +41,7 @@ const parts = await Promise.all([
     const cards = [];
     const d = atmo.days.at(-1);
     if (d?.index.class) {
-      const colour = ATMO_COLOURS[ATMO_CLASSES.indexOf(d.index.class)];
+      const colour = ATMO_COLOURS[d.index.class];
       cards.push(`<div class="card" style="border-color:${colour}"><p class="card-label">${esc(t('env.atmo'))}</p>
         <p class="card-value">${badge(colour, t(`atmo.${d.index.class}`))}</p>
         <p class="card-extra">${esc(t('env.responsible'))} ${pollutants(d.index.responsible)}${d.index.missing.length ? ` · ${esc(t('env.missing'))} ${pollutants(d.index.missing)}` : ''}</p></div>`);
@@ -51,7 +50,7 @@ const parts = await Promise.all([
     }
     const h = eaqi.hours.at(-1);
     if (h?.index.class) {
-      const colours = { good: '#50f0e6', fair: '#50ccaa', moderate: '#f0e641', poor: '#ff5050', very_poor: '#960032', extremely_poor: '#7d2181' };
+      const colours = EAQI_COLOURS;
       cards.push(`<div class="card" style="border-color:${colours[h.index.class]}"><p class="card-label">${esc(t('env.eaqi'))} · ${esc(hourFmt.format(new Date(h.hour)))}</p>
         <p class="card-value">${badge(colours[h.index.class], t(`eaqi.${h.index.class}`))}</p>
         <p class="card-extra">${esc(t('env.responsible'))} ${pollutants(h.index.responsible)}</p></div>`);

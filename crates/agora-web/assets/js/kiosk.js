@@ -2,7 +2,7 @@
 // place's air quality, temperature, noise and footfall; a touch (or the buttons, or the arrow
 // keys) moves by hand and pauses the rotation for a while. Values update live.
 
-import { settings, t, esc, num, api, live, placeFigures, scaleOf } from './common.js';
+import { settings, t, esc, num, api, live, placeFigures, scaleOf, ATMO_COLOURS } from './common.js';
 
 const site = settings.site;
 const data = await api('/api/v1/public/map');
@@ -10,10 +10,35 @@ const devices = data.devices.filter((d) => d.site === site);
 const byId = new Map(devices.map((d) => [d.id, d]));
 const PAUSE_MS = 30_000;
 
+// The official index of the day and a heatwave warning, from the server's indicators (refreshed
+// every 15 minutes; the other slides do not wait for them).
+let official = null;
+async function loadOfficial() {
+  try {
+    const q = `site=${encodeURIComponent(site)}&to=${settings.today}`;
+    const [atmo, heat] = await Promise.all([
+      api(`/api/v1/indicators/atmo?${q}&from=${settings.today}`),
+      api(`/api/v1/indicators/heat?${q}`),
+    ]);
+    const day = atmo.days.at(-1);
+    official = { atmo: day?.index.class ? day.index : null, canicule: heat.days.at(-1)?.status.canicule === true };
+  } catch {
+    official = null;
+  }
+  document.body.dataset.officialReady = '1';
+}
+loadOfficial();
+setInterval(loadOfficial, 15 * 60_000);
+
 function slides() {
   const f = placeFigures(devices);
   const out = [];
+  if (official?.canicule) out.push({ key: 'heatwave', title: t('kiosk.heatwave'), value: '⚠', colour: '#d62728', note: t('kiosk.heatwave_note') });
   if (f.air) out.push({ key: 'air', title: t('kiosk.air'), value: esc(f.air.label), colour: f.air.colour, note: t('kiosk.air_note') });
+  if (official?.atmo) {
+    out.push({ key: 'atmo', title: t('env.atmo'), value: esc(t(`atmo.${official.atmo.class}`)), colour: ATMO_COLOURS[official.atmo.class],
+      note: `${t('env.responsible')} ${official.atmo.responsible.map((p) => t(`prop.${p}`)).join(', ')}` });
+  }
   if (f.temperature !== null) out.push({ key: 'temperature', title: t('kiosk.temperature'), value: `${num(f.temperature)} °C`, colour: scaleOf('temperature').colour(f.temperature), note: f.humidity !== null ? `${t('prop.relative_humidity')} ${num(f.humidity, 0)} %` : '' });
   if (f.noise !== null) out.push({ key: 'noise', title: t('kiosk.noise'), value: `${num(f.noise, 0)} dB(A)`, colour: scaleOf('laeq').colour(f.noise), note: t('place.noise_note') });
   if (f.people !== null) out.push({ key: 'people', title: t('kiosk.people'), value: num(f.people, 0), colour: '#756bb1', note: t('place.people_note') });
@@ -30,6 +55,7 @@ function show() {
   index = ((index % all.length) + all.length) % all.length;
   const s = all[index];
   slide.dataset.slide = s.key;
+  slide.dataset.slides = all.map((x) => x.key).join(',');
   slide.innerHTML = `<p class="kiosk-title">${esc(s.title)}</p>
     <p class="kiosk-value" style="border-color:${s.colour ?? '#fff'}">${s.value}</p>
     <p class="kiosk-note">${esc(s.note)}</p>`;
