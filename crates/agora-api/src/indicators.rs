@@ -226,15 +226,7 @@ pub(crate) async fn atmo(
     let (a, name) = area.area(&s)?;
     let tz = chrono_tz::Europe::Paris;
     let (from, to) = days(&s, &q, tz)?;
-    let midnight = |d: NaiveDate| {
-        let noon = d.and_hms_opt(12, 0, 0).and_then(|n| Timestamp::from_datetime(&n.and_utc()));
-        noon.map(|t| agora_query::Every::LocalDays { days: 1, tz }.floor(t))
-            .ok_or_else(|| ApiError::BadRequest(format!("day {d} is out of range")))
-    };
-    let end = to
-        .checked_add_days(Days::new(1))
-        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
-    let range = TimeRange::new(midnight(from)?, midnight(end)?)?;
+    let range = day_range(from, to, 0, tz)?;
     let days =
         agora_query::air::atmo_daily(s.catalog.as_ref(), s.store.as_ref(), &a, range, tz).await?;
     if csv {
@@ -312,6 +304,14 @@ fn at_local(d: NaiveDate, hour: u8, tz: chrono_tz::Tz) -> ApiResult<Timestamp> {
             .ok_or_else(out)?,
     };
     Timestamp::from_datetime(&dt).ok_or_else(out)
+}
+
+/// Days `from` to `to` (included) as a range, each day starting at local `hour`.
+fn day_range(from: NaiveDate, to: NaiveDate, hour: u8, tz: chrono_tz::Tz) -> ApiResult<TimeRange> {
+    let end = to
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
+    Ok(TimeRange::new(at_local(from, hour, tz)?, at_local(end, hour, tz)?)?)
 }
 
 /// Query of `/api/v1/indicators/noise`.
@@ -392,13 +392,7 @@ pub(crate) async fn noise(
     let (a, name) = area.area(&s)?;
     let opts = n.options()?;
     let (from, to) = days(&s, &q, opts.tz)?;
-    let end = to
-        .checked_add_days(Days::new(1))
-        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
-    let range = TimeRange::new(
-        at_local(from, opts.periods.day, opts.tz)?,
-        at_local(end, opts.periods.day, opts.tz)?,
-    )?;
+    let range = day_range(from, to, opts.periods.day, opts.tz)?;
     let days =
         agora_query::noise::noise_days(s.catalog.as_ref(), s.store.as_ref(), &a, range, &opts)
             .await?;
@@ -495,13 +489,7 @@ pub(crate) async fn noise_ranking(
     }
     let opts = n.options()?;
     let (from, to) = days(&s, &q, opts.tz)?;
-    let end = to
-        .checked_add_days(Days::new(1))
-        .ok_or_else(|| ApiError::BadRequest("to is out of range".into()))?;
-    let range = TimeRange::new(
-        at_local(from, opts.periods.day, opts.tz)?,
-        at_local(end, opts.periods.day, opts.tz)?,
-    )?;
+    let range = day_range(from, to, opts.periods.day, opts.tz)?;
     let devices = s.catalog.devices(&filter);
     let (mut places, mut devices) = agora_query::noise::ranking(
         s.catalog.as_ref(),

@@ -226,40 +226,6 @@ fn nelder_mead(f: &impl Fn([f64; 3]) -> f64, x0: [f64; 3], step: [f64; 3]) -> [f
     x
 }
 
-/// Solve `a·x = b` (row-major, n×n) by Gaussian elimination with partial pivoting; `None` when
-/// the matrix is singular (or too close to it).
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Option<Vec<f64>> {
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
-    for col in 0..n {
-        let piv =
-            (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
-        if a[piv * n + col].abs() <= 1e-12 * scale {
-            return None;
-        }
-        if piv != col {
-            for k in 0..n {
-                a.swap(piv * n + k, col * n + k);
-            }
-            b.swap(piv, col);
-        }
-        for row in col + 1..n {
-            let f = a[row * n + col] / a[col * n + col];
-            if f != 0.0 {
-                for k in col..n {
-                    a[row * n + k] -= f * a[col * n + k];
-                }
-                b[row] -= f * b[col];
-            }
-        }
-    }
-    let mut x = vec![0.0; n];
-    for row in (0..n).rev() {
-        let s: f64 = (row + 1..n).map(|k| a[row * n + k] * x[k]).sum();
-        x[row] = (b[row] - s) / a[row * n + row];
-    }
-    Some(x)
-}
-
 /// A prediction and its kriging variance.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -312,10 +278,7 @@ fn estimate(samples: &[Sample], w: &[f64], b: &[f64]) -> Estimate {
 
 /// Ordinary kriging of `samples` under `v` at `at`; `None` when the system is singular.
 pub fn krige(samples: &[Sample], v: &Variogram, at: (f64, f64)) -> Option<Estimate> {
-    let m = samples.len() + 1;
-    let b = kriging_rhs(samples, v, at);
-    let w = solve(kriging_matrix(samples, v), b.clone(), m)?;
-    Some(estimate(samples, &w, &b))
+    Kriger::new(samples, *v).map(|k| k.at(at))
 }
 
 /// Ordinary kriging at many positions: the system is factorised once (LU with partial pivoting),

@@ -95,6 +95,29 @@ impl SqliteCatalog {
         self.pool.clone()
     }
 
+    /// Write a site (its commune must exist), the caller holding the write lock.
+    async fn write_site(&self, s: Site) -> Result<()> {
+        if !self.state.read().communes.contains_key(s.commune.as_str()) {
+            return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
+        }
+        sqlx::query(
+            "INSERT INTO sites (id, commune, name, lat, lon, geometry, to_review) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET commune = excluded.commune, name = excluded.name, \
+             lat = excluded.lat, lon = excluded.lon, geometry = excluded.geometry, to_review = excluded.to_review",
+        )
+        .bind(s.id.as_str())
+        .bind(s.commune.as_str())
+        .bind(&s.name)
+        .bind(s.lat)
+        .bind(s.lon)
+        .bind(s.geometry.as_ref().map(|g| g.to_string()))
+        .bind(i64::from(s.to_review))
+        .execute(&self.pool)
+        .await?;
+        self.state.write().sites.insert(s.id.to_string(), s);
+        Ok(())
+    }
+
     /// Open (or create) `catalog.db` in `dir`, run migrations, load everything into memory.
     pub async fn open(dir: &Path) -> Result<Self> {
         let opts = SqliteConnectOptions::new()
@@ -273,49 +296,16 @@ impl Catalog for SqliteCatalog {
 
     async fn upsert_site(&self, s: Site) -> Result<()> {
         let _w = self.write.lock().await;
-        if !self.state.read().communes.contains_key(s.commune.as_str()) {
-            return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
-        }
-        sqlx::query(
-            "INSERT INTO sites (id, commune, name, lat, lon, geometry, to_review) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET commune = excluded.commune, name = excluded.name, \
-             lat = excluded.lat, lon = excluded.lon, geometry = excluded.geometry, to_review = excluded.to_review",
-        )
-        .bind(s.id.as_str())
-        .bind(s.commune.as_str())
-        .bind(&s.name)
-        .bind(s.lat)
-        .bind(s.lon)
-        .bind(s.geometry.as_ref().map(|g| g.to_string()))
-        .bind(i64::from(s.to_review))
-        .execute(&self.pool)
-        .await?;
-        self.state.write().sites.insert(s.id.to_string(), s);
-        Ok(())
+        self.write_site(s).await
     }
 
     async fn insert_site(&self, s: Site) -> Result<bool> {
         let _w = self.write.lock().await;
+        // Under the write lock, a site not in memory is not in the database either.
         if self.state.read().sites.contains_key(s.id.as_str()) {
             return Ok(false);
         }
-        if !self.state.read().communes.contains_key(s.commune.as_str()) {
-            return Err(Error::NotFound { what: "commune", id: s.commune.to_string() });
-        }
-        sqlx::query(
-            "INSERT INTO sites (id, commune, name, lat, lon, geometry, to_review) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(s.id.as_str())
-        .bind(s.commune.as_str())
-        .bind(&s.name)
-        .bind(s.lat)
-        .bind(s.lon)
-        .bind(s.geometry.as_ref().map(|g| g.to_string()))
-        .bind(i64::from(s.to_review))
-        .execute(&self.pool)
-        .await?;
-        self.state.write().sites.insert(s.id.to_string(), s);
+        self.write_site(s).await?;
         Ok(true)
     }
 
