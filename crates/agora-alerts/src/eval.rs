@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use agora_query::summaries;
 use agora_query::{Averaging, Every, ReportingPeriod, TimeRange};
 
-use crate::rule::{Condition, Op, Rule, Span, WindowFn, Zone};
+use crate::rule::{Condition, Indicator, Op, Rule, Span, WindowFn, Zone};
 
 /// A period when a condition held: start, end once over, the value that made it hold.
 pub(crate) type Episode = (i64, Option<i64>, Option<f64>);
@@ -273,6 +273,7 @@ enum Leaf {
     Window { property: String, func: WindowFn, every: Every, op: Op, value: f64, count: u32 },
     NoData { periods: Option<f64>, dur: Option<i64> },
     Forecast { property: String, horizon: std::time::Duration, op: Op, value: f64 },
+    Indicator { name: Indicator, op: Op, value: f64 },
 }
 
 impl Leaf {
@@ -284,7 +285,7 @@ impl Leaf {
             | Self::Rate { property, .. }
             | Self::Window { property, .. } => Some(property),
             Self::Forecast { property, .. } => Some(property),
-            Self::NoData { .. } => None,
+            Self::NoData { .. } | Self::Indicator { .. } => None,
         }
     }
 
@@ -357,6 +358,9 @@ fn compile(c: &Condition, leaves: &mut Vec<Leaf>) -> Expr {
             op: *op,
             value: *value,
         }),
+        Condition::Indicator { name, op, value } => {
+            push(Leaf::Indicator { name: *name, op: *op, value: *value })
+        }
         Condition::All(v) => Expr::All(v.iter().map(|c| compile(c, leaves)).collect()),
         Condition::Any(v) => Expr::Any(v.iter().map(|c| compile(c, leaves)).collect()),
     }
@@ -781,8 +785,9 @@ impl Evaluator {
             })
             .collect();
         self.dirty = vec![IdMap::default(); self.rules.len()];
-        self.has_windows =
-            self.rules.iter().any(|c| c.leaves.iter().any(|l| matches!(l, Leaf::Window { .. })));
+        self.has_windows = self.rules.iter().any(|c| {
+            c.leaves.iter().any(|l| matches!(l, Leaf::Window { .. } | Leaf::Indicator { .. }))
+        });
         self.devices.held.iter_mut().for_each(|n| *n = 0);
         for k in self.states.iter().flat_map(|m| m.keys()) {
             self.devices.held[*k as usize] += 1;
@@ -1002,6 +1007,7 @@ pub(crate) async fn tick(
     catalog: &dyn Catalog,
     store: &dyn SeriesStore,
     forecaster: Option<&dyn crate::Forecaster>,
+    indicators: &agora_query::heat::IndicatorsConfig,
     now: i64,
     out: &mut Vec<Transition>,
 ) {
@@ -1111,6 +1117,53 @@ pub(crate) async fn tick(
                         drop(e);
                         window_results.push((i, flags, changed));
                     }
+                    Leaf::Indicator { name, op, value } => {
+                        let series = crate::indicators::series(catalog, *name, d.id.as_str());
+                        if series.is_empty() {
+                            continue;
+                        }
+                        applicable = true;
+                        let until = crate::indicators::completed_until(*name, now);
+                        let cache_key = (c.rule.id.clone(), d.id.to_string(), i);
+                        let cached = ev.lock().window_cache.get(&cache_key).cloned();
+                        // Computed again when a period completed, or when points arrived in
+                        // completed ones (late data) since the last tick.
+                        let late =
+                            series.iter().any(|s| touched.get(&s.0).is_some_and(|t| *t < until));
+                        let flags = match cached {
+                            Some(w) if w.end == until && !late => {
+                                window_results.push((i, w.windows, false));
+                                continue;
+                            }
+                            _ => {
+                                let got = crate::indicators::periods(
+                                    *name, catalog, store, d, until, indicators,
+                                )
+                                .await;
+                                let Ok(periods) = got else {
+                                    // Read again at the next tick: every device is visited.
+                                    let mut e = ev.lock();
+                                    e.window_cache.remove(&cache_key);
+                                    e.window_ends.remove(&(c.rule.id.clone(), i));
+                                    failed = true;
+                                    break;
+                                };
+                                periods
+                                    .into_iter()
+                                    .map(|(start, v)| {
+                                        (start, (op.holds(v, *value) && c.active(start), v))
+                                    })
+                                    .collect::<Windows>()
+                            }
+                        };
+                        let mut e = ev.lock();
+                        if e.rules.iter().any(|r| Arc::ptr_eq(r, &c)) {
+                            let w = CachedWindows { windows: flags.clone(), end: until };
+                            e.window_cache.insert(cache_key, w);
+                        }
+                        drop(e);
+                        window_results.push((i, flags, true));
+                    }
                     Leaf::NoData { periods, dur } => {
                         applicable = true;
                         let period = ReportingPeriod::of(d).0.as_secs_f64();
@@ -1145,10 +1198,18 @@ pub(crate) async fn tick(
             }
             let mut at = now;
             for (i, flags, _) in window_results {
-                let Leaf::Window { count, every, property, .. } = &c.leaves[i] else {
-                    continue;
+                let (count, property) = match &c.leaves[i] {
+                    Leaf::Window { count, property, .. } => (*count as usize, property.clone()),
+                    Leaf::Indicator { name, .. } => (1, name.as_str().to_owned()),
+                    _ => continue,
                 };
-                let count = *count as usize;
+                let end_of = |start: i64| match &c.leaves[i] {
+                    Leaf::Window { every, .. } => {
+                        every.end(Timestamp::from_nanos(start)).as_nanos()
+                    }
+                    Leaf::Indicator { name, .. } => crate::indicators::period_end(*name, start),
+                    _ => start,
+                };
                 // Episodes: from the end of the `count`-th window in a row that holds, to the
                 // end of the first window that does not. A window without data breaks a run
                 // being counted but does not end an episode.
@@ -1159,7 +1220,7 @@ pub(crate) async fn tick(
                         run = 0;
                         worst = f64::NAN;
                     }
-                    let end = every.end(Timestamp::from_nanos(start)).as_nanos();
+                    let end = end_of(start);
                     if holds {
                         run += 1;
                         worst = worst.max(v);
@@ -1192,7 +1253,7 @@ pub(crate) async fn tick(
                         key: key.clone(),
                         episodes,
                         range_from,
-                        property: property.clone(),
+                        property,
                     });
                 }
             }
@@ -1227,6 +1288,9 @@ fn devices_to_visit(
         match leaf {
             Leaf::Window { every, .. } => {
                 ends.push((i, every.floor(Timestamp::from_nanos(now)).as_nanos()));
+            }
+            Leaf::Indicator { name, .. } => {
+                ends.push((i, crate::indicators::completed_until(*name, now)));
             }
             Leaf::NoData { .. } | Leaf::Forecast { .. } => return None,
             _ => {}

@@ -11,6 +11,7 @@ pub mod actions;
 pub mod egress;
 pub mod email;
 mod eval;
+mod indicators;
 pub mod rule;
 pub mod secrets;
 
@@ -115,6 +116,8 @@ pub struct AlertsDeps {
     pub caller: Option<Arc<dyn DeviceCaller>>,
     /// Whether a property name is known (the harmonization registry).
     pub known_property: KnownProperty,
+    /// Local settings of the indicators rules may watch (heatwave thresholds).
+    pub indicators: agora_query::heat::IndicatorsConfig,
 }
 
 /// Whether a property name is known, as a function (the ingest pipeline's registry).
@@ -880,6 +883,7 @@ impl Alerts {
             self.deps.catalog.as_ref(),
             self.deps.series.as_ref(),
             self.forecaster.get().map(|f| f.as_ref()),
+            &self.deps.indicators,
             now,
             &mut out,
         )

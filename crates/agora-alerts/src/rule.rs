@@ -436,6 +436,17 @@ pub enum Condition {
         /// Limit.
         value: f64,
     },
+    /// An official indicator of the device's readings, computed as `/api/v1/indicators` computes
+    /// it, for each completed day (each hour for the EAQI): `indicator op value`.
+    Indicator {
+        /// Which indicator.
+        name: Indicator,
+        /// Comparison.
+        op: Op,
+        /// Limit: a class (1 to 6) for ATMO and EAQI, dB(A) for Lden and Lnight, 1 (a canicule
+        /// day) or 0 for canicule.
+        value: f64,
+    },
     /// Every condition.
     #[cfg_attr(feature = "openapi", schema(no_recursion))]
     All(Vec<Condition>),
@@ -446,6 +457,40 @@ pub enum Condition {
 
 fn one() -> u32 {
     1
+}
+
+/// An official indicator a rule can watch. Each is known once its period is over: the ATMO index
+/// and canicule days at local midnight, Lden and Lnight at 6 h the next morning (the noise day
+/// runs from 6 h to 6 h), the EAQI at the end of each hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Indicator {
+    /// The French ATMO index of each local day (Europe/Paris): 1 bon, 2 moyen, 3 dégradé,
+    /// 4 mauvais, 5 très mauvais, 6 extrêmement mauvais.
+    Atmo,
+    /// The European Air Quality Index of each hour: 1 good … 6 extremely poor.
+    Eaqi,
+    /// Lden of each noise day, dB(A).
+    Lden,
+    /// Lnight of each night (22 h to 6 h), dB(A).
+    Lnight,
+    /// 1 on a canicule day (the 3-day means of daily minima and maxima reach the commune's
+    /// thresholds), 0 on another day with the three days measured.
+    Canicule,
+}
+
+impl Indicator {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Atmo => "atmo",
+            Self::Eaqi => "eaqi",
+            Self::Lden => "lden",
+            Self::Lnight => "lnight",
+            Self::Canicule => "canicule",
+        }
+    }
 }
 
 /// When a rule applies, in local time: days of the week and hours (a range may cross midnight).
@@ -680,7 +725,7 @@ pub fn properties(c: &Condition, out: &mut Vec<String>) {
         | Condition::Rate { property, .. }
         | Condition::Window { property, .. }
         | Condition::Forecast { property, .. } => out.push(property.to_string()),
-        Condition::NoData { .. } => {}
+        Condition::NoData { .. } | Condition::Indicator { .. } => {}
         Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| properties(c, out)),
     }
 }
@@ -817,6 +862,21 @@ fn check_condition(
             prop(property)?;
             finite(*value)
         }
+        Condition::Indicator { name, value, .. } => {
+            finite(*value)?;
+            let (lo, hi) = match name {
+                Indicator::Atmo | Indicator::Eaqi => (1.0, 6.0),
+                Indicator::Lden | Indicator::Lnight => (0.0, 200.0),
+                Indicator::Canicule => (0.0, 1.0),
+            };
+            if !(lo..=hi).contains(value) {
+                return bad(format!(
+                    "the {} indicator is compared with a value from {lo} to {hi}, not {value}",
+                    name.as_str()
+                ));
+            }
+            Ok(())
+        }
         Condition::All(v) | Condition::Any(v) => {
             if v.is_empty() {
                 return bad("all/any needs at least one condition");
@@ -856,6 +916,12 @@ pub fn templates() -> Vec<Rule> {
          "condition": {"state": {"property": "lamp_status", "op": "==", "value": "defectiveLamp"}}},
         {"id": "soil-dry", "name": "Sol trop sec (humidité < 15 %)", "severity": "warning",
          "condition": {"threshold": {"property": "soil_moisture", "op": "<", "value": 15.0}}, "hysteresis": 2.0},
+        {"id": "atmo-bad-day", "name": "Indice ATMO mauvais ou pire sur la journée", "severity": "warning",
+         "condition": {"indicator": {"name": "atmo", "op": ">=", "value": 4.0}}},
+        {"id": "canicule", "name": "Épisode de canicule (moyennes sur 3 jours des minima et maxima au seuil)", "severity": "critical",
+         "condition": {"indicator": {"name": "canicule", "op": "==", "value": 1.0}}},
+        {"id": "lnight-high", "name": "Nuit bruyante (Lnight > 55 dB(A))", "severity": "warning",
+         "condition": {"indicator": {"name": "lnight", "op": ">", "value": 55.0}}},
         {"id": "device-offline", "name": "Objet silencieux (3 périodes sans message)", "severity": "warning",
          "condition": {"no_data": {"periods": 3.0}}},
     ]);
@@ -897,7 +963,7 @@ mod tests {
     #[test]
     fn templates_are_valid() {
         let t = templates();
-        assert_eq!(t.len(), 12);
+        assert_eq!(t.len(), 15);
         for r in &t {
             r.check(&known).unwrap_or_else(|e| panic!("{}: {e}", r.id));
             assert!(!r.enabled);

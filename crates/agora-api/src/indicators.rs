@@ -509,9 +509,11 @@ pub(crate) async fn noise_ranking(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct HeatParams {
-    /// Heatwave threshold of the 3-day mean of daily minima, °C (default 24, Bouches-du-Rhône).
+    /// Heatwave threshold of the 3-day mean of daily minima, °C (default: the commune's, set in
+    /// `agora.toml`; 24 in Bouches-du-Rhône).
     canicule_min: Option<f64>,
-    /// Heatwave threshold of the 3-day mean of daily maxima, °C (default 35).
+    /// Heatwave threshold of the 3-day mean of daily maxima, °C (default: the commune's; 35 in
+    /// Bouches-du-Rhône).
     canicule_max: Option<f64>,
 }
 
@@ -556,7 +558,8 @@ pub(crate) async fn heat(
     let (a, name) = area.area(&s)?;
     let tz = chrono_tz::Europe::Paris;
     let (from, to) = days(&s, &q, tz)?;
-    let mut th = agora_indicators::heat::CaniculeThresholds::BOUCHES_DU_RHONE;
+    // The commune's thresholds, unless the request names its own.
+    let mut th = s.config.indicators.canicule_for(a.commune(s.catalog.as_ref()).as_deref());
     for (v, slot, what) in [
         (hp.canicule_min, &mut th.min, "canicule_min"),
         (hp.canicule_max, &mut th.max, "canicule_max"),

@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub body_timeout: std::time::Duration,
     /// Most raw points one query may decode; beyond it, `422 query_too_large`.
     pub max_query_points: u64,
+    /// Local settings of the indicators (heatwave thresholds by commune).
+    pub indicators: agora_query::heat::IndicatorsConfig,
 }
 
 impl Default for ApiConfig {
@@ -63,6 +65,7 @@ impl Default for ApiConfig {
             public_map: true,
             body_timeout: std::time::Duration::from_secs(60),
             max_query_points: 50_000_000,
+            indicators: Default::default(),
         }
     }
 }

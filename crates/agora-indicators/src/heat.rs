@@ -83,7 +83,8 @@ pub fn humidex_rh(t: f64, rh: f64) -> Result<f64> {
 
 /// Heatwave thresholds: the 3-day running means of daily minimum and maximum temperatures
 /// (Météo-France's biometeorological indicators, IBMn and IBMx) that must both be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaniculeThresholds {
     /// Threshold of the mean of minima, °C.

@@ -65,6 +65,21 @@ impl Area {
     }
 }
 
+impl Area {
+    /// The commune an area lies in: its own, its place's, its device's (`None` when unknown).
+    pub fn commune(&self, catalog: &dyn Catalog) -> Option<String> {
+        match self {
+            Area::Commune(c) => Some(c.to_string()),
+            Area::Site(s) => {
+                catalog.sites().into_iter().find(|x| &x.id == s).map(|x| x.commune.to_string())
+            }
+            Area::Device(d) => {
+                catalog.device(d.as_str()).and_then(|d| d.commune.map(|c| c.to_string()))
+            }
+        }
+    }
+}
+
 /// Each pollutant's hourly summaries, device by device (hours without points left out).
 async fn hourly(
     catalog: &dyn Catalog,

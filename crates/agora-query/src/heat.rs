@@ -27,6 +27,60 @@ pub const HEAT_INDEX_FROM_C: f64 = 26.666_666_666_666_668;
 /// The humidex is given from this temperature, °C.
 pub const HUMIDEX_FROM_C: f64 = 20.0;
 
+/// Heatwave thresholds of a deployment (`[indicators]` in `agora.toml`): Météo-France sets them
+/// by département, so a Métropole spanning several gives each commune its own.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndicatorsConfig {
+    /// Thresholds of the communes not listed below (Bouches-du-Rhône: 24 / 35 °C).
+    pub canicule: CaniculeThresholds,
+    /// A commune's own thresholds, by INSEE code.
+    pub canicule_by_commune: BTreeMap<String, CaniculeThresholds>,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        Self {
+            canicule: CaniculeThresholds::BOUCHES_DU_RHONE,
+            canicule_by_commune: BTreeMap::new(),
+        }
+    }
+}
+
+impl IndicatorsConfig {
+    /// The thresholds of a commune (the default ones without a commune, or for one not listed).
+    pub fn canicule_for(&self, commune: Option<&str>) -> CaniculeThresholds {
+        commune.and_then(|c| self.canicule_by_commune.get(c)).copied().unwrap_or(self.canicule)
+    }
+
+    /// Refuse thresholds that cannot be temperatures of a heatwave, naming them.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let ok = |t: &CaniculeThresholds| {
+            [t.min, t.max].iter().all(|v| (0.0..=60.0).contains(v)) && t.min <= t.max
+        };
+        if !ok(&self.canicule) {
+            return Err(format!(
+                "indicators.canicule: min and max are 0 to 60 °C, min at most max (got {} / {})",
+                self.canicule.min, self.canicule.max
+            ));
+        }
+        for (c, t) in &self.canicule_by_commune {
+            if c.len() != 5 || !c.chars().all(|x| x.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "indicators.canicule_by_commune: {c:?} is not an INSEE code (5 characters)"
+                ));
+            }
+            if !ok(t) {
+                return Err(format!(
+                    "indicators.canicule_by_commune.{c}: min and max are 0 to 60 °C, min at most max (got {} / {})",
+                    t.min, t.max
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One day's heat indicators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -25,7 +25,8 @@ use crate::summary::{Averaging, summaries};
 use crate::{Error, Every, Result, TimeRange};
 
 /// The property of equivalent sound levels, and of maximum levels.
-const LAEQ: &str = "laeq";
+/// The property of A-weighted equivalent levels.
+pub const LAEQ: &str = "laeq";
 const LAMAX: &str = "lamax";
 /// WHO 2018 guidelines for road traffic noise.
 pub const WHO_LDEN: f64 = 53.0;

@@ -32,6 +32,8 @@ pub struct Config {
     pub alerts: agora_alerts::AlertsConfig,
     /// Timeouts, connection caps and rate limits.
     pub limits: LimitsConfig,
+    /// Local settings of the indicators (heatwave thresholds by commune).
+    pub indicators: agora_query::heat::IndicatorsConfig,
 }
 
 /// Timeouts, connection caps and rate limits, so that no client can exhaust the server.
@@ -265,6 +267,7 @@ impl Default for Config {
             web: agora_web::WebConfig::default(),
             alerts: agora_alerts::AlertsConfig::default(),
             limits: LimitsConfig::default(),
+            indicators: agora_query::heat::IndicatorsConfig::default(),
         }
     }
 }
@@ -302,8 +305,12 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("invalid configuration in {}", path.display()))
+        let c: Self = toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))?;
+        c.indicators
+            .check()
+            .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", path.display()))?;
+        Ok(c)
     }
 
     /// Apply `AGORA_*` environment overrides not covered by command-line flags.
@@ -431,6 +438,33 @@ mod tests {
         let c: Config = toml::from_str(include_str!("../../../agora.example.toml")).unwrap();
         assert_eq!(c.http.port(), 8080);
         assert!(toml::from_str::<Config>("[storage]\nflush_pionts = 3").is_err());
+    }
+
+    #[test]
+    fn heatwave_thresholds_are_checked_and_a_communes_own_replace_the_default() {
+        let load = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("agora.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path).map_err(|e| format!("{e:#}"))
+        };
+        let c = load(
+            "[indicators]\ncanicule = { min = 24.0, max = 35.0 }\n\
+             [indicators.canicule_by_commune]\n\"75056\" = { min = 21.0, max = 31.0 }",
+        )
+        .unwrap();
+        assert_eq!(c.indicators.canicule_for(Some("75056")).max, 31.0);
+        assert_eq!(c.indicators.canicule_for(Some("13001")).max, 35.0);
+        assert_eq!(c.indicators.canicule_for(None).min, 24.0);
+        for (text, says) in [
+            ("[indicators]\ncanicule = { min = 36.0, max = 35.0 }", "min at most max"),
+            ("[indicators]\ncanicule = { min = 24.0, max = 95.0 }", "0 to 60"),
+            ("[indicators.canicule_by_commune]\n\"Aix\" = { min = 1.0, max = 2.0 }", "INSEE"),
+            ("[indicators]\ncanicule = { min = 24.0, maxi = 35.0 }", "unknown field"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             public_map: cfg.web.public_map,
             body_timeout: Duration::from_secs(cfg.limits.http.body_timeout_secs.max(1)),
             max_query_points: cfg.limits.max_query_points,
+            indicators: cfg.indicators.clone(),
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -293,6 +294,7 @@ async fn start_alerts(
             publisher,
             caller: Some(Arc::new(HubCaller(pipeline.devices.clone()))),
             known_property: known,
+            indicators: cfg.indicators.clone(),
         },
         cfg.alerts.clone(),
     )

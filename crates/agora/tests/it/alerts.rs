@@ -316,6 +316,14 @@ async fn invalid_rules_are_refused_with_problem_json() {
         (json!({"id": "d", "condition": {"all": []}}), "at least one"),
         (json!({"id": "Bad Id", "condition": {"no_data": {"periods": 3}}}), "bad rule id"),
         (json!({"template": "nope"}), "unknown template"),
+        (
+            json!({"id": "e", "condition": {"indicator": {"name": "atmo", "op": ">=", "value": 7}}}),
+            "from 1 to 6, not 7",
+        ),
+        (
+            json!({"id": "f", "condition": {"indicator": {"name": "pollen", "op": ">=", "value": 1}}}),
+            "unknown variant",
+        ),
     ] {
         let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
         let p = problem(r, 422, "invalid_rule").await;
@@ -332,7 +340,7 @@ async fn invalid_rules_are_refused_with_problem_json() {
         .unwrap();
     problem(r, 403, "forbidden").await;
     let t = app.get_json("/api/v1/rules/templates").await;
-    assert_eq!(t["templates"].as_array().unwrap().len(), 12);
+    assert_eq!(t["templates"].as_array().unwrap().len(), 15);
 }
 
 #[tokio::test]
@@ -1038,4 +1046,144 @@ async fn the_demo_enables_every_built_in_template_once() {
     assert_eq!(enabled, templates);
     // Run again (a restarted demo): nothing added, nothing changed.
     assert_eq!(agora::demo::enable_alert_templates(state).await.unwrap(), 0);
+}
+
+/// Start of a Paris day at a local hour, in seconds.
+fn paris_at(day: chrono::NaiveDate, hour: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono_tz::Europe::Paris
+        .from_local_datetime(&day.and_hms_opt(hour, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .timestamp()
+}
+
+#[tokio::test]
+async fn indicator_templates_alert_on_atmo_days_canicule_and_loud_nights() {
+    // Marseille's own heatwave thresholds (a lower pair, so that the data below is a canicule
+    // there and not in Aix, which keeps the Bouches-du-Rhône default 24 / 35 °C).
+    let app = TestApp::spawn_with(|c| {
+        c.indicators.canicule_by_commune.insert(
+            "13055".into(),
+            agora_indicators::heat::CaniculeThresholds { min: 20.0, max: 30.0 },
+        );
+    })
+    .await;
+    let r = app
+        .post("/api/v1/communes")
+        .bearer_auth(ADMIN)
+        .json(&json!({"insee": "13055", "name": "Marseille"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for (id, kind, commune) in [
+        ("aq-bad", "air_quality", "13001"),
+        ("aq-past", "air_quality", "13001"),
+        ("wx-aix", "weather", "13001"),
+        ("wx-mrs", "weather", "13055"),
+        ("n-1", "noise", "13001"),
+    ] {
+        let d = json!({"id": id, "kind": kind, "commune": commune});
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    for t in ["atmo-bad-day", "canicule", "lnight-high"] {
+        add_rule(&app, json!({"template": t})).await;
+    }
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let day = |n: u64| today - chrono::Days::new(n);
+    let mut body = String::new();
+    // Every hour of a Paris day (23, 24 or 25 of them).
+    let hours = |d: chrono::NaiveDate| {
+        let (a, b) = (paris_at(d, 0), paris_at(d + chrono::Days::new(1), 0));
+        (a..b).step_by(3600)
+    };
+    // Values alternate around their level, as a sensor's do (a value repeated for hours is
+    // flagged as stuck and left out of the indicators).
+    let wobble = |t: i64, v: f64, by: f64| if (t / 3600) % 2 == 0 { v - by } else { v + by };
+    // PM10, daily means: aq-bad 60 yesterday (ATMO 4, mauvais: 50 to 100); aq-past 60 two days
+    // ago then 30 yesterday (2, moyen).
+    for t in hours(day(1)) {
+        body.push_str(&format!(
+            "air_quality,device=aq-bad pm10={} {}\n",
+            wobble(t, 60.0, 5.0),
+            t + 600
+        ));
+        body.push_str(&format!(
+            "air_quality,device=aq-past pm10={} {}\n",
+            wobble(t, 30.0, 5.0),
+            t + 600
+        ));
+    }
+    for t in hours(day(2)) {
+        body.push_str(&format!(
+            "air_quality,device=aq-past pm10={} {}\n",
+            wobble(t, 60.0, 5.0),
+            t + 600
+        ));
+    }
+    // Four days about 22 °C at night and 32 °C by day (each day's minimum 21, maximum 33), in
+    // both communes: the 3-day means (21 / 33) reach Marseille's 20 / 30, not Aix's 24 / 35.
+    // Canicule days: two and one day ago.
+    for n in 1..=4 {
+        for t in hours(day(n)) {
+            let h = (t - paris_at(day(n), 0)) / 3600;
+            let v = wobble(t, if (8..20).contains(&h) { 32.0 } else { 22.0 }, 1.0);
+            for d in ["wx-aix", "wx-mrs"] {
+                body.push_str(&format!("weather,device={d} temperature={v} {}\n", t + 300));
+            }
+        }
+    }
+    // Noise: the night from three days ago to two days ago at 59 and 61 dB(A) in turn, the next
+    // at 49 and 51. The noise day runs 6 h to 6 h: Lnight is known at 6 h the next morning.
+    for (n, level) in [(3, 60.0), (2, 50.0)] {
+        let night = paris_at(day(n), 22);
+        for m in (0..8 * 60).step_by(10) {
+            let t = night + m * 60;
+            body.push_str(&format!("noise,device=n-1 laeq={} {t}\n", wobble(t, level, 1.0)));
+        }
+    }
+    app.write(&body).await;
+
+    let ts = |s: i64| json!(agora_model::Timestamp::from_secs(s).unwrap());
+    let list = alerts_until(&app, "atmo-bad-day", 10, |l| l.len() >= 2).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let bad = list.iter().find(|a| a["device"] == "aq-bad").unwrap();
+    assert_eq!(bad["state"], "open", "today is not over: still known as mauvais");
+    assert_eq!(bad["opened_at"], ts(paris_at(today, 0)));
+    assert_eq!(bad["value"], 4.0);
+    assert_eq!(bad["property"], "atmo");
+    let past = list.iter().find(|a| a["device"] == "aq-past").unwrap();
+    assert_eq!(past["state"], "resolved");
+    assert_eq!(past["opened_at"], ts(paris_at(day(1), 0)));
+    assert_eq!(past["resolved_at"], ts(paris_at(today, 0)));
+
+    let list = alerts_until(&app, "canicule", 10, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), 1, "only Marseille's thresholds are reached: {list:?}");
+    assert_eq!(list[0]["device"], "wx-mrs");
+    assert_eq!(list[0]["state"], "open");
+    // The first canicule day (two days ago, with its two predecessors measured) ends at the
+    // start of yesterday.
+    assert_eq!(list[0]["opened_at"], ts(paris_at(day(1), 0)));
+
+    let list =
+        alerts_until(&app, "lnight-high", 10, |l| l.len() == 1 && l[0]["state"] == "resolved")
+            .await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["device"], "n-1");
+    assert_eq!(list[0]["opened_at"], ts(paris_at(day(2), 6)));
+    assert_eq!(list[0]["resolved_at"], ts(paris_at(day(1), 6)));
+    // The energy mean of 59 and 61 dB(A), as many minutes of each.
+    let lnight = 10.0 * ((10f64.powf(5.9) + 10f64.powf(6.1)) / 2.0).log10();
+    assert!((list[0]["value"].as_f64().unwrap() - lnight).abs() < 1e-9, "{:?}", list[0]);
+
+    // The heat indicators page uses the commune's thresholds too.
+    let q = format!("from={}&to={}", day(3), day(1));
+    let mrs = app.get_json(&format!("/api/v1/indicators/heat?device=wx-mrs&{q}")).await;
+    assert_eq!(mrs["thresholds"], json!({"min": 20.0, "max": 30.0}));
+    assert_eq!(mrs["days"][2]["status"]["canicule"], true);
+    let aix = app.get_json(&format!("/api/v1/indicators/heat?device=wx-aix&{q}")).await;
+    assert_eq!(aix["thresholds"], json!({"min": 24.0, "max": 35.0}));
+    assert_eq!(aix["days"][2]["status"]["canicule"], false);
 }
