@@ -5,6 +5,12 @@
 //! Every value is a pure function of (seed, device, time), so a backfill and the live stream agree
 //! and a run can be reproduced. Slow processes (weather regimes, pollution episodes) are smooth
 //! noise over days; bins and soil moisture are computed from the last collection or irrigation.
+//!
+//! Besides, the city lives through a few episodes set relative to now, like the faults, so that
+//! each indicator has something to show as soon as the demo starts: a two-day particulate
+//! episode (ATMO "mauvais", the PM10 information threshold), a loud night at La Rotonde (Lnight
+//! above 55 dB(A)), and, written by the backfill, a week of last summer with a three-day
+//! heatwave whose nights show the heat island of the mineral squares against the Torse valley.
 
 use std::borrow::Cow;
 use std::f64::consts::PI;
@@ -190,11 +196,65 @@ struct SimDevice {
     fault: Option<Fault>,
 }
 
+/// The episodes of the demo city (times in ns), set relative to the end of the backfill.
+#[derive(Debug, Clone, Copy)]
+struct Episodes {
+    /// Centre of a particulate episode (a winter anticyclone and wood heating), about two days.
+    pollution: i64,
+    /// 22:00 local on the evening of a street party at La Rotonde, loud until 4:00.
+    loud_night: i64,
+    /// Local midnight starting ten days of last summer (16 July) with a heatwave from the 18th
+    /// to the 23rd: the backfill writes them for the weather and air-quality stations.
+    summer: i64,
+}
+
+/// Days of the summer slice.
+const SUMMER_DAYS: i64 = 10;
+
+impl Episodes {
+    fn at(end: i64) -> Self {
+        let local_day = |t: i64| (t / S + paris_offset_s(t / S)).div_euclid(86_400);
+        // A local time (seconds since the epoch, as if UTC) back to UTC, in ns.
+        let utc = |local_s: i64| (local_s - paris_offset_s(local_s)) * S;
+        let today = local_day(end);
+        let date = chrono::DateTime::from_timestamp(end / S, 0).map(|d| d.date_naive());
+        let date = date.unwrap_or_default();
+        // The last July that is over.
+        let year = if date.month() >= 8 { date.year() } else { date.year() - 1 };
+        let july16 = NaiveDate::from_ymd_opt(year, 7, 16).expect("a valid date");
+        let july16 = july16.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
+        Self {
+            pollution: end - 3 * 86_400 * S,
+            loud_night: utc((today - 2) * 86_400 + 22 * 3600),
+            summer: utc(july16),
+        }
+    }
+
+    /// Particulate episode, 0 to 1.
+    fn pollution(&self, t: i64) -> f64 {
+        gaussian_bump((t - self.pollution) as f64 / S as f64 / 3600.0, 0.0, 30.0)
+    }
+
+    /// Extra sound level at a place's noise sensors, dB.
+    fn party(&self, t: i64, place: &Place) -> f64 {
+        let h = (t - self.loud_night) as f64 / S as f64 / 3600.0;
+        if place.short == "rotonde" && (0.0..6.0).contains(&h) { 14.0 } else { 0.0 }
+    }
+
+    /// Heatwave strength, 0 to 1: rising over the 18th of July, full from the 19th to the 22nd,
+    /// falling over the 23rd.
+    fn heatwave(&self, t: i64) -> f64 {
+        let day = (t - self.summer) as f64 / S as f64 / 86_400.0;
+        ((day - 2.0).min(8.0 - day)).clamp(0.0, 1.0)
+    }
+}
+
 /// The demo city.
 #[derive(Debug)]
 pub struct Demo {
     opts: DemoOptions,
     fleet: Vec<SimDevice>,
+    episodes: Episodes,
     /// Data is generated up to (excluding) this time.
     cursor: tokio::sync::Mutex<i64>,
 }
@@ -353,7 +413,7 @@ impl Demo {
             }
         }
         let start = end - i64::from(opts.days) * 86_400 * S;
-        Self { opts, fleet, cursor: tokio::sync::Mutex::new(start) }
+        Self { opts, fleet, episodes: Episodes::at(end), cursor: tokio::sync::Mutex::new(start) }
     }
 
     /// Devices in the fleet.
@@ -369,7 +429,14 @@ impl Demo {
             let c = *self.cursor.lock().await;
             c + i64::from(self.opts.days) * 86_400 * S
         };
-        let points = self.generate_until(state, end).await?;
+        let mut points = self.generate_until(state, end).await?;
+        // Last summer's heatwave, at the stations that measure temperature.
+        let from = self.episodes.summer;
+        let stations = |d: &SimDevice| matches!(d.kind, Kind::Weather | Kind::Air);
+        if from + SUMMER_DAYS * 86_400 * S < end - i64::from(self.opts.days) * 86_400 * S {
+            points +=
+                self.write_slice(state, from, from + SUMMER_DAYS * 86_400 * S, &stations).await?;
+        }
         state.store.flush().await?;
         Ok(BackfillReport { devices: self.fleet.len(), points, elapsed: started.elapsed() })
     }
@@ -425,20 +492,45 @@ impl Demo {
         let mut total = 0;
         while *cursor < end {
             let to = (*cursor + 3600 * S).min(end);
-            let records = self.records(*cursor, to);
-            let decoded = Decoded { records, errors: Vec::new() };
-            let report = state
-                .pipeline
-                .ingest(&Source { name: "demo simulator", ..Default::default() }, decoded)
-                .await
-                .context("writing simulated data")?;
-            if let Some(e) = report.rejected.first() {
-                tracing::warn!(line = e.line, reason = %e.reason, "simulated point rejected");
-            }
-            total += report.accepted;
+            total += self.ingest(state, self.records(*cursor, to, &|_| true)).await?;
             *cursor = to;
         }
         Ok(total)
+    }
+
+    /// Generate and ingest the reports of some devices from `from` to `to` (ns).
+    async fn write_slice(
+        &self,
+        state: &AppState,
+        from: i64,
+        to: i64,
+        keep: &dyn Fn(&SimDevice) -> bool,
+    ) -> anyhow::Result<usize> {
+        let mut total = 0;
+        let mut t = from;
+        while t < to {
+            let next = (t + 3600 * S).min(to);
+            total += self.ingest(state, self.records(t, next, keep)).await?;
+            t = next;
+        }
+        Ok(total)
+    }
+
+    async fn ingest(
+        &self,
+        state: &AppState,
+        records: Vec<Record<'static>>,
+    ) -> anyhow::Result<usize> {
+        let decoded = Decoded { records, errors: Vec::new() };
+        let report = state
+            .pipeline
+            .ingest(&Source { name: "demo simulator", ..Default::default() }, decoded)
+            .await
+            .context("writing simulated data")?;
+        if let Some(e) = report.rejected.first() {
+            tracing::warn!(line = e.line, reason = %e.reason, "simulated point rejected");
+        }
+        Ok(report.accepted)
     }
 
     /// Keep generating as time passes (every 5 seconds), like a real fleet reporting.
@@ -452,10 +544,15 @@ impl Demo {
         }
     }
 
-    /// Records of all reports with `from <= t < to`.
-    fn records(&self, from: i64, to: i64) -> Vec<Record<'static>> {
+    /// Records of the reports with `from <= t < to` of the devices kept.
+    fn records(
+        &self,
+        from: i64,
+        to: i64,
+        keep: &dyn Fn(&SimDevice) -> bool,
+    ) -> Vec<Record<'static>> {
         let mut out = Vec::new();
-        for d in &self.fleet {
+        for d in self.fleet.iter().filter(|d| keep(d)) {
             let period = d.kind.period_s() * S;
             let phase = d.phase_s * S;
             // First report time >= from on this device's grid.
@@ -500,12 +597,21 @@ impl Demo {
             unit: None,
         };
         // City-wide weather: temperature anomaly over days, pollution episodes, mistral.
-        let anomaly = 3.0 * smooth(seed ^ 11, w.t_s, 3.0 * 86_400.0);
+        // A heatwave is hot, still and clear: no mistral, a wider day-night swing, and the
+        // squares' stone gives back the day's heat at night (the island doubles).
+        let heatwave = self.episodes.heatwave(t);
+        let anomaly = 3.0 * smooth(seed ^ 11, w.t_s, 3.0 * 86_400.0) * (1.0 - heatwave);
         let episode = (smooth(seed ^ 12, w.t_s, 2.0 * 86_400.0) + 0.3).max(0.0);
-        let mistral = (smooth(seed ^ 13, w.t_s, 1.5 * 86_400.0) - 0.4).max(0.0) * 2.5;
+        let mistral =
+            (smooth(seed ^ 13, w.t_s, 1.5 * 86_400.0) - 0.4).max(0.0) * 2.5 * (1.0 - heatwave);
         let diurnal = -((w.hour - 15.0) / 24.0 * 2.0 * PI).cos();
-        let island = place.heat * (1.0 - (diurnal + 1.0) / 2.0);
-        let temp = w.seasonal_temp() + anomaly + 5.5 * diurnal + island - 1.5 * mistral;
+        let island = place.heat * (1.0 + heatwave) * (1.0 - (diurnal + 1.0) / 2.0);
+        let temp = w.seasonal_temp()
+            + anomaly
+            + 7.0 * heatwave
+            + (5.5 + 1.5 * heatwave) * diurnal
+            + island
+            - 1.5 * mistral;
         let rh = (65.0 - 2.2 * (temp - w.seasonal_temp()) - 8.0 * mistral).clamp(15.0, 98.0);
         let rush = if w.weekend() { 0.4 } else { 1.0 }
             * (gaussian_bump(w.hour, 8.3, 1.3) + 0.9 * gaussian_bump(w.hour, 18.0, 1.6));
@@ -526,10 +632,14 @@ impl Demo {
                     + 0.4 * gauss(key(2));
                 let heating =
                     if w.seasonal_temp() < 14.0 { gaussian_bump(w.hour, 20.5, 2.0) } else { 0.0 };
-                let mut pm10 =
-                    (14.0 + 25.0 * episode + 10.0 * rush * place.traffic + 12.0 * heating) * d.bias
-                        + 3.0 * wander(3, 600.0)
-                        + 0.4 * gauss(key(3));
+                let mut pm10 = (14.0
+                    + 25.0 * episode
+                    + 10.0 * rush * place.traffic
+                    + 12.0 * heating
+                    + 50.0 * self.episodes.pollution(t))
+                    * d.bias
+                    + 3.0 * wander(3, 600.0)
+                    + 0.4 * gauss(key(3));
                 let pm25 = 0.62 * pm10 + 0.8 * wander(4, 600.0) + 0.2 * gauss(key(4));
                 if let Some(Fault::Stuck(from)) = d.fault
                     && t >= from
@@ -564,6 +674,7 @@ impl Demo {
                     + 12.0 * activity
                     + 7.0 * rush * place.traffic
                     + nightlife
+                    + self.episodes.party(t, place)
                     + 1.5 * wander(1, 300.0)
                     + 0.5 * gauss(key(1))
                     + 2.0 * (d.bias - 1.0) * 5.0;
@@ -778,6 +889,70 @@ mod tests {
         let night = NOW - 2 * 3600 * S;
         assert_eq!(value(&d, "lamp-hdv-017", "lamp_on", night), Some(Value::Bool(false)));
         assert_eq!(value(&d, "lamp-hdv-016", "lamp_on", night), Some(Value::Bool(true)));
+    }
+
+    /// Hourly means of a device's property over local days from `start` (ns, local midnight).
+    fn daily_extremes(d: &Demo, id: &str, start: i64, days: i64) -> Vec<Option<(f64, f64)>> {
+        let dev = d.fleet.iter().find(|x| x.id == id).unwrap();
+        let period = dev.kind.period_s() * S;
+        (0..days)
+            .map(|day| {
+                let hourly: Vec<f64> = (0..24)
+                    .map(|h| {
+                        let h0 = start + (day * 24 + h) * 3600 * S;
+                        let n = 3600 * S / period;
+                        (0..n).map(|k| num(d, id, "temperature", h0 + k * period)).sum::<f64>()
+                            / n as f64
+                    })
+                    .collect();
+                let min = hourly.iter().copied().fold(f64::MAX, f64::min);
+                let max = hourly.iter().copied().fold(f64::MIN, f64::max);
+                Some((min, max))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn episodes_show_a_pollution_peak_a_loud_night_and_a_summer_heatwave_with_an_island() {
+        use agora_indicators::heat::{CaniculeThresholds, heat_days};
+        let d = demo();
+        let e = d.episodes;
+        // PM10: the episode's day averages above the 50 µg/m³ information threshold (ATMO
+        // "mauvais"), a week earlier well below.
+        let day_mean = |centre: i64| {
+            (0..288)
+                .map(|k| num(&d, "aq-hdv-01", "pm10", centre - 43_200 * S + k * 300 * S))
+                .sum::<f64>()
+                / 288.0
+        };
+        assert!(day_mean(e.pollution) > 55.0, "{}", day_mean(e.pollution));
+        assert!(day_mean(e.pollution - 7 * 86_400 * S) < 40.0);
+        // The party: La Rotonde 14 dB louder at midnight than the same hour a week before; the
+        // other places are not.
+        let at = |id: &str, t: i64| num(&d, id, "laeq", t);
+        let midnight = e.loud_night + 2 * 3600 * S;
+        let week = 7 * 86_400 * S;
+        assert!(at("noise-rotonde-01", midnight) > at("noise-rotonde-01", midnight - week) + 10.0);
+        assert!(at("noise-hdv-01", midnight) < at("noise-hdv-01", midnight - week) + 6.0);
+        // Last summer: 16 July local, the heatwave from the 18th. Hôtel de Ville has canicule
+        // days by the Bouches-du-Rhône thresholds (3-day means of minima ≥ 24 and maxima ≥ 35 °C);
+        // the Torse valley's nights stay cooler.
+        let date = chrono::DateTime::from_timestamp((e.summer + 43_200 * S) / S, 0).unwrap();
+        assert_eq!(date.format("%Y-%m-%d").to_string(), "2025-07-16");
+        let th = CaniculeThresholds::BOUCHES_DU_RHONE;
+        let hdv = daily_extremes(&d, "wx-hdv-01", e.summer, SUMMER_DAYS);
+        let torse = daily_extremes(&d, "wx-torse-01", e.summer, SUMMER_DAYS);
+        let canicule = |days: &[Option<(f64, f64)>]| {
+            heat_days(days, &th).iter().filter(|x| x.canicule == Some(true)).count()
+        };
+        assert!(canicule(&hdv) >= 2, "{hdv:?}");
+        assert_eq!(canicule(&torse), 0, "{torse:?}");
+        let night_gap: f64 =
+            (4..7).map(|i| hdv[i].unwrap().0 - torse[i].unwrap().0).sum::<f64>() / 3.0;
+        assert!(night_gap > 3.0, "heat island at night: {night_gap}");
+        // Before and after, an ordinary summer.
+        assert_eq!(e.heatwave(e.summer + 86_400 * S), 0.0);
+        assert_eq!(e.heatwave(e.summer + 9 * 86_400 * S), 0.0);
     }
 
     #[test]
