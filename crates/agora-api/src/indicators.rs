@@ -795,6 +795,47 @@ pub(crate) struct HeatMapParams {
     cells: Option<usize>,
     /// `best` (default: the lowest leave-one-out error), `idw` or `kriging`.
     method: Option<String>,
+    /// `geojson` (default) or `png`: an overlay, one pixel per cell, north up; its bounds, legend,
+    /// method and cross-validation in the `X-Agora-Map` header (JSON).
+    format: Option<String>,
+}
+
+/// The colours of a temperature map, coolest first (ColorBrewer RdYlBu, 11 classes, reversed:
+/// legible by most colour-blind readers, as the heat maps of Météo-France and the EEA are).
+const HEAT_COLOURS: [[u8; 3]; 11] = [
+    [0x31, 0x36, 0x95],
+    [0x45, 0x75, 0xb4],
+    [0x74, 0xad, 0xd1],
+    [0xab, 0xd9, 0xe9],
+    [0xe0, 0xf3, 0xf8],
+    [0xff, 0xff, 0xbf],
+    [0xfe, 0xe0, 0x90],
+    [0xfd, 0xae, 0x61],
+    [0xf4, 0x6d, 0x43],
+    [0xd7, 0x30, 0x27],
+    [0xa5, 0x00, 0x26],
+];
+
+/// The colour of `v` on a scale from `lo` to `hi` (interpolated between the palette's colours).
+fn heat_colour(v: f64, lo: f64, hi: f64) -> [u8; 3] {
+    let f = if hi > lo { ((v - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
+    let x = f * (HEAT_COLOURS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(HEAT_COLOURS.len() - 2);
+    let w = x - i as f64;
+    let (a, b) = (HEAT_COLOURS[i], HEAT_COLOURS[i + 1]);
+    [0, 1, 2].map(|k| (f64::from(a[k]) + w * (f64::from(b[k]) - f64::from(a[k]))).round() as u8)
+}
+
+/// The legend of a scale: six values from `lo` to `hi` with their colours.
+fn heat_legend(lo: f64, hi: f64) -> serde_json::Value {
+    let stops: Vec<serde_json::Value> = (0..6)
+        .map(|k| {
+            let v = lo + (hi - lo) * f64::from(k) / 5.0;
+            let [r, g, b] = heat_colour(v, lo, hi);
+            serde_json::json!({"value": (v * 10.0).round() / 10.0, "colour": format!("#{r:02x}{g:02x}{b:02x}")})
+        })
+        .collect();
+    serde_json::json!({"min": lo, "max": hi, "unit": "Cel", "stops": stops})
 }
 
 /// Project longitude and latitude to metres around a centre (equirectangular: exact enough over
@@ -829,11 +870,16 @@ impl Projection {
 /// exponential and gaussian variograms fitted to the data), each judged by its leave-one-out
 /// cross-validation error (RMSE and bias, reported); the best is used unless `method` says
 /// otherwise. GeoJSON: one polygon per cell with its value (°C) and, for kriging, its standard
-/// error; the sensors, the method and the cross-validation are in the collection's properties.
+/// error; the sensors, the method, the cross-validation and the colour legend are in the
+/// collection's properties. `format=png`: the same grid as an image to lay over a map, with its
+/// bounds and legend in the `X-Agora-Map` header.
 #[utoipa::path(get, path = "/api/v1/indicators/heat-map", tag = "indicators", security((), ("bearer" = [])),
     params(HeatMapParams),
     responses(
-        (status = 200, description = "The map", body = Object, content_type = "application/geo+json"),
+        (status = 200, description = "The map", content(
+            (Object = "application/geo+json"),
+            (Vec<u8> = "image/png"),
+        )),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         Reads,
@@ -855,6 +901,11 @@ pub(crate) async fn heat_map(
         Some(m) => {
             return Err(ApiError::BadRequest(format!("method {m:?}: use best, idw or kriging")));
         }
+    };
+    let png = match q.format.as_deref() {
+        None | Some("geojson") => false,
+        Some("png") => true,
+        Some(f) => return Err(ApiError::BadRequest(format!("format {f:?}: use geojson or png"))),
     };
     let cells = q.cells.unwrap_or(2_500);
     if !(1..=MAX_CELLS).contains(&cells) {
@@ -914,6 +965,43 @@ pub(crate) async fn heat_map(
             .map_err(|e| ApiError::BadRequest(format!("the map could not be computed: {e}")))?
             .map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
+    let (lo, hi) = m
+        .cells
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| (lo.min(c.value), hi.max(c.value)));
+    let legend = heat_legend(lo, hi);
+    // The grid's outer edges, as longitude and latitude.
+    let (west, south) = proj.to_lonlat(grid.x0 - side / 2.0, grid.y0 - side / 2.0);
+    let (east, north) = proj.to_lonlat(
+        grid.x0 - side / 2.0 + nx as f64 * side,
+        grid.y0 - side / 2.0 + ny as f64 * side,
+    );
+    let bbox = [west, south, east, north];
+    if png {
+        // One pixel per cell, the top row the northernmost; a little transparent over the map.
+        let mut rgba = Vec::with_capacity(nx * ny * 4);
+        for j in (0..ny).rev() {
+            for i in 0..nx {
+                let [r, g, b] = heat_colour(m.cells[j * nx + i].value, lo, hi);
+                rgba.extend_from_slice(&[r, g, b, 190]);
+            }
+        }
+        let image = crate::png::encode_rgba(nx as u32, ny as u32, &rgba);
+        let about = serde_json::json!({
+            "area": name, "from": range.from, "to": range.to, "bbox": bbox, "legend": legend,
+            "method": m.chosen, "cross_validation": m.assessments, "sensors": means.len(),
+        });
+        let about = header::HeaderValue::from_str(&about.to_string())
+            .map_err(|e| ApiError::BadRequest(format!("the map could not be described: {e}")))?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, header::HeaderValue::from_static("image/png")),
+                (header::HeaderName::from_static("x-agora-map"), about),
+            ],
+            image,
+        )
+            .into_response());
+    }
     let mut features = Vec::with_capacity(m.cells.len());
     for j in 0..ny {
         for i in 0..nx {
@@ -936,7 +1024,9 @@ pub(crate) async fn heat_map(
         .collect();
     let body = serde_json::json!({
         "type": "FeatureCollection",
+        "bbox": bbox,
         "properties": {
+            "legend": legend,
             "area": name,
             "property": "temperature",
             "unit": "Cel",

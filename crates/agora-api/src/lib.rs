@@ -14,6 +14,7 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
+mod png;
 mod query;
 pub mod rate_limit;
 pub mod session;

@@ -443,7 +443,65 @@ async fn a_heat_island_map_cross_validates_like_pykrige() {
         cells.iter().all(|c| c["properties"]["value"].as_f64().is_some()
             && c["properties"]["se"].as_f64().is_some())
     );
+    // The legend spans the cells' values; the box holds every sensor.
+    let values: Vec<f64> =
+        cells.iter().map(|c| c["properties"]["value"].as_f64().unwrap()).collect();
+    let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    assert_eq!(props["legend"]["min"], lo);
+    assert_eq!(props["legend"]["max"], hi);
+    assert_eq!(props["legend"]["stops"][0]["colour"], "#313695");
+    assert_eq!(props["legend"]["stops"][5]["colour"], "#a50026");
+    let bbox: Vec<f64> =
+        m["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for s in props["sensors"].as_array().unwrap() {
+        let (lon, lat) = (s["lon"].as_f64().unwrap(), s["lat"].as_f64().unwrap());
+        assert!(
+            bbox[0] < lon && lon < bbox[2] && bbox[1] < lat && lat < bbox[3],
+            "{s} in {bbox:?}"
+        );
+    }
+    // The same map as a PNG overlay: one pixel per cell, north up, described in a header.
+    let r = app
+        .get(&format!(
+            "/api/v1/indicators/heat-map?commune=13001&from={}&to={}&cells=400&format=png",
+            t - 60,
+            t + 60
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let about: Value = serde_json::from_str(r.headers()["x-agora-map"].to_str().unwrap()).unwrap();
+    assert_eq!(about["bbox"], m["bbox"]);
+    assert_eq!(about["legend"], props["legend"]);
+    assert_eq!(about["method"], props["method"]);
+    let png = r.bytes().await.unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let (nx, ny) = (props["grid"]["nx"].as_u64().unwrap(), props["grid"]["ny"].as_u64().unwrap());
+    let be = |at: usize| u64::from(u32::from_be_bytes(png[at..at + 4].try_into().unwrap()));
+    assert_eq!((be(16), be(20)), (nx, ny), "IHDR width and height");
+    // Inflate the pixels: the hottest cell is drawn in the scale's last colour, the coolest in its
+    // first; rows run from the north (the features from the south-west, row by row).
+    let idat_len = be(33) as usize;
+    assert_eq!(&png[37..41], b"IDAT");
+    let mut raw = Vec::new();
+    use std::io::Read;
+    flate2::read::ZlibDecoder::new(&png[41..41 + idat_len]).read_to_end(&mut raw).unwrap();
+    let row = 1 + 4 * nx as usize;
+    assert_eq!(raw.len(), row * ny as usize);
+    let pixel = |k: usize| {
+        let (i, j) = (k % nx as usize, k / nx as usize);
+        let y = ny as usize - 1 - j;
+        raw[y * row + 1 + 4 * i..y * row + 4 + 4 * i].to_vec()
+    };
+    let hottest = values.iter().position(|v| *v == hi).unwrap();
+    let coolest = values.iter().position(|v| *v == lo).unwrap();
+    assert_eq!(pixel(hottest), [0xa5, 0x00, 0x26]);
+    assert_eq!(pixel(coolest), [0x31, 0x36, 0x95]);
     // Bad requests are named.
+    let r = app.get("/api/v1/indicators/heat-map?commune=13001&format=tiff").send().await.unwrap();
+    assert_eq!(r.status(), 400);
     let r =
         app.get("/api/v1/indicators/heat-map?commune=13001&cells=100000000").send().await.unwrap();
     assert_eq!(r.status(), 400);
