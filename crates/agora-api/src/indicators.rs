@@ -12,7 +12,7 @@ use agora_query::air::{Area, DayIndex, HourIndex};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{Days, NaiveDate};
+use chrono::{Days, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -790,6 +790,10 @@ pub(crate) struct HeatMapParams {
     from: Option<String>,
     /// End of the period (default: now); at most 31 days after `from`.
     to: Option<String>,
+    /// Or a night, by the date of its evening: 22 h that day to 6 h the next (Europe/Paris), when
+    /// heat islands show most.
+    #[param(value_type = Option<String>, format = Date)]
+    night: Option<NaiveDate>,
     /// About how many cells (default 2,500; at most 40,000).
     #[param(minimum = 1, maximum = 40000)]
     cells: Option<usize>,
@@ -798,6 +802,17 @@ pub(crate) struct HeatMapParams {
     /// `geojson` (default) or `png`: an overlay, one pixel per cell, north up; its bounds, legend,
     /// method and cross-validation in the `X-Agora-Map` header (JSON).
     format: Option<String>,
+}
+
+/// The night that starts on the evening of `evening`: 22 h to 6 h the next morning, Paris time.
+fn night(evening: NaiveDate) -> ApiResult<TimeRange> {
+    let at = |d: Option<NaiveDate>, h: u32| {
+        d.and_then(|d| d.and_hms_opt(h, 0, 0))
+            .and_then(|l| chrono_tz::Europe::Paris.from_local_datetime(&l).earliest())
+            .and_then(|t| Timestamp::from_datetime(&t))
+            .ok_or_else(|| ApiError::BadRequest(format!("night {evening} is out of range")))
+    };
+    Ok(TimeRange::new(at(Some(evening), 22)?, at(evening.succ_opt(), 6)?)?)
 }
 
 /// The colours of a temperature map, coolest first (ColorBrewer RdYlBu, 11 classes, reversed:
@@ -911,8 +926,15 @@ pub(crate) async fn heat_map(
     if !(1..=MAX_CELLS).contains(&cells) {
         return Err(ApiError::BadRequest(format!("cells is 1 to {MAX_CELLS}, not {cells}")));
     }
-    let range =
-        crate::query::range(&s, q.from.as_deref(), q.to.as_deref(), Duration::from_secs(3600))?;
+    let range = match q.night {
+        Some(_) if q.from.is_some() || q.to.is_some() => {
+            return Err(ApiError::BadRequest("give a night or from and to, not both".into()));
+        }
+        Some(evening) => night(evening)?,
+        None => {
+            crate::query::range(&s, q.from.as_deref(), q.to.as_deref(), Duration::from_secs(3600))?
+        }
+    };
     if range.span() > Duration::from_secs(MAX_HOURLY_DAYS * 86_400) {
         return Err(ApiError::BadRequest(format!("a map averages at most {MAX_HOURLY_DAYS} days")));
     }

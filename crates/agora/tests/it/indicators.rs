@@ -499,7 +499,19 @@ async fn a_heat_island_map_cross_validates_like_pykrige() {
     let coolest = values.iter().position(|v| *v == lo).unwrap();
     assert_eq!(pixel(hottest), [0xa5, 0x00, 0x26]);
     assert_eq!(pixel(coolest), [0x31, 0x36, 0x95]);
+    // The night of 31 December (22 h to 6 h in Paris) holds the same readings (1 h in Paris).
+    let n =
+        app.get_json("/api/v1/indicators/heat-map?commune=13001&night=2025-12-31&cells=400").await;
+    assert_eq!(n["properties"]["legend"], props["legend"]);
+    assert_eq!(n["properties"]["from"], "2025-12-31T21:00:00Z");
+    assert_eq!(n["properties"]["to"], "2026-01-01T05:00:00Z");
     // Bad requests are named.
+    let r = app
+        .get("/api/v1/indicators/heat-map?commune=13001&night=2025-12-31&from=2025-12-30T00:00:00Z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let r = app.get("/api/v1/indicators/heat-map?commune=13001&format=tiff").send().await.unwrap();
     assert_eq!(r.status(), 400);
     let r =
