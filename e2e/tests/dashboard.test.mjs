@@ -65,6 +65,30 @@ test('clicking a device opens its 24 h chart with data', async () => {
   await shot(page, '02-public-device-chart');
 });
 
+test('the heat-island layer draws the interpolated night with its legend and cross-validation', async () => {
+  await page.check('#heat-layer');
+  await page.waitForSelector('body[data-heat-ready="1"]', { timeout: 20_000 });
+  // The browser decoded the PNG overlay: it has the grid's size in pixels.
+  const size = await page.$eval('img.heat-overlay', (img) => new Promise((ok) => {
+    const done = () => ok([img.naturalWidth, img.naturalHeight]);
+    if (img.complete) done(); else img.onload = done;
+  }));
+  assert.ok(size[0] > 10 && size[1] > 10, `overlay of ${size.join('×')} pixels`);
+  const info = await page.locator('#heat-info').textContent();
+  assert.match(info, /Validation croisée/);
+  assert.match(info, /°C/);
+  // The demo's last summer: the hottest night of its heatwave is offered.
+  await page.waitForFunction(() => document.querySelectorAll('#heat-night option').length >= 2, null, { timeout: 20_000 });
+  const night = await page.$eval('#heat-night option:nth-child(2)', (o) => [o.value, o.textContent]);
+  assert.match(night[1], /canicule/);
+  await page.evaluate(() => { document.body.dataset.heatReady = ''; });
+  await page.selectOption('#heat-night', night[0]);
+  await page.waitForSelector('body[data-heat-ready="1"]', { timeout: 20_000 });
+  await shot(page, '02b-heat-island-layer');
+  await page.uncheck('#heat-layer');
+  assert.equal(await page.locator('img.heat-overlay').count(), 0);
+});
+
 test('a newly ingested value appears without reload', async () => {
   const cell = page.locator('dd[data-device="aq-rotonde-01"][data-prop="no2"]');
   const before = await cell.textContent();
@@ -221,7 +245,10 @@ test('a place page and the English version', async () => {
   // A commune's page, in French: its indices and its noisiest places.
   await page.goto(`${agora.base}/communes/13001?lang=fr`);
   await page.waitForSelector('body[data-env-ready="1"]', { timeout: 30_000 });
-  assert.match(await page.locator('#environment').textContent(), /Indice ATMO du jour/);
+  const commune = await page.locator('#environment').textContent();
+  assert.match(commune, /Indice ATMO du jour/);
+  // Last summer's heatwave in the demo city, as an episode of the past twelve months.
+  assert.ok(await page.locator('#env-canicule ~ div tbody tr, section:has(#env-canicule) tbody tr').count() >= 1, commune);
   await shot(page, '11-commune-environment');
   await page.goto(`${agora.base}/?lang=fr`);
 });

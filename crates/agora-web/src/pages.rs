@@ -238,7 +238,7 @@ fn render(
     );
     let img = cfg.tile_url.as_deref().and_then(tile_origin).unwrap_or_default();
     let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: {img}; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     );
     let mut resp = (StatusCode::OK, html).into_response();
     let h = resp.headers_mut();
@@ -348,7 +348,7 @@ pub(crate) async fn public_map(
         .script("map")
         .map()
         .charts()
-        .data(json!({"mode": "public"}));
+        .data(json!({"mode": "public", "today": today_in_paris(&s)}));
     render(lang, set, &cfg, &viewer(&s, &h), "/", page)
 }
 
@@ -368,7 +368,7 @@ pub(crate) async fn supervision(
             .script("map")
             .map()
             .charts()
-            .data(json!({"mode": "operator"}));
+            .data(json!({"mode": "operator", "today": today_in_paris(&s)}));
     render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision", page)
 }
 

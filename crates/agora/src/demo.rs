@@ -604,7 +604,8 @@ impl Demo {
         let episode = (smooth(seed ^ 12, w.t_s, 2.0 * 86_400.0) + 0.3).max(0.0);
         let mistral =
             (smooth(seed ^ 13, w.t_s, 1.5 * 86_400.0) - 0.4).max(0.0) * 2.5 * (1.0 - heatwave);
-        let diurnal = -((w.hour - 15.0) / 24.0 * 2.0 * PI).cos();
+        // +1 at 15:00, the warmest hour; -1 at 3:00, the coolest.
+        let diurnal = ((w.hour - 15.0) / 24.0 * 2.0 * PI).cos();
         let island = place.heat * (1.0 + heatwave) * (1.0 - (diurnal + 1.0) / 2.0);
         let temp = w.seasonal_temp()
             + anomaly
@@ -947,6 +948,17 @@ mod tests {
         };
         assert!(canicule(&hdv) >= 2, "{hdv:?}");
         assert_eq!(canicule(&torse), 0, "{torse:?}");
+        // Afternoons are warm, nights cool, and the island shows at night.
+        let noon = e.summer + 5 * 86_400 * S + 15 * 3600 * S; // 15:00 in Paris
+        let night = noon + 12 * 3600 * S;
+        assert!(
+            num(&d, "wx-hdv-01", "temperature", noon)
+                > num(&d, "wx-hdv-01", "temperature", night) + 8.0
+        );
+        let gap = |t: i64| {
+            num(&d, "wx-hdv-01", "temperature", t) - num(&d, "wx-torse-01", "temperature", t)
+        };
+        assert!(gap(night) > gap(noon) + 3.0, "{} vs {}", gap(night), gap(noon));
         let night_gap: f64 =
             (4..7).map(|i| hdv[i].unwrap().0 - torse[i].unwrap().0).sum::<f64>() / 3.0;
         assert!(night_gap > 3.0, "heat island at night: {night_gap}");

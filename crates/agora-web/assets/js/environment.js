@@ -67,6 +67,28 @@ const parts = await Promise.all([
     ]);
     return table('env-heat', t('env.heat'), [t('env.day'), 'T min (°C)', 'T max (°C)', t('env.heat_index'), 'Humidex', t('env.canicule'), t('env.tropical_night')], rows, t('env.no_heat'));
   }),
+  // Heatwave episodes of the past twelve months: runs of canicule days.
+  section(async () => {
+    const from = new Date(Date.parse(`${settings.today}T12:00:00Z`) - 365 * 86400000).toISOString().slice(0, 10);
+    const h = await api(`/api/v1/indicators/heat?${area}&from=${from}&to=${settings.today}`);
+    const episodes = [];
+    let prev = null;
+    for (const d of h.days) {
+      if (d.status.canicule) {
+        const next = prev && Date.parse(`${d.day}T12:00:00Z`) - Date.parse(`${prev}T12:00:00Z`) === 86400000;
+        if (next && episodes.length) episodes.at(-1).push(d); else episodes.push([d]);
+        prev = d.day;
+      } else {
+        prev = null;
+      }
+    }
+    const rows = episodes.reverse().map((e) => [
+      esc(t('env.canicule_episode', { from: dayName(e[0].day), to: dayName(e.at(-1).day), n: e.length })),
+      num(Math.max(...e.map((d) => d.t_max))), num(Math.max(...e.map((d) => d.t_min))),
+      num(Math.max(...e.map((d) => d.status.ibm_max))), num(Math.max(...e.map((d) => d.status.ibm_min))),
+    ]);
+    return table('env-canicule', t('env.canicule_year'), [t('env.episode'), t('env.hottest_day'), t('env.warmest_night'), t('env.ibm_max'), t('env.ibm_min')], rows, t('env.no_canicule'));
+  }),
   // Noise, the last 7 days.
   section(async () => {
     const n = await api(`/api/v1/indicators/noise?${area}&to=${settings.today}`);

@@ -166,6 +166,79 @@ function drawLegend() {
 }
 drawLegend();
 
+// ---- Heat islands: each commune's interpolated temperature (/api/v1/indicators/heat-map, a PNG
+// overlay under the devices, shown from a blob: URL, which the pages' CSP allows) for a night, with
+// its colour scale and its leave-one-out error.
+const heatInfo = document.createElement('div');
+heatInfo.id = 'heat-info';
+heatInfo.setAttribute('aria-live', 'polite');
+document.getElementById('legend').after(heatInfo);
+fs.insertAdjacentHTML('beforeend', `<div class="kinds"><label><input type="checkbox" id="heat-layer"> ${esc(t('heat.layer'))}</label></div>
+  <label class="block">${esc(t('heat.night'))} <select id="heat-night"></select></label>`);
+const nightSelect = document.getElementById('heat-night');
+const shiftDay = (iso, n) => new Date(Date.parse(`${iso}T12:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
+const dayFmt = new Intl.DateTimeFormat(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { weekday: 'short', day: '2-digit', month: '2-digit', year: 'numeric', timeZone: 'UTC' });
+const nights = [{ date: shiftDay(settings.today, -1), label: t('heat.last_night') }];
+nightSelect.innerHTML = nights.map((n) => `<option value="${n.date}">${esc(n.label)}</option>`).join('');
+// The hottest night of the latest heatwave of the past year, when there was one.
+(async () => {
+  for (const c of data.communes) {
+    try {
+      const h = await api(`/api/v1/indicators/heat?commune=${encodeURIComponent(c.insee)}&from=${shiftDay(settings.today, -365)}&to=${settings.today}`);
+      const hot = h.days.filter((d) => d.status.canicule && d.t_min !== null);
+      if (!hot.length) continue;
+      // The latest episode: consecutive canicule days up to the last one.
+      const episode = [hot.at(-1)];
+      for (let i = hot.length - 2; i >= 0 && hot[i].day === shiftDay(episode[0].day, -1); i--) episode.unshift(hot[i]);
+      const hottest = episode.reduce((a, d) => (d.t_min > a.t_min ? d : a));
+      // Its minimum is the night before the day's noon: the evening of the previous day.
+      const date = shiftDay(hottest.day, -1);
+      if (!nights.some((n) => n.date === date)) {
+        nights.push({ date, label: t('heat.canicule_night', { date: dayFmt.format(new Date(`${date}T12:00:00Z`)) }) });
+        nightSelect.insertAdjacentHTML('beforeend', `<option value="${date}">${esc(nights.at(-1).label)}</option>`);
+      }
+    } catch { /* no temperature there */ }
+  }
+})();
+const heatOverlays = [];
+async function drawHeat() {
+  for (const o of heatOverlays.splice(0)) { o.remove(); URL.revokeObjectURL(o._url); }
+  heatInfo.innerHTML = '';
+  if (!document.getElementById('heat-layer').checked) return;
+  const night = nightSelect.value;
+  const parts = [];
+  for (const c of data.communes) {
+    const r = await fetch(`/api/v1/indicators/heat-map?commune=${encodeURIComponent(c.insee)}&night=${night}&format=png`, { credentials: 'same-origin' });
+    if (!r.ok) {
+      let detail = `${r.status}`;
+      try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+      parts.push(`<p class="muted">${esc(c.name)} : ${esc(detail)}</p>`);
+      continue;
+    }
+    const about = JSON.parse(r.headers.get('X-Agora-Map'));
+    const url = URL.createObjectURL(await r.blob());
+    const [w, s, e, n] = about.bbox;
+    const o = L.imageOverlay(url, [[s, w], [n, e]], { opacity: 0.8, interactive: false, className: 'heat-overlay', alt: t('heat.layer') });
+    o._url = url;
+    o.addTo(map).bringToBack();
+    heatOverlays.push(o);
+    const m = about.method;
+    const chosen = m.method === 'idw' ? t('heat.idw') : t('heat.kriging', { model: t(`heat.model.${m.variogram?.model}`) });
+    const idw = about.cross_validation.find((a) => a.method === 'idw');
+    const gradient = about.legend.stops.map((x) => x.colour).join(', ');
+    parts.push(`<p class="legend-title">${esc(t('heat.layer'))} — ${esc(c.name)}</p>
+      <div class="heat-scale" style="background:linear-gradient(to right, ${gradient})" aria-hidden="true"></div>
+      <div class="heat-ticks">${about.legend.stops.map((x) => `<span>${esc(num1(x.value))}</span>`).join('')}</div>
+      <p class="muted heat-method">${esc(t('heat.about', { sensors: about.sensors, method: chosen, rmse: num2(m.rmse), bias: num2(m.bias), idw: num2(idw?.rmse) }))}</p>`);
+  }
+  heatInfo.innerHTML = parts.join('');
+  document.body.dataset.heatReady = String(heatOverlays.length);
+}
+const num1 = (v) => (v ?? NaN).toLocaleString(settings.lang, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+const num2 = (v) => (v == null ? '—' : v.toLocaleString(settings.lang, { maximumFractionDigits: 2, minimumFractionDigits: 2 }));
+document.getElementById('heat-layer').addEventListener('change', drawHeat);
+nightSelect.addEventListener('change', drawHeat);
+
 // ---- Places list with the air index of each place.
 function placeAir(siteId) {
   const sums = {};
