@@ -104,16 +104,6 @@ export function aqBand(property, v) {
   return i < 0 ? 5 : i;
 }
 
-/** The European index of several pollutant values: the worst band. */
-export function aqIndex(values) {
-  let worst = null;
-  for (const [p, v] of Object.entries(values)) {
-    const b = aqBand(p, v);
-    if (b !== null && (worst === null || b > worst)) worst = b;
-  }
-  return worst === null ? null : { band: worst, colour: AQ_COLOURS[worst], label: t(`aq.${AQ_KEYS[worst]}`) };
-}
-
 function stepScale(bounds, colours, labels) {
   return {
     colour(v) {
@@ -226,6 +216,22 @@ function energyMean(xs) {
   return xs.length ? 10 * Math.log10(xs.reduce((a, b) => a + 10 ** (b / 10), 0) / xs.length) : null;
 }
 
+/**
+ * The European Air Quality Index of the latest hour of a place (or `commune=`), as the server
+ * computes it (`/api/v1/indicators/eaqi`: the worst device's hourly means, EEA bands), or null
+ * when no pollutant was measured in the last two hours.
+ */
+export async function eaqiNow(query) {
+  try {
+    const r = await api(`/api/v1/indicators/eaqi?${query}&from=now-2h`);
+    const h = r.hours.at(-1);
+    if (!h?.index.class) return null;
+    return { class: h.index.class, colour: EAQI_COLOURS[h.index.class], label: t(`eaqi.${h.index.class}`), hour: h.hour, responsible: h.index.responsible };
+  } catch {
+    return null;
+  }
+}
+
 /** The current figures of a place from its devices' latest values. */
 export function placeFigures(devices) {
   const vals = (p) => devices.map((d) => d.latest?.[p]?.[1]).filter((v) => typeof v === 'number');
@@ -238,7 +244,6 @@ export function placeFigures(devices) {
   const fills = vals('fill_level');
   const latest = Math.max(0, ...devices.flatMap((d) => Object.values(d.latest ?? {}).map((l) => l[0])));
   return {
-    air: aqIndex(pollutants),
     pollutants,
     temperature: mean(vals('temperature')),
     humidity: mean(vals('relative_humidity')),

@@ -2,7 +2,7 @@
 // place's air quality, temperature, noise and footfall; a touch (or the buttons, or the arrow
 // keys) moves by hand and pauses the rotation for a while. Values update live.
 
-import { settings, t, esc, num, api, live, placeFigures, scaleOf, ATMO_COLOURS } from './common.js';
+import { settings, t, esc, num, api, live, placeFigures, scaleOf, eaqiNow, ATMO_COLOURS } from './common.js';
 
 const site = settings.site;
 const data = await api('/api/v1/public/map');
@@ -10,31 +10,33 @@ const devices = data.devices.filter((d) => d.site === site);
 const byId = new Map(devices.map((d) => [d.id, d]));
 const PAUSE_MS = 30_000;
 
-// The official index of the day and a heatwave warning, from the server's indicators (refreshed
-// every 15 minutes; the other slides do not wait for them).
+// The official indices (the European index of the hour, ATMO of the day) and a heatwave warning,
+// from the server's indicators (refreshed every 5 minutes; the other slides do not wait for them).
 let official = null;
 async function loadOfficial() {
   try {
     const q = `site=${encodeURIComponent(site)}&to=${settings.today}`;
-    const [atmo, heat] = await Promise.all([
+    const [atmo, heat, eaqi] = await Promise.all([
       api(`/api/v1/indicators/atmo?${q}&from=${settings.today}`),
       api(`/api/v1/indicators/heat?${q}`),
+      eaqiNow(`site=${encodeURIComponent(site)}`),
     ]);
     const day = atmo.days.at(-1);
-    official = { atmo: day?.index.class ? day.index : null, canicule: heat.days.at(-1)?.status.canicule === true };
+    official = { atmo: day?.index.class ? day.index : null, canicule: heat.days.at(-1)?.status.canicule === true, eaqi };
   } catch {
     official = null;
   }
   document.body.dataset.officialReady = '1';
 }
 loadOfficial();
-setInterval(loadOfficial, 15 * 60_000);
+setInterval(loadOfficial, 5 * 60_000);
 
 function slides() {
   const f = placeFigures(devices);
   const out = [];
   if (official?.canicule) out.push({ key: 'heatwave', title: t('kiosk.heatwave'), value: '⚠', colour: '#d62728', note: t('kiosk.heatwave_note') });
-  if (f.air) out.push({ key: 'air', title: t('kiosk.air'), value: esc(f.air.label), colour: f.air.colour, note: t('kiosk.air_note') });
+  const air = official?.eaqi;
+  if (air) out.push({ key: 'air', title: t('kiosk.air'), value: esc(air.label), colour: air.colour, note: t('kiosk.air_note') });
   if (official?.atmo) {
     out.push({ key: 'atmo', title: t('env.atmo'), value: esc(t(`atmo.${official.atmo.class}`)), colour: ATMO_COLOURS[official.atmo.class],
       note: `${t('env.responsible')} ${official.atmo.responsible.map((p) => t(`prop.${p}`)).join(', ')}` });

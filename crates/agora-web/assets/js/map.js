@@ -4,7 +4,7 @@
 
 import {
   settings, t, esc, api, when, withUnit, propName, kindName, scaleOf, legendHtml, live, announce,
-  aqIndex, STATE_COLOURS, KIND_COLOURS, MAIN_PROPERTY,
+  eaqiNow, STATE_COLOURS, KIND_COLOURS, MAIN_PROPERTY,
 } from './common.js';
 import { chart } from './charts.js';
 
@@ -239,32 +239,27 @@ const num2 = (v) => (v == null ? '—' : v.toLocaleString(settings.lang, { maxim
 document.getElementById('heat-layer').addEventListener('change', drawHeat);
 nightSelect.addEventListener('change', drawHeat);
 
-// ---- Places list with the air index of each place.
-function placeAir(siteId) {
-  const sums = {};
-  const counts = {};
-  for (const d of data.devices) {
-    if (d.site !== siteId || d.kind !== 'air_quality') continue;
-    for (const p of ['pm2_5', 'pm10', 'no2', 'o3', 'so2']) {
-      const v = valueOf(d, p);
-      if (typeof v === 'number') { sums[p] = (sums[p] ?? 0) + v; counts[p] = (counts[p] ?? 0) + 1; }
-    }
-  }
-  const means = Object.fromEntries(Object.keys(sums).map((p) => [p, sums[p] / counts[p]]));
-  return aqIndex(means);
+// ---- Places list with the European air index of each place's latest hour, as the server computes
+// it (refreshed every 5 minutes).
+const placeAir = new Map();
+async function loadPlaceAir() {
+  await Promise.all(data.sites.map(async (s) => placeAir.set(s.id, await eaqiNow(`site=${encodeURIComponent(s.id)}`))));
+  drawPlaces();
 }
 
 function drawPlaces() {
   document.getElementById('places').innerHTML = data.sites.map((s) => {
-    const aq = placeAir(s.id);
+    const aq = placeAir.get(s.id);
     const n = data.devices.filter((d) => d.site === s.id).length;
-    const badge = aq ? `<span class="aq" style="background:${aq.colour}">${esc(t('aq.short'))} : ${esc(aq.label)}</span>` : '';
+    const badge = aq ? `<span class="aq" style="background:${aq.colour}" title="${esc(t('env.eaqi'))}">${esc(t('aq.short'))} : ${esc(aq.label)}</span>` : '';
     return `<li><a href="/places/${encodeURIComponent(s.id)}">${esc(s.name)}</a> ${badge}
       <span class="muted">${esc(t('map.devices', { n }))}</span>
       <button type="button" class="link zoom" data-site="${esc(s.id)}">${esc(t('map.zoom'))}</button></li>`;
   }).join('');
 }
 drawPlaces();
+await loadPlaceAir();
+setInterval(loadPlaceAir, 5 * 60_000);
 document.getElementById('places').addEventListener('click', (e) => {
   const s = sites.get(e.target.dataset?.site);
   if (s?.lat != null) map.setView([s.lat, s.lon], 18);

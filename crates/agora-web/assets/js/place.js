@@ -1,7 +1,7 @@
 // A place's page for citizens: current conditions (air index, temperature, noise, footfall, bins,
 // lighting) and 24-hour charts of the place, all from public data.
 
-import { settings, t, esc, num, api, live, when, propName, scaleOf, placeFigures } from './common.js';
+import { settings, t, esc, num, api, live, when, propName, scaleOf, placeFigures, eaqiNow } from './common.js';
 import { chart } from './charts.js';
 
 const site = settings.site;
@@ -14,12 +14,22 @@ function card(label, value, extra = '', colour = null) {
   return `<div class="card"${style}><p class="card-label">${esc(label)}</p><p class="card-value">${value}</p>${extra ? `<p class="card-extra">${extra}</p>` : ''}</div>`;
 }
 
+// The air colour is the server's European index of the latest hour (refreshed every 5 minutes),
+// the same figure as the environment view's; the readings beside it are the latest ones.
+let air = null;
+const hourFmt = new Intl.DateTimeFormat(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: 'Europe/Paris' });
+async function loadAir() {
+  air = await eaqiNow(`site=${encodeURIComponent(site)}`);
+  drawNow();
+}
+
 function drawNow() {
   const f = placeFigures(devices);
   const cards = [];
-  if (f.air) {
+  if (air) {
     const detail = Object.entries(f.pollutants).map(([p, v]) => `${esc(propName(p))} ${num(v, 0)}`).join(' · ');
-    cards.push(card(t('place.air'), `<span class="aq" style="background:${f.air.colour}">${esc(f.air.label)}</span>`, `${detail} µg/m³`, f.air.colour));
+    cards.push(card(t('place.air'), `<span class="aq" style="background:${air.colour}">${esc(air.label)}</span>`,
+      `${esc(t('place.eaqi_hour', { hour: hourFmt.format(new Date(air.hour)) }))}${detail ? ` · ${detail} µg/m³` : ''}`, air.colour));
   }
   if (f.temperature !== null) cards.push(card(t('prop.temperature'), `${num(f.temperature)} °C`, f.humidity !== null ? `${esc(t('prop.relative_humidity'))} ${num(f.humidity, 0)} %` : '', scaleOf('temperature').colour(f.temperature)));
   if (f.noise !== null) cards.push(card(t('place.noise'), `${num(f.noise)} dB(A)`, esc(t('place.noise_note')), scaleOf('laeq').colour(f.noise)));
@@ -31,6 +41,8 @@ function drawNow() {
     `<p class="updated">${esc(t('map.updated_at'))} ${esc(when(f.latest || null))}</p>`;
 }
 drawNow();
+await loadAir();
+setInterval(loadAir, 5 * 60_000);
 
 const present = new Set(devices.flatMap((d) => Object.keys(d.latest ?? {})));
 const charts = ['pm10', 'pm2_5', 'no2', 'o3', 'temperature', 'laeq', 'people_in', 'fill_level', 'soil_moisture'].filter((p) => present.has(p));
