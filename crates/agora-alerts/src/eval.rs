@@ -601,12 +601,23 @@ fn settle(c: &Compiled, key: &str, st: &mut KeyState, t: i64, out: &mut Vec<Tran
 }
 
 /// Replay points (time order) through a fresh state; returns the episodes and the final state.
+/// The scheduled leaves (windows, silence, forecasts, indicators) are not fed by points: they keep
+/// the state they have in `current`, so that a late point does not make them forget.
 pub(crate) fn replay(
     c: &Compiled,
     key: &str,
     points: &[(i64, String, Value)],
+    current: Option<&KeyState>,
 ) -> (Vec<Episode>, KeyState) {
     let mut st = KeyState::default();
+    if let Some(cur) = current.filter(|cur| cur.leaves.len() == c.leaves.len()) {
+        st.leaves = vec![LeafState::default(); c.leaves.len()];
+        for (i, leaf) in c.leaves.iter().enumerate() {
+            if !leaf.is_point() {
+                st.leaves[i] = cur.leaves[i].clone();
+            }
+        }
+    }
     let mut episodes: Vec<Episode> = Vec::new();
     let mut out = Vec::new();
     let mut hists: HashMap<&str, VecDeque<(i64, f64)>> = HashMap::new();
@@ -745,7 +756,12 @@ pub(crate) struct Evaluator {
 struct CachedWindows {
     windows: Windows,
     end: i64,
+    /// When they were computed.
+    at: i64,
 }
+
+/// Late data recomputes an indicator at most once a minute per (rule, device).
+const LATE_RECOMPUTE_NS: i64 = 60_000_000_000;
 
 impl Evaluator {
     fn pos(&self, rule: &str) -> Option<usize> {
@@ -1110,8 +1126,11 @@ pub(crate) async fn tick(
                         // Computed with the rule as it was when the tick started: kept only if
                         // it was not changed meanwhile.
                         if e.rules.iter().any(|r| Arc::ptr_eq(r, &c)) {
-                            let w =
-                                CachedWindows { windows: flags.clone(), end: last_end.as_nanos() };
+                            let w = CachedWindows {
+                                windows: flags.clone(),
+                                end: last_end.as_nanos(),
+                                at: now,
+                            };
                             e.window_cache.insert(cache_key, w);
                         }
                         drop(e);
@@ -1132,6 +1151,21 @@ pub(crate) async fn tick(
                             series.iter().any(|s| touched.get(&s.0).is_some_and(|t| *t < until));
                         let flags = match cached {
                             Some(w) if w.end == until && !late => {
+                                window_results.push((i, w.windows, false));
+                                continue;
+                            }
+                            // Late data again within a minute of the last computation (a device
+                            // sending its history): computed once the minute is over, not at
+                            // every tick; the points stay marked as arrived meanwhile.
+                            Some(w) if w.end == until && now - w.at < LATE_RECOMPUTE_NS => {
+                                let mut e = ev.lock();
+                                for s in &series {
+                                    if let Some(t) = touched.get(&s.0) {
+                                        let m = e.touched.entry(s.0).or_insert(*t);
+                                        *m = (*m).min(*t);
+                                    }
+                                }
+                                drop(e);
                                 window_results.push((i, w.windows, false));
                                 continue;
                             }
@@ -1158,7 +1192,7 @@ pub(crate) async fn tick(
                         };
                         let mut e = ev.lock();
                         if e.rules.iter().any(|r| Arc::ptr_eq(r, &c)) {
-                            let w = CachedWindows { windows: flags.clone(), end: until };
+                            let w = CachedWindows { windows: flags.clone(), end: until, at: now };
                             e.window_cache.insert(cache_key, w);
                         }
                         drop(e);
@@ -1196,7 +1230,9 @@ pub(crate) async fn tick(
             if st.leaves.len() != c.leaves.len() {
                 st.leaves = vec![LeafState::default(); c.leaves.len()];
             }
-            let mut at = now;
+            // When the condition changed: the end of the latest period read (each leaf's), or
+            // now without one.
+            let mut latest_end: Option<i64> = None;
             for (i, flags, _) in window_results {
                 let (count, property) = match &c.leaves[i] {
                     Leaf::Window { count, property, .. } => (*count as usize, property.clone()),
@@ -1239,13 +1275,30 @@ pub(crate) async fn tick(
                     prev_end = Some(end);
                 }
                 let holds_now = episodes.last().is_some_and(|e| e.1.is_none());
+                // An alert opened before the periods read (a gap longer than the look-back) is
+                // not among the episodes: the first period that does not hold ends it.
+                let first_start = flags.keys().next().copied();
+                let before = st.since.zip(first_start).is_none_or(|(since, first)| since < first);
+                let stale_end = (st.open && before && c.leaves.len() == 1)
+                    .then(|| {
+                        let first_holds = flags.values().next().is_some_and(|f| f.0);
+                        let first_break =
+                            flags.iter().find(|(_, f)| !f.0).map(|(start, _)| end_of(*start));
+                        if first_holds { None } else { first_break }
+                    })
+                    .flatten();
                 st.leaves[i].truth = holds_now;
                 st.leaves[i].windows = flags;
-                if let Some(p) = prev_end {
-                    at = p;
-                }
+                latest_end = latest_end.max(prev_end);
                 if c.leaves.len() == 1 {
                     let range_from = st.leaves[i].windows.keys().next().copied().unwrap_or(now);
+                    if let Some(at) = stale_end {
+                        out.push(Transition::Resolve {
+                            rule: c.rule.id.clone(),
+                            key: key.clone(),
+                            at,
+                        });
+                    }
                     st.open = holds_now;
                     st.since = episodes.last().filter(|e| e.1.is_none()).map(|e| e.0);
                     out.push(Transition::Episodes {
@@ -1257,6 +1310,7 @@ pub(crate) async fn tick(
                     });
                 }
             }
+            let mut at = latest_end.unwrap_or(now);
             // Silence and forecasts: (leaf, holds, since when).
             for (i, silent, since) in nodata {
                 st.leaves[i].truth = silent;
@@ -1332,7 +1386,7 @@ mod tests {
     fn run(c: &Compiled, pts: &[(i64, f64)]) -> Vec<Episode> {
         let p: Vec<(i64, String, Value)> =
             pts.iter().map(|(t, v)| (*t, "pm10".to_owned(), Value::F64(*v))).collect();
-        replay(c, "d", &p).0
+        replay(c, "d", &p, None).0
     }
 
     #[test]
@@ -1533,7 +1587,7 @@ mod tests {
                         })
                         .collect();
                     let want: Vec<Span> =
-                        replay(c, d, &points).0.into_iter().map(|e| (e.0, e.1)).collect();
+                        replay(c, d, &points, None).0.into_iter().map(|e| (e.0, e.1)).collect();
                     let got = live.remove(&(c.rule.id.clone(), d.to_owned())).unwrap_or_default();
                     assert_eq!(got, want, "case {case}, rule {:?}, device {d}", c.rule.condition);
                     opened += want.len();
@@ -1627,7 +1681,7 @@ mod tests {
                     (t, ["o3", "laeq", "lamp_status"][g.below(3) as usize].to_owned(), v)
                 })
                 .collect();
-            let _ = replay(&c, "d", &points);
+            let _ = replay(&c, "d", &points, None);
         }
         assert!(
             valid > 300 && refused > 300,

@@ -798,7 +798,8 @@ impl Alerts {
             }
         }
         points.sort_by_key(|p| p.0);
-        let (episodes, mut st) = eval::replay(&c, key, &points);
+        let current = self.ev.lock().state_mut(rule, key).cloned();
+        let (episodes, mut st) = eval::replay(&c, key, &points, current.as_ref());
         let property = c.point_properties().first().cloned();
         self.reconcile(rule, key, &episodes, start, property).await;
         st.open = self.open.lock().await.contains_key(&(rule.to_owned(), key.to_owned()));

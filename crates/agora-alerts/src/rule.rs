@@ -437,7 +437,8 @@ pub enum Condition {
         value: f64,
     },
     /// An official indicator of the device's readings, computed as `/api/v1/indicators` computes
-    /// it, for each completed day (each hour for the EAQI): `indicator op value`.
+    /// it, for each completed day (each hour for the EAQI): `indicator op value`. A schedule is
+    /// checked at each period's start (midnight for ATMO and canicule, 6 h for Lden and Lnight).
     Indicator {
         /// Which indicator.
         name: Indicator,

@@ -65,7 +65,7 @@ impl IndicatorsConfig {
             ));
         }
         for (c, t) in &self.canicule_by_commune {
-            if c.len() != 5 || !c.chars().all(|x| x.is_ascii_alphanumeric()) {
+            if agora_model::InseeCode::parse(c).is_err() {
                 return Err(format!(
                     "indicators.canicule_by_commune: {c:?} is not an INSEE code (5 characters)"
                 ));

@@ -1187,3 +1187,35 @@ async fn indicator_templates_alert_on_atmo_days_canicule_and_loud_nights() {
     assert_eq!(aix["thresholds"], json!({"min": 24.0, "max": 35.0}));
     assert_eq!(aix["days"][2]["status"]["canicule"], false);
 }
+
+#[tokio::test]
+async fn an_indicator_alert_open_before_a_long_gap_ends_with_the_first_good_period() {
+    use agora_model::{MockClock, Timestamp};
+    // A winter in Paris (UTC+1): the ATMO of 14 January is mauvais; then the sensor is silent for
+    // nine days (longer than the week read back), and 24 January is good.
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let clock = MockClock::new(at("2026-01-15T12:00:00+01:00"));
+    let app = TestApp::spawn_at(clock.clone(), |_| {}).await;
+    let d = json!({"id": "aq-1", "kind": "air_quality", "commune": "13001"});
+    let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    add_rule(&app, json!({"template": "atmo-bad-day"})).await;
+    let day = |start: &str, mean: f64| {
+        let t0 = at(start).as_nanos() / 1_000_000_000;
+        (0..24)
+            .map(|h| {
+                let v = if h % 2 == 0 { mean - 5.0 } else { mean + 5.0 };
+                format!("air_quality,device=aq-1 pm10={v} {}\n", t0 + h * 3600 + 600)
+            })
+            .collect::<String>()
+    };
+    app.write(&day("2026-01-14T00:00:00+01:00", 60.0)).await;
+    let list = alerts_until(&app, "atmo-bad-day", 10, |l| !l.is_empty()).await;
+    assert_eq!(states(&list), ["open"]);
+    assert_eq!(list[0]["opened_at"], json!(at("2026-01-15T00:00:00+01:00")));
+    clock.set(at("2026-01-25T12:00:00+01:00"));
+    app.write(&day("2026-01-24T00:00:00+01:00", 20.0)).await;
+    let list = alerts_until(&app, "atmo-bad-day", 10, |l| states(l) == ["resolved"]).await;
+    assert_eq!(states(&list), ["resolved"], "{list:?}");
+    assert_eq!(list[0]["resolved_at"], json!(at("2026-01-25T00:00:00+01:00")));
+}

@@ -18,6 +18,8 @@ pub(crate) const ADMIN: &str = "agora_test_admin_token_0123456789";
 pub(crate) struct TestApp {
     pub(crate) server: Option<Server>,
     pub(crate) config: Config,
+    /// The server's clock (the system's unless a test sets its own).
+    pub(crate) clock: Arc<dyn agora_model::Clock>,
     pub(crate) addr: SocketAddr,
     pub(crate) client: Client,
     pub(crate) dir: tempfile::TempDir,
@@ -29,6 +31,14 @@ impl TestApp {
     }
 
     pub(crate) async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_at(Arc::new(SystemClock), tweak).await
+    }
+
+    /// A server whose clock the test sets (a `MockClock`).
+    pub(crate) async fn spawn_at(
+        clock: Arc<dyn agora_model::Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -37,27 +47,21 @@ impl TestApp {
         };
         config.mqtt.broker.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut config);
-        let server = Self::start(config.clone()).await;
+        let server = Self::start(config.clone(), clock.clone()).await;
         let addr = server.addr;
-        let app = Self { server: Some(server), config, addr, client: Client::new(), dir };
+        let app = Self { server: Some(server), config, clock, addr, client: Client::new(), dir };
         app.seed().await;
         app
     }
 
-    async fn start(config: Config) -> Server {
-        serve::start(ServeOptions {
-            config,
-            admin_token: Some(ADMIN.into()),
-            clock: Arc::new(SystemClock),
-        })
-        .await
-        .unwrap()
+    async fn start(config: Config, clock: Arc<dyn agora_model::Clock>) -> Server {
+        serve::start(ServeOptions { config, admin_token: Some(ADMIN.into()), clock }).await.unwrap()
     }
 
     /// Stop cleanly and start again on the same data directory.
     pub(crate) async fn restart(&mut self) {
         self.server.take().unwrap().shutdown().await.unwrap();
-        let server = Self::start(self.config.clone()).await;
+        let server = Self::start(self.config.clone(), self.clock.clone()).await;
         self.addr = server.addr;
         self.server = Some(server);
     }
@@ -65,7 +69,7 @@ impl TestApp {
     /// Start again after the server was taken out and shut down by the test.
     pub(crate) async fn restart_stopped(&mut self) {
         assert!(self.server.is_none());
-        let server = Self::start(self.config.clone()).await;
+        let server = Self::start(self.config.clone(), self.clock.clone()).await;
         self.addr = server.addr;
         self.server = Some(server);
     }
