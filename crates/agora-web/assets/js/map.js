@@ -201,36 +201,50 @@ nightSelect.innerHTML = nights.map((n) => `<option value="${n.date}">${esc(n.lab
   }
 })();
 const heatOverlays = [];
+// Each drawing has a number: one started later (the box unticked, another night chosen) makes an
+// earlier one still loading drop what it fetched.
+let heatRun = 0;
 async function drawHeat() {
+  const run = ++heatRun;
   for (const o of heatOverlays.splice(0)) { o.remove(); URL.revokeObjectURL(o._url); }
   heatInfo.innerHTML = '';
   if (!document.getElementById('heat-layer').checked) return;
   const night = nightSelect.value;
   const parts = [];
   for (const c of data.communes) {
-    const r = await fetch(`/api/v1/indicators/heat-map?commune=${encodeURIComponent(c.insee)}&night=${night}&format=png`, { credentials: 'same-origin' });
-    if (!r.ok) {
-      let detail = `${r.status}`;
-      try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
-      parts.push(`<p class="muted">${esc(c.name)} : ${esc(detail)}</p>`);
-      continue;
+    let url = null;
+    try {
+      const r = await fetch(`/api/v1/indicators/heat-map?commune=${encodeURIComponent(c.insee)}&night=${night}&format=png`, { credentials: 'same-origin' });
+      if (!r.ok) {
+        let detail = `${r.status}`;
+        try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+        parts.push(`<p class="muted">${esc(c.name)} : ${esc(detail)}</p>`);
+        continue;
+      }
+      const about = JSON.parse(r.headers.get('X-Agora-Map') ?? 'null');
+      const blob = await r.blob();
+      if (run !== heatRun) return;
+      if (!about?.bbox) throw new Error('X-Agora-Map');
+      url = URL.createObjectURL(blob);
+      const [w, s, e, n] = about.bbox;
+      const o = L.imageOverlay(url, [[s, w], [n, e]], { opacity: 0.8, interactive: false, className: 'heat-overlay', alt: t('heat.layer') });
+      o._url = url;
+      o.addTo(map).bringToBack();
+      heatOverlays.push(o);
+      const m = about.method;
+      const chosen = m.method === 'idw' ? t('heat.idw') : t('heat.kriging', { model: t(`heat.model.${m.variogram?.model}`) });
+      const idw = about.cross_validation.find((a) => a.method === 'idw');
+      const gradient = about.legend.stops.map((x) => x.colour).join(', ');
+      parts.push(`<p class="legend-title">${esc(t('heat.layer'))} — ${esc(c.name)}</p>
+        <div class="heat-scale" style="background:linear-gradient(to right, ${gradient})" aria-hidden="true"></div>
+        <div class="heat-ticks">${about.legend.stops.map((x) => `<span>${esc(num1(x.value))}</span>`).join('')}</div>
+        <p class="muted heat-method">${esc(t('heat.about', { sensors: about.sensors, method: chosen, rmse: num2(m.rmse), bias: num2(m.bias), idw: num2(idw?.rmse) }))}</p>`);
+    } catch (err) {
+      if (run !== heatRun) return;
+      parts.push(`<p class="muted">${esc(c.name)} : ${esc(t('error.load'))} (${esc(err.message)})</p>`);
     }
-    const about = JSON.parse(r.headers.get('X-Agora-Map'));
-    const url = URL.createObjectURL(await r.blob());
-    const [w, s, e, n] = about.bbox;
-    const o = L.imageOverlay(url, [[s, w], [n, e]], { opacity: 0.8, interactive: false, className: 'heat-overlay', alt: t('heat.layer') });
-    o._url = url;
-    o.addTo(map).bringToBack();
-    heatOverlays.push(o);
-    const m = about.method;
-    const chosen = m.method === 'idw' ? t('heat.idw') : t('heat.kriging', { model: t(`heat.model.${m.variogram?.model}`) });
-    const idw = about.cross_validation.find((a) => a.method === 'idw');
-    const gradient = about.legend.stops.map((x) => x.colour).join(', ');
-    parts.push(`<p class="legend-title">${esc(t('heat.layer'))} — ${esc(c.name)}</p>
-      <div class="heat-scale" style="background:linear-gradient(to right, ${gradient})" aria-hidden="true"></div>
-      <div class="heat-ticks">${about.legend.stops.map((x) => `<span>${esc(num1(x.value))}</span>`).join('')}</div>
-      <p class="muted heat-method">${esc(t('heat.about', { sensors: about.sensors, method: chosen, rmse: num2(m.rmse), bias: num2(m.bias), idw: num2(idw?.rmse) }))}</p>`);
   }
+  if (run !== heatRun) return;
   heatInfo.innerHTML = parts.join('');
   document.body.dataset.heatReady = String(heatOverlays.length);
 }
@@ -258,7 +272,8 @@ function drawPlaces() {
   }).join('');
 }
 drawPlaces();
-await loadPlaceAir();
+// Not awaited: the map and its live updates do not wait for the indices.
+loadPlaceAir();
 setInterval(loadPlaceAir, 5 * 60_000);
 document.getElementById('places').addEventListener('click', (e) => {
   const s = sites.get(e.target.dataset?.site);
