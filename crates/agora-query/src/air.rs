@@ -88,17 +88,23 @@ async fn hourly(
     range: TimeRange,
 ) -> Result<BTreeMap<Pollutant, Vec<Vec<(Timestamp, Agg)>>>> {
     let hour = Every::Fixed(Duration::from_secs(3600));
-    let mut out: BTreeMap<Pollutant, Vec<Vec<(Timestamp, Agg)>>> = BTreeMap::new();
+    let mut jobs = Vec::new();
     for d in devices {
         let keys: Vec<(&str, &str)> =
             Pollutant::ALL.iter().map(|p| (d.id.as_str(), p.property())).collect();
         for (p, s) in Pollutant::ALL.into_iter().zip(catalog.lookup_series(&keys)) {
-            let Some(s) = s else { continue };
-            let parts = summaries(store, s, range, hour, Averaging::Arithmetic).await?;
-            out.entry(p)
-                .or_default()
-                .push(parts.into_iter().filter(|(_, a)| a.count > 0).collect());
+            if let Some(s) = s {
+                jobs.push((p, s));
+            }
         }
+    }
+    let read = crate::summary::concurrently(jobs.iter().map(|j| j.1), |s| {
+        summaries(store, s, range, hour, Averaging::Arithmetic)
+    })
+    .await?;
+    let mut out: BTreeMap<Pollutant, Vec<Vec<(Timestamp, Agg)>>> = BTreeMap::new();
+    for ((p, _), parts) in jobs.into_iter().zip(read) {
+        out.entry(p).or_default().push(parts.into_iter().filter(|(_, a)| a.count > 0).collect());
     }
     Ok(out)
 }

@@ -77,7 +77,34 @@ pub struct NoiseDay {
 }
 
 /// Raw `(time, value)` points of a series over `range`, page by page.
+/// Ranges longer than this are read in parts at once.
+const PART_NS: i64 = 7 * 86_400 * 1_000_000_000;
+/// At most this many parts.
+const MAX_PARTS: i64 = 8;
+
+/// The finite raw levels of a series over `range`, in time order. A long range is read in parts
+/// at once (each is decoded on a blocking thread, so a year keeps every core busy).
 async fn raw(
+    store: &dyn SeriesStore,
+    s: SeriesId,
+    range: TimeRange,
+) -> Result<Vec<(Timestamp, f64)>> {
+    let (from, to) = (range.from.as_nanos(), range.to.as_nanos());
+    let n = ((to - from) / PART_NS).clamp(1, MAX_PARTS);
+    let step = (to - from) / n + 1;
+    let parts: Vec<TimeRange> = (0..n)
+        .filter_map(|i| {
+            let a = from.saturating_add(i * step);
+            let b = a.saturating_add(step).min(to);
+            (a < b)
+                .then(|| TimeRange { from: Timestamp::from_nanos(a), to: Timestamp::from_nanos(b) })
+        })
+        .collect();
+    let read = crate::summary::concurrently(parts, |r| raw_part(store, s, r)).await?;
+    Ok(read.into_iter().flatten().collect())
+}
+
+async fn raw_part(
     store: &dyn SeriesStore,
     s: SeriesId,
     range: TimeRange,
@@ -123,12 +150,46 @@ pub async fn noise_days(
     let hour_ns = 3_600_000_000_000i64;
     let mut hours: BTreeMap<i64, (f64, u64)> = BTreeMap::new();
     let mut levels: BTreeMap<NaiveDate, Vec<f64>> = BTreeMap::new();
-    for s in &laeq {
-        for (t, v) in raw(store, *s, range).await? {
-            let h = hours.entry(t.as_nanos().div_euclid(hour_ns) * hour_ns).or_default();
-            h.0 += 10f64.powf(v / 10.0);
-            h.1 += 1;
-            levels.entry(day_of(t)).or_default().push(v);
+    // The levels and the peaks, read at once.
+    let (laeq_points, lamax_points) = futures_util::future::try_join(
+        crate::summary::concurrently(laeq.iter().copied(), |s| raw(store, s, range)),
+        crate::summary::concurrently(lamax.iter().copied(), |s| raw(store, s, range)),
+    )
+    .await?;
+    for points in laeq_points {
+        // Points come in time order: an hour's energy is summed apart and added once it is over,
+        // and its day (days start on whole local hours) is found once per hour.
+        let (mut hour, mut energy, mut n) = (i64::MIN, 0.0f64, 0u64);
+        let mut day: Option<NaiveDate> = None;
+        let mut of_day: Vec<f64> = Vec::new();
+        for (t, v) in points {
+            let h = t.as_nanos().div_euclid(hour_ns) * hour_ns;
+            if h != hour {
+                if n > 0 {
+                    let e = hours.entry(hour).or_default();
+                    e.0 += energy;
+                    e.1 += n;
+                }
+                (hour, energy, n) = (h, 0.0, 0);
+                let d = day_of(Timestamp::from_nanos(h));
+                if day != Some(d) {
+                    if let Some(prev) = day {
+                        levels.entry(prev).or_default().append(&mut of_day);
+                    }
+                    day = Some(d);
+                }
+            }
+            energy += 10f64.powf(v / 10.0);
+            n += 1;
+            of_day.push(v);
+        }
+        if n > 0 {
+            let e = hours.entry(hour).or_default();
+            e.0 += energy;
+            e.1 += n;
+        }
+        if let Some(prev) = day {
+            levels.entry(prev).or_default().append(&mut of_day);
         }
     }
     let mut by_day: BTreeMap<NaiveDate, Vec<(u8, f64)>> = BTreeMap::new();
@@ -139,9 +200,10 @@ pub async fn noise_days(
     }
     let mut events: BTreeMap<NaiveDate, u32> = BTreeMap::new();
     let measured_peaks = !lamax.is_empty();
-    for s in &lamax {
-        for (t, v) in raw(store, *s, range).await? {
-            if opts.periods.period_of(local(t).hour() as u8) == Period::Night && v > opts.event_db {
+    for points in lamax_points {
+        // The level first: most peaks are below it, and the local hour costs a time-zone lookup.
+        for (t, v) in points {
+            if v > opts.event_db && opts.periods.period_of(local(t).hour() as u8) == Period::Night {
                 *events.entry(day_of(t)).or_default() += 1;
             }
         }

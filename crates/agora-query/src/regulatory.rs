@@ -234,38 +234,40 @@ pub async fn year(
     let devices = area.devices(catalog)?;
     let of = (range.span().as_secs() / 3600) as u32;
     let local = LocalDays::new(range, tz, 0);
-    let mut out = Vec::new();
+    let mut jobs = Vec::new();
     for d in &devices {
         let keys: Vec<(&str, &str)> =
             Pollutant::ALL.iter().map(|p| (d.id.as_str(), p.property())).collect();
         for (p, s) in Pollutant::ALL.into_iter().zip(catalog.lookup_series(&keys)) {
-            let Some(s) = s else { continue };
-            let parts = summaries(
-                store,
-                s,
-                range,
-                Every::Fixed(Duration::from_secs(3600)),
-                Averaging::Arithmetic,
-            )
-            .await?;
-            let hours: Hours = parts
-                .into_iter()
-                .filter(|(_, a)| a.count > 0)
-                .map(|(t, a)| (t, a.sum / a.count as f64))
-                .collect();
-            if hours.is_empty() {
-                continue;
+            if let Some(s) = s {
+                jobs.push((d, p, s));
             }
-            let n = hours.len() as u32;
-            out.push(SensorYear {
-                device: d.id.to_string(),
-                pollutant: p,
-                hours: n,
-                of,
-                coverage_ok: f64::from(n) >= MIN_COVERAGE * f64::from(of),
-                statistics: statistics(p, &hours, &local),
-            });
         }
+    }
+    let hour = Every::Fixed(Duration::from_secs(3600));
+    let read = crate::summary::concurrently(jobs.iter().map(|j| j.2), |s| {
+        summaries(store, s, range, hour, Averaging::Arithmetic)
+    })
+    .await?;
+    let mut out = Vec::new();
+    for ((d, p, _), parts) in jobs.into_iter().zip(read) {
+        let hours: Hours = parts
+            .into_iter()
+            .filter(|(_, a)| a.count > 0)
+            .map(|(t, a)| (t, a.sum / a.count as f64))
+            .collect();
+        if hours.is_empty() {
+            continue;
+        }
+        let n = hours.len() as u32;
+        out.push(SensorYear {
+            device: d.id.to_string(),
+            pollutant: p,
+            hours: n,
+            of,
+            coverage_ok: f64::from(n) >= MIN_COVERAGE * f64::from(of),
+            statistics: statistics(p, &hours, &local),
+        });
     }
     Ok(out)
 }

@@ -97,6 +97,25 @@ pub async fn summaries(
     }
 }
 
+/// Reads run at once by [`concurrently`]: each decodes on a blocking thread, so a few keep every
+/// core busy without flooding the blocking pool.
+const CONCURRENT_READS: usize = 4;
+
+/// `read` of each item, a few at a time, the results in the items' order; the first error stops.
+pub async fn concurrently<I, T, Fut>(
+    items: impl IntoIterator<Item = I>,
+    read: impl FnMut(I) -> Fut,
+) -> Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    // The futures made first: a stream holding the closure is not provably `Send` to callers
+    // that spawn (a known limit of the compiler with borrowed futures).
+    let reads: Vec<Fut> = items.into_iter().map(read).collect();
+    futures_util::stream::iter(reads).buffered(CONCURRENT_READS).try_collect().await
+}
+
 /// One summary of a whole range (a window of an alert rule): `None` when it holds no point.
 pub async fn summary(
     store: &dyn SeriesStore,
