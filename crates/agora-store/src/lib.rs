@@ -14,7 +14,7 @@ use agora_model::{SeriesId, Timestamp, Value};
 use async_trait::async_trait;
 
 pub use catalog::{Catalog, SqliteCatalog};
-pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineStats, StorageHealth};
+pub use engine::{Agg, AggFn, Engine, EngineConfig, EngineSnapshot, EngineStats, StorageHealth};
 pub use error::{Error, Result};
 
 /// Something that must see every stored batch, in order, without loss (alert rules). It is
@@ -88,6 +88,11 @@ pub trait SeriesStore: Send + Sync + Debug {
     async fn flush_wanted(&self);
     /// Flush and stop accepting writes.
     async fn close(&self) -> Result<()>;
+    /// Copy a consistent image of the stored points into `dir`, a new directory, while writes go
+    /// on (see [`Engine::snapshot`]).
+    async fn snapshot(&self, dir: &std::path::Path) -> Result<EngineSnapshot> {
+        Err(Error::Invalid(format!("this store cannot copy itself into {}", dir.display())))
+    }
 }
 
 #[async_trait]
@@ -189,6 +194,10 @@ impl SeriesStore for std::sync::Arc<Engine> {
     async fn close(&self) -> Result<()> {
         let e = self.clone();
         blocking(move || Engine::close(&e)).await
+    }
+    async fn snapshot(&self, dir: &std::path::Path) -> Result<EngineSnapshot> {
+        let (e, dir) = (self.clone(), dir.to_path_buf());
+        blocking(move || Engine::snapshot(&e, &dir)).await
     }
 }
 

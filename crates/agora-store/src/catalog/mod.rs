@@ -274,6 +274,14 @@ pub struct Attributes {
 /// The catalog seam. Reads are synchronous (served from memory); writes are persisted first.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug {
+    /// Write a consistent copy of the catalog (and what shares its database) to `path`, a new
+    /// file, while it is in use.
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        Err(crate::Error::Invalid(format!(
+            "this catalog cannot copy itself into {}",
+            path.display()
+        )))
+    }
     /// Create or update a commune.
     async fn upsert_commune(&self, c: Commune) -> Result<()>;
     /// All communes.

@@ -275,6 +275,15 @@ impl SqliteCatalog {
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        // VACUUM INTO: SQLite writes a consistent copy from one read transaction, while writers
+        // go on (WAL mode); the copy is compact and complete in itself.
+        let target = path.to_str().ok_or_else(|| {
+            crate::Error::Invalid(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
     async fn upsert_commune(&self, c: Commune) -> Result<()> {
         let _w = self.write.lock().await;
         sqlx::query(

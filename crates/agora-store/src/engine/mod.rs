@@ -224,6 +224,17 @@ impl SegSet {
     }
 }
 
+/// What [`Engine::snapshot`] copied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    /// When it was taken: every write acknowledged before is in it.
+    pub at: Timestamp,
+    /// Live segments (ids), in the manifest's order.
+    pub segments: Vec<u64>,
+    /// WAL files (sequence numbers) not yet covered by the segments.
+    pub wal: Vec<u64>,
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Manifest {
     version: u32,
@@ -460,6 +471,49 @@ impl Engine {
     /// The engine's settings.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Copy a consistent image of the engine into `dir` (which must not exist): the manifest,
+    /// its segments (hard links when `dir` is on the data's file system: they are immutable) and
+    /// the WAL files the segments do not cover yet, as they are now. Flushes and compactions wait
+    /// meanwhile; writes go on, into the WAL after the copy or into its copied part, whose torn
+    /// tail a replay ignores. Every write acknowledged before the returned time is in the image.
+    pub fn snapshot(&self, dir: &Path) -> Result<EngineSnapshot> {
+        let manifest = self.maint.lock();
+        let at = self.clock.now();
+        let (seg_dir, wal_dir) = (dir.join("segments"), dir.join("wal"));
+        if dir.exists() {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a snapshot goes to a new directory",
+                ),
+            });
+        }
+        for d in [&seg_dir, &wal_dir] {
+            fs::create_dir_all(d).map_err(Error::io(d))?;
+        }
+        let mut segments = Vec::new();
+        for &(id, _) in &manifest.segments {
+            let (src, dst) =
+                (segment::segment_path(&self.seg_dir, id), segment::segment_path(&seg_dir, id));
+            if fs::hard_link(&src, &dst).is_err() {
+                fs::copy(&src, &dst).map_err(Error::io(&src))?;
+            }
+            segments.push(id);
+        }
+        let mut wal_files = Vec::new();
+        for (seq, path) in wal::list(&self.wal_dir)? {
+            if seq < manifest.wal_checkpoint {
+                continue;
+            }
+            let dst = wal_dir.join(path.file_name().unwrap_or_default());
+            fs::copy(&path, &dst).map_err(Error::io(&path))?;
+            wal_files.push(seq);
+        }
+        manifest.save(dir)?;
+        Ok(EngineSnapshot { at, segments, wal: wal_files })
     }
 
     /// Write points; returns once they are durable in the WAL and readable. On an error none of

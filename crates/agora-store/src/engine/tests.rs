@@ -674,3 +674,48 @@ fn a_full_disk_during_a_compaction_keeps_the_segments_and_gives_the_space_back()
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_snapshot_taken_while_writing_opens_with_every_acknowledged_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(engine(&dir.path().join("data"), clock()));
+    let s = SeriesId(3);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    // Two segments (one flushed, one compacted away would be the same), then a head in the WAL.
+    rt.block_on(write3(&e, (0..500).map(|i| (s, T0 + i * MIN, Value::F64(i as f64))).collect()))
+        .unwrap();
+    e.flush().unwrap();
+    rt.block_on(write3(&e, (500..800).map(|i| (s, T0 + i * MIN, Value::F64(i as f64))).collect()))
+        .unwrap();
+    // A writer keeps going while the snapshot is taken; every batch it saw acknowledged before
+    // the snapshot started must be in it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(std::sync::atomic::AtomicI64::new(800));
+    let writer = {
+        let (e, stop, acked) = (e.clone(), stop.clone(), acked.clone());
+        rt.spawn(async move {
+            let mut i = 800;
+            while !stop.load(Ordering::SeqCst) {
+                write3(&e, vec![(s, T0 + i * MIN, Value::F64(i as f64))]).await.unwrap();
+                i += 1;
+                acked.store(i, Ordering::SeqCst);
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = acked.load(Ordering::SeqCst);
+    let snap = e.snapshot(&dir.path().join("snap")).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    rt.block_on(writer).unwrap();
+    assert_eq!(snap.segments.len(), 1);
+    assert!(!snap.wal.is_empty());
+    // Flushing after the snapshot does not reach into it.
+    e.flush().unwrap();
+    let copy = engine(&dir.path().join("snap"), clock());
+    let got = f(&copy.read(s, T0, T0 + 10_000_000 * MIN, usize::MAX).unwrap());
+    assert!(got.len() as i64 >= before, "{} points, {before} acknowledged before", got.len());
+    let all = f(&e.read(s, T0, T0 + 10_000_000 * MIN, usize::MAX).unwrap());
+    assert_eq!(&all[..got.len()], &got[..], "the copy is the source up to its moment");
+    // A snapshot goes to a new directory only.
+    assert!(e.snapshot(&dir.path().join("snap")).is_err());
+}
