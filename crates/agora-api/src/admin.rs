@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::require;
-use crate::doc::{BadRequest, NotFound, PayloadTooLarge, Unavailable};
+use crate::doc::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable};
 use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -427,6 +427,53 @@ pub(crate) struct ReplayAnswer {
     not_replayable: u64,
 }
 
+fn backups(s: &AppState) -> ApiResult<std::sync::Arc<dyn crate::Backups>> {
+    s.backups.clone().ok_or_else(|| {
+        ApiError::Conflict(
+            "no backup repository is configured: set [backup] dir in agora.toml".into(),
+        )
+    })
+}
+
+fn backup_failed(e: String) -> ApiError {
+    tracing::error!(error = %e, "backup failed");
+    ApiError::Internal(agora_store::Error::Internal(format!("the backup failed: {e}")))
+}
+
+/// Take a backup now
+///
+/// A consistent backup taken while ingestion goes on (every write acknowledged before its time
+/// is in it) into the repository of `[backup] dir`: new segments only, the WAL they do not
+/// cover, the catalog; then retention. Restore with `agora restore`.
+#[utoipa::path(post, path = "/api/v1/backups", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Taken: its name, time, what was copied", body = Object),
+        (status = 409, response = Conflict),
+        Writes,
+    ))]
+pub(crate) async fn take_backup(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Response> {
+    require(&s, &h, None, Scope::Admin)?;
+    let b = backups(&s)?;
+    let report = b.take(&s).await.map_err(backup_failed)?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// The backups held
+#[utoipa::path(get, path = "/api/v1/backups", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Each backup: name, time, segments and files with their SHA-256", body = Object),
+        (status = 409, response = Conflict),
+        Reads,
+    ))]
+pub(crate) async fn list_backups(
+    State(s): State<AppState>,
+    h: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&s, &h, None, Scope::Admin)?;
+    let b = backups(&s)?;
+    Ok(Json(b.list().await.map_err(backup_failed)?))
+}
+
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -440,6 +487,8 @@ pub(crate) struct ReplayAnswer {
     replay_rejects,
     create_token,
     list_tokens,
-    revoke_token
+    revoke_token,
+    take_backup,
+    list_backups
 ))]
 pub(crate) struct Doc;

@@ -107,6 +107,17 @@ pub struct AppState {
     pub alerts: Option<Arc<agora_alerts::Alerts>>,
     /// Rate limits and the live streams' cap and feed.
     pub limits: Arc<Limits>,
+    /// Backups (absent: no repository configured).
+    pub backups: Option<Arc<dyn Backups>>,
+}
+
+/// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
+#[async_trait::async_trait]
+pub trait Backups: Send + Sync + std::fmt::Debug {
+    /// Take one now; its report.
+    async fn take(&self, state: &AppState) -> Result<serde_json::Value, String>;
+    /// The backups the repository holds, oldest first.
+    async fn list(&self) -> Result<serde_json::Value, String>;
 }
 
 /// The whole HTTP API.
@@ -187,6 +198,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // Administration.
         .route("/api/v1/rejects", get(admin::rejects))
         .route("/api/v1/rejects/replay", post(admin::replay_rejects))
+        .route("/api/v1/backups", get(admin::list_backups).post(admin::take_backup))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         .merge(extra)

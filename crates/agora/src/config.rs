@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Local settings of the indicators (heatwave thresholds by commune).
     pub indicators: agora_query::heat::IndicatorsConfig,
+    /// Backups: where, how often, how many kept.
+    pub backup: crate::backup::BackupConfig,
 }
 
 /// Timeouts, connection caps and rate limits, so that no client can exhaust the server.
@@ -268,6 +270,7 @@ impl Default for Config {
             alerts: agora_alerts::AlertsConfig::default(),
             limits: LimitsConfig::default(),
             indicators: agora_query::heat::IndicatorsConfig::default(),
+            backup: crate::backup::BackupConfig::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The agora binary as a library: configuration, the wiring of all components (`serve`), the demo
 //! city and the benchmark. `main.rs` only parses the command line.
 
+pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod demo;

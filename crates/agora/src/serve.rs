@@ -44,6 +44,8 @@ pub struct Server {
     upkeep: JoinHandle<()>,
     mqtt: Vec<JoinHandle<()>>,
     alerts_tasks: agora_alerts::AlertsTasks,
+    /// Scheduled backups.
+    backups: JoinHandle<()>,
 }
 
 /// Build everything and start listening.
@@ -130,6 +132,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         shutdown: stopped.clone(),
         alerts: Some(alerts.clone()),
         limits: Arc::new(cfg.api_limits()?),
+        backups: cfg.backup.dir.is_some().then(|| {
+            Arc::new(Backups { data_dir: cfg.data_dir.clone(), cfg: cfg.backup.clone() })
+                as Arc<dyn agora_api::Backups>
+        }),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
@@ -190,6 +196,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     } else {
         None
     };
+    // Scheduled backups (none unless [backup] sets a repository and a period).
+    let backups = tokio::spawn(crate::backup::schedule(
+        state.clone(),
+        cfg.data_dir.clone(),
+        cfg.backup.clone(),
+    ));
     state.ready.store(true, Ordering::Release);
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "agora is ready");
     Ok(Server {
@@ -202,6 +214,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         upkeep,
         mqtt,
         alerts_tasks,
+        backups,
     })
 }
 
@@ -212,6 +225,8 @@ impl Server {
         for m in &self.mqtt {
             m.abort();
         }
+        // A backup under way is left unfinished: its `.partial` directory is removed by the next.
+        self.backups.abort();
         let _ = self.stop.send(true);
         self.http.await??;
         self.upkeep.await?;
@@ -223,6 +238,31 @@ impl Server {
         self.state.catalog.persist().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())
+    }
+}
+
+/// Backups asked for through the API.
+#[derive(Debug)]
+struct Backups {
+    data_dir: std::path::PathBuf,
+    cfg: crate::backup::BackupConfig,
+}
+
+#[async_trait::async_trait]
+impl agora_api::Backups for Backups {
+    async fn take(&self, state: &AppState) -> Result<serde_json::Value, String> {
+        let r = crate::backup::backup(state, &self.data_dir, &self.cfg)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        serde_json::to_value(r).map_err(|e| e.to_string())
+    }
+    async fn list(&self) -> Result<serde_json::Value, String> {
+        let repo = self.cfg.dir.clone().ok_or("no backup repository")?;
+        let all = tokio::task::spawn_blocking(move || crate::backup::list(&repo))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(serde_json::json!({ "backups": all }))
     }
 }
 

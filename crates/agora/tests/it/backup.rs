@@ -1,0 +1,144 @@
+//! Backups taken while ingestion goes on, restored into a new data directory and served again:
+//! every write acknowledged before the backup is there, and what is there is what the source
+//! holds; the second backup copies only new segments; a damaged backup is named by `verify` and
+//! refused by `restore`; a restore onto a non-empty directory is refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp, problem};
+
+const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z, seconds
+
+async fn take(app: &TestApp) -> Value {
+    let r = app.post("/api/v1/backups").bearer_auth(ADMIN).send().await.unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// The values of device bk-1's `v`, in time order.
+async fn values(app: &TestApp) -> Vec<f64> {
+    app.values("bk-1", "v", BASE - 1, BASE + 10_000_000)
+        .await
+        .into_iter()
+        .map(|(_, v)| v.as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backup_during_ingestion_restores_every_acknowledged_point() {
+    let repo = tempfile::tempdir().unwrap();
+    let repo_dir = repo.path().join("repo");
+    let app = {
+        let r = repo_dir.clone();
+        TestApp::spawn_with(move |c| {
+            c.backup.dir = Some(r);
+            c.ingest.auto_register_properties = true;
+        })
+        .await
+    };
+    // Without a repository the API says so.
+    let bare = TestApp::spawn().await;
+    let r = bare.post("/api/v1/backups").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 409, "conflict").await;
+
+    let rule = json!({"id": "v-high", "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}}});
+    let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    // A first part in a segment, then a writer that keeps going during the backups.
+    let body: String = (0..2000).map(|i| format!("m,device=bk-1 v={i} {}\n", BASE + i)).collect();
+    app.write(&body).await;
+    app.server.as_ref().unwrap().state.store.flush().await.unwrap();
+    let acked = Arc::new(AtomicI64::new(2000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        let url = app.url("/api/v2/write?precision=s");
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = 2000i64;
+            while !stop.load(Ordering::SeqCst) {
+                let body: String =
+                    (i..i + 50).map(|k| format!("m,device=bk-1 v={k} {}\n", BASE + k)).collect();
+                let r = client
+                    .post(&url)
+                    .header("Authorization", format!("Token {ADMIN}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 204);
+                i += 50;
+                acked.store(i, Ordering::SeqCst);
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = acked.load(Ordering::SeqCst);
+    let first = take(&app).await;
+    assert_eq!(first["segments_copied"], 1, "{first}");
+    let first_name = first["name"].as_str().unwrap().to_owned();
+    let first_data = restore_and_check(&repo, &repo_dir, &first_name, before).await;
+    // A second one while writes go on: the segment is held already, only the new one is copied;
+    // retention keeps the newest of the day, so the first goes, and its segment stays (used).
+    app.server.as_ref().unwrap().state.store.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let before_second = acked.load(Ordering::SeqCst);
+    let second = take(&app).await;
+    assert_eq!(second["segments_reused"], 1, "{second}");
+    assert_eq!(second["segments_copied"], 1, "only the new segment: {second}");
+    assert_eq!(second["pruned"], json!([first_name]));
+    stop.store(true, Ordering::SeqCst);
+    writer.await.unwrap();
+    let source = values(&app).await;
+    let listed = app.get_json("/api/v1/backups").await;
+    assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
+    let name = second["name"].as_str().unwrap();
+    let second_data = restore_and_check(&repo, &repo_dir, name, before_second).await;
+    // Each restore is the source up to its time.
+    for got in [first_data, second_data] {
+        assert_eq!(&source[..got.len()], &got[..], "the restore is the source up to its time");
+    }
+
+    // A damaged file is named by verify, and refused by restore, which leaves nothing behind.
+    let manifest = repo_dir.join("backups").join(name).join("engine/MANIFEST.json");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push(' ');
+    std::fs::write(&manifest, text).unwrap();
+    let e = format!("{:#}", agora::backup::verify(&repo_dir, Some(name)).unwrap_err());
+    assert!(e.contains("engine/MANIFEST.json"), "{e}");
+    let target = repo.path().join("damaged");
+    let e = format!("{:#}", agora::backup::restore(&repo_dir, Some(name), &target).unwrap_err());
+    assert!(e.contains("damaged"), "{e}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    // Onto a directory holding anything: refused.
+    let e = format!("{:#}", agora::backup::restore(&repo_dir, None, app.dir.path()).unwrap_err());
+    assert!(e.contains("not empty"), "{e}");
+}
+
+/// Verify and restore a backup into a new directory, serve it: every point acknowledged before
+/// the backup is there, and the rule made before it. Returns the restored values.
+async fn restore_and_check(
+    repo: &tempfile::TempDir,
+    repo_dir: &std::path::Path,
+    name: &str,
+    acknowledged: i64,
+) -> Vec<f64> {
+    agora::backup::verify(repo_dir, Some(name)).unwrap();
+    let data = repo.path().join(format!("restored-{name}"));
+    agora::backup::restore(repo_dir, Some(name), &data).unwrap();
+    let restored = TestApp::spawn_with(move |c| c.data_dir = data).await;
+    let got = values(&restored).await;
+    assert!(
+        got.len() as i64 >= acknowledged,
+        "{} points restored, {acknowledged} acknowledged before the backup",
+        got.len()
+    );
+    let rules = restored.get_json("/api/v1/rules").await;
+    assert!(rules["rules"].as_array().unwrap().iter().any(|r| r["id"] == "v-high"));
+    got
+}
