@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Run only the indicators' figures, over `--demo-days` of the demo city.
     #[arg(long)]
     pub only_indicators: bool,
+    /// Run only the backup figures (full, incremental, restore), over `--demo-days` of the demo
+    /// city.
+    #[arg(long)]
+    pub only_backup: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -103,7 +107,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
-    if args.only_indicators {
+    if args.only_indicators || args.only_backup {
         let mut config = Config {
             data_dir: dir.join("indicators"),
             http: "127.0.0.1:0".parse()?,
@@ -121,7 +125,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "—",
         );
         server.state.store.maintain().await?;
-        bench_indicators(&server.state, args.demo_days).await?;
+        if args.only_indicators {
+            bench_indicators(&server.state, args.demo_days).await?;
+        } else {
+            bench_backup(&server.state, &dir.join("indicators"), &dir, args.demo_days).await?;
+        }
         server.shutdown().await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
@@ -413,6 +421,57 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         std::fs::remove_dir_all(&dir).ok();
     }
+    Ok(())
+}
+
+/// Backups of `days` of the demo city (targets are for a year, about 500 MB): a full backup to a
+/// local directory, an incremental one after a day of new data, and a restore.
+async fn bench_backup(
+    state: &agora_api::AppState,
+    data_dir: &std::path::Path,
+    dir: &std::path::Path,
+    days: u32,
+) -> anyhow::Result<()> {
+    let cfg = crate::backup::BackupConfig {
+        dir: Some(dir.join("backups")),
+        every_hours: 0,
+        keep_daily: 7,
+        keep_weekly: 4,
+    };
+    let full = crate::backup::backup(state, data_dir, &cfg).await?;
+    row(
+        &format!(
+            "full backup, {days} days of the demo city ({:.0} MB, {} segments)",
+            full.bytes_total as f64 / 1e6,
+            full.segments_copied
+        ),
+        format!("{:.1} s", full.seconds),
+        "≤ 60 s (1 year)",
+    );
+    // A day of new data (the day before the history), flushed into a segment of its own.
+    let now = state.clock.now().as_nanos();
+    let before = now - i64::from(days) * 86_400 * 1_000_000_000;
+    let day = Demo::at(DemoOptions { days: 1, seed: 13001 }, before);
+    let added = day.seed_and_backfill(state).await?;
+    state.store.flush().await?;
+    let inc = crate::backup::backup(state, data_dir, &cfg).await?;
+    row(
+        &format!(
+            "incremental backup after a day ({} points, {:.0} MB copied)",
+            added.points,
+            inc.bytes_copied as f64 / 1e6
+        ),
+        format!("{:.1} s", inc.seconds),
+        "≤ 5 s",
+    );
+    let s = Instant::now();
+    let target = dir.join("restored");
+    crate::backup::restore(&dir.join("backups"), Some(&inc.name), &target)?;
+    row(
+        &format!("restore of that backup ({:.0} MB)", inc.bytes_total as f64 / 1e6),
+        format!("{:.1} s", s.elapsed().as_secs_f64()),
+        "≤ 60 s (1 year)",
+    );
     Ok(())
 }
 
