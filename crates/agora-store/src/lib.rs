@@ -2,6 +2,7 @@
 //! a PostgreSQL deployment can swap them without touching the API layer.
 
 pub mod alerts;
+pub mod audit;
 pub mod catalog;
 pub mod engine;
 mod error;

@@ -37,6 +37,7 @@ fn migrator() -> Migrator {
             m(4, "reject bounds", include_str!("../../migrations/0004_reject_bounds.sql")),
             m(5, "device attributes", include_str!("../../migrations/0005_device_attributes.sql")),
             m(6, "sites to review", include_str!("../../migrations/0006_sites_to_review.sql")),
+            m(7, "audit log", include_str!("../../migrations/0007_audit_log.sql")),
         ]),
         ..Migrator::DEFAULT
     }
