@@ -207,9 +207,15 @@ pub(crate) async fn create_device(
         created_at: s.clock.now(),
         last_seen: None,
     };
+    let before = s.catalog.device(dev.id.as_str()).and_then(|d| serde_json::to_value(d).ok());
     s.catalog.upsert_device(dev.clone()).await?;
     let stored = s.catalog.device(dev.id.as_str()).unwrap_or(dev);
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
+    let note = crate::audit::AuditNote {
+        before,
+        after: serde_json::to_value(&stored).ok(),
+        ..Default::default()
+    };
+    Ok((StatusCode::CREATED, axum::Extension(note), Json(stored)).into_response())
 }
 
 /// How many dead letters to list.
@@ -328,10 +334,15 @@ pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
+    let before = s.catalog.tokens().into_iter().find(|t| t.id == id);
     s.catalog.revoke_token(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let note = crate::audit::AuditNote {
+        before: before.and_then(|t| serde_json::to_value(t).ok()),
+        ..Default::default()
+    };
+    Ok((StatusCode::NO_CONTENT, axum::Extension(note)).into_response())
 }
 
 /// Which dead letters to replay.

@@ -291,9 +291,15 @@ pub(crate) async fn put_rule(
         )));
     }
     let created = alerts.rule(&id).is_none() && !alerts.invalid_rules().iter().any(|r| r.id == id);
+    let before = alerts.rule(&id).and_then(|r| serde_json::to_value(r).ok());
     let view = alerts.put_rule(rule).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(view)).into_response())
+    let note = crate::audit::AuditNote {
+        before,
+        after: serde_json::to_value(&view).ok(),
+        ..Default::default()
+    };
+    Ok((status, axum::Extension(note), Json(view)).into_response())
 }
 
 /// Delete a rule made through the API (or an invalid stored one); its unresolved alerts are
@@ -313,10 +319,13 @@ pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     h: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
-    service(&s)?.delete_rule(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let alerts = service(&s)?;
+    let before = alerts.rule(&id).and_then(|r| serde_json::to_value(r).ok());
+    alerts.delete_rule(&id).await?;
+    let note = crate::audit::AuditNote { before, ..Default::default() };
+    Ok((StatusCode::NO_CONTENT, axum::Extension(note)).into_response())
 }
 
 /// Which alerts to list.

@@ -168,6 +168,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::indicators::Doc::openapi(),
         crate::live::Doc::openapi(),
         crate::alerting::Doc::openapi(),
+        crate::audit::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

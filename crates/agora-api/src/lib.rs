@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerting;
+pub mod audit;
 mod auth;
 pub mod compress;
 pub mod connections;
@@ -109,6 +110,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Backups (absent: no repository configured).
     pub backups: Option<Arc<dyn Backups>>,
+    /// The audit trail (absent: off).
+    pub audit: Option<Arc<dyn agora_store::audit::AuditLog>>,
 }
 
 /// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
@@ -199,9 +202,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/rejects", get(admin::rejects))
         .route("/api/v1/rejects/replay", post(admin::replay_rejects))
         .route("/api/v1/backups", get(admin::list_backups).post(admin::take_backup))
+        .route("/api/v1/audit", get(audit::entries))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         .merge(extra)
+        // After routing: the audit layer sees the matched route.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .fallback(admin::not_found)
         .layer(axum::middleware::from_fn(compress::gzip))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::csrf_guard))

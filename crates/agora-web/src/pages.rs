@@ -752,8 +752,11 @@ pub(crate) async fn login(
         return refuse("login.scope");
     }
     tracing::info!(token = %token.name, "dashboard login");
+    let actor = format!("token:{} ({})", token.id, token.name);
     let (id, _) = s.sessions.create(token);
     let mut r = Redirect::to(&next).into_response();
+    r.extensions_mut()
+        .insert(agora_api::audit::AuditNote { actor: Some(actor), ..Default::default() });
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, s.sessions.ttl())) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -36,6 +36,22 @@ pub struct Config {
     pub indicators: agora_query::heat::IndicatorsConfig,
     /// Backups: where, how often, how many kept.
     pub backup: crate::backup::BackupConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: how long the audit trail keeps its entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed (daily); 0 keeps them all.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 365 }
+    }
 }
 
 /// Timeouts, connection caps and rate limits, so that no client can exhaust the server.
@@ -271,6 +287,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             indicators: agora_query::heat::IndicatorsConfig::default(),
             backup: crate::backup::BackupConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

@@ -63,6 +63,11 @@ enum Command {
         #[arg(long, env = "AGORA_TOKEN")]
         token: Option<String>,
     },
+    /// The audit trail: check its hash chain in a data directory (read-only; agora may run).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Rebuild a data directory (new or empty) from a backup, checking every file's hash.
     Restore {
         /// The backup repository.
@@ -85,6 +90,17 @@ enum Command {
         /// An admin token.
         #[arg(long, env = "AGORA_TOKEN", global = true)]
         token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check every entry's hash against its content and the entry before it; exits with 1 when
+    /// the chain is broken, naming the first entry that does not match.
+    Verify {
+        /// The data directory.
+        #[arg(long, env = "AGORA_DATA")]
+        data: PathBuf,
     },
 }
 
@@ -289,6 +305,32 @@ async fn main() -> anyhow::Result<()> {
                 b.bytes()
             );
             Ok(())
+        }
+        Command::Audit { action: AuditAction::Verify { data } } => {
+            use agora_store::audit::AuditLog;
+            let db = data.join("catalog.db");
+            anyhow::ensure!(
+                db.exists(),
+                "no catalog in {} (is it agora's data directory?)",
+                data.display()
+            );
+            let log = agora_store::audit::SqliteAuditLog::open_read_only(&db).await?;
+            let v = log.verify().await?;
+            if v.valid {
+                say!(
+                    "audit trail whole: {} entries, {} to {}",
+                    v.entries,
+                    v.first_seq.unwrap_or(0),
+                    v.last_seq.unwrap_or(0)
+                );
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "audit trail broken at entry {}: {}",
+                    v.broken_at.unwrap_or(0),
+                    v.problem.unwrap_or_default()
+                )
+            }
         }
         Command::Restore { from, name, data } => {
             let b = agora::backup::restore(&from, name.as_deref(), &data)?;

@@ -42,7 +42,8 @@ pub struct Server {
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
-    mqtt: Vec<JoinHandle<()>>,
+    /// Background tasks ended at shutdown: MQTT subscriptions, the MQTT endpoint, audit retention.
+    tasks: Vec<JoinHandle<()>>,
     alerts_tasks: agora_alerts::AlertsTasks,
     /// Scheduled backups.
     backups: JoinHandle<()>,
@@ -56,6 +57,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let started = Instant::now();
     let sqlite = SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?;
     let alert_store = Arc::new(agora_store::alerts::SqliteAlertStore::new(sqlite.pool()));
+    let audit_log: Arc<dyn agora_store::audit::AuditLog> =
+        Arc::new(agora_store::audit::SqliteAuditLog::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -132,6 +135,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         shutdown: stopped.clone(),
         alerts: Some(alerts.clone()),
         limits: Arc::new(cfg.api_limits()?),
+        audit: Some(audit_log.clone()),
         backups: cfg.backup.dir.is_some().then(|| {
             Arc::new(Backups { data_dir: cfg.data_dir.clone(), cfg: cfg.backup.clone() })
                 as Arc<dyn agora_api::Backups>
@@ -159,7 +163,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     if let Some(b) = &cfg.alerts.mqtt {
         b.0.transport("[alerts.mqtt]").map_err(anyhow::Error::msg)?;
     }
-    let mut mqtt: Vec<JoinHandle<()>> = cfg
+    let mut tasks: Vec<JoinHandle<()>> = cfg
         .mqtt
         .subscriptions
         .iter()
@@ -184,7 +188,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         });
         match started {
             Ok((a, task)) => {
-                mqtt.push(task);
+                tasks.push(task);
                 Some(a)
             }
             Err(e) if !cfg.mqtt.broker.required => {
@@ -196,6 +200,34 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     } else {
         None
     };
+    // The audit trail's retention, once a day.
+    if cfg.audit.retention_days > 0 {
+        let (log, clock, days) = (audit_log.clone(), opts.clock.clone(), cfg.audit.retention_days);
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(86_400));
+            loop {
+                every.tick().await;
+                let before = clock.now().saturating_add_nanos(-((days * 86_400) as i64 * 1_000_000_000));
+                match log.prune(before).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        let e = agora_store::audit::AuditEvent {
+                            actor: "agora".into(),
+                            address: None,
+                            action: "audit.retention".into(),
+                            target: "audit_log".into(),
+                            status: 0,
+                            detail: serde_json::json!({"removed": n, "older_than": before, "days": days}),
+                        };
+                        if let Err(e) = log.append(clock.now(), e).await {
+                            tracing::error!(error = %e, "the audit trail could not record its retention");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "audit retention failed"),
+                }
+            }
+        }));
+    }
     // Scheduled backups (none unless [backup] sets a repository and a period).
     let backups = tokio::spawn(crate::backup::schedule(
         state.clone(),
@@ -212,7 +244,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         stop,
         http,
         upkeep,
-        mqtt,
+        tasks,
         alerts_tasks,
         backups,
     })
@@ -222,7 +254,7 @@ impl Server {
     /// Stop accepting requests, finish the ones in flight, flush storage, persist the catalog.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         // Unacknowledged MQTT messages stay with the broker and come again after a restart.
-        for m in &self.mqtt {
+        for m in &self.tasks {
             m.abort();
         }
         // A backup under way is left unfinished: its `.partial` directory is removed by the next.

@@ -2,6 +2,7 @@
 //! over HTTP like any client would.
 
 mod alerts;
+mod audit;
 mod backup;
 mod chirpstack_fixtures;
 mod csv_import;
