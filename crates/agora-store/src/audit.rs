@@ -134,14 +134,17 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct SqliteAuditLog {
     pool: SqlitePool,
-    /// Appends one at a time: each needs the previous hash.
-    tail: Arc<tokio::sync::Mutex<()>>,
+    /// The last entry's number and hash, read once: appends go one at a time, each needs the
+    /// previous hash, and this process is the trail's only writer. Each append is then a single
+    /// INSERT (a read-then-write transaction would get SQLite's immediate "busy" beside the
+    /// catalog's other writers).
+    tail: Arc<tokio::sync::Mutex<Option<(i64, String)>>>,
 }
 
 impl SqliteAuditLog {
     /// The trail in this pool's database (the catalog's, migrated).
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool, tail: Arc::new(tokio::sync::Mutex::new(())) }
+        Self { pool, tail: Arc::new(tokio::sync::Mutex::new(None)) }
     }
 
     /// Open a catalog database file read-only, to check its trail (`agora audit verify`).
@@ -172,15 +175,15 @@ fn row_to_entry(r: &sqlx::sqlite::SqliteRow) -> AuditEntry {
 #[async_trait]
 impl AuditLog for SqliteAuditLog {
     async fn append(&self, at: Timestamp, e: AuditEvent) -> Result<AuditEntry> {
-        let _one = self.tail.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (seq, prev_hash) = match last {
-            Some(r) => (r.get::<i64, _>("seq") + 1, r.get::<String, _>("hash")),
-            None => (1, GENESIS.to_owned()),
+        let mut tail = self.tail.lock().await;
+        let (last_seq, prev_hash) = match tail.as_ref() {
+            Some(t) => t.clone(),
+            None => sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?
+                .map_or((0, GENESIS.to_owned()), |r| (r.get("seq"), r.get("hash"))),
         };
+        let seq = last_seq + 1;
         let detail = e.detail.to_string();
         let hash = entry_hash(
             seq,
@@ -207,9 +210,9 @@ impl AuditLog for SqliteAuditLog {
         .bind(&detail)
         .bind(&prev_hash)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
+        *tail = Some((seq, hash.clone()));
         Ok(AuditEntry {
             seq,
             at,
@@ -310,7 +313,7 @@ impl AuditLog for SqliteAuditLog {
     }
 
     async fn prune(&self, before: Timestamp) -> Result<u64> {
-        let _one = self.tail.lock().await;
+        let _appends_wait = self.tail.lock().await;
         // The newest entry always stays: it anchors the next one.
         let r = sqlx::query(
             "DELETE FROM audit_log WHERE at < ? AND seq < (SELECT MAX(seq) FROM audit_log)",
