@@ -251,14 +251,22 @@ impl Egress {
     }
 
     /// An HTTP client that resolves through this policy, follows no redirect and uses no proxy
-    /// (a proxy would make the checked address the proxy's).
-    pub fn client(&self, timeout: Duration) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
+    /// (a proxy would make the checked address the proxy's). https trusts the system's
+    /// authorities and `roots`.
+    pub fn client(
+        &self,
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> reqwest::Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { egress: self.clone() }))
-            .build()
+            .dns_resolver(Arc::new(GuardedResolver { egress: self.clone() }));
+        for c in roots {
+            b = b.add_root_certificate(c);
+        }
+        b.build()
     }
 }
 

@@ -77,6 +77,9 @@ pub struct AlertsConfig {
     /// refused otherwise): networks (`10.0.0.0/8`), addresses, host names (`hooks.internal`)
     /// and domains (`*.internal`).
     pub allow_hosts: Vec<AllowHost>,
+    /// Certificate authorities (PEM) webhooks over https trust besides the system's: a city's
+    /// internal authority.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AlertsConfig {
@@ -89,6 +92,7 @@ impl Default for AlertsConfig {
             first_retry_ms: 1000,
             webhook_timeout_secs: 5,
             allow_hosts: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -281,8 +285,29 @@ impl Alerts {
     pub async fn start(deps: AlertsDeps, cfg: AlertsConfig) -> Result<(Arc<Self>, AlertsTasks)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let egress = Egress::new(cfg.allow_hosts.clone());
+        let roots = match &cfg.ca_file {
+            None => Vec::new(),
+            Some(p) => {
+                let pem = std::fs::read(p).map_err(|e| {
+                    Error::Start(format!("[alerts] cannot read ca_file {}: {e}", p.display()))
+                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    Error::Start(format!(
+                        "[alerts] ca_file {} holds no PEM certificate: {e}",
+                        p.display()
+                    ))
+                })?;
+                if certs.is_empty() {
+                    return Err(Error::Start(format!(
+                        "[alerts] ca_file {} holds no PEM certificate",
+                        p.display()
+                    )));
+                }
+                certs
+            }
+        };
         let http = egress
-            .client(Duration::from_secs(cfg.webhook_timeout_secs.max(1)))
+            .client(Duration::from_secs(cfg.webhook_timeout_secs.max(1)), roots)
             .map_err(|e| Error::Start(format!("cannot build the HTTP client: {e}")))?;
         let mailer =
             cfg.smtp.as_ref().map(Mailer::new).transpose().map_err(|e| Error::Start(e.0))?;

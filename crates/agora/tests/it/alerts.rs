@@ -1219,3 +1219,78 @@ async fn an_indicator_alert_open_before_a_long_gap_ends_with_the_first_good_peri
     assert_eq!(states(&list), ["resolved"], "{list:?}");
     assert_eq!(list[0]["resolved_at"], json!(at("2026-01-25T00:00:00+01:00")));
 }
+
+#[tokio::test]
+async fn webhooks_reach_https_endpoints_that_the_citys_authority_vouches_for() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    crate::helpers::private_ca(d.path());
+    let mut child = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/https_receiver.py"))
+        .arg(d.path().join("server.pem"))
+        .arg(d.path().join("server.key"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(10)).expect("the receiver starts");
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let hooked = |id: &str| {
+        json!({"id": id, "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+               "actions": [{"webhook": {"url": url, "on": ["opened"]}}]})
+    };
+    let t = hour_now() - 60;
+    // Without the city's authority the certificate is refused, and the delivery log says so.
+    let strict = TestApp::spawn_with(|c| {
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
+        c.alerts.max_attempts = 1;
+    })
+    .await;
+    add_rule(&strict, hooked("untrusted")).await;
+    strict.write(&format!("air_quality,device=aq-1 pm10=70 {t}")).await;
+    let mut refused = Value::Null;
+    for _ in 0..100 {
+        let d = strict.get_json("/api/v1/deliveries").await;
+        if let Some(x) = d["deliveries"].as_array().and_then(|a| a.first()).cloned() {
+            refused = x;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+    assert!(rx.try_recv().is_err(), "nothing reached the receiver");
+    // With it (`[alerts] ca_file`), the alert is delivered over https.
+    let ca = d.path().join("ca.pem");
+    let trusting = TestApp::spawn_with(move |c| {
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
+        c.alerts.ca_file = Some(ca);
+    })
+    .await;
+    add_rule(&trusting, hooked("trusted")).await;
+    trusting.write(&format!("air_quality,device=aq-1 pm10=70 {t}")).await;
+    // Polled: a blocking wait would stop this test's runtime, and the server with it.
+    let mut got = None;
+    for _ in 0..200 {
+        if let Ok(line) = rx.try_recv() {
+            got = Some(line);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = got.expect("the alert arrives over https");
+    let v: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(v["event"], "opened");
+    assert_eq!(v["rule"]["id"], "trusted");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
