@@ -265,6 +265,10 @@ pub(crate) struct NewToken {
     /// The one device an ingest token may write for.
     #[serde(default)]
     device: Option<DeviceId>,
+    /// Days it lives (absent: until revoked); past them it authenticates nothing.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    expires_in_days: Option<u32>,
 }
 
 /// A token just made: its secret is shown this once.
@@ -296,7 +300,16 @@ pub(crate) async fn create_token(
     if t.device.is_some() && t.scope != Scope::Ingest {
         return Err(ApiError::BadRequest("only ingest tokens can be bound to a device".into()));
     }
-    let (info, token) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
+    if let Some(d) = t.expires_in_days
+        && !(1..=3650).contains(&d)
+    {
+        return Err(ApiError::BadRequest(format!("expires_in_days is 1 to 3650, not {d}")));
+    }
+    let (mut info, token) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
+    if let Some(d) = t.expires_in_days {
+        let at = s.clock.now().saturating_add_nanos(i64::from(d) * 86_400 * 1_000_000_000);
+        info = s.catalog.set_token_expiry(&info.id, Some(at)).await?;
+    }
     Ok((StatusCode::CREATED, Json(NewTokenAnswer { token, info })).into_response())
 }
 

@@ -224,6 +224,7 @@ mod tests {
             scope: agora_store::catalog::Scope::Read,
             device: None,
             created_at: agora_model::Timestamp::EPOCH,
+            expires_at: None,
         };
         let (id, sess) = s.create(token.clone());
         assert_eq!(s.get(&id).unwrap().csrf, sess.csrf);

@@ -163,6 +163,9 @@ pub struct TokenInfo {
     pub device: Option<DeviceId>,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it stops authenticating (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Input rejected by a parser or validator, kept so nothing received is silently lost.
@@ -341,6 +344,8 @@ pub trait Catalog: Send + Sync + Debug {
     ) -> Result<Option<TokenInfo>>;
     /// The token a secret belongs to, unless unknown or revoked.
     fn authenticate(&self, secret: &str) -> Option<TokenInfo>;
+    /// Set (or clear) a live token's expiry.
+    async fn set_token_expiry(&self, id: &str, at: Option<Timestamp>) -> Result<TokenInfo>;
     /// Live tokens.
     fn tokens(&self) -> Vec<TokenInfo>;
     /// Revoke a token.

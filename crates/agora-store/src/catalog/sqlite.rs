@@ -38,6 +38,7 @@ fn migrator() -> Migrator {
             m(5, "device attributes", include_str!("../../migrations/0005_device_attributes.sql")),
             m(6, "sites to review", include_str!("../../migrations/0006_sites_to_review.sql")),
             m(7, "audit log", include_str!("../../migrations/0007_audit_log.sql")),
+            m(8, "token expiry", include_str!("../../migrations/0008_token_expiry.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -218,7 +219,7 @@ impl SqliteCatalog {
         }
         st.next_series = st.next_series.max(1);
         let rows = sqlx::query(
-            "SELECT id, name, hash, scope, device, created_at FROM tokens WHERE revoked_at IS NULL",
+            "SELECT id, name, hash, scope, device, created_at, expires_at FROM tokens WHERE revoked_at IS NULL",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -234,6 +235,7 @@ impl SqliteCatalog {
                     .transpose()
                     .map_err(|e| bad("token", e))?,
                 created_at: Timestamp::from_nanos(r.try_get("created_at")?),
+                expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp::from_nanos),
             };
             st.tokens.insert(r.try_get("hash")?, t);
         }
@@ -259,6 +261,7 @@ impl SqliteCatalog {
             scope,
             device,
             created_at: now(),
+            expires_at: None,
         };
         sqlx::query("INSERT INTO tokens (id, name, hash, scope, device, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&t.id)
@@ -533,7 +536,35 @@ impl Catalog for SqliteCatalog {
     }
 
     fn authenticate(&self, secret: &str) -> Option<TokenInfo> {
-        self.state.read().tokens.get(&hash(secret)).cloned()
+        // An expired token authenticates nothing (it stays listed until revoked).
+        let now = now();
+        self.state
+            .read()
+            .tokens
+            .get(&hash(secret))
+            .filter(|t| t.expires_at.is_none_or(|e| e > now))
+            .cloned()
+    }
+
+    async fn set_token_expiry(&self, id: &str, at: Option<Timestamp>) -> Result<TokenInfo> {
+        let _w = self.write.lock().await;
+        let key = self
+            .state
+            .read()
+            .tokens
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| Error::NotFound { what: "token", id: id.to_owned() })?;
+        sqlx::query("UPDATE tokens SET expires_at = ? WHERE id = ?")
+            .bind(at.map(Timestamp::as_nanos))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let mut st = self.state.write();
+        let t = st.tokens.get_mut(&key).expect("found under the write lock");
+        t.expires_at = at;
+        Ok(t.clone())
     }
 
     fn tokens(&self) -> Vec<TokenInfo> {

@@ -167,3 +167,51 @@ async fn a_record_refused_for_its_token_stays_refused_on_replay() {
     assert_eq!(r.status(), 204);
     assert_eq!(app.values("wx-1", "temperature", T, T + 1).await[0].1, json!(20.0));
 }
+
+#[tokio::test]
+async fn a_token_that_expires_stops_working_and_says_when() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post("/api/v1/tokens")
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "contractor", "scope": "read", "expires_in_days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let made: serde_json::Value = r.json().await.unwrap();
+    let (secret, id) = (made["token"].as_str().unwrap(), made["info"]["id"].as_str().unwrap());
+    let expires =
+        agora_model::Timestamp::parse_rfc3339(made["info"]["expires_at"].as_str().unwrap())
+            .unwrap()
+            .as_nanos();
+    let in_30_days =
+        chrono::Utc::now().timestamp_nanos_opt().unwrap() + 30 * 86_400 * 1_000_000_000;
+    assert!((expires - in_30_days).abs() < 60 * 1_000_000_000, "{made}");
+    let r = app.get("/api/v1/devices").bearer_auth(secret).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Its time comes (set in the catalog: a test does not wait a month).
+    let catalog = &app.server.as_ref().unwrap().state.catalog;
+    let past =
+        agora_model::Timestamp::from_nanos(chrono::Utc::now().timestamp_nanos_opt().unwrap() - 1);
+    catalog.set_token_expiry(id, Some(past)).await.unwrap();
+    let r = app.get("/api/v1/devices").bearer_auth(secret).send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
+    // Still listed, with its expiry, until revoked.
+    let list = app.get_json("/api/v1/tokens").await;
+    assert!(
+        list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == id && t["expires_at"].is_string())
+    );
+    let r = app
+        .post("/api/v1/tokens")
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "x", "scope": "read", "expires_in_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+}
