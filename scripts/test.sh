@@ -7,6 +7,7 @@
 # integration tests against real components, a property-based API tester (schemathesis) against
 # a running `agora demo`, integrators' own clients from PyPI (ThingsBoard's SDK, Paho, InfluxDB's
 # clients) against `agora serve`, and the dashboard's end-to-end tests in the browser against another.
+# Backups are mirrored to a real S3-compatible server (moto, from PyPI) in their test.
 # Screenshots land in e2e/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,14 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}"
 fi
+
+# A local S3-compatible object store for the backup mirror's test: moto's server, from PyPI.
+MOTO_VENV="$HOME/.cache/agora-moto-venv-5.2.1"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet "moto[server]==5.2.1"
+fi
+export AGORA_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 
 cargo test --workspace --all-targets --locked
 

@@ -48,11 +48,14 @@ pub struct BackupConfig {
     pub keep_daily: u32,
     /// And of each of the last this many weeks.
     pub keep_weekly: u32,
+    /// A bucket of S3-compatible object storage the repository is mirrored to after each backup
+    /// (off site): new objects are uploaded, those retention removed are deleted.
+    pub s3: Option<crate::s3::S3Config>,
 }
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        Self { dir: None, every_hours: 0, keep_daily: 7, keep_weekly: 4 }
+        Self { dir: None, every_hours: 0, keep_daily: 7, keep_weekly: 4, s3: None }
     }
 }
 
@@ -119,6 +122,8 @@ pub struct BackupReport {
     pub bytes_total: u64,
     /// Backups removed by retention.
     pub pruned: Vec<String>,
+    /// What the mirror to object storage did (absent without `[backup.s3]`).
+    pub mirror: Option<MirrorReport>,
     /// Seconds taken.
     pub seconds: f64,
 }
@@ -156,6 +161,13 @@ pub async fn backup(
     .await;
     let _ = std::fs::remove_dir_all(&staging);
     let mut report = result?;
+    if let Some(s3) = &cfg.s3 {
+        // The local backup stands even if the mirror fails: the error says so.
+        let bucket = crate::s3::Bucket::new(s3)?;
+        report.mirror = Some(mirror(&repo, &bucket).await.with_context(|| {
+            format!("backup {} was taken, but mirroring it to object storage failed", report.name)
+        })?);
+    }
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         name = %report.name,
@@ -303,6 +315,7 @@ fn store(
         bytes_copied: bytes,
         bytes_total: index.bytes(),
         pruned: Vec::new(),
+        mirror: None,
         seconds: 0.0,
     })
 }
@@ -479,6 +492,112 @@ pub fn prune(repo: &Path, daily: u32, weekly: u32) -> anyhow::Result<Vec<String>
         }
     }
     Ok(removed)
+}
+
+/// What [`mirror`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MirrorReport {
+    /// Objects uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Objects deleted (backups retention removed, and their segments).
+    pub deleted: usize,
+}
+
+/// Make a bucket hold what the local repository holds: segments and backups missing there are
+/// uploaded (a backup's `backup.json` last: it marks the backup complete), objects of backups no
+/// longer kept are deleted, then segments no kept backup uses.
+pub async fn mirror(repo: &Path, bucket: &crate::s3::Bucket) -> anyhow::Result<MirrorReport> {
+    let local = {
+        let repo = repo.to_path_buf();
+        tokio::task::spawn_blocking(move || list(&repo)).await??
+    };
+    let remote: std::collections::BTreeMap<String, u64> =
+        bucket.list("").await?.into_iter().map(|o| (o.key, o.size)).collect();
+    let mut r = MirrorReport::default();
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    for b in &local {
+        for seg in &b.segments {
+            let key = format!("segments/{}.seg", seg.sha256);
+            if wanted.insert(key.clone()) && remote.get(&key) != Some(&seg.size) {
+                bucket.put_file(&key, &repo.join(&key), &seg.sha256).await?;
+                r.uploaded += 1;
+                r.bytes += seg.size;
+            }
+        }
+        let dir = format!("backups/{}", b.name);
+        for f in &b.files {
+            let key = format!("{dir}/{}", f.path);
+            wanted.insert(key.clone());
+            if remote.get(&key) != Some(&f.size) {
+                bucket.put_file(&key, &repo.join(&key), &f.sha256).await?;
+                r.uploaded += 1;
+                r.bytes += f.size;
+            }
+        }
+        let key = format!("{dir}/backup.json");
+        wanted.insert(key.clone());
+        if !remote.contains_key(&key) {
+            let path = repo.join(&key);
+            let (size, sha256) = hash_file(&path)?;
+            bucket.put_file(&key, &path, &sha256).await?;
+            r.uploaded += 1;
+            r.bytes += size;
+        }
+    }
+    // Backups first, then segments: a backup is never left listing a segment that is gone.
+    let mut stale: Vec<&String> = remote.keys().filter(|k| !wanted.contains(*k)).collect();
+    stale.sort_by_key(|k| k.starts_with("segments/"));
+    for key in stale {
+        bucket.delete(key).await?;
+        r.deleted += 1;
+    }
+    Ok(r)
+}
+
+/// Download a backup (the newest complete one when no name is given) and its segments from a
+/// bucket into `dir`, a local repository `restore` and `verify` read.
+pub async fn fetch(
+    bucket: &crate::s3::Bucket,
+    name: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<BackupIndex> {
+    let objects = bucket.list("backups/").await?;
+    let mut complete: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.key.strip_prefix("backups/")?.strip_suffix("/backup.json"))
+        .map(str::to_owned)
+        .collect();
+    complete.sort();
+    let name = match name {
+        Some(n) if complete.iter().any(|c| c == n) => n.to_owned(),
+        Some(n) => bail!("the bucket holds no complete backup {n:?}"),
+        None => complete.pop().context("the bucket holds no complete backup")?,
+    };
+    if name.contains(['/', '\\']) || name.starts_with('.') {
+        bail!("bad backup name {name:?}");
+    }
+    let bdir = dir.join("backups").join(&name);
+    std::fs::create_dir_all(bdir.join("engine").join("wal"))?;
+    std::fs::create_dir_all(dir.join("segments"))?;
+    bucket.get_to_file(&format!("backups/{name}/backup.json"), &bdir.join("backup.json")).await?;
+    let index = index_of(dir, &name)?;
+    for f in &index.files {
+        if f.path.contains("..") {
+            bail!("backup {name} lists a file outside itself: {}", f.path);
+        }
+        let dst = bdir.join(&f.path);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        bucket.get_to_file(&format!("backups/{name}/{}", f.path), &dst).await?;
+    }
+    for seg in &index.segments {
+        let key = format!("segments/{}.seg", seg.sha256);
+        bucket.get_to_file(&key, &dir.join(&key)).await?;
+    }
+    Ok(index)
 }
 
 /// Take a backup every `cfg.every_hours` (when a repository and a period are set).

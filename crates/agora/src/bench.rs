@@ -437,6 +437,7 @@ async fn bench_backup(
         every_hours: 0,
         keep_daily: 7,
         keep_weekly: 4,
+        s3: None,
     };
     let full = crate::backup::backup(state, data_dir, &cfg).await?;
     row(

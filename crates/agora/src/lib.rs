@@ -6,5 +6,6 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod s3;
 pub mod serve;
 pub mod soak;

@@ -112,6 +112,19 @@ enum BackupAction {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Download a backup (the newest by default) from the `[backup.s3]` bucket of a
+    /// configuration into a local repository, for `verify` and `agora restore`.
+    Fetch {
+        /// The configuration naming the bucket.
+        #[arg(long, env = "AGORA_CONFIG")]
+        config: PathBuf,
+        /// The local repository to write (new or empty).
+        #[arg(long)]
+        to: PathBuf,
+        /// The backup (default: the newest complete one).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Check every file of a backup against its size and SHA-256.
     Verify {
         /// The backup repository.
@@ -294,6 +307,17 @@ async fn main() -> anyhow::Result<()> {
                     b.bytes()
                 );
             }
+            Ok(())
+        }
+        Command::Backup { action: Some(BackupAction::Fetch { config, to, name }), .. } => {
+            let cfg = agora::config::Config::load(&config)?;
+            let s3 = cfg.backup.s3.context("the configuration has no [backup.s3]")?;
+            if to.exists() && std::fs::read_dir(&to)?.next().is_some() {
+                anyhow::bail!("refusing to fetch into {}: it is not empty", to.display());
+            }
+            let bucket = agora::s3::Bucket::new(&s3)?;
+            let b = agora::backup::fetch(&bucket, name.as_deref(), &to).await?;
+            say!("fetched backup {} ({} bytes) into {}", b.name, b.bytes(), to.display());
             Ok(())
         }
         Command::Backup { action: Some(BackupAction::Verify { from, name }), .. } => {

@@ -142,3 +142,103 @@ async fn restore_and_check(
     assert!(rules["rules"].as_array().unwrap().iter().any(|r| r["id"] == "v-high"));
     got
 }
+
+/// A local S3-compatible object store: moto's server (from PyPI, installed by
+/// `scripts/test.sh`), on a free port. Killed when dropped.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let bin = std::env::var("AGORA_MOTO_SERVER").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/agora-moto-venv-5.2.1/bin/moto_server",
+                std::env::var("HOME").unwrap()
+            )
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin}: {e} (scripts/test.sh installs moto)"));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn backups_mirror_to_object_storage_and_restore_from_it() {
+    let moto = Moto::start();
+    let s3 = agora::s3::S3Config {
+        endpoint: moto.endpoint.clone(),
+        region: "us-east-1".into(),
+        bucket: "city-backups".into(),
+        prefix: "aix".into(),
+        access_key: "agora".into(),
+        secret_key: Some("agora-secret".into()),
+    };
+    let bucket = agora::s3::Bucket::new(&s3).unwrap();
+    bucket.create().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let app = {
+        let (repo, s3) = (tmp.path().join("repo"), s3.clone());
+        TestApp::spawn_with(move |c| {
+            c.backup.dir = Some(repo);
+            c.backup.s3 = Some(s3);
+            c.ingest.auto_register_properties = true;
+        })
+        .await
+    };
+    let body: String = (0..1500).map(|i| format!("m,device=bk-1 v={i} {}\n", BASE + i)).collect();
+    app.write(&body).await;
+    app.server.as_ref().unwrap().state.store.flush().await.unwrap();
+    let first = take(&app).await;
+    // Its segment, the engine's manifest, the catalog, then backup.json (the flush left no WAL
+    // to copy).
+    assert_eq!(
+        first["mirror"],
+        json!({"uploaded": 4, "deleted": 0, "bytes": first["mirror"]["bytes"]})
+    );
+    // More data, another backup the same day: retention drops the first, locally and in the
+    // bucket; only what is new goes up.
+    let more: String =
+        (1500..2000).map(|i| format!("m,device=bk-1 v={i} {}\n", BASE + i)).collect();
+    app.write(&more).await;
+    app.server.as_ref().unwrap().state.store.flush().await.unwrap();
+    let second = take(&app).await;
+    assert_eq!(second["pruned"], json!([first["name"]]));
+    // Up: the new segment and the second backup's three files, not the first segment (held);
+    // deleted: the first backup's three files, not its segment (the second uses it).
+    assert_eq!(second["mirror"]["uploaded"], 4, "{second}");
+    assert_eq!(second["mirror"]["deleted"], 3, "{second}");
+    let keys: Vec<String> = bucket.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+    let first_name = first["name"].as_str().unwrap();
+    assert!(!keys.iter().any(|k| k.contains(first_name)), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("/backup.json")), "{keys:?}");
+    // On another machine: fetch the newest from the bucket, verify, restore, serve.
+    let fetched = tmp.path().join("fetched");
+    let index = agora::backup::fetch(&bucket, None, &fetched).await.unwrap();
+    assert_eq!(index.name, second["name"].as_str().unwrap());
+    agora::backup::verify(&fetched, None).unwrap();
+    let data = tmp.path().join("restored");
+    agora::backup::restore(&fetched, None, &data).unwrap();
+    let restored = TestApp::spawn_with(move |c| c.data_dir = data).await;
+    let got = values(&restored).await;
+    assert_eq!(got, (0..2000).map(f64::from).collect::<Vec<_>>());
+}
