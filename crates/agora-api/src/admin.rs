@@ -308,7 +308,14 @@ pub(crate) async fn create_token(
     let (mut info, token) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
     if let Some(d) = t.expires_in_days {
         let at = s.clock.now().saturating_add_nanos(i64::from(d) * 86_400 * 1_000_000_000);
-        info = s.catalog.set_token_expiry(&info.id, Some(at)).await?;
+        match s.catalog.set_token_expiry(&info.id, Some(at)).await {
+            Ok(i) => info = i,
+            Err(e) => {
+                // Never leave behind a token that lives longer than asked.
+                let _ = s.catalog.revoke_token(&info.id).await;
+                return Err(e.into());
+            }
+        }
     }
     Ok((StatusCode::CREATED, Json(NewTokenAnswer { token, info })).into_response())
 }
@@ -478,7 +485,12 @@ fn backup_failed(e: String) -> ApiError {
 pub(crate) async fn take_backup(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Response> {
     require(&s, &h, None, Scope::Admin)?;
     let b = backups(&s)?;
-    let report = b.take(&s).await.map_err(backup_failed)?;
+    // In a task of its own: a client that hangs up does not cut a backup short.
+    let state = s.clone();
+    let report = tokio::spawn(async move { b.take(&state).await })
+        .await
+        .map_err(|e| backup_failed(e.to_string()))?
+        .map_err(backup_failed)?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 

@@ -97,9 +97,12 @@ fn actor_of(s: &AppState, h: &HeaderMap) -> String {
     }
 }
 
-/// Replace the values of keys that name secrets, at any depth.
+/// Replace the values of keys that name secrets, and the credentials in URLs, at any depth.
 fn mask(v: &mut serde_json::Value) {
     match v {
+        serde_json::Value::String(s) if s.contains("://") => {
+            *s = agora_alerts::secrets::mask_url(s);
+        }
         serde_json::Value::Object(m) => {
             for (k, x) in m.iter_mut() {
                 let k = k.to_ascii_lowercase();
@@ -165,6 +168,11 @@ pub(crate) async fn record(State(s): State<AppState>, req: Request, next: Next) 
         )
     };
     let resp = next.run(req).await;
+    // Requests without valid credentials are not recorded: they change nothing, and anyone
+    // could fill the trail with them (the logs and rate limits see them).
+    if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+        return resp;
+    }
     let note = resp.extensions().get::<AuditNote>().cloned().unwrap_or_default();
     let mut detail = serde_json::Map::new();
     for (k, v) in [("request", request), ("before", note.before), ("after", note.after)] {
@@ -181,7 +189,10 @@ pub(crate) async fn record(State(s): State<AppState>, req: Request, next: Next) 
         status: resp.status().as_u16(),
         detail: serde_json::Value::Object(detail),
     };
-    if let Err(e) = log.append(s.clock.now(), event).await {
+    // In a task of its own: a client that hangs up does not cut the entry short.
+    let at = s.clock.now();
+    let written = tokio::spawn(async move { log.append(at, event).await }).await;
+    if let Err(e) = written.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
         // The change is made: it cannot be undone, so it is logged loudly instead.
         tracing::error!(error = %e, "the audit trail could not record a request");
     }
@@ -325,11 +336,14 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_at_any_depth() {
-        let mut v = serde_json::json!({"id": "r", "actions": [{"webhook": {"url": "https://x", "secret": "s3cret"}}],
+        let mut v = serde_json::json!({"id": "r", "actions": [{"webhook": {"url": "https://x", "secret": "s3cret"}},
+            {"webhook": {"url": "https://u:pw@hooks.example/x?token=abc"}}],
             "smtp": {"password": "p"}, "token": null, "name": "n"});
         mask(&mut v);
         assert_eq!(v["actions"][0]["webhook"]["secret"], "***");
         assert_eq!(v["actions"][0]["webhook"]["url"], "https://x");
+        let url = v["actions"][1]["webhook"]["url"].as_str().unwrap();
+        assert!(!url.contains("pw") && !url.contains("abc"), "{url}");
         assert_eq!(v["smtp"]["password"], "***");
         assert_eq!(v["token"], serde_json::Value::Null);
         assert_eq!(v["name"], "n");

@@ -104,11 +104,19 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The session the request's cookie names, when it is live and its token not revoked.
+/// The session the request's cookie names, when it is live and its token neither revoked nor
+/// expired.
 pub fn current(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     let id = cookie(headers, COOKIE)?;
     let s = state.sessions.get(id)?;
-    if !state.catalog.tokens().iter().any(|t| t.id == s.token.id) {
+    let now = state.clock.now();
+    // Revoked, or expired since the login: the session ends with its token.
+    if !state
+        .catalog
+        .tokens()
+        .iter()
+        .any(|t| t.id == s.token.id && t.expires_at.is_none_or(|e| e > now))
+    {
         state.sessions.remove(id);
         return None;
     }

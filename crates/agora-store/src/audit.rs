@@ -184,6 +184,9 @@ impl AuditLog for SqliteAuditLog {
                 .map_or((0, GENESIS.to_owned()), |r| (r.get("seq"), r.get("hash"))),
         };
         let seq = last_seq + 1;
+        // Forgotten until the insert is known to be done: an append cut short (its future
+        // dropped) makes the next one read the tail again.
+        *tail = None;
         let detail = e.detail.to_string();
         let hash = entry_hash(
             seq,
@@ -315,8 +318,12 @@ impl AuditLog for SqliteAuditLog {
     async fn prune(&self, before: Timestamp) -> Result<u64> {
         let _appends_wait = self.tail.lock().await;
         // The newest entry always stays: it anchors the next one.
+        // By number, up to the first entry from `before` on (times may not follow numbers
+        // exactly): what stays is a run without gaps. The newest always stays.
         let r = sqlx::query(
-            "DELETE FROM audit_log WHERE at < ? AND seq < (SELECT MAX(seq) FROM audit_log)",
+            "DELETE FROM audit_log WHERE seq < COALESCE(\
+               (SELECT MIN(seq) FROM audit_log WHERE at >= ?), \
+               (SELECT MAX(seq) FROM audit_log))",
         )
         .bind(before.as_nanos())
         .execute(&self.pool)

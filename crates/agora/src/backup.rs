@@ -164,7 +164,7 @@ pub async fn backup(
     if let Some(s3) = &cfg.s3 {
         // The local backup stands even if the mirror fails: the error says so.
         let bucket = crate::s3::Bucket::new(s3)?;
-        report.mirror = Some(mirror(&repo, &bucket).await.with_context(|| {
+        report.mirror = Some(mirror(&repo, &bucket, &report.pruned).await.with_context(|| {
             format!("backup {} was taken, but mirroring it to object storage failed", report.name)
         })?);
     }
@@ -255,6 +255,30 @@ fn store(
     if partial.exists() {
         std::fs::remove_dir_all(&partial)?;
     }
+    let result = store_into(staging, &pool, &backups, &partial, &name, snap);
+    if result.is_err() {
+        // Nothing half written stays: no partial backup, no partial segment.
+        let _ = std::fs::remove_dir_all(&partial);
+        if let Ok(entries) = std::fs::read_dir(&pool) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    result
+}
+
+fn store_into(
+    staging: &Path,
+    pool: &Path,
+    backups: &Path,
+    partial: &Path,
+    name: &str,
+    snap: &agora_store::EngineSnapshot,
+) -> anyhow::Result<BackupReport> {
+    let name = name.to_owned();
     std::fs::create_dir_all(partial.join("engine").join("wal"))?;
     let (mut copied, mut reused, mut bytes) = (0usize, 0usize, 0u64);
     let mut segments = Vec::with_capacity(snap.segments.len());
@@ -276,7 +300,7 @@ fn store(
         }
         segments.push(SegmentEntry { id, size, sha256 });
     }
-    sync_dir(&pool);
+    sync_dir(pool);
     let mut files = Vec::new();
     let mut add = |rel: String, src: PathBuf| -> anyhow::Result<()> {
         let (size, sha256) = copy_hashed(&src, &partial.join(&rel))?;
@@ -302,11 +326,11 @@ fn store(
     let mut f = std::fs::File::create(partial.join("backup.json"))?;
     f.write_all(&json)?;
     f.sync_all()?;
-    sync_dir(&partial);
+    sync_dir(partial);
     let done = backups.join(&name);
-    std::fs::rename(&partial, &done)
+    std::fs::rename(partial, &done)
         .with_context(|| format!("cannot complete {}", done.display()))?;
-    sync_dir(&backups);
+    sync_dir(backups);
     Ok(BackupReport {
         name,
         at: snap.at,
@@ -333,7 +357,13 @@ pub fn list(repo: &Path) -> anyhow::Result<Vec<BackupIndex>> {
         if name.ends_with(".partial") || !e.path().is_dir() {
             continue;
         }
-        out.push(index_of(repo, &name)?);
+        // A directory a crash left half removed (or anything else) does not hide the others.
+        match index_of(repo, &name) {
+            Ok(i) => out.push(i),
+            Err(err) => {
+                tracing::warn!(backup = %name, error = %format!("{err:#}"), "skipping an unreadable backup")
+            }
+        }
     }
     out.sort_by(|a, b| a.at.cmp(&b.at).then(a.name.cmp(&b.name)));
     Ok(out)
@@ -351,7 +381,31 @@ fn index_of(repo: &Path, name: &str) -> anyhow::Result<BackupIndex> {
     if index.format != FORMAT {
         bail!("backup {name:?} has format {}, this agora reads {FORMAT}", index.format);
     }
+    check_index(&index, name)?;
     Ok(index)
+}
+
+/// Refuse an index whose names could lead outside the backup or the data directory: restore
+/// writes where it says, so only the files agora writes are allowed.
+fn check_index(index: &BackupIndex, name: &str) -> anyhow::Result<()> {
+    if index.name != name {
+        bail!("backup {name:?} says it is {:?}", index.name);
+    }
+    let hex64 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(s) = index.segments.iter().find(|s| !hex64(&s.sha256)) {
+        bail!("backup {name:?} lists segment {} with a bad hash {:?}", s.id, s.sha256);
+    }
+    let allowed = |p: &str| {
+        p == "engine/MANIFEST.json"
+            || p == "catalog.db"
+            || p.strip_prefix("engine/wal/")
+                .and_then(|f| f.strip_suffix(".wal"))
+                .is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(f) = index.files.iter().find(|f| !allowed(&f.path) || !hex64(&f.sha256)) {
+        bail!("backup {name:?} lists a file agora does not write: {:?}", f.path);
+    }
+    Ok(())
 }
 
 /// The backup named, or the newest.
@@ -469,10 +523,20 @@ pub fn prune(repo: &Path, daily: u32, weekly: u32) -> anyhow::Result<Vec<String>
     let mut removed = Vec::new();
     for b in &all {
         if !keep.contains(&b.name) {
+            // Out of sight first (a crash midway leaves a `.partial`, cleared below), then gone.
             let dir = repo.join("backups").join(&b.name);
-            std::fs::remove_dir_all(&dir)
+            let gone = repo.join("backups").join(format!("{}.partial", b.name));
+            std::fs::rename(&dir, &gone)
                 .with_context(|| format!("cannot remove {}", dir.display()))?;
+            std::fs::remove_dir_all(&gone)
+                .with_context(|| format!("cannot remove {}", gone.display()))?;
             removed.push(b.name.clone());
+        }
+    }
+    // Leftovers of interrupted backups and removals (one backup runs at a time: none is live).
+    for e in std::fs::read_dir(repo.join("backups"))?.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".partial") {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
     // Segments of no kept backup (and copies a failed backup left).
@@ -481,13 +545,9 @@ pub fn prune(repo: &Path, daily: u32, weekly: u32) -> anyhow::Result<Vec<String>
         .filter(|b| keep.contains(&b.name))
         .flat_map(|b| b.segments.iter().map(|s| format!("{}.seg", s.sha256)))
         .collect();
-    let partial_left = std::fs::read_dir(repo.join("backups"))?
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
     for e in std::fs::read_dir(repo.join("segments"))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        // A backup being written elsewhere (another process) may need a segment not yet listed.
-        if !used.contains(&name) && !partial_left {
+        if !used.contains(&name) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -506,9 +566,13 @@ pub struct MirrorReport {
 }
 
 /// Make a bucket hold what the local repository holds: segments and backups missing there are
-/// uploaded (a backup's `backup.json` last: it marks the backup complete), objects of backups no
-/// longer kept are deleted, then segments no kept backup uses.
-pub async fn mirror(repo: &Path, bucket: &crate::s3::Bucket) -> anyhow::Result<MirrorReport> {
+/// uploaded (a backup's `backup.json` last: it marks the backup complete); the backups `pruned`
+/// are deleted there too, then the segments no backup in the bucket uses.
+pub async fn mirror(
+    repo: &Path,
+    bucket: &crate::s3::Bucket,
+    pruned: &[String],
+) -> anyhow::Result<MirrorReport> {
     let local = {
         let repo = repo.to_path_buf();
         tokio::task::spawn_blocking(move || list(&repo)).await??
@@ -546,12 +610,31 @@ pub async fn mirror(repo: &Path, bucket: &crate::s3::Bucket) -> anyhow::Result<M
             r.bytes += size;
         }
     }
-    // Backups first, then segments: a backup is never left listing a segment that is gone.
-    let mut stale: Vec<&String> = remote.keys().filter(|k| !wanted.contains(*k)).collect();
-    stale.sort_by_key(|k| k.starts_with("segments/"));
-    for key in stale {
-        bucket.delete(key).await?;
-        r.deleted += 1;
+    // Only what agora wrote is deleted: the backups this run's retention removed (their
+    // backup.json first, so that a removal cut short leaves no backup that looks whole), then
+    // the segments no backup left in the bucket lists — and only when every backup there is one
+    // of this repository's (a bucket holding older or other backups keeps all its segments).
+    let remote_backups: BTreeSet<String> = remote
+        .keys()
+        .filter_map(|k| k.strip_prefix("backups/")?.split('/').next().map(str::to_owned))
+        .collect();
+    for name in pruned.iter().filter(|n| remote_backups.contains(*n)) {
+        let dir = format!("backups/{name}/");
+        let mut keys: Vec<&String> = remote.keys().filter(|k| k.starts_with(&dir)).collect();
+        keys.sort_by_key(|k| !k.ends_with("/backup.json"));
+        for key in keys {
+            bucket.delete(key).await?;
+            r.deleted += 1;
+        }
+    }
+    let local_names: BTreeSet<&str> = local.iter().map(|b| b.name.as_str()).collect();
+    let only_ours =
+        remote_backups.iter().all(|n| local_names.contains(n.as_str()) || pruned.contains(n));
+    if only_ours {
+        for key in remote.keys().filter(|k| k.starts_with("segments/") && !wanted.contains(*k)) {
+            bucket.delete(key).await?;
+            r.deleted += 1;
+        }
     }
     Ok(r)
 }
@@ -578,15 +661,15 @@ pub async fn fetch(
     if name.contains(['/', '\\']) || name.starts_with('.') {
         bail!("bad backup name {name:?}");
     }
-    let bdir = dir.join("backups").join(&name);
+    // Fetched into `{name}.partial`, renamed once whole.
+    let bdir = dir.join("backups").join(format!("{name}.partial"));
     std::fs::create_dir_all(bdir.join("engine").join("wal"))?;
     std::fs::create_dir_all(dir.join("segments"))?;
     bucket.get_to_file(&format!("backups/{name}/backup.json"), &bdir.join("backup.json")).await?;
-    let index = index_of(dir, &name)?;
+    let index: BackupIndex = serde_json::from_slice(&std::fs::read(bdir.join("backup.json"))?)
+        .with_context(|| format!("backup {name:?} in the bucket has no readable index"))?;
+    check_index(&index, &name)?;
     for f in &index.files {
-        if f.path.contains("..") {
-            bail!("backup {name} lists a file outside itself: {}", f.path);
-        }
         let dst = bdir.join(&f.path);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent)?;
@@ -597,6 +680,7 @@ pub async fn fetch(
         let key = format!("segments/{}.seg", seg.sha256);
         bucket.get_to_file(&key, &dir.join(&key)).await?;
     }
+    std::fs::rename(&bdir, dir.join("backups").join(&name))?;
     Ok(index)
 }
 
@@ -626,8 +710,9 @@ mod tests {
         let dir = repo.join("backups").join(&name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::create_dir_all(repo.join("segments")).unwrap();
+        // A segment named by a letter stands for a hash of 64 of that letter.
         for s in segs {
-            std::fs::write(repo.join("segments").join(format!("{s}.seg")), s).unwrap();
+            std::fs::write(repo.join("segments").join(format!("{}.seg", s.repeat(64))), s).unwrap();
         }
         let index = BackupIndex {
             format: FORMAT,
@@ -637,7 +722,7 @@ mod tests {
             segments: segs
                 .iter()
                 .enumerate()
-                .map(|(i, s)| SegmentEntry { id: i as u64, size: 1, sha256: (*s).into() })
+                .map(|(i, s)| SegmentEntry { id: i as u64, size: 1, sha256: s.repeat(64) })
                 .collect(),
             files: vec![],
         };
@@ -669,7 +754,8 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(segs, BTreeSet::from(["b.seg".into(), "c.seg".into(), "d.seg".into()]));
+        let seg = |c: &str| format!("{}.seg", c.repeat(64));
+        assert_eq!(segs, BTreeSet::from([seg("b"), seg("c"), seg("d")]));
         // Nothing to keep but the newest: it stays.
         prune(repo, 0, 0).unwrap();
         assert_eq!(list(repo).unwrap().len(), 1);
@@ -690,5 +776,39 @@ mod tests {
             format!("{:#}", restore(d.path(), None, &d.path().join("new")).unwrap_err())
                 .contains("holds no backup")
         );
+    }
+
+    #[test]
+    fn an_index_that_points_outside_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path();
+        let name = fake(repo, "2026-03-02T03:00:00Z", &[]);
+        let path = repo.join("backups").join(&name).join("backup.json");
+        let good: BackupIndex = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let hash = "ab".repeat(32);
+        let file = |p: &str| vec![FileEntry { path: p.into(), size: 1, sha256: hash.clone() }];
+        for (index, says) in [
+            (BackupIndex { files: file("../../etc/cron.d/x"), ..good.clone() }, "does not write"),
+            (
+                BackupIndex { files: file("/root/.ssh/authorized_keys"), ..good.clone() },
+                "does not write",
+            ),
+            (
+                BackupIndex {
+                    segments: vec![SegmentEntry { id: 1, size: 1, sha256: "../../x".into() }],
+                    ..good.clone()
+                },
+                "bad hash",
+            ),
+            (BackupIndex { name: "another".into(), ..good.clone() }, "says it is"),
+        ] {
+            std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+            let target = d.path().join("target");
+            let e = format!("{:#}", restore(repo, Some(&name), &target).unwrap_err());
+            assert!(e.contains(says), "{e}");
+            assert!(!target.exists() || std::fs::read_dir(&target).unwrap().next().is_none());
+        }
+        std::fs::write(&path, serde_json::to_vec(&good).unwrap()).unwrap();
+        assert_eq!(list(repo).unwrap().len(), 1);
     }
 }

@@ -147,12 +147,18 @@ pub struct Object {
 }
 
 /// A bucket (and prefix) to put objects in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bucket {
     cfg: S3Config,
     secret: String,
     base: reqwest::Url,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
 }
 
 impl Bucket {
@@ -169,8 +175,10 @@ impl Bucket {
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             bail!("[backup.s3] endpoint {:?} must be an http(s) URL with a host", cfg.endpoint);
         }
+        // No limit on a whole transfer (a year of data is large), only on silence.
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(600))
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self { cfg: cfg.clone(), secret, base, http })

@@ -215,6 +215,14 @@ async fn backups_mirror_to_object_storage_and_restore_from_it() {
         first["mirror"],
         json!({"uploaded": 4, "deleted": 0, "bytes": first["mirror"]["bytes"]})
     );
+    // Something else in the bucket, under the same prefix: never touched by the mirror.
+    let other = tmp.path().join("notes.txt");
+    std::fs::write(&other, "not agora's").unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&other).unwrap()))
+    };
+    bucket.put_file("notes.txt", &other, &sha).await.unwrap();
     // More data, another backup the same day: retention drops the first, locally and in the
     // bucket; only what is new goes up.
     let more: String =
@@ -231,6 +239,7 @@ async fn backups_mirror_to_object_storage_and_restore_from_it() {
     let first_name = first["name"].as_str().unwrap();
     assert!(!keys.iter().any(|k| k.contains(first_name)), "{keys:?}");
     assert!(keys.iter().any(|k| k.ends_with("/backup.json")), "{keys:?}");
+    assert!(keys.contains(&"notes.txt".to_owned()), "{keys:?}");
     // On another machine: fetch the newest from the bucket, verify, restore, serve.
     let fetched = tmp.path().join("fetched");
     let index = agora::backup::fetch(&bucket, None, &fetched).await.unwrap();
