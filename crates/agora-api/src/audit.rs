@@ -174,6 +174,8 @@ pub(crate) async fn record(State(s): State<AppState>, req: Request, next: Next) 
         return resp;
     }
     let note = resp.extensions().get::<AuditNote>().cloned().unwrap_or_default();
+    // A refusal is recorded without the body it refused (it changed nothing, and stays small).
+    let request = if resp.status() == axum::http::StatusCode::FORBIDDEN { None } else { request };
     let mut detail = serde_json::Map::new();
     for (k, v) in [("request", request), ("before", note.before), ("after", note.after)] {
         if let Some(mut v) = v {
