@@ -9,6 +9,7 @@ mod hash;
 mod ids;
 #[cfg(feature = "openapi")]
 mod openapi;
+pub mod permissions;
 mod properties;
 pub mod quality;
 mod time;
