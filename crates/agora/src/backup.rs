@@ -189,12 +189,14 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Copy `src` to `dst` (a new file, synced), returning its size and SHA-256.
-fn copy_hashed(src: &Path, dst: &Path) -> anyhow::Result<(u64, String)> {
+/// Read `src` once: its size and SHA-256, and a copy written to `dst` (a new file, synced)
+/// when one is given.
+fn read_hashed(src: &Path, dst: Option<&Path>) -> anyhow::Result<(u64, String)> {
     let mut r =
         std::fs::File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
-    let mut w =
-        std::fs::File::create(dst).with_context(|| format!("cannot write {}", dst.display()))?;
+    let mut w = dst
+        .map(|d| std::fs::File::create(d).with_context(|| format!("cannot write {}", d.display())))
+        .transpose()?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -204,28 +206,25 @@ fn copy_hashed(src: &Path, dst: &Path) -> anyhow::Result<(u64, String)> {
             break;
         }
         h.update(&buf[..n]);
-        w.write_all(&buf[..n]).with_context(|| format!("cannot write {}", dst.display()))?;
+        if let (Some(w), Some(d)) = (w.as_mut(), dst) {
+            w.write_all(&buf[..n]).with_context(|| format!("cannot write {}", d.display()))?;
+        }
         size += n as u64;
     }
-    w.sync_all().with_context(|| format!("cannot write {}", dst.display()))?;
+    if let (Some(w), Some(d)) = (w, dst) {
+        w.sync_all().with_context(|| format!("cannot write {}", d.display()))?;
+    }
     Ok((size, hex(&h.finalize())))
+}
+
+/// Copy `src` to `dst` (a new file, synced), returning its size and SHA-256.
+fn copy_hashed(src: &Path, dst: &Path) -> anyhow::Result<(u64, String)> {
+    read_hashed(src, Some(dst))
 }
 
 /// Size and SHA-256 of a file.
 fn hash_file(p: &Path) -> anyhow::Result<(u64, String)> {
-    let mut r = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = r.read(&mut buf).with_context(|| format!("cannot read {}", p.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex(&h.finalize())))
+    read_hashed(p, None)
 }
 
 fn segment_file(id: u64) -> String {

@@ -203,6 +203,24 @@ fn announce(server: &Server) {
     }
 }
 
+/// Send a request of the admin CLI to a running agora; its JSON answer, or its problem's detail.
+async fn admin_call(
+    req: reqwest::RequestBuilder,
+    token: &str,
+    base: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let resp =
+        req.bearer_auth(token).send().await.with_context(|| format!("cannot reach {base}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "agora answered {status}: {}",
+        body["detail"].as_str().unwrap_or("")
+    );
+    Ok(body)
+}
+
 async fn until_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -273,19 +291,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Backup { action: None, url, token } => {
             let token = token.context("give an admin token with --token or AGORA_TOKEN")?;
             let base = url.trim_end_matches('/');
-            let resp = reqwest::Client::new()
-                .post(format!("{base}/api/v1/backups"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {base}"))?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            anyhow::ensure!(
-                status.is_success(),
-                "agora answered {status}: {}",
-                body["detail"].as_str().unwrap_or("")
-            );
+            let req = reqwest::Client::new().post(format!("{base}/api/v1/backups"));
+            let body = admin_call(req, &token, base).await?;
             say!(
                 "backup {} taken ({} segments copied, {} already held, {} bytes written, {:.1} s); every write acknowledged before {} is in it",
                 body["name"].as_str().unwrap_or(""),
@@ -370,7 +377,7 @@ async fn main() -> anyhow::Result<()> {
             let token = token.context("give an admin token with --token or AGORA_TOKEN")?;
             let client = reqwest::Client::new();
             let base = url.trim_end_matches('/');
-            let resp = match action {
+            let req = match action {
                 Rejects::List { limit } => {
                     client.get(format!("{base}/api/v1/rejects?limit={limit}"))
                 }
@@ -382,18 +389,8 @@ async fn main() -> anyhow::Result<()> {
                     };
                     client.post(format!("{base}/api/v1/rejects/replay")).json(&body)
                 }
-            }
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {base}"))?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            anyhow::ensure!(
-                status.is_success(),
-                "agora answered {status}: {}",
-                body["detail"].as_str().unwrap_or("")
-            );
+            };
+            let body = admin_call(req, &token, base).await?;
             match body["rejects"].as_array() {
                 Some(list) => {
                     for r in list {
