@@ -35,6 +35,9 @@ pub struct HttpLimits {
     pub keep_alive: Duration,
     /// Caps on concurrent connections.
     pub connections: ConnectionCaps,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (rate limits, live streams and
+    /// the audit trail then see the client, not the proxy).
+    pub proxies: agora_ingest::limits::AddrSet,
 }
 
 impl Default for HttpLimits {
@@ -48,6 +51,7 @@ impl Default for HttpLimits {
                 reserved: 16,
                 trusted: agora_ingest::limits::AddrSet::loopback(),
             },
+            proxies: agora_ingest::limits::AddrSet::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let slots = ConnectionLimits::new(limits.connections.clone());
+    let proxies = Arc::new(limits.proxies.clone());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new());
     if limits.keep_alive.is_zero() {
@@ -118,6 +123,7 @@ pub async fn serve(
             peer,
             header_timeout: limits.header_timeout,
             stop: stop_rx.clone(),
+            proxies: proxies.clone(),
         };
         tokio::spawn(async move {
             conn.run(stream).await;
@@ -175,6 +181,7 @@ struct Connection {
     peer: SocketAddr,
     header_timeout: Duration,
     stop: watch::Receiver<bool>,
+    proxies: Arc<agora_ingest::limits::AddrSet>,
 }
 
 impl Connection {
@@ -185,6 +192,7 @@ impl Connection {
             inner: TowerToHyperService::new(self.app),
             peer: ClientAddr(self.peer),
             seen: seen.clone(),
+            proxies: self.proxies.clone(),
         };
         let conn = self.http.serve_connection(TokioIo::new(stream), svc);
         tokio::pin!(conn);
@@ -220,6 +228,7 @@ struct Service {
     inner: TowerToHyperService<Router>,
     peer: ClientAddr,
     seen: Arc<Notify>,
+    proxies: Arc<agora_ingest::limits::AddrSet>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Service {
@@ -231,7 +240,67 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
 
     fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
         self.seen.notify_one();
-        req.extensions_mut().insert(self.peer);
+        let client = forwarded_client(self.peer, &self.proxies, req.headers());
+        req.extensions_mut().insert(client);
         self.inner.call(req)
+    }
+}
+
+/// The client of a request: the connection's peer, unless the peer is a trusted proxy, then the
+/// nearest address of `X-Forwarded-For` that is not one (read from the right: the entries a
+/// client wrote itself, on the left, are not believed).
+fn forwarded_client(
+    peer: ClientAddr,
+    proxies: &agora_ingest::limits::AddrSet,
+    headers: &axum::http::HeaderMap,
+) -> ClientAddr {
+    if !proxies.contains(peer.0.ip()) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| {
+            let h = h.trim();
+            h.parse::<std::net::IpAddr>()
+                .ok()
+                .or_else(|| h.parse::<SocketAddr>().ok().map(|a| a.ip()))
+                .or_else(|| h.trim_start_matches('[').trim_end_matches(']').parse().ok())
+        })
+        .collect();
+    match hops.iter().rev().find(|ip| !proxies.contains(**ip)) {
+        Some(ip) => ClientAddr(SocketAddr::new(*ip, 0)),
+        None => peer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_nearest_untrusted_hop() {
+        let proxies = agora_ingest::limits::AddrSet::parse(&["10.0.0.0/8"]).unwrap();
+        let peer = |s: &str| ClientAddr(s.parse().unwrap());
+        let h = |v: &[&str]| {
+            let mut m = axum::http::HeaderMap::new();
+            for x in v {
+                m.append("x-forwarded-for", x.parse().unwrap());
+            }
+            m
+        };
+        let client =
+            |p: &str, v: &[&str]| forwarded_client(peer(p), &proxies, &h(v)).0.ip().to_string();
+        // Through the proxy: the client it saw; what the client claimed before is ignored.
+        assert_eq!(client("10.0.0.2:5000", &["1.2.3.4"]), "1.2.3.4");
+        assert_eq!(client("10.0.0.2:5000", &["6.6.6.6, 1.2.3.4, 10.0.0.3"]), "1.2.3.4");
+        assert_eq!(client("10.0.0.2:5000", &["6.6.6.6", "[2001:db8::1]:443"]), "2001:db8::1");
+        // Not through a trusted proxy: the header is the client's own word.
+        assert_eq!(client("5.5.5.5:5000", &["1.2.3.4"]), "5.5.5.5");
+        // Nothing usable: the proxy itself.
+        assert_eq!(client("10.0.0.2:5000", &["junk"]), "10.0.0.2");
+        assert_eq!(client("10.0.0.2:5000", &[]), "10.0.0.2");
     }
 }

@@ -70,6 +70,9 @@ pub struct LimitsConfig {
     /// Most raw points one query may decode (aggregates that cannot use the hourly rollups:
     /// sound levels, buckets shorter than an hour); beyond it, `422 query_too_large`.
     pub max_query_points: u64,
+    /// Reverse proxies (CIDR) whose `X-Forwarded-For` is believed: requests through them are
+    /// rate-limited, capped and audited by the client's address instead of the proxy's.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// HTTP connection limits.
@@ -129,6 +132,7 @@ impl Default for LimitsConfig {
             rate: RateLimitsConfig::default(),
             live: LiveLimitsConfig::default(),
             max_query_points: 50_000_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -390,6 +394,8 @@ impl Config {
                 reserved: h.reserved_connections,
                 trusted: self.trusted()?,
             },
+            proxies: agora_ingest::limits::AddrSet::parse(&self.limits.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("invalid [limits] trusted_proxies network {e}"))?,
         })
     }
 

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -417,4 +417,48 @@ async fn an_ingest_request_without_a_valid_token_is_refused_before_its_body_is_r
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("unauthorized"), "{answer}");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limits_and_audit_address() {
+    // This test's client plays the reverse proxy (127.0.0.1), forwarding two clients.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec![];
+        c.limits.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.limits.rate.public_per_address = 0.5;
+        c.limits.rate.public_per_address_burst = 3.0;
+    })
+    .await;
+    let get = |client: &'static str| {
+        app.get("/api/v1/public/map").header("x-forwarded-for", client).send()
+    };
+    let mut a = Vec::new();
+    for _ in 0..5 {
+        a.push(get("203.0.113.5").await.unwrap().status().as_u16());
+    }
+    assert_eq!(&a[..3], [200, 200, 200]);
+    assert_eq!(a[4], 429, "{a:?}");
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(get("203.0.113.6").await.unwrap().status(), 200);
+    // A client cannot pick its address by writing the header itself: the proxy appends the one
+    // it saw, and that is the one believed.
+    let r = app
+        .get("/api/v1/public/map")
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // The audit trail records the client, not the proxy.
+    let r = app
+        .post("/api/v1/communes")
+        .bearer_auth(ADMIN)
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"insee": "13055", "name": "Marseille"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let trail = app.get_json("/api/v1/audit?action=POST%20/api/v1/communes").await;
+    assert_eq!(trail[0]["address"], "203.0.113.7", "{trail}");
 }
