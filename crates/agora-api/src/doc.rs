@@ -169,6 +169,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::live::Doc::openapi(),
         crate::alerting::Doc::openapi(),
         crate::audit::Doc::openapi(),
+        crate::privacy::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -16,6 +16,7 @@ mod ingest;
 pub mod live;
 mod metrics;
 mod png;
+mod privacy;
 mod query;
 pub mod rate_limit;
 pub mod session;
@@ -55,6 +56,8 @@ pub struct ApiConfig {
     pub max_query_points: u64,
     /// Local settings of the indicators (heatwave thresholds by commune).
     pub indicators: agora_query::heat::IndicatorsConfig,
+    /// Days the audit trail keeps its entries (0: without limit), for the privacy register.
+    pub audit_retention_days: u64,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +71,7 @@ impl Default for ApiConfig {
             body_timeout: std::time::Duration::from_secs(60),
             max_query_points: 50_000_000,
             indicators: Default::default(),
+            audit_retention_days: 365,
         }
     }
 }
@@ -202,6 +206,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/rejects", get(admin::rejects))
         .route("/api/v1/rejects/replay", post(admin::replay_rejects))
         .route("/api/v1/backups", get(admin::list_backups).post(admin::take_backup))
+        .route("/api/v1/privacy/register", get(privacy::register))
         .route("/api/v1/audit", get(audit::entries))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))

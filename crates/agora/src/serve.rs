@@ -126,6 +126,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             body_timeout: Duration::from_secs(cfg.limits.http.body_timeout_secs.max(1)),
             max_query_points: cfg.limits.max_query_points,
             indicators: cfg.indicators.clone(),
+            audit_retention_days: cfg.audit.retention_days,
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),

@@ -128,3 +128,39 @@ async fn changes_refusals_logins_and_sensitive_reads_are_recorded_in_a_verifiabl
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("broken at entry {seq}")), "{err}");
 }
+
+#[tokio::test]
+async fn the_privacy_register_counts_what_agora_holds_about_people() {
+    let app = TestApp::spawn_with(|c| {
+        c.audit.retention_days = 90;
+        // Email actions need a relay (none is reached here: no alert opens).
+        c.alerts.smtp = Some(
+            toml::from_str("host = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\nfrom = \"Agora <agora@mairie.example>\"")
+                .unwrap(),
+        );
+    })
+    .await;
+    app.token("read", None).await;
+    for (id, to) in [
+        ("a", json!(["astreinte@mairie.example", "Chef@Mairie.example"])),
+        ("b", json!(["chef@mairie.example"])),
+    ] {
+        let rule = json!({"id": id, "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}},
+            "actions": [{"email": {"to": to}}]});
+        let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let reg = app.get_json("/api/v1/privacy/register").await;
+    let cat = |name: &str| {
+        reg["categories"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
+    };
+    // The admin token and the read token.
+    assert_eq!(cat("tokens")["records"], 2);
+    // Two people, one of them named twice and in two cases.
+    assert_eq!(cat("alert_recipients")["records"], 2);
+    assert_eq!(cat("audit_trail")["retention"], "90 days ([audit] retention_days)");
+    assert!(reg["not_held"].as_str().unwrap().contains("counts only"));
+    let read = app.token("read", None).await;
+    let r = app.get("/api/v1/privacy/register").bearer_auth(&read).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
