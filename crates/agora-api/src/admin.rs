@@ -9,13 +9,15 @@ use agora_store::StorageHealth;
 use agora_store::catalog::{Commune, Device, Reject, Scope, Site, TokenInfo};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::require;
+use agora_model::permissions::{self, Action, Domain, Grant, Role};
+
+use crate::policy::{Scoped, Who};
 use crate::doc::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable};
 use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
@@ -116,11 +118,9 @@ fn geometry(field: &str, g: Option<&serde_json::Value>) -> ApiResult<()> {
         Writes,
     ))]
 pub(crate) async fn create_commune(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Json(c): Json<Commune>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     geometry("boundary", c.boundary.as_ref())?;
     s.catalog.upsert_commune(c.clone()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
@@ -135,11 +135,9 @@ pub(crate) async fn create_commune(
         Writes,
     ))]
 pub(crate) async fn create_site(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Json(site): Json<Site>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     geometry("geometry", site.geometry.as_ref())?;
     s.catalog.upsert_site(site.clone()).await?;
     Ok((StatusCode::CREATED, Json(site)).into_response())
@@ -183,11 +181,9 @@ pub(crate) struct NewDevice {
         Writes,
     ))]
 pub(crate) async fn create_device(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Json(d): Json<NewDevice>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     if !(d.metadata.is_null() || d.metadata.is_object()) {
         return Err(ApiError::BadRequest(format!(
             "metadata must be a JSON object (e.g. {{\"period_s\": 60}}), not {}",
@@ -245,11 +241,9 @@ pub(crate) struct RejectList {
         Reads,
     ))]
 pub(crate) async fn rejects(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(q): Query<Limit>,
 ) -> ApiResult<Json<RejectList>> {
-    require(&s, &h, None, Scope::Admin)?;
     let rejects = s.catalog.rejects(q.limit.unwrap_or(100).min(10_000)).await?;
     Ok(Json(RejectList { count: rejects.len(), rejects }))
 }
@@ -260,8 +254,19 @@ pub(crate) struct NewToken {
     /// A name for people (who or what uses it).
     #[schema(min_length = 1)]
     name: String,
-    /// What it may do.
-    scope: Scope,
+    /// What it may do, coarsely: `ingest`, `read` or `admin` (a device, a viewer, an
+    /// administrator of the caller's commune or Métropole). Give this or `role`.
+    #[serde(default)]
+    scope: Option<Scope>,
+    /// Its role: `metropole_admin`, `commune_admin`, `operator`, `department`, `viewer`, `device`.
+    #[serde(default)]
+    role: Option<String>,
+    /// Its commune's INSEE code, or `metropole` (absent: the caller's).
+    #[serde(default)]
+    commune: Option<String>,
+    /// A department's domain.
+    #[serde(default)]
+    domain: Option<String>,
     /// The one device an ingest token may write for.
     #[serde(default)]
     device: Option<DeviceId>,
@@ -289,23 +294,49 @@ pub(crate) struct NewTokenAnswer {
         Writes,
     ))]
 pub(crate) async fn create_token(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
+    Who(who): Who,
     Json(t): Json<NewToken>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     if t.name.trim().is_empty() {
         return Err(ApiError::BadRequest("a token needs a name".into()));
     }
-    if t.device.is_some() && t.scope != Scope::Ingest {
+    let commune = t.commune.unwrap_or_else(|| who.grant.tenant_name());
+    let tenant = permissions::parse_tenant(&commune).map_err(ApiError::BadRequest)?;
+    let role = match (&t.scope, &t.role) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest("give a token a scope or a role, not both".into()));
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "a token needs a role (or one of the scopes ingest, read, admin)".into(),
+            ));
+        }
+        (None, Some(r)) => Role::parse_named(r).map_err(ApiError::BadRequest)?,
+        (Some(Scope::Ingest), None) => Role::Device,
+        (Some(Scope::Read), None) => Role::Viewer,
+        (Some(Scope::Admin), None) if tenant.is_none() => Role::MetropoleAdmin,
+        (Some(Scope::Admin), None) => Role::CommuneAdmin,
+    };
+    let domain =
+        t.domain.as_deref().map(Domain::parse_named).transpose().map_err(ApiError::BadRequest)?;
+    let grant = Grant::new(role, tenant, domain).map_err(ApiError::BadRequest)?;
+    if t.device.is_some() && role != Role::Device {
         return Err(ApiError::BadRequest("only ingest tokens can be bound to a device".into()));
+    }
+    // Nobody gives more than they have: a role whose actions exceed the caller's is refused.
+    if let Some(a) = Action::ALL.into_iter().find(|a| grant.may(*a) && !who.grant.may(*a)) {
+        return Err(ApiError::Forbidden(format!(
+            "a {} may not make a token that may {a}",
+            who.grant.role()
+        )));
     }
     if let Some(d) = t.expires_in_days
         && !(1..=3650).contains(&d)
     {
         return Err(ApiError::BadRequest(format!("expires_in_days is 1 to 3650, not {d}")));
     }
-    let (mut info, token) = s.catalog.create_token(&t.name, t.scope, t.device).await?;
+    let (mut info, token) = s.catalog.create_token_granted(&t.name, grant, t.device).await?;
     if let Some(d) = t.expires_in_days {
         let at = s.clock.now().saturating_add_nanos(i64::from(d) * 86_400 * 1_000_000_000);
         match s.catalog.set_token_expiry(&info.id, Some(at)).await {
@@ -334,10 +365,8 @@ pub(crate) struct TokenList {
         Reads,
     ))]
 pub(crate) async fn list_tokens(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<TokenList>> {
-    require(&s, &h, None, Scope::Admin)?;
     Ok(Json(TokenList { tokens: s.catalog.tokens() }))
 }
 
@@ -351,11 +380,9 @@ pub(crate) async fn list_tokens(
         Reads,
     ))]
 pub(crate) async fn revoke_token(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     let before = s.catalog.tokens().into_iter().find(|t| t.id == id);
     s.catalog.revoke_token(&id).await?;
     let note = crate::audit::AuditNote {
@@ -388,11 +415,9 @@ pub(crate) struct ReplayRequest {
         Reads,
     ))]
 pub(crate) async fn replay_rejects(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     body: Bytes,
 ) -> ApiResult<Json<ReplayAnswer>> {
-    require(&s, &h, None, Scope::Admin)?;
     let req: ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayRequest::default()
     } else {
@@ -482,8 +507,7 @@ fn backup_failed(e: String) -> ApiError {
         (status = 409, response = Conflict),
         Writes,
     ))]
-pub(crate) async fn take_backup(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
+pub(crate) async fn take_backup(Scoped(s): Scoped) -> ApiResult<Response> {
     let b = backups(&s)?;
     // In a task of its own: a client that hangs up does not cut a backup short.
     let state = s.clone();
@@ -502,10 +526,8 @@ pub(crate) async fn take_backup(State(s): State<AppState>, h: HeaderMap) -> ApiR
         Reads,
     ))]
 pub(crate) async fn list_backups(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<serde_json::Value>> {
-    require(&s, &h, None, Scope::Admin)?;
     let b = backups(&s)?;
     Ok(Json(b.list().await.map_err(backup_failed)?))
 }

@@ -7,9 +7,8 @@ use agora_alerts::rule::{Action, Condition, Schedule, Scope as RuleScope, Severi
 use agora_alerts::{Alerts, InvalidRule, Rule, RuleView};
 use agora_query::parse_time;
 use agora_store::alerts::{AlertFilter, AlertRecord, AlertState, Delivery};
-use agora_store::catalog::Scope;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -18,12 +17,100 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use agora_model::InseeCode;
+use agora_model::permissions::{Action as PAction, Domain};
+use axum::extract::State;
+
 use crate::AppState;
-use crate::auth::{require, require_read};
+use crate::policy::{MaybeWho, Principal, Scoped, Who};
 use crate::doc::{BadRequest, Conflict, NotFound, Unavailable, Unprocessable};
 use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+
+/// The commune and domain a rule acts on: its scope's commune, device or site (a rule of a kind
+/// alone is the Métropole's), and the domain of its kind or device.
+fn rule_target(full: &AppState, sc: &RuleScope) -> (Option<InseeCode>, Option<Domain>) {
+    let dev = sc.device.as_deref().and_then(|d| full.catalog.device(d));
+    let commune = sc
+        .commune
+        .as_deref()
+        .and_then(|c| InseeCode::parse(c).ok())
+        .or_else(|| dev.as_ref().and_then(|d| d.commune.clone()))
+        .or_else(|| {
+            let site = sc.site.as_deref()?;
+            full.catalog.sites().into_iter().find(|x| x.id.as_str() == site).map(|x| x.commune)
+        });
+    let domain = sc
+        .kind
+        .as_deref()
+        .and_then(Domain::of_kind)
+        .or_else(|| dev.and_then(|d| Domain::of_kind(d.kind.as_str())));
+    (commune, domain)
+}
+
+/// The commune and domain of an alert: its own commune, else its device's.
+fn alert_target(full: &AppState, a: &AlertRecord) -> (Option<InseeCode>, Option<Domain>) {
+    let dev = a.device.as_deref().and_then(|d| full.catalog.device(d));
+    let commune = a
+        .commune
+        .as_deref()
+        .and_then(|c| InseeCode::parse(c).ok())
+        .or_else(|| dev.as_ref().and_then(|d| d.commune.clone()));
+    (commune, dev.and_then(|d| Domain::of_kind(d.kind.as_str())))
+}
+
+/// Whether someone (`None`: the public, where alerts are public) sees what is in `commune`:
+/// the Métropole's people everything, a commune's people their commune's.
+fn sees(who: Option<&Principal>, commune: Option<&InseeCode>) -> bool {
+    who.is_none_or(|w| w.grant.sees_all() || (commune.is_some() && commune == w.grant.commune()))
+}
+
+/// A rule as `who` may see it, else 404.
+fn visible_rule(full: &AppState, who: Option<&Principal>, r: RuleView) -> ApiResult<RuleView> {
+    let (commune, _) = rule_target(full, &r.rule.scope);
+    // The Métropole's own rules (every device of a kind) are read by all.
+    if commune.is_none() || sees(who, commune.as_ref()) {
+        return Ok(r);
+    }
+    Err(ApiError::NotFound(format!("rule {:?} not found", r.rule.id)))
+}
+
+/// Refuse a rule change `who` may not make; a rule of a commune's person over every device of a
+/// kind is made their commune's.
+fn check_rule(full: &AppState, who: &Principal, rule: &mut Rule, action: PAction) -> ApiResult<()> {
+    let sc = &mut rule.scope;
+    if let Some(own) = who.grant.commune()
+        && sc.device.is_none()
+        && sc.site.is_none()
+        && sc.commune.is_none()
+    {
+        sc.commune = Some(own.to_string());
+    }
+    let (commune, domain) = rule_target(full, &rule.scope);
+    who.check(action, commune.as_ref(), domain)
+}
+
+/// An alert `who` may see, else 404; and, to change it, may take `action` on it.
+async fn alert_for(
+    full: &AppState,
+    who: Option<&Principal>,
+    id: i64,
+    action: Option<PAction>,
+) -> ApiResult<()> {
+    if who.is_none_or(|w| w.grant.sees_all() && w.grant.domain().is_none()) {
+        return Ok(());
+    }
+    let (alert, _) = service(full)?.alert(id).await?;
+    let (commune, domain) = alert_target(full, &alert);
+    if !sees(who, commune.as_ref()) {
+        return Err(ApiError::NotFound(format!("alert {id} not found")));
+    }
+    match (who, action) {
+        (Some(w), Some(a)) => w.check(a, commune.as_ref(), domain),
+        _ => Ok(()),
+    }
+}
 
 fn service(s: &AppState) -> ApiResult<&Alerts> {
     s.alerts
@@ -156,11 +243,14 @@ pub(crate) struct RuleList {
     ))]
 pub(crate) async fn list_rules(
     State(s): State<AppState>,
-    h: HeaderMap,
+    MaybeWho(who): MaybeWho,
 ) -> ApiResult<Json<RuleList>> {
-    require_read(&s, &h)?;
     let alerts = service(&s)?;
-    Ok(Json(RuleList { rules: alerts.rules(), invalid: alerts.invalid_rules() }))
+    let rules =
+        alerts.rules().into_iter().filter_map(|r| visible_rule(&s, who.as_ref(), r).ok()).collect();
+    // Rules that no longer load are the Métropole's to mend.
+    let invalid = if sees(who.as_ref(), None) { alerts.invalid_rules() } else { Vec::new() };
+    Ok(Json(RuleList { rules, invalid }))
 }
 
 /// The built-in rule templates.
@@ -182,10 +272,8 @@ pub(crate) struct TemplateList {
         Reads,
     ))]
 pub(crate) async fn templates(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<TemplateList>> {
-    require_read(&s, &h)?;
     Ok(Json(TemplateList { templates: service(&s)?.templates() }))
 }
 
@@ -199,14 +287,13 @@ pub(crate) async fn templates(
     ))]
 pub(crate) async fn get_rule(
     State(s): State<AppState>,
-    h: HeaderMap,
+    MaybeWho(who): MaybeWho,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RuleView>> {
-    require_read(&s, &h)?;
     let r = service(&s)?
         .rule(&id)
         .ok_or_else(|| ApiError::NotFound(format!("rule {id:?} not found")))?;
-    Ok(Json(r))
+    Ok(Json(visible_rule(&s, who.as_ref(), r)?))
 }
 
 /// Make a rule, whole or from a built-in template.
@@ -235,12 +322,12 @@ pub(crate) async fn get_rule(
     ))]
 pub(crate) async fn create_rule(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Json(body): Json<JsonValue>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
-    let rule = rule_of(alerts, body)?;
+    let mut rule = rule_of(alerts, body)?;
+    check_rule(&s, &who, &mut rule, PAction::Modify)?;
     if alerts.rule(&rule.id).is_some() {
         return Err(ApiError::Conflict(format!(
             "rule {:?} exists: PUT /api/v1/rules/{} to change it",
@@ -271,11 +358,10 @@ pub(crate) async fn create_rule(
     ))]
 pub(crate) async fn put_rule(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Path(id): Path<String>,
     Json(mut v): Json<JsonValue>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
     if let Some(o) = v.as_object_mut() {
         o.entry("id").or_insert_with(|| json!(id));
@@ -283,7 +369,12 @@ pub(crate) async fn put_rule(
         o.remove("origin");
         o.remove("updated_at");
     }
-    let rule = rule_of(alerts, v)?;
+    let mut rule = rule_of(alerts, v)?;
+    if let Some(old) = alerts.rule(&id) {
+        let mut old = visible_rule(&s, Some(&who), old)?.rule;
+        check_rule(&s, &who, &mut old, PAction::Modify)?;
+    }
+    check_rule(&s, &who, &mut rule, PAction::Modify)?;
     if rule.id != id {
         return Err(ApiError::InvalidRule(format!(
             "the body's id {:?} is not the path's {id:?}",
@@ -317,11 +408,14 @@ pub(crate) async fn put_rule(
     ))]
 pub(crate) async fn delete_rule(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     let alerts = service(&s)?;
+    if let Some(old) = alerts.rule(&id) {
+        let mut old = visible_rule(&s, Some(&who), old)?.rule;
+        check_rule(&s, &who, &mut old, PAction::Delete)?;
+    }
     let before = alerts.rule(&id).and_then(|r| serde_json::to_value(r).ok());
     alerts.delete_rule(&id).await?;
     let note = crate::audit::AuditNote { before, ..Default::default() };
@@ -379,10 +473,9 @@ pub(crate) struct AlertList {
     ))]
 pub(crate) async fn list_alerts(
     State(s): State<AppState>,
-    h: HeaderMap,
+    MaybeWho(who): MaybeWho,
     Query(p): Query<AlertParams>,
 ) -> ApiResult<Json<AlertList>> {
-    require_read(&s, &h)?;
     let now = s.clock.now();
     let state = p
         .state
@@ -402,7 +495,10 @@ pub(crate) async fn list_alerts(
         to: p.to.as_deref().map(|t| parse_time(t, now)).transpose()?,
         limit: p.limit.unwrap_or(500).min(10_000),
     };
-    let alerts = service(&s)?.alerts(&f).await?;
+    let mut alerts = service(&s)?.alerts(&f).await?;
+    if !sees(who.as_ref(), None) {
+        alerts.retain(|a| sees(who.as_ref(), alert_target(&s, a).0.as_ref()));
+    }
     Ok(Json(AlertList { count: alerts.len(), alerts }))
 }
 
@@ -426,11 +522,11 @@ pub(crate) struct AlertDetail {
     ))]
 pub(crate) async fn get_alert(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AlertDetail>> {
+    alert_for(&s, Some(&who), id, None).await?;
     // Deliveries name their targets (email addresses): operators only, even with public_read.
-    require(&s, &h, None, Scope::Read)?;
     let (alert, deliveries) = service(&s)?.alert(id).await?;
     Ok(Json(AlertDetail { alert, deliveries }))
 }
@@ -475,12 +571,12 @@ fn comment(b: OptionalJson<AlertComment>) -> Option<String> {
     ))]
 pub(crate) async fn acknowledge(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Path(id): Path<i64>,
     b: OptionalJson<AlertComment>,
 ) -> ApiResult<Json<AlertRecord>> {
-    let who = require(&s, &h, None, Scope::Read)?;
-    Ok(Json(service(&s)?.acknowledge(id, &who.name, comment(b)).await?))
+    alert_for(&s, Some(&who), id, Some(PAction::Modify)).await?;
+    Ok(Json(service(&s)?.acknowledge(id, &who.actor, comment(b)).await?))
 }
 
 /// Resolve an alert by hand; it opens again only after its condition has cleared.
@@ -497,12 +593,12 @@ pub(crate) async fn acknowledge(
     ))]
 pub(crate) async fn resolve(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Path(id): Path<i64>,
     b: OptionalJson<AlertComment>,
 ) -> ApiResult<Json<AlertRecord>> {
-    let who = require(&s, &h, None, Scope::Read)?;
-    Ok(Json(service(&s)?.close(id, &who.name, comment(b)).await?))
+    alert_for(&s, Some(&who), id, Some(PAction::Modify)).await?;
+    Ok(Json(service(&s)?.close(id, &who.actor, comment(b)).await?))
 }
 
 /// How many deliveries to list.
@@ -535,11 +631,17 @@ pub(crate) struct DeliveryList {
     ))]
 pub(crate) async fn deliveries(
     State(s): State<AppState>,
-    h: HeaderMap,
+    Who(who): Who,
     Query(p): Query<Limit>,
 ) -> ApiResult<Json<DeliveryList>> {
     // Deliveries name their targets (email addresses): operators only, even with public_read.
-    require(&s, &h, None, Scope::Read)?;
+    if !who.grant.sees_all() {
+        return Err(ApiError::Forbidden(
+            "the delivery log spans every commune: each alert's own deliveries are on \
+             GET /api/v1/alerts/{id}"
+                .into(),
+        ));
+    }
     let deliveries = service(&s)?.deliveries(p.limit.unwrap_or(200).min(5_000)).await?;
     Ok(Json(DeliveryList { deliveries }))
 }

@@ -9,7 +9,6 @@
 //! `GET /api/v1/audit` reads the trail and `GET /api/v1/audit/verify` checks its hash chain.
 
 use agora_store::audit::{AuditEntry, AuditEvent, AuditFilter, AuditVerification};
-use agora_store::catalog::Scope;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -19,7 +18,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::auth::require;
+use crate::policy::Scoped;
 use crate::connections::ClientAddr;
 use crate::doc::{BadRequest, Reads};
 use crate::error::{ApiError, ApiResult};
@@ -91,7 +90,7 @@ fn actor_of(s: &AppState, h: &HeaderMap) -> String {
             None => "unknown token".into(),
         },
         None => match crate::session::current(s, h) {
-            Some((_, sess)) => format!("session:{} ({})", sess.token.id, sess.token.name),
+            Some((_, sess)) => format!("session of {}", sess.principal.actor),
             None => "anonymous".into(),
         },
     }
@@ -209,7 +208,7 @@ pub(crate) struct AuditParams {
     from: Option<String>,
     /// Before this time (default: now).
     to: Option<String>,
-    /// Entries whose actor contains this (`token:…`, `session:…`).
+    /// Entries whose actor contains this (`token:…`, `person:…`, `session of …`).
     actor: Option<String>,
     /// Entries whose action contains this (`POST /api/v1/rules`, `export`).
     action: Option<String>,
@@ -238,11 +237,9 @@ fn log_of(s: &AppState) -> ApiResult<std::sync::Arc<dyn agora_store::audit::Audi
         Reads,
     ))]
 pub(crate) async fn entries(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(q): Query<AuditParams>,
 ) -> ApiResult<Response> {
-    require(&s, &h, None, Scope::Admin)?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -300,10 +297,8 @@ pub(crate) async fn entries(
         Reads,
     ))]
 pub(crate) async fn verify(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<AuditVerification>> {
-    require(&s, &h, None, Scope::Admin)?;
     Ok(Json(log_of(&s)?.verify().await?))
 }
 

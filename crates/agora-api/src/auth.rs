@@ -2,12 +2,12 @@
 //! <token>`, HTTP Basic (the password is the token, as InfluxDB v1 clients send it) and the v1
 //! query parameter `p`; and the dashboard's session cookie (`session`).
 
-use agora_store::catalog::{Scope, TokenInfo};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::policy::Principal;
 
 /// The token secret a request carries, if any.
 pub(crate) fn secret_from(headers: &HeaderMap, query_p: Option<&str>) -> Option<String> {
@@ -29,40 +29,50 @@ pub(crate) fn secret_from(headers: &HeaderMap, query_p: Option<&str>) -> Option<
     query_p.map(str::to_owned)
 }
 
-/// Check that the request carries a live token allowing `scope`.
-pub(crate) fn require(
+/// Who the request comes from: the token it carries (a wrong one is refused, 401), else the
+/// dashboard session its cookie names, else nobody.
+pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query_p: Option<&str>,
-    scope: Scope,
-) -> Result<TokenInfo, ApiError> {
-    let t = match secret_from(headers, query_p) {
+) -> Result<Option<Principal>, ApiError> {
+    match secret_from(headers, query_p) {
         Some(secret) => state
             .catalog
             .authenticate(&secret)
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?,
-        // A dashboard session stands for the token it was opened with.
-        None => crate::session::current(state, headers).map(|(_, s)| s.token).ok_or_else(|| {
-            ApiError::Unauthorized("missing token: send Authorization: Bearer <token>".into())
-        })?,
-    };
-    if !t.scope.allows(scope) {
+            .map(|t| Some(Principal::of_token(t)))
+            .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into())),
+        None => Ok(crate::session::current(state, headers).map(|(_, s)| s.principal)),
+    }
+}
+
+/// The token a device API path carries (ThingsBoard's `/api/v1/{token}/…`): live, and of a role
+/// that sends data.
+pub(crate) fn device_token(
+    state: &AppState,
+    secret: &str,
+) -> Result<agora_store::catalog::TokenInfo, ApiError> {
+    let t = state
+        .catalog
+        .authenticate(secret)
+        .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
+    if !t.grant.may(agora_model::permissions::Action::Ingest) {
         return Err(ApiError::Forbidden(format!(
-            "token {:?} has scope {}, this needs {}",
+            "token {:?} is a {}, which does not send data",
             t.name,
-            t.scope.as_str(),
-            scope.as_str()
+            t.grant.role()
         )));
     }
     Ok(t)
 }
 
-/// Read access: open to everyone when the deployment publishes its data, else a read token.
-pub(crate) fn require_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.config.public_read {
-        return Ok(());
-    }
-    require(state, headers, None, Scope::Read).map(|_| ())
+/// The token data is sent with: people send data through tokens, not sessions.
+pub(crate) fn ingest_token(who: &Principal) -> Result<&agora_store::catalog::TokenInfo, ApiError> {
+    who.token.as_ref().ok_or_else(|| {
+        ApiError::Forbidden("data is sent with a token (Authorization: Bearer <token>), not a \
+                             dashboard session"
+            .into())
+    })
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {

@@ -65,6 +65,9 @@ pub enum ApiError {
     /// A bug or an unexpected failure.
     #[error("internal error")]
     Internal(#[source] agora_store::Error),
+    /// A route nobody gave an access rule: refused until one is written.
+    #[error("{0}")]
+    NoAccessRule(String),
 }
 
 impl ApiError {
@@ -90,6 +93,7 @@ impl ApiError {
             Self::DeviceTimeout(_) => ("device_timeout", StatusCode::GATEWAY_TIMEOUT),
             Self::Unavailable(_) => ("storage_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+            Self::NoAccessRule(_) => ("no_access_rule", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -101,6 +105,7 @@ impl From<agora_store::Error> for ApiError {
             E::NotFound { .. } => Self::NotFound(e.to_string()),
             E::Conflict(m) => Self::Conflict(m),
             E::Invalid(m) => Self::BadRequest(m),
+            E::Forbidden(m) => Self::Forbidden(m),
             E::Io { .. } | E::Closed | E::Busy | E::WalFailed(_) | E::DiskFull { .. } => {
                 Self::Unavailable(e)
             }

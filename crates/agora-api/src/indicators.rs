@@ -9,13 +9,13 @@ use std::time::Duration;
 use agora_model::{DeviceId, InseeCode, SiteId, Timestamp};
 use agora_query::TimeRange;
 use agora_query::air::{Area, DayIndex, HourIndex};
-use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::policy::Scoped;
 use crate::AppState;
 use crate::doc::{BadRequest, NotFound, Reads};
 use crate::error::{ApiError, ApiResult};
@@ -115,7 +115,7 @@ pub(crate) struct EaqiAnswer {
         Reads,
     ))]
 pub(crate) async fn eaqi(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(area): Query<AreaParams>,
     Query(q): Query<HourlyParams>,
@@ -216,7 +216,7 @@ pub(crate) struct AtmoAnswer {
         Reads,
     ))]
 pub(crate) async fn atmo(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(area): Query<AreaParams>,
     Query(q): Query<DailyParams>,
@@ -381,7 +381,7 @@ pub(crate) struct NoiseAnswer {
         Reads,
     ))]
 pub(crate) async fn noise(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(area): Query<AreaParams>,
     Query(q): Query<DailyParams>,
@@ -463,7 +463,7 @@ pub(crate) struct RankingAnswer {
         Reads,
     ))]
 pub(crate) async fn noise_ranking(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(r): Query<RankingParams>,
     Query(q): Query<DailyParams>,
@@ -547,7 +547,7 @@ pub(crate) struct HeatAnswer {
         Reads,
     ))]
 pub(crate) async fn heat(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(area): Query<AreaParams>,
     Query(q): Query<DailyParams>,
@@ -644,7 +644,7 @@ pub(crate) struct StatisticsAnswer {
         Reads,
     ))]
 pub(crate) async fn air_statistics(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(area): Query<AreaParams>,
     Query(y): Query<YearParams>,
@@ -739,7 +739,7 @@ pub(crate) struct IslandAnswer {
         Reads,
     ))]
 pub(crate) async fn heat_island(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(q): Query<IslandParams>,
 ) -> ApiResult<Json<IslandAnswer>> {
@@ -900,7 +900,7 @@ impl Projection {
         Reads,
     ))]
 pub(crate) async fn heat_map(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(q): Query<HeatMapParams>,
 ) -> ApiResult<Response> {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use agora_query::influxql::{
     self, ContextArgs, Deadline, Epoch, Query, Statement, StatementResult,
 };
-use agora_store::catalog::Scope;
+use agora_model::permissions::Action;
+
+use crate::policy::Principal;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -298,11 +300,11 @@ fn authorize(
     s: &AppState,
     h: &HeaderMap,
     p: &QueryParams,
-    needs: Option<Scope>,
-) -> Result<(), Refusal> {
-    let enough = |scope: Scope| needs.is_none_or(|n| scope.allows(n));
+    reads: bool,
+) -> Result<Option<Principal>, Refusal> {
+    let enough = |g: &agora_model::permissions::Grant| !reads || g.may(Action::View);
     if s.config.public_read {
-        return Ok(());
+        return Ok(None);
     }
     let mut candidates: Vec<String> = Vec::new();
     if let Some(v) = h.get(AUTHORIZATION) {
@@ -331,9 +333,9 @@ fn authorize(
     if candidates.is_empty() {
         // A dashboard session stands for the token it was opened with.
         if let Some((_, session)) = crate::session::current(s, h)
-            && enough(session.token.scope)
+            && enough(&session.principal.grant)
         {
-            return Ok(());
+            return Ok(Some(session.principal));
         }
         return Err((
             StatusCode::UNAUTHORIZED,
@@ -345,8 +347,8 @@ fn authorize(
     let mut weak = None;
     for c in &candidates {
         if let Some(t) = s.catalog.authenticate(c) {
-            if enough(t.scope) {
-                return Ok(());
+            if enough(&t.grant) {
+                return Ok(Some(Principal::of_token(t)));
             }
             weak = Some(t);
         }
@@ -355,9 +357,9 @@ fn authorize(
         Some(t) => (
             StatusCode::FORBIDDEN,
             format!(
-                "error authorizing query: token {:?} has scope {}, reading needs read",
+                "error authorizing query: token {:?} is a {}, which does not read",
                 t.name,
-                t.scope.as_str()
+                t.grant.role()
             ),
         ),
         None => {
@@ -395,10 +397,10 @@ fn begins_with_create(q: &str) -> bool {
 async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
     let q = p.q.as_deref().filter(|q| !q.trim().is_empty());
     let creates = q.is_some_and(begins_with_create);
-    let needs = if creates { None } else { Some(Scope::Read) };
-    if let Err((status, why)) = authorize(s, h, &p, needs) {
-        return influx_error(status, why);
-    }
+    let who = match authorize(s, h, &p, !creates) {
+        Ok(w) => w,
+        Err((status, why)) => return influx_error(status, why),
+    };
     let epoch = match Epoch::parse(p.epoch.as_deref()) {
         Ok(e) => e,
         Err(e) => return influx_error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -414,11 +416,12 @@ async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
         query.statements.iter().all(|s| matches!(s, Statement::CreateDatabase { .. }));
     if creates
         && !creates_only
-        && let Err((status, why)) = authorize(s, h, &p, Some(Scope::Read))
+        && let Err((status, why)) = authorize(s, h, &p, true)
     {
         return influx_error(status, why);
     }
-    let state = s.clone();
+    // Someone of a commune queries their commune's devices only.
+    let state = crate::policy::scoped(s, who.as_ref());
     let deadline = Deadline::after(QUERY_TIMEOUT);
     let runtime = tokio::runtime::Handle::current();
     let task =

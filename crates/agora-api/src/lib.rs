@@ -15,6 +15,8 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
+mod people;
+pub mod policy;
 mod png;
 mod privacy;
 mod query;
@@ -32,6 +34,7 @@ use agora_store::{Catalog, SeriesStore};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
@@ -211,8 +214,18 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .route("/api/v1/people", get(people::list).post(people::create))
+        .route(
+            "/api/v1/people/{id}",
+            get(people::get).patch(people::update).delete(people::erase),
+        )
+        .route("/api/v1/people/{id}/password", post(people::set_password))
+        .route("/api/v1/people/{id}/logout", post(people::logout_everywhere))
+        .route("/api/v1/me", get(people::me))
         .merge(extra)
-        // After routing: the audit layer sees the matched route.
+        // After routing, both see the matched route: the policy decides who may call it, then
+        // the audit layer (outside it) records the answer, refusals included.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), policy::guard))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit::record))
         .fallback(admin::not_found)
         .layer(axum::middleware::from_fn(compress::gzip))

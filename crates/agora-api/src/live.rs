@@ -21,9 +21,8 @@ use agora_ingest::limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit};
 use agora_model::{
     DeviceId, DeviceKind, IdMap, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, Value,
 };
-use agora_store::catalog::{Device, DeviceFilter, Scope};
+use agora_store::catalog::{Device, DeviceFilter};
 use axum::Extension;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -33,6 +32,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
+use crate::policy::Scoped;
 use crate::AppState;
 use crate::connections::ClientAddr;
 use crate::doc::Reads;
@@ -380,7 +380,11 @@ impl Watch {
     fn allowed(&self) -> bool {
         self.credentials
             .as_ref()
-            .is_none_or(|h| crate::auth::require(&self.state, h, None, Scope::Read).is_ok())
+            .is_none_or(|h| {
+                crate::auth::authenticate(&self.state, h, None).is_ok_and(|p| {
+                    p.is_some_and(|p| p.grant.may(agora_model::permissions::Action::View))
+                })
+            })
     }
 
     /// The next event to send, or `None` when the stream ends.
@@ -446,7 +450,7 @@ impl Watch {
         Reads,
     ))]
 pub(crate) async fn live(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     client: Option<Extension<ClientAddr>>,
     h: HeaderMap,
     Query(p): Query<CatalogParams>,

@@ -3,14 +3,10 @@
 //! places, not people: pedestrian counters count passers-by without identifying them.
 
 use agora_alerts::rule::Action as RuleAction;
-use agora_store::catalog::Scope;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
-use crate::auth::require;
+use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::error::ApiResult;
 use crate::extract::Json;
@@ -52,8 +48,7 @@ pub(crate) struct Register {
         (status = 200, description = "The register", body = Register),
         Reads,
     ))]
-pub(crate) async fn register(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<Register>> {
-    require(&s, &h, None, Scope::Admin)?;
+pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
     let tokens = s.catalog.tokens();
     let mut emails: Vec<String> = s
         .alerts

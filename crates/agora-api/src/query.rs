@@ -15,15 +15,13 @@ use agora_query::{
 };
 use agora_store::catalog::{Commune, Device, DeviceFilter, SeriesInfo, Site};
 use agora_store::{Agg, AggFn, EngineStats};
-use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::require_read;
+use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::doc::{BadRequest, NotFound, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
@@ -169,10 +167,8 @@ pub(crate) struct CommuneList {
         Reads,
     ))]
 pub(crate) async fn communes(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<CommuneList>> {
-    require_read(&s, &h)?;
     Ok(Json(CommuneList { communes: s.catalog.communes() }))
 }
 
@@ -200,11 +196,9 @@ pub(crate) struct SiteList {
         Reads,
     ))]
 pub(crate) async fn sites(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<SiteParams>,
 ) -> ApiResult<Json<SiteList>> {
-    require_read(&s, &h)?;
     let sites: Vec<_> = s
         .catalog
         .sites()
@@ -273,11 +267,9 @@ pub(crate) struct DeviceList {
         Reads,
     ))]
 pub(crate) async fn devices(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<DeviceParams>,
 ) -> ApiResult<Json<DeviceList>> {
-    require_read(&s, &h)?;
     let now = s.clock.now();
     let fil = device_filter(
         p.commune.as_deref(),
@@ -337,11 +329,9 @@ pub(crate) struct DeviceDetail {
         Reads,
     ))]
 pub(crate) async fn device(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceDetail>> {
-    require_read(&s, &h)?;
     let d = s
         .catalog
         .device(&id)
@@ -392,11 +382,9 @@ pub(crate) struct SeriesList {
         Reads,
     ))]
 pub(crate) async fn series(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<SeriesParams>,
 ) -> ApiResult<Json<SeriesList>> {
-    require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let list: Vec<SeriesInfo> = match &p.device {
         Some(d) => s.catalog.device_series(d),
@@ -422,10 +410,8 @@ pub(crate) struct PropertyList {
         Reads,
     ))]
 pub(crate) async fn properties(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<PropertyList>> {
-    require_read(&s, &h)?;
     Ok(Json(PropertyList { properties: s.pipeline.properties() }))
 }
 
@@ -509,11 +495,9 @@ pub(crate) struct RawPoints {
         Reads,
     ))]
 pub(crate) async fn observations(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<ObsParams>,
 ) -> ApiResult<Json<RawPoints>> {
-    require_read(&s, &h)?;
     let device = required(&p.device, "device")?;
     let property = required(&p.property, "property")?;
     let info = series_of(&s, device, property)?;
@@ -732,11 +716,9 @@ pub(crate) struct Aggregate {
         Reads,
     ))]
 pub(crate) async fn aggregate(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<AggParams>,
 ) -> ApiResult<Json<Aggregate>> {
-    require_read(&s, &h)?;
     let property = required(&p.property, "property")?;
     let property = canonical(&s, property);
     let every_s = p.every.as_deref().unwrap_or("1h");
@@ -894,11 +876,9 @@ pub(crate) struct LatestList {
         Reads,
     ))]
 pub(crate) async fn latest(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Query(p): Query<LatestParams>,
 ) -> ApiResult<Json<LatestList>> {
-    require_read(&s, &h)?;
     let prop = p.property.as_deref().map(|x| canonical(&s, x));
     let devices: Vec<Device> = match &p.device {
         Some(d) => s.catalog.device(d).into_iter().collect(),
@@ -976,10 +956,8 @@ pub(crate) struct StorageStats {
         Reads,
     ))]
 pub(crate) async fn stats(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
 ) -> ApiResult<Json<StorageStats>> {
-    require_read(&s, &h)?;
     let st = s.store.stats();
     let bytes_per_point = if st.points > 0 {
         st.segment_bytes as f64 / (st.points - st.head_points).max(1) as f64

@@ -3,13 +3,12 @@
 //! reaches the page's scripts. Each session has a CSRF token that every unsafe request made with
 //! the cookie must echo (`X-CSRF-Token` header or a `csrf` form field), checked by `csrf_guard`.
 //!
-//! Sessions live in memory: a restart asks operators to log in again, which is acceptable until
-//! user accounts arrive with the security work.
+//! A session stands for a person (logged in with their password) or for the token it was opened
+//! with. Sessions live in memory: a restart asks everyone to log in again.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use agora_store::catalog::TokenInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
@@ -19,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::policy::Principal;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "agora_session";
@@ -28,11 +28,29 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// A logged-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// The token the operator logged in with.
-    pub token: TokenInfo,
+    /// Who logged in.
+    pub principal: Principal,
     /// Echoed by unsafe requests made with the cookie.
     pub csrf: String,
+    /// When it was opened.
+    pub opened: std::time::SystemTime,
     expires: Instant,
+}
+
+/// A live session as administrators list it (never its id).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    /// Who: `person:ID (email)` or `token:ID (name)`.
+    pub actor: String,
+    /// The person, if a person opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The commune of whoever opened it (`metropole`).
+    pub commune: String,
+    /// When it was opened (RFC 3339).
+    pub opened: String,
+    /// Seconds it has left.
+    pub expires_in: u64,
 }
 
 /// The live sessions, keyed by the SHA-256 of their id (ids are never kept in clear).
@@ -64,10 +82,15 @@ impl Sessions {
         Self { live: Mutex::new(HashMap::new()), ttl }
     }
 
-    /// Open a session for `token`; returns the session id to put in the cookie.
-    pub fn create(&self, token: TokenInfo) -> (String, Session) {
+    /// Open a session for `principal`; returns the session id to put in the cookie.
+    pub fn create(&self, principal: Principal) -> (String, Session) {
         let id = random_hex(32);
-        let s = Session { token, csrf: random_hex(16), expires: Instant::now() + self.ttl };
+        let s = Session {
+            principal,
+            csrf: random_hex(16),
+            opened: std::time::SystemTime::now(),
+            expires: Instant::now() + self.ttl,
+        };
         let mut live = self.live.lock();
         let now = Instant::now();
         live.retain(|_, s| s.expires > now);
@@ -84,6 +107,40 @@ impl Sessions {
     /// End a session.
     pub fn remove(&self, id: &str) {
         self.live.lock().remove(&digest(id));
+    }
+
+    /// End every session of a person ("log out everywhere", a disabled or erased account);
+    /// returns how many ended.
+    pub fn end_person(&self, person: &str) -> usize {
+        let mut live = self.live.lock();
+        let before = live.len();
+        live.retain(|_, s| s.principal.person.as_deref() != Some(person));
+        before - live.len()
+    }
+
+    /// The live sessions, oldest first, that `filter` keeps.
+    pub fn list(&self, filter: impl Fn(&Principal) -> bool) -> Vec<SessionInfo> {
+        let now = Instant::now();
+        let live = self.live.lock();
+        let mut v: Vec<(std::time::SystemTime, SessionInfo)> = live
+            .values()
+            .filter(|s| s.expires > now && filter(&s.principal))
+            .map(|s| {
+                let opened: chrono::DateTime<chrono::Utc> = s.opened.into();
+                (
+                    s.opened,
+                    SessionInfo {
+                        actor: s.principal.actor.clone(),
+                        person: s.principal.person.clone(),
+                        commune: s.principal.grant.tenant_name(),
+                        opened: opened.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        expires_in: s.expires.saturating_duration_since(now).as_secs(),
+                    },
+                )
+            })
+            .collect();
+        v.sort_by_key(|(t, _)| *t);
+        v.into_iter().map(|(_, i)| i).collect()
     }
 
     /// How long a session lasts.
@@ -104,19 +161,29 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The session the request's cookie names, when it is live and its token neither revoked nor
-/// expired.
+/// The session the request's cookie names, when it is live and whoever opened it still may: a
+/// token neither revoked nor expired, a person neither disabled nor erased. A person's role and
+/// commune are read afresh, so that a change applies at the next request.
 pub fn current(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     let id = cookie(headers, COOKIE)?;
-    let s = state.sessions.get(id)?;
+    let mut s = state.sessions.get(id)?;
     let now = state.clock.now();
-    // Revoked, or expired since the login: the session ends with its token.
-    if !state
-        .catalog
-        .tokens()
-        .iter()
-        .any(|t| t.id == s.token.id && t.expires_at.is_none_or(|e| e > now))
-    {
+    let still = match (&s.principal.token, &s.principal.person) {
+        (Some(t), _) => state
+            .catalog
+            .tokens()
+            .iter()
+            .any(|x| x.id == t.id && x.expires_at.is_none_or(|e| e > now)),
+        (None, Some(p)) => match state.catalog.person(p) {
+            Some(person) if !person.disabled => {
+                s.principal.grant = person.grant;
+                true
+            }
+            _ => false,
+        },
+        (None, None) => false,
+    };
+    if !still {
         state.sessions.remove(id);
         return None;
     }
@@ -226,14 +293,16 @@ mod tests {
     #[test]
     fn sessions_expire_and_end() {
         let s = Sessions::new(Duration::from_millis(30));
-        let token = TokenInfo {
+        let token = agora_store::catalog::TokenInfo {
             id: "t1".into(),
             name: "op".into(),
             scope: agora_store::catalog::Scope::Read,
+            grant: agora_store::catalog::Scope::Read.grant(),
             device: None,
             created_at: agora_model::Timestamp::EPOCH,
             expires_at: None,
         };
+        let token = Principal::of_token(token);
         let (id, sess) = s.create(token.clone());
         assert_eq!(s.get(&id).unwrap().csrf, sess.csrf);
         assert!(s.get("other").is_none());

@@ -11,7 +11,7 @@ use agora_ingest::Source;
 use agora_ingest::thingsboard::hub::{Push, Wants};
 use agora_ingest::thingsboard::{self as tb, AttributeRequest};
 use agora_model::DeviceId;
-use agora_store::catalog::{AttributeScope, Attributes, Scope, TokenInfo};
+use agora_store::catalog::{AttributeScope, Attributes, TokenInfo};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -22,7 +22,7 @@ use serde_json::{Map, Value as Json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::require;
+use crate::policy::{Scoped, Who};
 use crate::doc::{BadRequest, Conflict, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json as JsonBody, Path, Query};
@@ -51,12 +51,10 @@ fn device_of(s: &AppState, id: &str) -> ApiResult<DeviceId> {
         Reads,
     ))]
 pub(crate) async fn device_attributes(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
 ) -> ApiResult<JsonBody<Attributes>> {
     // A device's internals (serial numbers, operators' settings): never public.
-    require(&s, &h, None, Scope::Read)?;
     let id = device_of(&s, &id)?;
     Ok(JsonBody(s.catalog.attributes(&id).await?))
 }
@@ -85,12 +83,10 @@ pub(crate) struct SharedSet {
         Writes,
     ))]
 pub(crate) async fn set_shared_attributes(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Json>,
 ) -> ApiResult<JsonBody<SharedSet>> {
-    require(&s, &h, None, Scope::Admin)?;
     let id = device_of(&s, &id)?;
     let Json::Object(values) = body else {
         return Err(ApiError::BadRequest("the body must be a JSON object of attributes".into()));
@@ -156,13 +152,19 @@ pub(crate) struct RpcAnswer {
         Writes,
     ))]
 pub(crate) async fn call_device(
-    State(s): State<AppState>,
-    h: HeaderMap,
+    Scoped(s): Scoped,
+    Who(who): Who,
     Path(id): Path<String>,
     JsonBody(call): JsonBody<RpcCall>,
 ) -> ApiResult<JsonBody<RpcAnswer>> {
-    require(&s, &h, None, Scope::Admin)?;
     let id = device_of(&s, &id)?;
+    if let Some(d) = s.catalog.device(id.as_str()) {
+        who.check(
+            agora_model::permissions::Action::Command,
+            d.commune.as_ref(),
+            agora_model::permissions::Domain::of_kind(d.kind.as_str()),
+        )?;
+    }
     if call.method.is_empty() || call.method.len() > 256 {
         return Err(ApiError::BadRequest("method must be 1 to 256 bytes".into()));
     }
@@ -190,7 +192,7 @@ pub(crate) async fn call_device(
 
 /// The device a ThingsBoard access token (in the path) stands for.
 fn device_token(s: &AppState, secret: &str) -> ApiResult<(TokenInfo, DeviceId)> {
-    let token = require(s, &HeaderMap::new(), Some(secret), Scope::Ingest)?;
+    let token = crate::auth::device_token(s, secret)?;
     let device = token.device.clone().ok_or_else(|| {
         ApiError::BadRequest(format!(
             "token {:?} is not bound to a device: ThingsBoard device tokens must be",

@@ -14,13 +14,12 @@ use agora_model::{
 use agora_store::StorageHealth;
 use agora_store::catalog::{Commune, Device, DeviceFilter, Site};
 use agora_store::{Agg, AggFn};
-use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::require_read;
+use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::doc::{BadRequest, NotFound, TooManyRequests, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
@@ -41,9 +40,12 @@ impl Audience {
     /// Operators when the request carries read rights (token or session), else the public when
     /// the public map is on.
     pub(crate) fn of(state: &AppState, headers: &HeaderMap) -> ApiResult<Self> {
-        match crate::auth::require(state, headers, None, agora_store::catalog::Scope::Read) {
-            Ok(_) => Ok(Self::Operator),
-            Err(_) if state.config.public_map => Ok(Self::Public),
+        match crate::auth::authenticate(state, headers, None) {
+            Ok(Some(p)) if p.grant.may(agora_model::permissions::Action::View) => {
+                Ok(Self::Operator)
+            }
+            _ if state.config.public_map => Ok(Self::Public),
+            Ok(_) => Err(ApiError::Unauthorized("missing credentials".into())),
             Err(e) => Err(e),
         }
     }
@@ -221,7 +223,7 @@ fn map_payload(state: &AppState, audience: Audience) -> MapAnswer {
         (status = 200, description = "Places and devices with their latest public values", body = MapAnswer),
         (status = 404, response = NotFound), (status = 429, response = TooManyRequests),
     ))]
-pub(crate) async fn public_map(State(s): State<AppState>) -> ApiResult<Json<MapAnswer>> {
+pub(crate) async fn public_map(Scoped(s): Scoped) -> ApiResult<Json<MapAnswer>> {
     public_only(&s)?;
     Ok(Json(map_payload(&s, Audience::Public)))
 }
@@ -235,8 +237,7 @@ pub(crate) async fn public_map(State(s): State<AppState>) -> ApiResult<Json<MapA
         (status = 200, description = "Places and devices with every latest value", body = MapAnswer),
         Reads,
     ))]
-pub(crate) async fn map(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<MapAnswer>> {
-    require_read(&s, &h)?;
+pub(crate) async fn map(Scoped(s): Scoped) -> ApiResult<Json<MapAnswer>> {
     Ok(Json(map_payload(&s, Audience::Operator)))
 }
 
@@ -355,7 +356,7 @@ pub(crate) struct ChartAnswer {
         Reads,
     ))]
 pub(crate) async fn chart(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     h: HeaderMap,
     Query(p): Query<ChartParams>,
 ) -> ApiResult<Json<ChartAnswer>> {
@@ -633,8 +634,7 @@ pub(crate) struct Thresholds {
         (status = 503, response = Unavailable),
         Reads,
     ))]
-pub(crate) async fn fleet(State(s): State<AppState>, h: HeaderMap) -> ApiResult<Json<FleetAnswer>> {
-    require_read(&s, &h)?;
+pub(crate) async fn fleet(Scoped(s): Scoped) -> ApiResult<Json<FleetAnswer>> {
     let now = s.clock.now();
     let devices = s.catalog.devices(&DeviceFilter::default());
     let snap = snapshot(&s, &devices, Audience::Operator);

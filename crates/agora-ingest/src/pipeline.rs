@@ -91,6 +91,12 @@ impl Source<'_> {
     pub fn binding(&self) -> Option<&DeviceId> {
         self.token.and_then(|t| t.device.as_ref()).or(self.bound_device)
     }
+
+    /// The one commune this input may write for: its token's, unless the token is the
+    /// Métropole's.
+    pub fn commune(&self) -> Option<&InseeCode> {
+        self.token.and_then(|t| t.grant.commune())
+    }
 }
 
 /// Refusals an answer lists, and a batch keeps one dead letter each for; beyond this, they are
@@ -505,6 +511,13 @@ impl Pipeline {
                 });
                 continue;
             }
+            if let Some(own) = src.commune()
+                && batch.devices[di].last == Timestamp::EPOCH
+                && let Err(why) = self.within_commune(own, &batch.devices[di])
+            {
+                report.refuse(|| reject(why, record_json(rec.time)));
+                continue;
+            }
             let time = rec.time.unwrap_or(now);
             if time > max_time {
                 report.refuse(|| reject(
@@ -910,6 +923,30 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether a commune's token may write for a device: one of its commune, or a new one it
+    /// names no other commune for (it is registered in the token's).
+    fn within_commune(&self, own: &InseeCode, d: &BatchDevice) -> Result<(), String> {
+        let theirs = match self.catalog.device(d.id.as_str()) {
+            Some(dev) => dev.commune,
+            None => match d.commune.as_deref() {
+                Some(c) => Some(InseeCode::parse(c).map_err(|e| e.to_string())?),
+                None => return Ok(()),
+            },
+        };
+        match theirs {
+            Some(c) if &c == own => Ok(()),
+            Some(c) => Err(format!(
+                "a token of commune {own} may not write for device {} of commune {c}",
+                d.id
+            )),
+            None => Err(format!(
+                "a token of commune {own} may not write for device {}, which is in no commune \
+                 (the Métropole's): place it in commune {own} first",
+                d.id
+            )),
+        }
+    }
+
     async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), Refusal> {
         if !self.cfg.auto_register_devices {
             return Err(format!(
@@ -940,7 +977,8 @@ impl Pipeline {
             }
             None => None,
         };
-        let commune = match d.commune.as_deref().or(src.default_commune) {
+        let own = src.commune().map(|c| c.as_str());
+        let commune = match d.commune.as_deref().or(src.default_commune).or(own) {
             Some(c) => {
                 let code = InseeCode::parse(c).map_err(|e| e.to_string())?;
                 if !self.catalog.communes().iter().any(|x| x.insee == code) {
@@ -957,6 +995,15 @@ impl Pipeline {
                 .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
                 .map(|s| s.commune),
         };
+        if let (Some(own), Some(c)) = (src.commune(), &commune)
+            && own != c
+        {
+            return Err(format!(
+                "a token of commune {own} may not register device {} in commune {c}",
+                d.id
+            )
+            .into());
+        }
         let (lat, lon) = site
             .as_ref()
             .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))

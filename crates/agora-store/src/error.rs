@@ -43,6 +43,9 @@ pub enum Error {
     /// A request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// The caller's role or commune does not allow this; the message says what is missing.
+    #[error("{0}")]
+    Forbidden(String),
     /// A value or argument given by the caller is invalid; the message says which and why.
     #[error("{0}")]
     Invalid(String),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use agora_api::AppState;
 use agora_api::session::{self, Session};
-use agora_store::catalog::Scope;
+use agora_api::policy::Principal;
+use agora_model::permissions::Action;
+use agora_store::catalog::LoginRefusal;
 use axum::Form;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -160,7 +162,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
                 esc(&s.csrf),
                 esc(&t("nav.logout")),
                 esc(&t("nav.logout")),
-                esc(&s.token.name)
+                esc(&s.principal.actor)
             );
         }
     }
@@ -213,7 +215,17 @@ fn render(
     let (operator, csrf) = match viewer {
         Viewer::Public => (JsonValue::Null, JsonValue::Null),
         Viewer::Operator(s) => {
-            (json!({"name": s.token.name, "scope": s.token.scope}), json!(s.csrf))
+            let g = &s.principal.grant;
+            let may: Vec<&str> = agora_model::permissions::Action::ALL
+                .into_iter()
+                .filter(|a| g.may(*a))
+                .map(|a| a.as_str())
+                .collect();
+            (
+                json!({"name": s.principal.actor, "role": g.role(), "commune": g.tenant_name(),
+                       "domain": g.domain(), "may": may}),
+                json!(s.csrf),
+            )
         }
     };
     let mut settings = json!({
@@ -274,14 +286,14 @@ fn public_off(s: &AppState, lang: Lang) -> Option<Response> {
 /// The open session allowing reads, or a redirect to the login form.
 fn operator(s: &AppState, h: &HeaderMap, path: &str) -> Result<Session, Redirect> {
     match session::current(s, h) {
-        Some((_, sess)) if sess.token.scope.allows(Scope::Read) => Ok(sess),
+        Some((_, sess)) if sess.principal.grant.may(Action::View) => Ok(sess),
         _ => Err(Redirect::to(&format!("/login?next={}", urlencode(path)))),
     }
 }
 
 fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
     match session::current(s, h) {
-        Some((_, sess)) if sess.token.scope.allows(Scope::Read) => Viewer::Operator(sess),
+        Some((_, sess)) if sess.principal.grant.may(Action::View) => Viewer::Operator(sess),
         _ => Viewer::Public,
     }
 }
@@ -689,6 +701,7 @@ fn login_page(
     let body = format!(
         "<section class=\"login\"><h1>{title}</h1><p>{intro}</p>{err}\
 <form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">{csrf}\
+<label for=\"email\">{email}</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\"{invalid}>\
 <label for=\"token\">{label}</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required{invalid}>\
 <button type=\"submit\">{submit}</button></form></section>",
         title = t("login.title"),
@@ -699,6 +712,7 @@ fn login_page(
             .map(|s| format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&s.csrf)))
             .unwrap_or_default(),
         label = t("login.token"),
+        email = t("login.email"),
         invalid = if error.is_some() {
             " aria-invalid=\"true\" aria-describedby=\"login-error\""
         } else {
@@ -726,6 +740,10 @@ pub(crate) async fn login_form(
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginForm {
+    /// A person's email; empty: `token` is an access token.
+    #[serde(default)]
+    email: String,
+    /// The person's password, or an access token.
     token: String,
     next: Option<String>,
 }
@@ -744,16 +762,36 @@ pub(crate) async fn login(
         let error = Some(lang.t(key));
         login_page(lang, false, &cfg, &next, session.as_ref(), error, StatusCode::UNAUTHORIZED)
     };
-    let Some(token) = s.catalog.authenticate(f.token.trim()) else {
-        tracing::info!("dashboard login refused: unknown or revoked token");
-        return refuse("login.wrong");
+    let principal = if f.email.trim().is_empty() {
+        let Some(token) = s.catalog.authenticate(f.token.trim()) else {
+            tracing::info!("dashboard login refused: unknown or revoked token");
+            return refuse("login.wrong");
+        };
+        if !token.grant.may(Action::View) {
+            return refuse("login.scope");
+        }
+        Principal::of_token(token)
+    } else {
+        match s.catalog.password_login(&f.email, &f.token, s.clock.now()).await {
+            Ok(Ok(person)) => Principal::of_person(&person),
+            Ok(Err(LoginRefusal::Wrong)) => {
+                tracing::info!("dashboard login refused: wrong email or password");
+                return refuse("login.wrong_password");
+            }
+            Ok(Err(LoginRefusal::Locked(_))) => {
+                tracing::warn!("dashboard login refused: account locked after repeated failures");
+                return refuse("login.locked");
+            }
+            Ok(Err(LoginRefusal::Disabled)) => return refuse("login.disabled"),
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard login failed");
+                return refuse("login.failed");
+            }
+        }
     };
-    if !token.scope.allows(Scope::Read) {
-        return refuse("login.scope");
-    }
-    tracing::info!(token = %token.name, "dashboard login");
-    let actor = format!("token:{} ({})", token.id, token.name);
-    let (id, _) = s.sessions.create(token);
+    tracing::info!(who = %principal.actor, "dashboard login");
+    let actor = principal.actor.clone();
+    let (id, _) = s.sessions.create(principal);
     let mut r = Redirect::to(&next).into_response();
     r.extensions_mut()
         .insert(agora_api::audit::AuditNote { actor: Some(actor), ..Default::default() });

@@ -90,7 +90,9 @@ impl From<Outcome> for Failure {
 fn catalog_failure(e: agora_store::Error) -> Failure {
     use agora_store::Error as E;
     match e {
-        E::Invalid(m) | E::Conflict(m) => Failure::Refused(Outcome::PayloadRefused(m)),
+        E::Invalid(m) | E::Conflict(m) | E::Forbidden(m) => {
+            Failure::Refused(Outcome::PayloadRefused(m))
+        }
         e @ E::NotFound { .. } => Failure::Refused(Outcome::PayloadRefused(e.to_string())),
         other => Failure::Storage(other.to_string()),
     }

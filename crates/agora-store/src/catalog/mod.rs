@@ -1,10 +1,13 @@
 //! The catalog: communes, sites, devices, series, tokens and dead letters. Held in memory for the
 //! hot path (series resolution, token checks) and persisted in SQL.
 
+pub mod people;
+pub mod tenant;
 mod sqlite;
 
 use std::fmt::Debug;
 
+pub use agora_model::permissions::{Domain, Grant, Role};
 use agora_model::{
     DeviceId, DeviceKind, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, ValueKind,
 };
@@ -147,6 +150,25 @@ impl Scope {
     pub fn allows(self, needed: Scope) -> bool {
         self == Scope::Admin || self == needed
     }
+    /// What a token of this scope made before roles existed is: the Métropole's administrator, a
+    /// viewer of the Métropole, or a device.
+    pub fn grant(self) -> Grant {
+        let role = match self {
+            Self::Admin => return Grant::metropole_admin(),
+            Self::Read => Role::Viewer,
+            Self::Ingest => Role::Device,
+        };
+        Grant::new(role, None, None).expect("a role of no commune and no domain")
+    }
+    /// The scope of a role's tokens (for the MQTT broker and clients that know only scopes):
+    /// devices ingest, the Métropole's administrator does everything, every other role reads.
+    pub fn of_role(role: Role) -> Self {
+        match role {
+            Role::Device => Self::Ingest,
+            Role::MetropoleAdmin => Self::Admin,
+            _ => Self::Read,
+        }
+    }
 }
 
 /// A token as listed (never its secret).
@@ -157,8 +179,11 @@ pub struct TokenInfo {
     pub id: String,
     /// Name for people.
     pub name: String,
-    /// What it may do.
+    /// What it may do, coarsely (see `role`).
     pub scope: Scope,
+    /// Its role, commune (absent: the Métropole) and domain.
+    #[serde(flatten)]
+    pub grant: Grant,
     /// The one device an ingest token is bound to.
     pub device: Option<DeviceId>,
     /// When it was created.
@@ -166,6 +191,64 @@ pub struct TokenInfo {
     /// When it stops authenticating (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+}
+
+/// A person with an account (never their password).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Person {
+    /// Identifier (public).
+    pub id: String,
+    /// Email, lower-case: what they log in with.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Role, commune (absent: the Métropole) and domain.
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// Whether they have a password (else they log in through single sign-on only).
+    pub has_password: bool,
+    /// Their identity at the single sign-on provider (`issuer` + space + `sub`), once linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Failed logins in a row.
+    pub failed_logins: i64,
+    /// Locked until then after repeated failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Timestamp>,
+    /// Disabled by an administrator: logs in no more.
+    pub disabled: bool,
+    /// When the account was made.
+    pub created_at: Timestamp,
+    /// Their last successful login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<Timestamp>,
+}
+
+/// A person to create.
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Role, commune and domain.
+    pub grant: Grant,
+    /// Password (checked against the policy); none: single sign-on only.
+    pub password: Option<String>,
+    /// Identity at the single sign-on provider.
+    pub subject: Option<String>,
+}
+
+/// Why a password login was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginRefusal {
+    /// Unknown email or wrong password (the two are not told apart).
+    Wrong,
+    /// Locked after repeated failures, until then.
+    Locked(Timestamp),
+    /// Disabled by an administrator.
+    Disabled,
 }
 
 /// Input rejected by a parser or validator, kept so nothing received is silently lost.
@@ -333,6 +416,14 @@ pub trait Catalog: Send + Sync + Debug {
         scope: Scope,
         device: Option<DeviceId>,
     ) -> Result<(TokenInfo, String)>;
+    /// Create a token with a role in a commune (checked: the commune exists, a device binding
+    /// is for a device role); returns it and its secret (shown once).
+    async fn create_token_granted(
+        &self,
+        name: &str,
+        grant: Grant,
+        device: Option<DeviceId>,
+    ) -> Result<(TokenInfo, String)>;
     /// Create a token with a given secret (the first admin token from `AGORA_ADMIN_TOKEN`), or
     /// return the live token that has it already. `None` when the secret belongs to a revoked
     /// token: a revoked secret is never brought back.
@@ -350,6 +441,38 @@ pub trait Catalog: Send + Sync + Debug {
     fn tokens(&self) -> Vec<TokenInfo>;
     /// Revoke a token.
     async fn revoke_token(&self, id: &str) -> Result<()>;
+    /// Create a person's account (checked: email, name, password policy, the commune exists).
+    async fn create_person(&self, p: NewPerson) -> Result<Person>;
+    /// Every person, by email.
+    fn people(&self) -> Vec<Person>;
+    /// One person.
+    fn person(&self, id: &str) -> Option<Person>;
+    /// The person linked to a single sign-on identity.
+    fn person_by_subject(&self, subject: &str) -> Option<Person>;
+    /// The person of an email.
+    fn person_by_email(&self, email: &str) -> Option<Person>;
+    /// Change a person's name, grant or disabled flag; `None` leaves it as it is.
+    async fn update_person(
+        &self,
+        id: &str,
+        name: Option<String>,
+        grant: Option<Grant>,
+        disabled: Option<bool>,
+    ) -> Result<Person>;
+    /// Set a person's password (checked against the policy) and unlock the account.
+    async fn set_password(&self, id: &str, password: &str) -> Result<()>;
+    /// Link a person to a single sign-on identity.
+    async fn link_subject(&self, id: &str, subject: &str) -> Result<()>;
+    /// Erase a person's account.
+    async fn delete_person(&self, id: &str) -> Result<()>;
+    /// Check an email and password at `now`: the person, or why not. Counts failures, locks the
+    /// account after [`people::LOCK_AFTER`] in a row, and records the login.
+    async fn password_login(
+        &self,
+        email: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<std::result::Result<Person, LoginRefusal>>;
     /// Set some attributes of a device (at most [`MAX_ATTRIBUTES`] per scope).
     async fn set_attributes(
         &self,

@@ -19,9 +19,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AttributeScope, Attributes, Catalog, Commune, Device, DeviceFilter, MAX_ATTRIBUTES,
-    MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS, NewReject, Reject, Scope, SeriesInfo, Site,
-    TokenInfo,
+    AttributeScope, Attributes, Catalog, Commune, Device, DeviceFilter, Domain, Grant,
+    LoginRefusal, MAX_ATTRIBUTES, MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS, NewPerson,
+    NewReject, Person, Reject, Role, Scope, SeriesInfo, Site, TokenInfo, people,
 };
 use crate::error::{Error, Result};
 
@@ -39,6 +39,7 @@ fn migrator() -> Migrator {
             m(6, "sites to review", include_str!("../../migrations/0006_sites_to_review.sql")),
             m(7, "audit log", include_str!("../../migrations/0007_audit_log.sql")),
             m(8, "token expiry", include_str!("../../migrations/0008_token_expiry.sql")),
+            m(9, "tenancy and people", include_str!("../../migrations/0009_tenancy_people.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -55,6 +56,8 @@ struct State {
     next_series: u32,
     /// SHA-256 of the secret → token.
     tokens: HashMap<String, TokenInfo>,
+    /// People by id, with their password hash (Argon2id PHC string).
+    people: BTreeMap<String, (Person, Option<String>)>,
     dirty_seen: HashSet<String>,
 }
 
@@ -86,6 +89,44 @@ fn now() -> Timestamp {
 fn bad(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("catalog holds an invalid {what}: {e}"))
 }
+
+/// The grant stored in a row's `role`, `commune` and `domain` columns.
+fn grant_of_row(r: &sqlx::sqlite::SqliteRow, what: &str) -> Result<Option<Grant>> {
+    let Some(role) = r.try_get::<Option<String>, _>("role")? else { return Ok(None) };
+    let role = Role::parse_named(&role).map_err(|e| bad(what, e))?;
+    let commune = r
+        .try_get::<Option<String>, _>("commune")?
+        .map(|c| InseeCode::parse(&c))
+        .transpose()
+        .map_err(|e| bad(what, e))?;
+    let domain = r
+        .try_get::<Option<String>, _>("domain")?
+        .map(|d| Domain::parse_named(&d))
+        .transpose()
+        .map_err(|e| bad(what, e))?;
+    Grant::new(role, commune, domain).map(Some).map_err(|e| bad(what, e))
+}
+
+fn person_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<(Person, Option<String>)> {
+    let hash: Option<String> = r.try_get("password_hash")?;
+    let p = Person {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        name: r.try_get("name")?,
+        grant: grant_of_row(r, "person")?.ok_or_else(|| bad("person", "no role"))?,
+        has_password: hash.is_some(),
+        subject: r.try_get("subject")?,
+        failed_logins: r.try_get("failed_logins")?,
+        locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp::from_nanos),
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+        created_at: Timestamp::from_nanos(r.try_get("created_at")?),
+        last_login: r.try_get::<Option<i64>, _>("last_login")?.map(Timestamp::from_nanos),
+    };
+    Ok((p, hash))
+}
+
+const PERSON_COLUMNS: &str = "id, email, name, role, commune, domain, password_hash, subject, \
+     failed_logins, locked_until, disabled, created_at, last_login";
 
 fn json_opt(s: Option<String>) -> Option<serde_json::Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
@@ -219,17 +260,20 @@ impl SqliteCatalog {
         }
         st.next_series = st.next_series.max(1);
         let rows = sqlx::query(
-            "SELECT id, name, hash, scope, device, created_at, expires_at FROM tokens WHERE revoked_at IS NULL",
+            "SELECT id, name, hash, scope, role, commune, domain, device, created_at, expires_at \
+             FROM tokens WHERE revoked_at IS NULL",
         )
         .fetch_all(&self.pool)
         .await?;
         for r in rows {
             let scope: String = r.try_get("scope")?;
             let device: Option<String> = r.try_get("device")?;
+            let scope = Scope::from_name(&scope).ok_or_else(|| bad("token", &scope))?;
             let t = TokenInfo {
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
-                scope: Scope::from_name(&scope).ok_or_else(|| bad("token", &scope))?,
+                scope,
+                grant: grant_of_row(&r, "token")?.unwrap_or_else(|| scope.grant()),
                 device: device
                     .map(|d| DeviceId::parse(&d))
                     .transpose()
@@ -239,6 +283,13 @@ impl SqliteCatalog {
             };
             st.tokens.insert(r.try_get("hash")?, t);
         }
+        let rows = sqlx::query(&format!("SELECT {PERSON_COLUMNS} FROM people"))
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let (p, hash) = person_of_row(&r)?;
+            st.people.insert(p.id.clone(), (p, hash));
+        }
         *self.state.write() = st;
         Ok(())
     }
@@ -246,11 +297,23 @@ impl SqliteCatalog {
     async fn insert_token(
         &self,
         name: &str,
-        scope: Scope,
+        grant: Grant,
         device: Option<DeviceId>,
         secret: &str,
     ) -> Result<TokenInfo> {
         let _w = self.write.lock().await;
+        if let Some(c) = grant.commune()
+            && !self.state.read().communes.contains_key(c.as_str())
+        {
+            return Err(Error::Invalid(format!("commune {c} is not in the catalog")));
+        }
+        if device.is_some() && grant.role() != Role::Device {
+            return Err(Error::Invalid(format!(
+                "only a device token is bound to a device, not a {}",
+                grant.role()
+            )));
+        }
+        let scope = Scope::of_role(grant.role());
         let h = hash(secret);
         if self.state.read().tokens.contains_key(&h) {
             return Err(Error::Conflict("a token with this secret already exists".into()));
@@ -259,15 +322,22 @@ impl SqliteCatalog {
             id: random_hex(8),
             name: name.to_owned(),
             scope,
+            grant,
             device,
             created_at: now(),
             expires_at: None,
         };
-        sqlx::query("INSERT INTO tokens (id, name, hash, scope, device, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO tokens (id, name, hash, scope, role, commune, domain, device, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
             .bind(&t.id)
             .bind(&t.name)
             .bind(&h)
             .bind(scope.as_str())
+            .bind(t.grant.role().as_str())
+            .bind(t.grant.commune().map(|c| c.to_string()))
+            .bind(t.grant.domain().map(Domain::as_str))
             .bind(t.device.as_ref().map(|d| d.as_str()))
             .bind(t.created_at.as_nanos())
             .execute(&self.pool)
@@ -505,8 +575,17 @@ impl Catalog for SqliteCatalog {
         scope: Scope,
         device: Option<DeviceId>,
     ) -> Result<(TokenInfo, String)> {
+        self.create_token_granted(name, scope.grant(), device).await
+    }
+
+    async fn create_token_granted(
+        &self,
+        name: &str,
+        grant: Grant,
+        device: Option<DeviceId>,
+    ) -> Result<(TokenInfo, String)> {
         let secret = format!("agora_{}", random_hex(24));
-        let t = self.insert_token(name, scope, device, &secret).await?;
+        let t = self.insert_token(name, grant, device, &secret).await?;
         Ok((t, secret))
     }
 
@@ -532,7 +611,7 @@ impl Catalog for SqliteCatalog {
         if revoked.is_some() {
             return Ok(None);
         }
-        self.insert_token(name, scope, None, secret).await.map(Some)
+        self.insert_token(name, scope.grant(), None, secret).await.map(Some)
     }
 
     fn authenticate(&self, secret: &str) -> Option<TokenInfo> {
@@ -677,6 +756,244 @@ impl Catalog for SqliteCatalog {
         }
         self.state.write().tokens.retain(|_, t| t.id != id);
         Ok(())
+    }
+
+    async fn create_person(&self, p: NewPerson) -> Result<Person> {
+        let email = people::email(&p.email)?;
+        let name = people::name(&p.name)?;
+        let hash = match &p.password {
+            Some(pw) => {
+                people::check_password(pw, &email)?;
+                let pw = pw.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || people::hash_password(&pw))
+                        .await
+                        .map_err(|e| Error::Internal(e.to_string()))??,
+                )
+            }
+            None => None,
+        };
+        let _w = self.write.lock().await;
+        {
+            let st = self.state.read();
+            if let Some(c) = p.grant.commune()
+                && !st.communes.contains_key(c.as_str())
+            {
+                return Err(Error::Invalid(format!("commune {c} is not in the catalog")));
+            }
+            if p.grant.role() == Role::Device {
+                return Err(Error::Invalid("a person cannot have the device role".into()));
+            }
+            if st.people.values().any(|(q, _)| q.email == email) {
+                return Err(Error::Conflict(format!("a person with email {email} exists")));
+            }
+        }
+        let person = Person {
+            id: format!("p_{}", random_hex(8)),
+            email,
+            name,
+            grant: p.grant,
+            has_password: hash.is_some(),
+            subject: p.subject,
+            failed_logins: 0,
+            locked_until: None,
+            disabled: false,
+            created_at: now(),
+            last_login: None,
+        };
+        sqlx::query(
+            "INSERT INTO people (id, email, name, role, commune, domain, password_hash, subject, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&person.id)
+        .bind(&person.email)
+        .bind(&person.name)
+        .bind(person.grant.role().as_str())
+        .bind(person.grant.commune().map(|c| c.to_string()))
+        .bind(person.grant.domain().map(Domain::as_str))
+        .bind(&hash)
+        .bind(&person.subject)
+        .bind(person.created_at.as_nanos())
+        .execute(&self.pool)
+        .await?;
+        self.state.write().people.insert(person.id.clone(), (person.clone(), hash));
+        Ok(person)
+    }
+
+    fn people(&self) -> Vec<Person> {
+        let mut v: Vec<Person> =
+            self.state.read().people.values().map(|(p, _)| p.clone()).collect();
+        v.sort_by(|a, b| a.email.cmp(&b.email));
+        v
+    }
+
+    fn person(&self, id: &str) -> Option<Person> {
+        self.state.read().people.get(id).map(|(p, _)| p.clone())
+    }
+
+    fn person_by_subject(&self, subject: &str) -> Option<Person> {
+        let st = self.state.read();
+        st.people.values().find(|(p, _)| p.subject.as_deref() == Some(subject)).map(|(p, _)| p.clone())
+    }
+
+    fn person_by_email(&self, email: &str) -> Option<Person> {
+        let email = email.trim().to_lowercase();
+        let st = self.state.read();
+        st.people.values().find(|(p, _)| p.email == email).map(|(p, _)| p.clone())
+    }
+
+    async fn update_person(
+        &self,
+        id: &str,
+        name: Option<String>,
+        grant: Option<Grant>,
+        disabled: Option<bool>,
+    ) -> Result<Person> {
+        let name = name.as_deref().map(people::name).transpose()?;
+        let _w = self.write.lock().await;
+        let mut p = self.person(id).ok_or_else(|| Error::NotFound { what: "person", id: id.into() })?;
+        if let Some(g) = grant {
+            if let Some(c) = g.commune()
+                && !self.state.read().communes.contains_key(c.as_str())
+            {
+                return Err(Error::Invalid(format!("commune {c} is not in the catalog")));
+            }
+            if g.role() == Role::Device {
+                return Err(Error::Invalid("a person cannot have the device role".into()));
+            }
+            p.grant = g;
+        }
+        if let Some(n) = name {
+            p.name = n;
+        }
+        if let Some(d) = disabled {
+            p.disabled = d;
+        }
+        sqlx::query(
+            "UPDATE people SET name = ?, role = ?, commune = ?, domain = ?, disabled = ? WHERE id = ?",
+        )
+        .bind(&p.name)
+        .bind(p.grant.role().as_str())
+        .bind(p.grant.commune().map(|c| c.to_string()))
+        .bind(p.grant.domain().map(Domain::as_str))
+        .bind(i64::from(p.disabled))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if let Some(e) = self.state.write().people.get_mut(id) {
+            e.0 = p.clone();
+        }
+        Ok(p)
+    }
+
+    async fn set_password(&self, id: &str, password: &str) -> Result<()> {
+        let p = self.person(id).ok_or_else(|| Error::NotFound { what: "person", id: id.into() })?;
+        people::check_password(password, &p.email)?;
+        let pw = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || people::hash_password(&pw))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "UPDATE people SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?",
+        )
+        .bind(&hash)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if let Some(e) = self.state.write().people.get_mut(id) {
+            e.0.has_password = true;
+            e.0.failed_logins = 0;
+            e.0.locked_until = None;
+            e.1 = Some(hash);
+        }
+        Ok(())
+    }
+
+    async fn link_subject(&self, id: &str, subject: &str) -> Result<()> {
+        let _w = self.write.lock().await;
+        if self.person_by_subject(subject).is_some_and(|p| p.id != id) {
+            return Err(Error::Conflict(format!("identity {subject:?} is linked to another person")));
+        }
+        let r = sqlx::query("UPDATE people SET subject = ? WHERE id = ?")
+            .bind(subject)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound { what: "person", id: id.into() });
+        }
+        if let Some(e) = self.state.write().people.get_mut(id) {
+            e.0.subject = Some(subject.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn delete_person(&self, id: &str) -> Result<()> {
+        let _w = self.write.lock().await;
+        let r = sqlx::query("DELETE FROM people WHERE id = ?").bind(id).execute(&self.pool).await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound { what: "person", id: id.into() });
+        }
+        self.state.write().people.remove(id);
+        Ok(())
+    }
+
+    async fn password_login(
+        &self,
+        email: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<std::result::Result<Person, LoginRefusal>> {
+        let found = {
+            let email = email.trim().to_lowercase();
+            let st = self.state.read();
+            st.people.values().find(|(p, _)| p.email == email).cloned()
+        };
+        // Unknown email, or no password: the same work as a wrong password (no discovery by time).
+        let hash = found.as_ref().and_then(|(_, h)| h.clone());
+        let pw = password.chars().take(people::MAX_PASSWORD).collect::<String>();
+        let ok = tokio::task::spawn_blocking(move || {
+            people::verify_password(&pw, hash.as_deref().unwrap_or_else(|| people::dummy_hash()))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let Some((p, Some(_))) = found else { return Ok(Err(LoginRefusal::Wrong)) };
+        if p.disabled {
+            return Ok(Err(LoginRefusal::Disabled));
+        }
+        if let Some(until) = p.locked_until.filter(|u| *u > now) {
+            return Ok(Err(LoginRefusal::Locked(until)));
+        }
+        let _w = self.write.lock().await;
+        let (failed, locked, last) = if ok {
+            (0, None, Some(now))
+        } else {
+            let failed = p.failed_logins + 1;
+            let locked = (failed >= people::LOCK_AFTER).then(|| {
+                Timestamp::from_nanos(now.as_nanos() + people::LOCK_SECS * 1_000_000_000)
+            });
+            (if locked.is_some() { 0 } else { failed }, locked, p.last_login)
+        };
+        sqlx::query(
+            "UPDATE people SET failed_logins = ?, locked_until = ?, last_login = ? WHERE id = ?",
+        )
+        .bind(failed)
+        .bind(locked.map(Timestamp::as_nanos))
+        .bind(last.map(Timestamp::as_nanos))
+        .bind(&p.id)
+        .execute(&self.pool)
+        .await?;
+        let mut st = self.state.write();
+        let Some(e) = st.people.get_mut(&p.id) else { return Ok(Err(LoginRefusal::Wrong)) };
+        e.0.failed_logins = failed;
+        e.0.locked_until = locked;
+        e.0.last_login = last;
+        Ok(match (ok, locked) {
+            (true, _) => Ok(e.0.clone()),
+            (false, Some(until)) => Err(LoginRefusal::Locked(until)),
+            (false, None) => Err(LoginRefusal::Wrong),
+        })
     }
 
     async fn add_rejects(&self, rejects: Vec<NewReject>) -> Result<()> {

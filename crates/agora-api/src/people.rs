@@ -1,0 +1,274 @@
+//! People's accounts: made, changed, disabled and erased by administrators (the Métropole's for
+//! everyone, a commune's for its own commune), their sessions listed and ended; `GET /api/v1/me`
+//! says who the caller is and what they may do.
+
+use agora_model::permissions::{self, Action, Domain, Grant, Role};
+use agora_store::catalog::{NewPerson, Person};
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::AuditNote;
+use crate::doc::{BadRequest, NotFound, Reads, Writes};
+use crate::error::{ApiError, ApiResult};
+use crate::policy::{Scoped, Who};
+
+/// A person to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewPersonBody {
+    /// Email: what they log in with.
+    email: String,
+    /// Name.
+    name: String,
+    /// Role: `metropole_admin`, `commune_admin`, `operator`, `department`, `viewer`.
+    role: String,
+    /// Their commune's INSEE code, or `metropole`. Required: nobody is in no commune.
+    commune: Option<String>,
+    /// A department's domain: `environment`, `lighting`, `cleanliness`, `green_spaces`,
+    /// `commerce`.
+    domain: Option<String>,
+    /// A first password (at least 12 characters); none: they log in through single sign-on.
+    password: Option<String>,
+}
+
+/// Changes to a person; what is absent stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PersonChange {
+    name: Option<String>,
+    role: Option<String>,
+    commune: Option<String>,
+    domain: Option<String>,
+    /// Disable (their sessions end at once) or enable again.
+    disabled: Option<bool>,
+}
+
+/// A new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    password: String,
+}
+
+/// People.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PeopleList {
+    people: Vec<Person>,
+    /// Their live sessions (and those of tokens of the same communes).
+    sessions: Vec<crate::session::SessionInfo>,
+}
+
+/// A grant from the names people give, checked: a role that exists, a commune (required), a
+/// domain for a department only.
+pub(crate) fn grant_of(
+    role: &str,
+    commune: Option<&str>,
+    domain: Option<&str>,
+) -> Result<Grant, ApiError> {
+    let role = Role::parse_named(role).map_err(ApiError::BadRequest)?;
+    if role == Role::Device {
+        return Err(ApiError::BadRequest("device is a role of tokens, not of people".into()));
+    }
+    let commune = commune.ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "a person belongs to a commune: give its INSEE code, or \"{}\" for the Métropole",
+            permissions::METROPOLE
+        ))
+    })?;
+    let commune = permissions::parse_tenant(commune).map_err(ApiError::BadRequest)?;
+    let domain = domain.map(Domain::parse_named).transpose().map_err(ApiError::BadRequest)?;
+    Grant::new(role, commune, domain).map_err(ApiError::BadRequest)
+}
+
+fn note(before: Option<&Person>, after: Option<&Person>) -> AuditNote {
+    AuditNote {
+        actor: None,
+        before: before.and_then(|p| serde_json::to_value(p).ok()),
+        after: after.and_then(|p| serde_json::to_value(p).ok()),
+    }
+}
+
+/// List people and live sessions.
+#[utoipa::path(get, path = "/api/v1/people", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "People and sessions", body = PeopleList), Reads))]
+pub(crate) async fn list(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<PeopleList>> {
+    let sessions =
+        s.sessions.list(|p| who.grant.sees_all() || p.grant.commune() == who.grant.commune());
+    Ok(Json(PeopleList { people: s.catalog.people(), sessions }))
+}
+
+/// Make a person's account.
+#[utoipa::path(post, path = "/api/v1/people", tag = "admin", security(("bearer" = [])),
+    request_body = NewPersonBody,
+    responses(
+        (status = 201, description = "Made", body = Person),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "The email has an account"),
+        Writes,
+    ))]
+pub(crate) async fn create(
+    Scoped(s): Scoped,
+    Json(b): Json<NewPersonBody>,
+) -> ApiResult<Response> {
+    let grant = grant_of(&b.role, b.commune.as_deref(), b.domain.as_deref())?;
+    let p = s
+        .catalog
+        .create_person(NewPerson {
+            email: b.email,
+            name: b.name,
+            grant,
+            password: b.password,
+            subject: None,
+        })
+        .await?;
+    let mut r = (StatusCode::CREATED, Json(p.clone())).into_response();
+    r.extensions_mut().insert(note(None, Some(&p)));
+    Ok(r)
+}
+
+/// One person.
+#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    responses((status = 200, description = "The person", body = Person),
+        (status = 404, response = NotFound), Reads))]
+pub(crate) async fn get(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Json<Person>> {
+    s.catalog.person(&id).map(Json).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))
+}
+
+/// Change a person: name, role, commune, domain, disabled.
+#[utoipa::path(patch, path = "/api/v1/people/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    request_body = PersonChange,
+    responses((status = 200, description = "Changed", body = Person),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), Writes))]
+pub(crate) async fn update(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    Path(id): Path<String>,
+    Json(c): Json<PersonChange>,
+) -> ApiResult<Response> {
+    let before =
+        s.catalog.person(&id).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))?;
+    let grant = if c.role.is_some() || c.commune.is_some() || c.domain.is_some() {
+        let g = &before.grant;
+        let role = c.role.unwrap_or_else(|| g.role().as_str().to_owned());
+        let commune = c.commune.unwrap_or_else(|| g.tenant_name());
+        // A new role drops the old domain unless one is given.
+        let domain = c.domain.or_else(|| {
+            (role == Role::Department.as_str()).then(|| g.domain().map(|d| d.as_str().to_owned()))?
+        });
+        Some(grant_of(&role, Some(&commune), domain.as_deref())?)
+    } else {
+        None
+    };
+    if who.person.as_deref() == Some(id.as_str())
+        && (c.disabled == Some(true) || grant.as_ref().is_some_and(|g| g != &before.grant))
+    {
+        return Err(ApiError::BadRequest(
+            "administrators do not disable themselves or change their own role: ask another".into(),
+        ));
+    }
+    let after = s.catalog.update_person(&id, c.name, grant, c.disabled).await?;
+    if after.disabled {
+        s.sessions.end_person(&id);
+    }
+    let mut r = Json(after.clone()).into_response();
+    r.extensions_mut().insert(note(Some(&before), Some(&after)));
+    Ok(r)
+}
+
+/// Erase a person's account (GDPR erasure): the account goes, their sessions end. The audit
+/// trail keeps the identifier it named them by (`person:ID`), not their email or name.
+#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    responses((status = 204, description = "Erased"), (status = 404, response = NotFound), Writes))]
+pub(crate) async fn erase(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    if who.person.as_deref() == Some(id.as_str()) {
+        return Err(ApiError::BadRequest("administrators do not erase themselves".into()));
+    }
+    let before =
+        s.catalog.person(&id).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))?;
+    s.catalog.delete_person(&id).await?;
+    s.sessions.end_person(&id);
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    // The trail records that the account went, not who it was.
+    r.extensions_mut().insert(AuditNote {
+        before: Some(serde_json::json!({"id": before.id, "role": before.grant.role()})),
+        ..Default::default()
+    });
+    Ok(r)
+}
+
+/// Set a person's password (an administrator's reset); unlocks the account and ends their
+/// sessions.
+#[utoipa::path(post, path = "/api/v1/people/{id}/password", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    request_body = PasswordBody,
+    responses((status = 204, description = "Set"), (status = 400, response = BadRequest),
+        (status = 404, response = NotFound), Writes))]
+pub(crate) async fn set_password(
+    Scoped(s): Scoped,
+    Path(id): Path<String>,
+    Json(b): Json<PasswordBody>,
+) -> ApiResult<Response> {
+    s.catalog.set_password(&id, &b.password).await?;
+    s.sessions.end_person(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ended {
+    ended: usize,
+}
+
+/// Log a person out everywhere: every session of theirs ends.
+#[utoipa::path(post, path = "/api/v1/people/{id}/logout", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    responses((status = 200, description = "Their sessions ended", body = Ended),
+        (status = 404, response = NotFound), Writes))]
+pub(crate) async fn logout_everywhere(
+    Scoped(s): Scoped,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Ended>> {
+    s.catalog.person(&id).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))?;
+    Ok(Json(Ended { ended: s.sessions.end_person(&id) }))
+}
+
+/// Who the caller is and what their role takes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Me {
+    /// As the audit trail names them.
+    actor: String,
+    /// Role, commune (absent: the Métropole), domain.
+    #[serde(flatten)]
+    grant: Grant,
+    /// The person, when a person is logged in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    person: Option<Person>,
+    /// The actions their role takes (within their commune, and for a department its domain).
+    may: Vec<&'static str>,
+}
+
+/// Who the caller is.
+#[utoipa::path(get, path = "/api/v1/me", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Me), Reads))]
+pub(crate) async fn me(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<Me>> {
+    let may = Action::ALL.into_iter().filter(|a| who.grant.may(*a)).map(Action::as_str).collect();
+    Ok(Json(Me {
+        actor: who.actor.clone(),
+        person: who.person.as_deref().and_then(|id| s.catalog.person(id)),
+        grant: who.grant,
+        may,
+    }))
+}
