@@ -17,11 +17,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use agora_model::permissions::{self, Action, Domain, Grant, Role};
 
-use crate::policy::{Scoped, Who};
 use crate::doc::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable};
 use crate::doc::{Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::policy::{Scoped, Who};
 
 /// The process is alive.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,10 +134,7 @@ pub(crate) async fn create_commune(
         (status = 404, response = NotFound),
         Writes,
     ))]
-pub(crate) async fn create_site(
-    Scoped(s): Scoped,
-    Json(site): Json<Site>,
-) -> ApiResult<Response> {
+pub(crate) async fn create_site(Scoped(s): Scoped, Json(site): Json<Site>) -> ApiResult<Response> {
     geometry("geometry", site.geometry.as_ref())?;
     s.catalog.upsert_site(site.clone()).await?;
     Ok((StatusCode::CREATED, Json(site)).into_response())
@@ -364,9 +361,7 @@ pub(crate) struct TokenList {
         (status = 200, description = "The live tokens", body = TokenList),
         Reads,
     ))]
-pub(crate) async fn list_tokens(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<TokenList>> {
+pub(crate) async fn list_tokens(Scoped(s): Scoped) -> ApiResult<Json<TokenList>> {
     Ok(Json(TokenList { tokens: s.catalog.tokens() }))
 }
 
@@ -379,10 +374,7 @@ pub(crate) async fn list_tokens(
         (status = 503, response = Unavailable),
         Reads,
     ))]
-pub(crate) async fn revoke_token(
-    Scoped(s): Scoped,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+pub(crate) async fn revoke_token(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let before = s.catalog.tokens().into_iter().find(|t| t.id == id);
     s.catalog.revoke_token(&id).await?;
     let note = crate::audit::AuditNote {
@@ -525,9 +517,7 @@ pub(crate) async fn take_backup(Scoped(s): Scoped) -> ApiResult<Response> {
         (status = 409, response = Conflict),
         Reads,
     ))]
-pub(crate) async fn list_backups(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<serde_json::Value>> {
+pub(crate) async fn list_backups(Scoped(s): Scoped) -> ApiResult<Json<serde_json::Value>> {
     let b = backups(&s)?;
     Ok(Json(b.list().await.map_err(backup_failed)?))
 }

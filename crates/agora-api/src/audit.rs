@@ -18,11 +18,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::policy::Scoped;
 use crate::connections::ClientAddr;
 use crate::doc::{BadRequest, Reads};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::policy::Scoped;
 
 /// The largest request body kept in an entry (larger ones are noted by size).
 const MAX_KEPT_BODY: usize = 64 << 10;
@@ -296,9 +296,7 @@ pub(crate) async fn entries(
         (status = 200, description = "What the check found", body = AuditVerification),
         Reads,
     ))]
-pub(crate) async fn verify(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<AuditVerification>> {
+pub(crate) async fn verify(Scoped(s): Scoped) -> ApiResult<Json<AuditVerification>> {
     Ok(Json(log_of(&s)?.verify().await?))
 }
 

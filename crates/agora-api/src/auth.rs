@@ -69,9 +69,11 @@ pub(crate) fn device_token(
 /// The token data is sent with: people send data through tokens, not sessions.
 pub(crate) fn ingest_token(who: &Principal) -> Result<&agora_store::catalog::TokenInfo, ApiError> {
     who.token.as_ref().ok_or_else(|| {
-        ApiError::Forbidden("data is sent with a token (Authorization: Bearer <token>), not a \
+        ApiError::Forbidden(
+            "data is sent with a token (Authorization: Bearer <token>), not a \
                              dashboard session"
-            .into())
+                .into(),
+        )
     })
 }
 

@@ -170,6 +170,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::alerting::Doc::openapi(),
         crate::audit::Doc::openapi(),
         crate::privacy::Doc::openapi(),
+        crate::people::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -15,11 +15,11 @@ use chrono::{Days, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::policy::Scoped;
 use crate::AppState;
 use crate::doc::{BadRequest, NotFound, Reads};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::policy::Scoped;
 use crate::views::Audience;
 
 /// Longest span of hourly indices in one request.

@@ -8,10 +8,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use agora_model::permissions::Action;
 use agora_query::influxql::{
     self, ContextArgs, Deadline, Epoch, Query, Statement, StatementResult,
 };
-use agora_model::permissions::Action;
 
 use crate::policy::Principal;
 use axum::body::Bytes;

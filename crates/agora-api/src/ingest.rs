@@ -18,11 +18,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::policy::Who;
 use crate::doc::NotFound;
 use crate::doc::Writes;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::policy::Who;
 
 use bodies::{JsonBatch, SenmlRecord, SensorCommunityPush, ThingsboardTelemetry};
 

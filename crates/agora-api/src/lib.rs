@@ -16,8 +16,8 @@ mod ingest;
 pub mod live;
 mod metrics;
 mod people;
-pub mod policy;
 mod png;
+pub mod policy;
 mod privacy;
 mod query;
 pub mod rate_limit;
@@ -34,7 +34,6 @@ use agora_store::{Catalog, SeriesStore};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
@@ -215,10 +214,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/api/v1/people", get(people::list).post(people::create))
-        .route(
-            "/api/v1/people/{id}",
-            get(people::get).patch(people::update).delete(people::erase),
-        )
+        .route("/api/v1/people/{id}", get(people::get).patch(people::update).delete(people::erase))
         .route("/api/v1/people/{id}/password", post(people::set_password))
         .route("/api/v1/people/{id}/logout", post(people::logout_everywhere))
         .route("/api/v1/me", get(people::me))

@@ -32,13 +32,13 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
 use utoipa::ToSchema;
 
-use crate::policy::Scoped;
 use crate::AppState;
 use crate::connections::ClientAddr;
 use crate::doc::Reads;
 use crate::doc::{BadRequest, Unavailable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::policy::Scoped;
 use crate::query::{CatalogParams, filter};
 use crate::views::{Audience, DeviceState, snapshot};
 use agora_query::device_state;
@@ -378,13 +378,11 @@ impl Watch {
 
     /// Whether the stream may go on: an operator's token or session must still be live.
     fn allowed(&self) -> bool {
-        self.credentials
-            .as_ref()
-            .is_none_or(|h| {
-                crate::auth::authenticate(&self.state, h, None).is_ok_and(|p| {
-                    p.is_some_and(|p| p.grant.may(agora_model::permissions::Action::View))
-                })
+        self.credentials.as_ref().is_none_or(|h| {
+            crate::auth::authenticate(&self.state, h, None).is_ok_and(|p| {
+                p.is_some_and(|p| p.grant.may(agora_model::permissions::Action::View))
             })
+        })
     }
 
     /// The next event to send, or `None` when the stream ends.

@@ -110,10 +110,7 @@ pub(crate) async fn list(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<Peo
         (status = 409, description = "The email has an account"),
         Writes,
     ))]
-pub(crate) async fn create(
-    Scoped(s): Scoped,
-    Json(b): Json<NewPersonBody>,
-) -> ApiResult<Response> {
+pub(crate) async fn create(Scoped(s): Scoped, Json(b): Json<NewPersonBody>) -> ApiResult<Response> {
     let grant = grant_of(&b.role, b.commune.as_deref(), b.domain.as_deref())?;
     let p = s
         .catalog
@@ -159,7 +156,8 @@ pub(crate) async fn update(
         let commune = c.commune.unwrap_or_else(|| g.tenant_name());
         // A new role drops the old domain unless one is given.
         let domain = c.domain.or_else(|| {
-            (role == Role::Department.as_str()).then(|| g.domain().map(|d| d.as_str().to_owned()))?
+            (role == Role::Department.as_str())
+                .then(|| g.domain().map(|d| d.as_str().to_owned()))?
         });
         Some(grant_of(&role, Some(&commune), domain.as_deref())?)
     } else {
@@ -272,3 +270,8 @@ pub(crate) async fn me(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<Me>> 
         may,
     }))
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, update, erase, set_password, logout_everywhere, me))]
+pub(crate) struct Doc;

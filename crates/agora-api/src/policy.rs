@@ -37,6 +37,8 @@ pub struct Principal {
     pub person: Option<String>,
     /// As the audit trail and the logs name it: `token:ID (name)` or `person:ID`.
     pub actor: String,
+    /// As people read it (who acknowledged an alert): the token's name, the person's name.
+    pub name: String,
 }
 
 impl Principal {
@@ -45,6 +47,7 @@ impl Principal {
         Self {
             grant: t.grant.clone(),
             actor: format!("token:{} ({})", t.id, t.name),
+            name: t.name.clone(),
             token: Some(t),
             person: None,
         }
@@ -58,6 +61,7 @@ impl Principal {
             person: Some(p.id.clone()),
             // The identifier only: an erased person's name and email leave no trace in the trail.
             actor: format!("person:{}", p.id),
+            name: p.name.clone(),
         }
     }
 
@@ -97,9 +101,10 @@ pub enum Access {
     Public,
     /// A dashboard page: it sends who is not logged in to the login form itself.
     Page,
-    /// ThingsBoard's device API (`/api/v1/{token}/…`) and InfluxQL's `/query`: the handler reads
-    /// the credentials where that protocol puts them.
-    OwnAuth,
+    /// ThingsBoard's device API (`/api/v1/{token}/…`, to ingest) and InfluxQL's `/query` (to
+    /// view): the handler reads the credentials where that protocol puts them and checks this
+    /// action.
+    OwnAuth(Action),
     /// Someone whose role takes this action.
     Needs(Action),
     /// Someone of the Métropole itself (not of one commune) whose role takes this action: what
@@ -119,8 +124,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/health", Open),
     ("GET", "/api/v2/ready", Open),
     ("GET", "/ready", Open),
-    ("GET", "/query", OwnAuth),
-    ("POST", "/query", OwnAuth),
+    ("GET", "/query", OwnAuth(Action::View)),
+    ("POST", "/query", OwnAuth(Action::View)),
     ("POST", "/write", Needs(Action::Ingest)),
     ("POST", "/api/v2/write", Needs(Action::Ingest)),
     ("POST", "/api/v1/observations", Needs(Action::Ingest)),
@@ -128,13 +133,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/senml", Needs(Action::Ingest)),
     ("POST", "/api/v1/push/sensor-community", Needs(Action::Ingest)),
     ("POST", "/api/v1/import/csv", Needs(Action::Ingest)),
-    ("POST", "/api/v1/{token}/telemetry", OwnAuth),
-    ("POST", "/api/v1/{token}/attributes", OwnAuth),
-    ("GET", "/api/v1/{token}/attributes", OwnAuth),
-    ("GET", "/api/v1/{token}/attributes/updates", OwnAuth),
-    ("GET", "/api/v1/{token}/rpc", OwnAuth),
-    ("POST", "/api/v1/{token}/rpc", OwnAuth),
-    ("POST", "/api/v1/{token}/rpc/{id}", OwnAuth),
+    ("POST", "/api/v1/{token}/telemetry", OwnAuth(Action::Ingest)),
+    ("POST", "/api/v1/{token}/attributes", OwnAuth(Action::Ingest)),
+    ("GET", "/api/v1/{token}/attributes", OwnAuth(Action::Ingest)),
+    ("GET", "/api/v1/{token}/attributes/updates", OwnAuth(Action::Ingest)),
+    ("GET", "/api/v1/{token}/rpc", OwnAuth(Action::Ingest)),
+    ("POST", "/api/v1/{token}/rpc", OwnAuth(Action::Ingest)),
+    ("POST", "/api/v1/{token}/rpc/{id}", OwnAuth(Action::Ingest)),
     ("GET", "/api/v1/communes", Read),
     ("POST", "/api/v1/communes", Metropole(Action::Modify)),
     ("GET", "/api/v1/sites", Read),
@@ -150,7 +155,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/aggregate", Read),
     ("GET", "/api/v1/latest", Read),
     ("GET", "/api/v1/stats", Read),
-    ("GET", "/api/v1/public/map", Public),
+    // The handler answers 404 when the public map is off.
+    ("GET", "/api/v1/public/map", Open),
     ("GET", "/api/v1/indicators/eaqi", Public),
     ("GET", "/api/v1/indicators/atmo", Public),
     ("GET", "/api/v1/indicators/air-statistics", Public),
@@ -159,7 +165,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/indicators/heat-map", Public),
     ("GET", "/api/v1/indicators/heat-island", Public),
     ("GET", "/api/v1/indicators/noise/ranking", Public),
-    ("GET", "/api/v1/map", Public),
+    ("GET", "/api/v1/map", Read),
     ("GET", "/api/v1/chart", Public),
     ("GET", "/api/v1/fleet", Read),
     ("GET", "/api/v1/live", Public),
@@ -173,7 +179,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/alerts/{id}", Needs(Action::View)),
     ("POST", "/api/v1/alerts/{id}/acknowledge", Needs(Action::Modify)),
     ("POST", "/api/v1/alerts/{id}/resolve", Needs(Action::Modify)),
-    ("GET", "/api/v1/deliveries", Needs(Action::View)),
+    ("GET", "/api/v1/deliveries", Metropole(Action::View)),
     ("GET", "/api/v1/rejects", Needs(Action::Modify)),
     ("POST", "/api/v1/rejects/replay", Needs(Action::Modify)),
     ("GET", "/api/v1/backups", Metropole(Action::ManagePeople)),
@@ -233,7 +239,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let p = crate::rate_limit::query_p(req.uri().query()).map(str::to_owned);
     let who = crate::auth::authenticate(&state, req.headers(), p.as_deref());
     let needed = match access {
-        Open | OwnAuth | Page => None,
+        Open | OwnAuth(_) | Page => None,
         Read if state.config.public_read => None,
         Public if state.config.public_map => None,
         Read | Public => Some(Action::View),

@@ -6,10 +6,10 @@ use agora_alerts::rule::Action as RuleAction;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::error::ApiResult;
 use crate::extract::Json;
+use crate::policy::Scoped;
 
 /// One kind of personal data.
 #[derive(Debug, Serialize, ToSchema)]

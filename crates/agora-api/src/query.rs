@@ -21,11 +21,11 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::doc::{BadRequest, NotFound, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::policy::Scoped;
 
 /// The time range of query parameters: `to` defaults to now, `from` to `span` before `to`.
 pub(crate) fn range(
@@ -166,9 +166,7 @@ pub(crate) struct CommuneList {
         (status = 200, description = "The communes", body = CommuneList),
         Reads,
     ))]
-pub(crate) async fn communes(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<CommuneList>> {
+pub(crate) async fn communes(Scoped(s): Scoped) -> ApiResult<Json<CommuneList>> {
     Ok(Json(CommuneList { communes: s.catalog.communes() }))
 }
 
@@ -409,9 +407,7 @@ pub(crate) struct PropertyList {
         (status = 200, description = "The properties", body = PropertyList),
         Reads,
     ))]
-pub(crate) async fn properties(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<PropertyList>> {
+pub(crate) async fn properties(Scoped(s): Scoped) -> ApiResult<Json<PropertyList>> {
     Ok(Json(PropertyList { properties: s.pipeline.properties() }))
 }
 
@@ -955,9 +951,7 @@ pub(crate) struct StorageStats {
         (status = 200, description = "The statistics", body = StorageStats),
         Reads,
     ))]
-pub(crate) async fn stats(
-    Scoped(s): Scoped,
-) -> ApiResult<Json<StorageStats>> {
+pub(crate) async fn stats(Scoped(s): Scoped) -> ApiResult<Json<StorageStats>> {
     let st = s.store.stats();
     let bytes_per_point = if st.points > 0 {
         st.segment_bytes as f64 / (st.points - st.head_points).max(1) as f64

@@ -22,11 +22,11 @@ use serde_json::{Map, Value as Json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::policy::{Scoped, Who};
 use crate::doc::{BadRequest, Conflict, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json as JsonBody, Path, Query};
 use crate::ingest::body_bytes;
+use crate::policy::{Scoped, Who};
 
 /// Longest wait for a device's answer, or for an HTTP device's poll.
 const MAX_WAIT_MS: u64 = 60_000;

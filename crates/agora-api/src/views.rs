@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::policy::Scoped;
 use crate::doc::Reads;
 use crate::doc::{BadRequest, NotFound, TooManyRequests, Unavailable, Unprocessable};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::policy::Scoped;
 use agora_query::{Averaging, DeviceStatus, Every, TimeRange, device_state, is_fault, parse_time};
 
 /// Most buckets a chart series may have.

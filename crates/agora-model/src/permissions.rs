@@ -313,7 +313,12 @@ impl Grant {
     }
 
     /// Whether it may take `action` on an object of `commune` and `domain`.
-    pub fn may_on(&self, action: Action, commune: Option<&InseeCode>, domain: Option<Domain>) -> bool {
+    pub fn may_on(
+        &self,
+        action: Action,
+        commune: Option<&InseeCode>,
+        domain: Option<Domain>,
+    ) -> bool {
         allows_in_domain(self.role, self.domain, action, domain)
             && in_tenancy(self.commune.as_ref(), commune, action != Action::View)
     }

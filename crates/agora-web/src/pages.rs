@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use agora_api::AppState;
+use agora_api::policy::{Principal, Scoped};
 use agora_api::session::{self, Session};
-use agora_api::policy::Principal;
 use agora_model::permissions::Action;
 use agora_store::catalog::LoginRefusal;
 use axum::Form;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -347,7 +347,7 @@ fn map_body(lang: Lang, operator: bool) -> String {
 }
 
 pub(crate) async fn public_map(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -365,7 +365,7 @@ pub(crate) async fn public_map(
 }
 
 pub(crate) async fn supervision(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -402,7 +402,7 @@ fn public_place(
 }
 
 pub(crate) async fn place(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Path(site): Path<String>,
     Query(q): Query<PageQuery>,
@@ -444,7 +444,7 @@ fn today_in_paris(s: &AppState) -> String {
 /// A commune's environment for citizens: its official indices, heat, noise and noisiest places,
 /// and the year against the EU limits and WHO guidelines.
 pub(crate) async fn commune(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Path(insee): Path<String>,
     Query(q): Query<PageQuery>,
@@ -473,7 +473,7 @@ pub(crate) async fn commune(
 }
 
 pub(crate) async fn kiosk(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Path(site): Path<String>,
     Query(q): Query<PageQuery>,
@@ -504,7 +504,7 @@ pub(crate) async fn kiosk(
 }
 
 pub(crate) async fn fleet(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -524,7 +524,7 @@ pub(crate) async fn fleet(
 }
 
 pub(crate) async fn device(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
@@ -574,7 +574,7 @@ pub(crate) async fn device(
 }
 
 pub(crate) async fn explorer(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -629,7 +629,7 @@ pub(crate) async fn explorer(
 
 /// The alerts area: its layout is here; the alerts engine fills it.
 pub(crate) async fn alerts(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -727,7 +727,7 @@ fn login_page(
 }
 
 pub(crate) async fn login_form(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     Query(q): Query<PageQuery>,
     h: HeaderMap,
@@ -750,7 +750,7 @@ pub(crate) struct LoginForm {
 
 /// `POST /login`: exchange a read (or admin) token for a session cookie.
 pub(crate) async fn login(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(cfg): Cfg,
     h: HeaderMap,
     Form(f): Form<LoginForm>,
@@ -807,11 +807,7 @@ pub(crate) struct LogoutForm {
 }
 
 /// `POST /logout`: end the session (the form carries the session's CSRF token).
-pub(crate) async fn logout(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    Form(f): Form<LogoutForm>,
-) -> Response {
+pub(crate) async fn logout(Scoped(s): Scoped, h: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
     match session::current(&s, &h) {
         Some((id, sess)) if sess.csrf == f.csrf => {
             s.sessions.remove(&id);

@@ -2,8 +2,8 @@
 //! hot path (series resolution, token checks) and persisted in SQL.
 
 pub mod people;
-pub mod tenant;
 mod sqlite;
+pub mod tenant;
 
 use std::fmt::Debug;
 

@@ -3,8 +3,8 @@
 //! passes, 1 lane: argon2's defaults). Hashing is slow on purpose: callers run it on a blocking
 //! thread.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::error::{Error, Result};
 

@@ -331,17 +331,17 @@ impl SqliteCatalog {
             "INSERT INTO tokens (id, name, hash, scope, role, commune, domain, device, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-            .bind(&t.id)
-            .bind(&t.name)
-            .bind(&h)
-            .bind(scope.as_str())
-            .bind(t.grant.role().as_str())
-            .bind(t.grant.commune().map(|c| c.to_string()))
-            .bind(t.grant.domain().map(Domain::as_str))
-            .bind(t.device.as_ref().map(|d| d.as_str()))
-            .bind(t.created_at.as_nanos())
-            .execute(&self.pool)
-            .await?;
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&h)
+        .bind(scope.as_str())
+        .bind(t.grant.role().as_str())
+        .bind(t.grant.commune().map(|c| c.to_string()))
+        .bind(t.grant.domain().map(Domain::as_str))
+        .bind(t.device.as_ref().map(|d| d.as_str()))
+        .bind(t.created_at.as_nanos())
+        .execute(&self.pool)
+        .await?;
         self.state.write().tokens.insert(h, t.clone());
         Ok(t)
     }
@@ -833,7 +833,10 @@ impl Catalog for SqliteCatalog {
 
     fn person_by_subject(&self, subject: &str) -> Option<Person> {
         let st = self.state.read();
-        st.people.values().find(|(p, _)| p.subject.as_deref() == Some(subject)).map(|(p, _)| p.clone())
+        st.people
+            .values()
+            .find(|(p, _)| p.subject.as_deref() == Some(subject))
+            .map(|(p, _)| p.clone())
     }
 
     fn person_by_email(&self, email: &str) -> Option<Person> {
@@ -851,7 +854,8 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Person> {
         let name = name.as_deref().map(people::name).transpose()?;
         let _w = self.write.lock().await;
-        let mut p = self.person(id).ok_or_else(|| Error::NotFound { what: "person", id: id.into() })?;
+        let mut p =
+            self.person(id).ok_or_else(|| Error::NotFound { what: "person", id: id.into() })?;
         if let Some(g) = grant {
             if let Some(c) = g.commune()
                 && !self.state.read().communes.contains_key(c.as_str())
@@ -913,7 +917,9 @@ impl Catalog for SqliteCatalog {
     async fn link_subject(&self, id: &str, subject: &str) -> Result<()> {
         let _w = self.write.lock().await;
         if self.person_by_subject(subject).is_some_and(|p| p.id != id) {
-            return Err(Error::Conflict(format!("identity {subject:?} is linked to another person")));
+            return Err(Error::Conflict(format!(
+                "identity {subject:?} is linked to another person"
+            )));
         }
         let r = sqlx::query("UPDATE people SET subject = ? WHERE id = ?")
             .bind(subject)
@@ -970,9 +976,8 @@ impl Catalog for SqliteCatalog {
             (0, None, Some(now))
         } else {
             let failed = p.failed_logins + 1;
-            let locked = (failed >= people::LOCK_AFTER).then(|| {
-                Timestamp::from_nanos(now.as_nanos() + people::LOCK_SECS * 1_000_000_000)
-            });
+            let locked = (failed >= people::LOCK_AFTER)
+                .then(|| Timestamp::from_nanos(now.as_nanos() + people::LOCK_SECS * 1_000_000_000));
             (if locked.is_some() { 0 } else { failed }, locked, p.last_login)
         };
         sqlx::query(

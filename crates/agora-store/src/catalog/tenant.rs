@@ -57,7 +57,12 @@ impl TenantView {
         Error::NotFound { what, id: id.to_string() }
     }
 
-    fn may(&self, action: Action, commune: Option<&InseeCode>, domain: Option<Domain>) -> Result<()> {
+    fn may(
+        &self,
+        action: Action,
+        commune: Option<&InseeCode>,
+        domain: Option<Domain>,
+    ) -> Result<()> {
         if self.grant.may_on(action, commune, domain) {
             return Ok(());
         }
@@ -206,11 +211,8 @@ impl Catalog for TenantView {
     fn all_series(&self) -> Vec<SeriesInfo> {
         let mut v = self.inner.all_series();
         if !self.grant.sees_all() {
-            let seen: std::collections::HashSet<DeviceId> = self
-                .devices(&DeviceFilter::default())
-                .into_iter()
-                .map(|d| d.id)
-                .collect();
+            let seen: std::collections::HashSet<DeviceId> =
+                self.devices(&DeviceFilter::default()).into_iter().map(|d| d.id).collect();
             v.retain(|s| seen.contains(&s.device));
         }
         v
@@ -399,6 +401,7 @@ impl Catalog for TenantView {
 
 impl TenantView {
     fn visible_reject(&self, r: &Reject) -> bool {
-        self.grant.sees_all() || r.token_device.as_ref().is_some_and(|d| self.sees_device_id(d.as_str()))
+        self.grant.sees_all()
+            || r.token_device.as_ref().is_some_and(|d| self.sees_device_id(d.as_str()))
     }
 }

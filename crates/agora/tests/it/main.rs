@@ -15,6 +15,7 @@ mod influxql;
 mod ingest;
 mod limits;
 mod mqtt;
+mod permissions;
 mod query;
 mod recovery;
 mod snapshots;

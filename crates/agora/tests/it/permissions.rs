@@ -1,0 +1,616 @@
+//! The permission matrix, generated from the policy table itself (`agora_api::policy::ROUTES`)
+//! and the roles' matrix (`agora_model::permissions`): every route × every role × an object of
+//! the caller's own commune and of another commune, each answer checked against what the model
+//! says. A route of the router without an entry in the table, or without a request here, fails.
+
+use std::collections::BTreeSet;
+
+use agora_api::policy::{Access, ROUTES};
+use agora_model::InseeCode;
+use agora_model::permissions::{Action, Domain, Grant, Role};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp};
+
+/// The two communes' objects.
+struct Side {
+    commune: &'static str,
+    site: &'static str,
+    device: &'static str,
+    rule: &'static str,
+    alert: i64,
+    person: String,
+    device_secret: String,
+}
+
+/// Someone calling: their grant (`None`: nobody) and their token.
+struct Caller {
+    label: String,
+    grant: Option<Grant>,
+    secret: Option<String>,
+}
+
+async fn admin_json(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
+    let r = app
+        .client
+        .request(method.clone(), app.url(path))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v = r.json::<Value>().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
+    v
+}
+
+async fn side(
+    app: &TestApp,
+    commune: &'static str,
+    site: &'static str,
+    device: &'static str,
+) -> Side {
+    admin_json(
+        app,
+        Method::POST,
+        "/api/v1/devices",
+        json!({"id": device, "kind": "air_quality", "site": site, "commune": commune}),
+    )
+    .await;
+    let rule = if commune == "13001" { "aix-pm10" } else { "mrs-pm10" };
+    admin_json(
+        app,
+        Method::POST,
+        "/api/v1/rules",
+        json!({"id": rule, "scope": {"device": device},
+        "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}}}),
+    )
+    .await;
+    let t = agora_model::Clock::now(&agora_model::SystemClock).as_nanos() / 1_000_000_000 - 60;
+    app.write(&format!("air_quality,device={device} pm10=60 {t}")).await;
+    let mut alert = None;
+    for _ in 0..100 {
+        let v = app.get_json(&format!("/api/v1/alerts?rule={rule}")).await;
+        if let Some(id) = v["alerts"][0]["id"].as_i64() {
+            alert = Some(id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let person = admin_json(
+        app,
+        Method::POST,
+        "/api/v1/people",
+        json!({
+        "email": format!("agent.{commune}@example.fr"), "name": format!("Agent {commune}"),
+        "role": "viewer", "commune": commune}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device_secret = admin_json(
+        app,
+        Method::POST,
+        "/api/v1/tokens",
+        json!({
+        "name": format!("{device} token"), "role": "device", "commune": commune, "device": device}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Side {
+        commune,
+        site,
+        device,
+        rule,
+        alert: alert.expect("an alert opened"),
+        person,
+        device_secret,
+    }
+}
+
+/// A request for one route against one side's objects; `None` for a route this test does not
+/// know (the test then fails, naming it).
+struct Call {
+    path: String,
+    body: Option<Value>,
+    /// Raw body (line protocol, CSV).
+    raw: Option<String>,
+    /// The domain of the object it changes (a department acts on its own only).
+    domain: Option<Domain>,
+    /// Whether the request names an object of its side (else it is the same for both sides and
+    /// only the role is checked).
+    targeted: bool,
+}
+
+impl Call {
+    fn new(path: impl Into<String>) -> Self {
+        Call { path: path.into(), body: None, raw: None, domain: None, targeted: true }
+    }
+    fn json(mut self, v: Value) -> Self {
+        self.body = Some(v);
+        self
+    }
+    fn raw(mut self, s: String) -> Self {
+        self.raw = Some(s);
+        self
+    }
+    fn domain(mut self, d: Domain) -> Self {
+        self.domain = Some(d);
+        self
+    }
+    fn untargeted(mut self) -> Self {
+        self.targeted = false;
+        self
+    }
+}
+
+/// Objects made fresh for a destructive call (deleting a token, a rule, a person).
+async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
+    match what {
+        "token" => admin_json(
+            app,
+            Method::POST,
+            "/api/v1/tokens",
+            json!({
+            "name": format!("fresh {n}"), "role": "viewer", "commune": s.commune}),
+        )
+        .await["info"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        "rule" => {
+            let id = format!("fresh-{}-{n}", s.commune);
+            admin_json(
+                app,
+                Method::POST,
+                "/api/v1/rules",
+                json!({"id": id,
+                "scope": {"device": s.device},
+                "condition": {"threshold": {"property": "pm10", "op": ">", "value": 500.0}}}),
+            )
+            .await;
+            id
+        }
+        _ => admin_json(
+            app,
+            Method::POST,
+            "/api/v1/people",
+            json!({
+            "email": format!("fresh.{n}.{}@example.fr", s.commune), "name": "Fresh",
+            "role": "viewer", "commune": s.commune}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) -> Option<Call> {
+    let now = agora_model::Clock::now(&agora_model::SystemClock).as_nanos() / 1_000_000_000;
+    let line = format!("air_quality,device={} pm10=20 {}", s.device, now - 30);
+    let rule = |id: &str| {
+        json!({"id": id, "scope": {"device": s.device},
+            "condition": {"threshold": {"property": "pm10", "op": ">", "value": 70.0}}})
+    };
+    let env = Domain::Environment;
+    Some(match (method, route) {
+        (
+            "GET",
+            "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/api/v1/openapi.json"
+            | "/ping"
+            | "/health"
+            | "/api/v2/ready"
+            | "/ready",
+        ) => Call::new(route).untargeted(),
+        (_, "/query") => Call::new(format!(
+            "/query?q=SELECT+*+FROM+air_quality+WHERE+device%3D%27{}%27",
+            s.device
+        )),
+        ("POST", "/write") => Call::new("/write?precision=s").raw(line),
+        ("POST", "/api/v2/write") => Call::new("/api/v2/write?precision=s").raw(line),
+        ("POST", "/api/v1/observations") => Call::new(route).json(json!(
+            [{"device": s.device, "property": "pm10", "value": 21.0, "time": now - 20}])),
+        ("GET", "/api/v1/observations") => {
+            Call::new(format!("/api/v1/observations?device={}&property=pm10", s.device))
+        }
+        ("POST", "/api/v1/senml") => Call::new(route)
+            .json(json!([{"bn": format!("{}:", s.device), "n": "pm10", "v": 22.0, "t": now - 10}])),
+        ("POST", "/api/v1/push/sensor-community") => Call::new(route).untargeted().json(json!({
+            "esp8266id": "1234", "sensordatavalues": [{"value_type": "SDS_P1", "value": "12.0"}]})),
+        ("POST", "/api/v1/import/csv") => Call::new(route).untargeted().raw("a,b\n1,2\n".into()),
+        (_, r) if r.starts_with("/api/v1/{token}/") => {
+            let path = r.replace("{token}", &s.device_secret).replace("{id}", "1");
+            let c = Call::new(format!(
+                "{path}{}",
+                if r.ends_with("/updates") || r.ends_with("/rpc") && method == "GET" {
+                    "?timeout=1"
+                } else {
+                    ""
+                }
+            ));
+            match method {
+                "POST" if r.ends_with("/telemetry") => c.json(json!({"pm10": 23.0})),
+                "POST" if r.ends_with("/attributes") => c.json(json!({"firmware": "1.0"})),
+                "POST" => c.json(json!({"method": "ping", "params": {}})),
+                _ => c,
+            }
+        }
+        ("GET", "/api/v1/communes") => Call::new(route).untargeted(),
+        ("POST", "/api/v1/communes") => {
+            Call::new(route).json(json!({"insee": s.commune, "name": "Renamed"}))
+        }
+        ("GET", "/api/v1/sites") => Call::new(format!("/api/v1/sites?commune={}", s.commune)),
+        ("POST", "/api/v1/sites") => Call::new(route).json(json!({"id": format!("{}-{n}", s.site),
+            "commune": s.commune, "name": "Nouvelle place", "lat": 43.5, "lon": 5.4})),
+        ("GET", "/api/v1/devices") => Call::new(format!("/api/v1/devices?commune={}", s.commune)),
+        ("POST", "/api/v1/devices") => Call::new(route).domain(env).json(json!({
+            "id": s.device, "kind": "air_quality", "site": s.site, "commune": s.commune})),
+        ("GET", "/api/v1/devices/{id}") => Call::new(format!("/api/v1/devices/{}", s.device)),
+        ("GET", "/api/v1/devices/{id}/attributes") => {
+            Call::new(format!("/api/v1/devices/{}/attributes", s.device))
+        }
+        ("POST", "/api/v1/devices/{id}/attributes") => {
+            Call::new(format!("/api/v1/devices/{}/attributes", s.device))
+                .domain(env)
+                .json(json!({"interval": 60}))
+        }
+        ("POST", "/api/v1/devices/{id}/rpc") => {
+            Call::new(format!("/api/v1/devices/{}/rpc", s.device))
+                .domain(env)
+                .json(json!({"method": "reboot", "timeout_ms": 50}))
+        }
+        ("GET", "/api/v1/series") => Call::new(format!("/api/v1/series?device={}", s.device)),
+        ("GET", "/api/v1/properties") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/aggregate") => Call::new(format!(
+            "/api/v1/aggregate?device={}&property=pm10&from=-1h&every=1h&fn=mean",
+            s.device
+        )),
+        ("GET", "/api/v1/latest") => Call::new(format!("/api/v1/latest?device={}", s.device)),
+        ("GET", "/api/v1/stats") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/public/map") => Call::new(route),
+        ("GET", r) if r.starts_with("/api/v1/indicators/") => {
+            Call::new(format!("{r}?site={}&commune={}", s.site, s.commune)).untargeted()
+        }
+        ("GET", "/api/v1/map") => {
+            Call::new(format!("/api/v1/map?property=pm10&commune={}", s.commune))
+        }
+        ("GET", "/api/v1/chart") => {
+            Call::new(format!("/api/v1/chart?device={}&property=pm10&from=-1h", s.device))
+        }
+        ("GET", "/api/v1/fleet") => Call::new(route),
+        ("GET", "/api/v1/live") => {
+            Call::new(format!("/api/v1/live?device={}", s.device)).untargeted()
+        }
+        ("GET", "/api/v1/rules") => Call::new(route),
+        ("POST", "/api/v1/rules") => {
+            Call::new(route).domain(env).json(rule(&format!("new-{}-{n}", s.commune)))
+        }
+        ("GET", "/api/v1/rules/templates") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/rules/{id}") => Call::new(format!("/api/v1/rules/{}", s.rule)),
+        ("PUT", "/api/v1/rules/{id}") => {
+            Call::new(format!("/api/v1/rules/{}", s.rule)).domain(env).json(rule(s.rule))
+        }
+        ("DELETE", "/api/v1/rules/{id}") => {
+            Call::new(format!("/api/v1/rules/{}", fresh(app, "rule", s, n).await)).domain(env)
+        }
+        ("GET", "/api/v1/alerts") => Call::new(format!("/api/v1/alerts?device={}", s.device)),
+        ("GET", "/api/v1/alerts/{id}") => Call::new(format!("/api/v1/alerts/{}", s.alert)),
+        ("POST", "/api/v1/alerts/{id}/acknowledge" | "/api/v1/alerts/{id}/resolve") => {
+            Call::new(route.replace("{id}", &s.alert.to_string())).domain(env)
+        }
+        ("GET", "/api/v1/deliveries") => Call::new(route),
+        // Dead letters of the caller's commune's devices (the leak check covers the others').
+        ("GET", "/api/v1/rejects") => Call::new(route).untargeted(),
+        ("POST", "/api/v1/rejects/replay") => {
+            Call::new(route).untargeted().json(json!({"ids": []}))
+        }
+        ("GET" | "POST", "/api/v1/backups") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/privacy/register" | "/api/v1/audit" | "/api/v1/audit/verify") => {
+            Call::new(route).untargeted()
+        }
+        ("GET", "/api/v1/tokens") => Call::new(route),
+        ("POST", "/api/v1/tokens") => {
+            Call::new(route).json(json!({"name": "made", "role": "viewer", "commune": s.commune}))
+        }
+        ("DELETE", "/api/v1/tokens/{id}") => {
+            Call::new(format!("/api/v1/tokens/{}", fresh(app, "token", s, n).await))
+        }
+        ("GET", "/api/v1/people") => Call::new(route),
+        ("POST", "/api/v1/people") => Call::new(route).json(json!({
+            "email": format!("new.{n}.{}@example.fr", s.commune), "name": "New",
+            "role": "operator", "commune": s.commune})),
+        ("GET", "/api/v1/people/{id}") => Call::new(format!("/api/v1/people/{}", s.person)),
+        ("PATCH", "/api/v1/people/{id}") => {
+            Call::new(format!("/api/v1/people/{}", s.person)).json(json!({"name": "Renamed"}))
+        }
+        ("DELETE", "/api/v1/people/{id}") => {
+            Call::new(format!("/api/v1/people/{}", fresh(app, "person", s, n).await))
+        }
+        ("POST", "/api/v1/people/{id}/password") => {
+            Call::new(format!("/api/v1/people/{}/password", s.person))
+                .json(json!({"password": "un mot de passe assez long"}))
+        }
+        ("POST", "/api/v1/people/{id}/logout") => {
+            Call::new(format!("/api/v1/people/{}/logout", s.person))
+        }
+        ("GET", "/api/v1/me") => Call::new(route).untargeted(),
+        // The dashboard's pages.
+        (
+            "GET",
+            "/" | "/login" | "/supervision" | "/supervision/fleet" | "/explorer" | "/alerts",
+        ) => Call::new(route).untargeted(),
+        ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
+        ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
+        ("GET", "/supervision/devices/{id}") => {
+            Call::new(format!("/supervision/devices/{}", s.device))
+        }
+        ("POST", "/login" | "/logout") => Call::new(route).untargeted(),
+        ("GET", "/assets/{*path}") => Call::new("/assets/app.css").untargeted(),
+        _ => return None,
+    })
+}
+
+/// What the model says of `grant` calling a route of `access` on an object of `commune` (and
+/// `domain`): `None` when it passes, else the status it gets.
+fn expected(
+    access: Access,
+    grant: Option<&Grant>,
+    commune: &InseeCode,
+    domain: Option<Domain>,
+    targeted: bool,
+) -> Option<u16> {
+    let action = match access {
+        // The device API's credential is in its path: the same for every caller.
+        Access::Open | Access::Page | Access::OwnAuth(Action::Ingest) => return None,
+        Access::OwnAuth(a) => a,
+        // This test's server publishes nothing: read routes need `view`.
+        Access::Read | Access::Public => Action::View,
+        Access::Needs(a) | Access::Metropole(a) => a,
+    };
+    let Some(g) = grant else { return Some(401) };
+    if !g.may(action) || (matches!(access, Access::Metropole(_)) && !g.sees_all()) {
+        return Some(403);
+    }
+    if !targeted {
+        return None;
+    }
+    // Out of its commune: hidden (404) or refused (403, or a refused line) — checked apart.
+    if !g.sees(Some(commune)) {
+        return Some(404);
+    }
+    if !g.may_on(action, Some(commune), domain) {
+        return Some(403);
+    }
+    None
+}
+
+/// The routes the router serves, read from where they are declared: every `.route(path,
+/// method(…).method(…))` of the API's and the dashboard's routers.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for src in [
+        include_str!("../../../agora-api/src/lib.rs"),
+        include_str!("../../../agora-web/src/lib.rs"),
+    ] {
+        let flat: String = src.split_whitespace().collect::<Vec<_>>().join(" ");
+        for part in flat.split(".route(").skip(1) {
+            let part = part.trim_start();
+            let Some(path) = part.strip_prefix('"').and_then(|p| p.split('"').next()) else {
+                continue;
+            };
+            // The method routers up to the end of this call: get(…), .post(…), …
+            let mut depth = 1;
+            let mut end = part.len();
+            for (i, c) in part.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let call = &part[..end];
+            for m in ["get", "post", "put", "patch", "delete"] {
+                let head = format!(" {m}(");
+                let chained = format!(".{m}(");
+                if call.contains(&head)
+                    || call.contains(&chained)
+                    || call.contains(&format!(",{m}("))
+                {
+                    out.insert((m.to_uppercase(), path.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_of_the_router_has_an_access_rule_and_no_rule_is_stale() {
+    let declared = declared_routes();
+    assert!(declared.len() > 60, "the route reader found {} routes", declared.len());
+    let table: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|(m, r, _)| ((*m).to_owned(), (*r).to_owned())).collect();
+    let missing: Vec<_> = declared.difference(&table).collect();
+    assert!(missing.is_empty(), "routes without an access rule in policy::ROUTES: {missing:?}");
+    let stale: Vec<_> = table.difference(&declared).collect();
+    assert!(stale.is_empty(), "access rules of no route: {stale:?}");
+    assert_eq!(table.len(), ROUTES.len(), "a route is listed twice in policy::ROUTES");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_role_as_the_matrix_says() {
+    let app = TestApp::spawn_with(|c| {
+        c.web.public_map = false;
+        // A thousand requests from this host in a few seconds: not a flood.
+        c.limits.trusted = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    // Every path of the API document has its rule too.
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in item.as_object().unwrap().keys() {
+            let m = m.to_uppercase();
+            assert!(
+                ROUTES.iter().any(|(rm, rr, _)| *rm == m && *rr == path),
+                "{m} {path} is in the API document but not in policy::ROUTES"
+            );
+        }
+    }
+    admin_json(
+        &app,
+        Method::POST,
+        "/api/v1/communes",
+        json!({"insee": "13055", "name": "Marseille"}),
+    )
+    .await;
+    admin_json(
+        &app,
+        Method::POST,
+        "/api/v1/sites",
+        json!({"id": "vieux-port", "commune": "13055",
+        "name": "Vieux-Port", "lat": 43.295, "lon": 5.374}),
+    )
+    .await;
+    let aix = side(&app, "13001", "hotel-de-ville", "aix-aq").await;
+    let mrs = side(&app, "13055", "vieux-port", "mrs-aq").await;
+    let aix_code = InseeCode::parse("13001").unwrap();
+    let mrs_code = InseeCode::parse("13055").unwrap();
+
+    // The callers: nobody, the Métropole's administrator, and each role of Aix.
+    let mut callers = vec![
+        Caller { label: "anonymous".into(), grant: None, secret: None },
+        Caller {
+            label: "metropole_admin".into(),
+            grant: Some(Grant::metropole_admin()),
+            secret: Some(ADMIN.into()),
+        },
+    ];
+    let roles: [(Role, Option<&str>, Option<Domain>); 7] = [
+        (Role::Viewer, None, None),
+        (Role::CommuneAdmin, Some("13001"), None),
+        (Role::Operator, Some("13001"), None),
+        (Role::Department, Some("13001"), Some(Domain::Environment)),
+        (Role::Department, Some("13001"), Some(Domain::Lighting)),
+        (Role::Viewer, Some("13001"), None),
+        (Role::Device, Some("13001"), None),
+    ];
+    for (role, commune, domain) in roles {
+        let mut body = json!({"name": format!("{role} test"), "role": role.as_str(),
+            "commune": commune.unwrap_or("metropole")});
+        if let Some(d) = domain {
+            body["domain"] = json!(d.as_str());
+        }
+        let secret = admin_json(&app, Method::POST, "/api/v1/tokens", body).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let grant =
+            Grant::new(role, commune.map(|c| InseeCode::parse(c).unwrap()), domain).unwrap();
+        callers.push(Caller {
+            label: format!(
+                "{role} of {}{}",
+                commune.unwrap_or("metropole"),
+                domain.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+            grant: Some(grant),
+            secret: Some(secret),
+        });
+    }
+
+    let mut n = 0;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for &(method, route, access) in ROUTES {
+        for caller in &callers {
+            for (s, code, other) in [(&aix, &aix_code, &mrs), (&mrs, &mrs_code, &aix)] {
+                n += 1;
+                let Some(c) = call_for(&app, method, route, s, n).await else {
+                    panic!(
+                        "{method} {route}: this test has no request for it; add one to call_for"
+                    );
+                };
+                if !c.targeted && s.commune == "13055" {
+                    continue;
+                }
+                let mut req = app
+                    .client
+                    .request(Method::from_bytes(method.as_bytes()).unwrap(), app.url(&c.path));
+                if let Some(secret) = &caller.secret {
+                    req = req.bearer_auth(secret);
+                }
+                if let Some(b) = &c.body {
+                    req = req.json(b);
+                }
+                if let Some(r) = &c.raw {
+                    req = req.body(r.clone()).header("content-type", "text/plain");
+                }
+                let r = req.timeout(std::time::Duration::from_secs(10)).send().await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                checked += 1;
+                let want = expected(access, caller.grant.as_ref(), code, c.domain, c.targeted);
+                let what = format!(
+                    "{method} {} as {}: {status} {}",
+                    c.path,
+                    caller.label,
+                    body.chars().take(160).collect::<String>()
+                );
+                let ok = match want {
+                    Some(401) => status == 401,
+                    Some(403) => status == 403 || (status == 400 && body.contains("may not")),
+                    // Hidden: not found, refused, or an answer that shows nothing of it.
+                    Some(_) => {
+                        matches!(status, 403 | 404)
+                            || (status == 400 && body.contains("may not"))
+                            // Identifiers are the Métropole's: one taken elsewhere is taken.
+                            || (status == 409 && body.contains("is not of"))
+                            || ((200..300).contains(&status)
+                                && !body.contains(s.device)
+                                && !body.contains(s.site)
+                                && !body.contains(s.rule))
+                    }
+                    // Allowed: anything but a refusal (a device that does not answer, a
+                    // conflict, an invalid CSV are the handler's answers, past the policy).
+                    None => {
+                        !matches!(status, 401 | 403 | 500)
+                            && !(status == 404 && c.targeted && body.contains(s.device))
+                            && !(status == 400 && body.contains("may not"))
+                    }
+                };
+                if !ok {
+                    failures.push(format!("expected {want:?}: {what}"));
+                }
+                // Whoever sees only their commune never reads the other's objects.
+                if caller.grant.as_ref().is_some_and(|g| !g.sees_all())
+                    && method == "GET"
+                    && (200..300).contains(&status)
+                    && (body.contains(other.device) && s.commune == "13001")
+                {
+                    failures.push(format!("leak of {}: {what}", other.device));
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} answers differ from the matrix:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
