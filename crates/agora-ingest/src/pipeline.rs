@@ -923,6 +923,35 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether `token` may write for the device named `device` (a topic or path names it): its
+    /// bound device only, and a commune's token its commune's devices (or a new one, registered
+    /// in its commune).
+    pub fn may_write(&self, token: &TokenInfo, device: &str) -> Result<(), Refusal> {
+        if let Some(bound) = &token.device
+            && bound.as_str() != device
+        {
+            return Err(
+                format!("this token may only write for device {bound}, not {device}").into()
+            );
+        }
+        if let Some(own) = token.grant.commune()
+            && let Some(d) = self.catalog.device(device)
+            && d.commune.as_ref() != Some(own)
+        {
+            return Err(match d.commune {
+                Some(c) => format!(
+                    "a token of commune {own} may not write for device {device} of commune {c}"
+                ),
+                None => format!(
+                    "a token of commune {own} may not write for device {device}, which is in no \
+                     commune (the Métropole's): place it in commune {own} first"
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// Whether a commune's token may write for a device: one of its commune, or a new one it
     /// names no other commune for (it is registered in the token's).
     fn within_commune(&self, own: &InseeCode, d: &BatchDevice) -> Result<(), String> {

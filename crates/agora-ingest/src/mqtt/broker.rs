@@ -24,8 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_model::permissions::Action;
 use agora_store::Catalog;
-use agora_store::catalog::{Scope, TokenInfo};
+use agora_store::catalog::TokenInfo;
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -236,19 +237,26 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     }
 }
 
-/// Whether a token may subscribe to a filter: read and admin tokens to anything; ingest tokens
-/// to commands (`agora/commands/…`), and one bound to a device only to its own.
-fn may_subscribe(token: &TokenInfo, filter: &str) -> bool {
-    if token.scope.allows(Scope::Read) {
+/// Whether a token may subscribe to a filter. The Métropole's administrators: to anything. A
+/// token bound to a device: to that device's commands (`agora/commands/{device}…`). Another
+/// token of the Métropole: to any device's commands. A token of a commune: to the commands of
+/// one named device of its commune at a time (no wildcard where the device goes: they would
+/// reach other communes' devices).
+fn may_subscribe(catalog: &dyn Catalog, token: &TokenInfo, filter: &str) -> bool {
+    let g = &token.grant;
+    if g.sees_all() && g.may(Action::View) {
         return true;
     }
-    match &token.device {
-        Some(d) => {
-            let own = format!("agora/commands/{d}");
-            filter == own || filter.starts_with(&format!("{own}/"))
-        }
-        None => filter.starts_with("agora/commands/"),
+    let Some(rest) = filter.strip_prefix("agora/commands/") else { return false };
+    let device = rest.split('/').next().unwrap_or_default();
+    if let Some(d) = &token.device {
+        return device == d.as_str();
     }
+    if g.sees_all() {
+        return true;
+    }
+    !device.contains(['+', '#'])
+        && catalog.device(device).is_some_and(|d| d.commune.as_ref() == g.commune())
 }
 
 struct Conn {
@@ -389,9 +397,10 @@ async fn serve(
     let found =
         connect.credentials.iter().find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())));
     let (token, secret): (TokenInfo, String) = match found {
-        Some((t, s)) if t.scope.allows(Scope::Ingest) => (t, s),
+        Some((t, s)) if t.grant.may(Action::Ingest) => (t, s),
         Some((t, _)) => {
-            let why = format!("token {:?} has no ingest scope", t.name);
+            let why =
+                format!("token {:?} is a {}, which does not send data", t.name, t.grant.role());
             let e = refuse(&mut c, ConnAck::NotAuthorized(&why), &why);
             let _ = c.flush().await;
             return Err(e);
@@ -403,7 +412,7 @@ async fn serve(
             return Err(e);
         }
     };
-    let live = || catalog.authenticate(&secret).is_some_and(|t| t.scope.allows(Scope::Ingest));
+    let live = || catalog.authenticate(&secret).is_some_and(|t| t.grant.may(Action::Ingest));
     // A keep-alive of 0 (none) or beyond the longest honoured is replaced, and an MQTT 5 client
     // told so; sessions are not kept beyond the connection, which MQTT 5 clients are told too.
     let max_keep_alive = limits.max_keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
@@ -438,6 +447,7 @@ async fn serve(
     let api = DeviceApi::new(&pipeline, &token, push_tx, max_payload, RECEIVE_MAXIMUM);
     let mut session = Session {
         pipeline: &pipeline,
+        catalog: catalog.as_ref(),
         token: &token,
         subscribers: &subscribers,
         conn,
@@ -587,6 +597,7 @@ fn ended(e: End) -> Error {
 /// What a connected client may do, and where its messages go.
 struct Session<'a> {
     pipeline: &'a Pipeline,
+    catalog: &'a dyn Catalog,
     token: &'a TokenInfo,
     subscribers: &'a Subscribers,
     conn: u64,
@@ -603,7 +614,7 @@ impl Session<'_> {
             if is_device_api_filter(filter) {
                 return self.api.subscribe(filter);
             }
-            if !may_subscribe(self.token, filter) {
+            if !may_subscribe(self.catalog, self.token, filter) {
                 return Err(SubRefusal::NotAuthorized(format!(
                     "token {:?} may not subscribe to {filter:?}",
                     self.token.name
@@ -629,14 +640,12 @@ impl Session<'_> {
 }
 
 /// The format of a message published to agora's endpoint on `topic` by the holder of `token`.
-fn format_of(topic: &str, token: &TokenInfo) -> Result<Format, Refusal> {
+fn format_of(pipeline: &Pipeline, topic: &str, token: &TokenInfo) -> Result<Format, Refusal> {
     match topic.split('/').collect::<Vec<_>>().as_slice() {
-        ["agora", device, "telemetry"] => match &token.device {
-            Some(bound) if bound.as_str() != *device => {
-                Err(Refusal(format!("this token may only write for device {bound}, not {device}")))
-            }
-            _ => Ok(Format::ThingsboardDevice((*device).to_owned())),
-        },
+        ["agora", device, "telemetry"] => {
+            pipeline.may_write(token, device)?;
+            Ok(Format::ThingsboardDevice((*device).to_owned()))
+        }
         ["v1", "devices", "me", "telemetry"] => match &token.device {
             Some(d) => Ok(Format::ThingsboardDevice(d.to_string())),
             None => Err(Refusal(format!(
@@ -657,7 +666,7 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[Publish]) -> Op
     let mut outcomes = Vec::with_capacity(batch.len());
     for p in batch {
         let topic = p.topic.as_str();
-        let format = format_of(topic, token);
+        let format = format_of(pipeline, topic, token);
         let decoded = match &format {
             Ok(f) => pipeline.decode(f, &p.payload).map_err(|r| Outcome::PayloadRefused(r.0)),
             Err(r) if topic.starts_with("agora/") => Err(Outcome::NotAuthorized(r.0.clone())),

@@ -614,3 +614,177 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         failures.join("\n")
     );
 }
+
+/// What an MQTT client got: connected, and the broker's answer.
+#[derive(Debug, PartialEq)]
+enum Mqtt {
+    Refused,
+    Denied,
+    Allowed,
+}
+
+/// Run `mosquitto_pub` or `mosquitto_sub` (MQTT 5) against agora's endpoint.
+async fn mosquitto(port: u16, user: &str, sub: bool, topic: &str) -> (Mqtt, String) {
+    let mut args: Vec<String> = vec!["10".into()];
+    let tail = if sub {
+        vec!["mosquitto_sub", "-W", "1", "-C", "1", "-t", topic]
+    } else {
+        vec!["mosquitto_pub", "-q", "1", "-t", topic, "-m", r#"{"pm10": 12.5}"#]
+    };
+    args.extend(tail.iter().map(|s| (*s).to_owned()));
+    args.extend(
+        ["-V", "mqttv5", "-h", "127.0.0.1", "-p", &port.to_string(), "-u", user]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout").args(&args).output().expect("mosquitto clients")
+    })
+    .await
+    .unwrap();
+    let said = format!(
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lower = said.to_lowercase();
+    let got = if lower.contains("connection error") || lower.contains("not authori") && !sub {
+        if lower.contains("connection error") { Mqtt::Refused } else { Mqtt::Denied }
+    } else if lower.contains("denied") {
+        Mqtt::Denied
+    } else if sub {
+        // Accepted: it waited for a message until -W.
+        if out.status.code() == Some(27) || lower.contains("timed out") {
+            Mqtt::Allowed
+        } else {
+            Mqtt::Denied
+        }
+    } else if out.status.success() {
+        Mqtt::Allowed
+    } else {
+        Mqtt::Denied
+    };
+    (got, said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_topics_answer_every_role_as_tenancy_says() {
+    let app = TestApp::spawn_with(|c| c.limits.trusted = vec!["127.0.0.0/8".into()]).await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    admin_json(
+        &app,
+        Method::POST,
+        "/api/v1/communes",
+        json!({"insee": "13055", "name": "Marseille"}),
+    )
+    .await;
+    for (id, commune) in [("aix-aq", "13001"), ("mrs-aq", "13055")] {
+        admin_json(
+            &app,
+            Method::POST,
+            "/api/v1/devices",
+            json!({"id": id, "kind": "air_quality", "commune": commune}),
+        )
+        .await;
+    }
+    let token = |body: Value| {
+        let app = &app;
+        async move {
+            admin_json(app, Method::POST, "/api/v1/tokens", body).await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    // (who, token, connects, own, other, all commands, everything): what tenancy says each may.
+    let who = [
+        ("metropole_admin", ADMIN.to_owned(), true, true, true, true, true),
+        (
+            "device of the Métropole",
+            token(json!({"name": "d", "role": "device"})).await,
+            true,
+            true,
+            true,
+            true,
+            false,
+        ),
+        (
+            "commune_admin of Aix",
+            token(json!({"name": "ca", "role": "commune_admin", "commune": "13001"})).await,
+            true,
+            true,
+            false,
+            false,
+            false,
+        ),
+        (
+            "device of Aix",
+            token(json!({"name": "da", "role": "device", "commune": "13001"})).await,
+            true,
+            true,
+            false,
+            false,
+            false,
+        ),
+        (
+            "device bound to aix-aq",
+            token(json!({"name": "db", "role": "device", "commune": "13001", "device": "aix-aq"}))
+                .await,
+            true,
+            true,
+            false,
+            false,
+            false,
+        ),
+        (
+            "operator of Aix",
+            token(json!({"name": "op", "role": "operator", "commune": "13001"})).await,
+            false,
+            false,
+            false,
+            false,
+            false,
+        ),
+        (
+            "viewer of the Métropole",
+            token(json!({"name": "v", "role": "viewer"})).await,
+            false,
+            false,
+            false,
+            false,
+            false,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (label, secret, connects, own, other, all, everything) in &who {
+        let expect = |allowed: bool| match (connects, allowed) {
+            (false, _) => Mqtt::Refused,
+            (true, true) => Mqtt::Allowed,
+            (true, false) => Mqtt::Denied,
+        };
+        let cases = [
+            (false, "agora/aix-aq/telemetry", expect(*own)),
+            (false, "agora/mrs-aq/telemetry", expect(*other)),
+            (true, "agora/commands/aix-aq", expect(*own)),
+            (true, "agora/commands/mrs-aq", expect(*other)),
+            (true, "agora/commands/#", expect(*all)),
+            (true, "#", expect(*everything)),
+        ];
+        for (sub, topic, want) in cases {
+            let (got, said) = mosquitto(port, secret, sub, topic).await;
+            if got != want {
+                let verb = if sub { "subscribe to" } else { "publish to" };
+                failures.push(format!(
+                    "{label} {verb} {topic}: {got:?}, expected {want:?} ({})",
+                    said.trim()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // What the device of Aix published for its own device is stored; for Marseille's, nothing.
+    let aix = app.get_json("/api/v1/latest?device=aix-aq").await;
+    assert!(aix.to_string().contains("12.5"), "{aix}");
+    let mrs = app.get_json("/api/v1/latest?device=mrs-aq").await;
+    assert!(mrs.to_string().contains("12.5"), "the Métropole's tokens wrote it: {mrs}");
+}
