@@ -24,7 +24,11 @@ use anyhow::Context;
 use chrono::{Datelike, NaiveDate, Weekday};
 
 const S: i64 = 1_000_000_000;
-const COMMUNE: &str = "13001";
+/// The demo's communes: Aix-en-Provence, and its neighbour Le Tholonet (INSEE codes checked
+/// against Etalab's `decoupage-administratif`). The four places are Aix's; to show tenancy, the
+/// demo files the Vallée de la Torse (the valley that rises towards Le Tholonet) under Le
+/// Tholonet.
+const COMMUNES: [(&str, &str); 2] = [("13001", "Aix-en-Provence"), ("13109", "Le Tholonet")];
 
 /// Demo settings.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +53,8 @@ pub struct BackfillReport {
 /// A connected place of the pilot.
 struct Place {
     id: &'static str,
+    /// INSEE code of its commune (one of [`COMMUNES`]).
+    commune: &'static str,
     short: &'static str,
     name: &'static str,
     lat: f64,
@@ -64,6 +70,7 @@ struct Place {
 const PLACES: [Place; 4] = [
     Place {
         id: "hotel-de-ville",
+        commune: "13001",
         short: "hdv",
         name: "Hôtel de Ville — place de la Mairie, forum des Cardeurs",
         lat: 43.52990,
@@ -74,6 +81,7 @@ const PLACES: [Place; 4] = [
     },
     Place {
         id: "vallee-de-la-torse",
+        commune: "13109",
         short: "torse",
         name: "Vallée de la Torse",
         lat: 43.52330,
@@ -84,6 +92,7 @@ const PLACES: [Place; 4] = [
     },
     Place {
         id: "la-rotonde",
+        commune: "13001",
         short: "rotonde",
         name: "La Rotonde",
         lat: 43.52630,
@@ -94,6 +103,7 @@ const PLACES: [Place; 4] = [
     },
     Place {
         id: "pole-culturel",
+        commune: "13001",
         short: "pole",
         name: "Pôle Culturel",
         lat: 43.52380,
@@ -443,21 +453,16 @@ impl Demo {
 
     /// Register the commune, its places and the fleet in the catalog.
     pub async fn seed(&self, state: &AppState) -> anyhow::Result<()> {
-        let insee = InseeCode::parse(COMMUNE)?;
-        state
-            .catalog
-            .upsert_commune(Commune {
-                insee: insee.clone(),
-                name: "Aix-en-Provence".into(),
-                boundary: None,
-            })
-            .await?;
+        for (insee, name) in COMMUNES {
+            let c = Commune { insee: InseeCode::parse(insee)?, name: name.into(), boundary: None };
+            state.catalog.upsert_commune(c).await?;
+        }
         for p in &PLACES {
             state
                 .catalog
                 .upsert_site(Site {
                     id: SiteId::parse(p.id)?,
-                    commune: insee.clone(),
+                    commune: InseeCode::parse(p.commune)?,
                     name: p.name.into(),
                     lat: Some(p.lat),
                     lon: Some(p.lon),
@@ -474,7 +479,7 @@ impl Demo {
                 kind: DeviceKind::parse(d.kind.name())?,
                 name: Some(format!("{} {}", d.kind.name().replace('_', " "), d.id)),
                 site: Some(SiteId::parse(place.id)?),
-                commune: Some(insee.clone()),
+                commune: Some(InseeCode::parse(place.commune)?),
                 lat: Some(round(d.lat, 1e-6)),
                 lon: Some(round(d.lon, 1e-6)),
                 metadata: serde_json::json!({"simulated": true, "period_s": d.kind.period_s()}),
@@ -812,6 +817,67 @@ impl Demo {
             }
         })
     }
+}
+
+/// The demo's people: one of each role in Aix (two business departments, to show that each
+/// acts on its own domain), and an administrator and an elected official of Le Tholonet:
+/// (email, name, role, commune, domain).
+pub const PEOPLE: [(&str, &str, &str, &str, Option<&str>); 8] = [
+    (
+        "metropole.admin@ampmetropole.example",
+        "Administratrice de la Métropole",
+        "metropole_admin",
+        "metropole",
+        None,
+    ),
+    ("admin@aix.example", "Administrateur d'Aix", "commune_admin", "13001", None),
+    ("operateur@aix.example", "Opératrice de supervision d'Aix", "operator", "13001", None),
+    (
+        "environnement@aix.example",
+        "Service environnement d'Aix",
+        "department",
+        "13001",
+        Some("environment"),
+    ),
+    ("eclairage@aix.example", "Service éclairage d'Aix", "department", "13001", Some("lighting")),
+    ("elu@aix.example", "Élu d'Aix", "viewer", "13001", None),
+    ("admin@letholonet.example", "Administratrice du Tholonet", "commune_admin", "13109", None),
+    ("elue@letholonet.example", "Élue du Tholonet", "viewer", "13109", None),
+];
+
+/// Make the demo's people (or give them new passwords when they exist): their emails, roles
+/// and passwords, to print at start as the admin token is.
+pub async fn seed_people(state: &AppState) -> anyhow::Result<Vec<(String, String, String)>> {
+    use agora_model::permissions::{Domain, Grant, Role, parse_tenant};
+    let mut out = Vec::new();
+    for (email, name, role, commune, domain) in PEOPLE {
+        let mut b = [0u8; 9];
+        getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+        let password = format!("demo-{}", hex::encode(b));
+        let grant = Grant::new(
+            Role::parse_named(role).map_err(anyhow::Error::msg)?,
+            parse_tenant(commune).map_err(anyhow::Error::msg)?,
+            domain.map(Domain::parse_named).transpose().map_err(anyhow::Error::msg)?,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let label =
+            format!("{role} of {commune}{}", domain.map(|d| format!(" ({d})")).unwrap_or_default());
+        match state.catalog.person_by_email(email) {
+            Some(p) => state.catalog.set_password(&p.id, &password).await?,
+            None => {
+                let p = agora_store::catalog::NewPerson {
+                    email: email.into(),
+                    name: name.into(),
+                    grant,
+                    password: Some(password.clone()),
+                    subject: None,
+                };
+                state.catalog.create_person(p).await?;
+            }
+        }
+        out.push((email.to_owned(), label, password));
+    }
+    Ok(out)
 }
 
 /// Enable every built-in alert template that is not a rule yet, so that the demo city's faults

@@ -271,8 +271,13 @@ async fn main() -> anyhow::Result<()> {
                 report.elapsed.as_secs_f64(),
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
+            let people = agora::demo::seed_people(&state).await.context("demo people")?;
+            say!("demo people (email / role / password, new at each start; log in at /login):");
+            for (email, role, password) in &people {
+                say!("  {email:<40} {role:<36} {password}");
+            }
             say!(
-                "open http://{0}/ (public map) or http://{0}/supervision (log in with the admin token)",
+                "open http://{0}/ (public map) or http://{0}/supervision (log in as one of them, or with the admin token)",
                 server.addr
             );
             if no_live {
