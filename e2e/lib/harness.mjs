@@ -3,7 +3,7 @@
 // that nothing leaves the machine.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -13,7 +13,7 @@ export const ADMIN = 'e2e-admin-token-0123456789abcdef';
 export const OUT = resolve(process.env.E2E_OUT ?? new URL('../output', import.meta.url).pathname);
 mkdirSync(OUT, { recursive: true });
 
-async function freePort() {
+export async function freePort() {
   return new Promise((ok, fail) => {
     const s = net.createServer();
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
@@ -21,14 +21,23 @@ async function freePort() {
   });
 }
 
-/** Start `agora demo` and resolve once its city is ready. */
-export async function startAgora() {
+/**
+ * Start `agora demo` and resolve once its city is ready; `port` and `config` (a TOML text, for
+ * `--config`) are optional.
+ */
+export async function startAgora({ port: chosen, config } = {}) {
   const bin = process.env.AGORA_BIN;
   if (!bin) throw new Error('set AGORA_BIN to the agora binary');
   const data = mkdtempSync(join(tmpdir(), 'agora-e2e-'));
-  const port = await freePort();
+  const port = chosen ?? await freePort();
   // The tests make their own alert rules: the demo's built-in ones are left off.
-  const child = spawn(bin, ['demo', '--days', process.env.E2E_DAYS ?? '1', '--no-alert-templates', '--data', data, '--http', `127.0.0.1:${port}`], {
+  const args = ['demo', '--days', process.env.E2E_DAYS ?? '1', '--no-alert-templates', '--data', data, '--http', `127.0.0.1:${port}`];
+  if (config) {
+    const file = join(data, 'e2e.toml');
+    writeFileSync(file, config);
+    args.push('--config', file);
+  }
+  const child = spawn(bin, args, {
     env: { ...process.env, AGORA_ADMIN_TOKEN: ADMIN, AGORA_MQTT_LISTEN: 'off', RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -37,15 +46,20 @@ export async function startAgora() {
     const timer = setTimeout(() => fail(new Error(`agora demo not ready after 300 s:\n${log}`)), 300_000);
     const onData = (b) => {
       log += b;
-      if (log.includes('demo city ready')) { clearTimeout(timer); ok(); }
+      // The demo's people and their passwords are printed before the last line.
+      if (log.includes('/supervision (log in')) { clearTimeout(timer); ok(); }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
     child.on('exit', (code) => { clearTimeout(timer); fail(new Error(`agora exited with ${code}:\n${log}`)); });
   });
   const base = `http://127.0.0.1:${port}`;
+  // "  email   role of commune   password" lines: the demo's people.
+  const people = {};
+  for (const m of log.matchAll(/^\s+(\S+@\S+)\s+.+?\s+(demo-[0-9a-f]+)\s*$/gm)) people[m[1]] = m[2];
   return {
     base,
+    people,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((ok) => { child.once('exit', ok); setTimeout(ok, 10_000); });

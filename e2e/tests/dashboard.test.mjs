@@ -68,6 +68,7 @@ test('clicking a device opens its 24 h chart with data', async () => {
 test('the heat-island layer draws the interpolated night with its legend and cross-validation', async () => {
   await page.check('#heat-layer');
   await page.waitForSelector('body[data-heat-ready="1"]', { timeout: 20_000 });
+  assert.ok(Number(await page.getAttribute('body', 'data-heat-overlays')) >= 1);
   // The browser decoded the PNG overlay: it has the grid's size in pixels.
   const size = await page.$eval('img.heat-overlay', (img) => new Promise((ok) => {
     const done = () => ok([img.naturalWidth, img.naturalHeight]);

@@ -15,6 +15,7 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
+pub mod oidc;
 mod people;
 mod png;
 pub mod policy;
@@ -118,6 +119,8 @@ pub struct AppState {
     pub backups: Option<Arc<dyn Backups>>,
     /// The audit trail (absent: off).
     pub audit: Option<Arc<dyn agora_store::audit::AuditLog>>,
+    /// Single sign-on (absent: not configured).
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
@@ -218,6 +221,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/people/{id}/password", post(people::set_password))
         .route("/api/v1/people/{id}/logout", post(people::logout_everywhere))
         .route("/api/v1/me", get(people::me))
+        .route("/login/oidc", get(oidc::begin))
+        .route("/login/oidc/callback", get(oidc::callback))
         .merge(extra)
         // After routing, both see the matched route: the policy decides who may call it, then
         // the audit layer (outside it) records the answer, refusals included.

@@ -206,11 +206,14 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/login", Open),
     ("POST", "/login", Open),
     ("POST", "/logout", Open),
+    ("GET", "/login/oidc", Open),
+    ("GET", "/login/oidc/callback", Open),
     ("GET", "/supervision", Page),
     ("GET", "/supervision/fleet", Page),
     ("GET", "/supervision/devices/{id}", Page),
     ("GET", "/explorer", Page),
     ("GET", "/alerts", Page),
+    ("GET", "/admin", Page),
     ("GET", "/assets/{*path}", Open),
 ];
 

@@ -33,6 +33,7 @@ static FILES: &[(&str, &str, &[u8])] = assets! {
     "js/fleet.js" => "application/javascript",
     "js/explorer.js" => "application/javascript",
     "js/alerts.js" => "application/javascript",
+    "js/admin.js" => "application/javascript",
     "vendor/leaflet/leaflet.js" => "application/javascript",
     "vendor/leaflet/leaflet.css" => "text/css; charset=utf-8",
     "vendor/leaflet/images/marker-icon.png" => "image/png",

@@ -62,6 +62,7 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/supervision/devices/{id}", get(pages::device))
         .route("/explorer", get(pages::explorer))
         .route("/alerts", get(pages::alerts))
+        .route("/admin", get(pages::admin))
         .route("/assets/{*path}", get(assets::serve))
         .layer(axum::Extension(cfg))
 }

@@ -29,6 +29,8 @@ pub(crate) struct PageQuery {
     lang: Option<String>,
     next: Option<String>,
     rotate: Option<u32>,
+    /// `sso`: the single sign-on just failed (the server's log says why).
+    error: Option<String>,
 }
 
 /// Escape text for HTML content and attribute values.
@@ -150,6 +152,9 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
             nav_link(&mut o, "/supervision", &t("nav.supervision"), page.id == "supervision");
             nav_link(&mut o, "/supervision/fleet", &t("nav.fleet"), page.id == "fleet");
             nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
+            if s.principal.grant.may(Action::ManagePeople) {
+                nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
+            }
             let _ = write!(
                 o,
                 "<li><a href=\"/alerts\"{}>{} <span class=\"badge\" id=\"alert-badge\" hidden></span></a></li>",
@@ -523,6 +528,76 @@ pub(crate) async fn fleet(
     render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision/fleet", page)
 }
 
+/// `GET /admin`: people, their roles and sessions, tokens and communes, for those who manage
+/// people (the Métropole's administrators for everyone, a commune's for its own).
+pub(crate) async fn admin(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/admin") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    if !sess.principal.grant.may(Action::ManagePeople) {
+        return (StatusCode::FORBIDDEN, lang.t("admin.forbidden").to_owned()).into_response();
+    }
+    let t = |k: &str| esc(lang.t(k));
+    let roles: String = agora_model::permissions::Role::ALL
+        .iter()
+        .filter(|r| **r != agora_model::permissions::Role::Device)
+        .map(|r| {
+            format!(
+                "<option value=\"{0}\">{1}</option>",
+                r.as_str(),
+                t(&format!("role.{}", r.as_str()))
+            )
+        })
+        .collect();
+    let domains: String = std::iter::once(format!("<option value=\"\">—</option>"))
+        .chain(agora_model::permissions::Domain::ALL.iter().map(|d| {
+            format!(
+                "<option value=\"{0}\">{1}</option>",
+                d.as_str(),
+                t(&format!("domain.{}", d.as_str()))
+            )
+        }))
+        .collect();
+    let body = format!(
+        "<h1>{title}</h1><p id=\"admin-message\" role=\"status\" aria-live=\"polite\"></p>\
+<section aria-labelledby=\"people-h\"><h2 id=\"people-h\">{people}</h2><div id=\"people\"><p>{loading}</p></div>\
+<form id=\"new-person\" class=\"rule-form\"><fieldset><legend>{add}</legend>\
+<label>{email} <input name=\"email\" type=\"email\" required autocomplete=\"off\"></label> \
+<label>{name} <input name=\"name\" required></label> \
+<label>{role} <select name=\"role\">{roles}</select></label> \
+<label>{commune} <select name=\"commune\" id=\"person-commune\"></select></label> \
+<label>{domain} <select name=\"domain\">{domains}</select></label> \
+<label>{password} <input name=\"password\" type=\"password\" minlength=\"12\" autocomplete=\"new-password\"></label> \
+<button type=\"submit\">{create}</button></fieldset></form></section>\
+<section aria-labelledby=\"sessions-h\"><h2 id=\"sessions-h\">{sessions}</h2><div id=\"sessions\"></div></section>\
+<section aria-labelledby=\"tokens-h\"><h2 id=\"tokens-h\">{tokens}</h2><div id=\"tokens\"></div></section>\
+<section aria-labelledby=\"communes-h\"><h2 id=\"communes-h\">{communes}</h2><div id=\"communes\"></div></section>",
+        title = t("admin.title"),
+        people = t("admin.people"),
+        loading = t("loading"),
+        add = t("admin.add_person"),
+        email = t("admin.email"),
+        name = t("admin.name"),
+        role = t("admin.role"),
+        commune = t("admin.commune"),
+        domain = t("admin.domain"),
+        password = t("admin.password"),
+        create = t("admin.create"),
+        sessions = t("admin.sessions"),
+        tokens = t("admin.tokens"),
+        communes = t("admin.communes"),
+    );
+    let page = Page::new("admin", lang.t("admin.title").to_owned(), body).script("admin");
+    render(lang, set, &cfg, &Viewer::Operator(sess), "/admin", page)
+}
+
 pub(crate) async fn device(
     Scoped(s): Scoped,
     Extension(cfg): Cfg,
@@ -685,6 +760,7 @@ pub(crate) async fn alerts(
     render(lang, set, &cfg, &Viewer::Operator(sess), "/alerts", page)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn login_page(
     lang: Lang,
     set: bool,
@@ -693,13 +769,26 @@ fn login_page(
     session: Option<&Session>,
     error: Option<&str>,
     status: StatusCode,
+    sso: Option<&str>,
 ) -> Response {
     let t = |k: &str| esc(lang.t(k));
+    // Single sign-on first, when the city has it: most people log in there.
+    let sso = sso
+        .map(|label| {
+            format!(
+                "<p><a class=\"button\" id=\"sso\" href=\"/login/oidc?next={}\">{} {}</a></p><p class=\"muted\">{}</p>",
+                urlencode(next),
+                t("login.sso"),
+                esc(label),
+                t("login.or")
+            )
+        })
+        .unwrap_or_default();
     let err = error
         .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>", esc(e)))
         .unwrap_or_default();
     let body = format!(
-        "<section class=\"login\"><h1>{title}</h1><p>{intro}</p>{err}\
+        "<section class=\"login\"><h1>{title}</h1>{err}{sso}<p>{intro}</p>\
 <form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{next}\">{csrf}\
 <label for=\"email\">{email}</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\"{invalid}>\
 <label for=\"token\">{label}</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required{invalid}>\
@@ -735,7 +824,10 @@ pub(crate) async fn login_form(
     let (lang, set) = lang_of(&q, &h);
     let session = session::current(&s, &h).map(|(_, s)| s);
     let next = safe_next(q.next.as_deref());
-    login_page(lang, set, &cfg, next, session.as_ref(), None, StatusCode::OK)
+    let sso = s.oidc.as_ref().map(|o| o.label().to_owned());
+    let error = (q.error.as_deref() == Some("sso")).then(|| lang.t("login.sso_failed"));
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    login_page(lang, set, &cfg, next, session.as_ref(), error, status, sso.as_deref())
 }
 
 #[derive(Debug, Deserialize)]
@@ -760,7 +852,17 @@ pub(crate) async fn login(
     let session = session::current(&s, &h).map(|(_, s)| s);
     let refuse = |key: &str| {
         let error = Some(lang.t(key));
-        login_page(lang, false, &cfg, &next, session.as_ref(), error, StatusCode::UNAUTHORIZED)
+        let sso = s.oidc.as_ref().map(|o| o.label().to_owned());
+        login_page(
+            lang,
+            false,
+            &cfg,
+            &next,
+            session.as_ref(),
+            error,
+            StatusCode::UNAUTHORIZED,
+            sso.as_deref(),
+        )
     };
     let principal = if f.email.trim().is_empty() {
         let Some(token) = s.catalog.authenticate(f.token.trim()) else {

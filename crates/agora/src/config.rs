@@ -229,6 +229,81 @@ impl Default for BrokerConfig {
 pub struct AuthConfig {
     /// Open the read endpoints to everyone (open data).
     pub public_read: bool,
+    /// Single sign-on through OpenID Connect (absent: passwords and tokens only).
+    pub oidc: Option<OidcSection>,
+}
+
+/// `[auth.oidc]`: the city's identity provider (Keycloak, ProConnect, Azure AD…).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    /// The provider's issuer URL.
+    pub issuer: String,
+    /// agora's client id there.
+    pub client_id: String,
+    /// Its client secret; better in `AGORA_OIDC_CLIENT_SECRET`.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// This server's public URL of `/login/oidc/callback`, as registered at the provider.
+    pub redirect_url: String,
+    /// Scopes asked besides `openid`.
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim holding the role (dotted path, e.g. `realm_access.roles`); empty: roles are
+    /// given in agora.
+    #[serde(default)]
+    pub role_claim: String,
+    /// The claim holding the commune (INSEE code or `metropole`).
+    #[serde(default)]
+    pub commune_claim: String,
+    /// The claim holding a department's domain.
+    #[serde(default)]
+    pub domain_claim: String,
+    /// Provider role names → agora roles.
+    #[serde(default)]
+    pub roles: std::collections::HashMap<String, String>,
+    /// Make a person at first login from the claims.
+    #[serde(default)]
+    pub create_people: bool,
+    /// The login button's text.
+    #[serde(default)]
+    pub label: String,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into()]
+}
+
+impl OidcSection {
+    /// The API's settings, the secret read from the environment when it is set there.
+    pub fn settings(&self) -> anyhow::Result<agora_api::oidc::OidcConfig> {
+        for (what, url) in [("issuer", &self.issuer), ("redirect_url", &self.redirect_url)] {
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "[auth.oidc] {what} must be an http(s) URL, not {url:?}"
+            );
+        }
+        anyhow::ensure!(!self.client_id.is_empty(), "[auth.oidc] client_id is empty");
+        for (from, to) in &self.roles {
+            agora_model::permissions::Role::parse_named(to)
+                .map_err(|e| anyhow::anyhow!("[auth.oidc.roles] {from:?}: {e}"))?;
+        }
+        let client_secret =
+            std::env::var("AGORA_OIDC_CLIENT_SECRET").ok().or_else(|| self.client_secret.clone());
+        Ok(agora_api::oidc::OidcConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret,
+            redirect_url: self.redirect_url.clone(),
+            scopes: self.scopes.clone(),
+            role_claim: self.role_claim.clone(),
+            commune_claim: self.commune_claim.clone(),
+            domain_claim: self.domain_claim.clone(),
+            role_map: self.roles.clone(),
+            create_people: self.create_people,
+            label: self.label.clone(),
+        })
+    }
 }
 
 /// Ingest rules.

@@ -137,6 +137,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         alerts: Some(alerts.clone()),
         limits: Arc::new(cfg.api_limits()?),
         audit: Some(audit_log.clone()),
+        oidc: match &cfg.auth.oidc {
+            Some(o) => Some(Arc::new(agora_api::oidc::Oidc::new(o.settings()?))),
+            None => None,
+        },
         backups: cfg.backup.dir.is_some().then(|| {
             Arc::new(Backups { data_dir: cfg.data_dir.clone(), cfg: cfg.backup.clone() })
                 as Arc<dyn agora_api::Backups>

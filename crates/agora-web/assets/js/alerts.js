@@ -1,7 +1,7 @@
 // The alerts area: alerts by state and severity, refreshed every 3 s; acknowledge (with a comment)
 // and resolve by hand; each alert's action attempts on demand.
 
-import { settings, t, esc, api, post, when, num, announce } from './common.js';
+import { settings, t, esc, api, post, when, num, announce, may } from './common.js';
 
 const form = document.getElementById('alert-filters');
 const rows = document.getElementById('alert-rows');
@@ -21,8 +21,8 @@ async function load() {
       <td>${esc(when(a.opened_at))}${a.resolved_at ? ` → ${esc(when(a.resolved_at))}` : ''}</td>
       <td>${a.value === null ? '—' : num(a.value)}</td>
       <td>${esc(t(`alerts.${a.state}_one`))}${a.acknowledged_by ? `<br><span class="muted">${esc(a.acknowledged_by)}${a.ack_comment ? ` : « ${esc(a.ack_comment)} »` : ''}</span>` : ''}</td>
-      <td class="actions">${a.state === 'open' ? `<button type="button" data-ack="${a.id}">${esc(t('alerts.ack'))}</button>` : ''}
-        ${a.state !== 'resolved' ? `<button type="button" class="secondary" data-resolve="${a.id}">${esc(t('alerts.resolve'))}</button>` : ''}
+      <td class="actions">${a.state === 'open' && may('modify') ? `<button type="button" data-ack="${a.id}">${esc(t('alerts.ack'))}</button>` : ''}
+        ${a.state !== 'resolved' && may('modify') ? `<button type="button" class="secondary" data-resolve="${a.id}">${esc(t('alerts.resolve'))}</button>` : ''}
         <button type="button" class="link" data-log="${a.id}">${esc(t('alerts.log'))}</button></td></tr>`).join('')
     : `<tr><td colspan="7" class="empty">${esc(t('alerts.none'))}</td></tr>`;
   document.body.dataset.ready = '1';
@@ -80,7 +80,7 @@ async function loadRules() {
     <thead><tr><th scope="col">${esc(t('rules.id'))}</th><th scope="col">${esc(t('alerts.severity'))}</th><th scope="col">${esc(t('rules.scope_kind'))}</th><th scope="col">${esc(t('rules.origin'))}</th><th scope="col"><span class="sr-only">${esc(t('alerts.actions'))}</span></th></tr></thead>
     <tbody>${rules.map((r) => `<tr><th scope="row">${esc(r.name || r.id)}<br><span class="muted">${esc(r.id)}${r.enabled ? '' : ' (off)'}${actionsText(r.actions)}</span></th>
       <td><span class="sev sev-${esc(r.severity)}">${esc(t(`severity.${r.severity}`))}</span></td><td>${esc(scopeText(r.scope))}</td><td>${esc(r.origin)}</td>
-      <td>${r.origin === 'api' ? `<button type="button" class="secondary" data-delete="${esc(r.id)}">${esc(t('rules.delete'))}</button>` : ''}</td></tr>`).join('')}</tbody></table>`
+      <td>${r.origin === 'api' && may('delete') ? `<button type="button" class="secondary" data-delete="${esc(r.id)}">${esc(t('rules.delete'))}</button>` : ''}</td></tr>`).join('')}</tbody></table>`
     : `<p class="empty">${esc(t('rules.none'))}</p>`;
   const sel = document.getElementById('template');
   if (!sel.options.length) sel.innerHTML = templates.map((x) => `<option value="${esc(x.id)}">${esc(x.name)}</option>`).join('');
@@ -97,6 +97,8 @@ rulesBox.addEventListener('click', async (e) => {
   } catch (err) { message.textContent = err.message; }
 });
 
+// Making rules is for roles that modify; the others read them.
+document.getElementById('new-rule').hidden = !may('modify');
 document.getElementById('new-rule').addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);

@@ -259,6 +259,15 @@ export function placeFigures(devices) {
   };
 }
 
+/**
+ * Whether the logged-in person's role takes `action` (view, modify, delete, command, publish,
+ * manage_people): buttons they may not use are not shown. The server decides in any case,
+ * commune by commune and, for a business department, domain by domain.
+ */
+export function may(action) {
+  return settings.operator?.may?.includes(action) ?? false;
+}
+
 /** POST JSON to this server with the session's CSRF token; throws with the problem's detail. */
 export async function post(path, body) {
   const r = await fetch(path, {

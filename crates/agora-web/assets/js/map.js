@@ -246,7 +246,9 @@ async function drawHeat() {
   }
   if (run !== heatRun) return;
   heatInfo.innerHTML = parts.join('');
-  document.body.dataset.heatReady = String(heatOverlays.length);
+  // Drawn (ready: 1), with how many communes' overlays (a commune may have too few sensors).
+  document.body.dataset.heatOverlays = String(heatOverlays.length);
+  document.body.dataset.heatReady = '1';
 }
 const num1 = (v) => (v ?? NaN).toLocaleString(settings.lang, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
 const num2 = (v) => (v == null ? '—' : v.toLocaleString(settings.lang, { maximumFractionDigits: 2, minimumFractionDigits: 2 }));

@@ -353,7 +353,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/supervision/devices/{id}") => {
             Call::new(format!("/supervision/devices/{}", s.device))
         }
-        ("POST", "/login" | "/logout") => Call::new(route).untargeted(),
+        ("POST", "/login" | "/logout") | ("GET", "/login/oidc" | "/login/oidc/callback") => {
+            Call::new(route).untargeted()
+        }
         ("GET", "/assets/{*path}") => Call::new("/assets/app.css").untargeted(),
         _ => return None,
     })
