@@ -65,7 +65,7 @@ fn tile_origin(url: &str) -> Option<String> {
 /// Who is looking at a page.
 enum Viewer {
     Public,
-    Operator(Session),
+    Operator(Box<Session>),
 }
 
 /// One page to render.
@@ -298,7 +298,7 @@ fn operator(s: &AppState, h: &HeaderMap, path: &str) -> Result<Session, Redirect
 
 fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
     match session::current(s, h) {
-        Some((_, sess)) if sess.principal.grant.may(Action::View) => Viewer::Operator(sess),
+        Some((_, sess)) if sess.principal.grant.may(Action::View) => Viewer::Operator(Box::new(sess)),
         _ => Viewer::Public,
     }
 }
@@ -386,7 +386,7 @@ pub(crate) async fn supervision(
             .map()
             .charts()
             .data(json!({"mode": "operator", "today": today_in_paris(&s)}));
-    render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision", page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/supervision", page)
 }
 
 /// A place shown to the public: 404 when the public map is off or the place is unknown.
@@ -525,7 +525,7 @@ pub(crate) async fn fleet(
         esc(lang.t("loading"))
     );
     let page = Page::new("fleet", lang.t("fleet.title").to_owned(), body).script("fleet");
-    render(lang, set, &cfg, &Viewer::Operator(sess), "/supervision/fleet", page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/supervision/fleet", page)
 }
 
 /// `GET /admin`: people, their roles and sessions, tokens and communes, for those who manage
@@ -556,7 +556,7 @@ pub(crate) async fn admin(
             )
         })
         .collect();
-    let domains: String = std::iter::once(format!("<option value=\"\">—</option>"))
+    let domains: String = std::iter::once("<option value=\"\">—</option>".to_owned())
         .chain(agora_model::permissions::Domain::ALL.iter().map(|d| {
             format!(
                 "<option value=\"{0}\">{1}</option>",
@@ -595,7 +595,7 @@ pub(crate) async fn admin(
         communes = t("admin.communes"),
     );
     let page = Page::new("admin", lang.t("admin.title").to_owned(), body).script("admin");
-    render(lang, set, &cfg, &Viewer::Operator(sess), "/admin", page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/admin", page)
 }
 
 pub(crate) async fn device(
@@ -645,7 +645,7 @@ pub(crate) async fn device(
     );
     let page =
         Page::new("device", name, body).script("device").charts().data(json!({"device": d.id}));
-    render(lang, set, &cfg, &Viewer::Operator(sess), &path, page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), &path, page)
 }
 
 pub(crate) async fn explorer(
@@ -699,7 +699,7 @@ pub(crate) async fn explorer(
     let page = Page::new("explorer", lang.t("explorer.title").to_owned(), body)
         .script("explorer")
         .charts();
-    render(lang, set, &cfg, &Viewer::Operator(sess), "/explorer", page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/explorer", page)
 }
 
 /// The alerts area: its layout is here; the alerts engine fills it.
@@ -757,7 +757,7 @@ pub(crate) async fn alerts(
         create = t("rules.create"),
     );
     let page = Page::new("alerts", lang.t("alerts.title").to_owned(), body).script("alerts");
-    render(lang, set, &cfg, &Viewer::Operator(sess), "/alerts", page)
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/alerts", page)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -62,7 +62,8 @@ pub fn check_password(password: &str, email: &str) -> Result<()> {
     if lower == email || (local.len() >= 4 && lower.contains(local)) {
         return Err(Error::Invalid("a password may not contain the account's email".into()));
     }
-    if password.chars().all(|c| Some(c) == password.chars().next()) {
+    let first = password.chars().next();
+    if password.chars().all(|c| Some(c) == first) {
         return Err(Error::Invalid("a password of one repeated character is refused".into()));
     }
     Ok(())
