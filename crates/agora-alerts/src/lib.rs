@@ -622,6 +622,12 @@ impl Alerts {
         Ok(self.deps.store.deliveries(None, limit).await?.into_iter().map(masked).collect())
     }
 
+    /// Replace who handled alerts (`from`, as they were named then) by `to` (a person's erasure);
+    /// how many alerts changed.
+    pub async fn rename_handler(&self, from: &str, to: &str) -> Result<u64> {
+        Ok(self.deps.store.rename_handler(from, to).await?)
+    }
+
     /// Take an open alert in hand.
     pub async fn acknowledge(
         &self,

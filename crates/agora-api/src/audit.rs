@@ -50,12 +50,16 @@ const DATA_PLANE: [&str; 6] = [
 ];
 
 /// Reads that are recorded.
-const SENSITIVE_READS: [&str; 5] = [
+const SENSITIVE_READS: [&str; 9] = [
     "/api/v1/tokens",
     "/api/v1/backups",
     "/api/v1/deliveries",
     "/api/v1/audit",
     "/api/v1/audit/verify",
+    "/api/v1/people",
+    "/api/v1/people/{id}",
+    "/api/v1/people/{id}/export",
+    "/api/v1/privacy/register",
 ];
 
 /// Whether and how a request is recorded: its action, and whether its body is kept.
@@ -78,7 +82,10 @@ fn classify(method: &Method, route: &str, query: Option<&str>) -> Option<(String
         return None;
     }
     // A login form holds a token, an import a file: neither is kept.
-    let keep = !matches!(route, "/login" | "/logout" | "/api/v1/import/csv");
+    // People's emails and names stay out of the trail too: it cannot be edited, and a person may
+    // be erased; their changes are recorded by identifier and role.
+    let keep = !matches!(route, "/login" | "/logout" | "/api/v1/import/csv")
+        && !route.starts_with("/api/v1/people");
     Some((format!("{method} {route}"), keep))
 }
 

@@ -220,6 +220,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/people/{id}", get(people::get).patch(people::update).delete(people::erase))
         .route("/api/v1/people/{id}/password", post(people::set_password))
         .route("/api/v1/people/{id}/logout", post(people::logout_everywhere))
+        .route("/api/v1/people/{id}/export", get(people::export))
         .route("/api/v1/me", get(people::me))
         .route("/login/oidc", get(oidc::begin))
         .route("/login/oidc/callback", get(oidc::callback))

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::audit::AuditNote;
 use crate::doc::{BadRequest, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
-use crate::policy::{Scoped, Who};
+use crate::policy::{Scoped, Who, handler_name};
 
 /// A person to make.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,12 +84,14 @@ pub(crate) fn grant_of(
     Grant::new(role, commune, domain).map_err(ApiError::BadRequest)
 }
 
+/// What the audit trail keeps of a person: their identifier and what they may do, never their
+/// email or name (the trail cannot be edited, and a person may be erased).
 fn note(before: Option<&Person>, after: Option<&Person>) -> AuditNote {
-    AuditNote {
-        actor: None,
-        before: before.and_then(|p| serde_json::to_value(p).ok()),
-        after: after.and_then(|p| serde_json::to_value(p).ok()),
-    }
+    let kept = |p: &Person| {
+        serde_json::json!({"id": p.id, "role": p.grant.role(), "commune": p.grant.tenant_name(),
+            "domain": p.grant.domain(), "disabled": p.disabled})
+    };
+    AuditNote { actor: None, before: before.map(kept), after: after.map(kept) }
 }
 
 /// List people and live sessions.
@@ -179,11 +181,27 @@ pub(crate) async fn update(
     Ok(r)
 }
 
-/// Erase a person's account (GDPR erasure): the account goes, their sessions end. The audit
-/// trail keeps the identifier it named them by (`person:ID`), not their email or name.
+/// What an erasure did, and what is left for an administrator to do.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Erased {
+    /// The identifier the audit trail knows them by.
+    id: String,
+    /// Alerts they had acknowledged or resolved, now naming `person:ID (erased)`.
+    alerts_pseudonymised: u64,
+    /// Sessions ended.
+    sessions_ended: usize,
+    /// Alert rules whose actions still send to their email: to be changed by hand (a rule is the
+    /// city's decision, not the person's data alone).
+    rules_naming_their_email: Vec<String>,
+}
+
+/// Erase a person (GDPR erasure): their account goes, their sessions end, the alerts they handled
+/// name them no more; the audit trail knew them by identifier only. Rules that still send to
+/// their email are listed, to be changed by an administrator.
 #[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "The person's identifier")),
-    responses((status = 204, description = "Erased"), (status = 404, response = NotFound), Writes))]
+    responses((status = 200, description = "Erased; what is left to do", body = Erased),
+        (status = 404, response = NotFound), Writes))]
 pub(crate) async fn erase(
     Scoped(s): Scoped,
     Who(who): Who,
@@ -195,14 +213,103 @@ pub(crate) async fn erase(
     let before =
         s.catalog.person(&id).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))?;
     s.catalog.delete_person(&id).await?;
-    s.sessions.end_person(&id);
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    // The trail records that the account went, not who it was.
-    r.extensions_mut().insert(AuditNote {
-        before: Some(serde_json::json!({"id": before.id, "role": before.grant.role()})),
-        ..Default::default()
-    });
+    let sessions_ended = s.sessions.end_person(&id);
+    let (alerts_pseudonymised, rules_naming_their_email) = match &s.alerts {
+        Some(a) => {
+            let n =
+                a.rename_handler(&handler_name(&before), &format!("person:{id} (erased)")).await?;
+            (n, rules_naming(a, &before.email))
+        }
+        None => (0, Vec::new()),
+    };
+    let mut r = Json(Erased {
+        id: id.clone(),
+        alerts_pseudonymised,
+        sessions_ended,
+        rules_naming_their_email,
+    })
+    .into_response();
+    r.extensions_mut().insert(note(Some(&before), None));
     Ok(r)
+}
+
+/// The rules whose actions name `email`.
+fn rules_naming(alerts: &agora_alerts::Alerts, email: &str) -> Vec<String> {
+    let email = email.to_lowercase();
+    alerts
+        .rules()
+        .into_iter()
+        .filter(|r| {
+            serde_json::to_string(&r.rule.actions).is_ok_and(|a| a.to_lowercase().contains(&email))
+        })
+        .map(|r| r.rule.id)
+        .collect()
+}
+
+/// Everything agora holds about one person (GDPR access and portability).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Export {
+    /// When this export was made.
+    generated_at: agora_model::Timestamp,
+    /// Their account.
+    person: Person,
+    /// Their live sessions.
+    sessions: Vec<crate::session::SessionInfo>,
+    /// What they did, from the audit trail (newest first).
+    #[schema(value_type = Vec<Object>)]
+    audit: Vec<agora_store::audit::AuditEntry>,
+    /// Alerts they acknowledged or resolved.
+    alerts_handled: Vec<agora_store::alerts::AlertRecord>,
+    /// Alert rules whose actions send to their email.
+    rules_naming_their_email: Vec<String>,
+    /// Action attempts sent to their email (latest 5,000 looked at).
+    deliveries_to_them: Vec<agora_store::alerts::Delivery>,
+}
+
+/// Export everything agora holds about one person, as JSON.
+#[utoipa::path(get, path = "/api/v1/people/{id}/export", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The person's identifier")),
+    responses((status = 200, description = "Their data", body = Export),
+        (status = 404, response = NotFound), Reads))]
+pub(crate) async fn export(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Json<Export>> {
+    let person =
+        s.catalog.person(&id).ok_or_else(|| ApiError::NotFound(format!("no person {id}")))?;
+    let audit = match &s.audit {
+        Some(log) => {
+            let f = agora_store::audit::AuditFilter {
+                actor: Some(format!("person:{id}")),
+                limit: u32::MAX,
+                ..Default::default()
+            };
+            log.entries(&f).await?
+        }
+        None => Vec::new(),
+    };
+    let (alerts_handled, rules, deliveries) = match &s.alerts {
+        Some(a) => {
+            let name = handler_name(&person);
+            let f = agora_store::alerts::AlertFilter { limit: u32::MAX, ..Default::default() };
+            let mut handled = a.alerts(&f).await?;
+            handled.retain(|x| {
+                x.acknowledged_by.as_deref() == Some(&name)
+                    || x.resolved_by.as_deref() == Some(&name)
+            });
+            let email = person.email.to_lowercase();
+            let mut d = a.deliveries(5_000).await?;
+            d.retain(|x| x.target.to_lowercase().contains(&email));
+            (handled, rules_naming(a, &person.email), d)
+        }
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    Ok(Json(Export {
+        generated_at: s.clock.now(),
+        sessions: s.sessions.list(|p| p.person.as_deref() == Some(id.as_str())),
+        person,
+        audit,
+        alerts_handled,
+        rules_naming_their_email: rules,
+        deliveries_to_them: deliveries,
+    }))
 }
 
 /// Set a person's password (an administrator's reset); unlocks the account and ends their
@@ -273,5 +380,5 @@ pub(crate) async fn me(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<Me>> 
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, create, get, update, erase, set_password, logout_everywhere, me))]
+#[openapi(paths(list, create, get, update, erase, export, set_password, logout_everywhere, me))]
 pub(crate) struct Doc;

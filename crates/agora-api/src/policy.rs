@@ -61,7 +61,8 @@ impl Principal {
             person: Some(p.id.clone()),
             // The identifier only: an erased person's name and email leave no trace in the trail.
             actor: format!("person:{}", p.id),
-            name: p.name.clone(),
+            // Their name and identifier, so that an erasure finds what they handled.
+            name: handler_name(p),
         }
     }
 
@@ -88,6 +89,12 @@ impl Principal {
             domain.map(|d| format!(" ({d} equipment)")).unwrap_or_default()
         )))
     }
+}
+
+/// How alerts name a person who handled them: name and identifier (unique, and found again at
+/// the person's erasure).
+pub fn handler_name(p: &Person) -> String {
+    format!("{} (person:{})", p.name, p.id)
 }
 
 /// How a route is reached.
@@ -197,6 +204,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/people/{id}", Needs(Action::ManagePeople)),
     ("POST", "/api/v1/people/{id}/password", Needs(Action::ManagePeople)),
     ("POST", "/api/v1/people/{id}/logout", Needs(Action::ManagePeople)),
+    ("GET", "/api/v1/people/{id}/export", Needs(Action::ManagePeople)),
     ("GET", "/api/v1/me", Needs(Action::View)),
     // The dashboard.
     ("GET", "/", Page),

@@ -173,6 +173,9 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     async fn delete_states(&self, rule: &str) -> Result<()>;
     /// Every saved evaluation state.
     async fn states(&self) -> Result<Vec<(String, String, String)>>;
+    /// Replace who acknowledged or resolved alerts (`from`, exactly) by `to`: the erasure of a
+    /// person. Returns how many alerts changed.
+    async fn rename_handler(&self, from: &str, to: &str) -> Result<u64>;
 }
 
 /// Alerts on SQLite, sharing the catalog's pool.
@@ -219,6 +222,24 @@ const ALERT_COLUMNS: &str = "id, rule, scope_key, device, site, commune, propert
 
 #[async_trait]
 impl AlertStore for SqliteAlertStore {
+    async fn rename_handler(&self, from: &str, to: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let a = sqlx::query("UPDATE alerts SET acknowledged_by = ? WHERE acknowledged_by = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let r = sqlx::query("UPDATE alerts SET resolved_by = ? WHERE resolved_by = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(a + r)
+    }
+
     async fn put_rule(&self, r: &StoredRule) -> Result<()> {
         sqlx::query(
             "INSERT INTO alert_rules (id, body, origin, updated_at) VALUES (?, ?, ?, ?)

@@ -298,7 +298,9 @@ fn operator(s: &AppState, h: &HeaderMap, path: &str) -> Result<Session, Redirect
 
 fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
     match session::current(s, h) {
-        Some((_, sess)) if sess.principal.grant.may(Action::View) => Viewer::Operator(Box::new(sess)),
+        Some((_, sess)) if sess.principal.grant.may(Action::View) => {
+            Viewer::Operator(Box::new(sess))
+        }
         _ => Viewer::Public,
     }
 }

@@ -15,6 +15,7 @@ mod influxql;
 mod ingest;
 mod limits;
 mod mqtt;
+mod people;
 mod permissions;
 mod query;
 mod recovery;

@@ -339,6 +339,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("/api/v1/people/{}/password", s.person))
                 .json(json!({"password": "un mot de passe assez long"}))
         }
+        ("GET", "/api/v1/people/{id}/export") => {
+            Call::new(format!("/api/v1/people/{}/export", s.person))
+        }
         ("POST", "/api/v1/people/{id}/logout") => {
             Call::new(format!("/api/v1/people/{}/logout", s.person))
         }
@@ -346,7 +349,8 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         // The dashboard's pages.
         (
             "GET",
-            "/" | "/login" | "/supervision" | "/supervision/fleet" | "/explorer" | "/alerts",
+            "/" | "/login" | "/supervision" | "/supervision/fleet" | "/explorer" | "/alerts"
+            | "/admin",
         ) => Call::new(route).untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
