@@ -4,8 +4,6 @@
 
 use agora_model::permissions::{self, Action, Domain, Grant, Role};
 use agora_store::catalog::{NewPerson, Person};
-use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,6 +12,7 @@ use utoipa::ToSchema;
 use crate::audit::AuditNote;
 use crate::doc::{BadRequest, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
 use crate::policy::{Scoped, Who, handler_name};
 
 /// A person to make.
