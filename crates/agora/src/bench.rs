@@ -48,6 +48,9 @@ pub struct BenchArgs {
     /// city.
     #[arg(long)]
     pub only_backup: bool,
+    /// Run only the cost of permission checks (the Métropole's tokens against a commune's).
+    #[arg(long)]
+    pub only_permissions: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -131,6 +134,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             bench_backup(&server.state, &dir.join("indicators"), &dir, args.demo_days).await?;
         }
         server.shutdown().await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_permissions {
+        bench_permissions(&dir).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -896,6 +904,147 @@ fn alert_bench_body(w: usize, b: usize, lines: usize) -> String {
         ));
     }
     s
+}
+
+/// What permission checks cost. Every request goes through the policy layer (one table lookup,
+/// one token lookup, as authentication cost before); a commune's token adds its commune's checks
+/// (each device of a batch against the token's commune at ingest; the catalog seen through the
+/// commune at query). The same workloads run with a token of the Métropole (no tenancy filter)
+/// and one of Aix, interleaved, and the difference is the tenancy's cost.
+async fn bench_permissions(dir: &std::path::Path) -> anyhow::Result<()> {
+    use agora_model::permissions::{Grant, Role};
+    let mut config = Config {
+        data_dir: dir.join("permissions"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server =
+        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
+            .await?;
+    let cat = &server.state.catalog;
+    let aix = agora_model::InseeCode::parse("13001")?;
+    cat.upsert_commune(agora_store::catalog::Commune {
+        insee: aix.clone(),
+        name: "Aix-en-Provence".into(),
+        boundary: None,
+    })
+    .await?;
+    for i in 0..2_000 {
+        cat.upsert_device(agora_store::catalog::Device {
+            id: agora_model::DeviceId::parse(&format!("bench-{i:05}"))?,
+            kind: agora_model::DeviceKind::parse("air_quality")?,
+            name: None,
+            site: None,
+            commune: Some(aix.clone()),
+            lat: None,
+            lon: None,
+            metadata: serde_json::json!({}),
+            created_at: agora_model::Timestamp::EPOCH,
+            last_seen: None,
+        })
+        .await?;
+    }
+    let grant = |role, commune: Option<&agora_model::InseeCode>| {
+        Grant::new(role, commune.cloned(), None).map_err(anyhow::Error::msg)
+    };
+    let (_, metro_ingest) =
+        cat.create_token_granted("metropole", grant(Role::Device, None)?, None).await?;
+    let (_, aix_ingest) =
+        cat.create_token_granted("aix", grant(Role::Device, Some(&aix))?, None).await?;
+    let (_, metro_read) =
+        cat.create_token_granted("metropole viewer", grant(Role::Viewer, None)?, None).await?;
+    let (_, aix_read) =
+        cat.create_token_granted("aix viewer", grant(Role::Viewer, Some(&aix))?, None).await?;
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+
+    // The policy table: one lookup per request.
+    let (_, took) = timed(|| {
+        let m = axum::http::Method::POST;
+        (0..1_000_000).filter(|_| agora_api::policy::access(&m, "/api/v2/write").is_some()).count()
+    });
+    row("policy table lookup", format!("{:.0} ns", took.as_nanos() as f64 / 1e6), "—");
+
+    // Ingest: 4 writers × 10 batches of 5,000 lines (25,000 points), each token in turn.
+    let ingest = |token: String, round: usize| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..4 {
+                let (client, base, auth) = (client.clone(), base.clone(), format!("Token {token}"));
+                tasks.push(tokio::spawn(async move {
+                    for b in 0..10 {
+                        let body = alert_bench_body(w, round * 10 + b, 5_000);
+                        write_lines(&client, &base, &auth, body).await?;
+                    }
+                    anyhow::Ok(())
+                }));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            anyhow::Ok(4.0 * 10.0 * 5_000.0 * 5.0 / started.elapsed().as_secs_f64())
+        }
+    };
+    let (mut metro, mut commune) = (Vec::new(), Vec::new());
+    for round in 0..6 {
+        // Interleaved, so that the machine's drift falls on both.
+        if round % 2 == 0 {
+            metro.push(ingest(metro_ingest.clone(), round).await?);
+        } else {
+            commune.push(ingest(aix_ingest.clone(), round).await?);
+        }
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m, c) = (med(metro), med(commune));
+    row("ingest, token of the Métropole", format!("{:.0} pt/s", m), "—");
+    row("ingest, token of a commune", format!("{:.0} pt/s", c), "—");
+    row("ingest cost of tenancy", format!("{:+.1} %", (m / c - 1.0) * 100.0), "≤ 2 %");
+
+    // Queries: an hourly aggregate of one device, and the device list, each token in turn.
+    let query = |token: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let mut times = Vec::new();
+            for i in 0..200 {
+                let path = if i % 2 == 0 {
+                    format!("/api/v1/aggregate?device=bench-{:05}&property=pm10&from=1767225600&to=1767312000&every=1h&fn=mean", i % 500)
+                } else {
+                    "/api/v1/devices?kind=air_quality".to_owned()
+                };
+                let started = Instant::now();
+                client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await?;
+                times.push(started.elapsed());
+            }
+            anyhow::Ok(times.iter().sum::<Duration>())
+        }
+    };
+    let (mut metro, mut commune) = (Vec::new(), Vec::new());
+    for round in 0..6 {
+        if round % 2 == 0 {
+            metro.push(query(metro_read.clone()).await?.as_secs_f64());
+        } else {
+            commune.push(query(aix_read.clone()).await?.as_secs_f64());
+        }
+    }
+    let (m, c) = (med(metro), med(commune));
+    row("200 queries, viewer of the Métropole", format!("{:.0} ms", m * 1e3), "—");
+    row("200 queries, viewer of a commune", format!("{:.0} ms", c * 1e3), "—");
+    row("query cost of tenancy", format!("{:+.1} %", (c / m - 1.0) * 100.0), "≤ 2 %");
+    server.shutdown().await?;
+    Ok(())
 }
 
 /// CPU time used by this process so far, user and system (Linux: `/proc/self/stat`, in clock
