@@ -443,6 +443,7 @@ pub(crate) async fn replay_rejects(
             format: Some(format.clone()),
             no_dead_letters: true,
             bound_device: r.token_device.as_ref(),
+            bound_commune: r.token_commune.as_ref(),
             ..Default::default()
         };
         let report = s.pipeline.ingest(&src, decoded).await.map_err(ApiError::Unavailable)?;

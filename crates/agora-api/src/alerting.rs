@@ -88,7 +88,78 @@ fn check_rule(full: &AppState, who: &Principal, rule: &mut Rule, action: PAction
         sc.commune = Some(own.to_string());
     }
     let (commune, domain) = rule_target(full, &rule.scope);
+    who.check(action, commune.as_ref(), domain)?;
+    check_actions(full, who, rule, commune.as_ref(), domain)
+}
+
+/// A rule that stands (to change or delete it): the caller must be allowed on it as it is — the
+/// Métropole's own rules (every device of a kind) are changed by the Métropole only.
+fn check_existing(full: &AppState, who: &Principal, rule: &Rule, action: PAction) -> ApiResult<()> {
+    let (commune, domain) = rule_target(full, &rule.scope);
     who.check(action, commune.as_ref(), domain)
+}
+
+/// Commands a rule sends are commands of its maker: an `rpc` action's device and an `mqtt`
+/// action's topic must be equipment they may command. Someone who does not see every commune
+/// (or a department) publishes only to `agora/commands/{device}` of such equipment.
+fn check_actions(
+    full: &AppState,
+    who: &Principal,
+    rule: &Rule,
+    commune: Option<&InseeCode>,
+    domain: Option<Domain>,
+) -> ApiResult<()> {
+    let command_on = |device: &str| -> ApiResult<()> {
+        if device.is_empty() || device.contains('{') {
+            // The alert's own device: one of the rule's scope.
+            return who.check(PAction::Command, commune, domain);
+        }
+        let d = full.catalog.device(device).ok_or_else(|| {
+            ApiError::InvalidRule(format!("an action names device {device:?}, which is unknown"))
+        })?;
+        who.check(PAction::Command, d.commune.as_ref(), Domain::of_kind(d.kind.as_str()))
+    };
+    let free = who.grant.sees_all() && who.grant.domain().is_none();
+    for a in &rule.actions {
+        match a {
+            Action::Rpc { device, .. } => command_on(device.as_deref().unwrap_or(""))?,
+            Action::Mqtt { topic, .. } if !free => {
+                let device = topic.strip_prefix("agora/commands/").map(|r| r.split('/').next());
+                match device {
+                    Some(Some(d)) if !d.contains(['+', '#']) => command_on(d)?,
+                    _ => {
+                        return Err(ApiError::Forbidden(format!(
+                            "a {} of {} publishes only to agora/commands/{{device}} of equipment \
+                             they command, not to {topic:?}",
+                            who.grant.role(),
+                            who.grant.tenant_name()
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether `who` may change or delete the stored rule `id` (nothing stored: nothing to check).
+/// A rule that no longer loads is the Métropole's to mend.
+fn stored_rule_allowed(
+    full: &AppState,
+    who: &Principal,
+    id: &str,
+    action: PAction,
+) -> ApiResult<()> {
+    let alerts = service(full)?;
+    if let Some(old) = alerts.rule(id) {
+        let old = visible_rule(full, Some(who), old)?.rule;
+        return check_existing(full, who, &old, action);
+    }
+    if alerts.invalid_rules().iter().any(|r| r.id == id) && !who.grant.sees_all() {
+        return Err(ApiError::NotFound(format!("rule {id:?} not found")));
+    }
+    Ok(())
 }
 
 /// An alert `who` may see, else 404; and, to change it, may take `action` on it.
@@ -368,10 +439,7 @@ pub(crate) async fn put_rule(
         o.remove("updated_at");
     }
     let mut rule = rule_of(alerts, v)?;
-    if let Some(old) = alerts.rule(&id) {
-        let mut old = visible_rule(&s, Some(&who), old)?.rule;
-        check_rule(&s, &who, &mut old, PAction::Modify)?;
-    }
+    stored_rule_allowed(&s, &who, &id, PAction::Modify)?;
     check_rule(&s, &who, &mut rule, PAction::Modify)?;
     if rule.id != id {
         return Err(ApiError::InvalidRule(format!(
@@ -410,10 +478,7 @@ pub(crate) async fn delete_rule(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let alerts = service(&s)?;
-    if let Some(old) = alerts.rule(&id) {
-        let mut old = visible_rule(&s, Some(&who), old)?.rule;
-        check_rule(&s, &who, &mut old, PAction::Delete)?;
-    }
+    stored_rule_allowed(&s, &who, &id, PAction::Delete)?;
     let before = alerts.rule(&id).and_then(|r| serde_json::to_value(r).ok());
     alerts.delete_rule(&id).await?;
     let note = crate::audit::AuditNote { before, ..Default::default() };

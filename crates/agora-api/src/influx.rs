@@ -414,12 +414,16 @@ async fn answer(s: &AppState, h: &HeaderMap, p: QueryParams) -> Response {
     };
     let creates_only =
         query.statements.iter().all(|s| matches!(s, Statement::CreateDatabase { .. }));
-    if creates
-        && !creates_only
-        && let Err((status, why)) = authorize(s, h, &p, true)
-    {
-        return influx_error(status, why);
-    }
+    // A query that reads is scoped by the credential that may read (not by the first one that
+    // authenticated for its CREATE DATABASE).
+    let who = if creates && !creates_only {
+        match authorize(s, h, &p, true) {
+            Ok(w) => w,
+            Err((status, why)) => return influx_error(status, why),
+        }
+    } else {
+        who
+    };
     // Someone of a commune queries their commune's devices only.
     let state = crate::policy::scoped(s, who.as_ref());
     let deadline = Deadline::after(QUERY_TIMEOUT);

@@ -23,6 +23,7 @@ use agora_model::{
 };
 use agora_store::catalog::{Device, DeviceFilter};
 use axum::Extension;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -292,6 +293,9 @@ pub(crate) struct LiveState<'a> {
 
 struct Watch {
     state: AppState,
+    /// Whether the caller sees one commune only (or is a department): its events are its own,
+    /// never shared with other streams.
+    scoped: bool,
     audience: Audience,
     filter: DeviceFilter,
     device: Option<String>,
@@ -312,7 +316,9 @@ struct Watch {
 
 impl Watch {
     fn watches(&self, d: &Device) -> bool {
-        self.filter.matches(d) && self.device.as_deref().is_none_or(|x| x == d.id.as_str())
+        self.filter.matches(d)
+            && self.device.as_deref().is_none_or(|x| x == d.id.as_str())
+            && (!self.scoped || self.state.catalog.device_commune(d.id.as_str()).is_some())
     }
 
     fn resolve(&mut self, s: SeriesId) -> Option<Watched> {
@@ -329,7 +335,7 @@ impl Watch {
     }
 
     fn values_event(&mut self, frame: &Frame) -> Option<Event> {
-        let data = if self.device.is_none() && self.filter.is_empty() {
+        let data = if self.device.is_none() && self.filter.is_empty() && !self.scoped {
             let i = usize::from(self.audience == Audience::Public);
             frame.shared_values[i].get_or_init(|| self.values_data(frame)).clone()?
         } else {
@@ -448,6 +454,7 @@ impl Watch {
         Reads,
     ))]
 pub(crate) async fn live(
+    State(full): State<AppState>,
     Scoped(s): Scoped,
     client: Option<Extension<ClientAddr>>,
     h: HeaderMap,
@@ -463,8 +470,11 @@ pub(crate) async fn live(
         .map_err(|why| ApiError::TooManyConnections(format!("{why}: live updates are limited")))?;
     let mut recheck = tokio::time::interval(hub.limits.recheck);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let frames = hub.listen(&s, audience);
+    // The shared feed reads the whole catalog; each stream filters what its caller may see.
+    let frames = hub.listen(&full, audience);
+    let scoped = !Arc::ptr_eq(&full.catalog, &s.catalog);
     let mut w = Watch {
+        scoped,
         frames,
         filter,
         device: p.device.clone(),

@@ -418,7 +418,8 @@ fn local(next: Option<&str>) -> String {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains(['\\', '\r', '\n', '\t']) =>
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
         {
             n.to_owned()
         }
@@ -469,7 +470,9 @@ async fn person_for(
     let subject = format!("{iss} {sub}");
     let grant = oidc.grant_of(claims)?;
     let email = claims.get("email").and_then(Value::as_str);
-    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    // Linking by email only when the provider vouches for it: an address anyone could claim
+    // would take over the account that has it.
+    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
     let cat = &s.catalog;
     let person = match cat.person_by_subject(&subject) {
         Some(p) => p,
@@ -673,5 +676,7 @@ mod tests {
         assert_eq!(o.grant_of(&c(json!({"commune": "13001"}))).unwrap(), None);
         assert_eq!(local(Some("//evil.example")), "/supervision");
         assert_eq!(local(Some("/alerts")), "/alerts");
+        assert_eq!(local(Some("/a\u{7f}b")), "/supervision");
+        assert_eq!(local(Some("/\\evil")), "/supervision");
     }
 }

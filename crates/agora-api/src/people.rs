@@ -232,17 +232,29 @@ pub(crate) async fn erase(
     Ok(r)
 }
 
-/// The rules whose actions name `email`.
+/// The rules whose email actions send to `email` (the address itself, not one containing it).
 fn rules_naming(alerts: &agora_alerts::Alerts, email: &str) -> Vec<String> {
-    let email = email.to_lowercase();
     alerts
         .rules()
         .into_iter()
         .filter(|r| {
-            serde_json::to_string(&r.rule.actions).is_ok_and(|a| a.to_lowercase().contains(&email))
+            r.rule.actions.iter().any(|a| match a {
+                agora_alerts::rule::Action::Email { to, .. } => {
+                    to.iter().any(|x| x.trim().eq_ignore_ascii_case(email))
+                }
+                _ => false,
+            })
         })
         .map(|r| r.rule.id)
         .collect()
+}
+
+/// Whether a delivery's target names `email` (targets list addresses, comma-separated).
+fn names(target: &str, email: &str) -> bool {
+    target
+        .split([',', ';', ' '])
+        .map(|x| x.trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace()))
+        .any(|x| x.eq_ignore_ascii_case(email))
 }
 
 /// Everything agora holds about one person (GDPR access and portability).
@@ -293,9 +305,8 @@ pub(crate) async fn export(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResu
                 x.acknowledged_by.as_deref() == Some(&name)
                     || x.resolved_by.as_deref() == Some(&name)
             });
-            let email = person.email.to_lowercase();
             let mut d = a.deliveries(5_000).await?;
-            d.retain(|x| x.target.to_lowercase().contains(&email));
+            d.retain(|x| names(&x.target, &person.email));
             (handled, rules_naming(a, &person.email), d)
         }
         None => (Vec::new(), Vec::new(), Vec::new()),
@@ -375,6 +386,16 @@ pub(crate) async fn me(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Json<Me>> 
         grant: who.grant,
         may,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_delivery_names_the_address_itself() {
+        assert!(super::names("s@marseille.fr", "s@marseille.fr"));
+        assert!(super::names("a@b.fr, S@Marseille.fr", "s@marseille.fr"));
+        assert!(!super::names("ops@marseille.fr", "s@marseille.fr"));
+    }
 }
 
 /// This module's operations in the API document.

@@ -154,7 +154,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/devices", Read),
     ("POST", "/api/v1/devices", Needs(Action::Modify)),
     ("GET", "/api/v1/devices/{id}", Read),
-    ("GET", "/api/v1/devices/{id}/attributes", Read),
+    // A device's internals (serial numbers, settings): never public.
+    ("GET", "/api/v1/devices/{id}/attributes", Needs(Action::View)),
     ("POST", "/api/v1/devices/{id}/attributes", Needs(Action::Command)),
     ("POST", "/api/v1/devices/{id}/rpc", Needs(Action::Command)),
     ("GET", "/api/v1/series", Read),

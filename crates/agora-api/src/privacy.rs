@@ -35,6 +35,8 @@ pub(crate) struct Category {
 pub(crate) struct Register {
     /// Each kind of personal data.
     categories: Vec<Category>,
+    /// How a person's data is exported and erased.
+    procedures: &'static str,
     /// What agora does not hold.
     not_held: &'static str,
 }
@@ -66,7 +68,20 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
     emails.sort();
     emails.dedup();
     let audit_days = s.config.audit_retention_days;
+    let people = s.catalog.people().len() as u64;
     let categories = vec![
+        Category {
+            name: "accounts",
+            data: "people's accounts: email, name, role, commune, password hash (Argon2id), \
+                   single sign-on identity, last login, failed logins",
+            kept_in: "catalog (people)",
+            purpose: "access control: who may see and do what",
+            basis: "public task (6.1.e)",
+            retention: "until the account is erased (DELETE /api/v1/people/{id}); a disabled \
+                        account is kept, unable to log in"
+                .into(),
+            records: Some(people),
+        },
         Category {
             name: "tokens",
             data: "names of access tokens (often a person's or a service's name)",
@@ -97,7 +112,8 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
         },
         Category {
             name: "audit_trail",
-            data: "who (token name) did what, from which IP address",
+            data: "who (token name, or a person's identifier — never their email or name) did \
+                   what, from which IP address",
             kept_in: "catalog (audit_log)",
             purpose: "accountability and security",
             basis: "legal obligation and public task (6.1.c, 6.1.e)",
@@ -110,7 +126,8 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
         },
         Category {
             name: "alert_handling",
-            data: "who acknowledged or closed an alert (token name) and their comment",
+            data: "who acknowledged or closed an alert (token name, or a person's name and \
+                   identifier, pseudonymised at their erasure) and their comment",
             kept_in: "catalog (alerts)",
             purpose: "following up incidents",
             basis: "public task (6.1.e)",
@@ -119,7 +136,7 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
         },
         Category {
             name: "sessions",
-            data: "dashboard sessions (the token they were opened with)",
+            data: "dashboard sessions (the person or token they were opened by)",
             kept_in: "memory only",
             purpose: "keeping operators logged in",
             basis: "public task (6.1.e)",
@@ -129,6 +146,12 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
     ];
     Ok(Json(Register {
         categories,
+        procedures: "Access and portability: GET /api/v1/people/{id}/export gives everything \
+                     agora holds about one person (account, sessions, audit entries, alerts \
+                     handled, rules and deliveries naming their email). Erasure: DELETE \
+                     /api/v1/people/{id} removes the account, ends the sessions and \
+                     pseudonymises the alerts they handled; the answer lists the alert rules that \
+                     still send to their email, for an administrator to change.",
         not_held: "Sensors measure places, not people: pedestrian counters count passers-by \
                    without identifying them: agora receives counts only, no image and no identifier of \
                    anyone's phone.",

@@ -270,8 +270,10 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
         rl.ingest_token.take(&t.id, now)?;
         return Ok(());
     }
-    // People and tokens that read (every role but a device's) are the city's own staff.
-    if let Ok(Some(p)) = crate::auth::authenticate(s, req.headers(), query_p(req.uri().query()))
+    // People and tokens that read (every role but a device's) are the city's own staff; but
+    // logins are limited whoever sends them (a credential does not buy guesses at others').
+    if !path.starts_with("/login")
+        && let Ok(Some(p)) = crate::auth::authenticate(s, req.headers(), query_p(req.uri().query()))
         && p.grant.may(agora_model::permissions::Action::View)
     {
         return Ok(());

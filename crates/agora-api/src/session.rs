@@ -22,6 +22,10 @@ use crate::policy::Principal;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "agora_session";
+/// Sessions one person or token keeps at most (the oldest ends when another opens).
+pub const MAX_PER_PRINCIPAL: usize = 20;
+/// Sessions at most.
+pub const MAX_SESSIONS: usize = 50_000;
 /// Header carrying the session's CSRF token on unsafe requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -94,6 +98,22 @@ impl Sessions {
         let mut live = self.live.lock();
         let now = Instant::now();
         live.retain(|_, s| s.expires > now);
+        // Bounded: a person or token keeps its newest sessions, the server its newest overall.
+        let mine: Vec<([u8; 32], Instant)> = live
+            .iter()
+            .filter(|(_, x)| x.principal.actor == s.principal.actor)
+            .map(|(k, x)| (*k, x.expires))
+            .collect();
+        if mine.len() >= MAX_PER_PRINCIPAL
+            && let Some((k, _)) = mine.iter().min_by_key(|(_, e)| *e)
+        {
+            live.remove(k);
+        }
+        if live.len() >= MAX_SESSIONS
+            && let Some(k) = live.iter().min_by_key(|(_, x)| x.expires).map(|(k, _)| *k)
+        {
+            live.remove(&k);
+        }
         live.insert(digest(&id), s.clone());
         (id, s)
     }
@@ -308,8 +328,18 @@ mod tests {
         assert!(s.get("other").is_none());
         std::thread::sleep(Duration::from_millis(40));
         assert!(s.get(&id).is_none(), "expired");
-        let (id, _) = s.create(token);
+        let (id, _) = s.create(token.clone());
         s.remove(&id);
         assert!(s.get(&id).is_none(), "ended");
+        // One principal keeps its newest sessions only.
+        let s = Sessions::new(Duration::from_secs(60));
+        let ids: Vec<String> = (0..MAX_PER_PRINCIPAL + 2)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                s.create(token.clone()).0
+            })
+            .collect();
+        assert!(s.get(&ids[0]).is_none() && s.get(&ids[1]).is_none(), "the oldest ended");
+        assert!(ids[2..].iter().all(|i| s.get(i).is_some()));
     }
 }

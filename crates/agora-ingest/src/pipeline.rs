@@ -80,6 +80,9 @@ pub struct Source<'a> {
     /// The one device this input may write for, besides the token's own binding: a replayed
     /// dead letter keeps the binding of the token that sent it.
     pub bound_device: Option<&'a DeviceId>,
+    /// The one commune this input may write for, besides the token's own: a replayed dead letter
+    /// keeps the commune of the token that sent it.
+    pub bound_commune: Option<&'a InseeCode>,
     /// The input as received, in the source's own format (`format`). When a batch has more
     /// refusals than an answer lists, its dead letter keeps this body once instead of one entry
     /// per refusal.
@@ -95,7 +98,7 @@ impl Source<'_> {
     /// The one commune this input may write for: its token's, unless the token is the
     /// Métropole's.
     pub fn commune(&self) -> Option<&InseeCode> {
-        self.token.and_then(|t| t.grant.commune())
+        self.token.and_then(|t| t.grant.commune()).or(self.bound_commune)
     }
 }
 
@@ -364,10 +367,9 @@ impl Pipeline {
         id: &DeviceId,
         tb_type: &str,
     ) -> Result<(), Refusal> {
-        if let Some(bound) = src.token.and_then(|t| t.device.as_ref())
-            && bound != id
-        {
-            return Err(format!("this token may only write for device {bound}, not {id}").into());
+        if let Some(t) = src.token {
+            // Its bound device only; a commune's token, its commune's devices.
+            self.may_write(t, id.as_str())?;
         }
         if self.catalog.device(id.as_str()).is_some() {
             return Ok(());
@@ -793,6 +795,7 @@ impl Pipeline {
     /// of how many refusals there were and the first reason).
     async fn keep_dead_letters(&self, src: &Source<'_>, report: &IngestReport) {
         let binding = src.binding().cloned();
+        let commune = src.commune().cloned();
         let dead_letter = |line, reason: String, raw: String, format| NewReject {
             source: src.name.to_owned(),
             line,
@@ -800,6 +803,7 @@ impl Pipeline {
             raw,
             format,
             token_device: binding.clone(),
+            token_commune: commune.clone(),
         };
         let first = report.rejected.first().map_or("", |e| e.reason.as_str());
         let more = report.rejected_count - report.rejected.len();
@@ -848,6 +852,7 @@ impl Pipeline {
             raw: String::from_utf8_lossy(&raw[..raw.len().min(DEAD_LETTER_BODY)]).into_owned(),
             format: src.format.as_ref().map(Format::encode),
             token_device: src.binding().cloned(),
+            token_commune: src.commune().cloned(),
         };
         if let Err(e) = self.catalog.add_rejects(vec![r]).await {
             tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
@@ -935,10 +940,10 @@ impl Pipeline {
             );
         }
         if let Some(own) = token.grant.commune()
-            && let Some(d) = self.catalog.device(device)
-            && d.commune.as_ref() != Some(own)
+            && let Some(theirs) = self.catalog.device_commune(device)
+            && theirs.as_ref() != Some(own)
         {
-            return Err(match d.commune {
+            return Err(match theirs {
                 Some(c) => format!(
                     "a token of commune {own} may not write for device {device} of commune {c}"
                 ),
@@ -955,8 +960,8 @@ impl Pipeline {
     /// Whether a commune's token may write for a device: one of its commune, or a new one it
     /// names no other commune for (it is registered in the token's).
     fn within_commune(&self, own: &InseeCode, d: &BatchDevice) -> Result<(), String> {
-        let theirs = match self.catalog.device(d.id.as_str()) {
-            Some(dev) => dev.commune,
+        let theirs = match self.catalog.device_commune(d.id.as_str()) {
+            Some(c) => c,
             None => match d.commune.as_deref() {
                 Some(c) => Some(InseeCode::parse(c).map_err(|e| e.to_string())?),
                 None => return Ok(()),
@@ -1024,6 +1029,19 @@ impl Pipeline {
                 .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
                 .map(|s| s.commune),
         };
+        let site_commune = site
+            .as_ref()
+            .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
+            .map(|s| s.commune);
+        if let (Some(own), Some(c)) = (src.commune(), &site_commune)
+            && own != c
+        {
+            return Err(format!(
+                "a token of commune {own} may not place device {} on a site of commune {c}",
+                d.id
+            )
+            .into());
+        }
         if let (Some(own), Some(c)) = (src.commune(), &commune)
             && own != c
         {

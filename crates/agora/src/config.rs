@@ -589,4 +589,27 @@ mod tests {
         (smtp.password, smtp.ca_file) = (Some("from AGORA_SMTP_PASSWORD".into()), None);
         agora_alerts::Mailer::new(&smtp).expect("and makes a mailer");
     }
+
+    #[test]
+    fn the_commented_single_sign_on_of_the_example_parses_and_bad_settings_are_named() {
+        let example = include_str!("../../../agora.example.toml");
+        let section: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("# [auth.oidc]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&section).unwrap();
+        let o = c.auth.oidc.expect("the commented [auth.oidc] parses");
+        let s = o.settings().unwrap();
+        assert_eq!(s.role_claim, "realm_access.roles");
+        assert_eq!(s.role_map["agora-operateur"], "operator");
+        let mut bad = o.clone();
+        bad.roles.insert("x".into(), "mayor".into());
+        assert!(bad.settings().unwrap_err().to_string().contains("unknown role \"mayor\""));
+        let mut bad = o.clone();
+        bad.issuer = "sso.example".into();
+        assert!(bad.settings().unwrap_err().to_string().contains("issuer must be an http(s) URL"));
+    }
 }

@@ -273,6 +273,11 @@ pub struct Reject {
     pub truncated: bool,
     /// The device the sending token was bound to: a replay may write for it only.
     pub token_device: Option<DeviceId>,
+    /// The commune of the token that sent it (absent: the Métropole's): a replay writes only
+    /// for that commune's devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub token_commune: Option<InseeCode>,
 }
 
 /// A reject to record.
@@ -290,6 +295,9 @@ pub struct NewReject {
     pub format: Option<String>,
     /// The device the sending token was bound to, if any.
     pub token_device: Option<DeviceId>,
+    /// The commune of the token that sent it (absent: the Métropole's): a replay writes only
+    /// for that commune's devices.
+    pub token_commune: Option<InseeCode>,
 }
 
 /// Which devices to list.
@@ -383,6 +391,12 @@ pub trait Catalog: Send + Sync + Debug {
     async fn upsert_device(&self, d: Device) -> Result<()>;
     /// One device.
     fn device(&self, id: &str) -> Option<Device>;
+    /// The commune of a device (`Some(None)`: a device in no commune; `None`: no such device),
+    /// without copying the whole device: asked for every device of a batch a commune's token
+    /// sends, and of every series a commune's query reads.
+    fn device_commune(&self, id: &str) -> Option<Option<InseeCode>> {
+        self.device(id).map(|d| d.commune)
+    }
     /// A number that changes each time a device is created or changed (so that a reader
     /// caching devices knows when to look again).
     fn devices_version(&self) -> u64;

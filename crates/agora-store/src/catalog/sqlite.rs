@@ -40,6 +40,7 @@ fn migrator() -> Migrator {
             m(7, "audit log", include_str!("../../migrations/0007_audit_log.sql")),
             m(8, "token expiry", include_str!("../../migrations/0008_token_expiry.sql")),
             m(9, "tenancy and people", include_str!("../../migrations/0009_tenancy_people.sql")),
+            m(10, "reject commune", include_str!("../../migrations/0010_reject_commune.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -88,6 +89,28 @@ fn now() -> Timestamp {
 
 fn bad(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("catalog holds an invalid {what}: {e}"))
+}
+
+/// Argon2 hashes under way at most: each takes 19 MiB and a core for tens of milliseconds, so a
+/// flood of logins waits here instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+async fn hash_blocking(password: &str) -> Result<String> {
+    let _permit = HASHING.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+    let pw = password.to_owned();
+    tokio::task::spawn_blocking(move || people::hash_password(&pw))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn verify_blocking(password: &str, hash: Option<String>) -> Result<bool> {
+    let _permit = HASHING.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+    let pw = password.chars().take(people::MAX_PASSWORD).collect::<String>();
+    tokio::task::spawn_blocking(move || {
+        people::verify_password(&pw, hash.as_deref().unwrap_or_else(|| people::dummy_hash()))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The grant stored in a row's `role`, `commune` and `domain` columns.
@@ -448,6 +471,10 @@ impl Catalog for SqliteCatalog {
         self.state.read().devices.get(id).cloned()
     }
 
+    fn device_commune(&self, id: &str) -> Option<Option<InseeCode>> {
+        self.state.read().devices.get(id).map(|d| d.commune.clone())
+    }
+
     fn devices(&self, f: &DeviceFilter) -> Vec<Device> {
         let mut v: Vec<Device> =
             self.state.read().devices.values().filter(|d| f.matches(d)).cloned().collect();
@@ -764,12 +791,7 @@ impl Catalog for SqliteCatalog {
         let hash = match &p.password {
             Some(pw) => {
                 people::check_password(pw, &email)?;
-                let pw = pw.clone();
-                Some(
-                    tokio::task::spawn_blocking(move || people::hash_password(&pw))
-                        .await
-                        .map_err(|e| Error::Internal(e.to_string()))??,
-                )
+                Some(hash_blocking(pw).await?)
             }
             None => None,
         };
@@ -893,10 +915,7 @@ impl Catalog for SqliteCatalog {
     async fn set_password(&self, id: &str, password: &str) -> Result<()> {
         let p = self.person(id).ok_or_else(|| Error::NotFound { what: "person", id: id.into() })?;
         people::check_password(password, &p.email)?;
-        let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || people::hash_password(&pw))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let hash = hash_blocking(password).await?;
         let _w = self.write.lock().await;
         sqlx::query(
             "UPDATE people SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?",
@@ -958,20 +977,20 @@ impl Catalog for SqliteCatalog {
         };
         // Unknown email, or no password: the same work as a wrong password (no discovery by time).
         let hash = found.as_ref().and_then(|(_, h)| h.clone());
-        let pw = password.chars().take(people::MAX_PASSWORD).collect::<String>();
-        let ok = tokio::task::spawn_blocking(move || {
-            people::verify_password(&pw, hash.as_deref().unwrap_or_else(|| people::dummy_hash()))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let ok = verify_blocking(password, hash).await?;
         let Some((p, Some(_))) = found else { return Ok(Err(LoginRefusal::Wrong)) };
+        // Counted under the write lock from the count as it is now: concurrent guesses each
+        // count.
+        let _w = self.write.lock().await;
+        let Some(p) = self.state.read().people.get(&p.id).map(|(q, _)| q.clone()) else {
+            return Ok(Err(LoginRefusal::Wrong));
+        };
         if p.disabled {
             return Ok(Err(LoginRefusal::Disabled));
         }
         if let Some(until) = p.locked_until.filter(|u| *u > now) {
             return Ok(Err(LoginRefusal::Locked(until)));
         }
-        let _w = self.write.lock().await;
         let (failed, locked, last) = if ok {
             (0, None, Some(now))
         } else {
@@ -1019,7 +1038,7 @@ impl Catalog for SqliteCatalog {
             }
             let size = (raw.len() + r.reason.len()) as i64;
             sqlx::query(
-                "INSERT INTO rejects (received_at, source, line, reason, raw, format, truncated, token_device, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rejects (received_at, source, line, reason, raw, format, truncated, token_device, size, token_commune) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(t)
             .bind(&r.source)
@@ -1030,6 +1049,7 @@ impl Catalog for SqliteCatalog {
             .bind(i64::from(truncated))
             .bind(r.token_device.as_ref().map(|d| d.as_str()))
             .bind(size)
+            .bind(r.token_commune.as_ref().map(|c| c.as_str()))
             .execute(&mut *tx)
             .await?;
         }
@@ -1051,7 +1071,7 @@ impl Catalog for SqliteCatalog {
 
     async fn rejects(&self, limit: u32) -> Result<Vec<Reject>> {
         let rows = sqlx::query(
-            "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device FROM rejects ORDER BY id DESC LIMIT ?",
+            "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device, token_commune FROM rejects ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -1063,7 +1083,7 @@ impl Catalog for SqliteCatalog {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(
-                "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device FROM rejects WHERE id = ?",
+                "SELECT id, received_at, source, line, reason, raw, format, truncated, token_device, token_commune FROM rejects WHERE id = ?",
             )
             .bind(id)
             .fetch_optional(&self.pool)
@@ -1107,6 +1127,10 @@ fn reject_of(r: &sqlx::sqlite::SqliteRow) -> Result<Reject> {
         token_device: r
             .try_get::<Option<String>, _>("token_device")?
             .map(|d| DeviceId::parse(&d).map_err(|e| bad("dead letter's device", e)))
+            .transpose()?,
+        token_commune: r
+            .try_get::<Option<String>, _>("token_commune")?
+            .map(|c| InseeCode::parse(&c).map_err(|e| bad("dead letter's commune", e)))
             .transpose()?,
     })
 }
@@ -1213,6 +1237,7 @@ mod tests {
             raw: "x".repeat(MAX_REJECT_RAW),
             format: Some("json".into()),
             token_device: Some(bound.clone()),
+            token_commune: None,
         };
         // Twice the byte budget, in batches.
         let n = 2 * (MAX_REJECT_BYTES as usize) / MAX_REJECT_RAW;

@@ -50,7 +50,11 @@ impl TenantView {
     }
 
     fn sees_device_id(&self, id: &str) -> bool {
-        self.inner.device(id).is_some_and(|d| self.sees_device(&d))
+        self.grant.sees_all()
+            || self
+                .inner
+                .device_commune(id)
+                .is_some_and(|c| c.is_some() && c.as_ref() == self.own())
     }
 
     fn hidden(what: &'static str, id: impl ToString) -> Error {
@@ -146,9 +150,25 @@ impl Catalog for TenantView {
             }
             self.may(Action::Modify, old.commune.as_ref(), Domain::of_kind(old.kind.as_str()))?;
         }
-        // A commune's new equipment is the commune's.
+        // A commune's new equipment is the commune's, and stands on its places only.
         if d.commune.is_none() {
             d.commune = self.own().cloned();
+        }
+        if let Some(site) = &d.site {
+            let at = self.inner.sites().into_iter().find(|s| &s.id == site);
+            match at {
+                Some(s) if Some(&s.commune) == d.commune.as_ref() => {}
+                Some(s) if !self.sees_commune(Some(&s.commune)) => {
+                    return Err(Self::hidden("site", site));
+                }
+                Some(s) => {
+                    return Err(Error::Invalid(format!(
+                        "site {site} is in commune {}, not in the device's",
+                        s.commune
+                    )));
+                }
+                None => {}
+            }
         }
         self.may(Action::Modify, d.commune.as_ref(), Domain::of_kind(d.kind.as_str()))?;
         self.inner.upsert_device(d).await
@@ -156,6 +176,10 @@ impl Catalog for TenantView {
 
     fn device(&self, id: &str) -> Option<Device> {
         self.inner.device(id).filter(|d| self.sees_device(d))
+    }
+
+    fn device_commune(&self, id: &str) -> Option<Option<InseeCode>> {
+        self.inner.device_commune(id).filter(|c| self.sees_commune(c.as_ref()))
     }
 
     fn devices_version(&self) -> u64 {

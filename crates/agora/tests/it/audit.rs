@@ -150,12 +150,19 @@ async fn the_privacy_register_counts_what_agora_holds_about_people() {
         let r = app.post("/api/v1/rules").bearer_auth(ADMIN).json(&rule).send().await.unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
+    for email in ["agent.a@aix.example", "agent.b@aix.example"] {
+        let p = json!({"email": email, "name": "Agent", "role": "viewer", "commune": "13001"});
+        let r = app.post("/api/v1/people").bearer_auth(ADMIN).json(&p).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
     let reg = app.get_json("/api/v1/privacy/register").await;
     let cat = |name: &str| {
         reg["categories"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
     };
     // The admin token and the read token.
     assert_eq!(cat("tokens")["records"], 2);
+    assert_eq!(cat("accounts")["records"], 2);
+    assert!(reg["procedures"].as_str().unwrap().contains("/api/v1/people/{id}/export"));
     // Two people, one of them named twice and in two cases.
     assert_eq!(cat("alert_recipients")["records"], 2);
     assert_eq!(cat("audit_trail")["retention"], "90 days ([audit] retention_days)");

@@ -636,7 +636,13 @@ async fn mosquitto(port: u16, user: &str, sub: bool, topic: &str) -> (Mqtt, Stri
     let tail = if sub {
         vec!["mosquitto_sub", "-W", "1", "-C", "1", "-t", topic]
     } else {
-        vec!["mosquitto_pub", "-q", "1", "-t", topic, "-m", r#"{"pm10": 12.5}"#]
+        // A gateway announcing Marseille's device, or a device's telemetry.
+        let payload = if topic == "v1/gateway/connect" {
+            r#"{"device": "mrs-aq"}"#
+        } else {
+            r#"{"pm10": 12.5}"#
+        };
+        vec!["mosquitto_pub", "-q", "1", "-t", topic, "-m", payload]
     };
     args.extend(tail.iter().map(|s| (*s).to_owned()));
     args.extend(
@@ -657,7 +663,7 @@ async fn mosquitto(port: u16, user: &str, sub: bool, topic: &str) -> (Mqtt, Stri
     let lower = said.to_lowercase();
     let got = if lower.contains("connection error") || lower.contains("not authori") && !sub {
         if lower.contains("connection error") { Mqtt::Refused } else { Mqtt::Denied }
-    } else if lower.contains("denied") {
+    } else if lower.contains("denied") || (!sub && lower.contains("publish 1 failed")) {
         Mqtt::Denied
     } else if sub {
         // Accepted: it waited for a message until -W.
@@ -772,6 +778,8 @@ async fn mqtt_topics_answer_every_role_as_tenancy_says() {
         let cases = [
             (false, "agora/aix-aq/telemetry", expect(*own)),
             (false, "agora/mrs-aq/telemetry", expect(*other)),
+            // Taking Marseille's device as a gateway's (its commands would come this way).
+            (false, "v1/gateway/connect", expect(*other)),
             (true, "agora/commands/aix-aq", expect(*own)),
             (true, "agora/commands/mrs-aq", expect(*other)),
             (true, "agora/commands/#", expect(*all)),
@@ -794,4 +802,175 @@ async fn mqtt_topics_answer_every_role_as_tenancy_says() {
     assert!(aix.to_string().contains("12.5"), "{aix}");
     let mrs = app.get_json("/api/v1/latest?device=mrs-aq").await;
     assert!(mrs.to_string().contains("12.5"), "the Métropole's tokens wrote it: {mrs}");
+}
+
+/// The side doors a review of the tenancy found, each closed: commands through a rule's actions,
+/// the Métropole's own rules, a query scoped by the wrong credential, the live feed shared between
+/// communes, a device's internals under `public_read`, and dead letters replayed beyond their
+/// sender's commune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenancy_has_no_side_doors() {
+    let app = TestApp::spawn_with(|c| c.limits.trusted = vec!["127.0.0.0/8".into()]).await;
+    admin_json(
+        &app,
+        Method::POST,
+        "/api/v1/communes",
+        json!({"insee": "13055", "name": "Marseille"}),
+    )
+    .await;
+    for (id, commune) in [("aix-aq", "13001"), ("mrs-aq", "13055")] {
+        admin_json(
+            &app,
+            Method::POST,
+            "/api/v1/devices",
+            json!({"id": id, "kind": "air_quality", "commune": commune}),
+        )
+        .await;
+    }
+    let token = |role: &str, commune: &str| {
+        let app = &app;
+        let body = json!({"name": format!("{role} {commune}"), "role": role, "commune": commune});
+        async move {
+            admin_json(app, Method::POST, "/api/v1/tokens", body).await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (operator, admin_aix) =
+        (token("operator", "13001").await, token("commune_admin", "13001").await);
+    let (viewer_aix, device_aix) = (token("viewer", "13001").await, token("device", "13001").await);
+    let metro_device = token("device", "metropole").await;
+    let send = |method: Method, path: String, secret: String, body: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .request(method, app.url(&path))
+                .bearer_auth(secret)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let rule = |actions: Value| {
+        json!({"id": "r", "scope": {"device": "aix-aq"},
+            "condition": {"threshold": {"property": "pm10", "op": ">", "value": 50.0}}, "actions": actions})
+    };
+    // Commands through a rule: to another commune's device, or to a topic of anything.
+    for actions in [
+        json!([{"rpc": {"device": "mrs-aq", "method": "reboot"}}]),
+        json!([{"mqtt": {"topic": "agora/commands/mrs-aq"}}]),
+        json!([{"mqtt": {"topic": "agora/commands/#"}}]),
+        json!([{"mqtt": {"topic": "city/everything"}}]),
+    ] {
+        let (status, body) =
+            send(Method::POST, "/api/v1/rules".into(), operator.clone(), rule(actions.clone()))
+                .await;
+        assert_eq!(status, 403, "{actions}: {body}");
+    }
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/rules".into(),
+        operator.clone(),
+        rule(
+            json!([{"rpc": {"method": "reboot"}}, {"mqtt": {"topic": "agora/commands/{device}"}}]),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "its own device's commands: {body}");
+    // The Métropole's own rule (every device of a kind) is not a commune's to change or delete.
+    admin_json(
+        &app,
+        Method::POST,
+        "/api/v1/rules",
+        json!({"id": "all-pm10", "scope": {"kind": "air_quality"},
+        "condition": {"threshold": {"property": "pm10", "op": ">", "value": 80.0}}}),
+    )
+    .await;
+    let (status, _) = send(Method::PUT, "/api/v1/rules/all-pm10".into(), admin_aix.clone(),
+        json!({"scope": {"kind": "air_quality"}, "condition": {"threshold": {"property": "pm10", "op": ">", "value": 1.0}}})).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        send(Method::DELETE, "/api/v1/rules/all-pm10".into(), admin_aix.clone(), Value::Null).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.get_json("/api/v1/rules/all-pm10").await["condition"]["threshold"]["value"],
+        80.0
+    );
+
+    // Data of both communes.
+    let t = agora_model::Clock::now(&agora_model::SystemClock).as_nanos() / 1_000_000_000 - 60;
+    app.write(&format!(
+        "air_quality,device=aix-aq pm10=11 {t}\nair_quality,device=mrs-aq pm10=22 {t}"
+    ))
+    .await;
+    // InfluxQL: a CREATE DATABASE let through by one credential, the SELECT scoped by the one
+    // that reads.
+    let q = "/query?q=CREATE+DATABASE+x%3BSELECT+*+FROM+air_quality";
+    let r =
+        app.get(&format!("{q}&p={viewer_aix}")).bearer_auth(&metro_device).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("aix-aq") && !body.contains("mrs-aq"), "{body}");
+
+    // A device's internals are never public, even with public_read.
+    let open = TestApp::spawn_with(|c| c.auth.public_read = true).await;
+    admin_json(
+        &open,
+        Method::POST,
+        "/api/v1/devices",
+        json!({"id": "aix-aq", "kind": "air_quality"}),
+    )
+    .await;
+    assert_eq!(open.get("/api/v1/devices").send().await.unwrap().status(), 200);
+    assert_eq!(open.get("/api/v1/devices/aix-aq/attributes").send().await.unwrap().status(), 401);
+
+    // Live: the Métropole's stream and Aix's at once; Aix's never carries Marseille's values.
+    let mut metro = app.get("/api/v1/live").bearer_auth(ADMIN).send().await.unwrap();
+    let mut aix = app.get("/api/v1/live").bearer_auth(&viewer_aix).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    app.write(&format!(
+        "air_quality,device=aix-aq pm10=33 {}\nair_quality,device=mrs-aq pm10=44 {}",
+        t + 1,
+        t + 1
+    ))
+    .await;
+    let read = |mut r: reqwest::Response| async move {
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while let Ok(Ok(Some(c))) = tokio::time::timeout_at(deadline, r.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&c));
+        }
+        text
+    };
+    let (m, a) = tokio::join!(read(metro), read(aix));
+    assert!(m.contains("mrs-aq") && m.contains("aix-aq"), "{m}");
+    assert!(a.contains("aix-aq") && !a.contains("mrs-aq"), "{a}");
+    metro = app.get("/healthz").send().await.unwrap();
+    aix = metro;
+    drop(aix);
+
+    // A line for Marseille's device sent with Aix's token is a dead letter; replayed by the
+    // Métropole, it is still Aix's token's line, and still refused.
+    let r = app
+        .post("/api/v2/write?precision=s")
+        .bearer_auth(&device_aix)
+        .body(format!("air_quality,device=mrs-aq pm10=999 {}", t + 2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let dl = app.get_json("/api/v1/rejects").await;
+    let id = dl["rejects"][0]["id"].as_i64().unwrap();
+    assert_eq!(dl["rejects"][0]["token_commune"], "13001");
+    let replay =
+        admin_json(&app, Method::POST, "/api/v1/rejects/replay", json!({"ids": [id]})).await;
+    assert_eq!((replay["stored"].as_i64(), replay["still_rejected"].as_i64()), (Some(0), Some(1)));
+    let dl = app.get_json("/api/v1/rejects").await;
+    assert!(dl["rejects"][0]["reason"].as_str().unwrap().contains("may not write"), "{dl}");
+    let latest = app.get_json("/api/v1/latest?device=mrs-aq").await;
+    assert!(!latest.to_string().contains("999"), "{latest}");
 }
