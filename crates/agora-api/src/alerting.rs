@@ -109,17 +109,24 @@ fn check_actions(
     commune: Option<&InseeCode>,
     domain: Option<Domain>,
 ) -> ApiResult<()> {
+    let free = who.grant.sees_all() && who.grant.domain().is_none();
     let command_on = |device: &str| -> ApiResult<()> {
         if device.is_empty() || device.contains('{') {
             // The alert's own device: one of the rule's scope.
             return who.check(PAction::Command, commune, domain);
         }
-        let d = full.catalog.device(device).ok_or_else(|| {
-            ApiError::InvalidRule(format!("an action names device {device:?}, which is unknown"))
-        })?;
+        let Some(d) = full.catalog.device(device) else {
+            // The Métropole commands any device, one registered later too; others only what
+            // they can be shown to command.
+            if free {
+                return Ok(());
+            }
+            return Err(ApiError::InvalidRule(format!(
+                "an action names device {device:?}, which is unknown"
+            )));
+        };
         who.check(PAction::Command, d.commune.as_ref(), Domain::of_kind(d.kind.as_str()))
     };
-    let free = who.grant.sees_all() && who.grant.domain().is_none();
     for a in &rule.actions {
         match a {
             Action::Rpc { device, .. } => command_on(device.as_deref().unwrap_or(""))?,

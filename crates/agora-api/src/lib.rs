@@ -222,8 +222,6 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/people/{id}/logout", post(people::logout_everywhere))
         .route("/api/v1/people/{id}/export", get(people::export))
         .route("/api/v1/me", get(people::me))
-        .route("/login/oidc", get(oidc::begin))
-        .route("/login/oidc/callback", get(oidc::callback))
         .merge(extra)
         // After routing, both see the matched route: the policy decides who may call it, then
         // the audit layer (outside it) records the answer, refusals included.

@@ -397,7 +397,7 @@ pub fn verify_id_token(
 
 /// Query of `GET /login/oidc`.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Begin {
+pub struct Begin {
     next: Option<String>,
 }
 
@@ -428,7 +428,7 @@ fn local(next: Option<&str>) -> String {
 }
 
 /// `GET /login/oidc`: off to the provider.
-pub(crate) async fn begin(State(s): State<AppState>, Query(q): Query<Begin>) -> Response {
+pub async fn begin(State(s): State<AppState>, Query(q): Query<Begin>) -> Response {
     let Some(oidc) = &s.oidc else {
         return crate::error::ApiError::NotFound("single sign-on is not configured".into())
             .into_response();
@@ -452,7 +452,7 @@ pub(crate) async fn begin(State(s): State<AppState>, Query(q): Query<Begin>) -> 
 
 /// Query of the callback.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Callback {
+pub struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
@@ -523,7 +523,7 @@ async fn person_for(
 }
 
 /// `GET /login/oidc/callback`: back from the provider.
-pub(crate) async fn callback(
+pub async fn callback(
     State(s): State<AppState>,
     h: HeaderMap,
     Query(q): Query<Callback>,

@@ -57,6 +57,9 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/kiosk/{site}", get(pages::kiosk))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        // Single sign-on: off to the city's provider, and back.
+        .route("/login/oidc", get(agora_api::oidc::begin))
+        .route("/login/oidc/callback", get(agora_api::oidc::callback))
         .route("/supervision", get(pages::supervision))
         .route("/supervision/fleet", get(pages::fleet))
         .route("/supervision/devices/{id}", get(pages::device))
