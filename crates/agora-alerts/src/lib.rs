@@ -80,6 +80,9 @@ pub struct AlertsConfig {
     /// Certificate authorities (PEM) webhooks over https trust besides the system's: a city's
     /// internal authority.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Days resolved alerts and action attempts are kept (they name people: who handled an
+    /// alert, whom it was sent to); 0: without limit.
+    pub history_days: u64,
 }
 
 impl Default for AlertsConfig {
@@ -93,6 +96,7 @@ impl Default for AlertsConfig {
             webhook_timeout_secs: 5,
             allow_hosts: Vec::new(),
             ca_file: None,
+            history_days: 730,
         }
     }
 }
@@ -620,6 +624,12 @@ impl Alerts {
     /// The latest action attempts.
     pub async fn deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
         Ok(self.deps.store.deliveries(None, limit).await?.into_iter().map(masked).collect())
+    }
+
+    /// Forget alerts resolved before `before` and action attempts made before it; (alerts,
+    /// attempts) removed.
+    pub async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64)> {
+        Ok(self.deps.store.prune_history(before).await?)
     }
 
     /// Replace who handled alerts (`from`, as they were named then) by `to` (a person's erasure);

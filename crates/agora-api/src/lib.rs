@@ -61,6 +61,8 @@ pub struct ApiConfig {
     pub indicators: agora_query::heat::IndicatorsConfig,
     /// Days the audit trail keeps its entries (0: without limit), for the privacy register.
     pub audit_retention_days: u64,
+    /// Days resolved alerts and action attempts are kept (0: without limit), for the register.
+    pub alert_history_days: u64,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +77,7 @@ impl Default for ApiConfig {
             max_query_points: 50_000_000,
             indicators: Default::default(),
             audit_retention_days: 365,
+            alert_history_days: 730,
         }
     }
 }

@@ -68,6 +68,10 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
     emails.sort();
     emails.dedup();
     let audit_days = s.config.audit_retention_days;
+    let history = match s.config.alert_history_days {
+        0 => "kept without limit ([alerts] history_days = 0)".to_owned(),
+        d => format!("{d} days after the alert is resolved ([alerts] history_days)"),
+    };
     let people = s.catalog.people().len() as u64;
     let categories = vec![
         Category {
@@ -107,7 +111,7 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
             kept_in: "catalog (deliveries)",
             purpose: "proof that an alert was sent",
             basis: "public task (6.1.e)",
-            retention: "kept without limit (no retention yet)".into(),
+            retention: history.clone(),
             records: None,
         },
         Category {
@@ -131,7 +135,7 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
             kept_in: "catalog (alerts)",
             purpose: "following up incidents",
             basis: "public task (6.1.e)",
-            retention: "kept with the alert, without limit".into(),
+            retention: history.clone(),
             records: None,
         },
         Category {

@@ -176,6 +176,10 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     /// Replace who acknowledged or resolved alerts (`from`, exactly) by `to`: the erasure of a
     /// person. Returns how many alerts changed.
     async fn rename_handler(&self, from: &str, to: &str) -> Result<u64>;
+    /// Forget alerts resolved before `before` and every action attempt made before it (they
+    /// name people: who handled an alert, whom it was sent to). Returns (alerts, attempts)
+    /// removed.
+    async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64)>;
 }
 
 /// Alerts on SQLite, sharing the catalog's pool.
@@ -222,6 +226,27 @@ const ALERT_COLUMNS: &str = "id, rule, scope_key, device, site, commune, propert
 
 #[async_trait]
 impl AlertStore for SqliteAlertStore {
+    async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let t = before.as_nanos();
+        let d = sqlx::query(
+            "DELETE FROM alert_deliveries WHERE at < ? OR alert_id IN \
+             (SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < ?)",
+        )
+        .bind(t)
+        .bind(t)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let a = sqlx::query("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?")
+            .bind(t)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((a, d))
+    }
+
     async fn rename_handler(&self, from: &str, to: &str) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let a = sqlx::query("UPDATE alerts SET acknowledged_by = ? WHERE acknowledged_by = ?")
@@ -455,5 +480,66 @@ impl AlertStore for SqliteAlertStore {
         rows.iter()
             .map(|r| Ok((r.try_get("rule")?, r.try_get("scope_key")?, r.try_get("state")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_retention_forgets_old_resolved_alerts_and_attempts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = crate::catalog::SqliteCatalog::open(dir.path()).await.unwrap();
+        let store = SqliteAlertStore::new(cat.pool());
+        let day = |d: i64| Timestamp::from_nanos(d * 86_400 * 1_000_000_000);
+        let alert = |key: &str, resolved: Option<i64>| AlertRecord {
+            id: 0,
+            rule: "r".into(),
+            scope_key: key.into(),
+            device: Some(key.into()),
+            site: None,
+            commune: None,
+            property: None,
+            severity: "warning".into(),
+            state: if resolved.is_some() { AlertState::Resolved } else { AlertState::Open },
+            message: "m".into(),
+            value: None,
+            opened_at: day(1),
+            acknowledged_at: None,
+            acknowledged_by: Some("Jeanne (person:p_1)".into()),
+            ack_comment: None,
+            resolved_at: resolved.map(day),
+            resolved_by: None,
+        };
+        // Resolved on day 2 (old), resolved on day 20 (recent), still open since day 1.
+        let old = store.insert_alert(&alert("a", Some(2))).await.unwrap();
+        let recent = store.insert_alert(&alert("b", Some(20))).await.unwrap();
+        let open = store.insert_alert(&alert("c", None)).await.unwrap();
+        for (id, at) in [(old, 2), (recent, 20), (open, 1), (open, 15)] {
+            let d = Delivery {
+                id: 0,
+                alert_id: id,
+                event: "opened".into(),
+                action: "email".into(),
+                target: "astreinte@mairie.example".into(),
+                attempt: 1,
+                ok: true,
+                detail: String::new(),
+                at: day(at),
+            };
+            store.add_delivery(&d).await.unwrap();
+        }
+        // Before day 10: the old resolved alert and its attempt, and the open alert's attempt of
+        // day 1; the open alert itself stays (it is not over).
+        assert_eq!(store.prune_history(day(10)).await.unwrap(), (1, 2));
+        assert!(store.alert(old).await.unwrap().is_none());
+        assert!(store.alert(recent).await.unwrap().is_some());
+        assert!(store.alert(open).await.unwrap().is_some());
+        let left: Vec<i64> =
+            store.deliveries(None, 100).await.unwrap().into_iter().map(|d| d.alert_id).collect();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&recent) && left.contains(&open));
+        assert_eq!(store.prune_history(day(10)).await.unwrap(), (0, 0));
     }
 }

@@ -127,6 +127,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             max_query_points: cfg.limits.max_query_points,
             indicators: cfg.indicators.clone(),
             audit_retention_days: cfg.audit.retention_days,
+            alert_history_days: cfg.alerts.history_days,
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -229,6 +230,35 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "audit retention failed"),
+                }
+            }
+        }));
+    }
+    // Alert history's retention, once a day: resolved alerts and action attempts name people.
+    if cfg.alerts.history_days > 0 {
+        let (alerts, clock, log) = (alerts.clone(), opts.clock.clone(), audit_log.clone());
+        let days = cfg.alerts.history_days;
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(86_400));
+            loop {
+                every.tick().await;
+                let before = clock.now().saturating_add_nanos(-((days * 86_400) as i64 * 1_000_000_000));
+                match alerts.prune_history(before).await {
+                    Ok((0, 0)) => {}
+                    Ok((a, d)) => {
+                        let e = agora_store::audit::AuditEvent {
+                            actor: "agora".into(),
+                            address: None,
+                            action: "alerts.retention".into(),
+                            target: "alerts".into(),
+                            status: 0,
+                            detail: serde_json::json!({"alerts_removed": a, "attempts_removed": d, "older_than": before, "days": days}),
+                        };
+                        if let Err(e) = log.append(clock.now(), e).await {
+                            tracing::error!(error = %e, "the audit trail could not record the alerts' retention");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "alert history retention failed"),
                 }
             }
         }));
