@@ -414,17 +414,7 @@ fn failed(why: &str) -> Response {
 
 /// Where to go after login: a path of this server only.
 fn local(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.chars().any(char::is_control) =>
-        {
-            n.to_owned()
-        }
-        _ => "/supervision".to_owned(),
-    }
+    crate::session::safe_next(next).to_owned()
 }
 
 /// `GET /login/oidc`: off to the provider.

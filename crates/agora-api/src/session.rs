@@ -210,6 +210,23 @@ pub fn current(state: &AppState, headers: &HeaderMap) -> Option<(String, Session
     Some((id.to_owned(), s))
 }
 
+/// Where to go after a login: `next` when it is a path of this site — a single leading `/`, no
+/// backslash, no control character (`//host`, `https://…`, or `/\t/host`, which browsers read as
+/// `//host` once they drop the tab, are not) — else the supervision map.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
+        _ => "/supervision",
+    }
+}
+
 /// `Set-Cookie` value opening a session.
 pub fn set_cookie(id: &str, ttl: Duration) -> String {
     format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", ttl.as_secs())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use agora_api::AppState;
 use agora_api::policy::{Principal, Scoped};
+use agora_api::session::safe_next;
 use agora_api::session::{self, Session};
 use agora_model::permissions::Action;
 use agora_store::catalog::LoginRefusal;
@@ -315,23 +316,6 @@ fn urlencode(s: &str) -> String {
         }
     }
     o
-}
-
-/// A `next` target is a path of this site: it starts with a single `/` and holds no backslash
-/// and no control character. Anything else (`//host`, `https://…`, `/\t/host`, which browsers
-/// read as `//host` once they drop the tab) gives the supervision map.
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.chars().any(char::is_control) =>
-        {
-            n
-        }
-        _ => "/supervision",
-    }
 }
 
 fn map_body(lang: Lang, operator: bool) -> String {

@@ -622,6 +622,21 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
     );
 }
 
+/// A server of two communes with a device each: `aix-aq` in Aix (13001), `mrs-aq` in Marseille.
+async fn two_communes(app: &TestApp) {
+    admin_json(
+        app,
+        Method::POST,
+        "/api/v1/communes",
+        json!({"insee": "13055", "name": "Marseille"}),
+    )
+    .await;
+    for (id, commune) in [("aix-aq", "13001"), ("mrs-aq", "13055")] {
+        let device = json!({"id": id, "kind": "air_quality", "commune": commune});
+        admin_json(app, Method::POST, "/api/v1/devices", device).await;
+    }
+}
+
 /// What an MQTT client got: connected, and the broker's answer.
 #[derive(Debug, PartialEq)]
 enum Mqtt {
@@ -684,22 +699,7 @@ async fn mosquitto(port: u16, user: &str, sub: bool, topic: &str) -> (Mqtt, Stri
 async fn mqtt_topics_answer_every_role_as_tenancy_says() {
     let app = TestApp::spawn_with(|c| c.limits.trusted = vec!["127.0.0.0/8".into()]).await;
     let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
-    admin_json(
-        &app,
-        Method::POST,
-        "/api/v1/communes",
-        json!({"insee": "13055", "name": "Marseille"}),
-    )
-    .await;
-    for (id, commune) in [("aix-aq", "13001"), ("mrs-aq", "13055")] {
-        admin_json(
-            &app,
-            Method::POST,
-            "/api/v1/devices",
-            json!({"id": id, "kind": "air_quality", "commune": commune}),
-        )
-        .await;
-    }
+    two_communes(&app).await;
     let token = |body: Value| {
         let app = &app;
         async move {
@@ -811,22 +811,7 @@ async fn mqtt_topics_answer_every_role_as_tenancy_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenancy_has_no_side_doors() {
     let app = TestApp::spawn_with(|c| c.limits.trusted = vec!["127.0.0.0/8".into()]).await;
-    admin_json(
-        &app,
-        Method::POST,
-        "/api/v1/communes",
-        json!({"insee": "13055", "name": "Marseille"}),
-    )
-    .await;
-    for (id, commune) in [("aix-aq", "13001"), ("mrs-aq", "13055")] {
-        admin_json(
-            &app,
-            Method::POST,
-            "/api/v1/devices",
-            json!({"id": id, "kind": "air_quality", "commune": commune}),
-        )
-        .await;
-    }
+    two_communes(&app).await;
     let token = |role: &str, commune: &str| {
         let app = &app;
         let body = json!({"name": format!("{role} {commune}"), "role": role, "commune": commune});
