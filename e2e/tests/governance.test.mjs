@@ -73,6 +73,13 @@ test("a commune's administrator sees their commune only and manages its people",
   await page.fill('#new-person input[name="password"]', 'un mot de passe de démonstration');
   await page.click('#new-person button[type="submit"]');
   await page.waitForSelector('#people th:text("agent.voirie@aix.example")');
+  // A token for a device of the commune: its secret shown once; no commune to make here.
+  await page.fill('#new-token input[name="name"]', 'capteur de la place');
+  await page.selectOption('#new-token select[name="role"]', 'device');
+  await page.click('#new-token button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById('new-secret').textContent.includes('agora_'));
+  assert.match(await page.locator('#tokens').textContent(), /capteur de la place/);
+  assert.equal(await page.locator('#new-commune').count(), 0);
   await shot(page, '10-admin-commune');
   await context.close();
 

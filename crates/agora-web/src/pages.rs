@@ -542,6 +542,16 @@ pub(crate) async fn admin(
             )
         })
         .collect();
+    let token_roles: String = agora_model::permissions::Role::ALL
+        .iter()
+        .map(|r| {
+            format!(
+                "<option value=\"{0}\">{1}</option>",
+                r.as_str(),
+                t(&format!("role.{}", r.as_str()))
+            )
+        })
+        .collect();
     let domains: String = std::iter::once("<option value=\"\">—</option>".to_owned())
         .chain(agora_model::permissions::Domain::ALL.iter().map(|d| {
             format!(
@@ -563,8 +573,16 @@ pub(crate) async fn admin(
 <label>{password} <input name=\"password\" type=\"password\" minlength=\"12\" autocomplete=\"new-password\"></label> \
 <button type=\"submit\">{create}</button></fieldset></form></section>\
 <section aria-labelledby=\"sessions-h\"><h2 id=\"sessions-h\">{sessions}</h2><div id=\"sessions\"></div></section>\
-<section aria-labelledby=\"tokens-h\"><h2 id=\"tokens-h\">{tokens}</h2><div id=\"tokens\"></div></section>\
-<section aria-labelledby=\"communes-h\"><h2 id=\"communes-h\">{communes}</h2><div id=\"communes\"></div></section>",
+<section aria-labelledby=\"tokens-h\"><h2 id=\"tokens-h\">{tokens}</h2><div id=\"tokens\"></div>\
+<form id=\"new-token\" class=\"rule-form\"><fieldset><legend>{add_token}</legend>\
+<label>{name} <input name=\"name\" required></label> \
+<label>{role} <select name=\"role\">{token_roles}</select></label> \
+<label>{commune} <select name=\"commune\" class=\"commune-choice\"></select></label> \
+<label>{domain} <select name=\"domain\">{domains}</select></label> \
+<label>{device} <input name=\"device\"></label> \
+<label>{expires} <input name=\"expires_in_days\" type=\"number\" min=\"1\" max=\"3650\"></label> \
+<button type=\"submit\">{create}</button></fieldset></form><p id=\"new-secret\" class=\"secret\" role=\"status\" aria-live=\"polite\"></p></section>\
+<section aria-labelledby=\"communes-h\"><h2 id=\"communes-h\">{communes}</h2><div id=\"communes\"></div>{commune_form}</section>",
         title = t("admin.title"),
         people = t("admin.people"),
         loading = t("loading"),
@@ -579,6 +597,23 @@ pub(crate) async fn admin(
         sessions = t("admin.sessions"),
         tokens = t("admin.tokens"),
         communes = t("admin.communes"),
+        add_token = t("admin.add_token"),
+        device = t("admin.device"),
+        expires = t("admin.expires_days"),
+        token_roles = token_roles,
+        // Communes are made by the Métropole.
+        commune_form = if sess.principal.grant.sees_all() {
+            format!(
+                "<form id=\"new-commune\" class=\"rule-form\"><fieldset><legend>{}</legend>\
+<label>INSEE <input name=\"insee\" required pattern=\"[0-9][0-9AB][0-9]{{3}}\"></label> \
+<label>{} <input name=\"name\" required></label> <button type=\"submit\">{}</button></fieldset></form>",
+                t("admin.add_commune"),
+                t("admin.name"),
+                t("admin.create")
+            )
+        } else {
+            String::new()
+        },
     );
     let page = Page::new("admin", lang.t("admin.title").to_owned(), body).script("admin");
     render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/admin", page)

@@ -53,11 +53,12 @@ async function load() {
       <td><button type="button" class="secondary" data-act="revoke">${esc(t('admin.revoke'))}</button></td></tr>`));
   document.getElementById('communes').innerHTML = table(t('admin.communes'), ['INSEE', t('admin.name')],
     communes.map((c) => `<tr><th scope="row">${esc(c.insee)}</th><td>${esc(c.name)}</td></tr>`));
-  const sel = document.getElementById('person-commune');
-  if (!sel.options.length) {
-    const options = communes.map((c) => `<option value="${esc(c.insee)}">${esc(c.name)} (${esc(c.insee)})</option>`);
-    if (me.commune === 'metropole') options.unshift(`<option value="metropole">${esc(t('admin.metropole'))}</option>`);
+  const options = communes.map((c) => `<option value="${esc(c.insee)}">${esc(c.name)} (${esc(c.insee)})</option>`);
+  if (me.commune === 'metropole') options.unshift(`<option value="metropole">${esc(t('admin.metropole'))}</option>`);
+  for (const sel of [document.getElementById('person-commune'), ...document.querySelectorAll('select.commune-choice')]) {
+    const chosen = sel.value;
     sel.innerHTML = options.join('');
+    if (chosen) sel.value = chosen;
   }
   document.body.dataset.ready = '1';
 }
@@ -100,6 +101,32 @@ document.getElementById('new-person').addEventListener('submit', async (e) => {
   try {
     await post('/api/v1/people', body);
     message.textContent = t('admin.created', { email: body.email });
+    e.target.reset();
+    await load();
+  } catch (err) { message.textContent = err.message; }
+});
+
+// A token: its secret is shown this once, here.
+document.getElementById('new-token').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const body = { name: f.get('name'), role: f.get('role'), commune: f.get('commune') };
+  for (const k of ['domain', 'device']) if (f.get(k)) body[k] = f.get(k);
+  if (f.get('expires_in_days')) body.expires_in_days = Number(f.get('expires_in_days'));
+  try {
+    const made = await post('/api/v1/tokens', body);
+    document.getElementById('new-secret').textContent = t('admin.secret_once', { name: made.info.name, secret: made.token });
+    e.target.reset();
+    await load();
+  } catch (err) { message.textContent = err.message; }
+});
+
+document.getElementById('new-commune')?.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try {
+    await post('/api/v1/communes', { insee: f.get('insee'), name: f.get('name') });
+    message.textContent = t('admin.done');
     e.target.reset();
     await load();
   } catch (err) { message.textContent = err.message; }
