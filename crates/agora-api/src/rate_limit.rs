@@ -39,6 +39,9 @@ pub struct Rate {
 pub struct RateLimits {
     /// Ingest requests per token.
     pub ingest_per_token: Rate,
+    /// Ingest bytes per token, as they arrive (before decompression): a token sending large
+    /// bodies back to back waits its turn like one sending many small ones.
+    pub ingest_bytes_per_token: Rate,
     /// Ingest requests per client address, whatever the token (bad ones included).
     pub ingest_per_address: Rate,
     /// Requests per client address without valid read credentials.
@@ -53,6 +56,10 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             ingest_per_token: Rate { per_second: 100.0, burst: 500.0 },
+            ingest_bytes_per_token: Rate {
+                per_second: 32.0 * 1024.0 * 1024.0,
+                burst: 128.0 * 1024.0 * 1024.0,
+            },
             ingest_per_address: Rate { per_second: 200.0, burst: 1000.0 },
             public_per_address: Rate { per_second: 20.0, burst: 200.0 },
             max_tracked: 10_000,
@@ -66,6 +73,7 @@ impl Default for RateLimits {
 pub struct RateLimiter {
     cfg: RateLimits,
     ingest_token: Buckets<String>,
+    ingest_bytes: Buckets<String>,
     ingest_addr: Buckets<IpAddr>,
     public_addr: Buckets<IpAddr>,
 }
@@ -75,6 +83,7 @@ impl RateLimiter {
     pub fn new(cfg: RateLimits) -> Self {
         Self {
             ingest_token: Buckets::new(cfg.ingest_per_token, cfg.max_tracked),
+            ingest_bytes: Buckets::new(cfg.ingest_bytes_per_token, cfg.max_tracked),
             ingest_addr: Buckets::new(cfg.ingest_per_address, cfg.max_tracked),
             public_addr: Buckets::new(cfg.public_per_address, cfg.max_tracked),
             cfg,
@@ -130,6 +139,33 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             *b = Bucket { tokens, at: now };
             Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
         }
+    }
+
+    /// Whether `key` has credit left (it may owe nothing), or how long until it has.
+    fn has_credit(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_second <= 0.0 {
+            return Ok(());
+        }
+        let map = self.map.lock();
+        match map.get(key).map(|b| self.refilled(b, now)) {
+            Some(t) if t <= 0.0 => Err(Duration::from_secs_f64(-t / self.rate.per_second)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spend `n` from `key`'s bucket, into debt if need be: the next request waits until it is
+    /// repaid.
+    fn spend(&self, key: &K, n: f64, now: Instant) {
+        if self.rate.per_second <= 0.0 {
+            return;
+        }
+        let mut map = self.map.lock();
+        if !map.contains_key(key) && map.len() >= self.max {
+            self.evict(&mut map, now);
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
+        let tokens = self.refilled(b, now);
+        *b = Bucket { tokens: tokens - n, at: now };
     }
 
     /// Forget full buckets, and if that frees less than a tenth, the least recently used tenth.
@@ -190,7 +226,10 @@ pub(crate) fn query_p(query: Option<&str>) -> Option<&str> {
 /// back, instead of holding a slot and a buffer for ever.
 pub(crate) async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match check(&s, &req) {
-        Ok(()) => next.run(with_body_deadline(req, s.config.body_timeout)).await,
+        Ok(charge) => {
+            let limits = charge.map(|token| (s.limits.clone(), token));
+            next.run(with_body_deadline(req, s.config.body_timeout, limits)).await
+        }
         Err(Refusal::Wait(wait)) => {
             ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
                 .into_response()
@@ -217,18 +256,31 @@ impl From<Duration> for Refusal {
     }
 }
 
-/// The same request, whose body fails with "timed out" once `deadline` has passed.
-fn with_body_deadline(req: Request, timeout: Duration) -> Request {
+/// The same request, whose body fails with "timed out" once `deadline` has passed, and whose
+/// bytes are spent from the ingest token's byte bucket as they arrive (`charge`).
+fn with_body_deadline(
+    req: Request,
+    timeout: Duration,
+    charge: Option<(std::sync::Arc<crate::Limits>, String)>,
+) -> Request {
     use futures_util::StreamExt;
     let (parts, body) = req.into_parts();
     let deadline = tokio::time::Instant::now() + timeout;
     let stream = body.into_data_stream();
-    let timed = futures_util::stream::unfold(Some(stream), move |stream| async move {
-        let mut stream = stream?;
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(frame)) => Some((frame, Some(stream))),
-            Ok(None) => None,
-            Err(_) => Some((Err(axum::Error::new(BodyTimedOut(timeout))), None)),
+    let timed = futures_util::stream::unfold(Some(stream), move |stream| {
+        let charge = charge.clone();
+        async move {
+            let mut stream = stream?;
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(frame)) => {
+                    if let (Some((limits, token)), Ok(bytes)) = (&charge, &frame) {
+                        limits.rate.ingest_bytes.spend(token, bytes.len() as f64, Instant::now());
+                    }
+                    Some((frame, Some(stream)))
+                }
+                Ok(None) => None,
+                Err(_) => Some((Err(axum::Error::new(BodyTimedOut(timeout))), None)),
+            }
         }
     });
     Request::from_parts(parts, axum::body::Body::from_stream(timed))
@@ -239,10 +291,12 @@ fn with_body_deadline(req: Request, timeout: Duration) -> Request {
 #[error("the request body did not arrive within {} s", .0.as_secs())]
 pub(crate) struct BodyTimedOut(Duration);
 
-fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
+/// Whether a request may go on; for an ingest request, the token whose byte bucket its body is
+/// spent from.
+fn check(s: &AppState, req: &Request) -> Result<Option<String>, Refusal> {
     let path = req.uri().path();
     if matches!(path, "/healthz" | "/readyz") {
-        return Ok(());
+        return Ok(None);
     }
     let rl = &s.limits.rate;
     // The device API's long polls (GET) are a device's traffic too, under its token's limits.
@@ -259,7 +313,7 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
     };
     let ip = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     if ip.is_some_and(|ip| rl.cfg.exempt.contains(ip)) {
-        return Ok(());
+        return Ok(None);
     }
     let key = ip.map(client_key);
     let now = Instant::now();
@@ -268,7 +322,8 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
             rl.ingest_addr.take(&k, now)?;
         }
         rl.ingest_token.take(&t.id, now)?;
-        return Ok(());
+        rl.ingest_bytes.has_credit(&t.id, now)?;
+        return Ok(Some(t.id));
     }
     // People and tokens that read (every role but a device's) are the city's own staff; but
     // logins are limited whoever sends them (a credential does not buy guesses at others').
@@ -276,17 +331,33 @@ fn check(s: &AppState, req: &Request) -> Result<(), Refusal> {
         && let Ok(Some(p)) = crate::auth::authenticate(s, req.headers(), query_p(req.uri().query()))
         && p.grant.may(agora_model::permissions::Action::View)
     {
-        return Ok(());
+        return Ok(None);
     }
-    match key {
-        Some(k) => Ok(rl.public_addr.take(&k, now)?),
-        None => Ok(()),
+    if let Some(k) = key {
+        rl.public_addr.take(&k, now)?;
     }
+    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_spent_into_debt_and_repaid_at_the_rate() {
+        // 1,000 bytes a second, 2,000 at once.
+        let b = Buckets::new(Rate { per_second: 1000.0, burst: 2000.0 }, 10);
+        let t0 = Instant::now();
+        let key = "t".to_owned();
+        assert!(b.has_credit(&key, t0).is_ok(), "a new token has its burst");
+        b.spend(&key, 5000.0, t0);
+        // 3,000 owed: three seconds before the next request.
+        let wait = b.has_credit(&key, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 3.0).abs() < 1e-6, "{wait:?}");
+        assert!(b.has_credit(&key, t0 + Duration::from_millis(2_900)).is_err());
+        assert!(b.has_credit(&key, t0 + Duration::from_millis(3_100)).is_ok());
+        assert!(b.has_credit(&"other".to_owned(), t0).is_ok(), "another token is not held");
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {

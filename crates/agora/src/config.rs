@@ -101,6 +101,10 @@ pub struct RateLimitsConfig {
     pub ingest_per_token: f64,
     /// Ingest requests a token may send at once.
     pub ingest_per_token_burst: f64,
+    /// Ingest MiB per second per token, as they arrive (0: no limit).
+    pub ingest_mib_per_token: f64,
+    /// Ingest MiB a token may send at once.
+    pub ingest_mib_per_token_burst: f64,
     /// Ingest requests per second per client address.
     pub ingest_per_address: f64,
     /// Ingest requests an address may send at once.
@@ -155,6 +159,8 @@ impl Default for RateLimitsConfig {
         Self {
             ingest_per_token: 100.0,
             ingest_per_token_burst: 500.0,
+            ingest_mib_per_token: 32.0,
+            ingest_mib_per_token_burst: 128.0,
             ingest_per_address: 200.0,
             ingest_per_address_burst: 1000.0,
             public_per_address: 20.0,
@@ -482,6 +488,10 @@ impl Config {
         Ok(agora_api::Limits {
             rate: agora_api::rate_limit::RateLimiter::new(RateLimits {
                 ingest_per_token: rate(r.ingest_per_token, r.ingest_per_token_burst),
+                ingest_bytes_per_token: rate(
+                    r.ingest_mib_per_token * 1024.0 * 1024.0,
+                    r.ingest_mib_per_token_burst * 1024.0 * 1024.0,
+                ),
                 ingest_per_address: rate(r.ingest_per_address, r.ingest_per_address_burst),
                 public_per_address: rate(r.public_per_address, r.public_per_address_burst),
                 max_tracked: r.max_tracked,

@@ -462,3 +462,46 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limits_and_audit_address
     let trail = app.get_json("/api/v1/audit?action=POST%20/api/v1/communes").await;
     assert_eq!(trail[0]["address"], "203.0.113.7", "{trail}");
 }
+
+#[tokio::test]
+async fn an_ingest_token_sending_large_bodies_waits_for_its_byte_rate() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec![];
+        c.limits.rate.ingest_mib_per_token = 1.0;
+        c.limits.rate.ingest_mib_per_token_burst = 1.0;
+    })
+    .await;
+    let token = app.token("ingest", None).await;
+    // 2 MiB of good lines: taken whole (the body is read as it comes), leaving 1 MiB owed.
+    let body = |from: i64| {
+        let mut s = String::new();
+        let mut i = 0;
+        while s.len() < 2 << 20 {
+            s.push_str(&format!("air,device=aq-1 pm10={} {}\n", i % 97, from + i));
+            i += 1;
+        }
+        s
+    };
+    let write = |token: String, body: String| {
+        let app = &app;
+        async move {
+            app.post("/api/v2/write?precision=s")
+                .header("Authorization", format!("Token {token}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(write(token.clone(), body(1_767_225_600)).await.status(), 204);
+    let r = write(token.clone(), body(1_767_325_600)).await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "one MiB owed at one MiB/s: {wait}");
+    // Another token is not held by it.
+    let other = app.token("ingest", None).await;
+    assert_eq!(write(other, body(1_767_425_600)).await.status(), 204);
+    // Once the debt is repaid, the token writes again.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(write(token, body(1_767_525_600)).await.status(), 204);
+}
