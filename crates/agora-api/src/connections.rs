@@ -246,9 +246,19 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
     }
 }
 
+/// An address as proxies write them: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:443`.
+fn hop_addr(h: &str) -> Option<std::net::IpAddr> {
+    let h = h.trim().trim_matches('"');
+    h.parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| h.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| h.trim_start_matches('[').trim_end_matches(']').parse().ok())
+}
+
 /// The client of a request: the connection's peer, unless the peer is a trusted proxy, then the
-/// nearest address of `X-Forwarded-For` that is not one (read from the right: the entries a
-/// client wrote itself, on the left, are not believed).
+/// nearest address of `X-Forwarded-For` (or, without it, of RFC 7239's `Forwarded: for=…`)
+/// that is not one, read from the right: the entries a client wrote itself, on the left, are not
+/// believed.
 fn forwarded_client(
     peer: ClientAddr,
     proxies: &agora_ingest::limits::AddrSet,
@@ -257,19 +267,30 @@ fn forwarded_client(
     if !proxies.contains(peer.0.ip()) {
         return peer;
     }
-    let hops: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|h| {
-            let h = h.trim();
-            h.parse::<std::net::IpAddr>()
-                .ok()
-                .or_else(|| h.parse::<SocketAddr>().ok().map(|a| a.ip()))
-                .or_else(|| h.trim_start_matches('[').trim_end_matches(']').parse().ok())
-        })
-        .collect();
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut hops: Vec<std::net::IpAddr> =
+        values("x-forwarded-for").iter().filter_map(|h| hop_addr(h)).collect();
+    if hops.is_empty() {
+        // `for=192.0.2.60;proto=https` and `for="[2001:db8::17]:4711"`; `unknown` and
+        // obfuscated names (`_hidden`) are no address.
+        hops = values("forwarded")
+            .iter()
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("for").then(|| hop_addr(v)).flatten()
+                })
+            })
+            .collect();
+    }
     match hops.iter().rev().find(|ip| !proxies.contains(**ip)) {
         Some(ip) => ClientAddr(SocketAddr::new(*ip, 0)),
         None => peer,
@@ -302,5 +323,20 @@ mod tests {
         // Nothing usable: the proxy itself.
         assert_eq!(client("10.0.0.2:5000", &["junk"]), "10.0.0.2");
         assert_eq!(client("10.0.0.2:5000", &[]), "10.0.0.2");
+        // RFC 7239's header, as its own examples write it, when X-Forwarded-For is absent.
+        let fwd = |p: &str, v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.append("forwarded", v.parse().unwrap());
+            forwarded_client(peer(p), &proxies, &m).0.ip().to_string()
+        };
+        assert_eq!(fwd("10.0.0.2:1", "for=192.0.2.60;proto=http;by=203.0.113.43"), "192.0.2.60");
+        assert_eq!(
+            fwd("10.0.0.2:1", "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\""),
+            "2001:db8:cafe::17"
+        );
+        assert_eq!(fwd("10.0.0.2:1", "For=192.0.2.43, for=10.0.0.9"), "192.0.2.43");
+        assert_eq!(fwd("10.0.0.2:1", "for=unknown"), "10.0.0.2");
+        assert_eq!(fwd("10.0.0.2:1", "for=_hidden;proto=https"), "10.0.0.2");
+        assert_eq!(fwd("5.5.5.5:1", "for=1.2.3.4"), "5.5.5.5", "not through a trusted proxy");
     }
 }
