@@ -8,7 +8,9 @@
 //! as zero, it is given what exists and says what was missing.
 
 pub mod air;
+pub mod calendar;
 mod error;
+pub mod footfall;
 pub mod heat;
 pub mod interp;
 pub mod noise;
