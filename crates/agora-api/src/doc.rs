@@ -171,6 +171,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::audit::Doc::openapi(),
         crate::privacy::Doc::openapi(),
         crate::people::Doc::openapi(),
+        crate::commerce::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -15,6 +15,7 @@ pub mod buckets;
 pub mod days;
 mod error;
 pub mod fleet;
+pub mod footfall;
 pub mod group;
 pub mod heat;
 pub mod influxql;

@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod backup;
 mod chirpstack_fixtures;
+mod commerce;
 mod csv_import;
 mod email;
 mod faults;

@@ -287,6 +287,10 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("/api/v1/chart?device={}&property=pm10&from=-1h", s.device))
         }
         ("GET", "/api/v1/fleet") => Call::new(route),
+        // Footfall of the side's commune: no counter there, an answer naming nothing of it.
+        ("GET", "/api/v1/commerce/compare") => {
+            Call::new(format!("{route}?commune={}", s.commune)).untargeted()
+        }
         ("GET", "/api/v1/live") => {
             Call::new(format!("/api/v1/live?device={}", s.device)).untargeted()
         }

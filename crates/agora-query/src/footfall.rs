@@ -1,0 +1,158 @@
+//! Footfall of a counter, a place or a commune: the passers-by its pedestrian counters count,
+//! per local day (Europe/Paris), from the store's hourly sums. A place's count is the sum of its
+//! counters, except those marked as not adding to it (`"adds_to_place": false` in a device's
+//! metadata: a second counter on the same entrance). A day on which one of them has no data at
+//! all is a day without a count for the place (a counter down for a day is never zero visitors),
+//! and the counters that lacked it are said.
+
+use std::collections::BTreeMap;
+
+use agora_indicators::footfall::Daily;
+use agora_model::{DeviceId, Timestamp};
+use agora_store::catalog::Device;
+use agora_store::{Catalog, SeriesStore};
+use chrono::{Days, NaiveDate};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::air::Area;
+use crate::days::LocalDays;
+use crate::{Error, Result, TimeRange};
+
+/// The kind of a pedestrian counter.
+pub const COUNTER_KIND: &str = "pedestrian_counter";
+
+/// Which passages are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Direction {
+    /// Both ways: `people_in` + `people_out`.
+    Total,
+    /// `people_in`.
+    In,
+    /// `people_out`.
+    Out,
+}
+
+impl Direction {
+    /// The direction of a name (`total`, `in`, `out`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "total" => Ok(Self::Total),
+            "in" => Ok(Self::In),
+            "out" => Ok(Self::Out),
+            _ => Err(Error::Invalid(format!("direction {s:?}: use total, in or out"))),
+        }
+    }
+
+    fn properties(self) -> &'static [&'static str] {
+        match self {
+            Self::Total => &["people_in", "people_out"],
+            Self::In => &["people_in"],
+            Self::Out => &["people_out"],
+        }
+    }
+}
+
+/// Daily footfall of an area.
+#[derive(Debug, Clone)]
+pub struct Footfall {
+    /// Count per day (`None`: a day without data from one of the counters).
+    pub daily: Daily,
+    /// The counters summed.
+    pub counters: Vec<DeviceId>,
+    /// For each day without a count, the counters that had no data.
+    pub missing: BTreeMap<NaiveDate, Vec<DeviceId>>,
+}
+
+/// The counters of an area that add to its count.
+pub fn counters(catalog: &dyn Catalog, area: &Area) -> Result<Vec<Device>> {
+    let mut v: Vec<Device> = area
+        .devices(catalog)?
+        .into_iter()
+        .filter(|d| d.kind.as_str() == COUNTER_KIND)
+        .filter(|d| {
+            matches!(area, Area::Device(_))
+                || d.metadata.get("adds_to_place").and_then(serde_json::Value::as_bool)
+                    != Some(false)
+        })
+        .collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    if v.is_empty() {
+        return Err(Error::Invalid("no pedestrian counter there".into()));
+    }
+    Ok(v)
+}
+
+/// The daily footfall of `area` from `from` to `to` (local days of `tz`, both included).
+pub async fn daily(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    direction: Direction,
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+) -> Result<Footfall> {
+    if to < from {
+        return Err(Error::Invalid(format!("from {from} is after to {to}")));
+    }
+    let devices = counters(catalog, area)?;
+    let start = local_start(from, tz)?;
+    let end = local_start(to.checked_add_days(Days::new(1)).unwrap_or(to), tz)?;
+    let range = TimeRange { from: start, to: end };
+    let days = LocalDays::new(range, tz, 0);
+    // Per device, per day: the sum of its counts, when it has any that day.
+    let per_device = crate::summary::concurrently(&devices, |d| {
+        let keys: Vec<(&str, &str)> =
+            direction.properties().iter().map(|p| (d.id.as_str(), *p)).collect();
+        let series: Vec<_> = catalog.lookup_series(&keys).into_iter().flatten().collect();
+        let days = &days;
+        async move {
+            let mut sums: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+            for s in series {
+                let hour = std::time::Duration::from_secs(3600);
+                let hours = store.aggregate(s, range.from, range.to, hour).await?;
+                for (t, a) in hours {
+                    if a.count == 0 {
+                        continue;
+                    }
+                    if let Some((_, day)) = days.of(t) {
+                        *sums.entry(day).or_default() += a.sum;
+                    }
+                }
+            }
+            Ok::<_, Error>(sums)
+        }
+    })
+    .await?;
+    let mut daily = Daily::new();
+    let mut missing: BTreeMap<NaiveDate, Vec<DeviceId>> = BTreeMap::new();
+    let mut d = from;
+    while d <= to {
+        let mut total = 0.0;
+        for (dev, sums) in devices.iter().zip(&per_device) {
+            match sums.get(&d) {
+                Some(v) => total += v,
+                None => missing.entry(d).or_default().push(dev.id.clone()),
+            }
+        }
+        daily.insert(d, (!missing.contains_key(&d)).then_some(total));
+        match d.succ_opt() {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    Ok(Footfall { daily, counters: devices.into_iter().map(|d| d.id).collect(), missing })
+}
+
+fn local_start(d: NaiveDate, tz: Tz) -> Result<Timestamp> {
+    use chrono::TimeZone;
+    let local = d.and_hms_opt(0, 0, 0).expect("midnight");
+    tz.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&(local + chrono::Duration::hours(1))).earliest())
+        .and_then(|t| Timestamp::from_datetime(&t))
+        .ok_or_else(|| Error::Invalid(format!("{d} is out of range")))
+}

@@ -1,0 +1,106 @@
+//! Footfall compared, on counts built so that every answer is known: each counter counts, on a
+//! day of weekday w (Monday 0), 100 + 10·w passers-by in and as many out, plus 50 a day in 2026;
+//! a place is the sum of its two counters (a third, marked as not adding, is left out); one
+//! counter is down for a day.
+
+use chrono::{Datelike, NaiveDate};
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp, problem};
+
+fn count(d: NaiveDate) -> i64 {
+    100 + 10 * i64::from(d.weekday().num_days_from_monday()) + if d.year() == 2026 { 50 } else { 0 }
+}
+
+#[tokio::test]
+async fn a_days_footfall_against_its_weekdays_and_last_year() {
+    let app = TestApp::spawn().await;
+    for (id, adds) in [("ped-1", true), ("ped-2", true), ("ped-3", false)] {
+        let d = json!({"id": id, "kind": "pedestrian_counter", "site": "hotel-de-ville",
+            "commune": "13001", "metadata": {"adds_to_place": adds}});
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let down = NaiveDate::from_ymd_opt(2026, 11, 7).unwrap();
+    let mut lines = String::new();
+    let mut d = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+    while d <= NaiveDate::from_ymd_opt(2026, 11, 14).unwrap() {
+        // 10:00 and 11:00 UTC: within the Paris day, summer and winter.
+        let noon = d.and_hms_opt(10, 0, 0).unwrap().and_utc().timestamp();
+        for dev in ["ped-1", "ped-2", "ped-3"] {
+            if dev == "ped-2" && d == down {
+                continue;
+            }
+            let v = if dev == "ped-3" { 1000 } else { count(d) };
+            lines.push_str(&format!("pedestrian_counter,device={dev} people_in={v}i {noon}\n"));
+            lines.push_str(&format!(
+                "pedestrian_counter,device={dev} people_out={v}i {}\n",
+                noon + 3600
+            ));
+        }
+        d = d.succ_opt().unwrap();
+    }
+    app.write(&lines).await;
+
+    let sat = NaiveDate::from_ymd_opt(2026, 11, 14).unwrap();
+    let c = app.get_json("/api/v1/commerce/compare?site=hotel-de-ville&date=2026-11-14").await;
+    assert_eq!(c["counters"], json!(["ped-1", "ped-2"]), "ped-3 does not add to its place");
+    assert_eq!(c["weekday"], "saturday");
+    let place = |d: NaiveDate| json!((4 * count(d)) as f64);
+    // The Saturday: 2 counters × (200 in + 200 out).
+    assert_eq!(c["vs_last_week"]["value"], place(sat));
+    // A week before, ped-2 was down: no reference, and the day said.
+    assert_eq!(c["vs_last_week"]["reference"], Value::Null);
+    assert_eq!(c["vs_last_week"]["missing"], json!(["2026-11-07"]));
+    assert_eq!(c["missing"]["2026-11-07"], json!(["ped-2"]));
+    // The 4 Saturdays before: the 3 that have data, each as this one.
+    assert_eq!(c["vs_4_weeks"]["reference"], place(sat));
+    assert_eq!(c["vs_4_weeks"]["reference_days"].as_array().unwrap().len(), 3);
+    // 364 days before: Saturday 15 November 2025, 150 a counter and way.
+    assert_eq!(c["vs_last_year"]["reference_days"], json!(["2025-11-15"]));
+    assert_eq!(c["vs_last_year"]["reference"], json!(600.0));
+    let pct = c["vs_last_year"]["change_pct"].as_f64().unwrap();
+    assert!((pct - 100.0 / 3.0).abs() < 1e-9, "{pct}");
+    // Monday 9 to Saturday 14 November against Monday 10 to Saturday 15 November 2025:
+    // 4 × (6 × 150 + 10 × 15) = 4,200 against 4 × (6 × 100 + 150) = 3,000.
+    assert_eq!(c["week_to_date"]["value"], json!(4200.0));
+    assert_eq!(c["week_to_date"]["reference"], json!(3000.0));
+    // November to date: 14 days, less the day ped-2 was down (and its day of 2025), each 200
+    // above its aligned day.
+    assert_eq!(c["month_to_date"]["difference"], json!(13.0 * 200.0));
+    assert_eq!(c["month_to_date"]["missing"], json!(["2026-11-07"]));
+
+    // One counter alone, one way; the calendar's holidays.
+    let one =
+        app.get_json("/api/v1/commerce/compare?device=ped-1&date=2026-07-14&direction=in").await;
+    assert_eq!(one["holiday"], "Fête nationale");
+    let tue = NaiveDate::from_ymd_opt(2026, 7, 14).unwrap();
+    assert_eq!(one["vs_last_week"]["value"], json!(count(tue) as f64));
+
+    // Bad input, named.
+    let r = app
+        .get("/api/v1/commerce/compare?site=hotel-de-ville&date=2030-01-01")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("in the future"), "{p}");
+    let r = app
+        .get("/api/v1/commerce/compare?site=hotel-de-ville&direction=sideways")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+    let r =
+        app.get("/api/v1/commerce/compare?site=nowhere").bearer_auth(ADMIN).send().await.unwrap();
+    problem(r, 404, "not_found").await;
+    let r = app
+        .get("/api/v1/commerce/compare?site=hotel-de-ville&commune=13001")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+}
