@@ -4,8 +4,7 @@
 
 use agora_indicators::calendar;
 use agora_indicators::footfall::{self, Comparison, Period};
-use agora_model::{DeviceId, InseeCode, SiteId};
-use agora_query::air::Area;
+use agora_model::DeviceId;
 use agora_query::footfall::Direction;
 use chrono::{Datelike, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -87,15 +86,12 @@ pub(crate) async fn compare(
     Scoped(s): Scoped,
     Query(p): Query<CompareParams>,
 ) -> ApiResult<Json<CompareAnswer>> {
-    let bad = |e: agora_model::Error| ApiError::BadRequest(e.to_string());
-    let area = match (&p.device, &p.site, &p.commune) {
-        (Some(d), None, None) => Area::Device(DeviceId::parse(d).map_err(bad)?),
-        (None, Some(x), None) => Area::Site(SiteId::parse(x).map_err(bad)?),
-        (None, None, Some(c)) => Area::Commune(InseeCode::parse(c).map_err(bad)?),
-        _ => {
-            return Err(ApiError::BadRequest("name exactly one of device, site or commune".into()));
-        }
-    };
+    let (area, area_name) = crate::indicators::area_of(
+        &s,
+        p.device.as_deref(),
+        p.site.as_deref(),
+        p.commune.as_deref(),
+    )?;
     let tz = chrono_tz::Europe::Paris;
     let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
     let date = p.date.unwrap_or(today);
@@ -124,11 +120,6 @@ pub(crate) async fn compare(
         agora_query::Error::Invalid(m) => ApiError::NotFound(m),
         other => other.into(),
     })?;
-    let area_name = match &area {
-        Area::Device(d) => format!("device {d}"),
-        Area::Site(x) => format!("site {x}"),
-        Area::Commune(c) => format!("commune {c}"),
-    };
     let d = &f.daily;
     Ok(Json(CompareAnswer {
         area: area_name,

@@ -41,26 +41,35 @@ pub(crate) struct AreaParams {
     format: Option<String>,
 }
 
+/// The area a request names — exactly one of a device, a place (`site`) or a commune — and its
+/// name in answers; an unknown one is 404.
+pub(crate) fn area_of(
+    s: &AppState,
+    device: Option<&str>,
+    site: Option<&str>,
+    commune: Option<&str>,
+) -> ApiResult<(Area, String)> {
+    let bad = |e: agora_model::Error| ApiError::BadRequest(e.to_string());
+    let area = match (device, site, commune) {
+        (Some(d), None, None) => Area::Device(DeviceId::parse(d).map_err(bad)?),
+        (None, Some(p), None) => Area::Site(SiteId::parse(p).map_err(bad)?),
+        (None, None, Some(c)) => Area::Commune(InseeCode::parse(c).map_err(bad)?),
+        _ => {
+            return Err(ApiError::BadRequest("name exactly one of device, site or commune".into()));
+        }
+    };
+    area.devices(s.catalog.as_ref()).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let name = match &area {
+        Area::Device(d) => format!("device {d}"),
+        Area::Site(p) => format!("site {p}"),
+        Area::Commune(c) => format!("commune {c}"),
+    };
+    Ok((area, name))
+}
+
 impl AreaParams {
     fn area(&self, s: &AppState) -> ApiResult<(Area, String)> {
-        let bad = |e: agora_model::Error| ApiError::BadRequest(e.to_string());
-        let area = match (&self.device, &self.site, &self.commune) {
-            (Some(d), None, None) => Area::Device(DeviceId::parse(d).map_err(bad)?),
-            (None, Some(p), None) => Area::Site(SiteId::parse(p).map_err(bad)?),
-            (None, None, Some(c)) => Area::Commune(InseeCode::parse(c).map_err(bad)?),
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "name exactly one of device, site or commune".into(),
-                ));
-            }
-        };
-        area.devices(s.catalog.as_ref()).map_err(|e| ApiError::NotFound(e.to_string()))?;
-        let name = match &area {
-            Area::Device(d) => format!("device {d}"),
-            Area::Site(p) => format!("site {p}"),
-            Area::Commune(c) => format!("commune {c}"),
-        };
-        Ok((area, name))
+        area_of(s, self.device.as_deref(), self.site.as_deref(), self.commune.as_deref())
     }
 
     fn csv(&self) -> ApiResult<bool> {

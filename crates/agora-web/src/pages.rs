@@ -531,27 +531,21 @@ pub(crate) async fn admin(
         return (StatusCode::FORBIDDEN, lang.t("admin.forbidden").to_owned()).into_response();
     }
     let t = |k: &str| esc(lang.t(k));
-    let roles: String = agora_model::permissions::Role::ALL
-        .iter()
-        .filter(|r| **r != agora_model::permissions::Role::Device)
-        .map(|r| {
-            format!(
-                "<option value=\"{0}\">{1}</option>",
-                r.as_str(),
-                t(&format!("role.{}", r.as_str()))
-            )
-        })
-        .collect();
-    let token_roles: String = agora_model::permissions::Role::ALL
-        .iter()
-        .map(|r| {
-            format!(
-                "<option value=\"{0}\">{1}</option>",
-                r.as_str(),
-                t(&format!("role.{}", r.as_str()))
-            )
-        })
-        .collect();
+    // The roles a person may have (every one but a device's), and a token's (every one).
+    let role_options = |people: bool| -> String {
+        agora_model::permissions::Role::ALL
+            .iter()
+            .filter(|r| !people || **r != agora_model::permissions::Role::Device)
+            .map(|r| {
+                format!(
+                    "<option value=\"{0}\">{1}</option>",
+                    r.as_str(),
+                    t(&format!("role.{}", r.as_str()))
+                )
+            })
+            .collect()
+    };
+    let (roles, token_roles) = (role_options(true), role_options(false));
     let domains: String = std::iter::once("<option value=\"\">—</option>".to_owned())
         .chain(agora_model::permissions::Domain::ALL.iter().map(|d| {
             format!(
