@@ -12,6 +12,7 @@ pub mod calendar;
 mod error;
 pub mod footfall;
 pub mod heat;
+pub mod impact;
 pub mod interp;
 pub mod noise;
 
