@@ -128,7 +128,7 @@ pub fn estimate(treated: &Daily, controls: &[&Daily], design: &Design) -> Result
     if controls.is_empty() {
         return Err(Error::Invalid("a difference in differences needs control places".into()));
     }
-    if controls.iter().any(|c| *c == treated) {
+    if controls.contains(&treated) {
         return Err(Error::Invalid("a control place has the treated place's own counts".into()));
     }
     let first = design
@@ -262,6 +262,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::print_stderr)]
     fn the_interval_covers_the_true_effect_about_95_percent_of_the_time() {
         // Places with an effect of +12 %, and as many without: the interval should hold the
         // truth in about 95 % of each (the binomial spread of n draws is ±√(0.95·0.05/n)).
@@ -279,7 +280,8 @@ mod tests {
             }
         }
         let rate = |x: i32| f64::from(x) / n as f64;
-        println!(
+        // Printed for the record (`cargo test -- --nocapture`); the bounds below are the test.
+        eprintln!(
             "coverage of the 95 % interval: {:.3} with an effect, {:.3} without",
             rate(covered[0]),
             rate(covered[1])
