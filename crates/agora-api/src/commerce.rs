@@ -288,6 +288,117 @@ pub(crate) async fn impact(
     }))
 }
 
+/// Which footfall series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SeriesParams {
+    /// One counter.
+    device: Option<String>,
+    /// A place: its counters together.
+    site: Option<String>,
+    /// A commune (INSEE code): its counters together.
+    commune: Option<String>,
+    /// First day (`YYYY-MM-DD`, Europe/Paris; default: 6 days before `to`).
+    #[param(value_type = Option<String>, format = Date)]
+    from: Option<NaiveDate>,
+    /// Last day (default: today).
+    #[param(value_type = Option<String>, format = Date)]
+    to: Option<NaiveDate>,
+    /// `15m`, `1h`, `1d` (default), `1w` or `1mo`.
+    every: Option<String>,
+    /// `total` (default), `in` or `out`.
+    direction: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// A footfall series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SeriesAnswer {
+    area: String,
+    #[schema(value_type = Vec<String>)]
+    counters: Vec<DeviceId>,
+    direction: Direction,
+    every: agora_query::footfall::Step,
+    buckets: Vec<agora_query::footfall::Bucket>,
+}
+
+/// Footfall over time
+///
+/// The passers-by of a counter, a place or a commune in buckets of 15 minutes or an hour (over
+/// 92 days at most), local days, weeks (Monday to Sunday) or months. A bucket in which a counter
+/// had no data has no count (`null`) and names the counters under `missing`: never a partial sum
+/// shown as the whole, never zero visitors.
+#[utoipa::path(get, path = "/api/v1/commerce/footfall", tag = "indicators", security((), ("bearer" = [])),
+    params(SeriesParams),
+    responses(
+        (status = 200, description = "The series (or CSV with `format=csv`)", body = SeriesAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn series(
+    Scoped(s): Scoped,
+    Query(p): Query<SeriesParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (area, area_name) = crate::indicators::area_of(
+        &s,
+        p.device.as_deref(),
+        p.site.as_deref(),
+        p.commune.as_deref(),
+    )?;
+    let tz = chrono_tz::Europe::Paris;
+    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
+    let to = p.to.unwrap_or(today);
+    let from = p.from.unwrap_or(to - chrono::Duration::days(6));
+    if to > today {
+        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
+    }
+    if (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest("a series spans three years at most".into()));
+    }
+    let step = agora_query::footfall::Step::parse(p.every.as_deref().unwrap_or("1d"))?;
+    let direction = Direction::parse(p.direction.as_deref().unwrap_or("total"))?;
+    let (counters, buckets) = agora_query::footfall::series(
+        s.catalog.as_ref(),
+        s.store.as_ref(),
+        &area,
+        direction,
+        (from, to),
+        step,
+        tz,
+    )
+    .await
+    .map_err(|e| match e {
+        agora_query::Error::Invalid(m) if m.contains("no pedestrian counter") => {
+            ApiError::NotFound(m)
+        }
+        other => other.into(),
+    })?;
+    match p.format.as_deref() {
+        None | Some("json") => {
+            Ok(Json(SeriesAnswer { area: area_name, counters, direction, every: step, buckets })
+                .into_response())
+        }
+        Some("csv") => {
+            let mut out = String::from("start,count,missing\n");
+            for b in &buckets {
+                let missing: Vec<&str> = b.missing.iter().map(DeviceId::as_str).collect();
+                out.push_str(&format!(
+                    "{},{},{}\n",
+                    b.start,
+                    b.count.map(|c| c.to_string()).unwrap_or_default(),
+                    missing.join(" ")
+                ));
+            }
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out)
+                .into_response())
+        }
+        Some(f) => Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
+    }
+}
+
 fn weekday_name(w: chrono::Weekday) -> &'static str {
     use chrono::Weekday as W;
     match w {
@@ -303,5 +414,5 @@ fn weekday_name(w: chrono::Weekday) -> &'static str {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(compare, impact))]
+#[openapi(paths(compare, impact, series))]
 pub(crate) struct Doc;

@@ -197,6 +197,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/indicators/noise/ranking", get(indicators::noise_ranking))
         .route("/api/v1/commerce/compare", get(commerce::compare))
         .route("/api/v1/commerce/impact", get(commerce::impact))
+        .route("/api/v1/commerce/footfall", get(commerce::series))
         .route("/api/v1/map", get(views::map))
         .route("/api/v1/chart", get(views::chart))
         .route("/api/v1/fleet", get(views::fleet))

@@ -175,6 +175,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/indicators/noise/ranking", Public),
     ("GET", "/api/v1/commerce/compare", Public),
     ("GET", "/api/v1/commerce/impact", Public),
+    ("GET", "/api/v1/commerce/footfall", Public),
     ("GET", "/api/v1/map", Read),
     ("GET", "/api/v1/chart", Public),
     ("GET", "/api/v1/fleet", Read),

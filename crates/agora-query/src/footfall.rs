@@ -156,3 +156,143 @@ fn local_start(d: NaiveDate, tz: Tz) -> Result<Timestamp> {
         .and_then(|t| Timestamp::from_datetime(&t))
         .ok_or_else(|| Error::Invalid(format!("{d} is out of range")))
 }
+
+/// The step of a footfall series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Step {
+    /// 15 minutes.
+    #[serde(rename = "15m")]
+    Quarter,
+    /// An hour.
+    #[serde(rename = "1h")]
+    Hour,
+    /// A local day.
+    #[serde(rename = "1d")]
+    Day,
+    /// A week, Monday to Sunday.
+    #[serde(rename = "1w")]
+    Week,
+    /// A calendar month.
+    #[serde(rename = "1mo")]
+    Month,
+}
+
+impl Step {
+    /// The step of a name (`15m`, `1h`, `1d`, `1w`, `1mo`).
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "15m" => Self::Quarter,
+            "1h" => Self::Hour,
+            "1d" => Self::Day,
+            "1w" => Self::Week,
+            "1mo" => Self::Month,
+            _ => return Err(Error::Invalid(format!("every {s:?}: use 15m, 1h, 1d, 1w or 1mo"))),
+        })
+    }
+}
+
+/// A bucket of a footfall series: its start, its count (`None` when a counter had no data in
+/// it: never a partial sum taken for the whole), and the counters that lacked it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Bucket {
+    /// Its start: an instant (15 minutes, hours) or a local date (days, weeks, months).
+    pub start: String,
+    /// Passers-by.
+    pub count: Option<f64>,
+    /// Counters without data in it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub missing: Vec<DeviceId>,
+}
+
+/// The footfall of `area` over `days` (local days, first and last included) in buckets of
+/// `step`.
+pub async fn series(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    direction: Direction,
+    (from, to): (NaiveDate, NaiveDate),
+    step: Step,
+    tz: Tz,
+) -> Result<(Vec<DeviceId>, Vec<Bucket>)> {
+    if let Step::Quarter | Step::Hour = step {
+        if (to - from).num_days() > 92 {
+            return Err(Error::Invalid(
+                "15-minute and hourly footfall is served over 92 days at most: ask 1d, 1w or 1mo"
+                    .into(),
+            ));
+        }
+        let devices = counters(catalog, area)?;
+        let every = std::time::Duration::from_secs(if step == Step::Hour { 3600 } else { 900 });
+        let (a, b) = (local_start(from, tz)?, local_start(to.succ_opt().unwrap_or(to), tz)?);
+        let mut per: BTreeMap<Timestamp, (f64, Vec<bool>)> = BTreeMap::new();
+        let mut t = a;
+        while t < b {
+            per.insert(t, (0.0, vec![false; devices.len()]));
+            t = t.saturating_add_nanos(every.as_nanos() as i64);
+        }
+        for (i, d) in devices.iter().enumerate() {
+            let keys: Vec<(&str, &str)> =
+                direction.properties().iter().map(|p| (d.id.as_str(), *p)).collect();
+            for s in catalog.lookup_series(&keys).into_iter().flatten() {
+                for (t, agg) in store.aggregate(s, a, b, every).await? {
+                    if agg.count > 0
+                        && let Some(e) = per.get_mut(&t)
+                    {
+                        e.0 += agg.sum;
+                        e.1[i] = true;
+                    }
+                }
+            }
+        }
+        let buckets = per
+            .into_iter()
+            .map(|(t, (sum, seen))| {
+                let missing: Vec<DeviceId> = devices
+                    .iter()
+                    .zip(&seen)
+                    .filter(|(_, s)| !**s)
+                    .map(|(d, _)| d.id.clone())
+                    .collect();
+                let start = t.to_datetime().with_timezone(&tz).to_rfc3339();
+                Bucket { start, count: missing.is_empty().then_some(sum), missing }
+            })
+            .collect();
+        return Ok((devices.into_iter().map(|d| d.id).collect(), buckets));
+    }
+    let f = daily(catalog, store, area, direction, from, to, tz).await?;
+    let key = |d: NaiveDate| -> NaiveDate {
+        use chrono::Datelike;
+        match step {
+            Step::Week => d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday())),
+            Step::Month => d.with_day(1).unwrap_or(d),
+            _ => d,
+        }
+    };
+    let mut out: BTreeMap<NaiveDate, (f64, Vec<DeviceId>, bool)> = BTreeMap::new();
+    for (d, v) in &f.daily {
+        let e = out.entry(key(*d)).or_insert((0.0, Vec::new(), true));
+        match v {
+            Some(x) => e.0 += x,
+            None => {
+                e.2 = false;
+                for c in f.missing.get(d).into_iter().flatten() {
+                    if !e.1.contains(c) {
+                        e.1.push(c.clone());
+                    }
+                }
+            }
+        }
+    }
+    let buckets = out
+        .into_iter()
+        .map(|(d, (sum, missing, whole))| Bucket {
+            start: d.to_string(),
+            count: whole.then_some(sum),
+            missing,
+        })
+        .collect();
+    Ok((f.counters, buckets))
+}

@@ -70,6 +70,70 @@ async fn a_days_footfall_against_its_weekdays_and_last_year() {
     assert_eq!(c["month_to_date"]["difference"], json!(13.0 * 200.0));
     assert_eq!(c["month_to_date"]["missing"], json!(["2026-11-07"]));
 
+    // The series: days (the day ped-2 was down has no count, and names it), weeks, months,
+    // hours.
+    let days = app
+        .get_json("/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-11-01&to=2026-11-14")
+        .await;
+    let b = days["buckets"].as_array().unwrap();
+    assert_eq!(b.len(), 14);
+    assert_eq!(b[6], json!({"start": "2026-11-07", "count": null, "missing": ["ped-2"]}));
+    assert_eq!(b[13]["count"], place(sat));
+    let weeks = app
+        .get_json(
+            "/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-11-02&to=2026-11-14&every=1w",
+        )
+        .await;
+    let w = weeks["buckets"].as_array().unwrap();
+    assert_eq!((w[0]["start"].as_str(), w[0]["count"].as_f64()), (Some("2026-11-02"), None));
+    let week: i64 =
+        (9..=14).map(|day| 4 * count(NaiveDate::from_ymd_opt(2026, 11, day).unwrap())).sum();
+    assert_eq!(w[1]["count"], json!(week as f64));
+    let months = app
+        .get_json(
+            "/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-10-01&to=2026-10-31&every=1mo",
+        )
+        .await;
+    let october: i64 =
+        (1..=31).map(|day| 4 * count(NaiveDate::from_ymd_opt(2026, 10, day).unwrap())).sum();
+    assert_eq!(months["buckets"][0]["count"], json!(october as f64));
+    let hours = app
+        .get_json(
+            "/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-11-14&to=2026-11-14&every=1h",
+        )
+        .await;
+    let h = hours["buckets"].as_array().unwrap();
+    assert_eq!(h.len(), 24);
+    // 10:00 UTC is 11:00 in Paris: the two counters' ins.
+    let at = |start: &str| h.iter().find(|x| x["start"] == start).unwrap().clone();
+    assert_eq!(at("2026-11-14T11:00:00+01:00")["count"], json!((2 * count(sat)) as f64));
+    assert_eq!(at("2026-11-14T03:00:00+01:00")["missing"], json!(["ped-1", "ped-2"]));
+    let csv = app
+        .get("/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-11-06&to=2026-11-07&format=csv")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv,
+        format!(
+            "start,count,missing\n2026-11-06,{},\n2026-11-07,,ped-2\n",
+            4 * count(NaiveDate::from_ymd_opt(2026, 11, 6).unwrap())
+        )
+    );
+    let r = app
+        .get(
+            "/api/v1/commerce/footfall?site=hotel-de-ville&from=2026-01-01&to=2026-11-14&every=15m",
+        )
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
+
     // One counter alone, one way; the calendar's holidays.
     let one =
         app.get_json("/api/v1/commerce/compare?device=ped-1&date=2026-07-14&direction=in").await;
