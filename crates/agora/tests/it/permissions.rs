@@ -291,6 +291,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/api/v1/commerce/compare") => {
             Call::new(format!("{route}?commune={}", s.commune)).untargeted()
         }
+        ("GET", "/api/v1/commerce/footfall") => {
+            Call::new(format!("{route}?commune={}", s.commune)).untargeted()
+        }
         ("GET", "/api/v1/commerce/impact") => {
             Call::new(format!("{route}?site={}&controls=elsewhere&start=2026-01-01", s.site))
                 .untargeted()
