@@ -92,8 +92,7 @@ pub(crate) async fn compare(
         p.site.as_deref(),
         p.commune.as_deref(),
     )?;
-    let tz = chrono_tz::Europe::Paris;
-    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
+    let (tz, today) = paris_today(&s);
     let date = p.date.unwrap_or(today);
     if date > today {
         return Err(ApiError::BadRequest(format!(
@@ -203,8 +202,7 @@ pub(crate) async fn impact(
     Scoped(s): Scoped,
     Query(p): Query<ImpactParams>,
 ) -> ApiResult<Json<ImpactAnswer>> {
-    let tz = chrono_tz::Europe::Paris;
-    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
+    let (tz, today) = paris_today(&s);
     if p.start >= today {
         return Err(ApiError::BadRequest(format!(
             "the intervention starts {}: a study needs days after it, up to yesterday ({today} is today)",
@@ -348,8 +346,7 @@ pub(crate) async fn series(
         p.site.as_deref(),
         p.commune.as_deref(),
     )?;
-    let tz = chrono_tz::Europe::Paris;
-    let today = s.clock.now().to_datetime().with_timezone(&tz).date_naive();
+    let (tz, today) = paris_today(&s);
     let to = p.to.unwrap_or(today);
     let from = p.from.unwrap_or(to - chrono::Duration::days(6));
     if to > today {
@@ -397,6 +394,12 @@ pub(crate) async fn series(
         }
         Some(f) => Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
     }
+}
+
+/// Footfall's days are Paris days: the zone, and today there.
+fn paris_today(s: &crate::AppState) -> (chrono_tz::Tz, NaiveDate) {
+    let tz = chrono_tz::Europe::Paris;
+    (tz, s.clock.now().to_datetime().with_timezone(&tz).date_naive())
 }
 
 fn weekday_name(w: chrono::Weekday) -> &'static str {
