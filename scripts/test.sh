@@ -38,6 +38,15 @@ if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
 fi
 export AGORA_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 
+# Zone B's school holidays, shipped as data, against the ministry's calendar as the
+# `vacances-scolaires-france` package (PyPI) carries it.
+HOLIDAYS_VENV="$HOME/.cache/agora-school-holidays-venv-0.12.0"
+if [ ! -x "$HOLIDAYS_VENV/bin/python" ] || ! "$HOLIDAYS_VENV/bin/python" -c "import vacances_scolaires_france" 2>/dev/null; then
+  python3 -m venv "$HOLIDAYS_VENV"
+  "$HOLIDAYS_VENV/bin/pip" install --quiet "vacances-scolaires-france==0.12.0"
+fi
+"$HOLIDAYS_VENV/bin/python" scripts/check-school-holidays.py
+
 cargo test --workspace --all-targets --locked
 
 # End-to-end: the dashboard in a real headless Chromium.
