@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod catalog;
+pub mod commerce;
 pub mod engine;
 mod error;
 
