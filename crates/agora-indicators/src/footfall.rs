@@ -161,6 +161,25 @@ pub fn index(series: &Daily, date: NaiveDate, from: NaiveDate, to: NaiveDate) ->
     count(series, date).map(|v| 100.0 * v / mean)
 }
 
+/// The mean daily count over `from..=to`, over the days with data, and how many had it.
+pub fn mean_per_day(series: &Daily, from: NaiveDate, to: NaiveDate) -> (Option<f64>, usize) {
+    let v: Vec<f64> = series.range(from..=to).filter_map(|(_, v)| *v).collect();
+    ((!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64), v.len())
+}
+
+/// The footfall index of a period: 100 × its mean daily count / the reference period's (each
+/// over its days with data), so that places of different sizes share one scale. `None` when
+/// either period has no day with data, or the reference counted nobody.
+pub fn period_index(
+    series: &Daily,
+    (from, to): (NaiveDate, NaiveDate),
+    (ref_from, ref_to): (NaiveDate, NaiveDate),
+) -> Option<f64> {
+    let (Some(m), _) = mean_per_day(series, from, to) else { return None };
+    let (Some(r), _) = mean_per_day(series, ref_from, ref_to) else { return None };
+    (r > 0.0).then(|| 100.0 * m / r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +273,23 @@ mod tests {
         assert_eq!(index(&s, d(2026, 3, 2), r.0, r.1), Some(100.0));
         assert_eq!(index(&s, d(2026, 3, 4), r.0, r.1), None, "no count that day");
         assert_eq!(index(&s, d(2026, 3, 10), d(2026, 5, 1), d(2026, 5, 31)), None, "no reference");
+    }
+
+    #[test]
+    fn a_period_index_over_the_days_with_data() {
+        // 2026 is 1,000 above 2025 weekday for weekday: a whole week of 2026 (Monday 2 March to
+        // Sunday 8) averages 2,300 (1,000 + 1,000 + 300); the same week of 2025 (3 to 9 March)
+        // 1,300. Index = 100 × 2,300 / 1,300.
+        let mut s = built(d(2025, 1, 1), d(2026, 12, 31));
+        let week = (d(2026, 3, 2), d(2026, 3, 8));
+        let reference = (d(2025, 3, 3), d(2025, 3, 9));
+        let i = period_index(&s, week, reference).unwrap();
+        assert!((i - 100.0 * 2300.0 / 1300.0).abs() < 1e-9, "{i}");
+        // A day without data is left out of the mean, not counted as zero: without Sunday
+        // (2,600) the week averages 2,250.
+        s.insert(d(2026, 3, 8), None);
+        assert_eq!(mean_per_day(&s, week.0, week.1), (Some(2250.0), 6));
+        // No data at all: no index.
+        assert_eq!(period_index(&s, (d(2030, 1, 1), d(2030, 1, 7)), reference), None);
     }
 }

@@ -15,5 +15,6 @@ pub mod heat;
 pub mod impact;
 pub mod interp;
 pub mod noise;
+pub mod profile;
 
 pub use error::{Error, Result};

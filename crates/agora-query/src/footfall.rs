@@ -206,6 +206,72 @@ pub struct Bucket {
     pub missing: Vec<DeviceId>,
 }
 
+/// Hourly footfall of an area: per local day and local hour (0–23; on the night the clocks go
+/// back, 2 o'clock holds both hours), `None` for an hour in which one of the counters had no data.
+#[derive(Debug, Clone)]
+pub struct Hourly {
+    /// Count per (day, hour).
+    pub hours: BTreeMap<(NaiveDate, u32), Option<f64>>,
+    /// The counters summed.
+    pub counters: Vec<DeviceId>,
+}
+
+/// The hourly footfall of `area` from `from` to `to` (local days of `tz`, both included).
+pub async fn hourly(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    area: &Area,
+    direction: Direction,
+    from: NaiveDate,
+    to: NaiveDate,
+    tz: Tz,
+) -> Result<Hourly> {
+    use chrono::Timelike;
+    if to < from {
+        return Err(Error::Invalid(format!("from {from} is after to {to}")));
+    }
+    let devices = counters(catalog, area)?;
+    let start = local_start(from, tz)?;
+    let end = local_start(to.checked_add_days(Days::new(1)).unwrap_or(to), tz)?;
+    let local = |t: Timestamp| {
+        let l = t.to_datetime().with_timezone(&tz);
+        (l.date_naive(), l.hour())
+    };
+    let per_device = crate::summary::concurrently(&devices, |d| {
+        let keys: Vec<(&str, &str)> =
+            direction.properties().iter().map(|p| (d.id.as_str(), *p)).collect();
+        let series: Vec<_> = catalog.lookup_series(&keys).into_iter().flatten().collect();
+        async move {
+            let mut sums: BTreeMap<(NaiveDate, u32), f64> = BTreeMap::new();
+            for s in series {
+                let hour = std::time::Duration::from_secs(3600);
+                for (t, a) in store.aggregate(s, start, end, hour).await? {
+                    if a.count > 0 {
+                        *sums.entry(local(t)).or_default() += a.sum;
+                    }
+                }
+            }
+            Ok::<_, Error>(sums)
+        }
+    })
+    .await?;
+    let mut hours = BTreeMap::new();
+    let mut t = start;
+    while t < end {
+        let key = local(t);
+        let mut total = Some(0.0);
+        for sums in &per_device {
+            total = match (total, sums.get(&key)) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+        hours.insert(key, total);
+        t = t.saturating_add_nanos(3_600_000_000_000);
+    }
+    Ok(Hourly { hours, counters: devices.into_iter().map(|d| d.id).collect() })
+}
+
 /// The footfall of `area` over `days` (local days, first and last included) in buckets of
 /// `step`.
 pub async fn series(
