@@ -143,8 +143,9 @@ pub(crate) async fn compare(
 pub(crate) struct ImpactParams {
     /// The place of the intervention.
     site: String,
-    /// Control places, comma-separated (places the intervention did not touch).
-    controls: String,
+    /// Control places, comma-separated (places the intervention did not touch). Empty or
+    /// absent: the place against itself 52 weeks before (weaker evidence).
+    controls: Option<String>,
     /// The first day of the intervention (`YYYY-MM-DD`).
     #[param(value_type = String, format = Date)]
     start: NaiveDate,
@@ -163,8 +164,12 @@ pub(crate) struct StudyDay {
     #[schema(value_type = String, format = Date)]
     date: NaiveDate,
     treated: Option<f64>,
+    /// The controls' sum (or, without controls, the place 364 days before).
     controls: Option<f64>,
     counterfactual: Option<f64>,
+    /// Why the day is left out of the estimate (an event at one of the places, a public or
+    /// school holiday not on the same day the year before).
+    excluded: Option<String>,
 }
 
 /// An impact study's result.
@@ -175,12 +180,210 @@ pub(crate) struct ImpactAnswer {
     controls: Vec<String>,
     #[schema(value_type = String, format = Date)]
     start: NaiveDate,
+    /// `controls` (difference in differences against control places) or `last_year` (the place
+    /// against itself 52 weeks before: weaker evidence).
+    design: &'static str,
     /// How it was estimated, in words for the report.
     method: &'static str,
+    /// What the reader must keep in mind.
+    caveats: Vec<String>,
     /// The estimate.
     effect: agora_indicators::impact::Effect,
     /// The days compared.
     days: Vec<StudyDay>,
+}
+
+/// What a study compares.
+pub(crate) struct Study<'a> {
+    pub(crate) site: &'a str,
+    pub(crate) controls: &'a [String],
+    pub(crate) start: NaiveDate,
+    pub(crate) before_days: Option<u32>,
+    pub(crate) after_days: Option<u32>,
+    pub(crate) direction: Direction,
+}
+
+const METHOD_CONTROLS: &str = "différence de différences du logarithme de la fréquentation \
+     journalière (lieu / lieux témoins), après contre avant ; intervalle à 95 % par variance de \
+     Newey–West préblanchie et loi de Student ; test placebo au milieu de la période avant";
+const METHOD_LAST_YEAR: &str = "série temporelle interrompue : la fréquentation journalière du \
+     lieu rapportée à celle du même jour de la semaine 52 semaines plus tôt, après contre avant ; \
+     intervalle à 95 % par variance de Newey–West préblanchie et loi de Student";
+
+/// Run a study: read the days, leave out those an event or the calendar would bias, estimate.
+pub(crate) async fn run_study(s: &crate::AppState, q: Study<'_>) -> ApiResult<ImpactAnswer> {
+    let (tz, today) = paris_today(s);
+    if q.start >= today {
+        return Err(ApiError::BadRequest(format!(
+            "the intervention starts {}: a study needs days after it, up to yesterday ({today} is today)",
+            q.start
+        )));
+    }
+    if q.controls.iter().any(|c| c == q.site) {
+        return Err(ApiError::BadRequest(format!(
+            "{} is the treated place: a control place is one the intervention did not touch",
+            q.site
+        )));
+    }
+    let design = agora_indicators::impact::Design {
+        before_days: q.before_days.unwrap_or(182).clamp(28, 3 * 365),
+        after_days: q.after_days.unwrap_or(182).clamp(28, 3 * 365),
+        ..agora_indicators::impact::Design::at(q.start)
+    };
+    let first = q.start.checked_sub_days(Days::new(u64::from(design.before_days)));
+    let last = q.start.checked_add_days(Days::new(u64::from(design.after_days) - 1));
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(ApiError::BadRequest(format!("{} is out of range", q.start)));
+    };
+    let last = last.min(today.pred_opt().unwrap_or(today));
+    let last_year = q.controls.is_empty();
+    let read_from = if last_year { first - chrono::Duration::days(364) } else { first };
+    let read = |site: &str| {
+        let s = s.clone();
+        let site = site.to_owned();
+        async move {
+            let (area, _) = crate::indicators::area_of(&s, None, Some(&site), None)?;
+            agora_query::footfall::daily(
+                s.catalog.as_ref(),
+                s.store.as_ref(),
+                &area,
+                q.direction,
+                read_from,
+                last,
+                tz,
+            )
+            .await
+            .map(|f| f.daily)
+            .map_err(|e| match e {
+                agora_query::Error::Invalid(m) => ApiError::NotFound(format!("{site}: {m}")),
+                other => other.into(),
+            })
+        }
+    };
+    let whole = read(q.site).await?;
+    if !whole.range(first..q.start).any(|(_, v)| v.is_some()) {
+        return Err(ApiError::BadRequest(format!(
+            "{} has no footfall before {}: there is nothing to compare the days after with",
+            q.site, q.start
+        )));
+    }
+    let mut treated: footfall::Daily = whole.range(first..=last).map(|(d, v)| (*d, *v)).collect();
+    let mut control = footfall::Daily::new();
+    let mut excluded: std::collections::BTreeMap<NaiveDate, String> = Default::default();
+    let mut caveats = Vec::new();
+    if last_year {
+        for d in treated.keys() {
+            control.insert(*d, whole.get(&(*d - chrono::Duration::days(364))).copied().flatten());
+        }
+        let (_, _, school) = crate::commerce_calendar::school_holidays_of(s).await?;
+        for d in treated.keys() {
+            let before = *d - chrono::Duration::days(364);
+            let h = (calendar::holiday(*d), calendar::holiday(before));
+            if h.0 != h.1 {
+                let name = h.0.or(h.1).map(calendar::Holiday::name_fr).unwrap_or_default();
+                excluded
+                    .insert(*d, format!("jour férié ({name}) d'un seul côté de la comparaison"));
+            } else if school.on(*d).is_some() != school.on(before).is_some() {
+                excluded.insert(*d, "vacances scolaires d'un seul côté de la comparaison".into());
+            }
+        }
+        caveats.push(
+            "Sans lieu témoin, le lieu est comparé à lui-même un an plus tôt : tout ce qui a changé \
+             en ville dans l'année (météo, conjoncture, travaux) est attribué à l'intervention. \
+             C'est une preuve plus faible qu'une comparaison avec des lieux témoins."
+                .into(),
+        );
+    } else {
+        for c in q.controls {
+            let series = read(c).await?;
+            for (d, v) in series {
+                let e = control.entry(d).or_insert(Some(0.0));
+                *e = match (*e, v) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+            }
+        }
+    }
+    // Events at some of the places compared (not all: then they cancel) bias the ratio.
+    let places: Vec<&str> =
+        std::iter::once(q.site).chain(q.controls.iter().map(String::as_str)).collect();
+    let communes: Vec<(String, String)> = s
+        .catalog
+        .sites()
+        .into_iter()
+        .filter(|x| places.contains(&x.id.as_str()))
+        .map(|x| (x.id.to_string(), x.commune.to_string()))
+        .collect();
+    for e in crate::commerce_calendar::visible_events(s).await? {
+        if e.kind != "event" {
+            continue;
+        }
+        let touched = communes.iter().filter(|(site, c)| e.concerns(c, Some(site))).count();
+        let all = if last_year { false } else { touched == communes.len() };
+        if touched == 0 || all {
+            continue;
+        }
+        for d in treated.keys() {
+            let shifted = *d - chrono::Duration::days(364);
+            if e.on(*d) || (last_year && e.on(shifted)) {
+                excluded.entry(*d).or_insert_with(|| format!("événement : {}", e.name));
+            }
+        }
+    }
+    for d in excluded.keys() {
+        treated.remove(d);
+        control.remove(d);
+    }
+    if !excluded.is_empty() {
+        caveats.push(format!(
+            "{} jour(s) écarté(s) de l'estimation (événements, jours fériés ou vacances ne tombant \
+             pas des deux côtés de la comparaison).",
+            excluded.len()
+        ));
+    }
+    let effect = agora_indicators::impact::estimate(&treated, &[&control], &design)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if !effect.parallel_before {
+        caveats.push(format!(
+            "Avant l'intervention, le lieu et sa référence n'évoluaient pas en parallèle (placebo : \
+             {:+.1} %, intervalle {:+.1} % à {:+.1} %) : l'estimation est à lire avec prudence.",
+            effect.placebo_pct, effect.placebo_interval_pct.0, effect.placebo_interval_pct.1
+        ));
+    }
+    if effect.days_missing > 0 {
+        caveats.push(format!(
+            "{} jour(s) sans comptage complet, laissés de côté (jamais comptés comme zéro).",
+            effect.days_missing
+        ));
+    }
+    let factor = 1.0 + effect.change_pct / 100.0;
+    let days = whole
+        .range(first..=last)
+        .map(|(d, t)| StudyDay {
+            date: *d,
+            treated: *t,
+            controls: if last_year {
+                whole.get(&(*d - chrono::Duration::days(364))).copied().flatten()
+            } else {
+                control.get(d).copied().flatten()
+            },
+            counterfactual: (*d >= q.start && !excluded.contains_key(d))
+                .then(|| t.map(|v| v / factor))
+                .flatten(),
+            excluded: excluded.get(d).cloned(),
+        })
+        .collect();
+    Ok(ImpactAnswer {
+        site: q.site.to_owned(),
+        controls: q.controls.to_vec(),
+        start: q.start,
+        design: if last_year { "last_year" } else { "controls" },
+        method: if last_year { METHOD_LAST_YEAR } else { METHOD_CONTROLS },
+        caveats,
+        effect,
+        days,
+    })
 }
 
 /// The effect of an intervention on a place's footfall
@@ -189,7 +392,10 @@ pub(crate) struct ImpactAnswer {
 /// after against before): weekdays, holidays and city-wide days cancel in the ratio. The 95 %
 /// interval accounts for serial correlation (prewhitened Newey–West, Student's t on the effective
 /// days); a placebo in the middle of the period before says whether the place and its controls
-/// moved in parallel before. Days missing on either side are left out and counted.
+/// moved in parallel before. Without controls, the place is compared with itself 52 weeks before
+/// (an interrupted time series, weaker evidence; days whose holidays differ are left out). Days
+/// of an event at some of the places are left out; days missing on either side are left out and
+/// counted.
 #[utoipa::path(get, path = "/api/v1/commerce/impact", tag = "indicators", security((), ("bearer" = [])),
     params(ImpactParams),
     responses(
@@ -202,88 +408,427 @@ pub(crate) async fn impact(
     Scoped(s): Scoped,
     Query(p): Query<ImpactParams>,
 ) -> ApiResult<Json<ImpactAnswer>> {
+    let controls: Vec<String> = p
+        .controls
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let direction = Direction::parse(p.direction.as_deref().unwrap_or("total"))?;
+    let study = Study {
+        site: &p.site,
+        controls: &controls,
+        start: p.start,
+        before_days: p.before_days,
+        after_days: p.after_days,
+        direction,
+    };
+    Ok(Json(run_study(&s, study).await?))
+}
+
+/// How a declared intervention's study is served.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StudyParams {
+    /// `json` (default), `csv` (the days) or `html` (the printable report).
+    format: Option<String>,
+}
+
+/// The impact study of a declared intervention
+///
+/// As `/api/v1/commerce/impact`, for the intervention's place, controls and start day, over 182
+/// days before and after. `format=csv` gives the days compared; `format=html` the report for
+/// the commerce department, to print.
+#[utoipa::path(get, path = "/api/v1/commerce/interventions/{id}/study", tag = "indicators", security((), ("bearer" = [])),
+    params(("id" = i64, Path, description = "The intervention"), StudyParams),
+    responses(
+        (status = 200, description = "The study (or CSV, or HTML)", body = ImpactAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn study(
+    Scoped(s): Scoped,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Query(p): Query<StudyParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let found =
+        crate::commerce_calendar::visible_interventions(&s).await?.into_iter().find(|i| i.id == id);
+    let iv = found.ok_or_else(|| ApiError::NotFound(format!("no intervention {id}")))?;
+    let q = Study {
+        site: &iv.site,
+        controls: &iv.controls,
+        start: iv.start_day,
+        before_days: None,
+        after_days: None,
+        direction: Direction::Total,
+    };
+    let a = run_study(&s, q).await?;
+    match p.format.as_deref() {
+        None | Some("json") => Ok(Json(a).into_response()),
+        Some("csv") => {
+            let mut out = String::from("date,treated,reference,counterfactual,excluded\n");
+            let n = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_default();
+            for d in &a.days {
+                out.push_str(&format!(
+                    "{},{},{},{},{}\n",
+                    d.date,
+                    n(d.treated),
+                    n(d.controls),
+                    n(d.counterfactual),
+                    crate::commerce_report::csv_field(d.excluded.as_deref().unwrap_or(""))
+                ));
+            }
+            let file = format!("attachment; filename=\"etude-impact-{id}.csv\"");
+            Ok((
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (axum::http::header::CONTENT_DISPOSITION, file),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        Some("html") => {
+            let html = crate::commerce_report::render(&iv, &a);
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html)
+                .into_response())
+        }
+        Some(f) => Err(ApiError::BadRequest(format!("format {f:?}: use json, csv or html"))),
+    }
+}
+
+impl ImpactAnswer {
+    pub(crate) fn days(
+        &self,
+    ) -> impl Iterator<Item = (NaiveDate, Option<f64>, Option<f64>, bool)> + '_ {
+        self.days.iter().map(|d| (d.date, d.treated, d.counterfactual, d.excluded.is_some()))
+    }
+    pub(crate) fn effect(&self) -> &agora_indicators::impact::Effect {
+        &self.effect
+    }
+    pub(crate) fn caveats(&self) -> &[String] {
+        &self.caveats
+    }
+    pub(crate) fn method(&self) -> &'static str {
+        self.method
+    }
+    pub(crate) fn last_year(&self) -> bool {
+        self.design == "last_year"
+    }
+}
+
+/// Which profile.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProfileParams {
+    /// One counter.
+    device: Option<String>,
+    /// A place: its counters together.
+    site: Option<String>,
+    /// A commune (INSEE code): its counters together.
+    commune: Option<String>,
+    /// The day drawn against its typical day (`YYYY-MM-DD`; default: today).
+    #[param(value_type = Option<String>, format = Date)]
+    date: Option<NaiveDate>,
+    /// Weeks before `date` the heat map and the typical day are computed over (default 12, at
+    /// most 53).
+    weeks: Option<u32>,
+    /// `total` (default), `in` or `out`.
+    direction: Option<String>,
+}
+
+/// The shape of a place's footfall.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProfileAnswer {
+    area: String,
+    #[schema(value_type = Vec<String>)]
+    counters: Vec<DeviceId>,
+    /// The period the profiles are computed over (the weeks before `date`).
+    #[schema(value_type = String, format = Date)]
+    from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    to: NaiveDate,
+    /// Mean passers-by per hour: `heat_map[weekday from Monday][hour]` (public holidays left out).
+    heat_map: Vec<Vec<agora_indicators::profile::Cell>>,
+    /// The day drawn.
+    #[schema(value_type = String, format = Date)]
+    date: NaiveDate,
+    weekday: String,
+    holiday: Option<&'static str>,
+    school_holiday: Option<String>,
+    /// Events that day at the place or its commune.
+    events: Vec<String>,
+    /// Its hours so far (`null`: an hour without data from every counter, or to come).
+    today: Vec<Option<f64>>,
+    /// So far that day, and the typical day's median up to the same hour.
+    so_far: Option<f64>,
+    usual_so_far: Option<f64>,
+    /// The typical day of that weekday: median and 10th–90th percentiles of each hour, over the
+    /// same weekdays of the period (public holidays left out).
+    typical: Vec<agora_indicators::profile::TypicalHour>,
+}
+
+/// A place's footfall profile: heat map and typical day
+///
+/// The weekday × hour heat map of the weeks before `date` (mean passers-by per hour), and the
+/// typical day of `date`'s weekday (median and 10th–90th percentiles of each hour over those
+/// weeks) with `date`'s hours so far drawn against it — "passants aujourd'hui" against the
+/// usual for that weekday. Hours without data are left out and counted, never zero.
+#[utoipa::path(get, path = "/api/v1/commerce/profile", tag = "indicators", security((), ("bearer" = [])),
+    params(ProfileParams),
+    responses(
+        (status = 200, description = "The profile", body = ProfileAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn profile(
+    Scoped(s): Scoped,
+    Query(p): Query<ProfileParams>,
+) -> ApiResult<Json<ProfileAnswer>> {
+    use chrono::Timelike;
+    let (area, area_name) = crate::indicators::area_of(
+        &s,
+        p.device.as_deref(),
+        p.site.as_deref(),
+        p.commune.as_deref(),
+    )?;
     let (tz, today) = paris_today(&s);
-    if p.start >= today {
+    let date = p.date.unwrap_or(today);
+    if date > today {
         return Err(ApiError::BadRequest(format!(
-            "the intervention starts {}: a study needs days after it, up to yesterday ({today} is today)",
-            p.start
+            "{date} is in the future (today is {today} in Europe/Paris)"
         )));
     }
-    let controls: Vec<String> =
-        p.controls.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect();
-    if controls.is_empty() {
-        return Err(ApiError::BadRequest("name control places (controls=a,b)".into()));
-    }
-    if controls.contains(&p.site) {
-        return Err(ApiError::BadRequest(format!(
-            "{} is the treated place: a control place is one the intervention did not touch",
-            p.site
-        )));
+    let weeks = p.weeks.unwrap_or(12);
+    if !(1..=53).contains(&weeks) {
+        return Err(ApiError::BadRequest(format!("weeks={weeks}: use 1 to 53")));
     }
     let direction = Direction::parse(p.direction.as_deref().unwrap_or("total"))?;
-    let design = agora_indicators::impact::Design {
-        before_days: p.before_days.unwrap_or(182).clamp(28, 3 * 365),
-        after_days: p.after_days.unwrap_or(182).clamp(28, 3 * 365),
-        ..agora_indicators::impact::Design::at(p.start)
-    };
-    let first = p.start.checked_sub_days(Days::new(u64::from(design.before_days)));
-    let last = p.start.checked_add_days(Days::new(u64::from(design.after_days) - 1));
-    let (Some(first), Some(last)) = (first, last) else {
-        return Err(ApiError::BadRequest(format!("{} is out of range", p.start)));
-    };
-    let last = last.min(today.pred_opt().unwrap_or(today));
-    let read = |site: &str| {
-        let s = s.clone();
-        let site = site.to_owned();
-        async move {
-            let (area, _) = crate::indicators::area_of(&s, None, Some(&site), None)?;
-            agora_query::footfall::daily(
-                s.catalog.as_ref(),
-                s.store.as_ref(),
-                &area,
-                direction,
-                first,
-                last,
-                tz,
+    let from = date - chrono::Duration::days(7 * i64::from(weeks));
+    let to = date.pred_opt().unwrap_or(date);
+    let h = agora_query::footfall::hourly(
+        s.catalog.as_ref(),
+        s.store.as_ref(),
+        &area,
+        direction,
+        from,
+        date,
+        tz,
+    )
+    .await
+    .map_err(|e| match e {
+        agora_query::Error::Invalid(m) => ApiError::NotFound(m),
+        other => other.into(),
+    })?;
+    let keep = |d: NaiveDate| d <= to && calendar::holiday(d).is_none();
+    let heat_map = agora_indicators::profile::heat_map(&h.hours, &keep);
+    let typical = agora_indicators::profile::typical_day(&h.hours, date.weekday(), &keep);
+    let now_hour =
+        if date == today { s.clock.now().to_datetime().with_timezone(&tz).hour() } else { 23 };
+    let today_hours: Vec<Option<f64>> = (0..24)
+        .map(|hr| if hr > now_hour { None } else { h.hours.get(&(date, hr)).copied().flatten() })
+        .collect();
+    // Complete hours only (the current one is still being counted).
+    let done = if date == today { now_hour } else { 24 };
+    let so_far: Option<f64> = (0..done as usize).map(|i| today_hours[i]).sum();
+    let usual_so_far: Option<f64> = typical.iter().take(done as usize).map(|t| t.median).sum();
+    let (_, _, school) = crate::commerce_calendar::school_holidays_of(&s).await?;
+    let (site_id, commune) = match &area {
+        agora_query::air::Area::Site(x) => {
+            let c =
+                s.catalog.sites().into_iter().find(|y| y.id == *x).map(|y| y.commune.to_string());
+            (Some(x.to_string()), c)
+        }
+        agora_query::air::Area::Commune(c) => (None, Some(c.to_string())),
+        agora_query::air::Area::Device(d) => {
+            let dev = s.catalog.device(d.as_str());
+            (
+                dev.as_ref().and_then(|x| x.site.as_ref()).map(ToString::to_string),
+                dev.and_then(|x| x.commune).map(|c| c.to_string()),
             )
-            .await
-            .map(|f| f.daily)
-            .map_err(|e| match e {
-                agora_query::Error::Invalid(m) => ApiError::NotFound(format!("{site}: {m}")),
-                other => other.into(),
-            })
         }
     };
-    let treated = read(&p.site).await?;
-    let mut series = Vec::new();
-    for c in &controls {
-        series.push(read(c).await?);
-    }
-    let refs: Vec<&footfall::Daily> = series.iter().collect();
-    let effect = agora_indicators::impact::estimate(&treated, &refs, &design)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let factor = 1.0 + effect.change_pct / 100.0;
-    let days = treated
-        .iter()
-        .map(|(d, t)| {
-            let c: Option<f64> = refs.iter().map(|x| x.get(d).copied().flatten()).sum();
-            StudyDay {
-                date: *d,
-                treated: *t,
-                controls: c,
-                counterfactual: (*d >= p.start).then(|| t.map(|v| v / factor)).flatten(),
-            }
-        })
-        .collect();
-    Ok(Json(ImpactAnswer {
-        site: p.site,
-        controls,
-        start: p.start,
-        method: "différence de différences du logarithme de la fréquentation (lieu / lieux témoins), \
-                 intervalle à 95 % par variance de Newey–West préblanchie et loi de Student",
-        effect,
-        days,
+    let events = match &commune {
+        Some(c) => crate::commerce_calendar::visible_events(&s)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.on(date)
+                    && (e.concerns(c, site_id.as_deref()) || site_id.is_none() && e.commune == *c)
+            })
+            .map(|e| e.name)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(ProfileAnswer {
+        area: area_name,
+        counters: h.counters,
+        from,
+        to,
+        heat_map,
+        date,
+        weekday: weekday_name(date.weekday()).to_owned(),
+        holiday: calendar::holiday(date).map(calendar::Holiday::name_fr),
+        school_holiday: school.on(date).map(|x| x.name.clone()),
+        events,
+        today: today_hours,
+        so_far: (done > 0).then_some(so_far).flatten(),
+        usual_so_far: (done > 0).then_some(usual_so_far).flatten(),
+        typical,
     }))
+}
+
+/// Which ranking.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RankingParams {
+    /// First day (`YYYY-MM-DD`; default: 7 days before `to`).
+    #[param(value_type = Option<String>, format = Date)]
+    from: Option<NaiveDate>,
+    /// Last day (default: yesterday).
+    #[param(value_type = Option<String>, format = Date)]
+    to: Option<NaiveDate>,
+    /// First day of the reference period the index is 100 on (default: `from` 364 days before).
+    #[param(value_type = Option<String>, format = Date)]
+    ref_from: Option<NaiveDate>,
+    /// Its last day (default: `to` 364 days before).
+    #[param(value_type = Option<String>, format = Date)]
+    ref_to: Option<NaiveDate>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// A place in the ranking.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ranked {
+    site: String,
+    name: String,
+    /// Mean passers-by a day over the period's days with a count.
+    per_day: Option<f64>,
+    /// Days with a count, and days without.
+    days: usize,
+    days_missing: usize,
+    /// Mean a day over the reference period.
+    reference_per_day: Option<f64>,
+    /// 100 × per_day / reference_per_day.
+    index: Option<f64>,
+}
+
+/// The ranking of places.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RankingAnswer {
+    #[schema(value_type = String, format = Date)]
+    from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    to: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    ref_from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    ref_to: NaiveDate,
+    /// By passers-by a day, busiest first (places without a count last).
+    places: Vec<Ranked>,
+}
+
+/// Places ranked by footfall, with their index
+///
+/// Every place with pedestrian counters, by mean passers-by a day over a period, with its
+/// footfall index (100 = the place's own mean a day over the reference period, by default the
+/// same days 52 weeks before), so that places of different size compare on one scale.
+#[utoipa::path(get, path = "/api/v1/commerce/ranking", tag = "indicators", security((), ("bearer" = [])),
+    params(RankingParams),
+    responses(
+        (status = 200, description = "The ranking (or CSV with `format=csv`)", body = RankingAnswer),
+        (status = 400, response = BadRequest),
+        Reads,
+    ))]
+pub(crate) async fn ranking(
+    Scoped(s): Scoped,
+    Query(p): Query<RankingParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (tz, today) = paris_today(&s);
+    let to = p.to.unwrap_or(today.pred_opt().unwrap_or(today));
+    let from = p.from.unwrap_or(to - chrono::Duration::days(6));
+    if to > today {
+        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
+    }
+    if from > to || (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(format!(
+            "from {from} to {to}: a period of 1 day to three years"
+        )));
+    }
+    let ref_from = p.ref_from.unwrap_or(from - chrono::Duration::days(364));
+    let ref_to = p.ref_to.unwrap_or(to - chrono::Duration::days(364));
+    if ref_from > ref_to || (ref_to - ref_from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(format!(
+            "ref_from {ref_from} to ref_to {ref_to}: a period of 1 day to three years"
+        )));
+    }
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
+    };
+    let mut places = Vec::new();
+    for site in s.catalog.sites() {
+        let area = agora_query::air::Area::Site(site.id.clone());
+        if agora_query::footfall::counters(s.catalog.as_ref(), &area).is_err() {
+            continue;
+        }
+        let (a, b) = (from.min(ref_from), to.max(ref_to));
+        let f = agora_query::footfall::daily(
+            s.catalog.as_ref(),
+            s.store.as_ref(),
+            &area,
+            Direction::Total,
+            a,
+            b,
+            tz,
+        )
+        .await?;
+        let (per_day, days) = footfall::mean_per_day(&f.daily, from, to);
+        let (reference_per_day, _) = footfall::mean_per_day(&f.daily, ref_from, ref_to);
+        places.push(Ranked {
+            site: site.id.to_string(),
+            name: site.name.clone(),
+            per_day,
+            days,
+            days_missing: (to - from).num_days() as usize + 1 - days,
+            reference_per_day,
+            index: footfall::period_index(&f.daily, (from, to), (ref_from, ref_to)),
+        });
+    }
+    places.sort_by(|a, b| match (a.per_day, b.per_day) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.site.cmp(&b.site),
+    });
+    if csv {
+        let mut out = String::from("rank,site,per_day,days,days_missing,reference_per_day,index\n");
+        let n = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
+        for (i, r) in places.iter().enumerate() {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                i + 1,
+                r.site,
+                n(r.per_day),
+                r.days,
+                r.days_missing,
+                n(r.reference_per_day),
+                n(r.index)
+            ));
+        }
+        return Ok(
+            ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+        );
+    }
+    Ok(Json(RankingAnswer { from, to, ref_from, ref_to, places }).into_response())
 }
 
 /// Which footfall series.
@@ -324,7 +869,8 @@ pub(crate) struct SeriesAnswer {
 /// Footfall over time
 ///
 /// The passers-by of a counter, a place or a commune in buckets of 15 minutes or an hour (over
-/// 92 days at most), local days, weeks (Monday to Sunday) or months. A bucket in which a counter
+/// 92 days at most; 15 minutes for signed-in callers only, the public sees hours at the finest),
+/// local days, weeks (Monday to Sunday) or months. A bucket in which a counter
 /// had no data has no count (`null`) and names the counters under `missing`: never a partial sum
 /// shown as the whole, never zero visitors.
 #[utoipa::path(get, path = "/api/v1/commerce/footfall", tag = "indicators", security((), ("bearer" = [])),
@@ -337,6 +883,7 @@ pub(crate) struct SeriesAnswer {
     ))]
 pub(crate) async fn series(
     Scoped(s): Scoped,
+    crate::policy::MaybeWho(who): crate::policy::MaybeWho,
     Query(p): Query<SeriesParams>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
@@ -356,6 +903,11 @@ pub(crate) async fn series(
         return Err(ApiError::BadRequest("a series spans three years at most".into()));
     }
     let step = agora_query::footfall::Step::parse(p.every.as_deref().unwrap_or("1d"))?;
+    if step == agora_query::footfall::Step::Quarter && who.is_none() {
+        return Err(ApiError::Forbidden(
+            "the public sees footfall per hour at the finest: sign in for 15-minute counts".into(),
+        ));
+    }
     let direction = Direction::parse(p.direction.as_deref().unwrap_or("total"))?;
     let (counters, buckets) = agora_query::footfall::series(
         s.catalog.as_ref(),
@@ -397,7 +949,7 @@ pub(crate) async fn series(
 }
 
 /// Footfall's days are Paris days: the zone, and today there.
-fn paris_today(s: &crate::AppState) -> (chrono_tz::Tz, NaiveDate) {
+pub(crate) fn paris_today(s: &crate::AppState) -> (chrono_tz::Tz, NaiveDate) {
     let tz = chrono_tz::Europe::Paris;
     (tz, s.clock.now().to_datetime().with_timezone(&tz).date_naive())
 }
@@ -417,5 +969,5 @@ fn weekday_name(w: chrono::Weekday) -> &'static str {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(compare, impact, series))]
+#[openapi(paths(compare, impact, series, study, profile, ranking))]
 pub(crate) struct Doc;

@@ -172,6 +172,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::privacy::Doc::openapi(),
         crate::people::Doc::openapi(),
         crate::commerce::Doc::openapi(),
+        crate::commerce_calendar::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -6,6 +6,8 @@ mod alerting;
 pub mod audit;
 mod auth;
 mod commerce;
+mod commerce_calendar;
+mod commerce_report;
 pub mod compress;
 pub mod connections;
 mod doc;
@@ -125,6 +127,9 @@ pub struct AppState {
     pub audit: Option<Arc<dyn agora_store::audit::AuditLog>>,
     /// Single sign-on (absent: not configured).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// What operators declare for the commerce observatory (events, interventions, the
+    /// school-holiday calendar).
+    pub commerce: Arc<dyn agora_store::commerce::CommerceStore>,
 }
 
 /// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
@@ -198,6 +203,28 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/commerce/compare", get(commerce::compare))
         .route("/api/v1/commerce/impact", get(commerce::impact))
         .route("/api/v1/commerce/footfall", get(commerce::series))
+        .route(
+            "/api/v1/commerce/events",
+            get(commerce_calendar::events).post(commerce_calendar::add_event),
+        )
+        .route("/api/v1/commerce/events/{id}", delete(commerce_calendar::delete_event))
+        .route(
+            "/api/v1/commerce/interventions",
+            get(commerce_calendar::interventions).post(commerce_calendar::add_intervention),
+        )
+        .route(
+            "/api/v1/commerce/interventions/{id}",
+            delete(commerce_calendar::delete_intervention),
+        )
+        .route("/api/v1/commerce/interventions/{id}/study", get(commerce::study))
+        .route("/api/v1/commerce/profile", get(commerce::profile))
+        .route("/api/v1/commerce/ranking", get(commerce::ranking))
+        .route(
+            "/api/v1/commerce/school-holidays",
+            get(commerce_calendar::school_holidays)
+                .put(commerce_calendar::load_school_holidays)
+                .delete(commerce_calendar::reset_school_holidays),
+        )
         .route("/api/v1/map", get(views::map))
         .route("/api/v1/chart", get(views::chart))
         .route("/api/v1/fleet", get(views::fleet))

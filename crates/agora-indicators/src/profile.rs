@@ -88,10 +88,12 @@ pub fn typical_day(
 ) -> Vec<TypicalHour> {
     let mut per: Vec<Vec<f64>> = vec![Vec::new(); 24];
     for ((day, hour), v) in hours {
-        if day.weekday() == weekday && keep(*day) && *hour < 24 {
-            if let Some(x) = v {
-                per[*hour as usize].push(*x);
-            }
+        if day.weekday() == weekday
+            && keep(*day)
+            && *hour < 24
+            && let Some(x) = v
+        {
+            per[*hour as usize].push(*x);
         }
     }
     per.into_iter()

@@ -59,6 +59,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let alert_store = Arc::new(agora_store::alerts::SqliteAlertStore::new(sqlite.pool()));
     let audit_log: Arc<dyn agora_store::audit::AuditLog> =
         Arc::new(agora_store::audit::SqliteAuditLog::new(sqlite.pool()));
+    let commerce = Arc::new(agora_store::commerce::SqliteCommerceStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -138,6 +139,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         alerts: Some(alerts.clone()),
         limits: Arc::new(cfg.api_limits()?),
         audit: Some(audit_log.clone()),
+        commerce,
         oidc: match &cfg.auth.oidc {
             Some(o) => Some(Arc::new(agora_api::oidc::Oidc::new(o.settings()?))),
             None => None,

@@ -266,3 +266,325 @@ async fn an_impact_study_estimates_the_planted_effect() {
     let r = ask("site=hotel-de-ville&controls=nowhere&start=2026-05-04").await.unwrap();
     problem(r, 404, "not_found").await;
 }
+
+/// The declared side of the observatory, on counts built so that every answer is known. Three
+/// places count, per local hour h of a day of weekday w (Monday 0), m × (10 + w) × (h − 7)
+/// passers-by from 08:00 to 19:00 and zero at night: m = 2 at place B, 3 at place C, and at the
+/// Hôtel de Ville 4 until it is made pedestrian on 1 June 2026, then 5 (+25 %). A fête doubles
+/// the Hôtel de Ville's count from 10 to 12 July 2026. Today is Monday 30 November 2026, 15:30.
+#[tokio::test]
+async fn declared_interventions_events_profiles_and_ranking() {
+    use agora_model::{MockClock, Timestamp};
+    use chrono::TimeZone;
+    let paris = chrono_tz::Europe::Paris;
+    let clock = MockClock::new(Timestamp::parse_rfc3339("2026-11-30T15:30:00+01:00").unwrap());
+    let app = TestApp::spawn_at(clock, |_| {}).await;
+    for (id, name) in [("place-b", "Place B"), ("place-c", "Place C")] {
+        let p = json!({"id": id, "commune": "13001", "name": name, "lat": 43.53, "lon": 5.45});
+        let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&p).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    for (id, site) in [("ped-a", "hotel-de-ville"), ("ped-b", "place-b"), ("ped-c", "place-c")] {
+        let d = json!({"id": id, "kind": "pedestrian_counter", "site": site, "commune": "13001"});
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert!(r.status().is_success());
+    }
+    let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let (start, today) = (day("2026-06-01"), day("2026-11-30"));
+    let fete = day("2026-07-10")..=day("2026-07-12");
+    let count = |m: i64, d: NaiveDate, h: u32| {
+        if (8..20).contains(&h) {
+            m * (10 + i64::from(d.weekday().num_days_from_monday())) * (i64::from(h) - 7)
+        } else {
+            0
+        }
+    };
+    let mut d = day("2024-12-01");
+    let mut lines = String::new();
+    while d <= today {
+        for h in 0..24u32 {
+            if d == today && h >= 15 {
+                break;
+            }
+            let Some(t) = paris.from_local_datetime(&d.and_hms_opt(h, 0, 0).unwrap()).earliest()
+            else {
+                continue;
+            };
+            let t = t.timestamp();
+            let hdv = if fete.contains(&d) {
+                10
+            } else if d >= start {
+                5
+            } else {
+                4
+            };
+            for (dev, m) in [("ped-a", hdv), ("ped-b", 2), ("ped-c", 3)] {
+                lines.push_str(&format!(
+                    "pedestrian_counter,device={dev} people_in={}i {t}\n",
+                    count(m, d, h)
+                ));
+            }
+        }
+        if lines.len() > 4 << 20 {
+            app.write(&lines).await;
+            lines.clear();
+        }
+        d = d.succ_opt().unwrap();
+    }
+    app.write(&lines).await;
+    let post =
+        |path: &'static str, body: Value| app.post(path).bearer_auth(ADMIN).json(&body).send();
+
+    // Events: the fête, and a weekly market; bad ones refused by name.
+    let r = post(
+        "/api/v1/commerce/events",
+        json!({"kind": "event", "name": "Fête de la place", "site": "hotel-de-ville",
+               "first_day": "2026-07-10", "last_day": "2026-07-12"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = post(
+        "/api/v1/commerce/events",
+        json!({"kind": "market", "name": "Marché", "commune": "13001",
+               "first_day": "2026-01-01", "last_day": "2026-12-31", "weekdays": ["tue", "sat"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    for (bad, says) in [
+        (
+            json!({"kind": "market", "name": "M", "site": "place-b", "first_day": "2026-01-01"}),
+            "weekdays",
+        ),
+        (
+            json!({"kind": "market", "name": "M", "site": "place-b", "first_day": "2026-01-01", "weekdays": ["someday"]}),
+            "someday",
+        ),
+        (
+            json!({"kind": "fair", "name": "M", "site": "place-b", "first_day": "2026-01-01"}),
+            "kind",
+        ),
+        (
+            json!({"kind": "event", "name": " ", "site": "place-b", "first_day": "2026-01-01"}),
+            "name is empty",
+        ),
+        (
+            json!({"kind": "event", "name": "E", "site": "place-b", "first_day": "2026-01-05", "last_day": "2026-01-01"}),
+            "before first_day",
+        ),
+    ] {
+        let p =
+            problem(post("/api/v1/commerce/events", bad).await.unwrap(), 400, "bad_request").await;
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    let r = post(
+        "/api/v1/commerce/events",
+        json!({"kind": "event", "name": "E", "site": "nowhere", "first_day": "2026-01-01"}),
+    );
+    problem(r.await.unwrap(), 404, "not_found").await;
+    let ev =
+        app.get_json("/api/v1/commerce/events?site=place-b&from=2026-07-11&to=2026-07-11").await;
+    assert_eq!(ev.as_array().unwrap().len(), 1, "the market of the commune, not the fête: {ev}");
+
+    // Interventions: refused when the controls hold the place or repeat, or it starts tomorrow.
+    for (bad, says) in [
+        (
+            json!({"site": "hotel-de-ville", "name": "P", "start_day": "2026-06-01", "controls": ["hotel-de-ville"]}),
+            "treated place",
+        ),
+        (
+            json!({"site": "hotel-de-ville", "name": "P", "start_day": "2026-06-01", "controls": ["place-b", "place-b"]}),
+            "twice",
+        ),
+        (
+            json!({"site": "hotel-de-ville", "name": "P", "start_day": "2026-12-01", "controls": ["place-b"]}),
+            "in the future",
+        ),
+    ] {
+        let p =
+            problem(post("/api/v1/commerce/interventions", bad).await.unwrap(), 400, "bad_request")
+                .await;
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    let r = post(
+        "/api/v1/commerce/interventions",
+        json!({"site": "hotel-de-ville", "name": "Piétonnisation de la rue <X>", "description": "Rue fermée aux voitures",
+               "start_day": "2026-06-01", "controls": ["place-b", "place-c"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let with_controls = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let r = post(
+        "/api/v1/commerce/interventions",
+        json!({"site": "hotel-de-ville", "name": "Sans témoin", "start_day": "2026-06-01"}),
+    )
+    .await
+    .unwrap();
+    let alone = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    // The study against controls: 5/5 after against 4/5 before, exactly +25 %; the fête's three
+    // days are left out (counted in, the estimate would be above 25 %).
+    let s = app.get_json(&format!("/api/v1/commerce/interventions/{with_controls}/study")).await;
+    assert_eq!(s["design"], "controls");
+    let e = &s["effect"];
+    assert!((e["change_pct"].as_f64().unwrap() - 25.0).abs() < 1e-9, "{e}");
+    assert_eq!(e["parallel_before"], true);
+    let excluded: Vec<&Value> =
+        s["days"].as_array().unwrap().iter().filter(|d| !d["excluded"].is_null()).collect();
+    assert_eq!(excluded.len(), 3, "{excluded:?}");
+    assert_eq!(excluded[0]["date"], "2026-07-10");
+    assert!(excluded[0]["excluded"].as_str().unwrap().contains("Fête de la place"));
+    // 182 days after, to yesterday (29 November): 182 days, less the fête's 3.
+    assert_eq!(e["days_after"], 179);
+    // Without controls: the place against itself 52 weeks before, labelled weaker; public
+    // holidays that moved (Easter, Ascension…) are left out.
+    let s = app.get_json(&format!("/api/v1/commerce/interventions/{alone}/study")).await;
+    assert_eq!(s["design"], "last_year");
+    assert!((s["effect"]["change_pct"].as_f64().unwrap() - 25.0).abs() < 1e-9, "{}", s["effect"]);
+    assert!(s["caveats"][0].as_str().unwrap().contains("preuve plus faible"));
+    let moved = s["days"].as_array().unwrap().iter().find(|d| d["date"] == "2026-04-06").unwrap();
+    assert!(moved["excluded"].as_str().unwrap().contains("Lundi de Pâques"), "{moved}");
+    // The days as CSV, the report as a page (escaped).
+    let csv = app
+        .get(&format!("/api/v1/commerce/interventions/{with_controls}/study?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("date,treated,reference,counterfactual,excluded\n2025-12-01,"),
+        "{csv}"
+    );
+    assert!(csv.contains("\n2026-07-10,"), "excluded days are listed, marked");
+    let html = app
+        .get(&format!("/api/v1/commerce/interventions/{with_controls}/study?format=html"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Piétonnisation de la rue &lt;X&gt;") && !html.contains("<X>"));
+    assert!(html.contains("+25,0 %") && html.contains("une hausse de la fréquentation"), "{html}");
+    // A study of a place without data before its start is refused.
+    let r = app
+        .get("/api/v1/commerce/impact?site=place-b&start=2024-11-01")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("no footfall before"), "{p}");
+
+    // The profile of today at the Hôtel de Ville, against the 4 weeks before.
+    let p = app.get_json("/api/v1/commerce/profile?site=hotel-de-ville&weeks=4").await;
+    assert_eq!((p["from"].as_str(), p["to"].as_str()), (Some("2026-11-02"), Some("2026-11-29")));
+    // Monday 10:00: 5 × 10 × 3 = 150 on every Monday of the 4 weeks.
+    assert_eq!(p["heat_map"][0][10], json!({"mean": 150.0, "hours": 4, "missing": 0}));
+    // Wednesday 11 November (Armistice) is left out: three Wednesdays, 5 × 12 × 4 = 240.
+    assert_eq!(p["heat_map"][2][11], json!({"mean": 240.0, "hours": 3, "missing": 0}));
+    let t10 = &p["typical"][10];
+    assert_eq!(
+        (t10["median"].as_f64(), t10["p10"].as_f64(), t10["days"].as_u64()),
+        (Some(150.0), Some(150.0), Some(4))
+    );
+    // Today so far: the complete hours (to 15:00), 5 × 10 × (1 + … + 7) = 1,400, as usual.
+    assert_eq!(p["so_far"], json!(1400.0));
+    assert_eq!(p["usual_so_far"], json!(1400.0));
+    assert_eq!(p["today"][15], Value::Null, "the hour under way has no count yet");
+    assert_eq!(p["school_holiday"], Value::Null);
+    let p =
+        app.get_json("/api/v1/commerce/profile?site=hotel-de-ville&date=2026-07-11&weeks=2").await;
+    assert_eq!(p["events"], json!(["Marché", "Fête de la place"]));
+    assert_eq!(p["school_holiday"], "Vacances d'été");
+
+    // The ranking of the last week against the same week 52 weeks before.
+    let r = app.get_json("/api/v1/commerce/ranking").await;
+    assert_eq!((r["from"].as_str(), r["to"].as_str()), (Some("2026-11-23"), Some("2026-11-29")));
+    let places: Vec<(&str, f64, f64)> = r["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["site"].as_str().unwrap(),
+                x["per_day"].as_f64().unwrap(),
+                x["index"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // m × 78 (the hours' weights) × 13 (the weekdays' mean).
+    assert_eq!(
+        places,
+        vec![
+            ("hotel-de-ville", 5070.0, 125.0),
+            ("place-c", 3042.0, 100.0),
+            ("place-b", 2028.0, 100.0)
+        ]
+    );
+
+    // The public sees hours at the finest.
+    let r = app
+        .get(
+            "/api/v1/commerce/footfall?site=hotel-de-ville&every=15m&from=2026-11-29&to=2026-11-29",
+        )
+        .send()
+        .await
+        .unwrap();
+    problem(r, 403, "forbidden").await;
+    let r = app
+        .get("/api/v1/commerce/footfall?site=hotel-de-ville&every=1h&from=2026-11-29&to=2026-11-29")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // School holidays: zone B ships; a bad calendar is refused whole, a good one replaces it.
+    let c = app.get_json("/api/v1/commerce/school-holidays").await;
+    assert_eq!(c["name"], "zone B");
+    let put = |body: &'static str| {
+        app.client
+            .put(format!("http://{}/api/v1/commerce/school-holidays?name=zone%20A", app.addr))
+            .bearer_auth(ADMIN)
+            .body(body)
+            .send()
+    };
+    let p = problem(
+        put("name,first_day,last_day\nNoël,2026-12-19,2026-13-03\n").await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("line 2: last_day `2026-13-03`"), "{p}");
+    assert_eq!(app.get_json("/api/v1/commerce/school-holidays").await["name"], "zone B");
+    let r =
+        put("name,first_day,last_day\nVacances d'automne,2026-11-28,2026-12-06\n").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let p = app.get_json("/api/v1/commerce/profile?site=hotel-de-ville&weeks=1").await;
+    assert_eq!(p["school_holiday"], "Vacances d'automne");
+    let r = app
+        .client
+        .delete(format!("http://{}/api/v1/commerce/school-holidays", app.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.get_json("/api/v1/commerce/school-holidays").await["name"], "zone B");
+
+    // Removing declarations.
+    let r = app
+        .client
+        .delete(format!("http://{}/api/v1/commerce/interventions/{alone}", app.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let list = app.get_json("/api/v1/commerce/interventions").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

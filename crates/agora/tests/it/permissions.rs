@@ -176,6 +176,29 @@ async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
             .await;
             id
         }
+        "event" => admin_json(
+            app,
+            Method::POST,
+            "/api/v1/commerce/events",
+            json!({"kind": "event", "name": format!("fresh {n}"), "site": s.site,
+                "first_day": "2026-01-01"}),
+        )
+        .await["id"]
+            .to_string(),
+        "intervention" => {
+            // A counter for the place to be studied.
+            let counter = json!({"id": format!("ped-{}", s.commune), "kind": "pedestrian_counter",
+                "site": s.site, "commune": s.commune});
+            admin_json(app, Method::POST, "/api/v1/devices", counter).await;
+            admin_json(
+                app,
+                Method::POST,
+                "/api/v1/commerce/interventions",
+                json!({"name": format!("fresh {n}"), "site": s.site, "start_day": "2026-01-01"}),
+            )
+            .await["id"]
+                .to_string()
+        }
         _ => admin_json(
             app,
             Method::POST,
@@ -298,6 +321,36 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("{route}?site={}&controls=elsewhere&start=2026-01-01", s.site))
                 .untargeted()
         }
+        ("GET", "/api/v1/commerce/profile") => {
+            Call::new(format!("{route}?commune={}", s.commune)).untargeted()
+        }
+        ("GET", "/api/v1/commerce/ranking" | "/api/v1/commerce/school-holidays") => {
+            Call::new(route).untargeted()
+        }
+        ("GET", "/api/v1/commerce/events" | "/api/v1/commerce/interventions") => Call::new(route),
+        ("POST", "/api/v1/commerce/events") => Call::new(route)
+            .domain(Domain::Commerce)
+            .json(json!({"kind": "event", "name": "E", "site": s.site, "first_day": "2026-01-01"})),
+        ("DELETE", "/api/v1/commerce/events/{id}") => {
+            Call::new(format!("/api/v1/commerce/events/{}", fresh(app, "event", s, n).await))
+                .domain(Domain::Commerce)
+        }
+        ("POST", "/api/v1/commerce/interventions") => Call::new(route)
+            .domain(Domain::Commerce)
+            .json(json!({"name": "P", "site": s.site, "start_day": "2026-01-01"})),
+        ("DELETE", "/api/v1/commerce/interventions/{id}") => Call::new(format!(
+            "/api/v1/commerce/interventions/{}",
+            fresh(app, "intervention", s, n).await
+        ))
+        .domain(Domain::Commerce),
+        ("GET", "/api/v1/commerce/interventions/{id}/study") => Call::new(format!(
+            "/api/v1/commerce/interventions/{}/study",
+            fresh(app, "intervention", s, n).await
+        )),
+        ("PUT", "/api/v1/commerce/school-holidays") => Call::new(format!("{route}?name=zone"))
+            .untargeted()
+            .raw("name,first_day,last_day\nNoël,2026-12-19,2027-01-03\n".into()),
+        ("DELETE", "/api/v1/commerce/school-holidays") => Call::new(route).untargeted(),
         ("GET", "/api/v1/live") => {
             Call::new(format!("/api/v1/live?device={}", s.device)).untargeted()
         }
