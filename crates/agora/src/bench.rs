@@ -120,7 +120,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let server =
             serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
                 .await?;
-        let demo = Demo::new(DemoOptions { days: args.demo_days, seed: 13001 });
+        let demo = Demo::new(DemoOptions {
+            days: args.demo_days,
+            seed: 13001,
+            counter_history_days: crate::demo::COUNTER_HISTORY_DAYS,
+        });
         let report = demo.seed_and_backfill(&server.state).await?;
         row(
             &format!("demo backfill, {} days, {} devices", args.demo_days, report.devices),
@@ -391,7 +395,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let opts =
         ServeOptions { config: config.clone(), admin_token: None, clock: Arc::new(SystemClock) };
     let server = serve::start(opts.clone()).await?;
-    let demo = Demo::new(DemoOptions { days: args.demo_days, seed: 13001 });
+    let demo = Demo::new(DemoOptions {
+        days: args.demo_days,
+        seed: 13001,
+        counter_history_days: crate::demo::COUNTER_HISTORY_DAYS,
+    });
     let report = demo.seed_and_backfill(&server.state).await?;
     row(
         &format!("demo backfill, {} days, {} devices (pipeline)", args.demo_days, report.devices),
@@ -460,7 +468,7 @@ async fn bench_backup(
     // A day of new data (the day before the history), flushed into a segment of its own.
     let now = state.clock.now().as_nanos();
     let before = now - i64::from(days) * 86_400 * 1_000_000_000;
-    let day = Demo::at(DemoOptions { days: 1, seed: 13001 }, before);
+    let day = Demo::at(DemoOptions { days: 1, seed: 13001, counter_history_days: 0 }, before);
     let added = day.seed_and_backfill(state).await?;
     state.store.flush().await?;
     let inc = crate::backup::backup(state, data_dir, &cfg).await?;

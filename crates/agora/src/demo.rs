@@ -11,6 +11,14 @@
 //! episode (ATMO "mauvais", the PM10 information threshold), a loud night at La Rotonde (Lnight
 //! above 55 dB(A)), and, written by the backfill, a week of last summer with a three-day
 //! heatwave whose nights show the heat island of the mineral squares against the Torse valley.
+//!
+//! Pedestrian counters get more than a year of history, so that the commerce observatory has a
+//! last year to compare with. Their days follow the week, the markets (Tuesday, Thursday and
+//! Saturday mornings), public holidays (like a Sunday) and zone B's school holidays; La Rotonde
+//! has a Christmas market from 20 November to 31 December; and the Hôtel de Ville's street was
+//! made pedestrian [`PEDESTRIAN_DAYS_AGO`] days before now, with a planted +12 % on its counters
+//! and nothing elsewhere, declared with La Rotonde and the Pôle Culturel as controls so that the
+//! impact study can be seen to find it.
 
 use std::borrow::Cow;
 use std::f64::consts::PI;
@@ -37,6 +45,9 @@ pub struct DemoOptions {
     pub days: u32,
     /// Seed of every random draw.
     pub seed: u64,
+    /// Days of history of the pedestrian counters, when longer than `days` (the commerce
+    /// observatory compares with last year; 0: none beyond `days`).
+    pub counter_history_days: u32,
 }
 
 /// What the backfill did.
@@ -216,10 +227,20 @@ struct Episodes {
     /// Local midnight starting ten days of last summer (16 July) with a heatwave from the 18th
     /// to the 23rd: the backfill writes them for the weather and air-quality stations.
     summer: i64,
+    /// The local day the Hôtel de Ville's street was made pedestrian.
+    pedestrianised: NaiveDate,
 }
 
 /// Days of the summer slice.
 const SUMMER_DAYS: i64 = 10;
+
+/// Days of history of the pedestrian counters by default (a year to compare with, and five
+/// weeks).
+pub const COUNTER_HISTORY_DAYS: u32 = 400;
+/// The Hôtel de Ville's street was made pedestrian this many days before now.
+const PEDESTRIAN_DAYS_AGO: i64 = 120;
+/// Its planted effect on the place's footfall.
+const PEDESTRIAN_EFFECT: f64 = 1.12;
 
 impl Episodes {
     fn at(end: i64) -> Self {
@@ -237,6 +258,7 @@ impl Episodes {
             pollution: end - 3 * 86_400 * S,
             loud_night: utc((today - 2) * 86_400 + 22 * 3600),
             summer: utc(july16),
+            pedestrianised: date_of_day(today - PEDESTRIAN_DAYS_AGO),
         }
     }
 
@@ -265,6 +287,8 @@ pub struct Demo {
     opts: DemoOptions,
     fleet: Vec<SimDevice>,
     episodes: Episodes,
+    /// Zone B's school holidays.
+    school: agora_indicators::calendar::SchoolHolidays,
     /// Data is generated up to (excluding) this time.
     cursor: tokio::sync::Mutex<i64>,
 }
@@ -337,6 +361,11 @@ fn paris_offset_s(t_s: i64) -> i64 {
         d.and_hms_opt(1, 0, 0).expect("valid time").and_utc().timestamp()
     };
     if t_s >= last_sunday(3) && t_s < last_sunday(10) { 7200 } else { 3600 }
+}
+
+/// The date of a local day number (days since 1970-01-01).
+fn date_of_day(day: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date") + chrono::Duration::days(day)
 }
 
 fn when(t_ns: i64) -> When {
@@ -423,7 +452,13 @@ impl Demo {
             }
         }
         let start = end - i64::from(opts.days) * 86_400 * S;
-        Self { opts, fleet, episodes: Episodes::at(end), cursor: tokio::sync::Mutex::new(start) }
+        Self {
+            opts,
+            fleet,
+            episodes: Episodes::at(end),
+            school: agora_indicators::calendar::SchoolHolidays::zone_b(),
+            cursor: tokio::sync::Mutex::new(start),
+        }
     }
 
     /// Devices in the fleet.
@@ -446,6 +481,13 @@ impl Demo {
         if from + SUMMER_DAYS * 86_400 * S < end - i64::from(self.opts.days) * 86_400 * S {
             points +=
                 self.write_slice(state, from, from + SUMMER_DAYS * 86_400 * S, &stations).await?;
+        }
+        // The pedestrian counters' year before the backfill.
+        let first = end - i64::from(self.opts.counter_history_days) * 86_400 * S;
+        let backfill_start = end - i64::from(self.opts.days) * 86_400 * S;
+        if first < backfill_start {
+            let counters = |d: &SimDevice| d.kind == Kind::Pedestrian;
+            points += self.write_slice(state, first, backfill_start, &counters).await?;
         }
         state.store.flush().await?;
         Ok(BackfillReport { devices: self.fleet.len(), points, elapsed: started.elapsed() })
@@ -488,6 +530,65 @@ impl Demo {
             };
             state.catalog.upsert_device(dev).await?;
         }
+        self.declare_commerce(state).await
+    }
+
+    /// What the commerce department declared: Aix's markets, La Rotonde's Christmas markets, and
+    /// the Hôtel de Ville's street made pedestrian (once: a restarted demo keeps its own).
+    async fn declare_commerce(&self, state: &AppState) -> anyhow::Result<()> {
+        use agora_store::commerce::{CalendarEvent, Intervention};
+        let now = state.clock.now();
+        let by = "agora demo".to_owned();
+        let start = self.episodes.pedestrianised;
+        if state.commerce.interventions().await?.iter().any(|i| i.created_by == by) {
+            return Ok(());
+        }
+        let year = start.year();
+        let day = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
+        let mut events = vec![CalendarEvent {
+            id: 0,
+            commune: "13001".into(),
+            site: None,
+            kind: "market".into(),
+            name: "Marché de producteurs (mardi, jeudi, samedi matin)".into(),
+            first_day: day(year - 2, 1, 1),
+            last_day: day(year + 1, 12, 31),
+            weekdays: vec!["tue".into(), "thu".into(), "sat".into()],
+            created_by: by.clone(),
+            created_at: now,
+        }];
+        for y in [year - 1, year] {
+            events.push(CalendarEvent {
+                id: 0,
+                commune: "13001".into(),
+                site: Some("la-rotonde".into()),
+                kind: "event".into(),
+                name: "Marché de Noël".into(),
+                first_day: day(y, 11, 20),
+                last_day: day(y, 12, 31),
+                weekdays: Vec::new(),
+                created_by: by.clone(),
+                created_at: now,
+            });
+        }
+        for e in &events {
+            state.commerce.add_event(e).await?;
+        }
+        state
+            .commerce
+            .add_intervention(&Intervention {
+                id: 0,
+                commune: "13001".into(),
+                site: "hotel-de-ville".into(),
+                name: "Piétonnisation de la rue Paul Bert".into(),
+                description: "Rue fermée à la circulation automobile, terrasses élargies                               (démonstration : un effet de +12 % est simulé sur les compteurs                               de la place, aucun ailleurs)."
+                    .into(),
+                start_day: start,
+                controls: vec!["la-rotonde".into(), "pole-culturel".into()],
+                created_by: by,
+                created_at: now,
+            })
+            .await?;
         Ok(())
     }
 
@@ -706,14 +807,25 @@ impl Demo {
                 ]
             }
             Kind::Pedestrian => {
+                let date = date_of_day(w.day);
+                let holiday = agora_indicators::calendar::holiday(date).is_some();
+                let school = self.school.on(date).is_some();
                 let base = 2.0
                     + 90.0 * gaussian_bump(w.hour, 12.0, 2.2)
                     + 110.0 * gaussian_bump(w.hour, 17.8, 2.0)
                     + 25.0 * gaussian_bump(w.hour, 21.0, 1.5);
+                let torse = place.short == "torse";
                 let day = match w.weekday {
+                    _ if holiday => {
+                        if torse {
+                            1.6
+                        } else {
+                            0.7
+                        }
+                    }
                     Weekday::Sat => 1.5,
                     Weekday::Sun => {
-                        if place.short == "torse" {
+                        if torse {
                             1.6
                         } else {
                             0.7
@@ -721,9 +833,47 @@ impl Demo {
                     }
                     _ => 1.0,
                 };
-                let market = if w.market_morning() && place.short != "torse" { 1.7 } else { 1.0 };
-                let mean =
-                    base * day * market * place.footfall * d.bias * (1.0 - 0.5 * mistral.min(1.0));
+                let market = if w.market_morning() && !torse && !holiday { 1.7 } else { 1.0 };
+                // School holidays: families in town on weekdays, walkers in the valley.
+                let school = match (school, w.weekday) {
+                    (true, Weekday::Sat | Weekday::Sun) => 1.0,
+                    (true, _) => {
+                        if torse {
+                            1.3
+                        } else {
+                            1.1
+                        }
+                    }
+                    _ => 1.0,
+                };
+                // The Christmas market, afternoons and evenings.
+                let christmas = if place.short == "rotonde"
+                    && (date.month() == 12 || (date.month() == 11 && date.day() >= 20))
+                    && (14.0..21.0).contains(&w.hour)
+                {
+                    1.5
+                } else {
+                    1.0
+                };
+                let pedestrianised = if place.short == "hdv" && date >= self.episodes.pedestrianised
+                {
+                    PEDESTRIAN_EFFECT
+                } else {
+                    1.0
+                };
+                // Each place's own good and bad days.
+                let own =
+                    1.0 + 0.06 * smooth(seed ^ mix(0xF00D ^ d.place as u64), w.t_s, 2.0 * 86_400.0);
+                let mean = base
+                    * day
+                    * market
+                    * school
+                    * christmas
+                    * pedestrianised
+                    * own
+                    * place.footfall
+                    * d.bias
+                    * (1.0 - 0.5 * mistral.min(1.0));
                 let people_in = (mean * (1.0 + 0.15 * gauss(key(1)))).max(0.0).round();
                 let people_out = (mean * (1.0 + 0.15 * gauss(key(2)))).max(0.0).round();
                 vec![
@@ -903,7 +1053,7 @@ mod tests {
     const NOW: i64 = 1_763_769_600 * S; // 2025-11-22T00:00:00Z
 
     fn demo() -> Demo {
-        Demo::at(DemoOptions { days: 30, seed: 13001 }, NOW)
+        Demo::at(DemoOptions { days: 30, seed: 13001, counter_history_days: 0 }, NOW)
     }
 
     fn value(d: &Demo, id: &str, prop: &str, t: i64) -> Option<Value> {

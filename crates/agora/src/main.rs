@@ -38,6 +38,10 @@ enum Command {
         /// Days of history to backfill.
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// Days of history of the pedestrian counters (the commerce observatory compares with
+        /// last year); 0: as many as `--days`.
+        #[arg(long, default_value_t = agora::demo::COUNTER_HISTORY_DAYS)]
+        counter_history_days: u32,
         /// Backfill only; do not keep streaming live data.
         #[arg(long)]
         no_live: bool,
@@ -252,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
             until_signal().await;
             server.shutdown().await
         }
-        Command::Demo { common, days, no_live, no_alert_templates } => {
+        Command::Demo { common, days, counter_history_days, no_live, no_alert_templates } => {
             let mut opts = common.options()?;
             // The demo must start even where another MQTT broker already holds port 1883.
             opts.config.mqtt.broker.required = std::env::var_os("AGORA_MQTT_LISTEN").is_some();
@@ -261,7 +265,11 @@ async fn main() -> anyhow::Result<()> {
             }
             let server = agora::serve::start(opts).await?;
             announce(&server);
-            let demo = agora::demo::Demo::new(agora::demo::DemoOptions { days, seed: 13001 });
+            let demo = agora::demo::Demo::new(agora::demo::DemoOptions {
+                days,
+                seed: 13001,
+                counter_history_days,
+            });
             let state = server.state.clone();
             let report = demo.seed_and_backfill(&state).await.context("demo backfill failed")?;
             say!(
