@@ -49,7 +49,7 @@ async function audit(path, plant) {
 }
 
 for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet',
-  '/supervision/devices/noise-hdv-01', '/explorer', '/alerts', '/admin', '/login?lang=en']) {
+  '/supervision/devices/noise-hdv-01', '/explorer', '/alerts', '/admin', '/commerce', '/login?lang=en']) {
   test(`${path} passes the WCAG 2.1 AA rules of axe-core`, () => audit(path));
 }
 

@@ -227,6 +227,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/places/{site}", Page),
     ("GET", "/communes/{insee}", Page),
     ("GET", "/kiosk/{site}", Page),
+    ("GET", "/commerce", Page),
     ("GET", "/login", Open),
     ("POST", "/login", Open),
     ("POST", "/logout", Open),

@@ -55,6 +55,7 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/places/{site}", get(pages::place))
         .route("/communes/{insee}", get(pages::commune))
         .route("/kiosk/{site}", get(pages::kiosk))
+        .route("/commerce", get(pages::commerce))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         // Single sign-on: off to the city's provider, and back.

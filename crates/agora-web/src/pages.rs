@@ -146,6 +146,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
     match viewer {
         Viewer::Public => {
             nav_link(&mut o, "/", &t("nav.map"), page.id == "public-map");
+            nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
             nav_link(&mut o, "/login", &t("nav.operators"), page.id == "login");
         }
         Viewer::Operator(s) => {
@@ -153,6 +154,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
             nav_link(&mut o, "/supervision", &t("nav.supervision"), page.id == "supervision");
             nav_link(&mut o, "/supervision/fleet", &t("nav.fleet"), page.id == "fleet");
             nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
+            nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
             if s.principal.grant.may(Action::ManagePeople) {
                 nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
             }
@@ -425,6 +427,49 @@ pub(crate) async fn place(
         .data(json!({"site": place.id, "site_name": place.name, "today": today_in_paris(&s)}));
     let path = format!("/places/{site}");
     render(lang, set, &cfg, &viewer(&s, &h), &path, page)
+}
+
+/// The commerce observatory: footfall today against the usual, the week against last year, the
+/// weekday × hour heat map, the ranking of places, the events calendar and the impact studies.
+/// Public like the place pages (hourly figures at the finest); operators who may modify see the
+/// forms to declare events and interventions.
+pub(crate) async fn commerce(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    let viewer = viewer(&s, &h);
+    if matches!(viewer, Viewer::Public) && !cfg.public_map {
+        return Redirect::to("/login?next=/commerce").into_response();
+    }
+    let t = |k: &str| esc(lang.t(k));
+    let section = |id: &str, title: &str| {
+        format!(
+            "<section aria-labelledby=\"{id}-title\"><h2 id=\"{id}-title\">{title}</h2><div id=\"{id}\" aria-live=\"polite\"></div></section>"
+        )
+    };
+    let body = format!(
+        "<article class=\"commerce\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<form id=\"pick\" class=\"explorer\"><label>{place} <select id=\"site\" name=\"site\"></select></label> \
+<label>{date} <input type=\"date\" id=\"date\" name=\"date\"></label></form>\
+{today}{compare}{heat}{ranking}{events}{studies}</article>",
+        title = t("commerce.title"),
+        intro = t("commerce.intro"),
+        place = t("commerce.place"),
+        date = t("commerce.date"),
+        today = section("today", &t("commerce.today")),
+        compare = section("compare", &t("commerce.compare")),
+        heat = section("heat", &t("commerce.heat")),
+        ranking = section("ranking", &t("commerce.ranking")),
+        events = section("events", &t("commerce.events")),
+        studies = section("studies", &t("commerce.studies")),
+    );
+    let page = Page::new("commerce", lang.t("commerce.title").to_owned(), body)
+        .script("commerce")
+        .data(json!({"today": today_in_paris(&s)}));
+    render(lang, set, &cfg, &viewer, "/commerce", page)
 }
 
 /// Today's date in Europe/Paris (the indicators' days).

@@ -31,6 +31,15 @@ async function loadOfficial() {
 loadOfficial();
 setInterval(loadOfficial, 5 * 60_000);
 
+// Passers-by today against the usual for the weekday (places with counters), every 15 minutes.
+let footfall = null;
+async function loadFootfall() {
+  if (!devices.some((d) => d.latest?.people_in)) return;
+  try { footfall = await api(`/api/v1/commerce/profile?site=${encodeURIComponent(site)}`); } catch { footfall = null; }
+}
+loadFootfall();
+setInterval(loadFootfall, 15 * 60_000);
+
 function slides() {
   const f = placeFigures(devices);
   const out = [];
@@ -44,6 +53,10 @@ function slides() {
   if (f.temperature !== null) out.push({ key: 'temperature', title: t('kiosk.temperature'), value: `${num(f.temperature)} °C`, colour: scaleOf('temperature').colour(f.temperature), note: f.humidity !== null ? `${t('prop.relative_humidity')} ${num(f.humidity, 0)} %` : '' });
   if (f.noise !== null) out.push({ key: 'noise', title: t('kiosk.noise'), value: `${num(f.noise, 0)} dB(A)`, colour: scaleOf('laeq').colour(f.noise), note: t('place.noise_note') });
   if (f.people !== null) out.push({ key: 'people', title: t('kiosk.people'), value: num(f.people, 0), colour: '#756bb1', note: t('place.people_note') });
+  if (footfall?.so_far !== null && footfall?.so_far !== undefined) {
+    const note = footfall.usual_so_far ? t('place.people_usual', { weekday: t(`day.${footfall.weekday}`), n: num(footfall.usual_so_far, 0) }) : t('commerce.no_usual');
+    out.push({ key: 'people_today', title: t('place.people_today'), value: num(footfall.so_far, 0), colour: '#756bb1', note });
+  }
   return out;
 }
 

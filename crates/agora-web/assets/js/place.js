@@ -34,13 +34,26 @@ function drawNow() {
   if (f.temperature !== null) cards.push(card(t('prop.temperature'), `${num(f.temperature)} °C`, f.humidity !== null ? `${esc(t('prop.relative_humidity'))} ${num(f.humidity, 0)} %` : '', scaleOf('temperature').colour(f.temperature)));
   if (f.noise !== null) cards.push(card(t('place.noise'), `${num(f.noise)} dB(A)`, esc(t('place.noise_note')), scaleOf('laeq').colour(f.noise)));
   if (f.people !== null) cards.push(card(t('place.people'), num(f.people, 0), esc(t('place.people_note'))));
+  if (footfall?.so_far !== null && footfall?.so_far !== undefined) {
+    const usual = footfall.usual_so_far ? esc(t('place.people_usual', { weekday: t(`day.${footfall.weekday}`), n: num(footfall.usual_so_far, 0) })) : esc(t('commerce.no_usual'));
+    cards.push(card(t('place.people_today'), num(footfall.so_far, 0), `${usual} · <a href="/commerce?site=${encodeURIComponent(site)}">${esc(t('nav.commerce'))}</a>`));
+  }
   if (f.bins) cards.push(card(t('place.bins'), `${num(f.fill, 0)} %`, esc(t('place.bins_full', { n: f.full_bins, total: f.bins }))));
   if (f.lamps) cards.push(card(t('place.lights'), `${f.lamps_on} / ${f.lamps}`, esc(t('place.lights_note'))));
   if (f.soil !== null) cards.push(card(t('prop.soil_moisture'), `${num(f.soil, 0)} %`));
   document.getElementById('now').innerHTML = cards.join('') +
     `<p class="updated">${esc(t('map.updated_at'))} ${esc(when(f.latest || null))}</p>`;
 }
+// Passers-by today against the usual for the weekday (places with counters).
+let footfall = null;
+async function loadFootfall() {
+  if (!devices.some((d) => d.latest?.people_in)) return;
+  try { footfall = await api(`/api/v1/commerce/profile?site=${encodeURIComponent(site)}`); } catch { footfall = null; }
+  drawNow();
+}
 drawNow();
+await loadFootfall();
+setInterval(loadFootfall, 15 * 60_000);
 await loadAir();
 setInterval(loadAir, 5 * 60_000);
 

@@ -414,7 +414,7 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         (
             "GET",
             "/" | "/login" | "/supervision" | "/supervision/fleet" | "/explorer" | "/alerts"
-            | "/admin",
+            | "/admin" | "/commerce",
         ) => Call::new(route).untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),

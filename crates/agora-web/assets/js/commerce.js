@@ -1,0 +1,153 @@
+// The commerce observatory: a place's passers-by today against its typical day, the day against
+// the same weekdays and last year, the weekday × hour heat map, the ranking of places with their
+// index, the calendar of markets and events, and the impact studies. Every figure comes from the
+// API (`/api/v1/commerce/…`), which computes and tests them; this page only draws.
+
+import { settings, t, esc, num, api } from './common.js';
+
+const $ = (id) => document.getElementById(id);
+const pct = (v) => (v === null || v === undefined ? '—' : `${v > 0 ? '+' : ''}${num(v, 1)} %`);
+const dayName = (w) => t(`day.${w}`);
+const query = (o) => Object.entries(o).filter(([, v]) => v).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+
+// Places with counters, busiest first: the ranking lists them.
+const ranking = await api('/api/v1/commerce/ranking');
+const select = $('site');
+select.innerHTML = ranking.places.map((p) => `<option value="${esc(p.site)}">${esc(p.name)}</option>`).join('');
+const wanted = new URLSearchParams(location.search).get('site');
+if (wanted && ranking.places.some((p) => p.site === wanted)) select.value = wanted;
+$('date').value = settings.today;
+$('date').max = settings.today;
+
+/** An SVG line chart of 24 hours: the typical day's 10–90 % band and median, and the day. */
+function dayChart(profile) {
+  const W = 640, H = 220, L = 48, R = 10, T = 10, B = 26;
+  const typ = profile.typical;
+  const top = Math.max(1, ...typ.map((h) => h.p90 ?? 0), ...profile.today.map((v) => v ?? 0));
+  const x = (h) => L + ((W - L - R) * h) / 23;
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  const path = (vals) => {
+    let d = '', pen = false;
+    vals.forEach((v, h) => {
+      if (v === null || v === undefined) { pen = false; return; }
+      d += `${pen ? 'L' : 'M'}${x(h).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = true;
+    });
+    return d;
+  };
+  const band = typ.every((h) => h.p10 !== null)
+    ? `M${typ.map((h) => `${x(h.hour).toFixed(1)},${y(h.p90).toFixed(1)}`).join(' L')} L${typ.slice().reverse().map((h) => `${x(h.hour).toFixed(1)},${y(h.p10).toFixed(1)}`).join(' L')} Z`
+    : '';
+  const ticks = [0, 6, 12, 18, 23].map((h) => `<text x="${x(h)}" y="${H - 8}" font-size="11" text-anchor="middle">${h} h</text>`).join('');
+  const yt = [0, top / 2, top].map((v) => `<text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${num(v, 0)}</text>`).join('');
+  const wd = dayName(profile.weekday);
+  return `<figure class="day-chart"><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(t('commerce.chart_label'))}">
+<path d="${band}" fill="#1f5fa8" opacity="0.15"/>
+<path d="${path(typ.map((h) => h.median))}" fill="none" stroke="#1f5fa8" stroke-width="1.5" stroke-dasharray="5 4"/>
+<path d="${path(profile.today)}" fill="none" stroke="#b3261e" stroke-width="2.5"/>
+<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#888"/>${ticks}${yt}</svg>
+<figcaption><span class="key today">— ${esc(t('commerce.legend_today'))}</span> <span class="key median">- - ${esc(t('commerce.legend_median'))}</span> <span class="key band">▇ ${esc(t('commerce.legend_band', { weekday: wd }))}</span></figcaption></figure>`;
+}
+
+function drawToday(p) {
+  const hour = p.today.reduce((last, v, h) => (v !== null ? h + 1 : last), 0);
+  const notes = [];
+  if (p.holiday) notes.push(t('commerce.holiday', { name: p.holiday }));
+  if (p.school_holiday) notes.push(t('commerce.school', { name: p.school_holiday }));
+  if (p.events.length) notes.push(t('commerce.event_today', { names: p.events.join(', ') }));
+  const usual = p.usual_so_far
+    ? t('commerce.usual', { weekday: dayName(p.weekday), n: num(p.usual_so_far, 0), pct: pct(100 * (p.so_far / p.usual_so_far - 1)) })
+    : t('commerce.no_usual');
+  $('today').innerHTML = `<div class="cards"><div class="card"><p class="card-label">${esc(t('commerce.today'))}</p>
+<p class="card-value" id="so-far">${num(p.so_far, 0)}</p><p class="card-extra">${esc(t('commerce.so_far', { n: num(p.so_far, 0), hour }))}<br>${esc(usual)}</p></div></div>
+${notes.length ? `<p>${notes.map(esc).join(' · ')}</p>` : ''}${dayChart(p)}`;
+}
+
+function yesterday() {
+  const d = new Date(`${settings.today}T12:00:00Z`);
+  d.setUTCDate(d.getUTCDate() - 1);
+  return d.toISOString().slice(0, 10);
+}
+
+function drawCompare(c) {
+  const rows = ['vs_last_week', 'vs_4_weeks', 'vs_last_year', 'week_to_date', 'month_to_date', 'year_to_date'].map((k) => {
+    const x = c[k];
+    const missing = x.missing?.length ? `<br><small>${esc(t('commerce.missing', { days: x.missing.join(', ') }))}</small>` : '';
+    return `<tr><th scope="row">${esc(t(`commerce.${k}`))}${missing}</th><td>${num(x.value, 0)}</td><td>${num(x.reference, 0)}</td><td>${pct(x.change_pct)}</td></tr>`;
+  }).join('');
+  const day = new Date(`${c.date}T12:00:00`).toLocaleDateString(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+  $('compare').innerHTML = `<p id="compare-day">${esc(t('commerce.compare_day', { day }))}</p><div class="table-wrap"><table class="table"><thead><tr><th></th><th scope="col">${esc(t('commerce.value'))}</th><th scope="col">${esc(t('commerce.reference'))}</th><th scope="col">${esc(t('commerce.change'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+function drawHeat(p) {
+  const max = Math.max(1, ...p.heat_map.flat().map((c) => c.mean ?? 0));
+  const days = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+  const head = Array.from({ length: 24 }, (_, h) => `<th scope="col">${h}</th>`).join('');
+  const rows = p.heat_map.map((row, d) => `<tr><th scope="row">${esc(dayName(days[d]))}</th>${row.map((c) => {
+    const a = c.mean === null ? 0 : 0.08 + 0.92 * (c.mean / max);
+    // The blended colour, and the text (black or white) that contrasts most with it (WCAG).
+    const rgb = [31, 95, 168].map((v) => Math.round(255 - a * (255 - v)));
+    const lum = rgb.map((v) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; });
+    const L = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2];
+    const fg = (L + 0.05) / 0.05 >= 1.05 / (L + 0.05) ? '#000' : '#fff';
+    return `<td style="background:rgb(${rgb.join(',')});color:${fg}" title="${esc(num(c.mean, 0))}">${c.mean === null ? '—' : num(c.mean, 0)}</td>`;
+  }).join('')}</tr>`).join('');
+  $('heat').innerHTML = `<div class="table-wrap"><table class="table heat"><caption>${esc(t('commerce.heat_caption'))}</caption><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+function drawRanking() {
+  const rows = ranking.places.map((p, i) => `<tr><td>${i + 1}</td><th scope="row"><a href="/commerce?site=${encodeURIComponent(p.site)}">${esc(p.name)}</a></th><td>${num(p.per_day, 0)}</td><td>${num(p.index, 0)}</td><td>${p.days_missing}</td></tr>`).join('');
+  $('ranking').innerHTML = `<div class="table-wrap"><table class="table"><thead><tr><th scope="col">${esc(t('commerce.rank'))}</th><th scope="col">${esc(t('commerce.place'))}</th><th scope="col">${esc(t('commerce.per_day'))}</th><th scope="col">${esc(t('commerce.index'))}</th><th scope="col">${esc(t('commerce.days_missing'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+async function drawEvents(site) {
+  const events = await api(`/api/v1/commerce/events?${query({ site })}`);
+  const fmt = (d) => new Date(`${d}T12:00:00`).toLocaleDateString(settings.lang === 'en' ? 'en-GB' : 'fr-FR');
+  const items = events.map((e) => {
+    const when = e.first_day === e.last_day ? fmt(e.first_day) : `${fmt(e.first_day)} → ${fmt(e.last_day)}`;
+    const days = e.weekdays.length ? ` (${esc(t('commerce.weekdays', { days: e.weekdays.map((w) => dayName({ mon: 'monday', tue: 'tuesday', wed: 'wednesday', thu: 'thursday', fri: 'friday', sat: 'saturday', sun: 'sunday' }[w])).join(', ') }))})` : '';
+    return `<li><strong>${esc(e.name)}</strong> — ${esc(when)}${days} · ${esc(e.site ?? t('commerce.whole_commune'))}</li>`;
+  });
+  $('events').innerHTML = items.length ? `<ul>${items.join('')}</ul>` : `<p>${esc(t('commerce.none'))}</p>`;
+}
+
+async function drawStudies() {
+  const list = await api('/api/v1/commerce/interventions');
+  const parts = [];
+  for (const i of list) {
+    const base = `/api/v1/commerce/interventions/${i.id}/study`;
+    let result;
+    try {
+      const s = await api(base);
+      const e = s.effect;
+      result = `<p class="study-result"><strong>${esc(t('commerce.study_result', { change: pct(e.change_pct), lo: pct(e.interval_pct[0]), hi: pct(e.interval_pct[1]), visitors: num(e.visitors_per_day, 0) }))}</strong></p>
+${s.design === 'last_year' ? `<p><em>${esc(t('commerce.weaker'))}</em></p>` : ''}${s.caveats.length ? `<ul>${s.caveats.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : ''}`;
+    } catch (err) {
+      result = `<p>${esc(t('commerce.study_error', { detail: err.message }))}</p>`;
+    }
+    const since = t('commerce.since', { date: i.start_day, controls: i.controls.length ? i.controls.join(', ') : t('commerce.itself') });
+    parts.push(`<article class="study" data-id="${i.id}"><h3>${esc(i.name)} — ${esc(i.site)}</h3><p>${esc(i.description)}</p><p>${esc(since)}</p>${result}
+<p><a href="${base}?format=html">${esc(t('commerce.report'))}</a> · <a href="${base}?format=csv">${esc(t('commerce.csv'))}</a></p></article>`);
+  }
+  $('studies').innerHTML = parts.length ? parts.join('') : `<p>${esc(t('commerce.none'))}</p>`;
+}
+
+async function drawPlace() {
+  const site = select.value;
+  const date = $('date').value || settings.today;
+  const [profile, compare] = await Promise.all([
+    api(`/api/v1/commerce/profile?${query({ site, date })}`),
+    // A day under way is not compared with whole days: the comparisons are of the last whole day.
+    api(`/api/v1/commerce/compare?${query({ site, date: date === settings.today ? yesterday() : date })}`),
+  ]);
+  drawToday(profile);
+  drawCompare(compare);
+  drawHeat(profile);
+  await drawEvents(site);
+}
+
+drawRanking();
+select.addEventListener('change', () => drawPlace());
+$('date').addEventListener('change', () => drawPlace());
+await Promise.all([drawPlace(), drawStudies()]);
+document.body.dataset.ready = '1';

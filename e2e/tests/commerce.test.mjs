@@ -1,0 +1,105 @@
+// The commerce observatory in the browser, as the public and the commerce department see it,
+// against `agora demo` with its counters' long history: today against the typical day, the
+// comparisons, the heat map, the ranking, the calendar, and the finished impact study of the
+// demo's planted pedestrianisation (+12 % at the Hôtel de Ville, nothing elsewhere) with its
+// printable report. Screenshots land in e2e/output/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startAgora, startBrowser, shot } from '../lib/harness.mjs';
+
+let agora;
+let b;
+let page;
+
+before(async () => {
+  // 200 days of counters: the intervention (120 days ago) has 80 days before it.
+  agora = await startAgora({ counterHistoryDays: 200 });
+  b = await startBrowser();
+  page = await b.context.newPage();
+  page.on('pageerror', (e) => { throw e; });
+});
+
+after(async () => {
+  await b?.browser.close();
+  await agora?.stop();
+});
+
+async function ready() {
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+}
+
+test('the public sees the observatory of a place, in French', async () => {
+  await page.goto(`${agora.base}/commerce`);
+  await ready();
+  assert.equal(await page.getAttribute('html', 'lang'), 'fr');
+  assert.equal(await page.locator('h1').textContent(), 'Observatoire du commerce');
+  // The four places, busiest first: the Hôtel de Ville (footfall 1.6, and +12 %) leads.
+  const places = await page.locator('#site option').allTextContents();
+  assert.equal(places.length, 4, places.join(' | '));
+  assert.match(places[0], /Hôtel de Ville/);
+  // Today so far against the usual for the weekday, drawn against the typical day's band.
+  const soFar = await page.locator('#so-far').textContent();
+  assert.match(soFar, /^[\d\s  ]+$/, soFar);
+  assert.match(await page.locator('#today').textContent(), /d'habitude un (lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)/);
+  assert.ok(await page.locator('#today svg path[stroke="#b3261e"]').count() === 1);
+  // The six comparisons, each with a value and a change.
+  // Comparisons are of the last whole day, not of today under way.
+  assert.match(await page.locator('#compare-day').textContent(), /^Journée complète du /);
+  const rows = page.locator('#compare tbody tr');
+  assert.equal(await rows.count(), 6);
+  assert.match(await rows.nth(0).locator('td').nth(2).textContent(), /%$/);
+  // 200 days of history: no same day a year ago, said as such rather than a zero.
+  assert.match(await rows.nth(2).textContent(), /Même jour, il y a 52 semaines/);
+  assert.equal((await rows.nth(2).locator('td').nth(0).textContent()).trim() !== '0', true);
+  assert.equal(await rows.nth(2).locator('td').nth(1).textContent(), '—');
+  // The heat map: 7 weekdays × 24 hours, Saturday noon busier than 4 in the morning.
+  assert.equal(await page.locator('#heat tbody tr').count(), 7);
+  assert.equal(await page.locator('#heat tbody tr').first().locator('td').count(), 24);
+  const cell = async (d, h) => Number((await page.locator('#heat tbody tr').nth(d).locator('td').nth(h).getAttribute('title')).replace(/\s/g, '').replace(',', '.'));
+  assert.ok(await cell(5, 12) > 10 * Math.max(1, await cell(5, 4)), 'Saturday noon against 4 a.m.');
+  // The ranking with its index, and the market in the calendar.
+  assert.equal(await page.locator('#ranking tbody tr').count(), 4);
+  assert.match(await page.locator('#events').textContent(), /Marché de producteurs/);
+  await shot(page, '20-commerce');
+});
+
+test('the impact study finds the planted pedestrianisation, and its report prints', async () => {
+  await page.goto(`${agora.base}/commerce`);
+  await ready();
+  const study = page.locator('#studies article.study').first();
+  assert.match(await study.locator('h3').textContent(), /Piétonnisation de la rue Paul Bert/);
+  // "+11,6 % par jour (intervalle à 95 % : +9,8 % à +13,4 %)": the planted 12 % inside.
+  const text = await study.locator('.study-result').textContent();
+  const m = text.match(/([+−-][\d,]+) % par jour \(intervalle à 95 % : ([+−-][\d,]+) % à ([+−-][\d,]+) %\)/);
+  assert.ok(m, text);
+  const n = (s) => Number(s.replace('−', '-').replace(',', '.'));
+  assert.ok(n(m[2]) < 12 && 12 < n(m[3]) && n(m[2]) > 0, text);
+  await study.scrollIntoViewIfNeeded();
+  await shot(page, '21-commerce-impact-study');
+  // The report, for the commerce department.
+  const [report] = await Promise.all([page.waitForEvent('popup').catch(() => null), study.locator('a', { hasText: 'Rapport imprimable' }).click()]);
+  const r = report ?? page;
+  await r.waitForLoadState();
+  assert.match(await r.locator('h1').textContent(), /Étude d'impact : Piétonnisation de la rue Paul Bert/);
+  assert.match(await r.locator('body').textContent(), /Comparé avec\s*les lieux témoins la-rotonde, pole-culturel/);
+  assert.equal(await r.locator('svg path').count(), 2, 'the place and its counterfactual');
+  await shot(r, '22-commerce-impact-report');
+  // The control places show nothing of the kind (studied against the Torse valley).
+  const start = (await (await fetch(`${agora.base}/api/v1/commerce/interventions`)).json())[0].start_day;
+  for (const site of ['la-rotonde', 'pole-culturel']) {
+    const s = await (await fetch(`${agora.base}/api/v1/commerce/impact?site=${site}&controls=vallee-de-la-torse&start=${start}`)).json();
+    assert.ok(s.effect.interval_pct[0] < 0 && s.effect.interval_pct[1] > 0, `${site}: ${JSON.stringify(s.effect)}`);
+  }
+});
+
+test('another place, its calendar, and the place page shows passers-by today', async () => {
+  await page.goto(`${agora.base}/commerce?site=la-rotonde`);
+  await ready();
+  assert.equal(await page.locator('#site').inputValue(), 'la-rotonde');
+  assert.match(await page.locator('#events').textContent(), /Marché de Noël/);
+  await page.goto(`${agora.base}/places/hotel-de-ville`);
+  await ready();
+  await page.waitForFunction(() => document.getElementById('now').textContent.includes("Passants aujourd'hui"), null, { timeout: 30_000 });
+  assert.match(await page.locator('#now').textContent(), /d'habitude à cette heure un/);
+});
