@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgora, startBrowser, shot } from '../lib/harness.mjs';
+import { startAgora, startBrowser, shot, ADMIN } from '../lib/harness.mjs';
 
 let agora;
 let b;
@@ -102,4 +102,19 @@ test('another place, its calendar, and the place page shows passers-by today', a
   await ready();
   await page.waitForFunction(() => document.getElementById('now').textContent.includes("Passants aujourd'hui"), null, { timeout: 30_000 });
   assert.match(await page.locator('#now').textContent(), /d'habitude à cette heure un/);
+});
+
+test("the fleet page lists the demo's blocked counter", async () => {
+  await page.goto(`${agora.base}/login`);
+  await page.fill('#token', ADMIN);
+  await Promise.all([page.waitForURL('**/supervision'), page.click('form[action="/login"] button')]);
+  await page.goto(`${agora.base}/supervision/fleet`);
+  await ready();
+  // Blocked for 30 hours: yesterday's day at least shows it counting zero when people pass.
+  const section = page.locator('section:has(#counters)');
+  assert.match(await section.textContent(), /ped-pole-04/);
+  assert.match(await section.textContent(), /zéro de \d+ h à \d+ h/);
+  assert.doesNotMatch(await section.textContent(), /ped-pole-03/);
+  await section.scrollIntoViewIfNeeded();
+  await shot(page, '23-fleet-counters');
 });

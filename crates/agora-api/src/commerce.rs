@@ -30,6 +30,11 @@ pub(crate) struct CompareParams {
     date: Option<NaiveDate>,
     /// `total` (default: both ways), `in` or `out`.
     direction: Option<String>,
+    /// Reference days the 4-week mean passes over (each replaced by the same weekday a week
+    /// earlier), comma-separated: `holidays` (public holidays), `school_holidays`, `events`
+    /// (declared events; markets recur and stay); `none`. Default `holidays,events`. A day is
+    /// passed over only when `date` is not of the same kind.
+    exclude: Option<String>,
 }
 
 /// A day's footfall against its references.
@@ -64,6 +69,9 @@ pub(crate) struct CompareAnswer {
     /// Days without a count, with the counters that had no data (never counted as zero).
     #[schema(value_type = Object)]
     missing: std::collections::BTreeMap<NaiveDate, Vec<DeviceId>>,
+    /// What the reader should know of the days compared: a reference day that was a public
+    /// holiday, in school holidays or had an event when `date` did not (or the reverse).
+    notes: Vec<String>,
 }
 
 /// A day's footfall, compared
@@ -93,7 +101,7 @@ pub(crate) async fn compare(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let date = p.date.unwrap_or(today);
+    let date = sane_date("date", p.date.unwrap_or(today))?;
     if date > today {
         return Err(ApiError::BadRequest(format!(
             "{date} is in the future (today is {today} in Europe/Paris)"
@@ -120,6 +128,76 @@ pub(crate) async fn compare(
         other => other.into(),
     })?;
     let d = &f.daily;
+    let mut exclude = (true, false, true);
+    if let Some(e) = p.exclude.as_deref() {
+        exclude = (false, false, false);
+        for x in e.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            match x {
+                "holidays" => exclude.0 = true,
+                "school_holidays" => exclude.1 = true,
+                "events" => exclude.2 = true,
+                "none" => {}
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "exclude {other:?}: use holidays, school_holidays, events or none"
+                    )));
+                }
+            }
+        }
+    }
+    let (_, _, school) = crate::commerce_calendar::school_holidays_of(&s).await?;
+    let (site, commune) = area_place(&s, &area);
+    let events: Vec<agora_store::commerce::CalendarEvent> =
+        crate::commerce_calendar::visible_events(&s)
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == "event")
+            .filter(|e| match (&commune, &site) {
+                (Some(c), site) => e.concerns(c, site.as_deref()),
+                _ => false,
+            })
+            .collect();
+    let event_on = |x: NaiveDate| -> Vec<&str> {
+        events.iter().filter(|e| e.on(x)).map(|e| e.name.as_str()).collect()
+    };
+    let kinds = |x: NaiveDate| {
+        (calendar::holiday(x).is_some(), school.on(x).is_some(), !event_on(x).is_empty())
+    };
+    let this = kinds(date);
+    let skip = |x: NaiveDate| {
+        let k = kinds(x);
+        (exclude.0 && k.0 && !this.0)
+            || (exclude.1 && k.1 && !this.1)
+            || (exclude.2 && k.2 && !this.2)
+    };
+    let mut notes = Vec::new();
+    let describe = |x: NaiveDate| {
+        let mut parts = Vec::new();
+        if let Some(h) = calendar::holiday(x) {
+            parts.push(format!("jour férié ({})", h.name_fr()));
+        }
+        if let Some(v) = school.on(x) {
+            parts.push(format!("vacances scolaires ({})", v.name));
+        }
+        for e in event_on(x) {
+            parts.push(format!("événement ({e})"));
+        }
+        parts
+    };
+    for (what, x) in [
+        ("le jour comparé", Some(date)),
+        ("la semaine dernière", date.checked_sub_days(Days::new(7))),
+        ("il y a 52 semaines", date.checked_sub_days(Days::new(364))),
+    ] {
+        let Some(x) = x else { continue };
+        if x != date && kinds(x) == this {
+            continue;
+        }
+        let parts = describe(x);
+        if !parts.is_empty() {
+            notes.push(format!("{x}, {what} : {}", parts.join(", ")));
+        }
+    }
     Ok(Json(CompareAnswer {
         area: area_name,
         counters: f.counters.clone(),
@@ -128,13 +206,36 @@ pub(crate) async fn compare(
         holiday: calendar::holiday(date).map(calendar::Holiday::name_fr),
         direction,
         vs_last_week: footfall::vs_last_week(d, date),
-        vs_4_weeks: footfall::vs_same_weekdays(d, date, 4),
+        vs_4_weeks: footfall::vs_same_weekdays_skipping(d, date, 4, &skip),
         vs_last_year: footfall::vs_last_year(d, date),
         week_to_date: footfall::period_to_date(d, Period::Week, date),
         month_to_date: footfall::period_to_date(d, Period::Month, date),
         year_to_date: footfall::period_to_date(d, Period::Year, date),
         missing: f.missing,
+        notes,
     }))
+}
+
+/// The place and the commune of an area (a counter's place and commune).
+fn area_place(
+    s: &crate::AppState,
+    area: &agora_query::air::Area,
+) -> (Option<String>, Option<String>) {
+    match area {
+        agora_query::air::Area::Site(x) => {
+            let c =
+                s.catalog.sites().into_iter().find(|y| y.id == *x).map(|y| y.commune.to_string());
+            (Some(x.to_string()), c)
+        }
+        agora_query::air::Area::Commune(c) => (None, Some(c.to_string())),
+        agora_query::air::Area::Device(d) => {
+            let dev = s.catalog.device(d.as_str());
+            (
+                dev.as_ref().and_then(|x| x.site.as_ref()).map(ToString::to_string),
+                dev.and_then(|x| x.commune).map(|c| c.to_string()),
+            )
+        }
+    }
 }
 
 /// An impact study to run.
@@ -203,6 +304,9 @@ pub(crate) struct Study<'a> {
     pub(crate) direction: Direction,
 }
 
+/// Control places a study compares with, at most.
+const MAX_CONTROLS: usize = 10;
+
 const METHOD_CONTROLS: &str = "différence de différences du logarithme de la fréquentation \
      journalière (lieu / lieux témoins), après contre avant ; intervalle à 95 % par variance de \
      Newey–West préblanchie et loi de Student ; test placebo au milieu de la période avant";
@@ -213,6 +317,18 @@ const METHOD_LAST_YEAR: &str = "série temporelle interrompue : la fréquentatio
 /// Run a study: read the days, leave out those an event or the calendar would bias, estimate.
 pub(crate) async fn run_study(s: &crate::AppState, q: Study<'_>) -> ApiResult<ImpactAnswer> {
     let (tz, today) = paris_today(s);
+    sane_date("start", q.start)?;
+    if q.controls.len() > MAX_CONTROLS {
+        return Err(ApiError::BadRequest(format!(
+            "{} control places: {MAX_CONTROLS} at most",
+            q.controls.len()
+        )));
+    }
+    for (i, c) in q.controls.iter().enumerate() {
+        if q.controls[..i].contains(c) {
+            return Err(ApiError::BadRequest(format!("control {c} is named twice")));
+        }
+    }
     if q.start >= today {
         return Err(ApiError::BadRequest(format!(
             "the intervention starts {}: a study needs days after it, up to yesterday ({today} is today)",
@@ -237,7 +353,13 @@ pub(crate) async fn run_study(s: &crate::AppState, q: Study<'_>) -> ApiResult<Im
     };
     let last = last.min(today.pred_opt().unwrap_or(today));
     let last_year = q.controls.is_empty();
-    let read_from = if last_year { first - chrono::Duration::days(364) } else { first };
+    let read_from = if last_year {
+        first
+            .checked_sub_days(Days::new(364))
+            .ok_or_else(|| ApiError::BadRequest(format!("{} is out of range", q.start)))?
+    } else {
+        first
+    };
     let read = |site: &str| {
         let s = s.clone();
         let site = site.to_owned();
@@ -451,7 +573,7 @@ pub(crate) struct StudyParams {
     ))]
 pub(crate) async fn study(
     Scoped(s): Scoped,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    crate::extract::Path(id): crate::extract::Path<i64>,
     Query(p): Query<StudyParams>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
@@ -564,7 +686,8 @@ pub(crate) struct ProfileAnswer {
     events: Vec<String>,
     /// Its hours so far (`null`: an hour without data from every counter, or to come).
     today: Vec<Option<f64>>,
-    /// So far that day, and the typical day's median up to the same hour.
+    /// So far that day (its complete hours), and the sum of the typical day's hourly medians
+    /// over the same hours.
     so_far: Option<f64>,
     usual_so_far: Option<f64>,
     /// The typical day of that weekday: median and 10th–90th percentiles of each hour, over the
@@ -598,7 +721,7 @@ pub(crate) async fn profile(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let date = p.date.unwrap_or(today);
+    let date = sane_date("date", p.date.unwrap_or(today))?;
     if date > today {
         return Err(ApiError::BadRequest(format!(
             "{date} is in the future (today is {today} in Europe/Paris)"
@@ -631,28 +754,21 @@ pub(crate) async fn profile(
     let now_hour =
         if date == today { s.clock.now().to_datetime().with_timezone(&tz).hour() } else { 23 };
     let today_hours: Vec<Option<f64>> = (0..24)
-        .map(|hr| if hr > now_hour { None } else { h.hours.get(&(date, hr)).copied().flatten() })
+        // An hour the clocks skip (spring) has no key: nobody passed in it.
+        .map(|hr| {
+            if hr > now_hour {
+                None
+            } else {
+                h.hours.get(&(date, hr)).copied().unwrap_or(Some(0.0))
+            }
+        })
         .collect();
     // Complete hours only (the current one is still being counted).
     let done = if date == today { now_hour } else { 24 };
     let so_far: Option<f64> = (0..done as usize).map(|i| today_hours[i]).sum();
     let usual_so_far: Option<f64> = typical.iter().take(done as usize).map(|t| t.median).sum();
     let (_, _, school) = crate::commerce_calendar::school_holidays_of(&s).await?;
-    let (site_id, commune) = match &area {
-        agora_query::air::Area::Site(x) => {
-            let c =
-                s.catalog.sites().into_iter().find(|y| y.id == *x).map(|y| y.commune.to_string());
-            (Some(x.to_string()), c)
-        }
-        agora_query::air::Area::Commune(c) => (None, Some(c.to_string())),
-        agora_query::air::Area::Device(d) => {
-            let dev = s.catalog.device(d.as_str());
-            (
-                dev.as_ref().and_then(|x| x.site.as_ref()).map(ToString::to_string),
-                dev.and_then(|x| x.commune).map(|c| c.to_string()),
-            )
-        }
-    };
+    let (site_id, commune) = area_place(&s, &area);
     let events = match &commune {
         Some(c) => crate::commerce_calendar::visible_events(&s)
             .await?
@@ -686,7 +802,7 @@ pub(crate) async fn profile(
 /// Which ranking.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub(crate) struct RankingParams {
+pub(crate) struct FootfallRankingParams {
     /// First day (`YYYY-MM-DD`; default: 7 days before `to`).
     #[param(value_type = Option<String>, format = Date)]
     from: Option<NaiveDate>,
@@ -705,7 +821,7 @@ pub(crate) struct RankingParams {
 
 /// A place in the ranking.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Ranked {
+pub(crate) struct RankedPlace {
     site: String,
     name: String,
     /// Mean passers-by a day over the period's days with a count.
@@ -721,7 +837,7 @@ pub(crate) struct Ranked {
 
 /// The ranking of places.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RankingAnswer {
+pub(crate) struct FootfallRanking {
     #[schema(value_type = String, format = Date)]
     from: NaiveDate,
     #[schema(value_type = String, format = Date)]
@@ -731,7 +847,7 @@ pub(crate) struct RankingAnswer {
     #[schema(value_type = String, format = Date)]
     ref_to: NaiveDate,
     /// By passers-by a day, busiest first (places without a count last).
-    places: Vec<Ranked>,
+    places: Vec<RankedPlace>,
 }
 
 /// Places ranked by footfall, with their index
@@ -740,20 +856,20 @@ pub(crate) struct RankingAnswer {
 /// footfall index (100 = the place's own mean a day over the reference period, by default the
 /// same days 52 weeks before), so that places of different size compare on one scale.
 #[utoipa::path(get, path = "/api/v1/commerce/ranking", tag = "indicators", security((), ("bearer" = [])),
-    params(RankingParams),
+    params(FootfallRankingParams),
     responses(
-        (status = 200, description = "The ranking (or CSV with `format=csv`)", body = RankingAnswer),
+        (status = 200, description = "The ranking (or CSV with `format=csv`)", body = FootfallRanking),
         (status = 400, response = BadRequest),
         Reads,
     ))]
 pub(crate) async fn ranking(
     Scoped(s): Scoped,
-    Query(p): Query<RankingParams>,
+    Query(p): Query<FootfallRankingParams>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let (tz, today) = paris_today(&s);
-    let to = p.to.unwrap_or(today.pred_opt().unwrap_or(today));
-    let from = p.from.unwrap_or(to - chrono::Duration::days(6));
+    let to = sane_date("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)))?;
+    let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(6)))?;
     if to > today {
         return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
     }
@@ -762,8 +878,8 @@ pub(crate) async fn ranking(
             "from {from} to {to}: a period of 1 day to three years"
         )));
     }
-    let ref_from = p.ref_from.unwrap_or(from - chrono::Duration::days(364));
-    let ref_to = p.ref_to.unwrap_or(to - chrono::Duration::days(364));
+    let ref_from = sane_date("ref_from", p.ref_from.unwrap_or(from - chrono::Duration::days(364)))?;
+    let ref_to = sane_date("ref_to", p.ref_to.unwrap_or(to - chrono::Duration::days(364)))?;
     if ref_from > ref_to || (ref_to - ref_from).num_days() > 3 * 366 {
         return Err(ApiError::BadRequest(format!(
             "ref_from {ref_from} to ref_to {ref_to}: a period of 1 day to three years"
@@ -780,27 +896,30 @@ pub(crate) async fn ranking(
         if agora_query::footfall::counters(s.catalog.as_ref(), &area).is_err() {
             continue;
         }
-        let (a, b) = (from.min(ref_from), to.max(ref_to));
-        let f = agora_query::footfall::daily(
-            s.catalog.as_ref(),
-            s.store.as_ref(),
-            &area,
-            Direction::Total,
-            a,
-            b,
-            tz,
-        )
-        .await?;
-        let (per_day, days) = footfall::mean_per_day(&f.daily, from, to);
-        let (reference_per_day, _) = footfall::mean_per_day(&f.daily, ref_from, ref_to);
-        places.push(Ranked {
+        // Each period read apart: they may be years apart.
+        let read = |a, b| {
+            agora_query::footfall::daily(
+                s.catalog.as_ref(),
+                s.store.as_ref(),
+                &area,
+                Direction::Total,
+                a,
+                b,
+                tz,
+            )
+        };
+        let mut f = read(from, to).await?.daily;
+        f.extend(read(ref_from, ref_to).await?.daily);
+        let (per_day, days) = footfall::mean_per_day(&f, from, to);
+        let (reference_per_day, _) = footfall::mean_per_day(&f, ref_from, ref_to);
+        places.push(RankedPlace {
             site: site.id.to_string(),
             name: site.name.clone(),
             per_day,
             days,
             days_missing: (to - from).num_days() as usize + 1 - days,
             reference_per_day,
-            index: footfall::period_index(&f.daily, (from, to), (ref_from, ref_to)),
+            index: footfall::period_index(&f, (from, to), (ref_from, ref_to)),
         });
     }
     places.sort_by(|a, b| match (a.per_day, b.per_day) {
@@ -828,7 +947,7 @@ pub(crate) async fn ranking(
             ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
         );
     }
-    Ok(Json(RankingAnswer { from, to, ref_from, ref_to, places }).into_response())
+    Ok(Json(FootfallRanking { from, to, ref_from, ref_to, places }).into_response())
 }
 
 /// Which footfall series.
@@ -894,8 +1013,8 @@ pub(crate) async fn series(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let to = p.to.unwrap_or(today);
-    let from = p.from.unwrap_or(to - chrono::Duration::days(6));
+    let to = sane_date("to", p.to.unwrap_or(today))?;
+    let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(6)))?;
     if to > today {
         return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
     }
@@ -903,7 +1022,9 @@ pub(crate) async fn series(
         return Err(ApiError::BadRequest("a series spans three years at most".into()));
     }
     let step = agora_query::footfall::Step::parse(p.every.as_deref().unwrap_or("1d"))?;
-    if step == agora_query::footfall::Step::Quarter && who.is_none() {
+    if step == agora_query::footfall::Step::Quarter
+        && !who.as_ref().is_some_and(|w| w.grant.may(agora_model::permissions::Action::View))
+    {
         return Err(ApiError::Forbidden(
             "the public sees footfall per hour at the finest: sign in for 15-minute counts".into(),
         ));
@@ -948,6 +1069,135 @@ pub(crate) async fn series(
     }
 }
 
+/// Which counters to check.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HealthParams {
+    /// The counters of a place.
+    site: Option<String>,
+    /// The counters of a commune (INSEE code); neither: every counter the caller sees.
+    commune: Option<String>,
+    /// The day judged (`YYYY-MM-DD`; default: today, its complete hours).
+    #[param(value_type = Option<String>, format = Date)]
+    date: Option<NaiveDate>,
+}
+
+/// A counter's day, judged.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CounterHealth {
+    #[schema(value_type = String)]
+    device: DeviceId,
+    site: Option<String>,
+    /// Hours of the day with data, compared.
+    hours: usize,
+    /// What is wrong (empty: nothing).
+    problems: Vec<agora_indicators::profile::CounterProblem>,
+}
+
+/// The counters' health.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthAnswer {
+    #[schema(value_type = String, format = Date)]
+    date: NaiveDate,
+    /// Every counter checked, those with problems first.
+    counters: Vec<CounterHealth>,
+}
+
+/// Pedestrian counters to check
+///
+/// Each counter's day against its own typical day for that weekday (the medians of the 8 same
+/// weekdays before, public holidays left out): flagged when it counted zero for 3 hours or more
+/// in a row when it usually counts people then, or under 30 % of its usual count over the hours
+/// it reported. A counter that reports nothing is the fleet's silent device, not judged here.
+#[utoipa::path(get, path = "/api/v1/commerce/counters", tag = "indicators", security(("bearer" = [])),
+    params(HealthParams),
+    responses(
+        (status = 200, description = "The counters, judged", body = HealthAnswer),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn counters_health(
+    Scoped(s): Scoped,
+    Query(p): Query<HealthParams>,
+) -> ApiResult<Json<HealthAnswer>> {
+    use chrono::Timelike;
+    let (tz, today) = paris_today(&s);
+    let date = sane_date("date", p.date.unwrap_or(today))?;
+    if date > today {
+        return Err(ApiError::BadRequest(format!("{date} is in the future (today is {today})")));
+    }
+    let filter = agora_store::catalog::DeviceFilter {
+        kind: agora_model::DeviceKind::parse(agora_query::footfall::COUNTER_KIND).ok(),
+        ..Default::default()
+    };
+    let mut devices = s.catalog.devices(&filter);
+    if let Some(site) = &p.site {
+        let id =
+            agora_model::SiteId::parse(site).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if !s.catalog.sites().iter().any(|x| x.id == id) {
+            return Err(ApiError::NotFound(format!("no place {id}")));
+        }
+        devices.retain(|d| d.site.as_ref() == Some(&id));
+    }
+    if let Some(c) = &p.commune {
+        let c =
+            agora_model::InseeCode::parse(c).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        devices.retain(|d| d.commune.as_ref() == Some(&c));
+    }
+    // Today: the hours that are over.
+    let last_hour =
+        if date == today { s.clock.now().to_datetime().with_timezone(&tz).hour() } else { 24 };
+    let from = date - chrono::Duration::days(56);
+    let rules = agora_indicators::profile::HealthRules::default();
+    let mut out = Vec::new();
+    for d in devices {
+        let area = agora_query::air::Area::Device(d.id.clone());
+        let h = agora_query::footfall::hourly(
+            s.catalog.as_ref(),
+            s.store.as_ref(),
+            &area,
+            Direction::Total,
+            from,
+            date,
+            tz,
+        )
+        .await?;
+        let keep = |x: NaiveDate| x < date && calendar::holiday(x).is_none();
+        let typical = agora_indicators::profile::typical_day(&h.hours, date.weekday(), &keep);
+        let hours: Vec<Option<f64>> =
+            (0..24)
+                .map(|hr| {
+                    if hr < last_hour { h.hours.get(&(date, hr)).copied().flatten() } else { None }
+                })
+                .collect();
+        out.push(CounterHealth {
+            site: d.site.as_ref().map(ToString::to_string),
+            hours: hours.iter().flatten().count(),
+            problems: agora_indicators::profile::counter_health(&hours, &typical, &rules),
+            device: d.id,
+        });
+    }
+    // Those with problems first.
+    out.sort_by(|a, b| {
+        a.problems.is_empty().cmp(&b.problems.is_empty()).then(a.device.cmp(&b.device))
+    });
+    Ok(Json(HealthAnswer { date, counters: out }))
+}
+
+/// The dates the observatory serves: 1970 to 2200 (a timestamp's range is 1677–2262; data
+/// before 1970 is not a city's sensors'). Outside, a date is refused by name.
+pub(crate) fn sane_date(what: &str, d: NaiveDate) -> ApiResult<NaiveDate> {
+    let (lo, hi) = (
+        NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date"),
+        NaiveDate::from_ymd_opt(2200, 12, 31).expect("a valid date"),
+    );
+    if d < lo || d > hi {
+        return Err(ApiError::BadRequest(format!("{what} {d} is out of range (1970 to 2200)")));
+    }
+    Ok(d)
+}
+
 /// Footfall's days are Paris days: the zone, and today there.
 pub(crate) fn paris_today(s: &crate::AppState) -> (chrono_tz::Tz, NaiveDate) {
     let tz = chrono_tz::Europe::Paris;
@@ -969,5 +1219,5 @@ fn weekday_name(w: chrono::Weekday) -> &'static str {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(compare, impact, series, study, profile, ranking))]
+#[openapi(paths(compare, impact, series, study, profile, ranking, counters_health))]
 pub(crate) struct Doc;

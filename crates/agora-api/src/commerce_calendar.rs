@@ -8,7 +8,6 @@ use agora_indicators::calendar::{SchoolHoliday, SchoolHolidays};
 use agora_model::permissions::{Action, Domain};
 use agora_model::{InseeCode, SiteId};
 use agora_store::commerce::{CalendarEvent, Intervention, LoadedCalendar, WEEKDAYS};
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -18,15 +17,15 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::doc::{BadRequest, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
-use crate::policy::{Principal, Scoped, Who};
+use crate::extract::{Json, Path, Query};
+use crate::policy::{MaybeWho, Principal, Scoped, Who};
 
 /// Names are for people: this long at most.
 const MAX_NAME: usize = 200;
 /// Descriptions likewise.
 const MAX_DESCRIPTION: usize = 4000;
-/// Declarations a database keeps at most (each kind): a calendar, not a log.
-const MAX_DECLARATIONS: usize = 10_000;
+/// Declarations a commune keeps at most (each kind): a calendar, not a log.
+const MAX_DECLARATIONS: usize = 2_000;
 
 /// The commune of a place the caller sees; unknown places are refused by name.
 fn site_commune(s: &AppState, site: &str) -> ApiResult<(SiteId, InseeCode)> {
@@ -111,6 +110,7 @@ pub(crate) async fn visible_events(s: &AppState) -> ApiResult<Vec<CalendarEvent>
     responses((status = 200, description = "The events", body = Vec<CalendarEvent>), (status = 400, response = BadRequest), Reads))]
 pub(crate) async fn events(
     Scoped(s): Scoped,
+    MaybeWho(who): MaybeWho,
     Query(p): Query<EventsParams>,
 ) -> ApiResult<Json<Vec<CalendarEvent>>> {
     let commune = match &p.site {
@@ -125,6 +125,12 @@ pub(crate) async fn events(
             _ => true,
         })
         .filter(|e| p.from.is_none_or(|f| e.last_day >= f) && p.to.is_none_or(|t| e.first_day <= t))
+        .map(|mut e| {
+            if !reads(who.as_ref()) {
+                e.created_by.clear();
+            }
+            e
+        })
         .collect();
     Ok(Json(out))
 }
@@ -165,6 +171,8 @@ pub(crate) async fn add_event(
             e.first_day
         )));
     }
+    crate::commerce::sane_date("first_day", e.first_day)?;
+    crate::commerce::sane_date("last_day", last_day)?;
     if (last_day - e.first_day).num_days() > 3 * 366 {
         return Err(ApiError::BadRequest("an event lasts three years at most".into()));
     }
@@ -186,9 +194,11 @@ pub(crate) async fn add_event(
             "a market is held on weekdays: name them (weekdays: [\"tue\", \"sat\"])".into(),
         ));
     }
-    if s.commerce.events().await?.len() >= MAX_DECLARATIONS {
+    let of_commune =
+        s.commerce.events().await?.iter().filter(|x| x.commune == commune.as_str()).count();
+    if of_commune >= MAX_DECLARATIONS {
         return Err(ApiError::Conflict(format!(
-            "{MAX_DECLARATIONS} events are declared: remove old ones first"
+            "{MAX_DECLARATIONS} events are declared in {commune}: remove old ones first"
         )));
     }
     let mut ev = CalendarEvent {
@@ -207,6 +217,11 @@ pub(crate) async fn add_event(
     Ok((StatusCode::CREATED, Json(ev)).into_response())
 }
 
+/// Whether the caller may read who declared what (the public sees the declarations only).
+fn reads(who: Option<&Principal>) -> bool {
+    who.is_some_and(|w| w.grant.may(Action::View))
+}
+
 /// Who may change a declaration of `commune`.
 fn may_change(who: &Principal, commune: &str) -> ApiResult<()> {
     let c = InseeCode::parse(commune)
@@ -217,7 +232,7 @@ fn may_change(who: &Principal, commune: &str) -> ApiResult<()> {
 /// Remove a market day or an event
 #[utoipa::path(delete, path = "/api/v1/commerce/events/{id}", tag = "indicators", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The event")),
-    responses((status = 204, description = "Removed"), (status = 404, response = NotFound), Reads))]
+    responses((status = 204, description = "Removed"), (status = 400, response = BadRequest), (status = 404, response = NotFound), Reads))]
 pub(crate) async fn delete_event(
     Scoped(s): Scoped,
     Who(who): Who,
@@ -262,8 +277,17 @@ pub(crate) async fn visible_interventions(s: &AppState) -> ApiResult<Vec<Interve
 /// moved), by start day. Each has its study at `/api/v1/commerce/interventions/{id}/study`.
 #[utoipa::path(get, path = "/api/v1/commerce/interventions", tag = "indicators", security((), ("bearer" = [])),
     responses((status = 200, description = "The interventions", body = Vec<Intervention>), Reads))]
-pub(crate) async fn interventions(Scoped(s): Scoped) -> ApiResult<Json<Vec<Intervention>>> {
-    Ok(Json(visible_interventions(&s).await?))
+pub(crate) async fn interventions(
+    Scoped(s): Scoped,
+    MaybeWho(who): MaybeWho,
+) -> ApiResult<Json<Vec<Intervention>>> {
+    let mut all = visible_interventions(&s).await?;
+    if !reads(who.as_ref()) {
+        for i in &mut all {
+            i.created_by.clear();
+        }
+    }
+    Ok(Json(all))
 }
 
 /// Declare an intervention
@@ -287,6 +311,7 @@ pub(crate) async fn add_intervention(
         text("description", &i.description, MAX_DESCRIPTION)?
     };
     let today = crate::commerce::paris_today(&s).1;
+    crate::commerce::sane_date("start_day", i.start_day)?;
     if i.start_day > today {
         return Err(ApiError::BadRequest(format!(
             "start_day {} is in the future (today is {today}): declare it, and study it, once it has begun",
@@ -314,8 +339,12 @@ pub(crate) async fn add_intervention(
         agora_query::footfall::counters(s.catalog.as_ref(), &area)
             .map_err(|_| ApiError::BadRequest(format!("{x} has no pedestrian counter to study")))?;
     }
-    if s.commerce.interventions().await?.len() >= MAX_DECLARATIONS {
-        return Err(ApiError::Conflict(format!("{MAX_DECLARATIONS} interventions are declared")));
+    let of_commune =
+        s.commerce.interventions().await?.iter().filter(|x| x.commune == commune.as_str()).count();
+    if of_commune >= MAX_DECLARATIONS {
+        return Err(ApiError::Conflict(format!(
+            "{MAX_DECLARATIONS} interventions are declared in {commune}: remove old ones first"
+        )));
     }
     let mut iv = Intervention {
         id: 0,
@@ -335,7 +364,7 @@ pub(crate) async fn add_intervention(
 /// Remove an intervention
 #[utoipa::path(delete, path = "/api/v1/commerce/interventions/{id}", tag = "indicators", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The intervention")),
-    responses((status = 204, description = "Removed"), (status = 404, response = NotFound), Reads))]
+    responses((status = 204, description = "Removed"), (status = 400, response = BadRequest), (status = 404, response = NotFound), Reads))]
 pub(crate) async fn delete_intervention(
     Scoped(s): Scoped,
     Who(who): Who,
@@ -383,8 +412,12 @@ pub(crate) async fn school_holidays_of(
 /// d'Aix-Marseille), which agora ships, unless an operator loaded another.
 #[utoipa::path(get, path = "/api/v1/commerce/school-holidays", tag = "indicators", security((), ("bearer" = [])),
     responses((status = 200, description = "The calendar", body = SchoolCalendar), Reads))]
-pub(crate) async fn school_holidays(Scoped(s): Scoped) -> ApiResult<Json<SchoolCalendar>> {
+pub(crate) async fn school_holidays(
+    Scoped(s): Scoped,
+    MaybeWho(who): MaybeWho,
+) -> ApiResult<Json<SchoolCalendar>> {
     let (name, loaded_by, h) = school_holidays_of(&s).await?;
+    let loaded_by = loaded_by.filter(|_| reads(who.as_ref()));
     Ok(Json(SchoolCalendar { name, loaded_by, holidays: h.periods().to_vec() }))
 }
 
@@ -412,6 +445,7 @@ pub(crate) async fn load_school_holidays(
     Query(p): Query<LoadParams>,
     body: String,
 ) -> ApiResult<Json<SchoolCalendar>> {
+    who.check(Action::Modify, None, Some(Domain::Commerce))?;
     let name = text("name", &p.name, MAX_NAME)?;
     let h = SchoolHolidays::parse_csv(&body).map_err(|e| {
         ApiError::BadRequest(format!("the calendar was not loaded: {}", e.join("; ")))
@@ -432,7 +466,11 @@ pub(crate) async fn load_school_holidays(
 /// Go back to zone B's school holidays
 #[utoipa::path(delete, path = "/api/v1/commerce/school-holidays", tag = "indicators", security(("bearer" = [])),
     responses((status = 204, description = "Zone B's calendar is in use again"), Reads))]
-pub(crate) async fn reset_school_holidays(Scoped(s): Scoped) -> ApiResult<StatusCode> {
+pub(crate) async fn reset_school_holidays(
+    Scoped(s): Scoped,
+    Who(who): Who,
+) -> ApiResult<StatusCode> {
+    who.check(Action::Modify, None, Some(Domain::Commerce))?;
     s.commerce.set_school_calendar(None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -178,6 +178,15 @@ impl SchoolHolidays {
             };
             match (date("first_day", first), date("last_day", last)) {
                 _ if name.is_empty() => errors.push(format!("line {n}: the name is empty")),
+                _ if name.starts_with('#')
+                    || name.chars().count() > 100
+                    || name.chars().any(|c| c.is_control() || c == '"') =>
+                {
+                    errors.push(format!(
+                        "line {n}: the name must be at most 100 characters, without quotes or \
+                         control characters, and not start with #"
+                    ))
+                }
                 (Ok(first_day), Ok(last_day)) if last_day < first_day => errors
                     .push(format!("line {n}: last_day {last_day} is before first_day {first_day}")),
                 (Ok(first_day), Ok(last_day)) => {

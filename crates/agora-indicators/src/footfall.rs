@@ -30,6 +30,10 @@ pub struct Comparison {
     /// Days that had no data, on either side: left out of both sides.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub missing: Vec<NaiveDate>,
+    /// Reference days passed over because they were not comparable (a public holiday, an event)
+    /// and replaced by the same weekday a week earlier.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub skipped: Vec<NaiveDate>,
 }
 
 impl Comparison {
@@ -42,7 +46,15 @@ impl Comparison {
         let difference = value.zip(reference).map(|(v, r)| v - r);
         let change_pct =
             value.zip(reference).filter(|(_, r)| *r > 0.0).map(|(v, r)| 100.0 * (v - r) / r);
-        Comparison { value, reference, difference, change_pct, reference_days: days, missing }
+        Comparison {
+            value,
+            reference,
+            difference,
+            change_pct,
+            reference_days: days,
+            missing,
+            skipped: Vec::new(),
+        }
     }
 }
 
@@ -68,6 +80,29 @@ pub fn vs_last_year(series: &Daily, date: NaiveDate) -> Comparison {
 /// the days that have data (those without are listed as missing).
 pub fn vs_same_weekdays(series: &Daily, date: NaiveDate, weeks: u64) -> Comparison {
     against_days(series, date, (1..=weeks).filter_map(|w| back(date, 7 * w)).collect())
+}
+
+/// As [`vs_same_weekdays`], passing over the reference days `skip` says are not comparable (a
+/// public holiday, an event that day is not), each replaced by the same weekday a week earlier:
+/// the mean is still over `weeks` weekdays, looked for over twice as many weeks at most.
+pub fn vs_same_weekdays_skipping(
+    series: &Daily,
+    date: NaiveDate,
+    weeks: u64,
+    skip: &dyn Fn(NaiveDate) -> bool,
+) -> Comparison {
+    let mut days = Vec::new();
+    let mut skipped = Vec::new();
+    for w in 1..=2 * weeks {
+        if days.len() as u64 == weeks {
+            break;
+        }
+        let Some(d) = back(date, 7 * w) else { break };
+        if skip(d) { skipped.push(d) } else { days.push(d) }
+    }
+    let mut c = against_days(series, date, days);
+    c.skipped = skipped;
+    c
 }
 
 fn against_days(series: &Daily, date: NaiveDate, days: Vec<NaiveDate>) -> Comparison {
@@ -291,5 +326,26 @@ mod tests {
         assert_eq!(mean_per_day(&s, week.0, week.1), (Some(2250.0), 6));
         // No data at all: no index.
         assert_eq!(period_index(&s, (d(2030, 1, 1), d(2030, 1, 7)), reference), None);
+    }
+
+    #[test]
+    fn same_weekdays_skip_what_is_not_comparable_and_keep_their_number() {
+        // Wednesday 18 November 2026 against the 4 Wednesdays before; 11 November (Armistice)
+        // is passed over for 14 October. The built series counts 1,000 + 100 × weekday + 1,000
+        // in 2026; Armistice is planted at 9,999 so that counting it would show.
+        let mut s = built(d(2026, 9, 1), d(2026, 11, 30));
+        s.insert(d(2026, 11, 11), Some(9999.0));
+        let c = vs_same_weekdays_skipping(&s, d(2026, 11, 18), 4, &|x| x == d(2026, 11, 11));
+        assert_eq!(c.skipped, vec![d(2026, 11, 11)]);
+        assert_eq!(
+            c.reference_days,
+            vec![d(2026, 11, 4), d(2026, 10, 28), d(2026, 10, 21), d(2026, 10, 14)]
+        );
+        assert_eq!(c.reference, Some(2200.0));
+        // Without skipping, the holiday weighs in.
+        assert_eq!(
+            vs_same_weekdays(&s, d(2026, 11, 18), 4).reference,
+            Some((3.0 * 2200.0 + 9999.0) / 4.0)
+        );
     }
 }

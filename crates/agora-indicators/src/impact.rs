@@ -55,6 +55,8 @@ pub struct Effect {
     pub days_after: usize,
     /// Days left out for want of data on either side.
     pub days_missing: usize,
+    /// Days left out because one side counted nobody (no ratio to take).
+    pub days_zero: usize,
     /// The placebo: the same estimate at the middle of the period before, where there should be
     /// none; its interval, in %.
     pub placebo_pct: f64,
@@ -139,7 +141,7 @@ pub fn estimate(treated: &Daily, controls: &[&Daily], design: &Design) -> Result
         .start
         .checked_add_days(chrono::Days::new(u64::from(design.after_days)))
         .ok_or_else(|| Error::Invalid("the period after is out of range".into()))?;
-    let (mut before, mut after, mut missing) = (Vec::new(), Vec::new(), 0);
+    let (mut before, mut after, mut missing, mut zero) = (Vec::new(), Vec::new(), 0, 0);
     let (mut treated_after, mut days) = (0.0, Vec::new());
     let mut d = first;
     while d < last {
@@ -158,6 +160,9 @@ pub fn estimate(treated: &Daily, controls: &[&Daily], design: &Design) -> Result
             }
             // Days after the last data are not missing: the period simply ends there.
             _ if d >= design.start && treated.range(d..).all(|(_, v)| v.is_none()) => break,
+            // A day the caller left out (an event) is neither missing nor compared.
+            _ if !treated.contains_key(&d) || controls.iter().any(|s| !s.contains_key(&d)) => {}
+            (Some(_), Some(_)) => zero += 1,
             _ => missing += 1,
         }
         match d.succ_opt() {
@@ -192,6 +197,7 @@ pub fn estimate(treated: &Daily, controls: &[&Daily], design: &Design) -> Result
         days_before: before.len(),
         days_after: after.len(),
         days_missing: missing,
+        days_zero: zero,
         placebo_pct: pct(pdelta),
         placebo_interval_pct: (pct(plo), pct(phi)),
         parallel_before: plo <= 0.0 && 0.0 <= phi,

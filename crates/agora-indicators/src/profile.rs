@@ -111,6 +111,101 @@ pub fn typical_day(
         .collect()
 }
 
+/// What is wrong with a counter's day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum CounterProblem {
+    /// It reported zero for hours in a row when it usually counts people then (a blocked or
+    /// misaligned sensor).
+    Zeros {
+        /// The first and last hour of the longest run.
+        from_hour: u32,
+        /// Inclusive.
+        to_hour: u32,
+        /// What it usually counts over those hours (the typical day's medians).
+        usual: f64,
+    },
+    /// It counted far below its typical day over the hours it reported.
+    FarBelow {
+        /// What it counted over the hours compared.
+        counted: f64,
+        /// The typical day's medians over the same hours.
+        usual: f64,
+        /// The hours compared.
+        hours: usize,
+    },
+}
+
+/// How a counter's day is judged against its typical day.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthRules {
+    /// Hours in a row at zero that flag it, when the typical day expects people then.
+    pub zero_hours: u32,
+    /// The typical count over a run of zeros above which zeros are not believable.
+    pub zero_usual_min: f64,
+    /// The share of its usual count below which a day is far below (0.3: under 30 %).
+    pub far_below_share: f64,
+    /// The typical count over the hours compared below which no judgement is made (a quiet
+    /// place, or too few hours yet).
+    pub far_below_usual_min: f64,
+}
+
+impl Default for HealthRules {
+    fn default() -> Self {
+        Self {
+            zero_hours: 3,
+            zero_usual_min: 100.0,
+            far_below_share: 0.3,
+            far_below_usual_min: 200.0,
+        }
+    }
+}
+
+/// A counter's problems on a day: `hours[h]` its counts (`None`: no data, which the fleet's
+/// reporting check covers, so not judged here), against its typical day for that weekday. Only
+/// the hours both have are compared.
+pub fn counter_health(
+    hours: &[Option<f64>],
+    typical: &[TypicalHour],
+    rules: &HealthRules,
+) -> Vec<CounterProblem> {
+    let usual = |h: usize| typical.get(h).and_then(|t| t.median);
+    let mut out = Vec::new();
+    // Runs of zeros where the typical day expects people: each judged, the one that would have
+    // counted most reported.
+    let mut best: Option<(usize, usize, f64)> = None;
+    let mut run: Option<(usize, f64)> = None;
+    for h in 0..=hours.len().min(24) {
+        let zero =
+            h < hours.len().min(24) && hours[h] == Some(0.0) && usual(h).is_some_and(|u| u > 0.0);
+        if zero {
+            let (start, sum) = run.unwrap_or((h, 0.0));
+            run = Some((start, sum + usual(h).unwrap_or(0.0)));
+        } else if let Some((start, sum)) = run.take() {
+            let long = (h - start) as u32 >= rules.zero_hours;
+            if long && sum >= rules.zero_usual_min && best.is_none_or(|(_, _, u)| sum > u) {
+                best = Some((start, h - 1, sum));
+            }
+        }
+    }
+    if let Some((a, b, u)) = best {
+        out.push(CounterProblem::Zeros { from_hour: a as u32, to_hour: b as u32, usual: u });
+    }
+    let (mut counted, mut expected, mut n) = (0.0, 0.0, 0);
+    for (h, v) in hours.iter().enumerate().take(24) {
+        if let (Some(v), Some(u)) = (v, usual(h)) {
+            counted += v;
+            expected += u;
+            n += 1;
+        }
+    }
+    if expected >= rules.far_below_usual_min && counted < rules.far_below_share * expected {
+        out.push(CounterProblem::FarBelow { counted, usual: expected, hours: n });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +267,67 @@ mod tests {
         assert!((h10.p90.unwrap() - 76.3).abs() < 1e-9);
         assert_eq!(typ[11].days, 7, "the missing hour is left out, not a zero");
         assert_eq!(typ[11].p10.map(|v| v > 70.0), Some(true));
+    }
+
+    fn typical_of(medians: &[f64]) -> Vec<TypicalHour> {
+        medians
+            .iter()
+            .enumerate()
+            .map(|(h, m)| TypicalHour {
+                hour: h as u32,
+                median: Some(*m),
+                p10: None,
+                p90: None,
+                days: 8,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_counter_at_zero_in_opening_hours_or_far_below_its_day_is_flagged() {
+        // A typical day: nobody at night, 50 an hour from 8:00 to 19:00.
+        let med: Vec<f64> =
+            (0..24).map(|h| if (8..20).contains(&h) { 50.0 } else { 0.0 }).collect();
+        let typ = typical_of(&med);
+        let rules = HealthRules::default();
+        // A normal day: nothing to say (zeros at night are normal).
+        let normal: Vec<Option<f64>> = med.iter().map(|m| Some(m * 0.9)).collect();
+        assert_eq!(counter_health(&normal, &typ, &rules), vec![]);
+        // Zeros from 10:00 to 13:00 (4 hours, 200 expected): flagged, and the day is not far
+        // below (8 × 45 = 360 counted of 600 expected is 60 %).
+        let mut zeros = normal.clone();
+        zeros[10..14].fill(Some(0.0));
+        assert_eq!(
+            counter_health(&zeros, &typ, &rules),
+            vec![CounterProblem::Zeros { from_hour: 10, to_hour: 13, usual: 200.0 }]
+        );
+        // Two hours at zero: not yet.
+        let mut two = normal.clone();
+        two[10] = Some(0.0);
+        two[11] = Some(0.0);
+        assert_eq!(counter_health(&two, &typ, &rules), vec![]);
+        // A fifth of its day: far below, over the 24 hours it reported.
+        let low: Vec<Option<f64>> = med.iter().map(|m| Some(m * 0.2)).collect();
+        assert_eq!(
+            counter_health(&low, &typ, &rules),
+            vec![CounterProblem::FarBelow { counted: 120.0, usual: 600.0, hours: 24 }]
+        );
+        // A morning so far (to 10:00) is too little to judge far below: 100 expected.
+        let morning: Vec<Option<f64>> =
+            (0..24).map(|h| if h < 10 { Some(0.0) } else { None }).collect();
+        assert_eq!(counter_health(&morning, &typ, &rules), vec![]);
+        // A long quiet run at dawn does not hide a blockage at midday.
+        let mut typ2 = med.clone();
+        typ2[4..8].fill(1.0);
+        let mut both = normal.clone();
+        both[0..8].fill(Some(0.0));
+        both[12..15].fill(Some(0.0));
+        assert_eq!(
+            counter_health(&both, &typical_of(&typ2), &rules),
+            vec![CounterProblem::Zeros { from_hour: 12, to_hour: 14, usual: 150.0 }]
+        );
+        // Hours without data are not zeros.
+        let silent: Vec<Option<f64>> = vec![None; 24];
+        assert_eq!(counter_health(&silent, &typ, &rules), vec![]);
     }
 }

@@ -36,7 +36,8 @@ pub struct CalendarEvent {
     pub last_day: NaiveDate,
     /// The weekdays it happens on (`tue`, `thu`, `sat`); empty: every day from first to last.
     pub weekdays: Vec<String>,
-    /// Who declared it.
+    /// Who declared it (shown to those who may read the platform's data, not to the public).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub created_by: String,
     /// When.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -80,7 +81,8 @@ pub struct Intervention {
     pub start_day: NaiveDate,
     /// Places it did not touch, compared with.
     pub controls: Vec<String>,
-    /// Who declared it.
+    /// Who declared it (shown to those who may read the platform's data, not to the public).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub created_by: String,
     /// When.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]

@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// Run only the cost of permission checks (the Métropole's tokens against a commune's).
     #[arg(long)]
     pub only_permissions: bool,
+    /// Run only the commerce observatory's figures, over a year of the demo city's 40
+    /// pedestrian counters.
+    #[arg(long)]
+    pub only_commerce: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -120,11 +124,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let server =
             serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
                 .await?;
-        let demo = Demo::new(DemoOptions {
-            days: args.demo_days,
-            seed: 13001,
-            counter_history_days: crate::demo::COUNTER_HISTORY_DAYS,
-        });
+        let demo =
+            Demo::new(DemoOptions { days: args.demo_days, seed: 13001, counter_history_days: 0 });
         let report = demo.seed_and_backfill(&server.state).await?;
         row(
             &format!("demo backfill, {} days, {} devices", args.demo_days, report.devices),
@@ -138,6 +139,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             bench_backup(&server.state, &dir.join("indicators"), &dir, args.demo_days).await?;
         }
         server.shutdown().await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_commerce {
+        bench_commerce(&dir).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -495,6 +501,73 @@ async fn bench_backup(
 /// The indicators' figures over `days` of the demo city (targets are for a year): ATMO of every
 /// day and place, a commune's regulatory table, Lden per day of one 1-minute noise series, and a
 /// 10,000-cell heat-island map from 50 sensors with leave-one-out (median of 3 runs each).
+/// The commerce observatory over a year of the demo city's 40 pedestrian counters (15-minute
+/// data, two directions), through HTTP as the Commerce view asks: one place's figures (today
+/// against its typical day and heat map, the comparisons), the heat map of a year, the ranking,
+/// and the impact study of the demo's pedestrianisation (two years asked: 182 days either side).
+async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = Config {
+        data_dir: dir.join("commerce"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server =
+        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
+            .await?;
+    let demo = Demo::new(DemoOptions { days: 1, seed: 13001, counter_history_days: 366 });
+    let report = demo.seed_and_backfill(&server.state).await?;
+    row(
+        "demo backfill, 1 day of the city and a year of counters",
+        format!("{:.0} s", report.elapsed.as_secs_f64()),
+        "—",
+    );
+    server.state.store.maintain().await?;
+    let (_, token) = server.state.catalog.create_token("bench", Scope::Read, None).await?;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let time = |paths: Vec<String>| {
+        let (client, token, base) = (client.clone(), token.clone(), base.clone());
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let s = Instant::now();
+                for p in &paths {
+                    let r = client.get(format!("{base}{p}")).bearer_auth(&token).send().await?;
+                    anyhow::ensure!(r.status().is_success(), "{p}: {}", r.status());
+                    r.bytes().await?;
+                }
+                times.push(s.elapsed());
+            }
+            Ok::<_, anyhow::Error>(median(times))
+        }
+    };
+    let view = time(vec![
+        "/api/v1/commerce/profile?site=hotel-de-ville".into(),
+        "/api/v1/commerce/compare?site=hotel-de-ville".into(),
+    ])
+    .await?;
+    row(
+        "Commerce view, one place's figures (10 counters)",
+        format!("{:.1} ms", ms(view)),
+        "≤ 100 ms",
+    );
+    let heat = time(vec!["/api/v1/commerce/profile?site=hotel-de-ville&weeks=52".into()]).await?;
+    row(
+        "heat map and typical day of a year (10 counters)",
+        format!("{:.1} ms", ms(heat)),
+        "≤ 100 ms",
+    );
+    let city = time(vec!["/api/v1/commerce/profile?commune=13001&weeks=52".into()]).await?;
+    row("heat map of a year, the city (30 counters)", format!("{:.1} ms", ms(city)), "—");
+    let ranking = time(vec!["/api/v1/commerce/ranking".into()]).await?;
+    row("ranking of the places with their index", format!("{:.1} ms", ms(ranking)), "—");
+    let study = time(vec!["/api/v1/commerce/interventions/1/study".into()]).await?;
+    row("impact study (3 places, 2 × 182 days asked)", format!("{:.1} ms", ms(study)), "≤ 2 s");
+    server.shutdown().await?;
+    Ok(())
+}
+
 async fn bench_indicators(state: &agora_api::AppState, days: u32) -> anyhow::Result<()> {
     use agora_query::air::Area;
     let catalog = state.catalog.as_ref();

@@ -201,6 +201,8 @@ enum Fault {
     LampFails(i64),
     /// The bin is no longer collected from this time on.
     Overflow(i64),
+    /// The pedestrian counter counts nobody from this time on (a blocked sensor).
+    Blocked(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -435,6 +437,7 @@ impl Demo {
                             Some(Fault::LampFails(end - 5 * 86_400 * S))
                         }
                         (Kind::Bin, "rotonde", 12) => Some(Fault::Overflow(end - 6 * 86_400 * S)),
+                        (Kind::Pedestrian, "pole", 4) => Some(Fault::Blocked(end - 30 * 3600 * S)),
                         _ => None,
                     };
                     fleet.push(SimDevice {
@@ -874,6 +877,8 @@ impl Demo {
                     * place.footfall
                     * d.bias
                     * (1.0 - 0.5 * mistral.min(1.0));
+                let blocked = matches!(d.fault, Some(Fault::Blocked(from)) if t >= from);
+                let mean = if blocked { 0.0 } else { mean };
                 let people_in = (mean * (1.0 + 0.15 * gauss(key(1)))).max(0.0).round();
                 let people_out = (mean * (1.0 + 0.15 * gauss(key(2)))).max(0.0).round();
                 vec![
@@ -1106,6 +1111,11 @@ mod tests {
         let night = NOW - 2 * 3600 * S;
         assert_eq!(value(&d, "lamp-hdv-017", "lamp_on", night), Some(Value::Bool(false)));
         assert_eq!(value(&d, "lamp-hdv-016", "lamp_on", night), Some(Value::Bool(true)));
+        // A blocked pedestrian counter counts nobody, at noon as at night; its neighbour counts.
+        // Friday 21 November 2025, 12:00 in Paris: within the 30 hours it has been blocked.
+        let noon = NOW - 13 * 3600 * S;
+        assert_eq!(num(&d, "ped-pole-04", "people_in", noon), 0.0);
+        assert!(num(&d, "ped-pole-03", "people_in", noon) > 5.0);
     }
 
     /// Hourly means of a device's property over local days from `start` (ns, local midnight).

@@ -76,7 +76,7 @@ function drawCompare(c) {
     return `<tr><th scope="row">${esc(t(`commerce.${k}`))}${missing}</th><td>${num(x.value, 0)}</td><td>${num(x.reference, 0)}</td><td>${pct(x.change_pct)}</td></tr>`;
   }).join('');
   const day = new Date(`${c.date}T12:00:00`).toLocaleDateString(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
-  $('compare').innerHTML = `<p id="compare-day">${esc(t('commerce.compare_day', { day }))}</p><div class="table-wrap"><table class="table"><thead><tr><th></th><th scope="col">${esc(t('commerce.value'))}</th><th scope="col">${esc(t('commerce.reference'))}</th><th scope="col">${esc(t('commerce.change'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  $('compare').innerHTML = `<p id="compare-day">${esc(t('commerce.compare_day', { day }))}</p><div class="table-wrap" tabindex="0" role="region" aria-labelledby="compare-title"><table class="table"><thead><tr><th></th><th scope="col">${esc(t('commerce.value'))}</th><th scope="col">${esc(t('commerce.reference'))}</th><th scope="col">${esc(t('commerce.change'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 function drawHeat(p) {
@@ -92,12 +92,12 @@ function drawHeat(p) {
     const fg = (L + 0.05) / 0.05 >= 1.05 / (L + 0.05) ? '#000' : '#fff';
     return `<td style="background:rgb(${rgb.join(',')});color:${fg}" title="${esc(num(c.mean, 0))}">${c.mean === null ? '—' : num(c.mean, 0)}</td>`;
   }).join('')}</tr>`).join('');
-  $('heat').innerHTML = `<div class="table-wrap"><table class="table heat"><caption>${esc(t('commerce.heat_caption'))}</caption><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
+  $('heat').innerHTML = `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="heat-title"><table class="table heat"><caption>${esc(t('commerce.heat_caption'))}</caption><thead><tr><th></th>${head}</tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 function drawRanking() {
   const rows = ranking.places.map((p, i) => `<tr><td>${i + 1}</td><th scope="row"><a href="/commerce?site=${encodeURIComponent(p.site)}">${esc(p.name)}</a></th><td>${num(p.per_day, 0)}</td><td>${num(p.index, 0)}</td><td>${p.days_missing}</td></tr>`).join('');
-  $('ranking').innerHTML = `<div class="table-wrap"><table class="table"><thead><tr><th scope="col">${esc(t('commerce.rank'))}</th><th scope="col">${esc(t('commerce.place'))}</th><th scope="col">${esc(t('commerce.per_day'))}</th><th scope="col">${esc(t('commerce.index'))}</th><th scope="col">${esc(t('commerce.days_missing'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  $('ranking').innerHTML = `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="ranking-title"><table class="table"><thead><tr><th scope="col">${esc(t('commerce.rank'))}</th><th scope="col">${esc(t('commerce.place'))}</th><th scope="col">${esc(t('commerce.per_day'))}</th><th scope="col">${esc(t('commerce.index'))}</th><th scope="col">${esc(t('commerce.days_missing'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 async function drawEvents(site) {

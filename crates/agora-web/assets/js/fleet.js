@@ -13,8 +13,23 @@ function table(id, caption, head, rows, empty) {
     <tbody>${rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th scope="row">${c}</th>` : `<td>${c}</td>`)).join('')}</tr>`).join('')}</tbody></table></div></section>`;
 }
 
+// Pedestrian counters whose day is not believable against their typical day (the commerce
+// observatory's check): zeros for hours when people usually pass, or far below the usual.
+function counterProblem(p) {
+  if (p.problem === 'zeros') return t('fleet.counter_zeros', { from: p.from_hour, to: p.to_hour + 1, usual: num(p.usual, 0) });
+  return t('fleet.counter_far_below', { counted: num(p.counted, 0), usual: num(p.usual, 0) });
+}
+
 async function load() {
-  const f = await api('/api/v1/fleet');
+  // Today's hours that are over, and yesterday's whole day.
+  const yesterday = new Date(Date.now() - 86_400_000).toLocaleDateString('en-CA', { timeZone: 'Europe/Paris' });
+  const none = { counters: [] };
+  const [f, today, before] = await Promise.all([
+    api('/api/v1/fleet'),
+    api('/api/v1/commerce/counters').catch(() => none),
+    api(`/api/v1/commerce/counters?date=${yesterday}`).catch(() => none),
+  ]);
+  const toCheck = [today, before].flatMap((d) => d.counters.filter((c) => c.problems.length).map((c) => ({ ...c, date: d.date })));
   const states = ['online', 'offline', 'never_seen', 'flagged', 'faulty'];
   const cards = [`<div class="card"><p class="card-label">${esc(t('fleet.total'))}</p><p class="card-value">${num(f.counts.total ?? 0, 0)}</p></div>`,
     ...states.map((s) => `<div class="card state-card state-${s}"><p class="card-label">${esc(t(`status.${s}`))}</p><p class="card-value" data-count="${s}">${num(f.counts[s] ?? 0, 0)}</p></div>`)];
@@ -38,6 +53,8 @@ async function load() {
       f.faulty.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), esc(propName(d.property)), esc(d.value), esc(when(d.time))]), t('fleet.none_faulty'))}
     ${table('quality', t('fleet.quality'), [t('device.id'), t('device.property'), t('fleet.stuck'), t('fleet.jump'), t('fleet.last_flag')],
       f.quality_flags.map((q) => [link(q.device), esc(propName(q.property)), num(q.stuck, 0), num(q.jump, 0), esc(when(q.last))]), t('fleet.none_quality'))}
+    ${table('counters', t('fleet.counters'), [t('device.id'), t('device.site'), t('fleet.day'), t('fleet.problem')],
+      toCheck.map((c) => [link(c.device), esc(c.site ?? '—'), esc(c.date), esc(c.problems.map(counterProblem).join(' ; '))]), t('fleet.none_counters'))}
     ${table('battery', t('fleet.battery', { pct: f.thresholds.battery_pct }), [t('device.id'), t('device.kind'), t('device.site'), t('prop.battery'), t('device.time')],
       f.low_battery.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), `${num(d.battery, 0)} %`, esc(when(d.time))]), t('fleet.none_battery'))}
     ${table('radio', t('fleet.radio'), [t('device.id'), t('device.kind'), t('device.site'), 'RSSI (dBm)', 'SNR (dB)'],

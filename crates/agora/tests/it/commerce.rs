@@ -289,6 +289,11 @@ async fn declared_interventions_events_profiles_and_ranking() {
         let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
         assert!(r.status().is_success());
     }
+    // A second counter at place B's entrance (not adding to the place), blocked today from 10:00.
+    let d = json!({"id": "ped-d", "kind": "pedestrian_counter", "site": "place-b", "commune": "13001",
+        "metadata": {"adds_to_place": false}});
+    let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+    assert!(r.status().is_success());
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let (start, today) = (day("2026-06-01"), day("2026-11-30"));
     let fete = day("2026-07-10")..=day("2026-07-12");
@@ -318,11 +323,10 @@ async fn declared_interventions_events_profiles_and_ranking() {
             } else {
                 4
             };
-            for (dev, m) in [("ped-a", hdv), ("ped-b", 2), ("ped-c", 3)] {
-                lines.push_str(&format!(
-                    "pedestrian_counter,device={dev} people_in={}i {t}\n",
-                    count(m, d, h)
-                ));
+            for (dev, m) in [("ped-a", hdv), ("ped-b", 2), ("ped-c", 3), ("ped-d", 2)] {
+                let blocked = dev == "ped-d" && d == today && h >= 10;
+                let v = if blocked { 0 } else { count(m, d, h) };
+                lines.push_str(&format!("pedestrian_counter,device={dev} people_in={v}i {t}\n"));
             }
         }
         if lines.len() > 4 << 20 {
@@ -386,6 +390,36 @@ async fn declared_interventions_events_profiles_and_ranking() {
     let ev =
         app.get_json("/api/v1/commerce/events?site=place-b&from=2026-07-11&to=2026-07-11").await;
     assert_eq!(ev.as_array().unwrap().len(), 1, "the market of the commune, not the fête: {ev}");
+
+    // Comparisons pass over a public holiday among the 4 weeks (Armistice, Wednesday 11
+    // November) for the Wednesday before, and say what the days compared were.
+    let c = app.get_json("/api/v1/commerce/compare?site=hotel-de-ville&date=2026-11-18").await;
+    assert_eq!(c["vs_4_weeks"]["skipped"], json!(["2026-11-11"]));
+    assert_eq!(
+        c["vs_4_weeks"]["reference_days"],
+        json!(["2026-11-04", "2026-10-28", "2026-10-21", "2026-10-14"])
+    );
+    assert_eq!(c["vs_4_weeks"]["reference"], json!(5.0 * 12.0 * 78.0));
+    assert_eq!(
+        c["notes"],
+        json!(["2026-11-11, la semaine dernière : jour férié (Armistice 1918)"])
+    );
+    let c = app
+        .get_json("/api/v1/commerce/compare?site=hotel-de-ville&date=2026-11-18&exclude=none")
+        .await;
+    assert_eq!(c["vs_4_weeks"]["skipped"], json!([]));
+    assert_eq!(c["vs_4_weeks"]["reference_days"][1], "2026-11-04");
+    let c = app.get_json("/api/v1/commerce/compare?site=hotel-de-ville&date=2026-07-17").await;
+    let notes = c["notes"].to_string();
+    assert!(notes.contains("2026-07-10, la semaine dernière : vacances scolaires (Vacances d'été), événement (Fête de la place)"), "{notes}");
+    assert_eq!(c["vs_4_weeks"]["skipped"], json!(["2026-07-10"]));
+    let r = app
+        .get("/api/v1/commerce/compare?site=hotel-de-ville&exclude=weather")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "bad_request").await;
 
     // Interventions: refused when the controls hold the place or repeat, or it starts tomorrow.
     for (bad, says) in [
@@ -526,6 +560,22 @@ async fn declared_interventions_events_profiles_and_ranking() {
             ("place-b", 2028.0, 100.0)
         ]
     );
+
+    // Counter health: the blocked counter, zero from 10:00 to 14:00 (the hours over) where a
+    // Monday counts 2 × 10 × (3 + … + 7) = 500, and 60 of its usual 560 since midnight.
+    let h = app.get_json("/api/v1/commerce/counters?site=place-b").await;
+    assert_eq!(h["counters"][0]["device"], "ped-d");
+    assert_eq!(
+        h["counters"][0]["problems"],
+        json!([{"problem": "zeros", "from_hour": 10, "to_hour": 14, "usual": 500.0},
+               {"problem": "far_below", "counted": 60.0, "usual": 560.0, "hours": 15}])
+    );
+    assert_eq!(h["counters"][1]["device"], "ped-b");
+    assert_eq!(h["counters"][1]["problems"], json!([]));
+    let h = app.get_json("/api/v1/commerce/counters?site=place-b&date=2026-11-29").await;
+    assert!(h["counters"].as_array().unwrap().iter().all(|c| c["problems"] == json!([])), "{h}");
+    let r = app.get("/api/v1/commerce/counters").send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
 
     // The public sees hours at the finest.
     let r = app

@@ -324,6 +324,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/api/v1/commerce/profile") => {
             Call::new(format!("{route}?commune={}", s.commune)).untargeted()
         }
+        ("GET", "/api/v1/commerce/counters") => {
+            Call::new(format!("{route}?commune={}", s.commune)).untargeted()
+        }
         ("GET", "/api/v1/commerce/ranking" | "/api/v1/commerce/school-holidays") => {
             Call::new(route).untargeted()
         }
