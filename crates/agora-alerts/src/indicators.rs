@@ -32,7 +32,7 @@ const HOURS_BACK: i64 = 48;
 fn day_start_hour(name: Indicator) -> Option<u32> {
     match name {
         Indicator::Eaqi => None,
-        Indicator::Atmo | Indicator::Canicule => Some(0),
+        Indicator::Atmo | Indicator::Canicule | Indicator::CounterHealth => Some(0),
         Indicator::Lden | Indicator::Lnight => Some(u32::from(NoiseOptions::default().periods.day)),
     }
 }
@@ -80,6 +80,7 @@ fn properties(name: Indicator) -> Vec<&'static str> {
         Indicator::Atmo | Indicator::Eaqi => Pollutant::ALL.iter().map(|p| p.property()).collect(),
         Indicator::Lden | Indicator::Lnight => vec![agora_query::noise::LAEQ],
         Indicator::Canicule => vec!["temperature"],
+        Indicator::CounterHealth => vec!["people_in", "people_out"],
     }
 }
 
@@ -147,6 +148,39 @@ pub(crate) async fn periods(
             for d in days {
                 if let (Some(c), Some(start)) = (d.status.canicule, start_of(d.day, 0)) {
                     out.insert(start, if c { 1.0 } else { 0.0 });
+                }
+            }
+        }
+        Indicator::CounterHealth => {
+            use agora_indicators::profile;
+            const WEEKS: u64 = 8;
+            let from = first_day.checked_sub_days(Days::new(7 * WEEKS)).unwrap_or(first_day);
+            let direction = agora_query::footfall::Direction::Total;
+            let h = agora_query::footfall::hourly(
+                catalog, store, &area, direction, from, last_day, PARIS,
+            )
+            .await?;
+            let rules = profile::HealthRules::default();
+            let mut d = first_day;
+            while d <= last_day {
+                let since = d.checked_sub_days(Days::new(7 * WEEKS)).unwrap_or(d);
+                let keep = |x: NaiveDate| {
+                    x < d && x >= since && agora_indicators::calendar::holiday(x).is_none()
+                };
+                let typical = profile::typical_day(&h.hours, chrono::Datelike::weekday(&d), &keep);
+                let hours: Vec<Option<f64>> =
+                    (0..24).map(|hr| h.hours.get(&(d, hr)).copied().flatten()).collect();
+                let known = typical.iter().filter(|t| t.days >= 3).count() >= 12;
+                if known
+                    && hours.iter().any(Option::is_some)
+                    && let Some(start) = start_of(d, 0)
+                {
+                    let bad = !profile::counter_health(&hours, &typical, &rules).is_empty();
+                    out.insert(start, if bad { 1.0 } else { 0.0 });
+                }
+                match d.succ_opt() {
+                    Some(n) => d = n,
+                    None => break,
                 }
             }
         }

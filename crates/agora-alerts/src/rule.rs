@@ -479,6 +479,11 @@ pub enum Indicator {
     /// 1 on a canicule day (the 3-day means of daily minima and maxima reach the commune's
     /// thresholds), 0 on another day with the three days measured.
     Canicule,
+    /// 1 on a day a pedestrian counter counted zero for 3 hours or more when people usually pass,
+    /// or under 30 % of its typical day (the same weekday's hourly medians over the 8 weeks
+    /// before); 0 on a day it counted as usual. Days without data, or without a typical day yet,
+    /// have no value.
+    CounterHealth,
 }
 
 impl Indicator {
@@ -490,6 +495,7 @@ impl Indicator {
             Self::Lden => "lden",
             Self::Lnight => "lnight",
             Self::Canicule => "canicule",
+            Self::CounterHealth => "counter_health",
         }
     }
 }
@@ -868,7 +874,7 @@ fn check_condition(
             let (lo, hi) = match name {
                 Indicator::Atmo | Indicator::Eaqi => (1.0, 6.0),
                 Indicator::Lden | Indicator::Lnight => (0.0, 200.0),
-                Indicator::Canicule => (0.0, 1.0),
+                Indicator::Canicule | Indicator::CounterHealth => (0.0, 1.0),
             };
             if !(lo..=hi).contains(value) {
                 return bad(format!(
@@ -923,6 +929,8 @@ pub fn templates() -> Vec<Rule> {
          "condition": {"indicator": {"name": "canicule", "op": "==", "value": 1.0}}},
         {"id": "lnight-high", "name": "Nuit bruyante (Lnight > 55 dB(A))", "severity": "warning",
          "condition": {"indicator": {"name": "lnight", "op": ">", "value": 55.0}}},
+        {"id": "counter-suspect", "name": "Compteur piéton suspect (zéro aux heures de passage, ou très en dessous de sa journée type)", "severity": "warning",
+         "condition": {"indicator": {"name": "counter_health", "op": "==", "value": 1.0}}},
         {"id": "device-offline", "name": "Objet silencieux (3 périodes sans message)", "severity": "warning",
          "condition": {"no_data": {"periods": 3.0}}},
     ]);
@@ -964,7 +972,7 @@ mod tests {
     #[test]
     fn templates_are_valid() {
         let t = templates();
-        assert_eq!(t.len(), 15);
+        assert_eq!(t.len(), 16);
         for r in &t {
             r.check(&known).unwrap_or_else(|e| panic!("{}: {e}", r.id));
             assert!(!r.enabled);

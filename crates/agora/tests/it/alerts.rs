@@ -340,7 +340,7 @@ async fn invalid_rules_are_refused_with_problem_json() {
         .unwrap();
     problem(r, 403, "forbidden").await;
     let t = app.get_json("/api/v1/rules/templates").await;
-    assert_eq!(t["templates"].as_array().unwrap().len(), 15);
+    assert_eq!(t["templates"].as_array().unwrap().len(), 16);
 }
 
 #[tokio::test]
@@ -1293,4 +1293,50 @@ async fn webhooks_reach_https_endpoints_that_the_citys_authority_vouches_for() {
     assert_eq!(v["rule"]["id"], "trusted");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_counter_blocked_when_people_pass_raises_the_counter_health_alert() {
+    use agora_model::{MockClock, Timestamp};
+    use chrono::TimeZone;
+    // Nine weeks of a counter counting 20 an hour from 8:00 to 19:00 (zero at night); on Monday
+    // 30 November 2026 it counts zero from 10:00 on. The day judged at midnight opens the alert.
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let clock = MockClock::new(at("2026-11-30T23:00:00+01:00"));
+    let app = TestApp::spawn_at(clock.clone(), |_| {}).await;
+    let d = json!({"id": "ped-1", "kind": "pedestrian_counter", "commune": "13001"});
+    let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    add_rule(&app, json!({"template": "counter-suspect"})).await;
+    let paris = chrono_tz::Europe::Paris;
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 9, 28).unwrap();
+    let blocked = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let mut lines = String::new();
+    let mut day = first;
+    while day <= blocked {
+        for h in 0..24u32 {
+            let Some(t) = paris.from_local_datetime(&day.and_hms_opt(h, 0, 0).unwrap()).earliest()
+            else {
+                continue;
+            };
+            let v = if (8..20).contains(&h) && !(day == blocked && h >= 10) { 20 } else { 0 };
+            lines.push_str(&format!(
+                "pedestrian_counter,device=ped-1 people_in={v}i {}\n",
+                t.timestamp()
+            ));
+        }
+        day = day.succ_opt().unwrap();
+    }
+    app.write(&lines).await;
+    // Before midnight the day is not over: nothing yet (the days before were sound).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let none = app.get_json("/api/v1/alerts?rule=counter-suspect").await;
+    assert_eq!(none["alerts"].as_array().unwrap().len(), 0, "{none}");
+    clock.set(at("2026-12-01T00:30:00+01:00"));
+    let t = at("2026-12-01T00:00:00+01:00").as_nanos() / 1_000_000_000;
+    app.write(&format!("pedestrian_counter,device=ped-1 people_in=0i {t}\n")).await;
+    let list = alerts_until(&app, "counter-suspect", 10, |l| !l.is_empty()).await;
+    assert_eq!(states(&list), ["open"]);
+    // Known when the day is over.
+    assert_eq!(list[0]["opened_at"], json!(at("2026-12-01T00:00:00+01:00")));
 }
