@@ -61,7 +61,14 @@ test('the public sees the observatory of a place, in French', async () => {
   // The ranking with its index, and the market in the calendar.
   assert.equal(await page.locator('#ranking tbody tr').count(), 4);
   assert.match(await page.locator('#events').textContent(), /Marché de producteurs/);
+  // The index chart: one line per place.
+  await page.waitForSelector('#index svg');
+  assert.equal(await page.locator('#index svg path').count(), 4);
   await shot(page, '20-commerce');
+  await page.locator('#heat').scrollIntoViewIfNeeded();
+  await shot(page, '20b-commerce-heat-map');
+  await page.locator('#index').scrollIntoViewIfNeeded();
+  await shot(page, '20c-commerce-index');
 });
 
 test('the impact study finds the planted pedestrianisation, and its report prints', async () => {

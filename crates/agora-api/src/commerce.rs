@@ -1069,6 +1069,156 @@ pub(crate) async fn series(
     }
 }
 
+/// Which index series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct IndexParams {
+    /// First day (`YYYY-MM-DD`; default: 52 weeks before `to`).
+    #[param(value_type = Option<String>, format = Date)]
+    from: Option<NaiveDate>,
+    /// Last day (default: yesterday).
+    #[param(value_type = Option<String>, format = Date)]
+    to: Option<NaiveDate>,
+    /// `1d`, `1w` (default: Monday to Sunday) or `1mo`.
+    every: Option<String>,
+    /// First day of the reference period the index is 100 on (default: `from`).
+    #[param(value_type = Option<String>, format = Date)]
+    ref_from: Option<NaiveDate>,
+    /// Its last day (default: `to`).
+    #[param(value_type = Option<String>, format = Date)]
+    ref_to: Option<NaiveDate>,
+}
+
+/// A bucket of an index series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IndexBucket {
+    /// Its first day.
+    #[schema(value_type = String, format = Date)]
+    start: NaiveDate,
+    /// 100 × its mean passers-by a day / the reference period's (`null`: no day with a count).
+    index: Option<f64>,
+    /// Days with a count in it.
+    days: usize,
+}
+
+/// A place's index series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IndexSeries {
+    site: String,
+    name: String,
+    /// Its mean passers-by a day over the reference period (the index's 100).
+    reference_per_day: Option<f64>,
+    buckets: Vec<IndexBucket>,
+}
+
+/// The places' index series.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IndexAnswer {
+    #[schema(value_type = String, format = Date)]
+    ref_from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    ref_to: NaiveDate,
+    places: Vec<IndexSeries>,
+}
+
+/// The footfall index of every place over time
+///
+/// For each place with counters, per day, week or month: 100 × its mean passers-by a day / its
+/// own mean a day over the reference period (by default the period shown), so that places of
+/// different size are drawn on one chart. Days without a count are left out of both means.
+#[utoipa::path(get, path = "/api/v1/commerce/index", tag = "indicators", security((), ("bearer" = [])),
+    params(IndexParams),
+    responses(
+        (status = 200, description = "The series", body = IndexAnswer),
+        (status = 400, response = BadRequest),
+        Reads,
+    ))]
+pub(crate) async fn index(
+    Scoped(s): Scoped,
+    Query(p): Query<IndexParams>,
+) -> ApiResult<Json<IndexAnswer>> {
+    let (tz, today) = paris_today(&s);
+    let to = sane_date("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)))?;
+    let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(364)))?;
+    if to > today {
+        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
+    }
+    if from > to || (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(format!(
+            "from {from} to {to}: a period of 1 day to three years"
+        )));
+    }
+    let ref_from = sane_date("ref_from", p.ref_from.unwrap_or(from))?;
+    let ref_to = sane_date("ref_to", p.ref_to.unwrap_or(to))?;
+    if ref_from > ref_to || (ref_to - ref_from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(format!(
+            "ref_from {ref_from} to ref_to {ref_to}: a period of 1 day to three years"
+        )));
+    }
+    let step = agora_query::footfall::Step::parse(p.every.as_deref().unwrap_or("1w"))?;
+    let key = |d: NaiveDate| match step {
+        agora_query::footfall::Step::Week => {
+            d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday()))
+        }
+        agora_query::footfall::Step::Month => d.with_day(1).unwrap_or(d),
+        _ => d,
+    };
+    if matches!(step, agora_query::footfall::Step::Quarter | agora_query::footfall::Step::Hour) {
+        return Err(ApiError::BadRequest("every: use 1d, 1w or 1mo".into()));
+    }
+    let mut places = Vec::new();
+    for site in s.catalog.sites() {
+        let area = agora_query::air::Area::Site(site.id.clone());
+        if agora_query::footfall::counters(s.catalog.as_ref(), &area).is_err() {
+            continue;
+        }
+        let read = |a, b| {
+            agora_query::footfall::daily(
+                s.catalog.as_ref(),
+                s.store.as_ref(),
+                &area,
+                Direction::Total,
+                a,
+                b,
+                tz,
+            )
+        };
+        let mut f = read(from, to).await?.daily;
+        f.extend(read(ref_from, ref_to).await?.daily);
+        let (reference_per_day, _) = footfall::mean_per_day(&f, ref_from, ref_to);
+        // Buckets: from each bucket's first day (cut at `from`) to its last (cut at `to`).
+        let mut starts: Vec<NaiveDate> = Vec::new();
+        let mut d = from;
+        while d <= to {
+            if starts.last() != Some(&key(d)) {
+                starts.push(key(d));
+            }
+            d = d.succ_opt().unwrap_or(to + chrono::Duration::days(1));
+        }
+        let buckets = starts
+            .iter()
+            .enumerate()
+            .map(|(i, start)| {
+                let a = (*start).max(from);
+                let b = starts.get(i + 1).map_or(to, |n| *n - chrono::Duration::days(1)).min(to);
+                let (_, days) = footfall::mean_per_day(&f, a, b);
+                IndexBucket {
+                    start: *start,
+                    index: footfall::period_index(&f, (a, b), (ref_from, ref_to)),
+                    days,
+                }
+            })
+            .collect();
+        places.push(IndexSeries {
+            site: site.id.to_string(),
+            name: site.name.clone(),
+            reference_per_day,
+            buckets,
+        });
+    }
+    Ok(Json(IndexAnswer { ref_from, ref_to, places }))
+}
+
 /// Which counters to check.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -1219,5 +1369,5 @@ fn weekday_name(w: chrono::Weekday) -> &'static str {
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(compare, impact, series, study, profile, ranking, counters_health))]
+#[openapi(paths(compare, impact, series, study, profile, ranking, index, counters_health))]
 pub(crate) struct Doc;

@@ -219,6 +219,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/commerce/interventions/{id}/study", get(commerce::study))
         .route("/api/v1/commerce/profile", get(commerce::profile))
         .route("/api/v1/commerce/ranking", get(commerce::ranking))
+        .route("/api/v1/commerce/index", get(commerce::index))
         .route("/api/v1/commerce/counters", get(commerce::counters_health))
         .route(
             "/api/v1/commerce/school-holidays",

@@ -178,6 +178,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/commerce/footfall", Public),
     ("GET", "/api/v1/commerce/profile", Public),
     ("GET", "/api/v1/commerce/ranking", Public),
+    ("GET", "/api/v1/commerce/index", Public),
     ("GET", "/api/v1/commerce/counters", Needs(Action::View)),
     ("GET", "/api/v1/commerce/events", Public),
     ("POST", "/api/v1/commerce/events", Needs(Action::Modify)),

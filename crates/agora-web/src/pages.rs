@@ -454,7 +454,7 @@ pub(crate) async fn commerce(
         "<article class=\"commerce\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
 <form id=\"pick\" class=\"explorer\"><label>{place} <select id=\"site\" name=\"site\"></select></label> \
 <label>{date} <input type=\"date\" id=\"date\" name=\"date\"></label></form>\
-{today}{compare}{heat}{ranking}{events}{studies}</article>",
+{today}{compare}{heat}{ranking}{index}{events}{studies}</article>",
         title = t("commerce.title"),
         intro = t("commerce.intro"),
         place = t("commerce.place"),
@@ -463,6 +463,7 @@ pub(crate) async fn commerce(
         compare = section("compare", &t("commerce.compare")),
         heat = section("heat", &t("commerce.heat")),
         ranking = section("ranking", &t("commerce.ranking")),
+        index = section("index", &t("commerce.index_title")),
         events = section("events", &t("commerce.events")),
         studies = section("studies", &t("commerce.studies")),
     );

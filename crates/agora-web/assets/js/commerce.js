@@ -21,7 +21,7 @@ $('date').max = settings.today;
 
 /** An SVG line chart of 24 hours: the typical day's 10–90 % band and median, and the day. */
 function dayChart(profile) {
-  const W = 640, H = 220, L = 48, R = 10, T = 10, B = 26;
+  const W = 640, H = 220, L = 48, R = 24, T = 10, B = 26;
   const typ = profile.typical;
   const top = Math.max(1, ...typ.map((h) => h.p90 ?? 0), ...profile.today.map((v) => v ?? 0));
   const x = (h) => L + ((W - L - R) * h) / 23;
@@ -72,7 +72,10 @@ function yesterday() {
 function drawCompare(c) {
   const rows = ['vs_last_week', 'vs_4_weeks', 'vs_last_year', 'week_to_date', 'month_to_date', 'year_to_date'].map((k) => {
     const x = c[k];
-    const missing = x.missing?.length ? `<br><small>${esc(t('commerce.missing', { days: x.missing.join(', ') }))}</small>` : '';
+    // Up to three days named; more as a count and a span.
+    const m = x.missing ?? [];
+    const days = m.length <= 3 ? m.join(', ') : t('commerce.missing_span', { n: m.length, first: m[0], last: m.at(-1) });
+    const missing = m.length ? `<br><small>${esc(t('commerce.missing', { days }))}</small>` : '';
     return `<tr><th scope="row">${esc(t(`commerce.${k}`))}${missing}</th><td>${num(x.value, 0)}</td><td>${num(x.reference, 0)}</td><td>${pct(x.change_pct)}</td></tr>`;
   }).join('');
   const day = new Date(`${c.date}T12:00:00`).toLocaleDateString(settings.lang === 'en' ? 'en-GB' : 'fr-FR', { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
@@ -98,6 +101,38 @@ function drawHeat(p) {
 function drawRanking() {
   const rows = ranking.places.map((p, i) => `<tr><td>${i + 1}</td><th scope="row"><a href="/commerce?site=${encodeURIComponent(p.site)}">${esc(p.name)}</a></th><td>${num(p.per_day, 0)}</td><td>${num(p.index, 0)}</td><td>${p.days_missing}</td></tr>`).join('');
   $('ranking').innerHTML = `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="ranking-title"><table class="table"><thead><tr><th scope="col">${esc(t('commerce.rank'))}</th><th scope="col">${esc(t('commerce.place'))}</th><th scope="col">${esc(t('commerce.per_day'))}</th><th scope="col">${esc(t('commerce.index'))}</th><th scope="col">${esc(t('commerce.days_missing'))}</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+/** The places' weekly index over the last year, one line each (100 = each place's mean). */
+async function drawIndex() {
+  const data = await api('/api/v1/commerce/index');
+  const W = 720, H = 240, L = 40, R = 24, T = 10, B = 26;
+  const all = data.places.flatMap((p) => p.buckets.map((b) => b.index)).filter((v) => v !== null);
+  if (!all.length) { $('index').innerHTML = `<p>${esc(t('commerce.none'))}</p>`; return; }
+  const lo = Math.min(80, ...all), hi = Math.max(120, ...all);
+  const n = Math.max(2, ...data.places.map((p) => p.buckets.length)) - 1;
+  const x = (i) => L + ((W - L - R) * i) / n;
+  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+  const colours = ['#1f5fa8', '#b3261e', '#2e7d32', '#6a1b9a', '#ef6c00', '#00838f'];
+  const lines = data.places.map((p, k) => {
+    let d = '', pen = false;
+    p.buckets.forEach((b, i) => {
+      if (b.index === null) { pen = false; return; }
+      d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(b.index).toFixed(1)} `;
+      pen = true;
+    });
+    return `<path d="${d}" fill="none" stroke="${colours[k % colours.length]}" stroke-width="2"/>`;
+  }).join('');
+  const first = data.places[0]?.buckets[0]?.start ?? '';
+  const last = data.places[0]?.buckets.at(-1)?.start ?? '';
+  const legend = data.places.map((p, k) => `<span class="key" style="color:${colours[k % colours.length]}">— ${esc(p.name)}</span>`).join(' ');
+  $('index').innerHTML = `<p>${esc(t('commerce.index_intro'))}</p><figure class="day-chart"><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(t('commerce.index_title'))}">
+<line x1="${L}" y1="${y(100)}" x2="${W - R}" y2="${y(100)}" stroke="#888" stroke-dasharray="3 3"/>
+<text x="${L - 6}" y="${y(100) + 4}" font-size="11" text-anchor="end">100</text>
+<text x="${L - 6}" y="${y(hi) + 4}" font-size="11" text-anchor="end">${num(hi, 0)}</text>
+<text x="${L - 6}" y="${y(lo) + 4}" font-size="11" text-anchor="end">${num(lo, 0)}</text>
+<text x="${L}" y="${H - 8}" font-size="11">${esc(first)}</text><text x="${W - R}" y="${H - 8}" font-size="11" text-anchor="end">${esc(last)}</text>
+${lines}</svg><figcaption>${legend}</figcaption></figure>`;
 }
 
 async function drawEvents(site) {
@@ -149,5 +184,5 @@ async function drawPlace() {
 drawRanking();
 select.addEventListener('change', () => drawPlace());
 $('date').addEventListener('change', () => drawPlace());
-await Promise.all([drawPlace(), drawStudies()]);
+await Promise.all([drawPlace(), drawStudies(), drawIndex()]);
 document.body.dataset.ready = '1';

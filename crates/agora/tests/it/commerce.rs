@@ -577,6 +577,37 @@ async fn declared_interventions_events_profiles_and_ranking() {
     let r = app.get("/api/v1/commerce/counters").send().await.unwrap();
     problem(r, 401, "unauthorized").await;
 
+    // The index over time, one line per place: weeks of November 2026 against October 2026.
+    // Place C counts the same each week (index 100 in any week); the Hôtel de Ville too.
+    let i = app
+        .get_json("/api/v1/commerce/index?from=2026-11-02&to=2026-11-29&ref_from=2026-10-05&ref_to=2026-11-01")
+        .await;
+    let c = i["places"].as_array().unwrap().iter().find(|p| p["site"] == "place-c").unwrap();
+    assert_eq!(c["reference_per_day"], json!(3042.0));
+    let weeks: Vec<(&str, f64)> = c["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["start"].as_str().unwrap(), b["index"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        weeks,
+        vec![
+            ("2026-11-02", 100.0),
+            ("2026-11-09", 100.0),
+            ("2026-11-16", 100.0),
+            ("2026-11-23", 100.0)
+        ]
+    );
+    // Before the Hôtel de Ville was made pedestrian, its index against the months after: 80.
+    let i = app
+        .get_json("/api/v1/commerce/index?from=2026-05-04&to=2026-05-31&every=1mo&ref_from=2026-06-01&ref_to=2026-06-28")
+        .await;
+    let h = i["places"].as_array().unwrap().iter().find(|p| p["site"] == "hotel-de-ville").unwrap();
+    assert_eq!(h["buckets"], json!([{"start": "2026-05-01", "index": 80.0, "days": 28}]));
+    let r = app.get("/api/v1/commerce/index?every=15m").send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+
     // The public sees hours at the finest.
     let r = app
         .get(

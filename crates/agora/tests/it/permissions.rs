@@ -327,9 +327,12 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/api/v1/commerce/counters") => {
             Call::new(format!("{route}?commune={}", s.commune)).untargeted()
         }
-        ("GET", "/api/v1/commerce/ranking" | "/api/v1/commerce/school-holidays") => {
-            Call::new(route).untargeted()
-        }
+        (
+            "GET",
+            "/api/v1/commerce/ranking"
+            | "/api/v1/commerce/school-holidays"
+            | "/api/v1/commerce/index",
+        ) => Call::new(route).untargeted(),
         ("GET", "/api/v1/commerce/events" | "/api/v1/commerce/interventions") => Call::new(route),
         ("POST", "/api/v1/commerce/events") => Call::new(route)
             .domain(Domain::Commerce)
