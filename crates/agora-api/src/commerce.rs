@@ -101,12 +101,7 @@ pub(crate) async fn compare(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let date = sane_date("date", p.date.unwrap_or(today))?;
-    if date > today {
-        return Err(ApiError::BadRequest(format!(
-            "{date} is in the future (today is {today} in Europe/Paris)"
-        )));
-    }
+    let date = not_after_today("date", p.date.unwrap_or(today), today)?;
     let direction = Direction::parse(p.direction.as_deref().unwrap_or("total"))?;
     // From the first day a comparison needs: 1 January's aligned day of the year before (the
     // earliest of all: the other references are within 364 days of `date`).
@@ -721,12 +716,7 @@ pub(crate) async fn profile(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let date = sane_date("date", p.date.unwrap_or(today))?;
-    if date > today {
-        return Err(ApiError::BadRequest(format!(
-            "{date} is in the future (today is {today} in Europe/Paris)"
-        )));
-    }
+    let date = not_after_today("date", p.date.unwrap_or(today), today)?;
     let weeks = p.weeks.unwrap_or(12);
     if !(1..=53).contains(&weeks) {
         return Err(ApiError::BadRequest(format!("weeks={weeks}: use 1 to 53")));
@@ -868,23 +858,12 @@ pub(crate) async fn ranking(
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let (tz, today) = paris_today(&s);
-    let to = sane_date("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)))?;
+    let to = not_after_today("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)), today)?;
     let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(6)))?;
-    if to > today {
-        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
-    }
-    if from > to || (to - from).num_days() > 3 * 366 {
-        return Err(ApiError::BadRequest(format!(
-            "from {from} to {to}: a period of 1 day to three years"
-        )));
-    }
+    period(("from", "to"), (from, to))?;
     let ref_from = sane_date("ref_from", p.ref_from.unwrap_or(from - chrono::Duration::days(364)))?;
     let ref_to = sane_date("ref_to", p.ref_to.unwrap_or(to - chrono::Duration::days(364)))?;
-    if ref_from > ref_to || (ref_to - ref_from).num_days() > 3 * 366 {
-        return Err(ApiError::BadRequest(format!(
-            "ref_from {ref_from} to ref_to {ref_to}: a period of 1 day to three years"
-        )));
-    }
+    period(("ref_from", "ref_to"), (ref_from, ref_to))?;
     let csv = match p.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -1013,11 +992,8 @@ pub(crate) async fn series(
         p.commune.as_deref(),
     )?;
     let (tz, today) = paris_today(&s);
-    let to = sane_date("to", p.to.unwrap_or(today))?;
+    let to = not_after_today("to", p.to.unwrap_or(today), today)?;
     let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(6)))?;
-    if to > today {
-        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
-    }
     if (to - from).num_days() > 3 * 366 {
         return Err(ApiError::BadRequest("a series spans three years at most".into()));
     }
@@ -1138,23 +1114,12 @@ pub(crate) async fn index(
     Query(p): Query<IndexParams>,
 ) -> ApiResult<Json<IndexAnswer>> {
     let (tz, today) = paris_today(&s);
-    let to = sane_date("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)))?;
+    let to = not_after_today("to", p.to.unwrap_or(today.pred_opt().unwrap_or(today)), today)?;
     let from = sane_date("from", p.from.unwrap_or(to - chrono::Duration::days(364)))?;
-    if to > today {
-        return Err(ApiError::BadRequest(format!("{to} is in the future (today is {today})")));
-    }
-    if from > to || (to - from).num_days() > 3 * 366 {
-        return Err(ApiError::BadRequest(format!(
-            "from {from} to {to}: a period of 1 day to three years"
-        )));
-    }
+    period(("from", "to"), (from, to))?;
     let ref_from = sane_date("ref_from", p.ref_from.unwrap_or(from))?;
     let ref_to = sane_date("ref_to", p.ref_to.unwrap_or(to))?;
-    if ref_from > ref_to || (ref_to - ref_from).num_days() > 3 * 366 {
-        return Err(ApiError::BadRequest(format!(
-            "ref_from {ref_from} to ref_to {ref_to}: a period of 1 day to three years"
-        )));
-    }
+    period(("ref_from", "ref_to"), (ref_from, ref_to))?;
     let step = agora_query::footfall::Step::parse(p.every.as_deref().unwrap_or("1w"))?;
     let key = |d: NaiveDate| match step {
         agora_query::footfall::Step::Week => {
@@ -1273,10 +1238,7 @@ pub(crate) async fn counters_health(
 ) -> ApiResult<Json<HealthAnswer>> {
     use chrono::Timelike;
     let (tz, today) = paris_today(&s);
-    let date = sane_date("date", p.date.unwrap_or(today))?;
-    if date > today {
-        return Err(ApiError::BadRequest(format!("{date} is in the future (today is {today})")));
-    }
+    let date = not_after_today("date", p.date.unwrap_or(today), today)?;
     let filter = agora_store::catalog::DeviceFilter {
         kind: agora_model::DeviceKind::parse(agora_query::footfall::COUNTER_KIND).ok(),
         ..Default::default()
@@ -1346,6 +1308,28 @@ pub(crate) fn sane_date(what: &str, d: NaiveDate) -> ApiResult<NaiveDate> {
         return Err(ApiError::BadRequest(format!("{what} {d} is out of range (1970 to 2200)")));
     }
     Ok(d)
+}
+
+/// A day asked for (`what`), up to today: refused when out of range or in the future.
+fn not_after_today(what: &str, d: NaiveDate, today: NaiveDate) -> ApiResult<NaiveDate> {
+    let d = sane_date(what, d)?;
+    if d > today {
+        return Err(ApiError::BadRequest(format!(
+            "{what} {d} is in the future (today is {today} in Europe/Paris)"
+        )));
+    }
+    Ok(d)
+}
+
+/// A period of one day to three years, first day first.
+fn period(names: (&str, &str), (from, to): (NaiveDate, NaiveDate)) -> ApiResult<()> {
+    if from > to || (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::BadRequest(format!(
+            "{} {from} to {} {to}: a period of 1 day to three years",
+            names.0, names.1
+        )));
+    }
+    Ok(())
 }
 
 /// Footfall's days are Paris days: the zone, and today there.
