@@ -814,6 +814,9 @@ pub(crate) struct FootfallRankingParams {
 pub(crate) struct RankedPlace {
     site: String,
     name: String,
+    /// Its commune (INSEE code) and the commune's name.
+    commune: String,
+    commune_name: Option<String>,
     /// Mean passers-by a day over the period's days with a count.
     per_day: Option<f64>,
     /// Days with a count, and days without.
@@ -870,6 +873,7 @@ pub(crate) async fn ranking(
         Some(f) => return Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
     };
     let mut places = Vec::new();
+    let communes = s.catalog.communes();
     for site in s.catalog.sites() {
         let area = agora_query::air::Area::Site(site.id.clone());
         if agora_query::footfall::counters(s.catalog.as_ref(), &area).is_err() {
@@ -894,6 +898,8 @@ pub(crate) async fn ranking(
         places.push(RankedPlace {
             site: site.id.to_string(),
             name: site.name.clone(),
+            commune: site.commune.to_string(),
+            commune_name: communes.iter().find(|c| c.insee == site.commune).map(|c| c.name.clone()),
             per_day,
             days,
             days_missing: (to - from).num_days() as usize + 1 - days,

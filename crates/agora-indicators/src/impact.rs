@@ -143,7 +143,12 @@ pub fn estimate(treated: &Daily, controls: &[&Daily], design: &Design) -> Result
         .ok_or_else(|| Error::Invalid("the period after is out of range".into()))?;
     let (mut before, mut after, mut missing, mut zero) = (Vec::new(), Vec::new(), 0, 0);
     let (mut treated_after, mut days) = (0.0, Vec::new());
-    let mut d = first;
+    // Days before the first count on either side are not missing: the series begin there.
+    let begins = |s: &Daily| s.iter().find(|(_, v)| v.is_some()).map(|(d, _)| *d);
+    let mut d = std::iter::once(begins(treated))
+        .chain(controls.iter().map(|c| begins(c)))
+        .try_fold(first, |a, b| b.map(|b| a.max(b)))
+        .unwrap_or(first);
     while d < last {
         let t = treated.get(&d).copied().flatten();
         let c: Option<f64> = controls.iter().map(|s| s.get(&d).copied().flatten()).sum();
@@ -324,5 +329,26 @@ mod tests {
         }
         let e = estimate(&gap, &[&c], &Design::at(d0())).unwrap();
         assert_eq!((e.days_before, e.days_missing), (172, 10));
+    }
+
+    #[test]
+    fn days_before_the_series_begin_are_not_missing() {
+        // Counts from 1 March 2026 only; the study asks 182 days before 1 June.
+        let mut t = Daily::new();
+        let mut c = Daily::new();
+        let mut d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        while d < NaiveDate::from_ymd_opt(2026, 9, 1).unwrap() {
+            let lift = if d >= NaiveDate::from_ymd_opt(2026, 6, 1).unwrap() { 1.1 } else { 1.0 };
+            let wave = 1.0 + 0.1 * ((d.ordinal() as f64) / 3.0).sin();
+            t.insert(d, Some(1000.0 * lift * wave));
+            c.insert(d, Some(2000.0 * wave));
+            d = d.succ_opt().unwrap();
+        }
+        t.insert(NaiveDate::from_ymd_opt(2026, 4, 10).unwrap(), None);
+        let e =
+            estimate(&t, &[&c], &Design::at(NaiveDate::from_ymd_opt(2026, 6, 1).unwrap())).unwrap();
+        assert_eq!(e.days_missing, 1, "only the day the counter was down");
+        assert_eq!(e.days_before, 92 - 1);
+        assert!((e.change_pct - 10.0).abs() < 1e-9, "{}", e.change_pct);
     }
 }

@@ -3,7 +3,7 @@
 // index, the calendar of markets and events, and the impact studies. Every figure comes from the
 // API (`/api/v1/commerce/…`), which computes and tests them; this page only draws.
 
-import { settings, t, esc, num, api } from './common.js';
+import { settings, t, esc, num, api, may, post, announce } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const pct = (v) => (v === null || v === undefined ? '—' : `${v > 0 ? '+' : ''}${num(v, 1)} %`);
@@ -12,10 +12,17 @@ const query = (o) => Object.entries(o).filter(([, v]) => v).map(([k, v]) => `${k
 
 // Places with counters, busiest first: the ranking lists them.
 const ranking = await api('/api/v1/commerce/ranking');
+// A place (`site:…`) or a whole commune (`commune:…`).
 const select = $('site');
-select.innerHTML = ranking.places.map((p) => `<option value="${esc(p.site)}">${esc(p.name)}</option>`).join('');
+const communes = [...new Map(ranking.places.map((p) => [p.commune, p.commune_name ?? p.commune])).entries()];
+select.innerHTML = ranking.places.map((p) => `<option value="site:${esc(p.site)}">${esc(p.name)}</option>`).join('') +
+  communes.map(([c, name]) => `<option value="commune:${esc(c)}">${esc(t('commerce.commune_option', { name }))}</option>`).join('');
 const wanted = new URLSearchParams(location.search).get('site');
-if (wanted && ranking.places.some((p) => p.site === wanted)) select.value = wanted;
+if (wanted && ranking.places.some((p) => p.site === wanted)) select.value = `site:${wanted}`;
+const area = () => {
+  const [kind, id] = select.value.split(':');
+  return kind === 'commune' ? { commune: id } : { site: id };
+};
 $('date').value = settings.today;
 $('date').max = settings.today;
 
@@ -135,15 +142,85 @@ async function drawIndex() {
 ${lines}</svg><figcaption>${legend}</figcaption></figure>`;
 }
 
-async function drawEvents(site) {
-  const events = await api(`/api/v1/commerce/events?${query({ site })}`);
+/** DELETE on this server with the session's CSRF token. */
+async function remove(path) {
+  const r = await fetch(path, { method: 'DELETE', credentials: 'same-origin', headers: { 'X-CSRF-Token': settings.csrf ?? '' } });
+  if (!r.ok) {
+    let detail = `${r.status}`;
+    try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+    throw new Error(detail);
+  }
+}
+
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const WEEKDAY_NAMES = { mon: 'monday', tue: 'tuesday', wed: 'wednesday', thu: 'thursday', fri: 'friday', sat: 'saturday', sun: 'sunday' };
+const placeOptions = (selected) => ranking.places.map((p) => `<option value="${esc(p.site)}"${p.site === selected ? ' selected' : ''}>${esc(p.name)}</option>`).join('');
+
+/** Operators who may modify declare events and interventions here. */
+function eventForm(current) {
+  if (!may('modify')) return '';
+  return `<form id="new-event" class="explorer declare"><h3>${esc(t('commerce.declare_event'))}</h3>
+<label>${esc(t('commerce.kind'))} <select name="kind"><option value="event">${esc(t('commerce.kind_event'))}</option><option value="market">${esc(t('commerce.kind_market'))}</option></select></label>
+<label>${esc(t('commerce.name'))} <input name="name" required maxlength="200"></label>
+<label>${esc(t('commerce.place'))} <select name="where">${placeOptions(current)}${communes.map(([c, name]) => `<option value="commune:${esc(c)}">${esc(t('commerce.commune_option', { name }))}</option>`).join('')}</select></label>
+<label>${esc(t('commerce.first_day'))} <input type="date" name="first_day" required></label>
+<label>${esc(t('commerce.last_day'))} <input type="date" name="last_day"></label>
+<fieldset><legend>${esc(t('commerce.market_days'))}</legend>${WEEKDAYS.map((w) => `<label><input type="checkbox" name="weekdays" value="${w}"> ${esc(dayName(WEEKDAY_NAMES[w]))}</label>`).join(' ')}</fieldset>
+<button type="submit">${esc(t('commerce.declare'))}</button><p class="error" role="alert" hidden></p></form>`;
+}
+
+function interventionForm() {
+  if (!may('modify')) return '';
+  return `<form id="new-intervention" class="explorer declare"><h3>${esc(t('commerce.declare_intervention'))}</h3>
+<label>${esc(t('commerce.place'))} <select name="site">${placeOptions()}</select></label>
+<label>${esc(t('commerce.name'))} <input name="name" required maxlength="200"></label>
+<label>${esc(t('commerce.description'))} <input name="description" maxlength="4000"></label>
+<label>${esc(t('commerce.start_day'))} <input type="date" name="start_day" required max="${esc(settings.today)}"></label>
+<label>${esc(t('commerce.controls'))} <select name="controls" multiple size="4">${placeOptions()}</select></label>
+<button type="submit">${esc(t('commerce.declare'))}</button><p class="error" role="alert" hidden></p></form>`;
+}
+
+/** Send a form's declaration; its error shown in the form, nothing lost. */
+function onSubmit(form, build, path, done) {
+  form?.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const err = form.querySelector('.error');
+    try {
+      await post(path, build(new FormData(form)));
+      err.hidden = true;
+      announce(t('commerce.declared'));
+      await done();
+    } catch (e) {
+      err.hidden = false;
+      err.textContent = e.message;
+    }
+  });
+}
+
+async function drawEvents() {
+  const a = area();
+  const all = await api(`/api/v1/commerce/events?${query({ site: a.site })}`);
+  const events = a.commune ? all.filter((e) => e.commune === a.commune) : all;
   const fmt = (d) => new Date(`${d}T12:00:00`).toLocaleDateString(settings.lang === 'en' ? 'en-GB' : 'fr-FR');
   const items = events.map((e) => {
     const when = e.first_day === e.last_day ? fmt(e.first_day) : `${fmt(e.first_day)} → ${fmt(e.last_day)}`;
     const days = e.weekdays.length ? ` (${esc(t('commerce.weekdays', { days: e.weekdays.map((w) => dayName({ mon: 'monday', tue: 'tuesday', wed: 'wednesday', thu: 'thursday', fri: 'friday', sat: 'saturday', sun: 'sunday' }[w])).join(', ') }))})` : '';
-    return `<li><strong>${esc(e.name)}</strong> — ${esc(when)}${days} · ${esc(e.site ?? t('commerce.whole_commune'))}</li>`;
+    const del = may('modify') ? ` <button type="button" class="link" data-remove-event="${e.id}">${esc(t('commerce.remove'))}</button>` : '';
+    return `<li><strong>${esc(e.name)}</strong> — ${esc(when)}${days} · ${esc(e.site ?? t('commerce.whole_commune'))}${del}</li>`;
   });
-  $('events').innerHTML = items.length ? `<ul>${items.join('')}</ul>` : `<p>${esc(t('commerce.none'))}</p>`;
+  $('events').innerHTML = (items.length ? `<ul>${items.join('')}</ul>` : `<p>${esc(t('commerce.none'))}</p>`) + eventForm(a.site);
+  for (const b of document.querySelectorAll('[data-remove-event]')) {
+    b.addEventListener('click', async () => {
+      try { await remove(`/api/v1/commerce/events/${b.dataset.removeEvent}`); await drawEvents(); } catch (e) { announce(e.message); }
+    });
+  }
+  onSubmit($('new-event'), (f) => {
+    const where = f.get('where');
+    const body = { kind: f.get('kind'), name: f.get('name'), first_day: f.get('first_day'), weekdays: f.getAll('weekdays') };
+    if (f.get('last_day')) body.last_day = f.get('last_day');
+    if (where.startsWith('commune:')) body.commune = where.slice(8); else body.site = where;
+    return body;
+  }, '/api/v1/commerce/events', drawEvents);
 }
 
 async function drawStudies() {
@@ -164,21 +241,23 @@ ${s.design === 'last_year' ? `<p><em>${esc(t('commerce.weaker'))}</em></p>` : ''
     parts.push(`<article class="study" data-id="${i.id}"><h3>${esc(i.name)} — ${esc(i.site)}</h3><p>${esc(i.description)}</p><p>${esc(since)}</p>${result}
 <p><a href="${base}?format=html">${esc(t('commerce.report'))}</a> · <a href="${base}?format=csv">${esc(t('commerce.csv'))}</a></p></article>`);
   }
-  $('studies').innerHTML = parts.length ? parts.join('') : `<p>${esc(t('commerce.none'))}</p>`;
+  $('studies').innerHTML = (parts.length ? parts.join('') : `<p>${esc(t('commerce.none'))}</p>`) + interventionForm();
+  onSubmit($('new-intervention'), (f) => ({
+    site: f.get('site'), name: f.get('name'), description: f.get('description') ?? '', start_day: f.get('start_day'), controls: f.getAll('controls'),
+  }), '/api/v1/commerce/interventions', drawStudies);
 }
 
 async function drawPlace() {
-  const site = select.value;
   const date = $('date').value || settings.today;
   const [profile, compare] = await Promise.all([
-    api(`/api/v1/commerce/profile?${query({ site, date })}`),
+    api(`/api/v1/commerce/profile?${query({ ...area(), date })}`),
     // A day under way is not compared with whole days: the comparisons are of the last whole day.
-    api(`/api/v1/commerce/compare?${query({ site, date: date === settings.today ? yesterday() : date })}`),
+    api(`/api/v1/commerce/compare?${query({ ...area(), date: date === settings.today ? yesterday() : date })}`),
   ]);
   drawToday(profile);
   drawCompare(compare);
   drawHeat(profile);
-  await drawEvents(site);
+  await drawEvents();
 }
 
 drawRanking();
