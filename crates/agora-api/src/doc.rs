@@ -173,6 +173,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::people::Doc::openapi(),
         crate::commerce::Doc::openapi(),
         crate::commerce_calendar::Doc::openapi(),
+        crate::forecast::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -13,6 +13,7 @@ pub mod connections;
 mod doc;
 mod error;
 mod extract;
+mod forecast;
 mod indicators;
 mod influx;
 mod ingest;
@@ -220,6 +221,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/commerce/profile", get(commerce::profile))
         .route("/api/v1/commerce/ranking", get(commerce::ranking))
         .route("/api/v1/commerce/index", get(commerce::index))
+        .route("/api/v1/forecast", get(forecast::forecast))
         .route("/api/v1/commerce/counters", get(commerce::counters_health))
         .route(
             "/api/v1/commerce/school-holidays",

@@ -192,6 +192,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/commerce/school-holidays", Metropole(Action::Modify)),
     ("GET", "/api/v1/map", Read),
     ("GET", "/api/v1/chart", Public),
+    ("GET", "/api/v1/forecast", Public),
     ("GET", "/api/v1/fleet", Read),
     ("GET", "/api/v1/live", Public),
     ("GET", "/api/v1/rules", Read),

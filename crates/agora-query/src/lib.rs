@@ -16,6 +16,7 @@ pub mod days;
 mod error;
 pub mod fleet;
 pub mod footfall;
+pub mod forecast;
 pub mod group;
 pub mod heat;
 pub mod influxql;

@@ -9,6 +9,7 @@ mod commerce;
 mod csv_import;
 mod email;
 mod faults;
+mod forecast;
 mod hardening;
 mod helpers;
 mod indicators;

@@ -310,6 +310,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("/api/v1/chart?device={}&property=pm10&from=-1h", s.device))
         }
         ("GET", "/api/v1/fleet") => Call::new(route),
+        ("GET", "/api/v1/forecast") => {
+            Call::new(format!("{route}?device={}&property=pm10", s.device))
+        }
         // Footfall of the side's commune: no counter there, an answer naming nothing of it.
         ("GET", "/api/v1/commerce/compare") => {
             Call::new(format!("{route}?commune={}", s.commune)).untargeted()

@@ -1,0 +1,105 @@
+//! A device property's forecast: its hourly means over the last six weeks, with each hour's local
+//! hour of the week (Europe/Paris), backtested and forecast by `agora_forecast` — the method
+//! chosen against seasonal naive on this series, and intervals from its own backtest errors.
+
+use agora_forecast::{Backtest, Predicted};
+use agora_model::Timestamp;
+use agora_store::{Catalog, SeriesStore};
+use chrono::{Datelike, Timelike};
+use chrono_tz::Tz;
+
+use crate::{Error, Result};
+
+/// The properties a city plans ahead with, which agora forecasts.
+pub const FORECASTABLE: [&str; 10] = [
+    "pm10",
+    "pm2_5",
+    "no2",
+    "o3",
+    "laeq",
+    "temperature",
+    "people_in",
+    "people_out",
+    "fill_level",
+    "soil_moisture",
+];
+
+/// Days of history read.
+pub const HISTORY_DAYS: i64 = 42;
+/// Origins the backtest replays (one a day).
+pub const ORIGINS: usize = 28;
+/// Hours the backtest forecasts from each origin, and the most a forecast is asked for.
+pub const HORIZON: usize = 48;
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// A forecast and how it was chosen.
+#[derive(Debug, Clone)]
+pub struct SeriesForecast {
+    /// The backtest: the method chosen, every candidate's scores, the intervals' coverage.
+    pub backtest: Backtest,
+    /// The hours measured (the last `HORIZON`), hourly means.
+    pub recent: Vec<(Timestamp, Option<f64>)>,
+    /// The hours forecast, from the first after the last complete hour.
+    pub hours: Vec<(Timestamp, Option<Predicted>)>,
+}
+
+/// The local hour of the week of an instant (0 = Monday 00:00).
+fn hour_of_week(t: Timestamp, tz: Tz) -> u16 {
+    let l = t.to_datetime().with_timezone(&tz);
+    (l.weekday().num_days_from_monday() * 24 + l.hour()) as u16
+}
+
+/// Forecast `property` of `device` `horizon` hours past the last complete hour before `now`.
+pub async fn forecast(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    device: &str,
+    property: &str,
+    now: Timestamp,
+    horizon: usize,
+    tz: Tz,
+) -> Result<SeriesForecast> {
+    if !FORECASTABLE.contains(&property) {
+        return Err(Error::Invalid(format!(
+            "{property} is not forecast: agora forecasts {}",
+            FORECASTABLE.join(", ")
+        )));
+    }
+    if !(1..=HORIZON).contains(&horizon) {
+        return Err(Error::Invalid(format!(
+            "a horizon of {horizon} hours: forecasts reach 1 to {HORIZON} hours ahead"
+        )));
+    }
+    let Some(series) = catalog.lookup_series(&[(device, property)]).into_iter().next().flatten()
+    else {
+        return Err(Error::Invalid(format!("{device} has no {property} series")));
+    };
+    let end = now.as_nanos().div_euclid(HOUR_NS) * HOUR_NS;
+    let start = end - HISTORY_DAYS * 24 * HOUR_NS;
+    let every = std::time::Duration::from_secs(3600);
+    let aggs = store
+        .aggregate(series, Timestamp::from_nanos(start), Timestamp::from_nanos(end), every)
+        .await?;
+    let n = ((end - start) / HOUR_NS) as usize;
+    let mut values: Vec<Option<f64>> = vec![None; n];
+    for (t, a) in aggs {
+        let i = (t.as_nanos() - start).div_euclid(HOUR_NS);
+        if a.count > 0
+            && let Ok(i) = usize::try_from(i)
+            && i < n
+        {
+            values[i] = Some(a.sum / a.count as f64);
+        }
+    }
+    let at = |i: usize| Timestamp::from_nanos(start + i as i64 * HOUR_NS);
+    let how: Vec<u16> = (0..n + horizon.max(HORIZON)).map(|i| hour_of_week(at(i), tz)).collect();
+    let backtest = agora_forecast::backtest(&values, &how, ORIGINS, HORIZON)
+        .map_err(|e| Error::Invalid(format!("{device} {property}: {e}")))?;
+    let predicted = agora_forecast::predict(&backtest, &values, &how, horizon);
+    Ok(SeriesForecast {
+        recent: (n.saturating_sub(HORIZON)..n).map(|i| (at(i), values[i])).collect(),
+        hours: predicted.into_iter().enumerate().map(|(k, p)| (at(n + k), p)).collect(),
+        backtest,
+    })
+}
