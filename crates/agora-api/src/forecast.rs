@@ -57,8 +57,10 @@ pub(crate) struct ForecastAnswer {
     beats_naive: bool,
     /// The backtest: every candidate's MAE, MASE and sMAPE, best first.
     backtest: Vec<Score>,
-    /// Origins replayed (one a day) and hours compared.
+    /// Origins replayed, the hours between two of them (24, or less on a short history), and
+    /// hours compared.
     origins: usize,
+    spacing_hours: usize,
     hours_compared: usize,
     /// The published method's intervals, as they would have covered in the backtest.
     coverage_80: f64,
@@ -121,6 +123,7 @@ pub(crate) async fn forecast(
         beats_naive: f.backtest.beats_naive,
         backtest: f.backtest.scores.clone(),
         origins: f.backtest.origins,
+        spacing_hours: f.backtest.spacing_hours,
         hours_compared: f.backtest.hours,
         coverage_80: f.backtest.coverage_80,
         coverage_95: f.backtest.coverage_95,

@@ -7,7 +7,8 @@
 //! each hour of the day, or of the week, or a blend, over the last four weeks, plus what the series
 //! did lately above or below it (an exponentially smoothed level), damped as the horizon grows.
 //!
-//! [`backtest`] replays the last weeks: from each origin (one a day), each candidate is fitted on
+//! [`backtest`] replays the last weeks: from each origin (one a day, or closer on a shorter
+//! history), each candidate is fitted on
 //! the hours before the origin only and forecasts the 48 hours after; the candidate with the lowest
 //! mean absolute error on the hours every candidate forecast is chosen — a seasonal naive one when
 //! nothing beats it. Its prediction intervals are the quantiles of its own backtest errors at
@@ -170,8 +171,10 @@ pub struct Backtest {
     pub beats_naive: bool,
     /// Every candidate's scores, best first.
     pub scores: Vec<Score>,
-    /// Origins replayed, and hours compared.
+    /// Origins replayed.
     pub origins: usize,
+    /// Hours between two origins (24; 18 or 12 when the history is short).
+    pub spacing_hours: usize,
     /// Hours compared.
     pub hours: usize,
     /// Share of actual values inside the chosen method's 80 % and 95 % intervals (each origin's
@@ -215,7 +218,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::TooShort { hours, needed } => write!(
                 f,
-                "{hours} hours with a value: a forecast needs {needed} (a week of history and the days replayed)"
+                "{hours} hours with a value: a forecast needs {needed} (a week of history and the hours replayed)"
             ),
         }
     }
@@ -245,16 +248,20 @@ pub fn backtest(
     horizon: usize,
 ) -> Result<Backtest, Refusal> {
     let n = values.len();
-    let span = horizon + DAY * origins.saturating_sub(1);
-    let first_origin = n.saturating_sub(span);
-    let before = values[..first_origin].iter().flatten().count();
-    if first_origin < WEEK || before < WEEK / 2 {
-        return Err(Refusal::TooShort {
-            hours: values.iter().flatten().count(),
-            needed: WEEK + span,
-        });
+    // From the first value: a week to fit on, then the origins — a day apart when the history
+    // allows, closer (18 or 12 hours) when it is shorter, never fewer of them.
+    let begins = values.iter().position(Option::is_some).unwrap_or(n);
+    let available = n - begins;
+    let span = |step: usize| horizon + step * origins.saturating_sub(1);
+    let too_short =
+        || Refusal::TooShort { hours: values.iter().flatten().count(), needed: WEEK + span(12) };
+    let step =
+        [DAY, 18, 12].into_iter().find(|s| WEEK + span(*s) <= available).ok_or_else(too_short)?;
+    let first_origin = n - span(step);
+    if values[begins..first_origin].iter().flatten().count() < WEEK / 2 {
+        return Err(too_short());
     }
-    let origin_list: Vec<usize> = (0..origins).map(|k| first_origin + k * DAY).collect();
+    let origin_list: Vec<usize> = (0..origins).map(|k| first_origin + k * step).collect();
     // errors[candidate][origin] = (hour ahead, actual, forecast) where all candidates forecast.
     let mut per: Vec<Vec<Vec<(usize, f64, f64)>>> =
         vec![vec![Vec::new(); origin_list.len()]; Method::CANDIDATES.len()];
@@ -346,6 +353,7 @@ pub fn backtest(
         beats_naive: !chosen.is_naive() && scores[0].1.mae < naive_mae,
         scores: scores.into_iter().map(|(_, s)| s).collect(),
         origins: origin_list.len(),
+        spacing_hours: step,
         hours,
         coverage_80: in80 as f64 / total.max(1) as f64,
         coverage_95: in95 as f64 / total.max(1) as f64,
@@ -533,7 +541,16 @@ mod tests {
     fn too_little_history_is_refused() {
         let v: Vec<Option<f64>> = vec![Some(1.0), Some(2.0)];
         let e = backtest(&v, &hows(60), 28, 48).unwrap_err();
-        assert_eq!(e, Refusal::TooShort { hours: 2, needed: WEEK + 48 + 27 * 24 });
+        assert_eq!(e, Refusal::TooShort { hours: 2, needed: WEEK + 48 + 27 * 12 });
+        // Thirty days (a demo's history): 28 origins 18 hours apart.
+        let v = &seasonal(1, 1.0)[..30 * DAY];
+        let bt = backtest(v, &hows(v.len() + 48), 28, 48).unwrap();
+        assert_eq!((bt.origins, bt.spacing_hours), (28, 18));
+        // Six weeks, the first two empty: as thirty days.
+        let mut late = seasonal(1, 1.0);
+        late[..12 * DAY].fill(None);
+        let bt = backtest(&late, &hows(late.len() + 48), 28, 48).unwrap();
+        assert_eq!(bt.spacing_hours, 18);
         assert!(e.to_string().starts_with("2 hours with a value"));
     }
 

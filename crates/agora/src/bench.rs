@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// pedestrian counters.
     #[arg(long)]
     pub only_commerce: bool,
+    /// Run only the forecasts: backtest and forecast every forecastable series of the demo city
+    /// (30 days), and print the accuracy table.
+    #[arg(long)]
+    pub only_forecast: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -139,6 +143,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             bench_backup(&server.state, &dir.join("indicators"), &dir, args.demo_days).await?;
         }
         server.shutdown().await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_forecast {
+        bench_forecast(&dir).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -501,6 +510,118 @@ async fn bench_backup(
 /// The indicators' figures over `days` of the demo city (targets are for a year): ATMO of every
 /// day and place, a commune's regulatory table, Lden per day of one 1-minute noise series, and a
 /// 10,000-cell heat-island map from 50 sensors with leave-one-out (median of 3 runs each).
+/// Forecasts of every forecastable series of the demo city (30 days of history): the time to
+/// backtest and forecast them all on one thread, one series served over HTTP, and the accuracy
+/// table — per property, the median MASE of the method published against seasonal naive's, and
+/// how many series a model beat seasonal naive on.
+async fn bench_forecast(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = Config {
+        data_dir: dir.join("forecast"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server =
+        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
+            .await?;
+    let demo = Demo::new(DemoOptions { days: 30, seed: 13001, counter_history_days: 0 });
+    let report = demo.seed_and_backfill(&server.state).await?;
+    row(
+        &format!("demo backfill, 30 days, {} devices", report.devices),
+        format!("{:.0} s", report.elapsed.as_secs_f64()),
+        "—",
+    );
+    server.state.store.maintain().await?;
+    let state = &server.state;
+    let series: Vec<_> = state
+        .catalog
+        .all_series()
+        .into_iter()
+        .filter(|s| agora_query::forecast::FORECASTABLE.contains(&s.property.as_str()))
+        .collect();
+    let now = state.clock.now();
+    let tz = chrono_tz::Europe::Paris;
+    let started = Instant::now();
+    // property → (MASE published, MASE of seasonal naive (day), model beat naive)
+    let mut by: std::collections::BTreeMap<String, Vec<(f64, f64, bool)>> = Default::default();
+    let mut refused = 0;
+    for s in &series {
+        match agora_query::forecast::forecast(
+            state.catalog.as_ref(),
+            state.store.as_ref(),
+            s.device.as_str(),
+            s.property.as_str(),
+            now,
+            48,
+            tz,
+        )
+        .await
+        {
+            Ok(f) => {
+                let bt = &f.backtest;
+                let naive = bt
+                    .scores
+                    .iter()
+                    .find(|x| x.method == agora_forecast::Method::NaiveDay)
+                    .map_or(f64::NAN, |x| x.mase);
+                by.entry(s.property.to_string()).or_default().push((
+                    bt.scores[0].mase,
+                    naive,
+                    bt.beats_naive,
+                ));
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let all = started.elapsed();
+    row(
+        &format!("backtest and forecast {} series (1 thread)", series.len()),
+        format!("{:.1} s", all.as_secs_f64()),
+        "≤ 300 s (2,000)",
+    );
+    row("series refused (too little history)", refused.to_string(), "—");
+    let pick = series
+        .iter()
+        .find(|s| s.property.as_str() == "pm10")
+        .context("the demo has PM10 series")?;
+    let (_, token) = state.catalog.create_token("bench", Scope::Read, None).await?;
+    let url = format!(
+        "http://{}/api/v1/forecast?device={}&property=pm10",
+        server.addr,
+        pick.device.as_str()
+    );
+    let client = reqwest::Client::new();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let s = Instant::now();
+        let r = client.get(&url).bearer_auth(&token).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
+        r.bytes().await?;
+        times.push(s.elapsed());
+    }
+    row(
+        "one series' forecast served (with its backtest)",
+        format!("{:.1} ms", ms(median(times))),
+        "≤ 20 ms",
+    );
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    for (property, v) in by {
+        let published = med(v.iter().map(|x| x.0).collect());
+        let naive = med(v.iter().map(|x| x.1).collect());
+        let beat = v.iter().filter(|x| x.2).count();
+        row(
+            &format!("MASE {property}: published / naive, model won"),
+            format!("{published:.2} / {naive:.2}, {beat}/{}", v.len()),
+            "< 0.9",
+        );
+    }
+    server.shutdown().await?;
+    Ok(())
+}
+
 /// The commerce observatory over a year of the demo city's 40 pedestrian counters (15-minute
 /// data, two directions), through HTTP as the Commerce view asks: one place's figures (today
 /// against its typical day and heat map, the comparisons), the heat map of a year, the ranking,

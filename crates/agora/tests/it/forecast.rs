@@ -25,7 +25,8 @@ async fn a_forecast_comes_with_its_backtest_and_bad_requests_are_refused() {
     for k in 0..42 * 24 * 6 {
         let t = end - 42 * 86_400 + k * 600;
         let local = chrono::DateTime::from_timestamp(t, 0).unwrap().with_timezone(&paris);
-        let h = chrono::Timelike::hour(&local) as f64 + chrono::Timelike::minute(&local) as f64 / 60.0;
+        let h =
+            chrono::Timelike::hour(&local) as f64 + chrono::Timelike::minute(&local) as f64 / 60.0;
         let wobble = 0.3 * ((k * 7919 % 1000) as f64 / 500.0 - 1.0);
         let v = 12.0 + 6.0 * (2.0 * std::f64::consts::PI * (h - 10.0) / 24.0).sin() + wobble;
         lines.push_str(&format!("weather,device=wx-1 temperature={v:.3} {t}\n"));
