@@ -169,3 +169,18 @@ test('an operator declares an event and an intervention, and reads the whole com
   await page.selectOption('#site', 'commune:13001');
   await page.waitForFunction(() => document.getElementById('today').textContent.includes("d'habitude"));
 });
+
+test("a counter's page shows its forecast with the backtest that chose it", async () => {
+  // Logged in by the tests before; the counters have 200 days of history.
+  await page.goto(`${agora.base}/supervision/devices/ped-hdv-01`);
+  await ready();
+  await page.waitForSelector('body[data-forecast-ready="1"]', { timeout: 60_000 });
+  const fig = page.locator('#forecasts figure.forecast[data-property="people_in"]');
+  await fig.waitFor();
+  // A weekly rhythm with markets: a profile beats repeating yesterday, and says so.
+  assert.match(await fig.locator('figcaption').textContent(), /meilleure que la répétition de la veille/);
+  assert.match(await fig.locator('figcaption').textContent(), /Intervalles 80 % \/ 95 % tenus \d+ % \/ \d+ % du temps sur 28 rejeux/);
+  assert.equal(await fig.locator('details table.table tbody tr').count(), 10);
+  await fig.scrollIntoViewIfNeeded();
+  await shot(page, '25-device-forecast');
+});

@@ -96,7 +96,15 @@ pub async fn forecast(
     let how: Vec<u16> = (0..n + horizon.max(HORIZON)).map(|i| hour_of_week(at(i), tz)).collect();
     let backtest = agora_forecast::backtest(&values, &how, ORIGINS, HORIZON)
         .map_err(|e| Error::Invalid(format!("{device} {property}: {e}")))?;
-    let predicted = agora_forecast::predict(&backtest, &values, &how, horizon);
+    let mut predicted = agora_forecast::predict(&backtest, &values, &how, horizon);
+    // Counts, levels and concentrations are never below zero; temperatures may be.
+    if property != "temperature" {
+        for p in predicted.iter_mut().flatten() {
+            for x in [&mut p.value, &mut p.lo80, &mut p.hi80, &mut p.lo95, &mut p.hi95] {
+                *x = x.max(0.0);
+            }
+        }
+    }
     Ok(SeriesForecast {
         recent: (n.saturating_sub(HORIZON)..n).map(|i| (at(i), values[i])).collect(),
         hours: predicted.into_iter().enumerate().map(|(k, p)| (at(n + k), p)).collect(),

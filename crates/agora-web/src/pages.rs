@@ -694,7 +694,10 @@ pub(crate) async fn device(
 <section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2>\
 <div class=\"range\" role=\"group\" aria-label=\"{period}\">{ranges}\
 <form id=\"custom\" class=\"custom\"><label>{from} <input type=\"datetime-local\" name=\"from\" required></label> <label>{to} <input type=\"datetime-local\" name=\"to\" required></label> <button type=\"submit\">{show}</button></form></div>\
-<div id=\"charts\" class=\"charts\"></div></section></article>",
+<div id=\"charts\" class=\"charts\"></div></section>\
+<section aria-labelledby=\"forecast-title\"><h2 id=\"forecast-title\">{forecast}</h2><p class=\"intro\">{forecast_intro}</p><div id=\"forecasts\" class=\"charts\"></div></section></article>",
+        forecast = t("forecast.title"),
+        forecast_intro = t("forecast.intro"),
         back = t("device.back"),
         name = esc(&name),
         latest = t("device.latest"),

@@ -103,6 +103,47 @@ export async function chart(el, { device, site, property, from = '-24h', to = 'n
   }
 }
 
+/**
+ * A forecast (`/api/v1/forecast` answer): the last 48 hours measured, then the forecast with its
+ * 80 % and 95 % bands, and the backtest that chose the method, as a table beside the chart.
+ */
+export function drawForecast(el, f) {
+  const name = propName(f.property);
+  const pct = (v) => `${num(100 * v, 0)} %`;
+  const rows = f.backtest.map((s) => `<tr${s.name === f.method ? ' class="chosen"' : ''}><th scope="row">${esc(s.name)}</th><td>${num(s.mase, 2)}</td><td>${num(s.mae, 2)}</td><td>${num(s.smape, 1)} %</td></tr>`).join('');
+  const verdict = f.beats_naive ? t('forecast.beats', { method: f.method }) : t('forecast.naive');
+  el.innerHTML = `<figure class="chart forecast" data-property="${esc(f.property)}">
+    <figcaption><strong>${esc(t('forecast.chart', { name }))}</strong> <span class="summary">${esc(verdict)}
+    ${esc(t('forecast.coverage', { c80: pct(f.coverage_80), c95: pct(f.coverage_95), n: f.origins }))}</span></figcaption>
+    <div class="plot" role="img" aria-label="${esc(t('forecast.chart', { name }))}"></div>
+    <details><summary>${esc(t('forecast.backtest'))}</summary><div class="table-wrap"><table class="table"><caption>${esc(t('forecast.backtest'))}</caption>
+    <thead><tr><th scope="col">${esc(t('forecast.method'))}</th><th scope="col">MASE</th><th scope="col">MAE</th><th scope="col">sMAPE</th></tr></thead><tbody>${rows}</tbody></table></div></details></figure>`;
+  const hours = [...f.recent, ...f.forecast];
+  const ts = hours.map((h) => Date.parse(h.time) / 1000);
+  const measured = hours.map((h, i) => (i < f.recent.length ? h.value : null));
+  const pick = (k, j) => hours.map((h, i) => (i < f.recent.length ? null : h[k]?.[j] ?? null));
+  // The forecast line starts at the last hour measured, so that the two join.
+  const forecast = hours.map((h, i) => (i < f.recent.length - 1 ? null : h.value));
+  const colour = BAND_COLOURS[0];
+  const plotEl = el.querySelector('.plot');
+  const plot = new uPlot({
+    ...sizeOf(plotEl),
+    series: [
+      TIME_SERIES,
+      { label: t('forecast.measured'), stroke: '#333', width: 2, points: { show: false }, value: (_, v) => num(v) },
+      { label: t('forecast.forecast'), stroke: colour, width: 2, dash: [6, 4], points: { show: false }, value: (_, v) => num(v) },
+      { label: '95 %', stroke: colour + '33', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: '95 %', stroke: colour + '33', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: '80 %', stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: '80 %', stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+    ],
+    bands: [{ series: [4, 3], fill: colour + '22' }, { series: [6, 5], fill: colour + '44' }],
+    axes: [TIME_AXIS, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
+  }, [ts, measured, forecast, pick('interval_95', 0), pick('interval_95', 1), pick('interval_80', 0), pick('interval_80', 1)], plotEl);
+  follow(plotEl, plot);
+  return plot;
+}
+
 /** Several series on one chart (the explorer): `series` = [{label, t: [s], v: [..]}]. */
 export function drawMany(el, series, { u, property }) {
   const times = [...new Set(series.flatMap((s) => s.t))].sort((a, b) => a - b);

@@ -2,7 +2,7 @@
 // numeric series over 24 h, 7 d, 30 d, a year or a chosen range.
 
 import { settings, t, esc, api, live, when, withUnit, propName, kindName, num } from './common.js';
-import { chart } from './charts.js';
+import { chart, drawForecast } from './charts.js';
 
 const id = settings.device;
 const { device: d, series } = await api(`/api/v1/devices/${encodeURIComponent(id)}`);
@@ -52,6 +52,23 @@ document.getElementById('custom').addEventListener('submit', (e) => {
   draw(from.toISOString(), to.toISOString());
 });
 pick('24h');
+
+// Forecasts of the series a city plans ahead with, each with the backtest that chose its method.
+const FORECASTABLE = ['pm10', 'pm2_5', 'no2', 'o3', 'laeq', 'temperature', 'people_in', 'people_out', 'fill_level', 'soil_moisture'];
+const forecastable = numeric.filter((p) => FORECASTABLE.includes(p));
+const fbox = document.getElementById('forecasts');
+fbox.innerHTML = forecastable.length ? forecastable.map((p) => `<div class="chart-box" id="forecast-${esc(p)}"></div>`).join('') : `<p>${esc(t('forecast.none'))}</p>`;
+(async () => {
+  for (const p of forecastable) {
+    const el = document.getElementById(`forecast-${p}`);
+    try {
+      drawForecast(el, await api(`/api/v1/forecast?device=${encodeURIComponent(id)}&property=${encodeURIComponent(p)}`));
+    } catch (e) {
+      el.innerHTML = `<p class="empty">${esc(t('forecast.refused', { name: propName(p), detail: e.message }))}</p>`;
+    }
+  }
+  document.body.dataset.forecastReady = '1';
+})();
 
 live({ device: id }, {
   values(rows) {
