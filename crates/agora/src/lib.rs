@@ -5,6 +5,7 @@ pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod forecasts;
 pub mod import;
 pub mod s3;
 pub mod serve;

@@ -114,6 +114,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         };
     let (alerts, alerts_tasks) =
         start_alerts(cfg, &catalog, &store, &pipeline, &opts, alert_store, publisher).await?;
+    // Forecast conditions of rules read agora's own forecasts.
+    alerts.set_forecaster(Arc::new(crate::forecasts::Forecasts(
+        crate::forecasts::ForecastCache::new(catalog.clone(), store.clone(), opts.clock.clone()),
+    )));
     let state = AppState {
         catalog,
         store,

@@ -637,31 +637,54 @@ async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mos
     assert_eq!(d["deliveries"][0]["ok"], true);
 }
 
-/// A forecaster standing in for the forecasting work (our own seam): predicts one value.
-#[derive(Debug)]
-struct Predicts(f64);
-
-impl agora_alerts::Forecaster for Predicts {
-    fn forecast(&self, _: agora_model::SeriesId, horizon: Duration) -> Option<f64> {
-        (horizon == Duration::from_secs(6 * 3600)).then_some(self.0)
-    }
-}
-
 #[tokio::test]
-async fn forecast_rules_fire_once_a_forecaster_is_plugged_in() {
-    let app = TestApp::spawn().await;
-    add_rule(&app, json!({"id": "pm10-forecast", "condition": {"forecast": {"property": "pm10", "horizon": "6h", "op": ">", "value": 200.0}}})).await;
-    app.write(&format!("air_quality,device=aq-1 pm10=20 {}", hour_now())).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        alerts_until(&app, "pm10-forecast", 0, |_| true).await.is_empty(),
-        "no forecaster: never true"
-    );
-    let alerts = app.server.as_ref().unwrap().state.alerts.clone().unwrap();
-    alerts.set_forecaster(Arc::new(Predicts(250.0)));
-    let list = alerts_until(&app, "pm10-forecast", 5, |l| !l.is_empty()).await;
+async fn forecast_rules_open_on_agoras_own_forecasts() {
+    use agora_model::{MockClock, Timestamp};
+    use chrono::TimeZone;
+    // Six weeks of PM10: about 20 µg/m³, and 250 every afternoon from 14:00 to 16:00 (Paris). At
+    // 08:30 the forecast of the next 24 hours holds this afternoon's peak; the next 4 hours do
+    // not reach it.
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let clock = MockClock::new(at("2026-11-30T08:30:00+01:00"));
+    let app = TestApp::spawn_at(clock.clone(), |_| {}).await;
+    let paris = chrono_tz::Europe::Paris;
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 10, 19).unwrap();
+    let mut lines = String::new();
+    let mut day = first;
+    let now = at("2026-11-30T08:00:00+01:00").as_nanos() / 1_000_000_000;
+    while day <= chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap() {
+        for h in 0..24u32 {
+            let Some(t) = paris.from_local_datetime(&day.and_hms_opt(h, 0, 0).unwrap()).earliest()
+            else {
+                continue;
+            };
+            if t.timestamp() >= now {
+                break;
+            }
+            // A little variation: a value repeated for hours is flagged as a stuck sensor.
+            let wobble = (chrono::Datelike::ordinal(&day) + h) % 5;
+            let v = if (14..17).contains(&h) { 250 + wobble } else { 20 + wobble };
+            lines.push_str(&format!("air_quality,device=aq-1 pm10={v} {}\n", t.timestamp() + 60));
+        }
+        day = day.succ_opt().unwrap();
+    }
+    app.write(&lines).await;
+    add_rule(&app, json!({"id": "pm10-tomorrow", "condition": {"forecast": {"property": "pm10", "horizon": "24h", "op": ">", "value": 200.0}}})).await;
+    add_rule(&app, json!({"id": "pm10-soon", "condition": {"forecast": {"property": "pm10", "horizon": "4h", "op": ">", "value": 200.0}}})).await;
+    let list = alerts_until(&app, "pm10-tomorrow", 20, |l| !l.is_empty()).await;
     assert_eq!(states(&list), ["open"]);
     assert_eq!(list[0]["device"], "aq-1");
+    assert!(alerts_until(&app, "pm10-soon", 0, |_| true).await.is_empty());
+    // A series that cannot be forecast (two points) never opens one.
+    app.write(&format!(
+        "air_quality,device=aq-2 pm10=900 {}\nair_quality,device=aq-2 pm10=900 {}",
+        now - 7200,
+        now - 3600
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = alerts_until(&app, "pm10-tomorrow", 0, |_| true).await;
+    assert!(all.iter().all(|a| a["device"] == "aq-1"), "{all:?}");
 }
 
 #[tokio::test]
