@@ -74,9 +74,10 @@ pub(crate) struct ForecastAnswer {
 /// A series' forecast, with its accuracy
 ///
 /// The hourly means of a device's property forecast up to 48 hours ahead, with 80 % and 95 %
-/// intervals. The method is chosen on this series by a backtest over the last 4 weeks (28
-/// origins, one a day, each fitted on the hours before it only): seasonal naive (the same hour
-/// yesterday or last week) or a profile of the last 4 weeks with a smoothed, damped level. A model
+/// intervals. The method is chosen on this series by a backtest of 28 origins (a day apart, or
+/// 18 or 12 hours apart on a shorter history; each fitted on the hours before it only): seasonal
+/// naive (the same hour yesterday or last week) or a profile (the hour's mean over 28, 7 or 3 days)
+/// with a smoothed, damped level. A model
 /// is published only if it beat both seasonal naive forecasts; the table of every candidate's MAE,
 /// MASE and sMAPE comes with the forecast, and so does the intervals' coverage in the backtest.
 #[utoipa::path(get, path = "/api/v1/forecast", tag = "indicators", security((), ("bearer" = [])),

@@ -28,7 +28,9 @@ const WINDOW: usize = 4 * WEEK;
 #[serde(tag = "method", rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Method {
-    /// The same hour the day before (two days before beyond 24 hours…).
+    /// The same hour the day before (two days before beyond 24 hours; up to two weeks back
+    /// over missing days). It steps back 24 hours, so for a day after a clock change it is one
+    /// local hour off.
     NaiveDay,
     /// The same hour the week before.
     NaiveWeek,
@@ -203,6 +205,10 @@ pub struct Band {
     pub q: [f64; 4],
 }
 
+/// Hours compared below which no accuracy or interval is given (and a band borrows every
+/// horizon's errors).
+const MIN_COMPARED: usize = 40;
+
 /// Horizon bands intervals are taken over (hours ahead).
 const BANDS: [(usize, usize); 4] = [(1, 3), (4, 12), (13, 24), (25, 48)];
 
@@ -216,11 +222,20 @@ pub enum Refusal {
         /// Hours needed.
         needed: usize,
     },
+    /// Too few hours with a value in the days replayed to measure an accuracy or intervals.
+    TooFewCompared {
+        /// Hours compared.
+        hours: usize,
+    },
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refusal::TooFewCompared { hours } => write!(
+                f,
+                "{hours} hours with a value in the days replayed: too few to measure how good a forecast would be"
+            ),
             Refusal::TooShort { hours, needed } => write!(
                 f,
                 "{hours} hours with a value: a forecast needs {needed} (a week of history and the hours replayed)"
@@ -243,9 +258,10 @@ fn band_of(ahead: usize) -> usize {
     BANDS.iter().position(|(a, b)| (*a..=*b).contains(&ahead)).unwrap_or(BANDS.len() - 1)
 }
 
-/// Replay `origins` days: from origins one day apart ending `horizon` hours before the end of
-/// `values`, fit each candidate on the hours before and forecast `horizon` hours. Refused when the
-/// series has less than a week of values before the first origin.
+/// Replay `origins` origins — a day apart, or 18 or 12 hours apart on a shorter history — ending
+/// `horizon` hours before the end of `values`: fit each candidate on the hours before each origin
+/// and forecast `horizon` hours. Refused when there is not a week of hours (half of them with a
+/// value) before the first origin, or fewer than 40 hours to compare.
 pub fn backtest(
     values: &[Option<f64>],
     how: &[u16],
@@ -310,20 +326,31 @@ pub fn backtest(
     let hours = per[best].iter().map(Vec::len).sum();
     // Intervals: the chosen method's error quantiles per horizon band; coverage with each
     // origin's intervals made from the other origins' errors.
+    if hours < MIN_COMPARED {
+        return Err(Refusal::TooFewCompared { hours });
+    }
     let bands_without = |skip: Option<usize>| -> Vec<Band> {
+        let errors = |band: Option<usize>| -> Vec<f64> {
+            let mut e: Vec<f64> = per[best]
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| Some(*k) != skip)
+                .flat_map(|(_, v)| v.iter())
+                .filter(|(a, _, _)| band.is_none_or(|b| band_of(*a) == b))
+                .map(|(_, y, f)| y - f)
+                .collect();
+            e.sort_by(f64::total_cmp);
+            e
+        };
         BANDS
             .iter()
             .enumerate()
             .map(|(b, (first, last))| {
-                let mut e: Vec<f64> = per[best]
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| Some(*k) != skip)
-                    .flat_map(|(_, v)| v.iter())
-                    .filter(|(a, _, _)| band_of(*a) == b)
-                    .map(|(_, y, f)| y - f)
-                    .collect();
-                e.sort_by(f64::total_cmp);
+                // A band with too few errors takes every horizon's.
+                let mut e = errors(Some(b));
+                if e.len() < MIN_COMPARED {
+                    e = errors(None);
+                }
                 Band {
                     first: *first,
                     last: *last,
@@ -556,6 +583,13 @@ mod tests {
         late[..12 * DAY].fill(None);
         let bt = backtest(&late, &hows(late.len() + 48), 28, 48).unwrap();
         assert_eq!(bt.spacing_hours, 18);
+        // A sensor silent for the days replayed: nothing to measure the forecast against.
+        let mut silent = seasonal(1, 1.0);
+        let n = silent.len();
+        silent[n - 30 * DAY..].fill(None);
+        silent[n - 1] = Some(1.0);
+        let quiet = backtest(&silent, &hows(n + 48), 28, 48).unwrap_err();
+        assert!(matches!(quiet, Refusal::TooFewCompared { .. }), "{quiet:?}");
         assert!(e.to_string().starts_with("2 hours with a value"));
     }
 
@@ -567,10 +601,9 @@ mod tests {
         let p = predict(&bt, &v, &how, 48);
         assert_eq!(p.len(), 48);
         for x in p.iter().flatten() {
-            assert!(
-                x.lo95 <= x.lo80 && x.lo80 <= x.value && x.value <= x.hi80 && x.hi80 <= x.hi95,
-                "{x:?}"
-            );
+            // Ordered (a biased method's interval may not hold its own value: it says the bias).
+            assert!(x.lo95 <= x.lo80 && x.lo80 <= x.hi80 && x.hi80 <= x.hi95, "{x:?}");
+            assert!(x.lo95 <= x.value && x.value <= x.hi95, "{x:?}");
         }
         // The first hour ahead: about 50 + 20 sin(2π(h − 9)/24) at h = 0 (a Monday midnight).
         let expected = 50.0 + 20.0 * (2.0 * std::f64::consts::PI * (-9.0) / 24.0).sin();

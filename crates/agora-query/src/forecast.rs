@@ -26,7 +26,7 @@ pub const FORECASTABLE: [&str; 10] = [
 
 /// Days of history read.
 pub const HISTORY_DAYS: i64 = 42;
-/// Origins the backtest replays (one a day).
+/// Origins the backtest replays (a day apart, closer on a shorter history).
 pub const ORIGINS: usize = 28;
 /// Hours the backtest forecasts from each origin, and the most a forecast is asked for.
 pub const HORIZON: usize = 48;

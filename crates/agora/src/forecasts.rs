@@ -50,6 +50,14 @@ impl ForecastCache {
         }
         let me = self.clone();
         self.runtime.spawn(async move {
+            // Cleared however the task ends (a panic would otherwise freeze the series).
+            struct Done(Arc<ForecastCache>, SeriesId);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.pending.lock().remove(&self.1);
+                }
+            }
+            let _done = Done(me.clone(), series);
             let values = match me.catalog.series_info(series) {
                 Some(info) => agora_query::forecast::forecast(
                     me.catalog.as_ref(),
@@ -63,12 +71,21 @@ impl ForecastCache {
                 .await
                 .map(|f| {
                     f.hours.into_iter().map(|(_, p)| p.map_or(f64::NAN, |p| p.value)).collect()
-                })
-                .unwrap_or_default(),
-                None => Vec::new(),
+                }),
+                None => Ok(Vec::new()),
             };
-            me.cache.write().insert(series, (hour, values));
-            me.pending.lock().remove(&series);
+            let mut cache = me.cache.write();
+            match values {
+                Ok(v) => {
+                    cache.insert(series, (hour, v));
+                }
+                // A failure keeps the last forecast (an open alert does not close for want of
+                // one) and is tried again next hour.
+                Err(e) => {
+                    tracing::debug!(series = series.0, error = %e, "no forecast for an alert rule");
+                    cache.entry(series).or_insert((hour, Vec::new())).0 = hour;
+                }
+            }
         });
     }
 }

@@ -59,7 +59,7 @@ async fn a_forecast_comes_with_its_backtest_and_bad_requests_are_refused() {
         );
         let (lo95, hi95) =
             (h["interval_95"][0].as_f64().unwrap(), h["interval_95"][1].as_f64().unwrap());
-        assert!(lo95 <= lo80 && lo80 <= v && v <= hi80 && hi80 <= hi95, "{h}");
+        assert!(lo95 <= lo80 && lo80 <= hi80 && hi80 <= hi95 && lo95 <= v && v <= hi95, "{h}");
     }
     let csv = app
         .get("/api/v1/forecast?device=wx-1&property=temperature&horizon=3&format=csv")
