@@ -865,8 +865,20 @@ fn check_condition(
             (None, Some(_)) => Ok(()),
             _ => bad("no_data needs periods (a number > 0) or for (a duration), one of them"),
         },
-        Condition::Forecast { property, value, .. } => {
+        Condition::Forecast { property, horizon, value, .. } => {
             prop(property)?;
+            // A rule agora's forecasts can never answer is refused, not left silent.
+            let forecastable = agora_query::forecast::FORECASTABLE;
+            if !forecastable.contains(&property.as_str()) {
+                return bad(format!(
+                    "{property} is not forecast: agora forecasts {}",
+                    forecastable.join(", ")
+                ));
+            }
+            let most = agora_query::forecast::HORIZON as u64;
+            if horizon.duration().as_secs() > most * 3600 {
+                return bad(format!("a forecast horizon reaches {most} hours at most"));
+            }
             finite(*value)
         }
         Condition::Indicator { name, value, .. } => {
@@ -1036,6 +1048,14 @@ mod tests {
             (
                 serde_json::json!({"threshold": {"property": "PM 10", "op": ">", "value": 1}}),
                 "property name",
+            ),
+            (
+                serde_json::json!({"forecast": {"property": "o3", "horizon": "3d", "op": ">", "value": 1}}),
+                "48 hours at most",
+            ),
+            (
+                serde_json::json!({"forecast": {"property": "lamp_on", "horizon": "6h", "op": ">", "value": 1}}),
+                "lamp_on is not forecast",
             ),
         ] {
             let e = rule(c).unwrap_err();
