@@ -273,6 +273,7 @@ enum Leaf {
     Window { property: String, func: WindowFn, every: Every, op: Op, value: f64, count: u32 },
     NoData { periods: Option<f64>, dur: Option<i64> },
     Forecast { property: String, horizon: std::time::Duration, op: Op, value: f64 },
+    Anomaly { property: String },
     Indicator { name: Indicator, op: Op, value: f64 },
 }
 
@@ -284,7 +285,7 @@ impl Leaf {
             | Self::Sustained { property, .. }
             | Self::Rate { property, .. }
             | Self::Window { property, .. } => Some(property),
-            Self::Forecast { property, .. } => Some(property),
+            Self::Forecast { property, .. } | Self::Anomaly { property } => Some(property),
             Self::NoData { .. } | Self::Indicator { .. } => None,
         }
     }
@@ -358,6 +359,7 @@ fn compile(c: &Condition, leaves: &mut Vec<Leaf>) -> Expr {
             op: *op,
             value: *value,
         }),
+        Condition::Anomaly { property } => push(Leaf::Anomaly { property: property.to_string() }),
         Condition::Indicator { name, op, value } => {
             push(Leaf::Indicator { name: *name, op: *op, value: *value })
         }
@@ -1056,6 +1058,8 @@ pub(crate) async fn tick(
             }
             let mut window_results: Vec<(usize, Windows, bool)> = Vec::new();
             let mut nodata: Vec<(usize, bool, i64)> = Vec::new();
+            // The forecast value that made a forecast leaf hold, for the alert it opens.
+            let mut forecast_value: Option<(String, f64)> = None;
             let mut applicable = false;
             // A read failed: this device is left as it is and read again at the next tick.
             let mut failed = false;
@@ -1214,7 +1218,27 @@ pub(crate) async fn tick(
                                 catalog.lookup_series(&[(d.id.as_str(), property.as_str())])[0]?;
                             f.forecast(s, *horizon)
                         });
-                        nodata.push((i, predicted.is_some_and(|p| op.holds(p, *value)), now));
+                        // Unknown (not made yet after a restart, or refused): the leaf keeps its
+                        // last state, so that an open alert does not close for want of a forecast.
+                        if let Some(p) = predicted {
+                            let holds = op.holds(p, *value);
+                            if holds {
+                                forecast_value = Some((property.clone(), p));
+                            }
+                            nodata.push((i, holds, now));
+                        }
+                    }
+                    Leaf::Anomaly { property } => {
+                        applicable = true;
+                        let found = forecaster.and_then(|f| {
+                            let s =
+                                catalog.lookup_series(&[(d.id.as_str(), property.as_str())])[0]?;
+                            f.anomaly(s)
+                        });
+                        // Unknown: the leaf keeps its last state, as for forecasts.
+                        if let Some(found) = found {
+                            nodata.push((i, found, now));
+                        }
                     }
                     _ => {}
                 }
@@ -1311,6 +1335,10 @@ pub(crate) async fn tick(
                 }
             }
             let mut at = latest_end.unwrap_or(now);
+            if let Some((property, v)) = forecast_value {
+                st.value = Some(v);
+                st.property = Some(property);
+            }
             // Silence and forecasts: (leaf, holds, since when).
             for (i, silent, since) in nodata {
                 st.leaves[i].truth = silent;
@@ -1319,7 +1347,10 @@ pub(crate) async fn tick(
                 }
             }
             if c.leaves.len() > 1
-                || matches!(c.leaves[0], Leaf::NoData { .. } | Leaf::Forecast { .. })
+                || matches!(
+                    c.leaves[0],
+                    Leaf::NoData { .. } | Leaf::Forecast { .. } | Leaf::Anomaly { .. }
+                )
             {
                 settle(&c, &key, st, at.min(now), out);
             }
@@ -1346,7 +1377,7 @@ fn devices_to_visit(
             Leaf::Indicator { name, .. } => {
                 ends.push((i, crate::indicators::completed_until(*name, now)));
             }
-            Leaf::NoData { .. } | Leaf::Forecast { .. } => return None,
+            Leaf::NoData { .. } | Leaf::Forecast { .. } | Leaf::Anomaly { .. } => return None,
             _ => {}
         }
     }

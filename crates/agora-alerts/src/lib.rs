@@ -105,6 +105,10 @@ impl Default for AlertsConfig {
 pub trait Forecaster: Send + Sync + std::fmt::Debug {
     /// The highest value predicted for a series within `horizon`, if known.
     fn forecast(&self, series: SeriesId, horizon: Duration) -> Option<f64>;
+    /// Whether the series has an anomaly reaching its last hours, if known.
+    fn anomaly(&self, _series: SeriesId) -> Option<bool> {
+        None
+    }
 }
 
 /// What `Alerts::start` needs.

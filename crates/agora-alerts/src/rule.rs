@@ -436,6 +436,14 @@ pub enum Condition {
         /// Limit.
         value: f64,
     },
+    /// An anomaly of the device's series of `property` found by agora's forecasting service
+    /// (`/api/v1/anomalies`): hours outside the 99.9 % interval of their forecast three hours in a
+    /// row, a lasting level shift, or a drift from the other sensors of its place. Holds while the
+    /// latest hourly model finds one that reaches its last hours.
+    Anomaly {
+        /// Property.
+        property: PropertyName,
+    },
     /// An official indicator of the device's readings, computed as `/api/v1/indicators` computes
     /// it, for each completed day (each hour for the EAQI): `indicator op value`. A schedule is
     /// checked at each period's start (midnight for ATMO and canicule, 6 h for Lden and Lnight).
@@ -731,7 +739,8 @@ pub fn properties(c: &Condition, out: &mut Vec<String>) {
         | Condition::Sustained { property, .. }
         | Condition::Rate { property, .. }
         | Condition::Window { property, .. }
-        | Condition::Forecast { property, .. } => out.push(property.to_string()),
+        | Condition::Forecast { property, .. }
+        | Condition::Anomaly { property } => out.push(property.to_string()),
         Condition::NoData { .. } | Condition::Indicator { .. } => {}
         Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| properties(c, out)),
     }
@@ -881,6 +890,17 @@ fn check_condition(
             }
             finite(*value)
         }
+        Condition::Anomaly { property } => {
+            prop(property)?;
+            let forecastable = agora_query::forecast::FORECASTABLE;
+            if !forecastable.contains(&property.as_str()) {
+                return bad(format!(
+                    "{property} is not modelled: agora looks for anomalies in {}",
+                    forecastable.join(", ")
+                ));
+            }
+            Ok(())
+        }
         Condition::Indicator { name, value, .. } => {
             finite(*value)?;
             let (lo, hi) = match name {
@@ -943,6 +963,14 @@ pub fn templates() -> Vec<Rule> {
          "condition": {"indicator": {"name": "lnight", "op": ">", "value": 55.0}}},
         {"id": "counter-suspect", "name": "Compteur piéton suspect (zéro aux heures de passage, ou très en dessous de sa journée type)", "severity": "warning",
          "condition": {"indicator": {"name": "counter_health", "op": "==", "value": 1.0}}},
+        {"id": "o3-forecast-information", "name": "O3 : seuil d'information (180 µg/m³) prévu dans les 24 h", "severity": "info",
+         "condition": {"forecast": {"property": "o3", "horizon": "24h", "op": ">", "value": 180.0}}},
+        {"id": "bin-full-forecast", "name": "Bac prévu plein (90 % ou plus) dans les 12 h", "severity": "info",
+         "condition": {"forecast": {"property": "fill_level", "horizon": "12h", "op": ">=", "value": 90.0}}},
+        {"id": "air-sensor-anomaly", "name": "Capteur de particules anormal (dérive par rapport à ses voisins, saut de niveau ou lectures invraisemblables)", "severity": "warning",
+         "condition": {"any": [{"anomaly": {"property": "pm10"}}, {"anomaly": {"property": "pm2_5"}}]}},
+        {"id": "noise-sensor-anomaly", "name": "Sonomètre anormal (saut de niveau ou lectures invraisemblables)", "severity": "warning",
+         "condition": {"anomaly": {"property": "laeq"}}},
         {"id": "device-offline", "name": "Objet silencieux (3 périodes sans message)", "severity": "warning",
          "condition": {"no_data": {"periods": 3.0}}},
     ]);
@@ -963,6 +991,7 @@ mod tests {
             "o3",
             "no2",
             "pm10",
+            "pm2_5",
             "laeq",
             "fill_level",
             "lamp_on",
@@ -984,7 +1013,7 @@ mod tests {
     #[test]
     fn templates_are_valid() {
         let t = templates();
-        assert_eq!(t.len(), 16);
+        assert_eq!(t.len(), 20);
         for r in &t {
             r.check(&known).unwrap_or_else(|e| panic!("{}: {e}", r.id));
             assert!(!r.enabled);

@@ -102,16 +102,23 @@ pub(crate) async fn forecast(
         Some("csv") => true,
         Some(f) => return Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
     };
-    let f = agora_query::forecast::forecast(
-        s.catalog.as_ref(),
-        s.store.as_ref(),
-        device.as_str(),
-        &p.property,
-        s.clock.now(),
-        p.horizon.unwrap_or(agora_query::forecast::HORIZON),
-        chrono_tz::Europe::Paris,
-    )
-    .await?;
+    agora_query::forecast::check(&p.property, p.horizon.unwrap_or(agora_query::forecast::HORIZON))?;
+    let horizon = p.horizon.unwrap_or(agora_query::forecast::HORIZON);
+    let Some(series) = s
+        .catalog
+        .lookup_series(&[(device.as_str(), p.property.as_str())])
+        .into_iter()
+        .next()
+        .flatten()
+    else {
+        return Err(ApiError::NotFound(format!("{device} has no {} series", p.property)));
+    };
+    let model = s.forecasts.get(series).await?;
+    let mut f = match &model.outcome {
+        Ok(f) => f.clone(),
+        Err(why) => return Err(ApiError::BadRequest(format!("{device} {}: {why}", p.property))),
+    };
+    f.hours.truncate(horizon);
     let predicted = |(time, x): (agora_model::Timestamp, Option<Predicted>)| Hour {
         time,
         value: x.map(|x| x.value),
@@ -160,7 +167,240 @@ pub(crate) async fn forecast(
     Ok(Json(answer).into_response())
 }
 
+/// `json` (default) or `csv`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+    /// Only this property.
+    property: Option<String>,
+}
+
+fn wants_csv(format: Option<&str>) -> ApiResult<bool> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(f) => Err(ApiError::BadRequest(format!("format {f:?}: use json or csv"))),
+    }
+}
+
+fn csv_response(body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A series' model, as the operators' page lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ModelRow {
+    #[schema(value_type = String)]
+    device: DeviceId,
+    property: String,
+    site: Option<String>,
+    /// The method published, in words (absent: no forecast, and `refused` says why).
+    method: Option<String>,
+    /// Whether a model beat seasonal naive (else seasonal naive is published).
+    beats_naive: Option<bool>,
+    /// The published method's MASE (below 1: better than repeating yesterday), sMAPE (%) and
+    /// MAE in the series' unit, on the backtest.
+    mase: Option<f64>,
+    smape: Option<f64>,
+    mae: Option<f64>,
+    /// Its intervals' coverage in the backtest.
+    coverage_80: Option<f64>,
+    coverage_95: Option<f64>,
+    /// Hours compared.
+    hours_compared: Option<usize>,
+    /// When its method was chosen and when it last forecast.
+    #[schema(value_type = String, format = DateTime)]
+    fitted: agora_model::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    made: agora_model::Timestamp,
+    /// Why it has no forecast.
+    refused: Option<String>,
+}
+
+/// Every series' forecasting model and its accuracy
+///
+/// The model of each forecastable series the caller may read, as the hourly sweep left it: the
+/// method its backtest chose, that method's MASE, sMAPE and MAE, and its intervals' coverage; or
+/// why the series is not forecast. JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/forecast/models", tag = "indicators", security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The models, by device and property", body = [ModelRow]),
+        (status = 400, response = BadRequest),
+        Reads,
+    ))]
+pub(crate) async fn models(
+    Scoped(s): Scoped,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let csv = wants_csv(p.format.as_deref())?;
+    let rows: Vec<ModelRow> = s
+        .forecasts
+        .models()
+        .into_iter()
+        .filter(|m| s.catalog.device(m.device.as_str()).is_some())
+        .filter(|m| p.property.as_deref().is_none_or(|x| x == m.property))
+        .map(|m| {
+            let ok = m.outcome.as_ref().ok();
+            let chosen =
+                ok.and_then(|f| f.backtest.scores.iter().find(|x| x.method == f.backtest.chosen));
+            ModelRow {
+                device: m.device.clone(),
+                property: m.property.clone(),
+                site: m.site.clone(),
+                method: ok.map(|f| f.backtest.chosen.name()),
+                beats_naive: ok.map(|f| f.backtest.beats_naive),
+                mase: chosen.map(|c| c.mase),
+                smape: chosen.map(|c| c.smape),
+                mae: chosen.map(|c| c.mae),
+                coverage_80: ok.map(|f| f.backtest.coverage_80),
+                coverage_95: ok.map(|f| f.backtest.coverage_95),
+                hours_compared: ok.map(|f| f.backtest.hours),
+                fitted: m.fitted,
+                made: m.made,
+                refused: m.outcome.as_ref().err().cloned(),
+            }
+        })
+        .collect();
+    if csv {
+        let n = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+        let mut out = String::from(
+            "device,property,site,method,beats_naive,mase,smape,mae,coverage_80,coverage_95,hours_compared,fitted,refused\n",
+        );
+        for r in &rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                field(r.device.as_str()),
+                field(&r.property),
+                field(r.site.as_deref().unwrap_or("")),
+                field(r.method.as_deref().unwrap_or("")),
+                r.beats_naive.map(|b| b.to_string()).unwrap_or_default(),
+                n(r.mase),
+                n(r.smape),
+                n(r.mae),
+                n(r.coverage_80),
+                n(r.coverage_95),
+                r.hours_compared.map(|h| h.to_string()).unwrap_or_default(),
+                r.fitted.to_datetime().to_rfc3339(),
+                field(r.refused.as_deref().unwrap_or("")),
+            ));
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(rows).into_response())
+}
+
+/// Anomalies found in the readings
+///
+/// What the forecasting service found in the series the caller may read, latest first: hours
+/// outside the 99.9 % interval of their forecast three hours in a row over the last week
+/// (`unlikely`), a noise level or a footfall whose daily level changed and stayed changed over the
+/// last six weeks (`level_shift`, CUSUM test at 0.1 %), and a pollutant or temperature sensor
+/// drifting from the other sensors of its place (`drift`, the same test on its daily ratio to
+/// their median). Refreshed every hour. JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/anomalies", tag = "indicators", security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The anomalies, latest first", body = [agora_query::forecasts::Anomaly]),
+        (status = 400, response = BadRequest),
+        Reads,
+    ))]
+pub(crate) async fn anomalies(
+    Scoped(s): Scoped,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let csv = wants_csv(p.format.as_deref())?;
+    let found: Vec<agora_query::forecasts::Anomaly> = s
+        .forecasts
+        .anomalies()
+        .into_iter()
+        .filter(|a| s.catalog.device(a.device.as_str()).is_some())
+        .filter(|a| p.property.as_deref().is_none_or(|x| x == a.property))
+        .collect();
+    if csv {
+        let mut out = String::from(
+            "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic\n",
+        );
+        let n = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+        for a in &found {
+            let kind =
+                serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let peers: Vec<&str> = a.peers.iter().map(|d| d.as_str()).collect();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                kind.unwrap_or_default(),
+                field(a.device.as_str()),
+                field(&a.property),
+                field(a.site.as_deref().unwrap_or("")),
+                a.from.to_datetime().to_rfc3339(),
+                a.to.to_datetime().to_rfc3339(),
+                n(Some(a.value)),
+                n(Some(a.before)),
+                n(a.interval.map(|i| i.0)),
+                n(a.interval.map(|i| i.1)),
+                field(&peers.join(" ")),
+                n(a.statistic),
+            ));
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(found).into_response())
+}
+
+/// Which place.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TomorrowParams {
+    /// The place.
+    site: String,
+}
+
+/// Tomorrow at a place
+///
+/// Tomorrow's ATMO index from the place's forecast pollutants (with the range their 80 %
+/// intervals allow), its forecast temperatures against the commune's canicule thresholds, and its
+/// forecast footfall against the same weekday's usual: what the place pages and kiosks show as
+/// "demain". A part without forecasts is absent.
+#[utoipa::path(get, path = "/api/v1/forecast/tomorrow", tag = "indicators", security((), ("bearer" = [])),
+    params(TomorrowParams),
+    responses(
+        (status = 200, description = "Tomorrow at the place", body = agora_query::forecasts::Tomorrow),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn tomorrow(
+    Scoped(s): Scoped,
+    Query(p): Query<TomorrowParams>,
+) -> ApiResult<Json<agora_query::forecasts::Tomorrow>> {
+    let site = s.catalog.sites().into_iter().find(|x| x.id.as_str() == p.site);
+    let Some(site) = site else {
+        return Err(ApiError::NotFound(format!("no place {:?}", p.site)));
+    };
+    let devices: Vec<agora_store::catalog::Device> = s
+        .catalog
+        .devices(&agora_store::catalog::DeviceFilter::default())
+        .into_iter()
+        .filter(|d| d.site.as_ref() == Some(&site.id))
+        .collect();
+    let thresholds = s.config.indicators.canicule_for(Some(site.commune.as_str()));
+    Ok(Json(s.forecasts.tomorrow(&devices, thresholds).await?))
+}
+
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(forecast))]
+#[openapi(paths(forecast, models, anomalies, tomorrow))]
 pub(crate) struct Doc;

@@ -131,6 +131,8 @@ pub struct AppState {
     /// What operators declare for the commerce observatory (events, interventions, the
     /// school-holiday calendar).
     pub commerce: Arc<dyn agora_store::commerce::CommerceStore>,
+    /// Forecasts of every forecastable series and the anomalies found.
+    pub forecasts: Arc<agora_query::forecasts::Forecasts>,
 }
 
 /// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
@@ -222,6 +224,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/commerce/ranking", get(commerce::ranking))
         .route("/api/v1/commerce/index", get(commerce::index))
         .route("/api/v1/forecast", get(forecast::forecast))
+        .route("/api/v1/forecast/models", get(forecast::models))
+        .route("/api/v1/forecast/tomorrow", get(forecast::tomorrow))
+        .route("/api/v1/anomalies", get(forecast::anomalies))
         .route("/api/v1/commerce/counters", get(commerce::counters_health))
         .route(
             "/api/v1/commerce/school-holidays",

@@ -158,6 +158,59 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
         "Points a failed flush left in memory and in the WAL, waiting to be written",
         h.unflushed_points as f64,
     );
+    let f = s.forecasts.stats();
+    r.register(
+        "forecast_fits",
+        "Backtests run to choose a series' method",
+        ConstCounter::new(f.fits),
+    );
+    r.register(
+        "forecast_updates",
+        "Hourly forecasts made with a method already chosen",
+        ConstCounter::new(f.updates),
+    );
+    r.register(
+        "forecast_refused",
+        "Series not forecast (too little history)",
+        ConstCounter::new(f.refused),
+    );
+    r.register(
+        "forecast_fit_seconds",
+        "Time spent in backtests, on the forecasts' one-core budget",
+        ConstCounter::new(f.fit_seconds),
+    );
+    r.register(
+        "forecast_update_seconds",
+        "Time spent in hourly forecasts, on the same budget",
+        ConstCounter::new(f.update_seconds),
+    );
+    r.register(
+        "forecast_read_seconds",
+        "Time spent reading series' hours for forecasts",
+        ConstCounter::new(f.read_seconds),
+    );
+    r.register(
+        "forecast_sweeps",
+        "Hourly sweeps of every forecastable series",
+        ConstCounter::new(f.sweeps),
+    );
+    r.register(
+        "forecast_last_sweep_seconds",
+        "Duration of the last sweep",
+        ConstGauge::new(f.last_sweep_seconds),
+    );
+    r.register(
+        "forecast_last_sweep_series",
+        "Series the last sweep modelled",
+        ConstGauge::new(f.last_sweep_series as f64),
+    );
+    r.register(
+        "forecast_last_sweep_end_timestamp_seconds",
+        "When the last sweep ended (Unix time; 0 before the first)",
+        ConstGauge::new(f.last_sweep_end as f64),
+    );
+    r.register("forecast_models", "Series with a forecast", ConstGauge::new(f.models as f64));
+    r.register("forecast_anomalies", "Anomalies found now", ConstGauge::new(f.anomalies as f64));
     r.register(
         "http_requests",
         "HTTP requests by method, route and status",

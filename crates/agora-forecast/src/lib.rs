@@ -17,6 +17,8 @@
 
 use serde::Serialize;
 
+pub mod anomaly;
+
 /// Hours in a day and in a week.
 const DAY: usize = 24;
 const WEEK: usize = 168;
@@ -245,7 +247,7 @@ impl std::fmt::Display for Refusal {
 }
 
 /// The `p`-quantile of sorted values (linear interpolation).
-fn quantile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -440,32 +442,32 @@ pub fn predict(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Reproducible standard normal draws (SplitMix64 and Box–Muller).
-    struct Rng(u64);
+    pub(crate) struct Rng(pub(crate) u64);
     impl Rng {
-        fn unit(&mut self) -> f64 {
+        pub(crate) fn unit(&mut self) -> f64 {
             self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = self.0;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
         }
-        fn normal(&mut self) -> f64 {
+        pub(crate) fn normal(&mut self) -> f64 {
             let (u, v) = (self.unit().max(1e-300), self.unit());
             (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
         }
     }
 
     /// Hours of the week from a Monday midnight.
-    fn hows(n: usize) -> Vec<u16> {
+    pub(crate) fn hows(n: usize) -> Vec<u16> {
         (0..n).map(|i| (i % WEEK) as u16).collect()
     }
 
     /// Six weeks of a daily and weekly cycle (weekends busier in the afternoon) with noise σ.
-    fn seasonal(seed: u64, sigma: f64) -> Vec<Option<f64>> {
+    pub(crate) fn seasonal(seed: u64, sigma: f64) -> Vec<Option<f64>> {
         let mut r = Rng(seed);
         (0..6 * WEEK)
             .map(|i| {

@@ -50,31 +50,31 @@ fn hour_of_week(t: Timestamp, tz: Tz) -> u16 {
     (l.weekday().num_days_from_monday() * 24 + l.hour()) as u16
 }
 
-/// Forecast `property` of `device` `horizon` hours past the last complete hour before `now`.
-pub async fn forecast(
-    catalog: &dyn Catalog,
+/// A series' hourly means over the last [`HISTORY_DAYS`] days, up to the last complete hour.
+#[derive(Debug, Clone)]
+pub struct Hours {
+    /// The start of the first hour (ns).
+    pub start: i64,
+    /// Hourly means (`None`: nothing measured).
+    pub values: Vec<Option<f64>>,
+    /// Each hour's local hour of the week, and those of the [`HORIZON`] hours after.
+    pub how: Vec<u16>,
+}
+
+impl Hours {
+    /// The start of hour `i`.
+    pub fn at(&self, i: usize) -> Timestamp {
+        Timestamp::from_nanos(self.start + i as i64 * HOUR_NS)
+    }
+}
+
+/// Read a series' hours before `now`.
+pub async fn read_hours(
     store: &dyn SeriesStore,
-    device: &str,
-    property: &str,
+    series: agora_model::SeriesId,
     now: Timestamp,
-    horizon: usize,
     tz: Tz,
-) -> Result<SeriesForecast> {
-    if !FORECASTABLE.contains(&property) {
-        return Err(Error::Invalid(format!(
-            "{property} is not forecast: agora forecasts {}",
-            FORECASTABLE.join(", ")
-        )));
-    }
-    if !(1..=HORIZON).contains(&horizon) {
-        return Err(Error::Invalid(format!(
-            "a horizon of {horizon} hours: forecasts reach 1 to {HORIZON} hours ahead"
-        )));
-    }
-    let Some(series) = catalog.lookup_series(&[(device, property)]).into_iter().next().flatten()
-    else {
-        return Err(Error::Invalid(format!("{device} has no {property} series")));
-    };
+) -> Result<Hours> {
     let end = now.as_nanos().div_euclid(HOUR_NS) * HOUR_NS;
     let start = end - HISTORY_DAYS * 24 * HOUR_NS;
     let every = std::time::Duration::from_secs(3600);
@@ -93,10 +93,30 @@ pub async fn forecast(
         }
     }
     let at = |i: usize| Timestamp::from_nanos(start + i as i64 * HOUR_NS);
-    let how: Vec<u16> = (0..n + horizon.max(HORIZON)).map(|i| hour_of_week(at(i), tz)).collect();
-    let backtest = agora_forecast::backtest(&values, &how, ORIGINS, HORIZON)
-        .map_err(|e| Error::Invalid(format!("{device} {property}: {e}")))?;
-    let mut predicted = agora_forecast::predict(&backtest, &values, &how, horizon);
+    let how: Vec<u16> = (0..n + HORIZON).map(|i| hour_of_week(at(i), tz)).collect();
+    Ok(Hours { start, values, how })
+}
+
+/// Check a request for a forecast: a property agora forecasts, a horizon it reaches.
+pub fn check(property: &str, horizon: usize) -> Result<()> {
+    if !FORECASTABLE.contains(&property) {
+        return Err(Error::Invalid(format!(
+            "{property} is not forecast: agora forecasts {}",
+            FORECASTABLE.join(", ")
+        )));
+    }
+    if !(1..=HORIZON).contains(&horizon) {
+        return Err(Error::Invalid(format!(
+            "a horizon of {horizon} hours: forecasts reach 1 to {HORIZON} hours ahead"
+        )));
+    }
+    Ok(())
+}
+
+/// The next [`HORIZON`] hours of a series with `backtest`'s method and intervals (CPU only).
+pub fn predict(property: &str, hours: &Hours, backtest: Backtest) -> SeriesForecast {
+    let n = hours.values.len();
+    let mut predicted = agora_forecast::predict(&backtest, &hours.values, &hours.how, HORIZON);
     // Counts, levels and concentrations are never below zero; temperatures may be.
     if property != "temperature" {
         for p in predicted.iter_mut().flatten() {
@@ -105,9 +125,39 @@ pub async fn forecast(
             }
         }
     }
-    Ok(SeriesForecast {
-        recent: (n.saturating_sub(HORIZON)..n).map(|i| (at(i), values[i])).collect(),
-        hours: predicted.into_iter().enumerate().map(|(k, p)| (at(n + k), p)).collect(),
+    SeriesForecast {
+        recent: (n.saturating_sub(HORIZON)..n).map(|i| (hours.at(i), hours.values[i])).collect(),
+        hours: predicted.into_iter().enumerate().map(|(k, p)| (hours.at(n + k), p)).collect(),
         backtest,
-    })
+    }
+}
+
+/// Backtest a series' hours and forecast the next [`HORIZON`] (CPU only).
+pub fn fit(property: &str, hours: &Hours) -> std::result::Result<SeriesForecast, String> {
+    let backtest = agora_forecast::backtest(&hours.values, &hours.how, ORIGINS, HORIZON)
+        .map_err(|e| e.to_string())?;
+    Ok(predict(property, hours, backtest))
+}
+
+/// Forecast `property` of `device` `horizon` hours past the last complete hour before `now`,
+/// fitting it now (the service, [`crate::forecasts::Forecasts`], keeps fits for an hour).
+pub async fn forecast(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    device: &str,
+    property: &str,
+    now: Timestamp,
+    horizon: usize,
+    tz: Tz,
+) -> Result<SeriesForecast> {
+    check(property, horizon)?;
+    let Some(series) = catalog.lookup_series(&[(device, property)]).into_iter().next().flatten()
+    else {
+        return Err(Error::Invalid(format!("{device} has no {property} series")));
+    };
+    let hours = read_hours(store, series, now, tz).await?;
+    let mut f =
+        fit(property, &hours).map_err(|e| Error::Invalid(format!("{device} {property}: {e}")))?;
+    f.hours.truncate(horizon);
+    Ok(f)
 }

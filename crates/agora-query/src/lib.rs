@@ -17,6 +17,7 @@ mod error;
 pub mod fleet;
 pub mod footfall;
 pub mod forecast;
+pub mod forecasts;
 pub mod group;
 pub mod heat;
 pub mod influxql;

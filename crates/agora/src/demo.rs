@@ -203,6 +203,16 @@ enum Fault {
     Overflow(i64),
     /// The pedestrian counter counts nobody from this time on (a blocked sensor).
     Blocked(i64),
+    /// The particulate channels read high from this time on, more each day (2.5 % a day: a
+    /// fouled optical chamber), drifting from the other sensors of the place.
+    Drift(i64),
+    /// The sound level meter reads 6 dB more from this time on (remounted nearer the road).
+    Shift(i64),
+}
+
+/// A drifting sensor's gain: 2.5 % more each day from `from`.
+fn drift_gain(from: i64, t: i64) -> f64 {
+    1.0 + 0.025 * ((t - from) as f64 / (86_400 * S) as f64).max(0.0)
 }
 
 #[derive(Debug, Clone)]
@@ -438,6 +448,8 @@ impl Demo {
                         }
                         (Kind::Bin, "rotonde", 12) => Some(Fault::Overflow(end - 6 * 86_400 * S)),
                         (Kind::Pedestrian, "pole", 4) => Some(Fault::Blocked(end - 30 * 3600 * S)),
+                        (Kind::Air, "hdv", 2) => Some(Fault::Drift(end - 12 * 86_400 * S)),
+                        (Kind::Noise, "pole", 3) => Some(Fault::Shift(end - 9 * 86_400 * S)),
                         _ => None,
                     };
                     fleet.push(SimDevice {
@@ -750,7 +762,11 @@ impl Demo {
                     * d.bias
                     + 3.0 * wander(3, 600.0)
                     + 0.4 * gauss(key(3));
-                let pm25 = 0.62 * pm10 + 0.8 * wander(4, 600.0) + 0.2 * gauss(key(4));
+                let mut pm25 = 0.62 * pm10 + 0.8 * wander(4, 600.0) + 0.2 * gauss(key(4));
+                if let Some(Fault::Drift(from)) = d.fault {
+                    pm10 *= drift_gain(from, t);
+                    pm25 *= drift_gain(from, t);
+                }
                 if let Some(Fault::Stuck(from)) = d.fault
                     && t >= from
                 {
@@ -787,7 +803,12 @@ impl Demo {
                     + self.episodes.party(t, place)
                     + 1.5 * wander(1, 300.0)
                     + 0.5 * gauss(key(1))
-                    + 2.0 * (d.bias - 1.0) * 5.0;
+                    + 2.0 * (d.bias - 1.0) * 5.0
+                    + if matches!(d.fault, Some(Fault::Shift(from)) if t >= from) {
+                        6.0
+                    } else {
+                        0.0
+                    };
                 let lamax = laeq + 10.0 + 3.0 * wander(2, 300.0) + unit(key(2));
                 vec![f("laeq", round(laeq, 0.1)), f("lamax", round(lamax, 0.1))]
             }
@@ -1116,6 +1137,12 @@ mod tests {
         let noon = NOW - 13 * 3600 * S;
         assert_eq!(num(&d, "ped-pole-04", "people_in", noon), 0.0);
         assert!(num(&d, "ped-pole-03", "people_in", noon) > 5.0);
+        // The drifting particulate sensor reads 30 % high after 12 days; the shifted sound level
+        // meter 6 dB more than before its change.
+        assert!((drift_gain(NOW - 12 * 86_400 * S, NOW) - 1.3).abs() < 1e-9);
+        assert_eq!(drift_gain(NOW, NOW - S), 1.0);
+        let dev = d.fleet.iter().find(|x| x.id == "noise-pole-03").unwrap();
+        assert!(matches!(dev.fault, Some(Fault::Shift(from)) if from == NOW - 9 * 86_400 * S));
     }
 
     /// Hourly means of a device's property over local days from `start` (ns, local midnight).

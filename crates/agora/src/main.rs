@@ -295,6 +295,10 @@ async fn main() -> anyhow::Result<()> {
                 let enabled = agora::demo::enable_alert_templates(&server.state).await?;
                 say!("{enabled} alert rules enabled from the built-in templates (see /alerts)");
             }
+            // The city's forecasts and anomalies on its whole history, without waiting for the
+            // hourly sweep.
+            let forecasts = state.forecasts.clone();
+            tokio::spawn(async move { forecasts.sweep().await });
             let live = tokio::spawn(async move { demo.stream_live(state).await });
             until_signal().await;
             live.abort();

@@ -114,10 +114,15 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         };
     let (alerts, alerts_tasks) =
         start_alerts(cfg, &catalog, &store, &pipeline, &opts, alert_store, publisher).await?;
-    // Forecast conditions of rules read agora's own forecasts.
-    alerts.set_forecaster(Arc::new(crate::forecasts::Forecasts(
-        crate::forecasts::ForecastCache::new(catalog.clone(), store.clone(), opts.clock.clone()),
-    )));
+    // Every forecastable series modelled in the background; forecast conditions of rules read
+    // those models.
+    let forecasts = agora_query::forecasts::Forecasts::new(
+        catalog.clone(),
+        store.clone(),
+        opts.clock.clone(),
+        chrono_tz::Europe::Paris,
+    );
+    alerts.set_forecaster(Arc::new(crate::forecasts::AlertForecasts(forecasts.clone())));
     let state = AppState {
         catalog,
         store,
@@ -144,6 +149,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         limits: Arc::new(cfg.api_limits()?),
         audit: Some(audit_log.clone()),
         commerce,
+        forecasts,
         oidc: match &cfg.auth.oidc {
             Some(o) => Some(Arc::new(agora_api::oidc::Oidc::new(o.settings()?))),
             None => None,
@@ -269,6 +275,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             }
         }));
     }
+    // Forecasts and anomalies of every forecastable series, a minute after start then hourly.
+    tasks.push(tokio::spawn(
+        state.forecasts.clone().run(Duration::from_secs(60), state.shutdown.clone()),
+    ));
     // Scheduled backups (none unless [backup] sets a repository and a period).
     let backups = tokio::spawn(crate::backup::schedule(
         state.clone(),

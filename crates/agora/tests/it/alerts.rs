@@ -340,7 +340,7 @@ async fn invalid_rules_are_refused_with_problem_json() {
         .unwrap();
     problem(r, 403, "forbidden").await;
     let t = app.get_json("/api/v1/rules/templates").await;
-    assert_eq!(t["templates"].as_array().unwrap().len(), 16);
+    assert_eq!(t["templates"].as_array().unwrap().len(), 20);
 }
 
 #[tokio::test]
@@ -674,6 +674,10 @@ async fn forecast_rules_open_on_agoras_own_forecasts() {
     let list = alerts_until(&app, "pm10-tomorrow", 20, |l| !l.is_empty()).await;
     assert_eq!(states(&list), ["open"]);
     assert_eq!(list[0]["device"], "aq-1");
+    // It says what was forecast: this afternoon's peak, about 250 µg/m³.
+    assert_eq!(list[0]["property"], "pm10");
+    let peak = list[0]["value"].as_f64().unwrap();
+    assert!((240.0..260.0).contains(&peak), "{}", list[0]);
     assert!(alerts_until(&app, "pm10-soon", 0, |_| true).await.is_empty());
     // A series that cannot be forecast (two points) never opens one.
     app.write(&format!(
@@ -685,6 +689,22 @@ async fn forecast_rules_open_on_agoras_own_forecasts() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let all = alerts_until(&app, "pm10-tomorrow", 0, |_| true).await;
     assert!(all.iter().all(|a| a["device"] == "aq-1"), "{all:?}");
+    // A restart keeps it open: its forecast is made again, and until it is, the rule waits.
+    let mut app = app;
+    app.restart().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = alerts_until(&app, "pm10-tomorrow", 0, |_| true).await;
+    assert_eq!(states(&after), ["open"], "{after:?}");
+    // As the day goes on, the forecast changes: at 11:30 the next 4 hours reach the afternoon's
+    // peak, at 17:30 (the peak over) they no longer do.
+    clock.set(at("2026-11-30T11:30:00+01:00"));
+    let soon = alerts_until(&app, "pm10-soon", 20, |l| !l.is_empty()).await;
+    assert_eq!(states(&soon), ["open"]);
+    clock.set(at("2026-11-30T17:30:00+01:00"));
+    let soon =
+        alerts_until(&app, "pm10-soon", 20, |l| l.first().is_some_and(|a| a["state"] != "open"))
+            .await;
+    assert_eq!(states(&soon), ["resolved"], "{soon:?}");
 }
 
 #[tokio::test]
@@ -1362,4 +1382,32 @@ async fn a_counter_blocked_when_people_pass_raises_the_counter_health_alert() {
     assert_eq!(states(&list), ["open"]);
     // Known when the day is over.
     assert_eq!(list[0]["opened_at"], json!(at("2026-12-01T00:00:00+01:00")));
+}
+
+#[tokio::test]
+async fn an_anomaly_rule_opens_on_a_sound_level_meter_that_changed_level() {
+    use agora_model::{MockClock, Timestamp};
+    // Five weeks of hourly LAeq with a day and night cycle; the last 9 days 6 dB higher.
+    let now = Timestamp::parse_rfc3339("2026-11-30T12:30:00+01:00").unwrap();
+    let app = TestApp::spawn_at(MockClock::new(now), |_| {}).await;
+    let end = now.as_nanos() / 1_000_000_000 / 3600 * 3600;
+    let mut lines = String::new();
+    for k in 0..35 * 24i64 {
+        let t = end - 35 * 86_400 + k * 3600 + 1800;
+        let day = (t / 3600 % 24 + 1) % 24 >= 7;
+        let shift = if t >= end - 9 * 86_400 { 6.0 } else { 0.0 };
+        let wobble = ((k * 37 + k * k) % 11) as f64 / 10.0;
+        for (id, s) in [("noise-1", shift), ("noise-2", 0.0)] {
+            let v = 50.0 + if day { 9.0 } else { 0.0 } + s + wobble;
+            lines.push_str(&format!("noise,device={id} laeq={v:.1} {t}\n"));
+        }
+    }
+    app.write(&lines).await;
+    add_rule(&app, json!({"template": "noise-sensor-anomaly"})).await;
+    let list = alerts_until(&app, "noise-sensor-anomaly", 20, |l| !l.is_empty()).await;
+    assert_eq!(states(&list), ["open"]);
+    assert_eq!(list[0]["device"], "noise-1");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = alerts_until(&app, "noise-sensor-anomaly", 0, |_| true).await;
+    assert!(all.iter().all(|a| a["device"] == "noise-1"), "{all:?}");
 }

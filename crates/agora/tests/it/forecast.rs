@@ -88,7 +88,181 @@ async fn a_forecast_comes_with_its_backtest_and_bad_requests_are_refused() {
     let p =
         problem(ask("device=wx-2&property=temperature").await.unwrap(), 400, "bad_request").await;
     assert!(p["detail"].as_str().unwrap().contains("2 hours with a value"), "{p}");
-    let p = problem(ask("device=wx-1&property=pm10").await.unwrap(), 400, "bad_request").await;
+    let p = problem(ask("device=wx-1&property=pm10").await.unwrap(), 404, "not_found").await;
     assert!(p["detail"].as_str().unwrap().contains("has no pm10 series"), "{p}");
     problem(ask("device=nowhere&property=pm10").await.unwrap(), 404, "not_found").await;
+}
+
+/// A place built so that every answer is known: three air-quality sensors (one drifting 3 % a
+/// day for the last 12 days), two sound level meters (one read 6 dB higher for the last 9 days,
+/// the other 25 dB higher for five hours yesterday), a pedestrian counter 30 % busier for the
+/// last 14 days; five weeks of hourly readings with daily cycles.
+#[tokio::test]
+async fn anomalies_and_tomorrow_are_found_where_they_were_planted() {
+    use agora_model::{MockClock, Timestamp};
+    // A Monday noon in Paris: tomorrow is Tuesday 1 December.
+    let now = Timestamp::parse_rfc3339("2026-11-30T12:30:00+01:00").unwrap();
+    let app = TestApp::spawn_at(MockClock::new(now), |_| {}).await;
+    let site = json!({"id": "place", "commune": "13001", "name": "Place"});
+    let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let devices = [
+        ("aq-1", "air_quality"),
+        ("aq-2", "air_quality"),
+        ("aq-3", "air_quality"),
+        ("noise-1", "noise"),
+        ("noise-2", "noise"),
+        ("ped-1", "pedestrian_counter"),
+    ];
+    for (id, kind) in devices {
+        let d = json!({"id": id, "kind": kind, "commune": "13001", "site": "place"});
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let end = now.as_nanos() / 1_000_000_000 / 3600 * 3600;
+    let paris = chrono_tz::Europe::Paris;
+    let day = 86_400;
+    let mut lines = String::new();
+    for k in 0..35 * 24 {
+        let t = end - 35 * day + k * 3600 + 1800;
+        let local = chrono::DateTime::from_timestamp(t, 0).unwrap().with_timezone(&paris);
+        let h = chrono::Timelike::hour(&local) as f64 + 0.5;
+        let cycle = |peak: f64| (2.0 * std::f64::consts::PI * (h - peak + 6.0) / 24.0).sin();
+        // A reproducible noise, uniform within ±0.5, different for each device (SplitMix64).
+        let w = |salt: i64| {
+            let mut z = ((k << 8) + salt) as u64;
+            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let since = |days: i64| t >= end - days * day;
+        for (i, id) in ["aq-1", "aq-2", "aq-3"].iter().enumerate() {
+            let gain = if *id == "aq-3" {
+                1.0 + 0.03 * ((t - (end - 12 * day)) as f64 / day as f64).max(0.0)
+            } else {
+                1.0
+            };
+            let s = i as i64 * 31;
+            let pm10 = (30.0 + 5.0 * cycle(20.0) + w(s)) * gain;
+            let o3 = 45.0 + 15.0 * cycle(15.0) + w(s + 1);
+            let no2 = 20.0 + 8.0 * cycle(8.0) + w(s + 2);
+            let temp = 31.0 + 6.0 * cycle(15.0) + 0.2 * w(s + 3);
+            lines.push_str(&format!(
+                "air_quality,device={id} pm10={pm10:.2},o3={o3:.2},no2={no2:.2},temperature={temp:.2} {t}\n"
+            ));
+        }
+        let busy = if (7.0..22.0).contains(&h) { 8.0 } else { 0.0 };
+        let shift = if since(9) { 6.0 } else { 0.0 };
+        lines.push_str(&format!(
+            "noise,device=noise-1 laeq={:.2} {t}\n",
+            55.0 + busy + shift + w(5)
+        ));
+        let party = if t >= end - 30 * 3600 && t < end - 25 * 3600 { 25.0 } else { 0.0 };
+        lines.push_str(&format!(
+            "noise,device=noise-2 laeq={:.2} {t}\n",
+            52.0 + busy + party + w(6)
+        ));
+        let walkers = if (7.0..21.0).contains(&h) {
+            20.0 + 15.0 * (std::f64::consts::PI * (h - 7.0) / 14.0).sin()
+        } else {
+            2.0
+        };
+        let more = if since(14) { 1.3 } else { 1.0 };
+        lines.push_str(&format!(
+            "pedestrian_counter,device=ped-1 people_in={}i {t}\n",
+            (walkers * more + 2.0 * w(7)).round().max(0.0) as i64
+        ));
+    }
+    app.write(&lines).await;
+    let service = app.server.as_ref().unwrap().state.forecasts.clone();
+    assert!(service.sweep().await >= 15);
+
+    let found = app.get_json("/api/v1/anomalies").await;
+    let found = found.as_array().unwrap();
+    let of = |kind: &str, device: &str| -> Vec<&Value> {
+        found.iter().filter(|a| a["kind"] == kind && a["device"] == device).collect()
+    };
+    let secs = |v: &Value| {
+        Timestamp::parse_rfc3339(v.as_str().unwrap()).unwrap().as_nanos() / 1_000_000_000
+    };
+    // The drifting sensor, and only it, against the other two.
+    let drift: Vec<&Value> = found.iter().filter(|a| a["kind"] == "drift").collect();
+    assert!(!drift.is_empty(), "{found:#?}");
+    assert!(drift.iter().all(|a| a["device"] == "aq-3"), "{drift:#?}");
+    let pm = drift.iter().find(|a| a["property"] == "pm10").expect("a pm10 drift");
+    assert_eq!(pm["peers"], json!(["aq-1", "aq-2"]));
+    assert!(pm["value"].as_f64().unwrap() > 10.0, "{pm}");
+    let from = secs(&pm["from"]);
+    assert!(from >= end - 12 * day && from <= end - 3 * day, "{pm}");
+    // The sound level meter's change of level, within a day and a half of where it is, 6 dB.
+    let shift = of("level_shift", "noise-1");
+    assert_eq!(shift.len(), 1, "{found:#?}");
+    assert!((secs(&shift[0]["from"]) - (end - 9 * day)).abs() <= 36 * 3600, "{}", shift[0]);
+    let size = shift[0]["value"].as_f64().unwrap() - shift[0]["before"].as_f64().unwrap();
+    assert!((size - 6.0).abs() < 1.0, "{}", shift[0]);
+    // The counter's, 30 %.
+    let busier = of("level_shift", "ped-1");
+    assert_eq!(busier.len(), 1, "{found:#?}");
+    assert!((secs(&busier[0]["from"]) - (end - 14 * day)).abs() <= 36 * 3600, "{}", busier[0]);
+    // Five loud hours: unlikely, exactly those; and no change of level for one evening.
+    let loud = of("unlikely", "noise-2");
+    assert_eq!(loud.len(), 1, "{found:#?}");
+    assert_eq!(secs(&loud[0]["from"]), end - 30 * 3600, "{}", loud[0]);
+    assert_eq!(secs(&loud[0]["to"]), end - 25 * 3600, "{}", loud[0]);
+    assert!(of("level_shift", "noise-2").is_empty());
+    for quiet in ["aq-1", "aq-2"] {
+        assert!(found.iter().all(|a| a["device"] != quiet), "{found:#?}");
+    }
+    let csv = app.get("/api/v1/anomalies?format=csv").bearer_auth(ADMIN).send().await.unwrap();
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with(
+        "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic\n"
+    ));
+    assert_eq!(csv.lines().count(), 1 + found.len());
+
+    // Tomorrow: the place's worst PM10 sensor is the drifting one, 30 µg/m³ × (1 + 0.03 × 13.5
+    // days) ≈ 42 a day: ATMO "dégradé" (PM10 over 40), O3 peaking at 60 (moyen), NO2 at 28 (bon),
+    // no PM2.5; 25 and 37 °C (above Bouches-du-Rhône's 24 / 35 °C); footfall 30 % above the last
+    // weeks' Tuesdays, half of which were before the change: 1.3 / 1.15 − 1 = +13 %.
+    let t = app.get_json("/api/v1/forecast/tomorrow?site=place").await;
+    assert_eq!(t["day"], "2026-12-01");
+    assert_eq!(t["atmo"]["level"], 3, "{t:#}");
+    assert_eq!(t["atmo"]["label"], "Dégradé");
+    assert_eq!(t["atmo"]["index"]["responsible"], json!(["pm10"]));
+    let sub = |p: &str| {
+        let all = t["atmo"]["index"]["pollutants"].as_array().unwrap();
+        all.iter().find(|x| x["pollutant"] == p).unwrap()["value"].as_f64().unwrap()
+    };
+    assert!((38.0..44.0).contains(&sub("pm10")), "{t:#}");
+    assert!((sub("o3") - 60.0).abs() < 2.0 && (sub("no2") - 28.0).abs() < 2.0, "{t:#}");
+    assert_eq!(t["atmo"]["index"]["missing"], json!(["pm2_5", "so2"]));
+    let heat = &t["heat"];
+    assert_eq!(heat["reaches_thresholds"], true, "{heat}");
+    assert!((heat["t_min"].as_f64().unwrap() - 25.0).abs() < 0.7, "{heat}");
+    assert!((heat["t_max"].as_f64().unwrap() - 37.0).abs() < 0.7, "{heat}");
+    assert_eq!(
+        (heat["threshold_min"].as_f64(), heat["threshold_max"].as_f64()),
+        (Some(24.0), Some(35.0))
+    );
+    let ff = t["footfall"]["vs_usual_percent"].as_f64().unwrap();
+    assert!((ff - 13.0).abs() < 5.0, "{t:#}");
+    problem(
+        app.get("/api/v1/forecast/tomorrow?site=nowhere").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+
+    // The operators' table, and the service's work in /metrics.
+    let models = app.get_json("/api/v1/forecast/models").await;
+    let rows = models.as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["device"] == "aq-1"
+            && r["property"] == "pm10"
+            && r["mase"].as_f64().is_some())
+    );
+    let metrics = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("agora_forecast_sweeps_total 1"), "{metrics}");
+    assert!(metrics.contains("agora_forecast_models "), "{metrics}");
 }
