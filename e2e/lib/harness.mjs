@@ -25,7 +25,7 @@ export async function freePort() {
  * Start `agora demo` and resolve once its city is ready; `port` and `config` (a TOML text, for
  * `--config`) are optional.
  */
-export async function startAgora({ port: chosen, config, counterHistoryDays = 0 } = {}) {
+export async function startAgora({ port: chosen, config, counterHistoryDays = 0, days } = {}) {
   const bin = process.env.AGORA_BIN;
   if (!bin) throw new Error('set AGORA_BIN to the agora binary');
   const data = mkdtempSync(join(tmpdir(), 'agora-e2e-'));
@@ -33,7 +33,7 @@ export async function startAgora({ port: chosen, config, counterHistoryDays = 0 
   // The tests make their own alert rules: the demo's built-in ones are left off.
   // Pedestrian counters' long history only where a test reads it (the commerce view): it
   // takes half a minute to write.
-  const args = ['demo', '--days', process.env.E2E_DAYS ?? '1', '--counter-history-days', String(counterHistoryDays),
+  const args = ['demo', '--days', String(days ?? process.env.E2E_DAYS ?? '1'), '--counter-history-days', String(counterHistoryDays),
     '--no-alert-templates', '--data', data, '--http', `127.0.0.1:${port}`];
   if (config) {
     const file = join(data, 'e2e.toml');

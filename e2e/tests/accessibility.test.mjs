@@ -48,7 +48,7 @@ async function audit(path, plant) {
   assert.ok(result.passes.length > 10, `${path}: axe ran ${result.passes.length} passing rules`);
 }
 
-for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet',
+for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet', '/supervision/forecasts',
   '/supervision/devices/noise-hdv-01', '/explorer', '/alerts', '/admin', '/commerce', '/login?lang=en']) {
   test(`${path} passes the WCAG 2.1 AA rules of axe-core`, () => audit(path));
 }

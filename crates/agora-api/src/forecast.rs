@@ -208,6 +208,9 @@ pub(crate) struct ModelRow {
     site: Option<String>,
     /// The method published, in words (absent: no forecast, and `refused` says why).
     method: Option<String>,
+    /// The same, as data.
+    #[schema(value_type = Option<Object>)]
+    method_detail: Option<Method>,
     /// Whether a model beat seasonal naive (else seasonal naive is published).
     beats_naive: Option<bool>,
     /// The published method's MASE (below 1: better than repeating yesterday), sMAPE (%) and
@@ -262,6 +265,7 @@ pub(crate) async fn models(
                 property: m.property.clone(),
                 site: m.site.clone(),
                 method: ok.map(|f| f.backtest.chosen.name()),
+                method_detail: ok.map(|f| f.backtest.chosen),
                 beats_naive: ok.map(|f| f.backtest.beats_naive),
                 mase: chosen.map(|c| c.mase),
                 smape: chosen.map(|c| c.smape),
@@ -310,7 +314,8 @@ pub(crate) async fn models(
 /// (`unlikely`), a noise level or a footfall whose daily level changed and stayed changed over the
 /// last six weeks (`level_shift`, CUSUM test at 0.1 %), and a pollutant or temperature sensor
 /// drifting from the other sensors of its place (`drift`, the same test on its daily ratio to
-/// their median). Refreshed every hour. JSON or CSV.
+/// their median). Unlikely hours most of a place's sensors share (`shared`) are an event the place
+/// lived rather than a sensor's fault. Refreshed every hour. JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/anomalies", tag = "indicators", security(("bearer" = [])),
     params(ListParams),
     responses(
@@ -333,7 +338,7 @@ pub(crate) async fn anomalies(
         .collect();
     if csv {
         let mut out = String::from(
-            "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic\n",
+            "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic,shared_by,place_sensors\n",
         );
         let n = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
         for a in &found {
@@ -341,7 +346,7 @@ pub(crate) async fn anomalies(
                 serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
             let peers: Vec<&str> = a.peers.iter().map(|d| d.as_str()).collect();
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 kind.unwrap_or_default(),
                 field(a.device.as_str()),
                 field(&a.property),
@@ -354,6 +359,8 @@ pub(crate) async fn anomalies(
                 n(a.interval.map(|i| i.1)),
                 field(&peers.join(" ")),
                 n(a.statistic),
+                a.shared.map(|s| s[0].to_string()).unwrap_or_default(),
+                a.shared.map(|s| s[1].to_string()).unwrap_or_default(),
             ));
         }
         return Ok(csv_response(out));

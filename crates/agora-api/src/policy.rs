@@ -241,6 +241,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/login/oidc/callback", Open),
     ("GET", "/supervision", Page),
     ("GET", "/supervision/fleet", Page),
+    ("GET", "/supervision/forecasts", Page),
     ("GET", "/supervision/devices/{id}", Page),
     ("GET", "/explorer", Page),
     ("GET", "/alerts", Page),

@@ -2,9 +2,12 @@
 //! should not have.
 //!
 //! - [`unlikely`]: hours outside the 99.9 % prediction interval for [`SUSTAINED_HOURS`] in a row,
-//!   each day forecast from its own start by the method the backtest chose. The 99.9 % interval
-//!   is the 80 % one widened as a normal distribution's would be (× 3.29 / 1.28): the backtest's
-//!   extreme errors include the anomalies looked for, its middle ones do not.
+//!   each day forecast from its own start by the method the backtest chose. The backtest's most
+//!   extreme errors include the anomalies looked for, so the 99.9 % interval is extrapolated from
+//!   quantiles they barely move, as a normal distribution's would be: the 80 % interval widened
+//!   × 3.29 / 1.28, or the 1 %–99 % range of all its errors widened × 3.29 / 2.33 about their
+//!   median, whichever is wider on each side (errors heavier-tailed than normal, as a daily
+//!   profile's on weekends, widen the second).
 //! - [`level_shift`]: a change in the mean of daily values (a sensor moved or recalibrated, works
 //!   nearby, or, applied to the ratio of two sensors of a place, one drifting from the other).
 //!   The test is the CUSUM of Page (1954) in the form of Csörgő and Horváth: the largest
@@ -21,6 +24,8 @@ pub const SUSTAINED_HOURS: usize = 3;
 /// The 99.9 % interval's half-width over the 80 % one's, for a normal distribution
 /// (z 0.9995 = 3.2905, z 0.9 = 1.2816).
 const WIDEN_999: f64 = 3.290_527 / 1.281_552;
+/// The same over the 98 % interval (z 0.99 = 2.3263).
+const WIDEN_999_FROM_98: f64 = 3.290_527 / 2.326_348;
 /// Kolmogorov's distribution exceeds this with probability 0.001 (1 − K(1.9495) = 0.001).
 pub const SHIFT_CRITICAL: f64 = 1.9495;
 /// Days each side of a level shift, at least.
@@ -67,7 +72,15 @@ pub fn unlikely(bt: &Backtest, values: &[Option<f64>], how: &[u16], days: usize)
             };
             let mid = x + (band.q[1] + band.q[2]) / 2.0;
             let half = (band.q[2] - band.q[1]) / 2.0 * WIDEN_999;
-            let (lo, hi) = (mid - half, mid + half);
+            let [q01, med, q99] = bt.tails;
+            let (lo, hi) = if q01.is_finite() && q99.is_finite() {
+                (
+                    (mid - half).min(x + med + (q01 - med) * WIDEN_999_FROM_98),
+                    (mid + half).max(x + med + (q99 - med) * WIDEN_999_FROM_98),
+                )
+            } else {
+                (mid - half, mid + half)
+            };
             let outside = y < lo || y > hi;
             if outside {
                 cleaned[t] = Some(x);
@@ -265,7 +278,8 @@ mod tests {
             .iter()
             .map(|(first, last)| crate::Band { first: *first, last: *last, q })
             .collect();
-        let naive = Backtest { chosen: crate::Method::NaiveDay, bands, ..bt.clone() };
+        let tails = [-2.326 * sd, 0.0, 2.326 * sd];
+        let naive = Backtest { chosen: crate::Method::NaiveDay, bands, tails, ..bt.clone() };
         let again = unlikely(&naive, &v, &how, 7);
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!((again[0].first, again[0].last), (n - 36, n - 32));

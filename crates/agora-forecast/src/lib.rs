@@ -194,6 +194,10 @@ pub struct Backtest {
     /// The chosen method's error quantiles by horizon band, for its intervals.
     #[serde(skip)]
     pub bands: Vec<Band>,
+    /// The 1 %, 50 % and 99 % quantiles of all its errors (every horizon): the tails anomalies
+    /// are judged against.
+    #[serde(skip)]
+    pub tails: [f64; 3],
 }
 
 /// Error quantiles of a horizon band (hours ahead `first..=last`).
@@ -392,6 +396,11 @@ pub fn backtest(
         coverage_80: in80 as f64 / total.max(1) as f64,
         coverage_95: in95 as f64 / total.max(1) as f64,
         bands: bands_without(None),
+        tails: {
+            let mut e: Vec<f64> = per[best].iter().flatten().map(|(_, y, f)| y - f).collect();
+            e.sort_by(f64::total_cmp);
+            [quantile(&e, 0.01), quantile(&e, 0.5), quantile(&e, 0.99)]
+        },
     })
 }
 

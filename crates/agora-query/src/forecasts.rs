@@ -93,6 +93,17 @@ pub struct Anomaly {
     pub peers: Vec<DeviceId>,
     /// Level shift and drift: the CUSUM statistic (above 1.95: 0.1 % likely by chance).
     pub statistic: Option<f64>,
+    /// Unlikely: how many of the place's sensors of this property had unlikely hours at the same
+    /// time, of how many — from two and half of them, an event the place lived (a pollution
+    /// episode, a street party) rather than a sensor's fault, and no `anomaly` rule opens on it.
+    pub shared: Option<[usize; 2]>,
+}
+
+impl Anomaly {
+    /// Whether it is an event the place's sensors share rather than this sensor's.
+    pub fn is_event(&self) -> bool {
+        self.shared.is_some_and(|[k, n]| k >= 2 && 2 * k >= n)
+    }
 }
 
 /// A series' model as of an hour.
@@ -176,6 +187,8 @@ pub struct Forecasts {
     models: RwLock<HashMap<SeriesId, Arc<Model>>>,
     drift: RwLock<Vec<Anomaly>>,
     budget: tokio::sync::Semaphore,
+    /// Series being made in the background ([`Forecasts::refresh`]), each once at a time.
+    pending: parking_lot::Mutex<std::collections::HashSet<SeriesId>>,
     stats: Stats,
 }
 
@@ -195,6 +208,7 @@ impl Forecasts {
             models: RwLock::default(),
             drift: RwLock::default(),
             budget: tokio::sync::Semaphore::new(1),
+            pending: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -304,6 +318,7 @@ impl Forecasts {
                 interval,
                 peers: Vec::new(),
                 statistic,
+                shared: None,
             })
             .collect();
         let model = Arc::new(Model {
@@ -321,6 +336,32 @@ impl Forecasts {
         });
         self.models.write().insert(series, model.clone());
         Ok(model)
+    }
+
+    /// Make a series' model for this hour in the background, unless it is already being made
+    /// (alert rules ask every second; at the turn of an hour every model is stale at once).
+    pub fn refresh(self: &Arc<Self>, series: SeriesId) {
+        if !self.pending.lock().insert(series) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.pending.lock().remove(&series);
+            return;
+        };
+        let me = self.clone();
+        rt.spawn(async move {
+            // Cleared however the task ends (a panic would otherwise freeze the series).
+            struct Done(Arc<Forecasts>, SeriesId);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.pending.lock().remove(&self.1);
+                }
+            }
+            let _done = Done(me.clone(), series);
+            if let Err(e) = me.get(series).await {
+                tracing::debug!(series = series.0, error = %e, "no model");
+            }
+        });
     }
 
     /// Model every forecastable series (one at a time), then look for drift between the sensors
@@ -380,6 +421,13 @@ impl Forecasts {
         }
     }
 
+    /// Forget every model: the next request or sweep fits each series again (benchmarks, and
+    /// after a change of the forecasting code).
+    pub fn forget(&self) {
+        self.models.write().clear();
+        self.drift.write().clear();
+    }
+
     /// Every model as last made.
     pub fn models(&self) -> Vec<Arc<Model>> {
         let mut m: Vec<Arc<Model>> = self.models.read().values().cloned().collect();
@@ -389,8 +437,26 @@ impl Forecasts {
 
     /// Every anomaly found, latest first.
     pub fn anomalies(&self) -> Vec<Anomaly> {
-        let mut out: Vec<Anomaly> =
-            self.models.read().values().flat_map(|m| m.anomalies.iter().cloned()).collect();
+        let models: Vec<Arc<Model>> = self.models.read().values().cloned().collect();
+        let mut places: HashMap<(String, String), Vec<Arc<Model>>> = HashMap::new();
+        for m in &models {
+            if let Some(site) = &m.site
+                && m.outcome.is_ok()
+            {
+                places.entry((site.clone(), m.property.clone())).or_default().push(m.clone());
+            }
+        }
+        let mut out: Vec<Anomaly> = Vec::new();
+        for m in &models {
+            let place = m
+                .site
+                .as_ref()
+                .and_then(|s| places.get(&(s.clone(), m.property.clone())))
+                .map_or(&[][..], Vec::as_slice);
+            for a in &m.anomalies {
+                out.push(Anomaly { shared: shared_by(a, place), ..a.clone() });
+            }
+        }
         out.extend(self.drift.read().iter().cloned());
         out.sort_by(|a, b| b.to.cmp(&a.to).then(b.from.cmp(&a.from)).then(a.device.cmp(&b.device)));
         out
@@ -398,10 +464,28 @@ impl Forecasts {
 
     /// Whether a model's series has an anomaly reaching its last two hours (a drift or a level
     /// shift lasts to the present; unlikely hours may have ended).
+    ///
+    /// Unlikely hours most of the place's sensors share are an event, not this sensor's fault,
+    /// and do not count.
     pub fn has_open_anomaly(&self, m: &Model) -> bool {
         let recent = Timestamp::from_nanos((m.hour - 2) * HOUR_NS);
-        m.anomalies.iter().any(|a| a.to >= recent)
-            || self.drift.read().iter().any(|a| a.device == m.device && a.property == m.property)
+        let place = self.place_of(m);
+        m.anomalies.iter().any(|a| {
+            a.to >= recent && !(Anomaly { shared: shared_by(a, &place), ..a.clone() }).is_event()
+        }) || self.drift.read().iter().any(|a| a.device == m.device && a.property == m.property)
+    }
+
+    /// The models of the same property at a model's place (itself among them).
+    fn place_of(&self, m: &Model) -> Vec<Arc<Model>> {
+        let Some(site) = &m.site else { return Vec::new() };
+        self.models
+            .read()
+            .values()
+            .filter(|x| {
+                x.property == m.property && x.site.as_ref() == Some(site) && x.outcome.is_ok()
+            })
+            .cloned()
+            .collect()
     }
 
     /// What the service did, for `/metrics`.
@@ -572,10 +656,28 @@ fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
                     .map(|(_, p)| p.device.clone())
                     .collect(),
                 statistic: Some(s.statistic),
+                shared: None,
             });
         }
     }
     out
+}
+
+/// How many of the place's sensors of `a`'s property (models in `place`) had unlikely hours
+/// overlapping `a`'s, and how many there are.
+fn shared_by(a: &Anomaly, place: &[Arc<Model>]) -> Option<[usize; 2]> {
+    if a.kind != AnomalyKind::Unlikely || place.len() < 2 {
+        return None;
+    }
+    let k = place
+        .iter()
+        .filter(|m| {
+            m.anomalies
+                .iter()
+                .any(|b| b.kind == AnomalyKind::Unlikely && b.from < a.to && a.from < b.to)
+        })
+        .count();
+    Some([k, place.len()])
 }
 
 /// Tomorrow at a place, from its sensors' forecasts.
@@ -681,9 +783,11 @@ impl Forecasts {
         let day =
             now.date_naive().succ_opt().ok_or_else(|| Error::Invalid("no tomorrow".into()))?;
         let mut forecasts: Vec<(DeviceId, String, Arc<Model>)> = Vec::new();
+        // Only what tomorrow is made of (not the bins and soil of the place).
+        const USED: [&str; 6] = ["pm2_5", "pm10", "no2", "o3", "temperature", "people_in"];
         for d in devices {
             for s in self.catalog.device_series(d.id.as_str()) {
-                if FORECASTABLE.contains(&s.property.as_str())
+                if USED.contains(&s.property.as_str())
                     && let Ok(m) = self.get(s.id).await
                     && m.outcome.is_ok()
                 {

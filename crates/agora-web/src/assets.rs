@@ -32,6 +32,7 @@ static FILES: &[(&str, &str, &[u8])] = assets! {
     "js/kiosk.js" => "application/javascript",
     "js/device.js" => "application/javascript",
     "js/fleet.js" => "application/javascript",
+    "js/forecasts.js" => "application/javascript",
     "js/explorer.js" => "application/javascript",
     "js/alerts.js" => "application/javascript",
     "js/admin.js" => "application/javascript",

@@ -63,6 +63,7 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/login/oidc/callback", get(agora_api::oidc::callback))
         .route("/supervision", get(pages::supervision))
         .route("/supervision/fleet", get(pages::fleet))
+        .route("/supervision/forecasts", get(pages::forecasts))
         .route("/supervision/devices/{id}", get(pages::device))
         .route("/explorer", get(pages::explorer))
         .route("/alerts", get(pages::alerts))

@@ -153,6 +153,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
             nav_link(&mut o, "/", &t("nav.public"), page.id == "public-map");
             nav_link(&mut o, "/supervision", &t("nav.supervision"), page.id == "supervision");
             nav_link(&mut o, "/supervision/fleet", &t("nav.fleet"), page.id == "fleet");
+            nav_link(&mut o, "/supervision/forecasts", &t("nav.forecasts"), page.id == "forecasts");
             nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
             if s.principal.grant.may(Action::ManagePeople) {
@@ -410,12 +411,15 @@ pub(crate) async fn place(
     let body = format!(
         "<article class=\"place\"><p class=\"crumbs\"><a href=\"/\">{back}</a></p><h1>{name}</h1>\
 <section aria-labelledby=\"now-title\"><h2 id=\"now-title\">{now}</h2><div id=\"now\" class=\"cards\" aria-live=\"polite\"></div></section>\
+<section id=\"tomorrow-box\" aria-labelledby=\"tomorrow-title\" hidden><h2 id=\"tomorrow-title\">{tomorrow}</h2><div id=\"tomorrow\" class=\"cards\" aria-live=\"polite\"></div><p class=\"intro\">{tomorrow_note}</p></section>\
 <section aria-labelledby=\"env-title\"><h2 id=\"env-title\">{env}</h2><div id=\"environment\" aria-live=\"polite\"></div></section>\
 <section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2><div id=\"charts\" class=\"charts\"></div></section>\
 <p class=\"data-links\"><a href=\"/kiosk/{id}\">{kiosk}</a> · <span id=\"downloads\"></span></p></article>",
         back = t("place.back"),
         name = esc(&place.name),
         now = t("place.now"),
+        tomorrow = t("tomorrow.title"),
+        tomorrow_note = t("tomorrow.note"),
         charts = t("place.charts"),
         env = t("env.title"),
         kiosk = t("place.kiosk"),
@@ -560,6 +564,43 @@ pub(crate) async fn fleet(
     render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/supervision/fleet", page)
 }
 
+/// `GET /supervision/forecasts`: every series' forecasting model with its backtest accuracy, by
+/// property and one by one, and the anomalies found; CSV exports of both.
+pub(crate) async fn forecasts(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/supervision/forecasts") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"forecasts\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<section aria-labelledby=\"accuracy-title\"><h2 id=\"accuracy-title\">{accuracy}</h2><div id=\"accuracy\" aria-live=\"polite\"><p>{loading}</p></div></section>\
+<section aria-labelledby=\"found-title\"><h2 id=\"found-title\">{found}</h2><p class=\"intro\">{found_intro}</p><div id=\"found\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"models-title\"><h2 id=\"models-title\">{models}</h2>\
+<form id=\"pick\" class=\"explorer\"><label>{property} <select id=\"property\" name=\"property\"></select></label></form><div id=\"models\"></div></section>\
+<p class=\"data-links\"><a href=\"/api/v1/forecast/models?format=csv\" download>{models_csv}</a> · <a href=\"/api/v1/anomalies?format=csv\" download>{found_csv}</a></p></article>",
+        title = t("forecasts.title"),
+        intro = t("forecasts.intro"),
+        accuracy = t("forecasts.accuracy"),
+        loading = t("loading"),
+        found = t("fleet.anomalies"),
+        found_intro = t("forecasts.found_intro"),
+        models = t("forecasts.models"),
+        property = t("device.property"),
+        models_csv = t("forecasts.models_csv"),
+        found_csv = t("forecasts.found_csv"),
+    );
+    let page =
+        Page::new("forecasts", lang.t("forecasts.title").to_owned(), body).script("forecasts");
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/supervision/forecasts", page)
+}
+
 /// `GET /admin`: people, their roles and sessions, tokens and communes, for those who manage
 /// people (the Métropole's administrators for everyone, a commune's for its own).
 pub(crate) async fn admin(
@@ -691,6 +732,7 @@ pub(crate) async fn device(
         "<article class=\"device\"><p class=\"crumbs\"><a href=\"/supervision\">{back}</a></p><h1>{name}</h1>\
 <dl id=\"facts\" class=\"facts\"></dl>\
 <section aria-labelledby=\"latest-title\"><h2 id=\"latest-title\">{latest}</h2><div id=\"latest\" aria-live=\"polite\"></div></section>\
+<section id=\"anomalies\" aria-labelledby=\"anomalies-title\" hidden><h2 id=\"anomalies-title\">{anomalies}</h2><ul id=\"anomaly-list\"></ul></section>\
 <section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2>\
 <div class=\"range\" role=\"group\" aria-label=\"{period}\">{ranges}\
 <form id=\"custom\" class=\"custom\"><label>{from} <input type=\"datetime-local\" name=\"from\" required></label> <label>{to} <input type=\"datetime-local\" name=\"to\" required></label> <button type=\"submit\">{show}</button></form></div>\
@@ -698,6 +740,7 @@ pub(crate) async fn device(
 <section aria-labelledby=\"forecast-title\"><h2 id=\"forecast-title\">{forecast}</h2><p class=\"intro\">{forecast_intro}</p><div id=\"forecasts\" class=\"charts\"></div></section></article>",
         forecast = t("forecast.title"),
         forecast_intro = t("forecast.intro"),
+        anomalies = t("fleet.anomalies"),
         back = t("device.back"),
         name = esc(&name),
         latest = t("device.latest"),

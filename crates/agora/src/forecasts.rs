@@ -21,14 +21,7 @@ impl AlertForecasts {
     fn model(&self, series: SeriesId) -> Option<Arc<agora_query::forecasts::Model>> {
         let cached = self.0.cached(series);
         if cached.as_ref().is_none_or(|m| m.hour < self.0.current_hour()) {
-            let service = self.0.clone();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = service.get(series).await {
-                        tracing::debug!(series = series.0, error = %e, "no forecast for an alert rule");
-                    }
-                });
-            }
+            self.0.refresh(series);
         }
         cached
     }

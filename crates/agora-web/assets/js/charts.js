@@ -2,7 +2,7 @@
 // drawn as a band (so peaks stay visible) around the mean line. Every chart has a text
 // alternative: a summary in its caption and, on demand, the table of its values.
 
-import { settings, t, esc, num, unit, propName, api, downloadCsv, when } from './common.js';
+import { settings, t, esc, num, unit, propName, api, downloadCsv, when, methodName } from './common.js';
 
 // Times in the page's language, on the 24-hour clock, in Paris time ("sam. 28/11", "18:00"):
 // uPlot's own formats are English.
@@ -110,8 +110,8 @@ export async function chart(el, { device, site, property, from = '-24h', to = 'n
 export function drawForecast(el, f) {
   const name = propName(f.property);
   const pct = (v) => `${num(100 * v, 0)} %`;
-  const rows = f.backtest.map((s) => `<tr${s.name === f.method ? ' class="chosen"' : ''}><th scope="row">${esc(s.name)}</th><td>${num(s.mase, 2)}</td><td>${num(s.mae, 2)}</td><td>${num(s.smape, 1)} %</td></tr>`).join('');
-  const verdict = f.beats_naive ? t('forecast.beats', { method: f.method }) : t('forecast.naive');
+  const rows = f.backtest.map((s) => `<tr${s.name === f.method ? ' class="chosen"' : ''}><th scope="row">${esc(methodName(s.method))}</th><td>${num(s.mase, 2)}</td><td>${num(s.mae, 2)}</td><td>${num(s.smape, 1)} %</td></tr>`).join('');
+  const verdict = f.beats_naive ? t('forecast.beats', { method: methodName(f.method_detail) }) : t('forecast.naive');
   el.innerHTML = `<figure class="chart forecast" data-property="${esc(f.property)}">
     <figcaption><strong>${esc(t('forecast.chart', { name }))}</strong> <span class="summary">${esc(verdict)}
     ${esc(t('forecast.coverage', { c80: pct(f.coverage_80), c95: pct(f.coverage_95), n: f.origins }))}</span></figcaption>

@@ -299,3 +299,63 @@ if (settings.operator) {
   alertBadge();
   setInterval(alertBadge, 10_000);
 }
+
+/** A forecasting method (`method_detail` of a forecast or model) in the page's language. */
+export function methodName(m) {
+  if (!m) return '—';
+  if (m.method === 'naive_day') return t('method.naive_day');
+  if (m.method === 'naive_week') return t('method.naive_week');
+  return t('method.profile', { days: m.days, weekly: num(m.weekly, 1), alpha: num(m.alpha, 2), phi: num(m.phi, 2) });
+}
+
+/** Where to see an anomaly: the device's charts over its days (and two before). */
+export function anomalyHref(a) {
+  const from = new Date(Date.parse(a.from) - 2 * 86_400_000).toISOString();
+  const q = new URLSearchParams({ from, to: a.to });
+  return `/supervision/devices/${encodeURIComponent(a.device)}?${q}#chart-${encodeURIComponent(a.property)}`;
+}
+
+/** What an anomaly (`/api/v1/anomalies`) is, in words. */
+export function anomalyText(a) {
+  const u = a.property === 'temperature' ? '°C' : '%';
+  if (a.kind === 'unlikely') {
+    const hours = Math.round((Date.parse(a.to) - Date.parse(a.from)) / 3_600_000);
+    const text = t('anomaly.unlikely_text', { value: num(a.value), expected: num(a.before), lo: num(a.interval?.[0]), hi: num(a.interval?.[1]), hours });
+    const [k, n] = a.shared ?? [0, 0];
+    return k >= 2 && 2 * k >= n ? `${text} — ${t('anomaly.event', { k, n })}` : text;
+  }
+  if (a.kind === 'level_shift') return t('anomaly.shift_text', { before: num(a.before), after: num(a.value) });
+  const peers = a.peers.join(', ');
+  const sign = (v) => `${v > 0 ? '+' : ''}${num(v, 1)}`;
+  return t('anomaly.drift_text', { now: `${sign(a.value)} ${u}`, before: `${sign(a.before)} ${u}`, peers });
+}
+
+const ATMO_KEYS = Object.keys(ATMO_COLOURS);
+/**
+ * Tomorrow at a place (`/api/v1/forecast/tomorrow`) as cards: the forecast ATMO class with the
+ * range its intervals allow, the temperatures against the canicule thresholds, the footfall
+ * against the usual weekday. `{key, label, value (HTML), note, colour, text, warn}`.
+ */
+export function tomorrowCards(d) {
+  const out = [];
+  if (d.atmo?.index.class) {
+    const c = d.atmo.index.class;
+    const name = (l) => t(`atmo.${ATMO_KEYS[l - 1]}`);
+    const range = d.atmo.level_low && d.atmo.level_high && d.atmo.level_low !== d.atmo.level_high
+      ? t('tomorrow.range', { low: name(d.atmo.level_low), high: name(d.atmo.level_high) }) : '';
+    const resp = `${t('env.responsible')} ${d.atmo.index.responsible.map((p) => t(`prop.${p}`)).join(', ')}`;
+    out.push({ key: 'atmo', label: t('tomorrow.atmo'), value: `<span class="aq" style="background:${ATMO_COLOURS[c]}">${esc(t(`atmo.${c}`))}</span>`, note: [range, resp].filter(Boolean).join(' · '), colour: ATMO_COLOURS[c], text: t(`atmo.${c}`) });
+  }
+  if (d.heat) {
+    const h = d.heat;
+    const note = h.reaches_thresholds ? t('tomorrow.heat_reaches', { min: num(h.threshold_min, 0), max: num(h.threshold_max, 0) }) : t('tomorrow.heat_below', { min: num(h.threshold_min, 0), max: num(h.threshold_max, 0) });
+    out.push({ key: 'heat', label: t('tomorrow.heat'), value: `${num(h.t_min, 0)} / ${num(h.t_max, 0)} °C`, note, colour: h.reaches_thresholds ? '#d62728' : scaleOf('temperature').colour(h.t_max), warn: h.reaches_thresholds });
+  }
+  if (d.footfall) {
+    const p = d.footfall.vs_usual_percent;
+    const weekday = new Date(`${d.day}T12:00:00Z`).getUTCDay();
+    const days = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+    out.push({ key: 'footfall', label: t('tomorrow.footfall'), value: `${p > 0 ? '+' : ''}${num(p, 0)} %`, note: t('tomorrow.footfall_note', { weekday: t(`day.${days[weekday]}`) }), colour: '#756bb1' });
+  }
+  return out;
+}

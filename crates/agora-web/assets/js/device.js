@@ -1,7 +1,7 @@
 // An operator's device page: facts, latest value of every series (live), and charts of each
 // numeric series over 24 h, 7 d, 30 d, a year or a chosen range.
 
-import { settings, t, esc, api, live, when, withUnit, propName, kindName, num } from './common.js';
+import { settings, t, esc, api, live, when, withUnit, propName, kindName, num, anomalyText, anomalyHref } from './common.js';
 import { chart, drawForecast } from './charts.js';
 
 const id = settings.device;
@@ -51,7 +51,22 @@ document.getElementById('custom').addEventListener('submit', (e) => {
   for (const b of buttons) b.setAttribute('aria-pressed', 'false');
   draw(from.toISOString(), to.toISOString());
 });
-pick('24h');
+// A link from an anomaly opens the charts over its days (`?from=…&to=…`).
+const asked = new URLSearchParams(location.search);
+if (asked.get('from')) {
+  for (const b of buttons) b.setAttribute('aria-pressed', 'false');
+  draw(asked.get('from'), asked.get('to') ?? 'now');
+} else {
+  pick('24h');
+}
+
+// What the forecasts found wrong with this device's readings.
+api('/api/v1/anomalies').then((all) => {
+  const mine = all.filter((a) => a.device === id);
+  if (!mine.length) return;
+  document.getElementById('anomaly-list').innerHTML = mine.map((a) => `<li><a href="${esc(anomalyHref(a))}">${esc(propName(a.property))} — ${esc(t(`anomaly.${a.kind}`))}</a>, ${esc(t('anomaly.since'))} ${esc(when(a.from))} : ${esc(anomalyText(a))}</li>`).join('');
+  document.getElementById('anomalies').hidden = false;
+}).catch(() => {});
 
 // Forecasts of the series a city plans ahead with, each with the backtest that chose its method.
 const FORECASTABLE = ['pm10', 'pm2_5', 'no2', 'o3', 'laeq', 'temperature', 'people_in', 'people_out', 'fill_level', 'soil_moisture'];

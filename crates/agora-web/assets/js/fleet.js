@@ -1,7 +1,8 @@
 // Fleet health for operators: devices by state and kind, silent devices, low batteries, weak
-// radio links, devices reporting faults, quality flags and dead letters. Refreshed every 30 s.
+// radio links, devices reporting faults, anomalies the forecasts found, quality flags and dead
+// letters. Refreshed every 30 s.
 
-import { t, esc, api, when, num, kindName, propName } from './common.js';
+import { t, esc, api, when, num, kindName, propName, anomalyText, anomalyHref } from './common.js';
 
 const link = (id) => `<a href="/supervision/devices/${encodeURIComponent(id)}">${esc(id)}</a>`;
 const duration = (s) => (s === null || s === undefined ? '—' : s >= 86400 ? `${num(s / 86400, 1)} ${t('unit.days')}` : s >= 3600 ? `${num(s / 3600, 1)} h` : `${num(s / 60, 0)} min`);
@@ -24,8 +25,9 @@ async function load() {
   // Today's hours that are over, and yesterday's whole day.
   const yesterday = new Date(Date.now() - 86_400_000).toLocaleDateString('en-CA', { timeZone: 'Europe/Paris' });
   const none = { counters: [] };
-  const [f, today, before] = await Promise.all([
+  const [f, today, before, anomalies] = await Promise.all([
     api('/api/v1/fleet'),
+    api('/api/v1/anomalies').catch(() => []),
     api('/api/v1/commerce/counters').catch(() => none),
     api(`/api/v1/commerce/counters?date=${yesterday}`).catch(() => none),
   ]);
@@ -53,6 +55,8 @@ async function load() {
       f.faulty.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), esc(propName(d.property)), esc(d.value), esc(when(d.time))]), t('fleet.none_faulty'))}
     ${table('quality', t('fleet.quality'), [t('device.id'), t('device.property'), t('fleet.stuck'), t('fleet.jump'), t('fleet.last_flag')],
       f.quality_flags.map((q) => [link(q.device), esc(propName(q.property)), num(q.stuck, 0), num(q.jump, 0), esc(when(q.last))]), t('fleet.none_quality'))}
+    ${table('anomalies', t('fleet.anomalies'), [t('device.id'), t('device.site'), t('device.property'), t('anomaly.kind'), t('anomaly.since'), t('fleet.problem')],
+      anomalies.map((a) => [link(a.device), esc(a.site ?? '—'), esc(propName(a.property)), `<a href="${esc(anomalyHref(a))}">${esc(t(`anomaly.${a.kind}`))}</a>`, esc(when(a.from)), esc(anomalyText(a))]), t('fleet.none_anomalies'))}
     ${table('counters', t('fleet.counters'), [t('device.id'), t('device.site'), t('fleet.day'), t('fleet.problem')],
       toCheck.map((c) => [link(c.device), esc(c.site ?? '—'), esc(c.date), esc(c.problems.map(counterProblem).join(' ; '))]), t('fleet.none_counters'))}
     ${table('battery', t('fleet.battery', { pct: f.thresholds.battery_pct }), [t('device.id'), t('device.kind'), t('device.site'), t('prop.battery'), t('device.time')],

@@ -1,8 +1,8 @@
 // Kiosk mode for street furniture: full screen, large type, touch-friendly. Rotates through the
-// place's air quality, temperature, noise and footfall; a touch (or the buttons, or the arrow
+// place's air quality, temperature, noise, footfall and tomorrow's forecasts; a touch (or the buttons, or the arrow
 // keys) moves by hand and pauses the rotation for a while. Values update live.
 
-import { settings, t, esc, num, api, live, placeFigures, scaleOf, eaqiNow, ATMO_COLOURS } from './common.js';
+import { settings, t, esc, num, api, live, placeFigures, scaleOf, eaqiNow, ATMO_COLOURS, tomorrowCards } from './common.js';
 
 const site = settings.site;
 const data = await api('/api/v1/public/map');
@@ -40,6 +40,18 @@ async function loadFootfall() {
 loadFootfall();
 setInterval(loadFootfall, 15 * 60_000);
 
+// Tomorrow from the place's forecasts (ATMO class and heat; footfall is the commerce pages'),
+// every 30 minutes.
+let tomorrow = [];
+async function loadTomorrow() {
+  try {
+    const d = await api(`/api/v1/forecast/tomorrow?site=${encodeURIComponent(site)}`);
+    tomorrow = tomorrowCards(d).filter((c) => c.key !== 'footfall');
+  } catch { tomorrow = []; }
+}
+loadTomorrow();
+setInterval(loadTomorrow, 30 * 60_000);
+
 function slides() {
   const f = placeFigures(devices);
   const out = [];
@@ -57,6 +69,7 @@ function slides() {
     const note = footfall.usual_so_far ? t('place.people_usual', { weekday: t(`day.${footfall.weekday}`), n: num(footfall.usual_so_far, 0) }) : t('commerce.no_usual');
     out.push({ key: 'people_today', title: t('place.people_today'), value: num(footfall.so_far, 0), colour: '#756bb1', note });
   }
+  for (const c of tomorrow) out.push({ key: `tomorrow_${c.key}`, title: `${t('tomorrow.title')} · ${c.label}`, value: c.key === 'atmo' ? esc(c.text) : c.value, colour: c.colour, note: c.note });
   return out;
 }
 

@@ -1,7 +1,7 @@
 // A place's page for citizens: current conditions (air index, temperature, noise, footfall, bins,
 // lighting) and 24-hour charts of the place, all from public data.
 
-import { settings, t, esc, num, api, live, when, propName, scaleOf, placeFigures, eaqiNow } from './common.js';
+import { settings, t, esc, num, api, live, when, propName, scaleOf, placeFigures, eaqiNow, tomorrowCards } from './common.js';
 import { chart } from './charts.js';
 
 const site = settings.site;
@@ -51,7 +51,19 @@ async function loadFootfall() {
   try { footfall = await api(`/api/v1/commerce/profile?site=${encodeURIComponent(site)}`); } catch { footfall = null; }
   drawNow();
 }
+// Tomorrow, from the place's forecasts: the ATMO class, the temperatures against the canicule
+// thresholds, the footfall against the usual weekday.
+async function loadTomorrow() {
+  let d;
+  try { d = await api(`/api/v1/forecast/tomorrow?site=${encodeURIComponent(site)}`); } catch { return; }
+  const cards = tomorrowCards(d);
+  document.getElementById('tomorrow-box').hidden = !cards.length;
+  document.getElementById('tomorrow').innerHTML = cards.map((c) => card(c.label, c.value, esc(c.note), c.colour)).join('');
+}
+
 drawNow();
+loadTomorrow();
+setInterval(loadTomorrow, 30 * 60_000);
 await loadFootfall();
 setInterval(loadFootfall, 15 * 60_000);
 await loadAir();

@@ -217,8 +217,10 @@ async fn anomalies_and_tomorrow_are_found_where_they_were_planted() {
     let csv = app.get("/api/v1/anomalies?format=csv").bearer_auth(ADMIN).send().await.unwrap();
     let csv = csv.text().await.unwrap();
     assert!(csv.starts_with(
-        "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic\n"
+        "kind,device,property,site,from,to,value,before,lo999,hi999,peers,statistic,shared_by,place_sensors\n"
     ));
+    // Five loud hours at one of the place's two sound level meters: its own, not an event.
+    assert_eq!(loud[0]["shared"], json!([1, 2]));
     assert_eq!(csv.lines().count(), 1 + found.len());
 
     // Tomorrow: the place's worst PM10 sensor is the drifting one, 30 µg/m³ × (1 + 0.03 × 13.5
