@@ -335,6 +335,11 @@ pub(crate) async fn anomalies(
         .into_iter()
         .filter(|a| s.catalog.device(a.device.as_str()).is_some())
         .filter(|a| p.property.as_deref().is_none_or(|x| x == a.property))
+        .map(|mut a| {
+            // Peers the caller may not see are not named.
+            a.peers.retain(|d| s.catalog.device(d.as_str()).is_some());
+            a
+        })
         .collect();
     if csv {
         let mut out = String::from(

@@ -8,8 +8,8 @@
 //!   hours ([`crate::forecast::predict`]), which costs a fraction of a fit.
 //! - **Budget**: fits and forecasts run on Tokio's blocking threads one at a time (one core of
 //!   the machine at most), whether the hourly sweep or a request asks, so that ingestion and
-//!   queries keep the other; a request for a series the sweep has not reached waits for one
-//!   series' work at most.
+//!   queries keep the other; a request for a series whose model is not made yet waits its turn
+//!   (behind the series already asked for, a few milliseconds each).
 //! - **Anomalies**, refreshed with each model: hours outside the 99.9 % interval for three hours
 //!   in a row over the last week ([`agora_forecast::anomaly::unlikely`]); a level shift of a
 //!   noise level or a footfall over the six weeks read (the daily means' departure from the
@@ -37,6 +37,10 @@ use crate::forecast::{FORECASTABLE, HORIZON, Hours, SeriesForecast, check, fit, 
 use crate::{Error, Result};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
+/// How long past an hour its readings are waited for before models are made again (ns).
+const LATE: i64 = 3 * 60 * 1_000_000_000;
+/// How long a series whose model could not be made (a store error) is left before trying again.
+const RETRY_NS: i64 = 5 * 60 * 1_000_000_000;
 /// Days of readings looked at for unlikely hours.
 pub const UNLIKELY_DAYS: usize = 7;
 /// Properties whose own level shifts are anomalies, and the least change that is one (in the
@@ -123,6 +127,8 @@ pub struct Model {
     pub made: Timestamp,
     /// When its method was chosen (its backtest run).
     pub fitted: Timestamp,
+    /// The end of the hours it read (the start of the hour under way when it was made).
+    pub end: Timestamp,
     /// Hours with a value when it was fitted.
     fitted_hours: usize,
     /// The forecast, or why there is none (too little history…).
@@ -186,9 +192,14 @@ pub struct Forecasts {
     tz: Tz,
     models: RwLock<HashMap<SeriesId, Arc<Model>>>,
     drift: RwLock<Vec<Anomaly>>,
-    budget: tokio::sync::Semaphore,
+    budget: Arc<tokio::sync::Semaphore>,
     /// Series being made in the background ([`Forecasts::refresh`]), each once at a time.
     pending: parking_lot::Mutex<std::collections::HashSet<SeriesId>>,
+    /// Series whose model could not be made, and when to try again (ns).
+    failed: parking_lot::Mutex<HashMap<SeriesId, i64>>,
+    /// Unlikely hours most of their place's sensors shared, as of the last sweep: events, on
+    /// which `anomaly` rules do not open.
+    events: RwLock<std::collections::HashSet<(DeviceId, String, Timestamp)>>,
     stats: Stats,
 }
 
@@ -207,8 +218,10 @@ impl Forecasts {
             tz,
             models: RwLock::default(),
             drift: RwLock::default(),
-            budget: tokio::sync::Semaphore::new(1),
+            budget: Arc::new(tokio::sync::Semaphore::new(1)),
             pending: Default::default(),
+            failed: Default::default(),
+            events: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -218,9 +231,10 @@ impl Forecasts {
         self.models.read().get(&series).cloned()
     }
 
-    /// The hour (since the epoch) a model made now forecasts from.
+    /// The hour (since the epoch) whose model is current: a model is made again a few minutes
+    /// past each hour ([`LATE`]), once the last hour's readings are in.
     pub fn current_hour(&self) -> i64 {
-        self.clock.now().as_nanos().div_euclid(HOUR_NS)
+        (self.clock.now().as_nanos() - LATE).div_euclid(HOUR_NS)
     }
 
     /// The latest 03:00 local at or before `now`: a fit older than that is redone.
@@ -245,8 +259,7 @@ impl Forecasts {
 
     /// A series' model for this hour: the cached one if made this hour, else made now.
     pub async fn get(&self, series: SeriesId) -> Result<Arc<Model>> {
-        let now = self.clock.now();
-        let hour = now.as_nanos().div_euclid(HOUR_NS);
+        let hour = self.current_hour();
         if let Some(m) = self.cached(series).filter(|m| m.hour == hour) {
             return Ok(m);
         }
@@ -256,14 +269,18 @@ impl Forecasts {
             .ok_or_else(|| Error::Invalid(format!("no series {}", series.0)))?;
         let property = info.property.to_string();
         check(&property, HORIZON)?;
-        let read = Instant::now();
-        let hours = crate::forecast::read_hours(self.store.as_ref(), series, now, self.tz).await?;
-        self.stats.read_ns.fetch_add(read.elapsed().as_nanos() as u64, Relaxed);
-        let _permit = self.budget.acquire().await.map_err(|e| Error::Invalid(e.to_string()))?;
+        // The budget covers reading and fitting; the permit moves into the blocking task, so
+        // that a caller who goes away does not free it while the fit runs on.
+        let permit =
+            self.budget.clone().acquire_owned().await.map_err(|e| Error::Invalid(e.to_string()))?;
         // Made meanwhile by another caller.
         if let Some(m) = self.cached(series).filter(|m| m.hour == hour) {
             return Ok(m);
         }
+        let now = self.clock.now();
+        let read = Instant::now();
+        let hours = crate::forecast::read_hours(self.store.as_ref(), series, now, self.tz).await?;
+        self.stats.read_ns.fetch_add(read.elapsed().as_nanos() as u64, Relaxed);
         let previous = self.cached(series);
         let measured = hours.values.iter().flatten().count();
         let kept = previous.as_ref().and_then(|p| match &p.outcome {
@@ -277,10 +294,12 @@ impl Forecasts {
         });
         let site = self.catalog.device(info.device.as_str()).and_then(|d| d.site);
         let refit = kept.is_none();
+        let hours_end = hours.at(hours.values.len());
         let started = Instant::now();
         let work = {
             let property = property.clone();
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let outcome = match &kept {
                     Some((bt, _, _)) => Ok(predict(&property, &hours, bt.clone())),
                     None => fit(&property, &hours),
@@ -329,6 +348,7 @@ impl Forecasts {
             hour,
             made: now,
             fitted,
+            end: hours_end,
             fitted_hours,
             outcome,
             daily,
@@ -341,6 +361,10 @@ impl Forecasts {
     /// Make a series' model for this hour in the background, unless it is already being made
     /// (alert rules ask every second; at the turn of an hour every model is stale at once).
     pub fn refresh(self: &Arc<Self>, series: SeriesId) {
+        let now = self.clock.now().as_nanos();
+        if self.failed.lock().get(&series).is_some_and(|until| *until > now) {
+            return;
+        }
         if !self.pending.lock().insert(series) {
             return;
         }
@@ -360,6 +384,8 @@ impl Forecasts {
             let _done = Done(me.clone(), series);
             if let Err(e) = me.get(series).await {
                 tracing::debug!(series = series.0, error = %e, "no model");
+                let until = me.clock.now().as_nanos() + RETRY_NS;
+                me.failed.lock().insert(series, until);
             }
         });
     }
@@ -387,6 +413,13 @@ impl Forecasts {
         self.models.write().retain(|s, _| keep.contains(s));
         let models: Vec<Arc<Model>> = self.models.read().values().cloned().collect();
         *self.drift.write() = drift(&models, self.clock.now());
+        let events = self
+            .anomalies()
+            .into_iter()
+            .filter(Anomaly::is_event)
+            .map(|a| (a.device, a.property, a.from))
+            .collect();
+        *self.events.write() = events;
         self.stats.sweeps.fetch_add(1, Relaxed);
         self.stats.last_sweep_ms.store(started.elapsed().as_millis() as u64, Relaxed);
         self.stats.last_sweep_series.store(done as u64, Relaxed);
@@ -468,28 +501,20 @@ impl Forecasts {
     /// Unlikely hours most of the place's sensors share are an event, not this sensor's fault,
     /// and do not count.
     pub fn has_open_anomaly(&self, m: &Model) -> bool {
-        let recent = Timestamp::from_nanos((m.hour - 2) * HOUR_NS);
-        let place = self.place_of(m);
+        // Unlikely hours reaching the last complete hour (or the one before it).
+        let recent = m.end.saturating_add_nanos(-HOUR_NS);
+        let events = self.events.read();
         m.anomalies.iter().any(|a| {
-            a.to >= recent && !(Anomaly { shared: shared_by(a, &place), ..a.clone() }).is_event()
+            a.to >= recent && !events.contains(&(a.device.clone(), a.property.clone(), a.from))
         }) || self.drift.read().iter().any(|a| a.device == m.device && a.property == m.property)
-    }
-
-    /// The models of the same property at a model's place (itself among them).
-    fn place_of(&self, m: &Model) -> Vec<Arc<Model>> {
-        let Some(site) = &m.site else { return Vec::new() };
-        self.models
-            .read()
-            .values()
-            .filter(|x| {
-                x.property == m.property && x.site.as_ref() == Some(site) && x.outcome.is_ok()
-            })
-            .cloned()
-            .collect()
     }
 
     /// What the service did, for `/metrics`.
     pub fn stats(&self) -> ForecastStats {
+        // Each lock taken and released on its own: a read lock taken twice on one thread waits
+        // behind a writer queued in between.
+        let anomalies = self.anomalies().len() as u64;
+        let models = self.models.read().values().filter(|m| m.outcome.is_ok()).count() as u64;
         let s = &self.stats;
         let secs = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
         ForecastStats {
@@ -503,8 +528,8 @@ impl Forecasts {
             last_sweep_seconds: s.last_sweep_ms.load(Relaxed) as f64 / 1e3,
             last_sweep_series: s.last_sweep_series.load(Relaxed),
             last_sweep_end: s.last_sweep_end_s.load(Relaxed),
-            models: self.models.read().values().filter(|m| m.outcome.is_ok()).count() as u64,
-            anomalies: self.anomalies().len() as u64,
+            models,
+            anomalies,
         }
     }
 }
@@ -555,9 +580,15 @@ fn own_anomalies(property: &str, hours: &Hours, f: Option<&SeriesForecast>) -> V
                 }
             };
             let (before, after) = (median(&raw[..s.day]), median(&raw[s.day..]));
-            let size = (s.after - s.before).abs();
-            let enough = if *least < 0.0 { size >= -least * before.abs() } else { size >= *least };
-            if enough {
+            // Still in effect: the last three days measured are as far from the old level (a
+            // sensor put right closes it).
+            let recent: Vec<Option<f64>> =
+                residuals.iter().rev().flatten().take(3).map(|v| Some(*v)).collect();
+            let now = median_of(&recent);
+            let big = |size: f64| {
+                if *least < 0.0 { size >= -least * before.abs() } else { size >= *least }
+            };
+            if big((s.after - s.before).abs()) && big((now - s.before).abs()) {
                 out.push((
                     AnomalyKind::LevelShift,
                     hours.at(days[s.day].0),
@@ -631,12 +662,13 @@ fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
             } else {
                 (s.before, s.after)
             };
-            let size = if ratio {
-                ((s.after - s.before).exp() - 1.0).abs()
-            } else {
-                (after - before).abs()
+            // As big as matters, and still: the last three days measured depart as much.
+            let recent: Vec<Option<f64>> =
+                departure.iter().rev().flatten().take(3).map(|v| Some(*v)).collect();
+            let size = |to: f64| {
+                if ratio { ((to - s.before).exp() - 1.0).abs() } else { (to - s.before).abs() }
             };
-            if size < least {
+            if size(s.after) < least || size(median_of(&recent)) < least {
                 continue;
             }
             out.push(Anomaly {
@@ -661,6 +693,17 @@ fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
         }
     }
     out
+}
+
+/// The median of the values present (NaN without any).
+fn median_of(v: &[Option<f64>]) -> f64 {
+    let mut x: Vec<f64> = v.iter().flatten().copied().collect();
+    x.sort_by(f64::total_cmp);
+    match x.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => x[n / 2],
+        n => (x[n / 2 - 1] + x[n / 2]) / 2.0,
+    }
 }
 
 /// How many of the place's sensors of `a`'s property (models in `place`) had unlikely hours
@@ -709,8 +752,9 @@ pub struct TomorrowAtmo {
     pub label: Option<String>,
     /// Its colour.
     pub colour: Option<String>,
-    /// The classes of the same computation on the low and high ends of each hour's 80 %
-    /// interval: the range the forecast allows.
+    /// The classes of the same computation with every hour at the low (high) end of its 80 %
+    /// interval: a range wider than the day's own 80 % interval (the hours' errors partly
+    /// cancel over a day), to read as "could be as good as … or as bad as …".
     pub level_low: Option<u8>,
     /// The high end.
     pub level_high: Option<u8>,
@@ -892,8 +936,8 @@ impl Forecasts {
                     let local = t.to_datetime().with_timezone(&self.tz).date_naive();
                     chrono::Datelike::weekday(&local) == chrono::Datelike::weekday(&day)
                 })
-                .take(4)
                 .filter_map(|(_, v)| *v)
+                .take(4)
                 .collect();
             if same.len() < 2 {
                 continue;

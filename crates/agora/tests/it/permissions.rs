@@ -425,8 +425,15 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         // The dashboard's pages.
         (
             "GET",
-            "/" | "/login" | "/supervision" | "/supervision/fleet" | "/explorer" | "/alerts"
-            | "/admin" | "/commerce",
+            "/"
+            | "/login"
+            | "/supervision"
+            | "/supervision/fleet"
+            | "/supervision/forecasts"
+            | "/explorer"
+            | "/alerts"
+            | "/admin"
+            | "/commerce",
         ) => Call::new(route).untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
