@@ -2,7 +2,8 @@
 // operators' page of models and their accuracy, the anomalies the demo planted (a PM sensor of the
 // Hôtel de Ville drifting from its neighbours, a sound level meter of the Pôle read 6 dB higher)
 // on the fleet page with a link to the device's charts over those days, and "Demain" on a place
-// page and its kiosk. Screenshots land in e2e/output/.
+// page (its charts going on after now with the forecast) and its kiosk. Screenshots land in
+// e2e/output/.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,7 +56,8 @@ test('operators see every model with its accuracy, and the planted anomalies', a
   const found = await page.locator('#found tbody').textContent();
   assert.match(found, /aq-hdv-02.*Dérive par rapport aux voisins/s);
   assert.match(found, /noise-pole-03.*Changement de niveau/s);
-  assert.doesNotMatch(found, /aq-hdv-01/);
+  const flagged = await page.locator('#found tbody tr th').allTextContents();
+  assert.ok(!flagged.includes('aq-hdv-01'), flagged.join(' | '));
   // Models one by one, in French.
   await page.selectOption('#property', 'pm10');
   assert.match(await page.locator('#models tbody').textContent(), /profil horaire sur|répétition de la veille/);
@@ -83,6 +85,13 @@ test('a place page and its kiosk say what tomorrow holds', async () => {
   assert.match(await page.locator('#tomorrow').textContent(), /-?\d+ \/ -?\d+ °C/);
   await page.locator('#tomorrow-box').scrollIntoViewIfNeeded();
   await shot(page, '28-place-tomorrow');
+  // Its charts go on after now with the place's forecast, dashed, with its 80 % band.
+  await page.waitForSelector('#chart-pm10 .plot[data-ahead]', { timeout: 30_000 });
+  const ahead = Number(await page.getAttribute('#chart-pm10 .plot', 'data-ahead'));
+  assert.ok(ahead >= 20 && ahead <= 24, `${ahead} hours forecast on a 24-hour chart`);
+  assert.match(await page.locator('#chart-pm10 figcaption').textContent(), /en pointillés : la prévision/);
+  await page.locator('#chart-pm10').scrollIntoViewIfNeeded();
+  await shot(page, '29-place-chart-forecast');
   await page.goto(`${agora.base}/kiosk/hotel-de-ville`);
   await page.waitForFunction(() => (document.getElementById('slide')?.dataset.slides ?? '').includes('tomorrow_atmo'), null, { timeout: 30_000 });
 });

@@ -107,7 +107,7 @@ pub(crate) async fn visible_events(s: &AppState) -> ApiResult<Vec<CalendarEvent>
 /// and an impact study leaves out the days of an event at the places it compares.
 #[utoipa::path(get, path = "/api/v1/commerce/events", tag = "indicators", security((), ("bearer" = [])),
     params(EventsParams),
-    responses((status = 200, description = "The events", body = Vec<CalendarEvent>), (status = 400, response = BadRequest), Reads))]
+    responses((status = 200, description = "The events", body = Vec<CalendarEvent>), (status = 400, response = BadRequest), (status = 404, response = NotFound), Reads))]
 pub(crate) async fn events(
     Scoped(s): Scoped,
     MaybeWho(who): MaybeWho,

@@ -391,6 +391,7 @@ pub(crate) struct TomorrowParams {
     params(TomorrowParams),
     responses(
         (status = 200, description = "Tomorrow at the place", body = agora_query::forecasts::Tomorrow),
+        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         Reads,
     ))]
@@ -412,7 +413,58 @@ pub(crate) async fn tomorrow(
     Ok(Json(s.forecasts.tomorrow(&devices, thresholds).await?))
 }
 
+/// Which place and property.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PlaceParams {
+    /// The place.
+    site: String,
+    /// The property (as for `/api/v1/forecast`).
+    property: String,
+}
+
+/// A place's forecast.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PlaceForecast {
+    site: String,
+    property: String,
+    /// Each hour ahead: the mean of the place's sensors' forecasts.
+    hours: Vec<agora_query::forecasts::PlaceHour>,
+}
+
+/// A property's forecast at a place
+///
+/// The next 48 hours of a property at a place: each hour, the mean of its sensors' forecasts
+/// (each sensor's method chosen by its own backtest, published at `/api/v1/forecast`), with the
+/// means of their intervals — a cautious range, as wide as one sensor's. What the place pages
+/// draw after "now" on their charts. Empty when no sensor of the place has a forecast.
+#[utoipa::path(get, path = "/api/v1/forecast/place", tag = "indicators", security((), ("bearer" = [])),
+    params(PlaceParams),
+    responses(
+        (status = 200, description = "The place's forecast", body = PlaceForecast),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        Reads,
+    ))]
+pub(crate) async fn place(
+    Scoped(s): Scoped,
+    Query(p): Query<PlaceParams>,
+) -> ApiResult<Json<PlaceForecast>> {
+    let site = s.catalog.sites().into_iter().find(|x| x.id.as_str() == p.site);
+    let Some(site) = site else {
+        return Err(ApiError::NotFound(format!("no place {:?}", p.site)));
+    };
+    let devices: Vec<agora_store::catalog::Device> = s
+        .catalog
+        .devices(&agora_store::catalog::DeviceFilter::default())
+        .into_iter()
+        .filter(|d| d.site.as_ref() == Some(&site.id))
+        .collect();
+    let hours = s.forecasts.place(&devices, &p.property).await?;
+    Ok(Json(PlaceForecast { site: p.site, property: p.property, hours }))
+}
+
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(forecast, models, anomalies, tomorrow))]
+#[openapi(paths(forecast, models, anomalies, tomorrow, place))]
 pub(crate) struct Doc;

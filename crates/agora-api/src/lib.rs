@@ -226,6 +226,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/forecast", get(forecast::forecast))
         .route("/api/v1/forecast/models", get(forecast::models))
         .route("/api/v1/forecast/tomorrow", get(forecast::tomorrow))
+        .route("/api/v1/forecast/place", get(forecast::place))
         .route("/api/v1/anomalies", get(forecast::anomalies))
         .route("/api/v1/commerce/counters", get(commerce::counters_health))
         .route(

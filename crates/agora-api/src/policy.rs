@@ -194,6 +194,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/chart", Public),
     ("GET", "/api/v1/forecast", Public),
     ("GET", "/api/v1/forecast/tomorrow", Public),
+    ("GET", "/api/v1/forecast/place", Public),
     ("GET", "/api/v1/forecast/models", Read),
     ("GET", "/api/v1/anomalies", Read),
     ("GET", "/api/v1/fleet", Read),

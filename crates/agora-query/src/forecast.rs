@@ -44,11 +44,22 @@ pub struct SeriesForecast {
     pub hours: Vec<(Timestamp, Option<Predicted>)>,
 }
 
-/// The local hour of the week of an instant (0 = Monday 00:00).
-fn hour_of_week(t: Timestamp, tz: Tz) -> u16 {
+/// The local hour of the week of an instant (0 = Monday 00:00). With `holidays_as_sunday`, a
+/// public holiday's hours are a Sunday's: the calendar as an input of footfall forecasts, whose
+/// profiles then learn holidays from Sundays and forecast Christmas Day as one.
+fn hour_of_week(t: Timestamp, tz: Tz, holidays_as_sunday: bool) -> u16 {
     let l = t.to_datetime().with_timezone(&tz);
-    (l.weekday().num_days_from_monday() * 24 + l.hour()) as u16
+    let day = if holidays_as_sunday && agora_indicators::calendar::holiday(l.date_naive()).is_some()
+    {
+        6
+    } else {
+        l.weekday().num_days_from_monday()
+    };
+    (day * 24 + l.hour()) as u16
 }
+
+/// Properties whose forecasts take public holidays for Sundays (footfall).
+const HOLIDAYS_AS_SUNDAYS: [&str; 2] = ["people_in", "people_out"];
 
 /// A series' hourly means over the last [`HISTORY_DAYS`] days, up to the last complete hour.
 #[derive(Debug, Clone)]
@@ -68,10 +79,11 @@ impl Hours {
     }
 }
 
-/// Read a series' hours before `now`.
+/// Read a series' hours before `now` (`property` says whether holidays count as Sundays).
 pub async fn read_hours(
     store: &dyn SeriesStore,
     series: agora_model::SeriesId,
+    property: &str,
     now: Timestamp,
     tz: Tz,
 ) -> Result<Hours> {
@@ -93,7 +105,8 @@ pub async fn read_hours(
         }
     }
     let at = |i: usize| Timestamp::from_nanos(start + i as i64 * HOUR_NS);
-    let how: Vec<u16> = (0..n + HORIZON).map(|i| hour_of_week(at(i), tz)).collect();
+    let sundays = HOLIDAYS_AS_SUNDAYS.contains(&property);
+    let how: Vec<u16> = (0..n + HORIZON).map(|i| hour_of_week(at(i), tz, sundays)).collect();
     Ok(Hours { start, values, how })
 }
 
@@ -155,9 +168,26 @@ pub async fn forecast(
     else {
         return Err(Error::Invalid(format!("{device} has no {property} series")));
     };
-    let hours = read_hours(store, series, now, tz).await?;
+    let hours = read_hours(store, series, property, now, tz).await?;
     let mut f =
         fit(property, &hours).map_err(|e| Error::Invalid(format!("{device} {property}: {e}")))?;
     f.hours.truncate(horizon);
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footfall_takes_public_holidays_for_sundays() {
+        let paris = chrono_tz::Europe::Paris;
+        // Friday 25 December 2026, 15:00 in Paris: Christmas Day.
+        let christmas = Timestamp::parse_rfc3339("2026-12-25T15:00:00+01:00").unwrap();
+        assert_eq!(hour_of_week(christmas, paris, false), 4 * 24 + 15);
+        assert_eq!(hour_of_week(christmas, paris, true), 6 * 24 + 15);
+        // The Friday before is a Friday either way.
+        let before = Timestamp::parse_rfc3339("2026-12-18T15:00:00+01:00").unwrap();
+        assert_eq!(hour_of_week(before, paris, true), 4 * 24 + 15);
+    }
 }

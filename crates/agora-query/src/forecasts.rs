@@ -279,7 +279,9 @@ impl Forecasts {
         }
         let now = self.clock.now();
         let read = Instant::now();
-        let hours = crate::forecast::read_hours(self.store.as_ref(), series, now, self.tz).await?;
+        let hours =
+            crate::forecast::read_hours(self.store.as_ref(), series, &property, now, self.tz)
+                .await?;
         self.stats.read_ns.fetch_add(read.elapsed().as_nanos() as u64, Relaxed);
         let previous = self.cached(series);
         let measured = hours.values.iter().flatten().count();
@@ -761,6 +763,10 @@ pub struct TomorrowAtmo {
     /// Devices whose forecasts count.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub devices: Vec<DeviceId>,
+    /// Devices left out for a pollutant: they drift from the other sensors of the place
+    /// (`/api/v1/anomalies`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub excluded: Vec<DeviceId>,
 }
 
 /// Tomorrow's temperatures.
@@ -852,8 +858,24 @@ impl Forecasts {
         // ATMO: each pollutant's worst device, on the forecast, its low and its high end.
         let mut values: [Vec<(Pollutant, f64)>; 3] = Default::default();
         let mut atmo_devices: Vec<DeviceId> = Vec::new();
+        let mut atmo_excluded: Vec<DeviceId> = Vec::new();
         for p in [Pollutant::Pm25, Pollutant::Pm10, Pollutant::No2, Pollutant::O3] {
-            let per_device = hours_of(p.property());
+            // A sensor drifting from the others of the place is left out: its forecast follows
+            // its drift, not the air.
+            let drifting: Vec<DeviceId> = self
+                .drift
+                .read()
+                .iter()
+                .filter(|a| a.property == p.property())
+                .map(|a| a.device.clone())
+                .collect();
+            let (per_device, left): (Vec<_>, Vec<_>) =
+                hours_of(p.property()).into_iter().partition(|(d, _)| !drifting.contains(d));
+            for (d, _) in left {
+                if !atmo_excluded.contains(&d) {
+                    atmo_excluded.push(d);
+                }
+            }
             if per_device.is_empty() {
                 continue;
             }
@@ -890,6 +912,7 @@ impl Forecasts {
                 level_high: level(&values[2]),
                 index,
                 devices: atmo_devices,
+                excluded: atmo_excluded,
             })
         };
         // Heat: the place's sensors averaged hour by hour.
@@ -953,5 +976,69 @@ impl Forecasts {
             devices: used,
         });
         Ok(Tomorrow { day, atmo, heat, footfall })
+    }
+}
+
+/// An hour of a place's forecast: the mean of its sensors' forecasts.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlaceHour {
+    /// Its start.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub time: Timestamp,
+    /// The mean of the sensors' forecasts.
+    pub value: f64,
+    /// The means of their 80 % and 95 % intervals' ends: as wide as the sensors' own, wider
+    /// than the mean's (their errors partly cancel), so to read as a cautious range.
+    pub interval_80: (f64, f64),
+    /// The same for 95 %.
+    pub interval_95: (f64, f64),
+    /// Sensors whose forecasts the hour is the mean of.
+    pub sensors: usize,
+}
+
+impl Forecasts {
+    /// The forecast of a property at a place: each hour, the mean of its sensors' forecasts (an
+    /// hour needs half of the sensors with a forecast). Empty when none has one.
+    pub async fn place(
+        &self,
+        devices: &[agora_store::catalog::Device],
+        property: &str,
+    ) -> Result<Vec<PlaceHour>> {
+        check(property, HORIZON)?;
+        let keys: Vec<(&str, &str)> = devices.iter().map(|d| (d.id.as_str(), property)).collect();
+        let series: Vec<SeriesId> =
+            self.catalog.lookup_series(&keys).into_iter().flatten().collect();
+        let mut by_hour: BTreeMap<Timestamp, (f64, [f64; 4], usize)> = BTreeMap::new();
+        let mut forecast = 0;
+        for s in &series {
+            let Ok(m) = self.get(*s).await else { continue };
+            let Ok(f) = &m.outcome else { continue };
+            forecast += 1;
+            for (t, p) in &f.hours {
+                if let Some(p) = p {
+                    let e = by_hour.entry(*t).or_insert((0.0, [0.0; 4], 0));
+                    e.0 += p.value;
+                    for (acc, v) in e.1.iter_mut().zip([p.lo80, p.hi80, p.lo95, p.hi95]) {
+                        *acc += v;
+                    }
+                    e.2 += 1;
+                }
+            }
+        }
+        Ok(by_hour
+            .into_iter()
+            .filter(|(_, (_, _, n))| 2 * n >= forecast && *n > 0)
+            .map(|(time, (v, b, n))| {
+                let k = n as f64;
+                PlaceHour {
+                    time,
+                    value: v / k,
+                    interval_80: (b[0] / k, b[1] / k),
+                    interval_95: (b[2] / k, b[3] / k),
+                    sensors: n,
+                }
+            })
+            .collect())
     }
 }

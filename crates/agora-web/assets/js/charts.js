@@ -46,13 +46,17 @@ function follow(el, plot) {
   ro.observe(el);
 }
 
-/** Draw one downsampled series (`/api/v1/chart` answer) into `el`. */
-export function drawBand(el, d, { title, colour = BAND_COLOURS[0] } = {}) {
+/**
+ * Draw one downsampled series (`/api/v1/chart` answer) into `el`; with `ahead` (forecast hours:
+ * `{time, value, interval_80}`), the forecast after the last measure, dashed, with its 80 % band,
+ * over at most the span the chart shows.
+ */
+export function drawBand(el, d, { title, colour = BAND_COLOURS[0], ahead = null } = {}) {
   const u = unit(d.unit, d.property);
   const name = title ?? propName(d.property);
   el.innerHTML = `<figure class="chart" data-property="${esc(d.property)}" data-points="${d.t.length}">
     <figcaption><strong>${esc(name)}</strong>${u ? ` <span class="unit">(${esc(u)})</span>` : ''}
-    <span class="summary">${esc(summary(d, d.unit, d.property))}</span></figcaption>
+    <span class="summary">${esc(summary(d, d.unit, d.property))}</span>${ahead?.length ? ` <span class="ahead">${esc(t('chart.ahead'))}</span>` : ''}</figcaption>
     <div class="plot" role="img" aria-label="${esc(`${name}: ${summary(d, d.unit, d.property)}`)}"></div>
     <details><summary>${esc(t('chart.table'))}</summary><div class="table-wrap"></div></details>
     <button type="button" class="link csv">${esc(t('chart.csv'))}</button></figure>`;
@@ -62,17 +66,40 @@ export function drawBand(el, d, { title, colour = BAND_COLOURS[0] } = {}) {
     return null;
   }
   const fill = colour + '33';
+  const series = [
+    TIME_SERIES,
+    { label: t('chart.min'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+    { label: t('chart.max'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
+    { label: t('chart.mean'), stroke: colour, width: 2, points: { show: false }, value: (_, v) => num(v) },
+  ];
+  let data = [d.t, d.min, d.max, d.mean];
+  const bands = [{ series: [2, 1], fill }];
+  const last = d.t[d.t.length - 1];
+  const span = last - d.t[0];
+  const next = (ahead ?? []).map((h) => ({ ...h, ts: Date.parse(h.time) / 1000 }))
+    .filter((h) => h.ts > last && h.ts - last <= Math.max(span, 3600) && h.value !== null);
+  if (next.length) {
+    // The forecast joins the last mean measured; measures stop where it starts.
+    const pad = next.map(() => null);
+    const lastMean = d.mean[d.mean.length - 1];
+    data = [[...d.t, ...next.map((h) => h.ts)], [...d.min, ...pad], [...d.max, ...pad], [...d.mean, ...pad],
+      [...d.t.map((_, i) => (i === d.t.length - 1 ? lastMean : null)), ...next.map((h) => h.value)],
+      [...d.t.map(() => null), ...next.map((h) => h.interval_80?.[0] ?? null)],
+      [...d.t.map(() => null), ...next.map((h) => h.interval_80?.[1] ?? null)]];
+    series.push(
+      { label: t('forecast.forecast'), stroke: colour, width: 2, dash: [6, 4], points: { show: false }, value: (_, v) => num(v) },
+      { label: '80 %', stroke: colour + '44', width: 1, points: { show: false }, value: (_, v) => num(v) },
+      { label: '80 %', stroke: colour + '44', width: 1, points: { show: false }, value: (_, v) => num(v) },
+    );
+    bands.push({ series: [6, 5], fill: colour + '22' });
+  }
   const plot = new uPlot({
     ...sizeOf(plotEl),
-    series: [
-      TIME_SERIES,
-      { label: t('chart.min'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
-      { label: t('chart.max'), stroke: colour + '66', width: 1, points: { show: false }, value: (_, v) => num(v) },
-      { label: t('chart.mean'), stroke: colour, width: 2, points: { show: false }, value: (_, v) => num(v) },
-    ],
-    bands: [{ series: [2, 1], fill }],
+    series,
+    bands,
     axes: [TIME_AXIS, { values: (_, vals) => vals.map((v) => num(v)), size: 60 }],
-  }, [d.t, d.min, d.max, d.mean], plotEl);
+  }, data, plotEl);
+  plotEl.dataset.ahead = String(next.length);
   follow(plotEl, plot);
   const details = el.querySelector('details');
   details.addEventListener('toggle', () => {
@@ -89,14 +116,16 @@ export function drawBand(el, d, { title, colour = BAND_COLOURS[0] } = {}) {
 }
 
 /** Fetch and draw the chart of a device's or a site's property over [from, to). */
-export async function chart(el, { device, site, property, from = '-24h', to = 'now', title, colour }) {
+export async function chart(el, { device, site, property, from = '-24h', to = 'now', title, colour, ahead }) {
   el.innerHTML = `<p class="loading">${esc(t('loading'))}</p>`;
   const q = new URLSearchParams({ property, from, to, points: '1500' });
   if (device) q.set('device', device);
   if (site) q.set('site', site);
   try {
     const d = await api(`/api/v1/chart?${q}`);
-    return drawBand(el, d, { title, colour });
+    // Up to now: the forecast after it, when there is one (a failed forecast leaves the chart be).
+    const hours = ahead && to === 'now' ? await ahead().catch(() => null) : null;
+    return drawBand(el, d, { title, colour, ahead: hours });
   } catch (e) {
     el.innerHTML = `<p class="error" role="alert">${esc(t('error.load'))}: ${esc(e.message)}</p>`;
     return null;

@@ -344,7 +344,8 @@ export function tomorrowCards(d) {
     const range = d.atmo.level_low && d.atmo.level_high && d.atmo.level_low !== d.atmo.level_high
       ? t('tomorrow.range', { low: name(d.atmo.level_low), high: name(d.atmo.level_high) }) : '';
     const resp = `${t('env.responsible')} ${d.atmo.index.responsible.map((p) => t(`prop.${p}`)).join(', ')}`;
-    out.push({ key: 'atmo', label: t('tomorrow.atmo'), value: `<span class="aq" style="background:${ATMO_COLOURS[c]}">${esc(t(`atmo.${c}`))}</span>`, note: [range, resp].filter(Boolean).join(' · '), colour: ATMO_COLOURS[c], text: t(`atmo.${c}`) });
+    const left = d.atmo.excluded?.length ? t('tomorrow.excluded', { devices: d.atmo.excluded.join(', ') }) : '';
+    out.push({ key: 'atmo', label: t('tomorrow.atmo'), value: `<span class="aq" style="background:${ATMO_COLOURS[c]}">${esc(t(`atmo.${c}`))}</span>`, note: [range, resp, left].filter(Boolean).join(' · '), colour: ATMO_COLOURS[c], text: t(`atmo.${c}`) });
   }
   if (d.heat) {
     const h = d.heat;

@@ -32,8 +32,13 @@ const numeric = series.filter((s) => s.kind !== 'string').map((s) => s.property)
 const box = document.getElementById('charts');
 box.innerHTML = numeric.map((p) => `<div class="chart-box" id="chart-${esc(p)}"></div>`).join('');
 
+// Series agora forecasts: their charts up to now go on with the forecast.
+const FORECASTABLE = ['pm10', 'pm2_5', 'no2', 'o3', 'laeq', 'temperature', 'people_in', 'people_out', 'fill_level', 'soil_moisture'];
+const ahead = (p) => (FORECASTABLE.includes(p)
+  ? () => api(`/api/v1/forecast?device=${encodeURIComponent(id)}&property=${encodeURIComponent(p)}`).then((f) => f.forecast)
+  : null);
 async function draw(from, to = 'now') {
-  for (const p of numeric) await chart(document.getElementById(`chart-${p}`), { device: id, property: p, from, to });
+  for (const p of numeric) await chart(document.getElementById(`chart-${p}`), { device: id, property: p, from, to, ahead: ahead(p) });
 }
 
 const buttons = [...document.querySelectorAll('[data-range]')];
@@ -69,7 +74,6 @@ api('/api/v1/anomalies').then((all) => {
 }).catch(() => {});
 
 // Forecasts of the series a city plans ahead with, each with the backtest that chose its method.
-const FORECASTABLE = ['pm10', 'pm2_5', 'no2', 'o3', 'laeq', 'temperature', 'people_in', 'people_out', 'fill_level', 'soil_moisture'];
 const forecastable = numeric.filter((p) => FORECASTABLE.includes(p));
 const fbox = document.getElementById('forecasts');
 fbox.innerHTML = forecastable.length ? forecastable.map((p) => `<div class="chart-box" id="forecast-${esc(p)}"></div>`).join('') : `<p>${esc(t('forecast.none'))}</p>`;

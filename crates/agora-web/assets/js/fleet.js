@@ -27,9 +27,9 @@ async function load() {
   const none = { counters: [] };
   const [f, today, before, anomalies] = await Promise.all([
     api('/api/v1/fleet'),
-    api('/api/v1/anomalies').catch(() => []),
     api('/api/v1/commerce/counters').catch(() => none),
     api(`/api/v1/commerce/counters?date=${yesterday}`).catch(() => none),
+    api('/api/v1/anomalies').catch(() => []),
   ]);
   const toCheck = [today, before].flatMap((d) => d.counters.filter((c) => c.problems.length).map((c) => ({ ...c, date: d.date })));
   const states = ['online', 'offline', 'never_seen', 'flagged', 'faulty'];

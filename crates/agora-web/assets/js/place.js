@@ -74,7 +74,10 @@ const charts = ['pm10', 'pm2_5', 'no2', 'o3', 'temperature', 'laeq', 'people_in'
 const box = document.getElementById('charts');
 box.innerHTML = charts.map((p) => `<div class="chart-box" id="chart-${p}"></div>`).join('');
 for (const p of charts) {
-  chart(document.getElementById(`chart-${p}`), { site, property: p, from: '-24h', title: `${propName(p)} — ${t('place.mean_of_place')}` });
+  chart(document.getElementById(`chart-${p}`), {
+    site, property: p, from: '-24h', title: `${propName(p)} — ${t('place.mean_of_place')}`,
+    ahead: () => api(`/api/v1/forecast/place?site=${encodeURIComponent(site)}&property=${encodeURIComponent(p)}`).then((f) => f.hours),
+  });
 }
 document.getElementById('downloads').innerHTML =
   `<a href="/api/v1/public/map">${esc(t('place.data_json'))}</a> · <a href="/api/v1/openapi.json">${esc(t('place.api'))}</a>`;

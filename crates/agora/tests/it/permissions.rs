@@ -314,6 +314,9 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("{route}?device={}&property=pm10", s.device))
         }
         ("GET", "/api/v1/forecast/tomorrow") => Call::new(format!("{route}?site={}", s.site)),
+        ("GET", "/api/v1/forecast/place") => {
+            Call::new(format!("{route}?site={}&property=pm10", s.site))
+        }
         // Lists filtered to what the caller may read.
         ("GET", "/api/v1/forecast/models" | "/api/v1/anomalies") => Call::new(route).untargeted(),
         // Footfall of the side's commune: no counter there, an answer naming nothing of it.
