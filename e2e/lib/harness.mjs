@@ -102,3 +102,10 @@ export async function ingest(base, lines) {
 export async function shot(page, name) {
   await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: false });
 }
+
+/** Log `page` in as the admin (the token form); resolves on the supervision page. */
+export async function loginAsAdmin(page, base) {
+  await page.goto(`${base}/login`);
+  await page.fill('#token', ADMIN);
+  await Promise.all([page.waitForURL('**/supervision'), page.click('form[action="/login"] button')]);
+}

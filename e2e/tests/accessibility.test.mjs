@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { startAgora, startBrowser, ADMIN } from '../lib/harness.mjs';
+import { startAgora, startBrowser, loginAsAdmin } from '../lib/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -19,9 +19,7 @@ before(async () => {
   agora = await startAgora();
   b = await startBrowser();
   page = await b.context.newPage();
-  await page.goto(`${agora.base}/login`);
-  await page.fill('#token', ADMIN);
-  await Promise.all([page.waitForURL('**/supervision'), page.click('form[action="/login"] button')]);
+  await loginAsAdmin(page, agora.base);
 });
 
 after(async () => {

@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgora, startBrowser, shot, ADMIN } from '../lib/harness.mjs';
+import { startAgora, startBrowser, shot, loginAsAdmin } from '../lib/harness.mjs';
 
 let agora;
 let b;
@@ -28,9 +28,7 @@ before(async () => {
     if (Date.now() > deadline) throw new Error('no forecast sweep after 300 s');
     await new Promise((ok) => setTimeout(ok, 1000));
   }
-  await page.goto(`${agora.base}/login`);
-  await page.fill('#token', ADMIN);
-  await Promise.all([page.waitForURL('**/supervision'), page.click('form[action="/login"] button')]);
+  await loginAsAdmin(page, agora.base);
 });
 
 after(async () => {

@@ -373,6 +373,23 @@ pub(crate) async fn anomalies(
     Ok(Json(found).into_response())
 }
 
+/// A place the caller may read, and its devices.
+fn place_devices(
+    s: &crate::AppState,
+    site: &str,
+) -> ApiResult<(agora_store::catalog::Site, Vec<agora_store::catalog::Device>)> {
+    let Some(place) = s.catalog.sites().into_iter().find(|x| x.id.as_str() == site) else {
+        return Err(ApiError::NotFound(format!("no place {site:?}")));
+    };
+    let devices = s
+        .catalog
+        .devices(&agora_store::catalog::DeviceFilter::default())
+        .into_iter()
+        .filter(|d| d.site.as_ref() == Some(&place.id))
+        .collect();
+    Ok((place, devices))
+}
+
 /// Which place.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -399,16 +416,7 @@ pub(crate) async fn tomorrow(
     Scoped(s): Scoped,
     Query(p): Query<TomorrowParams>,
 ) -> ApiResult<Json<agora_query::forecasts::Tomorrow>> {
-    let site = s.catalog.sites().into_iter().find(|x| x.id.as_str() == p.site);
-    let Some(site) = site else {
-        return Err(ApiError::NotFound(format!("no place {:?}", p.site)));
-    };
-    let devices: Vec<agora_store::catalog::Device> = s
-        .catalog
-        .devices(&agora_store::catalog::DeviceFilter::default())
-        .into_iter()
-        .filter(|d| d.site.as_ref() == Some(&site.id))
-        .collect();
+    let (site, devices) = place_devices(&s, &p.site)?;
     let thresholds = s.config.indicators.canicule_for(Some(site.commune.as_str()));
     Ok(Json(s.forecasts.tomorrow(&devices, thresholds).await?))
 }
@@ -450,16 +458,7 @@ pub(crate) async fn place(
     Scoped(s): Scoped,
     Query(p): Query<PlaceParams>,
 ) -> ApiResult<Json<PlaceForecast>> {
-    let site = s.catalog.sites().into_iter().find(|x| x.id.as_str() == p.site);
-    let Some(site) = site else {
-        return Err(ApiError::NotFound(format!("no place {:?}", p.site)));
-    };
-    let devices: Vec<agora_store::catalog::Device> = s
-        .catalog
-        .devices(&agora_store::catalog::DeviceFilter::default())
-        .into_iter()
-        .filter(|d| d.site.as_ref() == Some(&site.id))
-        .collect();
+    let (_, devices) = place_devices(&s, &p.site)?;
     let hours = s.forecasts.place(&devices, &p.property).await?;
     Ok(Json(PlaceForecast { site: p.site, property: p.property, hours }))
 }
