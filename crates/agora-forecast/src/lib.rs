@@ -54,7 +54,7 @@ pub enum Method {
 
 impl Method {
     /// The candidates a backtest chooses among.
-    pub const CANDIDATES: [Method; 10] = [
+    pub const CANDIDATES: [Method; 12] = [
         Method::NaiveDay,
         Method::NaiveWeek,
         Method::Profile { days: 28, weekly: 0.0, alpha: 0.5, phi: 0.9 },
@@ -65,6 +65,10 @@ impl Method {
         Method::Profile { days: 28, weekly: 1.0, alpha: 0.3, phi: 0.97 },
         Method::Profile { days: 3, weekly: 0.0, alpha: 0.5, phi: 0.95 },
         Method::Profile { days: 7, weekly: 0.0, alpha: 0.5, phi: 0.97 },
+        // Levels that last for days (a winter anticyclone's particles): a slow departure, barely
+        // damped — yesterday's level with the usual day's shape.
+        Method::Profile { days: 28, weekly: 0.0, alpha: 0.1, phi: 0.995 },
+        Method::Profile { days: 28, weekly: 0.0, alpha: 0.05, phi: 0.998 },
     ];
 
     /// Whether it is one of the seasonal naive forecasts.

@@ -39,7 +39,7 @@ async fn a_forecast_comes_with_its_backtest_and_bad_requests_are_refused() {
     assert_eq!(f["beats_naive"], true, "{}", f["backtest"]);
     assert_eq!(f["origins"], 28);
     let table = f["backtest"].as_array().unwrap();
-    assert_eq!(table.len(), 10, "every candidate's scores");
+    assert_eq!(table.len(), agora_forecast::Method::CANDIDATES.len(), "every candidate's scores");
     let best = table[0]["mae"].as_f64().unwrap();
     let naive = table.iter().find(|s| s["method"]["method"] == "naive_day").unwrap();
     assert!(best < naive["mae"].as_f64().unwrap(), "{table:?}");
