@@ -41,6 +41,8 @@ pub(crate) enum Transition {
         value: Option<f64>,
         /// Its property.
         property: Option<String>,
+        /// What the alert says beyond the value (a forecast's interval).
+        note: Option<String>,
     },
     /// The condition stopped holding at `at`.
     Resolve {
@@ -479,6 +481,9 @@ pub(crate) struct KeyState {
     value: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     property: Option<String>,
+    /// What the alert says of the value beyond it (a forecast's interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 impl KeyState {
@@ -590,6 +595,7 @@ fn settle(c: &Compiled, key: &str, st: &mut KeyState, t: i64, out: &mut Vec<Tran
                 at: since,
                 value: st.value,
                 property: st.property.clone(),
+                note: st.note.clone(),
             });
         }
     } else {
@@ -1059,7 +1065,7 @@ pub(crate) async fn tick(
             let mut window_results: Vec<(usize, Windows, bool)> = Vec::new();
             let mut nodata: Vec<(usize, bool, i64)> = Vec::new();
             // The forecast value that made a forecast leaf hold, for the alert it opens.
-            let mut forecast_value: Option<(String, f64)> = None;
+            let mut forecast_value: Option<(String, f64, f64, f64)> = None;
             let mut applicable = false;
             // A read failed: this device is left as it is and read again at the next tick.
             let mut failed = false;
@@ -1216,14 +1222,14 @@ pub(crate) async fn tick(
                         let predicted = forecaster.and_then(|f| {
                             let s =
                                 catalog.lookup_series(&[(d.id.as_str(), property.as_str())])[0]?;
-                            f.forecast(s, *horizon)
+                            f.forecast_interval(s, *horizon)
                         });
                         // Unknown (not made yet after a restart, or refused): the leaf keeps its
                         // last state, so that an open alert does not close for want of a forecast.
-                        if let Some(p) = predicted {
+                        if let Some((p, lo, hi)) = predicted {
                             let holds = op.holds(p, *value);
                             if holds {
-                                forecast_value = Some((property.clone(), p));
+                                forecast_value = Some((property.clone(), p, lo, hi));
                             }
                             nodata.push((i, holds, now));
                         }
@@ -1335,9 +1341,13 @@ pub(crate) async fn tick(
                 }
             }
             let mut at = latest_end.unwrap_or(now);
-            if let Some((property, v)) = forecast_value {
+            if let Some((property, v, lo, hi)) = forecast_value {
                 st.value = Some(v);
                 st.property = Some(property);
+                st.note = (lo.is_finite() && hi.is_finite()).then(|| {
+                    let r = |x: f64| (x * 10.0).round() / 10.0;
+                    format!("prévision, intervalle à 95 % : {} à {}", r(lo), r(hi))
+                });
             }
             // Silence and forecasts: (leaf, holds, since when).
             for (i, silent, since) in nodata {

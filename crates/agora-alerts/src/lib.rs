@@ -101,10 +101,24 @@ impl Default for AlertsConfig {
     }
 }
 
+/// What an alert shows of the reading that opened it.
+struct Shown {
+    /// The value.
+    value: Option<f64>,
+    /// Its property.
+    property: Option<String>,
+    /// More (a forecast's interval).
+    note: Option<String>,
+}
+
 /// A forecaster for forecast conditions (the forecasting work plugs in here).
 pub trait Forecaster: Send + Sync + std::fmt::Debug {
     /// The highest value predicted for a series within `horizon`, if known.
     fn forecast(&self, series: SeriesId, horizon: Duration) -> Option<f64>;
+    /// The same, with the 95 % interval at that hour (NaN where not known).
+    fn forecast_interval(&self, series: SeriesId, horizon: Duration) -> Option<(f64, f64, f64)> {
+        self.forecast(series, horizon).map(|v| (v, f64::NAN, f64::NAN))
+    }
     /// Whether the series has an anomaly reaching its last hours, if known.
     fn anomaly(&self, _series: SeriesId) -> Option<bool> {
         None
@@ -709,8 +723,9 @@ impl Alerts {
             let mut late: BTreeMap<(String, String), i64> = BTreeMap::new();
             for t in batch {
                 match t {
-                    Transition::Open { rule, key, at, value, property } => {
-                        self.open_alert(&rule, &key, at, value, property, None).await;
+                    Transition::Open { rule, key, at, value, property, note } => {
+                        let shown = Shown { value, property, note };
+                        self.open_alert(&rule, &key, at, shown, None).await;
                     }
                     Transition::Resolve { rule, key, at } => {
                         self.resolve(&rule, &key, at, "auto").await
@@ -735,10 +750,10 @@ impl Alerts {
         rule: &str,
         key: &str,
         at: i64,
-        value: Option<f64>,
-        property: Option<String>,
+        shown: Shown,
         resolved_at: Option<i64>,
     ) -> Option<AlertRecord> {
+        let Shown { value, property, note } = shown;
         let mut open = self.open.lock().await;
         if resolved_at.is_none() && open.contains_key(&(rule.to_owned(), key.to_owned())) {
             return None;
@@ -746,10 +761,11 @@ impl Alerts {
         let r = self.rules.read().get(rule).map(|v| v.rule.clone())?;
         let d = self.deps.catalog.device(key);
         let name = if r.name.is_empty() { r.id.clone() } else { r.name.clone() };
+        let note = note.map(|n| format!(" ; {n}")).unwrap_or_default();
         let shown = value
             .map(|v| {
                 format!(
-                    " ({} = {})",
+                    " ({} = {}{note})",
                     property.as_deref().unwrap_or("value"),
                     (v * 100.0).round() / 100.0
                 )
@@ -899,7 +915,8 @@ impl Alerts {
                 }
                 None => {
                     if e.is_none() || e.is_some_and(|e| e > range_from) {
-                        self.open_alert(rule, key, s, v, property.clone(), e).await;
+                        let shown = Shown { value: v, property: property.clone(), note: None };
+                        self.open_alert(rule, key, s, shown, e).await;
                     }
                 }
             }

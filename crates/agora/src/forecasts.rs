@@ -33,6 +33,18 @@ impl agora_alerts::Forecaster for AlertForecasts {
         Some(self.0.has_open_anomaly(&model))
     }
 
+    fn forecast_interval(&self, series: SeriesId, horizon: Duration) -> Option<(f64, f64, f64)> {
+        let model = self.model(series)?;
+        let f = model.outcome.as_ref().ok()?;
+        let hours = (horizon.as_secs().div_ceil(3600) as usize).clamp(1, f.hours.len().max(1));
+        f.hours
+            .iter()
+            .take(hours)
+            .filter_map(|(_, p)| *p)
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .map(|p| (p.value, p.lo95, p.hi95))
+    }
+
     fn forecast(&self, series: SeriesId, horizon: Duration) -> Option<f64> {
         let model = self.model(series)?;
         let f = model.outcome.as_ref().ok()?;

@@ -678,6 +678,14 @@ async fn forecast_rules_open_on_agoras_own_forecasts() {
     assert_eq!(list[0]["property"], "pm10");
     let peak = list[0]["value"].as_f64().unwrap();
     assert!((240.0..260.0).contains(&peak), "{}", list[0]);
+    // With its 95 % interval, which holds it.
+    let message = list[0]["message"].as_str().unwrap();
+    let (lo, hi) = message
+        .split_once("intervalle à 95 % : ")
+        .and_then(|(_, r)| r.trim_end_matches(')').split_once(" à "))
+        .unwrap_or_else(|| panic!("{message}"));
+    let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+    assert!(lo <= peak && peak <= hi && hi - lo < 100.0, "{message}");
     assert!(alerts_until(&app, "pm10-soon", 0, |_| true).await.is_empty());
     // A series that cannot be forecast (two points) never opens one.
     app.write(&format!(
