@@ -185,19 +185,8 @@ fn wants_csv(format: Option<&str>) -> ApiResult<bool> {
     }
 }
 
-fn csv_response(body: String) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
-}
-
-/// A CSV field: quoted when it holds a comma, a quote or a line break.
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
+use crate::commerce_report::csv_field as field;
+use crate::indicators::csv_response;
 
 /// A series' model, as the operators' page lists it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1082,7 +1082,8 @@ fn names(ps: &[agora_indicators::air::Pollutant]) -> String {
     ps.iter().map(|p| p.property()).collect::<Vec<_>>().join("+")
 }
 
-fn csv_response(body: String) -> Response {
+/// A CSV answer.
+pub(crate) fn csv_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response()
 }
 
