@@ -70,7 +70,7 @@ test('the fleet page lists the anomalies, each linking to the device charts over
   await shot(page, '27-fleet-anomalies');
   await Promise.all([page.waitForURL(/\/supervision\/devices\/aq-hdv-02\?from=/), row.locator('a', { hasText: 'Dérive' }).click()]);
   await page.waitForSelector('#anomalies:not([hidden])');
-  assert.match(await page.locator('#anomaly-list').textContent(), /PM10 — Dérive par rapport aux voisins/);
+  assert.match(await page.locator('#anomaly-list').textContent(), /(PM10|PM2,5) — Dérive par rapport aux voisins/);
 });
 
 test('a place page and its kiosk say what tomorrow holds', async () => {
