@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod commerce;
+pub mod opendata;
 pub mod engine;
 mod error;
 

@@ -42,6 +42,7 @@ fn migrator() -> Migrator {
             m(9, "tenancy and people", include_str!("../../migrations/0009_tenancy_people.sql")),
             m(10, "reject commune", include_str!("../../migrations/0010_reject_commune.sql")),
             m(11, "commerce calendar", include_str!("../../migrations/0011_commerce_calendar.sql")),
+            m(12, "open datasets", include_str!("../../migrations/0012_open_datasets.sql")),
         ]),
         ..Migrator::DEFAULT
     }
