@@ -5,9 +5,9 @@ pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod commerce;
-pub mod opendata;
 pub mod engine;
 mod error;
+pub mod opendata;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -237,7 +237,8 @@ impl DatasetStore for SqliteDatasetStore {
     }
 
     async fn list(&self) -> Result<Vec<Dataset>> {
-        let rows = sqlx::query("SELECT * FROM open_datasets ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT * FROM open_datasets ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(decode).collect()
     }
 
@@ -250,7 +251,10 @@ impl DatasetStore for SqliteDatasetStore {
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM open_datasets WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM open_datasets WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }
@@ -300,7 +304,9 @@ mod tests {
     fn unknown_fields_and_values_are_refused() {
         let bad = serde_json::json!({"id": "x", "kind": "measurements", "title": "t",
             "description": "d", "theme": "air", "resoluton": "raw"});
-        assert!(serde_json::from_value::<Dataset>(bad).unwrap_err().to_string().contains("resoluton"));
+        assert!(
+            serde_json::from_value::<Dataset>(bad).unwrap_err().to_string().contains("resoluton")
+        );
         let bad = serde_json::json!({"id": "x", "kind": "measurements", "title": "t",
             "description": "d", "theme": "air", "resolution": "5min"});
         assert!(serde_json::from_value::<Dataset>(bad).is_err());
