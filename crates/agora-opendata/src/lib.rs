@@ -2,4 +2,8 @@
 //! language of the Opendatasoft Explore API v2.1, which reusers' code speaks), the DCAT-AP 3
 //! catalogue national portals harvest, and exports written as they are read.
 
+pub mod dataset;
 pub mod odsql;
+pub mod records;
+
+pub use records::Records;

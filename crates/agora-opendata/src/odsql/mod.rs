@@ -264,3 +264,91 @@ impl Query {
         Ok(Query { select, filter, group_by, order_by })
     }
 }
+
+/// Bounds on `field` implied by a condition, `[lo, hi)` in ns (each `None` when unbounded): a
+/// superset of the times of the records it can match, so a scan may skip the rest. Only
+/// conditions and-ed at the top are read; anything else bounds nothing.
+pub fn time_bounds(e: Option<&Expr>, field: &str, tz: chrono_tz::Tz) -> (Option<i64>, Option<i64>) {
+    let mut lo: Option<i64> = None;
+    let mut hi: Option<i64> = None;
+    let mut conds = Vec::new();
+    let mut stack: Vec<&Expr> = e.into_iter().collect();
+    while let Some(x) = stack.pop() {
+        match x {
+            Expr::And(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            other => conds.push(other),
+        }
+    }
+    let date = |e: &Expr| match e {
+        Expr::Lit(Lit::Date(s)) | Expr::Lit(Lit::Text(s)) => eval::parse_date(s, tz),
+        _ => None,
+    };
+    let is_field = |e: &Expr| matches!(e, Expr::Field(f) if f == field);
+    let mut at_least = |t: i64| lo = Some(lo.map_or(t, |l| l.max(t)));
+    let mut below = |t: i64| hi = Some(hi.map_or(t, |h| h.min(t)));
+    for c in conds {
+        match c {
+            Expr::Cmp(op, a, b) => {
+                // `date op t`, or `t op date` read backwards.
+                let (op, t) = if is_field(a) {
+                    (*op, date(b))
+                } else if is_field(b) {
+                    let flipped = match op {
+                        Cmp::Lt => Cmp::Gt,
+                        Cmp::Le => Cmp::Ge,
+                        Cmp::Gt => Cmp::Lt,
+                        Cmp::Ge => Cmp::Le,
+                        o => *o,
+                    };
+                    (flipped, date(a))
+                } else {
+                    continue;
+                };
+                let Some(t) = t else { continue };
+                match op {
+                    Cmp::Eq => {
+                        at_least(t);
+                        below(t.saturating_add(1));
+                    }
+                    Cmp::Gt | Cmp::Ge => at_least(t),
+                    Cmp::Lt => below(t),
+                    Cmp::Le => below(t.saturating_add(1)),
+                    Cmp::Ne => {}
+                }
+            }
+            Expr::InRange { e, lo: l, hi: h, .. } if is_field(e) => {
+                if let Some(t) = l.as_deref().and_then(date) {
+                    at_least(t);
+                }
+                if let Some(t) = h.as_deref().and_then(date) {
+                    below(t.saturating_add(1));
+                }
+            }
+            _ => {}
+        }
+    }
+    (lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_come_from_top_level_conditions_only() {
+        let tz = chrono_tz::Tz::UTC;
+        let b = |w: &str| time_bounds(Some(&parse_where(w).unwrap()), "date", tz);
+        let t = |s: &str| eval::parse_date(s, tz);
+        assert_eq!(b("date >= date'2024' and date < date'2024-03'"), (t("2024"), t("2024-03")));
+        assert_eq!(b("date'2024-02' <= date and pm10 > 3"), (t("2024-02"), None));
+        assert_eq!(
+            b("date in [date'2024' .. date'2024-06']"),
+            (t("2024"), t("2024-06").map(|x| x + 1))
+        );
+        assert_eq!(b("date >= date'2024' or pm10 > 3"), (None, None), "an or bounds nothing");
+        assert_eq!(b("not date >= date'2024'"), (None, None));
+    }
+}
