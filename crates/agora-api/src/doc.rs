@@ -151,6 +151,7 @@ impl Modify for Security {
         (name = "alerts", description = "Rules, alerts and their deliveries"),
         (name = "indicators", description = "Environmental indicators: official air-quality indices, noise and heat"),
         (name = "admin", description = "Tokens and the dead-letter log"),
+        (name = "open-data", description = "Published datasets and their DCAT-AP catalogue (the records are served by the Explore API v2.1 under /api/explore/v2.1)"),
     )
 )]
 struct Base;
@@ -174,6 +175,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::commerce::Doc::openapi(),
         crate::commerce_calendar::Doc::openapi(),
         crate::forecast::Doc::openapi(),
+        crate::open_data::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

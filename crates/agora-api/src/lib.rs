@@ -12,6 +12,7 @@ pub mod compress;
 pub mod connections;
 mod doc;
 mod error;
+pub mod explore;
 mod extract;
 mod forecast;
 mod indicators;
@@ -19,6 +20,7 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
+mod open_data;
 pub mod oidc;
 mod people;
 mod png;
@@ -67,6 +69,39 @@ pub struct ApiConfig {
     pub audit_retention_days: u64,
     /// Days resolved alerts and action attempts are kept (0: without limit), for the register.
     pub alert_history_days: u64,
+    /// Who publishes the open data, by default.
+    pub open_data: OpenDataConfig,
+}
+
+/// Who publishes the open data and where: the catalogue's publisher and contact (each dataset
+/// may name its own), and the public address its links start with.
+#[derive(Debug, Clone)]
+pub struct OpenDataConfig {
+    /// Publisher's name (`Ville d'Aix-en-Provence`).
+    pub publisher: String,
+    /// Contact e-mail for reusers.
+    pub contact_email: String,
+    /// The public address of this server (`https://data.example.fr`); absent: the request's
+    /// `Host`.
+    pub base_url: Option<String>,
+    /// The catalogue's title.
+    pub title: String,
+    /// The catalogue's description.
+    pub description: String,
+}
+
+impl Default for OpenDataConfig {
+    fn default() -> Self {
+        Self {
+            publisher: "agora".into(),
+            contact_email: "opendata@example.org".into(),
+            base_url: None,
+            title: "Données ouvertes des capteurs urbains".into(),
+            description: "Mesures des capteurs de la ville (qualité de l'air, bruit, météo, \
+                          fréquentation, éclairage, propreté, espaces verts) publiées par agora."
+                .into(),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -82,6 +117,7 @@ impl Default for ApiConfig {
             indicators: Default::default(),
             audit_retention_days: 365,
             alert_history_days: 730,
+            open_data: OpenDataConfig::default(),
         }
     }
 }
@@ -133,6 +169,10 @@ pub struct AppState {
     pub commerce: Arc<dyn agora_store::commerce::CommerceStore>,
     /// Forecasts of every forecastable series and the anomalies found.
     pub forecasts: Arc<agora_query::forecasts::Forecasts>,
+    /// The open-data datasets operators define.
+    pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
+    /// Exports running at once (see `explore::EXPORTS`).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Backups of this agora, taken by the binary (`agora::backup`): the API only asks.
@@ -223,6 +263,30 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/commerce/profile", get(commerce::profile))
         .route("/api/v1/commerce/ranking", get(commerce::ranking))
         .route("/api/v1/commerce/index", get(commerce::index))
+        // Open data: the datasets operators publish and their DCAT-AP catalogue.
+        .route("/api/v1/open-data/datasets", get(open_data::list).post(open_data::create))
+        .route(
+            "/api/v1/open-data/datasets/{id}",
+            get(open_data::get_one).put(open_data::replace).delete(open_data::delete),
+        )
+        .route("/api/v1/open-data/dcat", get(open_data::dcat))
+        .route("/api/v1/open-data/dcat.ttl", get(open_data::dcat_ttl))
+        .route("/api/v1/open-data/dcat.jsonld", get(open_data::dcat_jsonld))
+        .route("/api/v1/open-data/dcat.rdf", get(open_data::dcat_rdf))
+        // Open data: the Opendatasoft Explore API v2.1.
+        .route("/api/explore/v2.1/catalog/datasets", get(explore::datasets))
+        .route("/api/explore/v2.1/catalog/datasets/{dataset_id}", get(explore::dataset))
+        .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/records", get(explore::records))
+        .route(
+            "/api/explore/v2.1/catalog/datasets/{dataset_id}/records/{record_id}",
+            get(explore::record),
+        )
+        .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/facets", get(explore::facets))
+        .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/exports", get(explore::export_formats))
+        .route(
+            "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}",
+            get(explore::export),
+        )
         .route("/api/v1/forecast", get(forecast::forecast))
         .route("/api/v1/forecast/models", get(forecast::models))
         .route("/api/v1/forecast/tomorrow", get(forecast::tomorrow))

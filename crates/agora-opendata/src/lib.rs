@@ -3,6 +3,8 @@
 //! catalogue national portals harvest, and exports written as they are read.
 
 pub mod dataset;
+pub mod dcat;
+pub mod explore;
 pub mod odsql;
 pub mod records;
 

@@ -115,7 +115,7 @@ impl Records {
                     if !in_scope(Some(s.commune.as_str()), Some(s.id.as_str())) {
                         continue;
                     }
-                    let mut themes = Vec::new();
+                    let mut themes: Vec<&str> = Vec::new();
                     let mut n = 0;
                     for dev in devices.iter().filter(|x| x.site.as_ref() == Some(&s.id)) {
                         if let Some(t) = theme_of_kind(dev.kind.as_str()) {
@@ -125,6 +125,7 @@ impl Records {
                             }
                         }
                     }
+                    themes.sort_by_key(|t| agora_store::opendata::Theme::ALL.iter().position(|x| x.as_str() == *t));
                     rows.push(vec![
                         V::text(s.id.as_str()),
                         V::text(s.name.as_str()),
@@ -351,7 +352,9 @@ impl Records {
         let (from, to) = match self.dataset.resolution {
             // The local day holding this date: its midnight is within a day of UTC's.
             Resolution::Daily => (t - DAY_NS, t + 2 * DAY_NS),
-            _ => (t, t + 1),
+            Resolution::Raw => (t, t + 1),
+            Resolution::QuarterHour => (t, t + 900 * NS_PER_S),
+            Resolution::Hourly => (t, t + 3600 * NS_PER_S),
         };
         let from = from.max(r.from.as_nanos());
         let to = to.min(r.to.as_nanos());

@@ -38,6 +38,51 @@ pub struct Config {
     pub backup: crate::backup::BackupConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Who publishes the open data.
+    pub open_data: OpenDataConfig,
+}
+
+/// `[open_data]`: the catalogue's publisher, contact and public address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenDataConfig {
+    /// Publisher's name (`Ville d'Aix-en-Provence`); each dataset may name its own.
+    pub publisher: String,
+    /// Contact e-mail for reusers.
+    pub contact_email: String,
+    /// This server's public address (`https://data.example.fr`), which the catalogue's links
+    /// start with; unset: the address requests come to (`Host`), over http.
+    pub base_url: Option<String>,
+    /// The catalogue's title.
+    pub title: String,
+    /// Its description.
+    pub description: String,
+}
+
+impl Default for OpenDataConfig {
+    fn default() -> Self {
+        let d = agora_api::OpenDataConfig::default();
+        Self {
+            publisher: d.publisher,
+            contact_email: d.contact_email,
+            base_url: d.base_url,
+            title: d.title,
+            description: d.description,
+        }
+    }
+}
+
+impl OpenDataConfig {
+    /// As the API takes it.
+    pub fn api(&self) -> agora_api::OpenDataConfig {
+        agora_api::OpenDataConfig {
+            publisher: self.publisher.clone(),
+            contact_email: self.contact_email.clone(),
+            base_url: self.base_url.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+        }
+    }
 }
 
 /// `[audit]`: how long the audit trail keeps its entries.
@@ -373,6 +418,7 @@ impl Default for Config {
             indicators: agora_query::heat::IndicatorsConfig::default(),
             backup: crate::backup::BackupConfig::default(),
             audit: AuditConfig::default(),
+            open_data: OpenDataConfig::default(),
         }
     }
 }

@@ -60,6 +60,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let audit_log: Arc<dyn agora_store::audit::AuditLog> =
         Arc::new(agora_store::audit::SqliteAuditLog::new(sqlite.pool()));
     let commerce = Arc::new(agora_store::commerce::SqliteCommerceStore::new(sqlite.pool()));
+    let datasets = Arc::new(agora_store::opendata::SqliteDatasetStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -138,6 +139,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             indicators: cfg.indicators.clone(),
             audit_retention_days: cfg.audit.retention_days,
             alert_history_days: cfg.alerts.history_days,
+            open_data: cfg.open_data.api(),
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -149,6 +151,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         limits: Arc::new(cfg.api_limits()?),
         audit: Some(audit_log.clone()),
         commerce,
+        datasets,
+        exports: agora_api::explore::export_slots(),
         forecasts,
         oidc: match &cfg.auth.oidc {
             Some(o) => Some(Arc::new(agora_api::oidc::Oidc::new(o.settings()?))),
