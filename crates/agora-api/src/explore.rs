@@ -40,10 +40,20 @@ pub(crate) struct ExploreError {
 
 impl ExploreError {
     fn param(message: String) -> Self {
-        ExploreError { status: StatusCode::BAD_REQUEST, code: "InvalidRESTParameterError", message, retry_after: None }
+        ExploreError {
+            status: StatusCode::BAD_REQUEST,
+            code: "InvalidRESTParameterError",
+            message,
+            retry_after: None,
+        }
     }
     fn not_found(message: String) -> Self {
-        ExploreError { status: StatusCode::NOT_FOUND, code: "NotFoundResource", message, retry_after: None }
+        ExploreError {
+            status: StatusCode::NOT_FOUND,
+            code: "NotFoundResource",
+            message,
+            retry_after: None,
+        }
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "explore API");
@@ -58,7 +68,12 @@ impl ExploreError {
 
 impl From<OdsqlError> for ExploreError {
     fn from(e: OdsqlError) -> Self {
-        ExploreError { status: StatusCode::BAD_REQUEST, code: e.code(), message: e.to_string(), retry_after: None }
+        ExploreError {
+            status: StatusCode::BAD_REQUEST,
+            code: e.code(),
+            message: e.to_string(),
+            retry_after: None,
+        }
     }
 }
 
@@ -74,8 +89,9 @@ impl From<ex::Error> for ExploreError {
 
 impl IntoResponse for ExploreError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, axum::Json(json!({"error_code": self.code, "message": self.message})))
-            .into_response();
+        let mut r =
+            (self.status, axum::Json(json!({"error_code": self.code, "message": self.message})))
+                .into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
@@ -105,7 +121,9 @@ impl Params {
         self.one(key)
             .map(|v| {
                 v.trim().parse::<i64>().map_err(|_| {
-                    ExploreError::param(format!("Invalid value for {key} API parameter: {v} is not an integer."))
+                    ExploreError::param(format!(
+                        "Invalid value for {key} API parameter: {v} is not an integer."
+                    ))
                 })
             })
             .transpose()
@@ -124,7 +142,9 @@ impl Params {
         match self.one("timezone") {
             None | Some("") => Ok(Tz::UTC),
             Some(t) => t.parse::<Tz>().map_err(|_| {
-                ExploreError::param(format!("Invalid value for timezone API parameter: unknown time zone {t}."))
+                ExploreError::param(format!(
+                    "Invalid value for timezone API parameter: unknown time zone {t}."
+                ))
             }),
         }
     }
@@ -134,13 +154,17 @@ impl Params {
 async fn published(s: &AppState, id: &str) -> Result<Dataset> {
     match s.datasets.get(id).await {
         Ok(Some(d)) if d.published => Ok(d),
-        Ok(_) => Err(ExploreError::not_found(format!("The requested dataset {id} does not exist."))),
+        Ok(_) => {
+            Err(ExploreError::not_found(format!("The requested dataset {id} does not exist.")))
+        }
         Err(e) => Err(ExploreError::internal(e)),
     }
 }
 
 async fn records_of(s: &AppState, d: &Dataset) -> Result<Records> {
-    Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await.map_err(ExploreError::internal)
+    Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now())
+        .await
+        .map_err(ExploreError::internal)
 }
 
 /// The query of the parameters, with `refine` and `exclude` turned into conditions.
@@ -177,8 +201,13 @@ fn facet_condition(rec: &Records, r: &str, tz: Tz, key: &str) -> Result<Expr> {
     match f.ftype {
         FieldType::DateTime | FieldType::Date => {
             let parts: Vec<&str> = value.split('/').collect();
-            let bad = || ExploreError::param(format!("Invalid value for {key} API parameter: {value} is not a date (2024, 2024/05 or 2024/05/01)."));
-            let nums: Vec<u32> = parts.iter().map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+            let bad = || {
+                ExploreError::param(format!(
+                    "Invalid value for {key} API parameter: {value} is not a date (2024, 2024/05 or 2024/05/01)."
+                ))
+            };
+            let nums: Vec<u32> =
+                parts.iter().map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
             let (lo, hi) = match nums[..] {
                 [y] => (format!("{y:04}"), format!("{:04}", y + 1)),
                 [y, m] if (1..=12).contains(&m) => {
@@ -204,7 +233,9 @@ fn facet_condition(rec: &Records, r: &str, tz: Tz, key: &str) -> Result<Expr> {
         }
         FieldType::Int | FieldType::Double => {
             let n: f64 = value.parse().map_err(|_| {
-                ExploreError::param(format!("Invalid value for {key} API parameter: {value} is not a number."))
+                ExploreError::param(format!(
+                    "Invalid value for {key} API parameter: {value} is not a number."
+                ))
             })?;
             Ok(Expr::Cmp(Cmp::Eq, field, Box::new(Expr::Lit(Lit::Num(n)))))
         }
@@ -268,8 +299,20 @@ pub(crate) fn dataset_json(s: &AppState, d: &Dataset, rec: Option<&Records>) -> 
     }
     features.push("geo");
     let territory: Vec<String> = match (&d.commune, &d.site) {
-        (_, Some(site)) => s.catalog.sites().iter().filter(|x| x.id.as_str() == site).map(|x| x.name.clone()).collect(),
-        (Some(c), None) => s.catalog.communes().iter().filter(|x| x.insee.as_str() == c).map(|x| x.name.clone()).collect(),
+        (_, Some(site)) => s
+            .catalog
+            .sites()
+            .iter()
+            .filter(|x| x.id.as_str() == site)
+            .map(|x| x.name.clone())
+            .collect(),
+        (Some(c), None) => s
+            .catalog
+            .communes()
+            .iter()
+            .filter(|x| x.insee.as_str() == c)
+            .map(|x| x.name.clone())
+            .collect(),
         (None, None) => s.catalog.communes().iter().map(|x| x.name.clone()).collect(),
     };
     let range = rec.and_then(|r| r.range());
@@ -306,7 +349,10 @@ pub(crate) fn dataset_json(s: &AppState, d: &Dataset, rec: Option<&Records>) -> 
 }
 
 /// The catalogue: published datasets, searchable
-pub(crate) async fn datasets(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response> {
+pub(crate) async fn datasets(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
     let p = Params::parse(raw)?;
     let tz = p.timezone()?;
     let all = s.datasets.list().await.map_err(ExploreError::internal)?;
@@ -316,12 +362,25 @@ pub(crate) async fn datasets(State(s): State<AppState>, RawQuery(raw): RawQuery)
     let wheres = p.all("where");
     let mut q = Query::parse(None, &wheres, None, p.one("order_by"))?;
     for r in p.all("refine") {
-        let (k, v) = r.split_once(':').ok_or_else(|| ExploreError::param(format!("Invalid value for refine API parameter: {r} (expected facet:value).")))?;
+        let (k, v) = r.split_once(':').ok_or_else(|| {
+            ExploreError::param(format!(
+                "Invalid value for refine API parameter: {r} (expected facet:value)."
+            ))
+        })?;
         if !fields.iter().any(|f| f.name == k) {
-            return Err(ExploreError::param(format!("Invalid value for refine API parameter: {k} is not a facet of the catalogue.")));
+            return Err(ExploreError::param(format!(
+                "Invalid value for refine API parameter: {k} is not a facet of the catalogue."
+            )));
         }
-        let cond = Expr::Cmp(Cmp::Eq, Box::new(Expr::Field(k.to_owned())), Box::new(Expr::Lit(Lit::Text(v.to_owned()))));
-        q.filter = Some(match q.filter.take() { None => cond, Some(f) => Expr::And(Box::new(f), Box::new(cond)) });
+        let cond = Expr::Cmp(
+            Cmp::Eq,
+            Box::new(Expr::Field(k.to_owned())),
+            Box::new(Expr::Lit(Lit::Text(v.to_owned()))),
+        );
+        q.filter = Some(match q.filter.take() {
+            None => cond,
+            Some(f) => Expr::And(Box::new(f), Box::new(cond)),
+        });
     }
     let c = agora_opendata::odsql::compile(&q, &fields, tz)?;
     let (offset, limit) = paging(&p, false)?;
@@ -360,9 +419,19 @@ pub(crate) async fn datasets(State(s): State<AppState>, RawQuery(raw): RawQuery)
 }
 
 /// The catalogue's fields and rows, for `where`, `order_by` and `refine` on the list.
-fn catalogue_rows(s: &AppState, ds: &[Dataset]) -> (Vec<agora_opendata::odsql::Field>, Vec<Vec<agora_opendata::odsql::V>>) {
+fn catalogue_rows(
+    s: &AppState,
+    ds: &[Dataset],
+) -> (Vec<agora_opendata::odsql::Field>, Vec<Vec<agora_opendata::odsql::V>>) {
     use agora_opendata::odsql::{Field, V};
-    let f = |name: &str, ftype| Field { name: name.into(), label: name.into(), ftype, description: None, unit: None, facet: true };
+    let f = |name: &str, ftype| Field {
+        name: name.into(),
+        label: name.into(),
+        ftype,
+        description: None,
+        unit: None,
+        facet: true,
+    };
     let fields = vec![
         f("dataset_id", FieldType::Text),
         f("title", FieldType::Text),
@@ -386,12 +455,18 @@ fn catalogue_rows(s: &AppState, ds: &[Dataset]) -> (Vec<agora_opendata::odsql::F
                 V::text(d.description.as_str()),
                 V::text(d.keywords.join(", ")),
                 V::text(d.theme.as_str()),
-                V::text(d.publisher.clone().unwrap_or_else(|| s.config.open_data.publisher.clone())),
+                V::text(
+                    d.publisher.clone().unwrap_or_else(|| s.config.open_data.publisher.clone()),
+                ),
                 V::text(licence_of(d).0),
                 V::Time(d.modified_at.as_nanos()),
                 opt(&d.commune),
                 opt(&d.site),
-                if d.kind == DatasetKind::Measurements { V::text(d.resolution.as_str()) } else { V::Null },
+                if d.kind == DatasetKind::Measurements {
+                    V::text(d.resolution.as_str())
+                } else {
+                    V::Null
+                },
             ]
         })
         .collect();
@@ -437,7 +512,8 @@ pub(crate) async fn record(
     let tz = p.timezone()?;
     let d = published(&s, &id).await?;
     let rec = records_of(&s, &d).await?;
-    let missing = || ExploreError::not_found(format!("The requested record {record_id} does not exist."));
+    let missing =
+        || ExploreError::not_found(format!("The requested record {record_id} does not exist."));
     let q = Query::parse(p.one("select"), &[], None, None)?;
     let c = agora_opendata::odsql::compile(&q, &rec.fields, tz)?;
     if c.is_grouped() {
@@ -454,7 +530,13 @@ pub(crate) async fn record(
                 let keys: Vec<String> = c.columns[..n].iter().map(|c| c.key.clone()).collect();
                 let types: Vec<_> = c.columns[..n].iter().map(|c| c.ty).collect();
                 let out = c.project(&row);
-                return Ok(json_body(&ex::JsonRow { keys: &keys, types: &types, row: &out, tz, skip: None }));
+                return Ok(json_body(&ex::JsonRow {
+                    keys: &keys,
+                    types: &types,
+                    row: &out,
+                    tz,
+                    skip: None,
+                }));
             }
         }
     }
@@ -462,7 +544,10 @@ pub(crate) async fn record(
 }
 
 /// The export formats of a dataset
-pub(crate) async fn export_formats(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+pub(crate) async fn export_formats(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let _ = published(&s, &id).await?;
     let links: Vec<Value> = ["csv", "json", "jsonl", "geojson"]
         .iter()
@@ -521,7 +606,11 @@ pub(crate) async fn export(
     }
     // The same data asked again: the same entity tag, so a client can skip the download.
     let etag = export_etag(&d, &rec, raw_for_etag(&p), &format);
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|x| x.trim() == etag)) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|x| x.trim() == etag))
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let Ok(permit) = s.exports.clone().try_acquire_owned() else {
@@ -585,7 +674,8 @@ pub(crate) async fn export(
         w.finish(&mut buf);
         let _ = tx.send(Ok(buf)).await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     let name = format!("attachment; filename=\"{}.{}\"", d.id, fmt.extension());
     Ok((
         [
@@ -624,7 +714,13 @@ fn raw_for_etag(p: &Params) -> String {
 fn export_etag(d: &Dataset, rec: &Records, query: String, format: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (d.id.as_str(), d.modified_at.as_nanos(), rec.range().map(|r| (r.from.as_nanos(), r.to.as_nanos())), query, format)
+    (
+        d.id.as_str(),
+        d.modified_at.as_nanos(),
+        rec.range().map(|r| (r.from.as_nanos(), r.to.as_nanos())),
+        query,
+        format,
+    )
         .hash(&mut h);
     format!("W/\"{:016x}\"", h.finish())
 }
@@ -649,10 +745,14 @@ pub(crate) async fn facets(
         .map(|(i, _)| i)
         .collect();
     if let Some(bad) = asked.iter().find(|a| !rec.fields.iter().any(|f| f.name == **a)) {
-        return Err(ExploreError::param(format!("Invalid value for facet API parameter: {bad} is not a field of this dataset.")));
+        return Err(ExploreError::param(format!(
+            "Invalid value for facet API parameter: {bad} is not a field of this dataset."
+        )));
     }
-    let c = ex::prepare(&rec, &Query { select: agora_opendata::odsql::Select::All, ..q.clone() }, tz)?;
-    let mut counts: Vec<std::collections::BTreeMap<String, u64>> = vec![Default::default(); facet_fields.len()];
+    let c =
+        ex::prepare(&rec, &Query { select: agora_opendata::odsql::Select::All, ..q.clone() }, tz)?;
+    let mut counts: Vec<std::collections::BTreeMap<String, u64>> =
+        vec![Default::default(); facet_fields.len()];
     for w in ex::windows_for(&rec, &q, tz) {
         for row in rec.window(s.store.as_ref(), w).await.map_err(ExploreError::internal)? {
             if !c.matches(&row) {
@@ -681,7 +781,11 @@ pub(crate) async fn facets(
             let items: Vec<Value> = values
                 .into_iter()
                 .map(|(v, n)| {
-                    let state = if refined.contains(&format!("{name}:{v}").as_str()) { "refined" } else { "displayed" };
+                    let state = if refined.contains(&format!("{name}:{v}").as_str()) {
+                        "refined"
+                    } else {
+                        "displayed"
+                    };
                     json!({"name": v, "value": v, "count": n, "state": state})
                 })
                 .collect();

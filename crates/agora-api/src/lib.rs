@@ -20,8 +20,8 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
-mod open_data;
 pub mod oidc;
+mod open_data;
 mod people;
 mod png;
 pub mod policy;
@@ -282,7 +282,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             get(explore::record),
         )
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/facets", get(explore::facets))
-        .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/exports", get(explore::export_formats))
+        .route(
+            "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports",
+            get(explore::export_formats),
+        )
         .route(
             "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}",
             get(explore::export),

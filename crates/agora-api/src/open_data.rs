@@ -23,9 +23,16 @@ fn refuse(e: agora_store::Error) -> ApiError {
 }
 
 /// The states before and after a change, for the audit trail.
-fn note(before: Option<&Dataset>, after: Option<&Dataset>) -> axum::Extension<crate::audit::AuditNote> {
+fn note(
+    before: Option<&Dataset>,
+    after: Option<&Dataset>,
+) -> axum::Extension<crate::audit::AuditNote> {
     let json = |d: Option<&Dataset>| d.and_then(|d| serde_json::to_value(d).ok());
-    axum::Extension(crate::audit::AuditNote { actor: None, before: json(before), after: json(after) })
+    axum::Extension(crate::audit::AuditNote {
+        actor: None,
+        before: json(before),
+        after: json(after),
+    })
 }
 
 /// The commune a definition is about: its own, or its place's.
@@ -64,7 +71,10 @@ pub(crate) async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Datase
 #[utoipa::path(get, path = "/api/v1/open-data/datasets/{id}", tag = "open-data", security(("bearer" = [])),
     params(("id" = String, Path, description = "The dataset's id")),
     responses((status = 200, description = "The definition", body = Dataset), (status = 404, response = NotFound), Reads))]
-pub(crate) async fn get_one(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Dataset>> {
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Dataset>> {
     s.datasets
         .get(&id)
         .await
@@ -174,15 +184,23 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
             .collect();
         let name = match (&d.site, &d.commune) {
             (Some(_), _) => here.first().map(|(x, ..)| x.name.clone()),
-            (None, Some(c)) => communes.iter().find(|x| x.insee.as_str() == c).map(|x| x.name.clone()),
-            (None, None) => Some(communes.iter().map(|x| x.name.clone()).collect::<Vec<_>>().join(", ")),
+            (None, Some(c)) => {
+                communes.iter().find(|x| x.insee.as_str() == c).map(|x| x.name.clone())
+            }
+            (None, None) => {
+                Some(communes.iter().map(|x| x.name.clone()).collect::<Vec<_>>().join(", "))
+            }
         };
         let spatial = (!here.is_empty()).then(|| {
             let n = here.len() as f64;
             let lat = here.iter().map(|h| h.1).sum::<f64>() / n;
             let lon = here.iter().map(|h| h.2).sum::<f64>() / n;
-            let min = |f: fn(&(&agora_store::catalog::Site, f64, f64)) -> f64| here.iter().map(f).fold(f64::INFINITY, f64::min);
-            let max = |f: fn(&(&agora_store::catalog::Site, f64, f64)) -> f64| here.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+            let min = |f: fn(&(&agora_store::catalog::Site, f64, f64)) -> f64| {
+                here.iter().map(f).fold(f64::INFINITY, f64::min)
+            };
+            let max = |f: fn(&(&agora_store::catalog::Site, f64, f64)) -> f64| {
+                here.iter().map(f).fold(f64::NEG_INFINITY, f64::max)
+            };
             (
                 name.clone().unwrap_or_default(),
                 (lat, lon),
@@ -201,7 +219,9 @@ fn negotiate(ext: Option<&str>, headers: &HeaderMap) -> ApiResult<&'static str> 
             "ttl" => Ok("text/turtle"),
             "jsonld" => Ok("application/ld+json"),
             "rdf" => Ok("application/rdf+xml"),
-            _ => Err(ApiError::NotFound(format!("no catalogue in .{e}: use .ttl, .jsonld or .rdf"))),
+            _ => {
+                Err(ApiError::NotFound(format!("no catalogue in .{e}: use .ttl, .jsonld or .rdf")))
+            }
         };
     }
     let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -226,7 +246,11 @@ fn negotiate(ext: Option<&str>, headers: &HeaderMap) -> ApiResult<&'static str> 
     Ok(best.map_or("text/turtle", |(_, k)| k))
 }
 
-async fn serve_catalogue(s: &AppState, headers: &HeaderMap, ext: Option<&str>) -> ApiResult<Response> {
+async fn serve_catalogue(
+    s: &AppState,
+    headers: &HeaderMap,
+    ext: Option<&str>,
+) -> ApiResult<Response> {
     let media = negotiate(ext, headers)?;
     let g = graph(s, headers).await?;
     let body = match media {
@@ -256,7 +280,10 @@ pub(crate) async fn dcat_ttl(State(s): State<AppState>, headers: HeaderMap) -> A
 }
 
 /// The catalogue in JSON-LD (`/api/v1/open-data/dcat.jsonld`).
-pub(crate) async fn dcat_jsonld(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub(crate) async fn dcat_jsonld(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     serve_catalogue(&s, &headers, Some("jsonld")).await
 }
 

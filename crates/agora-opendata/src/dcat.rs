@@ -144,7 +144,9 @@ const EU: &str = "http://publications.europa.eu/resource/authority";
 
 fn theme_concept(t: Theme) -> (&'static str, &'static str) {
     match t {
-        Theme::Air | Theme::Noise | Theme::Weather | Theme::Soil | Theme::Bins => ("ENVI", "Environnement"),
+        Theme::Air | Theme::Noise | Theme::Weather | Theme::Soil | Theme::Bins => {
+            ("ENVI", "Environnement")
+        }
         Theme::Lighting => ("ENER", "Énergie"),
         Theme::Footfall => ("SOCI", "Population et société"),
         Theme::Equipment => ("REGI", "Régions et villes"),
@@ -323,7 +325,11 @@ pub fn catalogue(p: &Publisher, entries: &[Entry]) -> Graph {
             g.add(&ds, "dcat:distribution", iri(&url));
             g.a(&url, "dcat:Distribution");
             g.add(&url, "dct:title", fr(format!("{} — {title}", d.title)));
-            g.add(&url, "dct:description", fr(format!("Export complet du jeu de données, en {title}.")));
+            g.add(
+                &url,
+                "dct:description",
+                fr(format!("Export complet du jeu de données, en {title}.")),
+            );
             g.add(&url, "dcat:accessURL", iri(&url));
             g.add(&url, "dcat:downloadURL", iri(&url));
             g.add(&url, "dcat:accessService", iri(&service));
@@ -396,11 +402,17 @@ impl Graph {
             let _ = write!(o, "\n{}", turtle_iri(s));
             let mut first = true;
             for (p, objects) in preds {
-                let pred = if p == &format!("{RDF}type") { "a".to_owned() } else { short(p).unwrap_or_else(|| turtle_iri(p)) };
+                let pred = if p == &format!("{RDF}type") {
+                    "a".to_owned()
+                } else {
+                    short(p).unwrap_or_else(|| turtle_iri(p))
+                };
                 let objs: Vec<String> = objects
                     .iter()
                     .map(|t| match t {
-                        Term::Iri(i) => short(i).filter(|_| p == &format!("{RDF}type")).unwrap_or_else(|| turtle_iri(i)),
+                        Term::Iri(i) => short(i)
+                            .filter(|_| p == &format!("{RDF}type"))
+                            .unwrap_or_else(|| turtle_iri(i)),
                         Term::Lit { value, datatype, lang } => {
                             let mut x = format!("\"{}\"", turtle_escape(value));
                             if let Some(l) = lang {
@@ -414,7 +426,8 @@ impl Graph {
                         }
                     })
                     .collect();
-                let _ = write!(o, "{}\n    {pred} {}", if first { "" } else { " ;" }, objs.join(", "));
+                let _ =
+                    write!(o, "{}\n    {pred} {}", if first { "" } else { " ;" }, objs.join(", "));
                 first = false;
             }
             o.push_str(" .\n");
@@ -447,8 +460,12 @@ impl Graph {
                         .iter()
                         .map(|t| match t {
                             Term::Iri(i) => serde_json::json!({"@id": i}),
-                            Term::Lit { value, datatype: Some(dt), .. } => serde_json::json!({"@value": value, "@type": dt}),
-                            Term::Lit { value, lang: Some(l), .. } => serde_json::json!({"@value": value, "@language": l}),
+                            Term::Lit { value, datatype: Some(dt), .. } => {
+                                serde_json::json!({"@value": value, "@type": dt})
+                            }
+                            Term::Lit { value, lang: Some(l), .. } => {
+                                serde_json::json!({"@value": value, "@language": l})
+                            }
                             Term::Lit { value, .. } => serde_json::json!({"@value": value}),
                         })
                         .collect();
@@ -520,8 +537,15 @@ mod tests {
         let entries = vec![
             Entry {
                 dataset: d("air", "air", "measurements"),
-                temporal: Some((Timestamp::from_nanos(1_700_000_000_000_000_000), Timestamp::from_nanos(1_710_000_000_000_000_000))),
-                spatial: Some(("Hôtel de Ville".into(), (43.5297, 5.4474), (43.52, 5.44, 43.54, 5.45))),
+                temporal: Some((
+                    Timestamp::from_nanos(1_700_000_000_000_000_000),
+                    Timestamp::from_nanos(1_710_000_000_000_000_000),
+                )),
+                spatial: Some((
+                    "Hôtel de Ville".into(),
+                    (43.5297, 5.4474),
+                    (43.52, 5.44, 43.54, 5.45),
+                )),
             },
             Entry { dataset: other, temporal: None, spatial: None },
             Entry { dataset: d("lieux", "equipment", "places"), temporal: None, spatial: None },
@@ -543,7 +567,9 @@ mod tests {
         assert!(ttl.contains("a dcat:Catalog"), "{ttl}");
         assert!(ttl.contains(r#""Moyennes \"horaires\"\nsur deux lignes <b>&</b>"@fr"#));
         let xml = g.rdf_xml();
-        assert!(xml.contains("Moyennes &quot;horaires&quot;\nsur deux lignes &lt;b&gt;&amp;&lt;/b&gt;"));
+        assert!(
+            xml.contains("Moyennes &quot;horaires&quot;\nsur deux lignes &lt;b&gt;&amp;&lt;/b&gt;")
+        );
         let jsonld = g.json_ld();
         let n: usize = jsonld
             .as_array()

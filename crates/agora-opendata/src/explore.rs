@@ -260,7 +260,9 @@ impl Writer {
             }
             Format::Json => out.push(b'['),
             Format::Jsonl => {}
-            Format::GeoJson => out.extend_from_slice(br#"{"type":"FeatureCollection","features":["#),
+            Format::GeoJson => {
+                out.extend_from_slice(br#"{"type":"FeatureCollection","features":["#)
+            }
         }
     }
 
@@ -294,7 +296,8 @@ impl Writer {
                 if self.format == Format::Json && !first {
                     out.push(b',');
                 }
-                let obj = JsonRow { keys: &self.keys, types: &self.types, row, tz: self.tz, skip: None };
+                let obj =
+                    JsonRow { keys: &self.keys, types: &self.types, row, tz: self.tz, skip: None };
                 let _ = serde_json::to_writer(&mut *out, &obj);
                 if self.format == Format::Jsonl {
                     out.push(b'\n');
@@ -308,7 +311,13 @@ impl Writer {
                     Some(V::Geo(lat, lon)) => json!({"type": "Point", "coordinates": [lon, lat]}),
                     _ => Value::Null,
                 };
-                let props = JsonRow { keys: &self.keys, types: &self.types, row, tz: self.tz, skip: self.geo };
+                let props = JsonRow {
+                    keys: &self.keys,
+                    types: &self.types,
+                    row,
+                    tz: self.tz,
+                    skip: self.geo,
+                };
                 out.extend_from_slice(br#"{"type":"Feature","geometry":"#);
                 let _ = serde_json::to_writer(&mut *out, &geometry);
                 out.extend_from_slice(br#","properties":"#);

@@ -125,7 +125,9 @@ impl Records {
                             }
                         }
                     }
-                    themes.sort_by_key(|t| agora_store::opendata::Theme::ALL.iter().position(|x| x.as_str() == *t));
+                    themes.sort_by_key(|t| {
+                        agora_store::opendata::Theme::ALL.iter().position(|x| x.as_str() == *t)
+                    });
                     rows.push(vec![
                         V::text(s.id.as_str()),
                         V::text(s.name.as_str()),

@@ -251,7 +251,12 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
     if !state.datasets.list().await?.is_empty() {
         return Ok(());
     }
-    let d = |id: &str, theme: Theme, resolution: Resolution, title: &str, description: &str, keywords: &[&str]| {
+    let d = |id: &str,
+             theme: Theme,
+             resolution: Resolution,
+             title: &str,
+             description: &str,
+             keywords: &[&str]| {
         let kind = match id {
             "lieux-equipes" => DatasetKind::Places,
             "capteurs" => DatasetKind::Devices,
@@ -279,44 +284,104 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
     };
     use Resolution::{Daily, Hourly, QuarterHour, Raw};
     let mut sets = vec![
-        d("qualite-air-horaire", Theme::Air, Hourly, "Qualité de l'air — moyennes horaires",
-          "Concentrations de particules fines (PM2,5, PM10), de dioxyde d'azote et d'ozone mesurées par les micro-capteurs des places, en moyennes horaires (µg/m³). Capteurs à bas coût : indicatifs, non réglementaires.",
-          &["qualité de l'air", "particules", "NO2", "ozone", "capteurs"]),
-        d("qualite-air-hotel-de-ville-mesures", Theme::Air, Raw, "Qualité de l'air place de l'Hôtel de Ville — chaque mesure",
-          "Chaque mesure des micro-capteurs de la place de l'Hôtel de Ville, toutes les minutes (µg/m³).",
-          &["qualité de l'air", "particules", "temps réel"]),
-        d("bruit-horaire", Theme::Noise, Hourly, "Niveaux sonores — moyennes horaires",
-          "Niveau sonore équivalent (LAeq, moyenne énergétique) et niveau maximal (LAmax) de chaque heure, en dB(A).",
-          &["bruit", "LAeq", "environnement sonore"]),
-        d("meteo-horaire", Theme::Weather, Hourly, "Météo et îlots de chaleur — moyennes horaires",
-          "Température, humidité, pression, vent et éclairement mesurés sur les places, en moyennes horaires.",
-          &["météo", "température", "îlot de chaleur"]),
-        d("frequentation-pietonne-horaire", Theme::Footfall, Hourly, "Fréquentation piétonne — passages par heure",
-          "Nombre de passages comptés par les capteurs de fréquentation, par heure (jamais plus fin, pour qu'aucune personne ne puisse être suivie).",
-          &["fréquentation", "piétons", "commerce"]),
-        d("frequentation-pietonne-quotidienne", Theme::Footfall, Daily, "Fréquentation piétonne — passages par jour",
-          "Nombre de passages comptés par jour (jours de Paris).",
-          &["fréquentation", "piétons", "commerce"]),
-        d("eclairage-public-horaire", Theme::Lighting, Hourly, "Éclairage public — puissance et gradation horaires",
-          "Puissance consommée et niveau de gradation des luminaires connectés, en moyennes horaires.",
-          &["éclairage public", "énergie"]),
-        d("remplissage-bornes-quotidien", Theme::Bins, Daily, "Taux de remplissage des bornes de collecte — moyennes quotidiennes",
-          "Taux de remplissage moyen de chaque borne de collecte, par jour.",
-          &["propreté", "déchets", "collecte"]),
-        d("humidite-sols-horaire", Theme::Soil, Hourly, "Humidité des sols des espaces verts — moyennes horaires",
-          "Humidité et température des sols mesurées pour piloter l'arrosage, en moyennes horaires.",
-          &["espaces verts", "arrosage", "sols"]),
-        d("lieux-equipes", Theme::Equipment, Hourly, "Lieux équipés de capteurs",
-          "Les places et rues équipées, leur position et ce qui y est mesuré.",
-          &["lieux", "capteurs"]),
-        d("capteurs", Theme::Equipment, Hourly, "Capteurs publics",
-          "Chaque capteur public : son type, sa place, sa position et les grandeurs qu'il mesure.",
-          &["capteurs", "équipements"]),
+        d(
+            "qualite-air-horaire",
+            Theme::Air,
+            Hourly,
+            "Qualité de l'air — moyennes horaires",
+            "Concentrations de particules fines (PM2,5, PM10), de dioxyde d'azote et d'ozone mesurées par les micro-capteurs des places, en moyennes horaires (µg/m³). Capteurs à bas coût : indicatifs, non réglementaires.",
+            &["qualité de l'air", "particules", "NO2", "ozone", "capteurs"],
+        ),
+        d(
+            "qualite-air-hotel-de-ville-mesures",
+            Theme::Air,
+            Raw,
+            "Qualité de l'air place de l'Hôtel de Ville — chaque mesure",
+            "Chaque mesure des micro-capteurs de la place de l'Hôtel de Ville, toutes les minutes (µg/m³).",
+            &["qualité de l'air", "particules", "temps réel"],
+        ),
+        d(
+            "bruit-horaire",
+            Theme::Noise,
+            Hourly,
+            "Niveaux sonores — moyennes horaires",
+            "Niveau sonore équivalent (LAeq, moyenne énergétique) et niveau maximal (LAmax) de chaque heure, en dB(A).",
+            &["bruit", "LAeq", "environnement sonore"],
+        ),
+        d(
+            "meteo-horaire",
+            Theme::Weather,
+            Hourly,
+            "Météo et îlots de chaleur — moyennes horaires",
+            "Température, humidité, pression, vent et éclairement mesurés sur les places, en moyennes horaires.",
+            &["météo", "température", "îlot de chaleur"],
+        ),
+        d(
+            "frequentation-pietonne-horaire",
+            Theme::Footfall,
+            Hourly,
+            "Fréquentation piétonne — passages par heure",
+            "Nombre de passages comptés par les capteurs de fréquentation, par heure (jamais plus fin, pour qu'aucune personne ne puisse être suivie).",
+            &["fréquentation", "piétons", "commerce"],
+        ),
+        d(
+            "frequentation-pietonne-quotidienne",
+            Theme::Footfall,
+            Daily,
+            "Fréquentation piétonne — passages par jour",
+            "Nombre de passages comptés par jour (jours de Paris).",
+            &["fréquentation", "piétons", "commerce"],
+        ),
+        d(
+            "eclairage-public-horaire",
+            Theme::Lighting,
+            Hourly,
+            "Éclairage public — puissance et gradation horaires",
+            "Puissance consommée et niveau de gradation des luminaires connectés, en moyennes horaires.",
+            &["éclairage public", "énergie"],
+        ),
+        d(
+            "remplissage-bornes-quotidien",
+            Theme::Bins,
+            Daily,
+            "Taux de remplissage des bornes de collecte — moyennes quotidiennes",
+            "Taux de remplissage moyen de chaque borne de collecte, par jour.",
+            &["propreté", "déchets", "collecte"],
+        ),
+        d(
+            "humidite-sols-horaire",
+            Theme::Soil,
+            Hourly,
+            "Humidité des sols des espaces verts — moyennes horaires",
+            "Humidité et température des sols mesurées pour piloter l'arrosage, en moyennes horaires.",
+            &["espaces verts", "arrosage", "sols"],
+        ),
+        d(
+            "lieux-equipes",
+            Theme::Equipment,
+            Hourly,
+            "Lieux équipés de capteurs",
+            "Les places et rues équipées, leur position et ce qui y est mesuré.",
+            &["lieux", "capteurs"],
+        ),
+        d(
+            "capteurs",
+            Theme::Equipment,
+            Hourly,
+            "Capteurs publics",
+            "Chaque capteur public : son type, sa place, sa position et les grandeurs qu'il mesure.",
+            &["capteurs", "équipements"],
+        ),
     ];
     sets[1].site = Some("hotel-de-ville".into());
-    let mut draft = d("qualite-air-quart-heure", Theme::Air, QuarterHour, "Qualité de l'air — moyennes au quart d'heure (brouillon)",
+    let mut draft = d(
+        "qualite-air-quart-heure",
+        Theme::Air,
+        QuarterHour,
+        "Qualité de l'air — moyennes au quart d'heure (brouillon)",
         "Brouillon non publié : moyennes au quart d'heure, rendues publiques après 24 heures.",
-        &["qualité de l'air"]);
+        &["qualité de l'air"],
+    );
     draft.published = false;
     draft.embargo_hours = 24;
     sets.push(draft);

@@ -113,6 +113,12 @@ async fn side(
     }
 }
 
+/// An open dataset of a commune's air quality.
+fn open_dataset(id: &str, commune: &str) -> Value {
+    json!({"id": id, "kind": "measurements", "title": "Air", "description": "Air",
+           "theme": "air", "commune": commune, "published": true})
+}
+
 /// A request for one route against one side's objects; `None` for a route this test does not
 /// know (the test then fails, naming it).
 struct Call {
@@ -163,6 +169,17 @@ async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
             .as_str()
             .unwrap()
             .to_owned(),
+        "dataset" => {
+            let id = format!("fresh-{}-{n}", s.commune);
+            admin_json(
+                app,
+                Method::POST,
+                "/api/v1/open-data/datasets",
+                open_dataset(&id, s.commune),
+            )
+            .await;
+            id
+        }
         "rule" => {
             let id = format!("fresh-{}-{n}", s.commune);
             admin_json(
@@ -368,6 +385,29 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("DELETE", "/api/v1/commerce/school-holidays") => Call::new(route).untargeted(),
         ("GET", "/api/v1/live") => {
             Call::new(format!("/api/v1/live?device={}", s.device)).untargeted()
+        }
+        // Open data: only what is published, for anyone.
+        ("GET", r) if r.starts_with("/api/explore/v2.1/") => Call::new(
+            r.replace("{dataset_id}", "none")
+                .replace("{record_id}", "x")
+                .replace("{format}", "csv"),
+        )
+        .untargeted(),
+        ("GET", r) if r.starts_with("/api/v1/open-data/dcat") => Call::new(r).untargeted(),
+        ("GET", "/api/v1/open-data/datasets") => Call::new(route).untargeted(),
+        ("POST", "/api/v1/open-data/datasets") => {
+            Call::new(route).json(open_dataset(&format!("new-{}-{n}", s.commune), s.commune))
+        }
+        ("GET", "/api/v1/open-data/datasets/{id}") => {
+            Call::new(format!("/api/v1/open-data/datasets/{}", fresh(app, "dataset", s, n).await))
+                .untargeted()
+        }
+        ("PUT", "/api/v1/open-data/datasets/{id}") => {
+            let id = fresh(app, "dataset", s, n).await;
+            Call::new(format!("/api/v1/open-data/datasets/{id}")).json(open_dataset(&id, s.commune))
+        }
+        ("DELETE", "/api/v1/open-data/datasets/{id}") => {
+            Call::new(format!("/api/v1/open-data/datasets/{}", fresh(app, "dataset", s, n).await))
         }
         ("GET", "/api/v1/rules") => Call::new(route),
         ("POST", "/api/v1/rules") => {
