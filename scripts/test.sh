@@ -55,6 +55,9 @@ touch crates/agora/src/main.rs
 cargo build --locked --bin agora
 # The API answers as its OpenAPI document says (schemathesis against a running demo).
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/api-conformance.sh
+# Open data read by independent readers: the DCAT-AP catalogue against the 3.0.1 SHACL shapes
+# (pySHACL), exports with Python's csv, pyarrow and the geojson package.
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/open-data.sh
 # Integrators' clients as shipped (ThingsBoard's SDK, from PyPI) against a running `agora serve`.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/clients/run.sh
 # InfluxDB's own Python clients (v1 query() for each InfluxQL form, v2 ping/health/ready).

@@ -549,7 +549,7 @@ pub(crate) async fn export_formats(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let _ = published(&s, &id).await?;
-    let links: Vec<Value> = ["csv", "json", "jsonl", "geojson"]
+    let links: Vec<Value> = ["csv", "json", "jsonl", "geojson", "parquet"]
         .iter()
         .map(|f| json!({"rel": f, "href": format!("/api/explore/v2.1/catalog/datasets/{id}/exports/{f}")}))
         .collect();
@@ -568,7 +568,7 @@ pub(crate) async fn export(
     let d = published(&s, &id).await?;
     let mut fmt = Format::parse(&format).ok_or_else(|| {
         ExploreError::param(format!(
-            "Invalid value for format: {format} is not an export format of this server (csv, json, jsonl, geojson)."
+            "Invalid value for format: {format} is not an export format of this server (csv, json, jsonl, geojson, parquet)."
         ))
     })?;
     if let Format::Csv { delimiter, bom } = &mut fmt {

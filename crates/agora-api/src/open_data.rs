@@ -169,6 +169,13 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
         description: cfg.description.clone(),
         name: cfg.publisher.clone(),
         email: cfg.contact_email.clone(),
+        territory: s
+            .catalog
+            .communes()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     let sites = s.catalog.sites();
     let communes = s.catalog.communes();

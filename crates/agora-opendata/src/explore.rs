@@ -181,6 +181,8 @@ pub enum Format {
     Jsonl,
     /// A GeoJSON FeatureCollection (points where records have a position).
     GeoJson,
+    /// Apache Parquet (uncompressed; see [`crate::parquet`]).
+    Parquet,
 }
 
 impl Format {
@@ -191,6 +193,7 @@ impl Format {
             "json" => Format::Json,
             "jsonl" => Format::Jsonl,
             "geojson" => Format::GeoJson,
+            "parquet" => Format::Parquet,
             _ => return None,
         })
     }
@@ -202,6 +205,7 @@ impl Format {
             Format::Json => "application/json",
             Format::Jsonl => "application/jsonl",
             Format::GeoJson => "application/geo+json",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 
@@ -212,6 +216,7 @@ impl Format {
             Format::Json => "json",
             Format::Jsonl => "jsonl",
             Format::GeoJson => "geojson",
+            Format::Parquet => "parquet",
         }
     }
 }
@@ -226,6 +231,7 @@ pub struct Writer {
     rows: u64,
     /// The column of the points (GeoJSON geometry).
     geo: Option<usize>,
+    parquet: Option<crate::parquet::ParquetWriter>,
 }
 
 impl Writer {
@@ -235,7 +241,9 @@ impl Writer {
         let keys: Vec<String> = c.columns[..n].iter().map(|c| c.key.clone()).collect();
         let types: Vec<OutType> = c.columns[..n].iter().map(|c| c.ty).collect();
         let geo = types.iter().position(|t| *t == OutType::Of(FieldType::GeoPoint));
-        Writer { format, keys, types, tz, rows: 0, geo }
+        let parquet = (format == Format::Parquet)
+            .then(|| crate::parquet::ParquetWriter::new(keys.clone(), &types));
+        Writer { format, keys, types, tz, rows: 0, geo, parquet }
     }
 
     /// Rows written so far.
@@ -263,6 +271,11 @@ impl Writer {
             Format::GeoJson => {
                 out.extend_from_slice(br#"{"type":"FeatureCollection","features":["#)
             }
+            Format::Parquet => {
+                if let Some(p) = &mut self.parquet {
+                    p.start(out);
+                }
+            }
         }
     }
 
@@ -271,6 +284,11 @@ impl Writer {
         let first = self.rows == 0;
         self.rows += 1;
         match self.format {
+            Format::Parquet => {
+                if let Some(p) = &mut self.parquet {
+                    p.row(row, out);
+                }
+            }
             Format::Csv { delimiter, .. } => {
                 for (i, (v, t)) in row.iter().zip(&self.types).enumerate() {
                     if i > 0 {
@@ -332,6 +350,11 @@ impl Writer {
         match self.format {
             Format::Json => out.push(b']'),
             Format::GeoJson => out.extend_from_slice(b"]}"),
+            Format::Parquet => {
+                if let Some(p) = &mut self.parquet {
+                    p.finish(out);
+                }
+            }
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod dcat;
 pub mod explore;
 pub mod odsql;
+pub mod parquet;
 pub mod records;
 
 pub use records::Records;
