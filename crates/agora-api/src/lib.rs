@@ -44,6 +44,7 @@ use axum::routing::{delete, get, post};
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
+pub use open_data::base_url as open_data_base_url;
 pub use session::Sessions;
 
 /// HTTP settings.

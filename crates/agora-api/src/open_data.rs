@@ -148,7 +148,7 @@ pub(crate) async fn delete(
 }
 
 /// The public address links start with.
-pub(crate) fn base_url(s: &AppState, headers: &HeaderMap) -> String {
+pub fn base_url(s: &AppState, headers: &HeaderMap) -> String {
     if let Some(b) = &s.config.open_data.base_url {
         return b.trim_end_matches('/').to_owned();
     }

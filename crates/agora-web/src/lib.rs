@@ -9,6 +9,7 @@
 mod assets;
 mod i18n;
 mod pages;
+mod portal;
 
 use agora_api::AppState;
 use axum::Router;
@@ -56,6 +57,9 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/communes/{insee}", get(pages::commune))
         .route("/kiosk/{site}", get(pages::kiosk))
         .route("/commerce", get(pages::commerce))
+        .route("/open-data", get(portal::catalogue))
+        .route("/open-data/api", get(portal::api_guide))
+        .route("/open-data/datasets/{id}", get(portal::dataset))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         // Single sign-on: off to the city's provider, and back.

@@ -22,16 +22,16 @@ use crate::WebConfig;
 use crate::assets::version;
 use crate::i18n::{self, Lang};
 
-type Cfg = Extension<Arc<WebConfig>>;
+pub(crate) type Cfg = Extension<Arc<WebConfig>>;
 
 /// Query parameters every page understands.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PageQuery {
-    lang: Option<String>,
-    next: Option<String>,
-    rotate: Option<u32>,
+    pub(crate) lang: Option<String>,
+    pub(crate) next: Option<String>,
+    pub(crate) rotate: Option<u32>,
     /// `sso`: the single sign-on just failed (the server's log says why).
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Escape text for HTML content and attribute values.
@@ -64,13 +64,13 @@ fn tile_origin(url: &str) -> Option<String> {
 }
 
 /// Who is looking at a page.
-enum Viewer {
+pub(crate) enum Viewer {
     Public,
     Operator(Box<Session>),
 }
 
 /// One page to render.
-struct Page {
+pub(crate) struct Page {
     /// Identifier, also the body's class and the script's `page` setting.
     id: &'static str,
     title: String,
@@ -85,7 +85,7 @@ struct Page {
 }
 
 impl Page {
-    fn new(id: &'static str, title: String, body: String) -> Self {
+    pub(crate) fn new(id: &'static str, title: String, body: String) -> Self {
         Self {
             id,
             title,
@@ -99,25 +99,25 @@ impl Page {
     }
 
     /// Its module in `assets/js/`.
-    fn script(mut self, name: &'static str) -> Self {
+    pub(crate) fn script(mut self, name: &'static str) -> Self {
         self.script = Some(name);
         self
     }
 
     /// It draws a map (Leaflet).
-    fn map(mut self) -> Self {
+    pub(crate) fn map(mut self) -> Self {
         self.leaflet = true;
         self
     }
 
     /// It draws charts (uPlot).
-    fn charts(mut self) -> Self {
+    pub(crate) fn charts(mut self) -> Self {
         self.uplot = true;
         self
     }
 
     /// More settings for its script.
-    fn data(mut self, v: JsonValue) -> Self {
+    pub(crate) fn data(mut self, v: JsonValue) -> Self {
         self.data = v;
         self
     }
@@ -147,6 +147,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
         Viewer::Public => {
             nav_link(&mut o, "/", &t("nav.map"), page.id == "public-map");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
+            nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             nav_link(&mut o, "/login", &t("nav.operators"), page.id == "login");
         }
         Viewer::Operator(s) => {
@@ -156,6 +157,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
             nav_link(&mut o, "/supervision/forecasts", &t("nav.forecasts"), page.id == "forecasts");
             nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
+            nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             if s.principal.grant.may(Action::ManagePeople) {
                 nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
             }
@@ -187,7 +189,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
     o
 }
 
-fn render(
+pub(crate) fn render(
     lang: Lang,
     set_lang: bool,
     cfg: &WebConfig,
@@ -282,7 +284,7 @@ fn render(
     resp
 }
 
-fn lang_of(q: &PageQuery, h: &HeaderMap) -> (Lang, bool) {
+pub(crate) fn lang_of(q: &PageQuery, h: &HeaderMap) -> (Lang, bool) {
     let asked = q.lang.as_deref().and_then(Lang::parse);
     (Lang::of(q.lang.as_deref(), h), asked.is_some())
 }
@@ -300,7 +302,7 @@ fn operator(s: &AppState, h: &HeaderMap, path: &str) -> Result<Session, Redirect
     }
 }
 
-fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
+pub(crate) fn viewer(s: &AppState, h: &HeaderMap) -> Viewer {
     match session::current(s, h) {
         Some((_, sess)) if sess.principal.grant.may(Action::View) => {
             Viewer::Operator(Box::new(sess))

@@ -476,8 +476,11 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             | "/explorer"
             | "/alerts"
             | "/admin"
-            | "/commerce",
+            | "/commerce"
+            | "/open-data"
+            | "/open-data/api",
         ) => Call::new(route).untargeted(),
+        ("GET", "/open-data/datasets/{id}") => Call::new("/open-data/datasets/none").untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
         ("GET", "/supervision/devices/{id}") => {
