@@ -284,7 +284,7 @@ pub(crate) async fn dataset(
     facts.push_str("</dl>");
 
     let mut schema = format!(
-        "<div class=\"table-wrap\"><table class=\"table\"><caption class=\"sr-only\">{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+        "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"schema-title\"><table class=\"table\"><caption class=\"sr-only\">{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
         t("od.schema"),
         t("od.field"),
         t("od.label"),
@@ -327,7 +327,7 @@ pub(crate) async fn dataset(
         }
         let _ = write!(
             preview,
-            "<div class=\"table-wrap\"><table class=\"table\"><caption class=\"sr-only\">{preview_title}</caption><thead><tr>"
+            "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"preview-title\"><table class=\"table\"><caption class=\"sr-only\">{preview_title}</caption><thead><tr>"
         );
         for k in &a.keys {
             let _ = write!(preview, "<th scope=\"col\">{}</th>", esc(k));
@@ -458,7 +458,7 @@ pub(crate) async fn api_guide(
     let ds = format!("{base}/api/explore/v2.1/catalog/datasets/{}", esc(&example));
     let body = format!(
         "<article class=\"open-data\"><p class=\"crumbs\"><a href=\"/open-data\">{back}</a></p><h1>{title}</h1><p class=\"intro\">{intro}</p>\
-<section><h2>{endpoints}</h2><div class=\"table-wrap\"><table class=\"table\"><caption class=\"sr-only\">{endpoints}</caption><thead><tr><th scope=\"col\">{url}</th><th scope=\"col\">{what}</th></tr></thead><tbody>\
+<section><h2 id=\"endpoints-title\">{endpoints}</h2><div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"endpoints-title\"><table class=\"table\"><caption class=\"sr-only\">{endpoints}</caption><thead><tr><th scope=\"col\">{url}</th><th scope=\"col\">{what}</th></tr></thead><tbody>\
 <tr><td><code>/api/explore/v2.1/catalog/datasets</code></td><td>{e_list}</td></tr>\
 <tr><td><code>/api/explore/v2.1/catalog/datasets/{{id}}</code></td><td>{e_one}</td></tr>\
 <tr><td><code>/api/explore/v2.1/catalog/datasets/{{id}}/records</code></td><td>{e_records}</td></tr>\

@@ -53,7 +53,7 @@ function drawMap() {
     .bindTooltip(esc(d.id)).addTo(map));
   map.fitBounds(L.featureGroup(markers).getBounds().pad(0.2));
   document.getElementById('map').setAttribute('aria-label', t('od.map_label', { n: pos.length }));
-  document.getElementById('map').setAttribute('role', 'img');
+  document.getElementById('map').setAttribute('role', 'region');
 }
 
 drawMap();
