@@ -644,8 +644,8 @@ pub(crate) async fn export(
                 if full(&w) {
                     break 'windows;
                 }
-                match run.push(&row) {
-                    Ok(Some(out)) => w.row(&out, &mut buf),
+                match run.push_owned(row) {
+                    Ok(Some(out)) => w.row_owned(out, &mut buf),
                     Ok(None) => {}
                     Err(e) => {
                         let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
@@ -665,7 +665,7 @@ pub(crate) async fn export(
                 if full(&w) {
                     break;
                 }
-                w.row(&out, &mut buf);
+                w.row_owned(out, &mut buf);
                 if buf.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
                     return;
                 }

@@ -70,7 +70,7 @@ pub async fn answer(
     let mut seen = 0usize;
     for w in windows_for(rec, q, tz) {
         for row in rec.window(store, w).await? {
-            if let Some(out) = run.push(&row)? {
+            if let Some(out) = run.push_owned(row)? {
                 if seen >= offset && kept.len() < limit {
                     kept.push(out);
                 }
@@ -286,7 +286,7 @@ impl Writer {
         match self.format {
             Format::Parquet => {
                 if let Some(p) = &mut self.parquet {
-                    p.row(row, out);
+                    p.row(row.to_vec(), out);
                 }
             }
             Format::Csv { delimiter, .. } => {
@@ -342,6 +342,17 @@ impl Writer {
                 let _ = serde_json::to_writer(&mut *out, &props);
                 out.push(b'}');
             }
+        }
+    }
+
+    /// One row given away (Parquet keeps its values without a copy).
+    pub fn row_owned(&mut self, row: Row, out: &mut Vec<u8>) {
+        match (&mut self.parquet, self.format) {
+            (Some(p), Format::Parquet) => {
+                self.rows += 1;
+                p.row(row, out);
+            }
+            _ => self.row(&row, out),
         }
     }
 

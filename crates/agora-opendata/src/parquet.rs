@@ -151,6 +151,8 @@ struct Chunk {
     offset: i64,
     size: i64,
     values: i64,
+    /// Bytes of the dictionary page at its start, when dictionary-encoded.
+    dictionary: Option<i64>,
 }
 
 /// Writes rows as Parquet, a row group at a time.
@@ -184,9 +186,9 @@ impl ParquetWriter {
     }
 
     /// One row; a full row group is written out.
-    pub fn row(&mut self, row: &[V], out: &mut Vec<u8>) {
+    pub fn row(&mut self, row: Vec<V>, out: &mut Vec<u8>) {
         for (c, v) in self.columns.iter_mut().zip(row) {
-            c.push(v.clone());
+            c.push(v);
         }
         if self.columns.first().is_some_and(|c| c.len() >= ROW_GROUP) {
             self.flush(out);
@@ -202,11 +204,20 @@ impl ParquetWriter {
         let mut total = 0;
         for i in 0..self.columns.len() {
             let values = std::mem::take(&mut self.columns[i]);
-            let page = encode_page(self.kinds[i], &values);
             let offset = self.written;
+            let (page, dictionary) =
+                match (self.kinds[i] == Kind::Text).then(|| encode_dictionary(&values)).flatten() {
+                    Some((dict, data)) => {
+                        let n = dict.len() as i64;
+                        let mut both = dict;
+                        both.extend_from_slice(&data);
+                        (both, Some(n))
+                    }
+                    None => (encode_page(self.kinds[i], &values), None),
+                };
             self.emit(out, &page);
             total += page.len() as i64;
-            chunks.push(Chunk { offset, size: page.len() as i64, values: n as i64 });
+            chunks.push(Chunk { offset, size: page.len() as i64, values: n as i64, dictionary });
             self.columns[i] = Vec::with_capacity(ROW_GROUP);
         }
         self.groups.push((chunks, total, n as i64));
@@ -245,9 +256,16 @@ impl ParquetWriter {
                 t.i64(2, c.offset);
                 t.struct_field(3);
                 t.i32(1, self.kinds[i].physical() as i32);
-                t.list(2, T_I32, 2);
-                t.zigzag(0); // PLAIN
-                t.zigzag(3); // RLE
+                if c.dictionary.is_some() {
+                    t.list(2, T_I32, 3);
+                    t.zigzag(0); // PLAIN (the dictionary)
+                    t.zigzag(3); // RLE (levels)
+                    t.zigzag(8); // RLE_DICTIONARY (the values' indices)
+                } else {
+                    t.list(2, T_I32, 2);
+                    t.zigzag(0); // PLAIN
+                    t.zigzag(3); // RLE
+                }
                 t.list(3, T_BINARY, 1);
                 t.varint(self.names[i].len() as u64);
                 t.out.extend_from_slice(self.names[i].as_bytes());
@@ -255,7 +273,10 @@ impl ParquetWriter {
                 t.i64(5, c.values);
                 t.i64(6, c.size);
                 t.i64(7, c.size);
-                t.i64(9, c.offset);
+                t.i64(9, c.offset + c.dictionary.unwrap_or(0));
+                if c.dictionary.is_some() {
+                    t.i64(11, c.offset);
+                }
                 t.end();
                 t.end();
             }
@@ -272,20 +293,155 @@ impl ParquetWriter {
     }
 }
 
+/// Values remembered by pointer while dictionary-encoding.
+const RECENT: usize = 16;
+
+/// Most distinct values a text column chunk is dictionary-encoded with.
+const MAX_DICTIONARY: usize = 16_384;
+
+/// A text column chunk as a dictionary page (its distinct values, PLAIN) and a data page of
+/// indices (RLE_DICTIONARY: a bit width, then bit-packed runs); `None` when the values are too
+/// varied for a dictionary to pay.
+fn encode_dictionary(values: &[V]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut index: std::collections::HashMap<std::borrow::Cow<'_, str>, u32> =
+        std::collections::HashMap::new();
+    let mut dict = Vec::new();
+    let mut ids: Vec<u32> = Vec::with_capacity(values.len());
+    let mut present = vec![0u8; values.len().div_ceil(8)];
+    // Records repeat a few values (their device's, place's, commune's) shared by pointer: a
+    // small cache of the last ones found spares hashing and formatting them again.
+    let mut recent: Vec<((u8, u64, u64), u32)> = Vec::with_capacity(RECENT);
+    let mut next_slot = 0;
+    for (i, v) in values.iter().enumerate() {
+        let key = match v {
+            V::Null => continue,
+            V::Text(t) => (1, t.as_ptr() as u64, t.len() as u64),
+            V::Geo(lat, lon) => (2, lat.to_bits(), lon.to_bits()),
+            _ => (0, 0, 0),
+        };
+        present[i / 8] |= 1 << (i % 8);
+        if key.0 != 0
+            && let Some(&(_, id)) = recent.iter().find(|(k, _)| *k == key)
+        {
+            ids.push(id);
+            continue;
+        }
+        let text: std::borrow::Cow<'_, str> = match v {
+            V::Text(t) => std::borrow::Cow::Borrowed(&**t),
+            other => std::borrow::Cow::Owned(text_of(other)),
+        };
+        let next = index.len() as u32;
+        let id = *index.entry(text).or_insert_with_key(|k| {
+            dict.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            dict.extend_from_slice(k.as_bytes());
+            next
+        });
+        if index.len() > MAX_DICTIONARY {
+            return None;
+        }
+        if key.0 != 0 {
+            if recent.len() < RECENT {
+                recent.push((key, id));
+            } else {
+                recent[next_slot] = (key, id);
+                next_slot = (next_slot + 1) % RECENT;
+            }
+        }
+        ids.push(id);
+    }
+    let distinct = index.len();
+    if ids.is_empty() {
+        return None;
+    }
+    let dict_page = {
+        let mut h = Thrift::default();
+        h.begin();
+        h.i32(1, 2); // DICTIONARY_PAGE
+        h.i32(2, dict.len() as i32);
+        h.i32(3, dict.len() as i32);
+        h.struct_field(7);
+        h.i32(1, distinct as i32);
+        h.i32(2, 0); // PLAIN
+        h.end();
+        h.end();
+        let mut page = h.out;
+        page.extend_from_slice(&dict);
+        page
+    };
+    let width = (32 - (distinct.max(2) as u32 - 1).leading_zeros()) as u8;
+    let mut data = levels(values.len(), &present);
+    data.push(width);
+    bit_pack(&mut data, &ids, width);
+    Some((dict_page, page(values.len(), 8, data)))
+}
+
+/// Values of `width` bits as one bit-packed run (groups of 8, LSB first), its header first.
+fn bit_pack(out: &mut Vec<u8>, values: &[u32], width: u8) {
+    let groups = values.len().div_ceil(8);
+    let mut h = Thrift::default();
+    h.varint(((groups as u64) << 1) | 1);
+    out.extend_from_slice(&h.out);
+    let start = out.len();
+    out.resize(start + groups * width as usize, 0);
+    let mut bit = 0usize;
+    for &v in values {
+        for b in 0..width as usize {
+            if v >> b & 1 == 1 {
+                out[start + (bit + b) / 8] |= 1 << ((bit + b) % 8);
+            }
+        }
+        bit += width as usize;
+    }
+}
+
+/// The definition levels of a page (bit width 1, one bit-packed run), with their length first.
+fn levels(n: usize, present: &[u8]) -> Vec<u8> {
+    let mut h = Thrift::default();
+    h.varint(((n.div_ceil(8) as u64) << 1) | 1);
+    let mut out = Vec::with_capacity(4 + h.out.len() + present.len());
+    out.extend_from_slice(&((h.out.len() + present.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&h.out);
+    out.extend_from_slice(present);
+    out
+}
+
+/// A data page (v1) of `n` values whose body (levels then values) is `data`.
+fn page(n: usize, encoding: i32, data: Vec<u8>) -> Vec<u8> {
+    let mut h = Thrift::default();
+    h.begin();
+    h.i32(1, 0); // DATA_PAGE
+    h.i32(2, data.len() as i32);
+    h.i32(3, data.len() as i32);
+    h.struct_field(5);
+    h.i32(1, n as i32);
+    h.i32(2, encoding);
+    h.i32(3, 3); // RLE
+    h.i32(4, 3); // RLE
+    h.end();
+    h.end();
+    let mut p = h.out;
+    p.extend_from_slice(&data);
+    p
+}
+
+fn text_of(v: &V) -> String {
+    match v {
+        V::Text(t) => t.to_string(),
+        V::Geo(lat, lon) => format!("{lat}, {lon}"),
+        V::Num(x) => x.to_string(),
+        V::Bool(b) => b.to_string(),
+        V::Time(ns) => crate::explore::datetime_text(*ns, chrono_tz::Tz::UTC),
+        V::Null => String::new(),
+    }
+}
+
 /// One data page (v1): its header, the definition levels, the non-null values.
 fn encode_page(kind: Kind, values: &[V]) -> Vec<u8> {
-    let n = values.len();
-    // Definition levels, bit width 1, as one bit-packed run of groups of 8.
-    let groups = n.div_ceil(8);
-    let mut levels = Vec::with_capacity(groups + 8);
-    let mut header = Thrift::default();
-    header.varint(((groups as u64) << 1) | 1);
-    levels.extend_from_slice(&header.out);
+    let mut present = vec![0u8; values.len().div_ceil(8)];
     let mut body = Vec::new();
-    let mut bits = vec![0u8; groups];
-    let mut bools: Vec<bool> = Vec::new();
+    let mut bools: Vec<u32> = Vec::new();
     for (i, v) in values.iter().enumerate() {
-        let present = match (kind, v) {
+        let ok = match (kind, v) {
             (_, V::Null) => false,
             (Kind::Int, V::Num(x)) => {
                 body.extend_from_slice(&(*x as i64).to_le_bytes());
@@ -296,7 +452,7 @@ fn encode_page(kind: Kind, values: &[V]) -> Vec<u8> {
                 true
             }
             (Kind::Bool, V::Bool(b)) => {
-                bools.push(*b);
+                bools.push(u32::from(*b));
                 true
             }
             (Kind::Micros, V::Time(ns)) => {
@@ -304,18 +460,15 @@ fn encode_page(kind: Kind, values: &[V]) -> Vec<u8> {
                 true
             }
             (Kind::Days, V::Time(ns)) => {
-                let days = ns.div_euclid(86_400 * 1_000_000_000) as i32;
-                body.extend_from_slice(&days.to_le_bytes());
+                body.extend_from_slice(
+                    &(ns.div_euclid(86_400 * 1_000_000_000) as i32).to_le_bytes(),
+                );
                 true
             }
             (Kind::Text, v) => {
                 let s = match v {
-                    V::Text(t) => t.to_string(),
-                    V::Geo(lat, lon) => format!("{lat}, {lon}"),
-                    V::Num(x) => x.to_string(),
-                    V::Bool(b) => b.to_string(),
-                    V::Time(ns) => crate::explore::datetime_text(*ns, chrono_tz::Tz::UTC),
-                    V::Null => unreachable!(),
+                    V::Text(t) => std::borrow::Cow::Borrowed(&**t),
+                    other => std::borrow::Cow::Owned(text_of(other)),
                 };
                 body.extend_from_slice(&(s.len() as u32).to_le_bytes());
                 body.extend_from_slice(s.as_bytes());
@@ -324,39 +477,21 @@ fn encode_page(kind: Kind, values: &[V]) -> Vec<u8> {
             // A value of another kind than the column's (a computed column): null.
             _ => false,
         };
-        if present {
-            bits[i / 8] |= 1 << (i % 8);
+        if ok {
+            present[i / 8] |= 1 << (i % 8);
         }
     }
     if kind == Kind::Bool {
+        // PLAIN booleans: bit-packed, LSB first, no run header.
         let mut packed = vec![0u8; bools.len().div_ceil(8)];
         for (i, b) in bools.iter().enumerate() {
-            if *b {
-                packed[i / 8] |= 1 << (i % 8);
-            }
+            packed[i / 8] |= (*b as u8) << (i % 8);
         }
         body = packed;
     }
-    levels.extend_from_slice(&bits);
-    let mut data = Vec::with_capacity(4 + levels.len() + body.len());
-    data.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-    data.extend_from_slice(&levels);
+    let mut data = levels(values.len(), &present);
     data.extend_from_slice(&body);
-    let mut h = Thrift::default();
-    h.begin();
-    h.i32(1, 0); // DATA_PAGE
-    h.i32(2, data.len() as i32);
-    h.i32(3, data.len() as i32);
-    h.struct_field(5);
-    h.i32(1, n as i32);
-    h.i32(2, 0); // PLAIN
-    h.i32(3, 3); // RLE
-    h.i32(4, 3); // RLE
-    h.end();
-    h.end();
-    let mut page = h.out;
-    page.extend_from_slice(&data);
-    page
+    page(values.len(), 0, data)
 }
 
 #[cfg(test)]
@@ -383,8 +518,8 @@ mod tests {
         let mut w = ParquetWriter::new(vec!["x".into()], &[OutType::Of(FieldType::Double)]);
         let mut out = Vec::new();
         w.start(&mut out);
-        w.row(&[V::Num(1.5)], &mut out);
-        w.row(&[V::Null], &mut out);
+        w.row(vec![V::Num(1.5)], &mut out);
+        w.row(vec![V::Null], &mut out);
         w.finish(&mut out);
         assert_eq!(&out[..4], b"PAR1");
         assert_eq!(&out[out.len() - 4..], b"PAR1");

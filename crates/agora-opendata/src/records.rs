@@ -8,7 +8,6 @@
 //! years of data stream in constant memory and `where` conditions on `date` read only the
 //! windows they concern.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,50 +277,93 @@ impl Records {
             Source::Measured { devices, columns, props, .. } => (devices, columns, props),
         };
         let width = FIRST_PROP + props.len();
-        let mut rows: BTreeMap<(i64, usize), Row> = BTreeMap::new();
         let daily = self.dataset.resolution == Resolution::Daily;
-        for c in columns {
-            let points: Vec<(i64, f64)> = match self.every() {
-                None => read_raw(store, c.series, w).await?,
-                Some(every) => {
-                    let p = &props[c.prop];
-                    summaries(store, c.series, w, every, c.averaging)
-                        .await?
-                        .into_iter()
-                        .map(|(t, a)| {
-                            let v = match p.summary {
-                                Summary::Mean => c.averaging.value(&a, AggFn::Mean),
-                                Summary::Sum => a.sum,
-                                Summary::Max => a.max,
-                            };
-                            (t.as_nanos(), v)
-                        })
-                        .collect()
+        // Each device's records in time order (its series merged), then the devices merged:
+        // every list is sorted already, so no map of all the window's records is built.
+        let mut per_device: Vec<std::vec::IntoIter<Row>> = Vec::new();
+        let mut i = 0;
+        while i < columns.len() {
+            let device = columns[i].device;
+            let mut lists: Vec<(usize, Vec<(i64, f64)>)> = Vec::new();
+            while i < columns.len() && columns[i].device == device {
+                let c = &columns[i];
+                let points: Vec<(i64, f64)> = match self.every() {
+                    None => read_raw(store, c.series, w).await?,
+                    Some(every) => {
+                        let p = &props[c.prop];
+                        summaries(store, c.series, w, every, c.averaging)
+                            .await?
+                            .into_iter()
+                            .map(|(t, a)| {
+                                let v = match p.summary {
+                                    Summary::Mean => c.averaging.value(&a, AggFn::Mean),
+                                    Summary::Sum => a.sum,
+                                    Summary::Max => a.max,
+                                };
+                                (t.as_nanos(), v)
+                            })
+                            .collect()
+                    }
+                };
+                lists.push((c.prop, points));
+                i += 1;
+            }
+            let dev = &devices[device];
+            let mut rows = Vec::with_capacity(lists.iter().map(|l| l.1.len()).max().unwrap_or(0));
+            let mut at = vec![0usize; lists.len()];
+            loop {
+                let Some(t) =
+                    lists.iter().zip(&at).filter_map(|(l, &k)| l.1.get(k).map(|p| p.0)).min()
+                else {
+                    break;
+                };
+                let mut row = Vec::with_capacity(width);
+                row.extend([
+                    V::Time(if daily { local_day_as_utc(t) } else { t }),
+                    V::Text(dev.id.clone()),
+                    dev.site.clone(),
+                    dev.site_name.clone(),
+                    dev.commune.clone(),
+                    dev.commune_name.clone(),
+                    dev.geo.clone(),
+                ]);
+                row.resize(width, V::Null);
+                let mut any = false;
+                for ((prop, l), k) in lists.iter().zip(at.iter_mut()) {
+                    if let Some(&(pt, v)) = l.get(*k)
+                        && pt == t
+                    {
+                        *k += 1;
+                        if v.is_finite() {
+                            row[FIRST_PROP + prop] = V::Num(v);
+                            any = true;
+                        }
+                    }
                 }
-            };
-            let dev = &devices[c.device];
-            for (t, v) in points {
-                if !v.is_finite() {
-                    continue;
+                if any {
+                    rows.push(row);
                 }
-                let date = if daily { local_day_as_utc(t) } else { t };
-                let row = rows.entry((date, c.device)).or_insert_with(|| {
-                    let mut r = vec![
-                        V::Time(date),
-                        V::Text(dev.id.clone()),
-                        dev.site.clone(),
-                        dev.site_name.clone(),
-                        dev.commune.clone(),
-                        dev.commune_name.clone(),
-                        dev.geo.clone(),
-                    ];
-                    r.resize(width, V::Null);
-                    r
-                });
-                row[FIRST_PROP + c.prop] = V::Num(v);
+            }
+            per_device.push(rows.into_iter());
+        }
+        // Merge the devices (a handful to a few hundred) by time, then device order.
+        let mut heads: Vec<Option<Row>> = per_device.iter_mut().map(Iterator::next).collect();
+        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(d, r)| r.as_ref().map(|r| std::cmp::Reverse((time_of(r), d))))
+            .collect();
+        let mut out = Vec::with_capacity(per_device.iter().map(|d| d.len() + 1).sum());
+        while let Some(std::cmp::Reverse((_, d))) = heap.pop() {
+            if let Some(r) = heads[d].take() {
+                out.push(r);
+            }
+            heads[d] = per_device[d].next();
+            if let Some(r) = &heads[d] {
+                heap.push(std::cmp::Reverse((time_of(r), d)));
             }
         }
-        Ok(rows.into_values().collect())
+        Ok(out)
     }
 
     /// A record's identifier: the place or device id, or `device@date` for measurements.
@@ -366,6 +408,13 @@ impl Records {
                 device.to_owned(),
             )
         })
+    }
+}
+
+fn time_of(r: &[V]) -> i64 {
+    match r.first() {
+        Some(V::Time(t)) => *t,
+        _ => i64::MIN,
     }
 }
 

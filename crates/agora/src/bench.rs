@@ -55,6 +55,10 @@ pub struct BenchArgs {
     /// pedestrian counters.
     #[arg(long)]
     pub only_commerce: bool,
+    /// Run only the open-data figures: exports of a year of one place's minute readings (CSV,
+    /// Parquet), a monthly aggregate over a year, the catalogue.
+    #[arg(long)]
+    pub only_open_data: bool,
     /// Run only the forecasts: backtest and forecast every forecastable series of the demo city
     /// (30 days), and print the accuracy table.
     #[arg(long)]
@@ -148,6 +152,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.only_forecast {
         bench_forecast(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_open_data {
+        bench_open_data(&dir).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -743,6 +752,201 @@ async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
     row("ranking of the places with their index", format!("{:.1} ms", ms(ranking)), "—");
     let study = time(vec!["/api/v1/commerce/interventions/1/study".into()]).await?;
     row("impact study (3 places, 2 × 182 days asked)", format!("{:.1} ms", ms(study)), "≤ 2 s");
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// A year of one place's air quality, one reading a minute from 6 sensors (3.15 M readings),
+/// published raw and hourly; exports streamed through HTTP, the server's memory watched.
+async fn bench_open_data(dir: &std::path::Path) -> anyhow::Result<()> {
+    use agora_store::catalog::{Commune, Device, Site};
+    use agora_store::opendata::{Dataset, DatasetKind, Resolution, Theme};
+    let mut config = Config {
+        data_dir: dir.join("open-data"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server =
+        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
+            .await?;
+    let state = &server.state;
+    let now = state.clock.now();
+    let insee = agora_model::InseeCode::parse("13001")?;
+    state
+        .catalog
+        .upsert_commune(Commune {
+            insee: insee.clone(),
+            name: "Aix-en-Provence".into(),
+            boundary: None,
+        })
+        .await?;
+    let site = agora_model::SiteId::parse("hotel-de-ville")?;
+    state
+        .catalog
+        .upsert_site(Site {
+            id: site.clone(),
+            commune: insee.clone(),
+            name: "Hôtel de Ville".into(),
+            lat: Some(43.5299),
+            lon: Some(5.4474),
+            geometry: None,
+            to_review: false,
+        })
+        .await?;
+    let devices: Vec<String> = (1..=6).map(|i| format!("aq-{i:02}")).collect();
+    let mut series = Vec::new();
+    for (i, id) in devices.iter().enumerate() {
+        state
+            .catalog
+            .upsert_device(Device {
+                id: agora_model::DeviceId::parse(id)?,
+                kind: agora_model::DeviceKind::parse("air_quality")?,
+                name: None,
+                site: Some(site.clone()),
+                commune: Some(insee.clone()),
+                lat: Some(43.5299 + i as f64 * 1e-4),
+                lon: Some(5.4474),
+                metadata: serde_json::json!({}),
+                created_at: now,
+                last_seen: None,
+            })
+            .await?;
+        let s = state
+            .catalog
+            .create_series(
+                &agora_model::DeviceId::parse(id)?,
+                &agora_model::PropertyName::parse("pm10")?,
+                agora_model::ValueKind::Float,
+                "ug/m3",
+                None,
+            )
+            .await?
+            .id;
+        series.push(s);
+    }
+    let minutes: i64 = 365 * 24 * 60;
+    let end = now.as_nanos() / 60_000_000_000 * 60_000_000_000;
+    let start = end - minutes * 60_000_000_000;
+    let t0 = Instant::now();
+    let mut batch = Vec::with_capacity(600_000);
+    for m in 0..minutes {
+        let t = agora_model::Timestamp::from_nanos(start + m * 60_000_000_000);
+        for (i, s) in series.iter().enumerate() {
+            let v = 20.0
+                + 10.0 * ((m as f64 / 1440.0 * std::f64::consts::TAU).sin())
+                + i as f64
+                + (m % 7) as f64 * 0.1;
+            batch.push((*s, t, agora_model::Value::F64((v * 10.0).round() / 10.0)));
+        }
+        if batch.len() >= 600_000 {
+            state.store.write(std::mem::take(&mut batch)).await?;
+        }
+    }
+    state.store.write(batch).await?;
+    state.store.flush().await?;
+    state.store.maintain().await?;
+    row(
+        "a year of 6 sensors' minute PM10 written",
+        format!("{:.0} s", t0.elapsed().as_secs_f64()),
+        "—",
+    );
+    let d = |id: &str, resolution| Dataset {
+        id: id.into(),
+        kind: DatasetKind::Measurements,
+        title: id.into(),
+        description: "bench".into(),
+        keywords: Vec::new(),
+        theme: Theme::Air,
+        commune: None,
+        site: Some("hotel-de-ville".into()),
+        properties: vec!["pm10".into()],
+        resolution,
+        embargo_hours: 0,
+        licence: "etalab-2.0".into(),
+        publisher: None,
+        contact_email: None,
+        published: true,
+        created_at: now,
+        modified_at: now,
+    };
+    state.datasets.put(d("air-raw", Resolution::Raw), now).await?;
+    state.datasets.put(d("air-hourly", Resolution::Hourly), now).await?;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}/api/explore/v2.1/catalog/datasets", server.addr);
+    // The server's memory while an export streams: sampled every 50 ms.
+    let watch = |stop: Arc<std::sync::atomic::AtomicBool>| {
+        tokio::spawn(async move {
+            let mut peak = rss_mib();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    for format in ["csv", "parquet"] {
+        let before = rss_mib();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peak = watch(stop.clone());
+        let s = Instant::now();
+        let mut r = client.get(format!("{base}/air-raw/exports/{format}")).send().await?;
+        anyhow::ensure!(r.status().is_success(), "export {format}: {}", r.status());
+        let mut bytes = 0u64;
+        while let Some(chunk) = r.chunk().await? {
+            bytes += chunk.len() as u64;
+        }
+        let took = s.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = peak.await?;
+        let rows = (minutes as f64) * devices.len() as f64;
+        let (value, target) = if format == "csv" {
+            (format!("{:.0} MB/s", bytes as f64 / 1e6 / took), "≥ 50 MB/s")
+        } else {
+            (format!("{:.2} M rows/s", rows / 1e6 / took), "≥ 2 M rows/s")
+        };
+        row(
+            &format!(
+                "export {format}, a year of minutes ({:.2} M rows, {:.0} MB)",
+                rows / 1e6,
+                bytes as f64 / 1e6
+            ),
+            value,
+            target,
+        );
+        row(
+            &format!("  server RSS before → peak during the {format} export"),
+            format!("{before:.0} → {peak:.0} MiB"),
+            "flat",
+        );
+    }
+    let time = |path: String| {
+        let client = client.clone();
+        async move {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let s = Instant::now();
+                let r = client.get(&path).send().await?;
+                anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+                r.bytes().await?;
+                times.push(s.elapsed());
+            }
+            Ok::<_, anyhow::Error>(median(times))
+        }
+    };
+    let q = "select=month(date)%20as%20m,avg(pm10)%20as%20pm10,count(*)%20as%20n&group_by=month(date)%20as%20m";
+    let monthly = time(format!("{base}/air-hourly/records?{q}")).await?;
+    row(
+        "records, group_by=month(date) over a year (hourly)",
+        format!("{:.0} ms", ms(monthly)),
+        "≤ 100 ms",
+    );
+    let monthly_raw = time(format!("{base}/air-raw/records?{q}")).await?;
+    row("  the same over the raw minutes (3.15 M rows)", format!("{:.0} ms", ms(monthly_raw)), "—");
+    let catalogue = time(format!("http://{}/open-data", server.addr)).await?;
+    row("catalogue page (/open-data)", format!("{:.1} ms", ms(catalogue)), "≤ 300 ms");
+    let list = time(base.clone()).await?;
+    row("catalogue API (/catalog/datasets)", format!("{:.1} ms", ms(list)), "≤ 300 ms");
     server.shutdown().await?;
     Ok(())
 }

@@ -230,6 +230,9 @@ pub struct Compiled {
     /// `order_by`: a column's index or an expression over the record, and descending.
     order: Vec<(OrderKey, bool)>,
     tz: Tz,
+    /// The answered columns are the record's fields, in order (`select *`): records are
+    /// answered as they are, without a copy.
+    identity: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -301,7 +304,9 @@ pub fn compile(q: &Query, fields: &[Field], tz: Tz) -> Result<Compiled, OdsqlErr
         }
         order.push((OrderKey::Expr(c.value(&o.expr)?), o.desc));
     }
-    Ok(Compiled { filter, columns, groups: None, order, tz })
+    let identity = columns.len() == fields.len()
+        && columns.iter().enumerate().all(|(i, c)| matches!(c.expr, Ce::Field(j) if j == i));
+    Ok(Compiled { filter, columns, groups: None, order, tz, identity })
 }
 
 fn compile_grouped(
@@ -379,7 +384,7 @@ fn compile_grouped(
         order.push((OrderKey::Column(idx), o.desc));
     }
     let aggs = aggs.into_iter().map(|(f, arg, _)| AggSpec { f, arg }).collect();
-    Ok(Compiled { filter, columns, groups: Some((keys, aggs)), order, tz })
+    Ok(Compiled { filter, columns, groups: Some((keys, aggs)), order, tz, identity: false })
 }
 
 fn agg_fn(name: &str) -> Option<AggFn> {
@@ -1140,6 +1145,19 @@ impl Run<'_> {
     fn sort_rows(&mut self) {
         let order = &self.c.order;
         self.rows.sort_by(|(a, _), (b, _)| ordered(a, b, order.iter().map(|(_, d)| *d)));
+    }
+
+    /// [`Run::push`] of a record given away: a `select *` answers it without a copy.
+    pub fn push_owned(&mut self, row: Row) -> Result<Option<Row>, OdsqlError> {
+        let c = self.c;
+        if c.groups.is_some() || !c.order.is_empty() || !c.identity {
+            return self.push(&row);
+        }
+        if !c.matches(&row) {
+            return Ok(None);
+        }
+        self.total += 1;
+        Ok(Some(row))
     }
 
     /// Rows matched so far (streaming queries count as they go).
