@@ -21,6 +21,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Datelike;
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
@@ -28,6 +29,32 @@ use crate::AppState;
 
 /// Exports running at once, at most.
 pub const EXPORTS: usize = 2;
+/// Longest query string accepted.
+const MAX_QUERY_STRING: usize = 32 << 10;
+/// Most `where`, `refine`, `exclude` or `facet` parameters of one request.
+const MAX_REPEATED: usize = 16;
+/// Records and facets scans running at once, at most; beyond, they wait their turn.
+const SCANS: usize = 4;
+/// Longest a records or facets scan may read before it is refused as too broad.
+const SCAN_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+/// Longest an export waits for a client to take its next bytes.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+static SCAN_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(SCANS));
+
+/// A scan slot, waited for at most 10 s (else 429).
+async fn scan_slot() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), SCAN_SLOTS.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(ExploreError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "TooManyRequests",
+            message: format!("{SCANS} queries are running; try again shortly"),
+            retry_after: Some(5),
+        }),
+    }
+}
 
 /// A refusal, in the real API's shape.
 #[derive(Debug)]
@@ -82,6 +109,7 @@ impl From<ex::Error> for ExploreError {
         match e {
             ex::Error::Odsql(e) => e.into(),
             ex::Error::Read(agora_query::Error::Invalid(m)) => ExploreError::param(m),
+            ex::Error::TooLong => ExploreError::param(ex::Error::TooLong.to_string()),
             ex::Error::Read(e) => ExploreError::internal(e),
         }
     }
@@ -107,9 +135,22 @@ struct Params(Vec<(String, String)>);
 impl Params {
     fn parse(raw: Option<String>) -> Result<Self> {
         let raw = raw.unwrap_or_default();
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
+        if raw.len() > MAX_QUERY_STRING {
+            return Err(ExploreError::param(format!(
+                "the query string is longer than {MAX_QUERY_STRING} bytes"
+            )));
+        }
+        let p = serde_urlencoded::from_str::<Vec<(String, String)>>(&raw)
             .map(Params)
-            .map_err(|e| ExploreError::param(format!("the query string does not decode: {e}")))
+            .map_err(|e| ExploreError::param(format!("the query string does not decode: {e}")))?;
+        for key in ["where", "refine", "exclude", "facet"] {
+            if p.all(key).len() > MAX_REPEATED {
+                return Err(ExploreError::param(format!(
+                    "Invalid value for {key} API parameter: at most {MAX_REPEATED} are accepted."
+                )));
+            }
+        }
+        Ok(p)
     }
     fn one(&self, key: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -206,23 +247,31 @@ fn facet_condition(rec: &Records, r: &str, tz: Tz, key: &str) -> Result<Expr> {
                     "Invalid value for {key} API parameter: {value} is not a date (2024, 2024/05 or 2024/05/01)."
                 ))
             };
-            let nums: Vec<u32> =
-                parts.iter().map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
-            let (lo, hi) = match nums[..] {
-                [y] => (format!("{y:04}"), format!("{:04}", y + 1)),
-                [y, m] if (1..=12).contains(&m) => {
-                    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                    (format!("{y:04}-{m:02}"), format!("{ny:04}-{nm:02}"))
-                }
-                [y, m, d] => {
-                    let day = chrono::NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(bad)?;
-                    let next = day.succ_opt().ok_or_else(bad)?;
-                    (day.to_string(), next.to_string())
-                }
-                _ => return Err(bad()),
+            // Years, months and days fit in 16 bits: `y + 1` below never overflows.
+            let nums: Vec<u32> = parts
+                .iter()
+                .map(|x| x.parse::<u16>().map(u32::from).map_err(|_| bad()))
+                .collect::<Result<_>>()?;
+            let day = |y: u32, m: u32, d: u32| {
+                chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)
+                    .filter(|x| (1..=9998).contains(&x.year()))
             };
-            // A date field's value is its day at midnight UTC: its refinements are read in UTC.
+            let (first, next) = match nums[..] {
+                [y] => (day(y, 1, 1), day(y + 1, 1, 1)),
+                [y, m] if (1..=12).contains(&m) => {
+                    (day(y, m, 1), if m == 12 { day(y + 1, 1, 1) } else { day(y, m + 1, 1) })
+                }
+                [y, m, d] => (day(y, m, d), day(y, m, d).and_then(|x| x.succ_opt())),
+                _ => (None, None),
+            };
+            let (Some(first), Some(next)) = (first, next) else { return Err(bad()) };
+            // A date field's value is its day at midnight UTC: its refinements are read in UTC;
+            // a datetime's, in the request's time zone.
+            let text = |d: chrono::NaiveDate| {
+                if f.ftype == FieldType::Date { format!("{d}T00:00:00Z") } else { d.to_string() }
+            };
             let _ = tz;
+            let (lo, hi) = (text(first), text(next));
             Ok(Expr::InRange {
                 e: field,
                 lo: Some(Box::new(Expr::Lit(Lit::Date(lo)))),
@@ -260,10 +309,10 @@ fn paging(p: &Params, grouped: bool) -> Result<(usize, usize)> {
             "Invalid value for offset API parameter: {offset} was found but offset >= 0 is expected."
         )));
     }
-    if offset + limit > window {
+    if offset > window - limit {
         return Err(ExploreError::param(format!(
             "Invalid value for offset API parameter: offset + limit must be at most {window} ({} was found); use the exports to read more.",
-            offset + limit
+            offset.saturating_add(limit)
         )));
     }
     Ok((offset as usize, limit as usize))
@@ -493,7 +542,9 @@ pub(crate) async fn records(
     let q = query_of(&p, &rec, tz)?;
     let grouped = !q.group_by.is_empty();
     let (offset, limit) = paging(&p, grouped)?;
-    let a = ex::answer(&rec, s.store.as_ref(), &q, tz, offset, limit).await?;
+    let _slot = scan_slot().await?;
+    let deadline = std::time::Instant::now() + SCAN_TIME;
+    let a = ex::answer(&rec, s.store.as_ref(), &q, tz, offset, limit, Some(deadline)).await?;
     let results: Vec<ex::JsonRow> = a
         .rows
         .iter()
@@ -653,8 +704,8 @@ pub(crate) async fn export(
                     }
                 }
                 if buf.len() >= CHUNK {
-                    if tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
-                        return; // The client left.
+                    if !send(&tx, std::mem::take(&mut buf)).await {
+                        return; // The client left, or stopped reading.
                     }
                     buf.reserve(CHUNK + 4096);
                 }
@@ -666,13 +717,13 @@ pub(crate) async fn export(
                     break;
                 }
                 w.row_owned(out, &mut buf);
-                if buf.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut buf))).await.is_err() {
+                if buf.len() >= CHUNK && !send(&tx, std::mem::take(&mut buf)).await {
                     return;
                 }
             }
         }
         w.finish(&mut buf);
-        let _ = tx.send(Ok(buf)).await;
+        send(&tx, buf).await;
     });
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
@@ -700,6 +751,12 @@ fn json_body(v: &impl serde::Serialize) -> Response {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => ExploreError::internal(e).into_response(),
     }
+}
+
+/// Hand bytes to the response; false when the client left or took no bytes for a minute (the
+/// export then stops and frees its slot).
+async fn send(tx: &tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>, bytes: Vec<u8>) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(bytes))).await, Ok(Ok(())))
 }
 
 /// Bytes sent at a time.
@@ -741,19 +798,27 @@ pub(crate) async fn facets(
         .fields
         .iter()
         .enumerate()
-        .filter(|(_, f)| if asked.is_empty() { f.facet } else { asked.contains(&f.name.as_str()) })
+        .filter(|(_, f)| f.facet && (asked.is_empty() || asked.contains(&f.name.as_str())))
         .map(|(i, _)| i)
         .collect();
-    if let Some(bad) = asked.iter().find(|a| !rec.fields.iter().any(|f| f.name == **a)) {
+    if let Some(bad) = asked.iter().find(|a| !rec.fields.iter().any(|f| f.name == **a && f.facet)) {
         return Err(ExploreError::param(format!(
-            "Invalid value for facet API parameter: {bad} is not a field of this dataset."
+            "Invalid value for facet API parameter: {bad} is not a facet of this dataset."
         )));
     }
+    let _slot = scan_slot().await?;
+    let deadline = std::time::Instant::now() + SCAN_TIME;
     let c =
         ex::prepare(&rec, &Query { select: agora_opendata::odsql::Select::All, ..q.clone() }, tz)?;
     let mut counts: Vec<std::collections::BTreeMap<String, u64>> =
         vec![Default::default(); facet_fields.len()];
     for w in ex::windows_for(&rec, &q, tz) {
+        if std::time::Instant::now() > deadline {
+            return Err(ExploreError::param(format!(
+                "the facets took longer than {} s to count: narrow them with where on date",
+                SCAN_TIME.as_secs()
+            )));
+        }
         for row in rec.window(s.store.as_ref(), w).await.map_err(ExploreError::internal)? {
             if !c.matches(&row) {
                 continue;
@@ -778,6 +843,7 @@ pub(crate) async fn facets(
             let name = &rec.fields[i].name;
             let mut values: Vec<(String, u64)> = m.into_iter().collect();
             values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            values.truncate(FACET_VALUES);
             let items: Vec<Value> = values
                 .into_iter()
                 .map(|(v, n)| {
@@ -794,6 +860,9 @@ pub(crate) async fn facets(
         .collect();
     Ok(axum::Json(json!({"_links": [], "facets": facets})).into_response())
 }
+
+/// Values answered per facet, the most frequent first.
+const FACET_VALUES: usize = 100;
 
 /// Export slots shared by every export.
 pub fn export_slots() -> Arc<tokio::sync::Semaphore> {

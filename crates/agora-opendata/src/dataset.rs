@@ -134,6 +134,15 @@ pub fn check(d: &Dataset, catalog: &dyn Catalog) -> Result<(), String> {
             d.id
         ));
     }
+    let texts = std::iter::once(&d.title)
+        .chain([&d.description])
+        .chain(&d.keywords)
+        .chain(d.publisher.as_ref());
+    for t in texts {
+        if t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+            return Err(format!("{t:?} holds a control character"));
+        }
+    }
     if d.title.trim().is_empty() || d.title.len() > 200 {
         return Err("title: 1 to 200 characters".into());
     }
@@ -151,7 +160,11 @@ pub fn check(d: &Dataset, catalog: &dyn Catalog) -> Result<(), String> {
         return Err("publisher: 1 to 200 characters".into());
     }
     if let Some(e) = &d.contact_email
-        && (e.len() > 200 || !e.contains('@') || e.contains(char::is_whitespace))
+        && (e.len() > 200
+            || e.split('@').count() != 2
+            || e.starts_with('@')
+            || e.ends_with('@')
+            || !e.chars().all(|c| c.is_alphanumeric() || ".-_+@".contains(c)))
     {
         return Err(format!("contact_email {e:?} is not an e-mail address"));
     }

@@ -137,10 +137,13 @@ pub struct Entry {
     pub dataset: Dataset,
     /// First and last instants covered (measurements with data).
     pub temporal: Option<(Timestamp, Timestamp)>,
-    /// The places covered: name, centroid (lat, lon), bounding box (min lat, min lon, max lat,
-    /// max lon).
-    pub spatial: Option<(String, (f64, f64), (f64, f64, f64, f64))>,
+    /// The places covered.
+    pub spatial: Option<Spatial>,
 }
+
+/// Places covered: their name, centroid (lat, lon) and bounding box (min lat, min lon, max lat,
+/// max lon).
+pub type Spatial = (String, (f64, f64), (f64, f64, f64, f64));
 
 const EU: &str = "http://publications.europa.eu/resource/authority";
 
@@ -199,8 +202,7 @@ pub fn catalogue(p: &Publisher, entries: &[Entry]) -> Graph {
     }
 
     // The catalogue covers the places its datasets cover.
-    let places: Vec<&(String, (f64, f64), (f64, f64, f64, f64))> =
-        entries.iter().filter_map(|e| e.spatial.as_ref()).collect();
+    let places: Vec<&Spatial> = entries.iter().filter_map(|e| e.spatial.as_ref()).collect();
     if !places.is_empty() {
         let n = places.len() as f64;
         let lat = places.iter().map(|p| p.1.0).sum::<f64>() / n;
@@ -508,8 +510,15 @@ impl Graph {
 
     /// RDF/XML.
     pub fn rdf_xml(&self) -> String {
+        // Characters XML 1.0 forbids are dropped (definitions refuse them; this is a guard).
         let esc = |s: &str| {
-            s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+            s.chars()
+                .filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+                .collect::<String>()
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
         };
         let mut o = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rdf:RDF");
         for (p, ns) in PREFIXES {

@@ -25,6 +25,9 @@ pub enum Error {
     /// Reading the store.
     #[error(transparent)]
     Read(#[from] agora_query::Error),
+    /// The query read for longer than its deadline: too broad.
+    #[error("the query took too long: narrow it with a where on date, or use an export")]
+    TooLong,
 }
 
 /// A query's answer.
@@ -63,12 +66,16 @@ pub async fn answer(
     tz: Tz,
     offset: usize,
     limit: usize,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Answer, Error> {
     let c = prepare(rec, q, tz)?;
     let mut run = c.run(Some(offset.saturating_add(limit)));
     let mut kept = Vec::new();
     let mut seen = 0usize;
     for w in windows_for(rec, q, tz) {
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(Error::TooLong);
+        }
         for row in rec.window(store, w).await? {
             if let Some(out) = run.push_owned(row)? {
                 if seen >= offset && kept.len() < limit {

@@ -16,6 +16,8 @@ use crate::odsql::{FieldType, V};
 
 /// Rows per row group.
 pub const ROW_GROUP: usize = 65_536;
+/// Bytes of text a row group holds at most before it is written (long computed texts).
+const ROW_GROUP_TEXT: usize = 32 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Physical {
@@ -165,6 +167,8 @@ pub struct ParquetWriter {
     written: i64,
     groups: Vec<(Vec<Chunk>, i64, i64)>,
     rows: i64,
+    /// Bytes of text held in the row group being gathered.
+    text: usize,
 }
 
 impl ParquetWriter {
@@ -172,7 +176,7 @@ impl ParquetWriter {
     pub fn new(names: Vec<String>, types: &[OutType]) -> Self {
         let kinds: Vec<Kind> = types.iter().map(|t| Kind::of(*t)).collect();
         let columns = vec![Vec::with_capacity(ROW_GROUP); kinds.len()];
-        ParquetWriter { names, kinds, columns, written: 0, groups: Vec::new(), rows: 0 }
+        ParquetWriter { names, kinds, columns, written: 0, groups: Vec::new(), rows: 0, text: 0 }
     }
 
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
@@ -188,9 +192,13 @@ impl ParquetWriter {
     /// One row; a full row group is written out.
     pub fn row(&mut self, row: Vec<V>, out: &mut Vec<u8>) {
         for (c, v) in self.columns.iter_mut().zip(row) {
+            if let V::Text(t) = &v {
+                self.text += t.len();
+            }
             c.push(v);
         }
-        if self.columns.first().is_some_and(|c| c.len() >= ROW_GROUP) {
+        if self.text >= ROW_GROUP_TEXT || self.columns.first().is_some_and(|c| c.len() >= ROW_GROUP)
+        {
             self.flush(out);
         }
     }
@@ -221,6 +229,7 @@ impl ParquetWriter {
             self.columns[i] = Vec::with_capacity(ROW_GROUP);
         }
         self.groups.push((chunks, total, n as i64));
+        self.text = 0;
         self.rows += n as i64;
     }
 

@@ -311,12 +311,9 @@ impl Records {
             let dev = &devices[device];
             let mut rows = Vec::with_capacity(lists.iter().map(|l| l.1.len()).max().unwrap_or(0));
             let mut at = vec![0usize; lists.len()];
-            loop {
-                let Some(t) =
-                    lists.iter().zip(&at).filter_map(|(l, &k)| l.1.get(k).map(|p| p.0)).min()
-                else {
-                    break;
-                };
+            while let Some(t) =
+                lists.iter().zip(&at).filter_map(|(l, &k)| l.1.get(k).map(|p| p.0)).min()
+            {
                 let mut row = Vec::with_capacity(width);
                 row.extend([
                     V::Time(if daily { local_day_as_utc(t) } else { t }),
@@ -395,10 +392,10 @@ impl Records {
         let r = self.range()?;
         let (from, to) = match self.dataset.resolution {
             // The local day holding this date: its midnight is within a day of UTC's.
-            Resolution::Daily => (t - DAY_NS, t + 2 * DAY_NS),
-            Resolution::Raw => (t, t + 1),
-            Resolution::QuarterHour => (t, t + 900 * NS_PER_S),
-            Resolution::Hourly => (t, t + 3600 * NS_PER_S),
+            Resolution::Daily => (t.checked_sub(DAY_NS)?, t.checked_add(2 * DAY_NS)?),
+            Resolution::Raw => (t, t.checked_add(1)?),
+            Resolution::QuarterHour => (t, t.checked_add(900 * NS_PER_S)?),
+            Resolution::Hourly => (t, t.checked_add(3600 * NS_PER_S)?),
         };
         let from = from.max(r.from.as_nanos());
         let to = to.min(r.to.as_nanos());

@@ -316,7 +316,7 @@ pub(crate) async fn dataset(
     let mut preview = String::new();
     if let Ok(q) = query
         && let Ok(a) =
-            explore::answer(&rec, s.store.as_ref(), &q, chrono_tz::Europe::Paris, 0, 10).await
+            explore::answer(&rec, s.store.as_ref(), &q, chrono_tz::Europe::Paris, 0, 10, None).await
     {
         if rec.range().is_none() {
             let _ = write!(
@@ -377,7 +377,7 @@ df = pd.read_csv(\"{base}{api}/exports/csv\", sep=\";\")\n\
         base = esc(&base),
         api = esc(&api),
         id = esc(&d.id),
-        example_select = esc(&example_select).replace("&amp;", "&amp;"),
+        example_select = esc(&example_select),
         sql = t("od.example_aggregate"),
     );
     let body = format!(
@@ -408,15 +408,28 @@ df = pd.read_csv(\"{base}{api}/exports/csv\", sep=\";\")\n\
         let mut seen = std::collections::BTreeMap::new();
         let devices = s.catalog.devices(&Default::default());
         let kinds = agora_opendata::dataset::theme_devices(d.theme).0;
+        let props: Vec<&str> =
+            agora_opendata::dataset::published(&d).iter().map(|p| p.name).collect();
+        let sites = s.catalog.sites();
         for dev in devices {
-            let in_theme = kinds.contains(&dev.kind.as_str()) || d.kind == DatasetKind::Devices;
+            // The sensors whose records the dataset holds: of its theme, with a published
+            // property (any public sensor for the devices' catalogue), in its place or commune
+            // (a device's commune, or its place's).
+            let in_theme = d.kind == DatasetKind::Devices
+                || (kinds.contains(&dev.kind.as_str())
+                    && s.catalog
+                        .device_series(dev.id.as_str())
+                        .iter()
+                        .any(|x| props.contains(&x.property.as_str())));
+            let commune = dev.commune.as_ref().map(|c| c.as_str().to_owned()).or_else(|| {
+                let site = dev.site.as_ref()?;
+                sites.iter().find(|x| &x.id == site).map(|x| x.commune.as_str().to_owned())
+            });
             let here = d
                 .site
                 .as_deref()
                 .is_none_or(|x| dev.site.as_ref().is_some_and(|y| y.as_str() == x))
-                && d.commune
-                    .as_deref()
-                    .is_none_or(|c| dev.commune.as_ref().is_some_and(|y| y.as_str() == c));
+                && d.commune.as_deref().is_none_or(|c| commune.as_deref() == Some(c));
             if in_theme
                 && here
                 && agora_opendata::dataset::theme_of_kind(dev.kind.as_str()).is_some()

@@ -250,12 +250,15 @@ pub struct Outcome {
     pub total: u64,
 }
 
+/// The aggregates a grouped query computes: function, argument, text (to share equal ones).
+type Aggregates = Vec<(AggFn, Option<Ce>, String)>;
+
 struct Ctx<'a> {
     fields: &'a [Field],
     tz: Tz,
     clause: Clause,
     /// Grouped context: the group keys' expressions and aggregates found so far.
-    grouping: Option<(&'a [Item], &'a mut Vec<(AggFn, Option<Ce>, String)>)>,
+    grouping: Option<(&'a [Item], &'a mut Aggregates)>,
     /// Select items by alias (order_by on a non-grouped query may name them).
     aliases: &'a [(String, Ce)],
 }
@@ -293,6 +296,7 @@ pub fn compile(q: &Query, fields: &[Field], tz: Tz) -> Result<Compiled, OdsqlErr
         }
         columns.push(Column { key: it.key().to_owned(), ty, expr });
     }
+    unique_keys(&columns)?;
     let mut order = Vec::new();
     for o in &q.order_by {
         let mut c = Ctx { fields, tz, clause: Clause::OrderBy, grouping: None, aliases: &aliases };
@@ -336,7 +340,7 @@ fn compile_grouped(
         }
         keys.push(c.value(&g.expr)?);
     }
-    let mut aggs: Vec<(AggFn, Option<Ce>, String)> = Vec::new();
+    let mut aggs: Aggregates = Vec::new();
     let mut columns = Vec::new();
     for it in items {
         let mut c = Ctx {
@@ -361,6 +365,7 @@ fn compile_grouped(
             });
         }
     }
+    unique_keys(&columns)?;
     let mut order = Vec::new();
     for o in &q.order_by {
         let by_key = columns
@@ -385,6 +390,20 @@ fn compile_grouped(
     }
     let aggs = aggs.into_iter().map(|(f, arg, _)| AggSpec { f, arg }).collect();
     Ok(Compiled { filter, columns, groups: Some((keys, aggs)), order, tz, identity: false })
+}
+
+/// Answers are keyed by column: two columns of one name would be one in JSON and ambiguous in
+/// CSV and Parquet.
+fn unique_keys(columns: &[Column]) -> Result<(), OdsqlError> {
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|d| d.key == c.key) {
+            return Err(OdsqlError::malformed(
+                Clause::Select,
+                format!("two columns are named {}: give one an alias", c.key),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn agg_fn(name: &str) -> Option<AggFn> {
@@ -460,7 +479,9 @@ impl Ctx<'_> {
     /// A condition: a bare string is a full-text search on every text field.
     fn boolean(&mut self, e: &Expr) -> Result<Ce, OdsqlError> {
         match e {
-            Expr::Lit(Lit::Text(s)) => Ok(Ce::Search(self.text_fields(), terms(s))),
+            Expr::Lit(Lit::Text(s)) => {
+                Ok(Ce::Search(self.text_fields(), asked_terms(self.clause, s)?))
+            }
             Expr::And(a, b) => Ok(Ce::And(Box::new(self.boolean(a)?), Box::new(self.boolean(b)?))),
             Expr::Or(a, b) => Ok(Ce::Or(Box::new(self.boolean(a)?), Box::new(self.boolean(b)?))),
             Expr::Not(a) => Ok(Ce::Not(Box::new(self.boolean(a)?))),
@@ -521,7 +542,7 @@ impl Ctx<'_> {
                 let hi = hi.as_deref().map(|x| self.value(x).map(Box::new)).transpose()?;
                 Ce::InRange(Box::new(ce), lo, *lo_incl, hi, *hi_incl)
             }
-            Expr::Like(a, s) => Ce::Like(Box::new(self.value(a)?), terms(s)),
+            Expr::Like(a, s) => Ce::Like(Box::new(self.value(a)?), asked_terms(self.clause, s)?),
             Expr::Call(name, args) => return self.call(name, args),
         })
     }
@@ -617,7 +638,7 @@ impl Ctx<'_> {
                 if targets.is_empty() {
                     idx = self.text_fields();
                 }
-                Ok(Ce::Search(idx, terms(text)))
+                Ok(Ce::Search(idx, asked_terms(self.clause, text)?))
             }
             "date_format" => {
                 let [d, Expr::Lit(Lit::Text(pattern))] = args else {
@@ -693,6 +714,22 @@ impl Ctx<'_> {
     }
 }
 
+/// Most words of a `search()` or `like` text, and most characters of each.
+const MAX_TERMS: usize = 16;
+const MAX_TERM_CHARS: usize = 64;
+
+/// The words asked by `search()` or `like`, refused when too many or too long.
+fn asked_terms(clause: Clause, s: &str) -> Result<Vec<String>, OdsqlError> {
+    let t = terms(s);
+    if t.len() > MAX_TERMS || t.iter().any(|w| w.chars().count() > MAX_TERM_CHARS) {
+        return Err(OdsqlError::malformed(
+            clause,
+            format!("a search is at most {MAX_TERMS} words of {MAX_TERM_CHARS} characters"),
+        ));
+    }
+    Ok(t)
+}
+
 /// Lowercased words of a text, for `search()` and `like`.
 fn terms(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
@@ -743,6 +780,9 @@ pub enum Piece {
 }
 
 fn parse_pattern(p: &str) -> Result<Vec<Piece>, String> {
+    if p.chars().count() > 64 {
+        return Err("a date_format pattern is at most 64 characters".into());
+    }
     let chars: Vec<char> = p.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -861,7 +901,11 @@ fn word_matches(value: &str, term: &str, search: bool, prefix: bool) -> bool {
         0
     };
     terms(value).iter().any(|x| {
-        x == term || (prefix && x.starts_with(term)) || (typos > 0 && levenshtein(x, term) <= typos)
+        x == term
+            || (prefix && x.starts_with(term))
+            || (typos > 0
+                && x.chars().count().abs_diff(n) <= typos
+                && levenshtein(x, term) <= typos)
     })
 }
 
@@ -1134,7 +1178,7 @@ impl Run<'_> {
             .collect();
         self.rows.push((key, out));
         if let Some(keep) = self.keep
-            && self.rows.len() >= 2 * keep.max(1024)
+            && self.rows.len() >= keep.max(1024).saturating_mul(2)
         {
             self.sort_rows();
             self.rows.truncate(keep);

@@ -12,6 +12,9 @@ const MAX_CLAUSE: usize = 16_384;
 const MAX_DEPTH: usize = 64;
 /// The most items of a select, a group_by, an order_by or an `in` list.
 const MAX_ITEMS: usize = 256;
+/// The most binary operators (`and`, `or`, `+`…) in one clause: a chain of them makes a tree
+/// as deep as it is long, which checking, answering and dropping walk recursively.
+const MAX_OPERATORS: usize = 256;
 
 /// Words that must be backquoted to be field names (the real API's list).
 const KEYWORDS: &[&str] = &[
@@ -84,6 +87,8 @@ struct Parser<'a> {
     /// Position after the last token consumed.
     last_end: usize,
     depth: usize,
+    /// Binary operators read so far.
+    ops: usize,
     clause: Clause,
 }
 
@@ -160,7 +165,7 @@ impl<'a> Parser<'a> {
                 format!("the clause is longer than {MAX_CLAUSE} characters"),
             ));
         }
-        Ok(Parser { src, text, pos: 0, last_end: 0, depth: 0, clause })
+        Ok(Parser { src, text, pos: 0, last_end: 0, depth: 0, ops: 0, clause })
     }
 }
 
@@ -394,9 +399,17 @@ impl Parser<'_> {
             let text = self.slice(start, self.last_end);
             let alias = if aliases && self.eat_word("as")? {
                 let t = self.next()?;
-                match t.tok {
+                match t.tok.clone() {
                     Tok::Word(w) if !is_keyword(&w) => Some(w),
-                    Tok::Quoted(w) | Tok::Str(w) => Some(w),
+                    // A quoted alias is a name too: letters, digits and `_` (it becomes a key
+                    // of JSON answers and a column of CSV and Parquet exports).
+                    Tok::Quoted(w) | Tok::Str(w)
+                        if !w.is_empty()
+                            && w.len() <= 64
+                            && w.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+                    {
+                        Some(w)
+                    }
                     _ => return Err(self.unexpected(&t)),
                 }
             } else {
@@ -415,6 +428,17 @@ impl Parser<'_> {
         }
     }
 
+    fn operator(&mut self) -> Result<(), OdsqlError> {
+        self.ops += 1;
+        if self.ops > MAX_OPERATORS {
+            return Err(OdsqlError::malformed(
+                self.clause,
+                format!("more than {MAX_OPERATORS} operators in one clause"),
+            ));
+        }
+        Ok(())
+    }
+
     fn deeper(&mut self) -> Result<(), OdsqlError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -431,6 +455,7 @@ impl Parser<'_> {
         self.deeper()?;
         let mut e = self.and()?;
         while self.eat_word("or")? {
+            self.operator()?;
             let r = self.and()?;
             e = Expr::Or(Box::new(e), Box::new(r));
         }
@@ -441,6 +466,7 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Expr, OdsqlError> {
         let mut e = self.not()?;
         while self.eat_word("and")? {
+            self.operator()?;
             let r = self.not()?;
             e = Expr::And(Box::new(e), Box::new(r));
         }
@@ -578,6 +604,7 @@ impl Parser<'_> {
             } else {
                 return Ok(e);
             };
+            self.operator()?;
             let r = self.multiplicative()?;
             e = Expr::Arith(op, Box::new(e), Box::new(r));
         }
@@ -593,6 +620,7 @@ impl Parser<'_> {
             } else {
                 return Ok(e);
             };
+            self.operator()?;
             let r = self.unary()?;
             e = Expr::Arith(op, Box::new(e), Box::new(r));
         }
@@ -815,8 +843,75 @@ mod tests {
         assert!(e.contains("unexpected and at position 0"), "{e}");
         let e = parse_where("a = 1 # b").unwrap_err().to_string();
         assert!(e.contains("unexpected # at position 6"), "{e}");
+        let chain = vec!["1"; 300].join("+");
+        assert!(parse_where(&chain).unwrap_err().to_string().contains("more than 256 operators"));
+        let chain = vec!["a = 1"; 300].join(" and ");
+        assert!(parse_where(&chain).unwrap_err().to_string().contains("more than 256 operators"));
+        let e = parse_select("pm10 as \"=HYPERLINK(1)\"").unwrap_err().to_string();
+        assert!(e.contains("unexpected \"=HYPERLINK(1)\""), "{e}");
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         assert!(parse_where(&deep).unwrap_err().to_string().contains("nested deeper"));
+    }
+
+    /// The examples of the ODSQL reference (Explore API v2.1's OpenAPI document, its
+    /// `info.description`; `docs/open-data-standards.md` part 2.4), as written there: those of
+    /// the subset agora answers parse; those outside it parse too and are refused when compiled
+    /// (tested in `eval.rs`), or are refused here by name (geometry literals).
+    #[test]
+    fn the_reference_examples_parse() {
+        for w in [
+            "`12` > 10",
+            "`and`: \"value\"",
+            "\"Word\"",
+            "'Using single quotes'",
+            "'Don\\'t worry'",
+            "my_date >= date'2017-04-03T08:02'",
+            "my_date > date'2018/04/01'",
+            "my_date in [date'1972'..date'2017']",
+            "my_boolean_field: FALSE",
+            "my_boolean_field",
+            "my_boolean_field is true",
+            "film_name like \"star\"",
+            "my_field IN [1..10]",
+            "my_field IN ]1..10[",
+            "my_field IN [1 TO 10[",
+            "date_field IN [date'2017'..date'2018']",
+            "my_field IN (\"Paris\", \"Nantes\", \"Lorient\")",
+            "my_field is null",
+            "my_field is not null",
+            "search(title, \"bok of secret\")",
+            "search(*, 'olympic')",
+            "\"tree\" AND NOT \"dog\"",
+            "startswith(name, \"Sain\")",
+            "date_format(d,'dd') = '08'",
+            "population > 1000 and (country = 'FR' or country = 'BE')",
+        ] {
+            parse_where(w).unwrap_or_else(|e| panic!("{w}: {e}"));
+        }
+        for s in [
+            "count(*)",
+            "avg(population) as mean, max(population)",
+            "sum(records_count)",
+            "year(date) as y, count(*) as n",
+            "date_format(date_field, 'dd/MM/YYYY')",
+            "population * 2 as double, name",
+            "count(distinct name)",
+        ] {
+            parse_select(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        for g in [
+            "country",
+            "year(date) as y",
+            "date_format(date_field, \"YYYY-MM-dd'T'HH\")",
+            "month(d), country",
+        ] {
+            parse_group_by(g).unwrap_or_else(|e| panic!("{g}: {e}"));
+        }
+        for o in ["sum(age) desc, name asc", "count(*) DESC", "y"] {
+            parse_order_by(o).unwrap_or_else(|e| panic!("{o}: {e}"));
+        }
+        let e = parse_where("distance(geo, geom'POINT(1 1)', 10km)").unwrap_err();
+        assert!(e.to_string().contains("geometry literals"), "{e}");
     }
 
     proptest::proptest! {

@@ -259,6 +259,43 @@ async fn the_explore_api_answers_as_the_query_api_and_the_real_api() {
             "InvalidRESTParameterError",
             "unknown time zone",
         ),
+        // What an attacker would send to exhaust the server, refused before any work.
+        (
+            "/datasets/air/records?order_by=date&offset=9223372036854775807",
+            400,
+            "InvalidRESTParameterError",
+            "offset + limit must be at most 10000",
+        ),
+        (
+            "/datasets/air/records?refine=date:4294967295",
+            400,
+            "InvalidRESTParameterError",
+            "is not a date",
+        ),
+        (
+            "/datasets/air/records?where=search(*,'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')",
+            400,
+            "ODSQLError",
+            "a search is at most 16 words of 64 characters",
+        ),
+        (
+            "/datasets/air/records?select=pm10 as x,no2 as x",
+            400,
+            "ODSQLError",
+            "two columns are named x",
+        ),
+        (
+            "/datasets/air/facets?facet=pm10",
+            400,
+            "InvalidRESTParameterError",
+            "pm10 is not a facet",
+        ),
+        (
+            "/datasets/air/records?select=date_format(date,'MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM')",
+            400,
+            "ODSQLError",
+            "at most 64 characters",
+        ),
     ] {
         let (s, e) = explore(&app, q).await;
         assert_eq!(s, status, "{q}: {e}");
@@ -314,6 +351,21 @@ async fn the_explore_api_answers_as_the_query_api_and_the_real_api() {
         .await
         .unwrap();
     assert_eq!(jsonl, "{\"pm10\":10.0}\n{\"pm10\":20.0}\n{\"pm10\":11.0}\n");
+    let many = vec!["where=pm10>1"; 17].join("&");
+    let (s, e) = explore(&app, &format!("/datasets/air/records?{many}")).await;
+    assert_eq!(
+        (s, e["message"].as_str().unwrap()),
+        (400, "Invalid value for where API parameter: at most 16 are accepted.")
+    );
+    let chain = vec!["1"; 400].join("%2B");
+    let (s, e) = explore(&app, &format!("/datasets/air/records?where=pm10>{chain}")).await;
+    assert!(s == 400 && e["message"].as_str().unwrap().contains("more than 256 operators"), "{e}");
+    // A day refined on a daily dataset is that day, whatever the time zone asked.
+    let day =
+        ok(&app, "/datasets/pietons/records?refine=date:2026/11/28&timezone=America/New_York")
+            .await;
+    assert_eq!(day["total_count"], 1);
+    assert_eq!(day["results"][0]["people_in"], 1440);
     let (s, e) = explore(&app, "/datasets/air/exports/xlsx").await;
     assert_eq!((s, e["error_code"].as_str()), (400, Some("InvalidRESTParameterError")));
 }
@@ -397,6 +449,14 @@ async fn nothing_unpublished_is_reachable_and_the_rules_hold() {
     let r = define(&app, fine.clone()).await;
     assert!(r.text().await.unwrap().contains("property pm10 is not published with theme footfall"));
     fine["properties"] = json!([]);
+    fine["title"] = json!("Piétons\u{0}");
+    let r = define(&app, fine.clone()).await;
+    assert!(r.text().await.unwrap().contains("holds a control character"));
+    fine["title"] = json!("Piétons");
+    fine["contact_email"] = json!("a<b>@example.fr");
+    let r = define(&app, fine.clone()).await;
+    assert!(r.text().await.unwrap().contains("is not an e-mail address"));
+    fine["contact_email"] = json!(null);
     fine["site"] = json!("nowhere");
     let r = define(&app, fine.clone()).await;
     assert!(r.text().await.unwrap().contains("place nowhere is not in the catalog"));
