@@ -32,7 +32,9 @@ grep -q "demo city ready" "$work/agora.log" || { cat "$work/agora.log"; echo "ag
 
 # Run from the scratch directory: schemathesis keeps its caches in the working directory.
 # Left out: the live stream (it never ends), the ThingsBoard long polls (they wait up to a minute
-# by design; the client tests cover them) and revoking tokens (it could revoke the one used).
+# by design; the client tests cover them), revoking tokens (it could revoke the one used) and the
+# Explore API's list of export formats (schemathesis infers from its path a link to the people's
+# export that cannot hold; the integration tests cover it).
 cd "$work"
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --wait-for-schema 30 \
@@ -42,6 +44,7 @@ cd "$work"
   --exclude-name 'DELETE /api/v1/tokens/{id}' \
   --exclude-name 'GET /api/v1/{token}/attributes/updates' \
   --exclude-name 'GET /api/v1/{token}/rpc' \
+  --exclude-name 'GET /api/explore/v2.1/catalog/datasets/{dataset_id}/exports' \
   --max-examples "${AGORA_ST_EXAMPLES:-25}" --seed 42 --generation-database none --workers 1 \
   --request-timeout 20 --no-color
 if grep -E "panicked|ERROR" "$work/agora.log"; then

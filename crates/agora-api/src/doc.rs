@@ -176,6 +176,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::commerce_calendar::Doc::openapi(),
         crate::forecast::Doc::openapi(),
         crate::open_data::Doc::openapi(),
+        crate::explore::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

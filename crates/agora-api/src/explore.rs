@@ -56,6 +56,70 @@ async fn scan_slot() -> Result<tokio::sync::SemaphorePermit<'static>> {
     }
 }
 
+/// An error of the Explore API, in the real API's shape.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ExploreErrorBody {
+    /// `ODSQLSyntaxError`, `ODSQLError`, `InvalidRESTParameterError`, `NotFoundResource`,
+    /// `TooManyRequests`, `InternalServerError`.
+    error_code: String,
+    /// What is wrong, naming the parameter or the clause.
+    message: String,
+}
+
+/// A bad parameter or ODSQL clause.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "A parameter or an ODSQL clause is invalid: `error_code` and `message` say which",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub(crate) struct ExploreBadRequest(ExploreErrorBody);
+
+/// Nothing published by that name.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "No published dataset (or record) by that identifier",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub(crate) struct ExploreNotFound(ExploreErrorBody);
+
+/// Too many queries or exports at once, or too many requests from one address.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "Too many queries or exports at once, or a rate limit reached; retry after `Retry-After` seconds",
+    content_type = "application/json"
+)]
+#[allow(dead_code)]
+pub(crate) struct ExploreTooMany(ExploreErrorBody);
+
+/// The parameters of a records query (the Explore API v2.1's).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct RecordsParams {
+    /// Fields and expressions answered (ODSQL): `date, pm10`, `avg(pm10) as mean`.
+    select: Option<String>,
+    /// A condition (ODSQL): `pm10 > 50 and date >= date'2026-01'`; repeat it to and them.
+    #[serde(rename = "where")]
+    #[param(rename = "where")]
+    filter: Option<String>,
+    /// Groups (ODSQL): `site_name`, `month(date) as m`.
+    group_by: Option<String>,
+    /// Order (ODSQL): `m desc`, `count(*) desc`.
+    order_by: Option<String>,
+    /// Rows answered: -1 to 100 (20,000 with `group_by`); default 10.
+    limit: Option<i64>,
+    /// Rows skipped; `offset + limit` ≤ 10,000 (20,000 with `group_by`).
+    offset: Option<i64>,
+    /// `facet:value` (`date:2026/05`), repeatable.
+    refine: Option<String>,
+    /// `facet:value` left out, repeatable.
+    exclude: Option<String>,
+    /// IANA time zone of dates answered and read (default UTC).
+    timezone: Option<String>,
+}
+
 /// A refusal, in the real API's shape.
 #[derive(Debug)]
 pub(crate) struct ExploreError {
@@ -200,6 +264,24 @@ async fn published(s: &AppState, id: &str) -> Result<Dataset> {
         }
         Err(e) => Err(ExploreError::internal(e)),
     }
+}
+
+/// What a request on one dataset asks: its parameters, time zone, the dataset's records and the
+/// query.
+struct Asked {
+    p: Params,
+    tz: Tz,
+    rec: Records,
+    q: Query,
+}
+
+async fn asked(s: &AppState, id: &str, raw: Option<String>) -> Result<Asked> {
+    let p = Params::parse(raw)?;
+    let tz = p.timezone()?;
+    let d = published(s, id).await?;
+    let rec = records_of(s, &d).await?;
+    let q = query_of(&p, &rec, tz)?;
+    Ok(Asked { p, tz, rec, q })
 }
 
 async fn records_of(s: &AppState, d: &Dataset) -> Result<Records> {
@@ -398,6 +480,17 @@ pub(crate) fn dataset_json(s: &AppState, d: &Dataset, rec: Option<&Records>) -> 
 }
 
 /// The catalogue: published datasets, searchable
+///
+/// Opendatasoft Explore API v2.1: `where`, `order_by`, `refine`, `limit` and `offset` over the
+/// catalogue's fields (`dataset_id`, `title`, `description`, `keyword`, `theme`, `publisher`,
+/// `license`, `modified`, `commune`, `site`, `resolution`).
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets", tag = "open-data",
+    params(RecordsParams),
+    responses(
+        (status = 200, description = "`total_count` and `results`, the datasets as the real API describes them", body = Object),
+        (status = 400, response = ExploreBadRequest),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn datasets(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -523,6 +616,13 @@ fn catalogue_rows(
 }
 
 /// One published dataset
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset")),
+    responses(
+        (status = 200, description = "Its metadata (`metas.default`) and fields", body = Object),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn dataset(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let d = published(&s, &id).await?;
     let rec = records_of(&s, &d).await?;
@@ -530,16 +630,22 @@ pub(crate) async fn dataset(State(s): State<AppState>, Path(id): Path<String>) -
 }
 
 /// A dataset's records
+///
+/// Filtered, aggregated, grouped and ordered with ODSQL, as on Opendatasoft's Explore API v2.1.
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}/records", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset"), RecordsParams),
+    responses(
+        (status = 200, description = "`total_count` and `results`, flat records", body = Object),
+        (status = 400, response = ExploreBadRequest),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn records(
     State(s): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let p = Params::parse(raw)?;
-    let tz = p.timezone()?;
-    let d = published(&s, &id).await?;
-    let rec = records_of(&s, &d).await?;
-    let q = query_of(&p, &rec, tz)?;
+    let Asked { p, tz, rec, q } = asked(&s, &id, raw).await?;
     let grouped = !q.group_by.is_empty();
     let (offset, limit) = paging(&p, grouped)?;
     let _slot = scan_slot().await?;
@@ -554,6 +660,17 @@ pub(crate) async fn records(
 }
 
 /// One record
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}/records/{record_id}", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset"),
+           ("record_id" = String, Path, description = "`device@2026-05-01T10:00:00Z`, or a place's or device's id"),
+           ("select" = Option<String>, Query, description = "Fields answered (ODSQL)"),
+           ("timezone" = Option<String>, Query, description = "IANA time zone of dates (default UTC)")),
+    responses(
+        (status = 200, description = "The record", body = Object),
+        (status = 400, response = ExploreBadRequest),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn record(
     State(s): State<AppState>,
     Path((id, record_id)): Path<(String, String)>,
@@ -595,6 +712,13 @@ pub(crate) async fn record(
 }
 
 /// The export formats of a dataset
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset")),
+    responses(
+        (status = 200, description = "`_links` to each format", body = Object),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn export_formats(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -608,6 +732,24 @@ pub(crate) async fn export_formats(
 }
 
 /// A whole dataset (or what `where` keeps), streamed
+///
+/// `csv` (`;` and a BOM; `delimiter`, `with_bom`), `json`, `jsonl`, `geojson` or `parquet`; every
+/// record unless `limit` is set. Answers carry an `ETag`; `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset"),
+           ("format" = String, Path, description = "`csv`, `json`, `jsonl`, `geojson` or `parquet`"),
+           RecordsParams,
+           ("delimiter" = Option<String>, Query, description = "CSV: `;` (default), `,`, `|` or a tab"),
+           ("with_bom" = Option<bool>, Query, description = "CSV: a byte-order mark first (default true)")),
+    responses(
+        (status = 200, description = "The records", content(
+            (String = "text/csv"), (Object = "application/json"), (String = "application/jsonl"),
+            (Object = "application/geo+json"), (String = "application/vnd.apache.parquet"))),
+        (status = 304, description = "Unchanged since the `ETag` sent"),
+        (status = 400, response = ExploreBadRequest),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn export(
     State(s): State<AppState>,
     Path((id, format)): Path<(String, String)>,
@@ -783,16 +925,22 @@ fn export_etag(d: &Dataset, rec: &Records, query: String, format: &str) -> Strin
 }
 
 /// The facets of a dataset's records
+#[utoipa::path(get, path = "/api/explore/v2.1/catalog/datasets/{dataset_id}/facets", tag = "open-data",
+    params(("dataset_id" = String, Path, description = "The dataset"),
+           ("facet" = Option<String>, Query, description = "A facet field (`device_id`, `site_name`…), repeatable"),
+           RecordsParams),
+    responses(
+        (status = 200, description = "Each facet's values and counts, the most frequent first (100 at most)", body = Object),
+        (status = 400, response = ExploreBadRequest),
+        (status = 404, response = ExploreNotFound),
+        (status = 429, response = ExploreTooMany),
+    ))]
 pub(crate) async fn facets(
     State(s): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let p = Params::parse(raw)?;
-    let tz = p.timezone()?;
-    let d = published(&s, &id).await?;
-    let rec = records_of(&s, &d).await?;
-    let q = query_of(&p, &rec, tz)?;
+    let Asked { p, tz, rec, q } = asked(&s, &id, raw).await?;
     let asked = p.all("facet");
     let facet_fields: Vec<usize> = rec
         .fields
@@ -868,3 +1016,14 @@ const FACET_VALUES: usize = 100;
 pub fn export_slots() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(EXPORTS))
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(datasets, dataset, records, record, export_formats, export, facets),
+    components(
+        schemas(ExploreErrorBody),
+        responses(ExploreBadRequest, ExploreNotFound, ExploreTooMany)
+    )
+)]
+pub(crate) struct Doc;

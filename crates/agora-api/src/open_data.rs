@@ -276,17 +276,21 @@ async fn serve_catalogue(
 /// `dcat.ttl`, `dcat.jsonld` and `dcat.rdf`). Valid against the DCAT-AP 3.0.1 SHACL shapes.
 #[utoipa::path(get, path = "/api/v1/open-data/dcat", tag = "open-data",
     responses((status = 200, description = "The catalogue", content(
-        (String = "text/turtle"), (String = "application/ld+json"), (String = "application/rdf+xml")))))]
+        (String = "text/turtle"), (serde_json::Value = "application/ld+json"), (String = "application/rdf+xml")))))]
 pub(crate) async fn dcat(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     serve_catalogue(&s, &headers, None).await
 }
 
 /// The catalogue in Turtle (`/api/v1/open-data/dcat.ttl`).
+#[utoipa::path(get, path = "/api/v1/open-data/dcat.ttl", tag = "open-data",
+    responses((status = 200, description = "The DCAT-AP 3 catalogue", content((String = "text/turtle")))))]
 pub(crate) async fn dcat_ttl(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     serve_catalogue(&s, &headers, Some("ttl")).await
 }
 
 /// The catalogue in JSON-LD (`/api/v1/open-data/dcat.jsonld`).
+#[utoipa::path(get, path = "/api/v1/open-data/dcat.jsonld", tag = "open-data",
+    responses((status = 200, description = "The DCAT-AP 3 catalogue", content((serde_json::Value = "application/ld+json")))))]
 pub(crate) async fn dcat_jsonld(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -295,11 +299,13 @@ pub(crate) async fn dcat_jsonld(
 }
 
 /// The catalogue in RDF/XML (`/api/v1/open-data/dcat.rdf`).
+#[utoipa::path(get, path = "/api/v1/open-data/dcat.rdf", tag = "open-data",
+    responses((status = 200, description = "The DCAT-AP 3 catalogue", content((String = "application/rdf+xml")))))]
 pub(crate) async fn dcat_rdf(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     serve_catalogue(&s, &headers, Some("rdf")).await
 }
 
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, get_one, create, replace, delete, dcat))]
+#[openapi(paths(list, get_one, create, replace, delete, dcat, dcat_ttl, dcat_jsonld, dcat_rdf))]
 pub(crate) struct Doc;
