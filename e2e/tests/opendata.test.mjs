@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgora, startBrowser, shot } from '../lib/harness.mjs';
+import { startAgora, startBrowser, shot, loginAsAdmin } from '../lib/harness.mjs';
 
 let agora;
 let b;
@@ -76,4 +76,34 @@ test('an unpublished dataset has no page, and the API guide is there for reusers
   assert.equal(await page.locator('h1').textContent(), 'API for reusers');
   assert.match(await page.locator('main').textContent(), /Opendatasoft's Explore API v2.1/);
   await shot(page, '32-open-data-api');
+});
+
+test('an operator who may publish defines a draft and publishes it from the catalogue', async () => {
+  const op = await b.context.browser().newContext();
+  const p = await op.newPage();
+  p.on('pageerror', (e) => { throw e; });
+  await loginAsAdmin(p, agora.base);
+  await p.goto(`${agora.base}/open-data`);
+  await p.waitForSelector('body[data-ready="1"]');
+  const draft = p.locator('#manage-list tr', { hasText: 'qualite-air-quart-heure' });
+  assert.match(await draft.textContent(), /brouillon/);
+  await draft.locator('button').click();
+  await p.waitForFunction(() => /est publié/.test(document.getElementById('manage-status').textContent));
+  // Public at once, for anyone.
+  const r = await page.request.get(`${agora.base}/api/explore/v2.1/catalog/datasets/qualite-air-quart-heure/records?limit=1`);
+  assert.equal(r.status(), 200);
+  // A new draft from the form: refused by the rules when footfall is asked every quarter hour.
+  await p.fill('#new-dataset input[name=id]', 'pietons-quart-heure');
+  await p.fill('#new-dataset input[name=title]', 'Piétons au quart d\'heure');
+  await p.fill('#new-dataset input[name=description]', 'Essai');
+  await p.selectOption('#new-dataset select[name=theme]', 'footfall');
+  await p.selectOption('#new-dataset select[name=resolution]', '15min');
+  await p.click('#new-dataset button');
+  await p.waitForFunction(() => /finer than hourly/.test(document.getElementById('manage-status').textContent));
+  await p.selectOption('#new-dataset select[name=resolution]', 'hourly');
+  await p.click('#new-dataset button');
+  await p.waitForFunction(() => /pietons-quart-heure/.test(document.getElementById('manage-status').textContent));
+  assert.match(await p.locator('#manage-list tr', { hasText: 'pietons-quart-heure' }).textContent(), /brouillon/);
+  await shot(p, '33-open-data-publishing');
+  await op.close();
 });

@@ -557,7 +557,7 @@ pub(crate) async fn datasets(
         let rec = records_of(&s, &published[i]).await?;
         results.push(dataset_json(&s, &published[i], Some(&rec)));
     }
-    Ok(axum::Json(json!({"total_count": n, "results": results})).into_response())
+    Ok(json_body(&Catalogue { total_count: n, results }))
 }
 
 /// The catalogue's fields and rows, for `where`, `order_by` and `refine` on the list.
@@ -879,6 +879,13 @@ pub(crate) async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// The catalogue's answer: `total_count` first, as the real API writes it.
+#[derive(serde::Serialize)]
+struct Catalogue {
+    total_count: usize,
+    results: Vec<Value>,
 }
 
 /// A records answer: `total_count` first, as the real API writes it.

@@ -206,7 +206,40 @@ pub(crate) async fn catalogue(
     let body = format!(
         "<article class=\"open-data\"><h1>{title}</h1><p class=\"intro\">{intro}</p>{form}\
 <p aria-live=\"polite\"><span class=\"count\">{n}</span> {found}</p><ul class=\"datasets\">{list}</ul>\
-<p class=\"data-links\"><a href=\"/open-data/api\">{api}</a> · <a href=\"/api/v1/open-data/dcat\">{dcat}</a></p></article>",
+<p class=\"data-links\"><a href=\"/open-data/api\">{api}</a> · <a href=\"/api/v1/open-data/dcat\">{dcat}</a></p>\
+<section id=\"manage\" aria-labelledby=\"manage-title\" hidden><h2 id=\"manage-title\">{manage}</h2><p class=\"intro\">{manage_intro}</p><div id=\"manage-list\"></div>\
+<form id=\"new-dataset\" class=\"range\"><label>{id_label}<br><input name=\"id\" required pattern=\"[a-z0-9][a-z0-9_-]*\"></label>\
+<label>{title_label}<br><input name=\"title\" required></label><label>{desc_label}<br><input name=\"description\" required></label>\
+<label>{theme_label}<br><select name=\"theme\">{theme_options}</select></label><label>{place_label}<br><select name=\"site\"><option value=\"\">{all}</option>{site_options}</select></label>\
+<label>{res_label}<br><select name=\"resolution\"><option value=\"hourly\">{hourly}</option><option value=\"daily\">{daily}</option><option value=\"15min\">{quarter}</option><option value=\"raw\">{raw}</option></select></label>\
+<button type=\"submit\">{create}</button></form><p id=\"manage-status\" role=\"status\"></p></section></article>",
+        manage = t("od.manage"),
+        manage_intro = t("od.manage_intro"),
+        id_label = t("od.id"),
+        title_label = t("od.title_field"),
+        desc_label = t("od.description"),
+        theme_label = t("od.theme"),
+        theme_options = Theme::ALL
+            .iter()
+            .filter(|x| **x != Theme::Equipment)
+            .map(|x| format!(
+                "<option value=\"{}\">{}</option>",
+                x.as_str(),
+                esc(&theme_label(lang, *x))
+            ))
+            .collect::<String>(),
+        place_label = t("od.place"),
+        all = t("od.all_communes"),
+        site_options = sites
+            .iter()
+            .map(|p| format!("<option value=\"{}\">{}</option>", esc(p.id.as_str()), esc(&p.name)))
+            .collect::<String>(),
+        res_label = t("od.resolution"),
+        hourly = t("od.res.hourly"),
+        daily = t("od.res.daily"),
+        quarter = t("od.res.15min"),
+        raw = t("od.res.raw"),
+        create = t("od.create"),
         title = t("od.title"),
         intro = t("od.intro"),
         n = shown.len(),
@@ -214,7 +247,7 @@ pub(crate) async fn catalogue(
         api = t("od.api_link"),
         dcat = t("od.dcat_link"),
     );
-    let page = Page::new("open-data", lang.t("od.title").to_owned(), body);
+    let page = Page::new("open-data", lang.t("od.title").to_owned(), body).script("opendata");
     render(lang, set, &cfg, &viewer(&s, &h), "/open-data", page)
 }
 

@@ -430,6 +430,17 @@ async fn nothing_unpublished_is_reachable_and_the_rules_hold() {
             format!("ODSQL query is malformed: Unknown field: {field}")
         );
     }
+    // A device the dataset does not publish (a sound level meter in an air dataset), its
+    // battery, or a resolution nobody published: not found, not refused with its data.
+    for path in [
+        "/datasets/air/records/noise-1@2026-11-28T05:00:00Z",
+        "/datasets/air/records/aq-1@2026-11-28T05:15:00Z",
+    ] {
+        let (s, e) = explore(&app, path).await;
+        assert_eq!((s, e["error_code"].as_str()), (404, Some("NotFoundResource")), "{path}");
+    }
+    let none = ok(&app, "/datasets/air/records?where=device_id='noise-1'&limit=0").await;
+    assert_eq!(none["total_count"], 0);
     let devices = ok(&app, "/datasets/air/facets?facet=device_id").await;
     assert_eq!(devices["facets"][0]["facets"].as_array().unwrap().len(), 2, "only air devices");
     let raw = ok(&app, "/datasets/bruit-laeq/records?limit=2").await;
