@@ -93,6 +93,14 @@ pub(crate) fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// A server on loopback in `data_dir`, without MQTT, tokens or a clock of its own: what most
+/// figures start from.
+async fn bench_server(data_dir: std::path::PathBuf) -> anyhow::Result<serve::Server> {
+    let mut config = Config { data_dir, http: "127.0.0.1:0".parse()?, ..Config::default() };
+    config.mqtt.broker.enabled = false;
+    serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) }).await
+}
+
 fn row(name: &str, value: String, target: &str) {
     println!("| {name:<52} | {value:>16} | {target:<14} |");
 }
@@ -123,15 +131,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.only_indicators || args.only_backup {
-        let mut config = Config {
-            data_dir: dir.join("indicators"),
-            http: "127.0.0.1:0".parse()?,
-            ..Config::default()
-        };
-        config.mqtt.broker.enabled = false;
-        let server =
-            serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
-                .await?;
+        let server = bench_server(dir.join("indicators")).await?;
         let demo =
             Demo::new(DemoOptions { days: args.demo_days, seed: 13001, counter_history_days: 0 });
         let report = demo.seed_and_backfill(&server.state).await?;
@@ -525,15 +525,7 @@ async fn bench_backup(
 /// per property, the median MASE of the method published against seasonal naive's, and how many
 /// series a model beat seasonal naive on — and the anomalies found.
 async fn bench_forecast(dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut config = Config {
-        data_dir: dir.join("forecast"),
-        http: "127.0.0.1:0".parse()?,
-        ..Config::default()
-    };
-    config.mqtt.broker.enabled = false;
-    let server =
-        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
-            .await?;
+    let server = bench_server(dir.join("forecast")).await?;
     let demo = Demo::new(DemoOptions { days: 30, seed: 13001, counter_history_days: 0 });
     let report = demo.seed_and_backfill(&server.state).await?;
     row(
@@ -694,15 +686,7 @@ async fn ingest_until(
 /// against its typical day and heat map, the comparisons), the heat map of a year, the ranking,
 /// and the impact study of the demo's pedestrianisation (two years asked: 182 days either side).
 async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut config = Config {
-        data_dir: dir.join("commerce"),
-        http: "127.0.0.1:0".parse()?,
-        ..Config::default()
-    };
-    config.mqtt.broker.enabled = false;
-    let server =
-        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
-            .await?;
+    let server = bench_server(dir.join("commerce")).await?;
     let demo = Demo::new(DemoOptions { days: 1, seed: 13001, counter_history_days: 366 });
     let report = demo.seed_and_backfill(&server.state).await?;
     row(
@@ -761,15 +745,7 @@ async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn bench_open_data(dir: &std::path::Path) -> anyhow::Result<()> {
     use agora_store::catalog::{Commune, Device, Site};
     use agora_store::opendata::{Dataset, DatasetKind, Resolution, Theme};
-    let mut config = Config {
-        data_dir: dir.join("open-data"),
-        http: "127.0.0.1:0".parse()?,
-        ..Config::default()
-    };
-    config.mqtt.broker.enabled = false;
-    let server =
-        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
-            .await?;
+    let server = bench_server(dir.join("open-data")).await?;
     let state = &server.state;
     let now = state.clock.now();
     let insee = agora_model::InseeCode::parse("13001")?;
@@ -1377,15 +1353,7 @@ fn alert_bench_body(w: usize, b: usize, lines: usize) -> String {
 /// and one of Aix, interleaved, and the difference is the tenancy's cost.
 async fn bench_permissions(dir: &std::path::Path) -> anyhow::Result<()> {
     use agora_model::permissions::{Grant, Role};
-    let mut config = Config {
-        data_dir: dir.join("permissions"),
-        http: "127.0.0.1:0".parse()?,
-        ..Config::default()
-    };
-    config.mqtt.broker.enabled = false;
-    let server =
-        serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) })
-            .await?;
+    let server = bench_server(dir.join("permissions")).await?;
     let cat = &server.state.catalog;
     let aix = agora_model::InseeCode::parse("13001")?;
     cat.upsert_commune(agora_store::catalog::Commune {
