@@ -73,8 +73,6 @@ pub struct SqliteCatalog {
     write: tokio::sync::Mutex<()>,
     /// Bumped by each device written.
     devices_version: std::sync::atomic::AtomicU64,
-    /// The database file.
-    path: std::path::PathBuf,
 }
 
 fn hash(secret: &str) -> String {
@@ -203,7 +201,6 @@ impl SqliteCatalog {
             state: RwLock::new(State::default()),
             write: tokio::sync::Mutex::new(()),
             devices_version: std::sync::atomic::AtomicU64::new(0),
-            path: dir.join("catalog.db"),
         };
         cat.load().await?;
         Ok(cat)
@@ -573,24 +570,6 @@ impl Catalog for SqliteCatalog {
                 st.dirty_seen.insert(d.to_string());
             }
         }
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.persist().await?;
-        // Fold the write-ahead log into the database and close every connection: SQLite removes
-        // the `-wal` and `-shm` files when the last one closes.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
-        self.pool.close().await;
-        // The connections' threads close their files a moment after the pool says so.
-        let wal = self.path.with_extension("db-wal");
-        for _ in 0..500 {
-            if !wal.exists() {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        tracing::warn!(path = %wal.display(), "the catalog's write-ahead log is still there after closing; SQLite replays it at the next start");
-        Ok(())
     }
 
     async fn persist(&self) -> Result<()> {
