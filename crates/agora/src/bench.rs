@@ -63,6 +63,14 @@ pub struct BenchArgs {
     /// (30 days), and print the accuracy table.
     #[arg(long)]
     pub only_forecast: bool,
+    /// Run only the fleet comparison: a city's mixed fleet (1,360 devices of seven kinds, 1–6
+    /// fields per line) sent as line protocol to agora and to InfluxDB 1.6, each in its own
+    /// process with durable writes, one after the other.
+    #[arg(long)]
+    pub only_fleet: bool,
+    /// Days of the fleet at one line per device per minute.
+    #[arg(long, default_value_t = 1.0)]
+    pub fleet_days: f64,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -101,7 +109,7 @@ async fn bench_server(data_dir: std::path::PathBuf) -> anyhow::Result<serve::Ser
     serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) }).await
 }
 
-fn row(name: &str, value: String, target: &str) {
+pub(crate) fn row(name: &str, value: String, target: &str) {
     println!("| {name:<52} | {value:>16} | {target:<14} |");
 }
 
@@ -157,6 +165,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.only_open_data {
         bench_open_data(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_fleet {
+        crate::bench_fleet::bench_fleet(&dir, args.fleet_days, args.writers, args.batch_lines)
+            .await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod bench;
+pub mod bench_fleet;
 pub mod config;
 pub mod demo;
 pub mod forecasts;

@@ -268,7 +268,7 @@ async fn soak(dir: &Path, opts: &SoakOptions) -> anyhow::Result<()> {
     );
     println!(
         "data directory after the soak: {:.0} MiB",
-        dir_bytes(&dir.join("soak")) as f64 / 1048576.0
+        crate::bench_fleet::dir_bytes(&dir.join("soak")) as f64 / 1048576.0
     );
     print_totals(&stats);
 
@@ -966,19 +966,6 @@ fn check_fd_limit() -> anyhow::Result<()> {
 /// File descriptors this process has open (server and clients).
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// The `q` quantile of sorted durations (zero when there are none).
