@@ -1,7 +1,7 @@
 //! The ingest pipeline: harmonize decoded records (aliases, units, kinds, ranges, timestamps),
 //! register new devices and series, write to the store, keep rejects as dead letters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use agora_model::{
     Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId,
     SiteId, Timestamp, Value, quality,
 };
-use agora_store::catalog::{Device, NewReject, TokenInfo};
+use agora_store::catalog::{Device, NewReject, NewSeries, TokenInfo};
 use agora_store::{BatchObserver, Catalog, SeriesStore, StoredBatch};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -383,7 +383,10 @@ impl Pipeline {
             line: 1,
             last: self.clock.now(),
         };
-        self.register_device(src, &d).await
+        let dev = self.new_device(src, &d).await?;
+        self.catalog.upsert_device(dev).await.map_err(|e| e.to_string())?;
+        tracing::info!(device = %d.id, "registered a new device");
+        Ok(())
     }
 
     /// Decode input in `format` (with the configured byte layouts, at the pipeline's clock).
@@ -465,6 +468,7 @@ impl Pipeline {
         let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
         let mut batch = Batch::default();
         let mut device_idx: HashMap<String, usize> = HashMap::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
         let reg = self.registry.read();
         for rec in records {
             let line = rec.line;
@@ -545,7 +549,16 @@ impl Pipeline {
                     });
                     continue;
                 }
-                let Some(def) = reg.resolve(&f.name) else {
+                // Each name is resolved once per batch (a batch repeats a handful of names).
+                let cached = match names.get(f.name.as_ref()) {
+                    Some(&i) => Some(i),
+                    None => reg.resolve(&f.name).map(|def| {
+                        let i = prop_index(&mut batch.props, def);
+                        names.insert(f.name.to_string(), i);
+                        i
+                    }),
+                };
+                let Some(prop) = cached else {
                     if self.cfg.auto_register_properties {
                         batch.unknown.push(Unknown {
                             device: di,
@@ -563,11 +576,12 @@ impl Pipeline {
                     }
                     continue;
                 };
+                let def = &batch.props[prop];
                 match reg.normalize(def, f.value.clone(), f.unit.as_deref()) {
                     Ok(value) => batch.pending.push(Pending {
                         line,
                         device: di,
-                        prop: prop_index(&mut batch.props, def),
+                        prop,
                         time,
                         value,
                         source_unit: f
@@ -612,8 +626,9 @@ impl Pipeline {
         }
     }
 
-    /// Stage 3: the series of each pending point, under one catalog lookup; devices and series
-    /// seen for the first time are registered. A point whose device cannot be registered is
+    /// Stage 3: the series of each pending point, looked up once per (device, property) pair
+    /// of the batch under one catalog lock; devices and series seen for the first time are
+    /// registered, each kind in one transaction. A point whose device cannot be registered is
     /// refused (`None`).
     async fn resolve_series(
         &self,
@@ -621,81 +636,130 @@ impl Pipeline {
         batch: &Batch,
         report: &mut IngestReport,
     ) -> agora_store::Result<Vec<Option<SeriesId>>> {
-        let (devices, props) = (&batch.devices, &batch.props);
-        let keys: Vec<(&str, &str)> = batch
-            .pending
+        let (devices, props, pending) = (&batch.devices, &batch.props, &batch.pending);
+        // The batch's distinct pairs: (device, property, first point), and each point's pair.
+        let np = props.len().max(1);
+        let mut slot = vec![u32::MAX; devices.len() * np];
+        let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pair_of: Vec<u32> = Vec::with_capacity(pending.len());
+        for (i, p) in pending.iter().enumerate() {
+            let k = p.device * np + p.prop;
+            if slot[k] == u32::MAX {
+                slot[k] = pairs.len() as u32;
+                pairs.push((p.device, p.prop, i));
+            }
+            pair_of.push(slot[k]);
+        }
+        drop(slot);
+        let keys: Vec<(&str, &str)> = pairs
             .iter()
-            .map(|p| (devices[p.device].id.as_str(), props[p.prop].name.as_str()))
+            .map(|&(d, p, _)| (devices[d].id.as_str(), props[p].name.as_str()))
             .collect();
-        let mut ids = self.catalog.lookup_series(&keys);
+        let mut pair_ids = self.catalog.lookup_series(&keys);
         drop(keys);
-        let mut dead_devices: HashMap<usize, String> = HashMap::new();
-        let mut created: HashMap<(usize, usize), SeriesId> = HashMap::new();
-        for (i, p) in batch.pending.iter().enumerate() {
-            if ids[i].is_some() {
-                continue;
-            }
-            let pending_json = |p: &Pending| {
-                let d = &devices[p.device];
-                Observation {
-                    device: d.id.as_str(),
-                    time: Some(p.time),
-                    property: props[p.prop].name.as_str(),
-                    value: &p.value,
-                    unit: None,
-                    kind: d.kind.as_deref(),
-                    site: d.site.as_deref(),
-                    commune: d.commune.as_deref(),
+        let mut dead: HashMap<usize, String> = HashMap::new();
+        let missing: Vec<usize> = (0..pairs.len()).filter(|&k| pair_ids[k].is_none()).collect();
+        if !missing.is_empty() {
+            let mut checked = HashSet::new();
+            let mut new_devices = Vec::new();
+            for &k in &missing {
+                let d = pairs[k].0;
+                if !checked.insert(d) || self.catalog.device(devices[d].id.as_str()).is_some() {
+                    continue;
                 }
-                .to_json()
-            };
-            if let Some(reason) = dead_devices.get(&p.device) {
-                report.refuse(|| LineError {
-                    line: p.line,
-                    reason: reason.clone(),
-                    raw: pending_json(p),
-                    raw_is_json: true,
-                });
-                continue;
-            }
-            if let Some(id) = created.get(&(p.device, p.prop)) {
-                ids[i] = Some(*id);
-                continue;
-            }
-            let dev = &devices[p.device];
-            if self.catalog.device(dev.id.as_str()).is_none() {
-                match self.register_device(src, dev).await {
-                    Ok(()) => report.devices_created += 1,
+                match self.new_device(src, &devices[d]).await {
+                    Ok(device) => new_devices.push((d, device)),
                     Err(Refusal(reason)) => {
-                        report.refuse(|| LineError {
-                            line: p.line,
-                            reason: reason.clone(),
-                            raw: pending_json(p),
-                            raw_is_json: true,
-                        });
-                        dead_devices.insert(p.device, reason);
-                        continue;
+                        dead.insert(d, reason);
                     }
                 }
             }
-            let info = self
-                .catalog
-                .create_series(
-                    &dev.id,
-                    &props[p.prop].name,
-                    props[p.prop].kind,
-                    &props[p.prop].unit,
-                    p.source_unit.as_deref(),
-                )
-                .await?;
-            report.series_created += 1;
-            if let Some(keep) = self.cfg.retention_by_property.get(props[p.prop].name.as_str()) {
-                self.store.set_raw_retention(info.id, Some(*keep));
+            if !new_devices.is_empty() {
+                self.register_devices(new_devices, &mut dead, report).await;
             }
-            created.insert((p.device, p.prop), info.id);
-            ids[i] = Some(info.id);
+            let todo: Vec<usize> =
+                missing.into_iter().filter(|&k| !dead.contains_key(&pairs[k].0)).collect();
+            if !todo.is_empty() {
+                let new: Vec<NewSeries> = todo
+                    .iter()
+                    .map(|&k| {
+                        let (d, p, first) = pairs[k];
+                        NewSeries {
+                            device: devices[d].id.clone(),
+                            property: props[p].name.clone(),
+                            kind: props[p].kind,
+                            unit: props[p].unit.clone(),
+                            source_unit: pending[first].source_unit.clone(),
+                        }
+                    })
+                    .collect();
+                let infos = self.catalog.create_series_many(&new).await?;
+                for (&k, info) in todo.iter().zip(infos) {
+                    report.series_created += 1;
+                    if let Some(keep) = self.cfg.retention_by_property.get(info.property.as_str()) {
+                        self.store.set_raw_retention(info.id, Some(*keep));
+                    }
+                    pair_ids[k] = Some(info.id);
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(pending.len());
+        for (p, &k) in pending.iter().zip(&pair_of) {
+            let id = pair_ids[k as usize];
+            if id.is_none()
+                && let Some(reason) = dead.get(&p.device)
+            {
+                let d = &devices[p.device];
+                report.refuse(|| LineError {
+                    line: p.line,
+                    reason: reason.clone(),
+                    raw: Observation {
+                        device: d.id.as_str(),
+                        time: Some(p.time),
+                        property: props[p.prop].name.as_str(),
+                        value: &p.value,
+                        unit: None,
+                        kind: d.kind.as_deref(),
+                        site: d.site.as_deref(),
+                        commune: d.commune.as_deref(),
+                    }
+                    .to_json(),
+                    raw_is_json: true,
+                });
+            }
+            ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// Register a batch's new devices in one transaction; when that fails, one by one, so that
+    /// each refusal names its own device's reason.
+    async fn register_devices(
+        &self,
+        new: Vec<(usize, Device)>,
+        dead: &mut HashMap<usize, String>,
+        report: &mut IngestReport,
+    ) {
+        let all: Vec<Device> = new.iter().map(|(_, d)| d.clone()).collect();
+        if self.catalog.upsert_devices(all).await.is_ok() {
+            for (_, d) in &new {
+                tracing::info!(device = %d.id, "registered a new device");
+            }
+            report.devices_created += new.len();
+            return;
+        }
+        for (i, d) in new {
+            let id = d.id.clone();
+            match self.catalog.upsert_device(d).await {
+                Ok(()) => {
+                    tracing::info!(device = %id, "registered a new device");
+                    report.devices_created += 1;
+                }
+                Err(e) => {
+                    dead.insert(i, e.to_string());
+                }
+            }
+        }
     }
 
     /// Stage 4: the quality flags of each point (stuck sensor, implausible jump), from each
@@ -981,7 +1045,8 @@ impl Pipeline {
         }
     }
 
-    async fn register_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<(), Refusal> {
+    /// The catalogue entry of a device met for the first time, or why it cannot be registered.
+    async fn new_device(&self, src: &Source<'_>, d: &BatchDevice) -> Result<Device, Refusal> {
         if !self.cfg.auto_register_devices {
             return Err(format!(
                 "unknown device {} (automatic registration of devices is off)",
@@ -1055,7 +1120,7 @@ impl Pipeline {
             .as_ref()
             .and_then(|s| self.catalog.sites().into_iter().find(|x| &x.id == s))
             .map_or((None, None), |s| (s.lat, s.lon));
-        let dev = Device {
+        Ok(Device {
             id: d.id.clone(),
             kind,
             name: None,
@@ -1066,9 +1131,6 @@ impl Pipeline {
             metadata: serde_json::json!({"registered_by": src.name, "first_line": d.line}),
             created_at: self.clock.now(),
             last_seen: None,
-        };
-        self.catalog.upsert_device(dev).await.map_err(|e| e.to_string())?;
-        tracing::info!(device = %d.id, "registered a new device");
-        Ok(())
+        })
     }
 }

@@ -160,7 +160,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait for a clean exit (SIGKILL after a minute).
-    fn stop(mut self) -> anyhow::Result<()> {
+    fn stop(&mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -171,6 +171,16 @@ impl Server {
         }
         self.child.kill()?;
         anyhow::bail!("the server did not stop within a minute of SIGTERM")
+    }
+}
+
+/// A server left running by an error is killed, not left behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -238,7 +248,7 @@ pub async fn bench_fleet(
 
 /// Send every batch, `writers` at a time, and measure the server.
 async fn drive(
-    server: Server,
+    mut server: Server,
     batches: Arc<Vec<bytes::Bytes>>,
     writers: usize,
 ) -> anyhow::Result<Run> {

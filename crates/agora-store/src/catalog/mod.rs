@@ -97,6 +97,22 @@ pub struct Device {
     pub last_seen: Option<Timestamp>,
 }
 
+/// A series to create: a device's property, its value kind and unit (and the unit its readings
+/// arrive in, when the source converts).
+#[derive(Debug, Clone)]
+pub struct NewSeries {
+    /// The device.
+    pub device: DeviceId,
+    /// The property.
+    pub property: PropertyName,
+    /// Kind of its values.
+    pub kind: ValueKind,
+    /// Canonical unit.
+    pub unit: String,
+    /// Unit of the source, when converted.
+    pub source_unit: Option<String>,
+}
+
 /// A series: one property measured by one device.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -413,6 +429,32 @@ pub trait Catalog: Send + Sync + Debug {
         unit: &str,
         source_unit: Option<&str>,
     ) -> Result<SeriesInfo>;
+    /// Create series in one transaction (or return the existing ones), in the order given: a
+    /// fleet's first contact registers thousands at once.
+    async fn create_series_many(&self, new: &[NewSeries]) -> Result<Vec<SeriesInfo>> {
+        let mut out = Vec::with_capacity(new.len());
+        for n in new {
+            out.push(
+                self.create_series(
+                    &n.device,
+                    &n.property,
+                    n.kind,
+                    &n.unit,
+                    n.source_unit.as_deref(),
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+    /// Create or update devices in one transaction (each one's site and commune must exist);
+    /// nothing is written when one of them cannot be.
+    async fn upsert_devices(&self, devices: Vec<Device>) -> Result<()> {
+        for d in devices {
+            self.upsert_device(d).await?;
+        }
+        Ok(())
+    }
     /// One series.
     fn series_info(&self, id: SeriesId) -> Option<SeriesInfo>;
     /// All series of a device.

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use super::{
     AttributeScope, Attributes, Catalog, Commune, Device, DeviceFilter, Domain, Grant,
     LoginRefusal, MAX_ATTRIBUTES, MAX_REJECT_BYTES, MAX_REJECT_RAW, MAX_REJECTS, NewPerson,
-    NewReject, Person, Reject, Role, Scope, SeriesInfo, Site, TokenInfo, people,
+    NewReject, NewSeries, Person, Reject, Role, Scope, SeriesInfo, Site, TokenInfo, people,
 };
 use crate::error::{Error, Result};
 
@@ -440,24 +440,9 @@ impl Catalog for SqliteCatalog {
                 return Err(Error::NotFound { what: "commune", id: c.to_string() });
             }
         }
-        sqlx::query(
-            "INSERT INTO devices (id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, site = excluded.site, \
-             commune = excluded.commune, lat = excluded.lat, lon = excluded.lon, metadata = excluded.metadata",
-        )
-        .bind(d.id.as_str())
-        .bind(d.kind.as_str())
-        .bind(&d.name)
-        .bind(d.site.as_ref().map(|s| s.as_str()))
-        .bind(d.commune.as_ref().map(|c| c.as_str()))
-        .bind(d.lat)
-        .bind(d.lon)
-        .bind(d.metadata.to_string())
-        .bind(d.created_at.as_nanos())
-        .bind(d.last_seen.map(Timestamp::as_nanos))
-        .execute(&self.pool)
-        .await?;
+        let mut conn = self.pool.acquire().await?;
+        upsert_device_row(&mut conn, &d).await?;
+        drop(conn);
         let mut st = self.state.write();
         let created_at = st.devices.get(d.id.as_str()).map(|x| x.created_at);
         let last_seen = st.devices.get(d.id.as_str()).and_then(|x| x.last_seen);
@@ -537,6 +522,112 @@ impl Catalog for SqliteCatalog {
         st.device_series.entry(device.to_string()).or_default().insert(property.to_string(), id);
         st.series.insert(id.0, info.clone());
         Ok(info)
+    }
+
+    async fn create_series_many(&self, new: &[NewSeries]) -> Result<Vec<SeriesInfo>> {
+        let _w = self.write.lock().await;
+        // Existing series are returned as they are; the others get the next ids, in order.
+        let mut out: Vec<Result<SeriesInfo, usize>> = Vec::with_capacity(new.len());
+        let mut next = {
+            let st = self.state.read();
+            for (i, n) in new.iter().enumerate() {
+                match st
+                    .device_series
+                    .get(n.device.as_str())
+                    .and_then(|m| m.get(n.property.as_str()))
+                {
+                    Some(id) => out.push(Ok(st.series[&id.0].clone())),
+                    None if !st.devices.contains_key(n.device.as_str()) => {
+                        return Err(Error::NotFound { what: "device", id: n.device.to_string() });
+                    }
+                    None => out.push(Err(i)),
+                }
+            }
+            st.next_series
+        };
+        let created_at = now().as_nanos();
+        let mut made: Vec<SeriesInfo> = Vec::new();
+        let mut seen: HashMap<(&str, &str), SeriesId> = HashMap::new();
+        let mut tx = self.pool.begin().await?;
+        for slot in &mut out {
+            let Err(i) = *slot else { continue };
+            let n = &new[i];
+            // The same pair asked twice gets one series.
+            if let Some(id) = seen.get(&(n.device.as_str(), n.property.as_str())) {
+                *slot = Ok(made.iter().find(|m| m.id == *id).expect("made above").clone());
+                continue;
+            }
+            let id = SeriesId(next);
+            next += 1;
+            sqlx::query(
+                "INSERT INTO series (id, device, property, value_kind, unit, source_unit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(i64::from(id.0))
+            .bind(n.device.as_str())
+            .bind(n.property.as_str())
+            .bind(n.kind.as_str())
+            .bind(&n.unit)
+            .bind(&n.source_unit)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+            seen.insert((n.device.as_str(), n.property.as_str()), id);
+            let info = SeriesInfo {
+                id,
+                device: n.device.clone(),
+                property: n.property.clone(),
+                kind: n.kind,
+                unit: n.unit.clone(),
+                source_unit: n.source_unit.clone(),
+            };
+            made.push(info.clone());
+            *slot = Ok(info);
+        }
+        tx.commit().await?;
+        let mut st = self.state.write();
+        st.next_series = next;
+        for info in made {
+            st.device_series
+                .entry(info.device.to_string())
+                .or_default()
+                .insert(info.property.to_string(), info.id);
+            st.series.insert(info.id.0, info);
+        }
+        Ok(out.into_iter().map(|r| r.expect("every slot filled")).collect())
+    }
+
+    async fn upsert_devices(&self, devices: Vec<Device>) -> Result<()> {
+        let _w = self.write.lock().await;
+        {
+            let st = self.state.read();
+            for d in &devices {
+                if let Some(s) = &d.site
+                    && !st.sites.contains_key(s.as_str())
+                {
+                    return Err(Error::NotFound { what: "site", id: s.to_string() });
+                }
+                if let Some(c) = &d.commune
+                    && !st.communes.contains_key(c.as_str())
+                {
+                    return Err(Error::NotFound { what: "commune", id: c.to_string() });
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        for d in &devices {
+            upsert_device_row(&mut tx, d).await?;
+        }
+        tx.commit().await?;
+        let mut st = self.state.write();
+        for mut d in devices {
+            if let Some(old) = st.devices.get(d.id.as_str()) {
+                d.created_at = old.created_at;
+                d.last_seen = d.last_seen.max(old.last_seen);
+            }
+            st.devices.insert(d.id.to_string(), d);
+        }
+        self.devices_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     fn series_info(&self, id: SeriesId) -> Option<SeriesInfo> {
@@ -1148,6 +1239,100 @@ impl FromStr for Scope {
 mod tests {
     use super::*;
 
+    fn device(id: &str, site: Option<&str>) -> Device {
+        Device {
+            id: id.parse().unwrap(),
+            kind: "noise".parse().unwrap(),
+            name: None,
+            site: site.map(|s| s.parse().unwrap()),
+            commune: Some("13001".parse().unwrap()),
+            lat: None,
+            lon: None,
+            metadata: serde_json::json!({}),
+            created_at: now(),
+            last_seen: None,
+        }
+    }
+
+    fn new_series(device: &str, property: &str) -> NewSeries {
+        NewSeries {
+            device: device.parse().unwrap(),
+            property: property.parse().unwrap(),
+            kind: ValueKind::Float,
+            unit: "dB".into(),
+            source_unit: None,
+        }
+    }
+
+    /// A fleet's first contact: devices and series registered in one transaction each, kept
+    /// at reopening; a pair asked twice or already known gets its one series; a batch with a
+    /// device on an unknown place writes nothing.
+    #[tokio::test]
+    async fn devices_and_series_are_registered_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ids, known) = {
+            let c = SqliteCatalog::open(dir.path()).await.unwrap();
+            c.upsert_commune(Commune {
+                insee: "13001".parse().unwrap(),
+                name: "Aix-en-Provence".into(),
+                boundary: None,
+            })
+            .await
+            .unwrap();
+            let err = c
+                .upsert_devices(vec![device("n-1", None), device("n-2", Some("nowhere"))])
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("nowhere"), "{err}");
+            assert!(c.device("n-1").is_none(), "nothing of a refused batch is written");
+            c.upsert_devices((0..300).map(|i| device(&format!("n-{i}"), None)).collect())
+                .await
+                .unwrap();
+            assert_eq!(c.devices(&DeviceFilter::default()).len(), 300);
+            let known = c
+                .create_series(
+                    &"n-7".parse().unwrap(),
+                    &"lamax".parse().unwrap(),
+                    ValueKind::Float,
+                    "dB",
+                    None,
+                )
+                .await
+                .unwrap();
+            let mut asked: Vec<NewSeries> =
+                (0..300).map(|i| new_series(&format!("n-{i}"), "laeq")).collect();
+            asked.push(new_series("n-3", "laeq"));
+            asked.push(new_series("n-7", "lamax"));
+            let made = c.create_series_many(&asked).await.unwrap();
+            assert_eq!(made.len(), 302);
+            assert_eq!(made[300].id, made[3].id, "a pair asked twice gets one series");
+            assert_eq!(made[301].id, known.id, "a known pair keeps its series");
+            let distinct: HashSet<u32> = made.iter().map(|s| s.id.0).collect();
+            assert_eq!(distinct.len(), 301);
+            let err = c.create_series_many(&[new_series("ghost", "laeq")]).await.unwrap_err();
+            assert!(err.to_string().contains("ghost"), "{err}");
+            (made.iter().map(|s| s.id).collect::<Vec<_>>(), known.id)
+        };
+        let c = SqliteCatalog::open(dir.path()).await.unwrap();
+        assert_eq!(c.devices(&DeviceFilter::default()).len(), 300);
+        assert_eq!(
+            c.lookup_series(&[("n-0", "laeq"), ("n-299", "laeq")]),
+            vec![Some(ids[0]), Some(ids[299])]
+        );
+        assert_eq!(c.lookup_series(&[("n-7", "lamax")]), vec![Some(known)]);
+        let next = c
+            .create_series(
+                &"n-1".parse().unwrap(),
+                &"lamin".parse().unwrap(),
+                ValueKind::Float,
+                "dB",
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(ids.iter().all(|i| *i != next.id), "ids go on after the batch");
+    }
+
     #[tokio::test]
     async fn catalog_persists_devices_series_and_hashed_tokens() {
         let dir = tempfile::tempdir().unwrap();
@@ -1260,4 +1445,27 @@ mod tests {
         let last = &c.rejects(1).await.unwrap()[0];
         assert!(last.truncated && last.raw.len() == MAX_REJECT_RAW && last.token_device.is_none());
     }
+}
+
+/// Write one device's row (created, or updated but for its creation and last-seen times).
+async fn upsert_device_row(conn: &mut sqlx::SqliteConnection, d: &Device) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO devices (id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, site = excluded.site, \
+         commune = excluded.commune, lat = excluded.lat, lon = excluded.lon, metadata = excluded.metadata",
+    )
+    .bind(d.id.as_str())
+    .bind(d.kind.as_str())
+    .bind(&d.name)
+    .bind(d.site.as_ref().map(|s| s.as_str()))
+    .bind(d.commune.as_ref().map(|c| c.as_str()))
+    .bind(d.lat)
+    .bind(d.lon)
+    .bind(d.metadata.to_string())
+    .bind(d.created_at.as_nanos())
+    .bind(d.last_seen.map(Timestamp::as_nanos))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
