@@ -1235,6 +1235,29 @@ impl FromStr for Scope {
     }
 }
 
+/// Write one device's row (created, or updated but for its creation and last-seen times).
+async fn upsert_device_row(conn: &mut sqlx::SqliteConnection, d: &Device) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO devices (id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, site = excluded.site, \
+         commune = excluded.commune, lat = excluded.lat, lon = excluded.lon, metadata = excluded.metadata",
+    )
+    .bind(d.id.as_str())
+    .bind(d.kind.as_str())
+    .bind(&d.name)
+    .bind(d.site.as_ref().map(|s| s.as_str()))
+    .bind(d.commune.as_ref().map(|c| c.as_str()))
+    .bind(d.lat)
+    .bind(d.lon)
+    .bind(d.metadata.to_string())
+    .bind(d.created_at.as_nanos())
+    .bind(d.last_seen.map(Timestamp::as_nanos))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1445,27 +1468,4 @@ mod tests {
         let last = &c.rejects(1).await.unwrap()[0];
         assert!(last.truncated && last.raw.len() == MAX_REJECT_RAW && last.token_device.is_none());
     }
-}
-
-/// Write one device's row (created, or updated but for its creation and last-seen times).
-async fn upsert_device_row(conn: &mut sqlx::SqliteConnection, d: &Device) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO devices (id, kind, name, site, commune, lat, lon, metadata, created_at, last_seen) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, site = excluded.site, \
-         commune = excluded.commune, lat = excluded.lat, lon = excluded.lon, metadata = excluded.metadata",
-    )
-    .bind(d.id.as_str())
-    .bind(d.kind.as_str())
-    .bind(&d.name)
-    .bind(d.site.as_ref().map(|s| s.as_str()))
-    .bind(d.commune.as_ref().map(|c| c.as_str()))
-    .bind(d.lat)
-    .bind(d.lon)
-    .bind(d.metadata.to_string())
-    .bind(d.created_at.as_nanos())
-    .bind(d.last_seen.map(Timestamp::as_nanos))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
