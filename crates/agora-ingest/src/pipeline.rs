@@ -467,6 +467,7 @@ impl Pipeline {
         let now = self.clock.now();
         let max_time = now.saturating_add_nanos(self.cfg.max_future.as_nanos() as i64);
         let mut batch = Batch::default();
+        batch.pending.reserve(records.iter().map(|r| r.fields.len()).sum());
         let mut device_idx: HashMap<String, usize> = HashMap::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         let reg = self.registry.read();

@@ -27,6 +27,7 @@ pub struct Line<'a> {
 /// Decode a request body: good lines become records, bad lines errors naming the line and problem.
 pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
     let mut out = Decoded::default();
+    out.records.reserve(body.iter().filter(|&&b| b == b'\n').count() + 1);
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let n = (i + 1) as u32;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -214,22 +215,47 @@ fn parse_field_value(v: &str) -> Result<Value, Refusal> {
             .map(Value::I64)
             .map_err(|_| Refusal(format!("unsigned integer {v:?} is too large")));
     }
-    if matches!(v.to_ascii_lowercase().trim_start_matches(['+', '-']), "nan" | "inf" | "infinity") {
-        return Err(format!("value {v} is not finite: NaN and infinity cannot be stored").into());
-    }
+    let not_finite =
+        || Refusal(format!("value {v} is not finite: NaN and infinity cannot be stored"));
     let first = v.as_bytes()[0];
+    // The common case (a plain number) allocates nothing; spelled-out NaN and infinities are
+    // looked for only when the value does not start with a digit.
+    if !first.is_ascii_digit()
+        && matches!(
+            v.to_ascii_lowercase().trim_start_matches(['+', '-']),
+            "nan" | "inf" | "infinity"
+        )
+    {
+        return Err(not_finite());
+    }
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return Err(format!(
             "bad value {v:?}: expected a number, 123i, true/false or a \"string\""
         )
         .into());
     }
-    v.parse::<f64>().map(Value::F64).map_err(|_| Refusal(format!("bad number {v:?}")))
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(Value::F64(x)),
+        Ok(_) => Err(not_finite()),
+        Err(_) => Err(Refusal(format!("bad number {v:?}"))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_that_are_not_finite_are_refused_by_name() {
+        for v in ["nan", "-NaN", "+inf", "Infinity", "1e999", "-1e400"] {
+            let e = parse_field_value(v).unwrap_err();
+            assert!(e.0.contains("not finite"), "{v}: {}", e.0);
+        }
+        assert_eq!(parse_field_value("12.5").unwrap(), Value::F64(12.5));
+        assert_eq!(parse_field_value("-0.8").unwrap(), Value::F64(-0.8));
+        assert_eq!(parse_field_value(".5").unwrap(), Value::F64(0.5));
+        assert!(parse_field_value("1.2.3").unwrap_err().0.contains("bad number"));
+    }
 
     #[test]
     fn parses_the_full_syntax() {
