@@ -119,8 +119,13 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
     );
     counter(
         "ingest_points_flagged",
-        "Points stored with a quality flag (stuck, jump)",
+        "Points stored with a quality flag (stuck, jump, out of range)",
         c.points_flagged.load(Ordering::Relaxed),
+    );
+    counter(
+        "ingest_points_out_of_range",
+        "Points a little outside their property's valid range, kept with the flag out_of_range",
+        c.points_out_of_range.load(Ordering::Relaxed),
     );
     counter(
         "ingest_batches",

@@ -585,6 +585,8 @@ pub(crate) struct QualityFlags {
     stuck: u64,
     /// Points flagged as jumps (an implausible change).
     jump: u64,
+    /// Points a little outside their property's range (kept, flagged).
+    out_of_range: u64,
     /// Time of the latest flagged point.
     last: Timestamp,
 }
@@ -711,6 +713,7 @@ pub(crate) async fn fleet(Scoped(s): Scoped) -> ApiResult<Json<FleetAnswer>> {
                 property: info.property,
                 stuck: t.stuck,
                 jump: t.jump,
+                out_of_range: t.out_of_range,
                 last: t.last,
             })
         })

@@ -160,6 +160,8 @@ pub struct IngestCounters {
     pub batches: AtomicU64,
     /// Points stored with a quality flag.
     pub points_flagged: AtomicU64,
+    /// Points stored flagged `out_of_range` (a little outside their property's range).
+    pub points_out_of_range: AtomicU64,
 }
 
 /// What the quality checks remember of a series: its last reading, and since when it repeats.
@@ -237,6 +239,8 @@ pub struct FlagTally {
     pub stuck: u64,
     /// Points flagged as jumps.
     pub jump: u64,
+    /// Points a little outside their property's range, kept flagged.
+    pub out_of_range: u64,
     /// Time of the latest flagged point.
     pub last: Timestamp,
 }
@@ -291,6 +295,8 @@ struct Pending {
     time: Timestamp,
     value: Value,
     source_unit: Option<String>,
+    /// Flags set while harmonizing (a reading a little out of range).
+    flags: u8,
 }
 
 /// The index of `def` in the batch's property list, adding it on first use.
@@ -452,6 +458,8 @@ impl Pipeline {
         let points = self.flag(&props, pending, ids);
         report.accepted = points.len();
         report.flagged = points.iter().filter(|p| p.3 != 0).count();
+        let out_of_range = points.iter().filter(|p| p.3 & quality::OUT_OF_RANGE != 0).count();
+        self.counters.points_out_of_range.fetch_add(out_of_range as u64, Ordering::Relaxed);
         self.store(points).await?;
         self.conclude(src, devices, report).await
     }
@@ -579,7 +587,7 @@ impl Pipeline {
                 };
                 let def = &batch.props[prop];
                 match reg.normalize(def, f.value.clone(), f.unit.as_deref()) {
-                    Ok(value) => batch.pending.push(Pending {
+                    Ok((value, flags)) => batch.pending.push(Pending {
                         line,
                         device: di,
                         prop,
@@ -590,6 +598,7 @@ impl Pipeline {
                             .as_ref()
                             .filter(|u| **u != def.unit)
                             .map(|u| u.to_string()),
+                        flags,
                     }),
                     Err(e) => report.refuse(|| reject(format!("field {:?}: {e}", f.name), raw())),
                 }
@@ -605,13 +614,14 @@ impl Pipeline {
             let Unknown { device, line, time, name, value, unit } = u;
             match self.register_property(&name, &value, unit.as_deref()) {
                 Ok(def) => match self.registry.read().normalize(&def, value, None) {
-                    Ok(value) => batch.pending.push(Pending {
+                    Ok((value, flags)) => batch.pending.push(Pending {
                         line,
                         device,
                         prop: prop_index(&mut batch.props, &def),
                         time,
                         value,
                         source_unit: None,
+                        flags,
                     }),
                     Err(e) => report.refuse(|| LineError {
                         line,
@@ -784,16 +794,22 @@ impl Pipeline {
                         .or_insert_with(|| QualityState::new(p.time, *v))
                         .check(c, p.time, *v),
                     _ => 0,
-                };
+                } | p.flags;
                 points.push((id, p.time, p.value, flags));
             }
         }
         if points.iter().any(|p| p.3 != 0) {
             let mut tally = self.flag_tally.lock();
             for (s, t, _, f) in points.iter().filter(|p| p.3 != 0) {
-                let e = tally.entry(s.0).or_insert(FlagTally { stuck: 0, jump: 0, last: *t });
+                let e = tally.entry(s.0).or_insert(FlagTally {
+                    stuck: 0,
+                    jump: 0,
+                    out_of_range: 0,
+                    last: *t,
+                });
                 e.stuck += u64::from(f & quality::STUCK != 0);
                 e.jump += u64::from(f & quality::JUMP != 0);
+                e.out_of_range += u64::from(f & quality::OUT_OF_RANGE != 0);
                 e.last = e.last.max(*t);
             }
         }
@@ -942,6 +958,7 @@ impl Pipeline {
             kind: value.kind(),
             min: None,
             max: None,
+            tolerance: None,
             aliases: vec![],
             description: "registered automatically on first write".into(),
             auto_registered: true,

@@ -40,7 +40,8 @@ pub enum Error {
         got: crate::ValueKind,
     },
     /// A value lies outside the property's physically valid range.
-    #[error("{property} value {value} is outside the valid range [{min}, {max}] {unit}")]
+    #[error("{property} value {value} is outside the valid range [{min}, {max}] {unit}{}",
+        if *tolerance > 0.0 { format!(", beyond its tolerance of {tolerance} {unit}") } else { String::new() })]
     OutOfRange {
         /// The property.
         property: String,
@@ -52,6 +53,8 @@ pub enum Error {
         max: f64,
         /// The canonical unit.
         unit: String,
+        /// How far outside the range a reading is still kept (flagged).
+        tolerance: f64,
     },
     /// A unit is not known for this property.
     #[error("unit {unit:?} cannot be converted to {property}'s unit {canonical:?}")]

@@ -21,6 +21,20 @@ pub fn is_sound_level(property: &str, unit: &str) -> bool {
     unit == "dB" && !is_device_internal(property)
 }
 
+/// The tolerance of a built-in property: what low-cost sensors' noise puts just outside the
+/// valid range. Concentrations read a little below zero (an optical PM sensor's offset, a gas
+/// cell's drift), shares a little beyond 0–100 % (a humidity probe in fog reads 100.4 %).
+/// Counts, sound levels and temperatures have none: out of range, they are garbage.
+fn default_tolerance(name: &str, unit: &str) -> Option<f64> {
+    match unit {
+        "ug/m3" => Some(2.0),
+        "mg/m3" => Some(0.2),
+        "%" if name == "relative_humidity" => Some(3.0),
+        "%" => Some(2.0),
+        _ => None,
+    }
+}
+
 /// One observed property and how values of it are validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -35,6 +49,9 @@ pub struct PropertyDef {
     pub min: Option<f64>,
     /// Highest physically valid value (numeric kinds).
     pub max: Option<f64>,
+    /// How far outside `[min, max]` (in the canonical unit) a reading is measurement noise:
+    /// kept, flagged `out_of_range`; farther, it is refused. `None`: no tolerance.
+    pub tolerance: Option<f64>,
     /// Other names this property is known by in the wild.
     pub aliases: Vec<String>,
     /// One line for people.
@@ -379,6 +396,7 @@ impl PropertyRegistry {
                 kind,
                 min: (!min.is_nan()).then_some(min),
                 max: (!max.is_nan()).then_some(max),
+                tolerance: default_tolerance(name, unit),
                 aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
                 description: description.to_owned(),
                 auto_registered: false,
@@ -416,8 +434,15 @@ impl PropertyRegistry {
     }
 
     /// Validate (and convert) a value for a property: kind, finiteness, unit, valid range.
-    /// `unit` is the unit the source declared, if any.
-    pub fn normalize(&self, def: &PropertyDef, value: Value, unit: Option<&str>) -> Result<Value> {
+    /// `unit` is the unit the source declared, if any. Returns the value and its quality flags:
+    /// [`quality::OUT_OF_RANGE`](crate::quality::OUT_OF_RANGE) for a reading outside the range
+    /// but within the property's tolerance.
+    pub fn normalize(
+        &self,
+        def: &PropertyDef,
+        value: Value,
+        unit: Option<&str>,
+    ) -> Result<(Value, u8)> {
         if let Value::F64(v) = value
             && !v.is_finite()
         {
@@ -443,17 +468,22 @@ impl PropertyRegistry {
             && def.kind != ValueKind::Boolean
         {
             let (min, max) = (def.min.unwrap_or(f64::MIN), def.max.unwrap_or(f64::MAX));
+            let tol = def.tolerance.unwrap_or(0.0);
             if x < min || x > max {
+                if x >= min - tol && x <= max + tol {
+                    return Ok((value, crate::quality::OUT_OF_RANGE));
+                }
                 return Err(Error::OutOfRange {
                     property: def.name.to_string(),
                     value: x,
                     min,
                     max,
                     unit: def.unit.clone(),
+                    tolerance: tol,
                 });
             }
         }
-        Ok(value)
+        Ok((value, 0))
     }
 }
 
@@ -476,12 +506,12 @@ mod tests {
     fn unit_conversions() {
         let r = PropertyRegistry::builtin();
         let no2 = r.resolve("no2").unwrap();
-        assert_eq!(r.normalize(no2, Value::F64(10.0), Some("ppb")).unwrap(), Value::F64(19.1));
+        assert_eq!(r.normalize(no2, Value::F64(10.0), Some("ppb")).unwrap(), (Value::F64(19.1), 0));
         let t = r.resolve("temperature").unwrap();
-        assert_eq!(r.normalize(t, Value::F64(68.0), Some("°F")).unwrap(), Value::F64(20.0));
-        assert_eq!(r.normalize(t, Value::F64(293.15), Some("K")).unwrap(), Value::F64(20.0));
+        assert_eq!(r.normalize(t, Value::F64(68.0), Some("°F")).unwrap(), (Value::F64(20.0), 0));
+        assert_eq!(r.normalize(t, Value::F64(293.15), Some("K")).unwrap(), (Value::F64(20.0), 0));
         let fill = r.resolve("fill_level").unwrap();
-        assert_eq!(r.normalize(fill, Value::F64(0.8), Some("/")).unwrap(), Value::F64(80.0));
+        assert_eq!(r.normalize(fill, Value::F64(0.8), Some("/")).unwrap(), (Value::F64(80.0), 0));
         assert!(r.normalize(t, Value::F64(1.0), Some("furlong")).is_err());
     }
 
@@ -495,8 +525,41 @@ mod tests {
             r.normalize(pm, Value::Str("high".into()), None),
             Err(Error::WrongKind { .. })
         ));
-        assert_eq!(r.normalize(pm, Value::I64(12), None).unwrap(), Value::F64(12.0));
+        assert_eq!(r.normalize(pm, Value::I64(12), None).unwrap(), (Value::F64(12.0), 0));
         let people = r.resolve("people_in").unwrap();
-        assert_eq!(r.normalize(people, Value::F64(12.0), None).unwrap(), Value::I64(12));
+        assert_eq!(r.normalize(people, Value::F64(12.0), None).unwrap(), (Value::I64(12), 0));
+        assert!(r.normalize(people, Value::F64(-1.0), None).is_err(), "a count has no tolerance");
+    }
+
+    /// Issue 18's examples: a PM sensor's −0.8 µg/m³ and a humidity of 100.4 % are kept,
+    /// flagged; −3 µg/m³ and 104 % are refused, the reason naming the tolerance; the edges of
+    /// the range and of the tolerance are exact.
+    #[test]
+    fn readings_a_little_out_of_range_are_kept_flagged() {
+        use crate::quality::OUT_OF_RANGE;
+        let r = PropertyRegistry::builtin();
+        let pm = r.resolve("pm2_5").unwrap();
+        assert_eq!(
+            r.normalize(pm, Value::F64(-0.8), None).unwrap(),
+            (Value::F64(-0.8), OUT_OF_RANGE)
+        );
+        assert_eq!(r.normalize(pm, Value::F64(0.0), None).unwrap(), (Value::F64(0.0), 0));
+        assert_eq!(r.normalize(pm, Value::F64(-2.0), None).unwrap().1, OUT_OF_RANGE);
+        let e = r.normalize(pm, Value::F64(-3.0), None).unwrap_err().to_string();
+        assert!(e.contains("tolerance of 2 ug/m3"), "{e}");
+        let rh = r.resolve("relative_humidity").unwrap();
+        assert_eq!(
+            r.normalize(rh, Value::F64(100.4), None).unwrap(),
+            (Value::F64(100.4), OUT_OF_RANGE)
+        );
+        assert_eq!(r.normalize(rh, Value::F64(100.0), None).unwrap().1, 0);
+        assert!(r.normalize(rh, Value::F64(104.0), None).is_err());
+        // Converted first, then checked: 0.99 of a fill "/" is 99 %, 1.01 is 101 % (flagged).
+        let fill = r.resolve("fill_level").unwrap();
+        assert_eq!(r.normalize(fill, Value::F64(1.01), Some("/")).unwrap().1, OUT_OF_RANGE);
+        // Sound levels and temperatures have no tolerance.
+        let laeq = r.resolve("laeq").unwrap();
+        let e = r.normalize(laeq, Value::F64(-0.1), None).unwrap_err().to_string();
+        assert!(!e.contains("tolerance"), "{e}");
     }
 }

@@ -1,11 +1,15 @@
 //! Quality flags: what automatic checks say about a point. A flagged point is stored with its
 //! flags, left out of reads and summaries by default, and shown on request (`quality=all`).
-//! Values outside a property's physical range are not flagged but refused at ingest.
+//! A value a little outside a property's valid range (within its tolerance: a low-cost PM
+//! sensor's −0.8 µg/m³, a humidity of 100.4 %) is measurement noise: kept, flagged
+//! `out_of_range`. Beyond the tolerance it is refused at ingest with its reason.
 
 /// The same reading for longer than the property ever stays still: a stuck sensor.
 pub const STUCK: u8 = 1;
 /// A change faster than the property can physically change: a spike or a glitch.
 pub const JUMP: u8 = 2;
+/// A reading outside the property's valid range, but within its tolerance.
+pub const OUT_OF_RANGE: u8 = 4;
 
 /// The names of the flags set in `flags`.
 pub fn names(flags: u8) -> Vec<&'static str> {
@@ -15,6 +19,9 @@ pub fn names(flags: u8) -> Vec<&'static str> {
     }
     if flags & JUMP != 0 {
         v.push("jump");
+    }
+    if flags & OUT_OF_RANGE != 0 {
+        v.push("out_of_range");
     }
     v
 }

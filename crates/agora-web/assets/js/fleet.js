@@ -53,8 +53,8 @@ async function load() {
       f.silent.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), esc(when(d.last_seen)), esc(duration(d.silent_for_s))]), t('fleet.none_silent'))}
     ${table('faulty', t('fleet.faulty'), [t('device.id'), t('device.kind'), t('device.site'), t('device.property'), t('device.value'), t('device.time')],
       f.faulty.map((d) => [link(d.id), esc(kindName(d.kind)), esc(d.site ?? '—'), esc(propName(d.property)), esc(d.value), esc(when(d.time))]), t('fleet.none_faulty'))}
-    ${table('quality', t('fleet.quality'), [t('device.id'), t('device.property'), t('fleet.stuck'), t('fleet.jump'), t('fleet.last_flag')],
-      f.quality_flags.map((q) => [link(q.device), esc(propName(q.property)), num(q.stuck, 0), num(q.jump, 0), esc(when(q.last))]), t('fleet.none_quality'))}
+    ${table('quality', t('fleet.quality'), [t('device.id'), t('device.property'), t('fleet.stuck'), t('fleet.jump'), t('fleet.out_of_range'), t('fleet.last_flag')],
+      f.quality_flags.map((q) => [link(q.device), esc(propName(q.property)), num(q.stuck, 0), num(q.jump, 0), num(q.out_of_range, 0), esc(when(q.last))]), t('fleet.none_quality'))}
     ${table('anomalies', t('fleet.anomalies'), [t('device.id'), t('device.site'), t('device.property'), t('anomaly.kind'), t('anomaly.since'), t('fleet.problem')],
       anomalies.map((a) => [link(a.device), esc(a.site ?? '—'), esc(propName(a.property)), `<a href="${esc(anomalyHref(a))}">${esc(t(`anomaly.${a.kind}`))}</a>`, esc(when(a.from)), esc(anomalyText(a))]), t('fleet.none_anomalies'))}
     ${table('counters', t('fleet.counters'), [t('device.id'), t('device.site'), t('fleet.day'), t('fleet.problem')],

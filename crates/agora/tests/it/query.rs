@@ -472,3 +472,54 @@ async fn a_state_is_not_charted_but_refused_by_name() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Issue 18, item 7: a low-cost sensor's −0.8 µg/m³ and a humidity of 100.4 % are stored,
+/// flagged `out_of_range`, left out of reads and aggregates, shown with `quality=all`, counted
+/// in `/metrics` and on the fleet page; −3 µg/m³ (beyond the 2 µg/m³ tolerance) is refused.
+#[tokio::test]
+async fn readings_a_little_out_of_range_are_kept_flagged_and_left_out_of_aggregates() {
+    let app = TestApp::spawn().await;
+    let body = format!(
+        "air_quality,device=aq-o pm2_5=5 {T}\nair_quality,device=aq-o pm2_5=-0.8 {}\n\
+         air_quality,device=aq-o pm2_5=6 {}\nair_quality,device=aq-o pm2_5=-3 {}\n\
+         weather,device=wx-o relative_humidity=100.4 {T}",
+        T + 60,
+        T + 120,
+        T + 180
+    );
+    let r =
+        app.post("/api/v2/write?precision=s").bearer_auth(ADMIN).body(body).send().await.unwrap();
+    let b = problem(r, 400, "partial_write").await;
+    assert_eq!(b["accepted"], 4, "{b}");
+    let reason = b["rejected"][0]["reason"].as_str().unwrap();
+    assert_eq!(b["rejected"][0]["line"], 4);
+    assert!(reason.contains("beyond its tolerance of 2 ug/m3"), "{reason}");
+    let q = |extra: &str| {
+        format!("/api/v1/observations?device=aq-o&property=pm2_5&from={T}&to={}{extra}", T + 3600)
+    };
+    let good = app.get_json(&q("")).await;
+    let values: Vec<f64> =
+        good["points"].as_array().unwrap().iter().map(|p| p["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, vec![5.0, 6.0]);
+    let all = app.get_json(&q("&quality=all")).await;
+    let flags: Vec<Value> =
+        all["points"].as_array().unwrap().iter().map(|p| p["flags"].clone()).collect();
+    assert_eq!(flags, vec![Value::Null, json!(["out_of_range"]), Value::Null]);
+    assert_eq!(all["points"][1]["value"], json!(-0.8));
+    let mean = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=aq-o&property=pm2_5&from={T}&to={}&every=1h&fn=mean",
+            T + 3600
+        ))
+        .await;
+    assert_eq!(mean["series"][0]["points"][0]["value"], json!(5.5));
+    let m = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("agora_ingest_points_out_of_range_total 2"), "{m}");
+    let fleet = app.get_json("/api/v1/fleet").await;
+    let rows = fleet["quality_flags"].as_array().unwrap();
+    let row =
+        |d: &str| rows.iter().find(|q| q["device"] == d).unwrap_or_else(|| panic!("{d}: {rows:?}"));
+    assert_eq!(row("aq-o")["out_of_range"], 1);
+    assert_eq!(row("wx-o")["out_of_range"], 1);
+    assert_eq!(row("wx-o")["property"], "relative_humidity");
+}

@@ -45,7 +45,7 @@ async fn payload_shapes() {
     let r = app
         .post("/api/v2/write?precision=s")
         .bearer_auth(ADMIN)
-        .body(format!("air_quality,device=aq-1 pm10=-1 {T}\nair_quality pm10=2"))
+        .body(format!("air_quality,device=aq-1 pm10=-5 {T}\nair_quality pm10=2"))
         .send()
         .await
         .unwrap();
