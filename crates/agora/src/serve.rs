@@ -322,7 +322,7 @@ impl Server {
         }
         self.alerts_tasks.abort();
         self.state.store.close().await.context("flushing storage")?;
-        self.state.catalog.persist().await.context("saving the catalog")?;
+        self.state.catalog.close().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())
     }

@@ -465,6 +465,11 @@ pub trait Catalog: Send + Sync + Debug {
     fn touch(&self, seen: &[(DeviceId, Timestamp)]);
     /// Persist in-memory state (last-seen times).
     async fn persist(&self) -> Result<()>;
+    /// Persist, then close for good at shutdown: the database is left whole in its file (no
+    /// write-ahead log beside it). Nothing may use the catalog afterwards.
+    async fn close(&self) -> Result<()> {
+        self.persist().await
+    }
     /// Create a token; returns its description and, once, its secret.
     async fn create_token(
         &self,

@@ -73,6 +73,8 @@ pub struct SqliteCatalog {
     write: tokio::sync::Mutex<()>,
     /// Bumped by each device written.
     devices_version: std::sync::atomic::AtomicU64,
+    /// The database file.
+    path: std::path::PathBuf,
 }
 
 fn hash(secret: &str) -> String {
@@ -201,6 +203,7 @@ impl SqliteCatalog {
             state: RwLock::new(State::default()),
             write: tokio::sync::Mutex::new(()),
             devices_version: std::sync::atomic::AtomicU64::new(0),
+            path: dir.join("catalog.db"),
         };
         cat.load().await?;
         Ok(cat)
@@ -661,6 +664,26 @@ impl Catalog for SqliteCatalog {
                 st.dirty_seen.insert(d.to_string());
             }
         }
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.persist().await?;
+        self.pool.close().await;
+        // SQLite folds its write-ahead log into the database and removes it when the last
+        // connection closes, but a pool's connections closing side by side may each leave that
+        // to another. One connection opened alone afterwards does it for sure (waiting for any
+        // straggler to let go of the file).
+        let opts = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await?;
+        sqlx::Connection::close(conn).await?;
+        let wal = self.path.with_extension("db-wal");
+        if wal.exists() {
+            tracing::warn!(path = %wal.display(), "the catalog's write-ahead log is still there after closing (another process has the database open?); SQLite folds it in at the next start");
+        }
+        Ok(())
     }
 
     async fn persist(&self) -> Result<()> {

@@ -102,6 +102,16 @@ async fn a_clean_shutdown_leaves_no_wal_to_replay() {
     app.server.take().unwrap().shutdown().await.unwrap();
     let left: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "WAL files left after a clean shutdown: {left:?}");
+    // The catalog too is whole in its file: SQLite's write-ahead log folded in and removed
+    // (issue 18, item 5).
+    for f in ["catalog.db-wal", "catalog.db-shm"] {
+        assert!(!app.dir.path().join(f).exists(), "{f} left after a clean shutdown");
+    }
+    assert!(std::fs::metadata(app.dir.path().join("catalog.db")).unwrap().len() > 0);
+    // And it opens again with what it held.
+    app.restart_stopped().await;
+    let devices = app.get_json("/api/v1/devices").await.to_string();
+    assert!(devices.contains("\"n-1\""), "{devices}");
 }
 
 #[tokio::test]
