@@ -21,6 +21,7 @@ mod pipeline;
 mod record;
 pub mod senml;
 pub mod sensor_community;
+mod state;
 pub mod thingsboard;
 
 pub use error::{Error, Refusal};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agora_model::{
     Clock, DeviceId, DeviceKind, InseeCode, PropertyDef, PropertyName, PropertyRegistry, SeriesId,
-    SiteId, Timestamp, Value, quality,
+    SiteId, Timestamp, Value, ValueKind, quality,
 };
 use agora_store::catalog::{Device, NewReject, NewSeries, TokenInfo};
 use agora_store::{BatchObserver, Catalog, SeriesStore, StoredBatch};
@@ -165,12 +165,12 @@ pub struct IngestCounters {
 }
 
 /// What the quality checks remember of a series: its last reading, and since when it repeats.
-#[derive(Debug, Clone, Copy)]
-struct QualityState {
-    last_t: Timestamp,
-    last_v: f64,
-    same_since: Timestamp,
-    jumps: u8,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct QualityState {
+    pub(crate) last_t: Timestamp,
+    pub(crate) last_v: f64,
+    pub(crate) same_since: Timestamp,
+    pub(crate) jumps: u8,
 }
 
 impl QualityState {
@@ -220,10 +220,12 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     /// Counters for `/metrics`.
     pub counters: IngestCounters,
-    /// Quality-check state per series (in memory: it starts afresh after a restart).
+    /// Quality-check state per series (saved with the runtime state, see `save_state`).
     quality: parking_lot::Mutex<agora_model::IdMap<u32, QualityState>>,
-    /// Flagged points per series since start, for fleet health.
+    /// Flagged points per series, for fleet health (saved with the runtime state).
     flag_tally: parking_lot::Mutex<agora_model::IdMap<u32, FlagTally>>,
+    /// ChirpStack deduplication ids of uplinks already stored (saved with the runtime state).
+    uplinks: parking_lot::Mutex<crate::state::Seen>,
     /// Points just stored, for live views.
     live: tokio::sync::broadcast::Sender<Arc<StoredBatch>>,
     /// Called with every stored batch, in the writer's task (alert rules): nothing is lost.
@@ -299,6 +301,22 @@ struct Pending {
     flags: u8,
 }
 
+/// A property registered automatically, on its first write or, at start-up, from the series
+/// the catalog holds.
+fn auto_property(name: PropertyName, kind: ValueKind, unit: &str) -> PropertyDef {
+    PropertyDef {
+        name,
+        unit: unit.to_owned(),
+        kind,
+        min: None,
+        max: None,
+        tolerance: None,
+        aliases: vec![],
+        description: "registered automatically on first write".into(),
+        auto_registered: true,
+    }
+}
+
 /// The index of `def` in the batch's property list, adding it on first use.
 fn prop_index(props: &mut Vec<PropertyDef>, def: &PropertyDef) -> usize {
     match props.iter().position(|p| p.name == def.name) {
@@ -328,15 +346,24 @@ impl Pipeline {
         clock: Arc<dyn Clock>,
         cfg: PipelineConfig,
     ) -> Self {
+        // Properties registered automatically in an earlier run are those of series the catalog
+        // holds under a name the built-in catalogue does not know.
+        let mut registry = PropertyRegistry::builtin();
+        for s in catalog.all_series() {
+            if registry.resolve(s.property.as_str()).is_none() {
+                registry.insert(auto_property(s.property.clone(), s.kind, &s.unit));
+            }
+        }
         Self {
             catalog,
             store,
-            registry: RwLock::new(PropertyRegistry::builtin()),
+            registry: RwLock::new(registry),
             clock,
             cfg,
             counters: IngestCounters::default(),
             quality: parking_lot::Mutex::new(agora_model::IdMap::default()),
             flag_tally: parking_lot::Mutex::new(agora_model::IdMap::default()),
+            uplinks: parking_lot::Mutex::new(crate::state::Seen::default()),
             live: tokio::sync::broadcast::channel(1024).0,
             observer: std::sync::OnceLock::new(),
             devices: crate::thingsboard::hub::Hub::default(),
@@ -413,7 +440,51 @@ impl Pipeline {
         self.live.subscribe()
     }
 
-    /// Flag counts of the series that had flagged points since start.
+    /// Whether an uplink with this ChirpStack deduplication id was stored already.
+    pub fn uplink_seen(&self, id: &str) -> bool {
+        self.uplinks.lock().contains(id)
+    }
+
+    /// Remember uplinks once they are stored.
+    pub fn remember_uplinks(&self, ids: &[String]) {
+        let mut seen = self.uplinks.lock();
+        for id in ids {
+            seen.remember(id);
+        }
+    }
+
+    /// Save what the pipeline keeps in memory (quality checks' state, flag tallies, recent
+    /// uplink ids) in the catalog, so that a restart forgets none of it.
+    pub async fn save_state(&self) -> agora_store::Result<()> {
+        let saved = crate::state::Saved {
+            quality: self.quality.lock().iter().map(|(s, q)| (*s, *q)).collect(),
+            tallies: self.flag_tally.lock().iter().map(|(s, t)| (*s, *t)).collect(),
+            uplinks: self.uplinks.lock().ids(),
+        };
+        for (name, json) in saved.to_json() {
+            self.catalog.save_runtime_state(name, &json).await?;
+        }
+        Ok(())
+    }
+
+    /// Restore what `save_state` saved (at start-up, before any ingestion). A state that cannot
+    /// be read is reported and started afresh: it only refines checks.
+    pub async fn load_state(&self) -> agora_store::Result<()> {
+        let mut texts = Vec::new();
+        for name in crate::state::Saved::NAMES {
+            texts.push((name, self.catalog.runtime_state(name).await?));
+        }
+        let saved = crate::state::Saved::from_json(&texts);
+        *self.quality.lock() = saved.quality.into_iter().collect();
+        *self.flag_tally.lock() = saved.tallies.into_iter().collect();
+        let mut seen = self.uplinks.lock();
+        for id in &saved.uplinks {
+            seen.remember(id);
+        }
+        Ok(())
+    }
+
+    /// Flag counts of the series that had flagged points (kept across restarts).
     pub fn flag_tallies(&self) -> Vec<(SeriesId, FlagTally)> {
         self.flag_tally.lock().iter().map(|(s, t)| (SeriesId(*s), *t)).collect()
     }
@@ -952,17 +1023,7 @@ impl Pipeline {
         if let Some(d) = reg.resolve(name) {
             return Ok(d.clone());
         }
-        let def = PropertyDef {
-            name: pname,
-            unit: unit.unwrap_or("1").to_owned(),
-            kind: value.kind(),
-            min: None,
-            max: None,
-            tolerance: None,
-            aliases: vec![],
-            description: "registered automatically on first write".into(),
-            auto_registered: true,
-        };
+        let def = auto_property(pname, value.kind(), unit.unwrap_or("1"));
         reg.insert(def.clone());
         tracing::info!(property = name, "registered a new property");
         Ok(def)

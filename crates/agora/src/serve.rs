@@ -104,6 +104,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             ..PipelineConfig::default()
         },
     ));
+    // Quality checks, flag tallies and recent uplink ids go on where the last run left them.
+    pipeline.load_state().await.context("reading the ingest pipeline's saved state")?;
     let (stop, stopped) = watch::channel(false);
     // Commands to equipment go through agora's own MQTT endpoint unless a broker is configured.
     let subscribers = agora_ingest::mqtt::broker::Subscribers::default();
@@ -322,6 +324,7 @@ impl Server {
         }
         self.alerts_tasks.abort();
         self.state.store.close().await.context("flushing storage")?;
+        self.state.pipeline.save_state().await.context("saving the ingest pipeline's state")?;
         self.state.catalog.close().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())
@@ -453,10 +456,12 @@ async fn bootstrap_admin(
     Ok(Some(secret))
 }
 
-/// Background upkeep: flush and compact when due, save last-seen times.
+/// Background upkeep: flush and compact when due, save last-seen times (every 10 s) and the
+/// pipeline's state (every minute).
 async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Receiver<bool>) {
     let mut last_flush = Instant::now();
     let mut last_persist = Instant::now();
+    let mut last_state = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -476,6 +481,12 @@ async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Rece
             last_persist = Instant::now();
             if let Err(e) = state.catalog.persist().await {
                 tracing::error!(error = %e, "saving the catalog failed");
+            }
+        }
+        if last_state.elapsed() >= Duration::from_secs(60) {
+            last_state = Instant::now();
+            if let Err(e) = state.pipeline.save_state().await {
+                tracing::error!(error = %e, "saving the ingest pipeline's state failed");
             }
         }
     }

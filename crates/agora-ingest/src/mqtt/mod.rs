@@ -12,7 +12,7 @@ pub mod broker;
 mod thingsboard;
 mod wire;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,35 +88,6 @@ impl Subscription {
     }
 }
 
-/// Recently seen ChirpStack deduplication ids.
-#[derive(Debug, Default)]
-struct Seen {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl Seen {
-    const CAPACITY: usize = 10_000;
-    /// Whether `id` was seen already.
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    /// Remember `id` (once its uplink is stored).
-    fn remember(&mut self, id: &str) {
-        if self.set.contains(id) {
-            return;
-        }
-        if self.order.len() == Self::CAPACITY
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(id.to_owned());
-        self.set.insert(id.to_owned());
-    }
-}
-
 /// Aborts a task when dropped (the batch writer dies with its subscription).
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -157,7 +128,6 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
         let writer = {
             let (sub, client) = (sub.clone(), client.clone());
             AbortOnDrop(tokio::spawn(async move {
-                let mut seen = Seen::default();
                 while let Some(first) = rx.recv().await {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -167,7 +137,7 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
                         }
                     }
                     // Not acknowledged when storage failed: the broker delivers them again later.
-                    if handle_batch(&sub, &pipeline, &mut seen, &batch).await {
+                    if handle_batch(&sub, &pipeline, &batch).await {
                         for p in &batch {
                             if let Err(e) = client.ack(p).await {
                                 tracing::warn!(subscription = %sub.name, error = %e, "cannot acknowledge a message");
@@ -213,12 +183,7 @@ pub fn spawn(sub: Subscription, pipeline: Arc<Pipeline>) -> JoinHandle<()> {
 /// Deduplication ids are remembered, and refused input kept as dead letters, only once the batch
 /// is stored: a batch that failed is delivered again by the broker, and must then be handled as
 /// the first time (not dropped as a duplicate, not dead-lettered twice).
-async fn handle_batch(
-    sub: &Subscription,
-    pipeline: &Pipeline,
-    seen: &mut Seen,
-    batch: &[rumqttc::Publish],
-) -> bool {
+async fn handle_batch(sub: &Subscription, pipeline: &Pipeline, batch: &[rumqttc::Publish]) -> bool {
     let name = format!("mqtt {}", sub.name);
     let src = Source { name: &name, ..Default::default() };
     let mut all = Decoded::default();
@@ -230,7 +195,7 @@ async fn handle_batch(
         match format.as_ref().map_err(Refusal::clone).and_then(|f| pipeline.decode(f, &p.payload)) {
             Ok(Message { decoded, dedup_id }) => {
                 if let Some(id) = dedup_id {
-                    if seen.contains(&id) || ids.contains(&id) {
+                    if pipeline.uplink_seen(&id) || ids.contains(&id) {
                         tracing::debug!(subscription = %sub.name, id, "duplicate uplink ignored");
                         continue;
                     }
@@ -255,9 +220,7 @@ async fn handle_batch(
         tracing::error!(subscription = %sub.name, error = %e, "storing MQTT messages failed");
         return false;
     }
-    for id in &ids {
-        seen.remember(id);
-    }
+    pipeline.remember_uplinks(&ids);
     for (topic, format, why, payload) in refused {
         let one = format!("mqtt {} {topic}", sub.name);
         let src = Source { name: &one, format, ..Default::default() };

@@ -465,6 +465,10 @@ pub trait Catalog: Send + Sync + Debug {
     fn touch(&self, seen: &[(DeviceId, Timestamp)]);
     /// Persist in-memory state (last-seen times).
     async fn persist(&self) -> Result<()>;
+    /// Save a piece of the running server's state (JSON) under `name`, replacing the last.
+    async fn save_runtime_state(&self, name: &str, value: &str) -> Result<()>;
+    /// The state last saved under `name`.
+    async fn runtime_state(&self, name: &str) -> Result<Option<String>>;
     /// Persist, then close for good at shutdown: the database is left whole in its file (no
     /// write-ahead log beside it). Nothing may use the catalog afterwards.
     async fn close(&self) -> Result<()> {

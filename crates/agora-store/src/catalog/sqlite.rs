@@ -43,6 +43,7 @@ fn migrator() -> Migrator {
             m(10, "reject commune", include_str!("../../migrations/0010_reject_commune.sql")),
             m(11, "commerce calendar", include_str!("../../migrations/0011_commerce_calendar.sql")),
             m(12, "open datasets", include_str!("../../migrations/0012_open_datasets.sql")),
+            m(13, "runtime state", include_str!("../../migrations/0013_runtime_state.sql")),
         ]),
         ..Migrator::DEFAULT
     }
@@ -664,6 +665,26 @@ impl Catalog for SqliteCatalog {
                 st.dirty_seen.insert(d.to_string());
             }
         }
+    }
+
+    async fn save_runtime_state(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runtime_state (name, value, saved_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, saved_at = excluded.saved_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now().as_nanos())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn runtime_state(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM runtime_state WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn close(&self) -> Result<()> {

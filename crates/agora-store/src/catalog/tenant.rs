@@ -250,6 +250,14 @@ impl Catalog for TenantView {
         self.inner.persist().await
     }
 
+    async fn save_runtime_state(&self, name: &str, value: &str) -> Result<()> {
+        self.inner.save_runtime_state(name, value).await
+    }
+
+    async fn runtime_state(&self, name: &str) -> Result<Option<String>> {
+        self.inner.runtime_state(name).await
+    }
+
     async fn create_token(
         &self,
         name: &str,

@@ -135,7 +135,7 @@ async fn pm10(app: &TestApp) -> Vec<(String, Value)> {
 async fn chirpstack_uplinks_through_mosquitto_dedup_and_dead_letters() {
     let broker = Mosquitto::start();
     let sub = broker.subscription(Format::Chirpstack, &["application/+/device/+/event/+"]);
-    let app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
+    let mut app = TestApp::spawn_with(|c| c.mqtt.subscriptions = vec![sub]).await;
     // Wait for the subscription: publish until the first uplink lands.
     assert!(
         eventually(async || {
@@ -177,6 +177,15 @@ async fn chirpstack_uplinks_through_mosquitto_dedup_and_dead_letters() {
         .await,
         "the undecodable message is kept as a dead letter with its topic"
     );
+    // After a restart the uplinks already stored are still known (issue 18, item 6): the first
+    // one redelivered — with another value, to see it — is ignored, a new one stored.
+    app.restart().await;
+    broker.publish("application/a/device/0101010101010101/event/up", &uplink("d-1", 1, 77.0, 0));
+    broker.publish("application/a/device/0101010101010101/event/up", &uplink("d-3", 3, 15.0, 2));
+    assert!(eventually(async || pm10(&app).await.len() == 3).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pm10(&app).await[0], ("2026-01-01T00:00:00Z".into(), json!(12.5)));
+    assert_eq!(pm10(&app).await[2], ("2026-01-01T00:02:00Z".into(), json!(15.0)));
 }
 
 #[tokio::test]

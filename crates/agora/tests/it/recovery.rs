@@ -157,3 +157,66 @@ async fn retention_per_property_drops_old_raw_points_and_keeps_rollups() {
     );
     assert_eq!(app.get_json(&q).await, before, "daily summaries survive retention");
 }
+
+/// Issue 18, item 6: what the pipeline learns as data flows survives a restart in the middle —
+/// a stuck sensor's run (the stuck flag comes at two hours of the same PM10 whatever the
+/// restart at 90 minutes), the fleet page's flag tallies, and a property registered at run time
+/// (an alert rule on it lets the server start again).
+#[tokio::test]
+async fn quality_state_tallies_and_run_time_properties_survive_a_restart() {
+    let mut app = TestApp::spawn_with(|c| c.ingest.auto_register_properties = true).await;
+    let minutes = |from: i64, to: i64| -> String {
+        (from..to).map(|m| format!("air_quality,device=aq-r pm10=23.4 {}\n", T + m * 60)).collect()
+    };
+    app.write(&minutes(0, 90)).await;
+    app.write(&format!("weather,device=wx-r relative_humidity=100.4 {T}\nsensor,device=x-1 flux_capacitance=1.21 {T}")).await;
+    let tally = async |app: &TestApp| {
+        let f = app.get_json("/api/v1/fleet").await;
+        f["quality_flags"].as_array().unwrap().iter().find(|q| q["device"] == "wx-r").cloned()
+    };
+    assert_eq!(tally(&app).await.unwrap()["out_of_range"], 1);
+    // An alert rule on the run-time property, in the configuration read at the next start.
+    app.config.alerts.rules = toml::from_str::<toml::Value>(
+        r#"rules = [{ id = "flux", condition = { threshold = { property = "flux_capacitance", op = ">", value = 2.0 } } }]"#,
+    )
+    .unwrap()["rules"]
+        .clone()
+        .try_into()
+        .unwrap();
+    app.restart().await;
+    app.write(&minutes(90, 150)).await;
+    let all = app
+        .get_json(&format!(
+            "/api/v1/observations?device=aq-r&property=pm10&from={T}&to={}&quality=all",
+            T + 3 * 3600
+        ))
+        .await;
+    let flagged: Vec<i64> = all["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p["flags"] == serde_json::json!(["stuck"]))
+        .map(|(m, _)| m as i64)
+        .collect();
+    assert_eq!(
+        flagged,
+        (121..150).collect::<Vec<_>>(),
+        "stuck after two hours, across the restart"
+    );
+    assert_eq!(tally(&app).await.unwrap()["out_of_range"], 1, "the tally survived");
+    let aq = app.get_json("/api/v1/fleet").await["quality_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["device"] == "aq-r")
+        .cloned()
+        .unwrap();
+    assert_eq!(aq["stuck"], 29);
+    let props = app.get_json("/api/v1/properties").await.to_string();
+    assert!(props.contains("flux_capacitance"), "{props}");
+    // Written again after the restart, it goes to the same series.
+    app.write(&format!("sensor,device=x-1 flux_capacitance=1.5 {}", T + 60)).await;
+    let d = app.get_json("/api/v1/devices/x-1").await;
+    assert_eq!(d["series"].as_array().unwrap().len(), 1, "{d}");
+}
