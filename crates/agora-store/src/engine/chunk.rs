@@ -96,11 +96,28 @@ fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn pco<T: pco::data_types::Number>(v: &[T]) -> Result<Vec<u8>> {
+/// How hard pco works on a chunk. Readers do not care: every chunk says how it was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effort {
+    /// At flush, while ingestion goes on: first-order deltas and a lighter binning, about three
+    /// times faster than `Best` for 1 % to 4 % more bytes on a noisy series (most windows are
+    /// encoded again by the next compaction).
+    Fast,
+    /// At compaction: pco's automatic choice of delta encoding and its default level.
+    Best,
+}
+
+fn pco<T: pco::data_types::Number>(v: &[T], effort: Effort) -> Result<Vec<u8>> {
     if v.is_empty() {
         return Ok(Vec::new());
     }
-    pco::standalone::simple_compress(v, &pco::ChunkConfig::default()).map_err(codec_err)
+    let config = match effort {
+        Effort::Best => pco::ChunkConfig::default(),
+        Effort::Fast => pco::ChunkConfig::default()
+            .with_compression_level(4)
+            .with_delta_spec(pco::DeltaSpec::TryConsecutive(1)),
+    };
+    pco::standalone::simple_compress(v, &config).map_err(codec_err)
 }
 
 fn unpco<T: pco::data_types::Number>(b: &[u8]) -> Result<Vec<T>> {
@@ -119,6 +136,18 @@ pub(crate) fn encode(
     hourly: &Hourly,
     points: Option<&Points>,
     force_rollups: bool,
+) -> Result<(Vec<u8>, ChunkMeta)> {
+    encode_with(kind, window, hourly, points, force_rollups, Effort::Best)
+}
+
+/// [`encode`], with the given effort.
+pub(crate) fn encode_with(
+    kind: ValueKind,
+    window: i64,
+    hourly: &Hourly,
+    points: Option<&Points>,
+    force_rollups: bool,
+    effort: Effort,
 ) -> Result<(Vec<u8>, ChunkMeta)> {
     let with_rollups =
         force_rollups || points.is_none_or(|p| p.len() >= DENSE_POINTS_PER_HOUR * hourly.len());
@@ -164,15 +193,15 @@ pub(crate) fn encode(
                 floats[c * n + i] = v;
             }
         }
-        put_blob(&mut out, &pco(&ints)?);
-        put_blob(&mut out, &pco(&floats)?);
+        put_blob(&mut out, &pco(&ints, effort)?);
+        put_blob(&mut out, &pco(&floats, effort)?);
     }
 
     if let Some(p) = points {
-        put_blob(&mut out, &pco(&p.ts)?);
+        put_blob(&mut out, &pco(&p.ts, effort)?);
         match &p.col {
-            Column::F64(v) => put_blob(&mut out, &pco(v)?),
-            Column::I64(v) => put_blob(&mut out, &pco(v)?),
+            Column::F64(v) => put_blob(&mut out, &pco(v, effort)?),
+            Column::I64(v) => put_blob(&mut out, &pco(v, effort)?),
             Column::Bool(v) => {
                 let mut bits = vec![0u8; v.len().div_ceil(8)];
                 for (i, &b) in v.iter().enumerate() {
@@ -200,7 +229,7 @@ pub(crate) fn encode(
                 for d in dict {
                     put_blob(&mut out, d.as_bytes());
                 }
-                put_blob(&mut out, &pco(&idx)?);
+                put_blob(&mut out, &pco(&idx, effort)?);
             }
         }
     }

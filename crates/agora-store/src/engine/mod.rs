@@ -1263,7 +1263,14 @@ fn write_windows(w: &mut SegmentWriter, sid: u32, p: &Points) -> Result<()> {
             flags: if p.flags.is_empty() { Vec::new() } else { p.flags[start..end].to_vec() },
         };
         let hourly = chunk::hourly_of(&part, win);
-        let (bytes, meta) = chunk::encode(part.col.kind(), win, &hourly, Some(&part), false)?;
+        let (bytes, meta) = chunk::encode_with(
+            part.col.kind(),
+            win,
+            &hourly,
+            Some(&part),
+            false,
+            chunk::Effort::Fast,
+        )?;
         w.add(sid, win, &bytes, meta)?;
         start = end;
     }
