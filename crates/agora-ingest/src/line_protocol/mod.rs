@@ -45,7 +45,7 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        match parse_line(trimmed).and_then(|l| to_record(l, n, precision)) {
+        match parse_record(trimmed, n, precision) {
             Ok(r) => out.records.push(r),
             Err(Refusal(reason)) => out.errors.push(err(reason)),
         }
@@ -53,39 +53,32 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
     out
 }
 
-fn to_record(l: Line<'_>, line: u32, precision: Precision) -> Result<Record<'_>, Refusal> {
+/// Parse one line straight into a record: the tags agora reads are kept, the others skipped,
+/// the fields pushed as they come (no intermediate [`Line`]: this is the hot path of ingestion).
+fn parse_record(s: &str, line: u32, precision: Precision) -> Result<Record<'_>, Refusal> {
     let mut device = None;
     let mut site = None;
     let mut commune = None;
-    for (k, v) in l.tags {
-        match k.as_ref() {
+    let mut fields = Vec::new();
+    let (measurement, timestamp) = parse_parts(
+        s,
+        |k, v| match k.as_ref() {
             "device" => device = Some(v),
             "site" => site = Some(v),
             "commune" => commune = Some(v),
             _ => {}
-        }
-    }
+        },
+        |name, value| fields.push(Field { name, value, unit: None }),
+    )?;
     let device = device.ok_or("missing tag \"device\" (the device id)")?;
     let time =
-        match l.timestamp {
+        match timestamp {
             Some(n) => Some(Timestamp::from_epoch(n, precision).ok_or_else(|| {
                 format!("timestamp {n} is out of range for precision {precision:?}")
             })?),
             None => None,
         };
-    Ok(Record {
-        line,
-        device,
-        kind: Some(l.measurement),
-        site,
-        commune,
-        time,
-        fields: l
-            .fields
-            .into_iter()
-            .map(|(name, value)| Field { name, value, unit: None })
-            .collect(),
-    })
+    Ok(Record { line, device, kind: Some(measurement), site, commune, time, fields })
 }
 
 /// Scan from `pos` to the first unescaped byte in `stops` (or the end); returns (end, escaped).
@@ -129,6 +122,19 @@ fn unescape<'a>(s: &'a str, escaped: bool, specials: &[u8]) -> Cow<'a, str> {
 
 /// Parse one non-empty, non-comment line.
 pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
+    let (mut tags, mut fields) = (Vec::new(), Vec::new());
+    let (measurement, timestamp) =
+        parse_parts(s, |k, v| tags.push((k, v)), |k, v| fields.push((k, v)))?;
+    Ok(Line { measurement, tags, fields, timestamp })
+}
+
+/// Parse a line, handing each tag and each field over as it is read; returns the measurement
+/// and the timestamp.
+fn parse_parts<'a>(
+    s: &'a str,
+    mut on_tag: impl FnMut(Cow<'a, str>, Cow<'a, str>),
+    mut on_field: impl FnMut(Cow<'a, str>, Value),
+) -> Result<(Cow<'a, str>, Option<i64>), Refusal> {
     let b = s.as_bytes();
     let (end, esc) = scan(b, 0, b", ");
     if end == 0 {
@@ -136,7 +142,6 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
     }
     let measurement = unescape(&s[..end], esc, b", \\");
     let mut pos = end;
-    let mut tags = Vec::new();
     while pos < b.len() && b[pos] == b',' {
         pos += 1;
         let (kend, kesc) = scan(b, pos, b"=, ");
@@ -149,7 +154,7 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
         if vend == pos {
             return Err(format!("tag {key:?} has an empty value").into());
         }
-        tags.push((key, unescape(&s[pos..vend], vesc, b",= \\")));
+        on_tag(key, unescape(&s[pos..vend], vesc, b",= \\"));
         pos = vend;
     }
     if pos >= b.len() {
@@ -157,7 +162,6 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
     }
     // Exactly one space separates the tags from the fields.
     pos += 1;
-    let mut fields = Vec::new();
     loop {
         let (kend, kesc) = scan(b, pos, b"=, ");
         if kend == pos || kend >= b.len() || b[kend] != b'=' {
@@ -179,7 +183,7 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
             pos = vend;
             v
         };
-        fields.push((key, value));
+        on_field(key, value);
         match b.get(pos) {
             Some(b',') => pos += 1,
             _ => break,
@@ -194,7 +198,7 @@ pub fn parse_line(s: &str) -> Result<Line<'_>, Refusal> {
                 .map_err(|_| format!("bad timestamp {rest:?}: expected an integer"))?,
         )
     };
-    Ok(Line { measurement, tags, fields, timestamp })
+    Ok((measurement, timestamp))
 }
 
 fn parse_field_value(v: &str) -> Result<Value, Refusal> {

@@ -662,7 +662,9 @@ impl Catalog for SqliteCatalog {
                 && dev.last_seen.is_none_or(|l| *t > l)
             {
                 dev.last_seen = Some(*t);
-                st.dirty_seen.insert(d.to_string());
+                if !st.dirty_seen.contains(d.as_str()) {
+                    st.dirty_seen.insert(d.to_string());
+                }
             }
         }
     }
