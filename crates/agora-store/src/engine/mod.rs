@@ -1046,7 +1046,8 @@ impl Engine {
     pub fn needs_compaction(&self) -> bool {
         let (count, bytes) = {
             let segs = self.segs.read();
-            (segs.segments.len(), segs.segments.values().map(|s| s.size).sum::<u64>())
+            let inputs = compaction_inputs(&segs.segments, false);
+            (segs.segments.len(), inputs.iter().map(|q| segs.segments[q].size).sum::<u64>())
         };
         if count < self.cfg.compact_segments.max(2) {
             return false;
@@ -1071,8 +1072,9 @@ impl Engine {
         true
     }
 
-    /// Merge all segments into one: one chunk per series-day, retention applied. Blocking.
-    /// Chunks that are alone in their window and keep their raw points are copied as they are.
+    /// Merge the newest segments into one (all of them when some data expires, see
+    /// [`compaction_inputs`]): one chunk per series-day, retention applied. Blocking. Chunks that
+    /// are alone in their window and keep their raw points are copied as they are.
     /// A failure (a full disk) leaves the segments as they were and gives the space back.
     pub fn compact(&self) -> Result<()> {
         let r = self.compact_inner();
@@ -1090,20 +1092,30 @@ impl Engine {
         // by series, without holding all chunk refs of the store at once.
         let (inputs, segments, ids) = {
             let segs = self.segs.read();
-            if segs.segments.len() < 2 && !self.anything_expires(&segs) {
+            let expires = self.anything_expires(&segs);
+            if segs.segments.len() < 2 && !expires {
                 return Ok(());
             }
             let mut ids: Vec<u32> = segs.index.keys().copied().collect();
             ids.sort_unstable();
-            (segs.segments.keys().copied().collect::<Vec<u64>>(), segs.segments.clone(), ids)
+            (compaction_inputs(&segs.segments, expires), segs.segments.clone(), ids)
         };
+        let merging_all = inputs.len() == segments.len();
         let now = self.clock.now().as_nanos();
         let rollup_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
         let id = manifest.next_id;
         let seq = *inputs.iter().max().unwrap_or(&manifest.next_seq);
         let mut w = SegmentWriter::create(&self.seg_dir, id)?;
         for sid in ids {
-            let series_refs = self.segs.read().index.get(&sid).cloned().unwrap_or_default();
+            let series_refs: Vec<ChunkRef> = {
+                let segs = self.segs.read();
+                let refs = segs.index.get(&sid).map_or(&[][..], Vec::as_slice);
+                if merging_all {
+                    refs.to_vec()
+                } else {
+                    refs.iter().filter(|r| inputs.contains(&r.seq)).copied().collect()
+                }
+            };
             for group in series_refs.chunk_by(|a, b| a.entry.window == b.entry.window) {
                 let s = &sid;
                 let win = &group[0].entry.window;
@@ -1224,6 +1236,28 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The segments a compaction merges, oldest first: all of them when some data expires (retention
+/// reads every window), otherwise the newest run in which no segment is larger than all newer
+/// ones of the run together. A byte is then rewritten only when at least as much newer data
+/// joins it, so each point is rewritten O(log(total / flush)) times, however long the history
+/// (merging everything each time rewrote the whole history). Segments are merged only with
+/// their neighbours in age, so that which of two values of a timestamp is the newer never
+/// changes.
+fn compaction_inputs(segments: &BTreeMap<u64, Arc<Segment>>, all: bool) -> Vec<u64> {
+    let by_age: Vec<(u64, u64)> = segments.iter().map(|(q, s)| (*q, s.size)).collect();
+    let n = by_age.len();
+    if all || n <= 2 {
+        return by_age.iter().map(|(q, _)| *q).collect();
+    }
+    let mut start = n - 2;
+    let mut newer = by_age[n - 1].1 + by_age[n - 2].1;
+    while start > 0 && by_age[start - 1].1 <= newer {
+        start -= 1;
+        newer += by_age[start].1;
+    }
+    by_age[start..].iter().map(|(q, _)| *q).collect()
 }
 
 /// Merge a summary into the bucket of `every` (aligned on the epoch) holding `t`; buckets are

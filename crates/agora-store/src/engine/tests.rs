@@ -719,3 +719,114 @@ fn a_snapshot_taken_while_writing_opens_with_every_acknowledged_point() {
     // A snapshot goes to a new directory only.
     assert!(e.snapshot(&dir.path().join("snap")).is_err());
 }
+
+/// Issue 18, item 4: compaction merges only the newest run of segments (each no larger than all
+/// newer ones together), so a point is rewritten a logarithmic number of times, and last write
+/// still wins whatever segments hold the older values. A model (the last value written for each
+/// timestamp) is the truth.
+#[test]
+fn tiered_compaction_rewrites_little_and_last_write_still_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let rt = rt();
+    let s = SeriesId(3);
+    let mut model = std::collections::BTreeMap::new();
+    let (mut rewritten, mut whole) = (0u64, 0u64);
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut noise = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 1000) as f64 / 10.0
+    };
+    for flush in 0..40i64 {
+        // Each flush: the next 1,000 minutes of a noisy reading, and a rewrite of 5 minutes
+        // written long ago.
+        let mut batch: Vec<(SeriesId, i64, Value)> =
+            (0..1000).map(|m| (s, T0 + (flush * 1000 + m) * MIN, Value::F64(noise()))).collect();
+        for k in 0..5 {
+            let m = (flush * 37 + k * 11) % (flush * 1000 + 1000);
+            batch.push((s, T0 + m * MIN, Value::F64(-((flush * 10 + k) as f64))));
+        }
+        for (_, t, v) in &batch {
+            model.insert(*t, v.as_f64().unwrap());
+        }
+        rt.block_on(write3(&e, batch)).unwrap();
+        e.flush().unwrap();
+        let before: u64 = e.segs.read().segments.values().map(|g| g.size).sum();
+        let inputs = compaction_inputs(&e.segs.read().segments, false);
+        let input_bytes: u64 = inputs.iter().map(|q| e.segs.read().segments[q].size).sum();
+        if e.segs.read().segments.len() >= 4 {
+            e.compact().unwrap();
+            rewritten += input_bytes;
+            whole += before;
+        }
+    }
+    let got = e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap();
+    let want: Vec<(i64, f64)> = model.iter().map(|(t, v)| (t.to_owned(), *v)).collect();
+    let got: Vec<(i64, f64)> = f(&got);
+    assert_eq!(got, want);
+    // Bounded rewriting: far less than merging the whole history at every compaction did.
+    let total: u64 = e.segs.read().segments.values().map(|g| g.size).sum();
+    assert!(
+        rewritten * 3 < whole && rewritten < 8 * total,
+        "rewrote {rewritten} bytes (merging everything: {whole}) for {total} stored"
+    );
+    // And the same after reopening.
+    drop(e);
+    let e = engine(dir.path(), clock());
+    let again = e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap();
+    assert_eq!(again.len(), want.len());
+}
+
+#[test]
+fn compaction_inputs_are_the_newest_run_no_larger_than_what_is_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let rt = rt();
+    // Segments of 8, 4, 2, 1, 1 flushes' worth (oldest first), built by flushing and compacting.
+    let s = SeriesId(1);
+    let mut minute = 0i64;
+    let mut flush_n = |e: &Engine, n: i64| {
+        for _ in 0..n {
+            rt.block_on(write3(
+                e,
+                (0..2000)
+                    .map(|i| {
+                        let x = ((minute + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                        (s, T0 + (minute + i) * MIN, Value::F64((x % 10_000) as f64 / 10.0))
+                    })
+                    .collect(),
+            ))
+            .unwrap();
+            minute += 2000;
+            e.flush().unwrap();
+        }
+    };
+    flush_n(&e, 1);
+    flush_n(&e, 1);
+    let sizes =
+        |e: &Engine| -> Vec<u64> { e.segs.read().segments.values().map(|g| g.size).collect() };
+    let seqs = |e: &Engine| -> Vec<u64> { e.segs.read().segments.keys().copied().collect() };
+    // Two segments: both.
+    assert_eq!(compaction_inputs(&e.segs.read().segments, false), seqs(&e));
+    e.compact().unwrap();
+    flush_n(&e, 1);
+    flush_n(&e, 1);
+    // [2 units, 1, 1]: 2 ≤ 1 + 1, all three.
+    assert_eq!(compaction_inputs(&e.segs.read().segments, false).len(), 3, "{:?}", sizes(&e));
+    e.compact().unwrap();
+    for _ in 0..3 {
+        flush_n(&e, 1);
+    }
+    // [4 units, 1, 1, 1]: 4 > 1 + 1 + 1 is left alone; the three newest merge.
+    let s4 = seqs(&e);
+    assert_eq!(
+        compaction_inputs(&e.segs.read().segments, false),
+        s4[1..].to_vec(),
+        "{:?}",
+        sizes(&e)
+    );
+    // All of them when data expires.
+    assert_eq!(compaction_inputs(&e.segs.read().segments, true), s4);
+}
