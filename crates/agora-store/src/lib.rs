@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod commerce;
 pub mod engine;
 mod error;
+pub mod format;
 pub mod opendata;
 
 use std::fmt::Debug;

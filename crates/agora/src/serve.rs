@@ -52,8 +52,9 @@ pub struct Server {
 /// Build everything and start listening.
 pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let cfg = &opts.config;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    // Created, or checked: a directory of a newer release is refused, an older one upgraded.
+    agora_store::format::open(&cfg.data_dir)
+        .with_context(|| format!("cannot open the data directory {}", cfg.data_dir.display()))?;
     let started = Instant::now();
     let sqlite = SqliteCatalog::open(&cfg.data_dir).await.context("cannot open the catalog")?;
     let alert_store = Arc::new(agora_store::alerts::SqliteAlertStore::new(sqlite.pool()));

@@ -25,4 +25,5 @@ mod recovery;
 mod snapshots;
 mod sources;
 mod tokens;
+mod upgrade;
 mod web;
