@@ -236,7 +236,9 @@ async fn kill_9_during_flushes_and_compactions_loses_and_duplicates_nothing() {
     // (device, minute) → value, of acknowledged writes.
     let mut model: std::collections::BTreeMap<(i64, i64), f64> = Default::default();
     let mut next_line = 0i64;
-    let mut pending: Option<(String, Vec<((i64, i64), f64)>)> = None;
+    // The batch to send next when it was interrupted: its body and its points.
+    type Batch = (String, Vec<((i64, i64), f64)>);
+    let mut pending: Option<Batch> = None;
     let mut compactions = 0;
     let mut seed = 0x853C_49E6_748F_EA9Bu64;
     let mut random = move |n: u64| {
