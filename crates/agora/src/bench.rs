@@ -68,9 +68,12 @@ pub struct BenchArgs {
     /// process with durable writes, one after the other.
     #[arg(long)]
     pub only_fleet: bool,
-    /// Days of the fleet at one line per device per minute.
+    /// Days of the fleet at one line per device per minute (29 days: 100 M points).
     #[arg(long, default_value_t = 1.0)]
     pub fleet_days: f64,
+    /// Run the fleet workload against agora only (the sustained run).
+    #[arg(long)]
+    pub fleet_without_influxdb: bool,
     /// Simulated MQTT devices (one connection each).
     #[arg(long, default_value_t = 1_000)]
     pub mqtt_devices: usize,
@@ -169,8 +172,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.only_fleet {
-        crate::bench_fleet::bench_fleet(&dir, args.fleet_days, args.writers, args.batch_lines)
-            .await?;
+        crate::bench_fleet::bench_fleet(
+            &dir,
+            args.fleet_days,
+            args.writers,
+            args.batch_lines,
+            !args.fleet_without_influxdb,
+        )
+        .await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }

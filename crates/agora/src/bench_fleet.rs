@@ -141,6 +141,11 @@ pub fn fleet_batches(minutes: usize, batch_lines: usize, t0: i64) -> (Vec<bytes:
 /// What one server did with the fleet.
 struct Run {
     secs: f64,
+    /// Points per second over each tenth of the batches, in order.
+    deciles: Vec<f64>,
+    /// Resident memory sampled every half second (MiB): lowest and highest after the first
+    /// tenth of the run.
+    rss_range: (f64, f64),
     cpu: Duration,
     peak_rss_mib: f64,
     dir_bytes: u64,
@@ -190,6 +195,7 @@ pub async fn bench_fleet(
     days: f64,
     writers: usize,
     batch_lines: usize,
+    with_influxdb: bool,
 ) -> anyhow::Result<()> {
     let minutes = (days * 1440.0).round() as usize;
     let (batches, points) = fleet_batches(minutes, batch_lines, 1_767_225_600);
@@ -205,12 +211,17 @@ pub async fn bench_fleet(
 
     let agora = start_agora(&dir.join("agora")).await?;
     let a = drive(agora, batches.clone(), writers).await.context("agora")?;
-    let influx = match start_influxdb(&dir.join("influxdb")).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("InfluxDB not run: {e:#}");
-            None
+    let influx_dir = dir.join("influxdb");
+    let influx = if with_influxdb {
+        match start_influxdb(&influx_dir).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("InfluxDB not run: {e:#}");
+                None
+            }
         }
+    } else {
+        None
     };
     let i = match influx {
         Some(s) => Some(drive(s, batches.clone(), writers).await.context("InfluxDB")?),
@@ -243,6 +254,18 @@ pub async fn bench_fleet(
         if days <= 1.0 { "≤ 1.2" } else { "—" },
         "data directory after a clean shutdown",
     );
+    // Sustained ingest: does the rate sag when flushes and compactions run, does memory grow?
+    let m = |v: f64| format!("{:.2}", v / 1e6);
+    println!(
+        "agora, M points/s per tenth of the run: {}",
+        a.deciles.iter().map(|d| m(*d)).collect::<Vec<_>>().join(" · ")
+    );
+    if a.rss_range.1 > 0.0 {
+        println!(
+            "agora, resident memory after the first tenth: {:.0}–{:.0} MiB",
+            a.rss_range.0, a.rss_range.1
+        );
+    }
     Ok(())
 }
 
@@ -254,11 +277,32 @@ async fn drive(
 ) -> anyhow::Result<Run> {
     let client = reqwest::Client::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = Arc::new(parking_lot::Mutex::new(Vec::with_capacity(batches.len())));
     let cpu0 = server.cpu();
     let started = Instant::now();
+    let pid = server.child.id();
+    let sampler = {
+        let (done, total) = (done.clone(), batches.len());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Some(rss) = rss_mib(pid) else { break };
+                let progress = done.lock().len();
+                if progress >= total {
+                    break;
+                }
+                if progress * 10 >= total {
+                    samples.push(rss);
+                }
+            }
+            samples
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..writers {
         let (client, batches, next) = (client.clone(), batches.clone(), next.clone());
+        let done = done.clone();
         let (url, auth) = (server.write_url.clone(), server.auth.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -277,6 +321,7 @@ async fn drive(
                         text.chars().take(300).collect::<String>()
                     );
                 }
+                done.lock().push((n, Instant::now()));
             }
         }));
     }
@@ -285,10 +330,49 @@ async fn drive(
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = server.cpu().saturating_sub(cpu0);
+    let samples = sampler.await.unwrap_or_default();
+    let rss_range =
+        samples.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    // Throughput per tenth of the batches, by completion time.
+    let mut times: Vec<Instant> = done.lock().iter().map(|(_, t)| *t).collect();
+    times.sort();
+    let points_per_batch = batch_points(&batches);
+    let tenth = times.len().div_ceil(10).max(1);
+    let mut deciles = Vec::new();
+    let mut from = started;
+    for chunk in times.chunks(tenth) {
+        let to = *chunk.last().expect("non-empty");
+        deciles.push(chunk.len() as f64 * points_per_batch / (to - from).as_secs_f64().max(1e-9));
+        from = to;
+    }
     let peak_rss_mib = peak_rss_mib(server.child.id()).unwrap_or(f64::NAN);
     let data = server.data.clone();
     server.stop()?;
-    Ok(Run { secs, cpu, peak_rss_mib, dir_bytes: dir_bytes(&data) })
+    Ok(Run { secs, deciles, rss_range, cpu, peak_rss_mib, dir_bytes: dir_bytes(&data) })
+}
+
+/// Points per batch, on average (fields of every line of every batch).
+fn batch_points(batches: &[bytes::Bytes]) -> f64 {
+    let sample = batches.len().min(20);
+    let fields: usize = batches[..sample]
+        .iter()
+        .map(|b| {
+            std::str::from_utf8(b)
+                .unwrap_or("")
+                .lines()
+                .map(|l| l.split(' ').nth(1).map_or(0, |f| f.split(',').count()))
+                .sum::<usize>()
+        })
+        .sum();
+    fields as f64 / sample.max(1) as f64
+}
+
+/// Resident memory of a process now, in MiB.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// agora in a child process (this very binary), durable writes, no rate limits, logs to a file.
