@@ -720,19 +720,31 @@ impl Pipeline {
     ) -> agora_store::Result<Vec<Option<SeriesId>>> {
         let (devices, props, pending) = (&batch.devices, &batch.props, &batch.pending);
         // The batch's distinct pairs: (device, property, first point), and each point's pair.
+        // A dense table of pairs when it is small (the common case: a few thousand devices and
+        // a handful of properties), a map otherwise (a body of many devices and many names).
         let np = props.len().max(1);
-        let mut slot = vec![u32::MAX; devices.len() * np];
+        let dense = devices.len().saturating_mul(np) <= 1 << 20;
+        let mut slot = if dense { vec![u32::MAX; devices.len() * np] } else { Vec::new() };
+        let mut sparse: HashMap<(usize, usize), u32> = HashMap::new();
         let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
         let mut pair_of: Vec<u32> = Vec::with_capacity(pending.len());
         for (i, p) in pending.iter().enumerate() {
-            let k = p.device * np + p.prop;
-            if slot[k] == u32::MAX {
-                slot[k] = pairs.len() as u32;
+            let next = pairs.len() as u32;
+            let k = if dense {
+                let s = &mut slot[p.device * np + p.prop];
+                if *s == u32::MAX {
+                    *s = next;
+                }
+                *s
+            } else {
+                *sparse.entry((p.device, p.prop)).or_insert(next)
+            };
+            if k == next {
                 pairs.push((p.device, p.prop, i));
             }
-            pair_of.push(slot[k]);
+            pair_of.push(k);
         }
-        drop(slot);
+        drop((slot, sparse));
         let keys: Vec<(&str, &str)> = pairs
             .iter()
             .map(|&(d, p, _)| (devices[d].id.as_str(), props[p].name.as_str()))

@@ -325,7 +325,10 @@ impl Server {
         }
         self.alerts_tasks.abort();
         self.state.store.close().await.context("flushing storage")?;
-        self.state.pipeline.save_state().await.context("saving the ingest pipeline's state")?;
+        // Not saved (a full disk): the quality checks start afresh; the catalog still closes.
+        if let Err(e) = self.state.pipeline.save_state().await {
+            tracing::error!(error = %e, "saving the ingest pipeline's state failed");
+        }
         self.state.catalog.close().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())

@@ -429,8 +429,9 @@ pub trait Catalog: Send + Sync + Debug {
         unit: &str,
         source_unit: Option<&str>,
     ) -> Result<SeriesInfo>;
-    /// Create series in one transaction (or return the existing ones), in the order given: a
-    /// fleet's first contact registers thousands at once.
+    /// Create series (or return the existing ones), in the order given: a fleet's first contact
+    /// registers thousands at once. The SQLite catalog writes them in one transaction; this
+    /// default, one by one.
     async fn create_series_many(&self, new: &[NewSeries]) -> Result<Vec<SeriesInfo>> {
         let mut out = Vec::with_capacity(new.len());
         for n in new {
@@ -447,8 +448,9 @@ pub trait Catalog: Send + Sync + Debug {
         }
         Ok(out)
     }
-    /// Create or update devices in one transaction (each one's site and commune must exist);
-    /// nothing is written when one of them cannot be.
+    /// Create or update devices (each one's site and commune must exist). The SQLite catalog
+    /// writes them in one transaction, nothing when one of them cannot be; this default, one by
+    /// one, up to the first that cannot be.
     async fn upsert_devices(&self, devices: Vec<Device>) -> Result<()> {
         for d in devices {
             self.upsert_device(d).await?;

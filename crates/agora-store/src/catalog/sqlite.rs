@@ -430,32 +430,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn upsert_device(&self, d: Device) -> Result<()> {
-        let _w = self.write.lock().await;
-        {
-            let st = self.state.read();
-            if let Some(s) = &d.site
-                && !st.sites.contains_key(s.as_str())
-            {
-                return Err(Error::NotFound { what: "site", id: s.to_string() });
-            }
-            if let Some(c) = &d.commune
-                && !st.communes.contains_key(c.as_str())
-            {
-                return Err(Error::NotFound { what: "commune", id: c.to_string() });
-            }
-        }
-        let mut conn = self.pool.acquire().await?;
-        upsert_device_row(&mut conn, &d).await?;
-        drop(conn);
-        let mut st = self.state.write();
-        let created_at = st.devices.get(d.id.as_str()).map(|x| x.created_at);
-        let last_seen = st.devices.get(d.id.as_str()).and_then(|x| x.last_seen);
-        let mut d = d;
-        d.created_at = created_at.unwrap_or(d.created_at);
-        d.last_seen = d.last_seen.max(last_seen);
-        st.devices.insert(d.id.to_string(), d);
-        self.devices_version.fetch_add(1, std::sync::atomic::Ordering::Release);
-        Ok(())
+        self.upsert_devices(vec![d]).await
     }
 
     fn device(&self, id: &str) -> Option<Device> {
@@ -488,44 +463,15 @@ impl Catalog for SqliteCatalog {
         unit: &str,
         source_unit: Option<&str>,
     ) -> Result<SeriesInfo> {
-        let _w = self.write.lock().await;
-        let id = {
-            let st = self.state.read();
-            if let Some(id) =
-                st.device_series.get(device.as_str()).and_then(|m| m.get(property.as_str()))
-            {
-                return Ok(st.series[&id.0].clone());
-            }
-            if !st.devices.contains_key(device.as_str()) {
-                return Err(Error::NotFound { what: "device", id: device.to_string() });
-            }
-            SeriesId(st.next_series)
-        };
-        sqlx::query(
-            "INSERT INTO series (id, device, property, value_kind, unit, source_unit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(i64::from(id.0))
-        .bind(device.as_str())
-        .bind(property.as_str())
-        .bind(kind.as_str())
-        .bind(unit)
-        .bind(source_unit)
-        .bind(now().as_nanos())
-        .execute(&self.pool)
-        .await?;
-        let info = SeriesInfo {
-            id,
+        let new = NewSeries {
             device: device.clone(),
             property: property.clone(),
             kind,
             unit: unit.to_owned(),
             source_unit: source_unit.map(str::to_owned),
         };
-        let mut st = self.state.write();
-        st.next_series = id.0 + 1;
-        st.device_series.entry(device.to_string()).or_default().insert(property.to_string(), id);
-        st.series.insert(id.0, info.clone());
-        Ok(info)
+        let mut made = self.create_series_many(std::slice::from_ref(&new)).await?;
+        Ok(made.pop().expect("one series asked, one given"))
     }
 
     async fn create_series_many(&self, new: &[NewSeries]) -> Result<Vec<SeriesInfo>> {

@@ -1046,7 +1046,8 @@ impl Engine {
     pub fn needs_compaction(&self) -> bool {
         let (count, bytes) = {
             let segs = self.segs.read();
-            let inputs = compaction_inputs(&segs.segments, false);
+            // The same inputs compact_inner will choose.
+            let inputs = compaction_inputs(&segs.segments, self.newest_expiring(&segs));
             (segs.segments.len(), inputs.iter().map(|q| segs.segments[q].size).sum::<u64>())
         };
         if count < self.cfg.compact_segments.max(2) {
@@ -1072,7 +1073,7 @@ impl Engine {
         true
     }
 
-    /// Merge the newest segments into one (all of them when some data expires, see
+    /// Merge the newest segments into one (the oldest ones when some data expires, see
     /// [`compaction_inputs`]): one chunk per series-day, retention applied. Blocking. Chunks that
     /// are alone in their window and keep their raw points are copied as they are.
     /// A failure (a full disk) leaves the segments as they were and gives the space back.
@@ -1092,13 +1093,13 @@ impl Engine {
         // by series, without holding all chunk refs of the store at once.
         let (inputs, segments, ids) = {
             let segs = self.segs.read();
-            let expires = self.anything_expires(&segs);
-            if segs.segments.len() < 2 && !expires {
+            let expiring = self.newest_expiring(&segs);
+            if segs.segments.len() < 2 && expiring.is_none() {
                 return Ok(());
             }
             let mut ids: Vec<u32> = segs.index.keys().copied().collect();
             ids.sort_unstable();
-            (compaction_inputs(&segs.segments, expires), segs.segments.clone(), ids)
+            (compaction_inputs(&segs.segments, expiring), segs.segments.clone(), ids)
         };
         let merging_all = inputs.len() == segments.len();
         let now = self.clock.now().as_nanos();
@@ -1207,17 +1208,23 @@ impl Engine {
         Ok(())
     }
 
-    fn anything_expires(&self, segs: &SegSet) -> bool {
+    /// The newest segment holding a chunk that retention drops (raw points or rollups past
+    /// their time), if any.
+    fn newest_expiring(&self, segs: &SegSet) -> Option<u64> {
         let now = self.clock.now().as_nanos();
         let roll_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
-        segs.index.iter().any(|(s, refs)| {
-            let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
-            refs.iter().any(|r| {
-                let end = r.entry.window + WINDOW_NS;
-                (raw_cut.is_some_and(|c| end <= c) && r.entry.meta.has_raw)
-                    || roll_cut.is_some_and(|c| end <= c)
+        segs.index
+            .iter()
+            .flat_map(|(s, refs)| {
+                let raw_cut = self.retention_of(*s).map(|d| now - d.as_nanos() as i64);
+                refs.iter().filter(move |r| {
+                    let end = r.entry.window + WINDOW_NS;
+                    (raw_cut.is_some_and(|c| end <= c) && r.entry.meta.has_raw)
+                        || roll_cut.is_some_and(|c| end <= c)
+                })
             })
-        })
+            .map(|r| r.seq)
+            .max()
     }
 
     /// Flush everything and stop the WAL writer: a clean shutdown leaves no WAL to replay. If the
@@ -1238,17 +1245,20 @@ impl Engine {
     }
 }
 
-/// The segments a compaction merges, oldest first: all of them when some data expires (retention
-/// reads every window), otherwise the newest run in which no segment is larger than all newer
-/// ones of the run together. A byte is then rewritten only when at least as much newer data
-/// joins it, so each point is rewritten O(log(total / flush)) times, however long the history
-/// (merging everything each time rewrote the whole history). Segments are merged only with
-/// their neighbours in age, so that which of two values of a timestamp is the newer never
-/// changes.
-fn compaction_inputs(segments: &BTreeMap<u64, Arc<Segment>>, all: bool) -> Vec<u64> {
+/// The segments a compaction merges, oldest first. When retention drops data, the oldest run up
+/// to the newest segment holding such data (`expiring`: where old windows are). Otherwise the
+/// newest run in which no segment is larger than all newer ones of the run together: a byte is
+/// then rewritten only when at least as much newer data joins it, so each point is rewritten
+/// O(log(total / flush)) times, however long the history (merging everything each time rewrote
+/// the whole history). Either way segments are merged only with their neighbours in age, so that
+/// which of two values of a timestamp is the newer never changes.
+fn compaction_inputs(segments: &BTreeMap<u64, Arc<Segment>>, expiring: Option<u64>) -> Vec<u64> {
     let by_age: Vec<(u64, u64)> = segments.iter().map(|(q, s)| (*q, s.size)).collect();
+    if let Some(upto) = expiring {
+        return by_age.iter().map(|(q, _)| *q).filter(|q| *q <= upto).collect();
+    }
     let n = by_age.len();
-    if all || n <= 2 {
+    if n <= 2 {
         return by_age.iter().map(|(q, _)| *q).collect();
     }
     let mut start = n - 2;

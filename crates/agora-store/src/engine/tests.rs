@@ -754,7 +754,7 @@ fn tiered_compaction_rewrites_little_and_last_write_still_wins() {
         rt.block_on(write3(&e, batch)).unwrap();
         e.flush().unwrap();
         let before: u64 = e.segs.read().segments.values().map(|g| g.size).sum();
-        let inputs = compaction_inputs(&e.segs.read().segments, false);
+        let inputs = compaction_inputs(&e.segs.read().segments, None);
         let input_bytes: u64 = inputs.iter().map(|q| e.segs.read().segments[q].size).sum();
         if e.segs.read().segments.len() >= 4 {
             e.compact().unwrap();
@@ -809,12 +809,12 @@ fn compaction_inputs_are_the_newest_run_no_larger_than_what_is_newer() {
         |e: &Engine| -> Vec<u64> { e.segs.read().segments.values().map(|g| g.size).collect() };
     let seqs = |e: &Engine| -> Vec<u64> { e.segs.read().segments.keys().copied().collect() };
     // Two segments: both.
-    assert_eq!(compaction_inputs(&e.segs.read().segments, false), seqs(&e));
+    assert_eq!(compaction_inputs(&e.segs.read().segments, None), seqs(&e));
     e.compact().unwrap();
     flush_n(&e, 1);
     flush_n(&e, 1);
     // [2 units, 1, 1]: 2 ≤ 1 + 1, all three.
-    assert_eq!(compaction_inputs(&e.segs.read().segments, false).len(), 3, "{:?}", sizes(&e));
+    assert_eq!(compaction_inputs(&e.segs.read().segments, None).len(), 3, "{:?}", sizes(&e));
     e.compact().unwrap();
     for _ in 0..3 {
         flush_n(&e, 1);
@@ -822,11 +822,12 @@ fn compaction_inputs_are_the_newest_run_no_larger_than_what_is_newer() {
     // [4 units, 1, 1, 1]: 4 > 1 + 1 + 1 is left alone; the three newest merge.
     let s4 = seqs(&e);
     assert_eq!(
-        compaction_inputs(&e.segs.read().segments, false),
+        compaction_inputs(&e.segs.read().segments, None),
         s4[1..].to_vec(),
         "{:?}",
         sizes(&e)
     );
-    // All of them when data expires.
-    assert_eq!(compaction_inputs(&e.segs.read().segments, true), s4);
+    // When data expires: the oldest run up to the newest segment holding some.
+    assert_eq!(compaction_inputs(&e.segs.read().segments, Some(s4[3])), s4);
+    assert_eq!(compaction_inputs(&e.segs.read().segments, Some(s4[0])), vec![s4[0]]);
 }
