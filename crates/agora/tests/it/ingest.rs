@@ -391,3 +391,25 @@ async fn influxdb_clients_see_agora_up_before_writing() {
     assert_eq!(ready["status"], "ready");
     assert!(ready["up"].as_str().unwrap().ends_with('s'), "{ready}");
 }
+
+/// A body of many new devices and many new property names (more pairs than the dense table a
+/// batch uses for its lookups, 1,100 × 1,000): every point lands in its own series, once, and a
+/// second batch finds them.
+#[tokio::test]
+async fn a_batch_of_many_devices_and_names_resolves_every_series() {
+    let app = TestApp::spawn_with(|c| c.ingest.auto_register_properties = true).await;
+    let body = |t: i64, v: i64| -> String {
+        (0..1100)
+            .map(|i| format!("sensor,device=many-{i} flux{}={}i {t}\n", i % 1000, v + i))
+            .collect()
+    };
+    app.write(&body(T, 0)).await;
+    app.write(&body(T + 60, 5000)).await;
+    for i in [0i64, 999, 1000, 1099] {
+        let v = app.values(&format!("many-{i}"), &format!("flux{}", i % 1000), T, T + 120).await;
+        let got: Vec<i64> = v.iter().map(|(_, x)| x.as_i64().unwrap()).collect();
+        assert_eq!(got, vec![i, 5000 + i], "many-{i}");
+    }
+    let d = app.get_json("/api/v1/devices/many-1050").await;
+    assert_eq!(d["series"].as_array().unwrap().len(), 1, "{d}");
+}
