@@ -475,14 +475,10 @@ async fn measured_range(
         None => until,
         Some(e) => e.floor(until),
     };
-    let mut first: Option<Timestamp> = None;
-    for c in columns {
-        if let Some((t, _)) =
-            store.read_numbers(c.series, Timestamp::from_nanos(0), to, 1).await?.first()
-        {
-            first = Some(first.map_or(*t, |f| f.min(*t)));
-        }
-    }
+    // From the index, without decoding a chunk per series (a catalogue lists datasets of a
+    // thousand lamps).
+    let ids: Vec<SeriesId> = columns.iter().map(|c| c.series).collect();
+    let first = store.first_times(&ids).into_iter().flatten().filter(|t| *t < to).min();
     let Some(first) = first else { return Ok(None) };
     let from = match every_of(d.resolution) {
         None => first,

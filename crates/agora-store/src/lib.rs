@@ -73,6 +73,9 @@ pub trait SeriesStore: Send + Sync + Debug {
     ) -> Result<Vec<(Timestamp, Agg)>>;
     /// The latest point of each series.
     fn latest(&self, series: &[SeriesId]) -> Vec<Option<(Timestamp, Value)>>;
+    /// The first timestamp of each series (`None`: no data), without decoding: what a
+    /// dataset's temporal coverage starts from.
+    fn first_times(&self, series: &[SeriesId]) -> Vec<Option<Timestamp>>;
     /// How many raw points of a series lie in `from <= t < to`, from the index (an upper bound,
     /// without decoding): what a query over raw points would have to read.
     fn raw_points_in(&self, s: SeriesId, from: Timestamp, to: Timestamp) -> u64;
@@ -157,6 +160,12 @@ impl SeriesStore for std::sync::Arc<Engine> {
         Engine::latest(self, series)
             .into_iter()
             .map(|o| o.map(|(t, v)| (Timestamp::from_nanos(t), v)))
+            .collect()
+    }
+    fn first_times(&self, series: &[SeriesId]) -> Vec<Option<Timestamp>> {
+        Engine::first_times(self, series)
+            .into_iter()
+            .map(|o| o.map(Timestamp::from_nanos))
             .collect()
     }
     fn raw_points_in(&self, s: SeriesId, from: Timestamp, to: Timestamp) -> u64 {

@@ -172,6 +172,10 @@ impl Head {
         let b = self.series.get(&s)?;
         Some((b.max_ts, b.pts.col.get(b.latest)))
     }
+
+    fn first(&self, s: u32) -> Option<i64> {
+        self.series.get(&s).map(|b| b.min_ts)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -870,6 +874,28 @@ impl Engine {
                     }
                 }
                 best
+            })
+            .collect()
+    }
+
+    /// The first timestamp of each series (`None`: no data), from the index and the heads
+    /// without decoding anything: the first point of its earliest chunk, flagged or not.
+    pub fn first_times(&self, series: &[SeriesId]) -> Vec<Option<i64>> {
+        let segs = self.segs.read();
+        let frozen = self.mem.frozen.read();
+        let head = self.mem.head.lock();
+        series
+            .iter()
+            .map(|s| {
+                let stored = segs.index.get(&s.0).and_then(|refs| {
+                    let w = refs.first()?.entry.window;
+                    refs.iter()
+                        .take_while(|r| r.entry.window == w)
+                        .map(|r| r.entry.meta.min_ts)
+                        .min()
+                });
+                let held = frozen.iter().map(|f| f.first(s.0)).chain([head.first(s.0)]).flatten();
+                stored.into_iter().chain(held).min()
             })
             .collect()
     }

@@ -831,3 +831,32 @@ fn compaction_inputs_are_the_newest_run_no_larger_than_what_is_newer() {
     assert_eq!(compaction_inputs(&e.segs.read().segments, Some(s4[3])), s4);
     assert_eq!(compaction_inputs(&e.segs.read().segments, Some(s4[0])), vec![s4[0]]);
 }
+
+/// The first timestamp of a series, from the index and the heads: across segments holding the
+/// same first day, with an earlier late point still in the head, and for a series with nothing.
+#[test]
+fn first_times_come_from_the_index_and_the_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), clock());
+    let rt = rt();
+    let (a, b, none) = (SeriesId(1), SeriesId(2), SeriesId(3));
+    rt.block_on(write3(
+        &e,
+        vec![(a, T0 + 90 * MIN, Value::F64(1.0)), (b, T0 + 5 * MIN, Value::F64(2.0))],
+    ))
+    .unwrap();
+    e.flush().unwrap();
+    rt.block_on(write3(&e, vec![(a, T0 + 30 * MIN, Value::F64(3.0))])).unwrap();
+    e.flush().unwrap();
+    assert_eq!(e.first_times(&[a, b, none]), vec![Some(T0 + 30 * MIN), Some(T0 + 5 * MIN), None]);
+    // A late point before all of it, only in the head.
+    rt.block_on(write3(&e, vec![(b, T0 - WINDOW_NS, Value::F64(4.0))])).unwrap();
+    assert_eq!(e.first_times(&[b])[0], Some(T0 - WINDOW_NS));
+    // What a read gives first, everywhere.
+    for s in [a, b] {
+        let first = e.read(s, i64::MIN, i64::MAX, 1).unwrap()[0].0;
+        assert_eq!(e.first_times(&[s])[0], Some(first));
+    }
+    e.compact().unwrap();
+    assert_eq!(e.first_times(&[a])[0], Some(T0 + 30 * MIN));
+}
