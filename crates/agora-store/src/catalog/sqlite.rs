@@ -1254,6 +1254,11 @@ async fn upsert_device_row(conn: &mut sqlx::SqliteConnection, d: &Device) -> Res
 mod tests {
     use super::*;
 
+    /// The commune the tests' devices stand in.
+    fn aix() -> Commune {
+        Commune { insee: "13001".parse().unwrap(), name: "Aix-en-Provence".into(), boundary: None }
+    }
+
     fn device(id: &str, site: Option<&str>) -> Device {
         Device {
             id: id.parse().unwrap(),
@@ -1287,13 +1292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ids, known) = {
             let c = SqliteCatalog::open(dir.path()).await.unwrap();
-            c.upsert_commune(Commune {
-                insee: "13001".parse().unwrap(),
-                name: "Aix-en-Provence".into(),
-                boundary: None,
-            })
-            .await
-            .unwrap();
+            c.upsert_commune(aix()).await.unwrap();
             let err = c
                 .upsert_devices(vec![device("n-1", None), device("n-2", Some("nowhere"))])
                 .await
@@ -1353,13 +1352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (secret, sid) = {
             let c = SqliteCatalog::open(dir.path()).await.unwrap();
-            c.upsert_commune(Commune {
-                insee: "13001".parse().unwrap(),
-                name: "Aix-en-Provence".into(),
-                boundary: None,
-            })
-            .await
-            .unwrap();
+            c.upsert_commune(aix()).await.unwrap();
             let d = Device {
                 id: "aq-1".parse().unwrap(),
                 kind: "air_quality".parse().unwrap(),
