@@ -230,6 +230,10 @@ pub struct Pipeline {
     live: tokio::sync::broadcast::Sender<Arc<StoredBatch>>,
     /// Called with every stored batch, in the writer's task (alert rules): nothing is lost.
     observer: std::sync::OnceLock<Arc<dyn BatchObserver>>,
+    /// Held while a batch registers devices and series: writers arriving with the same new
+    /// fleet wait for the first one and find its registrations, instead of each registering
+    /// (and counting) the same devices in its own transaction.
+    registering: tokio::sync::Mutex<()>,
     /// The way back to devices (attribute updates, RPC calls).
     pub devices: crate::thingsboard::hub::Hub,
 }
@@ -366,6 +370,7 @@ impl Pipeline {
             uplinks: parking_lot::Mutex::new(crate::state::Seen::default()),
             live: tokio::sync::broadcast::channel(1024).0,
             observer: std::sync::OnceLock::new(),
+            registering: tokio::sync::Mutex::new(()),
             devices: crate::thingsboard::hub::Hub::default(),
         }
     }
@@ -750,9 +755,21 @@ impl Pipeline {
             .map(|&(d, p, _)| (devices[d].id.as_str(), props[p].name.as_str()))
             .collect();
         let mut pair_ids = self.catalog.lookup_series(&keys);
-        drop(keys);
         let mut dead: HashMap<usize, String> = HashMap::new();
-        let missing: Vec<usize> = (0..pairs.len()).filter(|&k| pair_ids[k].is_none()).collect();
+        let mut missing: Vec<usize> = (0..pairs.len()).filter(|&k| pair_ids[k].is_none()).collect();
+        let _registering = if missing.is_empty() {
+            None
+        } else {
+            // One registration at a time; what another writer registered meanwhile is found.
+            let guard = self.registering.lock().await;
+            let again: Vec<(&str, &str)> = missing.iter().map(|&k| keys[k]).collect();
+            for (&k, id) in missing.iter().zip(self.catalog.lookup_series(&again)) {
+                pair_ids[k] = id;
+            }
+            missing.retain(|&k| pair_ids[k].is_none());
+            Some(guard)
+        };
+        drop(keys);
         if !missing.is_empty() {
             let mut checked = HashSet::new();
             let mut new_devices = Vec::new();

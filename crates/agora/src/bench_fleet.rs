@@ -149,6 +149,8 @@ struct Run {
     cpu: Duration,
     peak_rss_mib: f64,
     dir_bytes: u64,
+    /// Bytes of each entry at the top of the data directory, largest first.
+    dir_parts: Vec<(String, u64)>,
 }
 
 /// A server under test: a child process, its address, and where it keeps its data.
@@ -254,6 +256,15 @@ pub async fn bench_fleet(
         if days <= 1.0 { "≤ 1.2" } else { "—" },
         "data directory after a clean shutdown",
     );
+    let parts = |r: &Run| {
+        let per_point = |b: u64| b as f64 / points as f64;
+        r.dir_parts
+            .iter()
+            .map(|(name, b)| format!("{name} {:.3}", per_point(*b)))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    println!("agora, data directory in B/point: {}", parts(&a));
     // Sustained ingest: does the rate sag when flushes and compactions run, does memory grow?
     let m = |v: f64| format!("{:.2}", v / 1e6);
     println!(
@@ -348,7 +359,23 @@ async fn drive(
     let peak_rss_mib = peak_rss_mib(server.child.id()).unwrap_or(f64::NAN);
     let data = server.data.clone();
     server.stop()?;
-    Ok(Run { secs, deciles, rss_range, cpu, peak_rss_mib, dir_bytes: dir_bytes(&data) })
+    let mut dir_parts: Vec<(String, u64)> = std::fs::read_dir(&data)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    let bytes = if p.is_dir() {
+                        dir_bytes(&p)
+                    } else {
+                        e.metadata().map_or(0, |m| m.len())
+                    };
+                    (e.file_name().to_string_lossy().into_owned(), bytes)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    dir_parts.sort_by(|a, b| b.1.cmp(&a.1));
+    Ok(Run { secs, deciles, rss_range, cpu, peak_rss_mib, dir_bytes: dir_bytes(&data), dir_parts })
 }
 
 /// Points per batch, on average (fields of every line of every batch).

@@ -29,18 +29,27 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
     let mut out = Decoded::default();
     // One record per line, reserved at once (capped: a body of empty lines reserves little).
     out.records.reserve((body.iter().filter(|&&b| b == b'\n').count() + 1).min(1 << 16));
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+    // A body valid as a whole (the usual case) is checked once, not line by line.
+    let lines: Box<dyn Iterator<Item = Result<&str, &[u8]>>> = match std::str::from_utf8(body) {
+        Ok(text) => Box::new(text.split('\n').map(Ok)),
+        Err(_) => Box::new(
+            body.split(|&b| b == b'\n').map(|raw| std::str::from_utf8(raw).map_err(|_| raw)),
+        ),
+    };
+    for (i, line) in lines.enumerate() {
         let n = (i + 1) as u32;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let err = |reason: String| LineError {
+        let err = |reason: String, raw: &[u8]| LineError {
             line: n,
             reason,
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            raw: String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw)).into_owned(),
             raw_is_json: false,
         };
-        let Ok(text) = std::str::from_utf8(raw) else {
-            out.errors.push(err("line is not valid UTF-8".into()));
-            continue;
+        let text = match line {
+            Ok(text) => text.strip_suffix('\r').unwrap_or(text),
+            Err(raw) => {
+                out.errors.push(err("line is not valid UTF-8".into(), raw));
+                continue;
+            }
         };
         let trimmed = text.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -48,7 +57,7 @@ pub fn decode(body: &[u8], precision: Precision) -> Decoded<'_> {
         }
         match parse_record(trimmed, n, precision) {
             Ok(r) => out.records.push(r),
-            Err(Refusal(reason)) => out.errors.push(err(reason)),
+            Err(Refusal(reason)) => out.errors.push(err(reason, text.as_bytes())),
         }
     }
     out

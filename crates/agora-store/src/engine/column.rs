@@ -109,6 +109,15 @@ impl Points {
         Self { ts: Vec::new(), col: Column::new(kind), flags: Vec::new() }
     }
 
+    /// No points yet, room for `n` (flags are allocated when the first point is flagged).
+    pub(crate) fn with_capacity(kind: ValueKind, n: usize) -> Self {
+        Self {
+            ts: Vec::with_capacity(n),
+            col: Column::new(kind).with_capacity_like(n),
+            flags: Vec::new(),
+        }
+    }
+
     /// Points without flags.
     pub(crate) fn clean(ts: Vec<i64>, col: Column) -> Self {
         Self { ts, col, flags: Vec::new() }

@@ -43,6 +43,9 @@ use crate::error::{Error, Result};
 const FLUSH_RETRY: Duration = Duration::from_secs(2);
 /// How long compaction waits after a failure (or a lack of room) before the next attempt.
 const COMPACTION_RETRY: Duration = Duration::from_secs(60);
+/// At a clean stop, the newest segments are merged when they hold at most this many bytes
+/// (a second or two of work on this project's 2-core machine).
+const CLOSE_COMPACTION_BYTES: u64 = 64 << 20;
 
 /// One hour in nanoseconds.
 pub const HOUR_NS: i64 = 3_600 * 1_000_000_000;
@@ -132,6 +135,9 @@ struct SeriesBuf {
 #[derive(Debug, Default)]
 struct Head {
     series: IdMap<u32, SeriesBuf>,
+    /// Points each series had in the previous head: its columns start at that capacity, so the
+    /// writer does not grow (and copy) them again and again while ingestion runs steadily.
+    sizes: IdMap<u32, u32>,
     points: usize,
     /// For a frozen head: WAL files below this sequence number hold nothing newer than it.
     checkpoint: u64,
@@ -139,8 +145,9 @@ struct Head {
 
 impl Head {
     fn push(&mut self, s: SeriesId, t: i64, v: Value, flag: u8) {
+        let sizes = &self.sizes;
         let buf = self.series.entry(s.0).or_insert_with(|| SeriesBuf {
-            pts: Points::new(v.kind()),
+            pts: Points::with_capacity(v.kind(), sizes.get(&s.0).map_or(0, |&n| n as usize)),
             latest: 0,
             min_ts: t,
             max_ts: t,
@@ -322,7 +329,11 @@ impl Memory {
         if head.points == 0 {
             return false;
         }
-        let mut h = std::mem::take(&mut *head);
+        let sizes: IdMap<u32, u32> =
+            head.series.iter().map(|(&s, b)| (s, b.pts.len() as u32)).collect();
+        let series = IdMap::with_capacity_and_hasher(sizes.len(), Default::default());
+        let mut h = std::mem::replace(&mut *head, Head { series, sizes, ..Head::default() });
+        h.sizes = IdMap::default();
         h.checkpoint = checkpoint;
         frozen.push(Arc::new(h));
         true
@@ -1070,13 +1081,19 @@ impl Engine {
     /// Whether enough segments have piled up to compact, with room to write the result (as
     /// large as its inputs at most) above the reserve, and no failure in the last minute.
     pub fn needs_compaction(&self) -> bool {
+        self.worth_compacting(self.cfg.compact_segments.max(2), u64::MAX)
+    }
+
+    /// Whether at least `min_segments` segments are there, the compaction's inputs hold at most
+    /// `max_bytes`, and there is room for its output.
+    fn worth_compacting(&self, min_segments: usize, max_bytes: u64) -> bool {
         let (count, bytes) = {
             let segs = self.segs.read();
             // The same inputs compact_inner will choose.
             let inputs = compaction_inputs(&segs.segments, self.newest_expiring(&segs));
             (segs.segments.len(), inputs.iter().map(|q| segs.segments[q].size).sum::<u64>())
         };
-        if count < self.cfg.compact_segments.max(2) {
+        if count < min_segments || bytes > max_bytes {
             return false;
         }
         if self.compaction_failed_at.lock().is_some_and(|t| t.elapsed() < COMPACTION_RETRY) {
@@ -1260,6 +1277,11 @@ impl Engine {
             return Ok(());
         }
         let flushed = self.flush();
+        // A clean stop leaves the newest segments merged (one chunk per series-day, encoded at
+        // pco's best) when that is quick; a failure leaves them as they were, nothing is lost.
+        if flushed.is_ok() && self.worth_compacting(2, CLOSE_COMPACTION_BYTES) {
+            let _ = self.compact();
+        }
         self.wal.lock().close();
         flushed?;
         for (_, p) in wal::list(&self.wal_dir)? {

@@ -860,3 +860,31 @@ fn first_times_come_from_the_index_and_the_heads() {
     e.compact().unwrap();
     assert_eq!(e.first_times(&[a])[0], Some(T0 + 30 * MIN));
 }
+
+#[test]
+fn a_clean_close_merges_the_newest_segments_and_the_last_write_still_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let s = SeriesId(1);
+    let want: Vec<(i64, f64)> =
+        (0..30).map(|m| (T0 + m * MIN, if m == 5 { -5.0 } else { m as f64 })).collect();
+    {
+        let e = engine(dir.path(), clock());
+        // Three flushes, each a segment; the third rewrites minute 5.
+        for part in 0..3i64 {
+            let pts = (part * 10..part * 10 + 10).map(|m| (s, T0 + m * MIN, Value::F64(m as f64)));
+            let mut pts: Vec<_> = pts.collect();
+            if part == 2 {
+                pts.push((s, T0 + 5 * MIN, Value::F64(-5.0)));
+            }
+            rt.block_on(write3(&e, pts)).unwrap();
+            e.flush().unwrap();
+        }
+        assert_eq!(e.stats().segments, 3);
+        e.close().unwrap();
+        assert_eq!(e.stats().segments, 1, "a clean stop merges what was just flushed");
+    }
+    let e = engine(dir.path(), clock());
+    assert_eq!(e.stats().segments, 1);
+    assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
+}

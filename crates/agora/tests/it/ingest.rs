@@ -413,3 +413,43 @@ async fn a_batch_of_many_devices_and_names_resolves_every_series() {
     let d = app.get_json("/api/v1/devices/many-1050").await;
     assert_eq!(d["series"].as_array().unwrap().len(), 1, "{d}");
 }
+
+/// Writers arriving together with the same new fleet register each device and series once: the
+/// first registers them in one transaction, the others wait for it and find them (the reports add
+/// up to the fleet, not to a multiple of it), and every point of every writer is stored.
+#[tokio::test]
+async fn writers_sending_the_same_new_fleet_together_register_it_once() {
+    let app = TestApp::spawn().await;
+    let pipeline = app.server.as_ref().unwrap().state.pipeline.clone();
+    let body = |w: i64| -> String {
+        (0..300)
+            .map(|i| {
+                format!("noise,device=together-{i} laeq={}.5,lamax=80 {}\n", 40 + i % 20, T + w)
+            })
+            .collect()
+    };
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (p, b) = (pipeline.clone(), body(w));
+            tokio::spawn(async move {
+                let decoded = agora_ingest::line_protocol::decode(
+                    b.as_bytes(),
+                    agora_model::Precision::Seconds,
+                );
+                p.ingest(&agora_ingest::Source::default(), decoded).await.unwrap()
+            })
+        })
+        .collect();
+    let (mut devices, mut series, mut accepted) = (0, 0, 0);
+    for w in writers {
+        let r = w.await.unwrap();
+        assert_eq!(r.rejected_count, 0, "{:?}", r.rejected);
+        (devices, series, accepted) =
+            (devices + r.devices_created, series + r.series_created, accepted + r.accepted);
+    }
+    assert_eq!((devices, series, accepted), (300, 600, 6 * 600));
+    for i in [0, 299] {
+        let v = app.values(&format!("together-{i}"), "laeq", T, T + 10).await;
+        assert_eq!(v.len(), 6, "together-{i}: one point per writer");
+    }
+}
