@@ -329,8 +329,14 @@ impl Memory {
         if head.points == 0 {
             return false;
         }
-        let sizes: IdMap<u32, u32> =
-            head.series.iter().map(|(&s, b)| (s, b.pts.len() as u32)).collect();
+        // Room for what a head holds at `flush_points`, shared as the last head was: a head that
+        // grew past it (flushes lagging) does not make the next one reserve as much at once.
+        let scale = (self.flush_points as f64 / head.points as f64).min(1.0);
+        let sizes: IdMap<u32, u32> = head
+            .series
+            .iter()
+            .map(|(&s, b)| (s, (b.pts.len() as f64 * scale).ceil() as u32))
+            .collect();
         let series = IdMap::with_capacity_and_hasher(sizes.len(), Default::default());
         let mut h = std::mem::replace(&mut *head, Head { series, sizes, ..Head::default() });
         h.sizes = IdMap::default();
