@@ -29,6 +29,7 @@ mod privacy;
 mod query;
 pub mod rate_limit;
 pub mod session;
+mod sta;
 mod thingsboard;
 mod views;
 
@@ -275,6 +276,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/open-data/dcat.jsonld", get(open_data::dcat_jsonld))
         .route("/api/v1/open-data/dcat.rdf", get(open_data::dcat_rdf))
         // Open data: the Opendatasoft Explore API v2.1.
+        // OGC SensorThings API 1.1.
+        .route("/v1.1", get(sta::root))
+        .route("/v1.1/{*path}", get(sta::get))
         .route("/api/explore/v2.1/catalog/datasets", get(explore::datasets))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}", get(explore::dataset))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/records", get(explore::records))

@@ -202,6 +202,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/open-data/dcat.jsonld", Open),
     ("GET", "/api/v1/open-data/dcat.rdf", Open),
     // Open data: only what is published is there, for anyone.
+    // OGC SensorThings API: what the catalogue endpoints show, to whom they show it.
+    ("GET", "/v1.1", Read),
+    ("GET", "/v1.1/{*path}", Read),
     ("GET", "/api/explore/v2.1/catalog/datasets", Open),
     ("GET", "/api/explore/v2.1/catalog/datasets/{dataset_id}", Open),
     ("GET", "/api/explore/v2.1/catalog/datasets/{dataset_id}/records", Open),

@@ -374,7 +374,7 @@ async fn drive(
                 .collect()
         })
         .unwrap_or_default();
-    dir_parts.sort_by(|a, b| b.1.cmp(&a.1));
+    dir_parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     Ok(Run { secs, deciles, rss_range, cpu, peak_rss_mib, dir_bytes: dir_bytes(&data), dir_parts })
 }
 

@@ -24,6 +24,7 @@ mod query;
 mod recovery;
 mod snapshots;
 mod sources;
+mod sta;
 mod tokens;
 mod upgrade;
 mod web;

@@ -1,0 +1,295 @@
+//! OGC SensorThings API 1.1 (`/v1.1`) on data built so that every answer is known: an air
+//! station reading PM10 = m µg/m³ at minute m for two hours, a sound level meter without its
+//! own position (its place's is used), and a lamp reporting whether it is lit.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp};
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600;
+
+async fn city() -> TestApp {
+    let app = TestApp::spawn().await;
+    for d in [
+        json!({"id": "aq-1", "kind": "air_quality", "site": "hotel-de-ville", "commune": "13001", "lat": 43.53, "lon": 5.447, "name": "Station Hôtel de Ville"}),
+        json!({"id": "noise-1", "kind": "noise", "site": "hotel-de-ville", "commune": "13001"}),
+        json!({"id": "lamp-1", "kind": "streetlight", "commune": "13001", "lat": 43.52, "lon": 5.44}),
+    ] {
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let mut lines = String::new();
+    for m in 0..120 {
+        lines.push_str(&format!("air_quality,device=aq-1 pm10={m} {}\n", T0 + m * 60));
+    }
+    lines.push_str(&format!("noise,device=noise-1 laeq=61.5 {T0}\n"));
+    lines.push_str(&format!("streetlight,device=lamp-1 lamp_on=true {T0}\n"));
+    app.write(&lines).await;
+    app
+}
+
+async fn sta(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app.get(&format!("/v1.1/{path}")).bearer_auth(ADMIN).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn ok(app: &TestApp, path: &str) -> Value {
+    let (status, v) = sta(app, path).await;
+    assert_eq!(status, 200, "{path}: {v}");
+    v
+}
+
+fn ids(v: &Value) -> Vec<Value> {
+    v["value"].as_array().unwrap().iter().map(|e| e["@iot.id"].clone()).collect()
+}
+
+fn results(v: &Value) -> Vec<f64> {
+    v["value"].as_array().unwrap().iter().map(|e| e["result"].as_f64().unwrap()).collect()
+}
+
+async fn pm10_stream(app: &TestApp) -> i64 {
+    let v = ok(app, "Things('aq-1')/Datastreams").await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 1, "{v}");
+    v["value"][0]["@iot.id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn the_service_root_lists_the_eight_sets_with_absolute_urls() {
+    let app = city().await;
+    let r = app.get("/v1.1").send().await.unwrap();
+    assert_eq!(r.status(), 401, "not public unless the deployment publishes its data");
+    let v = app.get_json("/v1.1").await;
+    let names: Vec<&str> =
+        v["value"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "Things",
+            "Locations",
+            "HistoricalLocations",
+            "Datastreams",
+            "Sensors",
+            "ObservedProperties",
+            "Observations",
+            "FeaturesOfInterest"
+        ]
+    );
+    let host = app.addr.to_string();
+    for s in v["value"].as_array().unwrap() {
+        assert_eq!(s["url"], format!("http://{host}/v1.1/{}", s["name"].as_str().unwrap()));
+    }
+    let conf = v["serverSettings"]["conformance"].as_array().unwrap();
+    assert!(conf.contains(&json!("http://www.opengis.net/spec/iot_sensing/1.1/req/request-data")));
+}
+
+#[tokio::test]
+async fn things_datastreams_and_their_links() {
+    let app = city().await;
+    let things = ok(&app, "Things?$count=true").await;
+    assert_eq!(things["@iot.count"], 3);
+    assert_eq!(ids(&things), [json!("aq-1"), json!("lamp-1"), json!("noise-1")]);
+    let aq = &things["value"][0];
+    assert_eq!(aq["name"], "Station Hôtel de Ville");
+    let base = format!("http://{}/v1.1", app.addr);
+    assert_eq!(aq["@iot.selfLink"], format!("{base}/Things('aq-1')"));
+    assert_eq!(aq["Datastreams@iot.navigationLink"], format!("{base}/Things('aq-1')/Datastreams"));
+    assert_eq!(aq["properties"]["kind"], "air_quality");
+
+    let id = pm10_stream(&app).await;
+    let ds = ok(&app, &format!("Datastreams({id})")).await;
+    assert_eq!(ds["unitOfMeasurement"]["symbol"], "ug/m3");
+    assert_eq!(ds["unitOfMeasurement"]["name"], "microgram per cubic metre");
+    assert_eq!(
+        ds["observationType"],
+        "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+    );
+    assert_eq!(ds["phenomenonTime"], "2026-01-01T00:00:00Z/2026-01-01T01:59:00Z");
+    // Navigations to one entity, a property, its raw value, links only.
+    assert_eq!(ok(&app, &format!("Datastreams({id})/Thing")).await["@iot.id"], "aq-1");
+    assert_eq!(ok(&app, &format!("Datastreams({id})/ObservedProperty")).await["name"], "pm10");
+    assert_eq!(ok(&app, &format!("Datastreams({id})/Sensor")).await["@iot.id"], "air_quality");
+    assert_eq!(ok(&app, "Things('aq-1')/name").await, json!({"name": "Station Hôtel de Ville"}));
+    let (status, raw) = sta(&app, "Things('aq-1')/name/$value").await;
+    assert_eq!((status, raw), (200, Value::String("Station Hôtel de Ville".into())));
+    let refs = ok(&app, "Things('aq-1')/Datastreams/$ref").await;
+    assert_eq!(refs["value"][0], json!({"@iot.selfLink": format!("{base}/Datastreams({id})")}));
+    // A lamp's state has no unit; its observations are booleans.
+    let lamp = ok(&app, "Things('lamp-1')/Datastreams").await;
+    assert_eq!(
+        lamp["value"][0]["unitOfMeasurement"],
+        json!({"name": null, "symbol": null, "definition": null})
+    );
+    let obs = ok(&app, &format!("Datastreams({})/Observations", lamp["value"][0]["@iot.id"])).await;
+    assert_eq!(obs["value"][0]["result"], true);
+    // Keys as Grafana's data sources send them: bare and double-quoted.
+    assert_eq!(ok(&app, "Things(aq-1)").await["@iot.id"], "aq-1");
+    assert_eq!(ok(&app, "Things(\"aq-1\")").await["@iot.id"], "aq-1");
+}
+
+#[tokio::test]
+async fn observations_are_filtered_ordered_and_paged_from_the_store() {
+    let app = city().await;
+    let id = pm10_stream(&app).await;
+    let obs = |q: &str| format!("Datastreams({id})/Observations?{q}");
+    // result = minute: 19 readings above 100.
+    let v = ok(&app, &obs("$filter=result gt 100&$count=true")).await;
+    assert_eq!(v["@iot.count"], 19);
+    assert_eq!(results(&v), (101..120).map(f64::from).collect::<Vec<_>>());
+    // The same, form-encoded as frost_sta_client sends it.
+    let v = ok(&app, &obs("%24filter=result+gt+100&%24count=true")).await;
+    assert_eq!(v["@iot.count"], 19);
+    // A time window (as Grafana asks: ge/le with milliseconds).
+    let v = ok(&app, &obs("$filter=phenomenonTime ge 2026-01-01T01:00:00.000Z and phenomenonTime lt 2026-01-01T01:10:00.000Z")).await;
+    assert_eq!(results(&v), (60..70).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(v["value"][0]["phenomenonTime"], "2026-01-01T01:00:00Z");
+    assert_eq!(v["value"][0]["resultTime"], Value::Null);
+    // Offsets are read: 02:30+02:00 is 00:30Z.
+    let v = ok(&app, &obs("$filter=phenomenonTime lt 2026-01-01T02:30:00%2B02:00&$top=1000")).await;
+    assert_eq!(results(&v).len(), 30);
+    // Newest first, the latest value alone.
+    let v = ok(&app, &obs("$orderby=phenomenonTime desc&$top=1")).await;
+    assert_eq!(results(&v), [119.0]);
+    let v = ok(&app, &obs("$orderby=result desc&$top=3&$filter=result lt 50")).await;
+    assert_eq!(results(&v), [49.0, 48.0, 47.0]);
+    // Pages: 100 by default, the next link absolute and complete, none after the last page.
+    let first = ok(&app, &obs("$filter=result ge 10")).await;
+    assert_eq!(results(&first).len(), 100);
+    let next = first["@iot.nextLink"].as_str().unwrap().to_owned();
+    assert!(
+        next.starts_with(&format!("http://{}/v1.1/Datastreams({id})/Observations?", app.addr)),
+        "{next}"
+    );
+    let r = app.client.get(&next).bearer_auth(ADMIN).send().await.unwrap();
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(results(&second), (110..120).map(f64::from).collect::<Vec<_>>());
+    assert!(second.get("@iot.nextLink").is_none(), "no link, not null, on the last page");
+    // One observation by its id, and where it leads.
+    let one = &second["value"][0];
+    let oid = one["@iot.id"].as_str().unwrap();
+    let again = ok(&app, &format!("Observations('{oid}')")).await;
+    assert_eq!(again["result"], 110.0);
+    assert_eq!(ok(&app, &format!("Observations('{oid}')/Datastream")).await["@iot.id"], id);
+    let foi = ok(&app, &format!("Observations('{oid}')/FeatureOfInterest")).await;
+    assert_eq!(foi["@iot.id"], "hotel-de-ville");
+    assert_eq!(ok(&app, &format!("Observations('{oid}')/result/$value")).await, json!(110.0));
+    // Every observation of every stream: ordered by id (series, then time).
+    let all = ok(&app, "Observations?$count=true&$top=2").await;
+    assert_eq!(all["@iot.count"], 122);
+}
+
+#[tokio::test]
+async fn expand_select_and_spatial_filters() {
+    let app = city().await;
+    let v = ok(&app, "Things('aq-1')?$select=name,id&$expand=Datastreams($select=name;$expand=ObservedProperty($select=name),Observations($top=2;$orderby=phenomenonTime desc;$count=true))").await;
+    assert_eq!(v["@iot.id"], "aq-1");
+    assert!(v.get("description").is_none(), "{v}");
+    let ds = &v["Datastreams"][0];
+    assert_eq!(ds["name"], "pm10 of aq-1");
+    assert_eq!(ds["ObservedProperty"], json!({"name": "pm10"}));
+    assert_eq!(ds["Observations@iot.count"], 120);
+    assert_eq!(results(&json!({"value": ds["Observations"]})), [119.0, 118.0]);
+    assert!(ds["Observations@iot.nextLink"].as_str().is_some());
+
+    // The sound level meter has no position of its own: its place's is its location.
+    let locs = ok(&app, "Locations?$filter=st_within(location, geography'POLYGON ((5.44 43.525, 5.45 43.525, 5.45 43.535, 5.44 43.535, 5.44 43.525))')").await;
+    let mut found: Vec<String> =
+        ids(&locs).iter().map(|i| i.as_str().unwrap().to_owned()).collect();
+    found.sort();
+    let site = app.get_json("/api/v1/sites").await;
+    let hdv = site["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "hotel-de-ville")
+        .unwrap()
+        .clone();
+    let (lat, lon) = (hdv["lat"].as_f64().unwrap(), hdv["lon"].as_f64().unwrap());
+    let inside = |la: f64, lo: f64| (43.525..43.535).contains(&la) && (5.44..5.45).contains(&lo);
+    let mut want = vec!["aq-1".to_owned()];
+    if inside(lat, lon) {
+        want.push("noise-1".into());
+    }
+    want.sort();
+    assert_eq!(found, want, "site at {lat},{lon}");
+    let near =
+        ok(&app, "Locations?$filter=geo.distance(location, geography'POINT(5.44 43.52)') lt 0.001")
+            .await;
+    assert_eq!(ids(&near), [json!("lamp-1")]);
+    // Things by a property of their own, by navigation to one: Datastreams by their Thing.
+    let v = ok(&app, "Datastreams?$filter=Thing/id eq 'noise-1'").await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 1);
+    assert_eq!(v["value"][0]["unitOfMeasurement"]["symbol"], "dB");
+    let v = ok(&app, "Things?$filter=startswith(name, 'Station') or properties/kind eq 'streetlight'&$orderby=name desc").await;
+    // "lamp-1" (a lamp without a name is named by its id) sorts after "Station…".
+    assert_eq!(ids(&v), [json!("lamp-1"), json!("aq-1")]);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_standards_error_and_no_strain() {
+    let app = city().await;
+    for (path, status, why) in [
+        ("Things?$filter=name eq", 400, "ends too early"),
+        ("Things?$filter=name eq 'x' and (", 400, "ends too early"),
+        ("Things?$filter=st_touches(location, geography'POINT(1 2)')", 501, "st_touches"),
+        ("Things?$apply=groupby(name)", 501, "$apply"),
+        ("Things?$top=-1", 400, "$top"),
+        ("Widgets", 400, "unknown entity set"),
+        ("Things('nobody')", 404, "not found"),
+        ("Datastreams(999999)", 404, "not found"),
+        ("Observations('1-2')", 404, "not found"),
+        ("Things('aq-1')/Observations", 404, "no property \"Observations\""),
+        ("Things?$filter=location eq geography'POINT(200 0)'", 400, "WGS 84"),
+    ] {
+        let (s, v) = sta(&app, path).await;
+        assert_eq!(s, status, "{path}: {v}");
+        assert_eq!(v["code"], status, "{path}: {v}");
+        assert_eq!(v["type"], "error");
+        assert!(v["message"].as_str().unwrap().contains(why), "{path}: {v}");
+    }
+    // $top=10^9 is lowered to the largest page, not refused.
+    let v = ok(&app, "Observations?$top=1000000000").await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 122);
+    // A long expression is refused before it is parsed.
+    let long = vec!["result gt 1"; 800].join(" or ");
+    let (s, v) = sta(&app, &format!("Observations?$filter={long}")).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("longer than"), "{v}");
+}
+
+#[tokio::test]
+async fn a_commune_sees_its_own_things_only() {
+    let app = city().await;
+    let r = app
+        .post("/api/v1/communes")
+        .bearer_auth(ADMIN)
+        .json(&json!({"insee": "13055", "name": "Marseille"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d =
+        json!({"id": "mrs-1", "kind": "air_quality", "commune": "13055", "lat": 43.3, "lon": 5.37});
+    let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    app.write(&format!("air_quality,device=mrs-1 pm10=5 {T0}\n")).await;
+    let r = app
+        .post("/api/v1/tokens")
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "marseille", "role": "viewer", "commune": "13055"}))
+        .send()
+        .await
+        .unwrap();
+    let tok: Value = r.json().await.unwrap();
+    let Some(token) = tok["token"].as_str() else { panic!("{tok}") };
+    let r = app.get("/v1.1/Things").bearer_auth(token).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(ids(&v), [json!("mrs-1")]);
+    let r = app.get("/v1.1/Observations?$count=true").bearer_auth(token).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["@iot.count"], 1);
+    let r = app.get("/v1.1/Things('aq-1')").bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
