@@ -278,6 +278,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // Open data: the Opendatasoft Explore API v2.1.
         // OGC SensorThings API 1.1.
         .route("/v1.1", get(sta::root))
+        .route("/v1.1/", get(sta::root))
         .route("/v1.1/{*path}", get(sta::get))
         .route("/api/explore/v2.1/catalog/datasets", get(explore::datasets))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}", get(explore::dataset))

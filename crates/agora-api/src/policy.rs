@@ -204,6 +204,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // Open data: only what is published is there, for anyone.
     // OGC SensorThings API: what the catalogue endpoints show, to whom they show it.
     ("GET", "/v1.1", Read),
+    ("GET", "/v1.1/", Read),
     ("GET", "/v1.1/{*path}", Read),
     ("GET", "/api/explore/v2.1/catalog/datasets", Open),
     ("GET", "/api/explore/v2.1/catalog/datasets/{dataset_id}", Open),

@@ -75,7 +75,11 @@ type Boxed<'b, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send
 
 /// `GET /v1.1`: the entity sets and the conformance classes answered.
 pub(crate) async fn root(Scoped(s): Scoped, headers: HeaderMap) -> Response {
-    let base = format!("{}{ROOT}", crate::open_data::base_url(&s, &headers));
+    root_of(&s, &headers)
+}
+
+fn root_of(s: &AppState, headers: &HeaderMap) -> Response {
+    let base = format!("{}{ROOT}", crate::open_data::base_url(s, headers));
     let req = "http://www.opengis.net/spec/iot_sensing/1.1/req/";
     let value: Vec<Json> = Set::ALL
         .iter()
@@ -101,6 +105,9 @@ pub(crate) async fn get(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if path.trim_matches('/').is_empty() {
+        return root_of(&s, &headers);
+    }
     match answer(&s, &path, raw.as_deref().unwrap_or(""), &headers).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -394,7 +394,7 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         )
         .untargeted(),
         ("GET", r) if r.starts_with("/api/v1/open-data/dcat") => Call::new(r).untargeted(),
-        ("GET", "/v1.1") => Call::new(route).untargeted(),
+        ("GET", "/v1.1" | "/v1.1/") => Call::new(route).untargeted(),
         ("GET", "/v1.1/{*path}") => Call::new(format!("/v1.1/Things('{}')", s.device)),
         ("GET", "/api/v1/open-data/datasets") => Call::new(route).untargeted(),
         ("POST", "/api/v1/open-data/datasets") => {
