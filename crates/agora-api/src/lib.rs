@@ -279,7 +279,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // OGC SensorThings API 1.1.
         .route("/v1.1", get(sta::root))
         .route("/v1.1/", get(sta::root))
-        .route("/v1.1/{*path}", get(sta::get))
+        .route("/v1.1/{*path}", get(sta::get).post(sta::post))
         .route("/api/explore/v2.1/catalog/datasets", get(explore::datasets))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}", get(explore::dataset))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}/records", get(explore::records))

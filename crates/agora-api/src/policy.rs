@@ -206,6 +206,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1.1", Read),
     ("GET", "/v1.1/", Read),
     ("GET", "/v1.1/{*path}", Read),
+    ("POST", "/v1.1/{*path}", Needs(Action::Ingest)),
     ("GET", "/api/explore/v2.1/catalog/datasets", Open),
     ("GET", "/api/explore/v2.1/catalog/datasets/{dataset_id}", Open),
     ("GET", "/api/explore/v2.1/catalog/datasets/{dataset_id}/records", Open),

@@ -1095,3 +1095,269 @@ impl Row for RowOf<'_, '_> {
         json_val(cur)
     }
 }
+
+/// `POST /v1.1/Observations`, `POST /v1.1/Datastreams(id)/Observations` and
+/// `POST /v1.1/CreateObservations` (the dataArray extension): observations become readings
+/// through the ingestion pipeline (the token's rights, harmonization, quality flags, dead letters).
+/// One observation: 201 with `Location` and the entity; refused: 400 with the pipeline's reason.
+/// dataArray: 201 with the created observations' links in request order, `"error <reason>"` in
+/// place of each refused one.
+pub(crate) async fn post(
+    Scoped(s): Scoped,
+    crate::policy::Who(who): crate::policy::Who,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let run = async {
+        let token = crate::auth::ingest_token(&who)
+            .map_err(|e| StaError(StatusCode::FORBIDDEN, e.to_string()))?
+            .clone();
+        let body = crate::ingest::body_bytes(&s, &headers, body).map_err(|e| {
+            let (_, status) = e.code();
+            StaError(status, e.to_string())
+        })?;
+        let json: Json = serde_json::from_slice(&body)
+            .map_err(|e| StaError::bad(format!("the body is not JSON: {e}")))?;
+        let base = format!("{}{ROOT}", crate::open_data::base_url(&s, &headers));
+        let ctx = Ctx::new(&s, base);
+        let path = path.trim_matches('/');
+        let src =
+            agora_ingest::Source { name: "http /v1.1", token: Some(&token), ..Default::default() };
+        if path == "CreateObservations" {
+            return create_many(&ctx, &src, &json).await;
+        }
+        let rp = agora_interop::sta::path::parse(path).map_err(|e| StaError::bad(e.0))?;
+        let from_path = match rp.steps.as_slice() {
+            [one] if one.name == "Observations" && one.key.is_none() => None,
+            [ds, obs]
+                if ds.name == "Datastreams" && obs.name == "Observations" && obs.key.is_none() =>
+            {
+                ds.key.clone()
+            }
+            _ => {
+                return Err(StaError(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "agora creates Observations only (POST Observations, Datastreams(id)/Observations or CreateObservations)".into(),
+                ));
+            }
+        };
+        create_one(&ctx, &src, &json, from_path).await
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The series a `{"@iot.id": …}` (or a path key) names, among those the caller sees.
+fn datastream(ctx: &Ctx<'_>, key: &Key) -> StaResult<SeriesInfo> {
+    match ctx.entity(Set::Datastreams, key) {
+        Some(Ent::Datastream(x)) => Ok(x),
+        _ => Err(StaError::not_found(format!("Datastreams({}) not found", key.in_path()))),
+    }
+}
+
+fn key_of(v: &Json) -> Option<Key> {
+    match v.get("@iot.id")? {
+        Json::Number(n) => n.as_i64().map(Key::Int),
+        Json::String(s) => Some(Key::Str(s.clone())),
+        _ => None,
+    }
+}
+
+/// An instant; an interval (`a/b`) is refused: agora stores instants.
+fn instant(v: &Json, what: &str) -> Result<Timestamp, String> {
+    let Some(s) = v.as_str() else {
+        return Err(format!("{what} must be an ISO 8601 date-time string"));
+    };
+    if s.contains('/') {
+        return Err(format!("{what} {s:?} is an interval: agora stores instants"));
+    }
+    filter::parse_time(s)
+        .map(Timestamp::from_nanos)
+        .ok_or_else(|| format!("{what} {s:?} is not an ISO 8601 date-time with Z or an offset"))
+}
+
+fn result_value(v: &Json) -> Result<Value, String> {
+    match v {
+        Json::Number(n) => match n.as_i64() {
+            Some(i) if !n.is_f64() => Ok(Value::I64(i)),
+            _ => {
+                n.as_f64().map(Value::F64).ok_or_else(|| "result is not a finite number".to_owned())
+            }
+        },
+        Json::Bool(b) => Ok(Value::Bool(*b)),
+        Json::String(s) => Ok(Value::Str(s.clone())),
+        other => Err(format!("result must be a number, a boolean or a string, not {other}")),
+    }
+}
+
+fn record(
+    line: u32,
+    x: &SeriesInfo,
+    time: Timestamp,
+    value: Value,
+) -> agora_ingest::Record<'static> {
+    agora_ingest::Record {
+        line,
+        device: x.device.to_string().into(),
+        kind: None,
+        site: None,
+        commune: None,
+        time: Some(time),
+        fields: vec![agora_ingest::Field {
+            name: x.property.to_string().into(),
+            value,
+            unit: None,
+        }],
+    }
+}
+
+async fn create_one(
+    ctx: &Ctx<'_>,
+    src: &agora_ingest::Source<'_>,
+    body: &Json,
+    from_path: Option<Key>,
+) -> StaResult<Response> {
+    if !body.is_object() {
+        return Err(StaError::bad("an Observation is a JSON object"));
+    }
+    let key = match (from_path, body.get("Datastream")) {
+        (Some(k), _) => k,
+        (None, Some(d)) => {
+            key_of(d).ok_or_else(|| StaError::bad("Datastream must be a link: {\"@iot.id\": …}"))?
+        }
+        (None, None) => {
+            return Err(StaError::bad(
+                "an Observation needs its Datastream: {\"Datastream\": {\"@iot.id\": …}}",
+            ));
+        }
+    };
+    let x = datastream(ctx, &key)?;
+    let time = match body.get("phenomenonTime") {
+        None | Some(Json::Null) => ctx.s.clock.now(),
+        Some(v) => instant(v, "phenomenonTime").map_err(StaError::bad)?,
+    };
+    let value = result_value(body.get("result").unwrap_or(&Json::Null)).map_err(StaError::bad)?;
+    let decoded =
+        agora_ingest::Decoded { records: vec![record(1, &x, time, value)], errors: Vec::new() };
+    let report = ctx.s.pipeline.ingest(src, decoded).await?;
+    if let Some(e) = report.rejected.first() {
+        return Err(StaError::bad(e.reason.clone()));
+    }
+    let pts = ctx.s.store.read(x.id, time, time.saturating_add_nanos(1), 1).await?;
+    let Some((t, v)) = pts.into_iter().next() else {
+        return Err(StaError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the observation was stored but cannot be read back".into(),
+        ));
+    };
+    let e = Ent::Observation(x.id, t, v);
+    let link = ctx.self_link(&e);
+    let obj = ctx.entity_base(&e);
+    Ok((StatusCode::CREATED, [(header::LOCATION, link)], axum::Json(Json::Object(obj)))
+        .into_response())
+}
+
+/// Most observations one dataArray request may create.
+const MAX_DATA_ARRAY: usize = 100_000;
+
+async fn create_many(
+    ctx: &Ctx<'_>,
+    src: &agora_ingest::Source<'_>,
+    body: &Json,
+) -> StaResult<Response> {
+    let Some(groups) = body.as_array() else {
+        return Err(StaError::bad(
+            "CreateObservations takes an array of {Datastream, components, dataArray}",
+        ));
+    };
+    // Each row: its answer so far (an error), or the record to ingest.
+    let mut answers: Vec<Result<(SeriesId, Timestamp), String>> = Vec::new();
+    let mut records = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let key = group.get("Datastream").and_then(key_of).ok_or_else(|| {
+            StaError::bad(format!("item {g}: Datastream must be a link: {{\"@iot.id\": …}}"))
+        })?;
+        let x = datastream(ctx, &key)?;
+        let components: Vec<&str> = group
+            .get("components")
+            .and_then(Json::as_array)
+            .map(|c| c.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        let at = |name: &str| components.iter().position(|c| *c == name);
+        let Some(result_at) = at("result") else {
+            return Err(StaError::bad(format!("item {g}: components must name result")));
+        };
+        for c in &components {
+            if !matches!(
+                *c,
+                "phenomenonTime"
+                    | "result"
+                    | "resultTime"
+                    | "FeatureOfInterest/id"
+                    | "id"
+                    | "@iot.id"
+            ) {
+                return Err(StaError::bad(format!("item {g}: component {c:?} is not supported")));
+            }
+        }
+        let time_at = at("phenomenonTime");
+        let rows = group.get("dataArray").and_then(Json::as_array).ok_or_else(|| {
+            StaError::bad(format!("item {g}: dataArray must be an array of rows"))
+        })?;
+        if answers.len() + rows.len() > MAX_DATA_ARRAY {
+            return Err(StaError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("at most {MAX_DATA_ARRAY} observations per request"),
+            ));
+        }
+        for row in rows {
+            let line = answers.len() as u32 + 1;
+            let parsed = (|| {
+                let row =
+                    row.as_array().filter(|r| r.len() == components.len()).ok_or_else(|| {
+                        format!("a row must hold {} values, one per component", components.len())
+                    })?;
+                let time = match time_at {
+                    Some(i) => instant(&row[i], "phenomenonTime")?,
+                    None => ctx.s.clock.now(),
+                };
+                Ok::<_, String>((time, result_value(&row[result_at])?))
+            })();
+            match parsed {
+                Ok((time, value)) => {
+                    records.push(record(line, &x, time, value));
+                    answers.push(Ok((x.id, time)));
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+    }
+    let report =
+        ctx.s.pipeline.ingest(src, agora_ingest::Decoded { records, errors: Vec::new() }).await?;
+    let mut refused: HashMap<u32, String> = HashMap::new();
+    for e in report.rejected {
+        refused.insert(e.line, e.reason);
+    }
+    let unlisted = report.rejected_count > refused.len();
+    let links: Vec<Json> = answers
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| match a {
+            Err(e) => format!("error {e}").into(),
+            Ok(_) if refused.contains_key(&(i as u32 + 1)) => {
+                format!("error {}", refused[&(i as u32 + 1)]).into()
+            }
+            Ok((s, t)) => {
+                let e = Ent::Observation(s, t, Value::Bool(false));
+                ctx.self_link(&e).into()
+            }
+        })
+        .collect();
+    if unlisted {
+        tracing::warn!(
+            rejected = report.rejected_count,
+            "CreateObservations: more refusals than the report lists"
+        );
+    }
+    Ok((StatusCode::CREATED, axum::Json(Json::Array(links))).into_response())
+}

@@ -396,6 +396,12 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", r) if r.starts_with("/api/v1/open-data/dcat") => Call::new(r).untargeted(),
         ("GET", "/v1.1" | "/v1.1/") => Call::new(route).untargeted(),
         ("GET", "/v1.1/{*path}") => Call::new(format!("/v1.1/Things('{}')", s.device)),
+        ("POST", "/v1.1/{*path}") => {
+            let series = app.get_json(&format!("/api/v1/series?device={}", s.device)).await;
+            let time = agora_model::Timestamp::from_secs(now - 25).unwrap().to_rfc3339();
+            Call::new("/v1.1/Observations").json(json!({
+                "Datastream": {"@iot.id": series["series"][0]["id"]}, "result": 19.5, "phenomenonTime": time}))
+        }
         ("GET", "/api/v1/open-data/datasets") => Call::new(route).untargeted(),
         ("POST", "/api/v1/open-data/datasets") => {
             Call::new(route).json(open_dataset(&format!("new-{}-{n}", s.commune), s.commune))

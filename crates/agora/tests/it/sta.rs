@@ -293,3 +293,101 @@ async fn a_commune_sees_its_own_things_only() {
     let r = app.get("/v1.1/Things('aq-1')").bearer_auth(token).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn observations_are_created_through_ingestion() {
+    let app = city().await;
+    let id = pm10_stream(&app).await;
+    let ingest = app.token("ingest", None).await;
+    let post = |path: &str, body: Value| {
+        app.post(&format!("/v1.1/{path}")).bearer_auth(&ingest).json(&body).send()
+    };
+    // One observation: 201, its link in Location, the entity in the body.
+    let r = post("Observations", json!({"Datastream": {"@iot.id": id}, "phenomenonTime": "2026-01-01T03:00:00+01:00", "result": 42.5}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let t = (T0 + 2 * 3600) * 1_000_000_000; // 02:00Z
+    assert_eq!(loc, format!("http://{}/v1.1/Observations('{id}-{t}')", app.addr));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["result"].clone(), body["phenomenonTime"].clone()),
+        (json!(42.5), json!("2026-01-01T02:00:00Z"))
+    );
+    let r = app.client.get(&loc).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["result"], 42.5);
+    // Through the Datastream's path, as frost_sta_client sends it (the whole Datastream inlined).
+    let r = post(&format!("Datastreams({id})/Observations"), json!({"Datastream": {"@iot.id": id, "name": "pm10 of aq-1"}, "phenomenonTime": "2026-01-01T02:01:00Z", "result": 43}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The pipeline's rules hold: far out of range is refused with its reason, nothing stored.
+    let r = post("Observations", json!({"Datastream": {"@iot.id": id}, "phenomenonTime": "2026-01-01T02:02:00Z", "result": 99999}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["message"].as_str().unwrap().contains("range"), "{e}");
+    for (body, why) in [
+        (json!({"phenomenonTime": "2026-01-01T02:03:00Z", "result": 1}), "needs its Datastream"),
+        (
+            json!({"Datastream": {"@iot.id": id}, "phenomenonTime": "2026-01-01T02:03:00Z/2026-01-01T02:04:00Z", "result": 1}),
+            "interval",
+        ),
+        (
+            json!({"Datastream": {"@iot.id": id}, "phenomenonTime": "yesterday", "result": 1}),
+            "not an ISO 8601",
+        ),
+        (json!({"Datastream": {"@iot.id": id}, "result": {"a": 1}}), "result must be"),
+        (json!({"Datastream": {"@iot.id": 999999}, "result": 1}), "not found"),
+    ] {
+        let r = post("Observations", body.clone()).await.unwrap();
+        let status = r.status();
+        let e: Value = r.json().await.unwrap();
+        assert!(status == 400 || status == 404, "{body}: {status} {e}");
+        assert!(e["message"].as_str().unwrap().contains(why), "{body}: {e}");
+    }
+    // The dataArray extension: a link per row in order, "error …" for each refused row.
+    let r = post("CreateObservations", json!([{
+        "Datastream": {"@iot.id": id},
+        "components": ["phenomenonTime", "result", "FeatureOfInterest/id"],
+        "dataArray": [["2026-01-01T02:10:00Z", 1.5, 1], ["2026-01-01T02:11:00Z", -500, 1], ["not a time", 2, 1], ["2026-01-01T02:12:00Z", 2.5, 1]]
+    }]))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let links: Vec<String> = r
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(links.len(), 4);
+    assert!(
+        links[0].ends_with(&format!("Observations('{id}-{}')", t + 600_000_000_000)),
+        "{links:?}"
+    );
+    assert!(links[1].starts_with("error ") && links[1].contains("range"), "{links:?}");
+    assert!(links[2].starts_with("error ") && links[2].contains("ISO 8601"), "{links:?}");
+    assert!(links[3].contains("Observations('"), "{links:?}");
+    let v = ok(
+        &app,
+        &format!("Datastreams({id})/Observations?$filter=phenomenonTime ge 2026-01-01T02:00:00Z"),
+    )
+    .await;
+    assert_eq!(results(&v), [42.5, 43.0, 1.5, 2.5]);
+    // Reading needs no ingest token, writing does.
+    let reader = app.token("read", None).await;
+    let r = app
+        .post("/v1.1/Observations")
+        .bearer_auth(&reader)
+        .json(&json!({"Datastream": {"@iot.id": id}, "result": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post("Things", json!({"name": "x"})).await.unwrap();
+    assert_eq!(r.status(), 405);
+}
