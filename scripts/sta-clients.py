@@ -108,6 +108,12 @@ def main():
         "st_within(location, geography'POLYGON ((5.444 43.526, 5.445 43.526, 5.445 43.527, 5.444 43.527, 5.444 43.526))')"
     ).list()
     check("Locations within", sorted(l.id for l in locs), ["aq-rotonde", "noise-rotonde"])
+    # Creating an Observation with the client: it posts the Datastream it fetched, inlined, and
+    # reads the new id from the Location header.
+    obs = fsc.Observation(phenomenon_time="2026-01-01T03:00:00Z", result=250.0, datastream=ds)
+    svc.create(obs)
+    check("created id", obs.id, f"{ds.id}-{(T + 3 * 3600) * 10**9}")
+    check("created, read back", svc.observations().find(obs.id).result, 250.0)
     # An error as FROST answers it: the client raises with the server's message.
     try:
         list(svc.things().query().filter("name eq").list())
