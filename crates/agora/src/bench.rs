@@ -59,6 +59,9 @@ pub struct BenchArgs {
     /// Parquet), a monthly aggregate over a year, the catalogue.
     #[arg(long)]
     pub only_open_data: bool,
+    /// Run only the standard APIs' figures (OGC SensorThings) on the demo city of `--demo-days`.
+    #[arg(long)]
+    pub only_standards: bool,
     /// Run only the forecasts: backtest and forecast every forecastable series of the demo city
     /// (30 days), and print the accuracy table.
     #[arg(long)]
@@ -163,6 +166,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.only_forecast {
         bench_forecast(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_standards {
+        bench_standards(&dir, args.demo_days).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -765,6 +773,96 @@ async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// A year of one place's air quality, one reading a minute from 6 sensors (3.15 M readings),
 /// published raw and hourly; exports streamed through HTTP, the server's memory watched.
+/// The standard APIs on the demo city, over HTTP from a client in the same process: median of
+/// 20 requests each (after one to warm up).
+async fn bench_standards(dir: &std::path::Path, days: u32) -> anyhow::Result<()> {
+    const TOKEN: &str = "bench-standards-admin-token-0123456789";
+    let mut config = Config {
+        data_dir: dir.join("standards"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server = serve::start(ServeOptions {
+        config,
+        admin_token: Some(TOKEN.into()),
+        clock: Arc::new(SystemClock),
+    })
+    .await?;
+    let demo = Demo::new(DemoOptions { days, seed: 13001, counter_history_days: 0 });
+    let report = demo.seed_and_backfill(&server.state).await?;
+    server.state.store.maintain().await?;
+    row(
+        &format!("demo backfill, {days} days, {} devices", report.devices),
+        format!("{:.0} s", report.elapsed.as_secs_f64()),
+        "—",
+    );
+    let base = format!("http://{}/v1.1", server.addr);
+    let client = reqwest::Client::new();
+    let time = |path: String| {
+        let (client, url) = (client.clone(), format!("{base}/{path}"));
+        async move {
+            let mut runs = Vec::new();
+            let mut size = 0;
+            for i in 0..21 {
+                let t = Instant::now();
+                let r = client.get(&url).bearer_auth(TOKEN).send().await?;
+                anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
+                let body = r.bytes().await?;
+                if i > 0 {
+                    runs.push(t.elapsed());
+                }
+                size = body.len();
+            }
+            Ok::<_, anyhow::Error>((median(runs), size))
+        }
+    };
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let (d, size) = time("Things?$top=10000&$count=true".into()).await?;
+    row(&format!("STA: every Thing ({} devices, {} kB)", report.devices, size / 1000), ms(d), "—");
+    // A 1-minute series: the first air station's PM10.
+    let series = server.state.catalog.all_series();
+    let pm = series
+        .iter()
+        .filter(|x| x.property.as_str() == "pm10")
+        .min_by_key(|x| x.id.0)
+        .ok_or_else(|| anyhow::anyhow!("the demo has no PM10 series"))?;
+    let end =
+        server.state.store.latest(&[pm.id])[0].as_ref().map_or(server.state.clock.now(), |p| p.0);
+    let month = agora_model::Timestamp::from_nanos(end.as_nanos() - 30 * 86_400 * 1_000_000_000);
+    let window = format!(
+        "phenomenonTime ge {} and phenomenonTime le {}",
+        month.to_rfc3339(),
+        end.to_rfc3339()
+    );
+    let (d, _) = time(format!(
+        "Datastreams({})/Observations?$filter={window} and result gt 5&$top=1000",
+        pm.id.0
+    ))
+    .await?;
+    row("STA: a month of one Datastream, $filter, $top=1000", ms(d), "≤ 30 ms");
+    let (d, _) = time(format!(
+        "Datastreams({})/Observations?$filter={window}&$orderby=phenomenonTime desc&$top=1000",
+        pm.id.0
+    ))
+    .await?;
+    row("STA: the same, newest first", ms(d), "—");
+    let (d, _) = time(format!(
+        "Datastreams({})/Observations?$filter={window} and result gt 5&$count=true&$top=1",
+        pm.id.0
+    ))
+    .await?;
+    row("STA: $count over a month of one Datastream", ms(d), "—");
+    let (d, _) = time(format!(
+        "Things('{}')?$expand=Datastreams($expand=Observations($top=1;$orderby=phenomenonTime desc))",
+        pm.device
+    ))
+    .await?;
+    row("STA: a Thing with its latest observations ($expand)", ms(d), "—");
+    server.shutdown().await?;
+    Ok(())
+}
+
 async fn bench_open_data(dir: &std::path::Path) -> anyhow::Result<()> {
     use agora_store::catalog::{Commune, Device, Site};
     use agora_store::opendata::{Dataset, DatasetKind, Resolution, Theme};
