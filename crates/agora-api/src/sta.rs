@@ -91,6 +91,8 @@ fn root_of(s: &AppState, headers: &HeaderMap) -> Response {
                 format!("{req}datamodel"),
                 format!("{req}resource-path/resource-path-to-entities"),
                 format!("{req}request-data"),
+                format!("{req}create-update-delete/create-entity"),
+                format!("{req}data-array/data-array"),
             ],
         },
         "value": value,
@@ -138,10 +140,28 @@ async fn answer(s: &AppState, path: &str, raw: &str, headers: &HeaderMap) -> Sta
             Ok(axum::Json(Json::Object(obj)).into_response())
         }
         Target::Many(c) => {
+            if q.data_array && !matches!(c, Coll::Observations(_)) {
+                return Err(StaError::bad("$resultFormat=dataArray applies to Observations only"));
+            }
+            if q.data_array && !q.expand.is_empty() {
+                return Err(StaError::bad(
+                    "$resultFormat=dataArray cannot be combined with $expand",
+                ));
+            }
             let page = ctx.page(&c, &q).await?;
             let mut out = Map::new();
             if let Some(n) = page.count {
                 out.insert("@iot.count".into(), n.into());
+            }
+            if q.data_array {
+                out.insert("value".into(), data_array(&ctx, &page.items, q.select.as_deref())?);
+                if page.more {
+                    out.insert(
+                        "@iot.nextLink".into(),
+                        next_link(&ctx.base, path, &pairs, q.skip + q.top()).into(),
+                    );
+                }
+                return Ok(axum::Json(Json::Object(out)).into_response());
             }
             let mut items = Vec::with_capacity(page.items.len());
             for e in &page.items {
@@ -165,6 +185,53 @@ async fn answer(s: &AppState, path: &str, raw: &str, headers: &HeaderMap) -> Sta
             Ok(axum::Json(Json::Object(out)).into_response())
         }
     }
+}
+
+/// Observations in the dataArray form (OGC 18-088 §13): one item per Datastream, in the order
+/// of the page, its rows holding the selected components.
+fn data_array(ctx: &Ctx<'_>, items: &[Ent], select: Option<&[String]>) -> StaResult<Json> {
+    const ALL: [&str; 4] = ["id", "phenomenonTime", "resultTime", "result"];
+    let components: Vec<&str> = match select {
+        None => ALL.to_vec(),
+        Some(sel) => {
+            if let Some(bad) = sel.iter().find(|c| !ALL.contains(&c.as_str())) {
+                return Err(StaError::bad(format!(
+                    "with $resultFormat=dataArray, $select takes id, phenomenonTime, resultTime or result, not {bad}"
+                )));
+            }
+            ALL.into_iter().filter(|c| sel.iter().any(|x| x == c)).collect()
+        }
+    };
+    let mut groups: Vec<(SeriesId, Vec<Json>)> = Vec::new();
+    for e in items {
+        let Ent::Observation(s, t, v) = e else { continue };
+        let row: Vec<Json> = components
+            .iter()
+            .map(|c| match *c {
+                "id" => e.key().to_json(),
+                "phenomenonTime" => t.to_rfc3339().into(),
+                "resultTime" => Json::Null,
+                _ => serde_json::to_value(v).unwrap_or(Json::Null),
+            })
+            .collect();
+        match groups.last_mut() {
+            Some((g, rows)) if g == s => rows.push(row.into()),
+            _ => groups.push((*s, vec![row.into()])),
+        }
+    }
+    Ok(Json::Array(
+        groups
+            .into_iter()
+            .map(|(s, rows)| {
+                json!({
+                    "Datastream@iot.navigationLink": format!("{}/Datastreams({})", ctx.base, s.0),
+                    "components": components,
+                    "dataArray@iot.count": rows.len(),
+                    "dataArray": rows,
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// The same request, `$skip` moved on: absolute and self-contained, as clients follow it.

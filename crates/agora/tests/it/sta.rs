@@ -175,6 +175,23 @@ async fn observations_are_filtered_ordered_and_paged_from_the_store() {
     let foi = ok(&app, &format!("Observations('{oid}')/FeatureOfInterest")).await;
     assert_eq!(foi["@iot.id"], "hotel-de-ville");
     assert_eq!(ok(&app, &format!("Observations('{oid}')/result/$value")).await, json!(110.0));
+    // The dataArray form: one item per Datastream, rows of the selected components.
+    let v = ok(
+        &app,
+        &obs("$resultFormat=dataArray&$select=phenomenonTime,result&$top=2&$filter=result ge 118"),
+    )
+    .await;
+    assert_eq!(
+        v["value"],
+        json!([{
+            "Datastream@iot.navigationLink": format!("http://{}/v1.1/Datastreams({id})", app.addr),
+            "components": ["phenomenonTime", "result"],
+            "dataArray@iot.count": 2,
+            "dataArray": [["2026-01-01T01:58:00Z", 118.0], ["2026-01-01T01:59:00Z", 119.0]],
+        }])
+    );
+    let (status, _) = sta(&app, "Things?$resultFormat=dataArray").await;
+    assert_eq!(status, 400);
     // Every observation of every stream: ordered by id (series, then time).
     let all = ok(&app, "Observations?$count=true&$top=2").await;
     assert_eq!(all["@iot.count"], 122);
