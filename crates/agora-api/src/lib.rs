@@ -20,6 +20,7 @@ mod influx;
 mod ingest;
 pub mod live;
 mod metrics;
+mod ngsi;
 pub mod oidc;
 mod open_data;
 mod people;
@@ -276,6 +277,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/open-data/dcat.jsonld", get(open_data::dcat_jsonld))
         .route("/api/v1/open-data/dcat.rdf", get(open_data::dcat_rdf))
         // Open data: the Opendatasoft Explore API v2.1.
+        // NGSI-LD, context consumption.
+        .route("/ngsi-ld/v1/entities", get(ngsi::entities))
+        .route("/ngsi-ld/v1/entities/", get(ngsi::entities))
+        .route("/ngsi-ld/v1/entities/{id}", get(ngsi::entity))
+        .route("/ngsi-ld/v1/jsonldContexts/{file}", get(ngsi::context_file))
         // OGC SensorThings API 1.1.
         .route("/v1.1", get(sta::root))
         .route("/v1.1/", get(sta::root))

@@ -202,6 +202,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/open-data/dcat.jsonld", Open),
     ("GET", "/api/v1/open-data/dcat.rdf", Open),
     // Open data: only what is published is there, for anyone.
+    // NGSI-LD: what the catalogue endpoints show, to whom they show it; the contexts to anyone.
+    ("GET", "/ngsi-ld/v1/entities", Read),
+    ("GET", "/ngsi-ld/v1/entities/", Read),
+    ("GET", "/ngsi-ld/v1/entities/{id}", Read),
+    ("GET", "/ngsi-ld/v1/jsonldContexts/{file}", Open),
     // OGC SensorThings API: what the catalogue endpoints show, to whom they show it.
     ("GET", "/v1.1", Read),
     ("GET", "/v1.1/", Read),

@@ -17,6 +17,7 @@ mod influxql;
 mod ingest;
 mod limits;
 mod mqtt;
+mod ngsi;
 mod open_data;
 mod people;
 mod permissions;

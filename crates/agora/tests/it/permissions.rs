@@ -395,6 +395,15 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         .untargeted(),
         ("GET", r) if r.starts_with("/api/v1/open-data/dcat") => Call::new(r).untargeted(),
         ("GET", "/v1.1" | "/v1.1/") => Call::new(route).untargeted(),
+        ("GET", "/ngsi-ld/v1/entities" | "/ngsi-ld/v1/entities/") => {
+            Call::new(format!("{route}?id=urn:ngsi-ld:AirQualityObserved:{}", s.device))
+        }
+        ("GET", "/ngsi-ld/v1/entities/{id}") => {
+            Call::new(format!("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:{}", s.device))
+        }
+        ("GET", "/ngsi-ld/v1/jsonldContexts/{file}") => {
+            Call::new("/ngsi-ld/v1/jsonldContexts/agora.jsonld").untargeted()
+        }
         ("GET", "/v1.1/{*path}") => Call::new(format!("/v1.1/Things('{}')", s.device)),
         ("POST", "/v1.1/{*path}") => {
             let series = app.get_json(&format!("/api/v1/series?device={}", s.device)).await;

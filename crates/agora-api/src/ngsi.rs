@@ -1,0 +1,949 @@
+//! NGSI-LD (ETSI GS CIM 009) over agora's catalogue, context consumption (`/ngsi-ld/v1`).
+//!
+//! Each device is an entity of the Smart Data Model of its kind (`AirQualityObserved`,
+//! `NoiseLevelObserved`, `WeatherObserved`, `Streetlight`, `WasteContainer`,
+//! `CrowdFlowObserved`, `GreenspaceRecord`; a `Device` for other kinds), id
+//! `urn:ngsi-ld:<Type>:<device>`, whose Properties are the latest values of its series under
+//! the model's attribute names and UN/CEFACT unit codes (percentages as the models' 0–1
+//! fractions), each with `observedAt`; `location` is a GeoProperty (the device's position, or its
+//! place's), `refDevice` and `refPointOfInterest` Relationships. Each device is also a `Device`
+//! (`urn:ngsi-ld:Device:<id>`) and each place a `PointOfInterest`. A device's internals (battery,
+//! radio) are never shown.
+//!
+//! Names are expanded and compacted with the request's `@context` (the `Link` header; the core
+//! context without one, so that the models' attributes then come out as full IRIs, as the
+//! standard says). Known contexts are served by agora itself (`/ngsi-ld/v1/jsonldContexts/…`):
+//! the core context and the Smart Data Models' (see `assets/ngsi-ld/README.md`), and `agora.jsonld`,
+//! all of them at once. An unknown context is refused: agora fetches nothing.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use agora_interop::geo::Geometry;
+use agora_interop::jsonld::{Context, Pattern};
+use agora_interop::ngsi as q;
+use agora_interop::sta::filter::{Row, Val};
+use agora_model::{SeriesId, Timestamp, Value};
+use agora_store::catalog::{Device, DeviceFilter, Site};
+use axum::extract::{Path, RawQuery};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+
+use crate::AppState;
+use crate::policy::Scoped;
+
+const CORE_URL: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
+const CORE: &str = include_str!("../assets/ngsi-ld/ngsi-ld-core-context-v1.8.jsonld");
+const CORE_19: &str = include_str!("../assets/ngsi-ld/ngsi-ld-core-context-v1.9.jsonld");
+/// The Smart Data Models' domains agora's entities belong to, with their contexts.
+const DOMAINS: [(&str, &str); 8] = [
+    ("Environment", include_str!("../assets/ngsi-ld/sdm-Environment.jsonld")),
+    ("Weather", include_str!("../assets/ngsi-ld/sdm-Weather.jsonld")),
+    ("Streetlighting", include_str!("../assets/ngsi-ld/sdm-Streetlighting.jsonld")),
+    ("WasteManagement", include_str!("../assets/ngsi-ld/sdm-WasteManagement.jsonld")),
+    ("Transportation", include_str!("../assets/ngsi-ld/sdm-Transportation.jsonld")),
+    ("ParksAndGardens", include_str!("../assets/ngsi-ld/sdm-ParksAndGardens.jsonld")),
+    ("Device", include_str!("../assets/ngsi-ld/sdm-Device.jsonld")),
+    ("PointOfInterest", include_str!("../assets/ngsi-ld/sdm-PointOfInterest.jsonld")),
+];
+/// The domains in `agora.jsonld`, the later winning where two define a name (`temperature`,
+/// `refDevice`…): the environment's models (air, noise) last.
+const AGORA_ORDER: [&str; 8] = [
+    "Device",
+    "PointOfInterest",
+    "ParksAndGardens",
+    "Transportation",
+    "WasteManagement",
+    "Streetlighting",
+    "Weather",
+    "Environment",
+];
+/// Entities one request may list.
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 20;
+
+fn sdm_url(domain: &str) -> String {
+    format!(
+        "https://raw.githubusercontent.com/smart-data-models/dataModel.{domain}/master/context.jsonld"
+    )
+}
+
+fn parse_doc(text: &str) -> Json {
+    serde_json::from_str(text).expect("embedded contexts are valid JSON (checked by the tests)")
+}
+
+/// Terms of the core context.
+static CORE_CTX: LazyLock<Context> = LazyLock::new(|| Context::from_json(&parse_doc(CORE)));
+/// Terms of each domain's context, core first (the core cannot be overridden).
+static DOMAIN_CTX: LazyLock<HashMap<&'static str, Context>> = LazyLock::new(|| {
+    DOMAINS
+        .iter()
+        .map(|(d, text)| {
+            let mut c = Context::from_json(&parse_doc(text));
+            c.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+            (*d, c)
+        })
+        .collect()
+});
+
+/// The context documents agora answers for, by URL: (file name, text).
+fn known_context(url: &str) -> Option<(String, &'static str)> {
+    let url = url.trim();
+    let core_names = ["", "-v1.0", "-v1.3", "-v1.4", "-v1.5", "-v1.6", "-v1.7", "-v1.8"];
+    for scheme in ["https", "http"] {
+        for v in core_names {
+            if url == format!("{scheme}://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context{v}.jsonld") {
+                return Some(("ngsi-ld-core-context-v1.8.jsonld".into(), CORE));
+            }
+        }
+        if url == format!("{scheme}://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld") {
+            return Some(("ngsi-ld-core-context-v1.9.jsonld".into(), CORE_19));
+        }
+    }
+    for (d, text) in DOMAINS {
+        let file = format!("sdm-{d}.jsonld");
+        if url == sdm_url(d)
+            || url == format!("https://smart-data-models.github.io/dataModel.{d}/context.jsonld")
+            || url.ends_with(&format!("/ngsi-ld/v1/jsonldContexts/{file}"))
+        {
+            return Some((file, text));
+        }
+    }
+    None
+}
+
+/// agora's compound context: every domain, then the core.
+fn agora_context_doc(base: &str) -> Json {
+    let mut list: Vec<Json> = AGORA_ORDER
+        .iter()
+        .map(|d| format!("{base}/ngsi-ld/v1/jsonldContexts/sdm-{d}.jsonld").into())
+        .collect();
+    list.push(CORE_URL.into());
+    json!({ "@context": list })
+}
+
+/// An NGSI-LD error: ProblemDetails with the standard's error type.
+#[derive(Debug)]
+pub(crate) struct NgsiError(StatusCode, &'static str, String);
+
+impl NgsiError {
+    fn bad(detail: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, "BadRequestData", detail.into())
+    }
+}
+
+impl IntoResponse for NgsiError {
+    fn into_response(self) -> Response {
+        let title = match self.1 {
+            "BadRequestData" => {
+                "The request includes input data which does not meet the requirements of the operation"
+            }
+            "ResourceNotFound" => "The referred resource has not been found",
+            "OperationNotSupported" => "The operation is not supported",
+            "TooManyResults" => "The query result is too large",
+            "LdContextNotAvailable" => "A remote JSON-LD @context could not be retrieved",
+            "NotAcceptable" => "The requested representation is not available",
+            _ => "Internal error",
+        };
+        let body = json!({
+            "type": format!("https://uri.etsi.org/ngsi-ld/errors/{}", self.1),
+            "title": title,
+            "detail": self.2,
+            "status": self.0.as_u16(),
+        });
+        (
+            self.0,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+type NgsiResult<T> = Result<T, NgsiError>;
+
+/// `GET /ngsi-ld/v1/jsonldContexts/{file}`: the contexts agora knows, and `agora.jsonld`.
+pub(crate) async fn context_file(
+    Scoped(s): Scoped,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let base = crate::open_data::base_url(&s, &headers);
+    let body = if file == "agora.jsonld" {
+        agora_context_doc(&base).to_string()
+    } else {
+        match known_context(&format!("{base}/ngsi-ld/v1/jsonldContexts/{file}")) {
+            Some((_, text)) => text.to_owned(),
+            None => {
+                return NgsiError(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFound",
+                    format!("no context {file}"),
+                )
+                .into_response();
+            }
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/ld+json")], body).into_response()
+}
+
+/// How the answer is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Normalized,
+    KeyValues,
+    Concise,
+}
+
+/// What the request asks.
+struct Ask {
+    /// The request's context: its terms, and what to name in the answer.
+    ctx: Context,
+    ctx_urls: Vec<String>,
+    form: Form,
+    ld: bool,
+    geojson: bool,
+}
+
+fn ask(headers: &HeaderMap, params: &HashMap<String, String>, base: &str) -> NgsiResult<Ask> {
+    // The request's context: the Link header (one), else the core.
+    let links: Vec<&str> =
+        headers.get_all(header::LINK).iter().filter_map(|v| v.to_str().ok()).collect();
+    let ctx_links: Vec<String> = links
+        .iter()
+        .flat_map(|l| l.split(','))
+        .filter(|l| l.contains("http://www.w3.org/ns/json-ld#context"))
+        .filter_map(|l| Some(l.split('<').nth(1)?.split('>').next()?.trim().to_owned()))
+        .collect();
+    if ctx_links.len() > 1 {
+        return Err(NgsiError::bad("only one JSON-LD context Link header is allowed"));
+    }
+    let mut ctx = CORE_CTX.clone();
+    let ctx_urls = match ctx_links.first() {
+        None => vec![CORE_URL.to_owned()],
+        Some(url) if url.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld") => {
+            for d in AGORA_ORDER {
+                if let Some((_, text)) = DOMAINS.iter().find(|(x, _)| *x == d) {
+                    ctx.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
+                }
+            }
+            ctx.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+            vec![url.clone()]
+        }
+        Some(url) => match known_context(url) {
+            Some((_, text)) => {
+                ctx.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
+                ctx.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+                vec![url.clone()]
+            }
+            None => {
+                return Err(NgsiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "LdContextNotAvailable",
+                    format!(
+                        "agora fetches no remote context and does not know {url}: use {base}/ngsi-ld/v1/jsonldContexts/agora.jsonld, a Smart Data Models context (Environment, Weather, Streetlighting, WasteManagement, Transportation, ParksAndGardens, Device, PointOfInterest) or the core context"
+                    ),
+                ));
+            }
+        },
+    };
+    // The representation: format wins over options.
+    let mut form = Form::Normalized;
+    for o in params.get("options").map(|o| o.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+        form = match o.trim() {
+            "keyValues" | "simplified" => Form::KeyValues,
+            "concise" => Form::Concise,
+            "normalized" => Form::Normalized,
+            "sysAttrs" | "count" => form,
+            other => {
+                return Err(NgsiError::bad(format!(
+                    "unknown option {other:?}: keyValues, simplified, concise, normalized, sysAttrs"
+                )));
+            }
+        };
+    }
+    if let Some(f) = params.get("format") {
+        form = match f.as_str() {
+            "keyValues" | "simplified" => Form::KeyValues,
+            "concise" => Form::Concise,
+            "normalized" => Form::Normalized,
+            other => {
+                return Err(NgsiError::bad(format!(
+                    "unknown format {other:?}: normalized, concise, simplified"
+                )));
+            }
+        };
+    }
+    // Accept: the first of json, ld+json, geo+json it names; nothing → json.
+    let accept =
+        headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or("application/json");
+    let mut ld = false;
+    let mut geojson = false;
+    let mut ok = false;
+    for m in accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()) {
+        match m {
+            "application/json" | "*/*" | "application/*" => ok = true,
+            "application/ld+json" => {
+                ld = true;
+                ok = true;
+            }
+            "application/geo+json" => {
+                geojson = true;
+                ok = true;
+            }
+            _ => continue,
+        }
+        break;
+    }
+    if !ok {
+        return Err(NgsiError(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptable",
+            "agora answers application/json, application/ld+json or application/geo+json".into(),
+        ));
+    }
+    Ok(Ask { ctx, ctx_urls, form, ld, geojson })
+}
+
+/// What an attribute is.
+#[derive(Debug, Clone)]
+enum Attr {
+    Property { value: Json, observed_at: Option<Timestamp>, unit_code: Option<&'static str> },
+    Geo(Json),
+    Relationship(String),
+}
+
+/// An entity: its id, its type's IRI and its attributes by IRI.
+#[derive(Debug, Clone)]
+struct Entity {
+    id: String,
+    type_iri: String,
+    attrs: Vec<(String, Attr)>,
+}
+
+/// The type and domain of a device kind.
+fn type_of(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "air_quality" => ("AirQualityObserved", "Environment"),
+        "noise" => ("NoiseLevelObserved", "Environment"),
+        "weather" => ("WeatherObserved", "Weather"),
+        "streetlight" => ("Streetlight", "Streetlighting"),
+        "waste_container" | "bin" => ("WasteContainer", "WasteManagement"),
+        "pedestrian_counter" => ("CrowdFlowObserved", "Transportation"),
+        "soil_moisture" | "soil" => ("GreenspaceRecord", "ParksAndGardens"),
+        _ => ("Device", "Device"),
+    }
+}
+
+/// A property's name in the Smart Data Models, its UN/CEFACT unit code, and the factor from
+/// agora's unit (percentages become the models' fractions).
+fn attribute_of(property: &str) -> (&str, Option<&'static str>, f64) {
+    match property {
+        "pm1" => ("pm1", Some("GQ"), 1.0),
+        "pm2_5" => ("pm25", Some("GQ"), 1.0),
+        "pm10" => ("pm10", Some("GQ"), 1.0),
+        "no2" | "no" | "o3" | "so2" => (property, Some("GQ"), 1.0),
+        "co" => ("co", Some("GP"), 1.0),
+        "co2" => ("co2", Some("59"), 1.0),
+        "aqi" => ("airQualityIndex", None, 1.0),
+        "temperature" => ("temperature", Some("CEL"), 1.0),
+        "relative_humidity" => ("relativeHumidity", Some("C62"), 0.01),
+        "pressure" => ("atmosphericPressure", Some("A97"), 1.0),
+        "wind_speed" => ("windSpeed", Some("MTS"), 1.0),
+        "wind_direction" => ("windDirection", Some("DD"), 1.0),
+        "precipitation" => ("precipitation", Some("MMT"), 1.0),
+        "illuminance" => ("illuminance", Some("LUX"), 1.0),
+        "solar_radiation" => ("solarRadiation", Some("D54"), 1.0),
+        "laeq" => ("LAeq", Some("2N"), 1.0),
+        "lamax" => ("LAmax", Some("2N"), 1.0),
+        "lamin" | "la10" | "la50" | "la90" => (property, Some("2N"), 1.0),
+        "people_in" => ("peopleCountTowards", Some("IE"), 1.0),
+        "people_out" => ("peopleCountAway", Some("IE"), 1.0),
+        "people_count" => ("peopleCount", Some("IE"), 1.0),
+        "power_w" => ("powerConsumption", Some("WTT"), 1.0),
+        "dimming_level" => ("illuminanceLevel", Some("C62"), 0.01),
+        "fill_level" => ("fillingLevel", Some("C62"), 0.01),
+        "bin_temperature" => ("temperature", Some("CEL"), 1.0),
+        "soil_moisture" => ("soilMoistureVwc", Some("C62"), 0.01),
+        "soil_temperature" => ("soilTemperature", Some("CEL"), 1.0),
+        other => (other, None, 1.0),
+    }
+}
+
+/// The IRI of an attribute name in a domain: the model's, or the core's default vocabulary.
+fn iri_in(domain: &str, name: &str) -> String {
+    match DOMAIN_CTX.get(domain) {
+        Some(c) => c.expand(name),
+        None => CORE_CTX.expand(name),
+    }
+}
+
+/// What one request sees of the catalogue, as entities.
+struct World {
+    entities: Vec<Entity>,
+}
+
+fn site_point(site: &Site) -> Option<Json> {
+    if let Some(g) = &site.geometry {
+        return Some(g.clone());
+    }
+    Some(json!({"type": "Point", "coordinates": [site.lon?, site.lat?]}))
+}
+
+fn build(s: &AppState) -> World {
+    let devices: Vec<Device> = s.catalog.devices(&DeviceFilter::default());
+    let sites: HashMap<String, Site> =
+        s.catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
+    let mut by_device: HashMap<String, Vec<(SeriesId, String)>> = HashMap::new();
+    for x in s.catalog.all_series() {
+        if !agora_model::is_device_internal(x.property.as_str()) {
+            by_device.entry(x.device.to_string()).or_default().push((x.id, x.property.to_string()));
+        }
+    }
+    let mut entities = Vec::new();
+    let core_loc = CORE_CTX.expand("location");
+    for d in &devices {
+        let (ty, domain) = type_of(d.kind.as_str());
+        let site = d.site.as_ref().and_then(|x| sites.get(x.as_str()));
+        let position = match (d.lat, d.lon) {
+            (Some(lat), Some(lon)) => Some(json!({"type": "Point", "coordinates": [lon, lat]})),
+            _ => site.and_then(site_point),
+        };
+        let series = by_device.get(d.id.as_str()).cloned().unwrap_or_default();
+        let ids: Vec<SeriesId> = series.iter().map(|x| x.0).collect();
+        let latest = s.store.latest(&ids);
+        let mut attrs: Vec<(String, Attr)> = Vec::new();
+        let mut last: Option<Timestamp> = None;
+        let mut controlled = Vec::new();
+        for ((_, prop), l) in series.iter().zip(latest) {
+            let (name, unit, k) = attribute_of(prop);
+            controlled.push(name.to_owned());
+            let Some((t, v)) = l else { continue };
+            last = Some(last.map_or(t, |x| x.max(t)));
+            let value = match v {
+                Value::F64(x) => json!(x * k),
+                Value::I64(x) if k == 1.0 => json!(x),
+                Value::I64(x) => json!(x as f64 * k),
+                Value::Bool(b) if prop == "lamp_on" => json!(if b { "on" } else { "off" }),
+                Value::Bool(b) => json!(b),
+                Value::Str(x) => json!(x),
+            };
+            let name = if prop == "lamp_on" { "powerState" } else { name };
+            attrs.push((
+                iri_in(domain, name),
+                Attr::Property { value, observed_at: Some(t), unit_code: unit },
+            ));
+        }
+        if let Some(p) = &position {
+            attrs.push((core_loc.clone(), Attr::Geo(p.clone())));
+        }
+        if let Some(t) = last {
+            attrs.push((
+                iri_in(domain, "dateObserved"),
+                Attr::Property {
+                    value: json!({"@type": "DateTime", "@value": t.to_rfc3339()}),
+                    observed_at: None,
+                    unit_code: None,
+                },
+            ));
+        }
+        if let Some(n) = &d.name {
+            attrs.push((
+                iri_in(domain, "name"),
+                Attr::Property { value: json!(n), observed_at: None, unit_code: None },
+            ));
+        }
+        if ty != "Device" {
+            attrs.push((
+                iri_in(domain, "refDevice"),
+                Attr::Relationship(format!("urn:ngsi-ld:Device:{}", d.id)),
+            ));
+        }
+        if let Some(site) = &d.site {
+            attrs.push((
+                iri_in(domain, "refPointOfInterest"),
+                Attr::Relationship(format!("urn:ngsi-ld:PointOfInterest:{site}")),
+            ));
+        }
+        entities.push(Entity {
+            id: format!("urn:ngsi-ld:{ty}:{}", d.id),
+            type_iri: iri_in(domain, ty),
+            attrs,
+        });
+        if ty != "Device" {
+            // The device itself, as the Device model describes it.
+            let mut dev: Vec<(String, Attr)> = Vec::new();
+            let c = |n: &str| iri_in("Device", n);
+            dev.push((
+                c("controlledProperty"),
+                Attr::Property { value: json!(controlled), observed_at: None, unit_code: None },
+            ));
+            dev.push((
+                c("category"),
+                Attr::Property { value: json!(["sensor"]), observed_at: None, unit_code: None },
+            ));
+            if let Some(t) = d.last_seen {
+                dev.push((
+                    c("dateLastValueReported"),
+                    Attr::Property {
+                        value: json!({"@type": "DateTime", "@value": t.to_rfc3339()}),
+                        observed_at: None,
+                        unit_code: None,
+                    },
+                ));
+            }
+            if let Some(n) = &d.name {
+                dev.push((
+                    c("name"),
+                    Attr::Property { value: json!(n), observed_at: None, unit_code: None },
+                ));
+            }
+            if let Some(p) = &position {
+                dev.push((core_loc.clone(), Attr::Geo(p.clone())));
+            }
+            entities.push(Entity {
+                id: format!("urn:ngsi-ld:Device:{}", d.id),
+                type_iri: c("Device"),
+                attrs: dev,
+            });
+        }
+    }
+    let mut places: Vec<&Site> = sites.values().collect();
+    places.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    for p in places {
+        let c = |n: &str| iri_in("PointOfInterest", n);
+        let mut attrs = vec![(
+            c("name"),
+            Attr::Property { value: json!(p.name), observed_at: None, unit_code: None },
+        )];
+        if let Some(g) = site_point(p) {
+            attrs.push((core_loc.clone(), Attr::Geo(g)));
+        }
+        attrs.push((
+            c("category"),
+            Attr::Property {
+                value: json!(["public square or street"]),
+                observed_at: None,
+                unit_code: None,
+            },
+        ));
+        entities.push(Entity {
+            id: format!("urn:ngsi-ld:PointOfInterest:{}", p.id),
+            type_iri: c("PointOfInterest"),
+            attrs,
+        });
+    }
+    entities.sort_by(|a, b| a.id.cmp(&b.id));
+    World { entities }
+}
+
+/// An entity's attributes for `q`, names expanded with the request's context.
+struct EntityRow<'a>(&'a Entity, &'a Context);
+
+impl Row for EntityRow<'_> {
+    fn get(&self, path: &[String]) -> Val {
+        let Some(first) = path.first() else { return Val::Null };
+        let iri = self.1.expand(first);
+        let Some((_, a)) = self.0.attrs.iter().find(|(i, _)| *i == iri) else { return Val::Null };
+        let to_val = |v: &Json| match v {
+            Json::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+            Json::String(s) => Val::Str(s.clone()),
+            Json::Bool(b) => Val::Bool(*b),
+            Json::Object(o) if o.get("@type").and_then(Json::as_str) == Some("DateTime") => o
+                .get("@value")
+                .and_then(Json::as_str)
+                .and_then(agora_interop::sta::filter::parse_time)
+                .map_or(Val::Null, Val::Time),
+            _ => Val::Null,
+        };
+        match (a, path.get(1).map(String::as_str)) {
+            (Attr::Property { value, .. }, None) => to_val(value),
+            (Attr::Property { observed_at: Some(t), .. }, Some("observedAt")) => {
+                Val::Time(t.as_nanos())
+            }
+            (Attr::Property { unit_code: Some(u), .. }, Some("unitCode")) => {
+                Val::Str((*u).to_owned())
+            }
+            (Attr::Property { value, .. }, Some(_)) => {
+                let mut cur = value;
+                for p in &path[1..] {
+                    match cur.get(p) {
+                        Some(v) => cur = v,
+                        None => return Val::Null,
+                    }
+                }
+                to_val(cur)
+            }
+            (Attr::Relationship(o), None) => Val::Str(o.clone()),
+            (Attr::Geo(g), None) => Geometry::from_geojson(g).map_or(Val::Null, Val::Geo),
+            _ => Val::Null,
+        }
+    }
+}
+
+fn params_of(raw: &str) -> NgsiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|e| NgsiError::bad(format!("the query string cannot be read: {e}")))?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if out.insert(k.clone(), v).is_some() {
+            return Err(NgsiError::bad(format!("parameter {k} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// The geo-query of a request, if any: the relation, the geometry, and the property it tests.
+struct GeoQuery {
+    rel: GeoRel,
+    geometry: Geometry,
+    property: String,
+}
+
+enum GeoRel {
+    Near { max: Option<f64>, min: Option<f64> },
+    Within,
+    Contains,
+    Intersects,
+    Equals,
+    Disjoint,
+}
+
+fn geo_query(p: &HashMap<String, String>, ctx: &Context) -> NgsiResult<Option<GeoQuery>> {
+    let (rel, geometry, coords) = (p.get("georel"), p.get("geometry"), p.get("coordinates"));
+    if rel.is_none() && geometry.is_none() && coords.is_none() {
+        return Ok(None);
+    }
+    let (Some(rel), Some(geometry), Some(coords)) = (rel, geometry, coords) else {
+        return Err(NgsiError::bad("a geo-query needs georel, geometry and coordinates together"));
+    };
+    if coords.len() > 256 << 10 {
+        return Err(NgsiError::bad("coordinates are longer than 256 KiB"));
+    }
+    let c: Json = serde_json::from_str(coords)
+        .map_err(|e| NgsiError::bad(format!("coordinates are not a JSON array: {e}")))?;
+    let g = Geometry::from_geojson(&json!({"type": geometry, "coordinates": c}))
+        .map_err(|e| NgsiError::bad(e.0))?;
+    let mut parts = rel.split(';');
+    let rel = match parts.next().unwrap_or("") {
+        "near" => {
+            let (mut max, mut min) = (None, None);
+            for part in parts {
+                let (k, v) = part
+                    .split_once("==")
+                    .ok_or_else(|| NgsiError::bad(format!("bad georel modifier {part:?}")))?;
+                let v: f64 =
+                    v.parse().ok().filter(|x: &f64| x.is_finite() && *x >= 0.0).ok_or_else(
+                        || NgsiError::bad(format!("{k} must be a distance in metres, not {v:?}")),
+                    )?;
+                match k {
+                    "maxDistance" => max = Some(v),
+                    "minDistance" => min = Some(v),
+                    _ => {
+                        return Err(NgsiError::bad(format!(
+                            "bad georel modifier {k:?}: maxDistance or minDistance"
+                        )));
+                    }
+                }
+            }
+            if max.is_none() && min.is_none() {
+                return Err(NgsiError::bad(
+                    "near needs maxDistance==<metres> or minDistance==<metres>",
+                ));
+            }
+            GeoRel::Near { max, min }
+        }
+        "within" => GeoRel::Within,
+        "contains" => GeoRel::Contains,
+        "intersects" => GeoRel::Intersects,
+        "equals" => GeoRel::Equals,
+        "disjoint" => GeoRel::Disjoint,
+        "overlaps" => {
+            return Err(NgsiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "OperationNotSupported",
+                "georel=overlaps is not supported".into(),
+            ));
+        }
+        other => {
+            return Err(NgsiError::bad(format!(
+                "unknown georel {other:?}: near, within, contains, intersects, equals, disjoint"
+            )));
+        }
+    };
+    let property = ctx.expand(p.get("geoproperty").map_or("location", String::as_str));
+    Ok(Some(GeoQuery { rel, geometry: g, property }))
+}
+
+impl GeoQuery {
+    fn holds(&self, e: &Entity) -> bool {
+        let Some(g) = e.attrs.iter().find_map(|(i, a)| match a {
+            Attr::Geo(g) if *i == self.property => Geometry::from_geojson(g).ok(),
+            _ => None,
+        }) else {
+            return false;
+        };
+        match &self.rel {
+            GeoRel::Near { max, min } => {
+                let d = g.distance_m(&self.geometry);
+                max.is_none_or(|m| d <= m) && min.is_none_or(|m| d >= m)
+            }
+            GeoRel::Within => g.within(&self.geometry),
+            GeoRel::Contains => self.geometry.within(&g),
+            GeoRel::Intersects => g.intersects(&self.geometry),
+            GeoRel::Equals => g.equals(&self.geometry),
+            GeoRel::Disjoint => !g.intersects(&self.geometry),
+        }
+    }
+}
+
+/// The entities a query selects, before paging.
+fn select(world: World, p: &HashMap<String, String>, ask: &Ask) -> NgsiResult<Vec<Entity>> {
+    let types: Option<Vec<String>> =
+        p.get("type").map(|t| t.split([',', '|']).map(|x| ask.ctx.expand(x.trim())).collect());
+    let ids: Option<Vec<&str>> = p.get("id").map(|i| i.split(',').map(str::trim).collect());
+    let pattern = match p.get("idPattern") {
+        Some(pat) => Some(Pattern::parse(pat).map_err(NgsiError::bad)?),
+        None => None,
+    };
+    let attrs: Option<Vec<String>> =
+        p.get("attrs").map(|a| a.split(',').map(|x| ask.ctx.expand(x.trim())).collect());
+    let query = match p.get("q") {
+        Some(text) => Some(q::parse(text).map_err(|e| {
+            if e.unsupported {
+                NgsiError(StatusCode::UNPROCESSABLE_ENTITY, "OperationNotSupported", e.message)
+            } else {
+                NgsiError::bad(e.message)
+            }
+        })?),
+        None => None,
+    };
+    let geo = geo_query(p, &ask.ctx)?;
+    if types.is_none()
+        && attrs.is_none()
+        && query.is_none()
+        && geo.is_none()
+        && ids.is_none()
+        && pattern.is_none()
+    {
+        return Err(NgsiError::bad(
+            "give at least one of type, attrs, q, georel (or id, idPattern)",
+        ));
+    }
+    Ok(world
+        .entities
+        .into_iter()
+        .filter(|e| types.as_ref().is_none_or(|t| t.contains(&e.type_iri)))
+        .filter(|e| ids.as_ref().is_none_or(|i| i.contains(&e.id.as_str())))
+        .filter(|e| pattern.as_ref().is_none_or(|p| p.is_match(&e.id)))
+        .filter(|e| attrs.as_ref().is_none_or(|a| e.attrs.iter().any(|(i, _)| a.contains(i))))
+        .filter(|e| query.as_ref().is_none_or(|q| q.matches(&EntityRow(e, &ask.ctx))))
+        .filter(|e| geo.as_ref().is_none_or(|g| g.holds(e)))
+        .map(|mut e| {
+            if let Some(a) = &attrs {
+                e.attrs.retain(|(i, _)| a.contains(i));
+            }
+            e
+        })
+        .collect())
+}
+
+/// One entity in the asked representation.
+fn render(e: &Entity, ask: &Ask) -> Json {
+    let mut o = Map::new();
+    o.insert("id".into(), e.id.clone().into());
+    o.insert("type".into(), ask.ctx.compact(&e.type_iri).into());
+    for (iri, a) in &e.attrs {
+        let v = match (a, ask.form) {
+            (Attr::Property { value, .. }, Form::KeyValues) => value.clone(),
+            (Attr::Geo(g), Form::KeyValues) => g.clone(),
+            (Attr::Relationship(r), Form::KeyValues) => r.clone().into(),
+            (Attr::Property { value, observed_at, unit_code }, form) => {
+                let mut p = Map::new();
+                if form == Form::Normalized {
+                    p.insert("type".into(), "Property".into());
+                }
+                p.insert("value".into(), value.clone());
+                if let Some(t) = observed_at {
+                    p.insert("observedAt".into(), t.to_rfc3339().into());
+                }
+                if let Some(u) = unit_code {
+                    p.insert("unitCode".into(), (*u).into());
+                }
+                if form == Form::Concise && p.len() == 1 { value.clone() } else { Json::Object(p) }
+            }
+            (Attr::Geo(g), Form::Normalized) => json!({"type": "GeoProperty", "value": g}),
+            (Attr::Geo(g), _) => json!({"value": g}),
+            (Attr::Relationship(r), Form::Normalized) => {
+                json!({"type": "Relationship", "object": r})
+            }
+            (Attr::Relationship(r), _) => json!({"object": r}),
+        };
+        o.insert(ask.ctx.compact(iri), v);
+    }
+    if ask.ld && !ask.geojson {
+        o.insert("@context".into(), context_value(ask));
+    }
+    Json::Object(o)
+}
+
+fn context_value(ask: &Ask) -> Json {
+    if ask.ctx_urls.len() == 1 {
+        ask.ctx_urls[0].clone().into()
+    } else {
+        ask.ctx_urls.clone().into()
+    }
+}
+
+fn feature(e: &Entity, ask: &Ask) -> Json {
+    let loc = CORE_CTX.expand("location");
+    let geometry = e.attrs.iter().find_map(|(i, a)| match a {
+        Attr::Geo(g) if *i == loc => Some(g.clone()),
+        _ => None,
+    });
+    let Json::Object(mut props) = render(e, ask) else { return Json::Null };
+    let id = props.remove("id").unwrap_or(Json::Null);
+    json!({"id": id, "type": "Feature", "geometry": geometry, "properties": props})
+}
+
+/// Write the answer: the body, and the context as a Link header when it is not in the body.
+fn respond(
+    status: StatusCode,
+    body: Json,
+    ask: &Ask,
+    extra: Vec<(header::HeaderName, String)>,
+) -> Response {
+    let ct = if ask.geojson {
+        "application/geo+json"
+    } else if ask.ld {
+        "application/ld+json"
+    } else {
+        "application/json"
+    };
+    let mut r = (status, [(header::CONTENT_TYPE, ct)], body.to_string()).into_response();
+    if !ask.ld
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "<{}>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
+            ask.ctx_urls[0]
+        ))
+    {
+        r.headers_mut().insert(header::LINK, v);
+    }
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
+}
+
+/// `GET /ngsi-ld/v1/entities`: Query Entities.
+pub(crate) async fn entities(
+    Scoped(s): Scoped,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let run = || -> NgsiResult<Response> {
+        let base = crate::open_data::base_url(&s, &headers);
+        let p = params_of(raw.as_deref().unwrap_or(""))?;
+        let ask = ask(&headers, &p, &base)?;
+        let count = match p.get("count").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(NgsiError::bad(format!("count is true or false, not {other:?}")));
+            }
+        };
+        let limit = match p.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| NgsiError::bad(format!("limit must be a whole number, not {l:?}")))?,
+        };
+        if limit > MAX_LIMIT {
+            return Err(NgsiError(
+                StatusCode::FORBIDDEN,
+                "TooManyResults",
+                format!("limit {limit} is above {MAX_LIMIT}: page with offset"),
+            ));
+        }
+        if limit == 0 && !count {
+            return Err(NgsiError::bad("limit=0 goes with count=true"));
+        }
+        let offset = match p.get("offset") {
+            None => 0,
+            Some(o) => o
+                .parse::<usize>()
+                .map_err(|_| NgsiError::bad(format!("offset must be a whole number, not {o:?}")))?,
+        };
+        let all = select(build(&s), &p, &ask)?;
+        let total = all.len();
+        let page: Vec<&Entity> = all.iter().skip(offset).take(limit).collect();
+        let body = if ask.geojson {
+            let mut fc = json!({"type": "FeatureCollection", "features": page.iter().map(|e| feature(e, &ask)).collect::<Vec<_>>()});
+            fc["@context"] = context_value(&ask);
+            fc
+        } else {
+            Json::Array(page.iter().map(|e| render(e, &ask)).collect())
+        };
+        let mut extra = Vec::new();
+        if count {
+            extra
+                .push((header::HeaderName::from_static("ngsild-results-count"), total.to_string()));
+        }
+        if offset + page.len() < total && limit > 0 {
+            let mut next = p.clone();
+            next.insert("offset".into(), (offset + limit).to_string());
+            next.insert("limit".into(), limit.to_string());
+            let mut pairs: Vec<(String, String)> = next.into_iter().collect();
+            pairs.sort();
+            let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+            extra.push((
+                header::LINK,
+                format!(
+                    "<{base}/ngsi-ld/v1/entities?{qs}>; rel=\"next\"; type=\"application/ld+json\""
+                ),
+            ));
+        }
+        Ok(respond(StatusCode::OK, body, &ask, extra))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /ngsi-ld/v1/entities/{id}`: Retrieve Entity.
+pub(crate) async fn entity(
+    Scoped(s): Scoped,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let run = || -> NgsiResult<Response> {
+        let base = crate::open_data::base_url(&s, &headers);
+        let mut p = params_of(raw.as_deref().unwrap_or(""))?;
+        let ask = ask(&headers, &p, &base)?;
+        if !id.contains(':') {
+            return Err(NgsiError::bad(format!(
+                "entity id {id:?} is not a URI (urn:ngsi-ld:<Type>:<id>)"
+            )));
+        }
+        p.insert("id".into(), id.clone());
+        let found = select(build(&s), &p, &ask)?;
+        let Some(e) = found.first() else {
+            return Err(NgsiError(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!("no entity {id}"),
+            ));
+        };
+        let body = if ask.geojson {
+            let mut f = feature(e, &ask);
+            f["@context"] = context_value(&ask);
+            f
+        } else {
+            render(e, &ask)
+        };
+        Ok(respond(StatusCode::OK, body, &ask, Vec::new()))
+    };
+    run().unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,320 @@
+//! NGSI-LD (`/ngsi-ld/v1`) on a small city whose answers are known: an air station (PM10 12.5
+//! µg/m³, relative humidity 54 %), a sound level meter (61.5 dB) standing on its place's
+//! position, a lamp that is lit.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN, TestApp};
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600;
+const ENV: &str = "https://smartdatamodels.org/dataModel.Environment/";
+
+async fn city() -> TestApp {
+    let app = TestApp::spawn().await;
+    for d in [
+        json!({"id": "aq-1", "kind": "air_quality", "site": "hotel-de-ville", "commune": "13001", "lat": 43.53, "lon": 5.447, "name": "Station Hôtel de Ville"}),
+        json!({"id": "noise-1", "kind": "noise", "site": "hotel-de-ville", "commune": "13001"}),
+        json!({"id": "lamp-1", "kind": "streetlight", "commune": "13001", "lat": 43.52, "lon": 5.44}),
+    ] {
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    app.write(&format!(
+        "air_quality,device=aq-1 pm10=12.5,relative_humidity=54 {T0}\nnoise,device=noise-1 laeq=61.5 {}\nstreetlight,device=lamp-1 lamp_on=true {T0}\n",
+        T0 + 60
+    ))
+    .await;
+    app
+}
+
+fn agora_ctx(app: &TestApp) -> String {
+    format!(
+        "<http://{}/ngsi-ld/v1/jsonldContexts/agora.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"; type=\"application/ld+json\"",
+        app.addr
+    )
+}
+
+async fn get(
+    app: &TestApp,
+    path: &str,
+    link: Option<&str>,
+    accept: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut r = app.get(&format!("/ngsi-ld/v1/{path}")).bearer_auth(ADMIN);
+    if let Some(l) = link {
+        r = r.header("Link", l);
+    }
+    if let Some(a) = accept {
+        r = r.header("Accept", a);
+    }
+    let r = r.send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn ids(v: &Value) -> Vec<&str> {
+    v.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn devices_are_smart_data_model_entities() {
+    let app = city().await;
+    let link = agora_ctx(&app);
+    let (status, headers, v) =
+        get(&app, "entities?type=AirQualityObserved", Some(&link), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(ids(&v), ["urn:ngsi-ld:AirQualityObserved:aq-1"]);
+    let e = &v[0];
+    assert_eq!(e["type"], "AirQualityObserved");
+    assert_eq!(
+        e["pm10"],
+        json!({"type": "Property", "value": 12.5, "observedAt": "2026-01-01T00:00:00Z", "unitCode": "GQ"})
+    );
+    // The models' humidity is a fraction.
+    assert_eq!(e["relativeHumidity"]["value"], 0.54);
+    assert_eq!(e["relativeHumidity"]["unitCode"], "C62");
+    assert_eq!(
+        e["location"],
+        json!({"type": "GeoProperty", "value": {"type": "Point", "coordinates": [5.447, 43.53]}})
+    );
+    assert_eq!(
+        e["refDevice"],
+        json!({"type": "Relationship", "object": "urn:ngsi-ld:Device:aq-1"})
+    );
+    assert_eq!(e["refPointOfInterest"]["object"], "urn:ngsi-ld:PointOfInterest:hotel-de-ville");
+    assert_eq!(e["name"]["value"], "Station Hôtel de Ville");
+    assert_eq!(
+        e["dateObserved"]["value"],
+        json!({"@type": "DateTime", "@value": "2026-01-01T00:00:00Z"})
+    );
+    assert!(e.get("@context").is_none(), "application/json: the context is in the Link header");
+    let l = headers["link"].to_str().unwrap();
+    assert!(
+        l.contains("agora.jsonld") && l.contains("rel=\"http://www.w3.org/ns/json-ld#context\""),
+        "{l}"
+    );
+    // The other kinds, and the device and the place themselves.
+    let (_, _, v) =
+        get(&app, "entities?type=NoiseLevelObserved,Streetlight", Some(&link), None).await;
+    assert_eq!(
+        ids(&v),
+        ["urn:ngsi-ld:NoiseLevelObserved:noise-1", "urn:ngsi-ld:Streetlight:lamp-1"]
+    );
+    assert_eq!(v[0]["LAeq"]["unitCode"], "2N");
+    assert_eq!(v[1]["powerState"]["value"], "on");
+    let (status, _, d) = get(&app, "entities/urn:ngsi-ld:Device:aq-1", Some(&link), None).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["type"], "Device");
+    assert_eq!(d["controlledProperty"]["value"], json!(["pm10", "relativeHumidity"]));
+    let (_, _, p) =
+        get(&app, "entities/urn:ngsi-ld:PointOfInterest:hotel-de-ville", Some(&link), None).await;
+    assert_eq!(p["type"], "PointOfInterest");
+    // Without a context, the models' names are full IRIs (the core's are short), as the
+    // standard says; a type is then given by its IRI.
+    let (_, headers, v) =
+        get(&app, &format!("entities?type={ENV}AirQualityObserved"), None, None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:AirQualityObserved:aq-1"]);
+    assert_eq!(v[0]["type"], format!("{ENV}AirQualityObserved"));
+    assert_eq!(v[0][format!("{ENV}pm10")]["value"], 12.5);
+    assert!(v[0]["location"].is_object());
+    assert!(headers["link"].to_str().unwrap().contains("ngsi-ld-core-context"));
+    let (_, _, v) = get(&app, "entities?type=AirQualityObserved", None, None).await;
+    assert_eq!(v, json!([]), "a short name of no context matches nothing");
+    // With the Environment model's own context, as its examples name it.
+    let env = "<https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\"";
+    let (_, _, v) = get(&app, "entities?type=AirQualityObserved&attrs=pm10", Some(env), None).await;
+    assert_eq!(v[0]["pm10"]["value"], 12.5);
+    assert!(v[0].get("relativeHumidity").is_none(), "attrs keeps the listed attributes only");
+}
+
+#[tokio::test]
+async fn representations_queries_and_pages() {
+    let app = city().await;
+    let link = agora_ctx(&app);
+    let (_, _, v) =
+        get(&app, "entities?type=AirQualityObserved&options=keyValues", Some(&link), None).await;
+    assert_eq!(v[0]["pm10"], 12.5);
+    assert_eq!(v[0]["refDevice"], "urn:ngsi-ld:Device:aq-1");
+    let (_, _, v) = get(
+        &app,
+        "entities?type=AirQualityObserved&format=concise&options=keyValues",
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v[0]["pm10"],
+        json!({"value": 12.5, "observedAt": "2026-01-01T00:00:00Z", "unitCode": "GQ"}),
+        "format wins over options"
+    );
+    assert_eq!(v[0]["refDevice"], json!({"object": "urn:ngsi-ld:Device:aq-1"}));
+    // ld+json: the context in the body.
+    let (_, headers, v) =
+        get(&app, "entities?type=AirQualityObserved", Some(&link), Some("application/ld+json"))
+            .await;
+    assert!(v[0]["@context"].as_str().unwrap().ends_with("agora.jsonld"));
+    assert_eq!(headers["content-type"], "application/ld+json");
+    // GeoJSON.
+    let (_, _, v) =
+        get(&app, "entities?type=Streetlight", Some(&link), Some("application/geo+json")).await;
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(
+        v["features"][0]["geometry"],
+        json!({"type": "Point", "coordinates": [5.44, 43.52]})
+    );
+    assert_eq!(v["features"][0]["id"], "urn:ngsi-ld:Streetlight:lamp-1");
+    // q, by value, by sub-attribute, on the models' names.
+    let q = |s: &str| format!("entities?q={}", urlencode(s));
+    let (_, _, v) = get(&app, &q("pm10>10;pm10<=12.5"), Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:AirQualityObserved:aq-1"]);
+    let (_, _, v) = get(&app, &q("pm10>12.5|LAeq==61.5"), Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:NoiseLevelObserved:noise-1"]);
+    let (_, _, v) = get(&app, &q("LAeq.observedAt>=2026-01-01T00:01:00Z"), Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:NoiseLevelObserved:noise-1"]);
+    let (_, _, v) = get(&app, &q("refDevice==urn:ngsi-ld:Device:aq-1"), Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:AirQualityObserved:aq-1"]);
+    // Geo-queries: near in metres, within a polygon.
+    let (_, _, v) = get(&app, "entities?type=Streetlight,AirQualityObserved&georel=near%3BmaxDistance%3D%3D100&geometry=Point&coordinates=%5B5.4401,43.5201%5D", Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:Streetlight:lamp-1"]);
+    let (_, _, v) = get(&app, "entities?type=Streetlight,AirQualityObserved&georel=within&geometry=Polygon&coordinates=%5B%5B%5B5.44,43.525%5D,%5B5.45,43.525%5D,%5B5.45,43.535%5D,%5B5.44,43.535%5D,%5B5.44,43.525%5D%5D%5D", Some(&link), None).await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:AirQualityObserved:aq-1"]);
+    // idPattern, pages and the count.
+    let (status, headers, v) = get(
+        &app,
+        "entities?idPattern=%5Eurn:ngsi-ld:Device:.*&limit=2&count=true",
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(ids(&v), ["urn:ngsi-ld:Device:aq-1", "urn:ngsi-ld:Device:lamp-1"]);
+    assert_eq!(headers["ngsild-results-count"], "3");
+    let next = headers
+        .get_all("link")
+        .iter()
+        .map(|l| l.to_str().unwrap())
+        .find(|l| l.contains("rel=\"next\""))
+        .unwrap();
+    assert!(next.contains("offset=2"), "{next}");
+    let (_, headers, v) = get(
+        &app,
+        "entities?idPattern=%5Eurn:ngsi-ld:Device:.*&limit=2&offset=2",
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&v), ["urn:ngsi-ld:Device:noise-1"]);
+    assert!(headers.get_all("link").iter().all(|l| !l.to_str().unwrap().contains("rel=\"next\"")));
+    // The contexts agora serves are the published ones.
+    let r = app.get("/ngsi-ld/v1/jsonldContexts/sdm-Environment.jsonld").send().await.unwrap();
+    assert_eq!(r.status(), 200, "contexts are public");
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["@context"]["pm10"], format!("{ENV}pm10"));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_requests_get_problem_details() {
+    let app = city().await;
+    let link = agora_ctx(&app);
+    for (path, link, accept, status, kind, why) in [
+        (
+            "entities?type=A&q=pm10%3E",
+            Some(link.as_str()),
+            None,
+            400,
+            "BadRequestData",
+            "ends where a value",
+        ),
+        (
+            "entities?type=A&q=name~%3D%22x%22",
+            Some(&link),
+            None,
+            422,
+            "OperationNotSupported",
+            "~=",
+        ),
+        ("entities?type=A&limit=2000", Some(&link), None, 403, "TooManyResults", "above 1000"),
+        ("entities?type=A&limit=0", Some(&link), None, 400, "BadRequestData", "count=true"),
+        ("entities?limit=5", Some(&link), None, 400, "BadRequestData", "at least one of"),
+        (
+            "entities?type=A&options=fancy",
+            Some(&link),
+            None,
+            400,
+            "BadRequestData",
+            "unknown option",
+        ),
+        (
+            "entities?type=A&georel=near&geometry=Point&coordinates=%5B1,2%5D",
+            Some(&link),
+            None,
+            400,
+            "BadRequestData",
+            "maxDistance",
+        ),
+        (
+            "entities?type=A&georel=within&geometry=Point",
+            Some(&link),
+            None,
+            400,
+            "BadRequestData",
+            "together",
+        ),
+        (
+            "entities?type=A&georel=within&geometry=Point&coordinates=%5B200,2%5D",
+            Some(&link),
+            None,
+            400,
+            "BadRequestData",
+            "WGS 84",
+        ),
+        (
+            "entities?type=A",
+            Some("<https://example.org/ctx.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\""),
+            None,
+            503,
+            "LdContextNotAvailable",
+            "fetches no remote context",
+        ),
+        (
+            "entities?type=A",
+            Some(&link),
+            Some("text/csv"),
+            406,
+            "NotAcceptable",
+            "application/json",
+        ),
+        (
+            "entities/urn:ngsi-ld:Device:nobody",
+            Some(&link),
+            None,
+            404,
+            "ResourceNotFound",
+            "no entity",
+        ),
+        ("entities/not-a-uri", Some(&link), None, 400, "BadRequestData", "not a URI"),
+        ("entities?idPattern=(a%7Cb)", Some(&link), None, 400, "BadRequestData", "not supported"),
+    ] {
+        let (s, headers, v) = get(&app, path, link, accept).await;
+        assert_eq!(s, status, "{path}: {v}");
+        assert_eq!(headers["content-type"], "application/json", "{path}");
+        assert_eq!(v["type"], format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"), "{path}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(why), "{path}: {v}");
+        assert!(v["title"].is_string());
+    }
+    // A geometry past 10,000 positions (agora_interop::geo's tests) cannot even be written in a
+    // URI: the HTTP stack caps one at 64 KiB.
+}
