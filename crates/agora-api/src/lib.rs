@@ -282,6 +282,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/ngsi-ld/v1/entities/", get(ngsi::entities))
         .route("/ngsi-ld/v1/entities/{id}", get(ngsi::entity))
         .route("/ngsi-ld/v1/jsonldContexts/{file}", get(ngsi::context_file))
+        .route("/ngsi-ld/v1/temporal/entities", get(ngsi::temporal_entities))
+        .route("/ngsi-ld/v1/temporal/entities/", get(ngsi::temporal_entities))
+        .route("/ngsi-ld/v1/temporal/entities/{id}", get(ngsi::temporal_entity))
         // OGC SensorThings API 1.1.
         .route("/v1.1", get(sta::root))
         .route("/v1.1/", get(sta::root))

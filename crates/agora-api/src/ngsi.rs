@@ -255,7 +255,9 @@ fn ask(headers: &HeaderMap, params: &HashMap<String, String>, base: &str) -> Ngs
             "keyValues" | "simplified" => Form::KeyValues,
             "concise" => Form::Concise,
             "normalized" => Form::Normalized,
-            "sysAttrs" | "count" => form,
+            // The temporal representations (read by the temporal API), sysAttrs, and the
+            // `count` some clients put here.
+            "sysAttrs" | "count" | "temporalValues" | "aggregatedValues" => form,
             other => {
                 return Err(NgsiError::bad(format!(
                     "unknown option {other:?}: keyValues, simplified, concise, normalized, sysAttrs"
@@ -268,6 +270,7 @@ fn ask(headers: &HeaderMap, params: &HashMap<String, String>, base: &str) -> Ngs
             "keyValues" | "simplified" => Form::KeyValues,
             "concise" => Form::Concise,
             "normalized" => Form::Normalized,
+            "temporalValues" | "aggregatedValues" => form,
             other => {
                 return Err(NgsiError::bad(format!(
                     "unknown format {other:?}: normalized, concise, simplified"
@@ -320,6 +323,19 @@ struct Entity {
     id: String,
     type_iri: String,
     attrs: Vec<(String, Attr)>,
+    /// The series behind each measured attribute (by IRI), for the temporal API.
+    sources: HashMap<String, Source>,
+}
+
+/// Where an attribute's values come from, and how they are written.
+#[derive(Debug, Clone)]
+struct Source {
+    series: SeriesId,
+    property: String,
+    unit: String,
+    /// From agora's unit to the model's (percentages to fractions).
+    factor: f64,
+    unit_code: Option<&'static str>,
 }
 
 /// The type and domain of a device kind.
@@ -395,10 +411,14 @@ fn build(s: &AppState) -> World {
     let devices: Vec<Device> = s.catalog.devices(&DeviceFilter::default());
     let sites: HashMap<String, Site> =
         s.catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
-    let mut by_device: HashMap<String, Vec<(SeriesId, String)>> = HashMap::new();
+    let mut by_device: HashMap<String, Vec<(SeriesId, String, String)>> = HashMap::new();
     for x in s.catalog.all_series() {
         if !agora_model::is_device_internal(x.property.as_str()) {
-            by_device.entry(x.device.to_string()).or_default().push((x.id, x.property.to_string()));
+            by_device.entry(x.device.to_string()).or_default().push((
+                x.id,
+                x.property.to_string(),
+                x.unit.clone(),
+            ));
         }
     }
     let mut entities = Vec::new();
@@ -414,11 +434,23 @@ fn build(s: &AppState) -> World {
         let ids: Vec<SeriesId> = series.iter().map(|x| x.0).collect();
         let latest = s.store.latest(&ids);
         let mut attrs: Vec<(String, Attr)> = Vec::new();
+        let mut sources = HashMap::new();
         let mut last: Option<Timestamp> = None;
         let mut controlled = Vec::new();
-        for ((_, prop), l) in series.iter().zip(latest) {
+        for ((sid, prop, u), l) in series.iter().zip(latest) {
             let (name, unit, k) = attribute_of(prop);
             controlled.push(name.to_owned());
+            let iri = iri_in(domain, if prop == "lamp_on" { "powerState" } else { name });
+            sources.insert(
+                iri.clone(),
+                Source {
+                    series: *sid,
+                    property: prop.clone(),
+                    unit: u.clone(),
+                    factor: k,
+                    unit_code: unit,
+                },
+            );
             let Some((t, v)) = l else { continue };
             last = Some(last.map_or(t, |x| x.max(t)));
             let value = match v {
@@ -429,11 +461,7 @@ fn build(s: &AppState) -> World {
                 Value::Bool(b) => json!(b),
                 Value::Str(x) => json!(x),
             };
-            let name = if prop == "lamp_on" { "powerState" } else { name };
-            attrs.push((
-                iri_in(domain, name),
-                Attr::Property { value, observed_at: Some(t), unit_code: unit },
-            ));
+            attrs.push((iri, Attr::Property { value, observed_at: Some(t), unit_code: unit }));
         }
         if let Some(p) = &position {
             attrs.push((core_loc.clone(), Attr::Geo(p.clone())));
@@ -470,6 +498,7 @@ fn build(s: &AppState) -> World {
             id: format!("urn:ngsi-ld:{ty}:{}", d.id),
             type_iri: iri_in(domain, ty),
             attrs,
+            sources,
         });
         if ty != "Device" {
             // The device itself, as the Device model describes it.
@@ -506,6 +535,7 @@ fn build(s: &AppState) -> World {
                 id: format!("urn:ngsi-ld:Device:{}", d.id),
                 type_iri: c("Device"),
                 attrs: dev,
+                sources: HashMap::new(),
             });
         }
     }
@@ -532,6 +562,7 @@ fn build(s: &AppState) -> World {
             id: format!("urn:ngsi-ld:PointOfInterest:{}", p.id),
             type_iri: c("PointOfInterest"),
             attrs,
+            sources: HashMap::new(),
         });
     }
     entities.sort_by(|a, b| a.id.cmp(&b.id));
@@ -946,4 +977,366 @@ pub(crate) async fn entity(
         Ok(respond(StatusCode::OK, body, &ask, Vec::new()))
     };
     run().unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Most instances of one attribute a temporal answer holds; past it, the answer is 206 with
+/// the range it covers (`Content-Range`), oldest first (or the newest with `lastN`).
+const MAX_INSTANCES: usize = 10_000;
+
+/// The temporal part of a request.
+struct Temporal {
+    from: Timestamp,
+    to: Timestamp,
+    last_n: Option<usize>,
+    values: bool,
+    aggregate: Option<(Vec<String>, Option<std::time::Duration>)>,
+}
+
+fn temporal_params(p: &HashMap<String, String>) -> NgsiResult<Temporal> {
+    let time = |k: &str| -> NgsiResult<Option<Timestamp>> {
+        match p.get(k) {
+            None => Ok(None),
+            Some(v) => agora_interop::sta::filter::parse_time(v)
+                .map(|t| Some(Timestamp::from_nanos(t)))
+                .ok_or_else(|| {
+                    NgsiError::bad(format!(
+                        "{k} {v:?} is not a date-time like 2026-01-01T00:00:00Z"
+                    ))
+                }),
+        }
+    };
+    let (at, end) = (time("timeAt")?, time("endTimeAt")?);
+    let (from, to) = match (p.get("timerel").map(String::as_str), at, end) {
+        (None, None, None) => (Timestamp::from_nanos(i64::MIN), Timestamp::from_nanos(i64::MAX)),
+        (Some("before"), Some(t), _) => (Timestamp::from_nanos(i64::MIN), t),
+        (Some("after"), Some(t), _) => (t, Timestamp::from_nanos(i64::MAX)),
+        (Some("between"), Some(a), Some(b)) if a < b => (a, b),
+        (Some("between"), Some(_), Some(_)) => {
+            return Err(NgsiError::bad("endTimeAt must be after timeAt"));
+        }
+        (Some("between"), _, None) => {
+            return Err(NgsiError::bad("timerel=between needs timeAt and endTimeAt"));
+        }
+        (Some(r @ ("before" | "after" | "between")), None, _) => {
+            return Err(NgsiError::bad(format!("timerel={r} needs timeAt")));
+        }
+        (Some(r), _, _) => {
+            return Err(NgsiError::bad(format!("unknown timerel {r:?}: before, after, between")));
+        }
+        (None, _, _) => return Err(NgsiError::bad("timeAt goes with timerel")),
+    };
+    let last_n = match p.get("lastN") {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            NgsiError::bad(format!("lastN must be a whole number of at least 1, not {n:?}"))
+        })?),
+    };
+    let opts: Vec<&str> = p
+        .get("format")
+        .or(p.get("options"))
+        .map(|o| o.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let values = opts.contains(&"temporalValues");
+    let methods: Option<Vec<String>> =
+        p.get("aggrMethods").map(|m| m.split(',').map(|x| x.trim().to_owned()).collect());
+    let aggregated = opts.contains(&"aggregatedValues") || methods.is_some();
+    if values && aggregated {
+        return Err(NgsiError::bad("temporalValues and aggregatedValues exclude each other"));
+    }
+    let aggregate = if aggregated {
+        let methods =
+            methods.ok_or_else(|| NgsiError::bad("aggregatedValues needs aggrMethods"))?;
+        for m in &methods {
+            match m.as_str() {
+                "totalCount" | "sum" | "avg" | "min" | "max" => {}
+                "distinctCount" | "stddev" | "sumsq" => {
+                    return Err(NgsiError(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "OperationNotSupported",
+                        format!("aggrMethods {m} is not supported: totalCount, sum, avg, min, max"),
+                    ));
+                }
+                other => return Err(NgsiError::bad(format!("unknown aggrMethods {other:?}"))),
+            }
+        }
+        let period = match p.get("aggrPeriodDuration").map(String::as_str) {
+            None | Some("PT0S" | "P0D") => None,
+            Some(d) => Some(iso_duration(d)?),
+        };
+        Some((methods, period))
+    } else {
+        None
+    };
+    Ok(Temporal { from, to, last_n, values, aggregate })
+}
+
+/// `PnW`, `PnDTnHnMnS` (no years or months: their length varies).
+fn iso_duration(d: &str) -> NgsiResult<std::time::Duration> {
+    let bad = || {
+        NgsiError::bad(format!(
+            "aggrPeriodDuration {d:?}: an ISO 8601 duration like PT1H, P1D or P1W"
+        ))
+    };
+    let rest = d.strip_prefix('P').ok_or_else(bad)?;
+    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut secs: u64 = 0;
+    let mut take = |part: &str, units: &[(char, u64)]| -> NgsiResult<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let Some((_, k)) = units.iter().find(|(u, _)| *u == c) else {
+                if c == 'Y' || c == 'M' {
+                    return Err(NgsiError(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "OperationNotSupported",
+                        format!(
+                            "aggrPeriodDuration {d:?}: years and months are not supported (their length varies)"
+                        ),
+                    ));
+                }
+                return Err(bad());
+            };
+            let n: u64 = num.parse().map_err(|_| bad())?;
+            secs = secs.checked_add(n.checked_mul(*k).ok_or_else(bad)?).ok_or_else(bad)?;
+            num.clear();
+        }
+        if num.is_empty() { Ok(()) } else { Err(bad()) }
+    };
+    take(date, &[('W', 604_800), ('D', 86_400)])?;
+    take(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    if secs == 0 || secs > 366 * 86_400 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn scaled(v: &Value, src: &Source) -> Json {
+    match v {
+        Value::F64(x) => json!(x * src.factor),
+        Value::I64(x) if src.factor == 1.0 => json!(x),
+        Value::I64(x) => json!(*x as f64 * src.factor),
+        Value::Bool(b) if src.property == "lamp_on" => json!(if *b { "on" } else { "off" }),
+        Value::Bool(b) => json!(b),
+        Value::Str(x) => json!(x),
+    }
+}
+
+/// One attribute's history, written as asked; `true` when it was cut at [`MAX_INSTANCES`].
+async fn history(
+    s: &AppState,
+    src: &Source,
+    t: &Temporal,
+    form: Form,
+) -> NgsiResult<(Json, bool, Option<(Timestamp, Timestamp)>)> {
+    let store_err = |e: agora_store::Error| {
+        tracing::error!(error = %e, "NGSI-LD temporal read failed");
+        NgsiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "storage is unavailable".into(),
+        )
+    };
+    let first = s.store.first_times(&[src.series]).into_iter().next().flatten();
+    let last = s.store.latest(&[src.series]).into_iter().next().flatten().map(|p| p.0);
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok((Json::Array(Vec::new()), false, None));
+    };
+    let from = t.from.max(first);
+    let to = t.to.min(last.saturating_add_nanos(1));
+    if from >= to {
+        return Ok((Json::Array(Vec::new()), false, None));
+    }
+    if let Some((methods, period)) = &t.aggregate {
+        let every =
+            agora_query::Every::new(period.unwrap_or(std::time::Duration::from_secs(86_400)), None);
+        let averaging =
+            agora_query::Averaging::of(&src.property, &src.unit, agora_store::AggFn::Mean);
+        let range = agora_query::TimeRange { from, to };
+        let mut parts =
+            agora_query::summaries(s.store.as_ref(), src.series, range, every, averaging)
+                .await
+                .map_err(|e| match e {
+                    agora_query::Error::Store(e) => store_err(e),
+                    other => NgsiError::bad(other.to_string()),
+                })?;
+        let step = every.nominal().as_nanos() as i64;
+        if period.is_none() {
+            // The whole range is one period.
+            let mut it = parts.drain(..).map(|(_, a)| a);
+            if let Some(mut a) = it.next() {
+                it.for_each(|x| a.merge(&x));
+                parts = vec![(from, a)];
+            }
+        }
+        let mut out = Map::new();
+        out.insert("type".into(), "Property".into());
+        for m in methods {
+            let rows: Vec<Json> = parts
+                .iter()
+                .filter(|(_, a)| a.count > 0)
+                .map(|(start, a)| {
+                    let end = if period.is_none() { to } else { start.saturating_add_nanos(step) };
+                    let v = match m.as_str() {
+                        "totalCount" => json!(a.count),
+                        "avg" => json!(averaging.value(a, agora_store::AggFn::Mean) * src.factor),
+                        "sum" => json!(averaging.value(a, agora_store::AggFn::Sum) * src.factor),
+                        "min" => json!(a.min * src.factor),
+                        _ => json!(a.max * src.factor),
+                    };
+                    json!([v, start.to_rfc3339(), end.to_rfc3339()])
+                })
+                .collect();
+            out.insert(m.clone(), Json::Array(rows));
+        }
+        return Ok((Json::Object(out), false, None));
+    }
+    let mut pts = match t.last_n {
+        Some(n) => {
+            // The newest n, read backwards a day, then four times longer, at a time.
+            let mut got: Vec<(Timestamp, Value)> = Vec::new();
+            let mut end = to;
+            let mut span: i64 = 86_400_000_000_000;
+            let want = n.min(MAX_INSTANCES);
+            while got.len() < want && end > from {
+                let start = Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(from);
+                let page =
+                    s.store.read(src.series, start, end, usize::MAX).await.map_err(store_err)?;
+                got.extend(page.into_iter().rev());
+                end = start;
+                span = span.saturating_mul(4);
+            }
+            got.truncate(want);
+            got.reverse();
+            got
+        }
+        None => s.store.read(src.series, from, to, MAX_INSTANCES + 1).await.map_err(store_err)?,
+    };
+    let cut = t.last_n.is_none() && pts.len() > MAX_INSTANCES;
+    pts.truncate(MAX_INSTANCES);
+    let covered = match (pts.first(), pts.last()) {
+        (Some(a), Some(b)) => Some((a.0, b.0)),
+        _ => None,
+    };
+    let body = if form == Form::KeyValues || t.values {
+        json!({"type": "Property", "values": pts.iter().map(|(ts, v)| json!([scaled(v, src), ts.to_rfc3339()])).collect::<Vec<_>>()})
+    } else {
+        Json::Array(
+            pts.iter()
+                .map(|(ts, v)| {
+                    let mut p = json!({"type": "Property", "value": scaled(v, src), "observedAt": ts.to_rfc3339()});
+                    if let Some(u) = src.unit_code {
+                        p["unitCode"] = u.into();
+                    }
+                    p
+                })
+                .collect(),
+        )
+    };
+    Ok((body, cut, covered))
+}
+
+/// The temporal representation of entities.
+async fn temporal_answer(
+    s: &AppState,
+    entities: Vec<Entity>,
+    p: &HashMap<String, String>,
+    ask: &Ask,
+) -> NgsiResult<(Vec<Json>, Option<String>)> {
+    let t = temporal_params(p)?;
+    let mut out = Vec::with_capacity(entities.len());
+    let mut range: Option<String> = None;
+    for e in entities {
+        let mut o = Map::new();
+        o.insert("id".into(), e.id.clone().into());
+        o.insert("type".into(), ask.ctx.compact(&e.type_iri).into());
+        let mut names: Vec<(&String, &Source)> = e.sources.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        for (iri, src) in names {
+            // attrs= keeps the listed attributes: `select` already removed the others from
+            // `attrs`; the sources follow the same list.
+            if p.contains_key("attrs") && !e.attrs.iter().any(|(i, _)| i == iri) {
+                continue;
+            }
+            let (body, cut, covered) = history(s, src, &t, ask.form).await?;
+            if cut && let Some((a, b)) = covered {
+                range = Some(format!("date-time {}-{}/*", a.to_rfc3339(), b.to_rfc3339()));
+            }
+            o.insert(ask.ctx.compact(iri), body);
+        }
+        if ask.ld {
+            o.insert("@context".into(), context_value(ask));
+        }
+        out.push(Json::Object(o));
+    }
+    Ok((out, range))
+}
+
+/// `GET /ngsi-ld/v1/temporal/entities`: the history of the entities a query selects.
+pub(crate) async fn temporal_entities(
+    Scoped(s): Scoped,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        let base = crate::open_data::base_url(&s, &headers);
+        let p = params_of(raw.as_deref().unwrap_or(""))?;
+        let ask = ask(&headers, &p, &base)?;
+        let limit = match p.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| NgsiError::bad(format!("limit must be a whole number, not {l:?}")))?,
+        };
+        if limit > 100 {
+            return Err(NgsiError(
+                StatusCode::FORBIDDEN,
+                "TooManyResults",
+                format!("limit {limit} is above 100 entities for the temporal API"),
+            ));
+        }
+        let offset: usize = p.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+        let all = select(build(&s), &p, &ask)?;
+        let page: Vec<Entity> = all.into_iter().skip(offset).take(limit).collect();
+        let (body, range) = temporal_answer(&s, page, &p, &ask).await?;
+        Ok::<_, NgsiError>(temporal_response(Json::Array(body), range, &ask))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /ngsi-ld/v1/temporal/entities/{id}`: one entity's history.
+pub(crate) async fn temporal_entity(
+    Scoped(s): Scoped,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        let base = crate::open_data::base_url(&s, &headers);
+        let mut p = params_of(raw.as_deref().unwrap_or(""))?;
+        let ask = ask(&headers, &p, &base)?;
+        p.insert("id".into(), id.clone());
+        let found = select(build(&s), &p, &ask)?;
+        if found.is_empty() {
+            return Err(NgsiError(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!("no entity {id}"),
+            ));
+        }
+        let (mut body, range) = temporal_answer(&s, found, &p, &ask).await?;
+        Ok::<_, NgsiError>(temporal_response(body.remove(0), range, &ask))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn temporal_response(body: Json, range: Option<String>, ask: &Ask) -> Response {
+    match range {
+        Some(r) => {
+            respond(StatusCode::PARTIAL_CONTENT, body, ask, vec![(header::CONTENT_RANGE, r)])
+        }
+        None => respond(StatusCode::OK, body, ask, Vec::new()),
+    }
 }

@@ -207,6 +207,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/ngsi-ld/v1/entities/", Read),
     ("GET", "/ngsi-ld/v1/entities/{id}", Read),
     ("GET", "/ngsi-ld/v1/jsonldContexts/{file}", Open),
+    ("GET", "/ngsi-ld/v1/temporal/entities", Read),
+    ("GET", "/ngsi-ld/v1/temporal/entities/", Read),
+    ("GET", "/ngsi-ld/v1/temporal/entities/{id}", Read),
     // OGC SensorThings API: what the catalogue endpoints show, to whom they show it.
     ("GET", "/v1.1", Read),
     ("GET", "/v1.1/", Read),

@@ -318,3 +318,138 @@ async fn bad_requests_get_problem_details() {
     // A geometry past 10,000 positions (agora_interop::geo's tests) cannot even be written in a
     // URI: the HTTP stack caps one at 64 KiB.
 }
+
+/// The temporal API on readings whose answers are known, and its aggregates against agora's own
+/// `/api/v1/aggregate`: PM10 = m at minute m for two hours (hourly means 29.5 and 89.5), a sound
+/// level alternating 60 and 70 dB for an hour (energy mean 10·log10((10^6 + 10^7)/2) = 67.40 dB,
+/// not the arithmetic 65).
+#[tokio::test]
+async fn temporal_values_and_aggregates_agree_with_agora() {
+    let app = TestApp::spawn().await;
+    for d in [
+        json!({"id": "aq-t", "kind": "air_quality", "site": "hotel-de-ville", "commune": "13001"}),
+        json!({"id": "noise-t", "kind": "noise", "site": "hotel-de-ville", "commune": "13001"}),
+    ] {
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let mut lines = String::new();
+    for m in 0..120 {
+        lines.push_str(&format!("air_quality,device=aq-t pm10={m} {}\n", T0 + m * 60));
+        if m < 60 {
+            lines.push_str(&format!(
+                "noise,device=noise-t laeq={} {}\n",
+                if m % 2 == 0 { 60 } else { 70 },
+                T0 + m * 60
+            ));
+        }
+    }
+    app.write(&lines).await;
+    let link = agora_ctx(&app);
+    let aq = "temporal/entities/urn:ngsi-ld:AirQualityObserved:aq-t";
+    // Normalized instances in a window, and temporalValues.
+    let (status, _, v) = get(
+        &app,
+        &format!("{aq}?timerel=between&timeAt=2026-01-01T01:00:00Z&endTimeAt=2026-01-01T01:03:00Z"),
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], "urn:ngsi-ld:AirQualityObserved:aq-t");
+    assert_eq!(
+        v["pm10"],
+        json!([
+            {"type": "Property", "value": 60.0, "observedAt": "2026-01-01T01:00:00Z", "unitCode": "GQ"},
+            {"type": "Property", "value": 61.0, "observedAt": "2026-01-01T01:01:00Z", "unitCode": "GQ"},
+            {"type": "Property", "value": 62.0, "observedAt": "2026-01-01T01:02:00Z", "unitCode": "GQ"},
+        ])
+    );
+    let (_, _, v) =
+        get(&app, &format!("{aq}?lastN=2&options=temporalValues"), Some(&link), None).await;
+    assert_eq!(
+        v["pm10"],
+        json!({"type": "Property", "values": [[118.0, "2026-01-01T01:58:00Z"], [119.0, "2026-01-01T01:59:00Z"]]})
+    );
+    let (_, _, v) = get(
+        &app,
+        &format!("{aq}?timerel=before&timeAt=2026-01-01T00:02:00Z&options=temporalValues"),
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["pm10"]["values"],
+        json!([[0.0, "2026-01-01T00:00:00Z"], [1.0, "2026-01-01T00:01:00Z"]])
+    );
+    // Aggregates per hour: the same numbers as agora's own aggregate.
+    let (_, _, v) = get(&app, &format!("{aq}?options=aggregatedValues&aggrMethods=avg,min,max,sum,totalCount&aggrPeriodDuration=PT1H&timerel=between&timeAt=2026-01-01T00:00:00Z&endTimeAt=2026-01-01T02:00:00Z"), Some(&link), None).await;
+    let a = &v["pm10"];
+    assert_eq!(
+        a["avg"],
+        json!([
+            [29.5, "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"],
+            [89.5, "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"]
+        ])
+    );
+    assert_eq!(a["min"][1][0], 60.0);
+    assert_eq!(a["max"][0][0], 59.0);
+    assert_eq!(a["sum"][0][0], 1770.0);
+    assert_eq!(a["totalCount"][1][0], 60);
+    let own = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=aq-t&property=pm10&from={T0}&to={}&every=1h&fn=mean",
+            T0 + 7200
+        ))
+        .await;
+    let own: Vec<f64> = own["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    let ngsi: Vec<f64> =
+        a["avg"].as_array().unwrap().iter().map(|r| r[0].as_f64().unwrap()).collect();
+    assert_eq!(ngsi, own);
+    // Sound levels are averaged as energy, as agora's aggregate does.
+    let (_, _, v) = get(&app, "temporal/entities/urn:ngsi-ld:NoiseLevelObserved:noise-t?aggrMethods=avg&aggrPeriodDuration=PT1H", Some(&link), None).await;
+    let laeq = v["LAeq"]["avg"][0][0].as_f64().unwrap();
+    assert!((laeq - 10.0 * ((1e6 + 1e7) / 2.0f64).log10()).abs() < 1e-9, "{laeq}");
+    let own = app
+        .get_json(&format!(
+            "/api/v1/aggregate?device=noise-t&property=laeq&from={T0}&to={}&every=1h&fn=mean",
+            T0 + 3600
+        ))
+        .await;
+    assert!((own["series"][0]["points"][0]["value"].as_f64().unwrap() - laeq).abs() < 1e-9);
+    // The whole range as one period when none is given.
+    let (_, _, v) = get(&app, &format!("{aq}?aggrMethods=totalCount,avg"), Some(&link), None).await;
+    assert_eq!(
+        v["pm10"]["totalCount"],
+        json!([[120, "2026-01-01T00:00:00Z", "2026-01-01T01:59:00.000000001Z"]])
+    );
+    assert_eq!(v["pm10"]["avg"][0][0], 59.5);
+    // Several entities at once, and the errors.
+    let (status, _, v) = get(
+        &app,
+        "temporal/entities?type=AirQualityObserved,NoiseLevelObserved&lastN=1",
+        Some(&link),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    for (q, status, why) in [
+        ("timerel=between&timeAt=2026-01-01T00:00:00Z", 400, "needs timeAt and endTimeAt"),
+        ("timerel=sometime&timeAt=2026-01-01T00:00:00Z", 400, "unknown timerel"),
+        ("lastN=0", 400, "at least 1"),
+        ("aggrMethods=stddev", 422, "not supported"),
+        ("aggrMethods=avg&aggrPeriodDuration=P1M", 422, "years and months"),
+        ("aggrMethods=avg&aggrPeriodDuration=hourly", 400, "ISO 8601"),
+        ("options=temporalValues,aggregatedValues&aggrMethods=avg", 400, "exclude each other"),
+    ] {
+        let (s, _, v) = get(&app, &format!("{aq}?{q}"), Some(&link), None).await;
+        assert_eq!(s, status, "{q}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(why), "{q}: {v}");
+    }
+}

@@ -401,6 +401,13 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/ngsi-ld/v1/entities/{id}") => {
             Call::new(format!("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:{}", s.device))
         }
+        ("GET", "/ngsi-ld/v1/temporal/entities" | "/ngsi-ld/v1/temporal/entities/") => {
+            Call::new(format!("{route}?id=urn:ngsi-ld:AirQualityObserved:{}", s.device))
+        }
+        ("GET", "/ngsi-ld/v1/temporal/entities/{id}") => Call::new(format!(
+            "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:{}",
+            s.device
+        )),
         ("GET", "/ngsi-ld/v1/jsonldContexts/{file}") => {
             Call::new("/ngsi-ld/v1/jsonldContexts/agora.jsonld").untargeted()
         }
