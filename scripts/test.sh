@@ -64,5 +64,7 @@ AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/clients/run.sh
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/influx-clients.sh
 # OGC SensorThings API: FROST-Server's Python client (PyPI) and Grafana's data sources' requests.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/sta-clients.sh
+# NGSI-LD: Orange's ngsildclient (PyPI), as a FIWARE integrator connects.
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/ngsi-clients.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e && AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" node --test --test-concurrency=1 tests/)
