@@ -42,7 +42,7 @@ use agora_model::Clock;
 use agora_store::{Catalog, SeriesStore};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
@@ -278,8 +278,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/open-data/dcat.rdf", get(open_data::dcat_rdf))
         // Open data: the Opendatasoft Explore API v2.1.
         // NGSI-LD, context consumption.
-        .route("/ngsi-ld/v1/entities", get(ngsi::entities))
-        .route("/ngsi-ld/v1/entities/", get(ngsi::entities))
+        .route("/ngsi-ld/v1/entities", get(ngsi::entities).post(ngsi::create_entity))
+        .route("/ngsi-ld/v1/entities/", get(ngsi::entities).post(ngsi::create_entity))
+        .route("/ngsi-ld/v1/entities/{id}/attrs", patch(ngsi::update_attrs))
+        .route("/ngsi-ld/v1/entityOperations/upsert", post(ngsi::upsert))
+        .route("/ngsi-ld/v1/entityOperations/upsert/", post(ngsi::upsert))
         .route("/ngsi-ld/v1/entities/{id}", get(ngsi::entity))
         .route("/ngsi-ld/v1/jsonldContexts/{file}", get(ngsi::context_file))
         .route("/ngsi-ld/v1/temporal/entities", get(ngsi::temporal_entities))

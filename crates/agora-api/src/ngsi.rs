@@ -407,7 +407,30 @@ fn site_point(site: &Site) -> Option<Json> {
     Some(json!({"type": "Point", "coordinates": [site.lon?, site.lat?]}))
 }
 
-fn build(s: &AppState) -> World {
+/// Which entities a request can select, known before any value is read: the types and ids it
+/// names (`None`: any).
+struct Want {
+    types: Option<Vec<String>>,
+    ids: Option<Vec<String>>,
+}
+
+impl Want {
+    fn of(p: &HashMap<String, String>, ctx: &Context) -> Want {
+        Want {
+            types: p
+                .get("type")
+                .map(|t| t.split([',', '|']).map(|x| ctx.expand(x.trim())).collect()),
+            ids: p.get("id").map(|i| i.split(',').map(|x| x.trim().to_owned()).collect()),
+        }
+    }
+
+    fn keeps(&self, id: &str, type_iri: &str) -> bool {
+        self.types.as_ref().is_none_or(|t| t.iter().any(|x| x == type_iri))
+            && self.ids.as_ref().is_none_or(|i| i.iter().any(|x| x == id))
+    }
+}
+
+fn build(s: &AppState, want: &Want) -> World {
     let devices: Vec<Device> = s.catalog.devices(&DeviceFilter::default());
     let sites: HashMap<String, Site> =
         s.catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
@@ -425,6 +448,13 @@ fn build(s: &AppState) -> World {
     let core_loc = CORE_CTX.expand("location");
     for d in &devices {
         let (ty, domain) = type_of(d.kind.as_str());
+        let (obs_id, dev_id) =
+            (format!("urn:ngsi-ld:{ty}:{}", d.id), format!("urn:ngsi-ld:Device:{}", d.id));
+        let keep_obs = want.keeps(&obs_id, &iri_in(domain, ty));
+        let keep_dev = ty != "Device" && want.keeps(&dev_id, &iri_in("Device", "Device"));
+        if !keep_obs && !keep_dev {
+            continue;
+        }
         let site = d.site.as_ref().and_then(|x| sites.get(x.as_str()));
         let position = match (d.lat, d.lon) {
             (Some(lat), Some(lon)) => Some(json!({"type": "Point", "coordinates": [lon, lat]})),
@@ -494,13 +524,15 @@ fn build(s: &AppState) -> World {
                 Attr::Relationship(format!("urn:ngsi-ld:PointOfInterest:{site}")),
             ));
         }
-        entities.push(Entity {
-            id: format!("urn:ngsi-ld:{ty}:{}", d.id),
-            type_iri: iri_in(domain, ty),
-            attrs,
-            sources,
-        });
-        if ty != "Device" {
+        if keep_obs {
+            entities.push(Entity {
+                id: obs_id.clone(),
+                type_iri: iri_in(domain, ty),
+                attrs,
+                sources,
+            });
+        }
+        if keep_dev {
             // The device itself, as the Device model describes it.
             let mut dev: Vec<(String, Attr)> = Vec::new();
             let c = |n: &str| iri_in("Device", n);
@@ -543,6 +575,9 @@ fn build(s: &AppState) -> World {
     places.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     for p in places {
         let c = |n: &str| iri_in("PointOfInterest", n);
+        if !want.keeps(&format!("urn:ngsi-ld:PointOfInterest:{}", p.id), &c("PointOfInterest")) {
+            continue;
+        }
         let mut attrs = vec![(
             c("name"),
             Attr::Property { value: json!(p.name), observed_at: None, unit_code: None },
@@ -908,7 +943,7 @@ pub(crate) async fn entities(
                 .parse::<usize>()
                 .map_err(|_| NgsiError::bad(format!("offset must be a whole number, not {o:?}")))?,
         };
-        let all = select(build(&s), &p, &ask)?;
+        let all = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
         let total = all.len();
         let page: Vec<&Entity> = all.iter().skip(offset).take(limit).collect();
         let body = if ask.geojson {
@@ -959,7 +994,7 @@ pub(crate) async fn entity(
             )));
         }
         p.insert("id".into(), id.clone());
-        let found = select(build(&s), &p, &ask)?;
+        let found = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
         let Some(e) = found.first() else {
             return Err(NgsiError(
                 StatusCode::NOT_FOUND,
@@ -1298,7 +1333,7 @@ pub(crate) async fn temporal_entities(
             ));
         }
         let offset: usize = p.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
-        let all = select(build(&s), &p, &ask)?;
+        let all = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
         let page: Vec<Entity> = all.into_iter().skip(offset).take(limit).collect();
         let (body, range) = temporal_answer(&s, page, &p, &ask).await?;
         Ok::<_, NgsiError>(temporal_response(Json::Array(body), range, &ask))
@@ -1318,7 +1353,7 @@ pub(crate) async fn temporal_entity(
         let mut p = params_of(raw.as_deref().unwrap_or(""))?;
         let ask = ask(&headers, &p, &base)?;
         p.insert("id".into(), id.clone());
-        let found = select(build(&s), &p, &ask)?;
+        let found = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
         if found.is_empty() {
             return Err(NgsiError(
                 StatusCode::NOT_FOUND,
@@ -1339,4 +1374,375 @@ fn temporal_response(body: Json, range: Option<String>, ask: &Ask) -> Response {
         }
         None => respond(StatusCode::OK, body, ask, Vec::new()),
     }
+}
+
+/// The device kind an entity type is written as (the inverse of [`type_of`]).
+fn kind_of(ty: &str) -> Option<(&'static str, &'static str)> {
+    Some(match ty {
+        "AirQualityObserved" => ("air_quality", "Environment"),
+        "NoiseLevelObserved" => ("noise", "Environment"),
+        "WeatherObserved" => ("weather", "Weather"),
+        "Streetlight" => ("streetlight", "Streetlighting"),
+        "WasteContainer" => ("waste_container", "WasteManagement"),
+        "CrowdFlowObserved" => ("pedestrian_counter", "Transportation"),
+        "GreenspaceRecord" => ("soil_moisture", "ParksAndGardens"),
+        _ => return None,
+    })
+}
+
+/// agora's property and factor for an attribute's IRI in a domain: the model's names of
+/// agora's properties, then agora's own names (under the core's default vocabulary).
+fn property_of(
+    domain: &str,
+    iri: &str,
+    registry: &[agora_model::PropertyDef],
+) -> Option<(String, f64)> {
+    if iri == iri_in(domain, "powerState") {
+        return Some(("lamp_on".into(), 1.0));
+    }
+    registry.iter().find_map(|p| {
+        let (name, _, k) = attribute_of(p.name.as_str());
+        (iri_in(domain, name) == iri || iri_in(domain, p.name.as_str()) == iri)
+            .then(|| (p.name.to_string(), k))
+    })
+}
+
+/// An entity a client sends, as records for the pipeline: its device, kind, and the readings.
+fn records_of(
+    body: &Json,
+    ctx: &Context,
+    registry: &[agora_model::PropertyDef],
+    now: Timestamp,
+    line: u32,
+) -> NgsiResult<(String, agora_ingest::Record<'static>)> {
+    let o = body.as_object().ok_or_else(|| NgsiError::bad("an entity is a JSON object"))?;
+    let id = o
+        .get("id")
+        .and_then(Json::as_str)
+        .ok_or_else(|| NgsiError::bad("an entity needs an id"))?;
+    let ty = o
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or_else(|| NgsiError::bad(format!("entity {id} needs a type")))?;
+    let type_iri = ctx.expand(ty);
+    let (short, (kind, domain)) = DOMAINS
+        .iter()
+        .find_map(|(d, _)| {
+            let name = DOMAIN_CTX.get(d)?.compact(&type_iri);
+            kind_of(&name).filter(|(_, dom)| dom == d).map(|k| (name, k))
+        })
+        .ok_or_else(|| {
+            NgsiError::bad(format!(
+                "entity type {ty} is not one agora stores: AirQualityObserved, NoiseLevelObserved, WeatherObserved, Streetlight, WasteContainer, CrowdFlowObserved, GreenspaceRecord (with their model's context)"
+            ))
+        })?;
+    let device =
+        id.strip_prefix(&format!("urn:ngsi-ld:{short}:")).filter(|d| !d.is_empty()).ok_or_else(
+            || NgsiError::bad(format!("entity id {id} must be urn:ngsi-ld:{short}:<device>")),
+        )?;
+    let mut fields = Vec::new();
+    let mut time: Option<Timestamp> = None;
+    for (k, v) in o {
+        if matches!(
+            k.as_str(),
+            "id" | "type"
+                | "@context"
+                | "location"
+                | "dateObserved"
+                | "name"
+                | "refDevice"
+                | "refPointOfInterest"
+        ) {
+            continue;
+        }
+        let iri = ctx.expand(k);
+        let Some((property, factor)) = property_of(domain, &iri, registry) else {
+            return Err(NgsiError::bad(format!(
+                "attribute {k} ({iri}) is not a property agora knows for {short}"
+            )));
+        };
+        let (value, at) = match v {
+            Json::Object(a) if a.contains_key("value") => (
+                a.get("value").cloned().unwrap_or(Json::Null),
+                a.get("observedAt").and_then(Json::as_str),
+            ),
+            other => (other.clone(), None),
+        };
+        if let Some(at) = at {
+            let t =
+                agora_interop::sta::filter::parse_time(at).map(Timestamp::from_nanos).ok_or_else(
+                    || NgsiError::bad(format!("{k}.observedAt {at:?} is not a date-time")),
+                )?;
+            if time.is_some_and(|x| x != t) {
+                return Err(NgsiError::bad(
+                    "every attribute of one entity must have the same observedAt",
+                ));
+            }
+            time = Some(t);
+        }
+        let value = match (&value, property.as_str()) {
+            (Json::String(s), "lamp_on") => Value::Bool(s == "on"),
+            (Json::Number(n), _) => Value::F64(n.as_f64().unwrap_or(f64::NAN) / factor),
+            (Json::Bool(b), _) => Value::Bool(*b),
+            (Json::String(s), _) => Value::Str(s.clone()),
+            _ => {
+                return Err(NgsiError::bad(format!(
+                    "attribute {k}: a number, a boolean or a string"
+                )));
+            }
+        };
+        fields.push(agora_ingest::Field { name: property.into(), value, unit: None });
+    }
+    if fields.is_empty() {
+        return Err(NgsiError::bad(format!("entity {id} has no attribute agora stores")));
+    }
+    let record = agora_ingest::Record {
+        line,
+        device: device.to_owned().into(),
+        kind: Some(kind.into()),
+        site: None,
+        commune: None,
+        time: Some(time.unwrap_or(now)),
+        fields,
+    };
+    Ok((id.to_owned(), record))
+}
+
+/// The body of a provision request, with its context: `application/json` (context in the
+/// `Link` header, none in the body) or `application/ld+json` (in the body, no `Link`).
+fn provision_body(headers: &HeaderMap, body: &[u8], base: &str) -> NgsiResult<(Json, Ask)> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let json: Json = serde_json::from_slice(body).map_err(|e| {
+        NgsiError(StatusCode::BAD_REQUEST, "InvalidRequest", format!("the body is not JSON: {e}"))
+    })?;
+    let mut ask = ask(headers, &HashMap::new(), base)?;
+    if ct.starts_with("application/ld+json") {
+        if headers.contains_key(header::LINK) {
+            return Err(NgsiError::bad(
+                "application/ld+json carries its @context in the body, not in a Link header",
+            ));
+        }
+        let items: Vec<&Json> = match &json {
+            Json::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        let Some(ctx) = items.first().and_then(|e| e.get("@context")) else {
+            return Err(NgsiError::bad("an application/ld+json body needs its @context"));
+        };
+        let urls: Vec<String> = match ctx {
+            Json::String(s) => vec![s.clone()],
+            Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            _ => return Err(NgsiError::bad("agora reads @context as URLs of contexts it serves")),
+        };
+        let mut c = CORE_CTX.clone();
+        for u in &urls {
+            match known_context(u) {
+                Some((_, text)) => c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null)),
+                None if u.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld") => {
+                    for d in AGORA_ORDER {
+                        if let Some((_, text)) = DOMAINS.iter().find(|(x, _)| *x == d) {
+                            c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
+                        }
+                    }
+                }
+                None => {
+                    return Err(NgsiError(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "LdContextNotAvailable",
+                        format!("agora fetches no remote context and does not know {u}"),
+                    ));
+                }
+            }
+        }
+        c.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+        ask.ctx = c;
+    } else if ct.starts_with("application/json") || ct.starts_with("application/merge-patch+json") {
+        let has_ctx = match &json {
+            Json::Array(a) => a.iter().any(|e| e.get("@context").is_some()),
+            other => other.get("@context").is_some(),
+        };
+        if has_ctx {
+            return Err(NgsiError::bad(
+                "application/json carries its context in a Link header, not an @context",
+            ));
+        }
+    } else {
+        return Err(NgsiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "InvalidRequest",
+            "send application/json or application/ld+json".into(),
+        ));
+    }
+    Ok((json, ask))
+}
+
+/// Run records through ingestion; the refusals by record line.
+async fn ingest(
+    s: &AppState,
+    token: &agora_store::catalog::TokenInfo,
+    records: Vec<agora_ingest::Record<'static>>,
+) -> NgsiResult<HashMap<u32, String>> {
+    let src =
+        agora_ingest::Source { name: "http /ngsi-ld/v1", token: Some(token), ..Default::default() };
+    let report = s
+        .pipeline
+        .ingest(&src, agora_ingest::Decoded { records, errors: Vec::new() })
+        .await
+        .map_err(|e| {
+            NgsiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "InternalError",
+                format!("storage is unavailable: {e}"),
+            )
+        })?;
+    Ok(report.rejected.into_iter().map(|e| (e.line, e.reason)).collect())
+}
+
+fn token_of(who: &crate::policy::Principal) -> NgsiResult<agora_store::catalog::TokenInfo> {
+    crate::auth::ingest_token(who)
+        .cloned()
+        .map_err(|e| NgsiError(StatusCode::FORBIDDEN, "BadRequestData", e.to_string()))
+}
+
+/// `POST /ngsi-ld/v1/entities`: Create Entity, as readings of a device (registered by its first
+/// readings when the deployment registers devices). 201 with `Location`; 409 when it exists.
+pub(crate) async fn create_entity(
+    Scoped(s): Scoped,
+    crate::policy::Who(who): crate::policy::Who,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let run = async {
+        let token = token_of(&who)?;
+        let base = crate::open_data::base_url(&s, &headers);
+        let (json, ask) = provision_body(&headers, &body, &base)?;
+        let (id, record) = records_of(&json, &ask.ctx, &s.pipeline.properties(), s.clock.now(), 1)?;
+        if s.catalog.device(&record.device).is_some() {
+            return Err(NgsiError(
+                StatusCode::CONFLICT,
+                "AlreadyExists",
+                format!("entity {id} exists: PATCH its attrs or upsert"),
+            ));
+        }
+        if let Some(reason) = ingest(&s, &token, vec![record]).await?.remove(&1) {
+            return Err(NgsiError::bad(reason));
+        }
+        Ok::<_, NgsiError>(
+            (StatusCode::CREATED, [(header::LOCATION, format!("/ngsi-ld/v1/entities/{id}"))])
+                .into_response(),
+        )
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `PATCH /ngsi-ld/v1/entities/{id}/attrs`: new readings of an existing entity. 204.
+pub(crate) async fn update_attrs(
+    Scoped(s): Scoped,
+    crate::policy::Who(who): crate::policy::Who,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let run = async {
+        let token = token_of(&who)?;
+        let base = crate::open_data::base_url(&s, &headers);
+        let (mut json, ask) = provision_body(&headers, &body, &base)?;
+        let by_id = HashMap::from([("id".to_owned(), id.clone())]);
+        let found = select(build(&s, &Want::of(&by_id, &ask.ctx)), &by_id, &ask)?;
+        let Some(e) = found.first() else {
+            return Err(NgsiError(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                format!("no entity {id}"),
+            ));
+        };
+        let Some(o) = json.as_object_mut() else {
+            return Err(NgsiError::bad("the attributes are a JSON object"));
+        };
+        o.insert("id".into(), id.clone().into());
+        o.insert("type".into(), e.type_iri.clone().into());
+        let (_, record) = records_of(&json, &ask.ctx, &s.pipeline.properties(), s.clock.now(), 1)?;
+        if let Some(reason) = ingest(&s, &token, vec![record]).await?.remove(&1) {
+            return Err(NgsiError::bad(reason));
+        }
+        Ok::<_, NgsiError>(StatusCode::NO_CONTENT.into_response())
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /ngsi-ld/v1/entityOperations/upsert`: many entities' readings at once. 201 with the ids
+/// created, 204 when all existed, 207 with `success` and `errors` when some were refused.
+pub(crate) async fn upsert(
+    Scoped(s): Scoped,
+    crate::policy::Who(who): crate::policy::Who,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let run = async {
+        let token = token_of(&who)?;
+        let base = crate::open_data::base_url(&s, &headers);
+        let (json, ask) = provision_body(&headers, &body, &base)?;
+        let Json::Array(items) = &json else {
+            return Err(NgsiError::bad("upsert takes an array of entities"));
+        };
+        if items.is_empty() {
+            return Err(NgsiError::bad("upsert takes at least one entity"));
+        }
+        if items.len() > 10_000 {
+            return Err(NgsiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BadRequestData",
+                "at most 10,000 entities per upsert".into(),
+            ));
+        }
+        let registry = s.pipeline.properties();
+        let now = s.clock.now();
+        let mut errors = Vec::new();
+        let mut pending: Vec<(String, bool)> = Vec::new();
+        let mut records = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match records_of(item, &ask.ctx, &registry, now, i as u32 + 1) {
+                Ok((id, r)) => {
+                    let existed = s.catalog.device(&r.device).is_some();
+                    pending.push((id, existed));
+                    records.push(r);
+                }
+                Err(NgsiError(_, kind, detail)) => {
+                    let id = item.get("id").and_then(Json::as_str).unwrap_or("").to_owned();
+                    pending.push((id.clone(), true));
+                    errors.push(json!({"entityId": id, "error": {"type": format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"), "title": kind, "detail": detail}}));
+                }
+            }
+        }
+        let lines: Vec<u32> = records.iter().map(|r| r.line).collect();
+        let refused = ingest(&s, &token, records).await?;
+        let mut success = Vec::new();
+        let mut created = Vec::new();
+        for line in lines {
+            let (id, existed) = &pending[line as usize - 1];
+            match refused.get(&line) {
+                Some(reason) => errors.push(json!({"entityId": id, "error": {"type": "https://uri.etsi.org/ngsi-ld/errors/BadRequestData", "title": "BadRequestData", "detail": reason}})),
+                None => {
+                    success.push(id.clone());
+                    if !existed {
+                        created.push(id.clone());
+                    }
+                }
+            }
+        }
+        let r = if success.is_empty() {
+            // Nothing stored: the first refusal, as a plain error.
+            let detail = errors[0]["error"]["detail"].as_str().unwrap_or("refused").to_owned();
+            return Err(NgsiError::bad(detail));
+        } else if !errors.is_empty() {
+            (StatusCode::MULTI_STATUS, axum::Json(json!({"success": success, "errors": errors})))
+                .into_response()
+        } else if created.is_empty() {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            (StatusCode::CREATED, axum::Json(json!(created))).into_response()
+        };
+        Ok::<_, NgsiError>(r)
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
 }

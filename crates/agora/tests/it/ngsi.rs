@@ -453,3 +453,133 @@ async fn temporal_values_and_aggregates_agree_with_agora() {
         assert!(v["detail"].as_str().unwrap().contains(why), "{q}: {v}");
     }
 }
+
+/// Provision: entities sent by a FIWARE IoT Agent or another broker become readings, through
+/// ingestion, with an ingest token.
+#[tokio::test]
+async fn entities_are_provided_through_ingestion() {
+    let app = city().await;
+    let link = agora_ctx(&app);
+    let token = app.token("ingest", None).await;
+    let send = |method: reqwest::Method, path: &str, body: Value, ld: bool| {
+        let mut r =
+            app.client.request(method, app.url(&format!("/ngsi-ld/v1/{path}"))).bearer_auth(&token);
+        r = if ld {
+            r.header("Content-Type", "application/ld+json")
+        } else {
+            r.header("Content-Type", "application/json").header("Link", &link)
+        };
+        r.body(body.to_string()).send()
+    };
+    // A new entity: a new device, its readings stored (54 % sent as the model's 0.54).
+    let r = send(
+        reqwest::Method::POST,
+        "entities",
+        json!({"id": "urn:ngsi-ld:AirQualityObserved:aq-new", "type": "AirQualityObserved",
+               "pm10": {"type": "Property", "value": 33.5, "observedAt": "2026-01-01T05:00:00Z"},
+               "relativeHumidity": {"type": "Property", "value": 0.54, "observedAt": "2026-01-01T05:00:00Z"}}),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.headers()["location"],
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:aq-new"
+    );
+    let v = app.values("aq-new", "relative_humidity", T0, T0 + 86_400).await;
+    assert_eq!(v.len(), 1);
+    assert!((v[0].1.as_f64().unwrap() - 54.0).abs() < 1e-9, "{v:?}");
+    let r = send(reqwest::Method::POST, "entities", json!({"id": "urn:ngsi-ld:AirQualityObserved:aq-new", "type": "AirQualityObserved", "pm10": 1}), false).await.unwrap();
+    assert_eq!(r.status(), 409);
+    // New readings of an existing entity, in concise form and with the context in the body.
+    let r = send(
+        reqwest::Method::PATCH,
+        "entities/urn:ngsi-ld:AirQualityObserved:aq-new/attrs",
+        json!({"pm10": {"value": 35.0, "observedAt": "2026-01-01T05:01:00Z"},
+               "@context": format!("http://{}/ngsi-ld/v1/jsonldContexts/agora.jsonld", app.addr)}),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let v = app.values("aq-new", "pm10", T0, T0 + 86_400).await;
+    assert_eq!(v.iter().map(|p| p.1.as_f64().unwrap()).collect::<Vec<_>>(), [33.5, 35.0]);
+    // Upsert: created ids (201), then a partial refusal (207) naming the refused entity.
+    let r = send(
+        reqwest::Method::POST,
+        "entityOperations/upsert",
+        json!([{"id": "urn:ngsi-ld:Streetlight:lamp-9", "type": "Streetlight", "powerState": {"type": "Property", "value": "on", "observedAt": "2026-01-01T05:00:00Z"}}]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!(["urn:ngsi-ld:Streetlight:lamp-9"]));
+    assert_eq!(app.values("lamp-9", "lamp_on", T0, T0 + 86_400).await[0].1, json!(true));
+    let r = send(
+        reqwest::Method::POST,
+        "entityOperations/upsert",
+        json!([
+            {"id": "urn:ngsi-ld:Streetlight:lamp-9", "type": "Streetlight", "powerState": {"type": "Property", "value": "off", "observedAt": "2026-01-01T05:01:00Z"}},
+            {"id": "urn:ngsi-ld:AirQualityObserved:aq-new", "type": "AirQualityObserved", "pm10": {"type": "Property", "value": 99999, "observedAt": "2026-01-01T05:02:00Z"}},
+            {"id": "urn:ngsi-ld:Spaceship:x", "type": "Spaceship", "speed": 1}
+        ]),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 207);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["success"], json!(["urn:ngsi-ld:Streetlight:lamp-9"]));
+    let errors: Vec<&str> =
+        v["errors"].as_array().unwrap().iter().map(|e| e["entityId"].as_str().unwrap()).collect();
+    assert_eq!(errors.len(), 2);
+    assert!(
+        errors.contains(&"urn:ngsi-ld:AirQualityObserved:aq-new")
+            && errors.contains(&"urn:ngsi-ld:Spaceship:x")
+    );
+    // Bad bodies, and no writing with a read token.
+    for (body, ld, status, why) in [
+        (
+            json!({"id": "urn:ngsi-ld:AirQualityObserved:z", "type": "AirQualityObserved", "pm10": 1, "@context": "x"}),
+            false,
+            400,
+            "Link header, not an @context",
+        ),
+        (
+            json!({"id": "urn:ngsi-ld:AirQualityObserved:z", "type": "AirQualityObserved", "pm10": 1}),
+            true,
+            400,
+            "needs its @context",
+        ),
+        (
+            json!({"id": "urn:ngsi-ld:Device:z", "type": "AirQualityObserved", "pm10": 1}),
+            false,
+            400,
+            "must be urn:ngsi-ld:AirQualityObserved:",
+        ),
+        (
+            json!({"id": "urn:ngsi-ld:AirQualityObserved:z", "type": "AirQualityObserved", "colour": 1}),
+            false,
+            400,
+            "not a property agora knows",
+        ),
+    ] {
+        let r = send(reqwest::Method::POST, "entities", body.clone(), ld).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["detail"].as_str().unwrap().contains(why), "{body}: {e}");
+    }
+    let reader = app.token("read", None).await;
+    let r = app
+        .post("/ngsi-ld/v1/entities")
+        .bearer_auth(&reader)
+        .header("Content-Type", "application/json")
+        .header("Link", &link)
+        .body(json!({"id": "urn:ngsi-ld:AirQualityObserved:z", "type": "AirQualityObserved", "pm10": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -398,6 +398,22 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/ngsi-ld/v1/entities" | "/ngsi-ld/v1/entities/") => {
             Call::new(format!("{route}?id=urn:ngsi-ld:AirQualityObserved:{}", s.device))
         }
+        ("POST", "/ngsi-ld/v1/entities" | "/ngsi-ld/v1/entities/") => {
+            // An existing device: 409 for who may write it, as the policy passed.
+            Call::new(route).json(json!({"id": format!("urn:ngsi-ld:AirQualityObserved:{}", s.device),
+                "type": "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved",
+                "https://smartdatamodels.org/dataModel.Environment/pm10": {"type": "Property", "value": 20.5}}))
+        }
+        ("PATCH", "/ngsi-ld/v1/entities/{id}/attrs") => Call::new(format!(
+            "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:{}/attrs",
+            s.device
+        ))
+        .json(json!({"https://smartdatamodels.org/dataModel.Environment/pm10": {"type": "Property", "value": 20.5}})),
+        ("POST", "/ngsi-ld/v1/entityOperations/upsert" | "/ngsi-ld/v1/entityOperations/upsert/") => {
+            Call::new(route).json(json!([{"id": format!("urn:ngsi-ld:AirQualityObserved:{}", s.device),
+                "type": "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved",
+                "https://smartdatamodels.org/dataModel.Environment/pm10": 20.5}]))
+        }
         ("GET", "/ngsi-ld/v1/entities/{id}") => {
             Call::new(format!("/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:{}", s.device))
         }
