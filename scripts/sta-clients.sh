@@ -14,23 +14,7 @@ if ! "$VENV/bin/python" -c "import frost_sta_client, sys; sys.exit(frost_sta_cli
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "frost_sta_client==$VERSION"
 fi
 
-TOKEN=sta-clients-admin-token-0123456789
-work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-env -u AGORA_CONFIG AGORA_ADMIN_TOKEN="$TOKEN" AGORA_MQTT_LISTEN=off AGORA_LOG=warn \
-  "$BIN" serve --data "$work/data" --http "127.0.0.1:$port" >"$work/agora.log" 2>&1 &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-for _ in $(seq 1 120); do
-  if grep -q "agora listening on" "$work/agora.log"; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then cat "$work/agora.log"; echo "agora exited" >&2; exit 1; fi
-  sleep 0.5
-done
-grep -q "agora listening on" "$work/agora.log" || { cat "$work/agora.log"; echo "agora did not start" >&2; exit 1; }
 
-AGORA_URL="http://127.0.0.1:$port" AGORA_TOKEN="$TOKEN" "$VENV/bin/python" scripts/sta-clients.py
-if grep -E "panicked|ERROR" "$work/agora.log"; then
-  echo "agora logged errors while the clients ran" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib/clients-against-agora.sh
+. scripts/lib/clients-against-agora.sh
+run_clients_against_agora "$BIN" sta-clients-admin-token-0123456789 "$VENV/bin/python" scripts/sta-clients.py
