@@ -151,6 +151,7 @@ impl Modify for Security {
         (name = "alerts", description = "Rules, alerts and their deliveries"),
         (name = "indicators", description = "Environmental indicators: official air-quality indices, noise and heat"),
         (name = "admin", description = "Tokens and the dead-letter log"),
+        (name = "standards", description = "OGC SensorThings API 1.1 (/v1.1) and NGSI-LD (/ngsi-ld/v1): agora's catalogue and store as the standards describe them"),
         (name = "open-data", description = "Published datasets and their DCAT-AP catalogue (the records are served by the Explore API v2.1 under /api/explore/v2.1)"),
     )
 )]
@@ -177,6 +178,8 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::forecast::Doc::openapi(),
         crate::open_data::Doc::openapi(),
         crate::explore::Doc::openapi(),
+        crate::sta::Doc::openapi(),
+        crate::ngsi::Doc::openapi(),
         crate::metrics::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -279,18 +279,18 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // Open data: the Opendatasoft Explore API v2.1.
         // NGSI-LD, context consumption.
         .route("/ngsi-ld/v1/entities", get(ngsi::entities).post(ngsi::create_entity))
-        .route("/ngsi-ld/v1/entities/", get(ngsi::entities).post(ngsi::create_entity))
+        .route("/ngsi-ld/v1/entities/", get(ngsi::entities_slash).post(ngsi::create_entity_slash))
         .route("/ngsi-ld/v1/entities/{id}/attrs", patch(ngsi::update_attrs))
         .route("/ngsi-ld/v1/entityOperations/upsert", post(ngsi::upsert))
-        .route("/ngsi-ld/v1/entityOperations/upsert/", post(ngsi::upsert))
+        .route("/ngsi-ld/v1/entityOperations/upsert/", post(ngsi::upsert_slash))
         .route("/ngsi-ld/v1/entities/{id}", get(ngsi::entity))
         .route("/ngsi-ld/v1/jsonldContexts/{file}", get(ngsi::context_file))
         .route("/ngsi-ld/v1/temporal/entities", get(ngsi::temporal_entities))
-        .route("/ngsi-ld/v1/temporal/entities/", get(ngsi::temporal_entities))
+        .route("/ngsi-ld/v1/temporal/entities/", get(ngsi::temporal_entities_slash))
         .route("/ngsi-ld/v1/temporal/entities/{id}", get(ngsi::temporal_entity))
         // OGC SensorThings API 1.1.
         .route("/v1.1", get(sta::root))
-        .route("/v1.1/", get(sta::root))
+        .route("/v1.1/", get(sta::root_slash))
         .route("/v1.1/{*path}", get(sta::get).post(sta::post))
         .route("/api/explore/v2.1/catalog/datasets", get(explore::datasets))
         .route("/api/explore/v2.1/catalog/datasets/{dataset_id}", get(explore::dataset))

@@ -164,6 +164,14 @@ impl IntoResponse for NgsiError {
 type NgsiResult<T> = Result<T, NgsiError>;
 
 /// `GET /ngsi-ld/v1/jsonldContexts/{file}`: the contexts agora knows, and `agora.jsonld`.
+/// An NGSI-LD JSON-LD context agora serves
+///
+/// The core context, each Smart Data Models domain's (`sdm-Environment.jsonld`…), and
+/// `agora.jsonld` (all of them). Byte-exact copies: agora fetches nothing.
+#[utoipa::path(get, path = "/ngsi-ld/v1/jsonldContexts/{file}", tag = "standards",
+    params(("file" = String, Path, description = "`agora.jsonld`, `sdm-<Domain>.jsonld`, `ngsi-ld-core-context-v1.8.jsonld`…")),
+    responses((status = 200, description = "The context", content_type = "application/ld+json", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object)))]
 pub(crate) async fn context_file(
     Scoped(s): Scoped,
     Path(file): Path<String>,
@@ -905,6 +913,34 @@ fn respond(
 }
 
 /// `GET /ngsi-ld/v1/entities`: Query Entities.
+/// Query NGSI-LD entities
+///
+/// ETSI GS CIM 009: agora's devices as Smart Data Model entities, its devices and places. See
+/// the README. Names are read with the request's `@context` (`Link` header).
+#[utoipa::path(get, path = "/ngsi-ld/v1/entities", tag = "standards", security((), ("bearer" = [])),
+    params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
+        ("id" = Option<String>, Query, description = "Entity ids, comma-separated"),
+        ("idPattern" = Option<String>, Query, description = "A regular expression on ids (literals, `.`, classes, `*`, `+`, `?`, `^`, `$`)"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("q" = Option<String>, Query, description = "The NGSI-LD query language, e.g. `pm10>40;LAeq<70`"),
+        ("georel" = Option<String>, Query, description = "`near;maxDistance==<m>`, `within`, `contains`, `intersects`, `equals`, `disjoint`"),
+        ("geometry" = Option<String>, Query, description = "GeoJSON geometry type of the geo-query"),
+        ("coordinates" = Option<String>, Query, description = "GeoJSON coordinates of the geo-query"),
+        ("limit" = Option<String>, Query, description = "Page size (20 by default, at most 1,000)"),
+        ("offset" = Option<String>, Query, description = "Entities skipped"),
+        ("options" = Option<String>, Query, description = "`keyValues`, `concise`, `normalized`, and for the temporal API `temporalValues` or `aggregatedValues`"),
+        ("count" = Option<String>, Query, description = "`true`: `NGSILD-Results-Count`"),
+    ),
+    responses((status = 200, description = "The entities", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
 pub(crate) async fn entities(
     Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
@@ -978,6 +1014,50 @@ pub(crate) async fn entities(
 }
 
 /// `GET /ngsi-ld/v1/entities/{id}`: Retrieve Entity.
+/// Query NGSI-LD entities (with a trailing slash)
+#[utoipa::path(get, path = "/ngsi-ld/v1/entities/", tag = "standards", security((), ("bearer" = [])),
+    params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
+        ("id" = Option<String>, Query, description = "Entity ids, comma-separated"),
+        ("idPattern" = Option<String>, Query, description = "A regular expression on ids (literals, `.`, classes, `*`, `+`, `?`, `^`, `$`)"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("q" = Option<String>, Query, description = "The NGSI-LD query language, e.g. `pm10>40;LAeq<70`"),
+        ("georel" = Option<String>, Query, description = "`near;maxDistance==<m>`, `within`, `contains`, `intersects`, `equals`, `disjoint`"),
+        ("geometry" = Option<String>, Query, description = "GeoJSON geometry type of the geo-query"),
+        ("coordinates" = Option<String>, Query, description = "GeoJSON coordinates of the geo-query"),
+        ("limit" = Option<String>, Query, description = "Page size (20 by default, at most 1,000)"),
+        ("offset" = Option<String>, Query, description = "Entities skipped"),
+        ("options" = Option<String>, Query, description = "`keyValues`, `concise`, `normalized`, and for the temporal API `temporalValues` or `aggregatedValues`"),
+        ("count" = Option<String>, Query, description = "`true`: `NGSILD-Results-Count`"),
+    ),
+    responses((status = 200, description = "The entities", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
+pub(crate) async fn entities_slash(scoped: Scoped, raw: RawQuery, headers: HeaderMap) -> Response {
+    entities(scoped, raw, headers).await
+}
+
+/// Retrieve an NGSI-LD entity
+#[utoipa::path(get, path = "/ngsi-ld/v1/entities/{id}", tag = "standards", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "The entity's id, e.g. `urn:ngsi-ld:AirQualityObserved:aq-1`"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("options" = Option<String>, Query, description = "`keyValues`, `concise`, `normalized`")),
+    responses((status = 200, description = "The entity", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
 pub(crate) async fn entity(
     Scoped(s): Scoped,
     Path(id): Path<String>,
@@ -1017,6 +1097,11 @@ pub(crate) async fn entity(
 /// Most instances of one attribute a temporal answer holds; past it, the answer is 206 with
 /// the range it covers (`Content-Range`), oldest first (or the newest with `lastN`).
 const MAX_INSTANCES: usize = 10_000;
+/// Readings one temporal request may read (by the store's index) or answer, all entities and
+/// attributes together.
+const MAX_TEMPORAL_POINTS: usize = 5_000_000;
+/// Aggregation periods one attribute may be answered in.
+const MAX_PERIODS: usize = 10_000;
 
 /// The temporal part of a request.
 struct Temporal {
@@ -1165,6 +1250,7 @@ async fn history(
     src: &Source,
     t: &Temporal,
     form: Form,
+    budget: &mut usize,
 ) -> NgsiResult<(Json, bool, Option<(Timestamp, Timestamp)>)> {
     let store_err = |e: agora_store::Error| {
         tracing::error!(error = %e, "NGSI-LD temporal read failed");
@@ -1185,6 +1271,28 @@ async fn history(
         return Ok((Json::Array(Vec::new()), false, None));
     }
     if let Some((methods, period)) = &t.aggregate {
+        // Bounded work: the periods answered, and the points read for them (by the index).
+        if let Some(p) = period {
+            let periods =
+                (to.as_nanos() as i128 - from.as_nanos() as i128) / p.as_nanos().max(1) as i128;
+            if periods > MAX_PERIODS as i128 {
+                return Err(NgsiError(
+                    StatusCode::FORBIDDEN,
+                    "TooManyResults",
+                    format!(
+                        "more than {MAX_PERIODS} periods: narrow timerel or lengthen aggrPeriodDuration"
+                    ),
+                ));
+            }
+        }
+        let points = s.store.raw_points_in(src.series, from, to) as usize;
+        *budget = budget.checked_sub(points).ok_or_else(|| {
+            NgsiError(
+                StatusCode::FORBIDDEN,
+                "TooManyResults",
+                format!("this request would read more than {MAX_TEMPORAL_POINTS} readings: narrow timerel or ask fewer entities"),
+            )
+        })?;
         let every =
             agora_query::Every::new(period.unwrap_or(std::time::Duration::from_secs(86_400)), None);
         let averaging =
@@ -1236,9 +1344,20 @@ async fn history(
             let mut span: i64 = 86_400_000_000_000;
             let want = n.min(MAX_INSTANCES);
             while got.len() < want && end > from {
-                let start = Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(from);
-                let page =
-                    s.store.read(src.series, start, end, usize::MAX).await.map_err(store_err)?;
+                let mut start =
+                    Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(from);
+                // A window holds at most a page's worth of points (by the index).
+                while span > 60_000_000_000
+                    && s.store.raw_points_in(src.series, start, end) > 100_000
+                {
+                    span /= 4;
+                    start = Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(from);
+                }
+                let page = s
+                    .store
+                    .read(src.series, start, end, MAX_INSTANCES + 100_000)
+                    .await
+                    .map_err(store_err)?;
                 got.extend(page.into_iter().rev());
                 end = start;
                 span = span.saturating_mul(4);
@@ -1249,6 +1368,16 @@ async fn history(
         }
         None => s.store.read(src.series, from, to, MAX_INSTANCES + 1).await.map_err(store_err)?,
     };
+    *budget = budget.saturating_sub(pts.len());
+    if *budget == 0 {
+        return Err(NgsiError(
+            StatusCode::FORBIDDEN,
+            "TooManyResults",
+            format!(
+                "this request would answer more than {MAX_TEMPORAL_POINTS} instances: narrow timerel, use lastN or ask fewer entities"
+            ),
+        ));
+    }
     let cut = t.last_n.is_none() && pts.len() > MAX_INSTANCES;
     pts.truncate(MAX_INSTANCES);
     let covered = match (pts.first(), pts.last()) {
@@ -1281,6 +1410,7 @@ async fn temporal_answer(
     ask: &Ask,
 ) -> NgsiResult<(Vec<Json>, Option<String>)> {
     let t = temporal_params(p)?;
+    let mut budget = MAX_TEMPORAL_POINTS;
     let mut out = Vec::with_capacity(entities.len());
     let mut range: Option<String> = None;
     for e in entities {
@@ -1295,7 +1425,7 @@ async fn temporal_answer(
             if p.contains_key("attrs") && !e.attrs.iter().any(|(i, _)| i == iri) {
                 continue;
             }
-            let (body, cut, covered) = history(s, src, &t, ask.form).await?;
+            let (body, cut, covered) = history(s, src, &t, ask.form, &mut budget).await?;
             if cut && let Some((a, b)) = covered {
                 range = Some(format!("date-time {}-{}/*", a.to_rfc3339(), b.to_rfc3339()));
             }
@@ -1310,6 +1440,38 @@ async fn temporal_answer(
 }
 
 /// `GET /ngsi-ld/v1/temporal/entities`: the history of the entities a query selects.
+/// Query NGSI-LD entities' histories
+///
+/// The temporal API: instances (normalized, or `temporalValues`) or aggregates
+/// (`aggregatedValues`), from agora's store; aggregates equal agora's own.
+#[utoipa::path(get, path = "/ngsi-ld/v1/temporal/entities", tag = "standards", security((), ("bearer" = [])),
+    params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
+        ("id" = Option<String>, Query, description = "Entity ids, comma-separated"),
+        ("idPattern" = Option<String>, Query, description = "A regular expression on ids (literals, `.`, classes, `*`, `+`, `?`, `^`, `$`)"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("q" = Option<String>, Query, description = "The NGSI-LD query language, e.g. `pm10>40;LAeq<70`"),
+        ("georel" = Option<String>, Query, description = "`near;maxDistance==<m>`, `within`, `contains`, `intersects`, `equals`, `disjoint`"),
+        ("geometry" = Option<String>, Query, description = "GeoJSON geometry type of the geo-query"),
+        ("coordinates" = Option<String>, Query, description = "GeoJSON coordinates of the geo-query"),
+        ("limit" = Option<String>, Query, description = "Page size (20 by default, at most 1,000)"),
+        ("offset" = Option<String>, Query, description = "Entities skipped"),
+        ("options" = Option<String>, Query, description = "`keyValues`, `concise`, `normalized`, and for the temporal API `temporalValues` or `aggregatedValues`"),("timerel" = Option<String>, Query, description = "`before`, `after` or `between`"),
+        ("timeAt" = Option<String>, Query, description = "Date-time"),
+        ("endTimeAt" = Option<String>, Query, description = "Date-time (with `between`)"),
+        ("lastN" = Option<String>, Query, description = "The last N instances"),
+        ("aggrMethods" = Option<String>, Query, description = "`totalCount,sum,avg,min,max`"),
+        ("aggrPeriodDuration" = Option<String>, Query, description = "ISO 8601 duration, e.g. `PT1H`"),),
+    responses((status = 200, description = "The entities' histories", body = Object),
+        (status = 206, description = "Cut at 10,000 instances an attribute (`Content-Range`)", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
 pub(crate) async fn temporal_entities(
     Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
@@ -1342,6 +1504,65 @@ pub(crate) async fn temporal_entities(
 }
 
 /// `GET /ngsi-ld/v1/temporal/entities/{id}`: one entity's history.
+/// Query NGSI-LD entities' histories (with a trailing slash)
+#[utoipa::path(get, path = "/ngsi-ld/v1/temporal/entities/", tag = "standards", security((), ("bearer" = [])),
+    params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
+        ("id" = Option<String>, Query, description = "Entity ids, comma-separated"),
+        ("idPattern" = Option<String>, Query, description = "A regular expression on ids (literals, `.`, classes, `*`, `+`, `?`, `^`, `$`)"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("q" = Option<String>, Query, description = "The NGSI-LD query language, e.g. `pm10>40;LAeq<70`"),
+        ("georel" = Option<String>, Query, description = "`near;maxDistance==<m>`, `within`, `contains`, `intersects`, `equals`, `disjoint`"),
+        ("geometry" = Option<String>, Query, description = "GeoJSON geometry type of the geo-query"),
+        ("coordinates" = Option<String>, Query, description = "GeoJSON coordinates of the geo-query"),
+        ("limit" = Option<String>, Query, description = "Page size (20 by default, at most 1,000)"),
+        ("offset" = Option<String>, Query, description = "Entities skipped"),
+        ("options" = Option<String>, Query, description = "`keyValues`, `concise`, `normalized`, and for the temporal API `temporalValues` or `aggregatedValues`"),("timerel" = Option<String>, Query, description = "`before`, `after` or `between`"),
+        ("timeAt" = Option<String>, Query, description = "Date-time"),
+        ("endTimeAt" = Option<String>, Query, description = "Date-time (with `between`)"),
+        ("lastN" = Option<String>, Query, description = "The last N instances"),
+        ("aggrMethods" = Option<String>, Query, description = "`totalCount,sum,avg,min,max`"),
+        ("aggrPeriodDuration" = Option<String>, Query, description = "ISO 8601 duration, e.g. `PT1H`"),),
+    responses((status = 200, description = "The entities' histories", body = Object),
+        (status = 206, description = "Cut at 10,000 instances an attribute (`Content-Range`)", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
+pub(crate) async fn temporal_entities_slash(
+    scoped: Scoped,
+    raw: RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    temporal_entities(scoped, raw, headers).await
+}
+
+/// Retrieve an NGSI-LD entity's history
+#[utoipa::path(get, path = "/ngsi-ld/v1/temporal/entities/{id}", tag = "standards", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "The entity's id"),
+        ("attrs" = Option<String>, Query, description = "Attributes, comma-separated"),
+        ("timerel" = Option<String>, Query, description = "`before`, `after` or `between`"),
+        ("timeAt" = Option<String>, Query, description = "Date-time"),
+        ("endTimeAt" = Option<String>, Query, description = "Date-time (with `between`)"),
+        ("lastN" = Option<String>, Query, description = "The last N instances"),
+        ("aggrMethods" = Option<String>, Query, description = "`totalCount,sum,avg,min,max`"),
+        ("aggrPeriodDuration" = Option<String>, Query, description = "ISO 8601 duration, e.g. `PT1H`"),
+        ("options" = Option<String>, Query, description = "`temporalValues` or `aggregatedValues`")),
+    responses((status = 200, description = "The entity's history", body = Object),
+        (status = 206, description = "Cut at 10,000 instances an attribute (`Content-Range`)", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "ProblemDetails: TooManyResults, or the caller may not", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 422, description = "ProblemDetails: OperationNotSupported", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable (an unknown @context)", body = Object),
+    ))]
 pub(crate) async fn temporal_entity(
     Scoped(s): Scoped,
     Path(id): Path<String>,
@@ -1582,6 +1803,21 @@ async fn ingest(
     token: &agora_store::catalog::TokenInfo,
     records: Vec<agora_ingest::Record<'static>>,
 ) -> NgsiResult<HashMap<u32, String>> {
+    // In batches no larger than the refusals a report lists, so that every refusal is named.
+    let mut out = HashMap::new();
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let batch: Vec<_> = records.by_ref().take(agora_ingest::LISTED_REFUSALS).collect();
+        out.extend(ingest_batch(s, token, batch).await?);
+    }
+    Ok(out)
+}
+
+async fn ingest_batch(
+    s: &AppState,
+    token: &agora_store::catalog::TokenInfo,
+    records: Vec<agora_ingest::Record<'static>>,
+) -> NgsiResult<HashMap<u32, String>> {
     let src =
         agora_ingest::Source { name: "http /ngsi-ld/v1", token: Some(token), ..Default::default() };
     let report = s
@@ -1606,6 +1842,24 @@ fn token_of(who: &crate::policy::Principal) -> NgsiResult<agora_store::catalog::
 
 /// `POST /ngsi-ld/v1/entities`: Create Entity, as readings of a device (registered by its first
 /// readings when the deployment registers devices). 201 with `Location`; 409 when it exists.
+/// Create an NGSI-LD entity
+///
+/// Its readings go through ingestion (an ingest token; a new entity registers its device when
+/// the deployment registers devices).
+#[utoipa::path(post, path = "/ngsi-ld/v1/entities", tag = "standards", security(("bearer" = [])),
+    request_body(content = Object, description = "An entity of a Smart Data Model agora stores"),
+    responses((status = 201, description = "Created (`Location`)"),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "The caller may not write", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 409, description = "ProblemDetails: AlreadyExists", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 415, description = "Neither application/json nor application/ld+json", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable, or storage unavailable", body = Object),
+    ))]
 pub(crate) async fn create_entity(
     Scoped(s): Scoped,
     crate::policy::Who(who): crate::policy::Who,
@@ -1636,6 +1890,48 @@ pub(crate) async fn create_entity(
 }
 
 /// `PATCH /ngsi-ld/v1/entities/{id}/attrs`: new readings of an existing entity. 204.
+/// Create an NGSI-LD entity (with a trailing slash)
+#[utoipa::path(post, path = "/ngsi-ld/v1/entities/", tag = "standards", security(("bearer" = [])),
+    request_body(content = Object, description = "An entity of a Smart Data Model agora stores"),
+    responses((status = 201, description = "Created (`Location`)"),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "The caller may not write", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 409, description = "ProblemDetails: AlreadyExists", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 415, description = "Neither application/json nor application/ld+json", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable, or storage unavailable", body = Object),
+    ))]
+pub(crate) async fn create_entity_slash(
+    scoped: Scoped,
+    who: crate::policy::Who,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    create_entity(scoped, who, headers, body).await
+}
+
+/// Update an NGSI-LD entity's attributes
+///
+/// New readings of an existing entity, through ingestion.
+#[utoipa::path(patch, path = "/ngsi-ld/v1/entities/{id}/attrs", tag = "standards", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = Object, description = "Attributes, normalized or concise"),
+    responses((status = 204, description = "Stored"),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "The caller may not write", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 409, description = "ProblemDetails: AlreadyExists", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 415, description = "Neither application/json nor application/ld+json", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable, or storage unavailable", body = Object),
+    ))]
 pub(crate) async fn update_attrs(
     Scoped(s): Scoped,
     crate::policy::Who(who): crate::policy::Who,
@@ -1672,6 +1968,51 @@ pub(crate) async fn update_attrs(
 
 /// `POST /ngsi-ld/v1/entityOperations/upsert`: many entities' readings at once. 201 with the ids
 /// created, 204 when all existed, 207 with `success` and `errors` when some were refused.
+/// Upsert NGSI-LD entities (with a trailing slash)
+#[utoipa::path(post, path = "/ngsi-ld/v1/entityOperations/upsert/", tag = "standards", security(("bearer" = [])),
+    request_body(content = Vec<Object>, description = "Entities of Smart Data Models agora stores"),
+    responses((status = 201, description = "The ids created", body = Vec<String>),
+        (status = 204, description = "All existed; stored"),
+        (status = 207, description = "`success` and `errors`", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "The caller may not write", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 409, description = "ProblemDetails: AlreadyExists", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 415, description = "Neither application/json nor application/ld+json", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable, or storage unavailable", body = Object),
+    ))]
+pub(crate) async fn upsert_slash(
+    scoped: Scoped,
+    who: crate::policy::Who,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    upsert(scoped, who, headers, body).await
+}
+
+/// Upsert NGSI-LD entities
+///
+/// Many entities' readings at once, through ingestion.
+#[utoipa::path(post, path = "/ngsi-ld/v1/entityOperations/upsert", tag = "standards", security(("bearer" = [])),
+    request_body(content = Vec<Object>, description = "Entities of Smart Data Models agora stores"),
+    responses((status = 201, description = "The ids created", body = Vec<String>),
+        (status = 204, description = "All existed; stored"),
+        (status = 207, description = "`success` and `errors`", body = Object),
+        (status = 400, description = "ProblemDetails: BadRequestData or InvalidRequest", body = Object),
+        (status = 401, description = "No valid credentials", body = Object),
+        (status = 403, description = "The caller may not write", body = Object),
+        (status = 404, description = "ProblemDetails: ResourceNotFound", body = Object),
+        (status = 406, description = "ProblemDetails: an Accept agora does not answer", body = Object),
+        (status = 409, description = "ProblemDetails: AlreadyExists", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 415, description = "Neither application/json nor application/ld+json", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 503, description = "ProblemDetails: LdContextNotAvailable, or storage unavailable", body = Object),
+    ))]
 pub(crate) async fn upsert(
     Scoped(s): Scoped,
     crate::policy::Who(who): crate::policy::Who,
@@ -1746,3 +2087,21 @@ pub(crate) async fn upsert(
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    context_file,
+    entities,
+    entities_slash,
+    entity,
+    temporal_entities,
+    temporal_entities_slash,
+    temporal_entity,
+    create_entity,
+    create_entity_slash,
+    update_attrs,
+    upsert,
+    upsert_slash
+))]
+pub(crate) struct Doc;

@@ -30,8 +30,11 @@ use crate::policy::Scoped;
 
 /// The root of the service.
 const ROOT: &str = "/v1.1";
-/// Observations one request may read from the store (all pages before the one asked included).
+/// Observations one request may read from the store (all pages before the one asked, and every
+/// expansion, included).
 const MAX_READ: usize = 1_000_000;
+/// Entities one request may answer with, expansions included.
+const MAX_ENTITIES: usize = 100_000;
 
 /// An error as SensorThings clients read it.
 #[derive(Debug)]
@@ -74,6 +77,13 @@ type StaResult<T> = Result<T, StaError>;
 type Boxed<'b, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'b>>;
 
 /// `GET /v1.1`: the entity sets and the conformance classes answered.
+/// The SensorThings service root
+///
+/// OGC SensorThings API 1.1 (OGC 18-088): the entity sets, with absolute URLs, and
+/// `serverSettings.conformance`. See the README for the mapping of agora onto SensorThings.
+#[utoipa::path(get, path = "/v1.1", tag = "standards", security((), ("bearer" = [])),
+    responses((status = 200, description = "The entity sets and the conformance classes", body = Object),
+        (status = 401, description = "No valid credentials (without `public_read`)", body = Object)))]
 pub(crate) async fn root(Scoped(s): Scoped, headers: HeaderMap) -> Response {
     root_of(&s, &headers)
 }
@@ -101,6 +111,35 @@ fn root_of(s: &AppState, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /v1.1/{path}`: an entity set, an entity, a navigation, a property, `$value`, `$ref`.
+/// The SensorThings service root (with a trailing slash)
+#[utoipa::path(get, path = "/v1.1/", tag = "standards", security((), ("bearer" = [])),
+    responses((status = 200, description = "The entity sets and the conformance classes", body = Object),
+        (status = 401, description = "No valid credentials (without `public_read`)", body = Object)))]
+pub(crate) async fn root_slash(scoped: Scoped, headers: HeaderMap) -> Response {
+    root(scoped, headers).await
+}
+
+/// Read SensorThings entities
+///
+/// OGC SensorThings API 1.1: an entity set (`Things`), an entity (`Things('aq-1')`,
+/// `Datastreams(7)`), a navigation (`Datastreams(7)/Observations`), a property
+/// (`Things('aq-1')/name`, `…/$value`) or links (`…/$ref`), with `$filter`, `$select`, `$expand`,
+/// `$orderby`, `$top` (at most 10,000), `$skip`, `$count` and `$resultFormat=dataArray`.
+/// Errors as FROST-Server writes them.
+#[utoipa::path(get, path = "/v1.1/{*path}", tag = "standards", security((), ("bearer" = [])),
+    params(("*path" = String, Path, description = "The resource path, e.g. `Datastreams(7)/Observations`")),
+    responses(
+        (status = 200, description = "A collection `{value, @iot.count?, @iot.nextLink?}`, an entity, a property, or a `$value` as text", content((Object = "application/json"), (String = "text/plain"))),
+        (status = 204, description = "A property without a value"),
+        (status = 400, description = "A bad path or query option: `{\"code\": 400, \"type\": \"error\", \"message\": …}`", body = Object),
+        (status = 401, description = "No valid credentials (without `public_read`)", body = Object),
+        (status = 403, description = "The caller may not", body = Object),
+        (status = 404, description = "No such entity or property", body = Object),
+        (status = 422, description = "More than a request may read or answer", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 501, description = "A part of the standard agora does not answer", body = Object),
+        (status = 503, description = "Storage unavailable", body = Object),
+    ))]
 pub(crate) async fn get(
     Scoped(s): Scoped,
     Path(path): Path<String>,
@@ -240,7 +279,15 @@ fn next_link(base: &str, path: &str, pairs: &[(String, String)], skip: usize) ->
         pairs.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("$skip")).cloned().collect();
     kept.push(("$skip".into(), skip.to_string()));
     let qs = serde_urlencoded::to_string(&kept).unwrap_or_default();
-    format!("{base}/{}?{qs}", path.trim_end_matches('/'))
+    let path: String = path
+        .trim_end_matches('/')
+        .chars()
+        .map(|c| match c {
+            '?' | '#' | '%' | ' ' | '&' | '+' | '"' => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("{base}/{path}?{qs}")
 }
 
 /// `Things(1)/name` → `{"name": …}`; with `$value`, the raw text.
@@ -371,6 +418,9 @@ struct Ctx<'a> {
     devices: HashMap<String, Device>,
     sites: HashMap<String, Site>,
     props: HashMap<String, PropertyDef>,
+    /// Observations read and entities answered so far by this request.
+    read: std::sync::atomic::AtomicUsize,
+    answered: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Ctx<'a> {
@@ -383,7 +433,16 @@ impl<'a> Ctx<'a> {
             .collect();
         let sites = s.catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
         let props = s.pipeline.properties().into_iter().map(|p| (p.name.to_string(), p)).collect();
-        Self { s, base, now: s.clock.now().as_nanos(), devices, sites, props }
+        Self {
+            s,
+            base,
+            now: s.clock.now().as_nanos(),
+            devices,
+            sites,
+            props,
+            read: Default::default(),
+            answered: Default::default(),
+        }
     }
 
     fn sorted_devices(&self) -> Vec<&Device> {
@@ -400,6 +459,8 @@ impl<'a> Ctx<'a> {
             .all_series()
             .into_iter()
             .filter(|x| self.devices.contains_key(x.device.as_str()))
+            // A device's internals (battery, radio) are not observations of the city.
+            .filter(|x| !agora_model::is_device_internal(x.property.as_str()))
             .collect();
         v.sort_by_key(|x| x.id.0);
         v
@@ -446,6 +507,7 @@ impl<'a> Ctx<'a> {
                     .catalog
                     .series_info(SeriesId(id))
                     .filter(|x| self.devices.contains_key(x.device.as_str()))
+                    .filter(|x| !agora_model::is_device_internal(x.property.as_str()))
                     .map(Ent::Datastream)
             }
             Set::Sensors => self
@@ -459,7 +521,9 @@ impl<'a> Ctx<'a> {
                 let series: u32 = series.parse().ok()?;
                 let ns: i64 = ns.parse().ok()?;
                 let info = self.s.catalog.series_info(SeriesId(series))?;
-                self.devices.contains_key(info.device.as_str()).then_some(())?;
+                (self.devices.contains_key(info.device.as_str())
+                    && !agora_model::is_device_internal(info.property.as_str()))
+                .then_some(())?;
                 Some(Ent::Observation(
                     SeriesId(series),
                     Timestamp::from_nanos(ns),
@@ -470,7 +534,7 @@ impl<'a> Ctx<'a> {
                 Some(d) => self
                     .devices
                     .get(d)
-                    .filter(|d| d.site.is_none())
+                    .filter(|d| self.feature_of(d).key() == text)
                     .cloned()
                     .map(|d| Ent::Feature(Feature::Device(d))),
                 None => self.sites.get(&text).cloned().map(|x| Ent::Feature(Feature::Site(x))),
@@ -688,18 +752,26 @@ impl<'a> Ctx<'a> {
                     items.sort_by(|a, b| self.order(a, b, &q.orderby));
                 }
                 let count = q.count.then_some(items.len());
-                let more = items.len() > q.skip.saturating_add(q.top());
-                let items = items.into_iter().skip(q.skip).take(q.top()).collect();
+                let more = q.top() > 0 && items.len() > q.skip.saturating_add(q.top());
+                let items: Vec<Ent> = items.into_iter().skip(q.skip).take(q.top()).collect();
+                self.answer(items.len())?;
                 Ok(Page { items, count, more })
             }
-            Coll::Observations(ids) => self.observations(ids, q).await,
+            Coll::Observations(ids) => {
+                let page = self.observations(ids, q).await?;
+                self.answer(page.items.len())?;
+                Ok(page)
+            }
         }
     }
 
     fn order(&self, a: &Ent, b: &Ent, by: &[(Vec<String>, bool)]) -> Ordering {
         for (path, desc) in by {
-            let (x, y) = (RowOf(self, a).get(path), RowOf(self, b).get(path));
-            let o = compare_vals(&x, &y);
+            let o = if path.len() == 1 && (path[0] == "id" || path[0] == "@iot.id") {
+                compare_keys(&a.key(), &b.key())
+            } else {
+                compare_vals(&RowOf(self, a).get(path), &RowOf(self, b).get(path))
+            };
             let o = if *desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
@@ -716,11 +788,16 @@ impl<'a> Ctx<'a> {
             None => (i64::MIN, i64::MAX),
         };
         let (from, to) = (Timestamp::from_nanos(from), Timestamp::from_nanos(to));
-        let by_time = q.orderby.first().is_some_and(|(p, _)| {
-            p.len() == 1 && (p[0] == "phenomenonTime" || p[0] == "resultTime")
-        });
+        // resultTime is null on every observation agora holds: it orders nothing, and is
+        // sorted (by id) like result.
+        let by_time =
+            q.orderby.first().is_some_and(|(p, _)| p.len() == 1 && p[0] == "phenomenonTime");
         let desc = q.orderby.first().is_some_and(|o| o.1);
-        if !by_time && q.orderby.iter().any(|(p, _)| p != &["result"] && p != &["id"]) {
+        if !by_time
+            && q.orderby
+                .iter()
+                .any(|(p, _)| p != &["result"] && p != &["id"] && p != &["resultTime"])
+        {
             return Err(StaError(
                 StatusCode::NOT_IMPLEMENTED,
                 "Observations can be ordered by phenomenonTime, resultTime, result or id".into(),
@@ -728,9 +805,8 @@ impl<'a> Ctx<'a> {
         }
         let need = q.skip.saturating_add(q.top()).saturating_add(1);
         // Read what the page needs (all matching points for a count or an order by result).
-        let whole = q.count || q.orderby.iter().any(|(p, _)| p == &["result"]);
+        let whole = q.count || (!q.orderby.is_empty() && !by_time);
         let mut all: Vec<Ent> = Vec::new();
-        let mut read = 0usize;
         for &s in ids {
             if !whole && !by_time && all.len() >= need {
                 break;
@@ -744,9 +820,9 @@ impl<'a> Ctx<'a> {
                 need - all.len()
             };
             let found = if desc && by_time && !whole {
-                self.read_latest(s, from, to, want, q, &mut read).await?
+                self.read_latest(s, from, to, want, q).await?
             } else {
-                self.read_forward(s, from, to, want, q, &mut read).await?
+                self.read_forward(s, from, to, want, q).await?
             };
             all.extend(found);
         }
@@ -754,15 +830,32 @@ impl<'a> Ctx<'a> {
             all.sort_by(|a, b| self.order(a, b, &q.orderby));
         }
         let count = q.count.then_some(all.len());
-        let more = all.len() > q.skip.saturating_add(q.top());
+        let more = q.top() > 0 && all.len() > q.skip.saturating_add(q.top());
         let items = all.into_iter().skip(q.skip).take(q.top()).collect();
         Ok(Page { items, count, more })
     }
 
-    /// Count what a request reads from the store; past [`MAX_READ`], refuse it.
-    fn spend(read: &mut usize, n: usize) -> StaResult<()> {
-        *read = read.saturating_add(n);
-        if *read > MAX_READ {
+    /// Count the entities a request answers with, expansions included; past [`MAX_ENTITIES`],
+    /// refuse it.
+    fn answer(&self, n: usize) -> StaResult<()> {
+        let total =
+            self.answered.fetch_add(n, std::sync::atomic::Ordering::Relaxed).saturating_add(n);
+        if total > MAX_ENTITIES {
+            return Err(StaError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "this request would answer more than {MAX_ENTITIES} entities: lower $top or $expand less"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Count what a request reads from the store, expansions included; past [`MAX_READ`],
+    /// refuse it.
+    fn spend(&self, n: usize) -> StaResult<()> {
+        let read = self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed).saturating_add(n);
+        if read > MAX_READ {
             return Err(StaError(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
@@ -786,14 +879,13 @@ impl<'a> Ctx<'a> {
         to: Timestamp,
         want: usize,
         q: &Query,
-        read: &mut usize,
     ) -> StaResult<Vec<Ent>> {
         let mut out = Vec::new();
         let mut cursor = from;
         while out.len() < want && cursor < to {
             let limit = (want - out.len()).clamp(1_000, 100_000);
             let pts = self.s.store.read(s, cursor, to, limit).await?;
-            Self::spend(read, pts.len())?;
+            self.spend(pts.len())?;
             let full = pts.len() == limit;
             let Some(&(last, _)) = pts.last() else { break };
             for (t, v) in pts {
@@ -820,7 +912,6 @@ impl<'a> Ctx<'a> {
         to: Timestamp,
         want: usize,
         q: &Query,
-        read: &mut usize,
     ) -> StaResult<Vec<Ent>> {
         let Some((last, _)) = self.s.store.latest(&[s]).into_iter().next().flatten() else {
             return Ok(Vec::new());
@@ -831,9 +922,16 @@ impl<'a> Ctx<'a> {
         let mut span: i64 = 86_400_000_000_000;
         let mut out = Vec::new();
         while out.len() < want && end > start_limit {
-            let start = Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(start_limit);
+            let mut start =
+                Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(start_limit);
+            // A window holds at most a page's worth of points (by the index, without decoding):
+            // a read cut at its limit would keep the oldest and skip the newest.
+            while span > 60_000_000_000 && self.s.store.raw_points_in(s, start, end) > 100_000 {
+                span /= 4;
+                start = Timestamp::from_nanos(end.as_nanos().saturating_sub(span)).max(start_limit);
+            }
             let pts = self.s.store.read(s, start, end, MAX_READ).await?;
-            Self::spend(read, pts.len())?;
+            self.spend(pts.len())?;
             for (t, v) in pts.into_iter().rev() {
                 let e = Ent::Observation(s, t, v);
                 if out.len() < want && self.keep(q, &e) {
@@ -993,24 +1091,8 @@ impl<'a> Ctx<'a> {
                             o.insert(format!("{}@iot.count", x.name), n.into());
                         }
                         o.insert(x.name.clone(), Json::Array(items));
-                        if page.more {
-                            let nav = format!(
-                                "{}/{}({})/{}",
-                                self.base,
-                                e.set().name(),
-                                e.key().in_path(),
-                                x.name
-                            );
-                            o.insert(
-                                format!("{}@iot.nextLink", x.name),
-                                format!(
-                                    "{nav}?$top={}&$skip={}",
-                                    x.query.top(),
-                                    x.query.skip + x.query.top()
-                                )
-                                .into(),
-                            );
-                        }
+                        // No next link for an expansion: one that kept its options exactly would
+                        // need the request's text; a link without them would answer other data.
                     }
                     Ok(Target::One(_)) | Err(_) => {
                         o.insert(x.name.clone(), Json::Null);
@@ -1169,6 +1251,27 @@ impl Row for RowOf<'_, '_> {
 /// One observation: 201 with `Location` and the entity; refused: 400 with the pipeline's reason.
 /// dataArray: 201 with the created observations' links in request order, `"error <reason>"` in
 /// place of each refused one.
+/// Create SensorThings Observations
+///
+/// `POST /v1.1/Observations` or `/v1.1/Datastreams(7)/Observations` with one Observation (201,
+/// `Location`), `POST /v1.1/CreateObservations` with the dataArray extension (201, the links
+/// in order, `"error …"` for each refused one). Through ingestion, with an ingest token.
+#[utoipa::path(post, path = "/v1.1/{*path}", tag = "standards", security(("bearer" = [])),
+    params(("*path" = String, Path, description = "`Observations`, `Datastreams(7)/Observations` or `CreateObservations`")),
+    request_body(content = Object, description = "An Observation, or an array of dataArray items"),
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 405, description = "Only Observations are created", body = Object),
+        (status = 413, description = "Too large", body = Object),
+        (status = 400, description = "A bad path or query option: `{\"code\": 400, \"type\": \"error\", \"message\": …}`", body = Object),
+        (status = 401, description = "No valid credentials (without `public_read`)", body = Object),
+        (status = 403, description = "The caller may not", body = Object),
+        (status = 404, description = "No such entity or property", body = Object),
+        (status = 422, description = "More than a request may read or answer", body = Object),
+        (status = 429, description = "Too many requests", body = Object),
+        (status = 501, description = "A part of the standard agora does not answer", body = Object),
+        (status = 503, description = "Storage unavailable", body = Object),
+    ))]
 pub(crate) async fn post(
     Scoped(s): Scoped,
     crate::policy::Who(who): crate::policy::Who,
@@ -1310,8 +1413,9 @@ async fn create_one(
     if let Some(e) = report.rejected.first() {
         return Err(StaError::bad(e.reason.clone()));
     }
-    let pts = ctx.s.store.read(x.id, time, time.saturating_add_nanos(1), 1).await?;
-    let Some((t, v)) = pts.into_iter().next() else {
+    // Flagged readings (a little out of range) are stored too: read back whatever is there.
+    let pts = ctx.s.store.read_with_flags(x.id, time, time.saturating_add_nanos(1), 1).await?;
+    let Some((t, v, _)) = pts.into_iter().next() else {
         return Err(StaError(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the observation was stored but cannot be read back".into(),
@@ -1399,13 +1503,16 @@ async fn create_many(
             }
         }
     }
-    let report =
-        ctx.s.pipeline.ingest(src, agora_ingest::Decoded { records, errors: Vec::new() }).await?;
+    // In batches no larger than the refusals a report lists, so that every refused row is named.
     let mut refused: HashMap<u32, String> = HashMap::new();
-    for e in report.rejected {
-        refused.insert(e.line, e.reason);
+    let mut records = records.into_iter().peekable();
+    while records.peek().is_some() {
+        let batch: Vec<_> = records.by_ref().take(agora_ingest::LISTED_REFUSALS).collect();
+        let decoded = agora_ingest::Decoded { records: batch, errors: Vec::new() };
+        for e in ctx.s.pipeline.ingest(src, decoded).await?.rejected {
+            refused.insert(e.line, e.reason);
+        }
     }
-    let unlisted = report.rejected_count > refused.len();
     let links: Vec<Json> = answers
         .into_iter()
         .enumerate()
@@ -1420,11 +1527,10 @@ async fn create_many(
             }
         })
         .collect();
-    if unlisted {
-        tracing::warn!(
-            rejected = report.rejected_count,
-            "CreateObservations: more refusals than the report lists"
-        );
-    }
     Ok((StatusCode::CREATED, axum::Json(Json::Array(links))).into_response())
 }
+
+/// This module's operations in the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(root, root_slash, get, post))]
+pub(crate) struct Doc;

@@ -356,6 +356,10 @@ fn number_or_time(text: &str, at: usize) -> Result<(Val, usize), FilterError> {
 
 /// An ISO 8601 date-time with `Z` or an offset (seconds optional), in nanoseconds since the epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
+    // Date-times are ASCII; anything else is not one (and must not be sliced by byte).
+    if !s.is_ascii() {
+        return None;
+    }
     let with_seconds;
     let s = if s.len() >= 16
         && s.as_bytes().get(16).is_none_or(|c| *c != b':')
@@ -940,6 +944,8 @@ mod tests {
             "fractionalseconds(phenomenonTime) eq 0.25 and date(phenomenonTime) eq 2026-06-01"
         ));
         assert!(yes("phenomenonTime sub duration'P1D' lt 2026-06-01T00:00:00Z"));
+        assert_eq!(parse_time("2026-01-01T10:0é"), None, "not a date-time, and no panic");
+        assert!(!yes("phenomenonTime gt '2026-01-01T10:0é'"));
         assert!(yes(
             "substringof('Rotonde', name) and endswith(name, 'onde') and length(name) eq 23"
         ));

@@ -207,7 +207,10 @@ fn expand(v: &str, depth: usize) -> Result<Vec<Expand>, FilterError> {
                 option(&mut query, &k, val, depth + 1)?;
             }
         }
-        // `a/b` is `a($expand=b)`.
+        // `a/b` is `a($expand=b)`: each step counts as a level.
+        if depth + path.split('/').count() > MAX_EXPAND_DEPTH {
+            return bad(format!("$expand is nested more than {MAX_EXPAND_DEPTH} levels deep"));
+        }
         let mut parts = path.split('/').rev();
         let last = parts.next().unwrap_or_default().to_owned();
         let mut e = Expand { name: last, query };
@@ -276,6 +279,12 @@ mod tests {
             ("$expand", "Datastreams($top=1", "unbalanced"),
             ("$expand", "Datastreams($top)", "expected $name=value"),
             ("$expand", "a($expand=b($expand=c($expand=d($expand=e))))", "nested more than 4"),
+            ("$expand", "Datastreams/Thing/Datastreams/Thing/Datastreams", "nested more than 4"),
+            (
+                "$expand",
+                "Datastreams($expand=Thing/Datastreams/Thing/Datastreams)",
+                "nested more than 4",
+            ),
             ("$resultFormat", "csv", "dataArray"),
         ] {
             let e = q(&[(k, v)]).unwrap_err();
