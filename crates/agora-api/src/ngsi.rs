@@ -438,6 +438,36 @@ impl Want {
     }
 }
 
+/// The ids of the entities `build` would make for `want` (and an `idPattern`), sorted, without
+/// reading any value.
+fn candidates(s: &AppState, want: &Want, pattern: Option<&String>) -> NgsiResult<Vec<String>> {
+    let pattern = match pattern {
+        Some(p) => Some(Pattern::parse(p).map_err(NgsiError::bad)?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    let mut push = |id: String, type_iri: String| {
+        if want.keeps(&id, &type_iri) && pattern.as_ref().is_none_or(|p| p.is_match(&id)) {
+            out.push(id);
+        }
+    };
+    for d in s.catalog.devices(&DeviceFilter::default()) {
+        let (ty, domain) = type_of(d.kind.as_str());
+        push(format!("urn:ngsi-ld:{ty}:{}", d.id), iri_in(domain, ty));
+        if ty != "Device" {
+            push(format!("urn:ngsi-ld:Device:{}", d.id), iri_in("Device", "Device"));
+        }
+    }
+    for p in s.catalog.sites() {
+        push(
+            format!("urn:ngsi-ld:PointOfInterest:{}", p.id),
+            iri_in("PointOfInterest", "PointOfInterest"),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn build(s: &AppState, want: &Want) -> World {
     let devices: Vec<Device> = s.catalog.devices(&DeviceFilter::default());
     let sites: HashMap<String, Site> =
@@ -979,8 +1009,19 @@ pub(crate) async fn entities(
                 .parse::<usize>()
                 .map_err(|_| NgsiError::bad(format!("offset must be a whole number, not {o:?}")))?,
         };
-        let all = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
-        let total = all.len();
+        let want = Want::of(&p, &ask.ctx);
+        let (all, total, offset) = if ["q", "attrs", "georel"].iter().any(|k| p.contains_key(*k)) {
+            let all = select(build(&s, &want), &p, &ask)?;
+            let total = all.len();
+            (all, total, offset)
+        } else {
+            // Nothing to filter on values: page the ids first, build the page's entities only.
+            let ids = candidates(&s, &want, p.get("idPattern"))?;
+            let total = ids.len();
+            let page_ids: Vec<String> = ids.into_iter().skip(offset).take(limit).collect();
+            let page_want = Want { types: want.types.clone(), ids: Some(page_ids) };
+            (select(build(&s, &page_want), &p, &ask)?, total, 0)
+        };
         let page: Vec<&Entity> = all.iter().skip(offset).take(limit).collect();
         let body = if ask.geojson {
             let mut fc = json!({"type": "FeatureCollection", "features": page.iter().map(|e| feature(e, &ask)).collect::<Vec<_>>()});
