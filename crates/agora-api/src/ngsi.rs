@@ -1010,7 +1010,7 @@ pub(crate) async fn entities(
                 .map_err(|_| NgsiError::bad(format!("offset must be a whole number, not {o:?}")))?,
         };
         let want = Want::of(&p, &ask.ctx);
-        let (all, total, offset) = if ["q", "attrs", "georel"].iter().any(|k| p.contains_key(*k)) {
+        let (all, total, skip) = if ["q", "attrs", "georel"].iter().any(|k| p.contains_key(*k)) {
             let all = select(build(&s, &want), &p, &ask)?;
             let total = all.len();
             (all, total, offset)
@@ -1022,7 +1022,7 @@ pub(crate) async fn entities(
             let page_want = Want { types: want.types.clone(), ids: Some(page_ids) };
             (select(build(&s, &page_want), &p, &ask)?, total, 0)
         };
-        let page: Vec<&Entity> = all.iter().skip(offset).take(limit).collect();
+        let page: Vec<&Entity> = all.iter().skip(skip).take(limit).collect();
         let body = if ask.geojson {
             let mut fc = json!({"type": "FeatureCollection", "features": page.iter().map(|e| feature(e, &ask)).collect::<Vec<_>>()});
             fc["@context"] = context_value(&ask);
