@@ -942,7 +942,6 @@ fn respond(
     r
 }
 
-/// `GET /ngsi-ld/v1/entities`: Query Entities.
 /// Query NGSI-LD entities
 ///
 /// ETSI GS CIM 009: agora's devices as Smart Data Model entities, its devices and places. See
@@ -1054,7 +1053,6 @@ pub(crate) async fn entities(
     run().unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /ngsi-ld/v1/entities/{id}`: Retrieve Entity.
 /// Query NGSI-LD entities (with a trailing slash)
 #[utoipa::path(get, path = "/ngsi-ld/v1/entities/", tag = "standards", security((), ("bearer" = [])),
     params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
@@ -1480,7 +1478,6 @@ async fn temporal_answer(
     Ok((out, range))
 }
 
-/// `GET /ngsi-ld/v1/temporal/entities`: the history of the entities a query selects.
 /// Query NGSI-LD entities' histories
 ///
 /// The temporal API: instances (normalized, or `temporalValues`) or aggregates
@@ -1544,7 +1541,6 @@ pub(crate) async fn temporal_entities(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /ngsi-ld/v1/temporal/entities/{id}`: one entity's history.
 /// Query NGSI-LD entities' histories (with a trailing slash)
 #[utoipa::path(get, path = "/ngsi-ld/v1/temporal/entities/", tag = "standards", security((), ("bearer" = [])),
     params(("type" = Option<String>, Query, description = "Entity types, `A,B` (expanded with the request's @context)"),
@@ -1881,8 +1877,6 @@ fn token_of(who: &crate::policy::Principal) -> NgsiResult<agora_store::catalog::
         .map_err(|e| NgsiError(StatusCode::FORBIDDEN, "BadRequestData", e.to_string()))
 }
 
-/// `POST /ngsi-ld/v1/entities`: Create Entity, as readings of a device (registered by its first
-/// readings when the deployment registers devices). 201 with `Location`; 409 when it exists.
 /// Create an NGSI-LD entity
 ///
 /// Its readings go through ingestion (an ingest token; a new entity registers its device when
@@ -1930,7 +1924,6 @@ pub(crate) async fn create_entity(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `PATCH /ngsi-ld/v1/entities/{id}/attrs`: new readings of an existing entity. 204.
 /// Create an NGSI-LD entity (with a trailing slash)
 #[utoipa::path(post, path = "/ngsi-ld/v1/entities/", tag = "standards", security(("bearer" = [])),
     request_body(content = Object, description = "An entity of a Smart Data Model agora stores"),
@@ -2007,8 +2000,6 @@ pub(crate) async fn update_attrs(
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /ngsi-ld/v1/entityOperations/upsert`: many entities' readings at once. 201 with the ids
-/// created, 204 when all existed, 207 with `success` and `errors` when some were refused.
 /// Upsert NGSI-LD entities (with a trailing slash)
 #[utoipa::path(post, path = "/ngsi-ld/v1/entityOperations/upsert/", tag = "standards", security(("bearer" = [])),
     request_body(content = Vec<Object>, description = "Entities of Smart Data Models agora stores"),

@@ -76,7 +76,6 @@ type StaResult<T> = Result<T, StaError>;
 /// A boxed future (`$expand` recurses).
 type Boxed<'b, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'b>>;
 
-/// `GET /v1.1`: the entity sets and the conformance classes answered.
 /// The SensorThings service root
 ///
 /// OGC SensorThings API 1.1 (OGC 18-088): the entity sets, with absolute URLs, and
@@ -110,7 +109,6 @@ fn root_of(s: &AppState, headers: &HeaderMap) -> Response {
     axum::Json(body).into_response()
 }
 
-/// `GET /v1.1/{path}`: an entity set, an entity, a navigation, a property, `$value`, `$ref`.
 /// The SensorThings service root (with a trailing slash)
 #[utoipa::path(get, path = "/v1.1/", tag = "standards", security((), ("bearer" = [])),
     responses((status = 200, description = "The entity sets and the conformance classes", body = Object),
@@ -1245,12 +1243,6 @@ impl Row for RowOf<'_, '_> {
     }
 }
 
-/// `POST /v1.1/Observations`, `POST /v1.1/Datastreams(id)/Observations` and
-/// `POST /v1.1/CreateObservations` (the dataArray extension): observations become readings
-/// through the ingestion pipeline (the token's rights, harmonization, quality flags, dead letters).
-/// One observation: 201 with `Location` and the entity; refused: 400 with the pipeline's reason.
-/// dataArray: 201 with the created observations' links in request order, `"error <reason>"` in
-/// place of each refused one.
 /// Create SensorThings Observations
 ///
 /// `POST /v1.1/Observations` or `/v1.1/Datastreams(7)/Observations` with one Observation (201,
