@@ -107,11 +107,11 @@ pub(crate) fn fill_json(v: &JsonValue, alert: &AlertRecord, event: Event) -> Jso
 
 /// Why a webhook call failed, and whether trying again may help.
 #[derive(Debug, Clone)]
-pub(crate) struct HookError {
+pub struct HookError {
     /// What happened, secrets masked.
-    pub(crate) detail: String,
+    pub detail: String,
     /// A refused destination or a redirect: the same answer again, so not retried.
-    pub(crate) fatal: bool,
+    pub fatal: bool,
 }
 
 /// An error and its causes, `: `-separated (reqwest's own message says little).
@@ -140,19 +140,37 @@ pub(crate) async fn post_webhook(
     event: Event,
     delivery: &str,
 ) -> Result<String, HookError> {
+    let bytes =
+        serde_json::to_vec(body).map_err(|e| HookError { detail: e.to_string(), fatal: true })?;
+    let now = chrono::Utc::now().timestamp();
+    let mut headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-agora-event", event.as_str().to_owned()),
+        ("x-agora-delivery", delivery.to_owned()),
+        ("x-agora-timestamp", now.to_string()),
+    ];
+    if let Some(s) = secret {
+        headers.push(("x-agora-signature", signature(s, now, &bytes)));
+    }
+    post(http, egress, url, secret, &headers, bytes).await
+}
+
+/// POST a body once, with these headers, under the egress policy; `Ok` with the status on 2xx.
+/// A redirect is not followed. Error details never quote the URL's credentials or `secret`.
+pub async fn post(
+    http: &reqwest::Client,
+    egress: &Egress,
+    url: &str,
+    secret: Option<&str>,
+    headers: &[(&'static str, String)],
+    bytes: Vec<u8>,
+) -> Result<String, HookError> {
     let fatal = |detail: String| HookError { detail: mask_text(&detail, url, secret), fatal: true };
     let parsed = reqwest::Url::parse(url).map_err(|e| fatal(format!("bad URL: {e}")))?;
     egress.check_url(&parsed).map_err(|r| fatal(r.0))?;
-    let bytes = serde_json::to_vec(body).map_err(|e| fatal(e.to_string()))?;
-    let now = chrono::Utc::now().timestamp();
-    let mut req = http
-        .post(parsed)
-        .header("content-type", "application/json")
-        .header("x-agora-event", event.as_str())
-        .header("x-agora-delivery", delivery)
-        .header("x-agora-timestamp", now.to_string());
-    if let Some(s) = secret {
-        req = req.header("x-agora-signature", signature(s, now, &bytes));
+    let mut req = http.post(parsed);
+    for (k, v) in headers {
+        req = req.header(*k, v);
     }
     match req.body(bytes).send().await {
         Ok(r) if r.status().is_success() => Ok(format!("HTTP {}", r.status().as_u16())),
@@ -179,7 +197,7 @@ pub(crate) async fn post_webhook(
 }
 
 /// Delay before attempt `n` (2, 3, …): `first`, then doubling, at most a minute.
-pub(crate) fn backoff(first: Duration, attempt: u32) -> Duration {
+pub fn backoff(first: Duration, attempt: u32) -> Duration {
     (first * 2u32.saturating_pow(attempt.saturating_sub(2))).min(Duration::from_secs(60))
 }
 

@@ -125,6 +125,23 @@ pub trait Forecaster: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The alerts' delivery machinery, lent to other senders (see [`Alerts::outbound`]).
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The webhooks' client (timeout, trusted authorities, guarded resolver).
+    pub http: reqwest::Client,
+    /// Where calls may go.
+    pub egress: Egress,
+    /// Attempts per delivery (first try included).
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles each time (see [`actions::backoff`]).
+    pub first_retry: Duration,
+    /// Where attempts are logged (with the alerts' action attempts).
+    pub store: Arc<dyn AlertStore>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
 /// What `Alerts::start` needs.
 #[derive(Debug, Clone)]
 pub struct AlertsDeps {
@@ -370,6 +387,19 @@ impl Alerts {
             }
         }));
         Ok((me, AlertsTasks { tasks }))
+    }
+
+    /// What sends webhooks, for other outgoing notifications (NGSI-LD subscriptions): the same
+    /// client, egress policy, retries and attempt log.
+    pub fn outbound(&self) -> Outbound {
+        Outbound {
+            http: self.http.clone(),
+            egress: self.egress.clone(),
+            attempts: self.cfg.max_attempts.max(1),
+            first_retry: Duration::from_millis(self.cfg.first_retry_ms),
+            store: self.deps.store.clone(),
+            clock: self.deps.clock.clone(),
+        }
     }
 
     /// Plug in a forecaster.

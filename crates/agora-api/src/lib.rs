@@ -21,6 +21,7 @@ mod ingest;
 pub mod live;
 mod metrics;
 mod ngsi;
+pub use ngsi::subscriptions::NgsiSubscriptions;
 pub mod oidc;
 mod open_data;
 mod people;
@@ -174,6 +175,8 @@ pub struct AppState {
     pub forecasts: Arc<agora_query::forecasts::Forecasts>,
     /// The open-data datasets operators define.
     pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
+    /// NGSI-LD subscriptions and their notifier (absent: alerting off).
+    pub ngsi_subscriptions: Option<Arc<NgsiSubscriptions>>,
     /// Exports running at once (see `explore::EXPORTS`).
     pub exports: Arc<tokio::sync::Semaphore>,
 }
@@ -284,6 +287,17 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/ngsi-ld/v1/entityOperations/upsert", post(ngsi::upsert))
         .route("/ngsi-ld/v1/entityOperations/upsert/", post(ngsi::upsert_slash))
         .route("/ngsi-ld/v1/entities/{id}", get(ngsi::entity))
+        .route(
+            "/ngsi-ld/v1/subscriptions",
+            get(ngsi::subscriptions::list).post(ngsi::subscriptions::create),
+        )
+        .route("/ngsi-ld/v1/subscriptions/", post(ngsi::subscriptions::create_slash))
+        .route(
+            "/ngsi-ld/v1/subscriptions/{id}",
+            get(ngsi::subscriptions::one)
+                .patch(ngsi::subscriptions::update)
+                .delete(ngsi::subscriptions::delete),
+        )
         .route("/ngsi-ld/v1/jsonldContexts/{file}", get(ngsi::context_file))
         .route("/ngsi-ld/v1/temporal/entities", get(ngsi::temporal_entities))
         .route("/ngsi-ld/v1/temporal/entities/", get(ngsi::temporal_entities_slash))

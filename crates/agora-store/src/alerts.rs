@@ -115,6 +115,21 @@ pub struct AlertFilter {
     pub limit: u32,
 }
 
+/// A stored NGSI-LD subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSubscription {
+    /// Its id (a URI).
+    pub id: String,
+    /// The subscription as made, with its context (the API's own shape).
+    pub body: serde_json::Value,
+    /// Who made it: `token:ID` or `person:ID`.
+    pub owner: String,
+    /// Its counters (the API's own shape).
+    pub status: serde_json::Value,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
 /// One attempt of one action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -180,6 +195,14 @@ pub trait AlertStore: Send + Sync + std::fmt::Debug {
     /// name people: who handled an alert, whom it was sent to). Returns (alerts, attempts)
     /// removed.
     async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64)>;
+    /// Create or replace an NGSI-LD subscription.
+    async fn put_subscription(&self, s: &StoredSubscription) -> Result<()>;
+    /// Save the counters of subscriptions (id, status).
+    async fn save_subscription_status(&self, status: &[(String, serde_json::Value)]) -> Result<()>;
+    /// Delete an NGSI-LD subscription; false when there was none.
+    async fn delete_subscription(&self, id: &str) -> Result<bool>;
+    /// Every NGSI-LD subscription.
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>>;
 }
 
 /// Alerts on SQLite, sharing the catalog's pool.
@@ -263,6 +286,63 @@ impl AlertStore for SqliteAlertStore {
             .rows_affected();
         tx.commit().await?;
         Ok(a + r)
+    }
+
+    async fn put_subscription(&self, s: &StoredSubscription) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ngsi_subscriptions (id, body, owner, status, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body, owner = excluded.owner, status = excluded.status, updated_at = excluded.updated_at",
+        )
+        .bind(&s.id)
+        .bind(s.body.to_string())
+        .bind(&s.owner)
+        .bind(s.status.to_string())
+        .bind(s.updated_at.as_nanos())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_subscription_status(&self, status: &[(String, serde_json::Value)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, st) in status {
+            sqlx::query("UPDATE ngsi_subscriptions SET status = ? WHERE id = ?")
+                .bind(st.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM ngsi_subscriptions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(n.rows_affected() > 0)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<StoredSubscription>> {
+        let rows = sqlx::query(
+            "SELECT id, body, owner, status, updated_at FROM ngsi_subscriptions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                let status: String = r.try_get("status")?;
+                Ok(StoredSubscription {
+                    id: r.try_get("id")?,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    owner: r.try_get("owner")?,
+                    status: serde_json::from_str(&status).unwrap_or(serde_json::Value::Null),
+                    updated_at: Timestamp::from_nanos(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
     }
 
     async fn put_rule(&self, r: &StoredRule) -> Result<()> {

@@ -28,6 +28,18 @@ pub trait BatchObserver: Send + Sync + std::fmt::Debug {
     fn stored(&self, batch: Arc<StoredBatch>);
 }
 
+/// Several observers of stored batches, each handed every batch in turn.
+#[derive(Debug)]
+pub struct Observers(pub Vec<Arc<dyn BatchObserver>>);
+
+impl BatchObserver for Observers {
+    fn stored(&self, batch: Arc<StoredBatch>) {
+        for o in &self.0 {
+            o.stored(batch.clone());
+        }
+    }
+}
+
 /// Points of one batch, as stored: series, time, value, quality flags.
 pub type StoredBatch = Vec<(SeriesId, Timestamp, Value, u8)>;
 

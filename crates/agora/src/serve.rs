@@ -127,6 +127,15 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         chrono_tz::Europe::Paris,
     );
     alerts.set_forecaster(Arc::new(crate::forecasts::AlertForecasts(forecasts.clone())));
+    let ngsi_subscriptions =
+        agora_api::NgsiSubscriptions::start(catalog.clone(), store.clone(), alerts.outbound())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("cannot start NGSI-LD subscriptions")?;
+    pipeline.set_observer(Arc::new(agora_store::Observers(vec![
+        alerts.clone(),
+        ngsi_subscriptions.clone(),
+    ])));
     let state = AppState {
         catalog,
         store,
@@ -151,6 +160,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         sessions: Arc::new(agora_api::Sessions::default()),
         shutdown: stopped.clone(),
         alerts: Some(alerts.clone()),
+        ngsi_subscriptions: Some(ngsi_subscriptions.clone()),
         limits: Arc::new(cfg.api_limits()?),
         audit: Some(audit_log.clone()),
         commerce,
@@ -323,6 +333,9 @@ impl Server {
         if let Some(a) = &self.state.alerts {
             a.save_state().await.context("saving the alert evaluation state")?;
         }
+        if let Some(n) = &self.state.ngsi_subscriptions {
+            n.save_counters().await;
+        }
         self.alerts_tasks.abort();
         self.state.store.close().await.context("flushing storage")?;
         // Not saved (a full disk): the quality checks start afresh; the catalog still closes.
@@ -434,7 +447,6 @@ async fn start_alerts(
     )
     .await
     .context("cannot start alerting")?;
-    pipeline.set_observer(alerts.clone());
     Ok((alerts, tasks))
 }
 

@@ -44,6 +44,11 @@ fn migrator() -> Migrator {
             m(11, "commerce calendar", include_str!("../../migrations/0011_commerce_calendar.sql")),
             m(12, "open datasets", include_str!("../../migrations/0012_open_datasets.sql")),
             m(13, "runtime state", include_str!("../../migrations/0013_runtime_state.sql")),
+            m(
+                14,
+                "ngsi subscriptions",
+                include_str!("../../migrations/0014_ngsi_subscriptions.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

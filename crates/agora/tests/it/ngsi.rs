@@ -583,3 +583,426 @@ async fn entities_are_provided_through_ingestion() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// A local notification receiver: answers 500 to the first `fail` requests, then 204; keeps the
+/// headers and bodies it got.
+async fn receiver(
+    fail: usize,
+) -> (
+    String,
+    std::sync::Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, Value, std::time::Instant)>>>,
+) {
+    let got = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move |h: axum::http::HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                let mut v = g.lock();
+                v.push((
+                    h,
+                    serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    std::time::Instant::now(),
+                ));
+                if v.len() <= fail {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+type Got =
+    std::sync::Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, Value, std::time::Instant)>>>;
+
+/// Wait (at most 15 s) until `got` holds `n` requests.
+async fn wait_for(got: &Got, n: usize) {
+    for _ in 0..300 {
+        if got.lock().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "expected {n} notifications, got {}: {:?}",
+        got.lock().len(),
+        got.lock().iter().map(|x| x.1.clone()).collect::<Vec<_>>()
+    );
+}
+
+async fn subscribe(
+    app: &TestApp,
+    token: &str,
+    body: &Value,
+    link: Option<&str>,
+) -> reqwest::Response {
+    let mut r = app
+        .post("/ngsi-ld/v1/subscriptions")
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    if let Some(l) = link {
+        r = r.header("Link", l);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn subscriptions_notify_as_data_is_stored() {
+    let app = TestApp::spawn_with(|c| {
+        c.alerts.first_retry_ms = 50;
+        c.alerts.max_attempts = 3;
+        // The receivers are on this machine: internal addresses need the operator's consent.
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for d in [
+        json!({"id": "aq-1", "kind": "air_quality", "commune": "13001", "lat": 43.53, "lon": 5.447}),
+        json!({"id": "aq-2", "kind": "air_quality", "commune": "13001", "lat": 43.2, "lon": 5.3}),
+        json!({"id": "noise-1", "kind": "noise", "commune": "13001", "lat": 43.53, "lon": 5.447}),
+    ] {
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let link = agora_ctx(&app);
+    // The receiver fails once: the notification is retried, and both attempts are counted.
+    let (air_url, air) = receiver(1).await;
+    let r = subscribe(
+        &app,
+        ADMIN,
+        &json!({
+            "type": "Subscription",
+            "entities": [{"type": "AirQualityObserved"}],
+            "watchedAttributes": ["pm10"],
+            "q": "pm10>40",
+            "geoQ": {"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": [5.447, 43.53]},
+            "notification": {"attributes": ["pm10"], "format": "keyValues",
+                "endpoint": {"uri": air_url, "accept": "application/json"}}
+        }),
+        Some(&link),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let air_id = location.rsplit('/').next().unwrap().to_owned();
+    assert!(air_id.starts_with("urn:ngsi-ld:Subscription:"), "{air_id}");
+
+    let (noise_url, noise) = receiver(0).await;
+    let r = subscribe(
+        &app,
+        ADMIN,
+        &json!({
+            "id": "urn:ngsi-ld:Subscription:noise",
+            "type": "Subscription",
+            "entities": [{"type": "NoiseLevelObserved", "id": "urn:ngsi-ld:NoiseLevelObserved:noise-1"}],
+            "throttling": 2,
+            "notification": {"endpoint": {"uri": noise_url, "accept": "application/ld+json"}},
+            "@context": format!("http://{}/ngsi-ld/v1/jsonldContexts/agora.jsonld", app.addr)
+        }),
+        None,
+    )
+    .await;
+    // ld+json carries its context in the body.
+    assert_eq!(r.status(), 400, "a JSON body with @context is refused");
+    let r = app
+        .post("/ngsi-ld/v1/subscriptions/")
+        .bearer_auth(ADMIN)
+        .header("Content-Type", "application/ld+json")
+        .body(
+            json!({
+                "id": "urn:ngsi-ld:Subscription:noise",
+                "type": "Subscription",
+                "entities": [{"type": "NoiseLevelObserved", "id": "urn:ngsi-ld:NoiseLevelObserved:noise-1"}],
+                "throttling": 2,
+                "notification": {"endpoint": {"uri": noise_url, "accept": "application/ld+json"}},
+                "@context": format!("http://{}/ngsi-ld/v1/jsonldContexts/agora.jsonld", app.addr)
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // Not above the threshold, not a watched attribute, too far away, another type: nothing.
+    app.write(&format!("air_quality,device=aq-1 pm10=12 {T0}")).await;
+    app.write(&format!("air_quality,device=aq-1 relative_humidity=60 {}", T0 + 1)).await;
+    app.write(&format!("air_quality,device=aq-2 pm10=90 {}", T0 + 1)).await;
+    // Above: notified (after one failed attempt).
+    app.write(&format!("air_quality,device=aq-1 pm10=55 {}", T0 + 2)).await;
+    wait_for(&air, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    {
+        let got = air.lock();
+        assert_eq!(
+            got.len(),
+            2,
+            "one notification, tried twice: {:?}",
+            got.iter().map(|x| &x.1).collect::<Vec<_>>()
+        );
+        let (h, n, _) = &got[1];
+        assert_eq!(h["content-type"], "application/json");
+        assert!(
+            h["link"].to_str().unwrap().contains("/ngsi-ld/v1/jsonldContexts/agora.jsonld"),
+            "{h:?}"
+        );
+        assert_eq!(n["type"], "Notification");
+        assert_eq!(n["subscriptionId"], air_id.as_str());
+        assert!(n["notifiedAt"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            n["data"],
+            json!([{"id": "urn:ngsi-ld:AirQualityObserved:aq-1", "type": "AirQualityObserved", "pm10": 55.0}])
+        );
+        assert_eq!(got[0].1, got[1].1, "the retry sends the same notification");
+    }
+    // Its state and counters.
+    let (status, _, s) = get(&app, &format!("subscriptions/{air_id}"), None, None).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["status"], "active");
+    assert_eq!(s["q"], "pm10>40");
+    assert_eq!(s["notification"]["endpoint"]["uri"], air_url.as_str());
+    assert_eq!(s["notification"]["timesSent"], 1);
+    assert_eq!(s["notification"]["timesFailed"], 1);
+    assert_eq!(s["notification"]["status"], "ok");
+    assert_eq!(s["notification"]["lastFailureReason"], "HTTP 500");
+    assert!(s["jsonldContext"].as_str().unwrap().ends_with("agora.jsonld"), "{s}");
+    // Each attempt is in the action log.
+    let log = app.get_json("/api/v1/deliveries?limit=50").await;
+    let mine: Vec<&Value> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == "ngsi-ld" && d["target"].as_str().unwrap().starts_with(&air_id))
+        .collect();
+    assert_eq!(mine.len(), 2, "{log}");
+    assert_eq!(mine.iter().filter(|d| d["ok"] == true).count(), 1);
+
+    // Throttled: the first change at once, the next two held and sent as one, as they are then.
+    app.write(&format!("noise,device=noise-1 laeq=61.5 {}", T0 + 10)).await;
+    wait_for(&noise, 1).await;
+    app.write(&format!("noise,device=noise-1 laeq=70 {}", T0 + 11)).await;
+    app.write(&format!("noise,device=noise-1 laeq=72.5 {}", T0 + 12)).await;
+    wait_for(&noise, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    {
+        let got = noise.lock();
+        assert_eq!(got.len(), 2, "{:?}", got.iter().map(|x| &x.1).collect::<Vec<_>>());
+        assert!(got[1].2 - got[0].2 >= std::time::Duration::from_millis(1900), "throttled");
+        let (h, n, _) = &got[1];
+        assert_eq!(h["content-type"], "application/ld+json");
+        assert!(n["@context"].as_str().unwrap().ends_with("agora.jsonld"), "{n}");
+        assert_eq!(n["subscriptionId"], "urn:ngsi-ld:Subscription:noise");
+        let e = &n["data"][0];
+        assert_eq!(e["type"], "NoiseLevelObserved");
+        assert_eq!(e["LAeq"]["type"], "Property");
+        assert_eq!(e["LAeq"]["value"], 72.5);
+        assert_eq!(e["LAeq"]["observedAt"], "2026-01-01T00:00:12Z");
+        assert!(e.get("@context").is_none(), "the context is given once");
+    }
+
+    // Listing and paging.
+    let r = app
+        .get("/ngsi-ld/v1/subscriptions?limit=1&count=true")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["ngsild-results-count"], "2");
+    assert!(r.headers().get_all("link").iter().any(|l| l.to_str().unwrap().contains("offset=1")));
+    assert_eq!(r.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
+
+    // Paused: nothing more.
+    let r = app
+        .client
+        .patch(app.url(&format!("/ngsi-ld/v1/subscriptions/{air_id}")))
+        .bearer_auth(ADMIN)
+        .header("Content-Type", "application/json")
+        .body(json!({"isActive": false}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    app.write(&format!("air_quality,device=aq-1 pm10=80 {}", T0 + 20)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.write(&format!("noise,device=noise-1 laeq=50 {}", T0 + 21)).await;
+    wait_for(&noise, 3).await;
+    assert_eq!(air.lock().len(), 2, "a paused subscription sends nothing");
+    let (_, _, s) = get(&app, &format!("subscriptions/{air_id}"), None, None).await;
+    assert_eq!(s["status"], "paused");
+    assert_eq!(s["notification"]["format"], "keyValues", "the rest kept");
+
+    // Subscriptions outlive a restart, with their counters.
+    let mut app = app;
+    app.restart().await;
+    let (status, _, s) =
+        get(&app, "subscriptions/urn:ngsi-ld:Subscription:noise", None, None).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["notification"]["timesSent"], 3);
+    app.write(&format!("noise,device=noise-1 laeq=52 {}", T0 + 30)).await;
+    wait_for(&noise, 4).await;
+
+    // Deleted: gone.
+    let r = app
+        .client
+        .delete(app.url("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:noise"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app
+        .get("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:noise")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    ngsi_problem(r, 404, "ResourceNotFound").await;
+}
+
+/// An NGSI-LD error: its status, its type, a detail.
+async fn ngsi_problem(r: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["type"], format!("https://uri.etsi.org/ngsi-ld/errors/{kind}"), "{b}");
+    assert!(b["detail"].as_str().is_some_and(|d| !d.is_empty()), "{b}");
+    b
+}
+
+#[tokio::test]
+async fn subscriptions_show_only_what_their_maker_may_see_and_refuse_bad_input() {
+    let app = TestApp::spawn_with(|c| {
+        c.alerts.allow_hosts = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for c in [
+        json!({"insee": "13001", "name": "Aix-en-Provence"}),
+        json!({"insee": "13055", "name": "Marseille"}),
+    ] {
+        let r = app.post("/api/v1/communes").bearer_auth(ADMIN).json(&c).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    for d in [
+        json!({"id": "aq-aix", "kind": "air_quality", "commune": "13001"}),
+        json!({"id": "aq-mrs", "kind": "air_quality", "commune": "13055"}),
+    ] {
+        let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let operator = |commune: &str| {
+        let body = json!({"name": format!("op {commune}"), "role": "operator", "commune": commune});
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/tokens").bearer_auth(ADMIN).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (aix, mrs) = (operator("13001").await, operator("13055").await);
+    let (url, got) = receiver(0).await;
+    let sub = |id: &str| {
+        json!({"id": id, "type": "Subscription", "entities": [{"type": "AirQualityObserved"}],
+            "notification": {"format": "keyValues", "endpoint": {"uri": url}}})
+    };
+    let link = agora_ctx(&app);
+    let r = subscribe(&app, &mrs, &sub("urn:ngsi-ld:Subscription:mrs"), Some(&link)).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // Aix's operator does not see Marseille's subscription.
+    let r = app.get("/ngsi-ld/v1/subscriptions").bearer_auth(&aix).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    let r = app
+        .get("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:mrs")
+        .bearer_auth(&aix)
+        .send()
+        .await
+        .unwrap();
+    ngsi_problem(r, 404, "ResourceNotFound").await;
+    // Both stations change; Marseille's subscription hears of its own only.
+    app.write(&format!(
+        "air_quality,device=aq-aix pm10=20 {T0}\nair_quality,device=aq-mrs pm10=30 {T0}"
+    ))
+    .await;
+    wait_for(&got, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    {
+        let got = got.lock();
+        assert_eq!(got.len(), 1);
+        assert_eq!(ids(&got[0].1["data"]), ["urn:ngsi-ld:AirQualityObserved:aq-mrs"]);
+    }
+
+    // Bad input: the standard's errors, nothing stored.
+    let reader = app.token("read", None).await;
+    let r = subscribe(&app, &reader, &sub("urn:ngsi-ld:Subscription:r"), None).await;
+    assert_eq!(r.status(), 403, "a read token may not subscribe");
+    let cases = [
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}]}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "q": "pm10>>", "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "timeInterval": 60, "notification": {"endpoint": {"uri": url}}}),
+            422,
+            "OperationNotSupported",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "notification": {"endpoint": {"uri": "http://169.254.169.254/latest"}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "notification": {"endpoint": {"uri": "ftp://example.org/x"}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "throttling": -1, "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "expiresAt": "2001-01-01T00:00:00Z", "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "geoQ": {"georel": "near;maxDistance==10", "geometry": "Point", "coordinates": [1]}, "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (sub("urn:ngsi-ld:Subscription:mrs"), 409, "AlreadyExists"),
+    ];
+    for (body, status, kind) in cases {
+        let r = subscribe(&app, ADMIN, &body, Some(&link)).await;
+        let p = ngsi_problem(r, status, kind).await;
+        assert!(p["title"] != "Internal error", "{body}: {p}");
+    }
+    let r = subscribe(
+        &app,
+        ADMIN,
+        &sub("urn:ngsi-ld:Subscription:x"),
+        Some("<https://example.org/unknown.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\""),
+    )
+    .await;
+    ngsi_problem(r, 503, "LdContextNotAvailable").await;
+    let r =
+        app.get("/ngsi-ld/v1/subscriptions?count=true").bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.headers()["ngsild-results-count"], "1", "nothing stored by the refusals");
+}

@@ -155,6 +155,13 @@ impl Call {
     }
 }
 
+/// An NGSI-LD subscription to one device's entity (its endpoint is never reached: no DNS).
+fn subscription(id: &str, device: &str) -> Value {
+    json!({"id": format!("urn:ngsi-ld:Subscription:{id}"), "type": "Subscription",
+        "entities": [{"type": "AirQualityObserved", "id": format!("urn:ngsi-ld:AirQualityObserved:{device}")}],
+        "notification": {"endpoint": {"uri": "https://hooks.example.invalid/agora"}}})
+}
+
 /// Objects made fresh for a destructive call (deleting a token, a rule, a person).
 async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
     match what {
@@ -192,6 +199,12 @@ async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
             )
             .await;
             id
+        }
+        "subscription" => {
+            let id = format!("fresh-{}-{n}", s.commune);
+            admin_json(app, Method::POST, "/ngsi-ld/v1/subscriptions", subscription(&id, s.device))
+                .await;
+            format!("urn:ngsi-ld:Subscription:{id}")
         }
         "event" => admin_json(
             app,
@@ -424,6 +437,22 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:{}",
             s.device
         )),
+        ("GET", "/ngsi-ld/v1/subscriptions") => Call::new(route),
+        ("POST", "/ngsi-ld/v1/subscriptions" | "/ngsi-ld/v1/subscriptions/") => {
+            Call::new(route).json(subscription(&format!("perm-{}-{n}", s.commune), s.device))
+        }
+        ("GET", "/ngsi-ld/v1/subscriptions/{id}") => {
+            let id = fresh(app, "subscription", s, n).await;
+            Call::new(format!("/ngsi-ld/v1/subscriptions/{id}"))
+        }
+        ("PATCH", "/ngsi-ld/v1/subscriptions/{id}") => {
+            let id = fresh(app, "subscription", s, n).await;
+            Call::new(format!("/ngsi-ld/v1/subscriptions/{id}")).json(json!({"isActive": false}))
+        }
+        ("DELETE", "/ngsi-ld/v1/subscriptions/{id}") => {
+            let id = fresh(app, "subscription", s, n).await;
+            Call::new(format!("/ngsi-ld/v1/subscriptions/{id}"))
+        }
         ("GET", "/ngsi-ld/v1/jsonldContexts/{file}") => {
             Call::new("/ngsi-ld/v1/jsonldContexts/agora.jsonld").untargeted()
         }

@@ -16,6 +16,8 @@
 //! the core context and the Smart Data Models' (see `assets/ngsi-ld/README.md`), and `agora.jsonld`,
 //! all of them at once. An unknown context is refused: agora fetches nothing.
 
+pub(crate) mod subscriptions;
+
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -25,6 +27,7 @@ use agora_interop::ngsi as q;
 use agora_interop::sta::filter::{Row, Val};
 use agora_model::{SeriesId, Timestamp, Value};
 use agora_store::catalog::{Device, DeviceFilter, Site};
+use agora_store::{Catalog, SeriesStore};
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -34,18 +37,18 @@ use crate::AppState;
 use crate::policy::Scoped;
 
 const CORE_URL: &str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld";
-const CORE: &str = include_str!("../assets/ngsi-ld/ngsi-ld-core-context-v1.8.jsonld");
-const CORE_19: &str = include_str!("../assets/ngsi-ld/ngsi-ld-core-context-v1.9.jsonld");
+const CORE: &str = include_str!("../../assets/ngsi-ld/ngsi-ld-core-context-v1.8.jsonld");
+const CORE_19: &str = include_str!("../../assets/ngsi-ld/ngsi-ld-core-context-v1.9.jsonld");
 /// The Smart Data Models' domains agora's entities belong to, with their contexts.
 const DOMAINS: [(&str, &str); 8] = [
-    ("Environment", include_str!("../assets/ngsi-ld/sdm-Environment.jsonld")),
-    ("Weather", include_str!("../assets/ngsi-ld/sdm-Weather.jsonld")),
-    ("Streetlighting", include_str!("../assets/ngsi-ld/sdm-Streetlighting.jsonld")),
-    ("WasteManagement", include_str!("../assets/ngsi-ld/sdm-WasteManagement.jsonld")),
-    ("Transportation", include_str!("../assets/ngsi-ld/sdm-Transportation.jsonld")),
-    ("ParksAndGardens", include_str!("../assets/ngsi-ld/sdm-ParksAndGardens.jsonld")),
-    ("Device", include_str!("../assets/ngsi-ld/sdm-Device.jsonld")),
-    ("PointOfInterest", include_str!("../assets/ngsi-ld/sdm-PointOfInterest.jsonld")),
+    ("Environment", include_str!("../../assets/ngsi-ld/sdm-Environment.jsonld")),
+    ("Weather", include_str!("../../assets/ngsi-ld/sdm-Weather.jsonld")),
+    ("Streetlighting", include_str!("../../assets/ngsi-ld/sdm-Streetlighting.jsonld")),
+    ("WasteManagement", include_str!("../../assets/ngsi-ld/sdm-WasteManagement.jsonld")),
+    ("Transportation", include_str!("../../assets/ngsi-ld/sdm-Transportation.jsonld")),
+    ("ParksAndGardens", include_str!("../../assets/ngsi-ld/sdm-ParksAndGardens.jsonld")),
+    ("Device", include_str!("../../assets/ngsi-ld/sdm-Device.jsonld")),
+    ("PointOfInterest", include_str!("../../assets/ngsi-ld/sdm-PointOfInterest.jsonld")),
 ];
 /// The domains in `agora.jsonld`, the later winning where two define a name (`temperature`,
 /// `refDevice`…): the environment's models (air, noise) last.
@@ -144,6 +147,8 @@ impl IntoResponse for NgsiError {
             "TooManyResults" => "The query result is too large",
             "LdContextNotAvailable" => "A remote JSON-LD @context could not be retrieved",
             "NotAcceptable" => "The requested representation is not available",
+            "AlreadyExists" => "The referred element already exists",
+            "InvalidRequest" => "The request associated to the operation is syntactically invalid",
             _ => "Internal error",
         };
         let body = json!({
@@ -468,12 +473,46 @@ fn candidates(s: &AppState, want: &Want, pattern: Option<&String>) -> NgsiResult
     Ok(out)
 }
 
-fn build(s: &AppState, want: &Want) -> World {
-    let devices: Vec<Device> = s.catalog.devices(&DeviceFilter::default());
+/// A reading as its attribute's value: scaled to the model's unit, a lamp's state as the
+/// model's `powerState`.
+fn property_value(prop: &str, v: Value, k: f64) -> Json {
+    match v {
+        Value::F64(x) => json!(x * k),
+        Value::I64(x) if k == 1.0 => json!(x),
+        Value::I64(x) => json!(x as f64 * k),
+        Value::Bool(b) if prop == "lamp_on" => json!(if b { "on" } else { "off" }),
+        Value::Bool(b) => json!(b),
+        Value::Str(x) => json!(x),
+    }
+}
+
+/// The device an entity id names (`urn:ngsi-ld:<Type>:<device>`).
+fn device_of(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("urn:ngsi-ld:")?;
+    Some(rest.split_once(':')?.1)
+}
+
+fn build(catalog: &dyn Catalog, store: &dyn SeriesStore, want: &Want) -> World {
+    // Entities named by id: only their devices are read (a page, one entity, a notification).
+    let named: Option<Vec<&str>> =
+        want.ids.as_ref().map(|ids| ids.iter().filter_map(|i| device_of(i)).collect());
+    let devices: Vec<Device> = match &named {
+        Some(n) => {
+            let mut d: Vec<Device> = n.iter().filter_map(|x| catalog.device(x)).collect();
+            d.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+            d.dedup_by(|a, b| a.id == b.id);
+            d
+        }
+        None => catalog.devices(&DeviceFilter::default()),
+    };
     let sites: HashMap<String, Site> =
-        s.catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
+        catalog.sites().into_iter().map(|x| (x.id.to_string(), x)).collect();
     let mut by_device: HashMap<String, Vec<(SeriesId, String, String)>> = HashMap::new();
-    for x in s.catalog.all_series() {
+    let series = match &named {
+        Some(_) => devices.iter().flat_map(|d| catalog.device_series(d.id.as_str())).collect(),
+        None => catalog.all_series(),
+    };
+    for x in series {
         if !agora_model::is_device_internal(x.property.as_str()) {
             by_device.entry(x.device.to_string()).or_default().push((
                 x.id,
@@ -500,7 +539,7 @@ fn build(s: &AppState, want: &Want) -> World {
         };
         let series = by_device.get(d.id.as_str()).cloned().unwrap_or_default();
         let ids: Vec<SeriesId> = series.iter().map(|x| x.0).collect();
-        let latest = s.store.latest(&ids);
+        let latest = store.latest(&ids);
         let mut attrs: Vec<(String, Attr)> = Vec::new();
         let mut sources = HashMap::new();
         let mut last: Option<Timestamp> = None;
@@ -521,14 +560,7 @@ fn build(s: &AppState, want: &Want) -> World {
             );
             let Some((t, v)) = l else { continue };
             last = Some(last.map_or(t, |x| x.max(t)));
-            let value = match v {
-                Value::F64(x) => json!(x * k),
-                Value::I64(x) if k == 1.0 => json!(x),
-                Value::I64(x) => json!(x as f64 * k),
-                Value::Bool(b) if prop == "lamp_on" => json!(if b { "on" } else { "off" }),
-                Value::Bool(b) => json!(b),
-                Value::Str(x) => json!(x),
-            };
+            let value = property_value(prop, v, k);
             attrs.push((iri, Attr::Property { value, observed_at: Some(t), unit_code: unit }));
         }
         if let Some(p) = &position {
@@ -1010,7 +1042,7 @@ pub(crate) async fn entities(
         };
         let want = Want::of(&p, &ask.ctx);
         let (all, total, skip) = if ["q", "attrs", "georel"].iter().any(|k| p.contains_key(*k)) {
-            let all = select(build(&s, &want), &p, &ask)?;
+            let all = select(build(s.catalog.as_ref(), s.store.as_ref(), &want), &p, &ask)?;
             let total = all.len();
             (all, total, offset)
         } else {
@@ -1019,7 +1051,7 @@ pub(crate) async fn entities(
             let total = ids.len();
             let page_ids: Vec<String> = ids.into_iter().skip(offset).take(limit).collect();
             let page_want = Want { types: want.types.clone(), ids: Some(page_ids) };
-            (select(build(&s, &page_want), &p, &ask)?, total, 0)
+            (select(build(s.catalog.as_ref(), s.store.as_ref(), &page_want), &p, &ask)?, total, 0)
         };
         let page: Vec<&Entity> = all.iter().skip(skip).take(limit).collect();
         let body = if ask.geojson {
@@ -1113,7 +1145,8 @@ pub(crate) async fn entity(
             )));
         }
         p.insert("id".into(), id.clone());
-        let found = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
+        let found =
+            select(build(s.catalog.as_ref(), s.store.as_ref(), &Want::of(&p, &ask.ctx)), &p, &ask)?;
         let Some(e) = found.first() else {
             return Err(NgsiError(
                 StatusCode::NOT_FOUND,
@@ -1533,7 +1566,8 @@ pub(crate) async fn temporal_entities(
             ));
         }
         let offset: usize = p.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
-        let all = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
+        let all =
+            select(build(s.catalog.as_ref(), s.store.as_ref(), &Want::of(&p, &ask.ctx)), &p, &ask)?;
         let page: Vec<Entity> = all.into_iter().skip(offset).take(limit).collect();
         let (body, range) = temporal_answer(&s, page, &p, &ask).await?;
         Ok::<_, NgsiError>(temporal_response(Json::Array(body), range, &ask))
@@ -1611,7 +1645,8 @@ pub(crate) async fn temporal_entity(
         let mut p = params_of(raw.as_deref().unwrap_or(""))?;
         let ask = ask(&headers, &p, &base)?;
         p.insert("id".into(), id.clone());
-        let found = select(build(&s, &Want::of(&p, &ask.ctx)), &p, &ask)?;
+        let found =
+            select(build(s.catalog.as_ref(), s.store.as_ref(), &Want::of(&p, &ask.ctx)), &p, &ask)?;
         if found.is_empty() {
             return Err(NgsiError(
                 StatusCode::NOT_FOUND,
@@ -1792,28 +1827,9 @@ fn provision_body(headers: &HeaderMap, body: &[u8], base: &str) -> NgsiResult<(J
             Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
             _ => return Err(NgsiError::bad("agora reads @context as URLs of contexts it serves")),
         };
-        let mut c = CORE_CTX.clone();
-        for u in &urls {
-            match known_context(u) {
-                Some((_, text)) => c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null)),
-                None if u.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld") => {
-                    for d in AGORA_ORDER {
-                        if let Some((_, text)) = DOMAINS.iter().find(|(x, _)| *x == d) {
-                            c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
-                        }
-                    }
-                }
-                None => {
-                    return Err(NgsiError(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "LdContextNotAvailable",
-                        format!("agora fetches no remote context and does not know {u}"),
-                    ));
-                }
-            }
-        }
-        c.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+        let c = context_of(&urls)?;
         ask.ctx = c;
+        ask.ctx_urls = urls;
     } else if ct.starts_with("application/json") || ct.starts_with("application/merge-patch+json") {
         let has_ctx = match &json {
             Json::Array(a) => a.iter().any(|e| e.get("@context").is_some()),
@@ -1832,6 +1848,32 @@ fn provision_body(headers: &HeaderMap, body: &[u8], base: &str) -> NgsiResult<(J
         ));
     }
     Ok((json, ask))
+}
+
+/// The context made of these URLs (contexts agora serves), the core last.
+fn context_of(urls: &[String]) -> NgsiResult<Context> {
+    let mut c = CORE_CTX.clone();
+    for u in urls {
+        match known_context(u) {
+            Some((_, text)) => c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null)),
+            None if u.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld") => {
+                for d in AGORA_ORDER {
+                    if let Some((_, text)) = DOMAINS.iter().find(|(x, _)| *x == d) {
+                        c.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
+                    }
+                }
+            }
+            None => {
+                return Err(NgsiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "LdContextNotAvailable",
+                    format!("agora fetches no remote context and does not know {u}"),
+                ));
+            }
+        }
+    }
+    c.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+    Ok(c)
 }
 
 /// Run records through ingestion; the refusals by record line.
@@ -1978,7 +2020,11 @@ pub(crate) async fn update_attrs(
         let base = crate::open_data::base_url(&s, &headers);
         let (mut json, ask) = provision_body(&headers, &body, &base)?;
         let by_id = HashMap::from([("id".to_owned(), id.clone())]);
-        let found = select(build(&s, &Want::of(&by_id, &ask.ctx)), &by_id, &ask)?;
+        let found = select(
+            build(s.catalog.as_ref(), s.store.as_ref(), &Want::of(&by_id, &ask.ctx)),
+            &by_id,
+            &ask,
+        )?;
         let Some(e) = found.first() else {
             return Err(NgsiError(
                 StatusCode::NOT_FOUND,
@@ -2134,6 +2180,12 @@ pub(crate) async fn upsert(
     create_entity_slash,
     update_attrs,
     upsert,
-    upsert_slash
+    upsert_slash,
+    subscriptions::create,
+    subscriptions::create_slash,
+    subscriptions::list,
+    subscriptions::one,
+    subscriptions::update,
+    subscriptions::delete
 ))]
 pub(crate) struct Doc;
