@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """NGSI-LD through Orange's Python client for FIWARE brokers, as shipped on PyPI
 (`ngsildclient` 0.5.2), against a running agora: the client connects (its own probe), counts and
-queries entities by type and by `q`, retrieves one, and reads a history (`lastN`, temporal
-values), with agora's own context in its `Link` header. Every expected value is worked out from
+queries entities by type and by `q`, retrieves one, reads a history (`lastN`, temporal
+values), with agora's own context in its `Link` header, and subscribes to readings above a
+threshold (a local endpoint receives the notification). Every expected value is worked out from
 the points written here: PM10 = m µg/m³ at minute m for three hours, relative humidity 54 %.
 Run by scripts/ngsi-clients.sh, which starts agora and sets AGORA_URL and AGORA_TOKEN (an admin
 token). Exits 1 naming each mismatch.
 """
 
+import http.server
 import json
 import os
 import sys
+import threading
+import time
 import urllib.parse
 import urllib.request
 
 import requests
 from ngsildclient import Client
+from ngsildclient.api.helper.subscription import SubscriptionBuilder
 
 URL = os.environ["AGORA_URL"]
 TOKEN = os.environ["AGORA_TOKEN"]
@@ -50,6 +55,63 @@ class Bearer(requests.auth.AuthBase):
     def __call__(self, r):
         r.headers["Authorization"] = f"Bearer {TOKEN}"
         return r
+
+
+def receiver():
+    """A notification endpoint on this machine: keeps the bodies POSTed to it."""
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", 0))
+            got.append((self.headers.get("Content-Type"), json.loads(self.rfile.read(n))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/notify", got
+
+
+def subscriptions(client):
+    """A subscription made with the client's own builder (its q percent-encoded, ld+json with
+    the context in the body); a reading above the threshold is notified, one below is not."""
+    uri, got = receiver()
+    sub = (
+        SubscriptionBuilder(uri)
+        .select_type("AirQualityObserved")
+        .watch(["pm10"])
+        .query("pm10>500")
+        .notif(["pm10"])
+        .context(CTX)
+        .build()
+    )
+    sid = client.subscriptions.create(sub)
+    check("subscription id", sid.startswith("urn:ngsi-ld:Subscription:"), True)
+    check("subscription exists", client.subscriptions.exists(sid, ctx=CTX), True)
+    api("/api/v2/write?precision=s", f"air_quality,device=aq-rotonde pm10=20 {T + 60 * MINUTES}\n", raw=True)
+    api("/api/v2/write?precision=s", f"air_quality,device=aq-rotonde pm10=600 {T + 60 * MINUTES + 60}\n", raw=True)
+    for _ in range(200):
+        if got:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    check("notifications", len(got), 1)
+    if got:
+        ctype, n = got[0]
+        check("notification type", (ctype, n.get("type"), n.get("subscriptionId")), ("application/ld+json", "Notification", sid))
+        data = n.get("data", [{}])[0]
+        check("notified entity", (data.get("id"), data.get("pm10", {}).get("value"), data.get("pm10", {}).get("observedAt")),
+              ("urn:ngsi-ld:AirQualityObserved:aq-rotonde", 600.0, "2026-01-01T03:01:00Z"))
+        check("only the attributes asked", sorted(k for k in data if k not in ("id", "type")), ["pm10"])
+        check("the context", n.get("@context"), CTX)
+    s = client.subscriptions.get(sid, ctx=CTX)
+    check("times sent", s.get("notification", {}).get("timesSent"), 1)
+    check("deleted", client.subscriptions._delete(sid), True)
+    check("gone", client.subscriptions.exists(sid, ctx=CTX), False)
 
 
 def main():
@@ -90,6 +152,8 @@ def main():
         failures.append("an unknown entity was found")
     except Exception as ex:
         check("not found", "ResourceNotFound" in repr(ex) or "404" in repr(ex), True)
+
+    subscriptions(client)
 
     if failures:
         for f in failures:

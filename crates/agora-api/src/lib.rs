@@ -75,6 +75,9 @@ pub struct ApiConfig {
     pub alert_history_days: u64,
     /// Who publishes the open data, by default.
     pub open_data: OpenDataConfig,
+    /// The port of agora's own MQTT endpoint, once it listens (SensorThings' landing page names
+    /// it for the MQTT extension).
+    pub mqtt_port: Arc<std::sync::OnceLock<u16>>,
 }
 
 /// Who publishes the open data and where: the catalogue's publisher and contact (each dataset
@@ -122,6 +125,7 @@ impl Default for ApiConfig {
             audit_retention_days: 365,
             alert_history_days: 730,
             open_data: OpenDataConfig::default(),
+            mqtt_port: Arc::default(),
         }
     }
 }

@@ -94,18 +94,33 @@ fn root_of(s: &AppState, headers: &HeaderMap) -> Response {
         .iter()
         .map(|set| json!({"name": set.name(), "url": format!("{base}/{}", set.name())}))
         .collect();
-    let body = json!({
-        "serverSettings": {
-            "conformance": [
-                format!("{req}datamodel"),
-                format!("{req}resource-path/resource-path-to-entities"),
-                format!("{req}request-data"),
-                format!("{req}create-update-delete/create-entity"),
-                format!("{req}data-array/data-array"),
-            ],
-        },
-        "value": value,
+    let mut settings = json!({
+        "conformance": [
+            format!("{req}datamodel"),
+            format!("{req}resource-path/resource-path-to-entities"),
+            format!("{req}request-data"),
+            format!("{req}create-update-delete/create-entity"),
+            format!("{req}data-array/data-array"),
+        ],
     });
+    // The MQTT extension, when agora's own endpoint listens: where, as FROST-Server says it.
+    if let Some(port) = s.config.mqtt_port.get() {
+        let host = reqwest::Url::parse(&base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into());
+        let endpoints = json!({"endpoints": [format!("mqtt://{host}:{port}")]});
+        for r in [
+            "create-observations-via-mqtt/observations-creation",
+            "receive-updates-via-mqtt/receive-updates",
+        ] {
+            if let Some(c) = settings["conformance"].as_array_mut() {
+                c.push(format!("{req}{r}").into());
+            }
+            settings[format!("{req}{r}")] = endpoints.clone();
+        }
+    }
+    let body = json!({"serverSettings": settings, "value": value});
     axum::Json(body).into_response()
 }
 

@@ -917,7 +917,216 @@ async fn bench_standards(dir: &std::path::Path, days: u32) -> anyhow::Result<()>
         ms(median(runs)),
         "≤ 50 ms (a year)",
     );
+    bench_subscriptions(&server, TOKEN, &client, end).await?;
     server.shutdown().await?;
+    Ok(())
+}
+
+/// What 1,000 NGSI-LD subscriptions add to ingestion: the demo city's every numeric series sent
+/// as line protocol (2 writers, batches of 5,000 points), without and with subscriptions, in
+/// turns; CPU of the whole process (server, writers and the receiver of the notifications) per
+/// point, and the notifier thread's own.
+async fn bench_subscriptions(
+    server: &serve::Server,
+    token: &str,
+    client: &reqwest::Client,
+    end: Timestamp,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let state = &server.state;
+    // The receiver: answers 204 and counts.
+    let got = Arc::new(AtomicU64::new(0));
+    let g = got.clone();
+    let sink = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move || {
+            g.fetch_add(1, Ordering::Relaxed);
+            async { axum::http::StatusCode::NO_CONTENT }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_url = format!("http://{}/notify", l.local_addr()?);
+    tokio::spawn(async move { axum::serve(l, sink).await });
+    // Every numeric series, by device: one line per device per round.
+    let mut by_device: std::collections::BTreeMap<String, (String, Vec<String>)> =
+        std::collections::BTreeMap::new();
+    let all = state.catalog.all_series();
+    let latest = state.store.latest(&all.iter().map(|x| x.id).collect::<Vec<_>>());
+    for (x, l) in all.iter().zip(latest) {
+        if agora_model::is_device_internal(x.property.as_str())
+            || !matches!(l, Some((_, agora_model::Value::F64(_))))
+        {
+            continue;
+        }
+        let Some(d) = state.catalog.device(x.device.as_str()) else { continue };
+        by_device
+            .entry(d.id.to_string())
+            .or_insert_with(|| (d.kind.to_string(), Vec::new()))
+            .1
+            .push(x.property.to_string());
+    }
+    let per_round: usize = by_device.values().map(|(_, p)| p.len()).sum();
+    anyhow::ensure!(per_round > 0, "the demo has no numeric series");
+    let rounds_per_batch = (5_000 / per_round).max(1);
+    let batches = 40;
+    let start_ms = end.as_nanos() / 1_000_000 + 1;
+    let mut phase = 0i64;
+    // One phase: `batches` batches, two writers; (points, wall, process CPU, notifier CPU).
+    let mut run = || {
+        phase += 1;
+        // Within the hour ahead the server accepts (phases of at most 100 s).
+        let base = start_ms + phase * 100_000;
+        let bodies: Vec<String> = (0..batches)
+            .map(|b| {
+                let mut body = String::new();
+                for r in 0..rounds_per_batch {
+                    let ts = base + (b * rounds_per_batch + r) as i64;
+                    for (i, (dev, (kind, props))) in by_device.iter().enumerate() {
+                        let fields: Vec<String> = props
+                            .iter()
+                            .enumerate()
+                            .map(|(j, p)| {
+                                format!("{p}={:.1}", 20.0 + ((ts as usize + i + j) % 17) as f64)
+                            })
+                            .collect();
+                        body.push_str(&format!("{kind},device={dev} {} {ts}\n", fields.join(",")));
+                    }
+                }
+                body
+            })
+            .collect();
+        let points = (batches * rounds_per_batch * per_round) as u64;
+        let (client, url) = (client.clone(), format!("http://{}/write?precision=ms", server.addr));
+        let token = token.to_owned();
+        async move {
+            let cpu0 = process_cpu().unwrap_or_default();
+            let sub0 = thread_cpu("agora-ngsi-subs").unwrap_or_default();
+            let t = Instant::now();
+            let mut writers = Vec::new();
+            for w in 0..2 {
+                let mine: Vec<String> = bodies.iter().skip(w).step_by(2).cloned().collect();
+                let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                writers.push(tokio::spawn(async move {
+                    for body in mine {
+                        let r = client.post(&url).bearer_auth(&token).body(body).send().await?;
+                        let status = r.status();
+                        anyhow::ensure!(status.is_success(), "write: {status} {}", r.text().await?);
+                    }
+                    Ok::<_, anyhow::Error>(())
+                }));
+            }
+            for w in writers {
+                w.await??;
+            }
+            let wall = t.elapsed();
+            let cpu = process_cpu().unwrap_or_default().saturating_sub(cpu0);
+            let sub = thread_cpu("agora-ngsi-subs").unwrap_or_default().saturating_sub(sub0);
+            Ok::<_, anyhow::Error>((points, wall, cpu, sub))
+        }
+    };
+    // 1,000 subscriptions on single entities: nine in ten on a threshold their value rarely
+    // passes (`q`), one in ten on every change, throttled to one notification a second.
+    let devices: Vec<(&String, &(String, Vec<String>))> = by_device.iter().collect();
+    let subscriptions: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            let (dev, (kind, props)) = devices[(i * 7919) % devices.len()];
+            let ty = match kind.as_str() {
+                "air_quality" => "AirQualityObserved",
+                "noise" => "NoiseLevelObserved",
+                "weather" => "WeatherObserved",
+                "streetlight" => "Streetlight",
+                "waste_container" | "bin" => "WasteContainer",
+                "pedestrian_counter" => "CrowdFlowObserved",
+                "soil_moisture" | "soil" => "GreenspaceRecord",
+                _ => "Device",
+            };
+            let mut s = serde_json::json!({
+                "id": format!("urn:ngsi-ld:Subscription:bench-{i}"),
+                "type": "Subscription",
+                "entities": [{"type": ty, "id": format!("urn:ngsi-ld:{ty}:{dev}")}],
+                "notification": {"format": "keyValues", "endpoint": {"uri": sink_url}},
+            });
+            if i % 10 == 0 {
+                s["throttling"] = 1.into();
+            } else {
+                // Thresholds above what the bench sends (20–36): judged on every change, never
+                // passed.
+                let _ = props;
+                s["q"] = "pm10>1000|temperature>1000|LAeq>1000|fillingLevel>1000".into();
+            }
+            s
+        })
+        .collect();
+    let ngsi = format!("http://{}/ngsi-ld/v1", server.addr);
+    let link = format!(
+        "<{ngsi}/jsonldContexts/agora.jsonld>; rel=\"http://www.w3.org/ns/json-ld#context\""
+    );
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut sub_cpu = Duration::ZERO;
+    let mut with_points = 0;
+    run().await?; // warm-up
+    for _turn in 0..3 {
+        without.push(run().await?);
+        for s in &subscriptions {
+            let r = client
+                .post(format!("{ngsi}/subscriptions"))
+                .bearer_auth(token)
+                .header("Link", &link)
+                .json(s)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 201, "subscription: {}", r.text().await?);
+        }
+        let sent0 = got.load(Ordering::Relaxed);
+        let x = run().await?;
+        sub_cpu += x.3;
+        with_points += x.0;
+        with.push(x);
+        // Throttled notifications still due arrive within the second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let sent = got.load(Ordering::Relaxed) - sent0;
+        println!("  (with subscriptions: {sent} notifications received)");
+        for i in 0..1000 {
+            let r = client
+                .delete(format!("{ngsi}/subscriptions/urn:ngsi-ld:Subscription:bench-{i}"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().as_u16() == 204, "delete: {}", r.status());
+        }
+    }
+    let per_point = |v: &[(u64, Duration, Duration, Duration)]| {
+        let mut x: Vec<f64> = v.iter().map(|r| r.2.as_nanos() as f64 / r.0 as f64).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let rate = |v: &[(u64, Duration, Duration, Duration)]| {
+        let mut x: Vec<f64> = v.iter().map(|r| r.0 as f64 / r.1.as_secs_f64()).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (a, b) = (per_point(&without), per_point(&with));
+    row(
+        &format!("ingest CPU per point, no subscription ({per_round} series)"),
+        format!("{a:.0} ns"),
+        "—",
+    );
+    row("ingest CPU per point, 1,000 NGSI-LD subscriptions", format!("{b:.0} ns"), "—");
+    row(
+        "cost of 1,000 subscriptions (whole process)",
+        format!("{:+.1} %", (b / a - 1.0) * 100.0),
+        "≤ 10 %",
+    );
+    row(
+        "notifier thread, per point",
+        format!("{:.0} ns", sub_cpu.as_nanos() as f64 / with_points.max(1) as f64),
+        "—",
+    );
+    row(
+        "ingest rate without / with",
+        format!("{:.0} / {:.0} k/s", rate(&without) / 1e3, rate(&with) / 1e3),
+        "—",
+    );
     Ok(())
 }
 

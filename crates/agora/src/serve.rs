@@ -224,6 +224,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         match started {
             Ok((a, task)) => {
                 tasks.push(task);
+                let _ = state.config.mqtt_port.set(a.port());
+                // SensorThings' MQTT extension: observations to the Datastreams' subscribers.
+                tasks.push(agora_ingest::mqtt::sta::spawn_feed(
+                    state.pipeline.clone(),
+                    subscribers.clone(),
+                ));
                 Some(a)
             }
             Err(e) if !cfg.mqtt.broker.required => {

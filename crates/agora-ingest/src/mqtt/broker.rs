@@ -5,7 +5,9 @@
 //!
 //! - `agora/{device}/telemetry`: JSON values (`{"pm10": 12}`, `{"ts": …, "values": {…}}`, arrays);
 //! - `v1/devices/me/telemetry`: the same, for the device the token is bound to (ThingsBoard);
-//! - `v1/gateway/telemetry`: ThingsBoard gateway telemetry.
+//! - `v1/gateway/telemetry`: ThingsBoard gateway telemetry;
+//! - `v1.1/Datastreams(N)/Observations` and `v1.1/Observations`: SensorThings Observations
+//!   (see [`super::sta`]), whose Datastreams clients may also subscribe to.
 //!
 //! A QoS 1 PUBLISH is acknowledged (PUBACK) only once its points are durable; if storage fails the
 //! connection is closed without acknowledging (MQTT 5: DISCONNECT "server busy"), and the device
@@ -205,6 +207,12 @@ impl Subscribers {
         self.inner.lock().subs.retain(|(c, _, _)| *c != conn);
     }
 
+    /// The SensorThings Datastreams some client is subscribed to.
+    pub fn datastreams(&self) -> std::collections::HashSet<u32> {
+        let i = self.inner.lock();
+        i.subs.iter().filter_map(|(_, f, _)| super::sta::datastream_of(f)).collect()
+    }
+
     /// Deliver a message to every connected client subscribed to a matching filter; returns how
     /// many clients it went to.
     pub fn publish(&self, topic: &str, payload: bytes::Bytes) -> usize {
@@ -237,13 +245,22 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     }
 }
 
-/// Whether a token may subscribe to a filter. The Métropole's administrators: to anything. A
+/// Whether a token may subscribe to a filter. SensorThings' Datastreams: a token that may read
+/// the device (see [`super::sta`]); nothing else for a token that sends no data. The
+/// Métropole's administrators: to anything. A
 /// token bound to a device: to that device's commands (`agora/commands/{device}…`). Another
 /// token of the Métropole: to any device's commands. A token of a commune: to the commands of
 /// one named device of its commune at a time (no wildcard where the device goes: they would
 /// reach other communes' devices).
 fn may_subscribe(catalog: &dyn Catalog, token: &TokenInfo, filter: &str) -> bool {
+    if filter.starts_with("v1.1/") {
+        return super::sta::may_subscribe(catalog, token, filter);
+    }
     let g = &token.grant;
+    // A reader (viewer, operator) receives SensorThings' Observations only.
+    if !g.may(Action::Ingest) {
+        return false;
+    }
     if g.sees_all() && g.may(Action::View) {
         return true;
     }
@@ -397,10 +414,14 @@ async fn serve(
     let found =
         connect.credentials.iter().find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())));
     let (token, secret): (TokenInfo, String) = match found {
-        Some((t, s)) if t.grant.may(Action::Ingest) => (t, s),
+        // Readers connect too, for SensorThings' Observations (they publish nothing).
+        Some((t, s)) if t.grant.may(Action::Ingest) || t.grant.may(Action::View) => (t, s),
         Some((t, _)) => {
-            let why =
-                format!("token {:?} is a {}, which does not send data", t.name, t.grant.role());
+            let why = format!(
+                "token {:?} is a {}, which neither sends nor reads data",
+                t.name,
+                t.grant.role()
+            );
             let e = refuse(&mut c, ConnAck::NotAuthorized(&why), &why);
             let _ = c.flush().await;
             return Err(e);
@@ -412,7 +433,12 @@ async fn serve(
             return Err(e);
         }
     };
-    let live = || catalog.authenticate(&secret).is_some_and(|t| t.grant.may(Action::Ingest));
+    let live = || {
+        catalog
+            .authenticate(&secret)
+            .is_some_and(|t| t.grant.may(Action::Ingest) || t.grant.may(Action::View))
+    };
+    let writer = token.grant.may(Action::Ingest);
     // A keep-alive of 0 (none) or beyond the longest honoured is replaced, and an MQTT 5 client
     // told so; sessions are not kept beyond the connection, which MQTT 5 clients are told too.
     let max_keep_alive = limits.max_keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
@@ -516,6 +542,23 @@ async fn serve(
                     // A revoked token stores nothing more, whatever is already on the wire.
                     if !live() {
                         return Err(revoked.clone().into());
+                    }
+                    if !writer {
+                        let why = format!(
+                            "token {:?} is a {}, which does not send data",
+                            token.name,
+                            token.grant.role()
+                        );
+                        // MQTT 3.1.1 has no refusal to answer a PUBLISH with: the connection
+                        // closes, so that the client knows nothing was taken.
+                        if version != Version::V5 {
+                            return Err(Violation::new(DisconnectReasonCode::NotAuthorized, why).into());
+                        }
+                        for p in &batch {
+                            codec.ack(p, &Outcome::NotAuthorized(why.clone()), &mut c.out);
+                        }
+                        c.flush().await?;
+                        continue;
                     }
                     let storage_failed = |why: &str| {
                         tracing::error!(error = why, "storing MQTT messages failed");
@@ -655,7 +698,7 @@ fn format_of(pipeline: &Pipeline, topic: &str, token: &TokenInfo) -> Result<Form
         },
         ["v1", "gateway", "telemetry"] => Ok(Format::ThingsboardGateway),
         _ => Err(Refusal(format!(
-            "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry or v1/gateway/telemetry"
+            "unknown topic {topic:?}: use agora/{{device}}/telemetry, v1/devices/me/telemetry, v1/gateway/telemetry or v1.1/Datastreams(N)/Observations"
         ))),
     }
 }
@@ -666,6 +709,21 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[Publish]) -> Op
     let mut outcomes = Vec::with_capacity(batch.len());
     for p in batch {
         let topic = p.topic.as_str();
+        if topic.starts_with("v1.1/") {
+            match super::sta::decode(pipeline, token, topic, &p.payload) {
+                Ok(records) => {
+                    all.records.extend(records);
+                    outcomes.push(Outcome::Accepted);
+                }
+                Err(r) => {
+                    let name = format!("mqtt {topic}");
+                    let src = Source { name: &name, token: Some(token), ..Default::default() };
+                    pipeline.reject_whole(&src, &r.0, &p.payload).await;
+                    outcomes.push(Outcome::PayloadRefused(r.0));
+                }
+            }
+            continue;
+        }
         let format = format_of(pipeline, topic, token);
         let decoded = match &format {
             Ok(f) => pipeline.decode(f, &p.payload).map_err(|r| Outcome::PayloadRefused(r.0)),

@@ -9,6 +9,7 @@
 //! on their `deduplicationId`.
 
 pub mod broker;
+pub mod sta;
 mod thingsboard;
 mod wire;
 

@@ -352,7 +352,7 @@ async fn devices_publish_to_agoras_own_mqtt_endpoint_in_mqtt_3_1_3_1_1_and_5() {
                 .collect();
             assert!(reasons.iter().any(|x| x.contains(reason)), "{version}: {reasons:?}");
         }
-        // Wrong token, or a token without the ingest scope: the connection is refused.
+        // A wrong token: the connection is refused.
         let p = publish("agora_wrong".into(), "agora/noise-9/telemetry".into(), "{}".into()).await;
         assert!(!p.ok);
         assert!(
@@ -360,10 +360,15 @@ async fn devices_publish_to_agoras_own_mqtt_endpoint_in_mqtt_3_1_3_1_1_and_5() {
             "{version}: {}",
             p.said
         );
+        // A reader connects (SensorThings' Observations) but may not publish: MQTT 5 is told so in
+        // the PUBACK, older versions by the connection closing.
         let read = app.token("read", None).await;
         let p = publish(read, "agora/noise-9/telemetry".into(), "{}".into()).await;
-        assert!(!p.ok);
-        assert!(p.said.to_lowercase().contains("not authori"), "{version}: {}", p.said);
+        if version == "mqttv5" {
+            assert!(p.said.to_lowercase().contains("not authori"), "{version}: {}", p.said);
+        } else {
+            assert!(!p.ok, "{version}: {}", p.said);
+        }
     }
 }
 

@@ -950,7 +950,8 @@ async fn mqtt_topics_answer_every_role_as_tenancy_says() {
         (
             "operator of Aix",
             token(json!({"name": "op", "role": "operator", "commune": "13001"})).await,
-            false,
+            // Readers connect (SensorThings' Observations) but send nothing.
+            true,
             false,
             false,
             false,
@@ -959,7 +960,8 @@ async fn mqtt_topics_answer_every_role_as_tenancy_says() {
         (
             "viewer of the Métropole",
             token(json!({"name": "v", "role": "viewer"})).await,
-            false,
+            // Readers connect (SensorThings' Observations) but send nothing.
+            true,
             false,
             false,
             false,

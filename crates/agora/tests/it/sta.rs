@@ -417,3 +417,179 @@ async fn observations_are_created_through_ingestion() {
     let r = post("Things", json!({"name": "x"})).await.unwrap();
     assert_eq!(r.status(), 405);
 }
+
+/// The MQTT extension on agora's own endpoint, with an MQTT 5 client: subscribe to a
+/// Datastream's Observations and receive them as they are stored; publish Observations to create
+/// them; refusals for wildcards, unknown Datastreams and bad payloads.
+#[tokio::test]
+async fn observations_come_and_go_over_mqtt() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let app = city().await;
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let (_, v) = sta(&app, "Things('aq-1')/Datastreams?$select=id,properties").await;
+    let pm10 = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["properties"]["property"] == "pm10")
+        .unwrap()["@iot.id"]
+        .as_i64()
+        .unwrap();
+    let (_, v) = sta(&app, "Things('noise-1')/Datastreams?$select=id").await;
+    let laeq = v["value"][0]["@iot.id"].as_i64().unwrap();
+    let topic = format!("v1.1/Datastreams({pm10})/Observations");
+    // The landing page says where the MQTT extension is.
+    let (_, root) = sta(&app, "").await;
+    let receive =
+        "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates";
+    assert!(
+        root["serverSettings"]["conformance"].as_array().unwrap().contains(&json!(receive)),
+        "{root}"
+    );
+    assert_eq!(
+        root["serverSettings"][receive]["endpoints"],
+        json!([format!("mqtt://127.0.0.1:{port}")])
+    );
+    let reader = app.token("read", None).await;
+    let writer = app.token("ingest", None).await;
+
+    let mut opts = MqttOptions::new("sta-reader", "127.0.0.1", port);
+    opts.set_credentials(reader, "");
+    let (client, mut events) = AsyncClient::new(opts, 64);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(p)) => {
+                    if tx.send(p).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("reader connection: {e}"),
+            }
+        }
+    });
+    // One Datastream; a wildcard and an unknown Datastream are refused.
+    for (filter, granted) in [
+        (topic.clone(), true),
+        ("v1.1/#".to_owned(), false),
+        ("v1.1/Datastreams(99999)/Observations".to_owned(), false),
+    ] {
+        client.subscribe(filter.clone(), QoS::AtMostOnce).await.unwrap();
+        let Packet::SubAck(a) = next_packet(&mut rx).await else {
+            panic!("no SUBACK for {filter}")
+        };
+        assert_eq!(
+            matches!(a.return_codes[0], SubscribeReasonCode::Success(_)),
+            granted,
+            "{filter}: {:?}",
+            a.return_codes
+        );
+    }
+    // Stored through HTTP: the subscriber hears of it (and not of another Datastream's).
+    app.write(&format!(
+        "noise,device=noise-1 laeq=70 {}\nair_quality,device=aq-1 pm10=999 {}",
+        T0 + 7200,
+        T0 + 7200
+    ))
+    .await;
+    let Packet::Publish(p) = next_packet(&mut rx).await else { panic!("no PUBLISH") };
+    assert_eq!(p.topic, topic.as_bytes());
+    let o: Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(o["result"], 999.0);
+    assert_eq!(o["phenomenonTime"], "2026-01-01T02:00:00Z");
+    assert_eq!(o["@iot.id"], format!("{pm10}-{}", (T0 + 7200) * 1_000_000_000));
+
+    // Published by a client: created through ingestion, and heard by the subscriber.
+    let mut opts = MqttOptions::new("sta-writer", "127.0.0.1", port);
+    opts.set_credentials(writer, "");
+    let (wclient, mut wevents) = AsyncClient::new(opts, 64);
+    let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match wevents.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(a))) => {
+                    if wtx.send(a).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("writer connection: {e}"),
+            }
+        }
+    });
+    let publish = |topic: String, body: Value| {
+        let wclient = wclient.clone();
+        async move { wclient.publish(topic, QoS::AtLeastOnce, false, body.to_string()).await.unwrap() }
+    };
+    publish(topic.clone(), json!({"phenomenonTime": "2026-01-01T03:00:00Z", "result": 123.5}))
+        .await;
+    let ack = tokio::time::timeout(std::time::Duration::from_secs(10), wrx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.reason, rumqttc::v5::mqttbytes::v5::PubAckReason::Success, "{ack:?}");
+    let Packet::Publish(p) = next_packet(&mut rx).await else { panic!("no PUBLISH") };
+    assert_eq!(serde_json::from_slice::<Value>(&p.payload).unwrap()["result"], 123.5);
+    let (_, v) = sta(
+        &app,
+        &format!("Datastreams({pm10})/Observations?$filter=phenomenonTime eq 2026-01-01T03:00:00Z"),
+    )
+    .await;
+    assert_eq!(v["value"][0]["result"], 123.5, "{v}");
+    publish(
+        "v1.1/Observations".into(),
+        json!({"Datastream": {"@iot.id": laeq}, "phenomenonTime": "2026-01-01T03:00:00Z", "result": 64}),
+    )
+    .await;
+    wrx.recv().await.unwrap();
+    let (_, v) = sta(
+        &app,
+        &format!("Datastreams({laeq})/Observations?$filter=phenomenonTime eq 2026-01-01T03:00:00Z"),
+    )
+    .await;
+    assert_eq!(v["value"][0]["result"], 64.0, "{v}");
+
+    // Refused whole, kept as dead letters, nothing stored.
+    for (topic, body, why) in [
+        (topic.clone(), json!({"result": {"a": 1}}), "result must be"),
+        (
+            topic.clone(),
+            json!({"phenomenonTime": "2026-01-01T04:00:00Z/2026-01-01T05:00:00Z", "result": 1}),
+            "instant",
+        ),
+        ("v1.1/Observations".to_owned(), json!({"result": 1}), "names its Datastream"),
+        ("v1.1/Datastreams(99999)/Observations".to_owned(), json!({"result": 1}), "not found"),
+    ] {
+        publish(topic.clone(), body).await;
+        let ack = tokio::time::timeout(std::time::Duration::from_secs(10), wrx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let said = ack.properties.as_ref().and_then(|p| p.reason_string.clone());
+        assert!(said.as_ref().is_some_and(|r| r.contains(why)), "{topic}: {ack:?}");
+    }
+    let (_, v) = sta(&app, &format!("Datastreams({pm10})/Observations?$filter=phenomenonTime ge 2026-01-01T04:00:00Z&$count=true")).await;
+    assert_eq!(v["@iot.count"], 0, "{v}");
+    let rejects = app.get_json("/api/v1/rejects?limit=50").await;
+    assert!(rejects.to_string().contains("names its Datastream"), "{rejects}");
+}
+
+/// The next PUBLISH or SUBACK a client received (within 10 s).
+async fn next_packet(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Packet>,
+) -> rumqttc::v5::mqttbytes::v5::Packet {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    loop {
+        let p = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("nothing came")
+            .unwrap();
+        if matches!(p, Packet::Publish(_) | Packet::SubAck(_)) {
+            return p;
+        }
+    }
+}
