@@ -783,6 +783,8 @@ async fn bench_standards(dir: &std::path::Path, days: u32) -> anyhow::Result<()>
         ..Config::default()
     };
     config.mqtt.broker.enabled = false;
+    // The notifications' receiver is on this machine.
+    config.alerts.allow_hosts = vec!["127.0.0.1".parse().map_err(anyhow::Error::msg)?];
     let server = serve::start(ServeOptions {
         config,
         admin_token: Some(TOKEN.into()),
@@ -948,14 +950,15 @@ async fn bench_subscriptions(
     let sink_url = format!("http://{}/notify", l.local_addr()?);
     tokio::spawn(async move { axum::serve(l, sink).await });
     // Every numeric series, by device: one line per device per round.
-    let mut by_device: std::collections::BTreeMap<String, (String, Vec<String>)> =
+    // Each series' latest value, sent again with small changes (values stay plausible: the
+    // quality checks refuse a pressure of 21 hPa).
+    let mut by_device: std::collections::BTreeMap<String, (String, Vec<(String, f64)>)> =
         std::collections::BTreeMap::new();
     let all = state.catalog.all_series();
     let latest = state.store.latest(&all.iter().map(|x| x.id).collect::<Vec<_>>());
     for (x, l) in all.iter().zip(latest) {
-        if agora_model::is_device_internal(x.property.as_str())
-            || !matches!(l, Some((_, agora_model::Value::F64(_))))
-        {
+        let Some((_, agora_model::Value::F64(last))) = l else { continue };
+        if agora_model::is_device_internal(x.property.as_str()) {
             continue;
         }
         let Some(d) = state.catalog.device(x.device.as_str()) else { continue };
@@ -963,7 +966,7 @@ async fn bench_subscriptions(
             .entry(d.id.to_string())
             .or_insert_with(|| (d.kind.to_string(), Vec::new()))
             .1
-            .push(x.property.to_string());
+            .push((x.property.to_string(), last));
     }
     let per_round: usize = by_device.values().map(|(_, p)| p.len()).sum();
     anyhow::ensure!(per_round > 0, "the demo has no numeric series");
@@ -985,8 +988,9 @@ async fn bench_subscriptions(
                         let fields: Vec<String> = props
                             .iter()
                             .enumerate()
-                            .map(|(j, p)| {
-                                format!("{p}={:.1}", 20.0 + ((ts as usize + i + j) % 17) as f64)
+                            .map(|(j, (p, last))| {
+                                let wobble = ((ts as usize + i + j) % 5) as f64 * 0.001;
+                                format!("{p}={}", last * (1.0 + wobble))
                             })
                             .collect();
                         body.push_str(&format!("{kind},device={dev} {} {ts}\n", fields.join(",")));
@@ -1026,7 +1030,7 @@ async fn bench_subscriptions(
     };
     // 1,000 subscriptions on single entities: nine in ten on a threshold their value rarely
     // passes (`q`), one in ten on every change, throttled to one notification a second.
-    let devices: Vec<(&String, &(String, Vec<String>))> = by_device.iter().collect();
+    let devices: Vec<(&String, &(String, Vec<(String, f64)>))> = by_device.iter().collect();
     let subscriptions: Vec<serde_json::Value> = (0..1000)
         .map(|i| {
             let (dev, (kind, props)) = devices[(i * 7919) % devices.len()];
@@ -1049,10 +1053,10 @@ async fn bench_subscriptions(
             if i % 10 == 0 {
                 s["throttling"] = 1.into();
             } else {
-                // Thresholds above what the bench sends (20–36): judged on every change, never
+                // Thresholds above anything the demo sends: judged on every change, never
                 // passed.
                 let _ = props;
-                s["q"] = "pm10>1000|temperature>1000|LAeq>1000|fillingLevel>1000".into();
+                s["q"] = "pm10>100000|temperature>100000|LAeq>100000|fillingLevel>100000".into();
             }
             s
         })

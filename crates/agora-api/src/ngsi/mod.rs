@@ -674,6 +674,21 @@ fn build(catalog: &dyn Catalog, store: &dyn SeriesStore, want: &Want) -> World {
     World { entities }
 }
 
+/// A value as `q` compares it.
+fn json_val(v: &Json) -> Val {
+    match v {
+        Json::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+        Json::String(s) => Val::Str(s.clone()),
+        Json::Bool(b) => Val::Bool(*b),
+        Json::Object(o) if o.get("@type").and_then(Json::as_str) == Some("DateTime") => o
+            .get("@value")
+            .and_then(Json::as_str)
+            .and_then(agora_interop::sta::filter::parse_time)
+            .map_or(Val::Null, Val::Time),
+        _ => Val::Null,
+    }
+}
+
 /// An entity's attributes for `q`, names expanded with the request's context.
 struct EntityRow<'a>(&'a Entity, &'a Context);
 
@@ -682,17 +697,7 @@ impl Row for EntityRow<'_> {
         let Some(first) = path.first() else { return Val::Null };
         let iri = self.1.expand(first);
         let Some((_, a)) = self.0.attrs.iter().find(|(i, _)| *i == iri) else { return Val::Null };
-        let to_val = |v: &Json| match v {
-            Json::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
-            Json::String(s) => Val::Str(s.clone()),
-            Json::Bool(b) => Val::Bool(*b),
-            Json::Object(o) if o.get("@type").and_then(Json::as_str) == Some("DateTime") => o
-                .get("@value")
-                .and_then(Json::as_str)
-                .and_then(agora_interop::sta::filter::parse_time)
-                .map_or(Val::Null, Val::Time),
-            _ => Val::Null,
-        };
+        let to_val = json_val;
         match (a, path.get(1).map(String::as_str)) {
             (Attr::Property { value, .. }, None) => to_val(value),
             (Attr::Property { observed_at: Some(t), .. }, Some("observedAt")) => {

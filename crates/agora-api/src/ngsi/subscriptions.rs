@@ -97,6 +97,8 @@ struct Sub {
     owner: String,
     /// What the owner may see; `None`: the owner is gone (token revoked or expired).
     grant: RwLock<Option<Grant>>,
+    /// The catalogue as the owner sees it (its commune's, through a `TenantView`).
+    seen: RwLock<Option<Arc<dyn Catalog>>>,
     spec: Spec,
     counters: Mutex<Counters>,
     waiting: Mutex<Waiting>,
@@ -118,6 +120,120 @@ struct Target {
     /// agora's property, and the factor to the model's unit.
     property: Arc<str>,
     factor: f64,
+    /// The model's domain (where attribute names are read).
+    domain: &'static str,
+}
+
+/// Where one measured attribute of an entity comes from.
+struct AttrSource {
+    iri: String,
+    series: SeriesId,
+    property: String,
+    factor: f64,
+    unit: Option<&'static str>,
+}
+
+/// The subscriptions by what they select: an entity id, a type (with an id pattern or not),
+/// or attributes only.
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, Vec<Arc<Sub>>>,
+    by_type: HashMap<String, Vec<Arc<Sub>>>,
+    rest: Vec<Arc<Sub>>,
+}
+
+impl Index {
+    fn of(subs: &BTreeMap<String, Arc<Sub>>) -> Index {
+        let mut ix = Index::default();
+        for s in subs.values() {
+            if s.spec.entities.is_empty() {
+                ix.rest.push(s.clone());
+            }
+            for e in &s.spec.entities {
+                match (&e.id, &e.pattern) {
+                    (Some(id), None) => ix.by_id.entry(id.clone()).or_default().push(s.clone()),
+                    _ => ix.by_type.entry(e.type_iri.clone()).or_default().push(s.clone()),
+                }
+            }
+        }
+        ix
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_id.is_empty() && self.by_type.is_empty() && self.rest.is_empty()
+    }
+
+    /// The subscriptions that may concern a change of this entity, each once.
+    fn candidates(&self, t: &Target, out: &mut Vec<Arc<Sub>>) {
+        out.clear();
+        out.extend(self.by_id.get(&*t.entity).into_iter().flatten().cloned());
+        out.extend(self.by_type.get(&*t.type_iri).into_iter().flatten().cloned());
+        out.extend(self.rest.iter().cloned());
+        out.sort_by_key(|s| Arc::as_ptr(s) as usize);
+        out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    }
+}
+
+/// An entity's attributes for a subscription's `q`, read without building the entity: the
+/// batch's readings, else the latest stored; other attributes (`name`, `dateObserved`…) from
+/// the entity built in full.
+struct LightRow<'a> {
+    ctx: &'a agora_interop::jsonld::Context,
+    attrs: &'a [AttrSource],
+    change: &'a Change,
+    store: &'a dyn SeriesStore,
+    full: &'a dyn Fn() -> Option<Arc<Entity>>,
+}
+
+impl agora_interop::sta::filter::Row for LightRow<'_> {
+    fn get(&self, path: &[String]) -> agora_interop::sta::filter::Val {
+        use agora_interop::sta::filter::Val;
+        let Some(first) = path.first() else { return Val::Null };
+        let iri = self.ctx.expand(first);
+        let Some(a) = self.attrs.iter().find(|a| a.iri == iri) else {
+            return match (self.full)() {
+                Some(e) => EntityRow(&e, self.ctx).get(path),
+                None => Val::Null,
+            };
+        };
+        let (t, value) = match self.change.readings.get(iri.as_str()) {
+            Some((t, v)) => (*t, v.clone()),
+            None => match self.store.latest(&[a.series]).into_iter().next().flatten() {
+                Some((t, v)) => (t, super::property_value(&a.property, v, a.factor)),
+                None => return Val::Null,
+            },
+        };
+        match path.get(1).map(String::as_str) {
+            None => super::json_val(&value),
+            Some("observedAt") => Val::Time(t.as_nanos()),
+            Some("unitCode") => a.unit.map_or(Val::Null, |u| Val::Str(u.to_owned())),
+            Some(_) => {
+                let mut cur = &value;
+                for p in &path[1..] {
+                    match cur.get(p) {
+                        Some(v) => cur = v,
+                        None => return Val::Null,
+                    }
+                }
+                super::json_val(cur)
+            }
+        }
+    }
+}
+
+/// An entity's measured attributes (by its device's series).
+fn sources_of(catalog: &dyn Catalog, t: &Target) -> Vec<AttrSource> {
+    catalog
+        .device_series(&t.device)
+        .into_iter()
+        .filter(|x| !agora_model::is_device_internal(x.property.as_str()))
+        .map(|x| {
+            let prop = x.property.to_string();
+            let (name, unit, factor) = attribute_of(&prop);
+            let iri = iri_in(t.domain, if prop == "lamp_on" { "powerState" } else { name });
+            AttrSource { iri, series: x.id, property: prop.clone(), factor, unit }
+        })
+        .collect()
 }
 
 /// What one batch changed in one entity: its attributes, and their newest readings in the
@@ -134,6 +250,8 @@ pub struct NgsiSubscriptions {
     out: agora_alerts::Outbound,
     runtime: tokio::runtime::Handle,
     subs: RwLock<BTreeMap<String, Arc<Sub>>>,
+    /// The same, by what they select (rebuilt at each change).
+    index: RwLock<Arc<Index>>,
     /// Subscriptions with counters to save.
     dirty: Mutex<BTreeSet<String>>,
     batches: std::sync::mpsc::Sender<Arc<StoredBatch>>,
@@ -186,6 +304,7 @@ impl NgsiSubscriptions {
             out,
             runtime: tokio::runtime::Handle::current(),
             subs: RwLock::new(BTreeMap::new()),
+            index: RwLock::new(Arc::default()),
             dirty: Mutex::new(BTreeSet::new()),
             batches: tx,
             next_notification: std::sync::atomic::AtomicU64::new(0),
@@ -198,20 +317,24 @@ impl NgsiSubscriptions {
                     let counters = serde_json::from_value(s.status.clone()).unwrap_or_default();
                     let sub = Sub {
                         id: s.id.clone(),
-                        grant: RwLock::new(grant_of(me.catalog.as_ref(), &s.owner, now)),
+                        grant: RwLock::new(None),
+                        seen: RwLock::new(None),
                         stored: s.body,
                         owner: s.owner,
                         spec,
                         counters: Mutex::new(counters),
                         waiting: Mutex::new(Waiting::default()),
                     };
-                    me.subs.write().insert(s.id, Arc::new(sub));
+                    let sub = Arc::new(sub);
+                    me.set_owner(&sub, now);
+                    me.subs.write().insert(s.id, sub);
                 }
                 Err(e) => {
                     tracing::error!(subscription = %s.id, reason = %e.2, "a stored NGSI-LD subscription is invalid: it sends nothing until replaced or deleted")
                 }
             }
         }
+        me.reindex();
         let weak = Arc::downgrade(&me);
         std::thread::Builder::new()
             .name("agora-ngsi-subs".into())
@@ -231,11 +354,30 @@ impl NgsiSubscriptions {
         Ok(me)
     }
 
+    /// What the subscription's owner may see now.
+    fn set_owner(&self, s: &Sub, now: Timestamp) {
+        let grant = grant_of(self.catalog.as_ref(), &s.owner, now);
+        let seen = grant.as_ref().map(|g| -> Arc<dyn Catalog> {
+            if TenantView::needed(g) {
+                Arc::new(TenantView::new(self.catalog.clone(), g.clone()))
+            } else {
+                self.catalog.clone()
+            }
+        });
+        *s.grant.write() = grant;
+        *s.seen.write() = seen;
+    }
+
+    fn reindex(&self) {
+        let ix = Index::of(&self.subs.read());
+        *self.index.write() = Arc::new(ix);
+    }
+
     /// Tokens revoked or expired, people's roles changed: notifications follow.
     fn refresh_owners(&self) {
         let now = self.out.clock.now();
         for s in self.subs.read().values() {
-            *s.grant.write() = grant_of(self.catalog.as_ref(), &s.owner, now);
+            self.set_owner(s, now);
         }
     }
 
@@ -262,19 +404,31 @@ impl NgsiSubscriptions {
     /// The notifier's thread: match each stored batch against the subscriptions.
     fn watch(me: Weak<Self>, rx: std::sync::mpsc::Receiver<Arc<StoredBatch>>) {
         let mut targets: HashMap<SeriesId, Option<Target>> = HashMap::new();
+        let mut sources: HashMap<Arc<str>, Arc<Vec<AttrSource>>> = HashMap::new();
         let mut version = u64::MAX;
         while let Ok(batch) = rx.recv() {
             let Some(me) = me.upgrade() else { return };
+            let index = me.index.read().clone();
+            if index.is_empty() {
+                continue;
+            }
             let v = me.catalog.devices_version();
             if v != version {
                 // A device moved or changed kind: its series may be another entity now.
                 targets.clear();
+                sources.clear();
                 version = v;
             }
             let mut changed: BTreeMap<Arc<str>, Change> = BTreeMap::new();
             for (sid, t, v, _) in batch.iter() {
-                let target =
-                    targets.entry(*sid).or_insert_with(|| target(me.catalog.as_ref(), *sid));
+                let target = targets.entry(*sid).or_insert_with(|| {
+                    let t = target(me.catalog.as_ref(), *sid);
+                    // A new series: its entity has a new attribute.
+                    if let Some(t) = &t {
+                        sources.remove(&t.entity);
+                    }
+                    t
+                });
                 let Some(target) = target else { continue };
                 let c = changed.entry(target.entity.clone()).or_insert_with(|| Change {
                     target: target.clone(),
@@ -287,47 +441,97 @@ impl NgsiSubscriptions {
                 }
             }
             if !changed.is_empty() {
-                me.on_changes(&changed);
+                me.on_changes(&index, &changed, &mut sources);
             }
         }
     }
 
-    fn on_changes(self: &Arc<Self>, changed: &BTreeMap<Arc<str>, Change>) {
-        let now = self.out.clock.now();
-        let subs: Vec<Arc<Sub>> =
-            self.subs.read().values().filter(|s| s.live(now.as_nanos())).cloned().collect();
-        if subs.is_empty() {
+    fn on_changes(
+        self: &Arc<Self>,
+        index: &Index,
+        changed: &BTreeMap<Arc<str>, Change>,
+        sources: &mut HashMap<Arc<str>, Arc<Vec<AttrSource>>>,
+    ) {
+        let now = self.out.clock.now().as_nanos();
+        // Entities built in full only where a subscription needs more than their readings.
+        let full: std::cell::RefCell<HashMap<Arc<str>, Option<Arc<Entity>>>> =
+            std::cell::RefCell::new(HashMap::new());
+        let mut hits: BTreeMap<String, (Arc<Sub>, Vec<Arc<str>>)> = BTreeMap::new();
+        let mut candidates = Vec::new();
+        for (entity, c) in changed {
+            index.candidates(&c.target, &mut candidates);
+            for s in &candidates {
+                if !s.live(now) || !s.spec.selects(&c.target, &c.readings) {
+                    continue;
+                }
+                let Some(seen) = s.seen.read().clone() else { continue };
+                if seen.device(&c.target.device).is_none() {
+                    continue;
+                }
+                let build_full = || {
+                    full.borrow_mut()
+                        .entry(entity.clone())
+                        .or_insert_with(|| self.as_in_batch(c))
+                        .clone()
+                };
+                if let Some(q) = &s.spec.q {
+                    let attrs = sources
+                        .entry(entity.clone())
+                        .or_insert_with(|| Arc::new(sources_of(self.catalog.as_ref(), &c.target)))
+                        .clone();
+                    let row = LightRow {
+                        ctx: &s.spec.ask.ctx,
+                        attrs: &attrs,
+                        change: c,
+                        store: self.store.as_ref(),
+                        full: &build_full,
+                    };
+                    if !q.matches(&row) {
+                        continue;
+                    }
+                }
+                if let Some(g) = &s.spec.geo
+                    && !build_full().is_some_and(|e| g.holds(&e))
+                {
+                    continue;
+                }
+                hits.entry(s.id.clone())
+                    .or_insert_with(|| (s.clone(), Vec::new()))
+                    .1
+                    .push(entity.clone());
+            }
+        }
+        if hits.is_empty() {
             return;
         }
-        // Each entity concerned built once per batch, with the batch's readings (not newer
-        // ones stored since): `q` and `geoQ` judge it, and it is what is notified.
-        let mut built: HashMap<Arc<str>, Option<Arc<Entity>>> = HashMap::new();
-        for s in subs {
-            let Some(grant) = s.grant.read().clone() else { continue };
-            let view = TenantView::needed(&grant)
-                .then(|| TenantView::new(self.catalog.clone(), grant.clone()));
-            let mut mine = Vec::new();
-            for (entity, c) in changed {
-                if !s.spec.selects(&c.target, &c.readings) {
-                    continue;
-                }
-                if let Some(v) = &view
-                    && v.device(&c.target.device).is_none()
-                {
-                    continue;
-                }
-                let e = built.entry(entity.clone()).or_insert_with(|| self.as_in_batch(c));
-                let Some(e) = e else { continue };
-                if !s.spec.q.as_ref().is_none_or(|q| q.matches(&EntityRow(e, &s.spec.ask.ctx)))
-                    || !s.spec.geo.as_ref().is_none_or(|g| g.holds(e))
-                {
-                    continue;
-                }
-                mine.push(e.clone());
+        // Throttled subscriptions keep the ids for later; the others are sent the entities as
+        // the batch left them, built once for all.
+        let mut due: Vec<(Arc<Sub>, Vec<Arc<str>>)> = Vec::new();
+        for (_, (s, ids)) in hits {
+            if self.hold(&s, &ids) {
+                continue;
             }
-            if !mine.is_empty() {
-                self.notify(&s, mine);
+            due.push((s, ids));
+        }
+        if due.is_empty() {
+            return;
+        }
+        let mut wanted: Vec<Arc<str>> =
+            due.iter().flat_map(|(_, ids)| ids.iter().cloned()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut built: HashMap<Arc<str>, Arc<Entity>> = HashMap::new();
+        for (id, e) in full.into_inner() {
+            if let Some(e) = e {
+                built.insert(id, e);
             }
+        }
+        wanted.retain(|id| !built.contains_key(id));
+        built.extend(self.as_in_batch_many(&wanted, changed));
+        for (s, ids) in due {
+            let entities: Vec<Arc<Entity>> =
+                ids.iter().filter_map(|id| built.get(id).cloned()).collect();
+            self.send(&s, entities);
         }
     }
 
@@ -338,24 +542,38 @@ impl NgsiSubscriptions {
             .entities
             .into_iter()
             .find(|e| *e.id == *c.target.entity)?;
-        for (iri, a) in &mut e.attrs {
-            if let (Some((t, v)), super::Attr::Property { value, observed_at, .. }) =
-                (c.readings.get(iri.as_str()), a)
-            {
-                *value = v.clone();
-                *observed_at = Some(*t);
-            }
-        }
+        overlay(&mut e, c);
         Some(Arc::new(e))
     }
 
-    /// Send now, or when the throttle ends (then with the entities as they are at that time).
-    fn notify(self: &Arc<Self>, s: &Arc<Sub>, entities: Vec<Arc<Entity>>) {
+    /// Entities as a batch left them: built from the catalogue and the latest values, with the
+    /// batch's readings (not newer ones stored since).
+    fn as_in_batch_many(
+        &self,
+        ids: &[Arc<str>],
+        changed: &BTreeMap<Arc<str>, Change>,
+    ) -> HashMap<Arc<str>, Arc<Entity>> {
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let want = Want { types: None, ids: Some(ids.iter().map(|x| x.to_string()).collect()) };
+        let mut out = HashMap::new();
+        for mut e in build(self.catalog.as_ref(), self.store.as_ref(), &want).entities {
+            let Some((key, c)) = changed.get_key_value(e.id.as_str()) else { continue };
+            overlay(&mut e, c);
+            out.insert(key.clone(), Arc::new(e));
+        }
+        out
+    }
+
+    /// Whether the subscription is throttled now; then the entities wait for the end of its
+    /// period (a flush is scheduled), and are sent as they are then.
+    fn hold(self: &Arc<Self>, s: &Arc<Sub>, ids: &[Arc<str>]) -> bool {
         let mut w = s.waiting.lock();
         let due = w.last_sent.map(|t| t + s.spec.throttle);
         match due {
             Some(due) if due > Instant::now() => {
-                w.pending.extend(entities.iter().map(|e| e.id.clone()));
+                w.pending.extend(ids.iter().map(|x| x.to_string()));
                 if !w.scheduled {
                     w.scheduled = true;
                     let (s, me) = (s.clone(), Arc::downgrade(self));
@@ -371,11 +589,11 @@ impl NgsiSubscriptions {
                         me.send_now(&s, ids);
                     });
                 }
+                true
             }
             _ => {
                 w.last_sent = Some(Instant::now());
-                drop(w);
-                self.send(s, entities);
+                false
             }
         }
     }
@@ -516,6 +734,18 @@ async fn deliver(
     }
 }
 
+/// The batch's readings in place of the latest values.
+fn overlay(e: &mut Entity, c: &Change) {
+    for (iri, a) in &mut e.attrs {
+        if let (Some((t, v)), super::Attr::Property { value, observed_at, .. }) =
+            (c.readings.get(iri.as_str()), a)
+        {
+            *value = v.clone();
+            *observed_at = Some(*t);
+        }
+    }
+}
+
 /// What a series is as an entity's attribute; `None` for a device's internals.
 fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
     let x = catalog.series_info(sid)?;
@@ -534,6 +764,7 @@ fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
         attr: attr.into(),
         property: prop.into(),
         factor,
+        domain,
     })
 }
 
@@ -986,14 +1217,18 @@ impl NgsiSubscriptions {
         let now = self.out.clock.now();
         let sub = Sub {
             id: id.to_owned(),
-            grant: RwLock::new(grant_of(self.catalog.as_ref(), &owner, now)),
+            grant: RwLock::new(None),
+            seen: RwLock::new(None),
             stored,
             owner,
             spec,
             counters: Mutex::new(keep.map(|k| k.counters.lock().clone()).unwrap_or_default()),
             waiting: Mutex::new(Waiting::default()),
         };
-        self.subs.write().insert(id.to_owned(), Arc::new(sub));
+        let sub = Arc::new(sub);
+        self.set_owner(&sub, now);
+        self.subs.write().insert(id.to_owned(), sub);
+        self.reindex();
     }
 
     async fn persist(&self, id: &str, stored: &Json, owner: &str) -> SubsResult<()> {
@@ -1119,6 +1354,7 @@ async fn create_any(
     subs.put(&id, stored.clone(), owner.clone(), spec, None);
     if let Err(e) = subs.persist(&id, &stored, &owner).await {
         subs.subs.write().remove(&id);
+        subs.reindex();
         return Err(e);
     }
     let location = format!("/ngsi-ld/v1/subscriptions/{id}");
@@ -1273,6 +1509,7 @@ pub(crate) async fn update(
         subs.put(&id, stored.clone(), old.owner.clone(), spec, Some(&old));
         if let Err(e) = subs.persist(&id, &stored, &old.owner).await {
             subs.subs.write().insert(id.clone(), old);
+            subs.reindex();
             return Err(e);
         }
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -1301,6 +1538,7 @@ pub(crate) async fn delete(Scoped(s): Scoped, Who(who): Who, Path(id): Path<Stri
             )
         })?;
         subs.subs.write().remove(&id);
+        subs.reindex();
         Ok::<_, NgsiError>(StatusCode::NO_CONTENT.into_response())
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
