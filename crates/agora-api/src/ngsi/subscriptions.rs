@@ -117,9 +117,6 @@ struct Target {
     type_iri: Arc<str>,
     device: Arc<str>,
     attr: Arc<str>,
-    /// agora's property, and the factor to the model's unit.
-    property: Arc<str>,
-    factor: f64,
     /// The model's domain (where attribute names are read).
     domain: &'static str,
 }
@@ -183,6 +180,8 @@ struct LightRow<'a> {
     change: &'a Change,
     store: &'a dyn SeriesStore,
     full: &'a dyn Fn() -> Option<Arc<Entity>>,
+    /// The IRIs of the attributes an entity has besides its measured ones.
+    others: &'a [String],
 }
 
 impl agora_interop::sta::filter::Row for LightRow<'_> {
@@ -191,13 +190,17 @@ impl agora_interop::sta::filter::Row for LightRow<'_> {
         let Some(first) = path.first() else { return Val::Null };
         let iri = self.ctx.expand(first);
         let Some(a) = self.attrs.iter().find(|a| a.iri == iri) else {
+            // Not measured: one of the few other attributes an entity has, or none.
+            if !self.others.contains(&iri) {
+                return Val::Null;
+            }
             return match (self.full)() {
                 Some(e) => EntityRow(&e, self.ctx).get(path),
                 None => Val::Null,
             };
         };
         let (t, value) = match self.change.readings.get(iri.as_str()) {
-            Some((t, v)) => (*t, v.clone()),
+            Some((t, v)) => (*t, super::property_value(&a.property, v.clone(), a.factor)),
             None => match self.store.latest(&[a.series]).into_iter().next().flatten() {
                 Some((t, v)) => (t, super::property_value(&a.property, v, a.factor)),
                 None => return Val::Null,
@@ -240,7 +243,7 @@ fn sources_of(catalog: &dyn Catalog, t: &Target) -> Vec<AttrSource> {
 /// batch (time, value) by attribute.
 struct Change {
     target: Target,
-    readings: BTreeMap<Arc<str>, (Timestamp, Json)>,
+    readings: BTreeMap<Arc<str>, (Timestamp, agora_model::Value)>,
 }
 
 /// The subscriptions and their notifier.
@@ -436,8 +439,7 @@ impl NgsiSubscriptions {
                 });
                 let newer = c.readings.get(&target.attr).is_none_or(|(at, _)| at <= t);
                 if newer {
-                    let value = super::property_value(&target.property, v.clone(), target.factor);
-                    c.readings.insert(target.attr.clone(), (*t, value));
+                    c.readings.insert(target.attr.clone(), (*t, v.clone()));
                 }
             }
             if !changed.is_empty() {
@@ -458,6 +460,7 @@ impl NgsiSubscriptions {
             std::cell::RefCell::new(HashMap::new());
         let mut hits: BTreeMap<String, (Arc<Sub>, Vec<Arc<str>>)> = BTreeMap::new();
         let mut candidates = Vec::new();
+        let mut others: HashMap<&'static str, Vec<String>> = HashMap::new();
         for (entity, c) in changed {
             index.candidates(&c.target, &mut candidates);
             for s in &candidates {
@@ -479,12 +482,15 @@ impl NgsiSubscriptions {
                         .entry(entity.clone())
                         .or_insert_with(|| Arc::new(sources_of(self.catalog.as_ref(), &c.target)))
                         .clone();
+                    let others =
+                        others.entry(c.target.domain).or_insert_with(|| others_of(c.target.domain));
                     let row = LightRow {
                         ctx: &s.spec.ask.ctx,
                         attrs: &attrs,
                         change: c,
                         store: self.store.as_ref(),
                         full: &build_full,
+                        others,
                     };
                     if !q.matches(&row) {
                         continue;
@@ -740,10 +746,22 @@ fn overlay(e: &mut Entity, c: &Change) {
         if let (Some((t, v)), super::Attr::Property { value, observed_at, .. }) =
             (c.readings.get(iri.as_str()), a)
         {
-            *value = v.clone();
+            let property = e.sources.get(iri).map_or("", |x| x.property.as_str());
+            let factor = e.sources.get(iri).map_or(1.0, |x| x.factor);
+            *value = super::property_value(property, v.clone(), factor);
             *observed_at = Some(*t);
         }
     }
+}
+
+/// The attributes an entity of a domain has besides its measured ones (see `build`).
+fn others_of(domain: &str) -> Vec<String> {
+    let mut v: Vec<String> = ["dateObserved", "name", "refDevice", "refPointOfInterest"]
+        .iter()
+        .map(|n| iri_in(domain, n))
+        .collect();
+    v.push(super::CORE_CTX.expand("location"));
+    v
 }
 
 /// What a series is as an entity's attribute; `None` for a device's internals.
@@ -755,15 +773,13 @@ fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
     let d = catalog.device(x.device.as_str())?;
     let (ty, domain) = type_of(d.kind.as_str());
     let prop = x.property.as_str();
-    let (name, _, factor) = attribute_of(prop);
+    let (name, ..) = attribute_of(prop);
     let attr = iri_in(domain, if prop == "lamp_on" { "powerState" } else { name });
     Some(Target {
         entity: format!("urn:ngsi-ld:{ty}:{}", d.id).into(),
         type_iri: iri_in(domain, ty).into(),
         device: d.id.to_string().into(),
         attr: attr.into(),
-        property: prop.into(),
-        factor,
         domain,
     })
 }
@@ -771,7 +787,11 @@ fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
 impl Spec {
     /// Whether a change of these attributes of this entity concerns the subscription (before
     /// `q` and `geoQ`).
-    fn selects(&self, t: &Target, attrs: &BTreeMap<Arc<str>, (Timestamp, Json)>) -> bool {
+    fn selects(
+        &self,
+        t: &Target,
+        attrs: &BTreeMap<Arc<str>, (Timestamp, agora_model::Value)>,
+    ) -> bool {
         let entity_ok = self.entities.is_empty()
             || self.entities.iter().any(|e| {
                 *e.type_iri == *t.type_iri
