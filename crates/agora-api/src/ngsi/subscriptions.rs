@@ -102,6 +102,8 @@ struct Sub {
     spec: Spec,
     counters: Mutex<Counters>,
     waiting: Mutex<Waiting>,
+    /// The names its `q` uses, expanded with its context.
+    names: Mutex<HashMap<String, String>>,
 }
 
 impl Sub {
@@ -119,6 +121,8 @@ struct Target {
     attr: Arc<str>,
     /// The model's domain (where attribute names are read).
     domain: &'static str,
+    /// The subscriptions that may concern its entity (from the index it was made with).
+    candidates: Arc<[Arc<Sub>]>,
 }
 
 /// Where one measured attribute of an entity comes from.
@@ -182,13 +186,25 @@ struct LightRow<'a> {
     full: &'a dyn Fn() -> Option<Arc<Entity>>,
     /// The IRIs of the attributes an entity has besides its measured ones.
     others: &'a [String],
+    /// Names already expanded with the subscription's context.
+    names: &'a Mutex<HashMap<String, String>>,
 }
 
 impl agora_interop::sta::filter::Row for LightRow<'_> {
     fn get(&self, path: &[String]) -> agora_interop::sta::filter::Val {
         use agora_interop::sta::filter::Val;
         let Some(first) = path.first() else { return Val::Null };
-        let iri = self.ctx.expand(first);
+        let iri = {
+            let mut names = self.names.lock();
+            match names.get(first) {
+                Some(i) => i.clone(),
+                None => {
+                    let i = self.ctx.expand(first);
+                    names.insert(first.clone(), i.clone());
+                    i
+                }
+            }
+        };
         let Some(a) = self.attrs.iter().find(|a| a.iri == iri) else {
             // Not measured: one of the few other attributes an entity has, or none.
             if !self.others.contains(&iri) {
@@ -253,8 +269,8 @@ pub struct NgsiSubscriptions {
     out: agora_alerts::Outbound,
     runtime: tokio::runtime::Handle,
     subs: RwLock<BTreeMap<String, Arc<Sub>>>,
-    /// The same, by what they select (rebuilt at each change).
-    index: RwLock<Arc<Index>>,
+    /// The same, by what they select (rebuilt at each change), and its generation.
+    index: RwLock<(u64, Arc<Index>)>,
     /// Subscriptions with counters to save.
     dirty: Mutex<BTreeSet<String>>,
     batches: std::sync::mpsc::Sender<Arc<StoredBatch>>,
@@ -307,7 +323,7 @@ impl NgsiSubscriptions {
             out,
             runtime: tokio::runtime::Handle::current(),
             subs: RwLock::new(BTreeMap::new()),
-            index: RwLock::new(Arc::default()),
+            index: RwLock::new((0, Arc::default())),
             dirty: Mutex::new(BTreeSet::new()),
             batches: tx,
             next_notification: std::sync::atomic::AtomicU64::new(0),
@@ -327,6 +343,7 @@ impl NgsiSubscriptions {
                         spec,
                         counters: Mutex::new(counters),
                         waiting: Mutex::new(Waiting::default()),
+                        names: Mutex::default(),
                     };
                     let sub = Arc::new(sub);
                     me.set_owner(&sub, now);
@@ -373,7 +390,8 @@ impl NgsiSubscriptions {
 
     fn reindex(&self) {
         let ix = Index::of(&self.subs.read());
-        *self.index.write() = Arc::new(ix);
+        let mut w = self.index.write();
+        *w = (w.0 + 1, Arc::new(ix));
     }
 
     /// Tokens revoked or expired, people's roles changed: notifications follow.
@@ -408,31 +426,38 @@ impl NgsiSubscriptions {
     fn watch(me: Weak<Self>, rx: std::sync::mpsc::Receiver<Arc<StoredBatch>>) {
         let mut targets: HashMap<SeriesId, Option<Target>> = HashMap::new();
         let mut sources: HashMap<Arc<str>, Arc<Vec<AttrSource>>> = HashMap::new();
-        let mut version = u64::MAX;
+        let mut version = (u64::MAX, u64::MAX);
+        let mut found = Vec::new();
         while let Ok(batch) = rx.recv() {
             let Some(me) = me.upgrade() else { return };
-            let index = me.index.read().clone();
+            let (generation, index) = me.index.read().clone();
             if index.is_empty() {
                 continue;
             }
-            let v = me.catalog.devices_version();
+            let v = (me.catalog.devices_version(), generation);
             if v != version {
-                // A device moved or changed kind: its series may be another entity now.
+                // A device moved or changed kind (its series may be another entity now), or the
+                // subscriptions changed (each series' candidates with them).
                 targets.clear();
-                sources.clear();
+                if v.0 != version.0 {
+                    sources.clear();
+                }
                 version = v;
             }
             let mut changed: BTreeMap<Arc<str>, Change> = BTreeMap::new();
             for (sid, t, v, _) in batch.iter() {
                 let target = targets.entry(*sid).or_insert_with(|| {
-                    let t = target(me.catalog.as_ref(), *sid);
+                    let mut t = target(me.catalog.as_ref(), *sid)?;
                     // A new series: its entity has a new attribute.
-                    if let Some(t) = &t {
-                        sources.remove(&t.entity);
-                    }
-                    t
+                    sources.remove(&t.entity);
+                    index.candidates(&t, &mut found);
+                    t.candidates = Arc::from(std::mem::take(&mut found));
+                    Some(t)
                 });
-                let Some(target) = target else { continue };
+                // Only the entities some subscription may concern are followed.
+                let Some(target) = target.as_ref().filter(|t| !t.candidates.is_empty()) else {
+                    continue;
+                };
                 let c = changed.entry(target.entity.clone()).or_insert_with(|| Change {
                     target: target.clone(),
                     readings: BTreeMap::new(),
@@ -443,14 +468,13 @@ impl NgsiSubscriptions {
                 }
             }
             if !changed.is_empty() {
-                me.on_changes(&index, &changed, &mut sources);
+                me.on_changes(&changed, &mut sources);
             }
         }
     }
 
     fn on_changes(
         self: &Arc<Self>,
-        index: &Index,
         changed: &BTreeMap<Arc<str>, Change>,
         sources: &mut HashMap<Arc<str>, Arc<Vec<AttrSource>>>,
     ) {
@@ -459,17 +483,22 @@ impl NgsiSubscriptions {
         let full: std::cell::RefCell<HashMap<Arc<str>, Option<Arc<Entity>>>> =
             std::cell::RefCell::new(HashMap::new());
         let mut hits: BTreeMap<String, (Arc<Sub>, Vec<Arc<str>>)> = BTreeMap::new();
-        let mut candidates = Vec::new();
         let mut others: HashMap<&'static str, Vec<String>> = HashMap::new();
         for (entity, c) in changed {
-            index.candidates(&c.target, &mut candidates);
-            for s in &candidates {
+            for s in c.target.candidates.iter() {
                 if !s.live(now) || !s.spec.selects(&c.target, &c.readings) {
                     continue;
                 }
-                let Some(seen) = s.seen.read().clone() else { continue };
-                if seen.device(&c.target.device).is_none() {
-                    continue;
+                // The owner's view of the device: only for an owner of a commune (a look-up
+                // copies the device).
+                match &*s.seen.read() {
+                    None => continue,
+                    Some(_) if s.grant.read().as_ref().is_some_and(|g| !TenantView::needed(g)) => {}
+                    Some(seen) => {
+                        if seen.device(&c.target.device).is_none() {
+                            continue;
+                        }
+                    }
                 }
                 let build_full = || {
                     full.borrow_mut()
@@ -491,6 +520,7 @@ impl NgsiSubscriptions {
                         store: self.store.as_ref(),
                         full: &build_full,
                         others,
+                        names: &s.names,
                     };
                     if !q.matches(&row) {
                         continue;
@@ -781,6 +811,7 @@ fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
         device: d.id.to_string().into(),
         attr: attr.into(),
         domain,
+        candidates: Arc::from(Vec::new()),
     })
 }
 
@@ -1244,6 +1275,7 @@ impl NgsiSubscriptions {
             spec,
             counters: Mutex::new(keep.map(|k| k.counters.lock().clone()).unwrap_or_default()),
             waiting: Mutex::new(Waiting::default()),
+            names: Mutex::default(),
         };
         let sub = Arc::new(sub);
         self.set_owner(&sub, now);
