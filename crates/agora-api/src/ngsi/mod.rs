@@ -19,7 +19,7 @@
 pub(crate) mod subscriptions;
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use agora_interop::geo::Geometry;
 use agora_interop::jsonld::{Context, Pattern};
@@ -211,8 +211,9 @@ enum Form {
 
 /// What the request asks.
 struct Ask {
-    /// The request's context: its terms, and what to name in the answer.
-    ctx: Context,
+    /// The request's context: its terms (shared: contexts are large), and what to name in the
+    /// answer.
+    ctx: Arc<Context>,
     ctx_urls: Vec<String>,
     form: Form,
     ld: bool,
@@ -232,35 +233,25 @@ fn ask(headers: &HeaderMap, params: &HashMap<String, String>, base: &str) -> Ngs
     if ctx_links.len() > 1 {
         return Err(NgsiError::bad("only one JSON-LD context Link header is allowed"));
     }
-    let mut ctx = CORE_CTX.clone();
     let ctx_urls = match ctx_links.first() {
         None => vec![CORE_URL.to_owned()],
-        Some(url) if url.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld") => {
-            for d in AGORA_ORDER {
-                if let Some((_, text)) = DOMAINS.iter().find(|(x, _)| *x == d) {
-                    ctx.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
-                }
-            }
-            ctx.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
+        Some(url)
+            if url.ends_with("/ngsi-ld/v1/jsonldContexts/agora.jsonld")
+                || known_context(url).is_some() =>
+        {
             vec![url.clone()]
         }
-        Some(url) => match known_context(url) {
-            Some((_, text)) => {
-                ctx.add(parse_doc(text).get("@context").unwrap_or(&Json::Null));
-                ctx.add(parse_doc(CORE).get("@context").unwrap_or(&Json::Null));
-                vec![url.clone()]
-            }
-            None => {
-                return Err(NgsiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "LdContextNotAvailable",
-                    format!(
-                        "agora fetches no remote context and does not know {url}: use {base}/ngsi-ld/v1/jsonldContexts/agora.jsonld, a Smart Data Models context (Environment, Weather, Streetlighting, WasteManagement, Transportation, ParksAndGardens, Device, PointOfInterest) or the core context"
-                    ),
-                ));
-            }
-        },
+        Some(url) => {
+            return Err(NgsiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "LdContextNotAvailable",
+                format!(
+                    "agora fetches no remote context and does not know {url}: use {base}/ngsi-ld/v1/jsonldContexts/agora.jsonld, a Smart Data Models context (Environment, Weather, Streetlighting, WasteManagement, Transportation, ParksAndGardens, Device, PointOfInterest) or the core context"
+                ),
+            ));
+        }
     };
+    let ctx = context_of(&ctx_urls)?;
     // The representation: format wins over options.
     let mut form = Form::Normalized;
     for o in params.get("options").map(|o| o.split(',').collect::<Vec<_>>()).unwrap_or_default() {
@@ -1855,8 +1846,25 @@ fn provision_body(headers: &HeaderMap, body: &[u8], base: &str) -> NgsiResult<(J
     Ok((json, ask))
 }
 
-/// The context made of these URLs (contexts agora serves), the core last.
-fn context_of(urls: &[String]) -> NgsiResult<Context> {
+/// Contexts already made, by their URLs (at most [`CONTEXTS_KEPT`]: only known URLs make one).
+static CONTEXTS: LazyLock<parking_lot::Mutex<HashMap<Vec<String>, Arc<Context>>>> =
+    LazyLock::new(Default::default);
+const CONTEXTS_KEPT: usize = 64;
+
+/// The context made of these URLs (contexts agora serves), the core last; made once.
+fn context_of(urls: &[String]) -> NgsiResult<Arc<Context>> {
+    if let Some(c) = CONTEXTS.lock().get(urls) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(make_context(urls)?);
+    let mut kept = CONTEXTS.lock();
+    if kept.len() < CONTEXTS_KEPT {
+        kept.insert(urls.to_vec(), c.clone());
+    }
+    Ok(c)
+}
+
+fn make_context(urls: &[String]) -> NgsiResult<Context> {
     let mut c = CORE_CTX.clone();
     for u in urls {
         match known_context(u) {
