@@ -123,6 +123,8 @@ struct Target {
     domain: &'static str,
     /// The subscriptions that may concern its entity (from the index it was made with).
     candidates: Arc<[Arc<Sub>]>,
+    /// The entity's number in the notifier's thread (its place in a batch's changes).
+    slot: u32,
 }
 
 /// Where one measured attribute of an entity comes from.
@@ -215,8 +217,8 @@ impl agora_interop::sta::filter::Row for LightRow<'_> {
                 None => Val::Null,
             };
         };
-        let (t, value) = match self.change.readings.get(iri.as_str()) {
-            Some((t, v)) => (*t, super::property_value(&a.property, v.clone(), a.factor)),
+        let (t, value) = match self.change.reading(&iri) {
+            Some((t, v)) => (t, super::property_value(&a.property, v.clone(), a.factor)),
             None => match self.store.latest(&[a.series]).into_iter().next().flatten() {
                 Some((t, v)) => (t, super::property_value(&a.property, v, a.factor)),
                 None => return Val::Null,
@@ -259,7 +261,14 @@ fn sources_of(catalog: &dyn Catalog, t: &Target) -> Vec<AttrSource> {
 /// batch (time, value) by attribute.
 struct Change {
     target: Target,
-    readings: BTreeMap<Arc<str>, (Timestamp, agora_model::Value)>,
+    readings: Vec<(Arc<str>, Timestamp, agora_model::Value)>,
+}
+
+impl Change {
+    /// The batch's newest reading of an attribute.
+    fn reading(&self, iri: &str) -> Option<(Timestamp, &agora_model::Value)> {
+        self.readings.iter().find(|r| &*r.0 == iri).map(|r| (r.1, &r.2))
+    }
 }
 
 /// The subscriptions and their notifier.
@@ -428,6 +437,9 @@ impl NgsiSubscriptions {
         let mut sources: HashMap<Arc<str>, Arc<Vec<AttrSource>>> = HashMap::new();
         let mut version = (u64::MAX, u64::MAX);
         let mut found = Vec::new();
+        // Entities by number, and where each is in the batch's changes (0: not there).
+        let mut slots: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut position: Vec<u32> = Vec::new();
         while let Ok(batch) = rx.recv() {
             let Some(me) = me.upgrade() else { return };
             let (generation, index) = me.index.read().clone();
@@ -444,12 +456,14 @@ impl NgsiSubscriptions {
                 }
                 version = v;
             }
-            let mut changed: BTreeMap<Arc<str>, Change> = BTreeMap::new();
+            let mut changed: Vec<Change> = Vec::new();
             for (sid, t, v, _) in batch.iter() {
                 let target = targets.entry(*sid).or_insert_with(|| {
                     let mut t = target(me.catalog.as_ref(), *sid)?;
                     // A new series: its entity has a new attribute.
                     sources.remove(&t.entity);
+                    let n = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+                    t.slot = *slots.entry(t.entity.clone()).or_insert(n);
                     index.candidates(&t, &mut found);
                     t.candidates = Arc::from(std::mem::take(&mut found));
                     Some(t)
@@ -458,14 +472,27 @@ impl NgsiSubscriptions {
                 let Some(target) = target.as_ref().filter(|t| !t.candidates.is_empty()) else {
                     continue;
                 };
-                let c = changed.entry(target.entity.clone()).or_insert_with(|| Change {
-                    target: target.clone(),
-                    readings: BTreeMap::new(),
-                });
-                let newer = c.readings.get(&target.attr).is_none_or(|(at, _)| at <= t);
-                if newer {
-                    c.readings.insert(target.attr.clone(), (*t, v.clone()));
+                let slot = target.slot as usize;
+                if position.len() <= slot {
+                    position.resize(slot + 1, 0);
                 }
+                let at = match position[slot] {
+                    0 => {
+                        changed.push(Change { target: target.clone(), readings: Vec::new() });
+                        position[slot] = changed.len() as u32;
+                        changed.len() - 1
+                    }
+                    p => p as usize - 1,
+                };
+                let c = &mut changed[at];
+                match c.readings.iter_mut().find(|r| Arc::ptr_eq(&r.0, &target.attr)) {
+                    Some(r) if r.1 <= *t => (r.1, r.2) = (*t, v.clone()),
+                    Some(_) => {}
+                    None => c.readings.push((target.attr.clone(), *t, v.clone())),
+                }
+            }
+            for c in &changed {
+                position[c.target.slot as usize] = 0;
             }
             if !changed.is_empty() {
                 me.on_changes(&changed, &mut sources);
@@ -475,7 +502,7 @@ impl NgsiSubscriptions {
 
     fn on_changes(
         self: &Arc<Self>,
-        changed: &BTreeMap<Arc<str>, Change>,
+        changed: &[Change],
         sources: &mut HashMap<Arc<str>, Arc<Vec<AttrSource>>>,
     ) {
         let now = self.out.clock.now().as_nanos();
@@ -484,7 +511,8 @@ impl NgsiSubscriptions {
             std::cell::RefCell::new(HashMap::new());
         let mut hits: BTreeMap<String, (Arc<Sub>, Vec<Arc<str>>)> = BTreeMap::new();
         let mut others: HashMap<&'static str, Vec<String>> = HashMap::new();
-        for (entity, c) in changed {
+        for c in changed {
+            let entity = &c.target.entity;
             for s in c.target.candidates.iter() {
                 if !s.live(now) || !s.spec.selects(&c.target, &c.readings) {
                     continue;
@@ -587,17 +615,19 @@ impl NgsiSubscriptions {
     fn as_in_batch_many(
         &self,
         ids: &[Arc<str>],
-        changed: &BTreeMap<Arc<str>, Change>,
+        changed: &[Change],
     ) -> HashMap<Arc<str>, Arc<Entity>> {
         if ids.is_empty() {
             return HashMap::new();
         }
+        let changed: HashMap<&str, &Change> =
+            changed.iter().map(|c| (&*c.target.entity, c)).collect();
         let want = Want { types: None, ids: Some(ids.iter().map(|x| x.to_string()).collect()) };
         let mut out = HashMap::new();
         for mut e in build(self.catalog.as_ref(), self.store.as_ref(), &want).entities {
-            let Some((key, c)) = changed.get_key_value(e.id.as_str()) else { continue };
+            let Some(c) = changed.get(e.id.as_str()) else { continue };
             overlay(&mut e, c);
-            out.insert(key.clone(), Arc::new(e));
+            out.insert(c.target.entity.clone(), Arc::new(e));
         }
         out
     }
@@ -774,12 +804,12 @@ async fn deliver(
 fn overlay(e: &mut Entity, c: &Change) {
     for (iri, a) in &mut e.attrs {
         if let (Some((t, v)), super::Attr::Property { value, observed_at, .. }) =
-            (c.readings.get(iri.as_str()), a)
+            (c.reading(iri), a)
         {
             let property = e.sources.get(iri).map_or("", |x| x.property.as_str());
             let factor = e.sources.get(iri).map_or(1.0, |x| x.factor);
             *value = super::property_value(property, v.clone(), factor);
-            *observed_at = Some(*t);
+            *observed_at = Some(t);
         }
     }
 }
@@ -812,17 +842,14 @@ fn target(catalog: &dyn Catalog, sid: SeriesId) -> Option<Target> {
         attr: attr.into(),
         domain,
         candidates: Arc::from(Vec::new()),
+        slot: 0,
     })
 }
 
 impl Spec {
     /// Whether a change of these attributes of this entity concerns the subscription (before
     /// `q` and `geoQ`).
-    fn selects(
-        &self,
-        t: &Target,
-        attrs: &BTreeMap<Arc<str>, (Timestamp, agora_model::Value)>,
-    ) -> bool {
+    fn selects(&self, t: &Target, attrs: &[(Arc<str>, Timestamp, agora_model::Value)]) -> bool {
         let entity_ok = self.entities.is_empty()
             || self.entities.iter().any(|e| {
                 *e.type_iri == *t.type_iri
@@ -833,7 +860,7 @@ impl Spec {
             && self
                 .watched
                 .as_ref()
-                .is_none_or(|w| attrs.keys().any(|a| w.iter().any(|x| **x == **a)))
+                .is_none_or(|w| attrs.iter().any(|a| w.iter().any(|x| x.as_str() == &*a.0)))
     }
 }
 
