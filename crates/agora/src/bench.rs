@@ -1030,7 +1030,7 @@ async fn bench_subscriptions(
     };
     // 1,000 subscriptions on single entities: nine in ten on a threshold their value rarely
     // passes (`q`), one in ten on every change, throttled to one notification a second.
-    let devices: Vec<(&String, &(String, Vec<(String, f64)>))> = by_device.iter().collect();
+    let devices: Vec<_> = by_device.iter().collect();
     let subscriptions: Vec<serde_json::Value> = (0..1000)
         .map(|i| {
             let (dev, (kind, props)) = devices[(i * 7919) % devices.len()];
