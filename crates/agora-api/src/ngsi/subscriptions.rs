@@ -41,6 +41,16 @@ use crate::policy::{Principal, Scoped, Who};
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 10_000;
 /// Most items in a subscription's lists (entities, watched attributes, notified attributes).
 const MAX_ITEMS: usize = 100;
+/// Most subscriptions one token or person keeps.
+const MAX_PER_OWNER: usize = 1_000;
+/// Largest subscription, as sent (JSON).
+const MAX_BODY: usize = 64 << 10;
+/// Most contexts a subscription names.
+const MAX_CONTEXTS: usize = 3;
+/// Stored batches waiting for the notifier; beyond, batches are skipped.
+const BACKLOG: usize = 4_096;
+/// Notifications delivered at once (with their retries); the others wait their turn.
+const MAX_SENDING: usize = 64;
 /// Most entities one notification carries; more are sent in further notifications.
 const MAX_PER_NOTIFICATION: usize = 1_000;
 
@@ -282,7 +292,11 @@ pub struct NgsiSubscriptions {
     index: RwLock<(u64, Arc<Index>)>,
     /// Subscriptions with counters to save.
     dirty: Mutex<BTreeSet<String>>,
-    batches: std::sync::mpsc::Sender<Arc<StoredBatch>>,
+    batches: std::sync::mpsc::SyncSender<Arc<StoredBatch>>,
+    /// Batches not matched because the notifier was behind.
+    skipped: std::sync::atomic::AtomicU64,
+    /// Notifications being delivered at once (each holds a permit through its attempts).
+    sending: Arc<tokio::sync::Semaphore>,
     next_notification: std::sync::atomic::AtomicU64,
 }
 
@@ -295,19 +309,47 @@ impl std::fmt::Debug for NgsiSubscriptions {
 impl BatchObserver for NgsiSubscriptions {
     fn stored(&self, batch: Arc<StoredBatch>) {
         if !self.subs.read().is_empty() {
-            let _ = self.batches.send(batch);
+            // Writers never wait: a notifier this far behind skips batches (and says so).
+            if self.batches.try_send(batch).is_err() {
+                let n = self.skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        skipped = n + 1,
+                        "NGSI-LD notifier behind: batches not matched against subscriptions"
+                    );
+                }
+            }
         }
     }
 }
 
 /// The grant of a subscription's owner now, if it still has one.
 fn grant_of(catalog: &dyn Catalog, owner: &str, now: Timestamp) -> Option<Grant> {
+    grant_among(&Owners::of(catalog), catalog, owner, now)
+}
+
+/// The live tokens by id, read once for many subscriptions.
+struct Owners(HashMap<String, agora_store::catalog::TokenInfo>);
+
+impl Owners {
+    fn of(catalog: &dyn Catalog) -> Owners {
+        Owners(catalog.tokens().into_iter().map(|t| (t.id.clone(), t)).collect())
+    }
+}
+
+/// The grant of `owner` now: a live, unexpired token's, or an enabled person's.
+fn grant_among(
+    tokens: &Owners,
+    catalog: &dyn Catalog,
+    owner: &str,
+    now: Timestamp,
+) -> Option<Grant> {
     if let Some(id) = owner.strip_prefix("token:") {
-        let t = catalog.tokens().into_iter().find(|t| t.id == id)?;
-        return t.expires_at.is_none_or(|e| e > now).then_some(t.grant);
+        let t = tokens.0.get(id)?;
+        return t.expires_at.is_none_or(|e| e > now).then(|| t.grant.clone());
     }
     let id = owner.strip_prefix("person:")?;
-    catalog.person(id).map(|p| p.grant)
+    catalog.person(id).filter(|p| !p.disabled).map(|p| p.grant)
 }
 
 fn owner_of(who: &Principal) -> String {
@@ -325,7 +367,7 @@ impl NgsiSubscriptions {
         store: Arc<dyn SeriesStore>,
         out: agora_alerts::Outbound,
     ) -> Result<Arc<Self>, String> {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel(BACKLOG);
         let me = Arc::new(Self {
             catalog,
             store,
@@ -335,6 +377,8 @@ impl NgsiSubscriptions {
             index: RwLock::new((0, Arc::default())),
             dirty: Mutex::new(BTreeSet::new()),
             batches: tx,
+            skipped: std::sync::atomic::AtomicU64::new(0),
+            sending: Arc::new(tokio::sync::Semaphore::new(MAX_SENDING)),
             next_notification: std::sync::atomic::AtomicU64::new(0),
         });
         let now = me.out.clock.now();
@@ -385,7 +429,10 @@ impl NgsiSubscriptions {
 
     /// What the subscription's owner may see now.
     fn set_owner(&self, s: &Sub, now: Timestamp) {
-        let grant = grant_of(self.catalog.as_ref(), &s.owner, now);
+        self.set_grant(s, grant_of(self.catalog.as_ref(), &s.owner, now));
+    }
+
+    fn set_grant(&self, s: &Sub, grant: Option<Grant>) {
         let seen = grant.as_ref().map(|g| -> Arc<dyn Catalog> {
             if TenantView::needed(g) {
                 Arc::new(TenantView::new(self.catalog.clone(), g.clone()))
@@ -397,6 +444,11 @@ impl NgsiSubscriptions {
         *s.seen.write() = seen;
     }
 
+    /// Whether `s` is still the subscription under its id (not deleted, not replaced).
+    fn current(&self, s: &Arc<Sub>) -> bool {
+        self.subs.read().get(&s.id).is_some_and(|x| Arc::ptr_eq(x, s))
+    }
+
     fn reindex(&self) {
         let ix = Index::of(&self.subs.read());
         let mut w = self.index.write();
@@ -406,8 +458,11 @@ impl NgsiSubscriptions {
     /// Tokens revoked or expired, people's roles changed: notifications follow.
     fn refresh_owners(&self) {
         let now = self.out.clock.now();
-        for s in self.subs.read().values() {
-            self.set_owner(s, now);
+        let tokens = Owners::of(self.catalog.as_ref());
+        let subs: Vec<Arc<Sub>> = self.subs.read().values().cloned().collect();
+        for s in subs {
+            let grant = grant_among(&tokens, self.catalog.as_ref(), &s.owner, now);
+            self.set_grant(&s, grant);
         }
     }
 
@@ -680,7 +735,7 @@ impl NgsiSubscriptions {
 
     /// Deliver the notification(s) of these entities.
     fn send(self: &Arc<Self>, s: &Arc<Sub>, entities: Vec<Arc<Entity>>) {
-        if !s.live(self.out.clock.now().as_nanos()) || !self.subs.read().contains_key(&s.id) {
+        if !s.live(self.out.clock.now().as_nanos()) || !self.current(s) {
             return;
         }
         for chunk in entities.chunks(MAX_PER_NOTIFICATION) {
@@ -744,9 +799,16 @@ async fn deliver(
     me: Weak<NgsiSubscriptions>,
 ) {
     let shown = agora_alerts::secrets::mask_url(&s.spec.uri);
+    let Some(permit) = me.upgrade().map(|m| m.sending.clone()) else { return };
+    let Ok(_permit) = permit.acquire_owned().await else { return };
     for attempt in 1..=out.attempts {
         if attempt > 1 {
             tokio::time::sleep(agora_alerts::actions::backoff(out.first_retry, attempt)).await;
+        }
+        // Deleted, replaced or paused meanwhile: nothing more goes to its endpoint.
+        match me.upgrade() {
+            Some(m) if m.current(&s) && s.live(out.clock.now().as_nanos()) => {}
+            _ => return,
         }
         let r = agora_alerts::actions::post(
             &out.http,
@@ -913,6 +975,11 @@ fn spec_of(stored: &Json, egress: &agora_alerts::Egress) -> NgsiResult<Spec> {
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let urls = if urls.is_empty() { vec![super::CORE_URL.to_owned()] } else { urls };
+    if urls.len() > MAX_CONTEXTS {
+        return Err(NgsiError::bad(format!(
+            "a subscription names at most {MAX_CONTEXTS} contexts"
+        )));
+    }
     let ctx = context_of(&urls)?;
     for k in b.keys() {
         match k.as_str() {
@@ -946,16 +1013,28 @@ fn spec_of(stored: &Json, egress: &agora_alerts::Egress) -> NgsiResult<Spec> {
             }
         }
     }
+    for k in ["subscriptionName", "name", "description"] {
+        if let Some(v) = b.get(k)
+            && v.as_str().is_none_or(|x| x.len() > 1024)
+        {
+            return Err(NgsiError::bad(format!("{k} is a text of at most 1,024 bytes")));
+        }
+    }
+    if let Some(v) = b.get("notificationTrigger")
+        && !v.as_array().is_some_and(|a| a.len() <= 16 && a.iter().all(Json::is_string))
+    {
+        return Err(NgsiError::bad("notificationTrigger is a list of at most 16 names"));
+    }
     if let Some(t) = b.get("type")
         && t != "Subscription"
     {
         return Err(NgsiError::bad(format!("type must be \"Subscription\", not {t}")));
     }
     if let Some(id) = b.get("id")
-        && !id.as_str().is_some_and(|i| i.contains(':') && i.len() <= 256)
+        && !id.as_str().is_some_and(valid_id)
     {
         return Err(NgsiError::bad(
-            "id must be a URI (urn:ngsi-ld:Subscription:…) of at most 256 characters",
+            "id must be a URI (urn:ngsi-ld:Subscription:…) of at most 256 characters, without spaces, controls, /, ?, #, % or quotes",
         ));
     }
     let mut entities = Vec::new();
@@ -965,6 +1044,14 @@ fn spec_of(stored: &Json, egress: &agora_alerts::Egress) -> NgsiResult<Spec> {
             return Err(NgsiError::bad(format!("entities holds 1 to {MAX_ITEMS} selectors")));
         }
         for x in a {
+            if let Some(k) = x
+                .as_object()
+                .and_then(|o| o.keys().find(|k| !matches!(k.as_str(), "type" | "id" | "idPattern")))
+            {
+                return Err(NgsiError::bad(format!(
+                    "unknown member {k:?} in entities: type, id, idPattern"
+                )));
+            }
             let ty = x.get("type").and_then(Json::as_str).ok_or_else(|| {
                 NgsiError::bad(
                     "each of entities needs its type: {\"type\": \"AirQualityObserved\"}",
@@ -1010,6 +1097,13 @@ fn spec_of(stored: &Json, egress: &agora_alerts::Egress) -> NgsiResult<Spec> {
         None => None,
         Some(g) => {
             let g = g.as_object().ok_or_else(|| NgsiError::bad("geoQ is an object"))?;
+            if let Some(k) = g.keys().find(|k| {
+                !matches!(k.as_str(), "georel" | "geometry" | "coordinates" | "geoproperty")
+            }) {
+                return Err(NgsiError::bad(format!(
+                    "unknown member {k:?} in geoQ: georel, geometry, coordinates, geoproperty"
+                )));
+            }
             let mut p = HashMap::new();
             for (k, name) in
                 [("georel", "georel"), ("geometry", "geometry"), ("geoproperty", "geoproperty")]
@@ -1163,6 +1257,14 @@ fn spec_of(stored: &Json, egress: &agora_alerts::Egress) -> NgsiResult<Spec> {
     })
 }
 
+/// Whether a subscription id can be one: a URI of at most 256 characters that goes into a
+/// path and a `Location` header as it is.
+fn valid_id(i: &str) -> bool {
+    i.contains(':')
+        && i.len() <= 256
+        && !i.chars().any(|c| c.is_control() || c.is_whitespace() || "/?#%\\\"'<>".contains(c))
+}
+
 /// `%XX` sequences decoded (others left as they are).
 fn percent_decoded(t: &str) -> String {
     if !t.contains('%') {
@@ -1206,6 +1308,18 @@ fn service(s: &crate::AppState) -> SubsResult<&Arc<NgsiSubscriptions>> {
 fn may(who: &Principal, action: Action) -> SubsResult<()> {
     who.check(action, who.grant.commune(), None)
         .map_err(|e| NgsiError(StatusCode::FORBIDDEN, "BadRequestData", e.to_string()))
+}
+
+/// A subscription is a short document.
+fn too_large(body: &[u8]) -> SubsResult<()> {
+    if body.len() > MAX_BODY {
+        return Err(NgsiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BadRequestData",
+            format!("a subscription is at most {} KiB", MAX_BODY >> 10),
+        ));
+    }
+    Ok(())
 }
 
 fn not_found(id: &str) -> NgsiError {
@@ -1291,7 +1405,15 @@ fn made(mut body: Json) -> SubsResult<Json> {
 }
 
 impl NgsiSubscriptions {
-    fn put(&self, id: &str, stored: Json, owner: String, spec: Spec, keep: Option<&Sub>) {
+    /// A subscription ready to go in (its owner's rights read).
+    fn make(
+        &self,
+        id: &str,
+        stored: Json,
+        owner: String,
+        spec: Spec,
+        keep: Option<&Sub>,
+    ) -> Arc<Sub> {
         let now = self.out.clock.now();
         let sub = Sub {
             id: id.to_owned(),
@@ -1306,8 +1428,7 @@ impl NgsiSubscriptions {
         };
         let sub = Arc::new(sub);
         self.set_owner(&sub, now);
-        self.subs.write().insert(id.to_owned(), sub);
-        self.reindex();
+        sub
     }
 
     async fn persist(&self, id: &str, stored: &Json, owner: &str) -> SubsResult<()> {
@@ -1400,6 +1521,7 @@ async fn create_any(
 ) -> SubsResult<Response> {
     let subs = service(&s)?;
     may(&who, Action::Modify)?;
+    too_large(&body)?;
     let base = crate::open_data::base_url(&s, &headers);
     let (json, ask) = super::provision_body(&headers, &body, &base)?;
     let mut json = made(json)?;
@@ -1414,8 +1536,11 @@ async fn create_any(
     if spec.expires.is_some_and(|e| e <= s.clock.now().as_nanos()) {
         return Err(NgsiError::bad("expiresAt is in the past"));
     }
+    let owner = owner_of(&who);
+    let sub = subs.make(&id, stored.clone(), owner.clone(), spec, None);
     {
-        let all = subs.subs.read();
+        // Checked and taken under one lock: two requests with one id make one subscription.
+        let mut all = subs.subs.write();
         if all.contains_key(&id) {
             return Err(NgsiError(
                 StatusCode::CONFLICT,
@@ -1428,9 +1553,14 @@ async fn create_any(
                 "agora keeps at most {MAX_SUBSCRIPTIONS} subscriptions: delete some first"
             )));
         }
+        if all.values().filter(|x| x.owner == owner).count() >= MAX_PER_OWNER {
+            return Err(unsupported(format!(
+                "one token or person keeps at most {MAX_PER_OWNER} subscriptions: delete some first"
+            )));
+        }
+        all.insert(id.clone(), sub);
     }
-    let owner = owner_of(&who);
-    subs.put(&id, stored.clone(), owner.clone(), spec, None);
+    subs.reindex();
     if let Err(e) = subs.persist(&id, &stored, &owner).await {
         subs.subs.write().remove(&id);
         subs.reindex();
@@ -1487,7 +1617,7 @@ pub(crate) async fn list(
                 all.len().to_string(),
             ));
         }
-        if offset + limit < all.len() && limit > 0 {
+        if offset.saturating_add(limit) < all.len() && limit > 0 {
             extra.push((
                 header::LINK,
                 format!(
@@ -1521,11 +1651,8 @@ pub(crate) async fn one(
         let base = crate::open_data::base_url(&s, &headers);
         let ask = super::ask(&headers, &HashMap::new(), &base)?;
         let sub = subs.get(&who, &id)?;
-        let mut r =
+        let r =
             respond(StatusCode::OK, view(&sub, s.clock.now().as_nanos(), ask.ld), &ask, Vec::new());
-        if !ask.ld {
-            r.headers_mut().remove(header::LINK);
-        }
         Ok(r)
     };
     run().unwrap_or_else(IntoResponse::into_response)
@@ -1557,6 +1684,7 @@ pub(crate) async fn update(
         may(&who, Action::Modify)?;
         let base = crate::open_data::base_url(&s, &headers);
         let old = subs.get(&who, &id)?;
+        too_large(&body)?;
         let (fragment, ask) = super::provision_body(&headers, &body, &base)?;
         let fragment = made(fragment)?;
         if fragment.get("id").is_some_and(|i| *i != Json::String(id.clone())) {
@@ -1585,9 +1713,30 @@ pub(crate) async fn update(
         };
         let stored = json!({"subscription": json, "context": context});
         let spec = spec_of(&stored, &subs.out.egress)?;
-        subs.put(&id, stored.clone(), old.owner.clone(), spec, Some(&old));
+        let new = subs.make(&id, stored.clone(), old.owner.clone(), spec, Some(&old));
+        {
+            // Replaced only if it is still the one read (not deleted or changed meanwhile).
+            let mut all = subs.subs.write();
+            match all.get(&id) {
+                None => return Err(not_found(&id)),
+                Some(x) if !Arc::ptr_eq(x, &old) => {
+                    return Err(NgsiError(
+                        StatusCode::CONFLICT,
+                        "BadRequestData",
+                        format!("subscription {id} changed meanwhile: read it again"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            all.insert(id.clone(), new.clone());
+        }
+        subs.reindex();
         if let Err(e) = subs.persist(&id, &stored, &old.owner).await {
-            subs.subs.write().insert(id.clone(), old);
+            let mut all = subs.subs.write();
+            if all.get(&id).is_some_and(|x| Arc::ptr_eq(x, &new)) {
+                all.insert(id.clone(), old);
+            }
+            drop(all);
             subs.reindex();
             return Err(e);
         }

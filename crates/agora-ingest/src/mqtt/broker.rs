@@ -162,6 +162,8 @@ type Outbox = tokio::sync::mpsc::UnboundedSender<(String, bytes::Bytes)>;
 struct SubscribersInner {
     next: u64,
     subs: Vec<(u64, String, Outbox)>,
+    /// How many of them are SensorThings Datastreams (none: the feed has nothing to do).
+    datastreams: usize,
 }
 
 impl Subscribers {
@@ -191,6 +193,7 @@ impl Subscribers {
         if held >= MAX_SUBSCRIPTIONS {
             return false;
         }
+        i.datastreams += usize::from(super::sta::datastream_of(&filter).is_some());
         i.subs.push((conn, filter, tx));
         true
     }
@@ -200,16 +203,30 @@ impl Subscribers {
         let mut i = self.inner.lock();
         let before = i.subs.len();
         i.subs.retain(|(c, f, _)| !(*c == conn && f == filter));
-        before != i.subs.len()
+        let gone = before != i.subs.len();
+        if gone && super::sta::datastream_of(filter).is_some() {
+            i.datastreams -= 1;
+        }
+        gone
     }
 
     fn disconnect(&self, conn: u64) {
-        self.inner.lock().subs.retain(|(c, _, _)| *c != conn);
+        let mut i = self.inner.lock();
+        let mut gone = 0;
+        i.subs.retain(|(c, f, _)| {
+            let mine = *c == conn;
+            gone += usize::from(mine && super::sta::datastream_of(f).is_some());
+            !mine
+        });
+        i.datastreams -= gone;
     }
 
     /// The SensorThings Datastreams some client is subscribed to.
     pub fn datastreams(&self) -> std::collections::HashSet<u32> {
         let i = self.inner.lock();
+        if i.datastreams == 0 {
+            return std::collections::HashSet::new();
+        }
         i.subs.iter().filter_map(|(_, f, _)| super::sta::datastream_of(f)).collect()
     }
 

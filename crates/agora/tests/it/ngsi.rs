@@ -989,6 +989,17 @@ async fn subscriptions_show_only_what_their_maker_may_see_and_refuse_bad_input()
             "BadRequestData",
         ),
         (sub("urn:ngsi-ld:Subscription:mrs"), 409, "AlreadyExists"),
+        (sub("urn:ngsi-ld:Subscription:a/b"), 400, "BadRequestData"),
+        (
+            json!({"type": "Subscription", "entities": [{"type": "AirQualityObserved", "colour": "red"}], "notification": {"endpoint": {"uri": url}}}),
+            400,
+            "BadRequestData",
+        ),
+        (
+            json!({"type": "Subscription", "description": "x".repeat(70_000), "entities": [{"type": "AirQualityObserved"}], "notification": {"endpoint": {"uri": url}}}),
+            413,
+            "BadRequestData",
+        ),
     ];
     for (body, status, kind) in cases {
         let r = subscribe(&app, ADMIN, &body, Some(&link)).await;
