@@ -1701,6 +1701,13 @@ pub(crate) async fn update(
                 _ => json[k] = v.clone(),
             }
         }
+        // The endpoint sent back as it was shown (credentials masked) keeps the real one.
+        let shown = agora_alerts::secrets::mask_url(&old.spec.uri);
+        if let Some(uri) = json.pointer_mut("/notification/endpoint/uri")
+            && uri.as_str() == Some(shown.as_str())
+        {
+            *uri = Json::String(old.spec.uri.clone());
+        }
         // A fragment in another context brings it: names are read with the one it was sent in.
         let context = if headers.contains_key(header::LINK)
             || headers

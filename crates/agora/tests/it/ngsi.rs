@@ -1017,4 +1017,30 @@ async fn subscriptions_show_only_what_their_maker_may_see_and_refuse_bad_input()
     let r =
         app.get("/ngsi-ld/v1/subscriptions?count=true").bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.headers()["ngsild-results-count"], "1", "nothing stored by the refusals");
+
+    // Credentials in the endpoint are never shown; sent back masked, they are kept.
+    let secret_url = url.replace("http://", "http://hook:s3cr3t-pw@");
+    let mut body = sub("urn:ngsi-ld:Subscription:creds");
+    body["notification"]["endpoint"]["uri"] = json!(secret_url);
+    let r = subscribe(&app, ADMIN, &body, Some(&link)).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (_, _, shown) = get(&app, "subscriptions/urn:ngsi-ld:Subscription:creds", None, None).await;
+    assert!(!shown.to_string().contains("s3cr3t-pw"), "{shown}");
+    let fragment = json!({"notification": {"endpoint": shown["notification"]["endpoint"].clone()}});
+    let r = app
+        .client
+        .patch(app.url("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:creds"))
+        .bearer_auth(ADMIN)
+        .header("Content-Type", "application/json")
+        .body(fragment.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let before = got.lock().len();
+    app.write(&format!("air_quality,device=aq-aix pm10=21 {}", T0 + 60)).await;
+    wait_for(&got, before + 1).await;
+    let auth = got.lock()[before].0["authorization"].to_str().unwrap().to_owned();
+    // hook:s3cr3t-pw
+    assert_eq!(auth, "Basic aG9vazpzM2NyM3QtcHc=", "the real credentials are used");
 }
