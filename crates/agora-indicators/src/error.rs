@@ -10,3 +10,10 @@ pub enum Error {
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Invalid`] with its reason.
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Error::Invalid(reason.into())
+    }
+}

@@ -14,7 +14,9 @@ pub mod footfall;
 pub mod heat;
 pub mod impact;
 pub mod interp;
+pub mod lighting;
 pub mod noise;
 pub mod profile;
+pub mod sun;
 
 pub use error::{Error, Result};
