@@ -142,7 +142,7 @@ fn within(m: u32, a: u32, b: u32) -> bool {
 }
 
 fn quarter_minute(what: &str, m: u32) -> Result<()> {
-    if m > 1440 || m % 15 != 0 {
+    if m > 1440 || !m.is_multiple_of(15) {
         return Err(Error::invalid(format!(
             "{what} must start and end on a quarter-hour between 00:00 and 24:00, not {}",
             hhmm(m)
@@ -281,7 +281,7 @@ impl Scenario {
     /// Share of full output the scenario allows in quarter-hour `q`, or `None` outside its window.
     pub fn ceiling(&self, q: usize) -> Option<f64> {
         let (from, to) = self.window();
-        if !within((q * 15) as u32, from % 1440, to % 1440) && !(from % 1440 == to % 1440) {
+        if !within((q * 15) as u32, from % 1440, to % 1440) && from % 1440 != to % 1440 {
             return None;
         }
         Some(match *self {
@@ -324,8 +324,8 @@ pub struct Savings {
 pub fn savings(profile: &Profile, scenario: &Scenario, tariff: &Tariff) -> Savings {
     let after = scenario.apply(profile);
     let (mut wh, mut eur) = (0.0, 0.0);
-    for q in 0..QUARTERS {
-        let saved = profile.wh[q] - after[q];
+    for (q, after) in after.iter().enumerate() {
+        let saved = profile.wh[q] - after;
         wh += saved;
         eur += tariff.cost(q, saved);
     }
