@@ -23,6 +23,7 @@ pub mod heat;
 pub mod influxql;
 pub mod noise;
 pub mod regulatory;
+pub mod services;
 pub mod summary;
 pub mod time;
 
