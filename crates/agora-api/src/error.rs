@@ -124,6 +124,12 @@ impl From<agora_query::Error> for ApiError {
     }
 }
 
+impl From<agora_indicators::Error> for ApiError {
+    fn from(e: agora_indicators::Error) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
 impl From<agora_alerts::Error> for ApiError {
     fn from(e: agora_alerts::Error) -> Self {
         use agora_alerts::Error as E;

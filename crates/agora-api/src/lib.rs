@@ -31,6 +31,7 @@ mod privacy;
 mod query;
 pub mod rate_limit;
 pub mod session;
+mod services;
 mod sta;
 mod thingsboard;
 mod views;
@@ -78,6 +79,8 @@ pub struct ApiConfig {
     /// The port of agora's own MQTT endpoint, once it listens (SensorThings' landing page names
     /// it for the MQTT extension).
     pub mqtt_port: Arc<std::sync::OnceLock<u16>>,
+    /// The departments' services: tariff, bins' round, irrigation plans.
+    pub services: agora_query::services::ServicesConfig,
 }
 
 /// Who publishes the open data and where: the catalogue's publisher and contact (each dataset
@@ -126,6 +129,7 @@ impl Default for ApiConfig {
             alert_history_days: 730,
             open_data: OpenDataConfig::default(),
             mqtt_port: Arc::default(),
+            services: Default::default(),
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct AppState {
     pub commerce: Arc<dyn agora_store::commerce::CommerceStore>,
     /// Forecasts of every forecastable series and the anomalies found.
     pub forecasts: Arc<agora_query::forecasts::Forecasts>,
+    /// The lamps' days, computed once and kept (street lighting's figures).
+    pub lighting: Arc<agora_query::services::lighting::Ledger>,
     /// The open-data datasets operators define.
     pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
     /// NGSI-LD subscriptions and their notifier (absent: alerting off).
@@ -326,6 +332,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}",
             get(explore::export),
         )
+        .route("/api/v1/lighting", get(services::lighting_overview))
+        .route("/api/v1/lighting/maintenance", get(services::lighting_maintenance))
+        .route("/api/v1/lighting/sun", get(services::sun))
+        .route("/api/v1/lighting/scenario", get(services::scenario))
+        .route("/api/v1/bins", get(services::bins_overview))
+        .route("/api/v1/bins/round", get(services::bins_round))
+        .route("/api/v1/irrigation", get(services::irrigation_overview))
         .route("/api/v1/forecast", get(forecast::forecast))
         .route("/api/v1/forecast/models", get(forecast::models))
         .route("/api/v1/forecast/tomorrow", get(forecast::tomorrow))

@@ -40,6 +40,226 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Who publishes the open data.
     pub open_data: OpenDataConfig,
+    /// The departments' services: lighting tariff, bins' round, irrigation plans.
+    pub services: ServicesConfig,
+}
+
+/// `[services.lighting]`, `[services.bins]`, `[services.irrigation]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// Street lighting: the electricity tariff and emission factor.
+    pub lighting: LightingToml,
+    /// Bins: the round's threshold, depots, detour factor.
+    pub bins: BinsToml,
+    /// Irrigation: dry thresholds by plant type, zones' plans.
+    pub irrigation: IrrigationToml,
+}
+
+/// `[services.lighting]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LightingToml {
+    /// € per kWh in full-price hours.
+    pub eur_per_kwh: f64,
+    /// € per kWh in off-peak hours.
+    pub off_peak_eur_per_kwh: f64,
+    /// Off-peak windows, local time, `"22:00-06:00"`.
+    pub off_peak: Vec<String>,
+    /// kg CO2e per kWh (default: ADEME's French grid average, 0.052).
+    pub kg_co2e_per_kwh: f64,
+    /// Readings further apart than this many minutes leave a gap.
+    pub max_gap_minutes: u32,
+}
+
+impl Default for LightingToml {
+    fn default() -> Self {
+        Self {
+            eur_per_kwh: 0.20,
+            off_peak_eur_per_kwh: 0.15,
+            off_peak: vec!["22:00-06:00".into()],
+            kg_co2e_per_kwh: agora_indicators::lighting::FRENCH_GRID_KG_CO2E_PER_KWH,
+            max_gap_minutes: 60,
+        }
+    }
+}
+
+/// `[services.bins]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BinsToml {
+    /// A bin is due for the round at this level (%).
+    pub threshold: f64,
+    /// A collection below this level (%) was a wasted visit.
+    pub wasted_below: f64,
+    /// Road distance ÷ distance as the crow flies.
+    pub detour: f64,
+    /// Where rounds start, by commune: `"13001" = [43.5, 5.4]`.
+    pub depots: std::collections::BTreeMap<String, [f64; 2]>,
+}
+
+impl Default for BinsToml {
+    fn default() -> Self {
+        let d = agora_query::services::bins::BinsConfig::default();
+        Self {
+            threshold: d.threshold,
+            wasted_below: d.wasted_below,
+            detour: d.detour,
+            depots: Default::default(),
+        }
+    }
+}
+
+/// `[services.irrigation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IrrigationToml {
+    /// Dry threshold (%) by plant type (a sensor's metadata `plant`).
+    pub thresholds: std::collections::BTreeMap<String, f64>,
+    /// Flow of a zone's valves, m³/h (zones without their own).
+    pub flow_m3_h: f64,
+    /// Minutes a watering lasts.
+    pub minutes: f64,
+    /// The fixed schedule compared with: a watering every this many days.
+    pub fixed_every_days: u32,
+    /// Local hour the nightly decision is taken.
+    pub decision_hour: u32,
+    /// Zones' own plans, by zone name (a sensor's metadata `zone`).
+    pub zones: std::collections::BTreeMap<String, ZoneToml>,
+}
+
+impl Default for IrrigationToml {
+    fn default() -> Self {
+        let d = agora_query::services::irrigation::IrrigationConfig::default();
+        Self {
+            thresholds: d.thresholds,
+            flow_m3_h: d.default_plan.flow_m3_h,
+            minutes: d.default_plan.minutes,
+            fixed_every_days: d.default_plan.fixed_every_days,
+            decision_hour: d.decision_hour,
+            zones: Default::default(),
+        }
+    }
+}
+
+/// A zone's plan in `[services.irrigation.zones."Name"]`: what it does not say is the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoneToml {
+    /// Plant type (its threshold from `thresholds`).
+    pub plant: Option<String>,
+    /// Dry threshold (%), overriding the plant type's.
+    pub threshold: Option<f64>,
+    /// Flow, m³/h.
+    pub flow_m3_h: Option<f64>,
+    /// Minutes a watering lasts.
+    pub minutes: Option<f64>,
+    /// The fixed schedule: every this many days.
+    pub fixed_every_days: Option<u32>,
+}
+
+impl ServicesConfig {
+    /// The settings as the query layer takes them, checked: a negative tariff, a window off the
+    /// quarter-hours, a depot that is no position, a zone with an unknown plant type are refused.
+    pub fn build(&self) -> Result<agora_query::services::ServicesConfig, String> {
+        use agora_indicators::irrigation::Plan;
+        use agora_indicators::lighting::{Tariff, parse_hhmm};
+        let l = &self.lighting;
+        let mut off_peak = Vec::new();
+        for w in &l.off_peak {
+            let (a, b) = w.split_once('-').ok_or_else(|| {
+                format!("[services.lighting] off_peak {w:?}: write a window as \"22:00-06:00\"")
+            })?;
+            let a = parse_hhmm(a.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
+            let b = parse_hhmm(b.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
+            off_peak.push((a, b));
+        }
+        let tariff = Tariff {
+            eur_per_kwh: l.eur_per_kwh,
+            off_peak_eur_per_kwh: l.off_peak_eur_per_kwh,
+            off_peak,
+            kg_co2e_per_kwh: l.kg_co2e_per_kwh,
+        };
+        tariff.check().map_err(|e| format!("[services.lighting] {e}"))?;
+        if !(5..=1440).contains(&l.max_gap_minutes) {
+            return Err(format!(
+                "[services.lighting] max_gap_minutes must be 5 to 1440, not {}",
+                l.max_gap_minutes
+            ));
+        }
+        let b = &self.bins;
+        let mut depots = std::collections::BTreeMap::new();
+        for (insee, [lat, lon]) in &b.depots {
+            agora_model::InseeCode::parse(insee)
+                .map_err(|e| format!("[services.bins.depots] {insee:?}: {e}"))?;
+            if !(-90.0..=90.0).contains(lat) || !(-180.0..=180.0).contains(lon) {
+                return Err(format!("[services.bins.depots] {insee}: ({lat}, {lon}) is not a position"));
+            }
+            depots.insert(insee.clone(), (*lat, *lon));
+        }
+        let bins = agora_query::services::bins::BinsConfig {
+            threshold: b.threshold,
+            wasted_below: b.wasted_below,
+            detour: b.detour,
+            depots,
+            ..Default::default()
+        };
+        bins.check().map_err(|e| format!("[services.bins] {e}"))?;
+        let i = &self.irrigation;
+        for (plant, t) in &i.thresholds {
+            if !(0.0..=100.0).contains(t) {
+                return Err(format!(
+                    "[services.irrigation.thresholds] {plant}: a threshold is 0 to 100 %, not {t}"
+                ));
+            }
+        }
+        if i.decision_hour > 23 {
+            return Err(format!(
+                "[services.irrigation] decision_hour must be 0 to 23, not {}",
+                i.decision_hour
+            ));
+        }
+        let default_plan = Plan {
+            threshold: i.thresholds.get("lawn").copied().unwrap_or(20.0),
+            flow_m3_h: i.flow_m3_h,
+            minutes: i.minutes,
+            fixed_every_days: i.fixed_every_days,
+        };
+        default_plan.check().map_err(|e| format!("[services.irrigation] {e}"))?;
+        let mut zones = std::collections::BTreeMap::new();
+        for (name, z) in &i.zones {
+            let plant_threshold = match &z.plant {
+                Some(p) => Some(*i.thresholds.get(p).ok_or_else(|| {
+                    format!(
+                        "[services.irrigation.zones.{name:?}] plant {p:?} has no threshold: \
+                         add it to [services.irrigation.thresholds]"
+                    )
+                })?),
+                None => None,
+            };
+            let plan = Plan {
+                threshold: z.threshold.or(plant_threshold).unwrap_or(default_plan.threshold),
+                flow_m3_h: z.flow_m3_h.unwrap_or(default_plan.flow_m3_h),
+                minutes: z.minutes.unwrap_or(default_plan.minutes),
+                fixed_every_days: z.fixed_every_days.unwrap_or(default_plan.fixed_every_days),
+            };
+            plan.check().map_err(|e| format!("[services.irrigation.zones.{name:?}] {e}"))?;
+            zones.insert(name.clone(), plan);
+        }
+        Ok(agora_query::services::ServicesConfig {
+            lighting: agora_query::services::lighting::LightingConfig {
+                tariff,
+                max_gap_s: i64::from(l.max_gap_minutes) * 60,
+            },
+            bins,
+            irrigation: agora_query::services::irrigation::IrrigationConfig {
+                thresholds: i.thresholds.clone(),
+                default_plan,
+                zones,
+                decision_hour: i.decision_hour,
+            },
+        })
+    }
 }
 
 /// `[open_data]`: the catalogue's publisher, contact and public address.
@@ -419,6 +639,7 @@ impl Default for Config {
             backup: crate::backup::BackupConfig::default(),
             audit: AuditConfig::default(),
             open_data: OpenDataConfig::default(),
+            services: ServicesConfig::default(),
         }
     }
 }
@@ -460,6 +681,9 @@ impl Config {
             .with_context(|| format!("invalid configuration in {}", path.display()))?;
         c.indicators
             .check()
+            .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", path.display()))?;
+        c.services
+            .build()
             .map_err(|e| anyhow::anyhow!("invalid configuration in {}: {e}", path.display()))?;
         Ok(c)
     }

@@ -61,6 +61,9 @@ pub struct BackfillReport {
     pub elapsed: Duration,
 }
 
+/// Where the demo communes' bin rounds start: (INSEE code, [lat, lon]).
+pub const DEPOTS: [(&str, [f64; 2]); 2] = [("13001", [43.5205, 5.4395]), ("13109", [43.5238, 5.4660])];
+
 /// A connected place of the pilot.
 struct Place {
     id: &'static str,
@@ -199,6 +202,12 @@ enum Fault {
     Silent(i64),
     /// The lamp fails at this time.
     LampFails(i64),
+    /// The lamp fails at the first time and is repaired at the second.
+    LampRepaired(i64, i64),
+    /// The lamp's photocell fails from this time: lit day and night.
+    LitByDay(i64),
+    /// The zone's valve fails from this time: no more watering.
+    NoWater(i64),
     /// The bin is no longer collected from this time on.
     Overflow(i64),
     /// The pedestrian counter counts nobody from this time on (a blocked sensor).
@@ -208,6 +217,95 @@ enum Fault {
     Drift(i64),
     /// The sound level meter reads 6 dB more from this time on (remounted nearer the road).
     Shift(i64),
+}
+
+/// The streets of each place's lamps, 25 lamps a street in the order of their numbers.
+fn street_of(place: &str, n: usize) -> &'static str {
+    const STREETS: [(&str, [&str; 10]); 4] = [
+        ("hdv", [
+            "Place de l'Hôtel de Ville",
+            "Rue Gaston de Saporta",
+            "Rue Vauvenargues",
+            "Place Richelme",
+            "Rue Paul Bert",
+            "Rue des Cordeliers",
+            "Rue de la Mairie",
+            "Forum des Cardeurs",
+            "Rue Littera",
+            "Rue Aude",
+        ]),
+        ("rotonde", [
+            "Cours Mirabeau",
+            "Avenue des Belges",
+            "Avenue Victor Hugo",
+            "Boulevard du Roi René",
+            "Rue Espariat",
+            "Avenue Bonaparte",
+            "Place Jeanne d'Arc",
+            "Boulevard de la République",
+            "Allées Provençales",
+            "Avenue Napoléon Bonaparte",
+        ]),
+        ("torse", [
+            "Chemin de la Torse",
+            "Avenue du Parc",
+            "Allée des Platanes",
+            "Allée des Saules",
+            "Chemin du Moulin",
+            "Passerelle de la Torse",
+            "Allée des Frênes",
+            "Chemin des Écoliers",
+            "Allée du Bassin",
+            "Sentier du Ruisseau",
+        ]),
+        ("pole", [
+            "Avenue Mozart",
+            "Rue Jean Monnet",
+            "Place des Arts",
+            "Allée des Musiciens",
+            "Parvis du Grand Théâtre",
+            "Avenue Max Juvénal",
+            "Rue des Bœufs",
+            "Esplanade du Pavillon Noir",
+            "Allée du Conservatoire",
+            "Passage de la Fondation",
+        ]),
+    ];
+    STREETS
+        .iter()
+        .find(|(p, _)| *p == place)
+        .map_or("—", |(_, streets)| streets[((n.max(1) - 1) / 25).min(9)])
+}
+
+/// The green-space zone of a place's soil sensors and its plants.
+fn zone_of(n: usize) -> (&'static str, &'static str) {
+    match n {
+        1..=7 => ("Pelouse", "lawn"),
+        8..=13 => ("Massif fleuri", "flower_bed"),
+        _ => ("Arbres d'alignement", "trees"),
+    }
+}
+
+impl SimDevice {
+    /// The catalog's metadata: a lamp's street and rated power, a soil sensor's zone and plants.
+    fn metadata(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({"simulated": true, "period_s": self.kind.period_s()});
+        let short = PLACES[self.place].short;
+        let n: usize = self.id.rsplit('-').next().and_then(|x| x.parse().ok()).unwrap_or(1);
+        match self.kind {
+            Kind::Streetlight => {
+                m["street"] = street_of(short, n).into();
+                m["rated_power_w"] = round(40.0 + 30.0 * (self.bias - 0.85) / 0.3, 0.1).into();
+            }
+            Kind::Soil => {
+                let (zone, plant) = zone_of(n);
+                m["zone"] = format!("{zone} — {}", PLACES[self.place].name).into();
+                m["plant"] = plant.into();
+            }
+            _ => {}
+        }
+        m
+    }
 }
 
 /// A drifting sensor's gain: 2.5 % more each day from `from`.
@@ -602,6 +700,15 @@ impl Demo {
                         (Kind::Pedestrian, "pole", 4) => Some(Fault::Blocked(end - 30 * 3600 * S)),
                         (Kind::Air, "hdv", 2) => Some(Fault::Drift(end - 12 * 86_400 * S)),
                         (Kind::Noise, "pole", 3) => Some(Fault::Shift(end - 9 * 86_400 * S)),
+                        (Kind::Streetlight, "pole", 101) => Some(Fault::LampRepaired(
+                            end - 12 * 86_400 * S,
+                            end - 9 * 86_400 * S + 10 * 3600 * S,
+                        )),
+                        (Kind::Streetlight, "rotonde", 42) => {
+                            Some(Fault::LitByDay(end - 3 * 86_400 * S))
+                        }
+                        // The flower bed of the Hôtel de Ville (sensors 8 to 13).
+                        (Kind::Soil, "hdv", 8..=13) => Some(Fault::NoWater(end - 6 * 86_400 * S)),
                         _ => None,
                     };
                     fleet.push(SimDevice {
@@ -691,7 +798,7 @@ impl Demo {
                 commune: Some(InseeCode::parse(place.commune)?),
                 lat: Some(round(d.lat, 1e-6)),
                 lon: Some(round(d.lon, 1e-6)),
-                metadata: serde_json::json!({"simulated": true, "period_s": d.kind.period_s()}),
+                metadata: d.metadata(),
                 created_at: now,
                 last_seen: None,
             };
@@ -1070,7 +1177,12 @@ impl Demo {
             }
             Kind::Streetlight => {
                 let dark = w.sun_elevation_deg < -4.0;
-                let failed = matches!(d.fault, Some(Fault::LampFails(from)) if t >= from);
+                let failed = match d.fault {
+                    Some(Fault::LampFails(from)) => t >= from,
+                    Some(Fault::LampRepaired(from, to)) => t >= from && t < to,
+                    _ => false,
+                };
+                let dark = dark || matches!(d.fault, Some(Fault::LitByDay(from)) if t >= from);
                 let dimmed = dark && (w.hour >= 23.0 || w.hour < 5.0);
                 let nominal = 40.0 + 30.0 * (d.bias - 0.85) / 0.3;
                 let (on, power, dim) = if !dark {
@@ -1123,7 +1235,12 @@ impl Demo {
                     }
                 }
                 let hours = hour_now - (day as f64 * 24.0 + 6.0);
-                let rate = if central { 3.2 } else { 1.1 } * d.bias * place.footfall.max(0.6);
+                // One central bin in three is on a quiet corner: emptied daily at a third full.
+                let quiet = central && d.idx % 3 == 0;
+                let rate = if central { 3.2 } else { 1.1 }
+                    * d.bias
+                    * place.footfall.max(0.6)
+                    * if quiet { 0.4 } else { 1.0 };
                 let fill = (2.0 + rate * hours + 2.0 * gauss(key(1))).clamp(0.0, 100.0);
                 let battery = (100.0
                     - 12.0 * ((w.t_s / 86_400.0).rem_euclid(365.0) / 365.0)
@@ -1135,7 +1252,20 @@ impl Demo {
                 // Irrigated every other night at 05:00; dries faster in the warm afternoon.
                 let day_irr = w.day - (w.day - (d.idx as i64 % 2)).rem_euclid(2);
                 let since = (w.day as f64 * 24.0 + w.hour) - (day_irr as f64 * 24.0 + 5.0);
-                let since = if since < 0.0 { since + 48.0 } else { since };
+                let mut since = if since < 0.0 { since + 48.0 } else { since };
+                if let Some(Fault::NoWater(from)) = d.fault
+                    && t >= from
+                {
+                    // The last watering before the valve failed.
+                    let f = when(from);
+                    let last = f.day - (f.day - (d.idx as i64 % 2)).rem_euclid(2);
+                    let last = if (f.day as f64 * 24.0 + f.hour) < last as f64 * 24.0 + 5.0 {
+                        last - 2
+                    } else {
+                        last
+                    };
+                    since = (w.day as f64 * 24.0 + w.hour) - (last as f64 * 24.0 + 5.0);
+                }
                 let dry = 0.35 * (w.seasonal_temp() / 15.0) * d.bias;
                 let moisture = (38.0 - dry * since + 0.4 * gauss(key(1))).clamp(8.0, 45.0);
                 let soil_t = w.seasonal_temp() + anomaly * 0.5 + 2.0 * diurnal * 0.5;

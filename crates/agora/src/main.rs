@@ -263,6 +263,10 @@ async fn main() -> anyhow::Result<()> {
             if opts.config.web.city.is_empty() {
                 opts.config.web.city = "Aix-en-Provence".into();
             }
+            // The bins' rounds start from each commune's technical centre.
+            for (insee, at) in agora::demo::DEPOTS {
+                opts.config.services.bins.depots.entry(insee.into()).or_insert(at);
+            }
             let server = agora::serve::start(opts).await?;
             announce(&server);
             let demo = agora::demo::Demo::new(agora::demo::DemoOptions {

@@ -136,6 +136,13 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         alerts.clone(),
         ngsi_subscriptions.clone(),
     ])));
+    let services = cfg.services.build().map_err(anyhow::Error::msg)?;
+    let lighting = Arc::new(agora_query::services::lighting::Ledger::new(
+        catalog.clone(),
+        store.clone(),
+        services.lighting.clone(),
+        chrono_tz::Europe::Paris,
+    ));
     let state = AppState {
         catalog,
         store,
@@ -152,6 +159,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             audit_retention_days: cfg.audit.retention_days,
             alert_history_days: cfg.alerts.history_days,
             open_data: cfg.open_data.api(),
+            services,
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -167,6 +175,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         datasets,
         exports: agora_api::explore::export_slots(),
         forecasts,
+        lighting,
         oidc: match &cfg.auth.oidc {
             Some(o) => Some(Arc::new(agora_api::oidc::Oidc::new(o.settings()?))),
             None => None,

@@ -131,6 +131,8 @@ pub struct Lamp {
     pub id: DeviceId,
     /// Its place (`""` without one).
     pub site: String,
+    /// Its commune (`""` without one).
+    pub commune: String,
     /// Its street (metadata `street`, or its place's name, or "—").
     pub street: String,
     /// Position (its own, or its place's).
@@ -163,6 +165,7 @@ pub fn lamps(catalog: &dyn Catalog) -> Vec<Lamp> {
             Lamp {
                 id: d.id.clone(),
                 site: d.site.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                commune: d.commune.as_ref().map(|c| c.to_string()).unwrap_or_default(),
                 street,
                 position,
                 rated_w: d
@@ -622,8 +625,10 @@ pub struct PeriodTotal {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Overview {
     /// First day.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub from: NaiveDate,
     /// Last day.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
     pub to: NaiveDate,
     /// All lamps together.
     pub totals: Totals,
