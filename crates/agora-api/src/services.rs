@@ -59,12 +59,18 @@ fn feature(lat: Option<f64>, lon: Option<f64>, properties: Value) -> Option<Valu
 
 /// A number for CSV: empty when absent, three decimals at most.
 fn n(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite()).map(|x| format!("{}", (x * 1000.0).round() / 1000.0)).unwrap_or_default()
+    v.filter(|x| x.is_finite())
+        .map(|x| format!("{}", (x * 1000.0).round() / 1000.0))
+        .unwrap_or_default()
 }
 
 /// The days of a period of complete local days: `from`/`to` (YYYY-MM-DD, both included),
 /// default the 30 days before today; at most 366 days, never after today.
-fn days_of(s: &crate::AppState, from: Option<&str>, to: Option<&str>) -> ApiResult<(NaiveDate, NaiveDate)> {
+fn days_of(
+    s: &crate::AppState,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<(NaiveDate, NaiveDate)> {
     let (_, today) = paris_today(s);
     let parse = |what: &str, v: &str| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
@@ -332,9 +338,8 @@ pub(crate) async fn sun(Scoped(s): Scoped, Query(p): Query<SunParams>) -> ApiRes
             .collect(),
         _ => return Err(ApiError::BadRequest("give both lat and lon, or neither".into())),
     };
-    let local = |t: i64| {
-        chrono::DateTime::from_timestamp(t, 0).map(|x| x.with_timezone(&tz).to_rfc3339())
-    };
+    let local =
+        |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|x| x.with_timezone(&tz).to_rfc3339());
     let out: Vec<SunAnswer> = at
         .into_iter()
         .map(|(place, name, lat, lon)| {
@@ -481,9 +486,12 @@ pub(crate) async fn scenario(
     let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
     let days = s.lighting.days(from, to, now).await?;
     let profile = lighting::profile(&days, &chosen);
-    let sv: Savings = agora_indicators::lighting::savings(&profile, &sc, &s.lighting.config().tariff);
+    let sv: Savings =
+        agora_indicators::lighting::savings(&profile, &sc, &s.lighting.config().tariff);
     let describe = match &sc {
-        Scenario::Dim { level, .. } => format!("dim to {:.0} % from {} to {}", level * 100.0, p.start, p.end),
+        Scenario::Dim { level, .. } => {
+            format!("dim to {:.0} % from {} to {}", level * 100.0, p.start, p.end)
+        }
         Scenario::Off { .. } => format!("off from {} to {}", p.start, p.end),
         Scenario::Presence { base, presence, .. } => format!(
             "presence-based from {} to {}: {:.0} % without anyone, full {:.0} % of the time",
@@ -663,13 +671,12 @@ pub(crate) async fn bins_round(
             let (a, b) = d
                 .split_once(',')
                 .ok_or_else(|| ApiError::BadRequest(format!("depot {d:?}: write it lat,lon")))?;
-            let parse = |x: &str| {
-                x.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| ApiError::BadRequest(format!("depot {d:?}: write it lat,lon")))
-            };
+            let parse =
+                |x: &str| {
+                    x.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                        ApiError::BadRequest(format!("depot {d:?}: write it lat,lon"))
+                    })
+                };
             (parse(a)?, parse(b)?)
         }
         None => *s.config.services.bins.depots.get(commune.insee.as_str()).ok_or_else(|| {
@@ -704,7 +711,9 @@ pub(crate) async fn bins_round(
             let mut features: Vec<Value> = r
                 .stops
                 .iter()
-                .filter_map(|x| feature(Some(x.lat), Some(x.lon), serde_json::to_value(x).unwrap_or_default()))
+                .filter_map(|x| {
+                    feature(Some(x.lat), Some(x.lon), serde_json::to_value(x).unwrap_or_default())
+                })
                 .collect();
             let mut path = vec![json!([depot.1, depot.0])];
             path.extend(r.stops.iter().map(|x| json!([x.lon, x.lat])));
@@ -767,23 +776,26 @@ fn check_depot(
         commune: Some(commune.insee.clone()),
         ..Default::default()
     };
-    let mut pts: Vec<(f64, f64)> = s
-        .catalog
-        .devices(&filter)
-        .iter()
-        .filter_map(|d| Some((d.lat?, d.lon?)))
-        .collect();
+    let mut pts: Vec<(f64, f64)> =
+        s.catalog.devices(&filter).iter().filter_map(|d| Some((d.lat?, d.lon?))).collect();
     pts.extend(
-        s.catalog.sites().iter().filter(|x| x.commune == commune.insee).filter_map(|x| Some((x.lat?, x.lon?))),
+        s.catalog
+            .sites()
+            .iter()
+            .filter(|x| x.commune == commune.insee)
+            .filter_map(|x| Some((x.lat?, x.lon?))),
     );
     if pts.is_empty() {
         return Ok(());
     }
-    let (min_lat, max_lat) = pts.iter().fold((90.0f64, -90.0f64), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (min_lon, max_lon) = pts.iter().fold((180.0f64, -180.0f64), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (min_lat, max_lat) =
+        pts.iter().fold((90.0f64, -90.0f64), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let (min_lon, max_lon) =
+        pts.iter().fold((180.0f64, -180.0f64), |a, p| (a.0.min(p.1), a.1.max(p.1)));
     let dlat = 2000.0 / 111_195.0;
     let dlon = dlat / lat.to_radians().cos().max(0.1);
-    if lat < min_lat - dlat || lat > max_lat + dlat || lon < min_lon - dlon || lon > max_lon + dlon {
+    if lat < min_lat - dlat || lat > max_lat + dlat || lon < min_lon - dlon || lon > max_lon + dlon
+    {
         return Err(outside());
     }
     Ok(())
@@ -829,7 +841,8 @@ pub(crate) async fn irrigation_overview(
     let (tz, _) = paris_today(&s);
     let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
     let cfg = &s.config.services.irrigation;
-    let mut r = irrigation::analyse(s.catalog.as_ref(), s.store.as_ref(), cfg, tz, now, days).await?;
+    let mut r =
+        irrigation::analyse(s.catalog.as_ref(), s.store.as_ref(), cfg, tz, now, days).await?;
     if let Some(pl) = p.place.as_deref() {
         r.zones.retain(|z| z.place.as_deref() == Some(pl));
         r.fixed_m3 = r.zones.iter().map(|z| z.fixed_m3).sum();

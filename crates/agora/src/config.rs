@@ -170,8 +170,10 @@ impl ServicesConfig {
             let (a, b) = w.split_once('-').ok_or_else(|| {
                 format!("[services.lighting] off_peak {w:?}: write a window as \"22:00-06:00\"")
             })?;
-            let a = parse_hhmm(a.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
-            let b = parse_hhmm(b.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
+            let a =
+                parse_hhmm(a.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
+            let b =
+                parse_hhmm(b.trim()).map_err(|e| format!("[services.lighting] off_peak: {e}"))?;
             off_peak.push((a, b));
         }
         let tariff = Tariff {
@@ -193,7 +195,9 @@ impl ServicesConfig {
             agora_model::InseeCode::parse(insee)
                 .map_err(|e| format!("[services.bins.depots] {insee:?}: {e}"))?;
             if !(-90.0..=90.0).contains(lat) || !(-180.0..=180.0).contains(lon) {
-                return Err(format!("[services.bins.depots] {insee}: ({lat}, {lon}) is not a position"));
+                return Err(format!(
+                    "[services.bins.depots] {insee}: ({lat}, {lon}) is not a position"
+                ));
             }
             depots.insert(insee.clone(), (*lat, *lon));
         }

@@ -62,7 +62,8 @@ pub struct BackfillReport {
 }
 
 /// Where the demo communes' bin rounds start: (INSEE code, [lat, lon]).
-pub const DEPOTS: [(&str, [f64; 2]); 2] = [("13001", [43.5205, 5.4395]), ("13109", [43.5238, 5.4660])];
+pub const DEPOTS: [(&str, [f64; 2]); 2] =
+    [("13001", [43.5205, 5.4395]), ("13109", [43.5238, 5.4660])];
 
 /// A connected place of the pilot.
 struct Place {
@@ -222,54 +223,66 @@ enum Fault {
 /// The streets of each place's lamps, 25 lamps a street in the order of their numbers.
 fn street_of(place: &str, n: usize) -> &'static str {
     const STREETS: [(&str, [&str; 10]); 4] = [
-        ("hdv", [
-            "Place de l'Hôtel de Ville",
-            "Rue Gaston de Saporta",
-            "Rue Vauvenargues",
-            "Place Richelme",
-            "Rue Paul Bert",
-            "Rue des Cordeliers",
-            "Rue de la Mairie",
-            "Forum des Cardeurs",
-            "Rue Littera",
-            "Rue Aude",
-        ]),
-        ("rotonde", [
-            "Cours Mirabeau",
-            "Avenue des Belges",
-            "Avenue Victor Hugo",
-            "Boulevard du Roi René",
-            "Rue Espariat",
-            "Avenue Bonaparte",
-            "Place Jeanne d'Arc",
-            "Boulevard de la République",
-            "Allées Provençales",
-            "Avenue Napoléon Bonaparte",
-        ]),
-        ("torse", [
-            "Chemin de la Torse",
-            "Avenue du Parc",
-            "Allée des Platanes",
-            "Allée des Saules",
-            "Chemin du Moulin",
-            "Passerelle de la Torse",
-            "Allée des Frênes",
-            "Chemin des Écoliers",
-            "Allée du Bassin",
-            "Sentier du Ruisseau",
-        ]),
-        ("pole", [
-            "Avenue Mozart",
-            "Rue Jean Monnet",
-            "Place des Arts",
-            "Allée des Musiciens",
-            "Parvis du Grand Théâtre",
-            "Avenue Max Juvénal",
-            "Rue des Bœufs",
-            "Esplanade du Pavillon Noir",
-            "Allée du Conservatoire",
-            "Passage de la Fondation",
-        ]),
+        (
+            "hdv",
+            [
+                "Place de l'Hôtel de Ville",
+                "Rue Gaston de Saporta",
+                "Rue Vauvenargues",
+                "Place Richelme",
+                "Rue Paul Bert",
+                "Rue des Cordeliers",
+                "Rue de la Mairie",
+                "Forum des Cardeurs",
+                "Rue Littera",
+                "Rue Aude",
+            ],
+        ),
+        (
+            "rotonde",
+            [
+                "Cours Mirabeau",
+                "Avenue des Belges",
+                "Avenue Victor Hugo",
+                "Boulevard du Roi René",
+                "Rue Espariat",
+                "Avenue Bonaparte",
+                "Place Jeanne d'Arc",
+                "Boulevard de la République",
+                "Allées Provençales",
+                "Avenue Napoléon Bonaparte",
+            ],
+        ),
+        (
+            "torse",
+            [
+                "Chemin de la Torse",
+                "Avenue du Parc",
+                "Allée des Platanes",
+                "Allée des Saules",
+                "Chemin du Moulin",
+                "Passerelle de la Torse",
+                "Allée des Frênes",
+                "Chemin des Écoliers",
+                "Allée du Bassin",
+                "Sentier du Ruisseau",
+            ],
+        ),
+        (
+            "pole",
+            [
+                "Avenue Mozart",
+                "Rue Jean Monnet",
+                "Place des Arts",
+                "Allée des Musiciens",
+                "Parvis du Grand Théâtre",
+                "Avenue Max Juvénal",
+                "Rue des Bœufs",
+                "Esplanade du Pavillon Noir",
+                "Allée du Conservatoire",
+                "Passage de la Fondation",
+            ],
+        ),
     ];
     STREETS
         .iter()
@@ -1236,7 +1249,7 @@ impl Demo {
                 }
                 let hours = hour_now - (day as f64 * 24.0 + 6.0);
                 // One central bin in three is on a quiet corner: emptied daily at a third full.
-                let quiet = central && d.idx % 3 == 0;
+                let quiet = central && d.idx.is_multiple_of(3);
                 let rate = if central { 3.2 } else { 1.1 }
                     * d.bias
                     * place.footfall.max(0.6)

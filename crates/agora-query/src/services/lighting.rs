@@ -310,7 +310,8 @@ impl Ledger {
         let keys = [(id, "power_w"), (id, "lamp_on"), (id, "dimming_level"), (id, "lamp_status")];
         let series = self.catalog.lookup_series(&keys);
         let gap = self.config.max_gap_s;
-        let (from, to) = (ts(start - gap), ts(end));
+        // A gap's worth of readings either side: the day's first and last intervals need them.
+        let (from, to) = (ts(start - gap), ts(end + gap + 1));
         const ALL: usize = 10_000_000;
         let mut numbers = Vec::with_capacity(3);
         for s in &series[..3] {
@@ -361,10 +362,10 @@ impl Ledger {
         status: &[(i64, bool)],
     ) -> (Option<LampDay>, Profile) {
         let gap = self.config.max_gap_s;
-        // Readings that matter to the day: from one gap before it to its end.
+        // Readings that matter to the day: from one gap before it to one gap after.
         let cut = |v: &'_ [(i64, f64)]| -> Vec<(i64, f64)> {
             let a = v.partition_point(|p| p.0 < d0 - gap);
-            let b = v.partition_point(|p| p.0 < d1);
+            let b = v.partition_point(|p| p.0 <= d1 + gap);
             v[a..b].to_vec()
         };
         let (power, lit, dim) = (cut(power), cut(lit), cut(dim));
@@ -451,9 +452,11 @@ impl Ledger {
         day.faulty_end = sun_fault || status.last().is_some_and(|p| p.1);
         if !day.faulty_end {
             day.normal_at = status[after..].first().map(|p| p.0).or_else(|| {
-                // No status after: a day lit as it should be shows the lamp works (at dusk).
+                // No status after: a day lit as it should be shows the lamp works, from the
+                // day's first reading of its state.
                 (day.burning.dark_covered_s >= 7200.0 && last_fault.is_none())
-                    .then_some(d0 + (d1 - d0) / 2)
+                    .then(|| lit.iter().find(|p| p.0 >= d0).map(|p| p.0))
+                    .flatten()
             });
         }
         (Some(day), profile)

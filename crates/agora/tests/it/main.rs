@@ -23,6 +23,7 @@ mod people;
 mod permissions;
 mod query;
 mod recovery;
+mod services;
 mod snapshots;
 mod sources;
 mod sta;

@@ -349,6 +349,21 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         }
         // Lists filtered to what the caller may read.
         ("GET", "/api/v1/forecast/models" | "/api/v1/anomalies") => Call::new(route).untargeted(),
+        // The services' figures over the lamps, bins and sensors the caller sees.
+        (
+            "GET",
+            "/api/v1/lighting"
+            | "/api/v1/lighting/maintenance"
+            | "/api/v1/lighting/sun"
+            | "/api/v1/bins"
+            | "/api/v1/irrigation",
+        ) => Call::new(route).untargeted(),
+        ("GET", "/api/v1/lighting/scenario") => {
+            Call::new(format!("{route}?kind=off&start=01:00&end=05:00")).untargeted()
+        }
+        ("GET", "/api/v1/bins/round") => {
+            Call::new(format!("{route}?commune={}&depot=43.53,5.45", s.commune)).untargeted()
+        }
         // Footfall of the side's commune: no counter there, an answer naming nothing of it.
         ("GET", "/api/v1/commerce/compare") => {
             Call::new(format!("{route}?commune={}", s.commune)).untargeted()
