@@ -157,6 +157,12 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
             nav_link(&mut o, "/supervision/forecasts", &t("nav.forecasts"), page.id == "forecasts");
             nav_link(&mut o, "/explorer", &t("nav.explorer"), page.id == "explorer");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
+            nav_link(
+                &mut o,
+                "/services/lighting",
+                &t("nav.services"),
+                page.id.starts_with("services"),
+            );
             nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             if s.principal.grant.may(Action::ManagePeople) {
                 nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
@@ -601,6 +607,100 @@ pub(crate) async fn forecasts(
     let page =
         Page::new("forecasts", lang.t("forecasts.title").to_owned(), body).script("forecasts");
     render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/supervision/forecasts", page)
+}
+
+/// The departments' services: `lighting` (Éclairage), `cleanliness` (Propreté) and
+/// `green-spaces` (Espaces verts), each a page of figures, tables, a map and what to do, drawn by
+/// `services.js` from `/api/v1/lighting…`, `/api/v1/bins…` and `/api/v1/irrigation`.
+async fn services_page(
+    view: &'static str,
+    s: AppState,
+    cfg: std::sync::Arc<WebConfig>,
+    q: PageQuery,
+    h: HeaderMap,
+) -> Response {
+    let path = format!("/services/{view}");
+    let sess = match operator(&s, &h, &path) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let tabs: String = ["lighting", "cleanliness", "green-spaces"]
+        .iter()
+        .map(|v| {
+            let current = if *v == view { " aria-current=\"page\"" } else { "" };
+            format!(
+                "<li><a href=\"/services/{v}\"{current}>{}</a></li>",
+                t(&format!("services.{v}"))
+            )
+        })
+        .collect();
+    let section = |id: &str| {
+        format!(
+            "<section aria-labelledby=\"{id}-title\"><h2 id=\"{id}-title\">{}</h2><div id=\"{id}\" aria-live=\"polite\"><p>{}</p></div></section>",
+            t(&format!("services.{view}.{id}")),
+            t("loading")
+        )
+    };
+    let sections: String = match view {
+        "lighting" => ["energy", "streets", "maintenance", "scenario", "sun"].map(section).concat(),
+        "cleanliness" => ["round", "bins", "visits"].map(section).concat(),
+        _ => ["zones", "water"].map(section).concat(),
+    };
+    let body = format!(
+        "<article class=\"services {view}\"><nav class=\"tabs\" aria-label=\"{label}\"><ul>{tabs}</ul></nav>\
+<h1>{title}</h1><p class=\"intro\">{intro}</p><form id=\"pick\" class=\"explorer\"></form>\
+<div id=\"cards\" class=\"cards\"></div><div id=\"map\" class=\"services-map\"></div>{sections}</article>",
+        label = t("nav.services"),
+        title = t(&format!("services.{view}.title")),
+        intro = t(&format!("services.{view}.intro")),
+    );
+    let page = Page::new(
+        if view == "lighting" {
+            "services-lighting"
+        } else if view == "cleanliness" {
+            "services-cleanliness"
+        } else {
+            "services-green"
+        },
+        lang.t(&format!("services.{view}.title")).to_owned(),
+        body,
+    )
+    .script("services")
+    .map()
+    .data(json!({"view": view, "today": today_in_paris(&s)}));
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), &path, page)
+}
+
+/// `GET /services/lighting`.
+pub(crate) async fn lighting(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    services_page("lighting", s, cfg, q, h).await
+}
+
+/// `GET /services/cleanliness`.
+pub(crate) async fn cleanliness(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    services_page("cleanliness", s, cfg, q, h).await
+}
+
+/// `GET /services/green-spaces`.
+pub(crate) async fn green_spaces(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    services_page("green-spaces", s, cfg, q, h).await
 }
 
 /// `GET /admin`: people, their roles and sessions, tokens and communes, for those who manage

@@ -145,8 +145,11 @@ pub struct MonthVisits {
     pub made: u32,
     /// Visits a round by need (emptying at the threshold) would have made.
     pub needed: u32,
-    /// Made − needed (negative: more visits were needed than made).
-    pub avoidable: i64,
+    /// Visits made beyond need, bin by bin (Σ made − needed where positive): what a round by
+    /// need saves.
+    pub avoidable: u32,
+    /// Visits missing, bin by bin (Σ needed − made where positive): bins left to overflow.
+    pub missing: u32,
     /// Collections below the wasted-visit level.
     pub wasted: u32,
 }
@@ -209,7 +212,8 @@ pub async fn analyse(
             .unwrap_or(0)
     };
     let gap = config.max_gap_s;
-    let mut months: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    // Per month: made, needed, wasted, avoidable, missing.
+    let mut months: BTreeMap<String, [u32; 5]> = BTreeMap::new();
     let mut out = Vec::with_capacity(devices.len());
     for (d, levels) in devices.iter().zip(readings) {
         let levels: Vec<(i64, f64)> = levels;
@@ -229,9 +233,13 @@ pub async fn analyse(
         for (m, pts) in by_month {
             let e = months.entry(m.clone()).or_default();
             let made: Vec<_> = found.iter().filter(|c| month_of(c.t) == m).collect();
-            e.0 += made.len() as u32;
-            e.1 += bins::visits_needed(&pts, COLLECTION_DROP, gap, config.threshold);
-            e.2 += made.iter().filter(|c| c.before < config.wasted_below).count() as u32;
+            let needed = bins::visits_needed(&pts, COLLECTION_DROP, gap, config.threshold);
+            let n = made.len() as u32;
+            e[0] += n;
+            e[1] += needed;
+            e[2] += made.iter().filter(|c| c.before < config.wasted_below).count() as u32;
+            e[3] += n.saturating_sub(needed);
+            e[4] += needed.saturating_sub(n);
         }
         let rates: Vec<f64> = history.clone();
         out.push(Bin {
@@ -268,11 +276,12 @@ pub async fn analyse(
         bins: out,
         months: months
             .into_iter()
-            .map(|(month, (made, needed, wasted))| MonthVisits {
+            .map(|(month, [made, needed, wasted, avoidable, missing])| MonthVisits {
                 month,
                 made,
                 needed,
-                avoidable: i64::from(made) - i64::from(needed),
+                avoidable,
+                missing,
                 wasted,
             })
             .collect(),

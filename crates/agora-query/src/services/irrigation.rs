@@ -87,7 +87,7 @@ pub struct Zone {
     pub waterings: Vec<String>,
     /// m³ a watering uses.
     pub volume_m3: f64,
-    /// Nights the fixed schedule waters over the period.
+    /// Nights the fixed schedule waters over the nights judged.
     pub fixed_nights: u32,
     /// Nights the advice would have watered (judged each night on readings before it).
     pub advised_nights: u32,
@@ -220,7 +220,8 @@ pub async fn analyse(
                 None => unjudged += 1,
             }
         }
-        let fixed = plan.fixed_waterings(days);
+        // The fixed schedule over the nights judged: nights without data count on neither side.
+        let fixed = plan.fixed_waterings(days - unjudged);
         let mut seen: Vec<i64> = Vec::new();
         for s in &series {
             for w in irrigation::waterings(s, irrigation::MIN_RISE) {
