@@ -609,12 +609,12 @@ pub struct Group {
 pub struct PeriodTotal {
     /// `YYYY-MM-DD` or `YYYY-MM`.
     pub period: String,
-    /// kWh.
-    pub kwh: f64,
+    /// kWh (`null`: no lamp reported in the period — not zero).
+    pub kwh: Option<f64>,
     /// €.
-    pub eur: f64,
+    pub eur: Option<f64>,
     /// kg CO2e.
-    pub kg_co2e: f64,
+    pub kg_co2e: Option<f64>,
     /// Share of lamp-time covered.
     pub energy_coverage: f64,
     /// Hours lit by day.
@@ -714,11 +714,12 @@ pub fn overview(days: &[Arc<Day>], lamps: &[Lamp], by: By, kg_per_kwh: f64) -> O
 }
 
 fn period(p: String, t: &Totals) -> PeriodTotal {
+    let reported = t.measured_days + t.estimated_days + t.unknown_days > 0;
     PeriodTotal {
         period: p,
-        kwh: t.kwh,
-        eur: t.eur,
-        kg_co2e: t.kg_co2e,
+        kwh: reported.then_some(t.kwh),
+        eur: reported.then_some(t.eur),
+        kg_co2e: reported.then_some(t.kg_co2e),
         energy_coverage: t.energy_coverage,
         lit_by_day_h: t.lit_by_day_h,
         dark_unlit_h: t.dark_unlit_h,
@@ -858,16 +859,21 @@ pub fn maintenance(days: &[Arc<Day>], lamps: &[Lamp], tz: Tz) -> Maintenance {
 }
 
 /// The burning profile of some streets (keys `(place, street)`; all streets when empty) over
-/// the days, and the streets that were unknown.
+/// the days; its `days` are those on which one of the streets' lamps reported (a year with two
+/// weeks of data is two weeks of profile, scaled to a year as such, never a year of zeros).
 pub fn profile(days: &[Arc<Day>], streets: &[(String, String)]) -> Profile {
     let mut p = Profile::default();
     for d in days {
+        let mut seen = false;
         for (k, sp) in &d.streets {
             if streets.is_empty() || streets.contains(k) {
                 p.add(sp);
+                seen = true;
             }
         }
-        p.days += 1.0;
+        if seen {
+            p.days += 1.0;
+        }
     }
     p
 }

@@ -77,7 +77,7 @@ async function lighting() {
         + card(t('services.lit_by_day'), `${num(tt.lit_by_day_h, 0)} h`, t('services.days_lit_by_day', { n: tt.days_lit_by_day }))
         + card(t('services.dark_unlit'), `${num(tt.dark_unlit_h, 0)} h`, t('services.days_unlit', { n: tt.days_unlit_at_night }))
         + card(t('services.to_visit'), String(m.to_visit.length), m.mttr_h === null ? '' : t('services.mttr', { h: num(m.mttr_h, 1) }));
-      $('energy').innerHTML = bars(o.days.map((d) => ({ label: d.period, short: d.period.slice(5), value: d.energy_coverage > 0 ? d.kwh : null })), 'kWh', t('services.lighting.energy'))
+      $('energy').innerHTML = bars(o.days.map((d) => ({ label: d.period, short: d.period.slice(5), value: d.kwh })), 'kWh', t('services.lighting.energy'))
         + `<p class="data-links"><a href="/api/v1/lighting?${q}&by=lamp&format=csv" download>${esc(t('services.csv_lamps'))}</a> · <a href="/api/v1/lighting?${q}&by=street&format=csv" download>${esc(t('services.csv_streets'))}</a></p>`;
       const streets = o.groups.slice().sort((a, b) => b.kwh - a.kwh);
       $('streets').innerHTML = table(
@@ -134,7 +134,9 @@ function scenarioForm(streets) {
     const chosen = [...$('sc-streets').selectedOptions].map((o) => o.value).join(';');
     try {
       const r = await api(`/api/v1/lighting/scenario?${query({ kind: $('sc-kind').value, start: $('sc-start').value, end: $('sc-end').value, level: $('sc-level').value, streets: chosen })}`);
-      $('sc-result').innerHTML = `<p><strong>${esc(r.scenario)}</strong> — ${esc(t('services.scenario.result', {
+      const kind = $('sc-kind').value;
+      const what = t(`services.scenario.${kind}_what`, { start: $('sc-start').value, end: $('sc-end').value, level: $('sc-level').value });
+      $('sc-result').innerHTML = `<p><strong>${esc(what)}</strong> — ${esc(t('services.scenario.result', {
         kwh: num(r.kwh_per_year, 0), eur: num(r.eur_per_year, 0), co2: num(r.kg_co2e_per_year, 0), share: num(100 * r.share, 1), days: num(r.days, 0),
       }))}</p>`;
     } catch (err) { $('sc-result').innerHTML = `<p class="error" role="alert">${esc(err.message)}</p>`; }
