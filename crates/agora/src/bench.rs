@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Run only the standard APIs' figures (OGC SensorThings) on the demo city of `--demo-days`.
     #[arg(long)]
     pub only_standards: bool,
+    /// Run only the services' figures (street lighting, bins) on a year of the demo city's
+    /// 1,000 lamps (15 minutes) and 300 bins (hourly).
+    #[arg(long)]
+    pub only_services: bool,
     /// Run only the forecasts: backtest and forecast every forecastable series of the demo city
     /// (30 days), and print the accuracy table.
     #[arg(long)]
@@ -166,6 +170,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.only_forecast {
         bench_forecast(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_services {
+        bench_services(&dir).await?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -775,6 +784,119 @@ async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
 /// published raw and hourly; exports streamed through HTTP, the server's memory watched.
 /// The standard APIs on the demo city, over HTTP from a client in the same process: median of
 /// 20 requests each (after one to warm up).
+/// The services over a year of the demo city: the lighting view of every lamp (computing the
+/// year's lamp-days the first time, then from them), faults, a scenario; every bin's time to
+/// full; a round of 200 bins.
+async fn bench_services(dir: &std::path::Path) -> anyhow::Result<()> {
+    const TOKEN: &str = "bench-services-admin-token-0123456789";
+    let mut config = Config {
+        data_dir: dir.join("services"),
+        http: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    config.mqtt.broker.enabled = false;
+    let server = serve::start(ServeOptions {
+        config,
+        admin_token: Some(TOKEN.into()),
+        clock: Arc::new(SystemClock),
+    })
+    .await?;
+    let demo = Demo::new(DemoOptions { days: 1, seed: 13001, counter_history_days: 0 });
+    demo.seed_and_backfill(&server.state).await?;
+    let started = Instant::now();
+    let points = demo.services_history(&server.state, 365).await?;
+    server.state.store.maintain().await?;
+    row(
+        "a year of 1,000 lamps (15 min) and 300 bins (hourly), through the pipeline",
+        format!("{:.1} M points in {:.0} s", points as f64 / 1e6, started.elapsed().as_secs_f64()),
+        "—",
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let get = |path: String| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        async move {
+            let t = Instant::now();
+            let r = client.get(&url).bearer_auth(TOKEN).send().await?;
+            anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
+            let body = r.bytes().await?;
+            Ok::<_, anyhow::Error>((t.elapsed(), body.len()))
+        }
+    };
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    let today = server.state.clock.now().to_datetime().with_timezone(&chrono_tz::Europe::Paris);
+    let to = today.date_naive() - chrono::Days::new(1);
+    let from = to - chrono::Days::new(364);
+    let year = format!("from={from}&to={to}");
+    let (cold, _) = get(format!("/api/v1/lighting?{year}&by=street")).await?;
+    row("lighting, whole city, a year by street: first (computes 365 k lamp-days)", ms(cold), "—");
+    let warm = |path: String| {
+        let get = &get;
+        async move {
+            let mut runs = Vec::new();
+            let mut size = 0;
+            for _ in 0..7 {
+                let (d, n) = get(path.clone()).await?;
+                runs.push(d);
+                size = n;
+            }
+            Ok::<_, anyhow::Error>((median(runs), size))
+        }
+    };
+    let (d, n) = warm(format!("/api/v1/lighting?{year}&by=street")).await?;
+    row(
+        &format!("lighting, whole city, a year by street, then ({} kB)", n / 1000),
+        ms(d),
+        "≤ 300 ms",
+    );
+    let (d, n) = warm(format!("/api/v1/lighting?{year}&by=lamp")).await?;
+    row(&format!("lighting, a year by lamp ({} kB)", n / 1000), ms(d), "—");
+    let (d, _) = warm(format!("/api/v1/lighting/maintenance?{year}")).await?;
+    row("lighting maintenance, a year", ms(d), "—");
+    let (d, _) =
+        warm(format!("/api/v1/lighting/scenario?kind=off&start=01:00&end=05:00&{year}")).await?;
+    row("lighting scenario on a year's profile, every street", ms(d), "—");
+    let (d, _) = warm("/api/v1/bins?days=7".into()).await?;
+    row("bins: time to full of all 300 (a week of readings)", ms(d), "≤ 50 ms");
+    let (d, _) = warm("/api/v1/bins?days=28".into()).await?;
+    row("bins: all figures over 28 days", ms(d), "—");
+    // A round of 200 bins, the ordering alone, from the demo's positions.
+    let bins: Vec<(f64, f64)> = server
+        .state
+        .catalog
+        .devices(&agora_store::catalog::DeviceFilter {
+            kind: agora_model::DeviceKind::parse("waste_container").ok(),
+            ..Default::default()
+        })
+        .iter()
+        .filter_map(|d| Some((d.lat?, d.lon?)))
+        .take(200)
+        .collect();
+    anyhow::ensure!(bins.len() == 200, "the demo has {} bins with a position", bins.len());
+    let mut runs = Vec::new();
+    let mut metres = (0.0, 0.0);
+    for _ in 0..7 {
+        let t = Instant::now();
+        let r = agora_indicators::bins::round((43.5205, 5.4395), &bins, 1.3)?;
+        runs.push(t.elapsed());
+        metres = (r.metres, r.nearest_neighbour_metres);
+    }
+    row(
+        &format!(
+            "a round of 200 bins (nearest neighbour then 2-opt: {:.1} km, {:.1} km before)",
+            metres.0 / 1000.0,
+            metres.1 / 1000.0
+        ),
+        ms(median(runs)),
+        "≤ 100 ms",
+    );
+    let (d, _) =
+        warm("/api/v1/bins/round?commune=13001&within_h=48&depot=43.5205,5.4395".into()).await?;
+    row("bins round over HTTP (Aix's bins due within 48 h, from a week of readings)", ms(d), "—");
+    server.shutdown().await?;
+    Ok(())
+}
+
 async fn bench_standards(dir: &std::path::Path, days: u32) -> anyhow::Result<()> {
     const TOKEN: &str = "bench-standards-admin-token-0123456789";
     let mut config = Config {

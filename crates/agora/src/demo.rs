@@ -780,6 +780,18 @@ impl Demo {
         Ok(BackfillReport { devices: self.fleet.len(), points, elapsed: started.elapsed() })
     }
 
+    /// After [`Demo::seed_and_backfill`]: write `days` more of the lamps', bins' and soil
+    /// sensors' history before the backfill (the services' benchmark: a year of the city's
+    /// street lighting and bins).
+    pub async fn services_history(&self, state: &AppState, days: u32) -> anyhow::Result<usize> {
+        let backfill_start = *self.cursor.lock().await - i64::from(self.opts.days) * 86_400 * S;
+        let first = backfill_start - i64::from(days) * 86_400 * S;
+        let services = |d: &SimDevice| matches!(d.kind, Kind::Streetlight | Kind::Bin | Kind::Soil);
+        let points = self.write_slice(state, first, backfill_start, &services).await?;
+        state.store.flush().await?;
+        Ok(points)
+    }
+
     /// Register the commune, its places and the fleet in the catalog.
     pub async fn seed(&self, state: &AppState) -> anyhow::Result<()> {
         for (insee, name) in COMMUNES {
