@@ -853,6 +853,43 @@ mod tests {
     }
 
     #[test]
+    fn services_settings_are_checked_by_name() {
+        let load = |text: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("agora.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(&path).map_err(|e| format!("{e:#}"))
+        };
+        let c = load(
+            "[services.lighting]\neur_per_kwh = 0.25\noff_peak = [\"22:30-06:30\"]\n\
+             [services.bins]\ndepots = { \"13001\" = [43.52, 5.44] }\n\
+             [services.irrigation.zones.\"Massif\"]\nplant = \"flower_bed\"\nflow_m3_h = 1.2",
+        )
+        .unwrap();
+        let built = c.services.build().unwrap();
+        assert_eq!(built.lighting.tariff.eur_per_kwh, 0.25);
+        assert_eq!(built.lighting.tariff.off_peak, vec![(22 * 60 + 30, 6 * 60 + 30)]);
+        assert_eq!(built.bins.depots["13001"], (43.52, 5.44));
+        let zone = built.irrigation.zones["Massif"];
+        assert_eq!((zone.threshold, zone.flow_m3_h, zone.minutes), (22.0, 1.2, 30.0));
+        for (text, says) in [
+            ("[services.lighting]\neur_per_kwh = -1.0", "eur_per_kwh must be"),
+            ("[services.lighting]\noff_peak = [\"22:07-06:00\"]", "quarter-hour"),
+            ("[services.lighting]\noff_peak = [\"22h\"]", "22:00-06:00"),
+            ("[services.bins]\nthreshold = 120.0", "threshold"),
+            ("[services.bins]\ndepots = { \"13001\" = [95.0, 5.44] }", "not a position"),
+            ("[services.bins]\ndepots = { \"Aix\" = [43.5, 5.44] }", "Aix"),
+            ("[services.irrigation.zones.\"X\"]\nplant = \"cactus\"", "cactus"),
+            ("[services.irrigation]\nflow_m3_h = 0.0", "flow"),
+            ("[services.irrigation]\ndecision_hour = 24", "decision_hour"),
+            ("[services.lighting]\ntarif = 0.2", "unknown field"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn the_commented_smtp_server_and_alert_rule_of_the_example_parse() {
         let example = include_str!("../../../agora.example.toml");
         let rule: String = example

@@ -44,7 +44,7 @@ async fn app_at(now: &str) -> TestApp {
 async fn lighting_energy_burning_faults_and_scenarios_by_hand() {
     let app = app_at("2026-06-22T12:00:00+02:00").await;
     // Both lamps stand where the ephemeris was computed (la Rotonde, Aix).
-    for (id, street) in [("lamp-1", "Rue A"), ("lamp-2", "Rue B")] {
+    for (id, street) in [("lamp-1", "Rue A"), ("lamp-2", "Rue B"), ("lamp-3", "Rue C")] {
         device(
             &app,
             json!({"id": id, "kind": "streetlight", "site": "place-a", "commune": "13001",
@@ -73,6 +73,12 @@ async fn lighting_energy_burning_faults_and_scenarios_by_hand() {
         let p2 = if lit2 { 30 } else { 0 };
         lines += &format!("streetlight,device=lamp-2 power_w={p2},lamp_on={lit2} {t}\n");
     }
+    // lamp-3 reports its state only, every 15 minutes, lit from 22:00 to 06:00 (rated 50 W).
+    for k in 0..(2 * 96 + 2) {
+        let t = june(20, 0, 0, 0) + k * 900;
+        let h = (t + 7200).rem_euclid(86_400) / 3600;
+        lines += &format!("streetlight,device=lamp-3 lamp_on={} {t}\n", !(6..22).contains(&h));
+    }
     lines +=
         &format!("streetlight,device=lamp-2 lamp_status=\"defectiveLamp\" {}\n", june(20, 3, 0, 0));
     lines += &format!("streetlight,device=lamp-2 lamp_status=\"ok\" {}\n", june(20, 15, 0, 0));
@@ -85,7 +91,7 @@ async fn lighting_energy_burning_faults_and_scenarios_by_hand() {
     // rest at 0.20 €: 331.25 Wh × 0.15 + 6.25 Wh × 0.20 = 0.0509375 €; 0.3375 kWh × 0.052 kg.
     let o = app.get_json("/api/v1/lighting?from=2026-06-21&to=2026-06-21&by=street").await;
     let groups = o["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 2, "{o}");
+    assert_eq!(groups.len(), 3, "{o}");
     let a = groups.iter().find(|g| g["key"] == "Rue A").unwrap();
     close(&a["kwh"], 0.3375, 1e-9);
     close(&a["eur"], 0.0509375, 1e-9);
@@ -101,8 +107,12 @@ async fn lighting_energy_burning_faults_and_scenarios_by_hand() {
     let b = groups.iter().find(|g| g["key"] == "Rue B").unwrap();
     close(&b["kwh"], 0.72, 1e-9);
     assert_eq!(b["days_lit_by_day"], 1);
-    assert_eq!(o["totals"]["lamps"], 2);
-    close(&o["days"][0]["kwh"], 0.3375 + 0.72, 1e-9);
+    // lamp-3, estimated: lit 00:00–06:00 and 22:00–24:00, 8 h × 50 W = 0.4 kWh.
+    let c = groups.iter().find(|g| g["key"] == "Rue C").unwrap();
+    close(&c["kwh"], 0.4, 1e-9);
+    assert_eq!((c["estimated_days"].as_u64(), c["measured_days"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(o["totals"]["lamps"], 3);
+    close(&o["days"][0]["kwh"], 0.3375 + 0.72 + 0.4, 1e-9);
 
     // Maintenance over both days: the status fault repaired after 12 h, the lamp lit by day
     // still to visit, since sunrise on the 21st.
@@ -135,12 +145,12 @@ async fn lighting_energy_burning_faults_and_scenarios_by_hand() {
     close(&sc["eur"], 0.11875 * 0.15, 1e-9);
     close(&sc["kwh_per_year"], 0.11875 * 365.0, 1e-6);
     close(&sc["baseline_kwh"], 0.3375, 1e-9);
-    // Off from 01:00 to 05:00 on both streets: lamp-1 01:00–02:00 and 03:15–05:00 (50 + 87.5 Wh)
-    // and lamp-2 4 h × 30 W (120 Wh).
+    // Off from 01:00 to 05:00 on every street: lamp-1 01:00–02:00 and 03:15–05:00 (50 + 87.5
+    // Wh), lamp-2 4 h × 30 W (120 Wh), lamp-3 4 h × 50 W (200 Wh, estimated).
     let off = app
         .get_json("/api/v1/lighting/scenario?kind=off&start=01:00&end=05:00&from=2026-06-21&to=2026-06-21")
         .await;
-    close(&off["kwh"], 0.2575, 1e-9);
+    close(&off["kwh"], 0.4575, 1e-9);
 
     // Refused with reasons.
     for (q, words) in [
