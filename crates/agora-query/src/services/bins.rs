@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use agora_indicators::bins::{self, COLLECTION_DROP, FULL, TimeToLevel};
-use agora_model::Timestamp;
 use agora_store::catalog::DeviceFilter;
 use agora_store::{Catalog, SeriesStore};
 use chrono::Datelike;
@@ -186,21 +185,7 @@ pub async fn analyse(
     let mut devices = catalog.devices(&filter);
     devices.sort_by(|a, b| a.id.cmp(&b.id));
     let from = now - i64::from(days) * 86_400;
-    let readings = crate::summary::concurrently(&devices, |d| async move {
-        let Some(s) = catalog.lookup_series(&[(d.id.as_str(), "fill_level")])[0] else {
-            return Ok::<_, Error>(Vec::new());
-        };
-        let pts = store
-            .read_numbers(
-                s,
-                Timestamp::from_nanos(from * 1_000_000_000),
-                Timestamp::from_nanos(now.saturating_add(1) * 1_000_000_000),
-                1_000_000,
-            )
-            .await?;
-        Ok(pts.into_iter().map(|(t, v)| (t.as_nanos().div_euclid(1_000_000_000), v)).collect())
-    })
-    .await?;
+    let readings = super::readings(catalog, store, &devices, "fill_level", from, now).await?;
     let month_of = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .map(|x| x.with_timezone(&tz).format("%Y-%m").to_string())

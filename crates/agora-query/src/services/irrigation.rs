@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use agora_indicators::irrigation::{self, Advice, Plan};
-use agora_model::Timestamp;
 use agora_store::catalog::DeviceFilter;
 use agora_store::{Catalog, SeriesStore};
 use chrono::{Days, NaiveDate};
@@ -127,21 +126,7 @@ pub async fn analyse(
     let mut devices = catalog.devices(&filter);
     devices.sort_by(|a, b| a.id.cmp(&b.id));
     let from = now - i64::from(days + 1) * 86_400;
-    let readings = crate::summary::concurrently(&devices, |d| async move {
-        let Some(s) = catalog.lookup_series(&[(d.id.as_str(), "soil_moisture")])[0] else {
-            return Ok::<_, crate::Error>(Vec::new());
-        };
-        let pts = store
-            .read_numbers(
-                s,
-                Timestamp::from_nanos(from * 1_000_000_000),
-                Timestamp::from_nanos(now.saturating_add(1) * 1_000_000_000),
-                1_000_000,
-            )
-            .await?;
-        Ok(pts.into_iter().map(|(t, v)| (t.as_nanos().div_euclid(1_000_000_000), v)).collect())
-    })
-    .await?;
+    let readings = super::readings(catalog, store, &devices, "soil_moisture", from, now).await?;
     let sites = catalog.sites();
     // Zones: (place, zone name) → sensors.
     let mut zones: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();

@@ -577,6 +577,22 @@ impl Totals {
         self.days_unlit_at_night += u32::from(d.never_lit());
         self.fault_days += u32::from(d.fault_at.is_some());
     }
+    fn merge(&mut self, o: &Totals) {
+        self.kwh += o.kwh;
+        self.eur += o.eur;
+        self.kg_co2e += o.kg_co2e;
+        self.covered_s += o.covered_s;
+        self.length_s += o.length_s;
+        self.measured_days += o.measured_days;
+        self.estimated_days += o.estimated_days;
+        self.unknown_days += o.unknown_days;
+        self.lit_h += o.lit_h;
+        self.lit_by_day_h += o.lit_by_day_h;
+        self.dark_unlit_h += o.dark_unlit_h;
+        self.days_lit_by_day += o.days_lit_by_day;
+        self.days_unlit_at_night += o.days_unlit_at_night;
+        self.fault_days += o.fault_days;
+    }
     fn finish(&mut self, lamps: usize) {
         self.lamps = lamps;
         self.energy_coverage =
@@ -658,23 +674,26 @@ pub fn overview(days: &[Arc<Day>], lamps: &[Lamp], by: By, kg_per_kwh: f64) -> O
     for l in lamps {
         groups.entry(key(l)).or_default().1.push(l);
     }
+    // Each lamp's group, found once: the days are then sums into a vector.
+    let index: HashMap<String, usize> =
+        groups.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+    let of_lamp: Vec<usize> = lamps.iter().map(|l| index[&key(l)]).collect();
+    let mut sums = vec![Totals::default(); groups.len()];
     for day in days {
         let mut t = Totals::default();
-        for l in lamps {
+        for (l, &g) in lamps.iter().zip(&of_lamp) {
             if let Some(d) = day.lamps.get(&l.id) {
                 t.add(d, kg_per_kwh);
-                totals.add(d, kg_per_kwh);
-                per_month
-                    .entry(day.date.format("%Y-%m").to_string())
-                    .or_default()
-                    .add(d, kg_per_kwh);
-                if let Some(g) = groups.get_mut(&key(l)) {
-                    g.0.add(d, kg_per_kwh);
-                }
+                sums[g].add(d, kg_per_kwh);
             }
         }
+        totals.merge(&t);
+        per_month.entry(day.date.format("%Y-%m").to_string()).or_default().merge(&t);
         t.finish(lamps.len());
         per_day.push(period(day.date.to_string(), &t));
+    }
+    for ((_, (t, _)), sum) in groups.iter_mut().zip(sums) {
+        *t = sum;
     }
     totals.finish(lamps.len());
     let groups = groups
