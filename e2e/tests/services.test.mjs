@@ -70,6 +70,14 @@ test('Éclairage: energy, the lamps to visit, a repair, and what switching off a
   await page.fill('#sc-start', '01:00');
   await page.click('#scenario-form button[type="submit"]');
   await page.waitForSelector('#sc-result strong');
+  // Applied as a schedule to one street: it is listed with its estimate, ready to send its
+  // commands at 01:00 and 05:00.
+  await page.selectOption('#sc-streets', ['Cours Mirabeau']);
+  await page.fill('#sc-name', 'Extinction Cours Mirabeau');
+  await page.click('#sc-apply');
+  await page.waitForSelector('#schedules tbody tr');
+  const sched = await page.locator('#schedules tbody tr').first().textContent();
+  assert.match(sched, /Extinction Cours Mirabeau.*Éteindre de 01:00 à 05:00 · Cours Mirabeau.*oui.*kWh\/an/s);
   // The sun at each place today.
   assert.equal(await page.locator('#sun tbody tr').count(), 4);
   await shot(page, '30-services-eclairage');

@@ -181,6 +181,8 @@ pub struct AppState {
     pub commerce: Arc<dyn agora_store::commerce::CommerceStore>,
     /// Forecasts of every forecastable series and the anomalies found.
     pub forecasts: Arc<agora_query::forecasts::Forecasts>,
+    /// The departments' schedules (lighting scenarios, irrigation plans) and their commands.
+    pub schedules: Arc<dyn agora_store::schedules::ScheduleStore>,
     /// The lamps' days, computed once and kept (street lighting's figures).
     pub lighting: Arc<agora_query::services::lighting::Ledger>,
     /// The open-data datasets operators define.
@@ -336,6 +338,18 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/lighting/maintenance", get(services::lighting_maintenance))
         .route("/api/v1/lighting/sun", get(services::sun))
         .route("/api/v1/lighting/scenario", get(services::scenario))
+        .route(
+            "/api/v1/lighting/schedules",
+            get(services::lighting_schedules).post(services::add_lighting_schedule),
+        )
+        .route(
+            "/api/v1/irrigation/schedules",
+            get(services::irrigation_schedules).post(services::add_irrigation_schedule),
+        )
+        .route(
+            "/api/v1/schedules/{id}",
+            patch(services::change_schedule).delete(services::delete_schedule),
+        )
         .route("/api/v1/bins", get(services::bins_overview))
         .route("/api/v1/bins/round", get(services::bins_round))
         .route("/api/v1/irrigation", get(services::irrigation_overview))

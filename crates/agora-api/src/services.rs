@@ -5,7 +5,10 @@
 //! the caller sees the devices their commune (or department) may see.
 
 use agora_indicators::lighting::{Savings, Scenario, parse_hhmm};
+use agora_model::permissions::{Action, Domain};
+use agora_query::services::schedules::{self, IrrigationSchedule, LightingPlan};
 use agora_query::services::{bins, irrigation, lighting};
+use agora_store::schedules::Schedule;
 use axum::response::{IntoResponse, Response};
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -16,9 +19,9 @@ use crate::commerce::paris_today;
 use crate::commerce_report::csv_field;
 use crate::doc::{BadRequest, Reads};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{Json, Query};
 use crate::indicators::csv_response;
-use crate::policy::Scoped;
+use crate::policy::{Principal, Scoped, Who};
 
 /// The answer's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -884,6 +887,417 @@ pub(crate) async fn irrigation_overview(
     })
 }
 
+// ---- Schedules: scenarios and irrigation plans applied to equipment ---------------------------
+
+fn schedules_of(s: &crate::AppState) -> &dyn agora_store::schedules::ScheduleStore {
+    s.schedules.as_ref()
+}
+
+/// Whether the caller sees a schedule: its commune is one they see (the Métropole's people see
+/// every schedule, a commune's those of their commune).
+fn sees_schedule(s: &crate::AppState, who: &Principal, sc: &Schedule) -> bool {
+    who.grant.sees_all()
+        || sc
+            .commune
+            .as_deref()
+            .is_some_and(|c| s.catalog.communes().iter().any(|x| x.insee.as_str() == c))
+}
+
+/// A schedule's name, trimmed: 1 to 100 characters.
+fn schedule_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest("a schedule's name is 1 to 100 characters".into()));
+    }
+    Ok(name)
+}
+
+/// Keeps a new schedule, active, made by `who`; answers 201 with it.
+async fn save_schedule<T: Serialize>(
+    s: &crate::AppState,
+    who: &Principal,
+    service: &str,
+    commune: Option<String>,
+    name: &str,
+    body: &T,
+) -> ApiResult<Response> {
+    let mut sc = Schedule {
+        id: 0,
+        service: service.into(),
+        commune,
+        name: name.to_owned(),
+        body: serde_json::to_value(body)
+            .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?,
+        active: true,
+        created_by: who.actor.clone(),
+        created_at: s.clock.now(),
+    };
+    sc.id = schedules_of(s).add(&sc).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(sc)).into_response())
+}
+
+fn schedule_domain(service: &str) -> Domain {
+    if service == "lighting" { Domain::Lighting } else { Domain::GreenSpaces }
+}
+
+/// A lighting scenario to apply.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewLightingSchedule {
+    /// Its name (`Abaissement nocturne, Cours Mirabeau`).
+    name: String,
+    /// `dim`, `off` or `presence`.
+    kind: String,
+    /// Window start, local `HH:MM` on a quarter-hour.
+    start: String,
+    /// Window end.
+    end: String,
+    /// `dim`: output kept (%); `presence`: output with nobody there (%, default 20).
+    level: Option<f64>,
+    /// `presence`: share of the window with someone there (%, default 10), for the estimate.
+    presence: Option<f64>,
+    /// The place whose streets it drives.
+    place: String,
+    /// Streets of that place (default: all of them).
+    streets: Option<Vec<String>>,
+    /// MQTT topic, `{device}` replaced (default `agora/commands/{device}`).
+    topic: Option<String>,
+}
+
+/// A schedule with what it did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleView {
+    #[serde(flatten)]
+    schedule: Schedule,
+    /// A lighting schedule's savings measured since it was applied (from the day after), against
+    /// its estimate; `null` before a whole day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    measured: Option<schedules::Measured>,
+    /// The last commands sent, newest first, with what came of them.
+    commands: Vec<CommandView>,
+}
+
+/// A command sent, and, for a valve opened, what the soil did in the six hours after.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommandView {
+    #[serde(flatten)]
+    command: agora_store::schedules::Command,
+    /// Irrigation: the largest rise of the zone's soil moisture within 6 h (points); `null`
+    /// without readings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    soil_rise: Option<f64>,
+}
+
+/// Street lighting: apply a dimming scenario as a schedule
+///
+/// Every night at the window's start the place's chosen streets' lamps are sent the scenario's
+/// command on MQTT (`{"command": "dim", "level": 50}`, `{"command": "off"}` or
+/// `{"command": "presence", "level": 20}`), and at its end `{"command": "dim", "level": 100}`;
+/// each command is logged with the publisher's answer. The savings are estimated on the last 28
+/// days' profile when it is applied, and measured each day after (`GET`).
+#[utoipa::path(post, path = "/api/v1/lighting/schedules", tag = "services", security(("bearer" = [])),
+    request_body = NewLightingSchedule,
+    responses(
+        (status = 201, description = "The schedule, with its estimate", body = Schedule),
+        (status = 400, response = BadRequest),
+        (status = 403, response = crate::doc::Forbidden),
+    ))]
+pub(crate) async fn add_lighting_schedule(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    Json(b): Json<NewLightingSchedule>,
+) -> ApiResult<Response> {
+    let name = schedule_name(&b.name)?;
+    let site = s
+        .catalog
+        .sites()
+        .into_iter()
+        .find(|x| x.id.as_str() == b.place)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown place {:?}", b.place)))?;
+    who.check(Action::Command, Some(&site.commune), Some(Domain::Lighting))?;
+    let topic = b.topic.clone().unwrap_or_else(|| schedules::DEFAULT_TOPIC.into());
+    schedules::check_topic(&topic)?;
+    let lamps = lamps_in(&s, Some(&b.place), None)?;
+    let mut known: Vec<(String, String)> =
+        lamps.iter().map(|l| (l.site.clone(), l.street.clone())).collect();
+    known.sort();
+    known.dedup();
+    let streets: Vec<(String, String)> = match &b.streets {
+        None => known.clone(),
+        Some(names) => {
+            let mut v = Vec::new();
+            for n in names {
+                let k = (b.place.clone(), n.clone());
+                if !known.contains(&k) {
+                    return Err(ApiError::BadRequest(format!(
+                        "unknown street {n:?} in {}",
+                        b.place
+                    )));
+                }
+                v.push(k);
+            }
+            v
+        }
+    };
+    if streets.is_empty() {
+        return Err(ApiError::BadRequest(format!("no lamp in {}", b.place)));
+    }
+    let mut plan = LightingPlan {
+        kind: b.kind,
+        start: b.start,
+        end: b.end,
+        level: b.level,
+        presence: b.presence,
+        streets,
+        topic,
+        estimate: schedules::Estimate {
+            kwh_per_year: 0.0,
+            eur_per_year: 0.0,
+            kg_co2e_per_year: 0.0,
+            window_kwh_per_day: 0.0,
+            baseline_from: NaiveDate::MIN,
+            baseline_to: NaiveDate::MIN,
+        },
+    };
+    let scenario = plan.scenario()?;
+    let (_, today) = paris_today(&s);
+    let (from, to) = (today - Days::new(28), today - Days::new(1));
+    let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
+    let days = s.lighting.days(from, to, now).await?;
+    let profile = lighting::profile(&days, &plan.streets);
+    let sv = agora_indicators::lighting::savings(&profile, &scenario, &s.lighting.config().tariff);
+    plan.estimate = schedules::Estimate {
+        kwh_per_year: sv.per_year[0],
+        eur_per_year: sv.per_year[1],
+        kg_co2e_per_year: sv.per_year[2],
+        window_kwh_per_day: if profile.days > 0.0 {
+            schedules::window_wh(&profile, &scenario) / 1000.0 / profile.days
+        } else {
+            0.0
+        },
+        baseline_from: from,
+        baseline_to: to,
+    };
+    save_schedule(&s, &who, "lighting", Some(site.commune.to_string()), name, &plan).await
+}
+
+/// An irrigation plan to apply to a zone's valves.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewIrrigationSchedule {
+    /// Its name.
+    name: String,
+    /// The zone, as `/api/v1/irrigation` names it.
+    zone: String,
+    /// Its place (when zones of several places share a name).
+    place: Option<String>,
+    /// `advice` (water the nights the advice says so) or `fixed`.
+    mode: String,
+    /// `fixed`: every this many days (1 to 31).
+    every_days: Option<u32>,
+    /// Minutes a watering lasts (default: the zone's plan).
+    minutes: Option<f64>,
+    /// The valves commanded (devices the caller may command).
+    valves: Vec<String>,
+    /// MQTT topic, `{device}` replaced (default `agora/commands/{device}`).
+    topic: Option<String>,
+}
+
+/// Green spaces: drive a zone's valves
+///
+/// At the nightly decision hour, the zone's valves are sent `{"command": "open", "minutes": 30}`
+/// when the advice says the zone needs water (`advice`), or every so many days (`fixed`); each
+/// command is logged, and the list shows what the soil did in the six hours after.
+#[utoipa::path(post, path = "/api/v1/irrigation/schedules", tag = "services", security(("bearer" = [])),
+    request_body = NewIrrigationSchedule,
+    responses(
+        (status = 201, description = "The schedule", body = Schedule),
+        (status = 400, response = BadRequest),
+        (status = 403, response = crate::doc::Forbidden),
+    ))]
+pub(crate) async fn add_irrigation_schedule(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    Json(b): Json<NewIrrigationSchedule>,
+) -> ApiResult<Response> {
+    let name = schedule_name(&b.name)?;
+    let mut commune = None;
+    for v in &b.valves {
+        let d = s
+            .catalog
+            .device(v)
+            .ok_or_else(|| ApiError::NotFound(format!("unknown valve {v:?}")))?;
+        who.check(Action::Command, d.commune.as_ref(), Some(Domain::GreenSpaces))?;
+        commune = commune.or(d.commune.clone());
+    }
+    let topic = b.topic.clone().unwrap_or_else(|| schedules::DEFAULT_TOPIC.into());
+    schedules::check_topic(&topic)?;
+    let (tz, _) = paris_today(&s);
+    let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
+    let cfg = &s.config.services.irrigation;
+    let zones = irrigation::analyse(s.catalog.as_ref(), s.store.as_ref(), cfg, tz, now, 1).await?;
+    let zone = zones
+        .zones
+        .iter()
+        .find(|z| z.zone == b.zone && (b.place.is_none() || z.place == b.place))
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown zone {:?}", b.zone)))?;
+    let plan = IrrigationSchedule {
+        zone: b.zone.clone(),
+        place: zone.place.clone(),
+        mode: b.mode,
+        every_days: b.every_days,
+        minutes: b.minutes.unwrap_or(zone.volume_m3 / cfg.default_plan.flow_m3_h * 60.0),
+        valves: b.valves,
+        topic,
+    };
+    plan.check()?;
+    save_schedule(&s, &who, "irrigation", commune.map(|c| c.to_string()), name, &plan).await
+}
+
+async fn list_schedules(
+    s: &crate::AppState,
+    who: &Principal,
+    service: &str,
+) -> ApiResult<Vec<ScheduleView>> {
+    let (tz, today) = paris_today(s);
+    let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
+    let mut out = Vec::new();
+    for sc in schedules_of(s).list().await? {
+        if sc.service != service || !sees_schedule(s, who, &sc) {
+            continue;
+        }
+        let commands = schedules_of(s).commands(sc.id, 50).await?;
+        let mut measured = None;
+        let mut views = Vec::with_capacity(commands.len());
+        if service == "lighting" {
+            let plan: LightingPlan = serde_json::from_value(sc.body.clone())
+                .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?;
+            let first = sc.created_at.to_datetime().with_timezone(&tz).date_naive() + Days::new(1);
+            let last = today - Days::new(1);
+            if first <= last {
+                let first = first.max(last - Days::new(365));
+                let days = s.lighting.days(first, last, now).await?;
+                measured = schedules::measured(&plan, &lighting::profile(&days, &plan.streets))?;
+            }
+            views =
+                commands.into_iter().map(|c| CommandView { command: c, soil_rise: None }).collect();
+        } else {
+            let plan: IrrigationSchedule = serde_json::from_value(sc.body.clone())
+                .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?;
+            let sensors: Vec<_> = s
+                .catalog
+                .devices(&agora_store::catalog::DeviceFilter {
+                    kind: agora_model::DeviceKind::parse(irrigation::SOIL_KIND).ok(),
+                    ..Default::default()
+                })
+                .into_iter()
+                .filter(|d| {
+                    d.metadata.get("zone").and_then(Value::as_str) == Some(plan.zone.as_str())
+                        && (plan.place.is_none()
+                            || d.site.as_ref().map(|x| x.to_string()) == plan.place)
+                })
+                .collect();
+            for c in commands {
+                let t = c.at.as_nanos().div_euclid(1_000_000_000);
+                let read = agora_query::services::readings(
+                    s.catalog.as_ref(),
+                    s.store.as_ref(),
+                    &sensors,
+                    "soil_moisture",
+                    t - 6 * 3600,
+                    t + 6 * 3600,
+                )
+                .await?;
+                let rise = read
+                    .iter()
+                    .filter_map(|pts| {
+                        // The last reading before the command: without one, no rise can be told.
+                        let before = pts.iter().rev().find(|p| p.0 <= t)?.1;
+                        let top =
+                            pts.iter().filter(|p| p.0 > t).map(|p| p.1).fold(f64::NAN, f64::max);
+                        top.is_finite().then_some(top - before)
+                    })
+                    .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+                views.push(CommandView { command: c, soil_rise: rise });
+            }
+        }
+        out.push(ScheduleView { schedule: sc, measured, commands: views });
+    }
+    Ok(out)
+}
+
+/// Street lighting: the schedules applied, their commands and their measured savings
+#[utoipa::path(get, path = "/api/v1/lighting/schedules", tag = "services", security(("bearer" = [])),
+    responses((status = 200, description = "The schedules", body = [ScheduleView]), Reads))]
+pub(crate) async fn lighting_schedules(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Response> {
+    Ok(json_response(&list_schedules(&s, &who, "lighting").await?))
+}
+
+/// Green spaces: the irrigation schedules, their commands and what the soil did after
+#[utoipa::path(get, path = "/api/v1/irrigation/schedules", tag = "services", security(("bearer" = [])),
+    responses((status = 200, description = "The schedules", body = [ScheduleView]), Reads))]
+pub(crate) async fn irrigation_schedules(Scoped(s): Scoped, Who(who): Who) -> ApiResult<Response> {
+    Ok(json_response(&list_schedules(&s, &who, "irrigation").await?))
+}
+
+/// Start or stop a schedule.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleChange {
+    /// Whether it runs.
+    active: bool,
+}
+
+async fn existing(s: &crate::AppState, who: &Principal, id: i64) -> ApiResult<Schedule> {
+    let sc = schedules_of(s)
+        .list()
+        .await?
+        .into_iter()
+        .find(|x| x.id == id && sees_schedule(s, who, x))
+        .ok_or_else(|| ApiError::NotFound(format!("no schedule {id}")))?;
+    let commune = sc.commune.as_deref().and_then(|c| agora_model::InseeCode::parse(c).ok());
+    who.check(Action::Command, commune.as_ref(), Some(schedule_domain(&sc.service)))?;
+    Ok(sc)
+}
+
+/// Start or stop a schedule
+#[utoipa::path(patch, path = "/api/v1/schedules/{id}", tag = "services", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The schedule")),
+    request_body = ScheduleChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 403, response = crate::doc::Forbidden),
+        (status = 404, response = crate::doc::NotFound),
+    ))]
+pub(crate) async fn change_schedule(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Json(b): Json<ScheduleChange>,
+) -> ApiResult<Response> {
+    existing(&s, &who, id).await?;
+    schedules_of(&s).set_active(id, b.active).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// Remove a schedule and its log
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "services", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The schedule")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, response = crate::doc::Forbidden),
+        (status = 404, response = crate::doc::NotFound),
+    ))]
+pub(crate) async fn delete_schedule(
+    Scoped(s): Scoped,
+    Who(who): Who,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> ApiResult<Response> {
+    existing(&s, &who, id).await?;
+    schedules_of(&s).delete(id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
 /// This module's operations in the API document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -893,6 +1307,12 @@ pub(crate) async fn irrigation_overview(
     scenario,
     bins_overview,
     bins_round,
-    irrigation_overview
+    irrigation_overview,
+    add_lighting_schedule,
+    lighting_schedules,
+    add_irrigation_schedule,
+    irrigation_schedules,
+    change_schedule,
+    delete_schedule
 ))]
 pub(crate) struct Doc;

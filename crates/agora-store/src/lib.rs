@@ -9,6 +9,7 @@ pub mod engine;
 mod error;
 pub mod format;
 pub mod opendata;
+pub mod schedules;
 
 use std::fmt::Debug;
 use std::sync::Arc;

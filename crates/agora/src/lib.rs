@@ -9,5 +9,6 @@ pub mod demo;
 pub mod forecasts;
 pub mod import;
 pub mod s3;
+pub mod schedules;
 pub mod serve;
 pub mod soak;

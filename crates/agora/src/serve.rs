@@ -62,6 +62,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Arc::new(agora_store::audit::SqliteAuditLog::new(sqlite.pool()));
     let commerce = Arc::new(agora_store::commerce::SqliteCommerceStore::new(sqlite.pool()));
     let datasets = Arc::new(agora_store::opendata::SqliteDatasetStore::new(sqlite.pool()));
+    let schedules: Arc<dyn agora_store::schedules::ScheduleStore> =
+        Arc::new(agora_store::schedules::SqliteScheduleStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -117,7 +119,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             (None, false) => None,
         };
     let (alerts, alerts_tasks) =
-        start_alerts(cfg, &catalog, &store, &pipeline, &opts, alert_store, publisher).await?;
+        start_alerts(cfg, &catalog, &store, &pipeline, &opts, alert_store, publisher.clone())
+            .await?;
     // Every forecastable series modelled in the background; forecast conditions of rules read
     // those models.
     let forecasts = agora_query::forecasts::Forecasts::new(
@@ -144,6 +147,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         chrono_tz::Europe::Paris,
     ));
     let state = AppState {
+        schedules: schedules.clone(),
         catalog,
         store,
         pipeline,
@@ -196,6 +200,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         tokio::spawn(agora_api::connections::serve(listener, app, http_limits, async move {
             let _ = s1.wait_for(|v| *v).await;
         }));
+    // The departments' schedules send their commands through the alerts' publisher.
+    let schedules_task =
+        crate::schedules::spawn(state.clone(), schedules, publisher, stopped.clone());
     let upkeep = tokio::spawn(upkeep(
         state.clone(),
         Duration::from_secs(cfg.storage.flush_interval_secs),
@@ -213,6 +220,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         .iter()
         .map(|sub| agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone()))
         .collect();
+    tasks.push(schedules_task);
     let mqtt_addr = if cfg.mqtt.broker.enabled {
         let started = agora_ingest::mqtt::broker::start(
             agora_ingest::mqtt::broker::BrokerOptions {

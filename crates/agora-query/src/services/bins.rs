@@ -68,7 +68,7 @@ impl BinsConfig {
 
 /// A bin's figures.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinFigures))]
 pub struct Bin {
     /// The device.
     pub id: String,
@@ -108,7 +108,7 @@ pub struct Bin {
 
 /// When a bin will reach a level.
 #[derive(Debug, Clone, Copy, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinEta))]
 pub struct Eta {
     /// Hours from now (0: already there).
     pub hours: f64,
@@ -136,7 +136,7 @@ impl From<TimeToLevel> for Eta {
 
 /// Visits made and needed in a month.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinMonthVisits))]
 pub struct MonthVisits {
     /// `YYYY-MM`.
     pub month: String,
@@ -155,7 +155,7 @@ pub struct MonthVisits {
 
 /// The bins of an area.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinsAnswer))]
 pub struct Bins {
     /// The period's start and end (RFC 3339).
     pub from: String,
@@ -275,7 +275,7 @@ pub async fn analyse(
 
 /// A stop of a round.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinRoundStop))]
 pub struct Stop {
     /// Order in the round, from 1.
     pub order: usize,
@@ -297,7 +297,7 @@ pub struct Stop {
 
 /// A collection round.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinRound))]
 pub struct RoundPlan {
     /// Where it starts and ends.
     pub depot: (f64, f64),

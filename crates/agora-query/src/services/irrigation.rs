@@ -54,7 +54,7 @@ impl Default for IrrigationConfig {
 
 /// A zone's figures.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IrrigationZone))]
 pub struct Zone {
     /// The zone's name.
     pub zone: String,
@@ -100,7 +100,7 @@ pub struct Zone {
 
 /// All zones over the `days` before `now`.
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IrrigationAnswer))]
 pub struct Irrigation {
     /// Days looked back.
     pub days: u32,

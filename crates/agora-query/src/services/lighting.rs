@@ -54,7 +54,7 @@ impl Default for LightingConfig {
 /// Where a lamp's energy comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LampEnergySource))]
 pub enum EnergySource {
     /// Integrated from power readings.
     Measured,
@@ -375,7 +375,9 @@ impl Ledger {
             status[a..b].to_vec()
         };
         let mut profile = Profile::default();
-        if power.is_empty() && lit.is_empty() && status.is_empty() {
+        // A day is the lamp's when it reported in it: readings either side only lend their ends.
+        let inside = |v: &[(i64, f64)]| v.iter().any(|p| (d0..d1).contains(&p.0));
+        if !inside(&power) && !inside(&lit) && status.is_empty() {
             return (None, profile);
         }
         // Quarter-hour edges in real time and the local quarter each starts in.
@@ -522,7 +524,7 @@ impl By {
 
 /// Sums of lamp-days: energy, cost, emissions, burning, faults, and how much the data covered.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingTotals))]
 pub struct Totals {
     /// Lamps counted.
     pub lamps: usize,
@@ -602,7 +604,7 @@ impl Totals {
 
 /// One group of a view.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingGroup))]
 pub struct Group {
     /// The lamp's id, the street, the place's id, or `all`.
     pub key: String,
@@ -621,7 +623,7 @@ pub struct Group {
 
 /// A day's or a month's totals.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingPeriod))]
 pub struct PeriodTotal {
     /// `YYYY-MM-DD` or `YYYY-MM`.
     pub period: String,
@@ -641,7 +643,7 @@ pub struct PeriodTotal {
 
 /// The lighting of some lamps over some days.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingOverview))]
 pub struct Overview {
     /// First day.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Date))]
@@ -747,7 +749,7 @@ fn period(p: String, t: &Totals) -> PeriodTotal {
 
 /// A lamp to visit: its fault still open.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LampVisit))]
 pub struct Visit {
     /// The lamp.
     pub lamp: String,
@@ -767,7 +769,7 @@ pub struct Visit {
 
 /// A month of maintenance.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingMaintenanceMonth))]
 pub struct MaintenanceMonth {
     /// `YYYY-MM`.
     pub month: String,
@@ -781,7 +783,7 @@ pub struct MaintenanceMonth {
 
 /// A lamp with several faults in the period.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LampRepeatedFaults))]
 pub struct Repeated {
     /// The lamp.
     pub lamp: String,
@@ -793,7 +795,7 @@ pub struct Repeated {
 
 /// Faults and repairs of some lamps over some days.
 #[derive(Debug, Clone, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LightingMaintenance))]
 pub struct Maintenance {
     /// Per month.
     pub months: Vec<MaintenanceMonth>,

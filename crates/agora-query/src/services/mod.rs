@@ -5,6 +5,7 @@
 pub mod bins;
 pub mod irrigation;
 pub mod lighting;
+pub mod schedules;
 
 /// The services' settings (agora.toml's `[services.*]`).
 #[derive(Debug, Clone, Default)]
@@ -19,7 +20,7 @@ pub struct ServicesConfig {
 
 /// Each device's readings of `property` in `[from, to]` (Unix s), oldest first, as `(s, value)`;
 /// none for a device without that series.
-pub(crate) async fn readings(
+pub async fn readings(
     catalog: &dyn agora_store::Catalog,
     store: &dyn agora_store::SeriesStore,
     devices: &[agora_store::catalog::Device],

@@ -49,6 +49,7 @@ fn migrator() -> Migrator {
                 "ngsi subscriptions",
                 include_str!("../../migrations/0014_ngsi_subscriptions.sql"),
             ),
+            m(15, "service schedules", include_str!("../../migrations/0015_service_schedules.sql")),
         ]),
         ..Migrator::DEFAULT
     }

@@ -2,26 +2,10 @@
 // their open sessions, access tokens (revoked) and communes. What is listed is what the server
 // lets this person see: everyone for the Métropole's administrators, their commune's for a
 // commune's. Every change goes through the API, which checks it again.
-import { settings, t, esc, api, post, when } from './common.js';
+import { settings, t, esc, api, post, send, when } from './common.js';
 
 const message = document.getElementById('admin-message');
 const me = settings.operator ?? {};
-
-/** A request with the session's CSRF token; throws with the problem's detail. */
-async function send(method, path, body) {
-  const r = await fetch(path, {
-    method,
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': settings.csrf ?? '' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!r.ok) {
-    let detail = `${r.status}`;
-    try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
-    throw new Error(detail);
-  }
-  return r.status === 204 ? null : r.json();
-}
 
 const roleText = (x) => `${t(`role.${x.role}`)}${x.domain ? ` — ${t(`domain.${x.domain}`)}` : ''}`;
 const communeText = (c) => (c ? esc(c) : esc(t('admin.metropole')));

@@ -284,6 +284,22 @@ export async function post(path, body) {
   return r.json();
 }
 
+/** A request with the session's CSRF token; throws with the problem's detail. */
+export async function send(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': settings.csrf ?? '' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!r.ok) {
+    let detail = `${r.status}`;
+    try { detail = (await r.json()).detail ?? detail; } catch { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
 /** Operators: the number of open alerts on the navigation badge, refreshed every 10 s. */
 async function alertBadge() {
   const badge = document.getElementById('alert-badge');

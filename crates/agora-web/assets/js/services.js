@@ -4,7 +4,7 @@
 // Every figure comes from the API (`/api/v1/lighting…`, `/api/v1/bins…`, `/api/v1/irrigation`),
 // which computes and tests them; this page only draws.
 
-import { settings, t, esc, num, api, announce } from './common.js';
+import { settings, t, esc, num, api, announce, may, post, send } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const query = (o) => Object.entries(o).filter(([, v]) => v !== '' && v !== null && v !== undefined)
@@ -34,6 +34,38 @@ function bars(items, unitLabel, aria) {
   const xt = items.map((i, k) => (k % step ? '' : `<text x="${L + k * w + w / 2}" y="${H - B + 14}" font-size="10" text-anchor="middle">${esc(i.short ?? i.label)}</text>`)).join('');
   const yt = [0, top / 2, top].map((v) => `<text x="${L - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${num(v, 1)}</text>`).join('');
   return `<figure><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(aria)}">${rects}<line x1="${L}" y1="${H - B}" x2="${W - 8}" y2="${H - B}" stroke="#888"/>${xt}${yt}<text x="4" y="12" font-size="10">${esc(unitLabel)}</text></svg></figure>`;
+}
+
+/** The schedules of a service, with their last command and, for lighting, the savings measured. */
+async function drawSchedules(id, service) {
+  const box = $(id);
+  try {
+    const list = await api(`/api/v1/${service}/schedules`);
+    if (!list.length) { box.innerHTML = `<p>${esc(t('services.schedules.none'))}</p>`; return; }
+    const last = (x) => (x.commands.length ? `${esc(new Date(x.commands[0].at).toLocaleString(settings.lang))} — ${esc(x.commands[0].outcome)}` : '—');
+    const rows = list.map((x) => {
+      const b = x.body;
+      const what = service === 'lighting'
+        ? `${esc(t(`services.scenario.${b.kind}_what`, { start: b.start, end: b.end, level: b.level ?? '' }))} · ${esc(b.streets.map((p) => p[1]).join(', '))}`
+        : `${esc(b.zone)} · ${esc(t(`services.schedules.mode_${b.mode}`))} · ${esc(b.valves.join(', '))}`;
+      const saving = service === 'lighting'
+        ? `${num(b.estimate.kwh_per_year, 0)} kWh/an${x.measured ? ` · ${esc(t('services.schedules.measured', { kwh: num(x.measured.kwh_per_year, 0), pct: num(100 * (x.measured.of_estimate ?? 0), 0) }))}` : ''}`
+        : (x.commands.length && x.commands[0].soil_rise !== undefined ? esc(t('services.schedules.soil_rise', { pts: num(x.commands[0].soil_rise, 1) })) : '—');
+      const buttons = may('command')
+        ? `<button type="button" data-toggle="${x.id}" data-active="${x.active}">${esc(t(x.active ? 'services.schedules.stop' : 'services.schedules.start'))}</button> <button type="button" data-delete="${x.id}">${esc(t('services.schedules.delete'))}</button>`
+        : '';
+      return [esc(x.name), what, x.active ? esc(t('services.yes')) : esc(t('services.no')), saving, last(x), buttons];
+    });
+    box.innerHTML = table([t('services.schedules.name'), t('services.schedules.what'), t('services.schedules.active'), t('services.schedules.effect'), t('services.schedules.last'), ''], rows);
+    box.querySelectorAll('button[data-toggle]').forEach((b) => b.addEventListener('click', async () => {
+      await send('PATCH', `/api/v1/schedules/${b.dataset.toggle}`, { active: b.dataset.active !== 'true' });
+      drawSchedules(id, service);
+    }));
+    box.querySelectorAll('button[data-delete]').forEach((b) => b.addEventListener('click', async () => {
+      await send('DELETE', `/api/v1/schedules/${b.dataset.delete}`);
+      drawSchedules(id, service);
+    }));
+  } catch (e) { fail(id, e); }
 }
 
 let map = null;
@@ -127,8 +159,27 @@ function scenarioForm(streets) {
 <label>${esc(t('services.scenario.end'))} <input id="sc-end" value="05:00" pattern="[0-2][0-9]:[0-5][0-9]" size="5"></label>
 <label>${esc(t('services.scenario.level'))} <input id="sc-level" type="number" min="0" max="100" value="50" size="4"> %</label>
 <label>${esc(t('services.scenario.streets'))} <select id="sc-streets" multiple size="4">${names.map((n) => `<option>${esc(n)}</option>`).join('')}</select></label>
-<button type="submit">${esc(t('services.scenario.compute'))}</button><div id="sc-result" aria-live="polite"></div></form>
-<p class="note">${esc(t('services.scenario.note'))}</p>`;
+<button type="submit">${esc(t('services.scenario.compute'))}</button>${may('command') ? `<label>${esc(t('services.schedules.name'))} <input id="sc-name" size="24"></label> <button type="button" id="sc-apply">${esc(t('services.schedules.apply'))}</button>` : ''}<div id="sc-result" aria-live="polite"></div></form>
+<p class="note">${esc(t('services.scenario.note'))}</p><h3>${esc(t('services.schedules.title'))}</h3><div id="schedules" aria-live="polite"></div>`;
+  drawSchedules('schedules', 'lighting');
+  $('sc-apply')?.addEventListener('click', async () => {
+    const chosen = [...$('sc-streets').selectedOptions].map((o) => o.value);
+    const places = [...new Set(streets.filter((g) => chosen.includes(g.key)).map((g) => g.place))];
+    if (places.length !== 1) {
+      $('sc-result').innerHTML = `<p class="error" role="alert">${esc(t('services.schedules.one_place'))}</p>`;
+      return;
+    }
+    try {
+      const kind = $('sc-kind').value;
+      await post('/api/v1/lighting/schedules', {
+        name: $('sc-name').value || t(`services.scenario.${kind}_what`, { start: $('sc-start').value, end: $('sc-end').value, level: $('sc-level').value }),
+        kind, start: $('sc-start').value, end: $('sc-end').value,
+        level: kind === 'off' ? undefined : Number($('sc-level').value), place: places[0], streets: chosen,
+      });
+      $('sc-result').innerHTML = `<p>${esc(t('services.schedules.applied'))}</p>`;
+      drawSchedules('schedules', 'lighting');
+    } catch (err) { $('sc-result').innerHTML = `<p class="error" role="alert">${esc(err.message)}</p>`; }
+  });
   $('scenario-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const chosen = [...$('sc-streets').selectedOptions].map((o) => o.value).join(';');
@@ -227,7 +278,8 @@ async function greenSpaces() {
         + `<p class="data-links"><a href="/api/v1/irrigation?days=${encodeURIComponent($('days').value)}&format=csv" download>${esc(t('services.csv_zones'))}</a></p>`;
       $('water').innerHTML = table([t('services.zone'), t('services.fixed_nights'), t('services.advised_nights'), t('services.unjudged'), t('services.water_fixed'), t('services.water_advised_h')],
         r.zones.map((z) => [esc(z.zone), z.fixed_nights, z.advised_nights, z.unjudged_nights, `${num(z.fixed_m3, 1)} m³`, `${num(z.advised_m3, 1)} m³`]))
-        + `<p class="note">${esc(t('services.water_note'))}</p>`;
+        + `<p class="note">${esc(t('services.water_note'))}</p><h3>${esc(t('services.schedules.title'))}</h3><div id="schedules" aria-live="polite"></div>`;
+      drawSchedules('schedules', 'irrigation');
       drawMap((g) => {
         for (const z of r.zones) {
           if (z.lat === null) continue;

@@ -361,6 +361,19 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         ("GET", "/api/v1/lighting/scenario") => {
             Call::new(format!("{route}?kind=off&start=01:00&end=05:00")).untargeted()
         }
+        ("GET", "/api/v1/lighting/schedules" | "/api/v1/irrigation/schedules") => {
+            Call::new(route).untargeted()
+        }
+        ("POST", "/api/v1/lighting/schedules") => Call::new(route)
+            .domain(Domain::Lighting)
+            .json(json!({"name": "n", "kind": "off", "start": "01:00", "end": "05:00", "place": s.site})),
+        ("POST", "/api/v1/irrigation/schedules") => Call::new(route)
+            .domain(Domain::GreenSpaces)
+            .json(json!({"name": "n", "zone": "none", "mode": "advice", "valves": [s.device]})),
+        ("PATCH", "/api/v1/schedules/{id}") => {
+            Call::new("/api/v1/schedules/999999").json(json!({"active": false})).untargeted()
+        }
+        ("DELETE", "/api/v1/schedules/{id}") => Call::new("/api/v1/schedules/999999").untargeted(),
         ("GET", "/api/v1/bins/round") => {
             Call::new(format!("{route}?commune={}&depot=43.53,5.45", s.commune)).untargeted()
         }

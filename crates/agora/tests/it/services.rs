@@ -308,3 +308,246 @@ async fn irrigation_advice_and_water_by_hand() {
     let r = app.get("/api/v1/irrigation?days=0").bearer_auth(ADMIN).send().await.unwrap();
     problem(r, 400, "bad_request").await;
 }
+
+/// One message on `topic` of agora's MQTT endpoint, read by Mosquitto's own client as `user`.
+fn one_message(port: u16, user: &str, topic: &str) -> std::process::Child {
+    std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is installed (scripts/test.sh installs it)")
+}
+
+/// Lamp readings every 15 minutes over a local day of June: `power(hour, minute)`.
+fn lamp_day(device: &str, day: u32, power: impl Fn(i64, i64) -> f64) -> String {
+    let mut lines = String::new();
+    for k in 0..=97 {
+        let t = june(day, 0, 0, 0) + k * 900;
+        let local = (t + 7200).rem_euclid(86_400);
+        let p = power(local / 3600, local % 3600 / 60);
+        lines += &format!("streetlight,device={device} power_w={p},lamp_on={} {t}\n", p > 0.0);
+    }
+    lines
+}
+
+#[tokio::test]
+async fn a_dimming_schedule_commands_the_lamps_and_its_savings_are_measured() {
+    use agora_model::{MockClock, Timestamp};
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let clock = MockClock::new(at("2026-06-22T22:58:00+02:00"));
+    let app = TestApp::spawn_at(clock.clone(), |_| {}).await;
+    let place = json!({"id": "place-a", "commune": "13001", "name": "Place A", "lat": 43.5263, "lon": 5.4454});
+    let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&place).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    for (id, street) in [("lamp-1", "Rue A"), ("lamp-2", "Rue B")] {
+        device(
+            &app,
+            json!({"id": id, "kind": "streetlight", "site": "place-a", "commune": "13001",
+                            "lat": 43.5263, "lon": 5.4454, "metadata": {"street": street}}),
+        )
+        .await;
+    }
+    // The 21st, at full output (50 W) from 22:00 to 06:00: 300 Wh in 23:00–05:00.
+    let night = |h: i64, _m: i64| if !(6..22).contains(&h) { 50.0 } else { 0.0 };
+    app.write(&(lamp_day("lamp-1", 21, night) + &lamp_day("lamp-2", 21, night))).await;
+
+    let new = json!({"name": "Abaissement Rue A", "kind": "dim", "level": 50, "start": "23:00",
+                     "end": "05:00", "place": "place-a", "streets": ["Rue A"]});
+    let r =
+        app.post("/api/v1/lighting/schedules").bearer_auth(ADMIN).json(&new).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let made: Value = r.json().await.unwrap();
+    // Estimated on the last 28 days (one with data): half of 0.3 kWh a night, 365 nights.
+    close(&made["body"]["estimate"]["window_kwh_per_day"], 0.3, 1e-9);
+    close(&made["body"]["estimate"]["kwh_per_year"], 0.15 * 365.0, 1e-9);
+    let id = made["id"].as_i64().unwrap();
+
+    // 23:00: lamp-1 (Rue A) hears the command on agora's endpoint; lamp-2 (Rue B) does not.
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let token = app.token("ingest", Some("lamp-1")).await;
+    let sub = tokio::task::spawn_blocking(move || {
+        one_message(port, &token, "agora/commands/lamp-1").wait_with_output().unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    clock.set(at("2026-06-22T23:00:20+02:00"));
+    let out = sub.await.unwrap();
+    let msg: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no command: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(msg, json!({"command": "dim", "level": 50.0}));
+    let list = app.get_json("/api/v1/lighting/schedules").await;
+    let commands = list[0]["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 1, "{list}");
+    assert_eq!(commands[0]["device"], "lamp-1");
+    assert!(commands[0]["outcome"].as_str().unwrap().starts_with("delivered"), "{list}");
+    assert!(list[0].get("measured").is_none(), "no whole day yet");
+
+    // The 23rd, dimmed to 25 W in the window. By hand: 23:00–24:00 4 × 6.25 Wh, 00:00–04:45
+    // 19 × 6.25, 04:45–05:00 (25 → 50 W) 9.375: 153.125 Wh; saved 0.146875 kWh a night
+    // against 0.3, 53.61 kWh a year, 0.979 of the estimate.
+    let dimmed = |h: i64, _m: i64| {
+        if (6..22).contains(&h) {
+            0.0
+        } else if !(5..23).contains(&h) {
+            25.0
+        } else {
+            50.0
+        }
+    };
+    clock.set(at("2026-06-24T12:00:00+02:00"));
+    app.write(&lamp_day("lamp-1", 23, dimmed)).await;
+    let list = app.get_json("/api/v1/lighting/schedules").await;
+    let m = &list[0]["measured"];
+    close(&m["days"], 1.0, 1e-9);
+    close(&m["window_kwh_per_day"], 0.153125, 1e-9);
+    close(&m["kwh_per_day"], 0.146875, 1e-9);
+    close(&m["of_estimate"], 0.146875 / 0.15, 1e-9);
+
+    // Stopped, it sends nothing more; deleted, it is gone with its log.
+    let r = app
+        .client
+        .patch(format!("http://{}/api/v1/schedules/{id}", app.addr))
+        .bearer_auth(ADMIN)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    clock.set(at("2026-06-24T23:00:30+02:00"));
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let list = app.get_json("/api/v1/lighting/schedules").await;
+    assert_eq!(list[0]["commands"].as_array().unwrap().len(), 1, "{list}");
+    let r = app
+        .client
+        .delete(format!("http://{}/api/v1/schedules/{id}", app.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(app.get_json("/api/v1/lighting/schedules").await, json!([]));
+
+    // Refused with reasons; a place one does not see is not found.
+    let nowhere =
+        json!({"name": "x", "kind": "off", "start": "23:00", "end": "05:00", "place": "nowhere"});
+    let r = app.post("/api/v1/lighting/schedules").bearer_auth(ADMIN).json(&nowhere).send().await;
+    problem(r.unwrap(), 404, "not_found").await;
+    for (body, words) in [
+        (
+            json!({"name": "x", "kind": "dim", "level": 50, "start": "23:00", "end": "05:00", "place": "place-a", "streets": ["Rue Z"]}),
+            "unknown street",
+        ),
+        (
+            json!({"name": "x", "kind": "dim", "level": 150, "start": "23:00", "end": "05:00", "place": "place-a"}),
+            "0 to 100",
+        ),
+        (
+            json!({"name": "x", "kind": "dim", "level": 50, "start": "23:00", "end": "05:00", "place": "place-a", "topic": "lamps/all"}),
+            "{device}",
+        ),
+        (
+            json!({"name": "", "kind": "off", "start": "23:00", "end": "05:00", "place": "place-a"}),
+            "name",
+        ),
+    ] {
+        let r = app.post("/api/v1/lighting/schedules").bearer_auth(ADMIN).json(&body).send().await;
+        let p = problem(r.unwrap(), 400, "bad_request").await;
+        assert!(p["detail"].as_str().unwrap().contains(words), "{body}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn an_irrigation_schedule_opens_the_valves_when_the_advice_says_so() {
+    use agora_model::{MockClock, Timestamp};
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let clock = MockClock::new(at("2026-06-22T20:58:00+02:00"));
+    let app = TestApp::spawn_at(clock.clone(), |_| {}).await;
+    let place = json!({"id": "place-a", "commune": "13001", "name": "Place A", "lat": 43.5263, "lon": 5.4454});
+    let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&place).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    device(
+        &app,
+        json!({"id": "soil-1", "kind": "soil_moisture", "site": "place-a", "commune": "13001",
+                        "metadata": {"zone": "Pelouse test", "plant": "lawn"}}),
+    )
+    .await;
+    device(
+        &app,
+        json!({"id": "valve-1", "kind": "irrigation_valve", "site": "place-a", "commune": "13001"}),
+    )
+    .await;
+    // Drying 0.25 point an hour to 23 % now: 17 % tomorrow, under the lawn's 20 %: water.
+    let start = june(21, 20, 30, 0);
+    let mut lines = String::new();
+    for k in 0..=48 {
+        let t = start + k * 1800;
+        lines +=
+            &format!("soil_moisture,device=soil-1 soil_moisture={} {t}\n", 29.0 - 0.125 * k as f64);
+    }
+    app.write(&lines).await;
+    let new = json!({"name": "Pelouse", "zone": "Pelouse test", "mode": "advice", "minutes": 20,
+                     "valves": ["valve-1"]});
+    let r = app
+        .post("/api/v1/irrigation/schedules")
+        .bearer_auth(ADMIN)
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
+    let token = app.token("ingest", Some("valve-1")).await;
+    let sub = tokio::task::spawn_blocking(move || {
+        one_message(port, &token, "agora/commands/valve-1").wait_with_output().unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    clock.set(at("2026-06-22T21:00:10+02:00"));
+    let out = sub.await.unwrap();
+    let msg: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no command: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(msg, json!({"command": "open", "minutes": 20.0}));
+    // The soil after: from 23 % to 31 % within the hour.
+    let t0 = june(22, 21, 0, 10);
+    app.write(&format!(
+        "soil_moisture,device=soil-1 soil_moisture=27 {}\nsoil_moisture,device=soil-1 soil_moisture=31 {}\n",
+        t0 + 1200,
+        t0 + 2400
+    ))
+    .await;
+    let list = app.get_json("/api/v1/irrigation/schedules").await;
+    let c = &list[0]["commands"][0];
+    assert_eq!(c["device"], "valve-1");
+    close(&c["soil_rise"], 8.0, 1e-9);
+    let bad = json!({"name": "x", "zone": "Pelouse test", "mode": "advice", "valves": ["valve-9"]});
+    let r = app.post("/api/v1/irrigation/schedules").bearer_auth(ADMIN).json(&bad).send().await;
+    problem(r.unwrap(), 404, "not_found").await;
+    for (body, words) in [
+        (
+            json!({"name": "x", "zone": "Nowhere", "mode": "advice", "valves": ["valve-1"]}),
+            "unknown zone",
+        ),
+        (
+            json!({"name": "x", "zone": "Pelouse test", "mode": "fixed", "valves": ["valve-1"]}),
+            "every 1 to 31 days",
+        ),
+        (json!({"name": "x", "zone": "Pelouse test", "mode": "advice", "valves": []}), "valves"),
+    ] {
+        let r =
+            app.post("/api/v1/irrigation/schedules").bearer_auth(ADMIN).json(&body).send().await;
+        let p = problem(r.unwrap(), 400, "bad_request").await;
+        assert!(p["detail"].as_str().unwrap().contains(words), "{body}: {p}");
+    }
+}
