@@ -999,8 +999,8 @@ pub(crate) struct CommandView {
     request_body = NewLightingSchedule,
     responses(
         (status = 201, description = "The schedule, with its estimate", body = Schedule),
-        (status = 400, response = BadRequest),
-        (status = 403, response = crate::doc::Forbidden),
+        (status = 404, response = crate::doc::NotFound),
+        crate::doc::Writes,
     ))]
 pub(crate) async fn add_lighting_schedule(
     Scoped(s): Scoped,
@@ -1112,8 +1112,8 @@ pub(crate) struct NewIrrigationSchedule {
     request_body = NewIrrigationSchedule,
     responses(
         (status = 201, description = "The schedule", body = Schedule),
-        (status = 400, response = BadRequest),
-        (status = 403, response = crate::doc::Forbidden),
+        (status = 404, response = crate::doc::NotFound),
+        crate::doc::Writes,
     ))]
 pub(crate) async fn add_irrigation_schedule(
     Scoped(s): Scoped,
@@ -1266,8 +1266,8 @@ async fn existing(s: &crate::AppState, who: &Principal, id: i64) -> ApiResult<Sc
     request_body = ScheduleChange,
     responses(
         (status = 204, description = "Changed"),
-        (status = 403, response = crate::doc::Forbidden),
         (status = 404, response = crate::doc::NotFound),
+        crate::doc::Writes,
     ))]
 pub(crate) async fn change_schedule(
     Scoped(s): Scoped,
@@ -1285,8 +1285,9 @@ pub(crate) async fn change_schedule(
     params(("id" = i64, Path, description = "The schedule")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, response = crate::doc::Forbidden),
+        (status = 400, response = BadRequest),
         (status = 404, response = crate::doc::NotFound),
+        Reads,
     ))]
 pub(crate) async fn delete_schedule(
     Scoped(s): Scoped,
