@@ -1272,7 +1272,7 @@ async fn existing(s: &crate::AppState, who: &Principal, id: i64) -> ApiResult<Sc
 pub(crate) async fn change_schedule(
     Scoped(s): Scoped,
     Who(who): Who,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    crate::extract::Path(id): crate::extract::Path<i64>,
     Json(b): Json<ScheduleChange>,
 ) -> ApiResult<Response> {
     existing(&s, &who, id).await?;
@@ -1292,7 +1292,7 @@ pub(crate) async fn change_schedule(
 pub(crate) async fn delete_schedule(
     Scoped(s): Scoped,
     Who(who): Who,
-    axum::extract::Path(id): axum::extract::Path<i64>,
+    crate::extract::Path(id): crate::extract::Path<i64>,
 ) -> ApiResult<Response> {
     existing(&s, &who, id).await?;
     schedules_of(&s).delete(id).await?;
