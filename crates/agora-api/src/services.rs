@@ -821,7 +821,8 @@ pub(crate) struct IrrigationParams {
 /// Per zone (a sensor's `zone`, or its place): moisture now (the mean of its sensors), its drying
 /// rate since the last watering, the dry threshold (the zone's plan, or its plant type's), and
 /// the advice for tonight: water when the soil is below the threshold or will be within 24 h at
-/// its rate. Over the days asked, each night is judged again on the readings before it, and the
+/// its rate — faster when tomorrow is forecast hotter than today at the place (`drying_factor`,
+/// the Hargreaves ratio of the temperatures; no rain forecast is known to agora). Over the days asked, each night is judged again on the readings before it, and the
 /// water the advice would have used is set against the fixed schedule's (flow × duration).
 /// Waterings seen in the soil (a rise of 4 points or more within 3 h) are listed.
 #[utoipa::path(get, path = "/api/v1/irrigation", tag = "services", security((), ("bearer" = [])),
@@ -844,8 +845,10 @@ pub(crate) async fn irrigation_overview(
     let (tz, _) = paris_today(&s);
     let now = s.clock.now().as_nanos().div_euclid(1_000_000_000);
     let cfg = &s.config.services.irrigation;
+    let drying = drying_factors(&s, now).await?;
     let mut r =
-        irrigation::analyse(s.catalog.as_ref(), s.store.as_ref(), cfg, tz, now, days).await?;
+        irrigation::analyse_with(s.catalog.as_ref(), s.store.as_ref(), cfg, tz, now, days, &drying)
+            .await?;
     if let Some(pl) = p.place.as_deref() {
         r.zones.retain(|z| z.place.as_deref() == Some(pl));
         r.fixed_m3 = r.zones.iter().map(|z| z.fixed_m3).sum();
@@ -1297,6 +1300,62 @@ pub(crate) async fn delete_schedule(
     existing(&s, &who, id).await?;
     schedules_of(&s).delete(id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// Tomorrow's drying factor at each place with soil sensors and a temperature forecast: the
+/// Hargreaves ratio of tomorrow's forecast lowest and highest temperatures to the last 24 hours'
+/// measured ones (places without either are left out: their advice takes today's rate as is).
+async fn drying_factors(
+    s: &crate::AppState,
+    now: i64,
+) -> ApiResult<std::collections::BTreeMap<String, f64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let all = s.catalog.devices(&agora_store::catalog::DeviceFilter::default());
+    let mut places: Vec<agora_model::SiteId> = all
+        .iter()
+        .filter(|d| d.kind.as_str() == irrigation::SOIL_KIND)
+        .filter_map(|d| d.site.clone())
+        .collect();
+    places.sort();
+    places.dedup();
+    for site in places {
+        let here: Vec<agora_store::catalog::Device> =
+            all.iter().filter(|d| d.site.as_ref() == Some(&site)).cloned().collect();
+        let measuring: Vec<agora_store::catalog::Device> = here
+            .iter()
+            .filter(|d| s.catalog.lookup_series(&[(d.id.as_str(), "temperature")])[0].is_some())
+            .cloned()
+            .collect();
+        if measuring.is_empty() {
+            continue;
+        }
+        let read = agora_query::services::readings(
+            s.catalog.as_ref(),
+            s.store.as_ref(),
+            &measuring,
+            "temperature",
+            now - 86_400,
+            now,
+        )
+        .await?;
+        let values: Vec<f64> = read.iter().flatten().map(|p| p.1).collect();
+        if values.len() < 12 {
+            continue;
+        }
+        let today = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        let commune = here.iter().find_map(|d| d.commune.clone());
+        let thresholds = s.config.indicators.canicule_for(commune.as_ref().map(|c| c.as_str()));
+        let Ok(tomorrow) = s.forecasts.tomorrow(&here, thresholds).await else { continue };
+        if let Some(h) = tomorrow.heat
+            && let Some(f) =
+                agora_indicators::irrigation::hargreaves_ratio(today, (h.t_min, h.t_max))
+        {
+            out.insert(site.to_string(), f);
+        }
+    }
+    Ok(out)
 }
 
 /// This module's operations in the API document.

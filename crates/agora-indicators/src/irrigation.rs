@@ -123,6 +123,20 @@ pub fn advise(
     }
 }
 
+/// How much faster the soil will dry tomorrow than it did today, from the days' lowest and highest
+/// temperatures (°C): the ratio of their reference evapotranspiration by Hargreaves and Samani
+/// (1985), ET0 = 0.0023 · Ra · (Tmean + 17.8) · √(Tmax − Tmin), in which the extraterrestrial
+/// radiation Ra of two consecutive days at one place cancels out. `None` when a day's range is
+/// not positive. Clamped to 0.25–4 (a forecast is not trusted beyond).
+pub fn hargreaves_ratio(today: (f64, f64), tomorrow: (f64, f64)) -> Option<f64> {
+    let demand = |(lo, hi): (f64, f64)| {
+        (hi > lo && lo.is_finite() && hi.is_finite())
+            .then(|| ((lo + hi) / 2.0 + 17.8) * (hi - lo).sqrt())
+    };
+    let (a, b) = (demand(today)?, demand(tomorrow)?);
+    (a > 0.0).then(|| (b / a).clamp(0.25, 4.0))
+}
+
 /// A zone's watering: its dry threshold, the flow of its valves, how long a watering lasts,
 /// and the fixed schedule it had before (every so many days), to compare with.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -226,6 +240,18 @@ mod tests {
         // at 0.35 %/h doubled → 13.2 → water.
         assert!(advise(30.0, -0.35, 15.0, 24.0, None, 2.0).irrigate);
         assert!(!advise(30.0, -0.35, 15.0, 24.0, None, 1.0).irrigate);
+    }
+
+    #[test]
+    fn hargreaves_ratio_by_hand() {
+        // Today 10–20 °C: (15 + 17.8) · √10 = 103.72; tomorrow 15–31 °C: (23 + 17.8) · √16 =
+        // 163.2: the soil dries 1.5735 times as fast.
+        let r = hargreaves_ratio((10.0, 20.0), (15.0, 31.0)).unwrap();
+        assert!((r - 163.2 / (32.8 * 10f64.sqrt())).abs() < 1e-12);
+        assert!((r - 1.5735).abs() < 1e-4);
+        assert_eq!(hargreaves_ratio((10.0, 20.0), (10.0, 20.0)), Some(1.0));
+        assert_eq!(hargreaves_ratio((20.0, 20.0), (10.0, 20.0)), None);
+        assert_eq!(hargreaves_ratio((0.0, 30.0), (-10.0, -9.9)), Some(0.25));
     }
 
     #[test]

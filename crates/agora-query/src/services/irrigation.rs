@@ -82,6 +82,9 @@ pub struct Zone {
     pub reason: Option<String>,
     /// Moisture expected in 24 h without watering (%).
     pub projected: Option<f64>,
+    /// How much faster the soil dries tomorrow than today, from the temperatures measured today
+    /// and forecast for tomorrow at its place (Hargreaves); `null`: no forecast, taken as 1.
+    pub drying_factor: Option<f64>,
     /// Waterings seen in the soil over the period (their start, RFC 3339).
     pub waterings: Vec<String>,
     /// m³ a watering uses.
@@ -120,6 +123,22 @@ pub async fn analyse(
     tz: Tz,
     now: i64,
     days: u32,
+) -> Result<Irrigation> {
+    analyse_with(catalog, store, config, tz, now, days, &BTreeMap::new()).await
+}
+
+/// [`analyse`], with tomorrow's drying factor at some places (place id → how much faster the soil
+/// will dry tomorrow than today: [`irrigation::hargreaves_ratio`] of the measured and forecast
+/// temperatures); tonight's advice takes it, the replayed past nights do not (no forecast of
+/// theirs is kept).
+pub async fn analyse_with(
+    catalog: &dyn Catalog,
+    store: &dyn SeriesStore,
+    config: &IrrigationConfig,
+    tz: Tz,
+    now: i64,
+    days: u32,
+    drying: &BTreeMap<String, f64>,
 ) -> Result<Irrigation> {
     let filter =
         DeviceFilter { kind: agora_model::DeviceKind::parse(SOIL_KIND).ok(), ..Default::default() };
@@ -193,7 +212,10 @@ pub async fn analyse(
         };
         let advise = |(m, r): (f64, f64)| irrigation::advise(m, r, plan.threshold, 24.0, None, 1.0);
         let now_state = state(now);
-        let advice: Option<Advice> = now_state.map(advise);
+        let factor = drying.get(&site).copied();
+        let advice: Option<Advice> = now_state.map(|(m, r)| {
+            irrigation::advise(m, r, plan.threshold, 24.0, None, factor.unwrap_or(1.0))
+        });
         // Past nights: the fixed schedule against the advice of each night.
         let (mut advised, mut unjudged) = (0u32, 0u32);
         for k in 1..=days {
@@ -237,6 +259,7 @@ pub async fn analyse(
             advice: advice.as_ref().map(|a| a.code),
             reason: advice.as_ref().map(|a| a.reason.clone()),
             projected: advice.as_ref().map(|a| a.projected),
+            drying_factor: factor,
             waterings: seen
                 .iter()
                 .filter(|&&t| t >= now - i64::from(days) * 86_400)

@@ -274,7 +274,8 @@ async function greenSpaces() {
         rows.map((z) => [esc(z.zone), esc(z.plant ? t(`services.plant.${z.plant}`) : '—'), z.moisture === null ? '—' : `${num(z.moisture, 1)} %`, `${num(z.threshold, 0)} %`,
           z.rate_per_h === null ? '—' : `${num(z.rate_per_h, 2)} %/h`,
           z.irrigate_tonight === null ? `<span class="state">${esc(t('services.no_data'))}</span>` : z.irrigate_tonight ? `<strong class="advice-yes">${esc(t('services.yes'))}</strong>` : esc(t('services.no')),
-          esc(z.advice ? t(`services.advice.${z.advice}`, { projected: num(z.projected, 1), threshold: num(z.threshold, 0) }) : ''), z.waterings.length]))
+          esc(z.advice ? t(`services.advice.${z.advice}`, { projected: num(z.projected, 1), threshold: num(z.threshold, 0) }) : '')
+            + (z.drying_factor ? ` <small>${esc(t('services.drying', { f: num(z.drying_factor, 2) }))}</small>` : ''), z.waterings.length]))
         + `<p class="data-links"><a href="/api/v1/irrigation?days=${encodeURIComponent($('days').value)}&format=csv" download>${esc(t('services.csv_zones'))}</a></p>`;
       $('water').innerHTML = table([t('services.zone'), t('services.fixed_nights'), t('services.advised_nights'), t('services.unjudged'), t('services.water_fixed'), t('services.water_advised_h')],
         r.zones.map((z) => [esc(z.zone), z.fixed_nights, z.advised_nights, z.unjudged_nights, `${num(z.fixed_m3, 1)} m³`, `${num(z.advised_m3, 1)} m³`]))
