@@ -3,7 +3,7 @@
 //! ([`noise`]), heat index, humidex and heatwave days ([`heat`]), and the spatial interpolation of
 //! a heat-island map, with its cross-validation error ([`interp`]); and the urban services:
 //! street lighting against the sun ([`lighting`], [`sun`]), bins ([`bins`]) and irrigation
-//! ([`irrigation`]). Each is a pure function of values (no storage, no clock), so that it is tested
+//! ([`irrigation`]); and the well-being index, the OECD way ([`wellbeing`]). Each is a pure function of values (no storage, no clock), so that it is tested
 //! against the published tables, and so that the API, the dashboard and alert rules all decide it
 //! in one place. Reading the values (hourly means, a day's maximum, in Europe/Paris days) is the
 //! query layer's job; gaps are the caller's to report: a function here never sees a missing value
@@ -22,5 +22,6 @@ pub mod lighting;
 pub mod noise;
 pub mod profile;
 pub mod sun;
+pub mod wellbeing;
 
 pub use error::{Error, Result};
