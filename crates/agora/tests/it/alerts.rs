@@ -535,28 +535,6 @@ async fn webhooks_are_signed_retried_and_a_dead_endpoint_delays_no_other() {
     drop(black_hole);
 }
 
-fn subscriber(port: u16, user: &str, topic: &str) -> std::process::Child {
-    Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-t",
-            topic,
-            "-C",
-            "1",
-            "-W",
-            "10",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub is installed (scripts/test.sh installs it)")
-}
-
 #[tokio::test]
 async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mosquitto() {
     let app = TestApp::spawn().await;
@@ -566,7 +544,9 @@ async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mos
         {"mqtt": {"topic": "agora/commands/{device}", "payload": {"command": "dim", "level": 0, "reason": "{rule}"}}}]})).await;
     let sub = tokio::task::spawn_blocking({
         let t = lamp_token.clone();
-        move || subscriber(port, &t, "agora/commands/sl-1").wait_with_output().unwrap()
+        move || {
+            crate::helpers::one_message(port, &t, "agora/commands/sl-1").wait_with_output().unwrap()
+        }
     });
     // A device's token may not listen to another device's commands.
     let other = app.token("ingest", Some("sl-2")).await;
@@ -612,7 +592,7 @@ async fn mqtt_commands_reach_real_subscribers_on_agoras_endpoint_and_through_mos
         {"mqtt": {"topic": "irrigation/{site}/start", "payload": {"minutes": 20, "sensor": "{device}"}}}]})).await;
     let bport = broker.port;
     let sub = tokio::task::spawn_blocking(move || {
-        subscriber(bport, "any", "irrigation/+/start").wait_with_output().unwrap()
+        crate::helpers::one_message(bport, "any", "irrigation/+/start").wait_with_output().unwrap()
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     app2.write(&format!(

@@ -263,3 +263,27 @@ pub(crate) fn private_ca(dir: &std::path::Path) {
     let sign = "-CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf";
     run(&format!("x509 -req -in server.csr -out server.pem {sign}"));
 }
+
+/// One message on `topic` of an MQTT endpoint (agora's, or a broker's), read by Mosquitto's own
+/// client as `user`; it gives up after 20 s.
+pub(crate) fn one_message(port: u16, user: &str, topic: &str) -> std::process::Child {
+    std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            user,
+            "-t",
+            topic,
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is installed (scripts/test.sh installs it)")
+}

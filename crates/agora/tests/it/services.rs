@@ -309,29 +309,6 @@ async fn irrigation_advice_and_water_by_hand() {
     problem(r, 400, "bad_request").await;
 }
 
-/// One message on `topic` of agora's MQTT endpoint, read by Mosquitto's own client as `user`.
-fn one_message(port: u16, user: &str, topic: &str) -> std::process::Child {
-    std::process::Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-t",
-            topic,
-            "-C",
-            "1",
-            "-W",
-            "20",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub is installed (scripts/test.sh installs it)")
-}
-
 /// Lamp readings every 15 minutes over a local day of June: `power(hour, minute)`.
 fn lamp_day(device: &str, day: u32, power: impl Fn(i64, i64) -> f64) -> String {
     let mut lines = String::new();
@@ -380,7 +357,9 @@ async fn a_dimming_schedule_commands_the_lamps_and_its_savings_are_measured() {
     let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
     let token = app.token("ingest", Some("lamp-1")).await;
     let sub = tokio::task::spawn_blocking(move || {
-        one_message(port, &token, "agora/commands/lamp-1").wait_with_output().unwrap()
+        crate::helpers::one_message(port, &token, "agora/commands/lamp-1")
+            .wait_with_output()
+            .unwrap()
     });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     clock.set(at("2026-06-22T23:00:20+02:00"));
@@ -511,7 +490,9 @@ async fn an_irrigation_schedule_opens_the_valves_when_the_advice_says_so() {
     let port = app.server.as_ref().unwrap().mqtt_addr.unwrap().port();
     let token = app.token("ingest", Some("valve-1")).await;
     let sub = tokio::task::spawn_blocking(move || {
-        one_message(port, &token, "agora/commands/valve-1").wait_with_output().unwrap()
+        crate::helpers::one_message(port, &token, "agora/commands/valve-1")
+            .wait_with_output()
+            .unwrap()
     });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     clock.set(at("2026-06-22T21:00:10+02:00"));
