@@ -178,6 +178,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::commerce_calendar::Doc::openapi(),
         crate::forecast::Doc::openapi(),
         crate::services::Doc::openapi(),
+        crate::proximity::Doc::openapi(),
         crate::open_data::Doc::openapi(),
         crate::explore::Doc::openapi(),
         crate::sta::Doc::openapi(),

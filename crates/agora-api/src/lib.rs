@@ -28,6 +28,7 @@ mod people;
 mod png;
 pub mod policy;
 mod privacy;
+mod proximity;
 mod query;
 pub mod rate_limit;
 mod services;
@@ -44,7 +45,7 @@ use agora_model::Clock;
 use agora_store::{Catalog, SeriesStore};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
@@ -185,6 +186,8 @@ pub struct AppState {
     pub schedules: Arc<dyn agora_store::schedules::ScheduleStore>,
     /// The lamps' days, computed once and kept (street lighting's figures).
     pub lighting: Arc<agora_query::services::lighting::Ledger>,
+    /// The communes' 15-minute city: imports and what they give.
+    pub proximity: Arc<agora_query::proximity::Proximity>,
     /// The open-data datasets operators define.
     pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
     /// NGSI-LD subscriptions and their notifier (absent: alerting off).
@@ -334,6 +337,20 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             "/api/explore/v2.1/catalog/datasets/{dataset_id}/exports/{format}",
             get(explore::export),
         )
+        // The decision makers: the 15-minute city.
+        .route("/api/v1/proximity/{commune}", get(proximity::summary))
+        .route("/api/v1/proximity/{commune}/squares", get(proximity::squares))
+        .route("/api/v1/proximity/{commune}/facilities", get(proximity::facilities))
+        .route("/api/v1/proximity/{commune}/gaps", get(proximity::gaps))
+        .route("/api/v1/proximity/{commune}/isochrone", get(proximity::isochrones))
+        .route("/api/v1/proximity/{commune}/what-if", get(proximity::what_if))
+        .route("/api/v1/proximity/{commune}/network", put(proximity::import_network))
+        .route(
+            "/api/v1/proximity/{commune}/facilities/{dataset}",
+            put(proximity::import_facilities),
+        )
+        .route("/api/v1/proximity/{commune}/population", put(proximity::import_population))
+        .route("/api/v1/proximity/{commune}/areas", put(proximity::import_areas))
         .route("/api/v1/lighting", get(services::lighting_overview))
         .route("/api/v1/lighting/maintenance", get(services::lighting_maintenance))
         .route("/api/v1/lighting/sun", get(services::sun))

@@ -22,6 +22,7 @@ pub mod group;
 pub mod heat;
 pub mod influxql;
 pub mod noise;
+pub mod proximity;
 pub mod regulatory;
 pub mod services;
 pub mod summary;

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod commerce;
+pub mod decisions;
 pub mod engine;
 mod error;
 pub mod format;

@@ -42,6 +42,60 @@ pub struct Config {
     pub open_data: OpenDataConfig,
     /// The departments' services: lighting tariff, bins' round, irrigation plans.
     pub services: ServicesConfig,
+    /// The 15-minute city: walking speed, limit, BPE codes to themes.
+    pub proximity: ProximityToml,
+}
+
+/// `[proximity]`: how walks are measured, and `[proximity.bpe]`: BPE codes or prefixes to themes,
+/// over the shipped mapping (`"D301" = { theme = "health", label = "pharmacie" }`, `"E" =
+/// "ignore"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProximityToml {
+    /// Walking speed, km/h.
+    pub speed_kmh: f64,
+    /// The limit, minutes.
+    pub limit_min: f64,
+    /// The isochrones' bands, minutes.
+    pub bands_min: Vec<f64>,
+    /// Farthest a square or facility may be from a street, metres.
+    pub attach_m: f64,
+    /// BPE codes or prefixes over the shipped mapping.
+    pub bpe: std::collections::BTreeMap<String, agora_proximity::facilities::Target>,
+}
+
+impl Default for ProximityToml {
+    fn default() -> Self {
+        let d = agora_proximity::access::Settings::default();
+        Self {
+            speed_kmh: d.speed_kmh,
+            limit_min: d.limit_min,
+            bands_min: d.bands_min,
+            attach_m: d.attach_m,
+            bpe: Default::default(),
+        }
+    }
+}
+
+impl ProximityToml {
+    /// The settings of walks.
+    pub fn settings(&self) -> agora_proximity::access::Settings {
+        agora_proximity::access::Settings {
+            speed_kmh: self.speed_kmh,
+            attach_m: self.attach_m,
+            limit_min: self.limit_min,
+            bands_min: self.bands_min.clone(),
+        }
+    }
+
+    /// The shipped BPE mapping with the configured codes over it.
+    pub fn mapping(&self) -> agora_proximity::facilities::Mapping {
+        let mut m = agora_proximity::facilities::Mapping::default();
+        for (k, v) in &self.bpe {
+            m.0.insert(k.clone(), v.clone());
+        }
+        m
+    }
 }
 
 /// `[services.lighting]`, `[services.bins]`, `[services.irrigation]`.
@@ -644,6 +698,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             open_data: OpenDataConfig::default(),
             services: ServicesConfig::default(),
+            proximity: ProximityToml::default(),
         }
     }
 }

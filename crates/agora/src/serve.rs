@@ -64,6 +64,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     let datasets = Arc::new(agora_store::opendata::SqliteDatasetStore::new(sqlite.pool()));
     let schedules: Arc<dyn agora_store::schedules::ScheduleStore> =
         Arc::new(agora_store::schedules::SqliteScheduleStore::new(sqlite.pool()));
+    let decisions: Arc<dyn agora_store::decisions::DecisionStore> =
+        Arc::new(agora_store::decisions::SqliteDecisionStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -146,8 +148,17 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         services.lighting.clone(),
         chrono_tz::Europe::Paris,
     ));
+    let proximity = Arc::new(
+        agora_query::proximity::Proximity::new(
+            decisions.clone(),
+            cfg.proximity.settings(),
+            cfg.proximity.mapping(),
+        )
+        .map_err(|e| anyhow::anyhow!("[proximity]: {e}"))?,
+    );
     let state = AppState {
         schedules: schedules.clone(),
+        proximity,
         catalog,
         store,
         pipeline,

@@ -50,6 +50,7 @@ fn migrator() -> Migrator {
                 include_str!("../../migrations/0014_ngsi_subscriptions.sql"),
             ),
             m(15, "service schedules", include_str!("../../migrations/0015_service_schedules.sql")),
+            m(16, "decision makers", include_str!("../../migrations/0016_decision_makers.sql")),
         ]),
         ..Migrator::DEFAULT
     }

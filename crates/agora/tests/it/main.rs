@@ -21,6 +21,7 @@ mod ngsi;
 mod open_data;
 mod people;
 mod permissions;
+mod proximity;
 mod query;
 mod recovery;
 mod services;

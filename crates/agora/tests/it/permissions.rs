@@ -349,6 +349,39 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         }
         // Lists filtered to what the caller may read.
         ("GET", "/api/v1/forecast/models" | "/api/v1/anomalies") => Call::new(route).untargeted(),
+        // The 15-minute city of the side's commune (in the path: targeted).
+        (
+            "GET",
+            "/api/v1/proximity/{commune}"
+            | "/api/v1/proximity/{commune}/squares"
+            | "/api/v1/proximity/{commune}/facilities",
+        ) => Call::new(route.replace("{commune}", s.commune)),
+        ("GET", "/api/v1/proximity/{commune}/gaps") => {
+            Call::new(format!("/api/v1/proximity/{}/gaps?theme=health", s.commune))
+        }
+        ("GET", "/api/v1/proximity/{commune}/isochrone" | "/api/v1/proximity/{commune}/what-if") => {
+            Call::new(format!(
+                "{}?theme=health&lon=5.45&lat=43.53",
+                route.replace("{commune}", s.commune)
+            ))
+        }
+        ("PUT", "/api/v1/proximity/{commune}/network") => {
+            Call::new(route.replace("{commune}", s.commune)).raw("<osm></osm>".into())
+        }
+        ("PUT", "/api/v1/proximity/{commune}/facilities/{dataset}") => Call::new(format!(
+            "/api/v1/proximity/{}/facilities/shops?format=csv",
+            s.commune
+        ))
+        .raw("theme,lon,lat\nhealth,5.45,43.53\n".into()),
+        ("PUT", "/api/v1/proximity/{commune}/population") => Call::new(format!(
+            "/api/v1/proximity/{}/population?format=csv",
+            s.commune
+        ))
+        .raw("lon,lat,weight\n5.45,43.53,10\n".into()),
+        ("PUT", "/api/v1/proximity/{commune}/areas") => {
+            Call::new(route.replace("{commune}", s.commune))
+                .raw(r#"{"type":"FeatureCollection","features":[]}"#.into())
+        }
         // The services' figures over the lamps, bins and sensors the caller sees.
         (
             "GET",
