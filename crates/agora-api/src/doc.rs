@@ -179,6 +179,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::forecast::Doc::openapi(),
         crate::services::Doc::openapi(),
         crate::proximity::Doc::openapi(),
+        crate::wellbeing::Doc::openapi(),
         crate::open_data::Doc::openapi(),
         crate::explore::Doc::openapi(),
         crate::sta::Doc::openapi(),

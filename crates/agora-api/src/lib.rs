@@ -36,6 +36,7 @@ pub mod session;
 mod sta;
 mod thingsboard;
 mod views;
+mod wellbeing;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -186,6 +187,8 @@ pub struct AppState {
     pub schedules: Arc<dyn agora_store::schedules::ScheduleStore>,
     /// The lamps' days, computed once and kept (street lighting's figures).
     pub lighting: Arc<agora_query::services::lighting::Ledger>,
+    /// The well-being index's measured indicators, month by month.
+    pub wellbeing: Arc<agora_query::wellbeing::Sources>,
     /// The communes' 15-minute city: imports and what they give.
     pub proximity: Arc<agora_query::proximity::Proximity>,
     /// The open-data datasets operators define.
@@ -338,6 +341,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             get(explore::export),
         )
         // The decision makers: the 15-minute city.
+        .route("/api/v1/wellbeing", get(wellbeing::index))
+        .route("/api/v1/wellbeing/history", get(wellbeing::history))
+        .route("/api/v1/wellbeing/sensitivity", get(wellbeing::sensitivity))
+        .route(
+            "/api/v1/wellbeing/definition",
+            get(wellbeing::get_definition).put(wellbeing::put_definition),
+        )
+        .route("/api/v1/wellbeing/surveys", get(wellbeing::surveys).post(wellbeing::import_surveys))
         .route("/api/v1/proximity/{commune}", get(proximity::summary))
         .route("/api/v1/proximity/{commune}/squares", get(proximity::squares))
         .route("/api/v1/proximity/{commune}/facilities", get(proximity::facilities))

@@ -182,19 +182,37 @@ fn score_with(
 }
 
 /// What moved a place's index between two periods: each dimension's contribution, its weight
-/// times its change (the contributions sum to the index's change when both periods have every
-/// dimension).
+/// (rescaled over the dimensions present) times its change, so that the contributions sum to the
+/// index's change. That holds only when both periods have an index and the same dimensions: when
+/// a dimension appears or disappears, the change is partly the coverage's, and no dimension's
+/// contribution is given (all `None`).
 pub fn contributions(
     def: &Definition,
     before: &Scored,
     after: &Scored,
 ) -> BTreeMap<String, Option<f64>> {
+    let present = |s: &Scored| -> Vec<bool> {
+        def.weights.keys().map(|d| s.dimensions.get(d).copied().flatten().is_some()).collect()
+    };
+    let comparable =
+        before.index.is_some() && after.index.is_some() && present(before) == present(after);
+    let total: f64 = def
+        .weights
+        .iter()
+        .filter(|(d, _)| after.dimensions.get(*d).copied().flatten().is_some())
+        .map(|(_, w)| w)
+        .sum();
     def.weights
         .iter()
         .map(|(d, w)| {
             let b = before.dimensions.get(d).copied().flatten();
             let a = after.dimensions.get(d).copied().flatten();
-            (d.clone(), a.zip(b).map(|(a, b)| w * (a - b)))
+            let c = match (comparable, a, b) {
+                (true, Some(a), Some(b)) if total > 0.0 => Some(w / total * (a - b)),
+                (true, None, None) => Some(0.0),
+                _ => None,
+            };
+            (d.clone(), c)
         })
         .collect()
 }
@@ -344,6 +362,13 @@ mod tests {
             (c.values().flatten().sum::<f64>() - (b.index.unwrap() - a.index.unwrap())).abs()
                 < 1e-12
         );
+        // With the footfall missing in both, the environment alone moves the index: its whole
+        // change, not 60 % of it. When a dimension appears, no contribution is made up.
+        let e2 = score(&d, &place(&[("no2", 30.0), ("lden", 55.0)]));
+        let c = contributions(&d, &e, &e2);
+        assert!((c["environment"].unwrap() - (e2.index.unwrap() - e.index.unwrap())).abs() < 1e-12);
+        assert_eq!(c["vitality"], Some(0.0));
+        assert!(contributions(&d, &e, &a).values().all(Option::is_none));
     }
 
     #[test]

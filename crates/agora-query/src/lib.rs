@@ -27,6 +27,7 @@ pub mod regulatory;
 pub mod services;
 pub mod summary;
 pub mod time;
+pub mod wellbeing;
 
 pub use buckets::Every;
 pub use error::{Error, Result};

@@ -156,9 +156,17 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         )
         .map_err(|e| anyhow::anyhow!("[proximity]: {e}"))?,
     );
+    let wellbeing = Arc::new(agora_query::wellbeing::Sources::new(
+        catalog.clone(),
+        store.clone(),
+        lighting.clone(),
+        services.bins.max_gap_s,
+        chrono_tz::Europe::Paris,
+    ));
     let state = AppState {
         schedules: schedules.clone(),
         proximity,
+        wellbeing,
         catalog,
         store,
         pipeline,

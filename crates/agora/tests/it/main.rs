@@ -31,3 +31,4 @@ mod sta;
 mod tokens;
 mod upgrade;
 mod web;
+mod wellbeing;

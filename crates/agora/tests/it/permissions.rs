@@ -349,6 +349,23 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
         }
         // Lists filtered to what the caller may read.
         ("GET", "/api/v1/forecast/models" | "/api/v1/anomalies") => Call::new(route).untargeted(),
+        // The well-being index over the places the caller sees.
+        (
+            "GET",
+            "/api/v1/wellbeing"
+            | "/api/v1/wellbeing/sensitivity"
+            | "/api/v1/wellbeing/definition"
+            | "/api/v1/wellbeing/surveys",
+        ) => Call::new(route).untargeted(),
+        ("GET", "/api/v1/wellbeing/history") => {
+            Call::new(format!("{route}?id={}", s.site)).untargeted()
+        }
+        ("PUT", "/api/v1/wellbeing/definition") => Call::new(route)
+            .json(json!({"definition": agora_query::wellbeing::DefinitionBody::default(),
+                "reason": "permissions test"}))
+            .untargeted(),
+        ("POST", "/api/v1/wellbeing/surveys") => Call::new(route)
+            .raw(format!("place,date,question,score\n{},2026-06-01,survey_satisfaction,7\n", s.site)),
         // The 15-minute city of the side's commune (in the path: targeted).
         (
             "GET",
