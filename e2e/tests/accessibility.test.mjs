@@ -51,6 +51,7 @@ async function audit(path, plant) {
 for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/supervision', '/supervision/fleet', '/supervision/forecasts',
   '/supervision/devices/noise-hdv-01', '/explorer', '/alerts', '/admin', '/commerce', '/login?lang=en',
   '/services/lighting', '/services/cleanliness', '/services/green-spaces',
+  '/decideurs', '/decideurs/fiche?level=commune&id=13001',
   '/open-data', '/open-data/datasets/qualite-air-horaire', '/open-data/datasets/lieux-equipes', '/open-data/api']) {
   test(`${path} passes the WCAG 2.1 AA rules of axe-core`, () => audit(path));
 }

@@ -317,6 +317,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/supervision", Page),
     ("GET", "/supervision/fleet", Page),
     ("GET", "/supervision/forecasts", Page),
+    ("GET", "/decideurs", Page),
+    ("GET", "/decideurs/fiche", Page),
     ("GET", "/services/lighting", Page),
     ("GET", "/services/cleanliness", Page),
     ("GET", "/services/green-spaces", Page),

@@ -63,8 +63,11 @@ fn month_of(s: &AppState, m: Option<&str>) -> ApiResult<NaiveDate> {
 }
 
 /// Each place's share of its neighbourhood's people within 15 minutes of all four themes (or of
-/// the people within 1 km when the commune has no neighbourhoods).
-async fn proximity_by_place(s: &AppState) -> ApiResult<BTreeMap<String, f64>> {
+/// the people within 1 km when the commune has no neighbourhoods), with the day its commune's
+/// data were last imported. The imports describe the city as it is (INSEE's yearly files describe
+/// the year before their release): the share counts for the months from 12 months before that day
+/// on, and is missing before — the index of an old month is not made of today's streets.
+async fn proximity_by_place(s: &AppState) -> ApiResult<BTreeMap<String, (f64, NaiveDate)>> {
     let mut out = BTreeMap::new();
     let sites = s.catalog.sites();
     let mut communes: Vec<String> = sites.iter().map(|x| x.commune.as_str().to_string()).collect();
@@ -75,6 +78,14 @@ async fn proximity_by_place(s: &AppState) -> ApiResult<BTreeMap<String, f64>> {
         if d.network.is_none() || d.squares.is_empty() {
             continue;
         }
+        let imported = d
+            .layers
+            .iter()
+            .filter(|l| l.layer != "areas")
+            .map(|l| l.imported_at)
+            .max()
+            .map(|t| t.to_datetime().date_naive())
+            .unwrap_or_default();
         let here: Vec<(String, f64, f64)> = sites
             .iter()
             .filter(|x| x.commune.as_str() == c)
@@ -98,7 +109,7 @@ async fn proximity_by_place(s: &AppState) -> ApiResult<BTreeMap<String, f64>> {
         })
         .await
         .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?;
-        out.extend(shares);
+        out.extend(shares.into_iter().map(|(id, v)| (id, (v, imported))));
     }
     Ok(out)
 }
@@ -116,7 +127,14 @@ async fn units_at(s: &AppState, level: &str, month: NaiveDate) -> ApiResult<Vec<
     let surveys = s.proximity.store().surveys().await?;
     let next = month.checked_add_months(chrono::Months::new(1)).unwrap_or(month);
     let at = wq::surveys_at(&surveys, next);
-    let prox = proximity_by_place(s).await?;
+    let prox: BTreeMap<String, f64> = proximity_by_place(s)
+        .await?
+        .into_iter()
+        .filter(|(_, (_, on))| {
+            on.checked_sub_months(chrono::Months::new(12)).is_some_and(|from| next > from)
+        })
+        .map(|(id, (v, _))| (id, v))
+        .collect();
     let values = wq::place_values(&this, &earlier, &at, &prox);
     let sites = s.catalog.sites();
     let communes: BTreeMap<String, String> =

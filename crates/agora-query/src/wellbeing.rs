@@ -7,7 +7,7 @@
 //! | `noise_lden` | environment | energetic mean of the days' Lden, dB(A) |
 //! | `heat_island_night` | environment | night heat-island intensity against the commune's coolest place, °C |
 //! | `footfall_index` | vitality | the month's mean daily footfall against the 12 months before (100 = as usual) |
-//! | `proximity_15min` | services | share of the neighbourhood's people within 15 minutes of all four themes |
+//! | `proximity_15min` | services | share of the neighbourhood's people within 15 minutes of all four themes (from 12 months before the last import on) |
 //! | `bins_overflow_hours` | cleanliness | hours a day a bin of the place is full (≥ 100 %) |
 //! | `lighting_fault_share` | cleanliness | share of lamp-days with a fault |
 //! | `survey_*` | perceived | the last survey result of the 12 months before the month's end |

@@ -29,6 +29,7 @@ static FILES: &[(&str, &str, &[u8])] = assets! {
     "js/place.js" => "application/javascript",
     "js/commerce.js" => "application/javascript",
     "js/services.js" => "application/javascript",
+    "js/decideurs.js" => "application/javascript",
     "js/opendata.js" => "application/javascript",
     "js/environment.js" => "application/javascript",
     "js/kiosk.js" => "application/javascript",

@@ -68,6 +68,8 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/supervision", get(pages::supervision))
         .route("/supervision/fleet", get(pages::fleet))
         .route("/supervision/forecasts", get(pages::forecasts))
+        .route("/decideurs", get(pages::decisions))
+        .route("/decideurs/fiche", get(pages::decisions_summary))
         .route("/services/lighting", get(pages::lighting))
         .route("/services/cleanliness", get(pages::cleanliness))
         .route("/services/green-spaces", get(pages::green_spaces))

@@ -163,6 +163,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
                 &t("nav.services"),
                 page.id.starts_with("services"),
             );
+            nav_link(&mut o, "/decideurs", &t("nav.decisions"), page.id.starts_with("decisions"));
             nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             if s.principal.grant.may(Action::ManagePeople) {
                 nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
@@ -701,6 +702,100 @@ pub(crate) async fn green_spaces(
     h: HeaderMap,
 ) -> Response {
     services_page("green-spaces", s, cfg, q, h).await
+}
+
+/// `GET /decideurs`: the decision makers' view — the well-being index per place, neighbourhood
+/// and commune with its dimensions, history, what moved it and how stable its ranks are; the
+/// communes compared; the 15-minute city's map, gaps and what-if tool. Everything is drawn by
+/// `decideurs.js` from the API, which computes and tests the figures.
+pub(crate) async fn decisions(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let path = "/decideurs";
+    let sess = match operator(&s, &h, path) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let section = |id: &str| {
+        format!(
+            "<section id=\"{id}-section\" aria-labelledby=\"{id}-title\"><h2 id=\"{id}-title\">{}</h2><div id=\"{id}\" aria-live=\"polite\"><p>{}</p></div></section>",
+            t(&format!("decisions.{id}")),
+            t("loading")
+        )
+    };
+    let body = format!(
+        "<article class=\"decisions\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<form id=\"pick\" class=\"explorer\"></form><div id=\"weights\" class=\"weights\"></div>\
+{index}{history}{stability}{communes}\
+<section id=\"proximity-section\" aria-labelledby=\"proximity-title\"><h2 id=\"proximity-title\">{prox}</h2>\
+<form id=\"prox-pick\" class=\"explorer\"></form><div id=\"prox-cards\" class=\"cards\"></div>\
+<div id=\"map\" class=\"services-map decisions-map\"></div><div id=\"legend\"></div>\
+<div id=\"proximity\" aria-live=\"polite\"><p>{loading}</p></div></section>\
+{gaps}{definition}</article>",
+        title = t("decisions.title"),
+        intro = t("decisions.intro"),
+        index = section("index"),
+        history = section("history"),
+        stability = section("stability"),
+        communes = section("communes"),
+        prox = t("decisions.proximity"),
+        loading = t("loading"),
+        gaps = section("gaps"),
+        definition = section("definition"),
+    );
+    let page = Page::new("decisions", lang.t("decisions.title").to_owned(), body)
+        .script("decideurs")
+        .map()
+        .data(json!({"view": "decisions", "today": today_in_paris(&s)}));
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), path, page)
+}
+
+/// Query of a printable summary.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SummaryQuery {
+    lang: Option<String>,
+    /// `place`, `neighbourhood` or `commune`.
+    level: Option<String>,
+    /// The unit's id.
+    id: Option<String>,
+    /// The month.
+    month: Option<String>,
+}
+
+/// `GET /decideurs/fiche`: a one-page summary of a place, neighbourhood or commune for a council
+/// meeting — its index, dimensions, year, what moved it, its 15-minute city — laid out to print
+/// on one A4 page.
+pub(crate) async fn decisions_summary(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<SummaryQuery>,
+    h: HeaderMap,
+) -> Response {
+    let path = "/decideurs/fiche";
+    let sess = match operator(&s, &h, path) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let pq = PageQuery { lang: q.lang.clone(), next: None, rotate: None, error: None };
+    let (lang, set) = lang_of(&pq, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"decisions summary-sheet\"><p class=\"no-print\"><a href=\"/decideurs\">{back}</a> · <button type=\"button\" id=\"print\">{print}</button></p>\
+<div id=\"sheet\" aria-live=\"polite\"><p>{loading}</p></div></article>",
+        back = t("decisions.back"),
+        print = t("decisions.print"),
+        loading = t("loading"),
+    );
+    let page = Page::new("decisions-summary", lang.t("decisions.sheet").to_owned(), body)
+        .script("decideurs")
+        .data(json!({"view": "sheet", "level": q.level.unwrap_or_else(|| "place".into()),
+            "id": q.id.unwrap_or_default(), "month": q.month, "today": today_in_paris(&s)}));
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), path, page)
 }
 
 /// `GET /admin`: people, their roles and sessions, tokens and communes, for those who manage

@@ -1331,6 +1331,38 @@ pub const PEOPLE: [(&str, &str, &str, &str, Option<&str>); 8] = [
 
 /// Make the demo's people (or give them new passwords when they exist): their emails, roles
 /// and passwords, to print at start as the admin token is.
+/// Survey results of the four places (satisfaction out of 10), ten months and two months ago.
+pub async fn seed_surveys(state: &AppState) -> anyhow::Result<()> {
+    let today = state.clock.now().to_datetime().date_naive();
+    let ago = |months: u32| {
+        today
+            .checked_sub_months(chrono::Months::new(months))
+            .unwrap_or(today)
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let scores = [
+        ("hotel-de-ville", 7.1, 7.4),
+        ("vallee-de-la-torse", 8.0, 8.2),
+        ("la-rotonde", 5.2, 5.9),
+        ("pole-culturel", 6.4, 6.1),
+    ];
+    let mut results = Vec::new();
+    for (place, before, after) in scores {
+        for (date, score, n) in [(ago(10), before, 180), (ago(2), after, 210)] {
+            results.push(agora_store::decisions::SurveyResult {
+                place: place.into(),
+                date,
+                question: "survey_satisfaction".into(),
+                score,
+                respondents: Some(n),
+            });
+        }
+    }
+    state.proximity.store().put_surveys(&results, "demo", state.clock.now()).await?;
+    Ok(())
+}
+
 pub async fn seed_people(state: &AppState) -> anyhow::Result<Vec<(String, String, String)>> {
     use agora_model::permissions::{Domain, Grant, Role, parse_tenant};
     let mut out = Vec::new();

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_fleet;
 pub mod config;
 pub mod demo;
+pub mod demo_city;
 pub mod forecasts;
 pub mod import;
 pub mod s3;

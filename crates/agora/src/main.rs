@@ -283,6 +283,16 @@ async fn main() -> anyhow::Result<()> {
                 report.elapsed.as_secs_f64(),
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
+            let town = agora::demo_city::import(&state, &agora::demo_city::demo_spec())
+                .await
+                .context("demo 15-minute city")?;
+            agora::demo::seed_surveys(&state).await.context("demo surveys")?;
+            let town: Vec<String> =
+                town.iter().map(|(c, n)| format!("{c}: {n} facilities")).collect();
+            say!(
+                "demo 15-minute city: streets, population, neighbourhoods and facilities ({}); see /decideurs",
+                town.join(", ")
+            );
             let people = agora::demo::seed_people(&state).await.context("demo people")?;
             say!("demo people (email / role / password, new at each start; log in at /login):");
             for (email, role, password) in &people {
