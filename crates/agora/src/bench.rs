@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// 1,000 lamps (15 minutes) and 300 bins (hourly).
     #[arg(long)]
     pub only_services: bool,
+    /// Run only the decision makers' figures: the 15-minute city of a synthetic commune the size of
+    /// Aix-en-Provence (15,000 street segments, 1,900 facilities, 4,500 squares of 200 m) and the
+    /// well-being index of 100 places over 12 months.
+    #[arg(long)]
+    pub only_decisions: bool,
     /// Run only the forecasts: backtest and forecast every forecastable series of the demo city
     /// (30 days), and print the accuracy table.
     #[arg(long)]
@@ -170,6 +175,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.only_forecast {
         bench_forecast(&dir).await?;
+        std::fs::remove_dir_all(&dir).ok();
+        return Ok(());
+    }
+    if args.only_decisions {
+        bench_decisions()?;
         std::fs::remove_dir_all(&dir).ok();
         return Ok(());
     }
@@ -787,6 +797,142 @@ async fn bench_commerce(dir: &std::path::Path) -> anyhow::Result<()> {
 /// The services over a year of the demo city: the lighting view of every lamp (computing the
 /// year's lamp-days the first time, then from them), faults, a scenario; every bin's time to
 /// full; a round of 200 bins.
+/// The decision makers' figures (pure computations, no server): see `BenchArgs::only_decisions`.
+fn bench_decisions() -> anyhow::Result<()> {
+    use agora_proximity::access::{Selector, Settings, Study};
+    use agora_proximity::facilities::Theme;
+    let spec = crate::demo_city::CitySpec {
+        centre: (5.4474, 43.5290),
+        side: 87,
+        spacing_m: 155.0,
+        facilities: 2_250,
+        seed: 13001,
+        communes: vec![("13001".into(), -180.0)],
+    };
+    let t = Instant::now();
+    let files = spec.build();
+    row(
+        "synthetic commune written (OSM XML, BPE, Filosofi)",
+        format!("{:.2} s", t.elapsed().as_secs_f64()),
+        "—",
+    );
+    let t = Instant::now();
+    let (net, _) = agora_proximity::osm::read(&files.osm_xml)?;
+    row(
+        &format!(
+            "OSM XML read ({:.1} MB) into the walking network",
+            files.osm_xml.len() as f64 / 1e6
+        ),
+        format!("{:.2} s", t.elapsed().as_secs_f64()),
+        "—",
+    );
+    let facilities =
+        agora_proximity::facilities::read_bpe(files.bpe_csv.as_bytes(), &Default::default())?
+            .facilities;
+    let squares = agora_proximity::population::read_filosofi(files.filosofi_csv.as_bytes())?;
+    row(
+        "street segments / facilities / populated squares",
+        format!("{} / {} / {}", net.segments(), facilities.len(), squares.len()),
+        "15,000 / 1,900 / 4,500",
+    );
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
+    let mut runs = Vec::new();
+    let mut within = 0.0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let study = Study::new(&net, &facilities, &squares, Settings::default())?;
+        let access = study.squares();
+        runs.push(t.elapsed());
+        within = study.shares(|_, _| true).all_themes;
+        anyhow::ensure!(access.len() == squares.len());
+    }
+    row(
+        &format!(
+            "accessibility of every square to every theme (all four within 15 min: {:.0} %)",
+            100.0 * within
+        ),
+        ms(median(runs)),
+        "≤ 2 s",
+    );
+    let study = Study::new(&net, &facilities, &squares, Settings::default())?;
+    let field = study.field(&Selector::Kind("pharmacie".into()));
+    let (w, s, e, n) = net.bbox();
+    let mut alone = Vec::new();
+    let mut whole = Vec::new();
+    let mut gained = 0.0;
+    for k in 0..21 {
+        let (fx, fy) = ((k as f64 * 0.618_034) % 1.0, (k as f64 * 0.414_214) % 1.0);
+        let (lon, lat) = (w + (e - w) * fx, s + (n - s) * fy);
+        let t = Instant::now();
+        let r = study.what_if(&field, lon, lat);
+        alone.push(t.elapsed());
+        gained += r.population_gained;
+        // As the API answers it: the study and the kind's field made anew, then the what-if.
+        let t = Instant::now();
+        let again = Study::new(&net, &facilities, &squares, Settings::default())?;
+        let f = again.field(&Selector::Kind("pharmacie".into()));
+        let _ = again.what_if(&f, lon, lat);
+        whole.push(t.elapsed());
+    }
+    row(
+        &format!("one what-if: a pharmacy added (21 points, {:.0} people gained in all)", gained),
+        ms(median(alone)),
+        "≤ 300 ms",
+    );
+    row("one what-if as the API answers it (study + field + what-if)", ms(median(whole)), "—");
+    let t = Instant::now();
+    let gaps = study.gaps(study.theme(Theme::Health));
+    row(&format!("gaps of one theme ({} groups)", gaps.len()), ms(t.elapsed()), "—");
+
+    // The well-being index: 100 places × 12 months, every indicator.
+    let body = agora_query::wellbeing::DefinitionBody::default();
+    let def = body.definition()?;
+    let units: Vec<Vec<agora_query::wellbeing::Unit>> = (0..12)
+        .map(|m| {
+            (0..100)
+                .map(|p| {
+                    let v = |i: usize| {
+                        let ind = &body.indicators[i];
+                        let u = ((p * 31 + m * 17 + i * 7) % 97) as f64 / 97.0;
+                        (ind.id.clone(), ind.min + (ind.max - ind.min) * u)
+                    };
+                    agora_query::wellbeing::Unit {
+                        id: format!("place-{p}"),
+                        name: format!("Place {p}"),
+                        commune: "13001".into(),
+                        places: vec![format!("place-{p}")],
+                        values: (0..body.indicators.len()).map(v).collect(),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let mut runs = Vec::new();
+    for _ in 0..7 {
+        let months = units.clone();
+        let t = Instant::now();
+        let scored: usize = months
+            .into_iter()
+            .map(|u| {
+                agora_query::wellbeing::score(&def, u).iter().filter(|s| s.index.is_some()).count()
+            })
+            .sum();
+        runs.push(t.elapsed());
+        anyhow::ensure!(scored == 1200);
+    }
+    row(
+        "well-being index, 100 places × 12 months",
+        format!("{:.2} ms", median(runs).as_secs_f64() * 1e3),
+        "≤ 200 ms",
+    );
+    let values: Vec<std::collections::BTreeMap<String, f64>> =
+        units[0].iter().map(|u| u.values.clone()).collect();
+    let t = Instant::now();
+    let _ = agora_indicators::wellbeing::stability(&def, &values, 200);
+    row("rank stability, 100 places, 200 random weightings", ms(t.elapsed()), "—");
+    Ok(())
+}
+
 async fn bench_services(dir: &std::path::Path) -> anyhow::Result<()> {
     const TOKEN: &str = "bench-services-admin-token-0123456789";
     let mut config = Config {

@@ -988,4 +988,30 @@ mod tests {
         bad.issuer = "sso.example".into();
         assert!(bad.settings().unwrap_err().to_string().contains("issuer must be an http(s) URL"));
     }
+
+    #[test]
+    fn the_bpe_mapping_of_agora_toml_goes_over_the_shipped_one() {
+        use agora_proximity::facilities::{Target, Theme};
+        let c: Config = toml::from_str(
+            "[proximity]\nspeed_kmh = 4.0\n[proximity.bpe]\n\"E107\" = { theme = \"social\", label = \"gare\" }\n\"D301\" = \"ignore\"\n",
+        )
+        .unwrap();
+        let m = c.proximity.mapping();
+        assert_eq!(
+            m.target("E107").map(|(k, t)| (k, t.clone())),
+            Some(("E107", Target::Theme { theme: Theme::Social, label: Some("gare".into()) }))
+        );
+        assert!(matches!(m.target("D301"), Some((_, Target::Ignored(_)))));
+        // The shipped codes are still there.
+        assert!(matches!(
+            m.target("B203"),
+            Some((_, Target::Theme { theme: Theme::Commerce, .. }))
+        ));
+        assert_eq!(c.proximity.settings().speed_kmh, 4.0);
+        assert!(
+            toml::from_str::<Config>("[proximity.bpe]\n\"D301\" = { theme = \"sport\" }").is_err()
+        );
+        let slow = ProximityToml { speed_kmh: -1.0, ..Default::default() };
+        assert!(slow.settings().check().unwrap_err().to_string().contains("walking speed"));
+    }
 }
