@@ -285,9 +285,7 @@ async fn asked(s: &AppState, id: &str, raw: Option<String>) -> Result<Asked> {
 }
 
 async fn records_of(s: &AppState, d: &Dataset) -> Result<Records> {
-    Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now())
-        .await
-        .map_err(ExploreError::internal)
+    crate::open_data::dataset_records(s, d).await.map_err(ExploreError::internal)
 }
 
 /// The query of the parameters, with `refine` and `exclude` turned into conditions.

@@ -51,6 +51,7 @@ use axum::routing::{delete, get, patch, post, put};
 pub use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
 pub use open_data::base_url as open_data_base_url;
+pub use open_data::dataset_records;
 pub use session::Sessions;
 
 /// HTTP settings.

@@ -181,7 +181,7 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
     let communes = s.catalog.communes();
     let mut entries = Vec::new();
     for d in s.datasets.list().await.map_err(refuse)?.into_iter().filter(|d| d.published) {
-        let rec = Records::open(&d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await?;
+        let rec = dataset_records(s, &d).await?;
         let temporal = rec.range().map(|r| (r.from, r.to));
         let here: Vec<_> = sites
             .iter()
@@ -309,3 +309,21 @@ pub(crate) async fn dcat_rdf(State(s): State<AppState>, headers: HeaderMap) -> A
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(list, get_one, create, replace, delete, dcat, dcat_ttl, dcat_jsonld, dcat_rdf))]
 pub(crate) struct Doc;
+
+/// A dataset's records: read from the store, or computed from the well-being index and the
+/// 15-minute city for those kinds.
+pub async fn dataset_records(
+    s: &AppState,
+    d: &agora_store::opendata::Dataset,
+) -> crate::error::ApiResult<Records> {
+    use agora_store::opendata::DatasetKind;
+    match d.kind {
+        DatasetKind::Wellbeing => {
+            Ok(Records::computed(d, crate::wellbeing::open_data_rows(s, d).await?))
+        }
+        DatasetKind::Accessibility => {
+            Ok(Records::computed(d, crate::proximity::open_data_rows(s, d).await?))
+        }
+        _ => Ok(Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await?),
+    }
+}

@@ -142,6 +142,44 @@ pub(crate) async fn summary(Scoped(s): Scoped, Path(insee): Path<String>) -> Api
     .into_response())
 }
 
+/// The records of a published accessibility dataset: every square of its commune.
+pub(crate) async fn open_data_rows(
+    s: &AppState,
+    d: &agora_store::opendata::Dataset,
+) -> ApiResult<Vec<agora_opendata::odsql::Row>> {
+    use agora_opendata::odsql::V;
+    let Some(insee) = d.commune.clone() else { return Ok(Vec::new()) };
+    let data = s.proximity.data(&insee).await?;
+    let settings = s.proximity.settings.clone();
+    tokio::task::spawn_blocking(move || -> ApiResult<Vec<agora_opendata::odsql::Row>> {
+        let Ok(study) = data.study(&settings) else { return Ok(Vec::new()) };
+        Ok(study
+            .squares()
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let sq = &data.squares[i];
+                let m = |t: Theme| a.minutes.get(&t).map_or(V::Null, |v| V::Num(round(*v, 1)));
+                vec![
+                    V::text(a.id.as_str()),
+                    V::text(insee.as_str()),
+                    data.square_area[i].map_or(V::Null, |k| V::text(data.areas[k].code.as_str())),
+                    V::Geo(round(sq.lat, 6), round(sq.lon, 6)),
+                    V::Num(round(a.population, 1)),
+                    m(Theme::Commerce),
+                    m(Theme::Health),
+                    m(Theme::Social),
+                    m(Theme::Leisure),
+                    V::Num(f64::from(a.themes_within)),
+                    V::text(if a.off_network { "oui" } else { "non" }),
+                ]
+            })
+            .collect())
+    })
+    .await
+    .map_err(joined)?
+}
+
 /// The answer's format.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

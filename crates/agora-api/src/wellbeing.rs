@@ -149,6 +149,59 @@ async fn units_at(s: &AppState, level: &str, month: NaiveDate) -> ApiResult<Vec<
     Ok(wq::units(level, &sites, &communes, &areas, &values)?)
 }
 
+/// The records of a published well-being dataset: every place of its scope, for each of the 12
+/// months before the current one, with the definition in force.
+pub(crate) async fn open_data_rows(
+    s: &AppState,
+    d: &agora_store::opendata::Dataset,
+) -> ApiResult<Vec<agora_opendata::odsql::Row>> {
+    use agora_opendata::odsql::V;
+    let (version, body) = definition(s, None).await?;
+    let def = body.definition()?;
+    let last = last_month(s);
+    let sites = s.catalog.sites();
+    let mut rows = Vec::new();
+    for back in (0..12).rev() {
+        let Some(month) = last.checked_sub_months(chrono::Months::new(back)) else { continue };
+        let units = units_at(s, "place", month).await?;
+        for u in wq::score(&def, units) {
+            let Some(site) = sites.iter().find(|x| x.id.as_str() == u.unit.id) else { continue };
+            if d.commune.as_deref().is_some_and(|c| c != site.commune.as_str())
+                || d.site.as_deref().is_some_and(|x| x != site.id.as_str())
+            {
+                continue;
+            }
+            let num = |v: Option<f64>| v.map_or(V::Null, |x| V::Num((x * 100.0).round() / 100.0));
+            let commune_name = s
+                .catalog
+                .communes()
+                .into_iter()
+                .find(|c| c.insee == site.commune)
+                .map_or(V::Null, |c| V::text(c.name));
+            let mut row = vec![
+                V::text(month.format("%Y-%m").to_string()),
+                V::text(site.id.as_str()),
+                V::text(site.name.as_str()),
+                V::text(site.commune.as_str()),
+                commune_name,
+                match (site.lat, site.lon) {
+                    (Some(a), Some(b)) => V::Geo(a, b),
+                    _ => V::Null,
+                },
+                num(u.index),
+            ];
+            for k in ["environment", "vitality", "services", "cleanliness", "perceived"] {
+                row.push(num(u.dimensions.get(k).copied().flatten()));
+            }
+            row.push(num(Some(u.weight_coverage)));
+            row.push(V::text(u.missing.join(", ")));
+            row.push(V::Num(version as f64));
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 /// Query of the index.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -192,8 +192,16 @@ pub fn check(d: &Dataset, catalog: &dyn Catalog) -> Result<(), String> {
         DatasetKind::Measurements if equipment => {
             return Err("theme equipment is for the places and devices catalogues".into());
         }
-        DatasetKind::Places | DatasetKind::Devices if !equipment => {
+        DatasetKind::Places
+        | DatasetKind::Devices
+        | DatasetKind::Wellbeing
+        | DatasetKind::Accessibility
+            if !equipment =>
+        {
             return Err(format!("kind {:?} takes theme equipment", d.kind));
+        }
+        DatasetKind::Accessibility if d.commune.is_none() || d.site.is_some() => {
+            return Err("an accessibility dataset is one commune's (commune, no place)".into());
         }
         _ => {}
     }
@@ -249,7 +257,100 @@ pub fn fields(d: &Dataset) -> Vec<Field> {
         field("commune", "Code INSEE", Text, "Code INSEE de la commune", true),
         field("commune_name", "Commune", Text, "Nom de la commune", true),
     ];
+    let double = |name: &str, label: &str, description: &str| Field {
+        name: name.into(),
+        label: label.into(),
+        ftype: FieldType::Double,
+        description: Some(description.into()),
+        unit: None,
+        facet: false,
+    };
     match d.kind {
+        DatasetKind::Wellbeing => {
+            let mut f = vec![field("period", "Mois", Text, "Mois (AAAA-MM, heure de Paris)", true)];
+            f.extend(place.iter().cloned());
+            f.push(field("geo_point_2d", "Position", GeoPoint, "Centre du lieu (WGS 84)", false));
+            f.push(double(
+                "index",
+                "Indice de bien-être",
+                "Indice sur 100 (méthode OCDE), vide sous la couverture minimale",
+            ));
+            for (k, label) in [
+                ("environment", "Environnement"),
+                ("vitality", "Vitalité urbaine"),
+                ("services", "Services et proximité"),
+                ("cleanliness", "Propreté et éclairage"),
+                ("perceived", "Bien-être perçu"),
+            ] {
+                f.push(double(
+                    k,
+                    label,
+                    &format!("Dimension « {label} » sur 100, vide sans indicateur mesuré"),
+                ));
+            }
+            f.push(double(
+                "weight_coverage",
+                "Couverture",
+                "Part des poids dont la dimension est mesurée (0 à 1)",
+            ));
+            f.push(field(
+                "missing",
+                "Indicateurs manquants",
+                Text,
+                "Indicateurs sans valeur ce mois, séparés par des virgules",
+                false,
+            ));
+            f.push(field(
+                "definition_version",
+                "Version de la définition",
+                Int,
+                "Version des indicateurs, plages et poids (0 : livrée)",
+                false,
+            ));
+            f
+        }
+        DatasetKind::Accessibility => {
+            let mut f = vec![
+                field(
+                    "square_id",
+                    "Carreau",
+                    Text,
+                    "Identifiant INSEE du carreau de 200 m (ou de l'adresse)",
+                    false,
+                ),
+                field("commune", "Code INSEE", Text, "Code INSEE de la commune", true),
+                field("neighbourhood", "Quartier", Text, "Code du quartier importé", true),
+                field("geo_point_2d", "Position", GeoPoint, "Centre du carreau (WGS 84)", false),
+                double(
+                    "population",
+                    "Population",
+                    "Habitants estimés (Filosofi) ou poids de l'adresse",
+                ),
+            ];
+            for (k, label) in [
+                ("commerce_min", "Commerces"),
+                ("health_min", "Santé"),
+                ("social_min", "Équipements sociaux"),
+                ("leisure_min", "Loisirs"),
+            ] {
+                f.push(double(k, &format!("{label} (min)"), &format!("Minutes à pied jusqu'à l'équipement « {label} » le plus proche, vide si aucun n'est joignable")));
+            }
+            f.push(field(
+                "themes_within",
+                "Thèmes à 15 min",
+                Int,
+                "Nombre de thèmes à moins de la limite (0 à 4)",
+                true,
+            ));
+            f.push(field(
+                "off_network",
+                "Hors réseau",
+                Text,
+                "oui : trop loin des rues pour que l'accès soit connu",
+                true,
+            ));
+            f
+        }
         DatasetKind::Places => {
             let mut f = vec![field("site_id", "Identifiant", Text, "Identifiant du lieu", false)];
             f.push(field("name", "Nom", Text, "Nom du lieu", false));
@@ -334,6 +435,7 @@ pub fn fields(d: &Dataset) -> Vec<Field> {
 /// How often a dataset changes, as DCAT's frequency vocabulary names it.
 pub fn frequency(d: &Dataset) -> &'static str {
     match (d.kind, d.resolution) {
+        (DatasetKind::Wellbeing, _) => "MONTHLY",
         (DatasetKind::Measurements, Resolution::Raw | Resolution::QuarterHour) => "CONT",
         (DatasetKind::Measurements, Resolution::Hourly) => "HOURLY",
         (DatasetKind::Measurements, Resolution::Daily) => "DAILY",

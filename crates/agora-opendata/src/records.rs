@@ -108,6 +108,9 @@ impl Records {
             _ => V::Null,
         };
         let source = match d.kind {
+            // Computed from the well-being index and the 15-minute city by the API
+            // (`Records::computed`): nothing to read here.
+            DatasetKind::Wellbeing | DatasetKind::Accessibility => Source::Static(Vec::new()),
             DatasetKind::Places => {
                 let mut rows = Vec::new();
                 for s in &sites {
@@ -210,6 +213,12 @@ impl Records {
             }
         };
         Ok(Records { dataset: d.clone(), fields, source })
+    }
+
+    /// The records of a dataset computed elsewhere (the well-being index, the 15-minute city),
+    /// each row in the order of its fields.
+    pub fn computed(d: &Dataset, rows: Vec<Vec<V>>) -> Self {
+        Records { dataset: d.clone(), fields: fields(d), source: Source::Static(rows) }
     }
 
     /// The buckets of the dataset's resolution (`None`: raw readings).
@@ -370,7 +379,10 @@ impl Records {
             _ => String::new(),
         };
         match self.dataset.kind {
-            DatasetKind::Places | DatasetKind::Devices => text(&row[0]),
+            DatasetKind::Places | DatasetKind::Devices | DatasetKind::Accessibility => {
+                text(&row[0])
+            }
+            DatasetKind::Wellbeing => format!("{}@{}", text(&row[1]), text(&row[0])),
             DatasetKind::Measurements => {
                 let V::Time(t) = row[0] else { return String::new() };
                 format!("{}@{}", text(&row[1]), record_time(t, self.dataset.resolution))

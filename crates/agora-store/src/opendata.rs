@@ -22,6 +22,12 @@ pub enum DatasetKind {
     Places,
     /// One record per device: kind, place, position, what it measures (never its internals).
     Devices,
+    /// One record per place and month: the well-being index, its dimensions, the share of the
+    /// weights measured and the definition's version.
+    Wellbeing,
+    /// One record per populated square (or address) of the 15-minute city: its population and
+    /// the walk to the nearest facility of each theme.
+    Accessibility,
 }
 
 /// A theme: which devices and properties a measurements dataset covers.

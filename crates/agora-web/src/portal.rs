@@ -11,7 +11,6 @@ use agora_api::policy::Scoped;
 use agora_opendata::dataset::{LICENCES, fields, frequency};
 use agora_opendata::explore;
 use agora_opendata::odsql::Query as OdsQuery;
-use agora_opendata::records::Records;
 use agora_store::opendata::{Dataset, DatasetKind, Theme};
 use axum::extract::{Extension, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
@@ -269,8 +268,7 @@ pub(crate) async fn dataset(
         Ok(Some(d)) if d.published => d,
         _ => return (StatusCode::NOT_FOUND, lang.t("od.unknown").to_owned()).into_response(),
     };
-    let Ok(rec) = Records::open(&d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await
-    else {
+    let Ok(rec) = agora_api::dataset_records(&s, &d).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, lang.t("od.unavailable").to_owned())
             .into_response();
     };

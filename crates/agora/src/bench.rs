@@ -804,7 +804,7 @@ fn bench_decisions() -> anyhow::Result<()> {
     let spec = crate::demo_city::CitySpec {
         centre: (5.4474, 43.5290),
         side: 87,
-        spacing_m: 155.0,
+        spacing_m: 172.0,
         facilities: 2_250,
         seed: 13001,
         communes: vec![("13001".into(), -180.0)],
@@ -835,7 +835,7 @@ fn bench_decisions() -> anyhow::Result<()> {
         format!("{} / {} / {}", net.segments(), facilities.len(), squares.len()),
         "15,000 / 1,900 / 4,500",
     );
-    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1e3);
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     let mut runs = Vec::new();
     let mut within = 0.0;
     for _ in 0..5 {

@@ -371,6 +371,8 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
         let kind = match id {
             "lieux-equipes" => DatasetKind::Places,
             "capteurs" => DatasetKind::Devices,
+            "indice-bien-etre" => DatasetKind::Wellbeing,
+            "ville-quart-heure-aix" => DatasetKind::Accessibility,
             _ => DatasetKind::Measurements,
         };
         Dataset {
@@ -485,6 +487,24 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
         ),
     ];
     sets[1].site = Some("hotel-de-ville".into());
+    sets.push(d(
+        "indice-bien-etre",
+        Theme::Equipment,
+        Daily,
+        "Indice de bien-être des lieux — par mois",
+        "L'indice de bien-être de chaque lieu équipé, mois par mois, sur 100, et ses dimensions (environnement, vitalité urbaine, services et proximité, propreté et éclairage, bien-être perçu), construit selon la méthode de l'OCDE ; la couverture des poids mesurés et la version de la définition (indicateurs, plages, poids) avec laquelle il est calculé. Un indicateur manquant n'est jamais compté comme zéro.",
+        &["bien-être", "indicateur composite", "OCDE", "qualité de vie"],
+    ));
+    let mut access = d(
+        "ville-quart-heure-aix",
+        Theme::Equipment,
+        Daily,
+        "Ville du quart d'heure — Aix-en-Provence, carreaux de 200 m",
+        "Pour chaque carreau habité de 200 m (INSEE, Filosofi), sa population et le temps de marche (4,5 km/h, sur le réseau piéton OpenStreetMap) jusqu'à l'équipement le plus proche de chaque thème : commerces, santé, équipements sociaux, loisirs (Base permanente des équipements).",
+        &["ville du quart d'heure", "accessibilité", "équipements", "marche à pied"],
+    );
+    access.commune = Some("13001".into());
+    sets.push(access);
     let mut draft = d(
         "qualite-air-quart-heure",
         Theme::Air,

@@ -276,6 +276,18 @@ async fn main() -> anyhow::Result<()> {
             });
             let state = server.state.clone();
             let report = demo.seed_and_backfill(&state).await.context("demo backfill failed")?;
+            // The 15-minute city and the surveys before saying the city is ready: readers of the
+            // open data may start then.
+            let town = agora::demo_city::import(&state, &agora::demo_city::demo_spec())
+                .await
+                .context("demo 15-minute city")?;
+            agora::demo::seed_surveys(&state).await.context("demo surveys")?;
+            let town: Vec<String> =
+                town.iter().map(|(c, n)| format!("{c}: {n} facilities")).collect();
+            let town_line = format!(
+                "demo 15-minute city: streets, population, neighbourhoods and facilities ({}); see /decideurs",
+                town.join(", ")
+            );
             say!(
                 "demo city ready: {} devices, {} points of history in {:.1} s ({:.0} points/s)",
                 report.devices,
@@ -283,16 +295,7 @@ async fn main() -> anyhow::Result<()> {
                 report.elapsed.as_secs_f64(),
                 report.points as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
-            let town = agora::demo_city::import(&state, &agora::demo_city::demo_spec())
-                .await
-                .context("demo 15-minute city")?;
-            agora::demo::seed_surveys(&state).await.context("demo surveys")?;
-            let town: Vec<String> =
-                town.iter().map(|(c, n)| format!("{c}: {n} facilities")).collect();
-            say!(
-                "demo 15-minute city: streets, population, neighbourhoods and facilities ({}); see /decideurs",
-                town.join(", ")
-            );
+            say!("{town_line}");
             let people = agora::demo::seed_people(&state).await.context("demo people")?;
             say!("demo people (email / role / password, new at each start; log in at /login):");
             for (email, role, password) in &people {

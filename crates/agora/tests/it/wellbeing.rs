@@ -110,6 +110,25 @@ async fn the_index_its_versions_history_and_ranks_worked_by_hand() {
     assert_eq!(versions["versions"][0]["reason"], "pilot: few sensors yet");
     assert!(versions["versions"][0]["changed_by"].as_str().unwrap().starts_with("token:"));
 
+    // Published as open data: one record per place and month, the index of the version in force.
+    let ds = json!({"id": "bien-etre", "kind": "wellbeing", "theme": "equipment",
+        "title": "Indice de bien-être", "description": "Par lieu et par mois", "published": true});
+    let r =
+        app.post("/api/v1/open-data/datasets").bearer_auth(ADMIN).json(&ds).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let rec = app
+        .get_json("/api/explore/v2.1/catalog/datasets/bien-etre/records?where=period%3D%222026-06%22&order_by=index%20desc")
+        .await;
+    // The test server's own Hôtel de Ville has no data: there, with no index, not left out.
+    assert_eq!(rec["total_count"], 3, "{rec}");
+    assert!(rec["results"][2]["index"].is_null());
+    assert_eq!(rec["results"][0]["site_id"], "place-a");
+    close(&rec["results"][0]["index"], 75.0);
+    close(&rec["results"][0]["perceived"], 80.0);
+    assert_eq!(rec["results"][0]["definition_version"], 1);
+    let all = app.get_json("/api/explore/v2.1/catalog/datasets/bien-etre/records?limit=0").await;
+    assert_eq!(all["total_count"], 36, "three places × 12 months");
+
     // History: May 62.5, June 75.0; the perceived dimension made all of the 12.5 points.
     let h = app.get_json("/api/v1/wellbeing/history?id=place-a&from=2026-05&to=2026-06").await;
     close(&h["months"][0]["index"], 62.5);
