@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::{column, columns, reader, refuse};
 use crate::project::lambert93_to_wgs84;
 use crate::{Error, Result};
 
@@ -248,18 +249,6 @@ pub struct FacilityImport {
     pub not_located: usize,
 }
 
-/// At most this many faults are named in an error.
-const NAMED: usize = 10;
-
-fn refuse(what: &str, faults: Vec<String>) -> Error {
-    let n = faults.len();
-    let mut listed: Vec<String> = faults.into_iter().take(NAMED).collect();
-    if n > NAMED {
-        listed.push(format!("and {} more", n - NAMED));
-    }
-    Error::invalid(format!("{what}: nothing imported, {n} faults: {}", listed.join("; ")))
-}
-
 fn position(lon: f64, lat: f64) -> std::result::Result<(f64, f64), String> {
     if lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0 {
         Ok((lon, lat))
@@ -268,34 +257,11 @@ fn position(lon: f64, lat: f64) -> std::result::Result<(f64, f64), String> {
     }
 }
 
-fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let semi = first.iter().filter(|b| **b == b';').count();
-    let comma = first.iter().filter(|b| **b == b',').count();
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-    csv::ReaderBuilder::new()
-        .delimiter(if semi > comma { b';' } else { b',' })
-        .flexible(false)
-        .from_reader(bytes)
-}
-
-fn columns(headers: &csv::StringRecord) -> BTreeMap<String, usize> {
-    headers.iter().enumerate().map(|(i, h)| (h.trim().to_lowercase(), i)).collect()
-}
-
-fn column(cols: &BTreeMap<String, usize>, names: &[&str]) -> Option<usize> {
-    names.iter().find_map(|n| cols.get(*n).copied())
-}
-
 /// Reads INSEE's BPE CSV (`;`-separated; `TYPEQU`, `DEPCOM`, and `LONGITUDE`/`LATITUDE` or
 /// `LAMBERT_X`/`LAMBERT_Y` in Lambert-93; `NOMRS` as the name when present).
 pub fn read_bpe(bytes: &[u8], mapping: &Mapping) -> Result<FacilityImport> {
     let mut rdr = reader(bytes);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::invalid(format!("BPE: the header line is unreadable: {e}")))?
-        .clone();
-    let cols = columns(&headers);
+    let cols = columns(&mut rdr, "BPE")?;
     let typ = column(&cols, &["typequ"]).ok_or_else(|| {
         Error::invalid("BPE: no TYPEQU column: is it INSEE's Base permanente des équipements?")
     })?;
@@ -390,11 +356,7 @@ pub fn read_bpe(bytes: &[u8], mapping: &Mapping) -> Result<FacilityImport> {
 /// names), `lon`/`longitude`, `lat`/`latitude`; optional `kind`, `name`, `id`, `commune`.
 pub fn read_csv(bytes: &[u8]) -> Result<FacilityImport> {
     let mut rdr = reader(bytes);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::invalid(format!("facilities CSV: the header line is unreadable: {e}")))?
-        .clone();
-    let cols = columns(&headers);
+    let cols = columns(&mut rdr, "facilities CSV")?;
     let need = |names: &[&str], what: &str| {
         column(&cols, names)
             .ok_or_else(|| Error::invalid(format!("facilities CSV: no {what} column")))

@@ -19,6 +19,7 @@
 pub mod access;
 mod error;
 pub mod facilities;
+mod files;
 pub mod network;
 pub mod osm;
 pub mod population;

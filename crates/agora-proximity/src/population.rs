@@ -4,10 +4,9 @@
 //! and the neighbourhoods they are counted in (a GeoJSON of polygons, IRIS or the city's own
 //! quarters). Every file is read whole before anything is returned: one bad line refuses it.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+use crate::files::{column, columns, reader, refuse};
 use crate::project::laea_to_wgs84;
 use crate::{Error, Result};
 
@@ -46,30 +45,6 @@ pub fn square_id_at(lon: f64, lat: f64) -> String {
     format!("CRS3035RES200mN{n:.0}E{e:.0}")
 }
 
-fn refuse(what: &str, faults: Vec<String>) -> Error {
-    let n = faults.len();
-    let mut listed: Vec<String> = faults.into_iter().take(10).collect();
-    if n > 10 {
-        listed.push(format!("and {} more", n - 10));
-    }
-    Error::invalid(format!("{what}: nothing imported, {n} faults: {}", listed.join("; ")))
-}
-
-fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
-    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let semi = first.iter().filter(|b| **b == b';').count();
-    let comma = first.iter().filter(|b| **b == b',').count();
-    csv::ReaderBuilder::new().delimiter(if semi > comma { b';' } else { b',' }).from_reader(bytes)
-}
-
-fn columns(rdr: &mut csv::Reader<&[u8]>, what: &str) -> Result<BTreeMap<String, usize>> {
-    let h = rdr
-        .headers()
-        .map_err(|e| Error::invalid(format!("{what}: the header line is unreadable: {e}")))?;
-    Ok(h.iter().enumerate().map(|(i, h)| (h.trim().to_lowercase(), i)).collect())
-}
-
 /// Reads INSEE's Filosofi 200 m squares CSV: the square's id (`Idcar_200m`, or `IdINSPIRE`), its
 /// population (`Ind`, or `Ind_c` in the 2010 vintage) and, when present, its commune (`lcog_geo`,
 /// whose first code is kept when a square straddles communes). Squares may have another side
@@ -77,7 +52,7 @@ fn columns(rdr: &mut csv::Reader<&[u8]>, what: &str) -> Result<BTreeMap<String, 
 pub fn read_filosofi(bytes: &[u8]) -> Result<Vec<Square>> {
     let mut rdr = reader(bytes);
     let cols = columns(&mut rdr, "Filosofi")?;
-    let find = |names: &[&str]| names.iter().find_map(|n| cols.get(*n).copied());
+    let find = |names: &[&str]| column(&cols, names);
     let id_c = find(&["idcar_200m", "idinspire", "idcar_1km", "id"]).ok_or_else(|| {
         Error::invalid("Filosofi: no Idcar_200m column: is it INSEE's gridded population?")
     })?;
@@ -138,7 +113,7 @@ pub fn read_filosofi(bytes: &[u8]) -> Result<Vec<Square>> {
 pub fn read_addresses(bytes: &[u8]) -> Result<Vec<Square>> {
     let mut rdr = reader(bytes);
     let cols = columns(&mut rdr, "addresses")?;
-    let find = |names: &[&str]| names.iter().find_map(|n| cols.get(*n).copied());
+    let find = |names: &[&str]| column(&cols, names);
     let need = |names: &[&str], what: &str| {
         find(names).ok_or_else(|| Error::invalid(format!("addresses: no {what} column")))
     };

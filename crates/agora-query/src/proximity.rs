@@ -200,14 +200,10 @@ impl Proximity {
         summary["nodes_kept"] = net.nodes().into();
         summary["island_nodes_left_out"] = net.islands().into();
         let layer = Layer {
-            commune: commune.into(),
-            layer: "network".into(),
-            name: "network".into(),
             items: net.segments() as i64,
             summary,
-            imported_by: by.into(),
-            imported_at: at,
             content: net.to_bytes(),
+            ..layer(commune, "network", "network", by, at)
         };
         self.store.put_layer(&layer).await?;
         self.forget(commune);
@@ -262,14 +258,10 @@ impl Proximity {
             "not_located": read.not_located,
         });
         let layer = Layer {
-            commune: commune.into(),
-            layer: "facilities".into(),
-            name: dataset.into(),
             items: kept.len() as i64,
             summary,
-            imported_by: by.into(),
-            imported_at: at,
             content: serde_json::to_vec(&kept).unwrap_or_default(),
+            ..layer(commune, "facilities", dataset, by, at)
         };
         self.store.put_layer(&layer).await?;
         self.forget(commune);
@@ -309,14 +301,10 @@ impl Proximity {
             "population": people,
         });
         let layer = Layer {
-            commune: commune.into(),
-            layer: "population".into(),
-            name: "population".into(),
             items: kept.len() as i64,
             summary,
-            imported_by: by.into(),
-            imported_at: at,
             content: serde_json::to_vec(&kept).unwrap_or_default(),
+            ..layer(commune, "population", "population", by, at)
         };
         self.store.put_layer(&layer).await?;
         self.forget(commune);
@@ -336,14 +324,10 @@ impl Proximity {
             return Err(Error::Invalid("the file has no neighbourhood".into()));
         }
         let layer = Layer {
-            commune: commune.into(),
-            layer: "areas".into(),
-            name: "areas".into(),
             items: areas.len() as i64,
             summary: serde_json::json!({"read": areas.len()}),
-            imported_by: by.into(),
-            imported_at: at,
             content: serde_json::to_vec(&areas).unwrap_or_default(),
+            ..layer(commune, "areas", "areas", by, at)
         };
         self.store.put_layer(&layer).await?;
         self.forget(commune);
@@ -355,6 +339,20 @@ impl Proximity {
         let gone = self.store.delete_layer(commune, layer, name).await?;
         self.forget(commune);
         Ok(gone)
+    }
+}
+
+/// A layer of a commune imported by `by` at `at`, empty.
+fn layer(commune: &str, kind: &str, name: &str, by: &str, at: Timestamp) -> Layer {
+    Layer {
+        commune: commune.into(),
+        layer: kind.into(),
+        name: name.into(),
+        items: 0,
+        summary: serde_json::Value::Null,
+        imported_by: by.into(),
+        imported_at: at,
+        content: Vec::new(),
     }
 }
 
