@@ -181,7 +181,15 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
     let communes = s.catalog.communes();
     let mut entries = Vec::new();
     for d in s.datasets.list().await.map_err(refuse)?.into_iter().filter(|d| d.published) {
-        let rec = dataset_records(s, &d).await?;
+        // Only the time covered is read here: the computed kinds (the index, the 15-minute city)
+        // have none, and are not computed for the catalogue.
+        let rec = match d.kind {
+            agora_store::opendata::DatasetKind::Wellbeing
+            | agora_store::opendata::DatasetKind::Accessibility => {
+                Records::computed(&d, Vec::new())
+            }
+            _ => dataset_records(s, &d).await?,
+        };
         let temporal = rec.range().map(|r| (r.from, r.to));
         let here: Vec<_> = sites
             .iter()

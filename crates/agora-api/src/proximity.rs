@@ -114,11 +114,8 @@ pub(crate) async fn summary(Scoped(s): Scoped, Path(insee): Path<String>) -> Api
     let out = tokio::task::spawn_blocking({
         let d = d.clone();
         let settings = settings.clone();
-        move || match d.study(&settings) {
-            Ok(study) => {
-                let areas = agora_query::proximity::shares(&d, &study, &insee, &name);
-                (insee, name, areas, study.facilities_off_network().len(), None)
-            }
+        move || match d.area_shares(&settings, &insee, &name) {
+            Ok((areas, off)) => (insee, name, areas.clone(), *off, None),
             Err(e) => (insee, name, Vec::new(), 0, Some(e.to_string())),
         }
     })
@@ -152,10 +149,9 @@ pub(crate) async fn open_data_rows(
     let data = s.proximity.data(&insee).await?;
     let settings = s.proximity.settings.clone();
     tokio::task::spawn_blocking(move || -> ApiResult<Vec<agora_opendata::odsql::Row>> {
-        let Ok(study) = data.study(&settings) else { return Ok(Vec::new()) };
-        Ok(study
-            .squares()
-            .into_iter()
+        let Ok(access) = data.squares_access(&settings) else { return Ok(Vec::new()) };
+        Ok(access
+            .iter()
             .enumerate()
             .map(|(i, a)| {
                 let sq = &data.squares[i];
@@ -170,7 +166,7 @@ pub(crate) async fn open_data_rows(
                     m(Theme::Health),
                     m(Theme::Social),
                     m(Theme::Leisure),
-                    V::Num(f64::from(a.themes_within)),
+                    a.themes_within.map_or(V::Null, |n| V::Num(f64::from(n))),
                     V::text(if a.off_network { "oui" } else { "non" }),
                 ]
             })
@@ -216,10 +212,10 @@ pub(crate) async fn squares(
     let d = data(&s, &insee).await?;
     let settings = s.proximity.settings.clone();
     let (rows, limit) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let study = d.study(&settings)?;
-        let rows: Vec<(agora_proximity::access::SquareAccess, Option<String>, Value)> = study
-            .squares()
-            .into_iter()
+        let rows: Vec<(agora_proximity::access::SquareAccess, Option<String>, Value)> = d
+            .squares_access(&settings)?
+            .iter()
+            .cloned()
             .enumerate()
             .map(|(i, a)| {
                 let sq = &d.squares[i];
@@ -251,7 +247,7 @@ pub(crate) async fn squares(
                     m(Theme::Social),
                     m(Theme::Leisure),
                     a.all_themes.map(|v| round(v, 1).to_string()).unwrap_or_default(),
-                    a.themes_within
+                    a.themes_within.map(|n| n.to_string()).unwrap_or_default()
                 );
             }
             csv_response(out)

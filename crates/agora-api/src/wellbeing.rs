@@ -58,8 +58,25 @@ fn last_month(s: &AppState) -> NaiveDate {
 fn month_of(s: &AppState, m: Option<&str>) -> ApiResult<NaiveDate> {
     match m {
         None => Ok(last_month(s)),
-        Some(m) => Ok(wq::parse_month(m)?),
+        Some(m) => within(s, wq::parse_month(m)?),
     }
+}
+
+/// Months are read from the sensors once and kept: only the ten years before this month and this
+/// month may be asked (the index of a future month or of 1900 has nothing to read, and each month
+/// kept costs memory).
+fn within(s: &AppState, m: NaiveDate) -> ApiResult<NaiveDate> {
+    let current = last_month(s).checked_add_months(chrono::Months::new(1)).unwrap_or(m);
+    let first = current.checked_sub_months(chrono::Months::new(120)).unwrap_or(m);
+    if m < first || m > current {
+        return Err(ApiError::BadRequest(format!(
+            "month {}: from {} to {}",
+            m.format("%Y-%m"),
+            first.format("%Y-%m"),
+            current.format("%Y-%m")
+        )));
+    }
+    Ok(m)
 }
 
 /// Each place's share of its neighbourhood's people within 15 minutes of all four themes (or of
@@ -93,17 +110,9 @@ async fn proximity_by_place(s: &AppState) -> ApiResult<BTreeMap<String, (f64, Na
             .collect();
         let settings = s.proximity.settings.clone();
         let shares = tokio::task::spawn_blocking(move || -> Vec<(String, f64)> {
-            let Ok(study) = d.study(&settings) else { return Vec::new() };
             here.into_iter()
                 .filter_map(|(id, lon, lat)| {
-                    let sh = match d.areas.iter().position(|a| a.contains(lon, lat)) {
-                        Some(k) => study.shares(|i, _| d.square_area[i] == Some(k)),
-                        None => study.shares(|_, sq| {
-                            agora_proximity::project::haversine_m((lon, lat), (sq.lon, sq.lat))
-                                <= 1000.0
-                        }),
-                    };
-                    (sh.population - sh.off_network > 0.0).then_some((id, sh.all_themes))
+                    d.place_share(&settings, &id, lon, lat).ok().flatten().map(|v| (id, v))
                 })
                 .collect()
         })
@@ -318,7 +327,7 @@ pub(crate) async fn history(
     let level = p.level.unwrap_or_else(|| "place".into());
     let to = month_of(&s, p.to.as_deref())?;
     let from = match p.from.as_deref() {
-        Some(m) => wq::parse_month(m)?,
+        Some(m) => within(&s, wq::parse_month(m)?)?,
         None => to.checked_sub_months(chrono::Months::new(11)).unwrap_or(to),
     };
     if from > to {
@@ -563,11 +572,14 @@ pub(crate) async fn import_surveys(
             faults.push(format!("line {line}: {e}"));
             continue;
         }
-        let date = f(dc);
-        if NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_err() {
-            faults.push(format!("line {line}: date {date:?} is not YYYY-MM-DD"));
-            continue;
-        }
+        let date = match NaiveDate::parse_from_str(&f(dc), "%Y-%m-%d") {
+            // Written back in one form, so that dates compare as text.
+            Ok(d) => d.format("%Y-%m-%d").to_string(),
+            Err(_) => {
+                faults.push(format!("line {line}: date {:?} is not YYYY-MM-DD", f(dc)));
+                continue;
+            }
+        };
         let question = f(qc);
         if !question.starts_with("survey_") || question.len() > 64 {
             faults.push(format!(

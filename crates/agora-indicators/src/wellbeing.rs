@@ -209,7 +209,6 @@ pub fn contributions(
             let a = after.dimensions.get(d).copied().flatten();
             let c = match (comparable, a, b) {
                 (true, Some(a), Some(b)) if total > 0.0 => Some(w / total * (a - b)),
-                (true, None, None) => Some(0.0),
                 _ => None,
             };
             (d.clone(), c)
@@ -367,7 +366,7 @@ mod tests {
         let e2 = score(&d, &place(&[("no2", 30.0), ("lden", 55.0)]));
         let c = contributions(&d, &e, &e2);
         assert!((c["environment"].unwrap() - (e2.index.unwrap() - e.index.unwrap())).abs() < 1e-12);
-        assert_eq!(c["vitality"], Some(0.0));
+        assert_eq!(c["vitality"], None, "missing in both months: no contribution, not a zero");
         assert!(contributions(&d, &e, &a).values().all(Option::is_none));
     }
 

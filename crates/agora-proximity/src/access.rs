@@ -128,8 +128,9 @@ pub struct SquareAccess {
     pub off_network: bool,
     /// Minutes to reach all four themes (the largest of the four); absent if one is missing.
     pub all_themes: Option<f64>,
-    /// Themes within the limit (0–4): the square's score on the map.
-    pub themes_within: u8,
+    /// Themes within the limit (0–4): the square's score on the map; absent off the network
+    /// (its access is unknown, not nil).
+    pub themes_within: Option<u8>,
 }
 
 /// The population of an area and the share of it within the limit of each theme.
@@ -140,12 +141,15 @@ pub struct Shares {
     pub population: f64,
     /// Population off the network (its access unknown): left out of the shares.
     pub off_network: f64,
-    /// Share of the population on the network within the limit of each theme, 0–1.
-    pub within: BTreeMap<Theme, f64>,
-    /// Share within the limit of all four themes.
-    pub all_themes: f64,
-    /// Share of the population whose access is known (1 − off the network / population).
-    pub coverage: f64,
+    /// Share of the population on the network within the limit of each theme, 0–1; absent when
+    /// no facility of the theme was imported (a gap in the data, not a city without shops) or
+    /// nobody here lives on the network.
+    pub within: BTreeMap<Theme, Option<f64>>,
+    /// Share within the limit of all four themes; absent when one theme is.
+    pub all_themes: Option<f64>,
+    /// Share of the population whose access is known (1 − off the network / population); absent
+    /// without population.
+    pub coverage: Option<f64>,
 }
 
 /// Squares next to one another, all beyond the limit for one theme or kind.
@@ -180,10 +184,11 @@ pub struct WhatIf {
     pub newly_within: Vec<String>,
     /// People brought within the limit.
     pub population_gained: f64,
-    /// The share within the limit over all squares studied, before.
-    pub share_before: f64,
+    /// The share within the limit over all squares studied, before (absent: nobody on the
+    /// network).
+    pub share_before: Option<f64>,
     /// After.
-    pub share_after: f64,
+    pub share_after: Option<f64>,
 }
 
 impl<'a> Study<'a> {
@@ -281,10 +286,9 @@ impl<'a> Study<'a> {
                 SquareAccess {
                     id: self.squares[i].id.clone(),
                     population: self.squares[i].population,
-                    themes_within: minutes
-                        .values()
-                        .filter(|m| **m <= self.settings.limit_min)
-                        .count() as u8,
+                    themes_within: (!self.off_network(i)).then(|| {
+                        minutes.values().filter(|m| **m <= self.settings.limit_min).count() as u8
+                    }),
                     minutes,
                     off_network: self.off_network(i),
                     all_themes,
@@ -321,13 +325,17 @@ impl<'a> Study<'a> {
             }
         }
         let on = population - off;
-        let share = |v: f64| if on > 0.0 { v / on } else { 0.0 };
+        let imported = |t: Theme| self.theme(t).facilities > 0;
+        let share = |v: f64| (on > 0.0).then(|| v / on);
         Shares {
             population,
             off_network: off,
-            within: within.into_iter().map(|(t, v)| (t, share(v))).collect(),
-            all_themes: share(all),
-            coverage: if population > 0.0 { on / population } else { 0.0 },
+            within: within
+                .into_iter()
+                .map(|(t, v)| (t, if imported(t) { share(v) } else { None }))
+                .collect(),
+            all_themes: if Theme::ALL.iter().all(|t| imported(*t)) { share(all) } else { None },
+            coverage: (population > 0.0).then(|| on / population),
         }
     }
 
@@ -404,7 +412,7 @@ impl<'a> Study<'a> {
             .filter(|i| self.minutes(**i, field).is_some_and(|m| m <= limit))
             .map(|i| self.squares[*i].population)
             .sum();
-        let share = |v: f64| if total > 0.0 { v / total } else { 0.0 };
+        let share = |v: f64| (total > 0.0).then(|| v / total);
         let Some(at) = self.network.attach(lon, lat, self.settings.attach_m) else {
             return WhatIf {
                 attached: false,

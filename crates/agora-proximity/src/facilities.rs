@@ -490,7 +490,11 @@ fn feature_point(g: Option<&serde_json::Value>) -> std::result::Result<(f64, f64
                 ring = ring.get(0).ok_or("an empty multipolygon")?;
             }
             let ring = ring.get(0).and_then(|r| r.as_array()).ok_or("a polygon without a ring")?;
-            let pts = ring.iter().map(pair).collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut pts = ring.iter().map(pair).collect::<std::result::Result<Vec<_>, _>>()?;
+            // A closed ring repeats its first vertex last: count it once.
+            if pts.len() > 1 && pts.first() == pts.last() {
+                pts.pop();
+            }
             if pts.is_empty() {
                 return Err("an empty ring".into());
             }

@@ -92,11 +92,15 @@ pub fn read_filosofi(bytes: &[u8]) -> Result<Vec<Square>> {
         }
         let half = f64::from(side) / 2.0;
         let (lon, lat) = laea_to_wgs84(e + half, n + half);
+        if !(lon.is_finite() && lat.is_finite() && lon.abs() <= 180.0 && lat.abs() <= 90.0) {
+            faults.push(format!("line {line}: square {id} is not on the European grid"));
+            continue;
+        }
         let commune = com_c
             .and_then(|c| rec.get(c))
             .map(str::trim)
-            .filter(|s| s.len() >= 5)
-            .map(|s| s[..5].to_string());
+            .and_then(|s| s.get(..5))
+            .map(str::to_string);
         out.push(Square { id: id.to_string(), lon, lat, population: pop, side_m: side, commune });
     }
     if !faults.is_empty() {

@@ -74,7 +74,7 @@ fn facilities_from_csv_and_geojson() {
 
     let gj = r#"{"type":"FeatureCollection","features":[
       {"type":"Feature","properties":{"theme":"health","kind":"médecin","name":"Cabinet"},"geometry":{"type":"Point","coordinates":[5.44,43.52]}},
-      {"type":"Feature","properties":{"theme":"leisure","kind":"parc"},"geometry":{"type":"Polygon","coordinates":[[[5.0,43.0],[5.2,43.0],[5.2,43.2],[5.0,43.2]]]}}]}"#;
+      {"type":"Feature","properties":{"theme":"leisure","kind":"parc"},"geometry":{"type":"Polygon","coordinates":[[[5.0,43.0],[5.2,43.0],[5.2,43.2],[5.0,43.2],[5.0,43.0]]]}}]}"#;
     let got = facilities::read_geojson(gj.as_bytes()).unwrap().facilities;
     assert_eq!(got.len(), 2);
     assert!((got[1].lon - 5.1).abs() < 1e-12 && (got[1].lat - 43.1).abs() < 1e-12);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agora_model::Timestamp;
-use agora_proximity::access::{Settings, Shares, Study};
+use agora_proximity::access::{Settings, Shares, SquareAccess, Study};
 use agora_proximity::facilities::{self, Facility, Mapping};
 use agora_proximity::network::Network;
 use agora_proximity::population::{self, Area, Square};
@@ -71,6 +71,11 @@ pub struct Data {
     pub layers: Vec<Layer>,
     /// Each square's neighbourhood (index into `areas`).
     pub square_area: Vec<Option<usize>>,
+    /// Figures computed once per import (the settings do not change while agora runs): each
+    /// square's access, the shares per area, each place's share.
+    squares_cache: std::sync::OnceLock<Vec<SquareAccess>>,
+    shares_cache: std::sync::OnceLock<(Vec<AreaShares>, usize)>,
+    place_cache: Mutex<HashMap<String, Option<f64>>>,
 }
 
 impl Data {
@@ -84,6 +89,54 @@ impl Data {
         }
         Study::new(network, &self.facilities, &self.squares, settings.clone())
             .map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Each square's access (computed once).
+    pub fn squares_access(&self, settings: &Settings) -> Result<&[SquareAccess]> {
+        if let Some(v) = self.squares_cache.get() {
+            return Ok(v);
+        }
+        let v = self.study(settings)?.squares();
+        Ok(self.squares_cache.get_or_init(|| v))
+    }
+
+    /// The shares of the commune and of each neighbourhood, and the facilities off the network
+    /// (computed once).
+    pub fn area_shares(
+        &self,
+        settings: &Settings,
+        commune: &str,
+        name: &str,
+    ) -> Result<&(Vec<AreaShares>, usize)> {
+        if let Some(v) = self.shares_cache.get() {
+            return Ok(v);
+        }
+        let study = self.study(settings)?;
+        let v = (shares(self, &study, commune, name), study.facilities_off_network().len());
+        Ok(self.shares_cache.get_or_init(|| v))
+    }
+
+    /// The share of a place's people within the limit of all four themes: those of its
+    /// neighbourhood, or within 1 km when it is in none; `None` when unknown (a theme without
+    /// facilities, nobody on the network there). Kept per place until the next import.
+    pub fn place_share(
+        &self,
+        settings: &Settings,
+        id: &str,
+        lon: f64,
+        lat: f64,
+    ) -> Result<Option<f64>> {
+        let key = format!("{id}@{lon},{lat}");
+        if let Some(v) = self.place_cache.lock().get(&key) {
+            return Ok(*v);
+        }
+        let study = self.study(settings)?;
+        let sh = match self.areas.iter().position(|a| a.contains(lon, lat)) {
+            Some(k) => study.shares(|i, _| self.square_area[i] == Some(k)),
+            None => study.shares(|_, sq| haversine_m((lon, lat), (sq.lon, sq.lat)) <= 1000.0),
+        };
+        self.place_cache.lock().insert(key, sh.all_themes);
+        Ok(sh.all_themes)
     }
 
     /// The neighbourhood holding a point.
@@ -142,8 +195,13 @@ pub struct Proximity {
     pub settings: Settings,
     /// BPE codes to themes.
     pub mapping: Mapping,
-    cache: Mutex<HashMap<String, Arc<Data>>>,
+    /// Each commune's parsed layers, and a generation bumped by every import: a read that
+    /// started before an import does not put back what it replaced.
+    cache: Mutex<HashMap<String, Cached>>,
 }
+
+/// A commune's generation and its parsed layers, when read since.
+type Cached = (u64, Option<Arc<Data>>);
 
 impl Proximity {
     /// On a store, with settings and a BPE mapping (checked).
@@ -164,9 +222,14 @@ impl Proximity {
 
     /// A commune's imports, parsed (kept until the next import).
     pub async fn data(&self, commune: &str) -> Result<Arc<Data>> {
-        if let Some(d) = self.cache.lock().get(commune) {
-            return Ok(d.clone());
-        }
+        let generation = {
+            let cache = self.cache.lock();
+            match cache.get(commune) {
+                Some((_, Some(d))) => return Ok(d.clone()),
+                Some((g, None)) => *g,
+                None => 0,
+            }
+        };
         let layers = self.store.layers(commune).await?;
         let mut contents = Vec::new();
         for kind in LAYERS {
@@ -176,12 +239,19 @@ impl Proximity {
             .await
             .map_err(|e| Error::Invalid(format!("reading the layers failed: {e}")))??;
         let data = Arc::new(data);
-        self.cache.lock().insert(commune.to_string(), data.clone());
+        let mut cache = self.cache.lock();
+        let entry = cache.entry(commune.to_string()).or_insert((0, None));
+        if entry.0 == generation {
+            entry.1 = Some(data.clone());
+        }
         Ok(data)
     }
 
     fn forget(&self, commune: &str) {
-        self.cache.lock().remove(commune);
+        let mut cache = self.cache.lock();
+        let entry = cache.entry(commune.to_string()).or_insert((0, None));
+        entry.0 += 1;
+        entry.1 = None;
     }
 
     /// Imports a walking network (OSM PBF or XML), replacing the commune's.

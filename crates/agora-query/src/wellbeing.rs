@@ -4,7 +4,7 @@
 //! | indicator | dimension | from |
 //! |---|---|---|
 //! | `air_atmo` | environment | mean of the days' ATMO index (1–6) at the place |
-//! | `noise_lden` | environment | energetic mean of the days' Lden, dB(A) |
+//! | `noise_lden`, `noise_lnight` | environment | energetic means of the days' Lden and Ln, dB(A) |
 //! | `heat_island_night` | environment | night heat-island intensity against the commune's coolest place, °C |
 //! | `footfall_index` | vitality | the month's mean daily footfall against the 12 months before (100 = as usual) |
 //! | `proximity_15min` | services | share of the neighbourhood's people within 15 minutes of all four themes (from 12 months before the last import on) |
@@ -93,6 +93,7 @@ impl Default for DefinitionBody {
             indicators: vec![
                 i("air_atmo", "environment", "lower", 1.0, 6.0, "Indice ATMO moyen", "1–6"),
                 i("noise_lden", "environment", "lower", 45.0, 75.0, "Bruit Lden", "dB(A)"),
+                i("noise_lnight", "environment", "lower", 35.0, 65.0, "Bruit la nuit Ln", "dB(A)"),
                 i(
                     "heat_island_night",
                     "environment",
@@ -326,8 +327,13 @@ impl Sources {
             if let Some(x) = soft(air_atmo(cat, store, &area, range, tz).await)? {
                 v.insert("air_atmo".to_string(), x);
             }
-            if let Some(x) = soft(noise_lden(cat, store, &area, range, tz).await)? {
-                v.insert("noise_lden".to_string(), x);
+            if let Some((lden, ln)) = soft2(noise(cat, store, &area, range, tz).await)? {
+                if let Some(x) = lden {
+                    v.insert("noise_lden".to_string(), x);
+                }
+                if let Some(x) = ln {
+                    v.insert("noise_lnight".to_string(), x);
+                }
             }
             if let Some(x) = heat.get(site.id.as_str()) {
                 v.insert("heat_island_night".to_string(), *x);
@@ -340,21 +346,25 @@ impl Sources {
             if !here.is_empty() {
                 let readings =
                     crate::services::readings(cat, store, &here, "fill_level", from, to).await?;
-                let days = (to - from) as f64 / 86_400.0;
-                let covered: Vec<&Vec<(i64, f64)>> =
-                    readings.iter().filter(|r| r.len() >= 2).collect();
-                if !covered.is_empty() && days >= MIN_DAYS as f64 {
-                    let hours: f64 = covered
-                        .iter()
-                        .map(|r| {
-                            agora_indicators::bins::seconds_at_least(r, 100.0, self.max_gap_bins_s)
-                                as f64
+                // Each bin's hours full per day of readings (windows longer than the gap limit
+                // are not counted: neither full nor not), over the bins read 10 days or more.
+                let gap = self.max_gap_bins_s;
+                let rates: Vec<f64> = readings
+                    .iter()
+                    .filter_map(|r| {
+                        let covered: i64 =
+                            r.windows(2).map(|w| w[1].0 - w[0].0).filter(|d| *d <= gap).sum();
+                        (covered >= MIN_DAYS as i64 * 86_400).then(|| {
+                            agora_indicators::bins::seconds_at_least(r, 100.0, gap) as f64
                                 / 3600.0
+                                / (covered as f64 / 86_400.0)
                         })
-                        .sum();
+                    })
+                    .collect();
+                if !rates.is_empty() {
                     v.insert(
                         "bins_overflow_hours".to_string(),
-                        hours / covered.len() as f64 / days,
+                        rates.iter().sum::<f64>() / rates.len() as f64,
                     );
                 }
             }
@@ -405,19 +415,35 @@ async fn air_atmo(
     Ok((levels.len() >= MIN_DAYS).then(|| levels.iter().sum::<f64>() / levels.len() as f64))
 }
 
-async fn noise_lden(
+/// The month's Lden and Ln: energetic means of the days' levels, each over at least
+/// `MIN_DAYS` days.
+async fn noise(
     cat: &dyn Catalog,
     store: &dyn SeriesStore,
     area: &Area,
     range: crate::time::TimeRange,
     tz: Tz,
-) -> Result<Option<f64>> {
+) -> Result<(Option<f64>, Option<f64>)> {
     let opts = crate::noise::NoiseOptions { tz, ..Default::default() };
     let days = crate::noise::noise_days(cat, store, area, range, &opts).await?;
-    let l: Vec<f64> = days.iter().filter_map(|d| d.levels.lden).collect();
-    Ok((l.len() >= MIN_DAYS).then(|| {
-        10.0 * (l.iter().map(|x| 10f64.powf(x / 10.0)).sum::<f64>() / l.len() as f64).log10()
-    }))
+    let energetic = |l: Vec<f64>| {
+        (l.len() >= MIN_DAYS).then(|| {
+            10.0 * (l.iter().map(|x| 10f64.powf(x / 10.0)).sum::<f64>() / l.len() as f64).log10()
+        })
+    };
+    Ok((
+        energetic(days.iter().filter_map(|d| d.levels.lden).collect()),
+        energetic(days.iter().filter_map(|d| d.levels.ln).collect()),
+    ))
+}
+
+/// As [`soft`], for the pair of noise levels.
+fn soft2(r: Result<(Option<f64>, Option<f64>)>) -> Result<Option<(Option<f64>, Option<f64>)>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Invalid(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 async fn footfall_mean(

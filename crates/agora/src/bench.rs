@@ -843,7 +843,7 @@ fn bench_decisions() -> anyhow::Result<()> {
         let study = Study::new(&net, &facilities, &squares, Settings::default())?;
         let access = study.squares();
         runs.push(t.elapsed());
-        within = study.shares(|_, _| true).all_themes;
+        within = study.shares(|_, _| true).all_themes.unwrap_or(f64::NAN);
         anyhow::ensure!(access.len() == squares.len());
     }
     row(

@@ -62,13 +62,28 @@ pub struct OsmStats {
     pub missing_nodes: u64,
 }
 
+/// Most nodes an extract may hold: a commune and its surroundings hold a few million (Aix's
+/// bounding box about 1.5 M); beyond, the file is a region's and should be cut first. Bounds the
+/// memory a small compressed file could claim (24 bytes a node).
+pub const MAX_NODES: u64 = 20_000_000;
+/// Most node references of kept ways.
+pub const MAX_REFS: u64 = 40_000_000;
+
 /// Receives an extract's nodes and ways in any order and builds the walking network.
 #[derive(Debug, Default)]
 pub struct Collector {
     nodes: Vec<(i64, f64, f64)>,
     sorted: bool,
     ways: Vec<Vec<i64>>,
+    refs: u64,
     stats: OsmStats,
+}
+
+fn too_big() -> Error {
+    Error::invalid(format!(
+        "the extract holds more than {MAX_NODES} nodes or {MAX_REFS} references of walkable ways: \
+         cut the commune out first (osmium extract -b west,south,east,north)"
+    ))
 }
 
 impl Collector {
@@ -84,6 +99,9 @@ impl Collector {
                 "node {id}: position {lon}, {lat} is not a longitude and latitude"
             )));
         }
+        if self.stats.nodes >= MAX_NODES {
+            return Err(too_big());
+        }
         if let Some(&(last, _, _)) = self.nodes.last()
             && last >= id
         {
@@ -95,12 +113,17 @@ impl Collector {
     }
 
     /// A way, its node references in order, and whether a pedestrian may walk it.
-    pub fn way(&mut self, refs: Vec<i64>, walkable: bool) {
+    pub fn way(&mut self, refs: Vec<i64>, walkable: bool) -> Result<()> {
         self.stats.ways += 1;
         if walkable && refs.len() >= 2 {
+            self.refs += refs.len() as u64;
+            if self.refs > MAX_REFS {
+                return Err(too_big());
+            }
             self.stats.walkable_ways += 1;
             self.ways.push(refs);
         }
+        Ok(())
     }
 
     /// The walking network of what was read, and what was read.
@@ -178,8 +201,8 @@ mod tests {
         c.node(3, 5.0, 43.0).unwrap();
         c.node(1, 5.001, 43.0).unwrap();
         c.node(2, 5.002, 43.0).unwrap();
-        c.way(vec![1, 2, 99, 3], true);
-        c.way(vec![1, 3], false);
+        c.way(vec![1, 2, 99, 3], true).unwrap();
+        c.way(vec![1, 3], false).unwrap();
         let (net, stats) = c.finish().unwrap();
         assert_eq!((net.nodes(), net.segments()), (2, 1));
         assert_eq!((stats.ways, stats.walkable_ways, stats.missing_nodes), (2, 1, 1));

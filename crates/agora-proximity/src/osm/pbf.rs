@@ -14,6 +14,9 @@ use crate::{Error, Result};
 
 const MAX_HEADER: usize = 64 * 1024;
 const MAX_BLOB: usize = 32 * 1024 * 1024;
+/// Most bytes all the blobs of one file may inflate to: a commune's extract inflates to a few
+/// hundred megabytes; a small file inflating to more is a bomb.
+const MAX_INFLATED: usize = 1 << 30;
 
 fn bad(what: impl std::fmt::Display) -> Error {
     Error::invalid(format!("OSM PBF: {what}"))
@@ -91,6 +94,10 @@ fn zigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// Most numbers of one repeated field: a block of osmium's holds 8,000 entities and a way at most
+/// 2,000 nodes; more means a file built to exhaust memory.
+const MAX_NUMBERS: usize = 1_000_000;
+
 /// The numbers of a repeated field, packed or not, appended to `out`.
 fn numbers(value: &Value<'_>, out: &mut Vec<u64>, what: &'static str) -> Result<()> {
     match value {
@@ -99,9 +106,15 @@ fn numbers(value: &Value<'_>, out: &mut Vec<u64>, what: &'static str) -> Result<
             let mut m = Message::new(b, what);
             while m.at < b.len() {
                 out.push(m.varint()?);
+                if out.len() > MAX_NUMBERS {
+                    break;
+                }
             }
         }
         Value::Fixed => return Err(bad(format!("{what} holds fixed-size numbers"))),
+    }
+    if out.len() > MAX_NUMBERS {
+        return Err(bad(format!("{what}: more than {MAX_NUMBERS} in one block")));
     }
     Ok(())
 }
@@ -118,6 +131,7 @@ pub fn read(data: &[u8]) -> Result<(Network, OsmStats)> {
     let mut collector = Collector::new();
     let mut at = 0usize;
     let mut header_seen = false;
+    let mut inflated = 0usize;
     while at < data.len() {
         let len_bytes: [u8; 4] = data
             .get(at..at + 4)
@@ -160,6 +174,10 @@ pub fn read(data: &[u8]) -> Result<(Network, OsmStats)> {
             .ok_or_else(|| bad(format!("the file is cut short in a blob at byte {at}")))?;
         at += size;
         let raw = unpack(blob)?;
+        inflated += raw.len();
+        if inflated > MAX_INFLATED {
+            return Err(bad("the file inflates to more than 1 GiB: cut the commune out first"));
+        }
         match kind.as_str() {
             "OSMHeader" => {
                 check_header(&raw)?;
@@ -244,10 +262,13 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
+    /// In floating point: the file's granularity and offsets cannot overflow anything (a
+    /// position out of range is refused by the collector).
     fn position(&self, lon: i64, lat: i64) -> (f64, f64) {
+        let g = self.granularity as f64;
         (
-            1e-9 * (self.lon_offset + self.granularity * lon) as f64,
-            1e-9 * (self.lat_offset + self.granularity * lat) as f64,
+            1e-9 * (self.lon_offset as f64 + g * lon as f64),
+            1e-9 * (self.lat_offset as f64 + g * lat as f64),
         )
     }
 
@@ -379,6 +400,5 @@ fn way(raw: &[u8], b: &Block<'_>, collector: &mut Collector) -> Result<()> {
             id
         })
         .collect();
-    collector.way(nodes, ok);
-    Ok(())
+    collector.way(nodes, ok)
 }

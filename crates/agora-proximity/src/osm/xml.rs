@@ -79,14 +79,14 @@ pub fn read(bytes: &[u8]) -> Result<(Network, OsmStats)> {
                     && name.as_ref() == b"way"
                     && let Some((refs, tags)) = way.take()
                 {
-                    finish_way(&mut collector, refs, &tags);
+                    finish_way(&mut collector, refs, &tags)?;
                 }
             }
             Event::End(e) => {
                 if e.name().as_ref() == b"way"
                     && let Some((refs, tags)) = way.take()
                 {
-                    finish_way(&mut collector, refs, &tags);
+                    finish_way(&mut collector, refs, &tags)?;
                 }
             }
             Event::Eof => break,
@@ -100,7 +100,7 @@ pub fn read(bytes: &[u8]) -> Result<(Network, OsmStats)> {
     collector.finish()
 }
 
-fn finish_way(collector: &mut Collector, refs: Vec<i64>, tags: &[(String, String)]) {
+fn finish_way(collector: &mut Collector, refs: Vec<i64>, tags: &[(String, String)]) -> Result<()> {
     let ok = walkable(|k| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()));
-    collector.way(refs, ok);
+    collector.way(refs, ok)
 }

@@ -296,7 +296,7 @@ async function onMapClick(e) {
         }).addTo(g);
       }
       out.innerHTML = w.attached
-        ? `<p>${esc(t('decisions.what_if_result', { squares: w.changed.length, people: num(w.population_gained, 0), before: num(100 * w.share_before, 1), after: num(100 * w.share_after, 1) }))}</p>`
+        ? `<p>${esc(t('decisions.what_if_result', { squares: w.changed.length, people: num(w.population_gained, 0), before: w.share_before === null ? '—' : num(100 * w.share_before, 1), after: w.share_after === null ? '—' : num(100 * w.share_after, 1) }))}</p>`
         : `<p class="error">${esc(t('decisions.off_network'))}</p>`;
     }
     announce(out.textContent);

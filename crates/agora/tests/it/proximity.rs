@@ -51,7 +51,7 @@ async fn imports_times_shares_gaps_isochrones_and_a_what_if() {
     );
     let (ne_lon, ne_lat) = ne();
     let facilities = format!(
-        "id,name,theme,kind,lon,lat\nph,Pharmacie,health,pharmacie,{},{}\nbk,Boulangerie,commerce,boulangerie,{ne_lon},{ne_lat}\n",
+        "id,name,theme,kind,lon,lat\nph,Pharmacie,health,pharmacie,{0},{1}\nbk,Boulangerie,commerce,boulangerie,{ne_lon},{ne_lat}\nsc,École,social,école,{0},{1}\npk,Square,leisure,parc,{0},{1}\n",
         SW.0, SW.1
     );
     let f = put_ok(
@@ -60,7 +60,7 @@ async fn imports_times_shares_gaps_isochrones_and_a_what_if() {
         facilities.into_bytes(),
     )
     .await;
-    assert_eq!(f["items"], 2);
+    assert_eq!(f["items"], 4);
     let people = format!(
         "id,lon,lat,weight\nsw,{},{},100\nne,{ne_lon},{ne_lat},50\nhill,{},{},10\n",
         SW.0,
@@ -87,7 +87,8 @@ async fn imports_times_shares_gaps_isochrones_and_a_what_if() {
     close(&commune["shares"]["coverage"], 150.0 / 160.0);
     close(&commune["shares"]["within"]["health"], 100.0 / 150.0);
     close(&commune["shares"]["within"]["commerce"], 50.0 / 150.0);
-    close(&commune["shares"]["within"]["social"], 0.0);
+    // The school and the park at the south-west corner: 10.7 minutes from the north-east.
+    close(&commune["shares"]["within"]["social"], 100.0 / 150.0);
     close(&commune["shares"]["all_themes"], 0.0);
     let west = s["areas"].as_array().unwrap().iter().find(|a| a["code"] == "west").unwrap();
     close(&west["shares"]["within"]["health"], 1.0);
@@ -109,7 +110,8 @@ async fn imports_times_shares_gaps_isochrones_and_a_what_if() {
         .await
         .unwrap();
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(csv.text().await.unwrap().contains("\nhill,10,west,true,,,,,,0\n"));
+    // Off the network: every time unknown, and so its score.
+    assert!(csv.text().await.unwrap().contains("\nhill,10,west,true,,,,,,\n"));
 
     let gaps = app.get_json("/api/v1/proximity/13001/gaps?kind=pharmacie").await;
     assert_eq!(gaps["gaps"].as_array().unwrap().len(), 1);
@@ -153,7 +155,7 @@ async fn imports_times_shares_gaps_isochrones_and_a_what_if() {
     let fac =
         app.get("/api/v1/proximity/13001/facilities").bearer_auth(ADMIN).send().await.unwrap();
     let fac: Value = fac.json().await.unwrap();
-    assert_eq!(fac["features"].as_array().unwrap().len(), 2);
+    assert_eq!(fac["features"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]

@@ -34,7 +34,8 @@ async fn app() -> TestApp {
         let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&bin).send().await.unwrap();
         assert_eq!(r.status(), 201);
     }
-    // Hourly readings from 1 May to 30 June 23:00, Paris time (UTC+2).
+    // Hourly readings from 1 May to 1 July 00:00, Paris time (UTC+2): each month read whole,
+    // 24 hours of readings a day, 2 of them full at the first bin.
     let start = chrono::NaiveDate::from_ymd_opt(2026, 5, 1)
         .unwrap()
         .and_hms_opt(0, 0, 0)
@@ -43,7 +44,7 @@ async fn app() -> TestApp {
         .timestamp()
         - 7200;
     let mut lines = String::new();
-    for h in 0..(61 * 24) {
+    for h in 0..=(61 * 24) {
         let t = start + h * 3600;
         let a = if h % 24 < 2 { 100 } else { 50 };
         lines += &format!("waste_container,device=bin-place-a fill_level={a} {t}\n");
