@@ -225,6 +225,7 @@ pub(crate) struct IndexParams {
 
 /// The index of a month.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WellbeingIndex)]
 pub(crate) struct IndexAnswer {
     /// The month.
     month: String,

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// The four themes of the 15-minute city (Aix-en-Provence, 2023).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ProximityTheme))]
 #[serde(rename_all = "snake_case")]
 pub enum Theme {
     /// Shops and services to people (bakeries, grocers, hairdressers, banks…).
