@@ -232,8 +232,13 @@ pub struct Sources {
     lighting: Arc<crate::services::lighting::Ledger>,
     max_gap_bins_s: i64,
     tz: Tz,
-    months: tokio::sync::Mutex<HashMap<NaiveDate, Arc<MonthValues>>>,
+    /// One cell a month: requests for one month wait for its first computation; other months
+    /// are computed meanwhile.
+    months: parking_lot::Mutex<HashMap<NaiveDate, MonthCell>>,
 }
+
+/// A month's values once computed.
+type MonthCell = Arc<tokio::sync::Mutex<Option<Arc<MonthValues>>>>;
 
 impl Sources {
     /// On the catalog (all places), the store and the lamps' ledger.
@@ -250,14 +255,15 @@ impl Sources {
     /// The measured indicators of a month (kept once the month is over; the current month is
     /// computed again after 10 minutes).
     pub async fn month(&self, month: NaiveDate, now: i64) -> Result<Arc<MonthValues>> {
-        let mut kept = self.months.lock().await;
-        if let Some(m) = kept.get(&month)
+        let cell = self.months.lock().entry(month).or_default().clone();
+        let mut kept = cell.lock().await;
+        if let Some(m) = kept.as_ref()
             && (m.closed || now - m.computed_at < 600)
         {
             return Ok(m.clone());
         }
         let m = Arc::new(self.compute(month, now).await?);
-        kept.insert(month, m.clone());
+        *kept = Some(m.clone());
         Ok(m)
     }
 
