@@ -125,11 +125,11 @@ impl Header for AutoSubmitted {
 
 /// Why a message was not sent.
 #[derive(Debug, Clone)]
-pub(crate) struct MailError {
+pub struct MailError {
     /// What happened, with the server's reply when there is one.
-    pub(crate) detail: String,
+    pub detail: String,
     /// Trying again may work (network, 4xx); a 5xx reply is final.
-    pub(crate) transient: bool,
+    pub transient: bool,
 }
 
 /// Messages waiting for others of the same (rule, recipients, event), with where each
@@ -284,46 +284,69 @@ impl Mailer {
         rule: &Rule,
         event: Event,
     ) -> Result<String, MailError> {
-        let final_error = |detail: String| MailError { detail, transient: false };
-        let mut recipients = Mailboxes::new();
-        for a in to {
-            recipients.push(a.parse().map_err(|e| final_error(format!("bad address {a:?}: {e}")))?);
-        }
         let (first, last) = match alerts {
             [one] => (one, None),
             [first, .., last] => (first, Some(last)),
-            [] => return Err(final_error("nothing to send".into())),
+            [] => return Err(MailError { detail: "nothing to send".into(), transient: false }),
         };
         let url = self.dashboard_url.as_deref();
         let (subject, body) = match last {
             None => compose(first, rule, event, self.lang, url),
             Some(_) => compose_digest(alerts, rule, event, self.lang, url),
         };
-        let domain = self.from.email.domain().to_owned();
         let ids = match last {
             None => format!("alert-{}", first.id),
             Some(last) => format!("alerts-{}-{}-{}", first.id, last.id, alerts.len()),
         };
-        let message = Message::builder()
-            .from(self.from.clone())
-            .mailbox(lettre::message::header::To::from(recipients))
-            .subject(subject)
-            .message_id(Some(format!("<{ids}-{}@{domain}>", event.as_str())))
-            .header(ContentType::TEXT_PLAIN)
-            .header(AutoSubmitted)
-            .body(body)
-            .map_err(|e| final_error(format!("cannot build the message: {e}")))?;
         let digest = if alerts.len() > 1 {
             format!(" (one message for {} alerts)", alerts.len())
         } else {
             String::new()
         };
+        let reply =
+            self.send_text(to, &subject, &body, &format!("{ids}-{}", event.as_str())).await?;
+        Ok(format!("{reply}{digest}"))
+    }
+
+    /// Send one plain-text message now (no digest): the notices of citizens' reports, the
+    /// message telling a reporter their report was handled. `id` makes the `Message-ID`
+    /// (`<id@sender's domain>`). `Ok` with the server's reply.
+    pub async fn send_text(
+        &self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+        id: &str,
+    ) -> Result<String, MailError> {
+        let final_error = |detail: String| MailError { detail, transient: false };
+        let mut recipients = Mailboxes::new();
+        for a in to {
+            recipients.push(a.parse().map_err(|e| final_error(format!("bad address {a:?}: {e}")))?);
+        }
+        let domain = self.from.email.domain().to_owned();
+        let message = Message::builder()
+            .from(self.from.clone())
+            .mailbox(lettre::message::header::To::from(recipients))
+            .subject(subject)
+            .message_id(Some(format!("<{id}@{domain}>")))
+            .header(ContentType::TEXT_PLAIN)
+            .header(AutoSubmitted)
+            .body(body.to_owned())
+            .map_err(|e| final_error(format!("cannot build the message: {e}")))?;
         match self.transport.send(message).await {
-            Ok(r) => {
-                Ok(format!("{} {}{digest}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
-            }
+            Ok(r) => Ok(format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" "))),
             Err(e) => Err(MailError { transient: !e.is_permanent(), detail: describe(&e) }),
         }
+    }
+
+    /// The language messages are written in.
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// The dashboard's public address, when set (links in messages).
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard_url.as_deref()
     }
 }
 

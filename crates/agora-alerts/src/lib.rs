@@ -12,6 +12,7 @@ pub mod egress;
 pub mod email;
 mod eval;
 mod indicators;
+pub mod notices;
 pub mod rule;
 pub mod secrets;
 
@@ -28,7 +29,8 @@ use tokio::sync::mpsc;
 
 pub use actions::{CallFailed, DeliveryFailed, DeviceCaller, ExternalBroker, Publisher};
 pub use egress::{AllowHost, Egress};
-pub use email::{Mailer, SettingError, SmtpConfig};
+pub use email::{Lang, MailError, Mailer, SettingError, SmtpConfig};
+pub use notices::Notice;
 pub use rule::{Rule, RuleError};
 
 use crate::eval::{Compiled, Evaluator, KeyState, Transition};

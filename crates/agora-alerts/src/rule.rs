@@ -767,48 +767,7 @@ impl Rule {
             return bad(format!("hysteresis must be a number ≥ 0, not {}", self.hysteresis));
         }
         for a in &self.actions {
-            match a {
-                Action::Webhook { url, .. } => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return bad(format!(
-                            "webhook url {:?} must start with http:// or https://",
-                            crate::secrets::mask_url(url)
-                        ));
-                    }
-                }
-                Action::Mqtt { topic, qos, .. } => {
-                    if topic.is_empty() || topic.contains('#') || topic.contains('+') {
-                        return bad(format!(
-                            "bad MQTT topic {topic:?}: no wildcards in a published topic"
-                        ));
-                    }
-                    if *qos > 1 {
-                        return bad(format!("MQTT qos must be 0 or 1, not {qos}"));
-                    }
-                }
-                Action::Rpc { method, timeout_ms, .. } => {
-                    if method.is_empty() || method.len() > 256 {
-                        return bad("an rpc action needs a method of 1 to 256 bytes");
-                    }
-                    if !(1..=60_000).contains(timeout_ms) {
-                        return bad(format!("rpc timeout_ms must be 1 to 60000, not {timeout_ms}"));
-                    }
-                }
-                Action::Email { to, .. } => {
-                    if to.is_empty() {
-                        return bad("an email action needs at least one address in \"to\"");
-                    }
-                    if to.len() > 100 {
-                        return bad("an email action takes at most 100 addresses");
-                    }
-                    if let Some((a, e)) = to
-                        .iter()
-                        .find_map(|a| a.parse::<lettre::message::Mailbox>().err().map(|e| (a, e)))
-                    {
-                        return bad(format!("bad email address {a:?}: {e}"));
-                    }
-                }
-            }
+            check_action(a)?;
         }
         Ok(())
     }
@@ -817,6 +776,51 @@ impl Rule {
     pub fn min_duration_ns(&self) -> i64 {
         self.min_duration.map_or(0, Span::as_nanos)
     }
+}
+
+/// Whether an action can work: a webhook's URL, an MQTT topic and QoS, an RPC's method and
+/// timeout, an email's addresses.
+pub fn check_action(a: &Action) -> Result<(), RuleError> {
+    match a {
+        Action::Webhook { url, .. } => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!(
+                    "webhook url {:?} must start with http:// or https://",
+                    crate::secrets::mask_url(url)
+                ));
+            }
+        }
+        Action::Mqtt { topic, qos, .. } => {
+            if topic.is_empty() || topic.contains('#') || topic.contains('+') {
+                return bad(format!("bad MQTT topic {topic:?}: no wildcards in a published topic"));
+            }
+            if *qos > 1 {
+                return bad(format!("MQTT qos must be 0 or 1, not {qos}"));
+            }
+        }
+        Action::Rpc { method, timeout_ms, .. } => {
+            if method.is_empty() || method.len() > 256 {
+                return bad("an rpc action needs a method of 1 to 256 bytes");
+            }
+            if !(1..=60_000).contains(timeout_ms) {
+                return bad(format!("rpc timeout_ms must be 1 to 60000, not {timeout_ms}"));
+            }
+        }
+        Action::Email { to, .. } => {
+            if to.is_empty() {
+                return bad("an email action needs at least one address in \"to\"");
+            }
+            if to.len() > 100 {
+                return bad("an email action takes at most 100 addresses");
+            }
+            if let Some((a, e)) =
+                to.iter().find_map(|a| a.parse::<lettre::message::Mailbox>().err().map(|e| (a, e)))
+            {
+                return bad(format!("bad email address {a:?}: {e}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_condition(

@@ -53,6 +53,14 @@ pub enum ApiError {
         /// Seconds until a request would be accepted (sent as `Retry-After`).
         retry_after_secs: u64,
     },
+    /// A limit of a route of its own (citizens' reports per client or per place), named.
+    #[error("{detail}")]
+    LimitReached {
+        /// Which limit, and when to try again.
+        detail: String,
+        /// Seconds until a request would be accepted (sent as `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// A cap on open connections or streams is reached.
     #[error("{0}")]
     TooManyConnections(String),
@@ -86,7 +94,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
             }
-            Self::RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+            Self::RateLimited { .. } | Self::LimitReached { .. } => {
+                ("rate_limited", StatusCode::TOO_MANY_REQUESTS)
+            }
             Self::TooManyConnections(_) => {
                 ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE)
             }
@@ -178,7 +188,8 @@ impl IntoResponse for ApiError {
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         match &self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::LimitReached { retry_after_secs, .. } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }

@@ -31,6 +31,7 @@ mod privacy;
 mod proximity;
 mod query;
 pub mod rate_limit;
+pub mod reports;
 mod services;
 pub mod session;
 mod sta;
@@ -192,6 +193,8 @@ pub struct AppState {
     pub wellbeing: Arc<agora_query::wellbeing::Sources>,
     /// The communes' 15-minute city: imports and what they give.
     pub proximity: Arc<agora_query::proximity::Proximity>,
+    /// Citizens' reports: their store, settings and anti-abuse windows.
+    pub reports: Arc<reports::Reports>,
     /// The open-data datasets operators define.
     pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
     /// NGSI-LD subscriptions and their notifier (absent: alerting off).
@@ -363,6 +366,19 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/api/v1/proximity/{commune}/population", put(proximity::import_population))
         .route("/api/v1/proximity/{commune}/areas", put(proximity::import_areas))
+        // Citizens' reports and the operators' tickets.
+        .route("/api/v1/reports/form", get(reports::form))
+        .route(
+            "/api/v1/reports",
+            get(reports::tickets)
+                .post(reports::file)
+                .layer(axum::extract::DefaultBodyLimit::max(256 << 10)),
+        )
+        .route("/api/v1/reports/stats", get(reports::report_stats))
+        .route("/api/v1/reports/follow/{key}", get(reports::follow))
+        .route("/api/v1/public/reports", get(reports::public_reports))
+        .route("/api/v1/reports/{id}", get(reports::ticket_detail))
+        .route("/api/v1/reports/{id}/status", post(reports::change))
         .route("/api/v1/lighting", get(services::lighting_overview))
         .route("/api/v1/lighting/maintenance", get(services::lighting_maintenance))
         .route("/api/v1/lighting/sun", get(services::sun))

@@ -254,6 +254,16 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PUT", "/api/v1/proximity/{commune}/facilities/{dataset}", Needs(Action::Modify)),
     ("PUT", "/api/v1/proximity/{commune}/population", Needs(Action::Modify)),
     ("PUT", "/api/v1/proximity/{commune}/areas", Needs(Action::Modify)),
+    // Citizens file and follow reports without an account (the handlers answer 404 when
+    // reports are off; the form's key, the honeypot and the per-client limits guard the post).
+    ("GET", "/api/v1/reports/form", Open),
+    ("POST", "/api/v1/reports", Open),
+    ("GET", "/api/v1/reports/follow/{key}", Open),
+    ("GET", "/api/v1/public/reports", Public),
+    ("GET", "/api/v1/reports/stats", Read),
+    ("GET", "/api/v1/reports", Needs(Action::View)),
+    ("GET", "/api/v1/reports/{id}", Needs(Action::View)),
+    ("POST", "/api/v1/reports/{id}/status", Needs(Action::Modify)),
     ("GET", "/api/v1/lighting", Read),
     ("GET", "/api/v1/lighting/maintenance", Read),
     ("GET", "/api/v1/lighting/sun", Read),

@@ -10,6 +10,7 @@ pub mod engine;
 mod error;
 pub mod format;
 pub mod opendata;
+pub mod reports;
 pub mod schedules;
 
 use std::fmt::Debug;

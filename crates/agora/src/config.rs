@@ -44,6 +44,101 @@ pub struct Config {
     pub services: ServicesConfig,
     /// The 15-minute city: walking speed, limit, BPE codes to themes.
     pub proximity: ProximityToml,
+    /// Citizens' reports: categories, anti-abuse limits, retention, who is told.
+    pub reports: ReportsToml,
+}
+
+/// `[reports]` and `[[reports.notify]]`: citizens' reports. Categories replace the shipped ones
+/// when given (`[[reports.categories]]`, each with `id`, `fr`, `en`, `domain`, `kinds`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsToml {
+    /// Whether citizens may file reports.
+    pub enabled: bool,
+    /// The categories offered (default: street light, bin, noise, furniture, other).
+    pub categories: Vec<agora_api::reports::Category>,
+    /// Reports one client may file in a minute.
+    pub per_client_per_minute: u32,
+    /// Reports one place may receive in an hour.
+    pub per_place_per_hour: u32,
+    /// Seconds a form must be open before it is sent.
+    pub min_fill_secs: u64,
+    /// Seconds a form stays valid.
+    pub form_valid_secs: u64,
+    /// Metres within which the same category is the same problem…
+    pub duplicate_radius_m: f64,
+    /// …in these hours.
+    pub duplicate_hours: u64,
+    /// Metres within which devices of the category are linked.
+    pub link_radius_m: f64,
+    /// Metres within which the nearest place is the report's.
+    pub place_radius_m: f64,
+    /// Metres from a place within which a commune without a boundary takes reports.
+    pub commune_radius_m: f64,
+    /// Longest description, characters.
+    pub max_description_chars: usize,
+    /// Most links in a description.
+    pub max_links: usize,
+    /// Days a reporter's address is kept once the report is closed.
+    pub contact_retention_days: u64,
+    /// Days a closed report stays on the public map.
+    pub public_days: u64,
+    /// Seconds between two erasures of addresses past their time.
+    pub erase_every_secs: u64,
+    /// Who is told, by category and commune, with the alerts' actions.
+    pub notify: Vec<agora_api::reports::NotifyRule>,
+}
+
+impl Default for ReportsToml {
+    fn default() -> Self {
+        let d = agora_api::reports::ReportSettings::default();
+        Self {
+            enabled: d.enabled,
+            categories: d.categories,
+            per_client_per_minute: d.per_client_per_minute,
+            per_place_per_hour: d.per_place_per_hour,
+            min_fill_secs: d.min_fill_secs,
+            form_valid_secs: d.form_valid_secs,
+            duplicate_radius_m: d.duplicate_radius_m,
+            duplicate_hours: d.duplicate_hours,
+            link_radius_m: d.link_radius_m,
+            place_radius_m: d.place_radius_m,
+            commune_radius_m: d.commune_radius_m,
+            max_description_chars: d.max_description_chars,
+            max_links: d.max_links,
+            contact_retention_days: d.contact_retention_days,
+            public_days: d.public_days,
+            erase_every_secs: d.erase_every_secs,
+            notify: d.notify,
+        }
+    }
+}
+
+impl ReportsToml {
+    /// The settings, checked.
+    pub fn settings(&self) -> Result<agora_api::reports::ReportSettings, String> {
+        let s = agora_api::reports::ReportSettings {
+            enabled: self.enabled,
+            categories: self.categories.clone(),
+            per_client_per_minute: self.per_client_per_minute,
+            per_place_per_hour: self.per_place_per_hour,
+            min_fill_secs: self.min_fill_secs,
+            form_valid_secs: self.form_valid_secs,
+            duplicate_radius_m: self.duplicate_radius_m,
+            duplicate_hours: self.duplicate_hours,
+            link_radius_m: self.link_radius_m,
+            place_radius_m: self.place_radius_m,
+            commune_radius_m: self.commune_radius_m,
+            max_description_chars: self.max_description_chars,
+            max_links: self.max_links,
+            contact_retention_days: self.contact_retention_days,
+            public_days: self.public_days,
+            erase_every_secs: self.erase_every_secs.max(1),
+            notify: self.notify.clone(),
+        };
+        s.check()?;
+        Ok(s)
+    }
 }
 
 /// `[proximity]`: how walks are measured, and `[proximity.bpe]`: BPE codes or prefixes to themes,
@@ -699,6 +794,7 @@ impl Default for Config {
             open_data: OpenDataConfig::default(),
             services: ServicesConfig::default(),
             proximity: ProximityToml::default(),
+            reports: ReportsToml::default(),
         }
     }
 }

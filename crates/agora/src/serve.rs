@@ -66,6 +66,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Arc::new(agora_store::schedules::SqliteScheduleStore::new(sqlite.pool()));
     let decisions: Arc<dyn agora_store::decisions::DecisionStore> =
         Arc::new(agora_store::decisions::SqliteDecisionStore::new(sqlite.pool()));
+    let report_store: Arc<dyn agora_store::reports::ReportStore> =
+        Arc::new(agora_store::reports::SqliteReportStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -163,7 +165,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         services.bins.max_gap_s,
         chrono_tz::Europe::Paris,
     ));
+    let reports = Arc::new(agora_api::reports::Reports::new(
+        report_store,
+        cfg.reports.settings().map_err(anyhow::Error::msg)?,
+    ));
     let state = AppState {
+        reports,
         schedules: schedules.clone(),
         proximity,
         wellbeing,
@@ -330,6 +337,34 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "alert history retention failed"),
+                }
+            }
+        }));
+    }
+    // Reporters' addresses erased once their report has been closed for the retention.
+    {
+        let (state, log) = (state.clone(), audit_log.clone());
+        let every_secs = state.reports.settings.erase_every_secs;
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(every_secs));
+            loop {
+                every.tick().await;
+                match agora_api::reports::erase_contacts(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        let e = agora_store::audit::AuditEvent {
+                            actor: "agora".into(),
+                            address: None,
+                            action: "reports.retention".into(),
+                            target: "report_contacts".into(),
+                            status: 0,
+                            detail: serde_json::json!({"addresses_erased": n, "days": state.reports.settings.contact_retention_days}),
+                        };
+                        if let Err(e) = log.append(state.clock.now(), e).await {
+                            tracing::error!(error = %e, "the audit trail could not record the reports' retention");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "erasing reporters' addresses failed"),
                 }
             }
         }));

@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use crate::helpers::{ADMIN, TestApp, private_ca, problem};
 
 /// aiosmtpd in its own process, saving each message as JSON.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    fn start(user: &str, password: &str) -> Self {
+    pub(crate) fn start(user: &str, password: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         private_ca(dir.path());
         std::fs::create_dir(dir.path().join("out")).unwrap();
@@ -50,7 +50,7 @@ impl SmtpServer {
     }
 
     /// The messages received so far, in order.
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(self.dir.path().join("out"))
             .unwrap()
             .filter_map(|e| {
@@ -67,7 +67,7 @@ impl SmtpServer {
     }
 
     /// agora's settings for this server; `digest_secs` 0 sends each alert at once.
-    fn smtp_config(&self, password: &str, digest_secs: u64) -> agora_alerts::SmtpConfig {
+    pub(crate) fn smtp_config(&self, password: &str, digest_secs: u64) -> agora_alerts::SmtpConfig {
         serde_json::from_value(json!({
             "host": "127.0.0.1",
             "port": self.port,

@@ -24,6 +24,7 @@ mod permissions;
 mod proximity;
 mod query;
 mod recovery;
+mod reports;
 mod services;
 mod snapshots;
 mod sources;

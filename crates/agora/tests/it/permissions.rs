@@ -206,6 +206,19 @@ async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
                 .await;
             format!("urn:ngsi-ld:Subscription:{id}")
         }
+        "report" => {
+            let key =
+                app.get_json("/api/v1/reports/form").await["key"].as_str().unwrap().to_owned();
+            let (lat, lon) = if s.commune == "13001" { (43.5299, 5.4474) } else { (43.295, 5.374) };
+            let r = app
+                .post("/api/v1/reports")
+                .json(&json!({"category": "street_light", "lat": lat, "lon": lon, "key": key}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            r.json::<Value>().await.unwrap()["number"].to_string()
+        }
         "event" => admin_json(
             app,
             Method::POST,
@@ -612,6 +625,27 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(format!("/api/v1/people/{}/logout", s.person))
         }
         ("GET", "/api/v1/me") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/reports/form" | "/api/v1/public/reports" | "/api/v1/reports/stats") => {
+            Call::new(route).untargeted()
+        }
+        ("GET", "/api/v1/reports") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/reports/follow/{key}") => {
+            Call::new("/api/v1/reports/follow/none").untargeted()
+        }
+        ("POST", "/api/v1/reports") => {
+            let key = app.get_json("/api/v1/reports/form").await["key"].as_str().unwrap().to_owned();
+            Call::new(route)
+                .json(json!({"category": "other", "lat": 43.5299, "lon": 5.4474, "key": key}))
+                .untargeted()
+        }
+        ("GET", "/api/v1/reports/{id}") => {
+            Call::new(format!("/api/v1/reports/{}", fresh(app, "report", s, n).await))
+        }
+        ("POST", "/api/v1/reports/{id}/status") => {
+            Call::new(format!("/api/v1/reports/{}/status", fresh(app, "report", s, n).await))
+                .json(json!({"status": "acknowledged"}))
+                .domain(Domain::Lighting)
+        }
         // The dashboard's pages.
         (
             "GET",
@@ -745,6 +779,10 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         c.web.public_map = false;
         // A thousand requests from this host in a few seconds: not a flood.
         c.limits.trusted = vec!["127.0.0.0/8".into()];
+        // Reports sent as soon as the form is read, many from one client.
+        c.reports.min_fill_secs = 0;
+        c.reports.per_client_per_minute = 0;
+        c.reports.per_place_per_hour = 0;
     })
     .await;
     // Every path of the API document has its rule too.
