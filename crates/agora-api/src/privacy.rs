@@ -139,6 +139,23 @@ pub(crate) async fn register(Scoped(s): Scoped) -> ApiResult<Json<Register>> {
             records: None,
         },
         Category {
+            name: "reporters",
+            data: "the email address a citizen left, with their consent, to be told when their \
+                   report is handled, and its language; the report's free text (shown to \
+                   operators, to the public only when they publish it), no name",
+            kept_in: "catalog (report_contacts, apart from reports)",
+            purpose: "telling reporters their report was handled",
+            basis: "consent (6.1.a), withdrawn by asking the city; public task (6.1.e) for the \
+                    report",
+            retention: format!(
+                "the address: until the report is closed, then {} days ([reports] \
+                 contact_retention_days), erased by the server; the report itself is kept for \
+                 the statistics",
+                s.reports.settings.contact_retention_days
+            ),
+            records: None,
+        },
+        Category {
             name: "sessions",
             data: "dashboard sessions (the person or token they were opened by)",
             kept_in: "memory only",

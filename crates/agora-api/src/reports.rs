@@ -719,6 +719,45 @@ pub(crate) async fn file(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// File a report on the platform's own authority (the demo's, an import of another system's
+/// tickets): located, linked and notified as a citizen's, without the form's guards.
+pub async fn record(
+    s: &AppState,
+    category: &str,
+    lat: f64,
+    lon: f64,
+    description: &str,
+    channel: &str,
+    at: Timestamp,
+) -> ApiResult<Report> {
+    let c = s
+        .reports
+        .settings
+        .category(category)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown category {category:?}")))?
+        .clone();
+    let description = clean_text(&s.reports.settings, description)?;
+    let (commune, place) = locate(s, lat, lon)?;
+    let (devices, alert_id) = linked(s, &c, lat, lon).await;
+    Ok(s.reports
+        .store
+        .create(&NewReport {
+            follow: random_key(),
+            commune: commune.as_str().into(),
+            site: place.map(|p| p.id.as_str().to_owned()),
+            category: c.id.clone(),
+            lat,
+            lon,
+            description,
+            channel: channel.into(),
+            alert_id,
+            devices,
+            contact: None,
+            at,
+        })
+        .await?)
+}
+
 /// Devices of the category near the report, nearest first, and the open alert of one of them.
 async fn linked(s: &AppState, c: &Category, lat: f64, lon: f64) -> (Vec<String>, Option<i64>) {
     if c.kinds.is_empty() {

@@ -147,6 +147,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
         Viewer::Public => {
             nav_link(&mut o, "/", &t("nav.map"), page.id == "public-map");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
+            nav_link(&mut o, "/signaler", &t("nav.report"), page.id.starts_with("report"));
             nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             nav_link(&mut o, "/login", &t("nav.operators"), page.id == "login");
         }
@@ -164,6 +165,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
                 page.id.starts_with("services"),
             );
             nav_link(&mut o, "/decideurs", &t("nav.decisions"), page.id.starts_with("decisions"));
+            nav_link(&mut o, "/signalements", &t("nav.tickets"), page.id == "tickets");
             nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             if s.principal.grant.may(Action::ManagePeople) {
                 nav_link(&mut o, "/admin", &t("nav.admin"), page.id == "admin");
@@ -423,7 +425,8 @@ pub(crate) async fn place(
 <section id=\"tomorrow-box\" aria-labelledby=\"tomorrow-title\" hidden><h2 id=\"tomorrow-title\">{tomorrow}</h2><div id=\"tomorrow\" class=\"cards\" aria-live=\"polite\"></div><p class=\"intro\">{tomorrow_note}</p></section>\
 <section aria-labelledby=\"env-title\"><h2 id=\"env-title\">{env}</h2><div id=\"environment\" aria-live=\"polite\"></div></section>\
 <section aria-labelledby=\"charts-title\"><h2 id=\"charts-title\">{charts}</h2><div id=\"charts\" class=\"charts\"></div></section>\
-<p class=\"data-links\"><a href=\"/kiosk/{id}\">{kiosk}</a> · <span id=\"downloads\"></span></p></article>",
+<p class=\"data-links\"><a href=\"/signaler?site={id}\">{report}</a> · <a href=\"/kiosk/{id}\">{kiosk}</a> · <span id=\"downloads\"></span></p></article>",
+        report = t("reports.file_here"),
         back = t("place.back"),
         name = esc(&place.name),
         now = t("place.now"),
@@ -538,7 +541,10 @@ pub(crate) async fn kiosk(
     let body = format!(
         "<div class=\"kiosk\"><header class=\"kiosk-head\"><h1>{name}</h1><p id=\"clock\" class=\"clock\"></p></header>\
 <section id=\"slide\" class=\"slide\" aria-live=\"polite\" aria-atomic=\"true\"></section>\
-<nav class=\"kiosk-nav\" aria-label=\"{nav}\"><button type=\"button\" id=\"prev\">‹ {prev}</button><ol id=\"dots\" class=\"dots\"></ol><button type=\"button\" id=\"next\">{next} ›</button></nav></div>",
+<nav class=\"kiosk-nav\" aria-label=\"{nav}\"><button type=\"button\" id=\"prev\">‹ {prev}</button><ol id=\"dots\" class=\"dots\"></ol><button type=\"button\" id=\"next\">{next} ›</button></nav>\
+<p class=\"kiosk-services\"><a class=\"kiosk-button\" href=\"/kiosk/{id}/signaler\">{report}</a></p></div>",
+        id = esc(place.id.as_str()),
+        report = t("reports.kiosk_button"),
         name = esc(&place.name),
         nav = t("kiosk.nav"),
         prev = t("kiosk.prev"),
@@ -1252,4 +1258,171 @@ mod tests {
             Some("https://*.tile.openstreetmap.org")
         );
     }
+}
+
+/// Where a report form starts: a place's (`site`) or a position.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ReportQuery {
+    pub(crate) lang: Option<String>,
+    pub(crate) site: Option<String>,
+}
+
+/// `GET /signaler`: the public report form (a category, a position picked on the map or the
+/// place given, a short text, an optional address with consent).
+pub(crate) async fn report_form(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<ReportQuery>,
+    h: HeaderMap,
+) -> Response {
+    let pq = PageQuery { lang: q.lang.clone(), ..PageQuery::default() };
+    let (lang, set) = lang_of(&pq, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    if !s.reports.settings.enabled {
+        return (StatusCode::NOT_FOUND, lang.t("reports.off").to_owned()).into_response();
+    }
+    let site = q.site.as_deref().and_then(|id| public_place(&s, id, lang).ok());
+    let body = report_form_html(lang, false);
+    let page = Page::new("report-form", lang.t("reports.title").to_owned(), body)
+        .script("reports")
+        .map()
+        .data(json!({"site": site.as_ref().map(|x| x.id.as_str()),
+                     "site_name": site.as_ref().map(|x| x.name.clone()),
+                     "center": site.as_ref().and_then(|x| Some([x.lat?, x.lon?]))}));
+    render(lang, set, &cfg, &viewer(&s, &h), "/signaler", page)
+}
+
+/// The form, for the web (with a map) or a kiosk (at its place, large).
+fn report_form_html(lang: Lang, kiosk: bool) -> String {
+    let t = |k: &str| esc(lang.t(k));
+    let position = if kiosk {
+        String::new()
+    } else {
+        format!(
+            "<fieldset class=\"report-where\"><legend>{where_}</legend><p id=\"where-help\" class=\"intro\">{where_help}</p>\
+<div id=\"map\" class=\"report-map\" role=\"application\" aria-describedby=\"where-help\" aria-label=\"{map}\"></div>\
+<p><button type=\"button\" id=\"locate\">{locate}</button> <span id=\"where\" aria-live=\"polite\"></span></p>\
+<p><label for=\"place\">{place_label}</label> <select id=\"place\"><option value=\"\">—</option></select></p></fieldset>",
+            where_ = t("reports.where"),
+            where_help = t("reports.where_help"),
+            map = t("reports.map"),
+            locate = t("reports.locate"),
+            place_label = t("reports.place"),
+        )
+    };
+    format!(
+        "<article class=\"report{kclass}\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<form id=\"report\" novalidate><fieldset><legend>{what}</legend><div id=\"categories\" class=\"categories\"></div></fieldset>\
+{position}\
+<p><label for=\"description\">{desc}</label><br><textarea id=\"description\" rows=\"4\" maxlength=\"1000\" aria-describedby=\"desc-count\"></textarea><br><span id=\"desc-count\" class=\"intro\"></span></p>\
+<fieldset id=\"contact\" hidden><legend>{contact}</legend><p><label for=\"email\">{email}</label><br><input id=\"email\" type=\"email\" autocomplete=\"email\"></p>\
+<p><input id=\"consent\" type=\"checkbox\"> <label for=\"consent\" id=\"consent-label\">{consent}</label></p></fieldset>\
+<p class=\"hp\" aria-hidden=\"true\"><label for=\"website\">{hp}</label><input id=\"website\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></p>\
+<p><button type=\"submit\" id=\"send\">{send}</button></p><p id=\"report-error\" class=\"error\" role=\"alert\"></p></form>\
+<section id=\"done\" hidden tabindex=\"-1\" aria-live=\"polite\"></section></article>",
+        kclass = if kiosk { " kiosk-report" } else { "" },
+        title = t("reports.title"),
+        intro = t("reports.intro"),
+        what = t("reports.what"),
+        desc = t("reports.description"),
+        contact = t("reports.contact"),
+        email = t("reports.email"),
+        consent = t("reports.consent"),
+        hp = t("reports.honeypot"),
+        send = t("reports.send"),
+    )
+}
+
+/// `GET /kiosk/{site}/signaler`: the report form on a kiosk, at its place, for touch and
+/// keyboard.
+pub(crate) async fn kiosk_report(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Path(site): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    let place = match public_place(&s, &site, lang) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    if !s.reports.settings.enabled {
+        return (StatusCode::NOT_FOUND, lang.t("reports.off").to_owned()).into_response();
+    }
+    let body = format!(
+        "<div class=\"kiosk\"><header class=\"kiosk-head\"><h2 class=\"kiosk-place\">{name}</h2><p><a class=\"kiosk-button\" href=\"/kiosk/{id}\">‹ {back}</a></p></header>{form}</div>",
+        name = esc(&place.name),
+        id = esc(place.id.as_str()),
+        back = esc(lang.t("reports.kiosk_back")),
+        form = report_form_html(lang, true),
+    );
+    let page = Page::new("report-kiosk", lang.t("reports.title").to_owned(), body)
+        .script("reports")
+        .data(json!({"site": place.id, "site_name": place.name, "kiosk": true}))
+        .bare();
+    let path = format!("/kiosk/{site}/signaler");
+    render(lang, set, &cfg, &Viewer::Public, &path, page)
+}
+
+/// `GET /signalements/suivi/{key}`: a reporter follows their report.
+pub(crate) async fn report_follow(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Path(key): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if !s.reports.settings.enabled {
+        return (StatusCode::NOT_FOUND, lang.t("reports.off").to_owned()).into_response();
+    }
+    let body = format!(
+        "<article class=\"report\"><p class=\"crumbs\"><a href=\"/\">{back}</a></p><h1>{title}</h1><div id=\"follow\" aria-live=\"polite\"><p>{loading}</p></div></article>",
+        back = esc(lang.t("place.back")),
+        title = esc(lang.t("reports.follow_title")),
+        loading = esc(lang.t("loading")),
+    );
+    let page = Page::new("report-follow", lang.t("reports.follow_title").to_owned(), body)
+        .script("reports")
+        .data(json!({"follow": key}));
+    let path = format!("/signalements/suivi/{key}");
+    render(lang, set, &cfg, &viewer(&s, &h), &path, page)
+}
+
+/// `GET /signalements`: the operators' tickets, their figures, and what to do with each.
+pub(crate) async fn tickets(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let sess = match operator(&s, &h, "/signalements") {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (lang, set) = lang_of(&q, &h);
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"tickets\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<section aria-labelledby=\"stats-title\"><h2 id=\"stats-title\">{stats}</h2><div id=\"stats\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"list-title\"><h2 id=\"list-title\">{list}</h2>\
+<p><label for=\"status-filter\">{filter}</label> <select id=\"status-filter\"><option value=\"open\">{open}</option><option value=\"\">{all}</option><option value=\"resolved\">{resolved}</option><option value=\"rejected\">{rejected}</option></select></p>\
+<div id=\"tickets\" aria-live=\"polite\"><p>{loading}</p></div></section>\
+<section id=\"ticket\" aria-labelledby=\"ticket-title\" tabindex=\"-1\" hidden></section></article>",
+        title = t("tickets.title"),
+        intro = t("tickets.intro"),
+        stats = t("tickets.stats"),
+        list = t("tickets.list"),
+        filter = t("tickets.filter"),
+        open = t("tickets.open"),
+        all = t("tickets.all"),
+        resolved = t("reports.status.resolved"),
+        rejected = t("reports.status.rejected"),
+        loading = t("loading"),
+    );
+    let page = Page::new("tickets", lang.t("tickets.title").to_owned(), body).script("reports");
+    render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/signalements", page)
 }

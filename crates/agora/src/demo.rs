@@ -1383,6 +1383,125 @@ pub async fn seed_surveys(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Citizens' reports around the four places, a few in each state, once (a demo started again on
+/// its data keeps its tickets).
+pub async fn seed_reports(state: &AppState) -> anyhow::Result<()> {
+    use agora_store::reports::{Change, Filter, Status};
+    let store = &state.reports.store;
+    if !store.list(&Filter { limit: 1, ..Filter::default() }).await?.is_empty() {
+        return Ok(());
+    }
+    let at = |p: usize, dlat: f64, dlon: f64| (PLACES[p].lat + dlat, PLACES[p].lon + dlon);
+    let list: [(usize, f64, f64, &str, &str, &[(Status, &str, Option<&str>)]); 8] = [
+        (
+            0,
+            0.0004,
+            0.0003,
+            "street_light",
+            "Le lampadaire au coin de la rue ne s'allume plus depuis deux soirs.",
+            &[],
+        ),
+        (
+            0,
+            -0.0003,
+            0.0002,
+            "bin",
+            "La corbeille déborde, des sacs sont posés à côté.",
+            &[(Status::Acknowledged, "Signalé à l'équipe de collecte.", None)],
+        ),
+        (
+            2,
+            0.0002,
+            -0.0004,
+            "noise",
+            "Musique très forte tard le soir, plusieurs nuits de suite.",
+            &[
+                (Status::Acknowledged, "", None),
+                (
+                    Status::InProgress,
+                    "Médiation prévue avec l'établissement.",
+                    Some("Une médiation est prévue avec l'établissement concerné."),
+                ),
+            ],
+        ),
+        (
+            3,
+            0.0003,
+            0.0003,
+            "furniture",
+            "Un banc a une latte cassée.",
+            &[
+                (Status::Acknowledged, "", None),
+                (Status::Resolved, "Latte remplacée.", Some("Le banc a été réparé.")),
+            ],
+        ),
+        (
+            1,
+            0.0002,
+            0.0001,
+            "bin",
+            "Poubelle renversée près du parking.",
+            &[(Status::Resolved, "Remise en place.", Some("Poubelle remise en place et fixée."))],
+        ),
+        (
+            2,
+            -0.0002,
+            0.0002,
+            "other",
+            "Il faudrait plus d'arbres sur cette place.",
+            &[(
+                Status::Rejected,
+                "Suggestion transmise au service des espaces verts : ce n'est pas un dysfonctionnement.",
+                Some("Merci : suggestion transmise au service des espaces verts."),
+            )],
+        ),
+        (
+            3,
+            -0.0004,
+            -0.0002,
+            "street_light",
+            "Lampadaire qui clignote.",
+            &[(Status::Acknowledged, "", None)],
+        ),
+        (1, -0.0003, 0.0004, "furniture", "Panneau d'information tagué.", &[]),
+    ];
+    let hour = 3_600_000_000_000i64;
+    let now = state.clock.now().as_nanos();
+    for (i, (place, dlat, dlon, category, text, steps)) in list.into_iter().enumerate() {
+        let (lat, lon) = at(place, dlat, dlon);
+        // Filed over the last days; each step a few hours after the one before.
+        let filed = now - (60 - 7 * i as i64) * hour;
+        let r = agora_api::reports::record(
+            state,
+            category,
+            lat,
+            lon,
+            text,
+            "web",
+            agora_model::Timestamp::from_nanos(filed),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo report: {e}"))?;
+        for (k, (status, note, public)) in steps.iter().enumerate() {
+            store
+                .change(
+                    r.id,
+                    &Change {
+                        status: *status,
+                        event: status.as_str().into(),
+                        actor: "Équipe de démonstration".into(),
+                        note: (!note.is_empty()).then(|| (*note).to_owned()),
+                        public_note: public.map(|p| Some(p.to_owned())),
+                        description_public: None,
+                        at: agora_model::Timestamp::from_nanos(filed + (3 + 5 * k as i64) * hour),
+                    },
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn seed_people(state: &AppState) -> anyhow::Result<Vec<(String, String, String)>> {
     use agora_model::permissions::{Domain, Grant, Role, parse_tenant};
     let mut out = Vec::new();

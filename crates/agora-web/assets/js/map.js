@@ -374,4 +374,24 @@ if (operator) {
   await loadAlerts();
   setInterval(loadAlerts, 5000);
 }
+// ---- Citizens' reports: open ones and those closed lately, nothing personal; a link to report.
+const REPORT_COLOURS = { new: '#d62728', acknowledged: '#f28e2b', in_progress: '#f2c12b', resolved: '#1a9850', rejected: '#7f7f7f' };
+async function loadReports() {
+  let reports;
+  try { reports = await api('/api/v1/public/reports'); } catch { return; /* reports off */ }
+  const group = L.layerGroup();
+  for (const f of reports.features) {
+    const p = f.properties;
+    const [lon, lat] = f.geometry.coordinates;
+    const name = settings.lang === 'en' ? p.category_en : p.category_fr;
+    L.circleMarker([lat, lon], { radius: 7, color: '#222', weight: 1, fillColor: REPORT_COLOURS[p.status] ?? '#555', fillOpacity: 0.9, className: 'report-marker' })
+      .bindTooltip(`${esc(t('reports.number', { n: p.number }))} · ${esc(name)} · ${esc(t(`reports.status.${p.status}`))}`)
+      .addTo(group);
+  }
+  if (!operator) group.addTo(map);
+  fs.insertAdjacentHTML('beforeend', `<label><input type="checkbox" id="reports-layer"${operator ? '' : ' checked'}> ${esc(t('reports.layer'))} (${reports.features.length})</label>
+    <p><a class="button" href="/signaler">${esc(t('reports.file'))}</a></p>`);
+  document.getElementById('reports-layer').addEventListener('change', (e) => { e.target.checked ? group.addTo(map) : group.remove(); });
+}
+await loadReports();
 document.body.dataset.ready = '1';

@@ -664,8 +664,14 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             | "/admin"
             | "/commerce"
             | "/open-data"
-            | "/open-data/api",
+            | "/open-data/api"
+            | "/signaler"
+            | "/signalements",
         ) => Call::new(route).untargeted(),
+        ("GET", "/signalements/suivi/{key}") => {
+            Call::new("/signalements/suivi/none").untargeted()
+        }
+        ("GET", "/kiosk/{site}/signaler") => Call::new(format!("/kiosk/{}/signaler", s.site)),
         ("GET", "/open-data/datasets/{id}") => Call::new("/open-data/datasets/none").untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
