@@ -185,9 +185,8 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
         // have none, and are not computed for the catalogue.
         let rec = match d.kind {
             agora_store::opendata::DatasetKind::Wellbeing
-            | agora_store::opendata::DatasetKind::Accessibility => {
-                Records::computed(&d, Vec::new())
-            }
+            | agora_store::opendata::DatasetKind::Accessibility
+            | agora_store::opendata::DatasetKind::Reports => Records::computed(&d, Vec::new()),
             _ => dataset_records(s, &d).await?,
         };
         let temporal = rec.range().map(|r| (r.from, r.to));
@@ -331,6 +330,9 @@ pub async fn dataset_records(
         }
         DatasetKind::Accessibility => {
             Ok(Records::computed(d, crate::proximity::open_data_rows(s, d).await?))
+        }
+        DatasetKind::Reports => {
+            Ok(Records::computed(d, crate::reports::open_data_rows(s, d).await?))
         }
         _ => Ok(Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await?),
     }

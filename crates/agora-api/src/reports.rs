@@ -252,13 +252,53 @@ impl Window {
     }
 }
 
+/// The keys of forms: an issue time signed with the server's secret (HMAC-SHA256, 128 bits
+/// kept), so that a form's age is known without keeping anything per form.
+struct FormKeys(ring::hmac::Key);
+
+impl FormKeys {
+    fn new(secret: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    fn tag(&self, issued: i64) -> ring::hmac::Tag {
+        ring::hmac::sign(&self.0, format!("report-form.{issued}").as_bytes())
+    }
+
+    fn issue(&self, issued: i64) -> String {
+        format!("{issued}.{}", hex::encode(&self.tag(issued).as_ref()[..16]))
+    }
+
+    /// Check a key against the clock: signed here, at least `min` seconds old, at most `valid`.
+    fn check(&self, key: &str, now_secs: i64, min: u64, valid: u64) -> Result<(), String> {
+        let bad = || "the form key is not one this server handed out: reload the form".to_owned();
+        let (issued, tag) = key.split_once('.').ok_or_else(bad)?;
+        let issued: i64 = issued.parse().map_err(|_| bad())?;
+        let tag = hex::decode(tag).map_err(|_| bad())?;
+        if tag.len() != 16 || !ring::constant_time_eq(&self.tag(issued).as_ref()[..16], &tag) {
+            return Err(bad());
+        }
+        let age = now_secs.saturating_sub(issued);
+        if age < min as i64 {
+            return Err(format!(
+                "sent {age} s after the form was opened: wait at least {min} s (automated sending \
+                 is refused)"
+            ));
+        }
+        if age > valid as i64 {
+            return Err("the form has expired: reload it".into());
+        }
+        Ok(())
+    }
+}
+
 /// The reports' service: the store, the settings, the key that signs forms, the windows.
 pub struct Reports {
     /// Where reports are kept.
     pub store: Arc<dyn ReportStore>,
     /// `[reports]`.
     pub settings: ReportSettings,
-    secret: ring::hmac::Key,
+    forms: FormKeys,
     clients: Mutex<Window>,
     places: Mutex<Window>,
 }
@@ -278,39 +318,18 @@ impl Reports {
         Self {
             store,
             settings,
-            secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            forms: FormKeys::new(&key),
             clients: Mutex::new(Window::new(60, 10_000)),
             places: Mutex::new(Window::new(3600, 10_000)),
         }
     }
 
     fn form_key(&self, issued: i64) -> String {
-        let tag = ring::hmac::sign(&self.secret, format!("report-form.{issued}").as_bytes());
-        format!("{issued}.{}", hex::encode(&tag.as_ref()[..16]))
+        self.forms.issue(issued)
     }
 
-    /// Check a form key against the clock: signed by this server, old enough, not too old.
     fn check_form(&self, key: &str, now_secs: i64) -> Result<(), String> {
-        let bad = || "the form key is not one this server handed out: reload the form".to_owned();
-        let (issued, tag) = key.split_once('.').ok_or_else(bad)?;
-        let issued: i64 = issued.parse().map_err(|_| bad())?;
-        let tag = hex::decode(tag).map_err(|_| bad())?;
-        let full = ring::hmac::sign(&self.secret, format!("report-form.{issued}").as_bytes());
-        if tag.len() != 16 || !ring::constant_time_eq(&full.as_ref()[..16], &tag) {
-            return Err(bad());
-        }
-        let age = now_secs - issued;
-        if age < self.settings.min_fill_secs as i64 {
-            return Err(format!(
-                "sent {age} s after the form was opened: wait at least {} s (automated sending \
-                 is refused)",
-                self.settings.min_fill_secs
-            ));
-        }
-        if age > self.settings.form_valid_secs as i64 {
-            return Err("the form has expired: reload it".into());
-        }
-        Ok(())
+        self.forms.check(key, now_secs, self.settings.min_fill_secs, self.settings.form_valid_secs)
     }
 }
 
@@ -1181,7 +1200,7 @@ async fn reachable(s: &AppState, who: &Principal, id: i64) -> ApiResult<Report> 
         .ok_or_else(|| ApiError::NotFound(format!("no report {id}")))?;
     // Departments read every ticket (they change only their domain's); a commune's people see
     // their commune's only, as if the others did not exist.
-    if !who.grant.commune().is_none_or(|c| c.as_str() == r.commune) {
+    if who.grant.commune().is_some_and(|c| c.as_str() != r.commune) {
         return Err(ApiError::NotFound(format!("no report {id}")));
     }
     Ok(r)
@@ -1586,7 +1605,140 @@ pub(crate) async fn report_stats(
     }
 }
 
+/// The records of an open dataset of reports: one per report of the dataset's commune or place,
+/// oldest first — its number, category, place, a position rounded to about 100 m, its state,
+/// dates, time to closing and supporters; never its text or anyone's address.
+pub(crate) async fn open_data_rows(
+    s: &AppState,
+    d: &agora_store::opendata::Dataset,
+) -> ApiResult<Vec<agora_opendata::odsql::Row>> {
+    use agora_opendata::odsql::V;
+    let mut list =
+        s.reports.store.list(&Filter { commune: d.commune.clone(), ..Filter::default() }).await?;
+    list.reverse();
+    let sites = s.catalog.sites();
+    let communes = s.catalog.communes();
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let mut rows = Vec::new();
+    for r in list {
+        if d.site.as_ref().is_some_and(|x| r.site.as_ref() != Some(x)) {
+            continue;
+        }
+        let c = s.reports.settings.category(&r.category);
+        let site = r.site.as_ref().and_then(|id| sites.iter().find(|x| x.id.as_str() == id));
+        let commune_name = communes
+            .iter()
+            .find(|x| x.insee.as_str() == r.commune)
+            .map_or(V::Null, |x| V::text(x.name.clone()));
+        let hours = r.closed_at.map(|c| {
+            ((c.as_nanos() - r.created_at.as_nanos()) as f64 / 3.6e12 * 100.0).round() / 100.0
+        });
+        rows.push(vec![
+            V::text(r.id.to_string()),
+            V::text(r.category.clone()),
+            V::text(c.map_or_else(|| r.category.clone(), |c| c.fr.clone())),
+            site.map_or(V::Null, |x| V::text(x.id.as_str())),
+            site.map_or(V::Null, |x| V::text(x.name.as_str())),
+            V::text(r.commune.clone()),
+            commune_name,
+            V::Geo(round(r.lat), round(r.lon)),
+            V::text(r.status.as_str()),
+            V::Time(r.created_at.as_nanos()),
+            r.closed_at.map_or(V::Null, |t| V::Time(t.as_nanos())),
+            hours.map_or(V::Null, V::Num),
+            V::Num(r.supporters as f64),
+            V::text(r.channel.clone()),
+        ]);
+    }
+    Ok(rows)
+}
+
 /// The operations of this module, for the API document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(form, file, follow, public_reports, tickets, ticket_detail, change, report_stats))]
 pub(crate) struct Doc;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_degree_of_latitude_is_111_195_m_on_the_mean_sphere() {
+        // 6,371,008.8 m × π / 180, and half of it.
+        assert!((distance_m(43.0, 5.0, 44.0, 5.0) - 111_195.08).abs() < 0.01);
+        assert!((distance_m(0.0, 0.0, 0.0, 0.5) - 55_597.54).abs() < 0.01);
+        assert_eq!(distance_m(43.5, 5.4, 43.5, 5.4), 0.0);
+    }
+
+    #[test]
+    fn the_form_key_must_be_this_servers_old_enough_and_not_too_old() {
+        let k = FormKeys::new(b"a secret of the test");
+        let check = |key: &str, now: i64| k.check(key, now, 3, 7200);
+        let key = k.issue(1000);
+        assert!(check(&key, 1002).unwrap_err().contains("wait at least 3 s"));
+        assert!(check(&key, 1003).is_ok());
+        assert!(check(&key, 1000 + 7200).is_ok());
+        assert!(check(&key, 1000 + 7201).unwrap_err().contains("expired"));
+        // Another issue time with this one's tag, a changed tag, another server's key, garbage.
+        let forged = format!("900.{}", key.split_once('.').unwrap().1);
+        assert!(check(&forged, 1010).unwrap_err().contains("not one"));
+        let mut flipped = key.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        assert!(check(&String::from_utf8(flipped).unwrap(), 1010).is_err());
+        assert!(check(&FormKeys::new(b"another").issue(1000), 1010).is_err());
+        for bad in ["", ".", "1000", "1000.zz", "x.00", "1000.00", "-9223372036854775808.00"] {
+            assert!(check(bad, 1010).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever is typed: an answer, never a panic; what is kept has no control character
+        /// but line breaks, and the limits hold.
+        #[test]
+        fn any_text_is_kept_clean_or_refused(text in "\\PC{0,1200}|[\\x00-\\x1f<>&\"' a-z:/.]{0,300}") {
+            let s = ReportSettings::default();
+            match clean_text(&s, &text) {
+                Ok(kept) => {
+                    prop_assert!(kept.chars().count() <= s.max_description_chars);
+                    prop_assert!(kept.chars().all(|c| !c.is_control() || c == '\n'));
+                    prop_assert!(kept.to_lowercase().matches("http://").count() <= s.max_links);
+                }
+                Err(e) => prop_assert!(matches!(e, ApiError::BadRequest(_))),
+            }
+        }
+
+        /// Any string as an address: accepted ones have one `@` and a dotted domain.
+        #[test]
+        fn any_address_is_checked(e in "\\PC{0,80}") {
+            if let Ok(a) = check_email(&e) {
+                let (_, domain) = a.split_once('@').unwrap();
+                prop_assert!(domain.contains('.') && !domain.contains('@'));
+                prop_assert!(!a.chars().any(char::is_whitespace));
+            }
+        }
+
+        /// A window never lets more than its limit through within its span, and lets one through
+        /// again once the oldest has left it.
+        #[test]
+        fn a_window_lets_at_most_its_limit_through(
+            gaps in proptest::collection::vec(0i64..30_000_000_000, 1..80),
+            limit in 1u32..10,
+        ) {
+            let mut w = Window::new(60, 100);
+            let mut now = 0i64;
+            let mut passed: Vec<i64> = Vec::new();
+            for g in gaps {
+                now += g;
+                let in_window = passed.iter().filter(|t| now - **t < 60_000_000_000).count();
+                let r = w.hit("client", now, limit);
+                prop_assert_eq!(r.is_ok(), in_window < limit as usize);
+                if r.is_ok() {
+                    passed.push(now);
+                }
+            }
+        }
+    }
+}

@@ -196,6 +196,7 @@ pub fn check(d: &Dataset, catalog: &dyn Catalog) -> Result<(), String> {
         | DatasetKind::Devices
         | DatasetKind::Wellbeing
         | DatasetKind::Accessibility
+        | DatasetKind::Reports
             if !equipment =>
         {
             return Err(format!("kind {:?} takes theme equipment", d.kind));
@@ -266,6 +267,56 @@ pub fn fields(d: &Dataset) -> Vec<Field> {
         facet: false,
     };
     match d.kind {
+        DatasetKind::Reports => {
+            let mut f = vec![
+                field("report_id", "Numéro", Text, "Numéro du signalement", false),
+                field("category", "Catégorie", Text, "Identifiant de la catégorie", true),
+                field("category_label", "Type de problème", Text, "Catégorie en clair", true),
+            ];
+            f.extend(place.iter().cloned());
+            f.push(field(
+                "geo_point_2d",
+                "Position",
+                GeoPoint,
+                "Position du problème arrondie à environ 100 m (WGS 84)",
+                false,
+            ));
+            f.push(field(
+                "status",
+                "État",
+                Text,
+                "new, acknowledged, in_progress, resolved ou rejected",
+                true,
+            ));
+            f.push(field(
+                "filed_at",
+                "Signalé le",
+                DateTime,
+                "Date et heure du signalement",
+                false,
+            ));
+            f.push(field(
+                "closed_at",
+                "Clos le",
+                DateTime,
+                "Date et heure de la résolution ou du rejet, vide s'il est ouvert",
+                false,
+            ));
+            f.push(double(
+                "hours_to_close",
+                "Délai de traitement (h)",
+                "Heures entre le signalement et sa clôture, vide s'il est ouvert",
+            ));
+            f.push(field(
+                "supporters",
+                "Personnes",
+                Int,
+                "Personnes ayant signalé le même problème",
+                false,
+            ));
+            f.push(field("channel", "Canal", Text, "web, kiosk (borne) ou api", true));
+            f
+        }
         DatasetKind::Wellbeing => {
             let mut f = vec![field("period", "Mois", Text, "Mois (AAAA-MM, heure de Paris)", true)];
             f.extend(place.iter().cloned());
@@ -436,6 +487,7 @@ pub fn fields(d: &Dataset) -> Vec<Field> {
 pub fn frequency(d: &Dataset) -> &'static str {
     match (d.kind, d.resolution) {
         (DatasetKind::Wellbeing, _) => "MONTHLY",
+        (DatasetKind::Reports, _) => "DAILY",
         (DatasetKind::Measurements, Resolution::Raw | Resolution::QuarterHour) => "CONT",
         (DatasetKind::Measurements, Resolution::Hourly) => "HOURLY",
         (DatasetKind::Measurements, Resolution::Daily) => "DAILY",

@@ -110,7 +110,9 @@ impl Records {
         let source = match d.kind {
             // Computed from the well-being index and the 15-minute city by the API
             // (`Records::computed`): nothing to read here.
-            DatasetKind::Wellbeing | DatasetKind::Accessibility => Source::Static(Vec::new()),
+            DatasetKind::Wellbeing | DatasetKind::Accessibility | DatasetKind::Reports => {
+                Source::Static(Vec::new())
+            }
             DatasetKind::Places => {
                 let mut rows = Vec::new();
                 for s in &sites {
@@ -379,9 +381,10 @@ impl Records {
             _ => String::new(),
         };
         match self.dataset.kind {
-            DatasetKind::Places | DatasetKind::Devices | DatasetKind::Accessibility => {
-                text(&row[0])
-            }
+            DatasetKind::Places
+            | DatasetKind::Devices
+            | DatasetKind::Accessibility
+            | DatasetKind::Reports => text(&row[0]),
             DatasetKind::Wellbeing => format!("{}@{}", text(&row[1]), text(&row[0])),
             DatasetKind::Measurements => {
                 let V::Time(t) = row[0] else { return String::new() };

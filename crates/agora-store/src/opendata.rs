@@ -28,6 +28,9 @@ pub enum DatasetKind {
     /// One record per populated square (or address) of the 15-minute city: its population and
     /// the walk to the nearest facility of each theme.
     Accessibility,
+    /// One record per citizens' report: its category, place, state, dates and time to
+    /// resolution — nothing personal (no text, no address, a position to about 100 m).
+    Reports,
 }
 
 /// A theme: which devices and properties a measurements dataset covers.

@@ -373,6 +373,7 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
             "capteurs" => DatasetKind::Devices,
             "indice-bien-etre" => DatasetKind::Wellbeing,
             "ville-quart-heure-aix" => DatasetKind::Accessibility,
+            "signalements" => DatasetKind::Reports,
             _ => DatasetKind::Measurements,
         };
         Dataset {
@@ -494,6 +495,14 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
         "Indice de bien-être des lieux — par mois",
         "L'indice de bien-être de chaque lieu équipé, mois par mois, sur 100, et ses dimensions (environnement, vitalité urbaine, services et proximité, propreté et éclairage, bien-être perçu), construit selon la méthode de l'OCDE ; la couverture des poids mesurés et la version de la définition (indicateurs, plages, poids) avec laquelle il est calculé. Un indicateur manquant n'est jamais compté comme zéro.",
         &["bien-être", "indicateur composite", "OCDE", "qualité de vie"],
+    ));
+    sets.push(d(
+        "signalements",
+        Theme::Equipment,
+        Daily,
+        "Signalements des habitants",
+        "Chaque signalement fait par les habitants et les visiteurs (éclairage en panne, poubelle pleine, bruit, mobilier dégradé…) depuis le site ou les bornes : catégorie, lieu, position arrondie à 100 m, état, dates et délai de traitement, nombre de personnes. Ni texte ni adresse : rien de personnel.",
+        &["signalements", "propreté", "éclairage public", "relation citoyenne"],
     ));
     let mut access = d(
         "ville-quart-heure-aix",
@@ -1392,7 +1401,10 @@ pub async fn seed_reports(state: &AppState) -> anyhow::Result<()> {
         return Ok(());
     }
     let at = |p: usize, dlat: f64, dlon: f64| (PLACES[p].lat + dlat, PLACES[p].lon + dlon);
-    let list: [(usize, f64, f64, &str, &str, &[(Status, &str, Option<&str>)]); 8] = [
+    // Place, offset from its centre, category, text, then each step: status, internal note,
+    // public answer.
+    type Steps = &'static [(Status, &'static str, Option<&'static str>)];
+    let list: [(usize, f64, f64, &str, &str, Steps); 8] = [
         (
             0,
             0.0004,

@@ -357,6 +357,38 @@ async fn statistics_are_those_worked_by_hand() {
         "category,reports,supporters,open,resolved,rejected,median_hours_to_resolve,mean_hours_to_resolve\n\
          bin,2,2,0,1,1,5.00,5.00\nstreet_light,3,3,1,2,0,6.00,6.00\n"
     );
+    // As open data: one record per report, nothing personal, the time to closing in hours.
+    let r = app
+        .post("/api/v1/open-data/datasets")
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "signalements", "kind": "reports", "theme": "equipment",
+            "title": "Signalements", "description": "Signalements", "published": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let v = app
+        .get_json(
+            "/api/explore/v2.1/catalog/datasets/signalements/records?order_by=report_id&limit=10",
+        )
+        .await;
+    assert_eq!(v["total_count"], 5);
+    let hours: Vec<Value> =
+        v["results"].as_array().unwrap().iter().map(|r| r["hours_to_close"].clone()).collect();
+    assert_eq!(hours, [json!(2.0), json!(10.0), json!(5.0), json!(6.0), Value::Null]);
+    let first = &v["results"][0];
+    assert_eq!(first["category"], "street_light");
+    assert_eq!(first["status"], "resolved");
+    assert_eq!(first["site_id"], "hotel-de-ville");
+    assert_eq!(first["geo_point_2d"], json!({"lat": 43.53, "lon": 5.447}));
+    assert!(first.get("description").is_none() && first.get("email").is_none(), "{first}");
+    let by_status = app
+        .get_json("/api/explore/v2.1/catalog/datasets/signalements/records?group_by=status&select=count(*)%20as%20n&order_by=status")
+        .await;
+    assert_eq!(
+        by_status["results"],
+        json!([{"status": "new", "n": 1}, {"status": "rejected", "n": 1}, {"status": "resolved", "n": 3}])
+    );
     // A month with nothing: no rows, not zeros.
     let v = app.get_json("/api/v1/reports/stats?from=2026-07-01&to=2026-08-01").await;
     assert_eq!(v["rows"], json!([]));
