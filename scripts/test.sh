@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh Debian machine with Rust: installs what the tests need
 # (a real Mosquitto broker and its command-line clients, a real SMTP server — Debian's
 # python3-aiosmtpd —, openssl for test certificates, promtool — Debian's prometheus — to lint
-# the metrics, Debian's Chromium and, from npm,
+# the metrics, zbarimg — Debian's zbar-tools — to read QR codes back, Debian's Chromium and, from npm,
 # playwright-core to drive it), then runs every crate's unit and
 # integration tests against real components, a property-based API tester (schemathesis) against
 # a running `agora demo`, integrators' own clients from PyPI (ThingsBoard's SDK, Paho, InfluxDB's
@@ -22,6 +22,8 @@ if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
 if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if ! command -v promtool >/dev/null 2>&1; then need_pkgs+=(prometheus); fi
+# A real QR code reader for the visitors' tours.
+if ! command -v zbarimg >/dev/null 2>&1; then need_pkgs+=(zbar-tools); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
   sudo_cmd=""

@@ -53,7 +53,8 @@ for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rot
   '/services/lighting', '/services/cleanliness', '/services/green-spaces',
   '/decideurs', '/decideurs/fiche?level=commune&id=13001',
   '/open-data', '/open-data/datasets/qualite-air-horaire', '/open-data/datasets/lieux-equipes', '/open-data/api',
-  '/signaler', '/kiosk/la-rotonde/signaler', '/signalements']) {
+  '/signaler', '/kiosk/la-rotonde/signaler', '/signalements',
+  '/visiter', '/visiter/parcours/coeur-de-ville', '/kiosk/la-rotonde/visiter']) {
   test(`${path} passes the WCAG 2.1 AA rules of axe-core`, () => audit(path));
 }
 
@@ -69,7 +70,7 @@ test('the audit does catch violations (a planted unlabelled field and faint text
 test('pages fit a phone screen without sideways scrolling', async () => {
   const phone = await b.context.browser().newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
   const p = await phone.newPage();
-  for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/signaler', '/kiosk/la-rotonde/signaler']) {
+  for (const path of ['/', '/places/la-rotonde', '/communes/13001', '/kiosk/la-rotonde', '/signaler', '/kiosk/la-rotonde/signaler', '/visiter', '/visiter/parcours/fontaines-et-ombre']) {
     await p.goto(`${agora.base}${path}`);
     await p.waitForSelector('body[data-ready="1"]');
     if (path.startsWith('/places/') || path.startsWith('/communes/')) {

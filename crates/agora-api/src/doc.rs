@@ -154,6 +154,7 @@ impl Modify for Security {
         (name = "admin", description = "Tokens and the dead-letter log"),
         (name = "standards", description = "OGC SensorThings API 1.1 (/v1.1) and NGSI-LD (/ngsi-ld/v1): agora's catalogue and store as the standards describe them"),
         (name = "reports", description = "Citizens' reports (signalements): filed by anyone from the map, a place's page or a kiosk, followed by the reporter, handled by operators as tickets, counted"),
+        (name = "visitors", description = "Visitors: points of interest in several languages, discovery tours with their routes and QR codes, cool routes on hot afternoons"),
         (name = "open-data", description = "Published datasets and their DCAT-AP catalogue (the records are served by the Explore API v2.1 under /api/explore/v2.1)"),
     )
 )]
@@ -182,6 +183,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
         crate::proximity::Doc::openapi(),
         crate::wellbeing::Doc::openapi(),
         crate::reports::Doc::openapi(),
+        crate::visitors::Doc::openapi(),
         crate::open_data::Doc::openapi(),
         crate::explore::Doc::openapi(),
         crate::sta::Doc::openapi(),

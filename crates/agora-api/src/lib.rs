@@ -37,6 +37,7 @@ pub mod session;
 mod sta;
 mod thingsboard;
 mod views;
+pub mod visitors;
 mod wellbeing;
 
 use std::sync::Arc;
@@ -195,6 +196,8 @@ pub struct AppState {
     pub proximity: Arc<agora_query::proximity::Proximity>,
     /// Citizens' reports: their store, settings and anti-abuse windows.
     pub reports: Arc<reports::Reports>,
+    /// Visitors' points of interest and tours.
+    pub visitors: Arc<dyn agora_store::visitors::VisitorStore>,
     /// The open-data datasets operators define.
     pub datasets: Arc<dyn agora_store::opendata::DatasetStore>,
     /// NGSI-LD subscriptions and their notifier (absent: alerting off).
@@ -379,6 +382,16 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/api/v1/public/reports", get(reports::public_reports))
         .route("/api/v1/reports/{id}", get(reports::ticket_detail))
         .route("/api/v1/reports/{id}/status", post(reports::change))
+        // Visitors: points of interest, tours, cool routes.
+        .route("/api/v1/visitors/pois", get(visitors::pois).post(visitors::import_pois))
+        .route("/api/v1/visitors/pois/{id}", put(visitors::put_poi).delete(visitors::delete_poi))
+        .route("/api/v1/visitors/tours", get(visitors::tours))
+        .route(
+            "/api/v1/visitors/tours/{id}",
+            get(visitors::tour).put(visitors::put_tour).delete(visitors::delete_tour),
+        )
+        .route("/api/v1/visitors/tours/{id}/qr", get(visitors::tour_qr))
+        .route("/api/v1/visitors/cool-route", get(visitors::cool_route))
         .route("/api/v1/lighting", get(services::lighting_overview))
         .route("/api/v1/lighting/maintenance", get(services::lighting_maintenance))
         .route("/api/v1/lighting/sun", get(services::sun))

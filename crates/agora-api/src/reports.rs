@@ -367,7 +367,7 @@ fn around(lat: f64, lon: f64, m: f64) -> [f64; 4] {
 
 /// The commune a position is in and the place it is at: a commune's boundary when it has one,
 /// else the nearness of its places.
-fn locate(s: &AppState, lat: f64, lon: f64) -> ApiResult<(InseeCode, Option<Site>)> {
+pub(crate) fn locate(s: &AppState, lat: f64, lon: f64) -> ApiResult<(InseeCode, Option<Site>)> {
     let settings = &s.reports.settings;
     let point = agora_interop::geo::Geometry::Point((lon, lat));
     let sites = s.catalog.sites();
@@ -563,8 +563,7 @@ fn client_key(h: &HeaderMap, peer: Option<&ClientAddr>) -> String {
 /// same problem reported nearby.
 #[utoipa::path(post, path = "/api/v1/reports", tag = "reports", request_body = Filing,
     responses((status = 201, body = Filed), (status = 200, body = Filed, description = "merged into a report already filed"),
-        (status = 400, response = BadRequest), (status = 404, response = NotFound),
-        (status = 429, description = "too many reports from this client or for this place")))]
+        (status = 404, response = NotFound), Writes))]
 pub(crate) async fn file(
     Scoped(s): Scoped,
     peer: Option<Extension<ClientAddr>>,
@@ -1209,7 +1208,8 @@ async fn reachable(s: &AppState, who: &Principal, id: i64) -> ApiResult<Report> 
 /// `GET /api/v1/reports/{id}`
 #[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports",
     params(("id" = i64, Path, description = "the ticket's number")),
-    responses((status = 200, body = TicketDetail), (status = 404, response = NotFound), Reads))]
+    responses((status = 200, body = TicketDetail), (status = 400, response = BadRequest),
+        (status = 404, response = NotFound), Reads))]
 pub(crate) async fn ticket_detail(
     Scoped(s): Scoped,
     Who(who): Who,

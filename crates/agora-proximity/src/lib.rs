@@ -11,7 +11,9 @@
 //!   weight;
 //! - [`access`] computes the walking time from every square to the nearest facility of each theme,
 //!   the share of population within 15 minutes, the gaps, isochrones, and the effect of a facility
-//!   added on the map.
+//!   added on the map;
+//! - [`routes`] finds walks on the same network: the shortest, a tour through stops, and the
+//!   cool route of a hot afternoon, weighed by the heat-island map, shade and fountains.
 //!
 //! Everything here is a pure function of files and values: the catalog keeps the imports, the API
 //! serves the answers.
@@ -24,5 +26,6 @@ pub mod network;
 pub mod osm;
 pub mod population;
 pub mod project;
+pub mod routes;
 
 pub use error::{Error, Result};

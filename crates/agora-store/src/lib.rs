@@ -12,6 +12,7 @@ pub mod format;
 pub mod opendata;
 pub mod reports;
 pub mod schedules;
+pub mod visitors;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -31,6 +31,7 @@ static FILES: &[(&str, &str, &[u8])] = assets! {
     "js/services.js" => "application/javascript",
     "js/decideurs.js" => "application/javascript",
     "js/reports.js" => "application/javascript",
+    "js/visitors.js" => "application/javascript",
     "js/opendata.js" => "application/javascript",
     "js/environment.js" => "application/javascript",
     "js/kiosk.js" => "application/javascript",

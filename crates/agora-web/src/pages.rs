@@ -147,6 +147,7 @@ fn header_html(lang: Lang, cfg: &WebConfig, viewer: &Viewer, page: &Page, path: 
         Viewer::Public => {
             nav_link(&mut o, "/", &t("nav.map"), page.id == "public-map");
             nav_link(&mut o, "/commerce", &t("nav.commerce"), page.id == "commerce");
+            nav_link(&mut o, "/visiter", &t("nav.visit"), page.id.starts_with("visit"));
             nav_link(&mut o, "/signaler", &t("nav.report"), page.id.starts_with("report"));
             nav_link(&mut o, "/open-data", &t("nav.open_data"), page.id.starts_with("open-data"));
             nav_link(&mut o, "/login", &t("nav.operators"), page.id == "login");
@@ -542,7 +543,8 @@ pub(crate) async fn kiosk(
         "<div class=\"kiosk\"><header class=\"kiosk-head\"><h1>{name}</h1><p id=\"clock\" class=\"clock\"></p></header>\
 <section id=\"slide\" class=\"slide\" aria-live=\"polite\" aria-atomic=\"true\"></section>\
 <nav class=\"kiosk-nav\" aria-label=\"{nav}\"><button type=\"button\" id=\"prev\">‹ {prev}</button><ol id=\"dots\" class=\"dots\"></ol><button type=\"button\" id=\"next\">{next} ›</button></nav>\
-<p class=\"kiosk-services\"><a class=\"kiosk-button\" href=\"/kiosk/{id}/signaler\">{report}</a></p></div>",
+<p class=\"kiosk-services\"><a class=\"kiosk-button\" href=\"/kiosk/{id}/visiter\">{visit}</a> <a class=\"kiosk-button\" href=\"/kiosk/{id}/signaler\">{report}</a></p></div>",
+        visit = t("visit.kiosk_button"),
         id = esc(place.id.as_str()),
         report = t("reports.kiosk_button"),
         name = esc(&place.name),
@@ -1425,4 +1427,102 @@ pub(crate) async fn tickets(
     );
     let page = Page::new("tickets", lang.t("tickets.title").to_owned(), body).script("reports");
     render(lang, set, &cfg, &Viewer::Operator(Box::new(sess)), "/signalements", page)
+}
+
+/// `GET /visiter`: what to see — the points of interest on a map, the tours, and on a hot day a
+/// cool route between two points.
+pub(crate) async fn visit(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<article class=\"visit\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
+<div id=\"map\" class=\"visit-map\" role=\"region\" aria-label=\"{map}\"></div>\
+<section aria-labelledby=\"tours-title\"><h2 id=\"tours-title\">{tours}</h2><div id=\"tours\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"pois-title\"><h2 id=\"pois-title\">{pois}</h2><div id=\"pois\"></div></section>\
+<section aria-labelledby=\"cool-title\"><h2 id=\"cool-title\">{cool}</h2><p class=\"intro\">{cool_intro}</p>\
+<form id=\"cool-form\"><p><label for=\"cool-from\">{from}</label> <select id=\"cool-from\"></select> <label for=\"cool-to\">{to}</label> <select id=\"cool-to\"></select> <button type=\"submit\">{go}</button></p></form>\
+<div id=\"cool\" aria-live=\"polite\"></div></section></article>",
+        title = t("visit.title"),
+        intro = t("visit.intro"),
+        map = t("visit.map"),
+        tours = t("visit.tours"),
+        pois = t("visit.pois"),
+        cool = t("visit.cool"),
+        cool_intro = t("visit.cool_intro"),
+        from = t("visit.from"),
+        to = t("visit.to"),
+        go = t("visit.go"),
+    );
+    let page = Page::new("visit", lang.t("visit.title").to_owned(), body).script("visitors").map();
+    render(lang, set, &cfg, &viewer(&s, &h), "/visiter", page)
+}
+
+/// `GET /visiter/parcours/{id}`: one tour on a phone — its map, its stops with their texts.
+pub(crate) async fn visit_tour(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    if let Some(r) = public_off(&s, lang) {
+        return r;
+    }
+    let body = format!(
+        "<article class=\"visit\"><p class=\"crumbs\"><a href=\"/visiter\">{back}</a></p><div id=\"tour\" aria-live=\"polite\"><p>{loading}</p></div>\
+<div id=\"map\" class=\"visit-map\" role=\"region\" aria-label=\"{map}\"></div><ol id=\"stops\" class=\"stops\"></ol></article>",
+        back = esc(lang.t("visit.back")),
+        loading = esc(lang.t("loading")),
+        map = esc(lang.t("visit.map")),
+    );
+    let page = Page::new("visit-tour", lang.t("visit.tour").to_owned(), body)
+        .script("visitors")
+        .map()
+        .data(json!({"tour": id}));
+    let path = format!("/visiter/parcours/{id}");
+    render(lang, set, &cfg, &viewer(&s, &h), &path, page)
+}
+
+/// `GET /kiosk/{site}/visiter`: the kiosk as a small service point — what to see nearby, the
+/// tours with a QR code to take them on a phone, and the cool route from here on a hot day.
+pub(crate) async fn kiosk_visit(
+    Scoped(s): Scoped,
+    Extension(cfg): Cfg,
+    Path(site): Path<String>,
+    Query(q): Query<PageQuery>,
+    h: HeaderMap,
+) -> Response {
+    let (lang, set) = lang_of(&q, &h);
+    let place = match public_place(&s, &site, lang) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let t = |k: &str| esc(lang.t(k));
+    let body = format!(
+        "<div class=\"kiosk kiosk-visit\"><header class=\"kiosk-head\"><h1 class=\"kiosk-place\">{name}</h1><p><a class=\"kiosk-button\" href=\"/kiosk/{id}\">‹ {back}</a></p></header>\
+<section aria-labelledby=\"near-title\"><h2 id=\"near-title\">{near}</h2><ul id=\"near\" class=\"kiosk-list\"></ul></section>\
+<section aria-labelledby=\"tours-title\"><h2 id=\"tours-title\">{tours}</h2><div id=\"kiosk-tours\" class=\"kiosk-tours\"></div></section>\
+<section id=\"cool-box\" aria-labelledby=\"cool-title\" hidden><h2 id=\"cool-title\">{cool}</h2><div id=\"cool\"></div></section></div>",
+        name = esc(&place.name),
+        id = esc(place.id.as_str()),
+        back = t("reports.kiosk_back"),
+        near = t("visit.nearby"),
+        tours = t("visit.tours"),
+        cool = t("visit.cool"),
+    );
+    let page = Page::new("kiosk-visit", lang.t("visit.title").to_owned(), body)
+        .script("visitors")
+        .data(json!({"site": place.id, "site_name": place.name, "center": [place.lat, place.lon], "kiosk": true}))
+        .bare();
+    let path = format!("/kiosk/{site}/visiter");
+    render(lang, set, &cfg, &Viewer::Public, &path, page)
 }

@@ -1514,6 +1514,103 @@ pub async fn seed_reports(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Points of interest around the four places, in French and English, and two tours through
+/// them, once (a demo started again keeps what operators changed).
+pub async fn seed_visitors(state: &AppState) -> anyhow::Result<()> {
+    use agora_store::visitors::{StoredPoi, StoredTour};
+    let store = &state.visitors;
+    if !store.pois().await?.is_empty() {
+        return Ok(());
+    }
+    let now = state.clock.now();
+    // Id, commune, kind, position, names (fr, en), descriptions (fr, en), hours, access (fr).
+    type DemoPoi = (
+        &'static str,
+        &'static str,
+        &'static str,
+        f64,
+        f64,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    );
+    #[rustfmt::skip]
+    let points: [DemoPoi; 11] = [
+        ("fontaine-hotel-de-ville", "13001", "fountain", 43.52995, 5.44760, "Fontaine de la place de l'Hôtel de Ville", "Town Hall square fountain", "Fontaine du XVIIIe siècle au centre de la place ; eau non potable.", "An 18th-century fountain in the middle of the square; not drinking water.", None, "Place de plain-pied."),
+        ("tour-de-l-horloge", "13001", "heritage", 43.52975, 5.44725, "Tour de l'Horloge", "Clock tower", "Beffroi du XVIe siècle et son horloge astronomique : un personnage par saison.", "A 16th-century belfry with an astronomical clock: one figure per season.", None, "Vue depuis la place, sans marche."),
+        ("place-des-cardeurs", "13001", "shade", 43.53010, 5.44690, "Place ombragée des Cardeurs", "Shaded Cardeurs square", "Platanes et terrasses : l'un des endroits les plus frais du centre l'été.", "Plane trees and terraces: one of the coolest spots of the centre in summer.", None, "Bancs, accès de plain-pied."),
+        ("fontaine-rotonde", "13001", "fountain", 43.52630, 5.44460, "Fontaine de la Rotonde", "Rotonde fountain", "Grande fontaine de 1860, trois statues : la Justice, l'Agriculture et les Beaux-Arts.", "A great fountain of 1860 with three statues: Justice, Agriculture and Fine Arts.", None, "Trottoirs abaissés aux passages piétons."),
+        ("eau-potable-cours", "13001", "drinking_water", 43.52680, 5.44600, "Point d'eau potable du cours", "Drinking fountain on the avenue", "Eau potable, fraîche, toute l'année.", "Cool drinking water, all year round.", None, "Robinet à hauteur de fauteuil."),
+        ("musee-beaux-arts", "13001", "museum", 43.52560, 5.44790, "Musée des Beaux-Arts", "Fine Arts museum", "Peintures du XIVe au XXe siècle, dont une salle de maîtres provençaux.", "Paintings from the 14th to the 20th century, with a room of Provençal masters.", Some("mar.–dim. 10 h–18 h"), "Ascenseur, fauteuils prêtés à l'accueil."),
+        ("pole-bibliotheque", "13001", "museum", 43.52390, 5.44070, "Bibliothèque et galerie du Pôle", "Library and gallery of the Pôle", "Expositions temporaires et fonds patrimonial.", "Temporary exhibitions and heritage collections.", Some("mar.–sam. 10 h–19 h"), "Entièrement accessible."),
+        ("belvedere-pole", "13001", "viewpoint", 43.52330, 5.43990, "Belvédère du Pôle", "Pôle viewpoint", "Vue sur la montagne Sainte-Victoire par temps clair.", "A view of the Sainte-Victoire mountain on clear days.", None, "Rampe d'accès."),
+        ("toilettes-pole", "13001", "toilets", 43.52400, 5.44020, "Toilettes publiques du Pôle", "Public toilets at the Pôle", "Gratuites.", "Free of charge.", Some("tous les jours 8 h–20 h"), "Cabine accessible en fauteuil."),
+        ("parc-torse", "13109", "shade", 43.52330, 5.46150, "Parc de la Torse", "Torse park", "Le long du ruisseau, sous les arbres : le plus frais des quatre lieux l'été.", "Along the stream, under the trees: the coolest of the four places in summer.", None, "Allées stabilisées."),
+        ("fontaine-torse", "13109", "fountain", 43.52360, 5.46100, "Fontaine du parc de la Torse", "Torse park fountain", "Eau potable.", "Drinking water.", None, "Accès par l'allée principale."),
+    ];
+    let pois: Vec<StoredPoi> = points
+        .iter()
+        .map(|(id, commune, kind, lat, lon, fr, en, dfr, den, hours, access)| StoredPoi {
+            id: (*id).into(),
+            commune: (*commune).into(),
+            kind: (*kind).into(),
+            lat: *lat,
+            lon: *lon,
+            body: serde_json::json!({"name": {"fr": fr, "en": en}, "description": {"fr": dfr, "en": den},
+                "opening_hours": hours, "accessibility": {"fr": access}}),
+            updated_by: "demo".into(),
+            updated_at: now,
+        })
+        .collect();
+    store.put_pois(&pois).await?;
+    let tours = [
+        (
+            "coeur-de-ville",
+            "Cœur de ville",
+            "Heart of the town",
+            "De l'Hôtel de Ville à la Rotonde par la tour de l'Horloge, puis le musée.",
+            "From the Town Hall to the Rotonde by the clock tower, then the museum.",
+            vec![
+                "fontaine-hotel-de-ville",
+                "tour-de-l-horloge",
+                "fontaine-rotonde",
+                "musee-beaux-arts",
+            ],
+        ),
+        (
+            "fontaines-et-ombre",
+            "Fontaines et ombre",
+            "Fountains and shade",
+            "Un parcours d'été, de fontaine en place ombragée, jusqu'au belvédère.",
+            "A summer walk from fountain to shaded square, up to the viewpoint.",
+            vec![
+                "fontaine-hotel-de-ville",
+                "place-des-cardeurs",
+                "eau-potable-cours",
+                "fontaine-rotonde",
+                "pole-bibliotheque",
+                "belvedere-pole",
+            ],
+        ),
+    ];
+    for (id, fr, en, dfr, den, stops) in tours {
+        store
+            .put_tour(&StoredTour {
+                id: id.into(),
+                commune: "13001".into(),
+                body: serde_json::json!({"id": id, "title": {"fr": fr, "en": en},
+                    "description": {"fr": dfr, "en": den}, "stops": stops, "minutes_per_stop": 10.0}),
+                updated_by: "demo".into(),
+                updated_at: now,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn seed_people(state: &AppState) -> anyhow::Result<Vec<(String, String, String)>> {
     use agora_model::permissions::{Domain, Grant, Role, parse_tenant};
     let mut out = Vec::new();

@@ -283,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
                 .context("demo 15-minute city")?;
             agora::demo::seed_surveys(&state).await.context("demo surveys")?;
             agora::demo::seed_reports(&state).await.context("demo reports")?;
+            agora::demo::seed_visitors(&state).await.context("demo visitors")?;
             let town: Vec<String> =
                 town.iter().map(|(c, n)| format!("{c}: {n} facilities")).collect();
             let town_line = format!(

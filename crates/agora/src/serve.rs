@@ -68,6 +68,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         Arc::new(agora_store::decisions::SqliteDecisionStore::new(sqlite.pool()));
     let report_store: Arc<dyn agora_store::reports::ReportStore> =
         Arc::new(agora_store::reports::SqliteReportStore::new(sqlite.pool()));
+    let visitors: Arc<dyn agora_store::visitors::VisitorStore> =
+        Arc::new(agora_store::visitors::SqliteVisitorStore::new(sqlite.pool()));
     let catalog: Arc<dyn Catalog> = Arc::new(sqlite);
     let engine_cfg = cfg.engine();
     let clock = opts.clock.clone();
@@ -171,6 +173,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     ));
     let state = AppState {
         reports,
+        visitors,
         schedules: schedules.clone(),
         proximity,
         wellbeing,

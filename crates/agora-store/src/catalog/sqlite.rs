@@ -52,6 +52,7 @@ fn migrator() -> Migrator {
             m(15, "service schedules", include_str!("../../migrations/0015_service_schedules.sql")),
             m(16, "decision makers", include_str!("../../migrations/0016_decision_makers.sql")),
             m(17, "citizen reports", include_str!("../../migrations/0017_citizen_reports.sql")),
+            m(18, "visitors", include_str!("../../migrations/0018_visitors.sql")),
         ]),
         ..Migrator::DEFAULT
     }

@@ -31,5 +31,6 @@ mod sources;
 mod sta;
 mod tokens;
 mod upgrade;
+mod visitors;
 mod web;
 mod wellbeing;

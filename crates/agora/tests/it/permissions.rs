@@ -119,6 +119,17 @@ fn open_dataset(id: &str, commune: &str) -> Value {
            "theme": "air", "commune": commune, "published": true})
 }
 
+/// A point of interest at a side's place.
+fn poi(id: &str, s: &Side) -> Value {
+    let (lat, lon) = if s.commune == "13001" { (43.5299, 5.4474) } else { (43.295, 5.374) };
+    json!({"id": id, "kind": "fountain", "lat": lat, "lon": lon,
+           "name": {"fr": "Fontaine", "en": "Fountain"}})
+}
+
+fn tour(id: &str, a: &str, b: &str) -> Value {
+    json!({"id": id, "title": {"fr": "Balade", "en": "Walk"}, "stops": [a, b]})
+}
+
 /// A request for one route against one side's objects; `None` for a route this test does not
 /// know (the test then fails, naming it).
 struct Call {
@@ -205,6 +216,36 @@ async fn fresh(app: &TestApp, what: &str, s: &Side, n: usize) -> String {
             admin_json(app, Method::POST, "/ngsi-ld/v1/subscriptions", subscription(&id, s.device))
                 .await;
             format!("urn:ngsi-ld:Subscription:{id}")
+        }
+        "poi" => {
+            let id = format!("poi-{}-{n}", s.commune);
+            let r = app
+                .client
+                .put(app.url(&format!("/api/v1/visitors/pois/{id}")))
+                .bearer_auth(ADMIN)
+                .json(&poi(&id, s))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+            id
+        }
+        "tour" => {
+            let id = format!("tour-{}-{n}", s.commune);
+            let (a, b) = (
+                Box::pin(fresh(app, "poi", s, n * 1000 + 1)).await,
+                Box::pin(fresh(app, "poi", s, n * 1000 + 2)).await,
+            );
+            let r = app
+                .client
+                .put(app.url(&format!("/api/v1/visitors/tours/{id}")))
+                .bearer_auth(ADMIN)
+                .json(&tour(&id, &a, &b))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+            id
         }
         "report" => {
             let key =
@@ -629,6 +670,36 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             Call::new(route).untargeted()
         }
         ("GET", "/api/v1/reports") => Call::new(route).untargeted(),
+        ("GET", "/api/v1/visitors/pois" | "/api/v1/visitors/tours") => {
+            Call::new(route).untargeted()
+        }
+        ("GET", "/api/v1/visitors/tours/{id}") => {
+            Call::new("/api/v1/visitors/tours/none").untargeted()
+        }
+        ("GET", "/api/v1/visitors/tours/{id}/qr") => {
+            Call::new("/api/v1/visitors/tours/none/qr").untargeted()
+        }
+        ("GET", "/api/v1/visitors/cool-route") => {
+            Call::new("/api/v1/visitors/cool-route?from=43.5299,5.4474&to=43.5290,5.4480")
+                .untargeted()
+        }
+        ("POST", "/api/v1/visitors/pois") => Call::new("/api/v1/visitors/pois?format=json")
+            .json(json!([poi(&format!("import-{}-{n}", s.commune), s)])),
+        ("PUT", "/api/v1/visitors/pois/{id}") => {
+            let id = format!("put-{}-{n}", s.commune);
+            Call::new(format!("/api/v1/visitors/pois/{id}")).json(poi(&id, s))
+        }
+        ("DELETE", "/api/v1/visitors/pois/{id}") => {
+            Call::new(format!("/api/v1/visitors/pois/{}", fresh(app, "poi", s, n).await))
+        }
+        ("PUT", "/api/v1/visitors/tours/{id}") => {
+            let (a, b) = (fresh(app, "poi", s, n * 1000 + 1).await, fresh(app, "poi", s, n * 1000 + 2).await);
+            let id = format!("tour-put-{}-{n}", s.commune);
+            Call::new(format!("/api/v1/visitors/tours/{id}")).json(tour(&id, &a, &b))
+        }
+        ("DELETE", "/api/v1/visitors/tours/{id}") => {
+            Call::new(format!("/api/v1/visitors/tours/{}", fresh(app, "tour", s, n).await))
+        }
         ("GET", "/api/v1/reports/follow/{key}") => {
             Call::new("/api/v1/reports/follow/none").untargeted()
         }
@@ -666,12 +737,15 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             | "/open-data"
             | "/open-data/api"
             | "/signaler"
-            | "/signalements",
+            | "/signalements"
+            | "/visiter",
         ) => Call::new(route).untargeted(),
         ("GET", "/signalements/suivi/{key}") => {
             Call::new("/signalements/suivi/none").untargeted()
         }
         ("GET", "/kiosk/{site}/signaler") => Call::new(format!("/kiosk/{}/signaler", s.site)),
+        ("GET", "/kiosk/{site}/visiter") => Call::new(format!("/kiosk/{}/visiter", s.site)),
+        ("GET", "/visiter/parcours/{id}") => Call::new("/visiter/parcours/none").untargeted(),
         ("GET", "/open-data/datasets/{id}") => Call::new("/open-data/datasets/none").untargeted(),
         ("GET", "/places/{site}" | "/kiosk/{site}") => Call::new(route.replace("{site}", s.site)),
         ("GET", "/communes/{insee}") => Call::new(route.replace("{insee}", s.commune)),
@@ -915,6 +989,8 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
                             || (status == 400 && body.contains("may not"))
                             // Identifiers are the Métropole's: one taken elsewhere is taken.
                             || (status == 409 && body.contains("is not of"))
+                            // A position in a commune they do not see is in none of theirs.
+                            || (status == 400 && body.contains("outside every commune"))
                             || ((200..300).contains(&status)
                                 && !body.contains(s.device)
                                 && !body.contains(s.site)
