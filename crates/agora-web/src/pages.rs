@@ -1445,11 +1445,11 @@ pub(crate) async fn visit(
     let body = format!(
         "<article class=\"visit\"><h1>{title}</h1><p class=\"intro\">{intro}</p>\
 <div id=\"map\" class=\"visit-map\" role=\"region\" aria-label=\"{map}\"></div>\
-<section aria-labelledby=\"tours-title\"><h2 id=\"tours-title\">{tours}</h2><div id=\"tours\" aria-live=\"polite\"></div></section>\
-<section aria-labelledby=\"pois-title\"><h2 id=\"pois-title\">{pois}</h2><div id=\"pois\"></div></section>\
 <section aria-labelledby=\"cool-title\"><h2 id=\"cool-title\">{cool}</h2><p class=\"intro\">{cool_intro}</p>\
 <form id=\"cool-form\"><p><label for=\"cool-from\">{from}</label> <select id=\"cool-from\"></select> <label for=\"cool-to\">{to}</label> <select id=\"cool-to\"></select> <button type=\"submit\">{go}</button></p></form>\
-<div id=\"cool\" aria-live=\"polite\"></div></section></article>",
+<div id=\"cool\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"tours-title\"><h2 id=\"tours-title\">{tours}</h2><div id=\"tours\" aria-live=\"polite\"></div></section>\
+<section aria-labelledby=\"pois-title\"><h2 id=\"pois-title\">{pois}</h2><div id=\"pois\"></div></section></article>",
         title = t("visit.title"),
         intro = t("visit.intro"),
         map = t("visit.map"),
@@ -1509,9 +1509,10 @@ pub(crate) async fn kiosk_visit(
     let t = |k: &str| esc(lang.t(k));
     let body = format!(
         "<div class=\"kiosk kiosk-visit\"><header class=\"kiosk-head\"><h1 class=\"kiosk-place\">{name}</h1><p><a class=\"kiosk-button\" href=\"/kiosk/{id}\">‹ {back}</a></p></header>\
-<section aria-labelledby=\"near-title\"><h2 id=\"near-title\">{near}</h2><ul id=\"near\" class=\"kiosk-list\"></ul></section>\
 <section aria-labelledby=\"tours-title\"><h2 id=\"tours-title\">{tours}</h2><div id=\"kiosk-tours\" class=\"kiosk-tours\"></div></section>\
-<section id=\"cool-box\" aria-labelledby=\"cool-title\" hidden><h2 id=\"cool-title\">{cool}</h2><div id=\"cool\"></div></section></div>",
+<section id=\"cool-box\" aria-labelledby=\"cool-title\" hidden><h2 id=\"cool-title\">{cool}</h2><div id=\"cool\"></div></section>\
+<section aria-labelledby=\"near-title\"><h2 id=\"near-title\">{near}</h2><ul id=\"near\" class=\"kiosk-list\"></ul></section>\
+</div>",
         name = esc(&place.name),
         id = esc(place.id.as_str()),
         back = t("reports.kiosk_back"),

@@ -6,7 +6,6 @@ import { settings, t, esc, api, num, announce } from './common.js';
 
 const lang = settings.lang === 'en' ? 'en' : 'fr';
 const text = (m) => (m ? m[lang] ?? m.fr ?? m.en ?? Object.values(m)[0] ?? '' : '');
-const KIND_ICON = { heritage: '🏛', museum: '🖼', fountain: '⛲', viewpoint: '👁', shade: '🌳', toilets: '🚻', drinking_water: '🚰', other: '•' };
 const COOL = '#1a6fb0';
 const SHORT = '#c0392b';
 
@@ -19,13 +18,13 @@ function baseMap(center) {
 
 function poiMarker(p) {
   return L.circleMarker([p.lat, p.lon], { radius: 8, color: '#222', weight: 1, fillColor: '#f2c12b', fillOpacity: 0.9, className: 'poi-marker' })
-    .bindTooltip(`${KIND_ICON[p.kind] ?? ''} ${esc(text(p.name))}`);
+    .bindTooltip(`${esc(text(p.name))} (${esc(t(`visit.kind.${p.kind}`))})`);
 }
 
 function poiHtml(p) {
   const desc = text(p.description);
   const access = text(p.accessibility);
-  return `<h3>${KIND_ICON[p.kind] ?? ''} ${esc(text(p.name))}</h3>
+  return `<h3>${esc(text(p.name))} <span class="tag">${esc(t(`visit.kind.${p.kind}`))}</span></h3>
 ${desc ? `<p>${esc(desc)}</p>` : ''}
 ${p.opening_hours ? `<p><strong>${esc(t('visit.hours'))}</strong> ${esc(p.opening_hours)}</p>` : ''}
 ${access ? `<p><strong>${esc(t('visit.access'))}</strong> ${esc(access)}</p>` : ''}
@@ -110,7 +109,7 @@ async function kioskVisit() {
     api('/api/v1/visitors/tours'),
   ]);
   document.getElementById('near').innerHTML = near.length
-    ? near.slice(0, 8).map((p) => `<li>${poiHtml(p)}</li>`).join('')
+    ? near.slice(0, 6).map((p) => `<li>${poiHtml(p)}</li>`).join('')
     : `<li>${esc(t('visit.nothing_near'))}</li>`;
   // Each tour with its QR code, made by the server: scanned, it opens the tour on the phone.
   document.getElementById('kiosk-tours').innerHTML = tours.length
