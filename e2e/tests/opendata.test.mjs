@@ -27,9 +27,9 @@ test('the catalogue lists, searches and filters the published datasets, in Frenc
   await page.goto(`${agora.base}/open-data`);
   assert.equal(await page.locator('h1').textContent(), 'Données ouvertes');
   const all = await page.locator('.dataset h3').allTextContents();
-  assert.equal(all.length, 14, all.join(' | '));
+  assert.equal(all.length, 16, all.join(' | '));
   assert.ok(!all.some((x) => /brouillon/i.test(x)), 'the draft is not listed');
-  assert.equal(await page.locator('.count').textContent(), '14');
+  assert.equal(await page.locator('.count').textContent(), '16');
   // Words without their accents, a theme, a place: each narrows the list.
   await page.fill('input[name=q]', 'frequentation');
   await page.click('form[role=search] button');

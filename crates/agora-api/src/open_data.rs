@@ -186,7 +186,9 @@ async fn graph(s: &AppState, headers: &HeaderMap) -> ApiResult<agora_opendata::d
         let rec = match d.kind {
             agora_store::opendata::DatasetKind::Wellbeing
             | agora_store::opendata::DatasetKind::Accessibility
-            | agora_store::opendata::DatasetKind::Reports => Records::computed(&d, Vec::new()),
+            | agora_store::opendata::DatasetKind::Reports
+            | agora_store::opendata::DatasetKind::PointsOfInterest
+            | agora_store::opendata::DatasetKind::Tours => Records::computed(&d, Vec::new()),
             _ => dataset_records(s, &d).await?,
         };
         let temporal = rec.range().map(|r| (r.from, r.to));
@@ -333,6 +335,9 @@ pub async fn dataset_records(
         }
         DatasetKind::Reports => {
             Ok(Records::computed(d, crate::reports::open_data_rows(s, d).await?))
+        }
+        DatasetKind::PointsOfInterest | DatasetKind::Tours => {
+            Ok(Records::computed(d, crate::visitors::open_data_rows(s, d).await?))
         }
         _ => Ok(Records::open(d, s.catalog.as_ref(), s.store.as_ref(), s.clock.now()).await?),
     }

@@ -996,6 +996,57 @@ pub(crate) async fn cool_route(
     Ok(Json(answer))
 }
 
+/// The records of an open dataset of points of interest (one per point) or of tours (one per
+/// stop), of the dataset's commune.
+pub(crate) async fn open_data_rows(
+    s: &AppState,
+    d: &agora_store::opendata::Dataset,
+) -> ApiResult<Vec<agora_opendata::odsql::Row>> {
+    use agora_opendata::odsql::V;
+    let pois = all_pois(s).await?;
+    let opt = |x: Option<&String>| x.map_or(V::Null, |t| V::text(t.as_str()));
+    let point = |p: &Poi| {
+        vec![
+            V::text(p.id.as_str()),
+            V::text(p.kind.as_str()),
+            opt(p.name.get("fr")),
+            opt(p.name.get("en")),
+            opt(p.description.get("fr")),
+            opt(p.description.get("en")),
+            p.opening_hours.as_deref().map_or(V::Null, V::text),
+            opt(p.accessibility.get("fr")),
+            V::text(p.commune.as_str()),
+            V::Geo(p.lat, p.lon),
+        ]
+    };
+    let in_scope = |commune: &str| d.commune.as_deref().is_none_or(|c| c == commune);
+    let mut rows = Vec::new();
+    if d.kind == agora_store::opendata::DatasetKind::Tours {
+        let base = crate::open_data::base_url(s, &HeaderMap::new());
+        for t in all_tours(s).await? {
+            if !in_scope(&t.commune) {
+                continue;
+            }
+            let v = tour_view(s, t, &base).await?;
+            for (i, p) in v.points.iter().enumerate() {
+                let mut row = vec![
+                    V::text(v.tour.id.as_str()),
+                    opt(v.tour.title.get("fr")),
+                    opt(v.tour.title.get("en")),
+                    V::Num((i + 1) as f64),
+                    V::Num(v.distance_m),
+                    V::Num(v.duration_min),
+                ];
+                row.extend(point(p));
+                rows.push(row);
+            }
+        }
+    } else {
+        rows.extend(pois.iter().filter(|p| in_scope(&p.commune)).map(point));
+    }
+    Ok(rows)
+}
+
 /// The operations of this module, for the API document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(

@@ -197,6 +197,8 @@ pub fn check(d: &Dataset, catalog: &dyn Catalog) -> Result<(), String> {
         | DatasetKind::Wellbeing
         | DatasetKind::Accessibility
         | DatasetKind::Reports
+        | DatasetKind::PointsOfInterest
+        | DatasetKind::Tours
             if !equipment =>
         {
             return Err(format!("kind {:?} takes theme equipment", d.kind));
@@ -267,6 +269,46 @@ pub fn fields(d: &Dataset) -> Vec<Field> {
         facet: false,
     };
     match d.kind {
+        DatasetKind::PointsOfInterest | DatasetKind::Tours => {
+            let mut f = Vec::new();
+            if d.kind == DatasetKind::Tours {
+                f.extend([
+                    field("tour_id", "Parcours", Text, "Identifiant du parcours", true),
+                    field("tour_title_fr", "Titre", Text, "Titre du parcours en français", true),
+                    field("tour_title_en", "Title", Text, "Titre du parcours en anglais", false),
+                    field(
+                        "stop",
+                        "Étape",
+                        Int,
+                        "Rang de l'étape dans le parcours, à partir de 1",
+                        false,
+                    ),
+                    double(
+                        "tour_distance_m",
+                        "Longueur (m)",
+                        "Longueur du parcours à pied, en mètres",
+                    ),
+                    double(
+                        "tour_duration_min",
+                        "Durée (min)",
+                        "Durée du parcours à 4 km/h, haltes comprises",
+                    ),
+                ]);
+            }
+            f.extend([
+                field("poi_id", "Lieu", Text, "Identifiant du lieu", false),
+                field("kind", "Type", Text, "heritage, museum, fountain, viewpoint, shade, toilets, drinking_water ou other", true),
+                field("name_fr", "Nom", Text, "Nom en français", false),
+                field("name_en", "Name", Text, "Nom en anglais", false),
+                field("description_fr", "Description", Text, "Description en français", false),
+                field("description_en", "Description (en)", Text, "Description en anglais", false),
+                field("opening_hours", "Horaires", Text, "Horaires d'ouverture", false),
+                field("accessibility_fr", "Accessibilité", Text, "Accessibilité, en français", false),
+                field("commune", "Code INSEE", Text, "Code INSEE de la commune", true),
+                field("geo_point_2d", "Position", GeoPoint, "Position du lieu (WGS 84)", false),
+            ]);
+            f
+        }
         DatasetKind::Reports => {
             let mut f = vec![
                 field("report_id", "Numéro", Text, "Numéro du signalement", false),
@@ -488,6 +530,7 @@ pub fn frequency(d: &Dataset) -> &'static str {
     match (d.kind, d.resolution) {
         (DatasetKind::Wellbeing, _) => "MONTHLY",
         (DatasetKind::Reports, _) => "DAILY",
+        (DatasetKind::PointsOfInterest | DatasetKind::Tours, _) => "IRREG",
         (DatasetKind::Measurements, Resolution::Raw | Resolution::QuarterHour) => "CONT",
         (DatasetKind::Measurements, Resolution::Hourly) => "HOURLY",
         (DatasetKind::Measurements, Resolution::Daily) => "DAILY",

@@ -110,9 +110,11 @@ impl Records {
         let source = match d.kind {
             // Computed from the well-being index and the 15-minute city by the API
             // (`Records::computed`): nothing to read here.
-            DatasetKind::Wellbeing | DatasetKind::Accessibility | DatasetKind::Reports => {
-                Source::Static(Vec::new())
-            }
+            DatasetKind::Wellbeing
+            | DatasetKind::Accessibility
+            | DatasetKind::Reports
+            | DatasetKind::PointsOfInterest
+            | DatasetKind::Tours => Source::Static(Vec::new()),
             DatasetKind::Places => {
                 let mut rows = Vec::new();
                 for s in &sites {
@@ -384,8 +386,16 @@ impl Records {
             DatasetKind::Places
             | DatasetKind::Devices
             | DatasetKind::Accessibility
-            | DatasetKind::Reports => text(&row[0]),
+            | DatasetKind::Reports
+            | DatasetKind::PointsOfInterest => text(&row[0]),
             DatasetKind::Wellbeing => format!("{}@{}", text(&row[1]), text(&row[0])),
+            DatasetKind::Tours => {
+                let stop = match row[3] {
+                    V::Num(n) => n as i64,
+                    _ => 0,
+                };
+                format!("{}@{stop}", text(&row[0]))
+            }
             DatasetKind::Measurements => {
                 let V::Time(t) = row[0] else { return String::new() };
                 format!("{}@{}", text(&row[1]), record_time(t, self.dataset.resolution))

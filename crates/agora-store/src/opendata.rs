@@ -31,6 +31,12 @@ pub enum DatasetKind {
     /// One record per citizens' report: its category, place, state, dates and time to
     /// resolution — nothing personal (no text, no address, a position to about 100 m).
     Reports,
+    /// One record per point of interest: its kind, names and descriptions in French and
+    /// English, opening hours, accessibility, position.
+    PointsOfInterest,
+    /// One record per stop of each discovery tour: the tour, the stop's order and point, the
+    /// tour's length and duration.
+    Tours,
 }
 
 /// A theme: which devices and properties a measurements dataset covers.

@@ -374,6 +374,8 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
             "indice-bien-etre" => DatasetKind::Wellbeing,
             "ville-quart-heure-aix" => DatasetKind::Accessibility,
             "signalements" => DatasetKind::Reports,
+            "lieux-a-voir" => DatasetKind::PointsOfInterest,
+            "parcours-decouverte" => DatasetKind::Tours,
             _ => DatasetKind::Measurements,
         };
         Dataset {
@@ -503,6 +505,22 @@ async fn publish_open_data(state: &AppState) -> anyhow::Result<()> {
         "Signalements des habitants",
         "Chaque signalement fait par les habitants et les visiteurs (éclairage en panne, poubelle pleine, bruit, mobilier dégradé…) depuis le site ou les bornes : catégorie, lieu, position arrondie à 100 m, état, dates et délai de traitement, nombre de personnes. Ni texte ni adresse : rien de personnel.",
         &["signalements", "propreté", "éclairage public", "relation citoyenne"],
+    ));
+    sets.push(d(
+        "lieux-a-voir",
+        Theme::Equipment,
+        Daily,
+        "Lieux à voir",
+        "Patrimoine, musées, fontaines, points de vue, places ombragées, toilettes publiques et points d'eau potable : nom et description en français et en anglais, horaires, accessibilité, position.",
+        &["tourisme", "patrimoine", "fontaines", "accessibilité"],
+    ));
+    sets.push(d(
+        "parcours-decouverte",
+        Theme::Equipment,
+        Daily,
+        "Parcours de découverte",
+        "Les parcours à pied proposés aux visiteurs, étape par étape : titre, rang de l'étape, lieu, longueur et durée du parcours.",
+        &["tourisme", "parcours", "promenade"],
     ));
     let mut access = d(
         "ville-quart-heure-aix",

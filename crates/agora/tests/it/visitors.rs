@@ -177,6 +177,34 @@ async fn points_are_imported_and_tours_walk_through_them_with_a_qr_code() {
     let r = app.get("/api/v1/visitors/tours/none/qr").send().await.unwrap();
     problem(r, 404, "not_found").await;
 
+    // Published as open data: the points, and the tour stop by stop.
+    for (id, kind) in [("lieux", "points_of_interest"), ("parcours", "tours")] {
+        let r = app
+            .post("/api/v1/open-data/datasets")
+            .bearer_auth(ADMIN)
+            .json(&json!({"id": id, "kind": kind, "theme": "equipment", "title": id,
+                "description": id, "published": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let v = app
+        .get_json("/api/explore/v2.1/catalog/datasets/lieux/records?order_by=poi_id&limit=10")
+        .await;
+    assert_eq!(v["total_count"], 3);
+    assert_eq!(v["results"][1]["name_de"], Value::Null);
+    assert_eq!(v["results"][1]["name_en"], "West fountain");
+    assert_eq!(v["results"][1]["accessibility_fr"], "Accès de plain-pied");
+    let v = app
+        .get_json("/api/explore/v2.1/catalog/datasets/parcours/records?order_by=stop&limit=10")
+        .await;
+    let stops: Vec<&str> =
+        v["results"].as_array().unwrap().iter().map(|r| r["poi_id"].as_str().unwrap()).collect();
+    assert_eq!(stops, ["fontaine-ouest", "musee", "belvedere"]);
+    assert_eq!(v["results"][0]["tour_title_en"], "Discovery");
+    assert_eq!(v["results"][0]["tour_distance_m"], t["distance_m"]);
+
     // A point a tour goes through is not removed under it.
     let r = app
         .client
