@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { startAgora, startBrowser, shot, loginAsAdmin } from '../lib/harness.mjs';
+import { startAgora, startBrowser, shot, loginAsAdmin, freePort } from '../lib/harness.mjs';
 import { startSmtp, bodyText } from '../lib/smtp.mjs';
 
 const require = createRequire(import.meta.url);
@@ -22,8 +22,11 @@ let state = {};
 
 before(async () => {
   smtp = await startSmtp();
+  // Links in messages point to the configured public address, never to a request's Host.
+  const port = await freePort();
   agora = await startAgora({
-    config: `[alerts.smtp]\nhost = "127.0.0.1"\nport = ${smtp.port}\nsecurity = "none"\nfrom = "Ville d'Aix <signalements@aix.example>"\ndigest_secs = 0\n`,
+    port,
+    config: `[open_data]\nbase_url = "http://127.0.0.1:${port}"\n[alerts.smtp]\nhost = "127.0.0.1"\nport = ${smtp.port}\nsecurity = "none"\nfrom = "Ville d'Aix <signalements@aix.example>"\ndigest_secs = 0\n`,
   });
   b = await startBrowser();
   phone = await b.browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'fr-FR', timezoneId: 'Europe/Paris' });

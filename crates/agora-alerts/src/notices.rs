@@ -76,6 +76,11 @@ impl Alerts {
         }
     }
 
+    /// The dashboard's public address of `[alerts.smtp]`, when set.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.mailer.as_ref().and_then(|m| m.dashboard_url())
+    }
+
     /// Whether emails can be sent (an SMTP relay is configured).
     pub fn can_mail(&self) -> bool {
         self.mailer.is_some()

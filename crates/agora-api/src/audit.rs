@@ -40,13 +40,16 @@ pub struct AuditNote {
 }
 
 /// Routes of the data plane: points sent by devices and queries of InfluxDB clients.
-const DATA_PLANE: [&str; 6] = [
+const DATA_PLANE: [&str; 7] = [
     "/write",
     "/api/v2/write",
     "/api/v1/observations",
     "/api/v1/senml",
     "/api/v1/push/sensor-community",
     "/query",
+    // Citizens' reports, filed by anyone: kept with their own history, and never copied into a
+    // trail that cannot be erased (they may hold an address and a text).
+    "/api/v1/reports",
 ];
 
 /// Reads that are recorded.
@@ -84,8 +87,9 @@ fn classify(method: &Method, route: &str, query: Option<&str>) -> Option<(String
     // A login form holds a token, an import a file: neither is kept.
     // People's emails and names stay out of the trail too: it cannot be edited, and a person may
     // be erased; their changes are recorded by identifier and role.
-    let keep = !matches!(route, "/login" | "/logout" | "/api/v1/import/csv")
-        && !route.starts_with("/api/v1/people");
+    let keep =
+        !matches!(route, "/login" | "/logout" | "/api/v1/import/csv" | "/api/v1/visitors/pois")
+            && !route.starts_with("/api/v1/people");
     Some((format!("{method} {route}"), keep))
 }
 

@@ -194,6 +194,27 @@ impl ReportSettings {
                 return Err(format!("[[reports.notify]] names category {c:?}, which is not one"));
             }
         }
+        for (name, v, max) in [
+            ("contact_retention_days", self.contact_retention_days, 3650),
+            ("public_days", self.public_days, 3650),
+            ("duplicate_hours", self.duplicate_hours, 24 * 365),
+            ("form_valid_secs", self.form_valid_secs, 86_400 * 7),
+            ("erase_every_secs", self.erase_every_secs, 86_400 * 7),
+        ] {
+            if v > max {
+                return Err(format!("[reports] {name} = {v}: at most {max}"));
+            }
+        }
+        for (name, v) in [
+            ("duplicate_radius_m", self.duplicate_radius_m),
+            ("link_radius_m", self.link_radius_m),
+            ("place_radius_m", self.place_radius_m),
+            ("commune_radius_m", self.commune_radius_m),
+        ] {
+            if !(0.0..=50_000.0).contains(&v) {
+                return Err(format!("[reports] {name} = {v}: 0 to 50,000 m"));
+            }
+        }
         if self.min_fill_secs >= self.form_valid_secs {
             return Err("[reports] min_fill_secs must be below form_valid_secs".into());
         }
@@ -228,15 +249,12 @@ impl Window {
         if !self.hits.contains_key(key) && self.hits.len() >= self.max {
             let span = self.span_ns;
             self.hits.retain(|_, q| q.back().is_some_and(|t| now - t < span));
+            // Full of live windows: a flood. Refused until some expire, rather than forgetting
+            // the counts of the places and clients already watched.
             if self.hits.len() >= self.max {
-                let oldest = self
-                    .hits
-                    .iter()
-                    .min_by_key(|(_, q)| q.back().copied().unwrap_or(i64::MIN))
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    self.hits.remove(&k);
-                }
+                let oldest = self.hits.values().filter_map(|q| q.front()).min().copied();
+                let wait = oldest.map_or(self.span_ns, |t| t + self.span_ns - now);
+                return Err((wait.max(1) as u64).div_ceil(1_000_000_000));
             }
         }
         let q = self.hits.entry(key.to_owned()).or_default();
@@ -261,21 +279,32 @@ impl FormKeys {
         Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
     }
 
-    fn tag(&self, issued: i64) -> ring::hmac::Tag {
-        ring::hmac::sign(&self.0, format!("report-form.{issued}").as_bytes())
+    fn tag(&self, issued: i64, client: &str) -> ring::hmac::Tag {
+        ring::hmac::sign(&self.0, format!("report-form.{issued}.{client}").as_bytes())
     }
 
-    fn issue(&self, issued: i64) -> String {
-        format!("{issued}.{}", hex::encode(&self.tag(issued).as_ref()[..16]))
+    /// A key for a form handed to `client` (its address, as the limits count it).
+    fn issue(&self, issued: i64, client: &str) -> String {
+        format!("{issued}.{}", hex::encode(&self.tag(issued, client).as_ref()[..16]))
     }
 
-    /// Check a key against the clock: signed here, at least `min` seconds old, at most `valid`.
-    fn check(&self, key: &str, now_secs: i64, min: u64, valid: u64) -> Result<(), String> {
+    /// Check a key against the clock and the client: signed here for this client, at least `min`
+    /// seconds old, at most `valid`.
+    fn check(
+        &self,
+        key: &str,
+        client: &str,
+        now_secs: i64,
+        min: u64,
+        valid: u64,
+    ) -> Result<(), String> {
         let bad = || "the form key is not one this server handed out: reload the form".to_owned();
         let (issued, tag) = key.split_once('.').ok_or_else(bad)?;
         let issued: i64 = issued.parse().map_err(|_| bad())?;
         let tag = hex::decode(tag).map_err(|_| bad())?;
-        if tag.len() != 16 || !ring::constant_time_eq(&self.tag(issued).as_ref()[..16], &tag) {
+        if tag.len() != 16
+            || !ring::constant_time_eq(&self.tag(issued, client).as_ref()[..16], &tag)
+        {
             return Err(bad());
         }
         let age = now_secs.saturating_sub(issued);
@@ -324,12 +353,18 @@ impl Reports {
         }
     }
 
-    fn form_key(&self, issued: i64) -> String {
-        self.forms.issue(issued)
+    fn form_key(&self, issued: i64, client: &str) -> String {
+        self.forms.issue(issued, client)
     }
 
-    fn check_form(&self, key: &str, now_secs: i64) -> Result<(), String> {
-        self.forms.check(key, now_secs, self.settings.min_fill_secs, self.settings.form_valid_secs)
+    fn check_form(&self, key: &str, client: &str, now_secs: i64) -> Result<(), String> {
+        self.forms.check(
+            key,
+            client,
+            now_secs,
+            self.settings.min_fill_secs,
+            self.settings.form_valid_secs,
+        )
     }
 }
 
@@ -480,12 +515,16 @@ pub struct Form {
 /// `GET /api/v1/reports/form`
 #[utoipa::path(get, path = "/api/v1/reports/form", tag = "reports",
     responses((status = 200, body = Form), (status = 404, response = NotFound)))]
-pub(crate) async fn form(Scoped(s): Scoped) -> ApiResult<Json<Form>> {
+pub(crate) async fn form(
+    Scoped(s): Scoped,
+    peer: Option<Extension<ClientAddr>>,
+) -> ApiResult<Json<Form>> {
     off(&s)?;
     let r = &s.reports;
+    let client = client_key(peer.as_deref());
     Ok(Json(Form {
         categories: r.settings.categories.clone(),
-        key: r.form_key(s.clock.now().as_nanos().div_euclid(1_000_000_000)),
+        key: r.form_key(s.clock.now().as_nanos().div_euclid(1_000_000_000), &client),
         min_fill_secs: r.settings.min_fill_secs,
         email: s.alerts.as_ref().is_some_and(|a| a.can_mail()),
         contact_retention_days: r.settings.contact_retention_days,
@@ -551,8 +590,7 @@ pub struct Filed {
     pub contact_kept: bool,
 }
 
-fn client_key(h: &HeaderMap, peer: Option<&ClientAddr>) -> String {
-    let _ = h;
+fn client_key(peer: Option<&ClientAddr>) -> String {
     match peer {
         Some(a) => agora_ingest::limits::client_key(a.0.ip()).to_string(),
         None => "unknown".into(),
@@ -576,7 +614,7 @@ pub(crate) async fn file(
     let now = s.clock.now();
     let now_ns = now.as_nanos();
     // Counted first: a client sending garbage in a loop is limited too.
-    let client = client_key(&h, peer.as_deref());
+    let client = client_key(peer.as_deref());
     r.clients.lock().hit(&client, now_ns, set.per_client_per_minute).map_err(|secs| {
         ApiError::LimitReached {
             detail: format!(
@@ -591,7 +629,8 @@ pub(crate) async fn file(
             "the field \"website\" must stay empty: the report looks automated".into(),
         ));
     }
-    r.check_form(&f.key, now_ns.div_euclid(1_000_000_000)).map_err(ApiError::BadRequest)?;
+    r.check_form(&f.key, &client, now_ns.div_euclid(1_000_000_000))
+        .map_err(ApiError::BadRequest)?;
     let category = set.category(&f.category).ok_or_else(|| {
         let all: Vec<&str> = set.categories.iter().map(|c| c.id.as_str()).collect();
         ApiError::BadRequest(format!(
@@ -660,20 +699,14 @@ pub(crate) async fn file(
         }
     };
     let (commune, place) = locate(&s, lat, lon)?;
+    // The place, or a square of about 500 m where none is near: moving a little does not make a
+    // new place.
     let place_key = place.as_ref().map_or_else(
-        || format!("{}:{:.3},{:.3}", commune.as_str(), lat, lon),
+        || format!("{}:{},{}", commune.as_str(), (lat / 0.005).floor(), (lon / 0.005).floor()),
         |p| p.id.as_str().to_owned(),
     );
-    r.places.lock().hit(&place_key, now_ns, set.per_place_per_hour).map_err(|secs| {
-        ApiError::LimitReached {
-            detail: format!(
-                "this place has had {} reports in the last hour: try again in {secs} s",
-                set.per_place_per_hour
-            ),
-            retry_after_secs: secs,
-        }
-    })?;
     let base = crate::open_data::base_url(&s, &h);
+    let links = notice_base(&s);
     // The same problem reported nearby, still open: one more supporter.
     let since = Timestamp::from_nanos(now_ns - set.duplicate_hours as i64 * 3_600_000_000_000);
     let candidates = r
@@ -681,6 +714,7 @@ pub(crate) async fn file(
         .list(&Filter {
             statuses: vec![Status::New, Status::Acknowledged, Status::InProgress],
             categories: vec![category.id.clone()],
+            commune: Some(commune.as_str().to_owned()),
             since: Some(since),
             within: Some(around(lat, lon, set.duplicate_radius_m)),
             ..Filter::default()
@@ -705,7 +739,18 @@ pub(crate) async fn file(
         };
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
-    let (devices, alert_id) = linked(&s, category, lat, lon).await;
+    // A new problem counts against the place's hour (one more person on the same one does not:
+    // a few senders cannot shut a place's reports for an hour by repeating a report).
+    r.places.lock().hit(&place_key, now_ns, set.per_place_per_hour).map_err(|secs| {
+        ApiError::LimitReached {
+            detail: format!(
+                "this place has had {} new reports in the last hour: try again in {secs} s",
+                set.per_place_per_hour
+            ),
+            retry_after_secs: secs,
+        }
+    })?;
+    let (devices, alert_id) = linked(&s, category, commune.as_str(), lat, lon).await;
     let report = r
         .store
         .create(&NewReport {
@@ -724,7 +769,7 @@ pub(crate) async fn file(
         })
         .await?;
     tracing::info!(report = report.id, category = %report.category, commune = %report.commune, "citizen report filed");
-    notify(&s, &report, agora_alerts::rule::Event::Opened, &base);
+    notify(&s, &report, agora_alerts::rule::Event::Opened, &links);
     let body = Filed {
         number: report.id,
         follow_url: format!("{base}/signalements/suivi/{}", report.follow),
@@ -756,7 +801,7 @@ pub async fn record(
         .clone();
     let description = clean_text(&s.reports.settings, description)?;
     let (commune, place) = locate(s, lat, lon)?;
-    let (devices, alert_id) = linked(s, &c, lat, lon).await;
+    let (devices, alert_id) = linked(s, &c, commune.as_str(), lat, lon).await;
     Ok(s.reports
         .store
         .create(&NewReport {
@@ -777,7 +822,13 @@ pub async fn record(
 }
 
 /// Devices of the category near the report, nearest first, and the open alert of one of them.
-async fn linked(s: &AppState, c: &Category, lat: f64, lon: f64) -> (Vec<String>, Option<i64>) {
+async fn linked(
+    s: &AppState,
+    c: &Category,
+    commune: &str,
+    lat: f64,
+    lon: f64,
+) -> (Vec<String>, Option<i64>) {
     if c.kinds.is_empty() {
         return (Vec::new(), None);
     }
@@ -795,6 +846,7 @@ async fn linked(s: &AppState, c: &Category, lat: f64, lon: f64) -> (Vec<String>,
         .devices(&DeviceFilter::default())
         .into_iter()
         .filter(|d| c.kinds.iter().any(|k| k == d.kind.as_str()))
+        .filter(|d| d.commune.as_ref().is_none_or(|x| x.as_str() == commune))
         .filter_map(|d| {
             let (a, b) = position(&d)?;
             let m = distance_m(lat, lon, a, b);
@@ -821,6 +873,19 @@ async fn linked(s: &AppState, c: &Category, lat: f64, lon: f64) -> (Vec<String>,
         }
     }
     (near.into_iter().map(|(_, d)| d).collect(), alert)
+}
+
+/// Where links in operators' and reporters' messages point: the configured public address
+/// (`[open_data] base_url`, else `[alerts.smtp] dashboard_url`), never a request's `Host`, which
+/// whoever files a report chooses; without one, the links are paths.
+fn notice_base(s: &AppState) -> String {
+    s.config
+        .open_data
+        .base_url
+        .clone()
+        .or_else(|| s.alerts.as_ref().and_then(|a| a.dashboard_url().map(str::to_owned)))
+        .map(|b| b.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }
 
 /// The report as webhooks and MQTT messages carry it.
@@ -954,12 +1019,19 @@ pub struct PublicStep {
     pub event: String,
 }
 
-fn public_view(s: &AppState, r: &Report, events: &[ReportEvent]) -> PublicView {
+/// Places' names by id.
+fn site_names(s: &AppState) -> HashMap<String, String> {
+    s.catalog.sites().into_iter().map(|x| (x.id.as_str().to_owned(), x.name)).collect()
+}
+
+fn public_view(
+    s: &AppState,
+    names: &HashMap<String, String>,
+    r: &Report,
+    events: &[ReportEvent],
+) -> PublicView {
     let c = s.reports.settings.category(&r.category);
-    let site_name = r
-        .site
-        .as_ref()
-        .and_then(|id| s.catalog.sites().into_iter().find(|x| x.id.as_str() == id).map(|x| x.name));
+    let site_name = r.site.as_ref().and_then(|id| names.get(id).cloned());
     PublicView {
         number: r.id,
         category: r.category.clone(),
@@ -996,7 +1068,7 @@ pub(crate) async fn follow(
         .await?
         .ok_or_else(|| ApiError::NotFound("no report has this follow-up key".into()))?;
     let events = s.reports.store.events(r.id).await?;
-    Ok(Json(public_view(&s, &r, &events)))
+    Ok(Json(public_view(&s, &site_names(&s), &r, &events)))
 }
 
 /// Which public reports.
@@ -1025,6 +1097,7 @@ pub(crate) async fn public_reports(
         .store
         .list(&Filter {
             commune: q.commune.clone(),
+            site: q.site.clone(),
             open_or_closed_since: Some(Timestamp::from_nanos(
                 now - s.reports.settings.public_days as i64 * 86_400_000_000_000,
             )),
@@ -1032,15 +1105,20 @@ pub(crate) async fn public_reports(
             ..Filter::default()
         })
         .await?;
+    let names = site_names(&s);
+    // Positions to about 50 m: where the problem is, not which door a reporter came out of.
+    let round = |x: f64| (x / 0.0005).round() * 0.0005;
     let features: Vec<Value> = list
         .iter()
-        .filter(|r| q.site.as_ref().is_none_or(|x| r.site.as_ref() == Some(x)))
         .map(|r| {
-            let mut v = serde_json::to_value(public_view(&s, r, &[])).unwrap_or_default();
+            let mut v = serde_json::to_value(public_view(&s, &names, r, &[])).unwrap_or_default();
             if let Some(o) = v.as_object_mut() {
                 o.remove("history");
+                o.insert("lat".into(), json!(round(r.lat)));
+                o.insert("lon".into(), json!(round(r.lon)));
             }
-            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+            json!({"type": "Feature",
+                   "geometry": {"type": "Point", "coordinates": [round(r.lon), round(r.lat)]},
                    "properties": v})
         })
         .collect();
@@ -1250,7 +1328,6 @@ pub struct ChangeBody {
 pub(crate) async fn change(
     Scoped(s): Scoped,
     Who(who): Who,
-    h: HeaderMap,
     Path(id): Path<i64>,
     Json(b): Json<ChangeBody>,
 ) -> ApiResult<Json<TicketDetail>> {
@@ -1297,6 +1374,7 @@ pub(crate) async fn change(
         .change(
             id,
             &Change {
+                from: r.status,
                 status: b.status,
                 event: event.clone(),
                 actor: who.name.clone(),
@@ -1307,7 +1385,7 @@ pub(crate) async fn change(
             },
         )
         .await?;
-    let base = crate::open_data::base_url(&s, &h);
+    let base = notice_base(&s);
     if b.status != r.status {
         let ev = match b.status {
             Status::New => None,
@@ -1334,6 +1412,7 @@ fn tell_reporters(s: &AppState, r: &Report, base: &str) {
     let Some(alerts) = s.alerts.clone() else { return };
     let (store, r, base) = (s.reports.store.clone(), r.clone(), base.to_owned());
     let c = s.reports.settings.category(&r.category).cloned();
+    let days = s.reports.settings.contact_retention_days;
     let site = r
         .site
         .as_ref()
@@ -1372,7 +1451,7 @@ fn tell_reporters(s: &AppState, r: &Report, base: &str) {
                             .as_deref()
                             .map(|n| format!("{n}\n\n"))
                             .unwrap_or_default(),
-                        days = 0,
+                        days = days,
                     ),
                 )
             } else {
@@ -1382,7 +1461,7 @@ fn tell_reporters(s: &AppState, r: &Report, base: &str) {
                     format!(
                         "Bonjour,\n\nVotre signalement n° {id} ({label}, {place}) a été {st}.\n\n{note}\
                          Suivi : {link}\n\nVotre adresse n'a été conservée que pour vous envoyer \
-                         ce message ; elle sera effacée.\n",
+                         ce message ; elle sera effacée dans {days} jours.\n",
                         id = r.id,
                         st = status_fr(r.status),
                         note = r
@@ -1394,8 +1473,8 @@ fn tell_reporters(s: &AppState, r: &Report, base: &str) {
                 )
             };
             // One message per address: reporters do not see each other's.
-            for one in &to {
-                let key = format!("report-{}-closed-{}", r.id, r.updated_at.as_nanos());
+            for (n, one) in to.iter().enumerate() {
+                let key = format!("report-{}-closed-{}-{lang}-{n}", r.id, r.updated_at.as_nanos());
                 let _ = alerts
                     .mail(
                         &format!("report {}", r.id),
@@ -1416,11 +1495,15 @@ fn tell_reporters(s: &AppState, r: &Report, base: &str) {
 /// Erase the addresses of reports closed longer ago than the retention; how many. Run by the
 /// server every `erase_every_secs`.
 pub async fn erase_contacts(s: &AppState) -> agora_store::Result<u64> {
-    let keep = s.reports.settings.contact_retention_days as i64 * 86_400_000_000_000;
+    let day = 86_400_000_000_000i64;
+    let now = s.clock.now();
+    let keep = s.reports.settings.contact_retention_days as i64 * day;
+    // A report never closed does not keep its addresses more than a year (and the retention).
+    let longest = keep.max(365 * day);
     let n = s
         .reports
         .store
-        .erase_contacts(Timestamp::from_nanos(s.clock.now().as_nanos() - keep))
+        .erase_contacts(now.saturating_add_nanos(-keep), now.saturating_add_nanos(-longest))
         .await?;
     if n > 0 {
         tracing::info!(erased = n, "reporters' addresses erased (report closed, retention over)");
@@ -1529,7 +1612,10 @@ fn day_start(d: &str, what: &str) -> ApiResult<Timestamp> {
         .and_hms_opt(0, 0, 0)
         .and_then(|x| x.and_local_timezone(chrono_tz::Europe::Paris).earliest())
         .ok_or_else(|| ApiError::BadRequest(format!("{what} {d:?} is not a day in Paris")))?;
-    Ok(Timestamp::from_nanos(t.timestamp_nanos_opt().unwrap_or(0)))
+    let ns = t
+        .timestamp_nanos_opt()
+        .ok_or_else(|| ApiError::BadRequest(format!("{what} {d:?} is out of range")))?;
+    Ok(Timestamp::from_nanos(ns))
 }
 
 /// The figures of reports.
@@ -1548,15 +1634,21 @@ pub struct StatsAnswer {
     responses((status = 200, body = StatsAnswer), (status = 400, response = BadRequest), Reads))]
 pub(crate) async fn report_stats(
     Scoped(s): Scoped,
+    who: Option<Extension<Principal>>,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Response> {
     off(&s)?;
     let by: Vec<&str> = q.by.as_deref().unwrap_or("category").split(',').map(str::trim).collect();
+    // A commune's people count their commune's reports; the public and the Métropole, any.
+    let commune = match who.as_ref().and_then(|w| w.grant.commune()) {
+        Some(c) => Some(c.as_str().to_owned()),
+        None => q.commune.clone(),
+    };
     let list = s
         .reports
         .store
         .list(&Filter {
-            commune: q.commune.clone(),
+            commune,
             since: q.from.as_deref().map(|d| day_start(d, "from")).transpose()?,
             until: q.to.as_deref().map(|d| day_start(d, "to")).transpose()?,
             ..Filter::default()
@@ -1675,8 +1767,8 @@ mod tests {
     #[test]
     fn the_form_key_must_be_this_servers_old_enough_and_not_too_old() {
         let k = FormKeys::new(b"a secret of the test");
-        let check = |key: &str, now: i64| k.check(key, now, 3, 7200);
-        let key = k.issue(1000);
+        let check = |key: &str, now: i64| k.check(key, "192.0.2.7", now, 3, 7200);
+        let key = k.issue(1000, "192.0.2.7");
         assert!(check(&key, 1002).unwrap_err().contains("wait at least 3 s"));
         assert!(check(&key, 1003).is_ok());
         assert!(check(&key, 1000 + 7200).is_ok());
@@ -1688,7 +1780,9 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
         assert!(check(&String::from_utf8(flipped).unwrap(), 1010).is_err());
-        assert!(check(&FormKeys::new(b"another").issue(1000), 1010).is_err());
+        assert!(check(&FormKeys::new(b"another").issue(1000, "192.0.2.7"), 1010).is_err());
+        // Handed to another client.
+        assert!(check(&k.issue(1000, "192.0.2.8"), 1010).is_err());
         for bad in ["", ".", "1000", "1000.zz", "x.00", "1000.00", "-9223372036854775808.00"] {
             assert!(check(bad, 1010).is_err(), "{bad}");
         }

@@ -32,6 +32,21 @@ pub const KINDS: [&str; 8] =
 /// Kinds that cool a walker down (a cool route passes by them).
 const COOL_KINDS: [&str; 3] = ["fountain", "shade", "drinking_water"];
 
+/// Each tour's route, with what it was computed from (its commune, stops and the streets'
+/// import time).
+type RouteCache = std::collections::HashMap<String, (String, Walk)>;
+static TOUR_ROUTES: std::sync::LazyLock<parking_lot::Mutex<RouteCache>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// QR codes drawn at once (each is small; a flood waits its turn).
+static QR_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Routes computed at once (one core's worth: a flood of cool routes waits its turn).
+static ROUTE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The farthest apart the two ends of a cool route may be, metres (a walk, not a trip).
+const MAX_ROUTE_M: f64 = 5_000.0;
+
 /// Walking speed of tours and routes, km/h (a visitor's, slower than a commuter's).
 const SPEED_KMH: f64 = 4.0;
 
@@ -40,7 +55,6 @@ pub type Texts = BTreeMap<String, String>;
 
 /// A point of interest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(as = PointOfInterest)]
 pub struct Poi {
     /// Identifier: lower-case letters, digits, `-` and `_`.
@@ -70,8 +84,8 @@ pub struct Poi {
     /// The commune it is in (found from its position).
     #[serde(default, skip_deserializing)]
     pub commune: String,
-    /// Who last changed it.
-    #[serde(default, skip_deserializing)]
+    /// Who last changed it (kept, never published: it names a person).
+    #[serde(default, skip_serializing, skip_deserializing)]
     pub updated_by: String,
     /// When.
     #[serde(default, skip_deserializing)]
@@ -81,6 +95,23 @@ pub struct Poi {
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::BadRequest(m.into())
+}
+
+/// The fields a point is written with.
+const POI_FIELDS: [&str; 8] =
+    ["id", "kind", "lat", "lon", "name", "description", "opening_hours", "accessibility"];
+
+/// The fields a tour is written with.
+const TOUR_FIELDS: [&str; 5] = ["id", "title", "description", "stops", "minutes_per_stop"];
+
+/// A body read as `T`, refusing fields it does not have (answers carry more fields than a body
+/// may: the commune, who changed it, when).
+fn strict<T: serde::de::DeserializeOwned>(v: Value, fields: &[&str], what: &str) -> ApiResult<T> {
+    let o = v.as_object().ok_or_else(|| bad(format!("a {what} is a JSON object")))?;
+    if let Some(k) = o.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(bad(format!("unknown field {k:?} of a {what}: {}", fields.join(", "))));
+    }
+    serde_json::from_value(v).map_err(|e| bad(format!("{what}: {e}")))
 }
 
 fn check_id(id: &str, what: &str) -> ApiResult<()> {
@@ -100,6 +131,9 @@ fn check_texts(t: &Texts, what: &str, max: usize, needed: &[&str]) -> ApiResult<
         if t.get(*l).is_none_or(|x| x.trim().is_empty()) {
             return Err(bad(format!("{what} in {l:?} is needed")));
         }
+    }
+    if t.len() > 30 {
+        return Err(bad(format!("{what}: at most 30 languages")));
     }
     for (lang, text) in t {
         if !(2..=3).contains(&lang.len()) || !lang.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -167,6 +201,17 @@ impl Poi {
             updated_at: Some(p.updated_at),
         }
     }
+}
+
+/// Refuse to replace a point of a commune the caller may not change (ids are the Métropole's:
+/// a point of another commune is not taken over by moving it).
+fn may_replace(who: &crate::policy::Principal, existing: Option<&Poi>) -> ApiResult<()> {
+    if let Some(p) = existing {
+        let c = agora_model::InseeCode::parse(&p.commune).ok();
+        who.check(agora_model::permissions::Action::Modify, c.as_ref(), None)
+            .map_err(|_| ApiError::Conflict(format!("point {:?} is another commune's", p.id)))?;
+    }
+    Ok(())
 }
 
 async fn all_pois(s: &AppState) -> ApiResult<Vec<Poi>> {
@@ -349,7 +394,7 @@ fn parse_import(format: &str, body: &[u8]) -> ApiResult<Parsed> {
             let items: Vec<Value> = serde_json::from_slice(body)
                 .map_err(|e| bad(format!("not a JSON array of points: {e}")))?;
             for (i, v) in items.into_iter().enumerate() {
-                push(i + 1, serde_json::from_value(v).map_err(|e| bad(e.to_string())));
+                push(i + 1, strict(v, &POI_FIELDS, "point"));
             }
         }
         "csv" => {
@@ -436,6 +481,7 @@ pub(crate) async fn import_pois(
     let body = body.map_err(|e| bad(e.body_text()))?;
     let (parsed, mut refused) = parse_import(q.format.as_deref().unwrap_or("json"), &body)?;
     let now = s.clock.now();
+    let existing = all_pois(&s).await?;
     let mut keep = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (record, mut p) in parsed {
@@ -444,6 +490,7 @@ pub(crate) async fn import_pois(
             if !seen.insert(p.id.clone()) {
                 return Err(bad(format!("point {:?} is listed twice", p.id)));
             }
+            may_replace(&who, existing.iter().find(|x| x.id == p.id))?;
             let (commune, _) = crate::reports::locate(&s, p.lat, p.lon)?;
             who.check(agora_model::permissions::Action::Modify, Some(&commune), None)?;
             p.commune = commune.as_str().to_owned();
@@ -472,12 +519,14 @@ pub(crate) async fn put_poi(
     Scoped(s): Scoped,
     Who(who): Who,
     Path(id): Path<String>,
-    Json(mut p): Json<Poi>,
+    Json(body): Json<Value>,
 ) -> ApiResult<Json<Poi>> {
+    let mut p: Poi = strict(body, &POI_FIELDS, "point")?;
     if p.id != id {
         return Err(bad(format!("the body's id {:?} is not the path's {id:?}", p.id)));
     }
     p.check()?;
+    may_replace(&who, all_pois(&s).await?.iter().find(|x| x.id == p.id))?;
     let (commune, _) = crate::reports::locate(&s, p.lat, p.lon)?;
     who.check(agora_model::permissions::Action::Modify, Some(&commune), None)?;
     p.commune = commune.as_str().to_owned();
@@ -520,7 +569,6 @@ pub(crate) async fn delete_poi(
 
 /// A discovery tour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(as = Tour)]
 pub struct TourBody {
     /// Identifier.
@@ -598,11 +646,34 @@ async fn tour_view(s: &AppState, t: TourBody, base: &str) -> ApiResult<TourView>
         t.stops.iter().filter_map(|id| all.iter().find(|p| p.id == *id).cloned()).collect();
     let stops: Vec<(f64, f64)> = points.iter().map(|p| (p.lon, p.lat)).collect();
     let data = s.proximity.data(&t.commune).await?;
-    let attach = s.proximity.settings.attach_m;
-    let walk =
-        tokio::task::spawn_blocking(move || routes::tour(data.network.as_ref(), &stops, attach))
+    // A tour's route changes only with its stops or the streets: computed once for both.
+    let network_at = data
+        .layers
+        .iter()
+        .filter(|l| l.layer == "network")
+        .map(|l| l.imported_at.as_nanos())
+        .max()
+        .unwrap_or(0);
+    let key = format!("{}|{network_at}|{stops:?}", t.commune);
+    let cached = TOUR_ROUTES.lock().get(&t.id).filter(|(k, _)| *k == key).map(|(_, w)| w.clone());
+    let walk = match cached {
+        Some(w) => w,
+        None => {
+            let attach = s.proximity.settings.attach_m;
+            let _turn = ROUTE_TURNS.acquire().await.map_err(|_| bad("stopping"))?;
+            let w = tokio::task::spawn_blocking(move || {
+                routes::tour(data.network.as_ref(), &stops, attach)
+            })
             .await
             .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?;
+            let mut cache = TOUR_ROUTES.lock();
+            if cache.len() > 1000 {
+                cache.clear();
+            }
+            cache.insert(t.id.clone(), (key, w.clone()));
+            w
+        }
+    };
     let minutes =
         walk.length_m / (SPEED_KMH * 1000.0 / 60.0) + t.minutes_per_stop * points.len() as f64;
     Ok(TourView {
@@ -670,8 +741,9 @@ pub(crate) async fn put_tour(
     Who(who): Who,
     h: HeaderMap,
     Path(id): Path<String>,
-    Json(mut t): Json<TourBody>,
+    Json(body): Json<Value>,
 ) -> ApiResult<Json<TourView>> {
+    let mut t: TourBody = strict(body, &TOUR_FIELDS, "tour")?;
     if t.id != id {
         return Err(bad(format!("the body's id {:?} is not the path's {id:?}", t.id)));
     }
@@ -694,8 +766,19 @@ pub(crate) async fn put_tour(
         communes.push(p.commune.clone());
     }
     t.commune = communes[0].clone();
+    if let Some((stop, c)) = t.stops.iter().zip(&communes).find(|(_, c)| **c != t.commune) {
+        return Err(bad(format!(
+            "point {stop:?} is in commune {c}, the tour in {}: a tour stays in one commune",
+            t.commune
+        )));
+    }
     let commune = agora_model::InseeCode::parse(&t.commune).ok();
     who.check(agora_model::permissions::Action::Modify, commune.as_ref(), None)?;
+    if let Some(old) = all_tours(&s).await?.into_iter().find(|x| x.id == t.id) {
+        let c = agora_model::InseeCode::parse(&old.commune).ok();
+        who.check(agora_model::permissions::Action::Modify, c.as_ref(), None)
+            .map_err(|_| ApiError::Conflict(format!("tour {:?} is another commune's", t.id)))?;
+    }
     s.visitors
         .put_tour(&StoredTour {
             id: t.id.clone(),
@@ -814,17 +897,32 @@ pub(crate) async fn tour_qr(
 ) -> ApiResult<Response> {
     let t = one_tour(&s, &id).await?;
     let url = format!("{}/visiter/parcours/{}", crate::open_data::base_url(&s, &h), t.id);
-    match q.format.as_deref().unwrap_or("svg") {
-        "svg" => Ok(([(header::CONTENT_TYPE, "image/svg+xml")], qr_svg(&url)?).into_response()),
-        "png" => {
-            let scale = q.scale.unwrap_or(8);
-            if !(1..=32).contains(&scale) {
-                return Err(bad("scale: 1 to 32"));
-            }
-            Ok(([(header::CONTENT_TYPE, "image/png")], qr_png(&url, scale)?).into_response())
-        }
-        f => Err(bad(format!("format {f:?}: svg or png"))),
+    // A phone's camera reads small codes best; a long address (a forged Host) makes a large one.
+    if url.len() > 200 {
+        return Err(bad(
+            "the tour's address is over 200 characters: set [open_data] base_url to this \
+             server's public address",
+        ));
     }
+    let png = match q.format.as_deref().unwrap_or("svg") {
+        "svg" => false,
+        "png" => true,
+        f => return Err(bad(format!("format {f:?}: svg or png"))),
+    };
+    let scale = q.scale.unwrap_or(8);
+    if !(1..=16).contains(&scale) {
+        return Err(bad("scale: 1 to 16"));
+    }
+    let _turn = QR_TURNS.acquire().await.map_err(|_| bad("stopping"))?;
+    tokio::task::spawn_blocking(move || -> ApiResult<Response> {
+        Ok(if png {
+            ([(header::CONTENT_TYPE, "image/png")], qr_png(&url, scale)?).into_response()
+        } else {
+            ([(header::CONTENT_TYPE, "image/svg+xml")], qr_svg(&url)?).into_response()
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(agora_store::Error::Internal(e.to_string())))?
 }
 
 /// Between where and where.
@@ -890,6 +988,14 @@ pub(crate) async fn cool_route(
 ) -> ApiResult<Json<CoolAnswer>> {
     let (alat, alon) = parse_point(&q.from, "from")?;
     let (blat, blon) = parse_point(&q.to, "to")?;
+    let apart = routes::distance_m((alon, alat), (blon, blat));
+    if apart > MAX_ROUTE_M {
+        return Err(bad(format!(
+            "the two points are {:.1} km apart: a walk is at most {:.0} km",
+            apart / 1000.0,
+            MAX_ROUTE_M / 1000.0
+        )));
+    }
     let hours = q.hours.unwrap_or(3);
     if !(1..=24).contains(&hours) {
         return Err(bad("hours: 1 to 24"));
@@ -919,7 +1025,7 @@ pub(crate) async fn cool_route(
         }
     };
     let range = agora_query::time::TimeRange::new(
-        Timestamp::from_nanos(now.as_nanos() - i64::from(hours) * 3_600_000_000_000),
+        now.saturating_add_nanos(-(i64::from(hours) * 3_600_000_000_000)),
         now,
     )?;
     let means = agora_query::heat::device_means(
@@ -941,6 +1047,7 @@ pub(crate) async fn cool_route(
     let settings = CoolSettings::default();
     let attach = s.proximity.settings.attach_m;
     let n_sensors = sensors.len();
+    let _turn = ROUTE_TURNS.acquire().await.map_err(|_| bad("stopping"))?;
     let answer = tokio::task::spawn_blocking(move || -> ApiResult<CoolAnswer> {
         let net = data.network.as_ref().ok_or_else(|| bad("no street network"))?;
         // Temperatures at the streets: inverse distance weighting (power 2) of the sensors'

@@ -170,6 +170,8 @@ pub struct Filter {
     pub categories: Vec<String>,
     /// This commune only.
     pub commune: Option<String>,
+    /// This place only.
+    pub site: Option<String>,
     /// Filed at or after.
     pub since: Option<Timestamp>,
     /// Filed before.
@@ -185,6 +187,8 @@ pub struct Filter {
 /// A change to a ticket.
 #[derive(Debug, Clone)]
 pub struct Change {
+    /// The status it is expected to have now (someone else's change in between is refused).
+    pub from: Status,
     /// The new status (the same one: only the notes change).
     pub status: Status,
     /// The event recorded (`acknowledged`, `reopened`…).
@@ -222,8 +226,13 @@ pub trait ReportStore: Send + Sync + std::fmt::Debug {
     async fn contacts(&self, id: i64) -> Result<Vec<Contact>>;
     /// Note that a report's reporters were told.
     async fn contacted(&self, id: i64, at: Timestamp) -> Result<()>;
-    /// Erase the addresses of reports closed before `closed_before`; how many.
-    async fn erase_contacts(&self, closed_before: Timestamp) -> Result<u64>;
+    /// Erase the addresses of reports closed before `closed_before`, and any given before
+    /// `given_before` (a report never closed does not keep them forever); how many.
+    async fn erase_contacts(
+        &self,
+        closed_before: Timestamp,
+        given_before: Timestamp,
+    ) -> Result<u64>;
 }
 
 /// Reports in SQLite, in the catalog's database.
@@ -352,14 +361,16 @@ impl ReportStore for SqliteReportStore {
         .execute(&mut *tx)
         .await?;
         if let Some(c) = contact {
+            // At most 50 addresses a report: closing it sends one message each.
             sqlx::query(
                 "INSERT OR IGNORE INTO report_contacts (report_id, email, lang, consent_at) \
-                 VALUES (?, ?, ?, ?)",
+                 SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM report_contacts WHERE report_id = ?) < 50",
             )
             .bind(id)
             .bind(&c.email)
             .bind(&c.lang)
             .bind(at.as_nanos())
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         }
@@ -396,6 +407,9 @@ impl ReportStore for SqliteReportStore {
         if f.commune.is_some() {
             sql.push_str(" AND r.commune = ?");
         }
+        if f.site.is_some() {
+            sql.push_str(" AND r.site = ?");
+        }
         if f.since.is_some() {
             sql.push_str(" AND r.created_at >= ?");
         }
@@ -421,6 +435,9 @@ impl ReportStore for SqliteReportStore {
         }
         if let Some(c) = &f.commune {
             q = q.bind(c);
+        }
+        if let Some(x) = &f.site {
+            q = q.bind(x);
         }
         if let Some(t) = f.since {
             q = q.bind(t.as_nanos());
@@ -465,7 +482,7 @@ impl ReportStore for SqliteReportStore {
             "UPDATE reports SET status = ?, updated_at = ?, \
              closed_at = CASE WHEN ? THEN COALESCE(closed_at, ?) ELSE NULL END, \
              reason = CASE WHEN ? THEN COALESCE(?, reason) ELSE reason END \
-             WHERE id = ?",
+             WHERE id = ? AND status = ?",
         )
         .bind(c.status.as_str())
         .bind(at)
@@ -474,11 +491,20 @@ impl ReportStore for SqliteReportStore {
         .bind(closing)
         .bind(&c.note)
         .bind(id)
+        .bind(c.from.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
-            return Err(Error::NotFound { what: "report", id: id.to_string() });
+            drop(tx);
+            return match self.report(id).await? {
+                None => Err(Error::NotFound { what: "report", id: id.to_string() }),
+                Some(r) => Err(Error::Conflict(format!(
+                    "report {id} is {} now, not {}: someone changed it meanwhile",
+                    r.status.as_str(),
+                    c.from.as_str()
+                ))),
+            };
         }
         if let Some(p) = &c.public_note {
             sqlx::query("UPDATE reports SET public_note = ? WHERE id = ?")
@@ -529,11 +555,16 @@ impl ReportStore for SqliteReportStore {
         Ok(())
     }
 
-    async fn erase_contacts(&self, closed_before: Timestamp) -> Result<u64> {
+    async fn erase_contacts(
+        &self,
+        closed_before: Timestamp,
+        given_before: Timestamp,
+    ) -> Result<u64> {
         let r = sqlx::query(
-            "DELETE FROM report_contacts WHERE report_id IN \
+            "DELETE FROM report_contacts WHERE consent_at < ? OR report_id IN \
              (SELECT id FROM reports WHERE closed_at IS NOT NULL AND closed_at < ?)",
         )
+        .bind(given_before.as_nanos())
         .bind(closed_before.as_nanos())
         .execute(&self.pool)
         .await?;

@@ -1512,11 +1512,13 @@ pub async fn seed_reports(state: &AppState) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("demo report: {e}"))?;
+        let mut from = r.status;
         for (k, (status, note, public)) in steps.iter().enumerate() {
             store
                 .change(
                     r.id,
                     &Change {
+                        from,
                         status: *status,
                         event: status.as_str().into(),
                         actor: "Équipe de démonstration".into(),
@@ -1527,6 +1529,7 @@ pub async fn seed_reports(state: &AppState) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+            from = *status;
         }
     }
     Ok(())

@@ -43,7 +43,7 @@ async function reportForm() {
     const map = L.map('map', { zoomSnap: 0.5, attributionControl: Boolean(settings.tile_url) }).setView(center, 17);
     if (settings.tile_url) L.tileLayer(settings.tile_url, { attribution: esc(settings.tile_attribution), maxZoom: 19 }).addTo(map);
     else document.getElementById('map').classList.add('plain');
-    for (const s of sites) L.circleMarker([s.lat, s.lon], { radius: 6, color: '#555', weight: 1, fillOpacity: 0.3 }).bindTooltip(s.name).addTo(map);
+    for (const s of sites) L.circleMarker([s.lat, s.lon], { radius: 6, color: '#555', weight: 1, fillOpacity: 0.3 }).bindTooltip(esc(s.name)).addTo(map);
     let marker = null;
     const where = document.getElementById('where');
     const put = (lat, lon, label) => {
@@ -200,7 +200,7 @@ ${r.alert_id ? `<p><a href="/alerts?alert=${r.alert_id}">${esc(t('tickets.alert'
   filter.addEventListener('change', load);
   await Promise.all([load(), stats()]);
   const asked = new URLSearchParams(location.search).get('report');
-  if (asked) await open(asked);
+  if (asked && /^\d{1,12}$/.test(asked)) await open(asked);
   document.body.dataset.ready = '1';
 }
 

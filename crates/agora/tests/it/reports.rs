@@ -256,6 +256,12 @@ async fn a_report_is_filed_merged_linked_resolved_told_and_its_address_erased() 
     assert_eq!(contacts, 0, "the address is erased 30 days after the report closed");
     // The report itself stays, for the statistics.
     assert_eq!(app.get_json(&format!("/api/v1/reports/{id}")).await["status"], "resolved");
+    // The audit trail, which cannot be erased, has the operators' moves, never the filings and
+    // their address; the erasure is recorded.
+    let trail = app.get_json("/api/v1/audit?limit=1000").await.to_string();
+    assert!(trail.contains(&format!("/api/v1/reports/{{id}}/status")), "{trail}");
+    assert!(trail.contains("reports.retention"), "{trail}");
+    assert!(!trail.contains("camille") && !trail.contains("lampadaire"), "{trail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,13 +291,19 @@ async fn one_client_files_twenty_reports_a_minute_and_a_place_its_hourly_limit()
     .await;
     let key = form_key(&app).await;
     clock.advance_nanos(10_000_000_000);
+    // 25 problems 65 m apart around the town hall (none the same as another).
     for i in 0..25 {
-        let r = file(&app, report(&key, "furniture", 43.5299, 5.4474)).await;
-        assert!(r.status().is_success(), "{i}: {}", r.text().await.unwrap());
+        let (dy, dx) = (f64::from(i / 5) - 2.0, f64::from(i % 5) - 2.0);
+        let r = file(&app, report(&key, "furniture", 43.5299 + 0.0006 * dy, 5.4474 + 0.0008 * dx))
+            .await;
+        assert_eq!(r.status(), 201, "{i}: {}", r.text().await.unwrap());
     }
     let r = file(&app, report(&key, "bin", 43.5299, 5.4474)).await;
     let p = problem(r, 429, "rate_limited").await;
-    assert!(p["detail"].as_str().unwrap().contains("this place has had 25 reports"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("this place has had 25 new reports"), "{p}");
+    // One more person reporting a problem already filed is not a new one: merged.
+    let r = file(&app, report(&key, "furniture", 43.5299, 5.4474)).await;
+    assert_eq!(r.status(), 200);
     // 200 m away is still the town hall's; 2 km away is not.
     let r = file(&app, report(&key, "bin", 43.5317, 5.4474)).await;
     problem(r, 429, "rate_limited").await;

@@ -205,6 +205,88 @@ async fn points_are_imported_and_tours_walk_through_them_with_a_qr_code() {
     assert_eq!(v["results"][0]["tour_title_en"], "Discovery");
     assert_eq!(v["results"][0]["tour_distance_m"], t["distance_m"]);
 
+    // A forged Host does not make a huge code: refused, naming the setting.
+    let r = app
+        .get("/api/v1/visitors/tours/decouverte/qr?format=png&scale=16")
+        .header("host", format!("{}.example", "a".repeat(240)))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("base_url"), "{p}");
+    let r =
+        app.get("/api/v1/visitors/tours/decouverte/qr?format=png&scale=64").send().await.unwrap();
+    problem(r, 400, "bad_request").await;
+    // An unknown field is refused by name.
+    let r = app
+        .client
+        .put(app.url("/api/v1/visitors/pois/musee"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "musee", "kind": "museum", "lat": 43.5299, "lon": 5.448,
+            "name": {"fr": "Musée", "en": "Museum"}, "nmae": "typo"}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400, "bad_request").await;
+    assert!(p["detail"].as_str().unwrap().contains("unknown field \"nmae\""), "{p}");
+    // Another commune's operator cannot take a point over by moving it home, nor make a tour
+    // through two communes.
+    let r = app
+        .post("/api/v1/communes")
+        .bearer_auth(ADMIN)
+        .json(&json!({"insee": "13055", "name": "Marseille"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let site = json!({"id": "vieux-port", "commune": "13055", "name": "Vieux-Port", "lat": 43.295, "lon": 5.374});
+    let r = app.post("/api/v1/sites").bearer_auth(ADMIN).json(&site).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app
+        .post("/api/v1/tokens")
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "op mrs", "role": "operator", "commune": "13055"}))
+        .send()
+        .await
+        .unwrap();
+    let mrs = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let take = json!({"id": "musee", "kind": "museum", "lat": 43.295, "lon": 5.374,
+        "name": {"fr": "Musée", "en": "Museum"}});
+    let r = app
+        .client
+        .put(app.url("/api/v1/visitors/pois/musee"))
+        .bearer_auth(&mrs)
+        .json(&take)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 409, "conflict").await;
+    assert!(p["detail"].as_str().unwrap().contains("another commune's"), "{p}");
+    let port = json!({"id": "port", "kind": "viewpoint", "lat": 43.295, "lon": 5.374,
+        "name": {"fr": "Port", "en": "Harbour"}});
+    let r = app
+        .client
+        .put(app.url("/api/v1/visitors/pois/port"))
+        .bearer_auth(ADMIN)
+        .json(&port)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let p = problem(
+        put_tour(
+            &app,
+            "mixte",
+            json!({"id": "mixte", "title": {"fr": "M", "en": "M"},
+        "stops": ["musee", "port"]}),
+        )
+        .await,
+        400,
+        "bad_request",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("stays in one commune"), "{p}");
+
     // A point a tour goes through is not removed under it.
     let r = app
         .client
@@ -295,8 +377,10 @@ async fn a_cool_route_avoids_the_hot_street_and_is_the_shortest_when_the_heat_is
     // Bad requests say what is wrong.
     for (q, says) in [
         ("from=43.5290&to=43.5290,5.4540", "lat,lon"),
-        ("from=48.85,2.35&to=43.5290,5.4540", "outside every commune"),
+        ("from=43.5800,5.4474&to=43.5800,5.4500", "outside every commune"),
         ("from=43.5290,5.4460&to=43.5290,5.4540&hours=48", "hours: 1 to 24"),
+        ("from=43.5290,5.4460&to=43.6290,5.4540", "a walk is at most 5 km"),
+        ("from=43.5290,5.4460&to=43.5290,5.4540&at=2099-01-01T00:00:00Z", "in the future"),
     ] {
         let r = app.get(&format!("/api/v1/visitors/cool-route?{q}")).send().await.unwrap();
         let p = problem(r, 400, "bad_request").await;
