@@ -31,7 +31,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::connections::ClientAddr;
-use crate::doc::{BadRequest, NotFound, Reads, Writes};
+use crate::doc::{BadRequest, Conflict, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::policy::{Principal, Scoped, Who};
@@ -1324,7 +1324,7 @@ pub struct ChangeBody {
 #[utoipa::path(post, path = "/api/v1/reports/{id}/status", tag = "reports", request_body = ChangeBody,
     params(("id" = i64, Path, description = "the ticket's number")),
     responses((status = 200, body = TicketDetail), (status = 400, response = BadRequest),
-        (status = 404, response = NotFound), Writes))]
+        (status = 404, response = NotFound), (status = 409, response = Conflict), Writes))]
 pub(crate) async fn change(
     Scoped(s): Scoped,
     Who(who): Who,

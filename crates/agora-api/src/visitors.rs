@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::doc::{BadRequest, NotFound, Reads, Writes};
+use crate::doc::{BadRequest, Conflict, NotFound, Reads, Writes};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::policy::{Scoped, Who};
@@ -514,7 +514,8 @@ pub(crate) async fn import_pois(
 /// `PUT /api/v1/visitors/pois/{id}`: create or change one point.
 #[utoipa::path(put, path = "/api/v1/visitors/pois/{id}", tag = "visitors", request_body = Poi,
     params(("id" = String, Path, description = "the point's id")),
-    responses((status = 200, body = Poi), (status = 400, response = BadRequest), Writes))]
+    responses((status = 200, body = Poi), (status = 400, response = BadRequest),
+        (status = 409, response = Conflict), Writes))]
 pub(crate) async fn put_poi(
     Scoped(s): Scoped,
     Who(who): Who,
@@ -735,7 +736,8 @@ pub(crate) async fn tour(
 /// `PUT /api/v1/visitors/tours/{id}`: create or change a tour; every stop must be a known point.
 #[utoipa::path(put, path = "/api/v1/visitors/tours/{id}", tag = "visitors", request_body = TourBody,
     params(("id" = String, Path, description = "the tour's id")),
-    responses((status = 200, body = TourView), (status = 400, response = BadRequest), Writes))]
+    responses((status = 200, body = TourView), (status = 400, response = BadRequest),
+        (status = 409, response = Conflict), Writes))]
 pub(crate) async fn put_tour(
     Scoped(s): Scoped,
     Who(who): Who,

@@ -259,7 +259,7 @@ async fn a_report_is_filed_merged_linked_resolved_told_and_its_address_erased() 
     // The audit trail, which cannot be erased, has the operators' moves, never the filings and
     // their address; the erasure is recorded.
     let trail = app.get_json("/api/v1/audit?limit=1000").await.to_string();
-    assert!(trail.contains(&format!("/api/v1/reports/{{id}}/status")), "{trail}");
+    assert!(trail.contains("/api/v1/reports/{id}/status"), "{trail}");
     assert!(trail.contains("reports.retention"), "{trail}");
     assert!(!trail.contains("camille") && !trail.contains("lampadaire"), "{trail}");
 }
