@@ -187,6 +187,9 @@ pub(crate) struct Erased {
     id: String,
     /// Alerts they had acknowledged or resolved, now naming `person:ID (erased)`.
     alerts_pseudonymised: u64,
+    /// Steps of citizens' reports they handled, and points and tours they last edited, now
+    /// naming `person:ID (erased)`.
+    tickets_and_visitors_pseudonymised: u64,
     /// Sessions ended.
     sessions_ended: usize,
     /// Alert rules whose actions still send to their email: to be changed by hand (a rule is the
@@ -221,9 +224,14 @@ pub(crate) async fn erase(
         }
         None => (0, Vec::new()),
     };
+    let erased_name = format!("person:{id} (erased)");
+    let tickets_and_visitors_pseudonymised =
+        s.reports.store.rename_actor(&handler_name(&before), &erased_name).await?
+            + s.visitors.rename_editor(&handler_name(&before), &erased_name).await?;
     let mut r = Json(Erased {
         id: id.clone(),
         alerts_pseudonymised,
+        tickets_and_visitors_pseudonymised,
         sessions_ended,
         rules_naming_their_email,
     })

@@ -226,6 +226,8 @@ pub trait ReportStore: Send + Sync + std::fmt::Debug {
     async fn contacts(&self, id: i64) -> Result<Vec<Contact>>;
     /// Note that a report's reporters were told.
     async fn contacted(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Name someone otherwise in the tickets' histories (a person erased); how many events.
+    async fn rename_actor(&self, from: &str, to: &str) -> Result<u64>;
     /// Erase the addresses of reports closed before `closed_before`, and any given before
     /// `given_before` (a report never closed does not keep them forever); how many.
     async fn erase_contacts(
@@ -532,6 +534,15 @@ impl ReportStore for SqliteReportStore {
         .await?;
         tx.commit().await?;
         self.one(id).await
+    }
+
+    async fn rename_actor(&self, from: &str, to: &str) -> Result<u64> {
+        let r = sqlx::query("UPDATE report_events SET actor = ? WHERE actor = ?")
+            .bind(to)
+            .bind(from)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn contacts(&self, id: i64) -> Result<Vec<Contact>> {

@@ -60,6 +60,9 @@ pub trait VisitorStore: Send + Sync + std::fmt::Debug {
     async fn tours(&self) -> Result<Vec<StoredTour>>;
     /// Remove a tour; whether it existed.
     async fn delete_tour(&self, id: &str) -> Result<bool>;
+    /// Name someone otherwise as the last editor of points and tours (a person erased); how
+    /// many rows.
+    async fn rename_editor(&self, from: &str, to: &str) -> Result<u64>;
 }
 
 /// Points and tours in SQLite, in the catalog's database.
@@ -156,6 +159,21 @@ impl VisitorStore for SqliteVisitorStore {
                 })
             })
             .collect()
+    }
+
+    async fn rename_editor(&self, from: &str, to: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for table in ["pois", "tours"] {
+            n += sqlx::query(&format!("UPDATE {table} SET updated_by = ? WHERE updated_by = ?"))
+                .bind(to)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn delete_tour(&self, id: &str) -> Result<bool> {

@@ -130,6 +130,39 @@ async fn a_person_logs_in_is_locked_out_disabled_exported_and_erased() {
     assert_eq!(r.status(), 200);
     let acked: Value = r.json().await.unwrap();
     assert_eq!(acked["acknowledged_by"], format!("Jeanne Opératrice (person:{id})"));
+    // And a citizen's report, and a point of interest.
+    let key = app.get_json("/api/v1/reports/form").await["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let r = app
+        .post("/api/v1/reports")
+        .json(&json!({"category": "bin", "lat": 43.5299, "lon": 5.4474, "key": key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let ticket = r.json::<Value>().await.unwrap()["number"].as_i64().unwrap();
+    let r = app
+        .post(&format!("/api/v1/reports/{ticket}/status"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"status": "acknowledged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = r.json::<Value>().await.unwrap()["events"].to_string();
+    assert!(events.contains(&format!("Jeanne Opératrice (person:{id})")), "{events}");
+    let r = app
+        .client
+        .put(app.url("/api/v1/visitors/pois/fontaine"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"id": "fontaine", "kind": "fountain", "lat": 43.5299, "lon": 5.4474,
+            "name": {"fr": "Fontaine", "en": "Fountain"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     // The export holds their account, their actions and the alert they handled.
     let export = app.get_json(&format!("/api/v1/people/{id}/export")).await;
@@ -184,6 +217,9 @@ async fn a_person_logs_in_is_locked_out_disabled_exported_and_erased() {
     assert_eq!(r.status(), 200);
     let erased: Value = r.json().await.unwrap();
     assert_eq!(erased["alerts_pseudonymised"], 1);
+    assert_eq!(erased["tickets_and_visitors_pseudonymised"], 2);
+    let t = app.get_json(&format!("/api/v1/reports/{ticket}")).await.to_string();
+    assert!(!t.contains("Jeanne") && t.contains(&format!("person:{id} (erased)")), "{t}");
     let a = app.get_json(&format!("/api/v1/alerts/{aid}")).await;
     assert_eq!(a["alert"]["acknowledged_by"], format!("person:{id} (erased)"));
     let r =
