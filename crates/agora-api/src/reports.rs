@@ -727,11 +727,13 @@ pub(crate) async fn file(
             distance_m(lat, lon, a.lat, a.lon).total_cmp(&distance_m(lat, lon, b.lat, b.lon))
         });
     if let Some(same) = same {
-        let merged = r.store.support(same.id, contact.as_ref(), now).await?;
+        // Their own key: the first reporter's is not handed to whoever files the same thing.
+        let follow = random_key();
+        let merged = r.store.support(same.id, &follow, contact.as_ref(), now).await?;
         let body = Filed {
             number: merged.id,
-            follow_url: format!("{base}/signalements/suivi/{}", merged.follow),
-            follow: merged.follow.clone(),
+            follow_url: format!("{base}/signalements/suivi/{follow}"),
+            follow,
             duplicate: true,
             supporters: merged.supporters,
             status: merged.status,

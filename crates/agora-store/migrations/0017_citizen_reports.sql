@@ -31,6 +31,10 @@ CREATE TABLE report_events (
     note           TEXT
 );
 CREATE INDEX report_events_by_report ON report_events (report_id, at);
+CREATE TABLE report_follows (             -- the follow-up keys of people who reported it again
+    key            TEXT PRIMARY KEY,
+    report_id      INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE
+);
 CREATE TABLE report_contacts (
     report_id      INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
     email          TEXT NOT NULL,

@@ -210,8 +210,15 @@ pub struct Change {
 pub trait ReportStore: Send + Sync + std::fmt::Debug {
     /// File a report (with its `created` event and its contact, in one transaction).
     async fn create(&self, r: &NewReport) -> Result<Report>;
-    /// Merge a duplicate into a report: one more supporter, a `supported` event, their contact.
-    async fn support(&self, id: i64, contact: Option<&Contact>, at: Timestamp) -> Result<Report>;
+    /// Merge a duplicate into a report: one more supporter, a `supported` event, their own
+    /// follow-up key, their contact.
+    async fn support(
+        &self,
+        id: i64,
+        follow: &str,
+        contact: Option<&Contact>,
+        at: Timestamp,
+    ) -> Result<Report>;
     /// A report by number.
     async fn report(&self, id: i64) -> Result<Option<Report>>;
     /// A report by its follow-up key.
@@ -342,7 +349,13 @@ impl ReportStore for SqliteReportStore {
         self.one(id).await
     }
 
-    async fn support(&self, id: i64, contact: Option<&Contact>, at: Timestamp) -> Result<Report> {
+    async fn support(
+        &self,
+        id: i64,
+        follow: &str,
+        contact: Option<&Contact>,
+        at: Timestamp,
+    ) -> Result<Report> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE reports SET supporters = supporters + 1, updated_at = ? WHERE id = ?",
@@ -362,6 +375,11 @@ impl ReportStore for SqliteReportStore {
         .bind(at.as_nanos())
         .execute(&mut *tx)
         .await?;
+        sqlx::query("INSERT INTO report_follows (key, report_id) VALUES (?, ?)")
+            .bind(follow)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if let Some(c) = contact {
             // At most 50 addresses a report: closing it sends one message each.
             sqlx::query(
@@ -389,10 +407,14 @@ impl ReportStore for SqliteReportStore {
     }
 
     async fn by_follow(&self, key: &str) -> Result<Option<Report>> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM reports r WHERE r.follow = ?"))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reports r WHERE r.follow = ? OR r.id = \
+             (SELECT report_id FROM report_follows WHERE key = ?)"
+        ))
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(row).transpose()
     }
 

@@ -155,6 +155,11 @@ async fn a_report_is_filed_merged_linked_resolved_told_and_its_address_erased() 
     assert_eq!(merged["duplicate"], true);
     assert_eq!(merged["number"], id);
     assert_eq!(merged["supporters"], 2);
+    // Their own follow-up key, which shows the same report; not the first reporter's.
+    let second = merged["follow"].as_str().unwrap();
+    assert_ne!(second, follow);
+    let v = app.get_json(&format!("/api/v1/reports/follow/{second}")).await;
+    assert_eq!(v["number"], id);
     // Another category at the same spot is another problem.
     let r = file(&app, report(&key, "bin", 43.52995, 5.44745)).await;
     assert_eq!(r.status(), 201);
