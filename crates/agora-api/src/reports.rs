@@ -386,11 +386,7 @@ fn off(s: &AppState) -> ApiResult<()> {
 
 /// Metres between two positions (haversine, mean Earth radius).
 pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * a.sqrt().asin()
+    agora_proximity::project::haversine_m((lon1, lat1), (lon2, lat2))
 }
 
 /// `[south, west, north, east]` around a position, `m` metres each way.

@@ -42,14 +42,8 @@ impl PartialOrd for Entry {
     }
 }
 
-/// Metres between two points (haversine, mean Earth radius).
-pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (p1, p2) = (a.1.to_radians(), b.1.to_radians());
-    let dp = p2 - p1;
-    let dl = (b.0 - a.0).to_radians();
-    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * h.sqrt().asin()
-}
+/// Metres between two (longitude, latitude) points (haversine, mean Earth radius).
+pub use crate::project::haversine_m as distance_m;
 
 /// The cheapest way from `from` to `to`, each segment costing its length times `factor(u, v)`
 /// (at least 1); `None` when `to` cannot be reached. Ties go to the lower node number, so the
