@@ -66,6 +66,8 @@ AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/clients/run.sh
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/influx-clients.sh
 # OGC SensorThings API: FROST-Server's Python client (PyPI) and Grafana's data sources' requests.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/sta-clients.sh
+# HTTPS and MQTT over TLS with curl, mosquitto_pub and Paho, certificates renewed during traffic.
+AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/tls/run.sh
 # NGSI-LD: Orange's ngsildclient (PyPI), as a FIWARE integrator connects.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/ngsi-clients.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)

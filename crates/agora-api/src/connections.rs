@@ -38,6 +38,8 @@ pub struct HttpLimits {
     /// Reverse proxies whose `X-Forwarded-For` names the client (rate limits, live streams and
     /// the audit trail then see the client, not the proxy).
     pub proxies: agora_ingest::limits::AddrSet,
+    /// HTTPS: the handshake must complete within `header_timeout` too.
+    pub tls: Option<Arc<agora_ingest::tls::Tls>>,
 }
 
 impl Default for HttpLimits {
@@ -52,6 +54,7 @@ impl Default for HttpLimits {
                 trusted: agora_ingest::limits::AddrSet::loopback(),
             },
             proxies: agora_ingest::limits::AddrSet::default(),
+            tls: None,
         }
     }
 }
@@ -124,6 +127,7 @@ pub async fn serve(
             header_timeout: limits.header_timeout,
             stop: stop_rx.clone(),
             proxies: proxies.clone(),
+            tls: limits.tls.clone(),
         };
         tokio::spawn(async move {
             conn.run(stream).await;
@@ -182,11 +186,31 @@ struct Connection {
     header_timeout: Duration,
     stop: watch::Receiver<bool>,
     proxies: Arc<agora_ingest::limits::AddrSet>,
+    tls: Option<Arc<agora_ingest::tls::Tls>>,
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream) {
+    async fn run(self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else { return self.drive(stream).await };
+        // The handshake counts against the first request's deadline: a client that opens a
+        // socket and says nothing is closed all the same.
+        let started = Instant::now();
+        match tokio::time::timeout(self.header_timeout, tls.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => {
+                let left = self.header_timeout.saturating_sub(started.elapsed());
+                let conn = Connection { header_timeout: left, ..self };
+                conn.drive(s).await
+            }
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake not done in time"),
+        }
+    }
+
+    async fn drive<S>(mut self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let seen = Arc::new(Notify::new());
         let svc = Service {
             inner: TowerToHyperService::new(self.app),

@@ -86,6 +86,9 @@ pub struct ApiConfig {
     pub mqtt_port: Arc<std::sync::OnceLock<u16>>,
     /// The departments' services: tariff, bins' round, irrigation plans.
     pub services: agora_query::services::ServicesConfig,
+    /// Whether the API is served over HTTPS (links without a configured base address start
+    /// with `https://`).
+    pub https: bool,
 }
 
 /// Who publishes the open data and where: the catalogue's publisher and contact (each dataset
@@ -135,6 +138,7 @@ impl Default for ApiConfig {
             open_data: OpenDataConfig::default(),
             mqtt_port: Arc::default(),
             services: Default::default(),
+            https: false,
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -38,6 +38,38 @@ struct RouteLabels {
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// The listeners' certificates, whose expiry is exported.
+    certificates: std::sync::OnceLock<Vec<std::sync::Arc<agora_ingest::tls::Tls>>>,
+    /// The version and commit of the running binary.
+    build: std::sync::OnceLock<(String, String)>,
+}
+
+impl Metrics {
+    /// Export the expiry of these listeners' certificates (set once, at start).
+    pub fn set_certificates(&self, tls: Vec<std::sync::Arc<agora_ingest::tls::Tls>>) {
+        let _ = self.certificates.set(tls);
+    }
+
+    /// Export the running version and commit (`agora_build_info`).
+    pub fn set_build(&self, version: &str, commit: &str) {
+        let _ = self.build.set((version.to_owned(), commit.to_owned()));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
 }
 
 impl Default for Metrics {
@@ -46,7 +78,12 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 3.0, 12))
         });
-        Self { requests, latency }
+        Self {
+            requests,
+            latency,
+            certificates: std::sync::OnceLock::new(),
+            build: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -132,6 +169,11 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
         "Batches handled by the ingest pipeline",
         c.batches.load(Ordering::Relaxed),
     );
+    counter(
+        "ingest_dead_letters",
+        "Entries written to the dead-letter log (refused input kept for replay)",
+        c.dead_letters.load(Ordering::Relaxed),
+    );
     counter("storage_flushes", "Head flushes since start", st.flushes);
     counter("storage_compactions", "Compactions since start", st.compactions);
     counter("storage_read_chunks", "Chunks decoded by raw reads since start", st.read_chunks);
@@ -143,6 +185,16 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
     gauge("storage_head_points", "Points in memory not yet flushed", st.head_points as f64);
     gauge("storage_segments", "Segment files", st.segments as f64);
     gauge("storage_bytes_on_disk", "Bytes of segments, WAL and manifest", st.bytes_on_disk as f64);
+    gauge(
+        "storage_wal_bytes",
+        "Bytes of WAL files (written, not yet flushed into segments)",
+        st.wal_bytes as f64,
+    );
+    gauge(
+        "storage_wal_failing",
+        "1 while the last WAL commit failed (writes answered 503 until one succeeds)",
+        f64::from(u8::from(h.wal_failing)),
+    );
     gauge(
         "storage_accepting_writes",
         "1 while writes are accepted (free space above the reserve, the WAL committing)",
@@ -216,6 +268,39 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
     );
     r.register("forecast_models", "Series with a forecast", ConstGauge::new(f.models as f64));
     r.register("forecast_anomalies", "Anomalies found now", ConstGauge::new(f.anomalies as f64));
+    let now = s.clock.now();
+    let devices = Family::<StatusLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    for status in ["online", "offline", "never_seen"] {
+        devices.get_or_create(&StatusLabels { status }).set(0.0);
+    }
+    for d in s.catalog.devices(&agora_store::catalog::DeviceFilter::default()) {
+        let (status, _) = agora_query::DeviceStatus::of(&d, now);
+        devices.get_or_create(&StatusLabels { status: status.as_str() }).inc();
+    }
+    r.register(
+        "devices",
+        "Devices by status: online, offline (silent for twice their period and a minute), never_seen",
+        devices,
+    );
+    if let Some(certs) = s.metrics.certificates.get() {
+        let expiry = Family::<ListenerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for t in certs {
+            if let Some(at) = t.not_after() {
+                expiry.get_or_create(&ListenerLabels { listener: t.name() }).set(at as f64);
+            }
+        }
+        r.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the certificate of each TLS listener expires (Unix time)",
+            expiry,
+        );
+    }
+    if let Some((version, commit)) = s.metrics.build.get() {
+        let info = Family::<BuildLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        info.get_or_create(&BuildLabels { version: version.clone(), commit: commit.clone() })
+            .set(1.0);
+        r.register("build_info", "The running version and commit (always 1)", info);
+    }
     r.register(
         "http_requests",
         "HTTP requests by method, route and status",

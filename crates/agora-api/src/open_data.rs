@@ -157,7 +157,8 @@ pub fn base_url(s: &AppState, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if s.config.https { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 /// The catalogue's graph.

@@ -23,6 +23,7 @@ pub mod senml;
 pub mod sensor_community;
 mod state;
 pub mod thingsboard;
+pub mod tls;
 
 pub use error::{Error, Refusal};
 pub use format::{Decoders, Format, Message, MessageFormat};

@@ -162,6 +162,8 @@ pub struct IngestCounters {
     pub points_flagged: AtomicU64,
     /// Points stored flagged `out_of_range` (a little outside their property's range).
     pub points_out_of_range: AtomicU64,
+    /// Entries written to the dead-letter log.
+    pub dead_letters: AtomicU64,
 }
 
 /// What the quality checks remember of a series: its last reading, and since when it repeats.
@@ -1018,8 +1020,14 @@ impl Pipeline {
                 listed().chain([dead_letter(None, note, String::new(), None)]).collect()
             }
         };
-        if let Err(e) = self.catalog.add_rejects(dead).await {
-            tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+        let n = dead.len() as u64;
+        match self.catalog.add_rejects(dead).await {
+            Ok(()) => {
+                self.counters.dead_letters.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not keep rejected input in the dead-letter log")
+            }
         }
     }
 
@@ -1035,8 +1043,13 @@ impl Pipeline {
             token_device: src.binding().cloned(),
             token_commune: src.commune().cloned(),
         };
-        if let Err(e) = self.catalog.add_rejects(vec![r]).await {
-            tracing::error!(error = %e, "could not keep rejected input in the dead-letter log");
+        match self.catalog.add_rejects(vec![r]).await {
+            Ok(()) => {
+                self.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not keep rejected input in the dead-letter log")
+            }
         }
     }
 

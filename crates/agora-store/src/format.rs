@@ -30,19 +30,7 @@ const PREFIX: &str = "agora data directory format ";
 /// the format the directory had (`None`: a new, empty directory).
 pub fn open(dir: &Path) -> Result<Option<u32>> {
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let path = dir.join(FILE);
-    let found = match fs::read_to_string(&path) {
-        Ok(text) => Some(parse(&text).ok_or_else(|| Error::Corrupt {
-            what: "format file",
-            path: path.clone(),
-            reason: format!("expected \"{PREFIX}N\", found {:?}", text.trim()),
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let used = ["catalog.db", "engine"].iter().any(|f| dir.join(f).exists());
-            used.then_some(1)
-        }
-        Err(e) => return Err(Error::Io { path, source: e }),
-    };
+    let found = read(dir)?;
     match found {
         Some(v) if v > CURRENT => Err(Error::Invalid(format!(
             "the data directory {} was written by a newer agora (format {v}); this release reads \
@@ -59,6 +47,24 @@ pub fn open(dir: &Path) -> Result<Option<u32>> {
             Ok(found)
         }
     }
+}
+
+/// The format of an existing data directory, changing nothing (`None`: new or empty).
+pub fn read(dir: &Path) -> Result<Option<u32>> {
+    let path = dir.join(FILE);
+    let found = match fs::read_to_string(&path) {
+        Ok(text) => Some(parse(&text).ok_or_else(|| Error::Corrupt {
+            what: "format file",
+            path: path.clone(),
+            reason: format!("expected \"{PREFIX}N\", found {:?}", text.trim()),
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let used = ["catalog.db", "engine"].iter().any(|f| dir.join(f).exists());
+            used.then_some(1)
+        }
+        Err(e) => return Err(Error::Io { path, source: e }),
+    };
+    Ok(found)
 }
 
 fn parse(text: &str) -> Option<u32> {

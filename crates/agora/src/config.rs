@@ -46,6 +46,80 @@ pub struct Config {
     pub proximity: ProximityToml,
     /// Citizens' reports: categories, anti-abuse limits, retention, who is told.
     pub reports: ReportsToml,
+    /// `[https]`: serve the API and the dashboard over TLS on the `http` address.
+    pub https: Option<HttpsConfig>,
+}
+
+/// `[https]`: TLS for the API and the dashboard, from PEM files reloaded on `SIGHUP` or when
+/// they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// The certificate chain (PEM), the server's certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// `Strict-Transport-Security` max-age in seconds (0: no header).
+    #[serde(default = "HttpsConfig::default_hsts")]
+    pub hsts_max_age_secs: u64,
+    /// Add `includeSubDomains` to it.
+    #[serde(default)]
+    pub hsts_include_subdomains: bool,
+    /// Also listen for plain HTTP here and answer every request with a redirect to HTTPS (for
+    /// example `0.0.0.0:80`).
+    #[serde(default)]
+    pub redirect_from: Option<SocketAddr>,
+    /// How often the files are checked for a change, in seconds.
+    #[serde(default = "HttpsConfig::default_check")]
+    pub reload_check_secs: u64,
+}
+
+impl HttpsConfig {
+    fn default_hsts() -> u64 {
+        31_536_000
+    }
+    fn default_check() -> u64 {
+        10
+    }
+
+    /// The files of the HTTPS listener.
+    pub fn files(&self) -> agora_ingest::tls::TlsFiles {
+        agora_ingest::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: None,
+            require_client_cert: false,
+        }
+    }
+}
+
+/// `[mqtt.broker.tls]`: MQTT over TLS for devices (port 8883), with optional client
+/// certificates naming the device.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// Listen address.
+    #[serde(default = "MqttTlsConfig::default_listen")]
+    pub listen: SocketAddr,
+    /// The certificate chain (PEM); absent: `[https]`'s.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); absent: `[https]`'s.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The authority of devices' client certificates (PEM): a device presenting one it signed,
+    /// with the device's id as the subject's common name, needs no token.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse devices without such a certificate.
+    #[serde(default)]
+    pub require_client_cert: bool,
+}
+
+impl MqttTlsConfig {
+    fn default_listen() -> SocketAddr {
+        "127.0.0.1:8883".parse().expect("valid address")
+    }
 }
 
 /// `[reports]` and `[[reports.notify]]`: citizens' reports. Categories replace the shipped ones
@@ -631,6 +705,10 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Device connections open at once from one address (IPv6: one /64).
     pub max_connections_per_address: usize,
+    /// Listen for plain MQTT on `listen` (false: only over TLS, `[mqtt.broker.tls]`).
+    pub plain: bool,
+    /// MQTT over TLS.
+    pub tls: Option<MqttTlsConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -643,6 +721,8 @@ impl Default for BrokerConfig {
             max_keep_alive_secs: 3600,
             max_connections: 10_000,
             max_connections_per_address: 256,
+            plain: true,
+            tls: None,
         }
     }
 }
@@ -795,6 +875,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             proximity: ProximityToml::default(),
             reports: ReportsToml::default(),
+            https: None,
         }
     }
 }
@@ -882,6 +963,34 @@ impl Config {
             .collect()
     }
 
+    /// The files of the MQTT TLS listener (its own, else `[https]`'s).
+    pub fn mqtt_tls_files(
+        &self,
+    ) -> anyhow::Result<Option<(SocketAddr, agora_ingest::tls::TlsFiles)>> {
+        let Some(t) = &self.mqtt.broker.tls else { return Ok(None) };
+        let https = self.https.as_ref();
+        let cert = t.cert.clone().or_else(|| https.map(|h| h.cert.clone())).context(
+            "[mqtt.broker.tls] needs cert and key (or an [https] section whose files it shares)",
+        )?;
+        let key =
+            t.key.clone().or_else(|| https.map(|h| h.key.clone())).context(
+                "[mqtt.broker.tls] needs key (or an [https] section whose files it shares)",
+            )?;
+        anyhow::ensure!(
+            t.client_ca.is_some() || !t.require_client_cert,
+            "[mqtt.broker.tls] require_client_cert needs client_ca, the authority that signs devices' certificates"
+        );
+        Ok(Some((
+            t.listen,
+            agora_ingest::tls::TlsFiles {
+                cert,
+                key,
+                client_ca: t.client_ca.clone(),
+                require_client_cert: t.require_client_cert,
+            },
+        )))
+    }
+
     /// The trusted networks of `[limits]`.
     fn trusted(&self) -> anyhow::Result<agora_ingest::limits::AddrSet> {
         agora_ingest::limits::AddrSet::parse(&self.limits.trusted)
@@ -902,6 +1011,7 @@ impl Config {
             },
             proxies: agora_ingest::limits::AddrSet::parse(&self.limits.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("invalid [limits] trusted_proxies network {e}"))?,
+            tls: None,
         })
     }
 

@@ -21,16 +21,30 @@ macro_rules! say {
 
 /// agora, an open urban data platform.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("AGORA_COMMIT"), ")"), about)]
 struct Cli {
+    /// Log lines as `text` (for people) or `json` (one object per line, for journald or a log
+    /// collector).
+    #[arg(long, env = "AGORA_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the platform (production entry point).
     Serve(Common),
+    /// Check a configuration and its data directory before starting (or while agora runs):
+    /// the file, permissions, free space, clock, ports and certificates. Exits with 1 when
+    /// something would stop agora or lose data.
+    Doctor(Common),
     /// Run the platform with a simulated city: Aix-en-Provence, four connected places, ~1,500 devices.
     Demo {
         #[command(flatten)]
@@ -194,9 +208,18 @@ impl Common {
 }
 
 fn announce(server: &Server) {
-    say!("agora listening on http://{}", server.addr);
+    let scheme = if server.state.config.https { "https" } else { "http" };
+    say!(
+        "agora {} (commit {}) listening on {scheme}://{}",
+        agora::VERSION,
+        agora::COMMIT,
+        server.addr
+    );
     if let Some(m) = server.mqtt_addr {
         say!("MQTT for devices on mqtt://{m} (user name: an ingest token)");
+    }
+    if let Some(m) = server.mqtts_addr {
+        say!("MQTT over TLS for devices on mqtts://{m}");
     }
     match &server.generated_admin_token {
         Some(t) => say!("admin token (shown once, keep it): {t}"),
@@ -242,17 +265,35 @@ async fn until_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // One JSON object per line: time, level, target, message and fields, the span's fields.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
+    match cli.command {
+        Command::Doctor(common) => {
+            let opts = common.options()?;
+            let report = agora::doctor::check(&opts.config).await;
+            for f in &report.findings {
+                say!("{f}");
+            }
+            say!("{}", report.summary());
+            if report.failed() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve(common) => {
             let server = agora::serve::start(common.options()?).await?;
             announce(&server);
+            agora::serve::notify_ready();
             until_signal().await;
             server.shutdown().await
         }

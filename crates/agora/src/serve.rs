@@ -35,6 +35,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The bound address of the MQTT endpoint, when enabled.
     pub mqtt_addr: Option<SocketAddr>,
+    /// The bound address of the MQTT endpoint over TLS, when enabled.
+    pub mqtts_addr: Option<SocketAddr>,
     /// The admin token generated at first start, shown once.
     pub generated_admin_token: Option<String>,
     /// Shared state (the demo feeds the pipeline directly).
@@ -193,6 +195,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
             alert_history_days: cfg.alerts.history_days,
             open_data: cfg.open_data.api(),
             services,
+            https: cfg.https.is_some(),
             ..ApiConfig::default()
         },
         metrics: Arc::new(Metrics::default()),
@@ -218,13 +221,63 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
                 as Arc<dyn agora_api::Backups>
         }),
     };
+    state.metrics.set_build(crate::VERSION, crate::COMMIT);
+    // TLS first: a certificate that cannot be read stops the start, with the reason.
+    let https = match &cfg.https {
+        Some(h) => Some(
+            agora_ingest::tls::Tls::load("https", h.files(), &["http/1.1"])
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let mqtts = match cfg.mqtt_tls_files()? {
+        Some((listen, files)) if cfg.mqtt.broker.enabled => Some((
+            listen,
+            agora_ingest::tls::Tls::load("mqtts", files, &[]).map_err(anyhow::Error::msg)?,
+        )),
+        _ => None,
+    };
+    let certificates: Vec<_> =
+        https.iter().cloned().chain(mqtts.iter().map(|(_, t)| t.clone())).collect();
+    state.metrics.set_certificates(certificates.clone());
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http))?;
     let addr = listener.local_addr()?;
-    let app = agora_api::router_with(state.clone(), agora_web::router(cfg.web.clone()));
+    let mut app = agora_api::router_with(state.clone(), agora_web::router(cfg.web.clone()));
+    if let Some(h) = &cfg.https {
+        app = app.layer(axum::middleware::map_response_with_state(
+            SecureTransport::new(h),
+            secure_transport,
+        ));
+    }
     let mut s1 = stopped.clone();
-    let http_limits = cfg.http_limits()?;
+    let mut http_limits = cfg.http_limits()?;
+    http_limits.tls = https.clone();
+    let redirect = match cfg.https.as_ref().and_then(|h| h.redirect_from) {
+        Some(from) => {
+            let l = tokio::net::TcpListener::bind(from).await.with_context(|| {
+                format!("cannot listen on {from} for the redirect to HTTPS ([https] redirect_from)")
+            })?;
+            let redirect_addr = l.local_addr()?;
+            let limits = agora_api::connections::HttpLimits { tls: None, ..http_limits.clone() };
+            let mut s2 = stopped.clone();
+            let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+                std::future::ready(to_https(&req, addr.port()))
+            });
+            let task = tokio::spawn(async move {
+                if let Err(e) = agora_api::connections::serve(l, router, limits, async move {
+                    let _ = s2.wait_for(|v| *v).await;
+                })
+                .await
+                {
+                    tracing::error!(error = %e, "the redirect to HTTPS stopped");
+                }
+            });
+            Some((redirect_addr, task))
+        }
+        None => None,
+    };
     let http =
         tokio::spawn(agora_api::connections::serve(listener, app, http_limits, async move {
             let _ = s1.wait_for(|v| *v).await;
@@ -250,7 +303,47 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
         .map(|sub| agora_ingest::mqtt::spawn(sub.clone(), state.pipeline.clone()))
         .collect();
     tasks.push(schedules_task);
-    let mqtt_addr = if cfg.mqtt.broker.enabled {
+    if let Some((addr, task)) = redirect {
+        tracing::info!(%addr, "plain HTTP redirected to HTTPS");
+        tasks.push(task);
+    }
+    for t in &certificates {
+        let every = Duration::from_secs(cfg.https.as_ref().map_or(10, |h| h.reload_check_secs));
+        tasks.push(t.clone().watch(every));
+    }
+    if certificates.is_empty() {
+        // `systemctl reload agora` sends SIGHUP: without certificates there is nothing to read
+        // again, and the signal must not end the process.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot handle SIGHUP")?;
+        tasks.push(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: nothing to reload (no TLS certificate configured)");
+            }
+        }));
+    }
+    let mqtts_addr = match &mqtts {
+        Some((listen, tls)) => {
+            let (a, task) =
+                agora_ingest::mqtt::broker::start(agora_ingest::mqtt::broker::BrokerOptions {
+                    listen: *listen,
+                    pipeline: state.pipeline.clone(),
+                    catalog: state.catalog.clone(),
+                    subscribers: subscribers.clone(),
+                    limits: cfg.broker_limits()?,
+                    tls: Some(tls.clone()),
+                })
+                .await
+                .with_context(|| format!("cannot listen for MQTT over TLS on {listen}"))?;
+            tasks.push(task);
+            Some(a)
+        }
+        None => None,
+    };
+    if mqtts_addr.is_some() && !cfg.mqtt.broker.plain {
+        let _ = state.config.mqtt_port.set(mqtts_addr.map_or(0, |a| a.port()));
+    }
+    let mqtt_addr = if cfg.mqtt.broker.enabled && cfg.mqtt.broker.plain {
         let started = agora_ingest::mqtt::broker::start(
             agora_ingest::mqtt::broker::BrokerOptions {
                 listen: cfg.mqtt.broker.listen,
@@ -258,6 +351,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
                 catalog: state.catalog.clone(),
                 subscribers: subscribers.clone(),
                 limits: cfg.broker_limits()?,
+                tls: None,
             },
         )
         .await
@@ -387,6 +481,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Server> {
     Ok(Server {
         addr,
         mqtt_addr,
+        mqtts_addr,
         generated_admin_token,
         state,
         stop,
@@ -425,6 +520,101 @@ impl Server {
         self.state.catalog.close().await.context("saving the catalog")?;
         tracing::info!("agora stopped cleanly");
         Ok(())
+    }
+}
+
+/// What HTTPS adds to every answer: `Strict-Transport-Security`, and `Secure` on cookies.
+#[derive(Debug, Clone)]
+struct SecureTransport {
+    hsts: Option<axum::http::HeaderValue>,
+}
+
+impl SecureTransport {
+    fn new(h: &crate::config::HttpsConfig) -> Self {
+        let hsts = (h.hsts_max_age_secs > 0).then(|| {
+            let sub = if h.hsts_include_subdomains { "; includeSubDomains" } else { "" };
+            axum::http::HeaderValue::from_str(&format!("max-age={}{sub}", h.hsts_max_age_secs))
+                .expect("ASCII header")
+        });
+        Self { hsts }
+    }
+}
+
+async fn secure_transport(
+    axum::extract::State(t): axum::extract::State<SecureTransport>,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
+    use axum::http::header;
+    let h = resp.headers_mut();
+    if let Some(v) = &t.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+    }
+    let cookies: Vec<_> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if !cookies.is_empty() {
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            let secure = match c.to_str() {
+                Ok(s) if !s.to_ascii_lowercase().contains("; secure") => {
+                    axum::http::HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
+                }
+                _ => c,
+            };
+            h.append(header::SET_COOKIE, secure);
+        }
+    }
+    resp
+}
+
+/// The answer of the plain HTTP listener: the same path and query on HTTPS (308 keeps the
+/// method and body of a POST, so nothing is sent twice in clear by a client that follows).
+fn to_https(req: &axum::extract::Request, port: u16) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| {
+        !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+    });
+    let Some(host) = host else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this address answers over HTTPS only; say which host you want (Host header)",
+        )
+            .into_response();
+    };
+    // The host without its port ([v6]:80, name:80), then HTTPS's port unless it is 443.
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let port = if port == 443 { String::new() } else { format!(":{port}") };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let to = format!("https://{name}{port}{path}");
+    match axum::http::HeaderValue::from_str(&to) {
+        Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// Tell systemd the service is ready (`Type=notify`), when started by it: a datagram
+/// `READY=1` to `$NOTIFY_SOCKET` (a path, or an abstract name starting with `@`).
+pub fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let path = path.to_string_lossy().into_owned();
+    let sent = (|| -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        match path.strip_prefix('@') {
+            Some(name) => {
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+                sock.send_to_addr(b"READY=1\n", &a)?;
+            }
+            None => {
+                sock.send_to(b"READY=1\n", &path)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not tell systemd that agora is ready");
     }
 }
 

@@ -32,7 +32,7 @@ use agora_store::catalog::TokenInfo;
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -95,11 +95,14 @@ pub struct BrokerOptions {
     pub subscribers: Subscribers,
     /// Timeouts and caps.
     pub limits: BrokerLimits,
+    /// MQTT over TLS: the handshake happens within the CONNECT deadline; a client certificate
+    /// from the configured authority names the device (its subject's common name).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// Start listening. Returns the bound address and the accept loop's task.
 pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let BrokerOptions { listen, pipeline, catalog, subscribers, limits } = opts;
+    let BrokerOptions { listen, pipeline, catalog, subscribers, limits, tls } = opts;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let slots = ConnectionLimits::new(limits.connections.clone());
@@ -127,8 +130,41 @@ pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHand
                     let accepted = Instant::now();
                     let (p, c, subs, l) =
                         (pipeline.clone(), catalog.clone(), subscribers.clone(), limits.clone());
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, accepted, p, c, subs, &l).await {
+                        let _ = stream.set_nodelay(true);
+                        let (stream, identity): (Stream, Option<String>) = match tls {
+                            None => (Box::new(stream), None),
+                            Some(tls) => {
+                                let deadline = accepted + l.connect_timeout;
+                                match tokio::time::timeout_at(
+                                    deadline,
+                                    tls.acceptor().accept(stream),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(s)) => {
+                                        let identity = s
+                                            .get_ref()
+                                            .1
+                                            .peer_certificates()
+                                            .and_then(|c| c.first())
+                                            .and_then(|c| crate::tls::subject_common_name(c));
+                                        (Box::new(s), identity)
+                                    }
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "MQTT TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "MQTT TLS handshake not done in time");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        let who = Peer { addr: peer.to_string(), identity };
+                        if let Err(e) = serve(stream, who, accepted, p, c, subs, &l).await {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
                         drop(slot);
@@ -293,8 +329,20 @@ fn may_subscribe(catalog: &dyn Catalog, token: &TokenInfo, filter: &str) -> bool
         && catalog.device(device).is_some_and(|d| d.commune.as_ref() == g.commune())
 }
 
+/// A device's connection: plain TCP, or TLS over it.
+type Stream = Box<dyn Io>;
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Who is at the other end: the address, and the device its client certificate names.
+struct Peer {
+    addr: String,
+    identity: Option<String>,
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     out: BytesMut,
 }
@@ -370,6 +418,34 @@ impl Drop for Unsubscribe {
     }
 }
 
+/// The rights of a device that authenticated with a client certificate: those of an ingest token
+/// bound to the device its subject's common name names, in the device's commune.
+fn certificate_identity(
+    catalog: &dyn Catalog,
+    id: &str,
+    now: agora_model::Timestamp,
+) -> Result<TokenInfo, String> {
+    let Some(device) = catalog.device(id) else {
+        return Err(format!(
+            "the client certificate names device {id:?}, which is not registered: register it first"
+        ));
+    };
+    let grant = agora_model::permissions::Grant::new(
+        agora_model::permissions::Role::Device,
+        device.commune.clone(),
+        None,
+    )?;
+    Ok(TokenInfo {
+        id: format!("certificate:{id}"),
+        name: format!("certificate of {id}"),
+        scope: agora_store::catalog::Scope::Ingest,
+        grant,
+        device: Some(device.id),
+        created_at: now,
+        expires_at: None,
+    })
+}
+
 /// Longest wait for a client to take what is sent to it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Subscriptions one connection may hold (besides the device API's own).
@@ -380,15 +456,15 @@ const TOPIC_ALIAS_MAX: u16 = 64;
 const RECEIVE_MAXIMUM: u16 = 1000;
 
 async fn serve(
-    stream: TcpStream,
+    stream: Stream,
+    who: Peer,
     accepted: Instant,
     pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
     subscribers: Subscribers,
     limits: &BrokerLimits,
 ) -> Result<(), Error> {
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = who.addr;
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
     // Measured from accept, not per read: a byte every few seconds does not keep a socket.
@@ -430,6 +506,35 @@ async fn serve(
     // The secret that authenticated, kept to check later that the token is still live.
     let found =
         connect.credentials.iter().find_map(|s| catalog.authenticate(s).map(|t| (t, s.clone())));
+    // A device that gave no token but a client certificate is the device the certificate names.
+    let certified = match (&found, &who.identity) {
+        (None, Some(id)) if connect.credentials.iter().all(|c| c.is_empty()) => {
+            match certificate_identity(catalog.as_ref(), id, pipeline.clock().now()) {
+                Ok(t) => Some(t),
+                Err(why) => {
+                    let e = refuse(&mut c, ConnAck::NotAuthorized(&why), &why);
+                    let _ = c.flush().await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
+    // A token bound to a device must be that device's when a certificate names one.
+    if let (Some((t, _)), Some(id)) = (&found, &who.identity)
+        && let Some(d) = &t.device
+        && d.as_str() != id
+    {
+        let why = format!(
+            "the client certificate names device {id:?} but token {:?} is bound to {d}",
+            t.name
+        );
+        let e = refuse(&mut c, ConnAck::NotAuthorized(&why), &why);
+        let _ = c.flush().await;
+        return Err(e);
+    }
+    let by_certificate = certified.is_some();
+    let found = found.or_else(|| certified.map(|t| (t, String::new())));
     let (token, secret): (TokenInfo, String) = match found {
         // Readers connect too, for SensorThings' Observations (they publish nothing).
         Some((t, s)) if t.grant.may(Action::Ingest) || t.grant.may(Action::View) => (t, s),
@@ -451,6 +556,15 @@ async fn serve(
         }
     };
     let live = || {
+        if by_certificate {
+            // The device still exists, in the same commune (the certificate's own validity
+            // was checked at the handshake).
+            return token.device.as_ref().is_some_and(|d| {
+                catalog
+                    .device(d.as_str())
+                    .is_some_and(|d| d.commune.as_ref() == token.grant.commune())
+            });
+        }
         catalog
             .authenticate(&secret)
             .is_some_and(|t| t.grant.may(Action::Ingest) || t.grant.may(Action::View))
