@@ -105,6 +105,13 @@ if mosquitto_pub -h 127.0.0.1 -p "$mqtt_port" -u "$TOKEN" -q 1 -t agora/lamp-pla
 # Renewals during traffic.
 "$PAHO_VENV/bin/python" scripts/tls/clients.py "$https_port" "$mqtts_port" "$TOKEN" "$certs" "$pid" || fails=$((fails + 1))
 
+# The shipped alerting rules and Grafana dashboard name only metrics agora exports (with TLS on,
+# the certificates' expiry is among them), and their queries are valid PromQL.
+curl -sf --cacert "$certs/ca.pem" -H "Authorization: Bearer $TOKEN" "https://localhost:$https_port/metrics" >"$work/metrics.txt"
+if python3 scripts/check-monitoring.py "$work/metrics.txt"; then ok "monitoring files match the metrics"; else fail "monitoring files"; fi
+if (cd packaging/prometheus && promtool check rules agora-rules.yml >/dev/null && promtool test rules agora-rules.test.yml); then
+  ok "alerting rules fire as tested"; else fail "promtool test rules"; fi
+
 if ! kill -0 "$pid" 2>/dev/null; then fail "agora is still running"; fi
 if grep -E "panicked" "$work/agora.log"; then fail "no panic"; fi
 if [ "$fails" != 0 ]; then
