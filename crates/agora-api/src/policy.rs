@@ -336,6 +336,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/open-data", Page),
     ("GET", "/open-data/api", Page),
     ("GET", "/open-data/datasets/{id}", Page),
+    ("GET", "/docs", Open),
     ("GET", "/login", Open),
     ("POST", "/login", Open),
     ("POST", "/logout", Open),

@@ -7,6 +7,7 @@
 //! outside the server but the map tiles, and only when a tile URL is configured.
 
 mod assets;
+mod docs;
 mod i18n;
 mod pages;
 mod portal;
@@ -66,6 +67,7 @@ pub fn router(cfg: WebConfig) -> Router<AppState> {
         .route("/commerce", get(pages::commerce))
         .route("/open-data", get(portal::catalogue))
         .route("/open-data/api", get(portal::api_guide))
+        .route("/docs", get(docs::guide))
         .route("/open-data/datasets/{id}", get(portal::dataset))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))

@@ -207,7 +207,25 @@ impl Common {
     }
 }
 
+/// Whether log lines are JSON: the start-up lines then go to the log too, so that every line
+/// a collector reads is JSON.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn announce(server: &Server) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let scheme = if server.state.config.https { "https" } else { "http" };
+        tracing::info!(version = agora::VERSION, commit = agora::COMMIT, "listening on {scheme}://{}", server.addr);
+        if let Some(m) = server.mqtt_addr {
+            tracing::info!("MQTT for devices on mqtt://{m}");
+        }
+        if let Some(m) = server.mqtts_addr {
+            tracing::info!("MQTT over TLS for devices on mqtts://{m}");
+        }
+        if server.generated_admin_token.is_some() {
+            tracing::warn!("an admin token was generated; it is printed only with --log-format text: set AGORA_ADMIN_TOKEN instead");
+        }
+        return;
+    }
     let scheme = if server.state.config.https { "https" } else { "http" };
     say!(
         "agora {} (commit {}) listening on {scheme}://{}",
@@ -275,7 +293,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.log_format {
         LogFormat::Text => logs.init(),
         // One JSON object per line: time, level, target, message and fields, the span's fields.
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json().flatten_event(true).with_current_span(false).init()
+        }
     }
     match cli.command {
         Command::Doctor(common) => {

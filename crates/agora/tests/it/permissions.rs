@@ -736,6 +736,7 @@ async fn call_for(app: &TestApp, method: &str, route: &str, s: &Side, n: usize) 
             | "/commerce"
             | "/open-data"
             | "/open-data/api"
+            | "/docs"
             | "/signaler"
             | "/signalements"
             | "/visiter",
