@@ -22,6 +22,9 @@ if [ ! -x /usr/bin/chromium ]; then need_pkgs+=(chromium); fi
 if ! command -v node >/dev/null 2>&1; then need_pkgs+=(nodejs npm); fi
 if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then need_pkgs+=(python3-venv); fi
 if ! command -v promtool >/dev/null 2>&1; then need_pkgs+=(prometheus); fi
+# systemd-analyze checks the package's unit; objcopy and objdump (binutils) make the package.
+if ! command -v systemd-analyze >/dev/null 2>&1; then need_pkgs+=(systemd); fi
+if ! command -v objcopy >/dev/null 2>&1; then need_pkgs+=(binutils); fi
 # A real QR code reader for the visitors' tours.
 if ! command -v zbarimg >/dev/null 2>&1; then need_pkgs+=(zbar-tools); fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -68,6 +71,9 @@ AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/influx-clients.sh
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/sta-clients.sh
 # HTTPS and MQTT over TLS with curl, mosquitto_pub and Paho, certificates renewed during traffic.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/tls/run.sh
+# The Debian package installed, upgraded and purged with apt, then the operations guide's
+# commands run as written (builds the release binary).
+./scripts/package/test.sh
 # NGSI-LD: Orange's ngsildclient (PyPI), as a FIWARE integrator connects.
 AGORA_BIN="$CARGO_TARGET_DIR/debug/agora" ./scripts/ngsi-clients.sh
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)

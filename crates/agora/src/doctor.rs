@@ -302,13 +302,19 @@ async fn ports(r: &mut Report, cfg: &Config) {
             wanted.push(("MQTT over TLS", t.listen));
         }
     }
+    // When agora already runs (its HTTP address answers its health check), its other ports
+    // are taken by it too.
+    let mut running = false;
     for (name, addr) in wanted {
         let topic = format!("{name} port");
         match std::net::TcpListener::bind(addr) {
             Ok(_) => r.add(Level::Ok, topic, format!("{addr} is free")),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 if name == "HTTP" && agora_answers(addr, cfg.https.is_some()).await {
+                    running = true;
                     r.add(Level::Ok, topic, format!("{addr} is agora's, already running"));
+                } else if running {
+                    r.add(Level::Ok, topic, format!("{addr} is in use, by the agora already running"));
                 } else {
                     r.add(
                         Level::Error,

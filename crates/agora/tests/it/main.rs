@@ -7,6 +7,7 @@ mod backup;
 mod chirpstack_fixtures;
 mod commerce;
 mod csv_import;
+mod doctor;
 mod email;
 mod faults;
 mod forecast;
