@@ -61,7 +61,7 @@ queries=("/api/v1/observations?device=w-1&property=temperature&from=$from&to=$to
          "/api/v1/aggregate?device=w-1&property=humidity&every=1h&from=$from&to=$to"
          "/api/v1/devices/w-1")
 # The device's silence grows with the clock: everything else must be the same.
-snapshot() { for q in "${queries[@]}"; do api "http://127.0.0.1:$http$q" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.get("device", {}).pop("silent_for_s", None); print(json.dumps(d, sort_keys=True))'; done; }
+snapshot() { for q in "${queries[@]}"; do api "http://127.0.0.1:$http$q" | python3 -c 'import json,sys; d=json.load(sys.stdin); [v.pop("silent_for_s", None) for v in [d.get("device")] if isinstance(v, dict)]; print(json.dumps(d, sort_keys=True))'; done; }
 snapshot >"$work/before.json"
 n="$(head -n1 "$work/before.json" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["points"]))')"
 check "200 points read back before the upgrade ($n)" '[ "$n" = 200 ]'
