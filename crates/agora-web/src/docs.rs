@@ -52,7 +52,9 @@ mod tests {
     fn the_guide_renders_with_its_sections_tables_and_commands() {
         let h = html();
         assert!(h.starts_with("<h1>Guide d'exploitation d'agora</h1>"), "{}", &h[..80]);
-        for section in ["1. Installer", "5. Activer TLS", "6. Sauvegarder et restaurer", "9. Dépannage"] {
+        for section in
+            ["1. Installer", "5. Activer TLS", "6. Sauvegarder et restaurer", "9. Dépannage"]
+        {
             assert!(h.contains(&format!("<h2>{section}</h2>")), "{section}");
         }
         assert!(h.contains("<pre><code class=\"language-sh\">apt-get install -y ./agora_*.deb"));

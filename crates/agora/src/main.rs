@@ -214,7 +214,12 @@ static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 fn announce(server: &Server) {
     if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
         let scheme = if server.state.config.https { "https" } else { "http" };
-        tracing::info!(version = agora::VERSION, commit = agora::COMMIT, "listening on {scheme}://{}", server.addr);
+        tracing::info!(
+            version = agora::VERSION,
+            commit = agora::COMMIT,
+            "listening on {scheme}://{}",
+            server.addr
+        );
         if let Some(m) = server.mqtt_addr {
             tracing::info!("MQTT for devices on mqtt://{m}");
         }
@@ -222,7 +227,9 @@ fn announce(server: &Server) {
             tracing::info!("MQTT over TLS for devices on mqtts://{m}");
         }
         if server.generated_admin_token.is_some() {
-            tracing::warn!("an admin token was generated; it is printed only with --log-format text: set AGORA_ADMIN_TOKEN instead");
+            tracing::warn!(
+                "an admin token was generated; it is printed only with --log-format text: set AGORA_ADMIN_TOKEN instead"
+            );
         }
         return;
     }

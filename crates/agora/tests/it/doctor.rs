@@ -8,7 +8,11 @@ use agora::config::Config;
 use agora::doctor::{Level, Report, check};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl (scripts/test.sh installs it)");
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (scripts/test.sh installs it)");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -18,13 +22,42 @@ fn certificates(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
-    a.extend(["-days", "400", "-subj", "/CN=agora.example.fr", "-keyout", "good.key", "-out", "good.pem"]);
+    a.extend([
+        "-days",
+        "400",
+        "-subj",
+        "/CN=agora.example.fr",
+        "-keyout",
+        "good.key",
+        "-out",
+        "good.pem",
+    ]);
     openssl(dir, &a);
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
-    a.extend(["-days", "5", "-subj", "/CN=soon.example.fr", "-keyout", "soon.key", "-out", "soon.pem"]);
+    a.extend([
+        "-days",
+        "5",
+        "-subj",
+        "/CN=soon.example.fr",
+        "-keyout",
+        "soon.key",
+        "-out",
+        "soon.pem",
+    ]);
     openssl(dir, &a);
-    openssl(dir, &["genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"]);
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "other.key",
+        ],
+    );
     // An expired certificate: `openssl ca` takes explicit dates.
     let mut a = vec!["req"];
     a.extend(ec);
@@ -34,15 +67,34 @@ fn certificates(dir: &Path) {
     std::fs::write(dir.join("serial"), "01\n").unwrap();
     std::fs::write(
         dir.join("ca.cnf"),
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\nx509_extensions = v3\n[p]\ncommonName = supplied\n[v3]\nbasicConstraints = CA:FALSE\nsubjectAltName = DNS:old.example.fr\n",
     )
     .unwrap();
-    openssl(dir, &["ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "old.key", "-in", "old.csr", "-out", "old.pem", "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-notext"]);
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-selfsign",
+            "-keyfile",
+            "old.key",
+            "-in",
+            "old.csr",
+            "-out",
+            "old.pem",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200201000000Z",
+            "-notext",
+        ],
+    );
 }
 
 fn healthy(dir: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.join("data");
+    let mut cfg = Config { data_dir: dir.join("data"), ..Config::default() };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let free = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     cfg.http = free(0);
@@ -58,7 +110,10 @@ fn errors(r: &Report) -> Vec<String> {
 /// The one error of a report, which must mention `needle`.
 fn only_error(r: &Report, needle: &str) {
     let e = errors(r);
-    assert!(e.len() == 1 && e[0].contains(needle), "expected one error about {needle:?}, got {e:#?}");
+    assert!(
+        e.len() == 1 && e[0].contains(needle),
+        "expected one error about {needle:?}, got {e:#?}"
+    );
     assert!(r.failed());
 }
 
@@ -68,7 +123,10 @@ async fn doctor_finds_each_planted_misconfiguration() {
     let dir = tmp.path();
     certificates(dir);
     let https = |cert: &str, key: &str| -> Option<agora::config::HttpsConfig> {
-        Some(toml::from_str(&format!("cert = {:?}\nkey = {:?}", dir.join(cert), dir.join(key))).unwrap())
+        Some(
+            toml::from_str(&format!("cert = {:?}\nkey = {:?}", dir.join(cert), dir.join(key)))
+                .unwrap(),
+        )
     };
 
     // Healthy: no error, and the certificate's expiry is read.
@@ -76,7 +134,13 @@ async fn doctor_finds_each_planted_misconfiguration() {
     cfg.https = https("good.pem", "good.key");
     let r = check(&cfg).await;
     assert!(errors(&r).is_empty(), "{:#?}", r.findings);
-    assert!(r.findings.iter().any(|f| f.to_string().contains("for agora.example.fr, key matching, valid until")), "{:#?}", r.findings);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.to_string().contains("for agora.example.fr, key matching, valid until")),
+        "{:#?}",
+        r.findings
+    );
 
     // The data directory is a file.
     let mut cfg = healthy(dir);
@@ -120,7 +184,11 @@ async fn doctor_finds_each_planted_misconfiguration() {
     cfg.https = https("soon.pem", "soon.key");
     let r = check(&cfg).await;
     assert!(errors(&r).is_empty(), "{:#?}", r.findings);
-    assert!(r.findings.iter().any(|f| f.level == Level::Warn && f.text.contains("renew it soon")), "{:#?}", r.findings);
+    assert!(
+        r.findings.iter().any(|f| f.level == Level::Warn && f.text.contains("renew it soon")),
+        "{:#?}",
+        r.findings
+    );
 
     // Client certificates required without the authority that signs them.
     let mut cfg = healthy(dir);
