@@ -110,8 +110,9 @@ pub struct Bin {
 #[derive(Debug, Clone, Copy, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = BinEta))]
 pub struct Eta {
-    /// Hours from now (0: already there).
-    pub hours: f64,
+    /// Hours from now (0: already there; `null`: at the fitted rate the level does not rise,
+    /// so no time can be given — `earliest_h` may still say how soon it could at the fast end).
+    pub hours: Option<f64>,
     /// Earliest, hours (the fast end of the rate's 95 % range).
     pub earliest_h: f64,
     /// Latest, hours (`null`: the slow end does not rise).
@@ -125,7 +126,7 @@ pub struct Eta {
 impl From<TimeToLevel> for Eta {
     fn from(t: TimeToLevel) -> Self {
         Eta {
-            hours: t.hours,
+            hours: t.hours.is_finite().then_some(t.hours),
             earliest_h: t.earliest,
             latest_h: t.latest.is_finite().then_some(t.latest),
             rate_per_h: t.rate,
@@ -207,7 +208,12 @@ pub async fn analyse(
         let cycle_start = found.last().map_or(i64::MIN, |c| c.t);
         let cycle: Vec<(i64, f64)> =
             levels.iter().copied().filter(|p| p.0 >= cycle_start).collect();
-        let eta = |target: f64| bins::time_to(&cycle, &history, target, now).map(Eta::from);
+        // Even the fast end of the rate's range not rising: no time to give at all.
+        let eta = |target: f64| {
+            bins::time_to(&cycle, &history, target, now)
+                .filter(|t| t.earliest.is_finite())
+                .map(Eta::from)
+        };
         let covered: i64 =
             levels.windows(2).filter(|w| w[1].0 - w[0].0 <= gap).map(|w| w[1].0 - w[0].0).sum();
         // Month by month: visits made (collections), needed (rises ÷ threshold), wasted.
@@ -319,8 +325,11 @@ pub struct RoundPlan {
 
 /// The round of the bins that reach the threshold within `within_h` hours.
 pub fn round(found: &Bins, depot: (f64, f64), within_h: f64, detour: f64) -> Result<RoundPlan> {
-    let due: Vec<&Bin> =
-        found.bins.iter().filter(|b| b.to_threshold.is_some_and(|e| e.hours <= within_h)).collect();
+    let due: Vec<&Bin> = found
+        .bins
+        .iter()
+        .filter(|b| b.to_threshold.and_then(|e| e.hours).is_some_and(|h| h <= within_h))
+        .collect();
     let (placed, unplaced): (Vec<&Bin>, Vec<&Bin>) =
         due.into_iter().partition(|b| b.lat.is_some() && b.lon.is_some());
     let pts: Vec<(f64, f64)> =
@@ -342,7 +351,7 @@ pub fn round(found: &Bins, depot: (f64, f64), within_h: f64, detour: f64) -> Res
                 lat: pts[i].0,
                 lon: pts[i].1,
                 level: b.level,
-                hours_to_threshold: b.to_threshold.map_or(0.0, |e| e.hours),
+                hours_to_threshold: b.to_threshold.and_then(|e| e.hours).unwrap_or(0.0),
                 leg_m: leg,
             }
         })
@@ -357,4 +366,27 @@ pub fn round(found: &Bins, depot: (f64, f64), within_h: f64, detour: f64) -> Res
         nearest_neighbour_metres: r.nearest_neighbour_metres,
         without_position: unplaced.iter().map(|b| b.id.clone()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(rate: f64, earliest: f64, latest: f64, hours: f64) -> TimeToLevel {
+        TimeToLevel { level: 40.0, rate, hours, earliest, latest, basis: "cycle" }
+    }
+
+    #[test]
+    fn a_level_that_does_not_rise_has_no_hours_never_a_non_number() {
+        // The fitted rate falls, the fast end of its range rises: how soon it could, not when.
+        let e = Eta::from(level(-0.05, 182.9, f64::INFINITY, f64::INFINITY));
+        assert_eq!(e.hours, None);
+        assert_eq!(e.latest_h, None);
+        let json = serde_json::to_value(e).unwrap();
+        assert!(json["hours"].is_null());
+        assert_eq!(json["earliest_h"], 182.9);
+        // A rising level keeps its figures.
+        let e = Eta::from(level(1.5, 20.0, 60.0, 40.0));
+        assert_eq!((e.hours, e.latest_h), (Some(40.0), Some(60.0)));
+    }
 }
