@@ -27,10 +27,12 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then need_pkgs+=(systemd); fi
 if ! command -v objcopy >/dev/null 2>&1; then need_pkgs+=(binutils); fi
 # A real QR code reader for the visitors' tours.
 if ! command -v zbarimg >/dev/null 2>&1; then need_pkgs+=(zbar-tools); fi
+# ip adds the IPv6 test addresses below.
+if ! command -v ip >/dev/null 2>&1; then need_pkgs+=(iproute2); fi
+sudo_cmd=""
+if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "installing ${need_pkgs[*]}"
-  sudo_cmd=""
-  if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}"
 fi
@@ -51,6 +53,12 @@ if [ ! -x "$HOLIDAYS_VENV/bin/python" ] || ! "$HOLIDAYS_VENV/bin/python" -c "imp
   "$HOLIDAYS_VENV/bin/pip" install --quiet "vacances-scolaires-france==0.12.0"
 fi
 "$HOLIDAYS_VENV/bin/python" scripts/check-school-holidays.py
+
+# IPv6 documentation addresses (RFC 3849) on the loopback interface, so that the limits test
+# connects from several /64s of one /48 and from another /48 (crates/agora/tests/it/limits.rs).
+for a in 2001:db8:48:1::1 2001:db8:48:2::1 2001:db8:48:3::1 2001:db8:49:1::1; do
+  $sudo_cmd ip -6 addr replace "$a/128" dev lo nodad
+done
 
 cargo test --workspace --all-targets --locked
 

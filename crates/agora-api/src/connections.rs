@@ -50,6 +50,7 @@ impl Default for HttpLimits {
             connections: ConnectionCaps {
                 total: 512,
                 per_address: 64,
+                per_network: 256,
                 reserved: 16,
                 trusted: agora_ingest::limits::AddrSet::loopback(),
             },

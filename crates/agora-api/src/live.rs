@@ -70,6 +70,7 @@ impl Default for LiveLimits {
             connections: ConnectionCaps {
                 total: 256,
                 per_address: 8,
+                per_network: 32,
                 reserved: 0,
                 trusted: agora_ingest::limits::AddrSet::loopback(),
             },

@@ -7,14 +7,15 @@
 //! Memory stays bounded: each limiter tracks at most `max_tracked` keys. When full it forgets
 //! the buckets that refilled (as good as new), then the least recently used tenth, so an attacker
 //! cycling addresses or bogus tokens cannot grow it (bogus tokens are never keys: only tokens
-//! that authenticate get a bucket; IPv6 clients count by their /64).
+//! that authenticate get a bucket; IPv6 clients count by their /64, and their /48 has a wider
+//! bucket of its own so that a host cycling through its site's /64s is still held).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use agora_ingest::limits::{AddrSet, client_key};
+use agora_ingest::limits::{AddrSet, client_key, network_key};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -44,8 +45,12 @@ pub struct RateLimits {
     pub ingest_bytes_per_token: Rate,
     /// Ingest requests per client address, whatever the token (bad ones included).
     pub ingest_per_address: Rate,
+    /// Ingest requests per IPv6 /48 network, whichever of its /64s they come from.
+    pub ingest_per_network: Rate,
     /// Requests per client address without valid read credentials.
     pub public_per_address: Rate,
+    /// Such requests per IPv6 /48 network.
+    pub public_per_network: Rate,
     /// Most keys each limiter keeps.
     pub max_tracked: usize,
     /// Addresses never limited (loopback by default: health checks, local operators).
@@ -61,7 +66,9 @@ impl Default for RateLimits {
                 burst: 128.0 * 1024.0 * 1024.0,
             },
             ingest_per_address: Rate { per_second: 200.0, burst: 1000.0 },
+            ingest_per_network: Rate { per_second: 800.0, burst: 4000.0 },
             public_per_address: Rate { per_second: 20.0, burst: 200.0 },
+            public_per_network: Rate { per_second: 80.0, burst: 800.0 },
             max_tracked: 10_000,
             exempt: AddrSet::loopback(),
         }
@@ -75,7 +82,9 @@ pub struct RateLimiter {
     ingest_token: Buckets<String>,
     ingest_bytes: Buckets<String>,
     ingest_addr: Buckets<IpAddr>,
+    ingest_net: Buckets<IpAddr>,
     public_addr: Buckets<IpAddr>,
+    public_net: Buckets<IpAddr>,
 }
 
 impl RateLimiter {
@@ -85,7 +94,9 @@ impl RateLimiter {
             ingest_token: Buckets::new(cfg.ingest_per_token, cfg.max_tracked),
             ingest_bytes: Buckets::new(cfg.ingest_bytes_per_token, cfg.max_tracked),
             ingest_addr: Buckets::new(cfg.ingest_per_address, cfg.max_tracked),
+            ingest_net: Buckets::new(cfg.ingest_per_network, cfg.max_tracked),
             public_addr: Buckets::new(cfg.public_per_address, cfg.max_tracked),
+            public_net: Buckets::new(cfg.public_per_network, cfg.max_tracked),
             cfg,
         }
     }
@@ -316,10 +327,14 @@ fn check(s: &AppState, req: &Request) -> Result<Option<String>, Refusal> {
         return Ok(None);
     }
     let key = ip.map(client_key);
+    let net = ip.and_then(network_key);
     let now = Instant::now();
     if let Some(t) = ingest_token {
         if let Some(k) = key {
             rl.ingest_addr.take(&k, now)?;
+        }
+        if let Some(n) = net {
+            rl.ingest_net.take(&n, now)?;
         }
         rl.ingest_token.take(&t.id, now)?;
         rl.ingest_bytes.has_credit(&t.id, now)?;
@@ -335,6 +350,9 @@ fn check(s: &AppState, req: &Request) -> Result<Option<String>, Refusal> {
     }
     if let Some(k) = key {
         rl.public_addr.take(&k, now)?;
+    }
+    if let Some(n) = net {
+        rl.public_net.take(&n, now)?;
     }
     Ok(None)
 }

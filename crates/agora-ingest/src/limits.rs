@@ -3,7 +3,10 @@
 //! the MQTT endpoint so that both count connections by the same rule.
 //!
 //! Clients are counted by address, IPv6 ones by their /64 network: one host usually owns a
-//! whole /64 and could otherwise open every connection from a new address.
+//! whole /64 and could otherwise open every connection from a new address. A site is often given
+//! a /48 (or a /56 inside one), so an IPv6 client that cycles through its site's /64s also meets
+//! a wider cap on its /48 ([`network_key`]). IPv4 has no such second cap: its addresses are
+//! scarce and a /24 is often shared by unrelated customers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -79,6 +82,17 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The wider network an IPv6 client is also counted under: its /48 (a site's usual allocation).
+/// `None` for IPv4 clients (and IPv4-mapped IPv6 ones).
+pub fn network_key(ip: IpAddr) -> Option<IpAddr> {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            Some(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 80) - 1))))
+        }
+        IpAddr::V4(_) => None,
+    }
+}
+
 /// What a [`ConnectionLimits`] allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionCaps {
@@ -86,6 +100,9 @@ pub struct ConnectionCaps {
     pub total: usize,
     /// Connections open at once from one address (IPv6: one /64); trusted addresses are exempt.
     pub per_address: usize,
+    /// Connections open at once from one IPv6 /48 network, whichever of its /64s they come
+    /// from; trusted addresses are exempt. No effect on IPv4.
+    pub per_network: usize,
     /// Connections beyond `total` that only trusted addresses may open, so that health checks
     /// and operators still get in while strangers hold every ordinary slot.
     pub reserved: usize,
@@ -100,6 +117,8 @@ pub enum Refused {
     Total,
     /// This address holds its share.
     PerAddress,
+    /// This IPv6 /48 network holds its share.
+    PerNetwork,
 }
 
 impl std::fmt::Display for Refused {
@@ -107,6 +126,7 @@ impl std::fmt::Display for Refused {
         f.write_str(match self {
             Self::Total => "too many connections",
             Self::PerAddress => "too many connections from this address",
+            Self::PerNetwork => "too many connections from this network",
         })
     }
 }
@@ -117,6 +137,8 @@ struct Counts {
     reserved: usize,
     /// Open connections per client key; keys leave at zero, so this is bounded by `total`.
     per_key: HashMap<IpAddr, usize>,
+    /// Open connections per IPv6 /48; bounded the same way.
+    per_net: HashMap<IpAddr, usize>,
 }
 
 /// Counts open connections and hands out [`ConnectionPermit`]s.
@@ -131,6 +153,7 @@ pub struct ConnectionLimits {
 pub struct ConnectionPermit {
     counts: Arc<Mutex<Counts>>,
     key: IpAddr,
+    net: Option<IpAddr>,
     reserved: bool,
 }
 
@@ -160,10 +183,15 @@ impl ConnectionLimits {
     pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, Refused> {
         let trusted = self.trusted(ip);
         let key = client_key(ip);
+        let net = network_key(ip);
         let mut c = self.counts.lock();
         let mine = c.per_key.get(&key).copied().unwrap_or(0);
         if !trusted && mine >= self.caps.per_address {
             return Err(Refused::PerAddress);
+        }
+        let ours = net.and_then(|n| c.per_net.get(&n).copied()).unwrap_or(0);
+        if !trusted && net.is_some() && ours >= self.caps.per_network {
+            return Err(Refused::PerNetwork);
         }
         let reserved = if c.ordinary < self.caps.total {
             c.ordinary += 1;
@@ -175,8 +203,11 @@ impl ConnectionLimits {
             return Err(Refused::Total);
         };
         *c.per_key.entry(key).or_default() += 1;
+        if let Some(n) = net {
+            *c.per_net.entry(n).or_default() += 1;
+        }
         drop(c);
-        Ok(ConnectionPermit { counts: self.counts.clone(), key, reserved })
+        Ok(ConnectionPermit { counts: self.counts.clone(), key, net, reserved })
     }
 }
 
@@ -192,6 +223,14 @@ impl Drop for ConnectionPermit {
             *n -= 1;
             if *n == 0 {
                 c.per_key.remove(&self.key);
+            }
+        }
+        if let Some(net) = self.net
+            && let Some(n) = c.per_net.get_mut(&net)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.per_net.remove(&net);
             }
         }
     }
@@ -224,6 +263,39 @@ mod tests {
     fn ipv6_clients_count_by_their_64() {
         assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
         assert_eq!(client_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(network_key(ip("2001:db8:1:2:aaaa::1")), Some(ip("2001:db8:1::")));
+        assert_eq!(network_key(ip("2001:db8:1:ffff::1")), Some(ip("2001:db8:1::")));
+        assert_eq!(network_key(ip("2001:db8:2::1")), Some(ip("2001:db8:2::")));
+        assert_eq!(network_key(ip("1.2.3.4")), None);
+        assert_eq!(network_key(ip("::ffff:1.2.3.4")), None);
+    }
+
+    #[test]
+    fn an_ipv6_host_cycling_its_64s_meets_the_cap_of_its_48() {
+        let l = ConnectionLimits::new(ConnectionCaps {
+            total: 100,
+            per_address: 2,
+            per_network: 5,
+            reserved: 2,
+            trusted: AddrSet::parse(&["2001:db8:ff::/48"]).unwrap(),
+        });
+        // Five /64s of one /48, one connection each: the sixth is refused for the network,
+        // although that /64 holds nothing.
+        let held: Vec<_> =
+            (1..=5).map(|i| l.try_acquire(ip(&format!("2001:db8:1:{i}::1"))).unwrap()).collect();
+        assert_eq!(l.try_acquire(ip("2001:db8:1:6::1")).unwrap_err(), Refused::PerNetwork);
+        // Another /48, IPv4 clients and the trusted network are not held by it.
+        let _other = l.try_acquire(ip("2001:db8:2:1::1")).unwrap();
+        let _v4 = (0..2).map(|_| l.try_acquire(ip("10.0.0.1")).unwrap()).collect::<Vec<_>>();
+        let _t: Vec<_> =
+            (0..7).map(|i| l.try_acquire(ip(&format!("2001:db8:ff:{i}::1"))).unwrap()).collect();
+        // The per-address cap still comes first within the network.
+        drop(held);
+        let a: Vec<_> = (0..2).map(|_| l.try_acquire(ip("2001:db8:1:7::1")).unwrap()).collect();
+        assert_eq!(l.try_acquire(ip("2001:db8:1:7::2")).unwrap_err(), Refused::PerAddress);
+        // A network's count leaves with its last connection.
+        drop(a);
+        assert!(!l.counts.lock().per_net.contains_key(&ip("2001:db8:1::")));
     }
 
     #[test]
@@ -231,6 +303,7 @@ mod tests {
         let l = ConnectionLimits::new(ConnectionCaps {
             total: 3,
             per_address: 2,
+            per_network: 8,
             reserved: 1,
             trusted: AddrSet::loopback(),
         });

@@ -581,6 +581,8 @@ pub struct HttpLimitsConfig {
     pub max_connections: usize,
     /// Connections open at once from one address (IPv6: one /64).
     pub max_connections_per_address: usize,
+    /// Connections open at once from one IPv6 /48 network, whichever of its /64s they come from.
+    pub max_connections_per_network: usize,
     /// Connections beyond `max_connections` only trusted addresses may open.
     pub reserved_connections: usize,
 }
@@ -601,11 +603,19 @@ pub struct RateLimitsConfig {
     pub ingest_per_address: f64,
     /// Ingest requests an address may send at once.
     pub ingest_per_address_burst: f64,
+    /// Ingest requests per second per IPv6 /48 network, whichever of its /64s they come from.
+    pub ingest_per_network: f64,
+    /// Ingest requests such a network may send at once.
+    pub ingest_per_network_burst: f64,
     /// Requests per second per client address without valid read credentials (public map,
     /// pages, logins).
     pub public_per_address: f64,
     /// Such requests an address may send at once.
     pub public_per_address_burst: f64,
+    /// Such requests per second per IPv6 /48 network, whichever of its /64s they come from.
+    pub public_per_network: f64,
+    /// Such requests a network may send at once.
+    pub public_per_network_burst: f64,
     /// Most tokens or addresses each limit remembers.
     pub max_tracked: usize,
 }
@@ -616,8 +626,10 @@ pub struct RateLimitsConfig {
 pub struct LiveLimitsConfig {
     /// Live streams open at once.
     pub max_streams: usize,
-    /// Live streams open at once from one address.
+    /// Live streams open at once from one address (IPv6: one /64).
     pub max_streams_per_address: usize,
+    /// Live streams open at once from one IPv6 /48 network.
+    pub max_streams_per_network: usize,
 }
 
 impl Default for LimitsConfig {
@@ -641,6 +653,7 @@ impl Default for HttpLimitsConfig {
             keep_alive_secs: 30,
             max_connections: 512,
             max_connections_per_address: 64,
+            max_connections_per_network: 256,
             reserved_connections: 16,
         }
     }
@@ -655,8 +668,12 @@ impl Default for RateLimitsConfig {
             ingest_mib_per_token_burst: 128.0,
             ingest_per_address: 200.0,
             ingest_per_address_burst: 1000.0,
+            ingest_per_network: 800.0,
+            ingest_per_network_burst: 4000.0,
             public_per_address: 20.0,
             public_per_address_burst: 200.0,
+            public_per_network: 80.0,
+            public_per_network_burst: 800.0,
             max_tracked: 10_000,
         }
     }
@@ -664,7 +681,7 @@ impl Default for RateLimitsConfig {
 
 impl Default for LiveLimitsConfig {
     fn default() -> Self {
-        Self { max_streams: 256, max_streams_per_address: 8 }
+        Self { max_streams: 256, max_streams_per_address: 8, max_streams_per_network: 32 }
     }
 }
 
@@ -705,6 +722,9 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Device connections open at once from one address (IPv6: one /64).
     pub max_connections_per_address: usize,
+    /// Device connections open at once from one IPv6 /48 network (devices on a mobile
+    /// operator's IPv6 may share one: raise it, or list the network in `[limits] trusted`).
+    pub max_connections_per_network: usize,
     /// Listen for plain MQTT on `listen` (false: only over TLS, `[mqtt.broker.tls]`).
     pub plain: bool,
     /// MQTT over TLS.
@@ -721,6 +741,7 @@ impl Default for BrokerConfig {
             max_keep_alive_secs: 3600,
             max_connections: 10_000,
             max_connections_per_address: 256,
+            max_connections_per_network: 2048,
             plain: true,
             tls: None,
         }
@@ -1006,6 +1027,7 @@ impl Config {
             connections: agora_ingest::limits::ConnectionCaps {
                 total: h.max_connections,
                 per_address: h.max_connections_per_address,
+                per_network: h.max_connections_per_network,
                 reserved: h.reserved_connections,
                 trusted: self.trusted()?,
             },
@@ -1028,7 +1050,9 @@ impl Config {
                     r.ingest_mib_per_token_burst * 1024.0 * 1024.0,
                 ),
                 ingest_per_address: rate(r.ingest_per_address, r.ingest_per_address_burst),
+                ingest_per_network: rate(r.ingest_per_network, r.ingest_per_network_burst),
                 public_per_address: rate(r.public_per_address, r.public_per_address_burst),
+                public_per_network: rate(r.public_per_network, r.public_per_network_burst),
                 max_tracked: r.max_tracked,
                 exempt: self.trusted()?,
             }),
@@ -1036,6 +1060,7 @@ impl Config {
                 connections: agora_ingest::limits::ConnectionCaps {
                     total: l.max_streams,
                     per_address: l.max_streams_per_address,
+                    per_network: l.max_streams_per_network,
                     reserved: 0,
                     trusted: self.trusted()?,
                 },
@@ -1054,6 +1079,7 @@ impl Config {
             connections: agora_ingest::limits::ConnectionCaps {
                 total: b.max_connections,
                 per_address: b.max_connections_per_address,
+                per_network: b.max_connections_per_network,
                 reserved: 0,
                 trusted: self.trusted()?,
             },

@@ -75,6 +75,7 @@ impl Default for BrokerLimits {
             connections: ConnectionCaps {
                 total: 10_000,
                 per_address: 256,
+                per_network: 2048,
                 reserved: 0,
                 trusted: AddrSet::loopback(),
             },

@@ -1,5 +1,5 @@
 //! Resource limits: slow and idle HTTP connections are closed, connections are capped per address
-//! with a reserve for trusted addresses, MQTT clients must connect in time and lose their session
+//! (and per IPv6 /48) with a reserve for trusted addresses, MQTT clients must connect in time and lose their session
 //! when their token is revoked, live streams are capped and end on revocation, rate limits answer
 //! 429 with `Retry-After`. Deadlines are generous: these tests check that things happen, not how
 //! fast.
@@ -461,6 +461,96 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limits_and_audit_address
     assert_eq!(r.status(), 201);
     let trail = app.get_json("/api/v1/audit?action=POST%20/api/v1/communes").await;
     assert_eq!(trail[0]["address"], "203.0.113.7", "{trail}");
+}
+
+#[tokio::test]
+async fn an_ipv6_client_cycling_its_64s_is_held_by_the_rate_of_its_48() {
+    // The test's client plays the proxy, forwarding clients from several /64s of one /48.
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec![];
+        c.limits.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.limits.rate.public_per_address = 0.01;
+        c.limits.rate.public_per_address_burst = 3.0;
+        c.limits.rate.public_per_network = 0.01;
+        c.limits.rate.public_per_network_burst = 5.0;
+    })
+    .await;
+    let app = &app;
+    let get = |client: String| async move {
+        let r = app.get("/api/v1/public/map").header("x-forwarded-for", client).send().await;
+        r.unwrap().status().as_u16()
+    };
+    // Each /64 is a new address with its own bucket of 3; the /48's bucket of 5 runs out first.
+    let mut seen = Vec::new();
+    for i in 1..=6 {
+        seen.push(get(format!("2001:db8:48:{i}::1")).await);
+    }
+    assert_eq!(seen, [200, 200, 200, 200, 200, 429]);
+    // Two addresses of one /64 are one client: its fourth request is refused by its own bucket.
+    let mut one = Vec::new();
+    for host in
+        ["2001:db8:50:1::1", "2001:db8:50:1::2", "2001:db8:50:1:ffff::9", "2001:db8:50:1::1"]
+    {
+        one.push(get(host.into()).await);
+    }
+    assert_eq!(one, [200, 200, 200, 429]);
+    // Another /48 and IPv4 clients are not held by the first /48.
+    assert_eq!(get("2001:db8:49:1::1".into()).await, 200);
+    for _ in 0..3 {
+        assert_eq!(get("203.0.113.9".into()).await, 200);
+    }
+}
+
+/// The IPv6 addresses `scripts/test.sh` puts on `lo` for the test below: three /64s of one /48
+/// and one of another (documentation addresses, RFC 3849).
+const V6_SOURCES: [&str; 4] =
+    ["2001:db8:48:1::1", "2001:db8:48:2::1", "2001:db8:48:3::1", "2001:db8:49:1::1"];
+
+/// A TCP connection to `addr` from the local IPv6 address `from`.
+async fn connect_from_v6(from: &str, addr: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v6().unwrap();
+    let ip: std::net::Ipv6Addr = from.parse().unwrap();
+    s.bind(SocketAddr::from((ip, 0))).unwrap_or_else(|e| {
+        panic!(
+            "cannot bind {from}: {e}. This test connects from several IPv6 addresses; \
+             scripts/test.sh adds them (as root: ip -6 addr add {from}/128 dev lo nodad)"
+        )
+    });
+    s.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_ipv6_host_cycling_its_64s_is_held_by_the_connection_cap_of_its_48() {
+    let app = TestApp::spawn_with(|c| {
+        c.http = "[::1]:0".parse().unwrap();
+        c.limits.trusted = vec!["::1/128".into()];
+        c.limits.http.header_timeout_secs = 60;
+        c.limits.http.max_connections_per_address = 2;
+        c.limits.http.max_connections_per_network = 3;
+    })
+    .await;
+    let [a, b, c, other] = V6_SOURCES;
+    // Two from one /64 and one from a second: the /48 holds three.
+    let mut held = vec![
+        connect_from_v6(a, app.addr).await,
+        connect_from_v6(a, app.addr).await,
+        connect_from_v6(b, app.addr).await,
+    ];
+    // A third /64, which holds nothing yet, is refused for its network.
+    let mut fourth = connect_from_v6(c, app.addr).await;
+    assert!(refused(&mut fourth).await, "a host cycling its /64s was not held by its /48");
+    for s in &mut held {
+        assert!(!refused(s).await);
+    }
+    // Another /48 gets in, as does the trusted address.
+    let mut elsewhere = connect_from_v6(other, app.addr).await;
+    assert!(!refused(&mut elsewhere).await);
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    // A slot of the /48 comes back when one of its connections closes.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = connect_from_v6(c, app.addr).await;
+    assert!(!refused(&mut again).await);
 }
 
 #[tokio::test]
