@@ -66,7 +66,7 @@ test('the fleet page lists the anomalies, each linking to the device charts over
   await page.goto(`${agora.base}/supervision/fleet`);
   await ready();
   const row = page.locator('#anomalies').locator('..').locator('tbody tr', { hasText: 'aq-hdv-02' }).first();
-  assert.match(await row.textContent(), /médiane des capteurs du lieu \+\d/);
+  assert.match(await row.textContent(), /écart habituel retiré : \+\d/);
   await shot(page, '27-fleet-anomalies');
   await Promise.all([page.waitForURL(/\/supervision\/devices\/aq-hdv-02\?from=/), row.locator('a', { hasText: 'Dérive' }).click()]);
   await page.waitForSelector('#anomalies:not([hidden])');

@@ -102,7 +102,8 @@ test('an elected official reads without buttons to change anything', async () =>
   const { page, context } = await login('elu@aix.example', agora.people['elu@aix.example']);
   await page.goto(`${agora.base}/alerts`);
   await ready(page);
-  await page.waitForSelector('tr[data-state="open"]');
+  // The rule opens at the device's next reading (once a minute), which the page's refresh shows.
+  await page.waitForSelector('tr[data-state="open"]', { timeout: 120_000 });
   assert.equal(await page.locator('button[data-ack], button[data-resolve], button[data-delete]').count(), 0);
   assert.equal(await page.locator('#new-rule').isVisible(), false);
   const answer = await page.evaluate(async () => {

@@ -15,8 +15,9 @@
 //!   noise level or a footfall over the six weeks read (the daily means' departure from the
 //!   hour-of-week profile, [`agora_forecast::anomaly::level_shift`]); and, after each sweep, a
 //!   sensor drifting from the other sensors of its place measuring the same pollutant or
-//!   temperature (its daily means' log-ratio to the median of the place's sensors, itself
-//!   among them, or the difference for temperatures).
+//!   temperature ([`agora_forecast::anomaly::drift`] on its daily means' log-ratio to the median
+//!   of the place's sensors, or the difference for temperatures, each sensor's usual offset
+//!   taken out first so that one climbing past the others does not drag the median along).
 //!   Weather-driven series get no level shift of their own: a week of mistral is not a fault;
 //!   the weather cancels out between neighbours, so that drift is looked for there.
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use agora_forecast::anomaly::drift as drift_from;
 use agora_forecast::anomaly::{daily_means, level_shift, unlikely};
 use agora_model::{Clock, DeviceId, SeriesId, Timestamp};
 use agora_store::{Catalog, SeriesStore};
@@ -84,11 +86,12 @@ pub struct Anomaly {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub to: Timestamp,
     /// Unlikely: the reading furthest outside; level shift: the median daily level since the
-    /// change; drift: the sensor's departure from the median of its place's sensors since (%, or °C for
+    /// change; drift: the sensor's departure from the median of its place's sensors over its
+    /// last three days measured, its usual offset from them taken out (%, or °C for
     /// temperatures).
     pub value: f64,
-    /// Unlikely: its forecast; level shift: the median daily level before; drift: the departure
-    /// before.
+    /// Unlikely: its forecast; level shift: the median daily level before; drift: the median
+    /// departure before.
     pub before: f64,
     /// Unlikely: the 99.9 % interval at the reading furthest outside.
     pub interval: Option<(f64, f64)>,
@@ -607,6 +610,14 @@ fn own_anomalies(property: &str, hours: &Hours, f: Option<&SeriesForecast>) -> V
 }
 
 /// Sensors drifting from the others of their place measuring the same property.
+///
+/// Each day, a sensor's departure is its log-ratio (the difference, for temperatures) to the
+/// median of the place's sensors, itself among them. Sensors differ by a few percent from one
+/// another for good (their calibration), and one drifting past the others would drag a median
+/// made of them along: with six whose offsets span ±12 %, one creeping up 30 % departed by
+/// less than 20 %. So the departures are taken twice: first to find each sensor's usual offset
+/// (the median of its days), then from the median of the sensors with their offsets taken out,
+/// about which one that drifts departs by all of its drift and the others by their noise.
 fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
     let mut groups: BTreeMap<(String, String), Vec<&Arc<Model>>> = BTreeMap::new();
     for m in models {
@@ -624,64 +635,74 @@ fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
         }
         let ratio = property != "temperature";
         let least = DRIFTS.iter().find(|(p, _)| *p == property).map_or(0.1, |d| d.1);
+        // Each sensor's days, on the scale compared: logarithms for ratios.
         let by_day: Vec<BTreeMap<Timestamp, f64>> = members
             .iter()
-            .map(|m| m.daily.iter().filter_map(|(t, v)| v.map(|v| (*t, v))).collect())
+            .map(|m| {
+                m.daily
+                    .iter()
+                    .filter_map(|(t, v)| {
+                        let v = (*v)?;
+                        if ratio { (v > 0.0).then(|| (*t, v.ln())) } else { Some((*t, v)) }
+                    })
+                    .collect()
+            })
             .collect();
-        let days: std::collections::BTreeSet<Timestamp> =
-            by_day.iter().flat_map(|d| d.keys().copied()).collect();
-        let days: Vec<Timestamp> = days.into_iter().collect();
-        for (k, m) in members.iter().enumerate() {
-            let departure: Vec<Option<f64>> = days
-                .iter()
-                .map(|t| {
-                    let own = *by_day[k].get(t)?;
-                    // The median of the place's sensors, this one among them: with three or more,
-                    // one drifting sensor does not move it, and only that one departs from it;
-                    // with two, both depart by half, and both are named.
-                    let mut peers: Vec<f64> =
-                        by_day.iter().filter_map(|d| d.get(t).copied()).collect();
-                    if peers.len() < 2 {
-                        return None;
-                    }
-                    peers.sort_by(f64::total_cmp);
-                    let mid = peers.len() / 2;
-                    let median = if peers.len() % 2 == 1 {
-                        peers[mid]
-                    } else {
-                        (peers[mid - 1] + peers[mid]) / 2.0
-                    };
-                    if ratio {
-                        (own > 0.0 && median > 0.0).then(|| (own / median).ln())
-                    } else {
-                        Some(own - median)
-                    }
+        let days: Vec<Timestamp> = by_day
+            .iter()
+            .flat_map(|d| d.keys().copied())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let departures = |offsets: &[f64]| -> Vec<Vec<Option<f64>>> {
+            (0..members.len())
+                .map(|k| {
+                    days.iter()
+                        .map(|t| {
+                            let own = by_day[k].get(t)? - offsets[k];
+                            // The median of the place's sensors, this one among them: with three
+                            // or more, one drifting sensor does not move it, and only that one
+                            // departs from it; with two, both depart by half, and both are named.
+                            let peers: Vec<Option<f64>> = by_day
+                                .iter()
+                                .zip(offsets)
+                                .map(|(d, o)| d.get(t).map(|v| v - o))
+                                .collect();
+                            if peers.iter().flatten().count() < 2 {
+                                return None;
+                            }
+                            Some(own - median_of(&peers))
+                        })
+                        .collect()
                 })
-                .collect();
-            let Some(s) = level_shift(&departure) else { continue };
-            let (before, after) = if ratio {
-                (100.0 * (s.before.exp() - 1.0), 100.0 * (s.after.exp() - 1.0))
-            } else {
-                (s.before, s.after)
-            };
-            // As big as matters, and still: the last three days measured depart as much.
+                .collect()
+        };
+        let offsets: Vec<f64> = departures(&vec![0.0; members.len()])
+            .iter()
+            .map(|d| median_of(d))
+            .map(|o| if o.is_finite() { o } else { 0.0 })
+            .collect();
+        for (k, departure) in departures(&offsets).iter().enumerate() {
+            let Some(s) = drift_from(departure) else { continue };
+            // As big as matters, now: the last three days measured depart that much from before,
+            // on the side the change went.
             let recent: Vec<Option<f64>> =
                 departure.iter().rev().flatten().take(3).map(|v| Some(*v)).collect();
-            let size = |to: f64| {
-                if ratio { ((to - s.before).exp() - 1.0).abs() } else { (to - s.before).abs() }
-            };
-            if size(s.after) < least || size(median_of(&recent)) < least {
+            let now_at = median_of(&recent);
+            let size = |to: f64| if ratio { (to - s.before).exp() - 1.0 } else { to - s.before };
+            if size(now_at).abs() < least || size(now_at).signum() != size(s.after).signum() {
                 continue;
             }
+            let shown = |v: f64| if ratio { 100.0 * (v.exp() - 1.0) } else { v };
             out.push(Anomaly {
                 kind: AnomalyKind::Drift,
-                device: m.device.clone(),
+                device: members[k].device.clone(),
                 property: property.clone(),
                 site: Some(site.clone()),
                 from: days[s.day],
                 to: now,
-                value: after,
-                before,
+                value: shown(now_at),
+                before: shown(s.before),
                 interval: None,
                 peers: members
                     .iter()
