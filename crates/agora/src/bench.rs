@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// Points per second the soak's writers send (default: 80 % of the maximum, measured first).
     #[arg(long)]
     pub soak_rate: Option<u64>,
+    /// Minutes the soak's maximum is measured over, writers alone and back to back (flushes and
+    /// compactions included); 0: a 4 M-point burst.
+    #[arg(long, default_value_t = 5)]
+    pub soak_max_minutes: u64,
 }
 
 /// Resident memory of this process, in MiB.
@@ -139,6 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let opts = crate::soak::SoakOptions {
             minutes: args.soak_minutes,
             rate: args.soak_rate,
+            max_minutes: args.soak_max_minutes,
             keep: args.keep,
         };
         return crate::soak::run(opts).await;

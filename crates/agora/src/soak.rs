@@ -54,8 +54,10 @@ const FIELDS: usize = 5;
 const STEPS_PER_BATCH: usize = 20;
 /// Points in a batch: 5,000 lines of 5 fields.
 const POINTS_PER_BATCH: usize = STEPS_PER_BATCH * DEVICES_PER_WRITER * FIELDS;
-/// Batches each writer sends, as fast as it can, to measure the maximum.
+/// Batches each writer sends, as fast as it can, to measure the burst maximum (`max_minutes` 0).
 const MAX_RUN_BATCHES: usize = 20;
+/// Batches a writer may send a second at most, to place a sustained measure's data in the past.
+const MAX_BATCHES_PER_SEC: usize = 40;
 /// The share of the maximum the soak sends.
 const SHARE_OF_MAX: f64 = 0.8;
 
@@ -102,6 +104,11 @@ pub struct SoakOptions {
     pub minutes: u64,
     /// Points per second the writers send; `None`: 80 % of the maximum, measured first.
     pub rate: Option<u64>,
+    /// Minutes the maximum is measured over, the writers sending back to back on a fresh server
+    /// with no other load, so that it includes the flushes and compactions a sustained load
+    /// brings; 0: a burst of 4 M points, before the first flush (an upper bound no sustained
+    /// load reaches).
+    pub max_minutes: u64,
     /// Keep the data directory.
     pub keep: bool,
 }
@@ -125,9 +132,13 @@ async fn soak(dir: &Path, opts: &SoakOptions) -> anyhow::Result<()> {
     let target = match opts.rate {
         Some(r) => r as f64,
         None => {
-            let max = measure_max(&dir.join("max")).await?;
+            let max = measure_max(&dir.join("max"), opts.max_minutes).await?;
+            let over = match opts.max_minutes {
+                0 => "a 4 M-point burst".to_owned(),
+                m => format!("sustained over {m} min"),
+            };
             println!(
-                "maximum ingest: {max:.0} points/s ({WRITERS} writers, 5,000-line batches, no other load); target {:.0} %",
+                "maximum ingest: {max:.0} points/s ({over}, {WRITERS} writers, 5,000-line batches, no other load); target {:.0} %",
                 SHARE_OF_MAX * 100.0
             );
             max * SHARE_OF_MAX
@@ -376,26 +387,58 @@ async fn start(config: Config) -> anyhow::Result<Server> {
     serve::start(ServeOptions { config, admin_token: None, clock: Arc::new(SystemClock) }).await
 }
 
-/// The maximum ingest rate of the soak's workload on a fresh server with no other load.
-async fn measure_max(dir: &Path) -> anyhow::Result<f64> {
+/// The maximum ingest rate of the soak's workload on a fresh server with no other load: over
+/// `minutes` of writers sending back to back (a line every 30 s), or, with 0, over a burst of
+/// [`MAX_RUN_BATCHES`] batches each.
+async fn measure_max(dir: &Path, minutes: u64) -> anyhow::Result<f64> {
     let server = start(soak_config(dir.to_path_buf())?).await?;
     let stats = Arc::new(Stats::default());
-    let writers = make_writers(&server, data_start(MAX_RUN_BATCHES + 1), &stats).await?;
+    let duration = Duration::from_secs(minutes * 60);
+    let batches = if minutes == 0 {
+        MAX_RUN_BATCHES
+    } else {
+        MAX_BATCHES_PER_SEC * duration.as_secs() as usize
+    };
+    let writers = make_writers(&server, data_start(batches + 1), &stats).await?;
     let started = Instant::now();
     let tasks: Vec<_> = writers
         .into_iter()
         .map(|mut w| {
             let stats = stats.clone();
             tokio::spawn(async move {
-                for _ in 0..MAX_RUN_BATCHES {
+                for _ in 0..batches {
+                    if minutes > 0 && started.elapsed() >= duration {
+                        break;
+                    }
                     w.send(&stats).await;
                 }
             })
         })
         .collect();
+    let progress = tokio::spawn({
+        let stats = stats.clone();
+        async move {
+            if minutes == 0 {
+                return;
+            }
+            let mut last = 0;
+            let mut tick = tokio::time::interval_at((started + REPORT_EVERY).into(), REPORT_EVERY);
+            loop {
+                tick.tick().await;
+                let now = stats.acked_points.load(Relaxed);
+                println!(
+                    "  measuring the maximum, {:>4} s: {:.0} points/s",
+                    started.elapsed().as_secs(),
+                    (now - last) as f64 / REPORT_EVERY.as_secs_f64()
+                );
+                last = now;
+            }
+        }
+    });
     for t in tasks {
         t.await?;
     }
+    progress.abort();
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         stats.write_failures.load(Relaxed) == 0,
@@ -404,7 +447,7 @@ async fn measure_max(dir: &Path) -> anyhow::Result<f64> {
     );
     server.shutdown().await?;
     std::fs::remove_dir_all(dir).ok();
-    Ok((WRITERS * MAX_RUN_BATCHES * POINTS_PER_BATCH) as f64 / secs)
+    Ok(stats.acked_points.load(Relaxed) as f64 / secs)
 }
 
 /// Where the data of `batches` batches starts: in the past, so that the last one is still older
