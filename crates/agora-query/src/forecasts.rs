@@ -616,7 +616,8 @@ fn own_anomalies(property: &str, hours: &Hours, f: Option<&SeriesForecast>) -> V
 /// another for good (their calibration), and one drifting past the others would drag a median
 /// made of them along: with six whose offsets span ±12 %, one creeping up 30 % departed by
 /// less than 20 %. So the departures are taken twice: first to find each sensor's usual offset
-/// (the median of its days), then from the median of the sensors with their offsets taken out,
+/// (the median of its days, those before its own drift if it has one), then from the median of
+/// the sensors with their offsets taken out,
 /// about which one that drifts departs by all of its drift and the others by their noise.
 fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
     let mut groups: BTreeMap<(String, String), Vec<&Arc<Model>>> = BTreeMap::new();
@@ -677,9 +678,14 @@ fn drift(models: &[Arc<Model>], now: Timestamp) -> Vec<Anomaly> {
                 })
                 .collect()
         };
+        // A sensor's usual offset: its median departure before its own drift, if it has one
+        // (a drift over most of the days read would otherwise pass for its usual standing).
         let offsets: Vec<f64> = departures(&vec![0.0; members.len()])
             .iter()
-            .map(|d| median_of(d))
+            .map(|d| match drift_from(d) {
+                Some(s) => median_of(&d[..s.day]),
+                None => median_of(d),
+            })
             .map(|o| if o.is_finite() { o } else { 0.0 })
             .collect();
         for (k, departure) in departures(&offsets).iter().enumerate() {
