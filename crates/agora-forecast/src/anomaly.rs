@@ -370,6 +370,18 @@ mod tests {
         assert!(found[0].actual > found[0].hi && found[0].expected < found[0].hi);
     }
 
+    /// 35 days of AR(1) noise about 10 (ρ = 0.6, as a warm week's days), from `seed`.
+    fn ar1(seed: u64) -> Vec<Option<f64>> {
+        let mut r = Rng(seed);
+        let mut x = 0.0;
+        (0..35)
+            .map(|_| {
+                x = 0.6 * x + r.normal();
+                Some(10.0 + x)
+            })
+            .collect()
+    }
+
     #[test]
     fn a_level_shift_is_found_where_it_is_and_noise_has_none() {
         // 35 days of N(10, 1), then +3 from day 22.
@@ -402,18 +414,7 @@ mod tests {
         assert!(level_shift(&days).is_some());
         // Days that follow one another (AR(1), ρ = 0.6, as a warm week's): no more false alarms
         // for it, the long-run scale taking ρ in.
-        let mut alarms = 0;
-        for seed in 0..300 {
-            let mut r = Rng(5000 + seed);
-            let mut x = 0.0;
-            let days: Vec<Option<f64>> = (0..35)
-                .map(|_| {
-                    x = 0.6 * x + r.normal();
-                    Some(10.0 + x)
-                })
-                .collect();
-            alarms += usize::from(level_shift(&days).is_some());
-        }
+        let alarms = (0..300).filter(|seed| level_shift(&ar1(5000 + seed)).is_some()).count();
         // About 4.5 % (simulated on 2,000 series), against 42 % with the independent days' scale.
         assert!(alarms <= 25, "{alarms} of 300 autocorrelated series had a shift");
         // One exceptional day is a significant departure, not a change of level: the medians
@@ -479,18 +480,7 @@ mod tests {
         assert!(alarms <= 3, "{alarms} of 300 noise series had a drift");
         // Autocorrelated days (AR(1), ρ = 0.6): a few more than the step test's, which the
         // callers' least drift that matters cuts.
-        let mut alarms = 0;
-        for seed in 0..300 {
-            let mut r = Rng(5000 + seed);
-            let mut x = 0.0;
-            let days: Vec<Option<f64>> = (0..35)
-                .map(|_| {
-                    x = 0.6 * x + r.normal();
-                    Some(10.0 + x)
-                })
-                .collect();
-            alarms += usize::from(drift(&days).is_some());
-        }
+        let alarms = (0..300).filter(|seed| drift(&ar1(5000 + seed)).is_some()).count();
         // (22 of these 300; 7.5 % simulated on 2,000.)
         assert!(alarms <= 30, "{alarms} of 300 autocorrelated series had a drift");
     }
