@@ -105,8 +105,16 @@ pub trait SeriesStore: Send + Sync + Debug {
     fn set_raw_retention(&self, s: SeriesId, keep: Option<Duration>);
     /// Persist everything in memory.
     async fn flush(&self) -> Result<()>;
+    /// Check the disk and flush if the head is due.
+    async fn flush_due(&self) -> Result<()>;
+    /// Compact (and apply retention) if due. It may take a while and runs apart from flushes:
+    /// writes and flushes go on meanwhile.
+    async fn compact_due(&self) -> Result<()>;
     /// Run background upkeep if due (flush, compaction, retention).
-    async fn maintain(&self) -> Result<()>;
+    async fn maintain(&self) -> Result<()> {
+        self.flush_due().await?;
+        self.compact_due().await
+    }
     /// Resolves when in-memory data has grown enough to be flushed now.
     async fn flush_wanted(&self);
     /// Flush and stop accepting writes.
@@ -203,19 +211,20 @@ impl SeriesStore for std::sync::Arc<Engine> {
         let e = self.clone();
         blocking(move || Engine::flush(&e)).await
     }
-    async fn maintain(&self) -> Result<()> {
+    async fn flush_due(&self) -> Result<()> {
         let e = self.clone();
         blocking(move || {
             e.check_disk();
             if e.needs_flush() {
                 Engine::flush(&e)?;
             }
-            if e.needs_compaction() {
-                e.compact()?;
-            }
             Ok(())
         })
         .await
+    }
+    async fn compact_due(&self) -> Result<()> {
+        let e = self.clone();
+        blocking(move || if e.needs_compaction() { e.compact() } else { Ok(()) }).await
     }
     async fn flush_wanted(&self) {
         Engine::flush_wanted(self).await;

@@ -742,9 +742,10 @@ async fn bootstrap_admin(
     Ok(Some(secret))
 }
 
-/// Background upkeep: flush and compact when due, save last-seen times (every 10 s) and the
-/// pipeline's state (every minute).
+/// Background upkeep: flush when due, save last-seen times (every 10 s) and the pipeline's state
+/// (every minute). Compaction runs in a task of its own (see [`compaction`]).
 async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Receiver<bool>) {
+    tokio::spawn(compaction(state.clone(), stopped.clone()));
     let mut last_flush = Instant::now();
     let mut last_persist = Instant::now();
     let mut last_state = Instant::now();
@@ -758,7 +759,7 @@ async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Rece
             last_flush = Instant::now();
             state.store.flush().await
         } else {
-            state.store.maintain().await
+            state.store.flush_due().await
         };
         if let Err(e) = r {
             tracing::error!(error = %e, "storage upkeep failed");
@@ -775,5 +776,19 @@ async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Rece
                 tracing::error!(error = %e, "saving the ingest pipeline's state failed");
             }
         }
+    }
+}
+
+/// Compact when due, apart from flushes: a compaction of a large store takes minutes, during which
+/// flushes must go on or writers would wait for room in memory. Not awaited at shutdown: closing
+/// the store stops a compaction under way, which leaves its inputs as they were.
+async fn compaction(state: AppState, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.wait_for(|v| *v) => return,
+        }
+        // A failure is logged by the store, which retries a minute later.
+        let _ = state.store.compact_due().await;
     }
 }

@@ -376,8 +376,16 @@ pub struct Engine {
     wal: Mutex<wal::Wal>,
     mem: Arc<Memory>,
     segs: RwLock<SegSet>,
-    /// Serializes flushes and compactions and owns the manifest.
+    /// Owns the manifest: held by a flush throughout, and by a compaction only to choose its
+    /// inputs and to swap them for its output, so that a long compaction never holds flushes
+    /// (and with them writers, once the head is full) back.
     maint: Mutex<Manifest>,
+    /// Held by the one compaction that runs at a time.
+    compacting: Mutex<()>,
+    /// Tests pause a compaction in its merge step: it waits on the first barrier, then on the
+    /// second.
+    #[cfg(test)]
+    mid_compaction: Mutex<Option<(Arc<std::sync::Barrier>, Arc<std::sync::Barrier>)>>,
     raw_retention: RwLock<HashMap<u32, Option<Duration>>>,
     flushes: AtomicU64,
     compactions: AtomicU64,
@@ -473,6 +481,9 @@ impl Engine {
             mem,
             segs: RwLock::new(segs),
             maint: Mutex::new(manifest),
+            compacting: Mutex::new(()),
+            #[cfg(test)]
+            mid_compaction: Mutex::new(None),
             raw_retention: RwLock::new(HashMap::new()),
             flushes: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
@@ -1126,8 +1137,18 @@ impl Engine {
     /// [`compaction_inputs`]): one chunk per series-day, retention applied. Blocking. Chunks that
     /// are alone in their window and keep their raw points are copied as they are.
     /// A failure (a full disk) leaves the segments as they were and gives the space back.
+    /// Flushes go on meanwhile (their segments are newer than every input); once the engine is
+    /// closing, a compaction gives up and leaves its inputs as they were.
     pub fn compact(&self) -> Result<()> {
-        let r = self.compact_inner();
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.compact_logged(false)
+    }
+
+    fn compact_logged(&self, closing: bool) -> Result<()> {
+        let _one = self.compacting.lock();
+        let r = self.compact_inner(closing);
         if let Err(e) = &r {
             tracing::error!(error = %e, "compaction failed; the segments stay as they were");
             *self.compaction_failed_at.lock() = Some(std::time::Instant::now());
@@ -1136,11 +1157,18 @@ impl Engine {
         r
     }
 
-    fn compact_inner(&self) -> Result<()> {
-        let mut manifest = self.maint.lock();
-        // The index only changes under the maintenance lock held here, so it can be read series
-        // by series, without holding all chunk refs of the store at once.
-        let (inputs, segments, ids) = {
+    /// Whether a compaction should give up: the engine is closing (unless this is the
+    /// compaction `close` runs itself).
+    fn compaction_cancelled(&self, closing: bool) -> bool {
+        !closing && self.closed.load(Ordering::SeqCst)
+    }
+
+    fn compact_inner(&self, closing: bool) -> Result<()> {
+        // 1. Choose the inputs and reserve the output's id, under the manifest's lock. Segments
+        //    only leave the set under `compacting`, held by this compaction: every input stays
+        //    readable until step 3.
+        let (inputs, segments, ids, id) = {
+            let mut manifest = self.maint.lock();
             let segs = self.segs.read();
             let expiring = self.newest_expiring(&segs);
             if segs.segments.len() < 2 && expiring.is_none() {
@@ -1148,23 +1176,42 @@ impl Engine {
             }
             let mut ids: Vec<u32> = segs.index.keys().copied().collect();
             ids.sort_unstable();
-            (compaction_inputs(&segs.segments, expiring), segs.segments.clone(), ids)
+            let inputs = compaction_inputs(&segs.segments, expiring);
+            let segments: BTreeMap<u64, Arc<Segment>> =
+                inputs.iter().map(|q| (*q, segs.segments[q].clone())).collect();
+            // The id is taken for good (in memory; saved with the next manifest): an abandoned
+            // output file is not in the manifest and is removed at the next start.
+            let id = manifest.next_id;
+            manifest.next_id += 1;
+            (inputs, segments, ids, id)
         };
-        let merging_all = inputs.len() == segments.len();
+        // Flushes add segments meanwhile, all newer than every input: the output takes the
+        // newest input's place in the order, so that which of two values is newer never changes.
+        let seq = *inputs.iter().max().expect("a compaction has inputs");
+        let output = segment::segment_path(&self.seg_dir, id);
+        let cancelled = || {
+            let _ = fs::remove_file(&output);
+            tracing::info!("compaction stopped: the engine is closing");
+            Ok(())
+        };
+        // 2. Merge, without the manifest's lock.
         let now = self.clock.now().as_nanos();
         let rollup_cut = self.cfg.rollup_retention.map(|d| now - d.as_nanos() as i64);
-        let id = manifest.next_id;
-        let seq = *inputs.iter().max().unwrap_or(&manifest.next_seq);
         let mut w = SegmentWriter::create(&self.seg_dir, id)?;
+        #[cfg(test)]
+        if let Some((a, b)) = self.mid_compaction.lock().take() {
+            a.wait();
+            b.wait();
+        }
         for sid in ids {
+            if self.compaction_cancelled(closing) {
+                drop(w);
+                return cancelled();
+            }
             let series_refs: Vec<ChunkRef> = {
                 let segs = self.segs.read();
                 let refs = segs.index.get(&sid).map_or(&[][..], Vec::as_slice);
-                if merging_all {
-                    refs.to_vec()
-                } else {
-                    refs.iter().filter(|r| inputs.contains(&r.seq)).copied().collect()
-                }
+                refs.iter().filter(|r| segments.contains_key(&r.seq)).copied().collect()
             };
             for group in series_refs.chunk_by(|a, b| a.entry.window == b.entry.window) {
                 let s = &sid;
@@ -1222,36 +1269,41 @@ impl Engine {
                 w.add(*s, *win, &bytes, meta)?;
             }
         }
-        let entries = if w.is_empty() { Vec::new() } else { w.finish()? };
+        let entries = if w.is_empty() {
+            drop(w);
+            Vec::new()
+        } else {
+            w.finish()?
+        };
+        if self.compaction_cancelled(closing) {
+            return cancelled();
+        }
+        // 3. Swap the inputs for the output, under the manifest's lock again.
+        let mut manifest = self.maint.lock();
         let mut next = manifest.clone();
-        next.next_id += 1;
-        next.segments.retain(|(_, sq)| !inputs.contains(sq));
+        next.segments.retain(|(_, sq)| !segments.contains_key(sq));
         if !entries.is_empty() {
             next.segments.push((id, seq));
         }
         if let Err(e) = next.save(&self.cfg.dir) {
-            let _ = fs::remove_file(segment::segment_path(&self.seg_dir, id));
+            let _ = fs::remove_file(&output);
             return Err(e);
         }
         *manifest = next;
-        let old: Vec<PathBuf> = {
+        {
             let mut segs = self.segs.write();
-            let old = inputs
-                .iter()
-                .filter_map(|q| segs.segments.get(q))
-                .map(|s| s.path.clone())
-                .collect();
             segs.remove(&inputs);
             if !entries.is_empty() {
                 let (seg, _) = Segment::open(&self.seg_dir, id, seq)?;
                 segs.add(Arc::new(seg), &entries);
             }
-            old
-        };
-        // Readers holding an old segment keep their open file; unlinking is safe.
-        for p in old {
-            let _ = fs::remove_file(p);
         }
+        // Readers holding an old segment keep their open file; unlinking is safe. The lock is
+        // still held: a snapshot in progress has linked the files it lists.
+        for seg in segments.values() {
+            let _ = fs::remove_file(&seg.path);
+        }
+        drop(manifest);
         self.compactions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(inputs = inputs.len(), segment = id, "compacted segments");
         Ok(())
@@ -1283,10 +1335,12 @@ impl Engine {
             return Ok(());
         }
         let flushed = self.flush();
-        // A clean stop leaves the newest segments merged (one chunk per series-day, encoded at
-        // pco's best) when that is quick; a failure leaves them as they were, nothing is lost.
+        // A compaction under way gives up (see `compaction_cancelled`); then a clean stop leaves
+        // the newest segments merged (one chunk per series-day, encoded at pco's best) when that
+        // is quick; a failure leaves them as they were, nothing is lost.
+        drop(self.compacting.lock());
         if flushed.is_ok() && self.worth_compacting(2, CLOSE_COMPACTION_BYTES) {
-            let _ = self.compact();
+            let _ = self.compact_logged(true);
         }
         self.wal.lock().close();
         flushed?;

@@ -888,3 +888,108 @@ fn a_clean_close_merges_the_newest_segments_and_the_last_write_still_wins() {
     assert_eq!(e.stats().segments, 1);
     assert_eq!(f(&e.read(s, i64::MIN, i64::MAX, usize::MAX).unwrap()), want);
 }
+
+/// Three segments holding the same timestamps of 5 series, with values 1, 2, 3 (the last wins).
+fn three_segments(e: &Engine) {
+    let rt = rt();
+    for v in 1..=3 {
+        let pts = (0..5u32)
+            .flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(v as f64))))
+            .collect();
+        rt.block_on(write3(e, pts)).unwrap();
+        e.flush().unwrap();
+    }
+}
+
+/// Every point of the 5 series of [`three_segments`], as values.
+fn values_of(e: &Engine) -> Vec<f64> {
+    (0..5u32)
+        .flat_map(|s| f(&e.read(SeriesId(s), i64::MIN, i64::MAX, usize::MAX).unwrap()))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// Pause the next compaction in its merge step; returns (reached, release).
+fn pause_compaction(e: &Engine) -> (Arc<std::sync::Barrier>, Arc<std::sync::Barrier>) {
+    let (a, b) = (Arc::new(std::sync::Barrier::new(2)), Arc::new(std::sync::Barrier::new(2)));
+    *e.mid_compaction.lock() = Some((a.clone(), b.clone()));
+    (a, b)
+}
+
+/// Run `f` on a thread; its result, or a panic if it has not finished within a minute (a
+/// deadlock, not a measure of speed).
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("blocked behind the compaction")
+}
+
+#[test]
+fn a_flush_goes_on_while_a_compaction_runs_and_the_last_write_still_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(engine(dir.path(), clock()));
+    three_segments(&e);
+    let (reached, release) = pause_compaction(&e);
+    let compaction = {
+        let e = e.clone();
+        std::thread::spawn(move || e.compact())
+    };
+    reached.wait();
+    // The compaction holds its three inputs; a newer value arrives and is flushed meanwhile.
+    let pts =
+        (0..5u32).flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(9.0))));
+    rt().block_on(write3(&e, pts.collect())).unwrap();
+    let flushing = e.clone();
+    within_a_minute(move || flushing.flush()).unwrap();
+    assert_eq!(e.stats().compactions, 0, "the flush did not wait for the compaction");
+    release.wait();
+    compaction.join().unwrap().unwrap();
+    assert_eq!(e.stats().compactions, 1);
+    // The output took the place of the newest input: the flushed segment is still newer.
+    assert_eq!(e.segs.read().segments.len(), 2);
+    assert_eq!(values_of(&e), vec![9.0; 500]);
+    drop(e);
+    let files: Vec<String> = fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 2, "only the live segments are left: {files:?}");
+    let e = engine(dir.path(), clock());
+    assert_eq!(values_of(&e), vec![9.0; 500]);
+    assert_eq!(e.segs.read().segments.len(), 2);
+}
+
+#[test]
+fn closing_stops_a_compaction_under_way_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(engine(dir.path(), clock()));
+    three_segments(&e);
+    let (reached, release) = pause_compaction(&e);
+    let compaction = {
+        let e = e.clone();
+        std::thread::spawn(move || e.compact())
+    };
+    reached.wait();
+    let pts =
+        (0..5u32).flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(9.0))));
+    rt().block_on(write3(&e, pts.collect())).unwrap();
+    let closing = {
+        let e = e.clone();
+        std::thread::spawn(move || e.close())
+    };
+    // `close` has flushed and waits for the compaction, which sees it and gives up.
+    while e.segs.read().segments.len() < 4 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    release.wait();
+    compaction.join().unwrap().unwrap();
+    within_a_minute(move || closing.join().unwrap()).unwrap();
+    // Only the quick compaction `close` runs itself happened, over all four segments.
+    assert_eq!(e.stats().compactions, 1);
+    assert_eq!(e.segs.read().segments.len(), 1);
+    drop(e);
+    let e = engine(dir.path(), clock());
+    assert_eq!(values_of(&e), vec![9.0; 500]);
+}
