@@ -279,7 +279,7 @@ impl Manifest {
             Err(e) => Err(Error::Io { path: p, source: e }),
         }
     }
-    fn save(&self, dir: &Path) -> Result<()> {
+    fn save(&self, dir: &Path) -> std::result::Result<(), SaveFailed> {
         let p = Self::path(dir);
         let tmp = p.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
@@ -289,9 +289,31 @@ impl Manifest {
             f.sync_all()?;
             fs::rename(&tmp, &p)
         })()
-        .map_err(Error::io(&p))?;
-        wal::sync_dir(dir)
+        .map_err(|e| SaveFailed { error: Error::io(&p)(e), maybe_in_place: false })?;
+        wal::sync_dir(dir).map_err(|error| SaveFailed { error, maybe_in_place: true })
     }
+
+    /// Save, and say whether the files the previous manifest listed and this one does not (and
+    /// the WAL files below its checkpoint) may be deleted: not when the new manifest replaced the
+    /// old one but its directory could not be synced, for a crash may then bring the old one
+    /// back. Both are then consistent with the files; those left over are removed at the next
+    /// start. `Err`: the old manifest is still the one in place.
+    fn save_then_may_delete(&self, dir: &Path) -> Result<bool> {
+        match self.save(dir) {
+            Ok(()) => Ok(true),
+            Err(SaveFailed { error, maybe_in_place: true }) => {
+                tracing::error!(error = %error, "the new manifest is in place but its directory could not be synced; the files it no longer needs are kept until the next start");
+                Ok(false)
+            }
+            Err(SaveFailed { error, .. }) => Err(error),
+        }
+    }
+}
+
+/// A manifest that could not be saved, and whether the new one may be in place nonetheless.
+struct SaveFailed {
+    error: Error,
+    maybe_in_place: bool,
 }
 
 /// The points in memory, shared by readers and the WAL thread: the head, and the frozen heads
@@ -507,9 +529,10 @@ impl Engine {
 
     /// Copy a consistent image of the engine into `dir` (which must not exist): the manifest,
     /// its segments (hard links when `dir` is on the data's file system: they are immutable) and
-    /// the WAL files the segments do not cover yet, as they are now. Flushes and compactions wait
-    /// meanwhile; writes go on, into the WAL after the copy or into its copied part, whose torn
-    /// tail a replay ignores. Every write acknowledged before the returned time is in the image.
+    /// the WAL files the segments do not cover yet, as they are now. Flushes wait meanwhile, and
+    /// so does a compaction's swap of its output for its inputs (its merge goes on); writes go
+    /// on, into the WAL after the copy or into its copied part, whose torn tail a replay ignores.
+    /// Every write acknowledged before the returned time is in the image.
     pub fn snapshot(&self, dir: &Path) -> Result<EngineSnapshot> {
         let manifest = self.maint.lock();
         let at = self.clock.now();
@@ -544,7 +567,7 @@ impl Engine {
             fs::copy(&path, &dst).map_err(Error::io(&path))?;
             wal_files.push(seq);
         }
-        manifest.save(dir)?;
+        manifest.save(dir).map_err(|f| f.error)?;
         Ok(EngineSnapshot { at, segments, wal: wal_files })
     }
 
@@ -1064,11 +1087,14 @@ impl Engine {
             next.segments.push((id, seq));
         }
         next.wal_checkpoint = next.wal_checkpoint.max(frozen.checkpoint);
-        if let Err(e) = next.save(&self.cfg.dir) {
-            // Not in the manifest: the segment would be deleted at the next start anyway.
-            let _ = fs::remove_file(segment::segment_path(&self.seg_dir, id));
-            return Err(e);
-        }
+        let may_delete = match next.save_then_may_delete(&self.cfg.dir) {
+            Ok(may) => may,
+            Err(e) => {
+                // Not in the manifest: the segment would be deleted at the next start anyway.
+                let _ = fs::remove_file(segment::segment_path(&self.seg_dir, id));
+                return Err(e);
+            }
+        };
         *manifest = next;
         let checkpoint = manifest.wal_checkpoint;
         {
@@ -1087,7 +1113,7 @@ impl Engine {
             self.mem.frozen.write().retain(|f| !Arc::ptr_eq(f, frozen));
         }
         for (s, path) in wal::list(&self.wal_dir)? {
-            if s < checkpoint {
+            if s < checkpoint && may_delete {
                 let _ = fs::remove_file(path);
             }
         }
@@ -1164,6 +1190,11 @@ impl Engine {
     }
 
     fn compact_inner(&self, closing: bool) -> Result<()> {
+        // `close` may have come between `compact`'s check and the lock: once it has waited for
+        // the lock, no compaction but its own touches the files.
+        if self.compaction_cancelled(closing) {
+            return Ok(());
+        }
         // 1. Choose the inputs and reserve the output's id, under the manifest's lock. Segments
         //    only leave the set under `compacting`, held by this compaction: every input stays
         //    readable until step 3.
@@ -1285,22 +1316,30 @@ impl Engine {
         if !entries.is_empty() {
             next.segments.push((id, seq));
         }
-        if let Err(e) = next.save(&self.cfg.dir) {
-            let _ = fs::remove_file(&output);
-            return Err(e);
-        }
+        let may_delete = match next.save_then_may_delete(&self.cfg.dir) {
+            Ok(may) => may,
+            Err(e) => {
+                let _ = fs::remove_file(&output);
+                return Err(e);
+            }
+        };
         *manifest = next;
         {
+            // Opened before the inputs leave: a failure leaves them readable until a restart.
+            let output = if entries.is_empty() {
+                None
+            } else {
+                Some(Segment::open(&self.seg_dir, id, seq)?.0)
+            };
             let mut segs = self.segs.write();
             segs.remove(&inputs);
-            if !entries.is_empty() {
-                let (seg, _) = Segment::open(&self.seg_dir, id, seq)?;
+            if let Some(seg) = output {
                 segs.add(Arc::new(seg), &entries);
             }
         }
         // Readers holding an old segment keep their open file; unlinking is safe. The lock is
         // still held: a snapshot in progress has linked the files it lists.
-        for seg in segments.values() {
+        for seg in segments.values().filter(|_| may_delete) {
             let _ = fs::remove_file(&seg.path);
         }
         drop(manifest);

@@ -980,9 +980,12 @@ fn closing_stops_a_compaction_under_way_and_loses_nothing() {
         std::thread::spawn(move || e.close())
     };
     // `close` has flushed and waits for the compaction, which sees it and gives up.
-    while e.segs.read().segments.len() < 4 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let flushed = e.clone();
+    within_a_minute(move || {
+        while flushed.segs.read().segments.len() < 4 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
     release.wait();
     compaction.join().unwrap().unwrap();
     within_a_minute(move || closing.join().unwrap()).unwrap();
