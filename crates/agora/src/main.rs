@@ -11,6 +11,10 @@ use agora_model::SystemClock;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc rather than the system's malloc: see `BENCHMARKS.md` (issue 10's soak, RSS).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Print a line for the operator; a closed stdout (piped into `head`) must not stop the server.
 macro_rules! say {
     ($($arg:tt)*) => {{
