@@ -117,6 +117,8 @@ pub trait SeriesStore: Send + Sync + Debug {
     }
     /// Resolves when in-memory data has grown enough to be flushed now.
     async fn flush_wanted(&self);
+    /// Resolves after the next flush, when a compaction may have become due.
+    async fn flushed(&self);
     /// Flush and stop accepting writes.
     async fn close(&self) -> Result<()>;
     /// Copy a consistent image of the stored points into `dir`, a new directory, while writes go
@@ -228,6 +230,9 @@ impl SeriesStore for std::sync::Arc<Engine> {
     }
     async fn flush_wanted(&self) {
         Engine::flush_wanted(self).await;
+    }
+    async fn flushed(&self) {
+        Engine::flushed(self).await;
     }
     async fn close(&self) -> Result<()> {
         let e = self.clone();

@@ -779,13 +779,15 @@ async fn upkeep(state: AppState, flush_every: Duration, mut stopped: watch::Rece
     }
 }
 
-/// Compact when due, apart from flushes: a compaction of a large store takes minutes, during which
-/// flushes must go on or writers would wait for room in memory. Not awaited at shutdown: closing
-/// the store stops a compaction under way, which leaves its inputs as they were.
+/// Compact when due (checked after each flush, and twice a second for retention), apart from
+/// flushes: a compaction of a large store takes minutes, during which flushes must go on or
+/// writers would wait for room in memory. Not awaited at shutdown: closing the store stops a
+/// compaction under way, which leaves its inputs as they were.
 async fn compaction(state: AppState, mut stopped: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = state.store.flushed() => {}
             _ = stopped.wait_for(|v| *v) => return,
         }
         // A failure is logged by the store, which retries a minute later.

@@ -678,6 +678,11 @@ impl Engine {
         }
     }
 
+    /// Resolves after the next successful flush: a compaction may then be due.
+    pub async fn flushed(&self) {
+        self.flushed.notified().await;
+    }
+
     /// Resolves when the head asks to be flushed (or at once if it already did).
     pub async fn flush_wanted(&self) {
         self.mem.flush_wanted.notified().await;
