@@ -817,12 +817,17 @@ async fn abuser(local: IpAddr, base: String, token: String, stats: Arc<Stats>) {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                let answer = r.bytes().await.map_or(0, |b| b.len() as u64);
-                stats.abuse_largest_answer.fetch_max(answer, Relaxed);
+                let answer = r.bytes().await.unwrap_or_default();
+                stats.abuse_largest_answer.fetch_max(answer.len() as u64, Relaxed);
                 if status.is_client_error() {
                     stats.abuse_4xx.fetch_add(1, Relaxed);
                 } else {
-                    stats.fail(format!("abusive request answered {}", status.as_u16()));
+                    // The problem's code says which refusal it was (a cap, storage).
+                    let code = serde_json::from_slice::<serde_json::Value>(&answer)
+                        .ok()
+                        .and_then(|v| v["code"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    stats.fail(format!("abusive request answered {} {code}", status.as_u16()));
                 }
                 if status == StatusCode::TOO_MANY_REQUESTS {
                     stats.abuse_429.fetch_add(1, Relaxed);
