@@ -21,7 +21,7 @@ use agora_ingest::limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit};
 use agora_model::{
     DeviceId, DeviceKind, IdMap, InseeCode, PropertyName, SeriesId, SiteId, Timestamp, Value,
 };
-use agora_store::catalog::{Device, DeviceFilter};
+use agora_store::catalog::{Catalog, Device, DeviceFilter};
 use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -86,6 +86,10 @@ pub struct LiveHub {
     slots: ConnectionLimits,
     /// The running feed, when someone listens.
     feed: Arc<Mutex<Option<Feeds>>>,
+    /// What each series is for the streams that watch everything, per audience (operators,
+    /// public): one table for all of them, not one per stream (hundreds of public streams would
+    /// each hold one entry per series of the city).
+    shared_resolved: [Mutex<Resolved>; 2],
 }
 
 impl LiveHub {
@@ -95,6 +99,7 @@ impl LiveHub {
             slots: ConnectionLimits::new(limits.connections.clone()),
             limits,
             feed: Arc::default(),
+            shared_resolved: Default::default(),
         }
     }
 
@@ -266,6 +271,58 @@ fn device_states(state: &AppState) -> Vec<(Device, &'static str)> {
 /// A watched series: its device and property.
 type Watched = (Arc<str>, Arc<str>);
 
+/// What each series seen so far is for a stream (its device and property when watched, else
+/// `None`), as of a version of the catalog's devices: looked up again once that changes.
+#[derive(Debug, Default)]
+struct Resolved {
+    devices_version: u64,
+    series: IdMap<u32, Option<Watched>>,
+}
+
+impl Resolved {
+    fn get(
+        &mut self,
+        catalog: &dyn Catalog,
+        s: SeriesId,
+        watches: impl Fn(&Device, &str) -> bool,
+    ) -> Option<Watched> {
+        let version = catalog.devices_version();
+        if version != self.devices_version {
+            self.series.clear();
+            self.devices_version = version;
+        }
+        if let Some(r) = self.series.get(&s.0) {
+            return r.clone();
+        }
+        let r = catalog.series_info(s).and_then(|info| {
+            let d = catalog.device(info.device.as_str())?;
+            watches(&d, info.property.as_str())
+                .then(|| (Arc::from(info.device.as_str()), Arc::from(info.property.as_str())))
+        });
+        self.series.insert(s.0, r.clone());
+        r
+    }
+}
+
+/// The JSON rows of the frame's values that `resolve` says are watched, or `None` when none is.
+fn values_json(
+    frame: &Frame,
+    mut resolve: impl FnMut(SeriesId) -> Option<Watched>,
+) -> Option<String> {
+    let mut watched = Vec::new();
+    for (s, t, v) in &frame.values {
+        if let Some(w) = resolve(*s) {
+            watched.push((w, t.as_nanos() / 1_000_000, v));
+        }
+    }
+    if watched.is_empty() {
+        return None;
+    }
+    let rows: Vec<LiveValue<'_>> =
+        watched.iter().map(|((d, p), t, v)| LiveValue { d, p, t: *t, v }).collect();
+    serde_json::to_string(&rows).ok()
+}
+
 /// A new value, in the data of a `values` event (a JSON array of them).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct LiveValue<'a> {
@@ -301,8 +358,9 @@ struct Watch {
     filter: DeviceFilter,
     device: Option<String>,
     frames: watch::Receiver<Arc<Frame>>,
-    /// What each series seen so far is: its device and property when watched, else `None`.
-    resolved: IdMap<u32, Option<Watched>>,
+    /// What each series is for this stream, when it does not watch everything (those share
+    /// the hub's table).
+    resolved: Resolved,
     /// The states last sent, and the computation they came from.
     states: HashMap<String, &'static str>,
     states_seq: u64,
@@ -322,43 +380,28 @@ impl Watch {
             && (!self.scoped || self.state.catalog.device_commune(d.id.as_str()).is_some())
     }
 
-    fn resolve(&mut self, s: SeriesId) -> Option<Watched> {
-        if let Some(r) = self.resolved.get(&s.0) {
-            return r.clone();
-        }
-        let r = self.state.catalog.series_info(s).and_then(|info| {
-            let d = self.state.catalog.device(info.device.as_str())?;
-            (self.watches(&d) && self.audience.sees(info.property.as_str()))
-                .then(|| (Arc::from(info.device.as_str()), Arc::from(info.property.as_str())))
-        });
-        self.resolved.insert(s.0, r.clone());
-        r
-    }
-
     fn values_event(&mut self, frame: &Frame) -> Option<Event> {
+        let audience = self.audience;
+        let catalog = &*self.state.catalog;
         let data = if self.device.is_none() && self.filter.is_empty() && !self.scoped {
-            let i = usize::from(self.audience == Audience::Public);
-            frame.shared_values[i].get_or_init(|| self.values_data(frame)).clone()?
+            // Watching everything the audience sees: the same rows for every such stream.
+            let i = usize::from(audience == Audience::Public);
+            let hub = &self.state.limits.live;
+            frame.shared_values[i]
+                .get_or_init(|| {
+                    let mut table = hub.shared_resolved[i].lock();
+                    values_json(frame, |s| table.get(catalog, s, |_, p| audience.sees(p)))
+                })
+                .clone()?
         } else {
-            self.values_data(frame)?
+            let mut table = std::mem::take(&mut self.resolved);
+            let data = values_json(frame, |s| {
+                table.get(catalog, s, |d, p| self.watches(d) && audience.sees(p))
+            });
+            self.resolved = table;
+            data?
         };
         Some(Event::default().event("values").data(data))
-    }
-
-    /// The JSON rows of the frame's values this stream watches, or `None` when it watches none.
-    fn values_data(&mut self, frame: &Frame) -> Option<String> {
-        let mut watched = Vec::new();
-        for (s, t, v) in &frame.values {
-            if let Some(w) = self.resolve(*s) {
-                watched.push((w, t.as_nanos() / 1_000_000, v));
-            }
-        }
-        if watched.is_empty() {
-            return None;
-        }
-        let rows: Vec<LiveValue<'_>> =
-            watched.iter().map(|((d, p), t, v)| LiveValue { d, p, t: *t, v }).collect();
-        serde_json::to_string(&rows).ok()
     }
 
     /// Device states that changed since the last computation seen; the first one seen only sets
@@ -480,7 +523,7 @@ pub(crate) async fn live(
         filter,
         device: p.device.clone(),
         audience,
-        resolved: IdMap::default(),
+        resolved: Resolved::default(),
         states: HashMap::new(),
         states_seq: 0,
         queued: Vec::new(),

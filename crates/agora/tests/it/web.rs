@@ -308,3 +308,49 @@ async fn live_events_follow_ingestion() {
     let rows: Value = serde_json::from_str(data).unwrap();
     assert_eq!(rows, json!([{"d": "aq-1", "p": "pm10", "t": (now + 1) * 1000, "v": 42.5}]));
 }
+
+/// A stream's filter follows the catalog: a device changed so that the filter no longer matches
+/// it leaves the stream (the series it resolved are looked up again once devices change).
+#[tokio::test]
+async fn a_live_stream_follows_changes_to_devices() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    app.write(&format!(
+        "air_quality,device=aq-1 pm10=10 {now}\nair_quality,device=aq-2 pm10=11 {now}\n"
+    ))
+    .await;
+    let mut events =
+        app.get("/api/v1/live?kind=air_quality").bearer_auth(ADMIN).send().await.unwrap();
+    // The next `values` event's rows, as (device, value).
+    async fn next_values(events: &mut reqwest::Response) -> Vec<(String, f64)> {
+        let mut text = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(start) = text.find("event: values\ndata: ")
+                && let Some(end) = text[start..].find("\n\n")
+            {
+                let data = &text[start + "event: values\ndata: ".len()..start + end];
+                let rows: Value = serde_json::from_str(data).unwrap();
+                return rows
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r["d"].as_str().unwrap().to_owned(), r["v"].as_f64().unwrap()))
+                    .collect();
+            }
+            let chunk = tokio::time::timeout_at(deadline, events.chunk()).await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+    app.write(&format!("air_quality,device=aq-1 pm10=20 {}\n", now + 1)).await;
+    assert_eq!(next_values(&mut events).await, vec![("aq-1".to_owned(), 20.0)]);
+    let d = json!({"id": "aq-1", "kind": "weather"});
+    let r = app.post("/api/v1/devices").bearer_auth(ADMIN).json(&d).send().await.unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    app.write(&format!(
+        "air_quality,device=aq-1 pm10=30 {t}\nair_quality,device=aq-2 pm10=31 {t}\n",
+        t = now + 2
+    ))
+    .await;
+    assert_eq!(next_values(&mut events).await, vec![("aq-2".to_owned(), 31.0)]);
+}
