@@ -916,6 +916,25 @@ fn pause_compaction(e: &Engine) -> (Arc<std::sync::Barrier>, Arc<std::sync::Barr
     (a, b)
 }
 
+/// [`three_segments`], then a compaction of them paused in its merge, then the value 9.0 written
+/// at every timestamp of the 5 series (not yet flushed). Returns the compaction's thread and the
+/// barrier that lets it go on.
+fn nines_written_during_a_compaction(
+    e: &Arc<Engine>,
+) -> (std::thread::JoinHandle<Result<()>>, Arc<std::sync::Barrier>) {
+    three_segments(e);
+    let (reached, release) = pause_compaction(e);
+    let compaction = {
+        let e = e.clone();
+        std::thread::spawn(move || e.compact())
+    };
+    reached.wait();
+    let pts =
+        (0..5u32).flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(9.0))));
+    rt().block_on(write3(e, pts.collect())).unwrap();
+    (compaction, release)
+}
+
 /// Run `f` on a thread; its result, or a panic if it has not finished within a minute (a
 /// deadlock, not a measure of speed).
 fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -930,17 +949,8 @@ fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 fn a_flush_goes_on_while_a_compaction_runs_and_the_last_write_still_wins() {
     let dir = tempfile::tempdir().unwrap();
     let e = Arc::new(engine(dir.path(), clock()));
-    three_segments(&e);
-    let (reached, release) = pause_compaction(&e);
-    let compaction = {
-        let e = e.clone();
-        std::thread::spawn(move || e.compact())
-    };
-    reached.wait();
     // The compaction holds its three inputs; a newer value arrives and is flushed meanwhile.
-    let pts =
-        (0..5u32).flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(9.0))));
-    rt().block_on(write3(&e, pts.collect())).unwrap();
+    let (compaction, release) = nines_written_during_a_compaction(&e);
     let flushing = e.clone();
     within_a_minute(move || flushing.flush()).unwrap();
     assert_eq!(e.stats().compactions, 0, "the flush did not wait for the compaction");
@@ -965,16 +975,7 @@ fn a_flush_goes_on_while_a_compaction_runs_and_the_last_write_still_wins() {
 fn closing_stops_a_compaction_under_way_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let e = Arc::new(engine(dir.path(), clock()));
-    three_segments(&e);
-    let (reached, release) = pause_compaction(&e);
-    let compaction = {
-        let e = e.clone();
-        std::thread::spawn(move || e.compact())
-    };
-    reached.wait();
-    let pts =
-        (0..5u32).flat_map(|s| (0..100).map(move |i| (SeriesId(s), T0 + i * MIN, Value::F64(9.0))));
-    rt().block_on(write3(&e, pts.collect())).unwrap();
+    let (compaction, release) = nines_written_during_a_compaction(&e);
     let closing = {
         let e = e.clone();
         std::thread::spawn(move || e.close())
