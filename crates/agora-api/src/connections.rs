@@ -3,7 +3,9 @@
 //! connection must start its next request within `keep_alive` (hyper's header read timer,
 //! which starts as soon as the connection waits for a request), and connections are capped in
 //! total and per client address, with a reserve only trusted addresses (loopback, operators) may
-//! use, so that health checks still get in while strangers hold every ordinary slot.
+//! use, so that health checks still get in while strangers hold every ordinary slot. A client
+//! that stops reading its answer (or a live stream) is cut once a write has made no progress for
+//! `write_timeout` ([`WriteDeadline`]).
 //!
 //! Accept errors (EMFILE when file descriptors run out) are logged once per episode and retried
 //! after a pause growing to one second: the loop neither spins nor dies.
@@ -33,6 +35,9 @@ pub struct HttpLimits {
     /// An idle keep-alive connection must start its next request (head complete) within this
     /// time, or it is closed. Zero turns keep-alive off.
     pub keep_alive: Duration,
+    /// A write to the client that makes no progress for this long ends the connection: a client
+    /// that stops reading a large answer or a live stream does not hold its slot. Zero: never.
+    pub write_timeout: Duration,
     /// Caps on concurrent connections.
     pub connections: ConnectionCaps,
     /// Reverse proxies whose `X-Forwarded-For` names the client (rate limits, live streams and
@@ -47,6 +52,7 @@ impl Default for HttpLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
             connections: ConnectionCaps {
                 total: 512,
                 per_address: 64,
@@ -126,6 +132,7 @@ pub async fn serve(
             app: app.clone(),
             peer,
             header_timeout: limits.header_timeout,
+            write_timeout: limits.write_timeout,
             stop: stop_rx.clone(),
             proxies: proxies.clone(),
             tls: limits.tls.clone(),
@@ -185,6 +192,7 @@ struct Connection {
     app: Router,
     peer: SocketAddr,
     header_timeout: Duration,
+    write_timeout: Duration,
     stop: watch::Receiver<bool>,
     proxies: Arc<agora_ingest::limits::AddrSet>,
     tls: Option<Arc<agora_ingest::tls::Tls>>,
@@ -193,6 +201,7 @@ struct Connection {
 impl Connection {
     async fn run(self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        let stream = WriteDeadline::new(stream, self.write_timeout);
         let Some(tls) = &self.tls else { return self.drive(stream).await };
         // The handshake counts against the first request's deadline: a client that opens a
         // socket and says nothing is closed all the same.
@@ -243,6 +252,107 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A stream whose writes fail with `TimedOut` once one has waited `timeout` without progress
+/// (the client's receive window stayed shut). Progress of any size restarts the clock, so a slow
+/// reader is served; only one that stopped reading is cut.
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    /// Armed while a write waits; reset at each progress.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        let timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+        Self { inner, timeout, timer, armed: false }
+    }
+
+    /// What a write's poll says, with the deadline applied.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match polled {
+            Poll::Ready(r) => {
+                self.armed = false;
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.timeout.is_zero() => Poll::Pending,
+            Poll::Pending => {
+                if !self.armed {
+                    self.timer.as_mut().reset(tokio::time::Instant::now() + self.timeout);
+                    self.armed = true;
+                }
+                match self.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, polled)
     }
 }
 
@@ -325,6 +435,34 @@ fn forwarded_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_makes_no_progress_fails_after_the_timeout_and_a_slow_reader_is_served() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A pipe holding 64 bytes: the reader stops after the first 16.
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut w = WriteDeadline::new(server, Duration::from_secs(5));
+        let writing = tokio::spawn(async move {
+            let r = w.write_all(&[7u8; 1024]).await;
+            (r, tokio::time::Instant::now())
+        });
+        let started = tokio::time::Instant::now();
+        let mut got = [0u8; 16];
+        client.read_exact(&mut got).await.unwrap();
+        let (r, at) = writing.await.unwrap();
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(at - started, Duration::from_secs(5), "cut 5 s after the last progress");
+        // A reader taking 16 bytes every 4 s never lets a write wait 5 s: it gets everything.
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut w = WriteDeadline::new(server, Duration::from_secs(5));
+        let writing = tokio::spawn(async move { w.write_all(&[7u8; 1024]).await });
+        let mut total = 0;
+        while total < 1024 {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            total += client.read(&mut got).await.unwrap();
+        }
+        writing.await.unwrap().unwrap();
+    }
 
     #[test]
     fn the_client_behind_a_trusted_proxy_is_the_nearest_untrusted_hop() {

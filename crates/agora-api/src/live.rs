@@ -90,6 +90,8 @@ pub struct LiveHub {
     /// public): one table for all of them, not one per stream (hundreds of public streams would
     /// each hold one entry per series of the city).
     shared_resolved: [Mutex<Resolved>; 2],
+    /// Computations of every device's state since start: one per interval for all streams.
+    state_snapshots: std::sync::atomic::AtomicU64,
 }
 
 impl LiveHub {
@@ -100,7 +102,13 @@ impl LiveHub {
             limits,
             feed: Arc::default(),
             shared_resolved: Default::default(),
+            state_snapshots: Default::default(),
         }
+    }
+
+    /// How many times every device's state was computed since start (for `/metrics`).
+    pub fn state_snapshots(&self) -> u64 {
+        self.state_snapshots.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Live streams open now.
@@ -217,6 +225,7 @@ async fn run_feed(
             last_states = Some(Instant::now());
             let seq = states.as_ref().map_or(1, |s| s.seq + 1);
             states = Some(Arc::new(States { seq, devices: device_states(&state) }));
+            state.limits.live.state_snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             changed = true;
         }
         let public_due = last_public.elapsed() >= PUBLIC_VALUES_EVERY;

@@ -215,6 +215,16 @@ pub(crate) async fn render(State(s): State<AppState>, headers: HeaderMap) -> Res
         "Points a failed flush left in memory and in the WAL, waiting to be written",
         h.unflushed_points as f64,
     );
+    r.register(
+        "live_streams",
+        "Live update streams (/api/v1/live) open now",
+        ConstGauge::new(s.limits.live.open() as f64),
+    );
+    r.register(
+        "live_state_snapshots",
+        "Computations of every device's state for the live streams: one per 5 s for all of them",
+        ConstCounter::new(s.limits.live.state_snapshots()),
+    );
     let f = s.forecasts.stats();
     r.register(
         "forecast_fits",

@@ -10,30 +10,19 @@
 //! that authenticate get a bucket; IPv6 clients count by their /64, and their /48 has a wider
 //! bucket of its own so that a host cycling through its site's /64s is still held).
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use agora_ingest::limits::{AddrSet, client_key, network_key};
+pub use agora_ingest::limits::Rate;
+use agora_ingest::limits::{AddrSet, Buckets, client_key, network_key};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use parking_lot::Mutex;
 
 use crate::AppState;
 use crate::connections::ClientAddr;
 use crate::error::ApiError;
-
-/// A sustained rate with a burst.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    /// Requests per second, sustained.
-    pub per_second: f64,
-    /// Requests allowed at once after a quiet period.
-    pub burst: f64,
-}
 
 /// The rate limits.
 #[derive(Debug, Clone)]
@@ -105,99 +94,6 @@ impl RateLimiter {
 impl Default for RateLimiter {
     fn default() -> Self {
         Self::new(RateLimits::default())
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Token buckets by key, at most `max` of them.
-#[derive(Debug)]
-struct Buckets<K> {
-    rate: Rate,
-    max: usize,
-    map: Mutex<HashMap<K, Bucket>>,
-}
-
-impl<K: Hash + Eq + Clone> Buckets<K> {
-    fn new(rate: Rate, max: usize) -> Self {
-        Self { rate, max: max.max(1), map: Mutex::default() }
-    }
-
-    fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
-        (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.rate.per_second)
-            .min(self.rate.burst)
-    }
-
-    /// Take one request from `key`'s bucket, or say how long until one is available.
-    fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        if self.rate.per_second <= 0.0 {
-            return Ok(()); // A zero rate turns the limit off.
-        }
-        let mut map = self.map.lock();
-        if !map.contains_key(key) && map.len() >= self.max {
-            self.evict(&mut map, now);
-        }
-        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
-        let tokens = self.refilled(b, now);
-        if tokens >= 1.0 {
-            *b = Bucket { tokens: tokens - 1.0, at: now };
-            Ok(())
-        } else {
-            *b = Bucket { tokens, at: now };
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
-        }
-    }
-
-    /// Whether `key` has credit left (it may owe nothing), or how long until it has.
-    fn has_credit(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        if self.rate.per_second <= 0.0 {
-            return Ok(());
-        }
-        let map = self.map.lock();
-        match map.get(key).map(|b| self.refilled(b, now)) {
-            Some(t) if t <= 0.0 => Err(Duration::from_secs_f64(-t / self.rate.per_second)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Spend `n` from `key`'s bucket, into debt if need be: the next request waits until it is
-    /// repaid.
-    fn spend(&self, key: &K, n: f64, now: Instant) {
-        if self.rate.per_second <= 0.0 {
-            return;
-        }
-        let mut map = self.map.lock();
-        if !map.contains_key(key) && map.len() >= self.max {
-            self.evict(&mut map, now);
-        }
-        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
-        let tokens = self.refilled(b, now);
-        *b = Bucket { tokens: tokens - n, at: now };
-    }
-
-    /// Forget full buckets, and if that frees less than a tenth, the least recently used tenth.
-    fn evict(&self, map: &mut HashMap<K, Bucket>, now: Instant) {
-        map.retain(|_, b| self.refilled(b, now) < self.rate.burst);
-        let tenth = (self.max / 10).max(1);
-        if map.len() + tenth > self.max {
-            let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, b)| (b.at, k.clone())).collect();
-            let n = (map.len() + tenth - self.max).min(ages.len());
-            if n > 0 {
-                ages.select_nth_unstable_by_key(n - 1, |(at, _)| *at);
-                for (_, k) in &ages[..n] {
-                    map.remove(k);
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.lock().len()
     }
 }
 
@@ -360,50 +256,6 @@ fn check(s: &AppState, req: &Request) -> Result<Option<String>, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bytes_are_spent_into_debt_and_repaid_at_the_rate() {
-        // 1,000 bytes a second, 2,000 at once.
-        let b = Buckets::new(Rate { per_second: 1000.0, burst: 2000.0 }, 10);
-        let t0 = Instant::now();
-        let key = "t".to_owned();
-        assert!(b.has_credit(&key, t0).is_ok(), "a new token has its burst");
-        b.spend(&key, 5000.0, t0);
-        // 3,000 owed: three seconds before the next request.
-        let wait = b.has_credit(&key, t0).unwrap_err();
-        assert!((wait.as_secs_f64() - 3.0).abs() < 1e-6, "{wait:?}");
-        assert!(b.has_credit(&key, t0 + Duration::from_millis(2_900)).is_err());
-        assert!(b.has_credit(&key, t0 + Duration::from_millis(3_100)).is_ok());
-        assert!(b.has_credit(&"other".to_owned(), t0).is_ok(), "another token is not held");
-    }
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_its_rate() {
-        let b = Buckets::new(Rate { per_second: 2.0, burst: 3.0 }, 10);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            b.take(&1, t0).unwrap();
-        }
-        let wait = b.take(&1, t0).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
-        b.take(&1, t0 + Duration::from_millis(500)).unwrap();
-        assert!(b.take(&1, t0 + Duration::from_millis(500)).is_err());
-        // Other keys are not affected.
-        b.take(&2, t0).unwrap();
-    }
-
-    #[test]
-    fn keys_stay_bounded_when_an_attacker_cycles_them() {
-        let b = Buckets::new(Rate { per_second: 0.001, burst: 2.0 }, 100);
-        let t0 = Instant::now();
-        for i in 0..10_000u32 {
-            let _ = b.take(&i, t0 + Duration::from_micros(u64::from(i)));
-            assert!(b.len() <= 100);
-        }
-        // The most recent keys are still remembered (and limited).
-        b.take(&9_999, t0 + Duration::from_secs(1)).unwrap();
-        assert!(b.take(&9_999, t0 + Duration::from_secs(1)).is_err());
-    }
 
     #[test]
     fn ingest_paths_and_tokens() {

@@ -1,6 +1,7 @@
 //! Caps on concurrent connections, in total and per client address, with a reserve that only
-//! trusted addresses (loopback, an operators' network) may use. Shared by the HTTP server and
-//! the MQTT endpoint so that both count connections by the same rule.
+//! trusted addresses (loopback, an operators' network) may use, and token buckets for rates
+//! ([`Buckets`]). Shared by the HTTP server and the MQTT endpoint so that both count clients by
+//! the same rule.
 //!
 //! Clients are counted by address, IPv6 ones by their /64 network: one host usually owns a
 //! whole /64 and could otherwise open every connection from a new address. A site is often given
@@ -9,9 +10,11 @@
 //! scarce and a /24 is often shared by unrelated customers.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::Error;
 use parking_lot::Mutex;
@@ -236,6 +239,110 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// A sustained rate with a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period.
+    pub burst: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Token buckets by key, at most `max` of them: when full it forgets the buckets that refilled
+/// (as good as new), then the least recently used tenth, so a client cycling keys cannot grow it.
+#[derive(Debug)]
+pub struct Buckets<K> {
+    rate: Rate,
+    max: usize,
+    map: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    /// Buckets holding `rate`, for at most `max` keys.
+    pub fn new(rate: Rate, max: usize) -> Self {
+        Self { rate, max: max.max(1), map: Mutex::default() }
+    }
+
+    fn refilled(&self, b: &Bucket, now: Instant) -> f64 {
+        (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.rate.per_second)
+            .min(self.rate.burst)
+    }
+
+    /// Take one request from `key`'s bucket, or say how long until one is available.
+    pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_second <= 0.0 {
+            return Ok(()); // A zero rate turns the limit off.
+        }
+        let mut map = self.map.lock();
+        if !map.contains_key(key) && map.len() >= self.max {
+            self.evict(&mut map, now);
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
+        let tokens = self.refilled(b, now);
+        if tokens >= 1.0 {
+            *b = Bucket { tokens: tokens - 1.0, at: now };
+            Ok(())
+        } else {
+            *b = Bucket { tokens, at: now };
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
+        }
+    }
+
+    /// Whether `key` has credit left (it may owe nothing), or how long until it has.
+    pub fn has_credit(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        if self.rate.per_second <= 0.0 {
+            return Ok(());
+        }
+        let map = self.map.lock();
+        match map.get(key).map(|b| self.refilled(b, now)) {
+            Some(t) if t <= 0.0 => Err(Duration::from_secs_f64(-t / self.rate.per_second)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spend `n` from `key`'s bucket, into debt if need be: the next request waits until it is
+    /// repaid.
+    pub fn spend(&self, key: &K, n: f64, now: Instant) {
+        if self.rate.per_second <= 0.0 {
+            return;
+        }
+        let mut map = self.map.lock();
+        if !map.contains_key(key) && map.len() >= self.max {
+            self.evict(&mut map, now);
+        }
+        let b = map.entry(key.clone()).or_insert(Bucket { tokens: self.rate.burst, at: now });
+        let tokens = self.refilled(b, now);
+        *b = Bucket { tokens: tokens - n, at: now };
+    }
+
+    /// Forget full buckets, and if that frees less than a tenth, the least recently used tenth.
+    fn evict(&self, map: &mut HashMap<K, Bucket>, now: Instant) {
+        map.retain(|_, b| self.refilled(b, now) < self.rate.burst);
+        let tenth = (self.max / 10).max(1);
+        if map.len() + tenth > self.max {
+            let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, b)| (b.at, k.clone())).collect();
+            let n = (map.len() + tenth - self.max).min(ages.len());
+            if n > 0 {
+                ages.select_nth_unstable_by_key(n - 1, |(at, _)| *at);
+                for (_, k) in &ages[..n] {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +428,49 @@ mod tests {
         let _c = l.try_acquire(ip("10.0.0.3")).unwrap();
         assert_eq!(l.open(), 3);
         assert_eq!(l.counts.lock().per_key.len(), 3);
+    }
+
+    #[test]
+    fn bytes_are_spent_into_debt_and_repaid_at_the_rate() {
+        // 1,000 bytes a second, 2,000 at once.
+        let b = Buckets::new(Rate { per_second: 1000.0, burst: 2000.0 }, 10);
+        let t0 = Instant::now();
+        let key = "t".to_owned();
+        assert!(b.has_credit(&key, t0).is_ok(), "a new token has its burst");
+        b.spend(&key, 5000.0, t0);
+        // 3,000 owed: three seconds before the next request.
+        let wait = b.has_credit(&key, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 3.0).abs() < 1e-6, "{wait:?}");
+        assert!(b.has_credit(&key, t0 + Duration::from_millis(2_900)).is_err());
+        assert!(b.has_credit(&key, t0 + Duration::from_millis(3_100)).is_ok());
+        assert!(b.has_credit(&"other".to_owned(), t0).is_ok(), "another token is not held");
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let b = Buckets::new(Rate { per_second: 2.0, burst: 3.0 }, 10);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            b.take(&1, t0).unwrap();
+        }
+        let wait = b.take(&1, t0).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        b.take(&1, t0 + Duration::from_millis(500)).unwrap();
+        assert!(b.take(&1, t0 + Duration::from_millis(500)).is_err());
+        // Other keys are not affected.
+        b.take(&2, t0).unwrap();
+    }
+
+    #[test]
+    fn keys_stay_bounded_when_an_attacker_cycles_them() {
+        let b = Buckets::new(Rate { per_second: 0.001, burst: 2.0 }, 100);
+        let t0 = Instant::now();
+        for i in 0..10_000u32 {
+            let _ = b.take(&i, t0 + Duration::from_micros(u64::from(i)));
+            assert!(b.len() <= 100);
+        }
+        // The most recent keys are still remembered (and limited).
+        b.take(&9_999, t0 + Duration::from_secs(1)).unwrap();
+        assert!(b.take(&9_999, t0 + Duration::from_secs(1)).is_err());
     }
 }

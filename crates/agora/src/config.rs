@@ -577,6 +577,9 @@ pub struct HttpLimitsConfig {
     pub body_timeout_secs: u64,
     /// An idle keep-alive connection is closed after this many seconds (0: no keep-alive).
     pub keep_alive_secs: u64,
+    /// A connection whose client stops reading (a large answer, a live stream) is closed once a
+    /// write has waited this many seconds without progress (0: never).
+    pub write_timeout_secs: u64,
     /// Connections open at once, for everyone.
     pub max_connections: usize,
     /// Connections open at once from one address (IPv6: one /64).
@@ -651,6 +654,7 @@ impl Default for HttpLimitsConfig {
             header_timeout_secs: 10,
             body_timeout_secs: 60,
             keep_alive_secs: 30,
+            write_timeout_secs: 60,
             max_connections: 512,
             max_connections_per_address: 64,
             max_connections_per_network: 256,
@@ -725,6 +729,20 @@ pub struct BrokerConfig {
     /// Device connections open at once from one IPv6 /48 network (devices on a mobile
     /// operator's IPv6 may share one: raise it, or list the network in `[limits] trusted`).
     pub max_connections_per_network: usize,
+    /// Messages per second per token, whatever connection they come through (0: no limit). A
+    /// client over a rate is not read from until it is back under it: it publishes slower,
+    /// nothing is refused or lost. Addresses in `[limits] trusted` are not limited.
+    pub messages_per_token: f64,
+    /// Messages a token may send at once.
+    pub messages_per_token_burst: f64,
+    /// MiB of messages per second per token (0: no limit).
+    pub mib_per_token: f64,
+    /// MiB of messages a token may send at once.
+    pub mib_per_token_burst: f64,
+    /// Messages per second per client address (IPv6: one /64), whichever tokens they use.
+    pub messages_per_address: f64,
+    /// Messages an address may send at once.
+    pub messages_per_address_burst: f64,
     /// Listen for plain MQTT on `listen` (false: only over TLS, `[mqtt.broker.tls]`).
     pub plain: bool,
     /// MQTT over TLS.
@@ -742,6 +760,12 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_connections_per_address: 256,
             max_connections_per_network: 2048,
+            messages_per_token: 1000.0,
+            messages_per_token_burst: 5000.0,
+            mib_per_token: 32.0,
+            mib_per_token_burst: 128.0,
+            messages_per_address: 2000.0,
+            messages_per_address_burst: 10_000.0,
             plain: true,
             tls: None,
         }
@@ -1024,6 +1048,7 @@ impl Config {
         Ok(agora_api::connections::HttpLimits {
             header_timeout: Duration::from_secs(h.header_timeout_secs.max(1)),
             keep_alive: Duration::from_secs(h.keep_alive_secs),
+            write_timeout: Duration::from_secs(h.write_timeout_secs),
             connections: agora_ingest::limits::ConnectionCaps {
                 total: h.max_connections,
                 per_address: h.max_connections_per_address,
@@ -1069,9 +1094,13 @@ impl Config {
         })
     }
 
-    /// The MQTT endpoint's timeouts and connection caps.
+    /// The MQTT endpoint's timeouts, connection caps and rates.
     pub fn broker_limits(&self) -> anyhow::Result<agora_ingest::mqtt::broker::BrokerLimits> {
         let b = &self.mqtt.broker;
+        let rate = |per_second, burst: f64| agora_ingest::limits::Rate {
+            per_second,
+            burst: burst.max(1.0),
+        };
         Ok(agora_ingest::mqtt::broker::BrokerLimits {
             connect_timeout: Duration::from_secs(b.connect_timeout_secs.max(1)),
             max_keep_alive: Duration::from_secs(b.max_keep_alive_secs.max(1)),
@@ -1083,6 +1112,14 @@ impl Config {
                 reserved: 0,
                 trusted: self.trusted()?,
             },
+            messages_per_token: rate(b.messages_per_token, b.messages_per_token_burst),
+            bytes_per_token: rate(
+                b.mib_per_token * 1024.0 * 1024.0,
+                b.mib_per_token_burst * 1024.0 * 1024.0,
+            ),
+            messages_per_address: rate(b.messages_per_address, b.messages_per_address_burst),
+            max_tracked: self.limits.rate.max_tracked,
+            rate_exempt: self.trusted()?,
         })
     }
 

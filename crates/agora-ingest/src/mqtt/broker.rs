@@ -20,9 +20,11 @@
 //!
 //! No client can hold the endpoint: CONNECT must arrive within a deadline counted from accept, a
 //! client silent for 1.5 times its keep-alive is dropped, connections are capped in total and
-//! per address ([`BrokerLimits`]), and a session ends within seconds of its token's revocation.
+//! per address ([`BrokerLimits`]), a session ends within seconds of its token's revocation, and
+//! a token or address over its message rate is read slower (MQTT has no "try later" for a
+//! PUBLISH: pausing reads lets TCP hold the client back without refusing anything).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +44,7 @@ use super::wire::{
     check_filter,
 };
 use crate::format::Format;
-use crate::limits::{AddrSet, ConnectionCaps, ConnectionLimits};
+use crate::limits::{AddrSet, Buckets, ConnectionCaps, ConnectionLimits, Rate, client_key};
 use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
 
@@ -64,6 +66,18 @@ pub struct BrokerLimits {
     pub token_recheck: Duration,
     /// Caps on concurrent connections, in total and per address.
     pub connections: ConnectionCaps,
+    /// Messages per token, whatever connection they come through. A client over a rate is not
+    /// read from until it is back under it: TCP holds the rest (nothing is refused or lost, the
+    /// client just publishes slower).
+    pub messages_per_token: Rate,
+    /// Bytes of messages per token, the same way.
+    pub bytes_per_token: Rate,
+    /// Messages per client address (IPv6: one /64), whichever tokens they use.
+    pub messages_per_address: Rate,
+    /// Most tokens or addresses each rate remembers.
+    pub max_tracked: usize,
+    /// Addresses no rate applies to.
+    pub rate_exempt: AddrSet,
 }
 
 impl Default for BrokerLimits {
@@ -79,7 +93,63 @@ impl Default for BrokerLimits {
                 reserved: 0,
                 trusted: AddrSet::loopback(),
             },
+            messages_per_token: Rate { per_second: 1000.0, burst: 5000.0 },
+            bytes_per_token: Rate {
+                per_second: 32.0 * 1024.0 * 1024.0,
+                burst: 128.0 * 1024.0 * 1024.0,
+            },
+            messages_per_address: Rate { per_second: 2000.0, burst: 10_000.0 },
+            max_tracked: 10_000,
+            rate_exempt: AddrSet::loopback(),
         }
+    }
+}
+
+/// The limits, and the rates' buckets, shared by every connection.
+#[derive(Debug)]
+struct Bounds {
+    limits: BrokerLimits,
+    rates: Rates,
+}
+
+/// The rates of [`BrokerLimits`], shared by every connection.
+#[derive(Debug)]
+struct Rates {
+    token_messages: Buckets<String>,
+    token_bytes: Buckets<String>,
+    address_messages: Buckets<IpAddr>,
+    exempt: AddrSet,
+}
+
+impl Rates {
+    fn new(l: &BrokerLimits) -> Self {
+        Self {
+            token_messages: Buckets::new(l.messages_per_token, l.max_tracked),
+            token_bytes: Buckets::new(l.bytes_per_token, l.max_tracked),
+            address_messages: Buckets::new(l.messages_per_address, l.max_tracked),
+            exempt: l.rate_exempt.clone(),
+        }
+    }
+
+    /// Spend what a batch cost; how long its client must wait before more is read, if it is
+    /// over a rate.
+    fn charge(&self, token: &str, ip: IpAddr, messages: usize, bytes: usize) -> Option<Duration> {
+        if self.exempt.contains(ip) {
+            return None;
+        }
+        let (now, token, key) = (std::time::Instant::now(), token.to_owned(), client_key(ip));
+        self.token_messages.spend(&token, messages as f64, now);
+        self.token_bytes.spend(&token, bytes as f64, now);
+        self.address_messages.spend(&key, messages as f64, now);
+        [
+            self.token_messages.has_credit(&token, now),
+            self.token_bytes.has_credit(&token, now),
+            self.address_messages.has_credit(&key, now),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .filter(|wait| !wait.is_zero())
+        .max()
     }
 }
 
@@ -107,7 +177,7 @@ pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHand
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let slots = ConnectionLimits::new(limits.connections.clone());
-    let limits = Arc::new(limits);
+    let limits = Arc::new(Bounds { rates: Rates::new(&limits), limits });
     let task = tokio::spawn(async move {
         // Accept errors (EMFILE when file descriptors run out) are logged once per episode and
         // retried after a pause that grows to a second, so the loop neither spins nor dies.
@@ -137,7 +207,7 @@ pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHand
                         let (stream, identity): (Stream, Option<String>) = match tls {
                             None => (Box::new(stream), None),
                             Some(tls) => {
-                                let deadline = accepted + l.connect_timeout;
+                                let deadline = accepted + l.limits.connect_timeout;
                                 match tokio::time::timeout_at(
                                     deadline,
                                     tls.acceptor().accept(stream),
@@ -164,7 +234,7 @@ pub async fn start(opts: BrokerOptions) -> std::io::Result<(SocketAddr, JoinHand
                                 }
                             }
                         };
-                        let who = Peer { addr: peer.to_string(), identity };
+                        let who = Peer { addr: peer.to_string(), ip: peer.ip(), identity };
                         if let Err(e) = serve(stream, who, accepted, p, c, subs, &l).await {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
@@ -339,6 +409,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 /// Who is at the other end: the address, and the device its client certificate names.
 struct Peer {
     addr: String,
+    ip: IpAddr,
     identity: Option<String>,
 }
 
@@ -463,8 +534,9 @@ async fn serve(
     pipeline: Arc<Pipeline>,
     catalog: Arc<dyn Catalog>,
     subscribers: Subscribers,
-    limits: &BrokerLimits,
+    bounds: &Bounds,
 ) -> Result<(), Error> {
+    let (limits, rates) = (&bounds.limits, &bounds.rates);
     let peer = who.addr;
     let mut c =
         Conn { stream, buf: BytesMut::with_capacity(4096), out: BytesMut::with_capacity(64) };
@@ -619,11 +691,19 @@ async fn serve(
     );
     let result: Result<(), End> = async {
         let mut next: Option<Incoming> = None;
+        // Over a rate, nothing more is read until this moment (outgoing messages still go).
+        let mut paused: Option<Instant> = None;
         loop {
             let packet = match next.take() {
                 Some(p) => p,
                 None => tokio::select! {
-                    p = c.next(&mut codec, heard + keep_alive, &timed_out) => p?,
+                    p = c.next(&mut codec, heard + keep_alive, &timed_out), if paused.is_none() => p?,
+                    _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
+                        // The pause was the endpoint's doing: the client's silence counts from its end.
+                        heard = heard.max(Instant::now());
+                        paused = None;
+                        continue;
+                    }
                     _ = recheck.tick() => {
                         if !live() {
                             return Err(revoked.clone().into());
@@ -699,6 +779,11 @@ async fn serve(
                             "storage failed: nothing was acknowledged, send again later",
                         ))
                     };
+                    let bytes = batch.iter().map(|p| p.payload.len() + p.topic.len()).sum();
+                    if let Some(wait) = rates.charge(&token.id, who.ip, batch.len(), bytes) {
+                        tracing::debug!(token = %token.name, ?wait, "MQTT client over its rate: reading paused");
+                        paused = Some(Instant::now() + wait);
+                    }
                     let control = batch.pop_if(|p| is_control_topic(&p.topic));
                     let mut outcomes = session.ingest(&batch).await.ok_or_else(|| storage_failed("data"))?;
                     let mut reply = None;
@@ -901,5 +986,31 @@ async fn ingest(pipeline: &Pipeline, token: &TokenInfo, batch: &[Publish]) -> Op
             tracing::error!(error = %e, "storing MQTT messages failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_over_a_rate_pauses_its_client_until_the_debt_is_repaid() {
+        let limits = BrokerLimits {
+            messages_per_token: Rate { per_second: 10.0, burst: 10.0 },
+            messages_per_address: Rate { per_second: 100.0, burst: 100.0 },
+            ..BrokerLimits::default()
+        };
+        let rates = Rates::new(&limits);
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(rates.charge("t", stranger, 10, 100), None, "within the burst");
+        // 30 more: 30 owed at 10 a second.
+        let wait = rates.charge("t", stranger, 30, 100).unwrap();
+        assert!(wait > Duration::from_millis(2900) && wait <= Duration::from_secs(3), "{wait:?}");
+        // The token is held wherever it connects from; another token from there is not (the
+        // address has room left).
+        assert!(rates.charge("t", "192.0.2.2".parse().unwrap(), 1, 10).is_some());
+        assert_eq!(rates.charge("u", stranger, 1, 10), None);
+        // Loopback is trusted by default.
+        assert_eq!(rates.charge("t", "127.0.0.1".parse().unwrap(), 1000, 10), None);
     }
 }

@@ -178,6 +178,16 @@ fn ranges(v: &[i64]) -> String {
     out.join(", ")
 }
 
+/// Wait until the server has logged `what` (it must, within 30 s): the fault under test really
+/// happened.
+async fn logged(p: &TestProcess, what: &str, why: &str) {
+    let started = Instant::now();
+    while !p.log().contains(what) {
+        assert!(started.elapsed() < Duration::from_secs(30), "not logged: {what:?} ({why})");
+        pause(200).await;
+    }
+}
+
 /// Let the server's upkeep run (flushes every second).
 async fn pause(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -210,7 +220,7 @@ async fn full_disk_then_space_then_stop(kill9: bool) {
         pause(100).await;
     }
     assert!(refused_in_a_row >= 4, "the full disk refused writes");
-    pause(2_500).await; // a flush fails on the full disk
+    logged(&p, "flush failed", "a flush fails on the full disk").await;
     fs.free();
     // Space is back: writes are accepted again without a restart.
     let mut accepted = 0;
@@ -408,7 +418,8 @@ async fn running_out_of_file_descriptors_loses_no_acknowledged_point() {
     }
     // Writes go on while flushes cannot open a file.
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(4) {
+    while started.elapsed() < Duration::from_secs(4) || !p.log().contains("flush failed") {
+        assert!(started.elapsed() < Duration::from_secs(30), "no flush failed for want of files");
         ledger.send(&c, &p, next).await;
         next += BATCH;
         pause(200).await;

@@ -170,6 +170,8 @@ pub(crate) async fn problem(r: Response, status: u16, code: &str) -> Value {
 pub(crate) struct TestProcess {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
+    /// What it logged (warnings and errors), also passed on to the test's stderr.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl TestProcess {
@@ -200,9 +202,20 @@ impl TestProcess {
             .env("AGORA_MQTT_LISTEN", "127.0.0.1:0")
             .env_remove("AGORA_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = loop {
             let line = lines.next().expect("server printed its address").unwrap();
@@ -212,7 +225,12 @@ impl TestProcess {
         };
         // Keep reading what the server prints, so that it never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
+        Self { child, addr, log }
+    }
+
+    /// What the server has logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub(crate) fn kill9(mut self) {

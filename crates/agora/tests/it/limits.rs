@@ -123,6 +123,65 @@ async fn connections_are_capped_per_address_and_in_total_with_a_reserve_for_heal
     assert!(!refused(&mut again).await);
 }
 
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_cut() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec!["127.0.0.1/32".into()];
+        c.limits.http.write_timeout_secs = 2;
+    })
+    .await;
+    // 100,000 points whose answer (about 7 MB of JSON) is more than the kernel's buffers hold.
+    let t0 = 1_767_225_600_000_000_000i64;
+    let body: String = (0..100_000i64)
+        .map(|i| {
+            format!(
+                "weather,device=wt-1 temperature={} {}\n",
+                (i % 400) as f64 / 7.0,
+                t0 + i * 1_000_000_123
+            )
+        })
+        .collect();
+    let r = app
+        .client
+        .post(app.url("/api/v2/write?precision=ns"))
+        .bearer_auth(ADMIN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let s = TcpSocket::new_v4().unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.bind(SocketAddr::from(([127, 0, 0, 9], 0))).unwrap();
+    let mut s = s.connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/observations?device=wt-1&property=temperature&from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z&limit=100000 HTTP/1.1\r\n\
+         Host: agora\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    // The client reads nothing for longer than the write timeout, then all it can.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, s.read_to_end(&mut got)).await.expect("closed");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(200)]);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content length");
+    assert!(length > 6_000_000, "the answer is larger than the buffers: {length} bytes");
+    assert!(
+        read.is_err() || body.len() < length,
+        "the whole answer arrived ({} of {length} bytes): the stalled client was not cut",
+        body.len()
+    );
+}
+
 /// An MQTT 3.1.1 CONNECT with a user name.
 fn mqtt_connect(user: &str, keep_alive: u16) -> Vec<u8> {
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x82];
@@ -156,10 +215,11 @@ async fn an_mqtt_client_must_connect_within_the_deadline_however_it_trickles() {
 }
 
 #[tokio::test]
-async fn mqtt_connections_are_capped_per_address() {
+async fn mqtt_connections_are_capped_per_address_and_in_total() {
     let app = TestApp::spawn_with(|c| {
         c.limits.trusted = vec!["127.0.0.1/32".into()];
         c.mqtt.broker.max_connections_per_address = 2;
+        c.mqtt.broker.max_connections = 3;
     })
     .await;
     let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
@@ -167,6 +227,86 @@ async fn mqtt_connections_are_capped_per_address() {
     let _b = connect_from([127, 0, 0, 5], mqtt).await;
     let mut c = connect_from([127, 0, 0, 5], mqtt).await;
     assert!(refused(&mut c).await, "a third MQTT connection from one address was accepted");
+    let mut d = connect_from([127, 0, 0, 6], mqtt).await;
+    assert!(!refused(&mut d).await, "another address has room");
+    let mut e = connect_from([127, 0, 0, 7], mqtt).await;
+    assert!(refused(&mut e).await, "a fourth MQTT connection in all was accepted");
+}
+
+/// An MQTT 3.1.1 QoS 1 PUBLISH.
+fn mqtt_publish(pkid: u16, topic: &str, payload: &str) -> Vec<u8> {
+    let len = 2 + topic.len() + 2 + payload.len();
+    assert!(len < 128, "one length byte");
+    let mut p = vec![0x32, len as u8];
+    p.extend((topic.len() as u16).to_be_bytes());
+    p.extend(topic.as_bytes());
+    p.extend(pkid.to_be_bytes());
+    p.extend(payload.as_bytes());
+    p
+}
+
+/// An MQTT connection from `from` with `token`, CONNACK read.
+async fn mqtt_session(from: [u8; 4], mqtt: SocketAddr, token: &str, keep_alive: u16) -> TcpStream {
+    let mut s = connect_from(from, mqtt).await;
+    s.write_all(&mqtt_connect(token, keep_alive)).await.unwrap();
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0], "connected");
+    s
+}
+
+#[tokio::test]
+async fn a_silent_mqtt_client_is_dropped_after_one_and_a_half_keep_alives() {
+    let app = TestApp::spawn().await;
+    let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
+    let token = app.token("ingest", None).await;
+    // Keep-alive 2 s: a PINGREQ every second keeps the session past it...
+    let mut s = mqtt_session([127, 0, 0, 1], mqtt, &token, 2).await;
+    for _ in 0..5 {
+        s.write_all(&[0xC0, 0]).await.unwrap();
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong).await.unwrap();
+        assert_eq!(pong, [0xD0, 0]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // ...then silence ends it.
+    assert!(closed_while_trickling(&mut s, b"").await, "a silent client stayed connected");
+    // Bytes of a packet that never completes are silence too.
+    let mut s = mqtt_session([127, 0, 0, 1], mqtt, &token, 2).await;
+    s.write_all(&[0x32, 100]).await.unwrap();
+    assert!(closed_while_trickling(&mut s, b"x").await, "a client trickling a packet stayed");
+}
+
+#[tokio::test]
+async fn an_mqtt_token_over_its_message_rate_is_read_slower_and_loses_nothing() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec!["127.0.0.1/32".into()];
+        c.mqtt.broker.messages_per_token = 5.0;
+        c.mqtt.broker.messages_per_token_burst = 5.0;
+    })
+    .await;
+    let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
+    let token = app.token("ingest", None).await;
+    let t0 = 1_767_225_600i64;
+    let message = |i: u16| {
+        let payload = json!({"ts": (t0 + i64::from(i)) * 1000, "values": {"laeq": i}}).to_string();
+        mqtt_publish(i, "agora/noise-9/telemetry", &payload)
+    };
+    let started = Instant::now();
+    // 20 messages at once, then one more: five go at once, then five a second, so the last
+    // is read no sooner than 3.2 s after the first ((21 - 5) / 5).
+    let mut s = mqtt_session([127, 0, 0, 7], mqtt, &token, 600).await;
+    s.write_all(&(1..=20).flat_map(message).collect::<Vec<u8>>()).await.unwrap();
+    s.write_all(&message(21)).await.unwrap();
+    for i in 1..=21u16 {
+        let mut ack = [0u8; 4];
+        tokio::time::timeout(PATIENCE, s.read_exact(&mut ack)).await.unwrap().unwrap();
+        assert_eq!(ack, [0x40, 2, (i >> 8) as u8, i as u8], "acknowledged in order");
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2500), "21 messages read in {took:?}");
+    // Nothing was refused or lost on the way.
+    assert_eq!(app.values("noise-9", "laeq", t0, t0 + 100).await.len(), 21);
 }
 
 /// The id of the token named `name`.
@@ -192,11 +332,7 @@ async fn a_revoked_tokens_mqtt_session_ends_within_seconds() {
     let app = TestApp::spawn().await;
     let mqtt = app.server.as_ref().unwrap().mqtt_addr.unwrap();
     let token = app.token("ingest", None).await;
-    let mut s = TcpStream::connect(mqtt).await.unwrap();
-    s.write_all(&mqtt_connect(&token, 600)).await.unwrap();
-    let mut connack = [0u8; 4];
-    s.read_exact(&mut connack).await.unwrap();
-    assert_eq!(connack, [0x20, 2, 0, 0], "connected");
+    let mut s = mqtt_session([127, 0, 0, 1], mqtt, &token, 600).await;
     // Still connected a moment later.
     let mut buf = [0u8; 64];
     assert!(tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await.is_err());
@@ -224,6 +360,82 @@ async fn live_streams_are_capped() {
         }
     }
     assert!(ok, "the place of a closed stream was not given back");
+}
+
+/// The value of a metric in `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name));
+    line.and_then(|l| l.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[tokio::test]
+async fn every_live_stream_shares_one_computation_of_the_device_states() {
+    let app = TestApp::spawn().await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let s = app.get("/api/v1/live").send().await.unwrap();
+        assert_eq!(s.status(), 200);
+        streams.push(s);
+    }
+    assert_eq!(metric(&app, "agora_live_streams").await, 8.0);
+    // States are computed every 5 s: about three times in 11 s, for the eight streams together
+    // (one computation per stream would be about 24).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let n = metric(&app, "agora_live_state_snapshots_total").await;
+    assert!((2.0..=4.0).contains(&n), "{n} computations of the device states for 8 streams");
+}
+
+#[tokio::test]
+async fn live_streams_are_capped_per_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec!["127.0.0.1/32".into()];
+        c.limits.live.max_streams_per_address = 2;
+    })
+    .await;
+    let from = |ip: &str| {
+        reqwest::Client::builder().local_address(Some(ip.parse().unwrap())).build().unwrap()
+    };
+    let (a, b) = (from("127.0.0.3"), from("127.0.0.4"));
+    let live = app.url("/api/v1/live");
+    let _one = a.get(&live).send().await.unwrap();
+    let _two = a.get(&live).send().await.unwrap();
+    assert_eq!(_two.status(), 200);
+    problem(a.get(&live).send().await.unwrap(), 503, "too_many_connections").await;
+    assert_eq!(b.get(&live).send().await.unwrap().status(), 200, "another address has room");
+}
+
+#[tokio::test]
+async fn ingest_is_rate_limited_per_address_whatever_the_token() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.trusted = vec![];
+        c.limits.rate.ingest_per_address = 0.5;
+        c.limits.rate.ingest_per_address_burst = 3.0;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for _ in 0..6 {
+        tokens.push(app.token("ingest", None).await);
+    }
+    // A fresh token for every request: the address's budget runs out all the same.
+    let mut statuses = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let r = app
+            .post("/api/v2/write?precision=s")
+            .header("Authorization", format!("Token {token}"))
+            .body(format!("air,device=aq-1,site=hotel-de-ville pm10={i} 1767225600"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            break;
+        }
+    }
+    assert_eq!(statuses, [204, 204, 204, 429]);
 }
 
 #[tokio::test]
