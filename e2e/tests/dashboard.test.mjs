@@ -174,7 +174,23 @@ test('the fleet health page lists silent and faulty devices', async () => {
   assert.ok(Number(total.replace(/\s/g, '')) >= 1400, total);
   // The demo's failed lamp reports defectiveLamp; its silent noise sensor stops sending.
   assert.ok(await page.locator('#faulty ~ * a, section:has(#faulty) a').count() >= 1, 'a faulty device is listed');
+  // The storage says it accepts writes; below the reserve, it says so as an alert (the
+  // server's own answer, with the disk made full: a real full disk is tested in faults.rs).
+  assert.equal(await page.getAttribute('[data-storage]', 'data-storage'), 'ok');
   await shot(page, '05-fleet');
+  await page.route('**/api/v1/fleet', async (route) => {
+    const answer = await route.fetch();
+    const fleet = await answer.json();
+    fleet.storage.accepting_writes = false;
+    fleet.storage.free_bytes = 100 * 1048576;
+    await route.fulfill({ response: answer, json: fleet });
+  });
+  await page.reload();
+  await ready();
+  const alert = page.locator('[data-storage="refusing"][role="alert"]');
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /refus/);
+  await page.unroute('**/api/v1/fleet');
 });
 
 test('a device page draws its series over 24 h and 7 days', async () => {

@@ -231,3 +231,38 @@ async fn a_person_logs_in_is_locked_out_disabled_exported_and_erased() {
     assert!(trail.contains(&format!("person:{id}")), "the trail knows them by identifier");
     assert!(!trail.contains(email) && !trail.contains("Jeanne"), "{trail}");
 }
+
+#[tokio::test]
+async fn a_live_stream_opened_with_a_session_ends_when_the_person_is_disabled() {
+    let app = TestApp::spawn().await;
+    let email = "paul.operateur@aix.example";
+    let r = make(
+        &app,
+        json!({"email": email, "name": "Paul", "role": "operator", "commune": "13001",
+        "password": "une phrase de passe solide"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let (cookie, _) = login(&app, email, "une phrase de passe solide").await.unwrap();
+    let mut events = app.get("/api/v1/live").header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    // The stream is an operator's (it goes on while the session lives).
+    let quiet = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    });
+    assert!(quiet.await.is_err(), "the stream ended while the session was live");
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/v1/people/{id}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    });
+    assert!(ended.await.is_ok(), "the disabled person's live stream went on");
+}
