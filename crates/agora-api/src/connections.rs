@@ -269,6 +269,8 @@ struct WriteDeadline<S> {
 impl<S> WriteDeadline<S> {
     fn new(inner: S, timeout: Duration) -> Self {
         let timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+        // A year is "never" for a write, and keeps the deadline's arithmetic in range.
+        let timeout = timeout.min(Duration::from_secs(365 * 86_400));
         Self { inner, timeout, timer, armed: false }
     }
 

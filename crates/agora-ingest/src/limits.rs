@@ -254,6 +254,14 @@ struct Bucket {
     at: Instant,
 }
 
+/// The longest wait a bucket asks for (a tiny rate would otherwise ask for centuries).
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// `secs` as a wait, at most [`MAX_WAIT`].
+fn wait_of(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(MAX_WAIT).min(MAX_WAIT)
+}
+
 /// Token buckets by key, at most `max` of them: when full it forgets the buckets that refilled
 /// (as good as new), then the least recently used tenth, so a client cycling keys cannot grow it.
 #[derive(Debug)]
@@ -290,7 +298,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             Ok(())
         } else {
             *b = Bucket { tokens, at: now };
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate.per_second))
+            Err(wait_of((1.0 - tokens) / self.rate.per_second))
         }
     }
 
@@ -301,7 +309,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         }
         let map = self.map.lock();
         match map.get(key).map(|b| self.refilled(b, now)) {
-            Some(t) if t <= 0.0 => Err(Duration::from_secs_f64(-t / self.rate.per_second)),
+            Some(t) if t <= 0.0 => Err(wait_of(-t / self.rate.per_second)),
             _ => Ok(()),
         }
     }

@@ -689,6 +689,16 @@ impl Default for LiveLimitsConfig {
     }
 }
 
+/// A rate with its burst, refused when it is not a number of requests (or bytes) a second: 0
+/// turns a limit off, a negative or non-finite one is a mistake.
+fn rate(per_second: f64, burst: f64) -> anyhow::Result<agora_ingest::limits::Rate> {
+    anyhow::ensure!(
+        per_second.is_finite() && per_second >= 0.0 && burst.is_finite(),
+        "a rate must be a number ≥ 0 (0: no limit), with a finite burst: got {per_second} a second, burst {burst}"
+    );
+    Ok(agora_ingest::limits::Rate { per_second, burst: burst.max(1.0) })
+}
+
 /// CSV import settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -1064,20 +1074,19 @@ impl Config {
 
     /// Rate limits and live stream caps.
     pub fn api_limits(&self) -> anyhow::Result<agora_api::Limits> {
-        use agora_api::rate_limit::{Rate, RateLimits};
+        use agora_api::rate_limit::RateLimits;
         let (r, l) = (&self.limits.rate, &self.limits.live);
-        let rate = |per_second, burst: f64| Rate { per_second, burst: burst.max(1.0) };
         Ok(agora_api::Limits {
             rate: agora_api::rate_limit::RateLimiter::new(RateLimits {
-                ingest_per_token: rate(r.ingest_per_token, r.ingest_per_token_burst),
+                ingest_per_token: rate(r.ingest_per_token, r.ingest_per_token_burst)?,
                 ingest_bytes_per_token: rate(
                     r.ingest_mib_per_token * 1024.0 * 1024.0,
                     r.ingest_mib_per_token_burst * 1024.0 * 1024.0,
-                ),
-                ingest_per_address: rate(r.ingest_per_address, r.ingest_per_address_burst),
-                ingest_per_network: rate(r.ingest_per_network, r.ingest_per_network_burst),
-                public_per_address: rate(r.public_per_address, r.public_per_address_burst),
-                public_per_network: rate(r.public_per_network, r.public_per_network_burst),
+                )?,
+                ingest_per_address: rate(r.ingest_per_address, r.ingest_per_address_burst)?,
+                ingest_per_network: rate(r.ingest_per_network, r.ingest_per_network_burst)?,
+                public_per_address: rate(r.public_per_address, r.public_per_address_burst)?,
+                public_per_network: rate(r.public_per_network, r.public_per_network_burst)?,
                 max_tracked: r.max_tracked,
                 exempt: self.trusted()?,
             }),
@@ -1097,10 +1106,6 @@ impl Config {
     /// The MQTT endpoint's timeouts, connection caps and rates.
     pub fn broker_limits(&self) -> anyhow::Result<agora_ingest::mqtt::broker::BrokerLimits> {
         let b = &self.mqtt.broker;
-        let rate = |per_second, burst: f64| agora_ingest::limits::Rate {
-            per_second,
-            burst: burst.max(1.0),
-        };
         Ok(agora_ingest::mqtt::broker::BrokerLimits {
             connect_timeout: Duration::from_secs(b.connect_timeout_secs.max(1)),
             max_keep_alive: Duration::from_secs(b.max_keep_alive_secs.max(1)),
@@ -1112,12 +1117,12 @@ impl Config {
                 reserved: 0,
                 trusted: self.trusted()?,
             },
-            messages_per_token: rate(b.messages_per_token, b.messages_per_token_burst),
+            messages_per_token: rate(b.messages_per_token, b.messages_per_token_burst)?,
             bytes_per_token: rate(
                 b.mib_per_token * 1024.0 * 1024.0,
                 b.mib_per_token_burst * 1024.0 * 1024.0,
-            ),
-            messages_per_address: rate(b.messages_per_address, b.messages_per_address_burst),
+            )?,
+            messages_per_address: rate(b.messages_per_address, b.messages_per_address_burst)?,
             max_tracked: self.limits.rate.max_tracked,
             rate_exempt: self.trusted()?,
         })

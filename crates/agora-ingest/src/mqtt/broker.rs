@@ -137,10 +137,21 @@ impl Rates {
         if self.exempt.contains(ip) {
             return None;
         }
-        let (now, token, key) = (std::time::Instant::now(), token.to_owned(), client_key(ip));
+        let (now, key) = (std::time::Instant::now(), client_key(ip));
+        let token = token.to_owned();
         self.token_messages.spend(&token, messages as f64, now);
         self.token_bytes.spend(&token, bytes as f64, now);
         self.address_messages.spend(&key, messages as f64, now);
+        self.wait(&token, ip)
+    }
+
+    /// How long a client of `token` at `ip` must wait before anything more is read from it, if
+    /// its token or address is in debt (a new connection inherits the debt of earlier ones).
+    fn wait(&self, token: &str, ip: IpAddr) -> Option<Duration> {
+        if self.exempt.contains(ip) {
+            return None;
+        }
+        let (now, key, token) = (std::time::Instant::now(), client_key(ip), token.to_owned());
         [
             self.token_messages.has_credit(&token, now),
             self.token_bytes.has_credit(&token, now),
@@ -691,8 +702,9 @@ async fn serve(
     );
     let result: Result<(), End> = async {
         let mut next: Option<Incoming> = None;
-        // Over a rate, nothing more is read until this moment (outgoing messages still go).
-        let mut paused: Option<Instant> = None;
+        // Over a rate, nothing more is read until this moment (outgoing messages still go). A
+        // client reconnecting does not shed its token's or address's debt.
+        let mut paused: Option<Instant> = rates.wait(&token.id, who.ip).map(|w| Instant::now() + w);
         loop {
             let packet = match next.take() {
                 Some(p) => p,
@@ -755,6 +767,12 @@ async fn serve(
                     if !live() {
                         return Err(revoked.clone().into());
                     }
+                    // Refused messages count too: they cost the endpoint as much to read.
+                    let bytes = batch.iter().map(|p| p.payload.len() + p.topic.len()).sum();
+                    if let Some(wait) = rates.charge(&token.id, who.ip, batch.len(), bytes) {
+                        tracing::debug!(token = %token.name, ?wait, "MQTT client over its rate: reading paused");
+                        paused = Some(Instant::now() + wait);
+                    }
                     if !writer {
                         let why = format!(
                             "token {:?} is a {}, which does not send data",
@@ -779,11 +797,6 @@ async fn serve(
                             "storage failed: nothing was acknowledged, send again later",
                         ))
                     };
-                    let bytes = batch.iter().map(|p| p.payload.len() + p.topic.len()).sum();
-                    if let Some(wait) = rates.charge(&token.id, who.ip, batch.len(), bytes) {
-                        tracing::debug!(token = %token.name, ?wait, "MQTT client over its rate: reading paused");
-                        paused = Some(Instant::now() + wait);
-                    }
                     let control = batch.pop_if(|p| is_control_topic(&p.topic));
                     let mut outcomes = session.ingest(&batch).await.ok_or_else(|| storage_failed("data"))?;
                     let mut reply = None;
