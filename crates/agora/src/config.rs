@@ -1155,6 +1155,19 @@ mod tests {
     }
 
     #[test]
+    fn rates_that_are_not_numbers_of_a_second_are_refused_at_start() {
+        let c: Config = toml::from_str("[mqtt.broker]\nmessages_per_token = -1").unwrap();
+        let e = c.broker_limits().unwrap_err().to_string();
+        assert!(e.contains("a rate must be a number ≥ 0") && e.contains("-1"), "{e}");
+        let c: Config = toml::from_str("[limits.rate]\ningest_per_token = nan").unwrap();
+        assert!(c.api_limits().is_err());
+        // 0 turns a limit off; the defaults pass.
+        let c: Config = toml::from_str("[mqtt.broker]\nmessages_per_token = 0").unwrap();
+        assert_eq!(c.broker_limits().unwrap().messages_per_token.per_second, 0.0);
+        assert!(Config::default().api_limits().is_ok());
+    }
+
+    #[test]
     fn heatwave_thresholds_are_checked_and_a_communes_own_replace_the_default() {
         let load = |text: &str| {
             let dir = tempfile::tempdir().unwrap();
