@@ -753,6 +753,10 @@ pub struct BrokerConfig {
     pub messages_per_address: f64,
     /// Messages an address may send at once.
     pub messages_per_address_burst: f64,
+    /// Messages per second per IPv6 /48 network, whichever of its /64s they come from.
+    pub messages_per_network: f64,
+    /// Messages such a network may send at once.
+    pub messages_per_network_burst: f64,
     /// Listen for plain MQTT on `listen` (false: only over TLS, `[mqtt.broker.tls]`).
     pub plain: bool,
     /// MQTT over TLS.
@@ -776,6 +780,8 @@ impl Default for BrokerConfig {
             mib_per_token_burst: 128.0,
             messages_per_address: 2000.0,
             messages_per_address_burst: 10_000.0,
+            messages_per_network: 8000.0,
+            messages_per_network_burst: 40_000.0,
             plain: true,
             tls: None,
         }
@@ -1123,6 +1129,7 @@ impl Config {
                 b.mib_per_token_burst * 1024.0 * 1024.0,
             )?,
             messages_per_address: rate(b.messages_per_address, b.messages_per_address_burst)?,
+            messages_per_network: rate(b.messages_per_network, b.messages_per_network_burst)?,
             max_tracked: self.limits.rate.max_tracked,
             rate_exempt: self.trusted()?,
         })

@@ -44,7 +44,9 @@ use super::wire::{
     check_filter,
 };
 use crate::format::Format;
-use crate::limits::{AddrSet, Buckets, ConnectionCaps, ConnectionLimits, Rate, client_key};
+use crate::limits::{
+    AddrSet, Buckets, ConnectionCaps, ConnectionLimits, Rate, client_key, network_key,
+};
 use crate::{Error, Refusal};
 use crate::{Pipeline, Source};
 
@@ -74,6 +76,8 @@ pub struct BrokerLimits {
     pub bytes_per_token: Rate,
     /// Messages per client address (IPv6: one /64), whichever tokens they use.
     pub messages_per_address: Rate,
+    /// Messages per IPv6 /48 network, whichever of its /64s they come from.
+    pub messages_per_network: Rate,
     /// Most tokens or addresses each rate remembers.
     pub max_tracked: usize,
     /// Addresses no rate applies to.
@@ -99,6 +103,7 @@ impl Default for BrokerLimits {
                 burst: 128.0 * 1024.0 * 1024.0,
             },
             messages_per_address: Rate { per_second: 2000.0, burst: 10_000.0 },
+            messages_per_network: Rate { per_second: 8000.0, burst: 40_000.0 },
             max_tracked: 10_000,
             rate_exempt: AddrSet::loopback(),
         }
@@ -118,6 +123,7 @@ struct Rates {
     token_messages: Buckets<String>,
     token_bytes: Buckets<String>,
     address_messages: Buckets<IpAddr>,
+    network_messages: Buckets<IpAddr>,
     exempt: AddrSet,
 }
 
@@ -127,6 +133,7 @@ impl Rates {
             token_messages: Buckets::new(l.messages_per_token, l.max_tracked),
             token_bytes: Buckets::new(l.bytes_per_token, l.max_tracked),
             address_messages: Buckets::new(l.messages_per_address, l.max_tracked),
+            network_messages: Buckets::new(l.messages_per_network, l.max_tracked),
             exempt: l.rate_exempt.clone(),
         }
     }
@@ -142,6 +149,9 @@ impl Rates {
         self.token_messages.spend(&token, messages as f64, now);
         self.token_bytes.spend(&token, bytes as f64, now);
         self.address_messages.spend(&key, messages as f64, now);
+        if let Some(net) = network_key(ip) {
+            self.network_messages.spend(&net, messages as f64, now);
+        }
         self.wait(&token, ip)
     }
 
@@ -156,6 +166,7 @@ impl Rates {
             self.token_messages.has_credit(&token, now),
             self.token_bytes.has_credit(&token, now),
             self.address_messages.has_credit(&key, now),
+            network_key(ip).map_or(Ok(()), |net| self.network_messages.has_credit(&net, now)),
         ]
         .into_iter()
         .filter_map(Result::err)
@@ -1023,6 +1034,20 @@ mod tests {
         // address has room left).
         assert!(rates.charge("t", "192.0.2.2".parse().unwrap(), 1, 10).is_some());
         assert_eq!(rates.charge("u", stranger, 1, 10), None);
+        // An IPv6 host cycling through the /64s of its /48 meets the /48's rate.
+        let limits = BrokerLimits {
+            messages_per_address: Rate { per_second: 10.0, burst: 10.0 },
+            messages_per_network: Rate { per_second: 10.0, burst: 30.0 },
+            ..BrokerLimits::default()
+        };
+        let rates = Rates::new(&limits);
+        for i in 1..=3 {
+            let ip = format!("2001:db8:48:{i}::1").parse().unwrap();
+            assert_eq!(rates.charge(&format!("t{i}"), ip, 10, 10), None, "/64 number {i}");
+        }
+        let fourth = "2001:db8:48:4::1".parse().unwrap();
+        assert!(rates.charge("t4", fourth, 1, 10).is_some(), "the /48 is spent");
+        assert_eq!(rates.charge("t5", "2001:db8:49:1::1".parse().unwrap(), 1, 10), None);
         // Loopback is trusted by default.
         assert_eq!(rates.charge("t", "127.0.0.1".parse().unwrap(), 1000, 10), None);
     }
