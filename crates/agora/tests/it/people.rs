@@ -34,6 +34,19 @@ async fn login(
     Ok((cookie, csrf))
 }
 
+/// Disable the person `id` (their sessions end).
+async fn disable(app: &TestApp, id: &str) {
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/v1/people/{id}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 async fn make(app: &TestApp, body: Value) -> reqwest::Response {
     app.post("/api/v1/people").bearer_auth(ADMIN).json(&body).send().await.unwrap()
 }
@@ -193,15 +206,7 @@ async fn a_person_logs_in_is_locked_out_disabled_exported_and_erased() {
     let (cookie, _) = login(&app, email, "une nouvelle phrase de passe").await.unwrap();
 
     // Disabled: their session ends at once, and they log in no more.
-    let r = app
-        .client
-        .patch(app.url(&format!("/api/v1/people/{id}")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    disable(&app, &id).await;
     assert_eq!(app.get("/api/v1/me").header("cookie", &cookie).send().await.unwrap().status(), 401);
     let (status, page) = login(&app, email, "une nouvelle phrase de passe").await.unwrap_err();
     assert!(status == 401 && page.contains("désactivé"), "{page}");
@@ -252,15 +257,7 @@ async fn a_live_stream_opened_with_a_session_ends_when_the_person_is_disabled() 
         while let Ok(Some(_)) = events.chunk().await {}
     });
     assert!(quiet.await.is_err(), "the stream ended while the session was live");
-    let r = app
-        .client
-        .patch(app.url(&format!("/api/v1/people/{id}")))
-        .bearer_auth(ADMIN)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    disable(&app, &id).await;
     let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
         while let Ok(Some(_)) = events.chunk().await {}
     });
